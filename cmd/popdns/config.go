@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/popdns/popdns/dnsserver"
+	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+)
+
+// fileConfig is the server configuration file as written; docs/configuration.md
+// documents it. Unknown keys are errors, so a typo cannot silently change
+// how the server runs.
+type fileConfig struct {
+	Listen         []string      `yaml:"listen"`
+	Zones          string        `yaml:"zones"`
+	HTTP           *string       `yaml:"http"`
+	Log            logConfig     `yaml:"log"`
+	QueryLog       bool          `yaml:"query_log"`
+	UDPSize        uint16        `yaml:"edns_udp_size"`
+	NSID           string        `yaml:"nsid"`
+	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout"`
+	TCPMaxQueries  int           `yaml:"tcp_max_queries"`
+}
+
+type logConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// config is the validated configuration the binary runs with.
+type config struct {
+	source   string // the config file, or "built-in demo"
+	dns      dnsserver.Config
+	zonesDir string // for messages; zonesFS is what is read
+	zonesFS  fs.FS
+	httpAddr string // "" turns the HTTP endpoint off
+	logLevel zerolog.Level
+	logJSON  bool
+}
+
+const (
+	defaultListen = "127.0.0.1:5353"
+	defaultHTTP   = "127.0.0.1:8053"
+)
+
+var yamlErrLineRE = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
+
+// decodeConfig strictly decodes a configuration file; errors name the file
+// and line.
+func decodeConfig(file string, data []byte) (*fileConfig, error) {
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &fc, nil // an empty file means all defaults
+		}
+		return nil, locateYAMLError(file, err)
+	}
+	return &fc, nil
+}
+
+// locateYAMLError rewrites yaml's "line N: msg" errors as "file:N: msg".
+func locateYAMLError(file string, err error) error {
+	var te *yaml.TypeError
+	var msgs []string
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		if sub := yamlErrLineRE.FindStringSubmatch(m); sub != nil {
+			m = file + ":" + sub[1] + ": " + strings.Replace(sub[2], " in type main.fileConfig", "", 1)
+			m = strings.Replace(m, " in type main.logConfig", " (in log)", 1)
+		} else {
+			m = file + ": " + m
+		}
+		out[i] = m
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// validate checks the decoded file, applies defaults in one place and
+// resolves the zones directory relative to the config file's directory.
+func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
+	var problems []string
+	bad := func(field, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s: %s: %s", file, field, fmt.Sprintf(format, args...)))
+	}
+	cfg := &config{source: file, logJSON: true, logLevel: zerolog.InfoLevel}
+
+	cfg.dns.Listen = fc.Listen
+	if len(cfg.dns.Listen) == 0 {
+		cfg.dns.Listen = []string{defaultListen}
+	}
+	for _, a := range cfg.dns.Listen {
+		if err := checkHostPort(a); err != nil {
+			bad("listen", "%q: %v", a, err)
+		}
+	}
+	cfg.httpAddr = defaultHTTP
+	if fc.HTTP != nil {
+		cfg.httpAddr = *fc.HTTP
+	}
+	if cfg.httpAddr != "" {
+		if err := checkHostPort(cfg.httpAddr); err != nil {
+			bad("http", "%q: %v (use \"\" to turn the endpoint off)", cfg.httpAddr, err)
+		}
+	}
+	if fc.Log.Level != "" {
+		lvl, err := zerolog.ParseLevel(strings.ToLower(fc.Log.Level))
+		if err != nil || fc.Log.Level == "" {
+			bad("log.level", "%q is not one of debug, info, warn, error", fc.Log.Level)
+		}
+		cfg.logLevel = lvl
+	}
+	switch fc.Log.Format {
+	case "", "json":
+	case "console":
+		cfg.logJSON = false
+	default:
+		bad("log.format", "%q is not json or console", fc.Log.Format)
+	}
+	if fc.UDPSize != 0 && fc.UDPSize < 512 {
+		bad("edns_udp_size", "%d is below the minimum of 512", fc.UDPSize)
+	}
+	if fc.TCPIdleTimeout < 0 {
+		bad("tcp_idle_timeout", "must not be negative")
+	}
+	if fc.TCPMaxQueries < 0 {
+		bad("tcp_max_queries", "must not be negative (0 means unlimited)")
+	}
+	cfg.dns.UDPSize = fc.UDPSize
+	cfg.dns.NSID = fc.NSID
+	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
+	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
+	cfg.dns.QueryLog = fc.QueryLog
+
+	if fc.Zones == "" {
+		bad("zones", "missing: the directory that holds the zone files")
+	} else if baseDir != "" {
+		dir := fc.Zones
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(baseDir, dir)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			bad("zones", "%s is not a directory", dir)
+		}
+		cfg.zonesDir = dir
+		cfg.zonesFS = os.DirFS(dir)
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	return cfg, nil
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("host must be an IP address: %w", err)
+		}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// loadConfigFile reads, decodes and validates a configuration file.
+func loadConfigFile(file string) (*config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	fc, err := decodeConfig(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return fc.validate(file, filepath.Dir(file))
+}

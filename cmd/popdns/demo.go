@@ -1,0 +1,32 @@
+package main
+
+import (
+	"embed"
+	"io/fs"
+)
+
+// demoFiles is the bundled demo: a configuration and its zones, so that
+// `go run ./cmd/popdns` serves something useful on a fresh machine.
+//
+//go:embed demo/popdns.yaml demo/zones
+var demoFiles embed.FS
+
+// demoConfig is the configuration the binary runs with when given no -config.
+func demoConfig() (*config, error) {
+	data, err := demoFiles.ReadFile("demo/popdns.yaml")
+	if err != nil {
+		return nil, err
+	}
+	fc, err := decodeConfig("demo/popdns.yaml", data)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := fc.validate("demo/popdns.yaml", "")
+	if err != nil {
+		return nil, err
+	}
+	cfg.source = "built-in demo"
+	cfg.zonesDir = "built-in demo zones"
+	cfg.zonesFS, err = fs.Sub(demoFiles, "demo/zones")
+	return cfg, err
+}

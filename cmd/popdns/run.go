@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// run is the whole program short of process exit, so tests can drive it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return runCheck(args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, versionString())
+			return nil
+		}
+	}
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	a, err := start(cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+func versionString() string {
+	s := "popdns " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		s += " (" + bi.GoVersion + ")"
+	}
+	return s
+}
+
+// parseServeFlags reads the configuration (the file named by -config, or
+// the built-in demo) and applies the flags that override it.
+func parseServeFlags(args []string, stderr io.Writer) (*config, error) {
+	fl := flag.NewFlagSet("popdns", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprint(stderr, `usage:
+  popdns [flags]            serve (the built-in demo without -config)
+  popdns check PATH...      validate zone files, zone directories or configuration files
+  popdns version            print the version
+
+flags:
+`)
+		fl.PrintDefaults()
+	}
+	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
+	listen := fl.String("listen", "", "DNS listen `addresses`, comma-separated host:port (overrides the config)")
+	httpAddr := fl.String("http", "", "HTTP endpoint `host:port`, \"off\" to disable (overrides the config)")
+	zonesDir := fl.String("zones", "", "zones `directory` (overrides the config)")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitError{}
+		}
+		return nil, err
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (subcommands are check and version)", fl.Arg(0))
+	}
+	var cfg *config
+	var err error
+	if *configFile == "" {
+		cfg, err = demoConfig()
+	} else {
+		cfg, err = loadConfigFile(*configFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if *listen != "" {
+		cfg.dns.Listen = strings.Split(*listen, ",")
+		for _, a := range cfg.dns.Listen {
+			if err := checkHostPort(a); err != nil {
+				return nil, fmt.Errorf("-listen %q: %w", a, err)
+			}
+		}
+	}
+	switch *httpAddr {
+	case "":
+	case "off":
+		cfg.httpAddr = ""
+	default:
+		if err := checkHostPort(*httpAddr); err != nil {
+			return nil, fmt.Errorf("-http %q: %w", *httpAddr, err)
+		}
+		cfg.httpAddr = *httpAddr
+	}
+	if *zonesDir != "" {
+		if st, err := os.Stat(*zonesDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("-zones %s: not a directory", *zonesDir)
+		}
+		cfg.zonesDir = *zonesDir
+		cfg.zonesFS = os.DirFS(*zonesDir)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config, w io.Writer) zerolog.Logger {
+	if !cfg.logJSON {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(cfg.logLevel).With().Timestamp().Logger()
+}
+
+// app is a started popdns: zones loaded, sockets bound, not yet serving.
+type app struct {
+	cfg  *config
+	log  zerolog.Logger
+	dns  *dnsserver.Server
+	http *http.Server
+	httpListener net.Listener
+}
+
+// start loads the zones and binds every socket, so that a bad zone or a
+// busy port fails the start with a clear error before anything is served.
+func start(cfg *config, log zerolog.Logger) (*app, error) {
+	snap, err := zones.Load(cfg.zonesFS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := dnsserver.New(cfg.dns, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetZones(snap)
+	if err := srv.Listen(); err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, dns: srv}
+	if cfg.httpAddr != "" {
+		l, err := net.Listen("tcp", cfg.httpAddr)
+		if err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		a.httpListener = l
+		a.http = &http.Server{Handler: newHTTPHandler(srv, reg), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return a, nil
+}
+
+// serve runs until ctx is done, then shuts everything down gracefully.
+func (a *app) serve(ctx context.Context) error {
+	a.logServing()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.dns.Serve(ctx) })
+	if a.http != nil {
+		g.Go(func() error {
+			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return a.http.Shutdown(shutdownCtx)
+		})
+	}
+	err := g.Wait()
+	a.log.Info().Msg("popdns stopped")
+	return err
+}
+
+// logServing writes the one line that tells a person what is served and
+// how to try it.
+func (a *app) logServing() {
+	snap := a.dns.Zones()
+	var origins []string
+	for _, z := range snap.Zones() {
+		origins = append(origins, z.Origin())
+	}
+	addrs := a.dns.Addrs()
+	ev := a.log.Info().Str("config", a.cfg.source).Strs("zones", origins).Strs("dns", addrs)
+	if a.httpListener != nil {
+		ev = ev.Str("http", a.httpListener.Addr().String())
+	}
+	if len(addrs) > 0 && len(origins) > 0 {
+		ev = ev.Str("try", digHint(addrs[0], snap))
+	}
+	ev.Msg("popdns serving")
+}
+
+// digHint is a dig command that gets a real answer from the first zone.
+func digHint(addr string, snap *zones.Snapshot) string {
+	host, port, _ := net.SplitHostPort(addr)
+	z := snap.Zones()[0]
+	name, qtype := z.Origin(), "SOA"
+	if n := z.Node("www." + z.Origin()); n != nil && len(n.RRsets()) > 0 {
+		name, qtype = "www."+z.Origin(), "A"
+	}
+	return fmt.Sprintf("dig @%s -p %s %s %s", host, port, strings.TrimSuffix(name, "."), qtype)
+}

@@ -1,0 +1,144 @@
+package dnsserver
+
+import (
+	"net"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// acceptQuery screens a message by its header before miekg/dns decodes the
+// rest: responses are dropped (answering them invites loops), opcodes other
+// than QUERY get NOTIMP, and anything but exactly one question is FORMERR.
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qrBit = 1 << 15
+	if dh.Bits&qrBit != 0 {
+		return dns.MsgIgnore
+	}
+	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount != 1 || dh.Ancount > 0 || dh.Nscount > 0 || dh.Arcount > 2 {
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// ServeDNS answers one query. It is the dns.Handler of every listener and
+// is safe for concurrent use. A panic while answering is contained: the
+// client gets SERVFAIL, the panic is counted and logged once, and the
+// process keeps serving.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	start := time.Now()
+	tcp := isTCP(w)
+	defer func() {
+		if p := recover(); p != nil {
+			s.answerPanic(w, req, p)
+		}
+	}()
+	resp, referral := s.respond(req)
+	if resp == nil {
+		return
+	}
+	fit(resp, s.sizeLimit(parseEDNS(req), tcp), referral)
+	if err := w.WriteMsg(resp); err != nil {
+		s.log.Debug().Err(err).Msg("write reply")
+		return
+	}
+	s.observe(req, resp, tcp, start)
+}
+
+// respond builds the reply to req, without regard to its size. It returns
+// nil when the query deserves no reply, and whether the reply is a referral.
+func (s *Server) respond(req *dns.Msg) (*dns.Msg, bool) {
+	if req.Response {
+		return nil, false
+	}
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	edns := parseEDNS(req)
+	referral := s.answer(req, resp, edns)
+	// An OPT in the reply exactly when the query had one (RFC 6891 §7), last
+	// in the additional section.
+	if edns.present && edns.count == 1 {
+		resp.Extra = append(resp.Extra, s.replyOPT(edns))
+	}
+	return resp, referral
+}
+
+// answer sets resp's rcode and sections for req and reports whether the
+// reply is a referral.
+func (s *Server) answer(req, resp *dns.Msg, edns ednsRequest) bool {
+	if req.Opcode != dns.OpcodeQuery {
+		resp.Rcode = dns.RcodeNotImplemented
+		return false
+	}
+	if edns.count > 1 || len(req.Question) != 1 {
+		resp.Rcode = dns.RcodeFormatError // RFC 6891 §6.1.1, RFC 9619
+		return false
+	}
+	if edns.present && edns.version != 0 {
+		resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
+		return false
+	}
+	q := req.Question[0]
+	switch {
+	case q.Qclass != dns.ClassINET:
+		resp.Rcode = dns.RcodeRefused // we only hold IN data
+		return false
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+		resp.Rcode = dns.RcodeRefused // zone transfers are not offered
+		return false
+	case q.Qtype == dns.TypeOPT || q.Qtype == dns.TypeTSIG || q.Qtype == dns.TypeTKEY:
+		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1)
+		return false
+	}
+	qname := strings.ToLower(q.Name)
+	snap := s.zones.Load()
+	zone := snap.Match(qname)
+	if zone == nil {
+		resp.Rcode = dns.RcodeRefused
+		return false
+	}
+	resolve(snap, zone, resp, qname, q.Qtype)
+	return !resp.Authoritative && len(resp.Ns) > 0
+}
+
+func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any) {
+	s.metrics.panics.Inc()
+	qname := ""
+	if req != nil && len(req.Question) > 0 {
+		qname = req.Question[0].Name
+	}
+	s.log.Error().Str("qname", qname).Interface("panic", p).Bytes("stack", debug.Stack()).
+		Msg("panic while answering a query; replied SERVFAIL")
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	_ = w.WriteMsg(m)
+}
+
+func (s *Server) observe(req, resp *dns.Msg, tcp bool, start time.Time) {
+	proto := "udp"
+	if tcp {
+		proto = "tcp"
+	}
+	var qtype uint16
+	qname := ""
+	if len(req.Question) > 0 {
+		qtype, qname = req.Question[0].Qtype, req.Question[0].Name
+	}
+	elapsed := time.Since(start)
+	s.metrics.requests.WithLabelValues(proto, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
+	s.metrics.duration.WithLabelValues(proto).Observe(elapsed.Seconds())
+	if s.cfg.QueryLog {
+		s.log.Info().Str("proto", proto).Str("qname", qname).Str("qtype", dns.TypeToString[qtype]).
+			Str("rcode", dns.RcodeToString[resp.Rcode]).Dur("took", elapsed).Msg("query")
+	}
+}
+
+func isTCP(w dns.ResponseWriter) bool {
+	_, ok := w.LocalAddr().(*net.TCPAddr)
+	return ok
+}

@@ -1,0 +1,57 @@
+package dnsserver
+
+import (
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus collectors, registered on the
+// registry the caller gives New, never on a global one.
+type metrics struct {
+	requests *prometheus.CounterVec
+	panics   prometheus.Counter
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "requests_total",
+			Help: "DNS queries answered, by transport, query type and response code.",
+		}, []string{"proto", "qtype", "rcode"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "panics_total",
+			Help: "Queries whose handling panicked and were answered SERVFAIL.",
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "request_duration_seconds",
+			Help:    "Time from a decoded query to its reply being written.",
+			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2},
+		}, []string{"proto"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// qtypeLabel keeps the qtype label bounded: types outside this list are
+// counted as "other", so a scan of random types cannot grow Prometheus.
+func qtypeLabel(t uint16) string {
+	switch t {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeMX, dns.TypeNS, dns.TypeSOA,
+		dns.TypeTXT, dns.TypeSRV, dns.TypePTR, dns.TypeCAA, dns.TypeDS, dns.TypeDNSKEY,
+		dns.TypeHTTPS, dns.TypeSVCB, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeNAPTR:
+		return dns.TypeToString[t]
+	}
+	return "other"
+}
+
+func rcodeLabel(rcode int) string {
+	if s, ok := dns.RcodeToString[rcode]; ok {
+		return s
+	}
+	return "other"
+}

@@ -1,0 +1,227 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Config is the validated configuration of a Server. The zero value of
+// each optional field means its documented default.
+type Config struct {
+	// Listen lists host:port addresses; each serves UDP and TCP. Port 0
+	// picks a free port, the same one for both transports.
+	Listen []string
+	// UDPSize is the EDNS payload size we advertise and the most we send
+	// over UDP. Default 1232, which avoids IP fragmentation (DNS flag day 2020).
+	UDPSize uint16
+	// NSID is returned to clients that ask for it (RFC 5001); empty: off.
+	NSID string
+	// TCPIdleTimeout closes a TCP connection that has sent no query for
+	// this long (RFC 7766 §6.2.3). Default 10 s.
+	TCPIdleTimeout time.Duration
+	// TCPMaxQueries closes a TCP connection after this many queries;
+	// default 0 is unlimited.
+	TCPMaxQueries int
+	// QueryLog logs every query at info level. Meant for debugging: it
+	// costs far more than answering.
+	QueryLog bool
+}
+
+// DefaultUDPSize is the EDNS payload size advertised when Config leaves it 0.
+const DefaultUDPSize = 1232
+
+// DefaultTCPIdleTimeout applies when Config.TCPIdleTimeout is 0.
+const DefaultTCPIdleTimeout = 10 * time.Second
+
+// Server answers DNS queries over UDP and TCP from the latest zones
+// snapshot. Its methods are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	nsidHex string
+	log     zerolog.Logger
+	metrics *metrics
+	zones   atomic.Pointer[zones.Snapshot] // nil until the first SetZones
+
+	mu        sync.Mutex // mu guards the fields below
+	listeners []listener
+	servers   []*dns.Server
+}
+
+// listener is one address, bound for both transports.
+type listener struct {
+	udp net.PacketConn
+	tcp net.Listener
+}
+
+// New validates cfg and returns a Server that has not yet bound any socket.
+// Metrics are registered on reg.
+func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if len(cfg.Listen) == 0 {
+		return nil, errors.New("dnsserver: no listen address")
+	}
+	if cfg.UDPSize == 0 {
+		cfg.UDPSize = DefaultUDPSize
+	}
+	if cfg.UDPSize < dns.MinMsgSize {
+		return nil, fmt.Errorf("dnsserver: udp size %d is below the minimum of %d", cfg.UDPSize, dns.MinMsgSize)
+	}
+	if cfg.TCPIdleTimeout == 0 {
+		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
+	}
+	return &Server{
+		cfg:     cfg,
+		nsidHex: hex.EncodeToString([]byte(cfg.NSID)),
+		log:     log.With().Str("component", "dnsserver").Logger(),
+		metrics: m,
+	}, nil
+}
+
+// SetZones makes snap the data that queries are answered from. The swap is
+// atomic: a query in flight finishes with the snapshot it started with.
+func (s *Server) SetZones(snap *zones.Snapshot) { s.zones.Store(snap) }
+
+// Zones returns the snapshot being served, or nil before the first SetZones.
+func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
+
+// Listen binds every configured address for UDP and TCP. After it returns
+// without error, Addrs reports the bound addresses and Serve may be called.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) > 0 {
+		return errors.New("dnsserver: already listening")
+	}
+	for _, addr := range s.cfg.Listen {
+		l, err := bind(addr)
+		if err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	return nil
+}
+
+// bind opens UDP and TCP on addr. For port 0 both must end up on the same
+// port, so it takes TCP's port for UDP and retries if that one is taken.
+func bind(addr string) (listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return listener{}, fmt.Errorf("dnsserver: listen address %q: %w", addr, err)
+	}
+	const attempts = 20
+	for i := 0; ; i++ {
+		tl, err := net.Listen("tcp", addr)
+		if err != nil {
+			return listener{}, fmt.Errorf("dnsserver: listen tcp %s: %w", addr, err)
+		}
+		udpAddr := addr
+		if port == "0" {
+			udpAddr = net.JoinHostPort(host, strconv.Itoa(tl.Addr().(*net.TCPAddr).Port))
+		}
+		pc, err := net.ListenPacket("udp", udpAddr)
+		if err == nil {
+			return listener{udp: pc, tcp: tl}, nil
+		}
+		tl.Close()
+		if port != "0" || i == attempts {
+			return listener{}, fmt.Errorf("dnsserver: listen udp %s: %w", udpAddr, err)
+		}
+	}
+}
+
+// Addrs lists the bound addresses (host:port, UDP and TCP alike), in the
+// order of Config.Listen.
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.tcp.Addr().String()
+	}
+	return out
+}
+
+// Serve answers queries on the bound sockets until ctx is done, then shuts
+// down gracefully: it stops reading and lets queries in flight finish.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.listeners) == 0 {
+		s.mu.Unlock()
+		return errors.New("dnsserver: Serve before Listen")
+	}
+	errc := make(chan error, 2*len(s.listeners))
+	for _, l := range s.listeners {
+		udp := &dns.Server{
+			PacketConn:    l.udp,
+			Handler:       s,
+			UDPSize:       dns.MaxMsgSize,
+			MsgAcceptFunc: acceptQuery,
+			ReadTimeout:   time.Second,
+			WriteTimeout:  time.Second,
+		}
+		tcp := &dns.Server{
+			Listener:      l.tcp,
+			Handler:       s,
+			MsgAcceptFunc: acceptQuery,
+			ReadTimeout:   2 * time.Second,
+			WriteTimeout:  2 * time.Second,
+			IdleTimeout:   func() time.Duration { return s.cfg.TCPIdleTimeout },
+			MaxTCPQueries: s.cfg.TCPMaxQueries,
+		}
+		if s.cfg.TCPMaxQueries == 0 {
+			tcp.MaxTCPQueries = -1
+		}
+		s.servers = append(s.servers, udp, tcp)
+		for _, srv := range []*dns.Server{udp, tcp} {
+			go func() { errc <- srv.ActivateAndServe() }()
+		}
+	}
+	servers := s.servers
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("dnsserver: serve: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.ShutdownContext(shutdownCtx) // fails only for a server that already stopped
+	}
+	return err
+}
+
+// Run binds and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+func (s *Server) closeListenersLocked() {
+	for _, l := range s.listeners {
+		l.udp.Close()
+		l.tcp.Close()
+	}
+	s.listeners = nil
+}

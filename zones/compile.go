@@ -1,0 +1,290 @@
+package zones
+
+import (
+	"crypto/sha256"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// nodeBuild gathers one name's records while a file is validated; the
+// lines are kept so that every error can point at the entry that caused it.
+type nodeBuild struct {
+	name  string
+	order []uint16 // RRset types in order of first appearance
+	sets  map[uint16]*setBuild
+}
+
+type setBuild struct {
+	recs []*recordSpec
+}
+
+// compile validates a decoded file as a whole and builds the immutable Zone.
+// It reports every problem it finds; the Zone is nil if there was any.
+func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
+	var errs ErrorList
+	origin := spec.origin
+	builds := make(map[string]*nodeBuild, len(spec.records))
+	var names []string // first-appearance order, for deterministic errors
+	var soa *recordSpec
+
+	for i := range spec.records {
+		rec := &spec.records[i]
+		hdr := rec.rr.Header()
+		name := hdr.Name
+		switch hdr.Rrtype {
+		case dns.TypeDNAME:
+			errs.errorf(file, rec.line, rec.field, "DNAME is not supported")
+			continue
+		case dns.TypeSOA:
+			if name != origin {
+				errs.errorf(file, rec.line, rec.field, "SOA belongs at the zone apex (@), not at %s", name)
+				continue
+			}
+			if soa != nil {
+				errs.errorf(file, rec.line, rec.field, "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
+				continue
+			}
+			soa = rec
+		}
+		nb := builds[name]
+		if nb == nil {
+			nb = &nodeBuild{name: name, sets: map[uint16]*setBuild{}}
+			builds[name] = nb
+			names = append(names, name)
+		}
+		sb := nb.sets[hdr.Rrtype]
+		if sb == nil {
+			sb = &setBuild{}
+			nb.sets[hdr.Rrtype] = sb
+			nb.order = append(nb.order, hdr.Rrtype)
+		}
+		if dupOf := duplicateOf(sb, rec.rr); dupOf != nil {
+			errs.errorf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
+			continue
+		}
+		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
+			first := sb.recs[0]
+			errs.errorf(file, rec.line, rec.field+".ttl",
+				"TTL %d differs from TTL %d of the same RRset at line %d; RFC 2181 §5.2 requires one TTL per RRset",
+				hdr.Ttl, first.rr.Header().Ttl, first.line)
+			continue
+		}
+		sb.recs = append(sb.recs, rec)
+	}
+
+	if soa == nil {
+		errs.errorf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
+	}
+	if apex := builds[origin]; apex == nil || apex.sets[dns.TypeNS] == nil {
+		errs.errorf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
+	}
+
+	cuts := map[string]bool{}
+	for _, name := range names {
+		nb := builds[name]
+		if nb.sets[dns.TypeNS] != nil && name != origin {
+			cuts[name] = true
+		}
+	}
+	for _, name := range names {
+		checkNode(file, origin, builds[name], cuts, &errs)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	z := &Zone{
+		origin:     origin,
+		file:       file,
+		labels:     dns.CountLabel(origin),
+		nodes:      make(map[string]*Node, len(builds)),
+		records:    len(spec.records),
+		autoSerial: soa.autoSerial,
+		hash:       sha256.Sum256(data),
+	}
+	for _, name := range names {
+		nb := builds[name]
+		node := &Node{name: name, cut: cuts[name], rrsets: make([]RRset, 0, len(nb.order))}
+		for _, t := range nb.order {
+			rrs := make([]dns.RR, len(nb.sets[t].recs))
+			for i, rec := range nb.sets[t].recs {
+				rrs[i] = rec.rr
+			}
+			node.rrsets = append(node.rrsets, RRset{Type: t, RRs: rrs})
+		}
+		z.nodes[name] = node
+	}
+	addEmptyNonTerminals(z)
+	for name, node := range z.nodes {
+		if strings.HasPrefix(name, "*.") {
+			z.nodes[name[2:]].wildcard = node
+		}
+	}
+	z.apex = z.nodes[origin]
+	z.setSOA(soa.rr.(*dns.SOA))
+	for _, node := range z.nodes {
+		for i := range node.rrsets {
+			node.rrsets[i].Additional = z.additionalFor(node, &node.rrsets[i])
+		}
+	}
+	return z, nil
+}
+
+func duplicateOf(sb *setBuild, rr dns.RR) *recordSpec {
+	for _, prev := range sb.recs {
+		if dns.IsDuplicate(prev.rr, rr) {
+			return prev
+		}
+	}
+	return nil
+}
+
+// checkNode applies the rules that involve more than one record at a name:
+// CNAME exclusivity (RFC 1034 §3.6.2, RFC 2181 §10.1), what may sit at and
+// below a zone cut, and where DS may appear.
+func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *ErrorList) {
+	firstRec := func(t uint16) *recordSpec { return nb.sets[t].recs[0] }
+	if cn := nb.sets[dns.TypeCNAME]; cn != nil {
+		if len(cn.recs) > 1 {
+			errs.errorf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
+		}
+		for _, t := range nb.order {
+			if t != dns.TypeCNAME && len(nb.sets[t].recs) > 0 {
+				other := firstRec(t)
+				errs.errorf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
+					dns.TypeToString[t], cn.recs[0].line)
+			}
+		}
+	}
+	if strings.HasPrefix(nb.name, "*.") && nb.sets[dns.TypeNS] != nil {
+		rec := firstRec(dns.TypeNS)
+		errs.errorf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
+	}
+	if ds := nb.sets[dns.TypeDS]; ds != nil && !cuts[nb.name] {
+		rec := ds.recs[0]
+		errs.errorf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
+	}
+	if cuts[nb.name] {
+		for _, t := range nb.order {
+			if t != dns.TypeNS && t != dns.TypeDS && len(nb.sets[t].recs) > 0 {
+				rec := firstRec(t)
+				errs.errorf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
+					dns.TypeToString[t], nb.name)
+			}
+		}
+	}
+	if cut := cutAbove(nb.name, origin, cuts); cut != "" {
+		for _, t := range nb.order {
+			if t != dns.TypeA && t != dns.TypeAAAA && len(nb.sets[t].recs) > 0 {
+				rec := firstRec(t)
+				errs.errorf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
+					dns.TypeToString[t], cut)
+			}
+		}
+	}
+}
+
+// cutAbove returns the zone cut strictly above name, or "".
+func cutAbove(name, origin string, cuts map[string]bool) string {
+	found := ""
+	for off, end := dns.NextLabel(name, 0); !end; off, end = dns.NextLabel(name, off) {
+		parent := name[off:]
+		if parent == origin || len(parent) < len(origin) {
+			break
+		}
+		if cuts[parent] {
+			found = parent // keep going: the topmost cut is the one that hides
+		}
+	}
+	return found
+}
+
+// addEmptyNonTerminals creates the names that exist only because something
+// below them does (RFC 4592 §2.2.2), so they answer NODATA, not NXDOMAIN.
+func addEmptyNonTerminals(z *Zone) {
+	names := make([]string, 0, len(z.nodes))
+	for name := range z.nodes {
+		names = append(names, name)
+	}
+	for _, name := range names {
+		for off, end := dns.NextLabel(name, 0); !end; off, end = dns.NextLabel(name, off) {
+			parent := name[off:]
+			if len(parent) < len(z.origin) {
+				break
+			}
+			if _, ok := z.nodes[parent]; ok {
+				break
+			}
+			z.nodes[parent] = &Node{name: parent}
+		}
+	}
+	if _, ok := z.nodes[z.origin]; !ok {
+		z.nodes[z.origin] = &Node{name: z.origin}
+	}
+}
+
+// setSOA installs soa as the zone's SOA and derives the negative-answer SOA.
+func (z *Zone) setSOA(soa *dns.SOA) {
+	if set := z.apex.RRset(dns.TypeSOA); set != nil {
+		set.RRs[0] = soa
+	}
+	z.soa = soa
+	neg := dns.Copy(soa).(*dns.SOA)
+	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
+	z.negSOA = neg
+}
+
+// additionalFor lists the in-zone addresses of the targets of an NS, MX or
+// SRV RRset (RFC 1034 §4.3.2 step 6, RFC 2782). Glue below a zone cut is
+// only used by the NS RRset of that cut: elsewhere it is not our data.
+func (z *Zone) additionalFor(owner *Node, set *RRset) []dns.RR {
+	var extra []dns.RR
+	seen := map[string]bool{}
+	for _, rr := range set.RRs {
+		var target string
+		switch v := rr.(type) {
+		case *dns.NS:
+			target = v.Ns
+		case *dns.MX:
+			target = v.Mx
+		case *dns.SRV:
+			target = v.Target
+		default:
+			return nil
+		}
+		target = strings.ToLower(target)
+		if seen[target] || !dns.IsSubDomain(z.origin, target) {
+			continue
+		}
+		seen[target] = true
+		node := z.nodes[target]
+		if node == nil {
+			continue
+		}
+		if cut := z.cutAtOrAbove(target); cut != nil && !(set.Type == dns.TypeNS && cut == owner) {
+			continue
+		}
+		for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA} {
+			if s := node.RRset(t); s != nil {
+				extra = append(extra, s.RRs...)
+			}
+		}
+	}
+	return extra
+}
+
+// cutAtOrAbove returns the topmost zone cut at or above name, or nil.
+func (z *Zone) cutAtOrAbove(name string) *Node {
+	var found *Node
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		parent := name[off:]
+		if len(parent) <= len(z.origin) {
+			break
+		}
+		if n := z.nodes[parent]; n != nil && n.cut {
+			found = n
+		}
+	}
+	return found
+}

@@ -1,0 +1,156 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// IsZoneFile reports whether a directory entry name is a zone file: YAML,
+// and not hidden or an editor's temporary file.
+func IsZoneFile(name string) bool {
+	base := path.Base(name)
+	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
+		return false
+	}
+	ext := path.Ext(base)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// ParseFile parses and validates one zone file. file names it in errors.
+// An "auto" serial becomes the current time; Load does better, with the
+// history of the file.
+func ParseFile(file string, data []byte) (*Zone, error) {
+	z, errs := parse(file, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if z.autoSerial {
+		z.setSerial(unixSerial(time.Now()))
+	}
+	return z, nil
+}
+
+func parse(file string, data []byte) (*Zone, ErrorList) {
+	spec, errs := decodeFile(file, data)
+	if spec == nil || len(errs) > 0 {
+		return nil, errs
+	}
+	return compile(file, data, spec)
+}
+
+// Load reads every zone file at the top of fsys and returns the snapshot to
+// serve next, with a Generation one above prev's.
+//
+// Each file stands on its own: a file that fails to load is reported in the
+// returned error (an ErrorList, every problem with file, line and field) and,
+// if prev served a zone from it, that zone keeps serving. The snapshot is
+// never nil. At startup (prev == nil) a caller should treat any error as
+// fatal; on a reload, log it and serve the snapshot.
+func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("zones: read directory: %w", err)
+	}
+	next := &Snapshot{
+		zones:      map[string]*Zone{},
+		byFile:     map[string]*Zone{},
+		fileErrors: map[string]error{},
+		loadedAt:   time.Now(),
+	}
+	if prev != nil {
+		next.generation = prev.generation + 1
+	} else {
+		next.generation = 1
+	}
+	var all ErrorList
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if e.IsDir() || !IsZoneFile(e.Name()) {
+			continue
+		}
+		name := e.Name()
+		z, errs := loadFile(fsys, name, prev)
+		if len(errs) > 0 {
+			all = append(all, errs...)
+			next.fileErrors[name] = errs
+			if prev != nil && prev.byFile[name] != nil {
+				z = prev.byFile[name]
+			} else {
+				continue
+			}
+		}
+		if other, dup := next.zones[z.origin]; dup {
+			err := &Error{File: name, Line: 0, Field: "origin",
+				Msg: fmt.Sprintf("zone %s is already served from %s", z.origin, other.file)}
+			all = append(all, err)
+			next.fileErrors[name] = err
+			continue
+		}
+		next.zones[z.origin] = z
+		next.byFile[name] = z
+	}
+	if len(all) == 0 {
+		return next, nil
+	}
+	return next, all
+}
+
+func loadFile(fsys fs.FS, name string, prev *Snapshot) (*Zone, ErrorList) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, ErrorList{{File: name, Msg: "read: " + errors.Unwrap(err).Error()}}
+	}
+	z, errs := parse(name, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if z.autoSerial {
+		var mtime time.Time
+		if info, err := fs.Stat(fsys, name); err == nil {
+			mtime = info.ModTime()
+		}
+		var old *Zone
+		if prev != nil {
+			old = prev.zones[z.origin]
+		}
+		z.setSerial(autoSerial(z, old, mtime))
+	}
+	return z, nil
+}
+
+// autoSerial gives a zone with `serial: auto` a serial that only moves when
+// its file changes, and then strictly up. The file's modification time is
+// the base, so a restart with unchanged files keeps the serials that
+// secondaries already have, and an edit made later gets a larger one.
+func autoSerial(z, old *Zone, mtime time.Time) uint32 {
+	if mtime.IsZero() {
+		mtime = time.Now() // embedded files have no modification time
+	}
+	serial := unixSerial(mtime)
+	if old == nil {
+		return serial
+	}
+	if old.hash == z.hash {
+		return old.Serial()
+	}
+	// RFC 1982 serial arithmetic: "greater than" within half the space.
+	if d := serial - old.Serial(); d == 0 || d >= 1<<31 {
+		serial = old.Serial() + 1
+	}
+	return serial
+}
+
+func unixSerial(t time.Time) uint32 { return uint32(t.Unix()) }
+
+// setSerial replaces the placeholder serial of an "auto" SOA. It runs before
+// the zone is published, while the zone is still private to the loader.
+func (z *Zone) setSerial(serial uint32) {
+	soa := *z.soa
+	soa.Serial = serial
+	z.setSOA(&soa)
+}

@@ -1,0 +1,359 @@
+package zones
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultTTL applies to records when a zone file names no `ttl`.
+const DefaultTTL = 3600
+
+// maxTTL is the largest TTL RFC 2181 §8 allows; larger values are errors
+// rather than being silently clamped by resolvers.
+const maxTTL = 1<<31 - 1
+
+// recordSpec is one record entry of a zone file, decoded and parsed but not
+// yet checked against the rest of the zone.
+type recordSpec struct {
+	rr         dns.RR
+	line       int    // line of the record entry, for error messages
+	field      string // "records.www[1].a", names the entry in errors
+	ttlSet     bool   // the entry had its own ttl
+	autoSerial bool   // an SOA whose serial is "auto"
+}
+
+// fileSpec is a zone file after decoding: the origin, the default TTL and
+// the record entries in file order.
+type fileSpec struct {
+	origin  string
+	ttl     uint32
+	records []recordSpec
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// decodeFile decodes one YAML zone file. It keeps going after an error so
+// that one run reports every mistake in the file.
+func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
+	var errs ErrorList
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := 0, err.Error()
+		if m := yamlLineRE.FindStringSubmatch(strings.TrimPrefix(msg, "yaml: ")); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		errs.errorf(file, line, "", "invalid YAML: %s", msg)
+		return nil, errs
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		errs.errorf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
+		return nil, errs
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		errs.errorf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
+		return nil, errs
+	}
+
+	spec := &fileSpec{ttl: DefaultTTL}
+	var recordsNode *yaml.Node
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i], root.Content[i+1]
+		if first, dup := seen[key.Value]; dup {
+			errs.errorf(file, key.Line, key.Value, "defined twice (first at line %d)", first)
+			continue
+		}
+		seen[key.Value] = key.Line
+		switch key.Value {
+		case "origin":
+			origin, ok := scalar(val)
+			if !ok || origin == "" {
+				errs.errorf(file, val.Line, "origin", "must be a domain name such as example.com.")
+				continue
+			}
+			fqdn := strings.ToLower(dns.Fqdn(origin))
+			if _, ok := dns.IsDomainName(fqdn); !ok {
+				errs.errorf(file, val.Line, "origin", "%q is not a valid domain name", origin)
+				continue
+			}
+			spec.origin = fqdn
+		case "ttl":
+			ttl, err := parseTTL(val)
+			if err != "" {
+				errs.errorf(file, val.Line, "ttl", "%s", err)
+				continue
+			}
+			spec.ttl = ttl
+		case "records":
+			recordsNode = val
+		default:
+			errs.errorf(file, key.Line, key.Value, "unknown key (expected origin, ttl or records)")
+		}
+	}
+	if spec.origin == "" {
+		if _, present := seen["origin"]; !present {
+			errs.errorf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
+		}
+		return nil, errs
+	}
+	if recordsNode == nil {
+		errs.errorf(file, root.Line, "records", "missing: a zone needs at least an SOA and NS records at @")
+		return nil, errs
+	}
+	if recordsNode.Kind != yaml.MappingNode {
+		errs.errorf(file, recordsNode.Line, "records", "must map owner names to lists of records")
+		return nil, errs
+	}
+
+	owners := map[string]int{}
+	for i := 0; i+1 < len(recordsNode.Content); i += 2 {
+		key, list := recordsNode.Content[i], recordsNode.Content[i+1]
+		field := "records." + key.Value
+		owner, msg := ownerName(key.Value, spec.origin)
+		if msg != "" {
+			errs.errorf(file, key.Line, field, "%s", msg)
+			continue
+		}
+		if first, dup := owners[owner]; dup {
+			errs.errorf(file, key.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
+			continue
+		}
+		owners[owner] = key.Line
+		if list.Kind != yaml.SequenceNode {
+			errs.errorf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
+			continue
+		}
+		for j, entry := range list.Content {
+			rec, ok := decodeRecord(file, owner, field+"["+strconv.Itoa(j)+"]", entry, spec, &errs)
+			if ok {
+				spec.records = append(spec.records, rec)
+			}
+		}
+	}
+	return spec, errs
+}
+
+// ownerName turns a records key into a canonical lowercase FQDN.
+func ownerName(key, origin string) (string, string) {
+	var name string
+	switch {
+	case key == "@":
+		name = origin
+	case key == "":
+		return "", "empty owner name (use @ for the zone apex)"
+	case dns.IsFqdn(key):
+		name = strings.ToLower(key)
+	case origin == ".":
+		name = strings.ToLower(key) + "."
+	default:
+		name = strings.ToLower(key) + "." + origin
+	}
+	if _, ok := dns.IsDomainName(name); !ok || strings.Contains(name, "..") {
+		return "", "not a valid owner name"
+	}
+	if !dns.IsSubDomain(origin, name) {
+		return "", name + " is outside the zone " + origin
+	}
+	return name, ""
+}
+
+// decodeRecord decodes one entry such as `a: 192.0.2.1` or
+// `{ a: 192.0.2.1, ttl: 60 }` and parses its RDATA with miekg/dns, so that
+// every type miekg/dns knows is accepted in its presentation format.
+func decodeRecord(file, owner, field string, entry *yaml.Node, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
+	rec := recordSpec{line: entry.Line, field: field}
+	if entry.Kind != yaml.MappingNode {
+		errs.errorf(file, entry.Line, field, "a record is a mapping of its type to its data, e.g. a: 192.0.2.1")
+		return rec, false
+	}
+	ttl := spec.ttl
+	var typeKey, valNode *yaml.Node
+	ok := true
+	for i := 0; i+1 < len(entry.Content); i += 2 {
+		key, val := entry.Content[i], entry.Content[i+1]
+		if strings.EqualFold(key.Value, "ttl") {
+			t, msg := parseTTL(val)
+			if msg != "" {
+				errs.errorf(file, val.Line, field+".ttl", "%s", msg)
+				ok = false
+				continue
+			}
+			ttl, rec.ttlSet = t, true
+			continue
+		}
+		if _, known := dns.StringToType[strings.ToUpper(key.Value)]; !known {
+			errs.errorf(file, key.Line, field+"."+key.Value, "unknown key: not a record type or ttl")
+			ok = false
+			continue
+		}
+		if typeKey != nil {
+			errs.errorf(file, key.Line, field+"."+key.Value, "one record per entry: this entry already has %s at line %d", typeKey.Value, typeKey.Line)
+			ok = false
+			continue
+		}
+		typeKey, valNode = key, val
+	}
+	if !ok {
+		return rec, false
+	}
+	if typeKey == nil {
+		errs.errorf(file, entry.Line, field, "no record type, e.g. a: 192.0.2.1")
+		return rec, false
+	}
+	typeName := strings.ToUpper(typeKey.Value)
+	rrtype := dns.StringToType[typeName]
+	field += "." + strings.ToLower(typeKey.Value)
+	rec.field = field
+
+	var rdata string
+	switch {
+	case rrtype == dns.TypeSOA && valNode.Kind == yaml.MappingNode:
+		rdata, rec.autoSerial, ok = soaFromMapping(file, field, valNode, errs)
+		if !ok {
+			return rec, false
+		}
+	default:
+		s, isScalar := scalar(valNode)
+		if !isScalar {
+			errs.errorf(file, valNode.Line, field, "the record data must be a single value in presentation format")
+			return rec, false
+		}
+		rdata = s
+	}
+	if rrtype == dns.TypeSOA && valNode.Kind != yaml.MappingNode {
+		rdata, rec.autoSerial = soaAutoSerial(rdata)
+	}
+	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
+		rdata = quoteTXT(rdata)
+	}
+	if strings.TrimSpace(rdata) == "" {
+		errs.errorf(file, valNode.Line, field, "empty record data")
+		return rec, false
+	}
+
+	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
+	if msg != "" {
+		errs.errorf(file, valNode.Line, field, "%s", msg)
+		return rec, false
+	}
+	rec.rr = rr
+	return rec, true
+}
+
+var zoneParserNoiseRE = regexp.MustCompile(`^(?:dns: )?|(?: at line: \d+:\d+)$`)
+
+// parseRR parses one record in presentation format, relative names in the
+// RDATA completed with the zone origin.
+func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, string) {
+	if strings.ContainsAny(rdata, "\n\r") {
+		return nil, "record data must be on one line"
+	}
+	text := owner + " " + strconv.FormatUint(uint64(ttl), 10) + " IN " + typeName + " " + rdata
+	zp := dns.NewZoneParser(strings.NewReader(text), origin, "")
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil {
+		return nil, "bad " + typeName + " data: " + cleanParseError(err.Error())
+	}
+	if !ok || rr == nil {
+		return nil, "bad " + typeName + " data: nothing to parse"
+	}
+	if _, more := zp.Next(); more {
+		return nil, "bad " + typeName + " data: more than one record"
+	}
+	return rr, ""
+}
+
+func cleanParseError(msg string) string {
+	msg = zoneParserNoiseRE.ReplaceAllString(msg, "")
+	return strings.TrimPrefix(strings.TrimSpace(msg), ": ")
+}
+
+// quoteTXT makes a plain YAML string one TXT character-string, so that
+// `txt: v=spf1 -all` means what it says instead of two strings.
+func quoteTXT(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// soaAutoSerial replaces a serial written as "auto" with a placeholder that
+// Load overwrites.
+func soaAutoSerial(rdata string) (string, bool) {
+	f := strings.Fields(rdata)
+	if len(f) == 7 && strings.EqualFold(f[2], "auto") {
+		f[2] = "0"
+		return strings.Join(f, " "), true
+	}
+	return rdata, false
+}
+
+// soaFromMapping accepts the long form of an SOA:
+//
+//	soa: { mname: ns1, rname: hostmaster, serial: auto }
+//
+// with RFC 1912-style defaults for the timers.
+func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, bool, bool) {
+	vals := map[string]string{
+		"serial": "auto", "refresh": "7200", "retry": "3600", "expire": "1209600", "minimum": "300",
+	}
+	order := []string{"mname", "rname", "serial", "refresh", "retry", "expire", "minimum"}
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		k := strings.ToLower(key.Value)
+		s, isScalar := scalar(val)
+		if _, known := vals[k]; !known && k != "mname" && k != "rname" {
+			errs.errorf(file, key.Line, field+"."+key.Value, "unknown key (expected %s)", strings.Join(order, ", "))
+			ok = false
+			continue
+		}
+		if !isScalar {
+			errs.errorf(file, val.Line, field+"."+k, "must be a single value")
+			ok = false
+			continue
+		}
+		vals[k] = s
+	}
+	for _, k := range []string{"mname", "rname"} {
+		if vals[k] == "" {
+			errs.errorf(file, n.Line, field+"."+k, "missing")
+			ok = false
+		}
+	}
+	auto := strings.EqualFold(vals["serial"], "auto")
+	if auto {
+		vals["serial"] = "0"
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = vals[k]
+	}
+	return strings.Join(parts, " "), auto, ok
+}
+
+func scalar(n *yaml.Node) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	return n.Value, true
+}
+
+func parseTTL(n *yaml.Node) (uint32, string) {
+	s, ok := scalar(n)
+	if !ok {
+		return 0, "must be a number of seconds"
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, "must be a whole number of seconds, got " + strconv.Quote(s)
+	}
+	if v > maxTTL {
+		return 0, "must be at most 2147483647 seconds (RFC 2181 §8)"
+	}
+	return uint32(v), ""
+}

@@ -1,0 +1,54 @@
+package zones
+
+import (
+	"sort"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Snapshot is every zone popdns serves at one moment. It is immutable and
+// safe for concurrent use; a reload builds a new Snapshot and the server
+// swaps it in whole, so a query sees one generation from start to end.
+type Snapshot struct {
+	zones      map[string]*Zone // by origin
+	byFile     map[string]*Zone
+	fileErrors map[string]error // files whose latest version failed to load
+	generation uint64
+	loadedAt   time.Time
+}
+
+// Match returns the zone with the longest origin that is a suffix of
+// qname, a lowercase FQDN, or nil if no zone covers it. It does not allocate.
+func (s *Snapshot) Match(qname string) *Zone {
+	if s == nil || len(s.zones) == 0 {
+		return nil
+	}
+	for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
+		if z, ok := s.zones[qname[off:]]; ok {
+			return z
+		}
+	}
+	return s.zones["."]
+}
+
+// Zones lists the zones by origin, sorted.
+func (s *Snapshot) Zones() []*Zone {
+	out := make([]*Zone, 0, len(s.zones))
+	for _, z := range s.zones {
+		out = append(out, z)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].origin < out[j].origin })
+	return out
+}
+
+// Generation counts loads: each Load returns a snapshot one higher than the
+// one it was given.
+func (s *Snapshot) Generation() uint64 { return s.generation }
+
+// LoadedAt is when the snapshot was built.
+func (s *Snapshot) LoadedAt() time.Time { return s.loadedAt }
+
+// FileError is the error of the latest attempt to load file, or nil if its
+// latest version is the one being served.
+func (s *Snapshot) FileError(file string) error { return s.fileErrors[file] }

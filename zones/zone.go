@@ -1,0 +1,84 @@
+package zones
+
+import (
+	"github.com/miekg/dns"
+)
+
+// Zone is one compiled zone: its origin, SOA and every name it owns, keyed
+// by canonical lowercase FQDN. A Zone is immutable once returned by this
+// package and safe for concurrent use.
+type Zone struct {
+	origin     string
+	file       string
+	labels     int // labels in origin, to find where it starts inside a qname
+	apex       *Node
+	soa        *dns.SOA
+	negSOA     dns.RR // SOA with the negative-caching TTL, for NXDOMAIN/NODATA
+	nodes      map[string]*Node
+	records    int
+	autoSerial bool
+	hash       [32]byte // of the file's bytes; an unchanged file keeps its serial
+}
+
+// Node is one name in a zone and the RRsets it owns. An empty non-terminal is
+// a Node without RRsets: it exists, so it answers NODATA rather than NXDOMAIN.
+type Node struct {
+	name     string
+	rrsets   []RRset
+	cut      bool  // NS below the apex: a delegation point
+	wildcard *Node // the "*." child of this node, the source of synthesis below it
+}
+
+// RRset is all records of one type at one name, in file order, plus the
+// addresses that belong in the additional section when it is answered
+// (in-zone targets of NS, MX and SRV), computed once at load time.
+type RRset struct {
+	Type       uint16
+	RRs        []dns.RR
+	Additional []dns.RR
+}
+
+// Origin is the zone's apex as a lowercase FQDN.
+func (z *Zone) Origin() string { return z.origin }
+
+// File is the name of the file the zone was loaded from.
+func (z *Zone) File() string { return z.file }
+
+// Serial is the SOA serial in force.
+func (z *Zone) Serial() uint32 { return z.soa.Serial }
+
+// SOA is the zone's SOA record. Callers must not modify it.
+func (z *Zone) SOA() *dns.SOA { return z.soa }
+
+// NegativeSOA is the SOA to put in the authority section of NXDOMAIN and
+// NODATA answers: its TTL is min(SOA TTL, SOA minimum), per RFC 2308 §3.
+// Callers must not modify it.
+func (z *Zone) NegativeSOA() dns.RR { return z.negSOA }
+
+// Apex is the node at the zone origin.
+func (z *Zone) Apex() *Node { return z.apex }
+
+// Records is the number of records in the zone.
+func (z *Zone) Records() int { return z.records }
+
+// Node returns the node named name (lowercase FQDN), or nil.
+func (z *Zone) Node(name string) *Node { return z.nodes[name] }
+
+// Name is the node's owner name, a lowercase FQDN.
+func (n *Node) Name() string { return n.name }
+
+// RRsets lists the node's RRsets in file order. Callers must not modify it.
+func (n *Node) RRsets() []RRset { return n.rrsets }
+
+// IsDelegation reports whether the node is a zone cut (NS below the apex).
+func (n *Node) IsDelegation() bool { return n.cut }
+
+// RRset returns the RRset of type t, or nil if the node has none.
+func (n *Node) RRset(t uint16) *RRset {
+	for i := range n.rrsets {
+		if n.rrsets[i].Type == t {
+			return &n.rrsets[i]
+		}
+	}
+	return nil
+}
