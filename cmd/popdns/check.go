@@ -20,7 +20,9 @@ import (
 func runCheck(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	fl.Usage = func() { fmt.Fprintln(stderr, "usage: popdns check PATH...  (zone files, zone directories or configuration files)") }
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: popdns check PATH...  (zone files, zone directories or configuration files)")
+	}
 	if err := fl.Parse(args); err != nil {
 		return exitError{}
 	}

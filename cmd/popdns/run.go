@@ -130,10 +130,10 @@ func newLogger(cfg *config, w io.Writer) zerolog.Logger {
 
 // app is a started popdns: zones loaded, sockets bound, not yet serving.
 type app struct {
-	cfg  *config
-	log  zerolog.Logger
-	dns  *dnsserver.Server
-	http *http.Server
+	cfg          *config
+	log          zerolog.Logger
+	dns          *dnsserver.Server
+	http         *http.Server
 	httpListener net.Listener
 }
 
