@@ -1,0 +1,79 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
+)
+
+// FuzzServeDNS feeds arbitrary bytes through the same steps a packet takes
+// in the server: the header screen, decoding, then ServeDNS. Property: no
+// panic reaches the process, at most one reply is written, and a reply is a
+// well-formed response to the query that fits the client's limit.
+func FuzzServeDNS(f *testing.F) {
+	seed := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(seed(query("www.example.test.", dns.TypeA)), false)                              // plain answer
+	f.Add(seed(query("big.example.test.", dns.TypeTXT)), false)                            // truncation over UDP
+	f.Add(seed(query("big.example.test.", dns.TypeTXT, withEDNS(4096, true))), true)       // EDNS + DO over TCP
+	f.Add(seed(query("a.b.wild.example.test.", dns.TypeTXT)), false)                       // wildcard synthesis
+	f.Add(seed(query("chain1.example.test.", dns.TypeA)), false)                           // CNAME chain across zones
+	f.Add(seed(query("loop1.example.test.", dns.TypeA)), false)                            // CNAME loop
+	f.Add(seed(query("host.sub.example.test.", dns.TypeA)), false)                         // referral with glue
+	f.Add(seed(query("www.example.test.", dns.TypeA, withEDNSVersion(3))), false)          // BADVERS
+	f.Add(seed(query("example.test.", dns.TypeANY)), false)                                // RFC 8482 ANY
+	f.Add([]byte{0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false) // compression pointer loop
+	f.Add([]byte{}, false)                                                                 // empty packet
+
+	s := newTestServer(f, Config{NSID: "fuzz"})
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
+		if len(packet) < 12 {
+			return // the server drops these before decoding
+		}
+		h := dns.Header{
+			Id:      binary.BigEndian.Uint16(packet[0:]),
+			Bits:    binary.BigEndian.Uint16(packet[2:]),
+			Qdcount: binary.BigEndian.Uint16(packet[4:]),
+			Ancount: binary.BigEndian.Uint16(packet[6:]),
+			Nscount: binary.BigEndian.Uint16(packet[8:]),
+			Arcount: binary.BigEndian.Uint16(packet[10:]),
+		}
+		if acceptQuery(h) != dns.MsgAccept {
+			return // miekg/dns answers these itself with FORMERR or NOTIMP
+		}
+		req := new(dns.Msg)
+		if err := req.Unpack(packet); err != nil {
+			return // likewise
+		}
+		w := dnstest.NewUDP("192.0.2.1")
+		if tcp {
+			w = dnstest.NewTCP("192.0.2.1")
+		}
+		s.ServeDNS(w, req)
+		if w.Writes > 1 {
+			t.Fatalf("%d replies to one query", w.Writes)
+		}
+		if w.Writes == 0 {
+			return
+		}
+		if w.PackErr != nil {
+			t.Fatalf("reply does not pack: %v", w.PackErr)
+		}
+		if w.Msg == nil || !w.Msg.Response || w.Msg.Id != req.Id {
+			t.Fatalf("reply is not a response to the query: %v", w.Msg)
+		}
+		if limit := s.sizeLimit(parseEDNS(req), tcp); len(w.Wire) > limit {
+			t.Fatalf("reply of %d bytes exceeds the client's limit %d", len(w.Wire), limit)
+		}
+		if w.Msg.Rcode == dns.RcodeServerFailure {
+			t.Fatalf("SERVFAIL (a contained panic?) for %v", req)
+		}
+	})
+}

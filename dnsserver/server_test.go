@@ -1,0 +1,230 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// startServer runs s on its configured loopback addresses until the test ends.
+func startServer(t *testing.T, s *Server) []string {
+	t.Helper()
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s.Addrs()
+}
+
+func exchange(t *testing.T, net, addr string, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: net, Timeout: 2 * time.Second, UDPSize: 65535}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("%s exchange with %s: %v", net, addr, err)
+	}
+	return r
+}
+
+func TestServeUDPAndTCP(t *testing.T) {
+	cfg := Config{Listen: []string{"127.0.0.1:0"}}
+	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		l.Close()
+		cfg.Listen = append(cfg.Listen, "[::1]:0")
+	}
+	s := newTestServer(t, cfg)
+	addrs := startServer(t, s)
+	if len(addrs) != len(cfg.Listen) {
+		t.Fatalf("bound %v for %v", addrs, cfg.Listen)
+	}
+	for _, addr := range addrs {
+		for _, proto := range []string{"udp", "tcp"} {
+			t.Run(proto+" "+addr, func(t *testing.T) {
+				r := exchange(t, proto, addr, query("WWW.example.test.", dns.TypeA))
+				if !r.Authoritative || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
+					t.Errorf("reply %v", r)
+				}
+				if r.Question[0].Name != "WWW.example.test." {
+					t.Errorf("question %q not echoed as asked", r.Question[0].Name)
+				}
+			})
+		}
+	}
+}
+
+func TestTruncatedOverUDPFullOverTCP(t *testing.T) {
+	addr := startServer(t, newTestServer(t, Config{}))[0]
+	for _, tc := range []struct {
+		name string
+		req  *dns.Msg
+	}{
+		{"no EDNS", query("big.example.test.", dns.TypeTXT)},
+		{"EDNS 4096", query("big.example.test.", dns.TypeTXT, withEDNS(4096, false))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			udp := exchange(t, "udp", addr, tc.req)
+			if !udp.Truncated || len(udp.Answer) != 0 {
+				t.Errorf("UDP: TC %v with %d answers, want TC and none", udp.Truncated, len(udp.Answer))
+			}
+			tcp := exchange(t, "tcp", addr, tc.req)
+			if tcp.Truncated || len(tcp.Answer) != 40 {
+				t.Errorf("TCP: TC %v with %d answers, want the whole RRset of 40", tcp.Truncated, len(tcp.Answer))
+			}
+		})
+	}
+}
+
+// TestTCPPipelining sends several queries on one connection before reading
+// any reply (RFC 7766 §6.2.1.1) and expects every one answered.
+func TestTCPPipelining(t *testing.T) {
+	addr := startServer(t, newTestServer(t, Config{}))[0]
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	names := []string{"www.example.test.", "mail.example.test.", "nope.example.test.", "sip.example.test."}
+	want := map[uint16]string{}
+	var batch []byte
+	for i, name := range names {
+		m := query(name, dns.TypeA)
+		m.Id = uint16(1000 + i)
+		want[m.Id] = name
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = binary.BigEndian.AppendUint16(batch, uint16(len(b)))
+		batch = append(batch, b...)
+	}
+	if _, err := conn.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for range names {
+		var l [2]byte
+		if _, err := io.ReadFull(conn, l[:]); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(conn, b); err != nil {
+			t.Fatal(err)
+		}
+		var r dns.Msg
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		name, ok := want[r.Id]
+		if !ok || r.Question[0].Name != name {
+			t.Fatalf("reply id %d for %q does not match a query", r.Id, r.Question[0].Name)
+		}
+		delete(want, r.Id)
+	}
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	addr := startServer(t, newTestServer(t, Config{TCPIdleTimeout: 100 * time.Millisecond}))[0]
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server must close the idle connection on its own, well before this deadline.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("idle connection still open after 5 s with a 100 ms idle timeout")
+	}
+	if err == nil {
+		t.Fatal("read data from an idle connection")
+	}
+}
+
+// TestGarbageIsSurvived sends undecodable packets and checks that the
+// server answers FORMERR or nothing, and keeps serving.
+func TestGarbageIsSurvived(t *testing.T) {
+	addr := startServer(t, newTestServer(t, Config{}))[0]
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	valid, _ := query("www.example.test.", dns.TypeA).Pack()
+	packets := [][]byte{
+		{},         // empty
+		{0x12},     // shorter than a header
+		valid[:15], // question cut off
+		append(append([]byte{}, valid[:12]...), 0xff, 0xff, 0xff),                      // bad name
+		{0xab, 0xcd, 0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, // pointer loop
+	}
+	for _, p := range packets {
+		if _, err := conn.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Whatever came back for the garbage must be FORMERR; the valid query
+	// sent last must be answered.
+	if _, err := conn.Write(valid); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 65535)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer to a valid query after garbage: %v", err)
+		}
+		var r dns.Msg
+		if err := r.Unpack(buf[:n]); err != nil {
+			t.Fatalf("server sent an undecodable reply: %v", err)
+		}
+		if r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			return
+		}
+		if r.Rcode != dns.RcodeFormatError {
+			t.Fatalf("reply to garbage has rcode %s, want FORMERR", dns.RcodeToString[r.Rcode])
+		}
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, addr := range []string{"no-port", busy.Addr().String()} {
+		s := newTestServer(t, Config{Listen: []string{addr}})
+		if err := s.Listen(); err == nil {
+			t.Errorf("Listen(%q) succeeded", addr)
+		}
+	}
+}
+
+func TestSetZonesSwapsAtomically(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr := startServer(t, s)[0]
+	first := s.Zones()
+	s.SetZones(loadTestZones(t))
+	if s.Zones() == first {
+		t.Fatal("SetZones did not replace the snapshot")
+	}
+	if r := exchange(t, "udp", addr, query("www.example.test.", dns.TypeA)); len(r.Answer) != 1 {
+		t.Errorf("after swap: %v", r)
+	}
+}
