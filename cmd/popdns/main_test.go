@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+const demoZone = "demo/zones/example.test.yaml"
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func copyDemoZone(t *testing.T, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(demoZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "zones/example.test.yaml", string(data))
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		want         string // substring of the error
+	}{
+		{"unknown key names file and line", "zones: zones\nlisen: [127.0.0.1:53]\n", "popdns.yaml:2: field lisen not found"},
+		{"wrong type", "zones: zones\nlisten: 5\n", "popdns.yaml:2:"},
+		{"bad listen address", "zones: zones\nlisten: [localhost]\n", `popdns.yaml: listen: "localhost"`},
+		{"listen host not an IP", "zones: zones\nlisten: [\"example.com:53\"]\n", "host must be an IP address"},
+		{"bad log level", "zones: zones\nlog: {level: loud}\n", "log.level"},
+		{"bad log format", "zones: zones\nlog: {format: xml}\n", "log.format"},
+		{"udp size too small", "zones: zones\nedns_udp_size: 100\n", "edns_udp_size"},
+		{"missing zones", "listen: [127.0.0.1:53]\n", "zones: missing"},
+		{"zones not a directory", "zones: nowhere\n", "zones: "},
+		{"bad duration", "zones: zones\ntcp_idle_timeout: soon\n", "popdns.yaml:2:"},
+		{"invalid YAML", "zones: [\n", "popdns.yaml:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDemoZone(t, dir)
+			_, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", tc.config))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	dir := t.TempDir()
+	copyDemoZone(t, dir)
+	other := filepath.Join(dir, "other")
+	copyDemoZone(t, other)
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nnsid: fra-1\nlog: {level: debug, format: console}\n")
+
+	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.dns.Listen, ","); got != defaultListen || cfg.httpAddr != defaultHTTP {
+		t.Errorf("defaults: listen %s http %s", got, cfg.httpAddr)
+	}
+	if cfg.zonesDir != filepath.Join(dir, "zones") || cfg.dns.NSID != "fra-1" || cfg.logJSON || cfg.logLevel != zerolog.DebugLevel {
+		t.Errorf("config not applied: %+v", cfg)
+	}
+
+	cfg, err = parseServeFlags([]string{"-config", cfgFile, "-listen", "127.0.0.1:0,[::1]:0", "-http", "off", "-zones", filepath.Join(other, "zones")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.dns.Listen, ","); got != "127.0.0.1:0,[::1]:0" || cfg.httpAddr != "" || cfg.zonesDir != filepath.Join(other, "zones") {
+		t.Errorf("flags did not override: listen %s http %q zones %s", got, cfg.httpAddr, cfg.zonesDir)
+	}
+
+	for _, args := range [][]string{
+		{"-listen", "nonsense"}, {"-http", "x"}, {"-zones", filepath.Join(dir, "missing")}, {"-config", filepath.Join(dir, "missing.yaml")}, {"stray"},
+	} {
+		if _, err := parseServeFlags(args, io.Discard); err == nil {
+			t.Errorf("parseServeFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	copyDemoZone(t, dir)
+	good := filepath.Join(dir, "zones/example.test.yaml")
+	bad := writeFile(t, dir, "bad/broken.yaml", "origin: broken.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 2 3 4 5\n    - ns: ns1\n  www:\n    - a: 192.0.2.300\n")
+	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\n")
+	badCfg := writeFile(t, dir, "bad.yaml", "zones: zones\nlisten: [\"1.2.3.4\"]\n")
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantErr    bool
+		wantStdout string
+		wantStderr string
+	}{
+		{"good zone file", []string{good}, false, "zone example.test. serial 2026112201", ""},
+		{"zone directory", []string{filepath.Join(dir, "zones")}, false, "zone example.test.", ""},
+		{"config with its zones", []string{cfg}, false, "configuration", ""},
+		{"bad zone names file line and field", []string{good, bad}, true, "example.test.", bad + ":7: records.www[0].a: bad A data"},
+		{"bad config", []string{badCfg}, true, "", "bad.yaml: listen"},
+		{"missing file", []string{filepath.Join(dir, "nope.yaml")}, true, "", "no such file"},
+		{"no arguments", nil, true, "", "usage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"check"}, tc.args...), &stdout, &stderr)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error %v; stderr %s", err, tc.wantErr, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.wantStdout) || !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stdout %q (want %q)\nstderr %q (want %q)", stdout.String(), tc.wantStdout, stderr.String(), tc.wantStderr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "popdns ") {
+		t.Errorf("version printed %q", out.String())
+	}
+}
+
+func TestStartFailsOnBadZone(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/bad.yaml", "origin: bad.test.\nrecords: {}\n")
+	cfg, err := parseServeFlags([]string{"-zones", filepath.Join(dir, "zones"), "-listen", "127.0.0.1:0", "-http", "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = start(cfg, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml") {
+		t.Errorf("start with a broken zone: %v", err)
+	}
+}
+
+// TestBinaryServesDemo builds the real binary, starts it on free loopback
+// ports with the built-in demo, queries it over UDP and TCP and HTTP, and
+// stops it with SIGTERM, which must exit 0.
+func TestBinaryServesDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "popdns")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var serving string
+	for lines.Scan() {
+		if strings.Contains(lines.Text(), "popdns serving") {
+			serving = lines.Text()
+			break
+		}
+	}
+	if serving == "" {
+		t.Fatalf("no serving line (scan error %v)", lines.Err())
+	}
+	go io.Copy(io.Discard, stderr)
+	m := regexp.MustCompile(`dns=\["([^"]+)"\].*http=(\S+).*try="(dig [^"]+)"`).FindStringSubmatch(serving)
+	if m == nil {
+		t.Fatalf("serving line lacks addresses or a dig hint: %s", serving)
+	}
+	dnsAddr, httpAddr := m[1], m[2]
+	if !strings.Contains(m[3], "www.example.test") {
+		t.Errorf("dig hint %q does not name the demo", m[3])
+	}
+
+	for _, proto := range []string{"udp", "tcp"} {
+		q := new(dns.Msg)
+		q.SetQuestion("www.example.test.", dns.TypeA)
+		r, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(q, dnsAddr)
+		if err != nil {
+			t.Fatalf("%s query: %v", proto, err)
+		}
+		if !r.Authoritative || len(r.Answer) != 1 {
+			t.Errorf("%s reply: %v", proto, r)
+		}
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready: 1 zones", "/metrics": "popdns_dns_requests_total"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d %q, want 200 with %q", path, resp.StatusCode, body, want)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) || ctx.Err() != nil {
+		t.Fatalf("after SIGTERM: %v (context %v)", err, ctx.Err())
+	}
+}
