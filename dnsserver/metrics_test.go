@@ -1,7 +1,13 @@
 package dnsserver
 
 import (
+	"bytes"
+	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/rs/zerolog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -26,5 +32,32 @@ func TestQtypeLabelIsBounded(t *testing.T) {
 	}
 	if qtypeLabel(65000) != "other" {
 		t.Errorf("unknown type label %q, want other", qtypeLabel(65000))
+	}
+}
+
+func TestQueryLog(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		var buf bytes.Buffer
+		s, err := New(Config{Listen: []string{"127.0.0.1:0"}, QueryLog: on}, zerolog.New(&buf), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetZones(loadTestZones(t))
+		s.ServeDNS(dnstest.NewUDP("192.0.2.1"), query("www.example.test.", dns.TypeA))
+		logged := strings.Contains(buf.String(), `"qname":"www.example.test."`)
+		if logged != on {
+			t.Errorf("query_log %v: logged %v: %s", on, logged, buf.String())
+		}
+	}
+}
+
+func TestRequestsCounted(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.ServeDNS(dnstest.NewUDP("192.0.2.1"), query("www.example.test.", dns.TypeA))
+	s.ServeDNS(dnstest.NewTCP("192.0.2.1"), query("nope.example.test.", dns.TypeA))
+	for _, tc := range []struct{ proto, qtype, rcode string }{{"udp", "A", "NOERROR"}, {"tcp", "A", "NXDOMAIN"}} {
+		if got := testutilCounter(t, s.metrics.requests.WithLabelValues(tc.proto, tc.qtype, tc.rcode)); got != 1 {
+			t.Errorf("requests_total%v = %v, want 1", tc, got)
+		}
 	}
 }

@@ -258,7 +258,7 @@ func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, 
 	zp := dns.NewZoneParser(strings.NewReader(text), origin, "")
 	rr, ok := zp.Next()
 	if err := zp.Err(); err != nil {
-		return nil, "bad " + typeName + " data: " + cleanParseError(err.Error())
+		return nil, "bad " + typeName + " data: " + cleanParseError(err.Error(), typeName)
 	}
 	if !ok || rr == nil {
 		return nil, "bad " + typeName + " data: nothing to parse"
@@ -269,9 +269,13 @@ func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, 
 	return rr, ""
 }
 
-func cleanParseError(msg string) string {
-	msg = zoneParserNoiseRE.ReplaceAllString(msg, "")
-	return strings.TrimPrefix(strings.TrimSpace(msg), ": ")
+// cleanParseError trims miekg/dns's `dns: bad MX Pref: "x" at line: 1:20`
+// to `Pref: "x"`, or to `"x"` where the field is the type itself.
+func cleanParseError(msg, typeName string) string {
+	msg = strings.TrimSpace(zoneParserNoiseRE.ReplaceAllString(msg, ""))
+	msg = strings.TrimPrefix(msg, "bad "+typeName+" ")
+	msg = strings.TrimPrefix(msg, typeName+": ")
+	return strings.TrimPrefix(msg, ": ")
 }
 
 // quoteTXT makes a plain YAML string one TXT character-string, so that
