@@ -55,11 +55,3 @@ func (l ErrorList) Unwrap() []error {
 func (l *ErrorList) errorf(file string, line int, field, format string, args ...any) {
 	*l = append(*l, &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
-
-// err returns nil for an empty list so callers can `return zone, errs.err()`.
-func (l ErrorList) err() error {
-	if len(l) == 0 {
-		return nil
-	}
-	return l
-}

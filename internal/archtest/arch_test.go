@@ -1,0 +1,114 @@
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/popdns/popdns/"
+
+// allowed lists, for each package, the popdns packages its non-test files
+// may import (../shared/STYLE.md §2.2): data flows from files and probes up
+// to dnsserver, and only cmd/popdns wires everything together.
+var allowed = map[string][]string{
+	"geo":               {},
+	"healthprobe":       {},
+	"zones":             {"geo"},
+	"dnsserver":         {"zones", "geo", "healthprobe"},
+	"internal/dnstest":  {},
+	"internal/archtest": {},
+	"cmd/popdns":        {"zones", "geo", "healthprobe", "dnsserver"},
+	"crosscheck":        {}, // tests only
+}
+
+// packages maps each package directory (relative to the repo root) to its
+// non-test Go files.
+func packages(t *testing.T) map[string][]string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := map[string][]string{}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		pkgs[filepath.ToSlash(rel)] = append(pkgs[filepath.ToSlash(rel)], path)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
+}
+
+func TestImportDirection(t *testing.T) {
+	for pkg, files := range packages(t) {
+		ok, known := allowed[pkg]
+		if !known {
+			t.Errorf("package %s is not in the import table of internal/archtest; add it with the packages it may import", pkg)
+			continue
+		}
+		for _, file := range files {
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				dep, ours := strings.CutPrefix(path, module)
+				if ours && !slices.Contains(ok, dep) {
+					t.Errorf("%s imports %s; %s may import only %v", file, path, pkg, ok)
+				}
+			}
+		}
+	}
+}
+
+func TestPackageDocs(t *testing.T) {
+	for pkg, files := range packages(t) {
+		docs := 0
+		for _, file := range files {
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Doc != nil {
+				docs++
+				if f.Name.Name != "main" && !strings.HasPrefix(f.Doc.Text(), "Package "+f.Name.Name+" ") {
+					t.Errorf("%s: package doc should start with \"Package %s \"", file, f.Name.Name)
+				}
+			}
+		}
+		if docs != 1 {
+			t.Errorf("package %s has %d package doc comments, want exactly 1", pkg, docs)
+		}
+	}
+}
+
+func TestRepoRootHasNoGoFiles(t *testing.T) {
+	entries, err := os.ReadDir("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".go") {
+			t.Errorf("%s: the repo root holds no Go package; code belongs in the packages of the layout", e.Name())
+		}
+	}
+}
