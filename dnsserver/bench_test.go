@@ -47,8 +47,8 @@ func TestAllocBudget(t *testing.T) {
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, referral := s.respond(q.req)
-				fit(resp, 512, referral)
+				resp, cut := s.respond(q.req)
+				fit(resp, 512, cut)
 			})
 			t.Logf("%.0f allocations per query", got)
 			if got > budget[q.name] {

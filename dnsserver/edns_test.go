@@ -143,25 +143,26 @@ func TestFit(t *testing.T) {
 	}
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	for _, tc := range []struct {
-		name     string
-		answers  int
-		extras   int
-		referral bool
-		limit    int
-		wantTC   bool
-		wantAll  bool // every additional record kept
+		name    string
+		answers int
+		extras  int
+		cut     string // the referral's zone cut, "" for other replies
+		limit   int
+		wantTC  bool
+		wantAll bool // every additional record kept
 	}{
-		{"fits", 1, 2, false, 512, false, true},
-		{"additional dropped quietly", 1, 40, false, 512, false, false},
-		{"referral glue dropped sets TC", 0, 40, true, 512, true, false},
-		{"answer too big empties and sets TC", 40, 0, false, 512, true, true},
+		{"fits", 1, 2, "", 512, false, true},
+		{"additional dropped quietly", 1, 40, "", 512, false, false},
+		{"in-domain glue dropped sets TC", 0, 40, "example.test.", 512, true, false},
+		{"sibling glue dropped quietly", 0, 40, "sib.example.test.", 512, false, false},
+		{"answer too big empties and sets TC", 40, 0, "", 512, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := query("host.example.test.", dns.TypeAAAA)
 			m.Response = true
 			m.Answer = extras(tc.answers)
 			m.Extra = append(extras(tc.extras), opt)
-			fit(m, tc.limit, tc.referral)
+			fit(m, tc.limit, tc.cut)
 			b, err := m.Pack()
 			if err != nil {
 				t.Fatal(err)
@@ -179,7 +180,7 @@ func TestFit(t *testing.T) {
 			if all := kept == tc.extras; all != tc.wantAll {
 				t.Errorf("kept %d of %d additional records", kept, tc.extras)
 			}
-			if kept < tc.extras && !m.Truncated || kept < tc.extras && tc.referral {
+			if kept < tc.extras && (!m.Truncated || tc.cut != "") {
 				// As many as fit are kept: one more would not fit.
 				more := m.Copy()
 				more.Extra = append(extras(kept+1), opt)

@@ -3,12 +3,13 @@ package dnsserver
 import "github.com/miekg/dns"
 
 // fit makes resp no larger than limit bytes. Additional records go first,
-// from the end, as they are optional (RFC 2181 §9) — except a referral's
-// glue, whose loss sets TC (RFC 9471 §3). If the answer and authority
+// from the end, as they are optional (RFC 2181 §9) — except the in-domain
+// glue of a referral to cut, whose loss sets TC (RFC 9471 §3.1); cut is ""
+// for other replies. If the answer and authority
 // sections still do not fit, TC is set and they are emptied, so the
 // resolver retries over TCP (RFC 7766 §5) instead of caching a partial
 // RRset.
-func fit(resp *dns.Msg, limit int, referral bool) {
+func fit(resp *dns.Msg, limit int, cut string) {
 	resp.Compress = true
 	if resp.Len() <= limit {
 		return
@@ -29,9 +30,10 @@ func fit(resp *dns.Msg, limit int, referral bool) {
 		return append(rrs[:len(rrs):len(rrs)], opt)
 	}
 	for len(extra) > 0 {
+		dropped := extra[len(extra)-1]
 		extra = extra[:len(extra)-1]
 		resp.Extra = withOPT(extra)
-		if referral {
+		if cut != "" && dns.IsSubDomain(cut, dropped.Header().Name) {
 			resp.Truncated = true
 		}
 		if resp.Len() <= limit {

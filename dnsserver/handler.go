@@ -38,11 +38,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			s.answerPanic(w, req, p)
 		}
 	}()
-	resp, referral := s.respond(req)
+	resp, cut := s.respond(req)
 	if resp == nil {
 		return
 	}
-	fit(resp, s.sizeLimit(parseEDNS(req), tcp), referral)
+	fit(resp, s.sizeLimit(parseEDNS(req), tcp), cut)
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug().Err(err).Msg("write reply")
 		return
@@ -51,59 +51,62 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 // respond builds the reply to req, without regard to its size. It returns
-// nil when the query deserves no reply, and whether the reply is a referral.
-func (s *Server) respond(req *dns.Msg) (*dns.Msg, bool) {
+// nil when the query deserves no reply, and for a referral the zone cut.
+func (s *Server) respond(req *dns.Msg) (*dns.Msg, string) {
 	if req.Response {
-		return nil, false
+		return nil, ""
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	edns := parseEDNS(req)
-	referral := s.answer(req, resp, edns)
+	cut := s.answer(req, resp, edns)
 	// An OPT in the reply exactly when the query had one (RFC 6891 §7), last
 	// in the additional section.
 	if edns.present && edns.count == 1 {
 		resp.Extra = append(resp.Extra, s.replyOPT(edns))
 	}
-	return resp, referral
+	return resp, cut
 }
 
-// answer sets resp's rcode and sections for req and reports whether the
-// reply is a referral.
-func (s *Server) answer(req, resp *dns.Msg, edns ednsRequest) bool {
+// answer sets resp's rcode and sections for req. For a referral it returns
+// the zone cut, else "".
+func (s *Server) answer(req, resp *dns.Msg, edns ednsRequest) string {
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
-		return false
+		return ""
 	}
 	if edns.count > 1 || len(req.Question) != 1 {
 		resp.Rcode = dns.RcodeFormatError // RFC 6891 §6.1.1, RFC 9619
-		return false
+		return ""
 	}
 	if edns.present && edns.version != 0 {
 		resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
-		return false
+		return ""
 	}
 	q := req.Question[0]
 	switch {
 	case q.Qclass != dns.ClassINET:
 		resp.Rcode = dns.RcodeRefused // we only hold IN data
-		return false
+		return ""
 	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
 		resp.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return false
+		return ""
 	case q.Qtype == dns.TypeOPT || q.Qtype == dns.TypeTSIG || q.Qtype == dns.TypeTKEY:
 		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1)
-		return false
+		return ""
 	}
 	qname := strings.ToLower(q.Name)
 	snap := s.zones.Load()
 	zone := snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused
-		return false
+		return ""
 	}
 	resolve(snap, zone, resp, qname, q.Qtype)
-	return !resp.Authoritative && len(resp.Ns) > 0
+	if !resp.Authoritative && len(resp.Ns) > 0 {
+		return resp.Ns[0].Header().Name
+	}
+	return ""
 }
 
 func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any) {

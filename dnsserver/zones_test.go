@@ -67,6 +67,11 @@ records:
     - a: 192.0.2.70
   a.b.c:
     - a: 192.0.2.80
+  svc:
+    - https: 1 www alpn=h2
+  self:
+    - https: 1 . alpn=h2
+    - a: 192.0.2.90
   sub:
     - ns: ns.sub
     - ds: 12345 13 2 6B5F0F3C2A4C2D8D7A2B6E1E0A3F1C9D8E7B6A5F4E3D2C1B0A9F8E7D6C5B4A39

@@ -2,6 +2,7 @@ package zones
 
 import (
 	"crypto/sha256"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -235,34 +236,46 @@ func (z *Zone) setSOA(soa *dns.SOA) {
 	z.negSOA = neg
 }
 
-// additionalFor lists the in-zone addresses of the targets of an NS, MX or
-// SRV RRset (RFC 1034 §4.3.2 step 6, RFC 2782). Glue below a zone cut is
-// only used by the NS RRset of that cut: elsewhere it is not our data.
+// additionalFor lists the in-zone addresses of the targets of an NS, MX,
+// SRV, SVCB or HTTPS RRset (RFC 1034 §4.3.2 step 6, RFC 2782, RFC 9460
+// §4.1). Glue below a zone cut is not our data, so only the NS RRset of a
+// cut uses it: its own (in-domain) glue first, then sibling glue under
+// other cuts (RFC 9471 §3), so that a reply cut short loses siblings first.
 func (z *Zone) additionalFor(owner *Node, set *RRset) []dns.RR {
-	var extra []dns.RR
-	seen := map[string]bool{}
+	var targets []string
 	for _, rr := range set.RRs {
-		var target string
 		switch v := rr.(type) {
 		case *dns.NS:
-			target = v.Ns
+			targets = append(targets, v.Ns)
 		case *dns.MX:
-			target = v.Mx
+			targets = append(targets, v.Mx)
 		case *dns.SRV:
-			target = v.Target
+			targets = append(targets, v.Target)
+		case *dns.SVCB:
+			targets = appendSVCBTarget(targets, owner.name, v)
+		case *dns.HTTPS:
+			targets = appendSVCBTarget(targets, owner.name, &v.SVCB)
 		default:
 			return nil
 		}
+	}
+	referral := set.Type == dns.TypeNS && owner.cut
+	if referral {
+		// In-domain glue first: stable, so file order decides among equals.
+		slices.SortStableFunc(targets, func(a, b string) int {
+			return boolOrder(!dns.IsSubDomain(owner.name, strings.ToLower(a))) - boolOrder(!dns.IsSubDomain(owner.name, strings.ToLower(b)))
+		})
+	}
+	var extra []dns.RR
+	seen := map[string]bool{}
+	for _, target := range targets {
 		target = strings.ToLower(target)
 		if seen[target] || !dns.IsSubDomain(z.origin, target) {
 			continue
 		}
 		seen[target] = true
 		node := z.nodes[target]
-		if node == nil {
-			continue
-		}
-		if cut := z.cutAtOrAbove(target); cut != nil && !(set.Type == dns.TypeNS && cut == owner) {
+		if node == nil || (z.cutAtOrAbove(target) != nil && !referral) {
 			continue
 		}
 		for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA} {
@@ -272,6 +285,26 @@ func (z *Zone) additionalFor(owner *Node, set *RRset) []dns.RR {
 		}
 	}
 	return extra
+}
+
+// appendSVCBTarget adds the name whose addresses a SVCB/HTTPS record points
+// at: TargetName, or the owner itself for "." in service mode (RFC 9460
+// §2.5). Alias mode with "." means the service does not exist.
+func appendSVCBTarget(targets []string, owner string, v *dns.SVCB) []string {
+	if v.Target != "." {
+		return append(targets, v.Target)
+	}
+	if v.Priority != 0 {
+		return append(targets, owner)
+	}
+	return targets
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // cutAtOrAbove returns the topmost zone cut at or above name, or nil.
