@@ -91,10 +91,11 @@ func TestAcceptQuery(t *testing.T) {
 	}{
 		{"query", dns.Header{Qdcount: 1, Arcount: 1}, dns.MsgAccept},
 		{"response", dns.Header{Bits: qr, Qdcount: 1}, dns.MsgIgnore},
-		{"notify", dns.Header{Bits: notify, Qdcount: 1}, dns.MsgRejectNotImplemented},
-		{"no question", dns.Header{}, dns.MsgReject},
+		{"notify reaches the handler for NOTIMP", dns.Header{Bits: notify, Qdcount: 1, Ancount: 1}, dns.MsgAccept},
+		{"no question reaches the handler for FORMERR", dns.Header{}, dns.MsgAccept},
 		{"two questions", dns.Header{Qdcount: 2}, dns.MsgReject},
-		{"answers in a query", dns.Header{Qdcount: 1, Ancount: 1}, dns.MsgReject},
+		{"answers in a query", dns.Header{Qdcount: 1, Ancount: 2}, dns.MsgReject},
+		{"authority in a query", dns.Header{Qdcount: 1, Nscount: 2}, dns.MsgReject},
 		{"many additional", dns.Header{Qdcount: 1, Arcount: 3}, dns.MsgReject},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

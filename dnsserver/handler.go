@@ -10,17 +10,18 @@ import (
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
-// rest: responses are dropped (answering them invites loops), opcodes other
-// than QUERY get NOTIMP, and anything but exactly one question is FORMERR.
+// rest. Responses are dropped (answering them invites loops). Messages too
+// odd to be worth decoding (records in the answer or authority section,
+// more additional records than OPT and TSIG, more than one question) get
+// FORMERR from miekg/dns. Everything else reaches ServeDNS, which answers
+// other opcodes with NOTIMP and a missing question with FORMERR, keeping
+// the client's OPT and the metrics right.
 func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 	const qrBit = 1 << 15
 	if dh.Bits&qrBit != 0 {
 		return dns.MsgIgnore
 	}
-	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
-		return dns.MsgRejectNotImplemented
-	}
-	if dh.Qdcount != 1 || dh.Ancount > 0 || dh.Nscount > 0 || dh.Arcount > 2 {
+	if dh.Qdcount > 1 || dh.Ancount > 1 || dh.Nscount > 1 || dh.Arcount > 2 {
 		return dns.MsgReject
 	}
 	return dns.MsgAccept

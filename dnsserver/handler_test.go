@@ -150,6 +150,10 @@ func TestServeDNS(t *testing.T) {
 		{name: "qtype OPT is FORMERR", req: query("example.test.", dns.TypeOPT), rcode: dns.RcodeFormatError},
 		{name: "opcode NOTIFY is NOTIMP", req: query("example.test.", dns.TypeSOA, func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify }),
 			rcode: dns.RcodeNotImplemented},
+		{name: "NOTIMP keeps the client's EDNS", req: query("example.test.", dns.TypeSOA, withEDNS(1232, false), func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate }),
+			rcode: dns.RcodeNotImplemented, opt: true},
+		{name: "FORMERR keeps the client's EDNS", req: query("example.test.", dns.TypeA, withEDNS(1232, false), func(m *dns.Msg) { m.Question = nil }),
+			rcode: dns.RcodeFormatError, opt: true},
 		{name: "no question is FORMERR", req: query("example.test.", dns.TypeA, func(m *dns.Msg) { m.Question = nil }),
 			rcode: dns.RcodeFormatError},
 		{name: "two questions is FORMERR", req: query("example.test.", dns.TypeA, func(m *dns.Msg) {

@@ -129,7 +129,7 @@ func bind(addr string) (listener, error) {
 	for i := 0; ; i++ {
 		tl, err := net.Listen("tcp", addr)
 		if err != nil {
-			return listener{}, fmt.Errorf("dnsserver: listen tcp %s: %w", addr, err)
+			return listener{}, fmt.Errorf("dnsserver: %w", err)
 		}
 		udpAddr := addr
 		if port == "0" {
@@ -141,7 +141,7 @@ func bind(addr string) (listener, error) {
 		}
 		tl.Close()
 		if port != "0" || i == attempts {
-			return listener{}, fmt.Errorf("dnsserver: listen udp %s: %w", udpAddr, err)
+			return listener{}, fmt.Errorf("dnsserver: %w", err)
 		}
 	}
 }

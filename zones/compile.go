@@ -28,6 +28,8 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 	builds := make(map[string]*nodeBuild, len(spec.records))
 	var names []string // first-appearance order, for deterministic errors
 	var soa *recordSpec
+	seen := make(map[string]*recordSpec, len(spec.records)) // by identityKey
+	var scratch []byte
 
 	for i := range spec.records {
 		rec := &spec.records[i]
@@ -60,10 +62,13 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 			nb.sets[hdr.Rrtype] = sb
 			nb.order = append(nb.order, hdr.Rrtype)
 		}
-		if dupOf := duplicateOf(sb, rec.rr); dupOf != nil {
+		var key string
+		key, scratch = identityKey(rec.rr, scratch)
+		if dupOf := seen[key]; dupOf != nil {
 			errs.errorf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
+		seen[key] = rec
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
 			errs.errorf(file, rec.line, rec.field+".ttl",
@@ -118,8 +123,11 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 	}
 	addEmptyNonTerminals(z)
 	for name, node := range z.nodes {
-		if strings.HasPrefix(name, "*.") {
-			z.nodes[name[2:]].wildcard = node
+		if parent, ok := strings.CutPrefix(name, "*."); ok {
+			if parent == "" {
+				parent = "." // the wildcard of the root zone
+			}
+			z.nodes[parent].wildcard = node
 		}
 	}
 	z.apex = z.nodes[origin]
@@ -132,13 +140,27 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 	return z, nil
 }
 
-func duplicateOf(sb *setBuild, rr dns.RR) *recordSpec {
-	for _, prev := range sb.recs {
-		if dns.IsDuplicate(prev.rr, rr) {
-			return prev
-		}
+// identityKey is what makes two records the same record (RFC 2181 §5):
+// owner, type and RDATA on the wire, TTL aside. Comparing wire bytes makes
+// hex digests that differ only in letter case equal, as they are. Names in
+// RDATA were lowercased by the parser. scratch is reused between calls.
+func identityKey(rr dns.RR, scratch []byte) (string, []byte) {
+	hdr := rr.Header()
+	need := dns.Len(rr) + 64
+	if cap(scratch) < need {
+		scratch = make([]byte, need)
 	}
-	return nil
+	buf := scratch[:cap(scratch)]
+	nameLen, err := dns.PackDomainName(hdr.Name, buf, 0, nil, false)
+	if err != nil {
+		return rr.String(), scratch
+	}
+	end, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil { // the parser packed it already, so this does not happen
+		return rr.String(), scratch
+	}
+	const typeClassTTLRdlength = 10
+	return hdr.Name + "\x00" + dns.TypeToString[hdr.Rrtype] + "\x00" + string(buf[nameLen+typeClassTTLRdlength:end]), scratch
 }
 
 // checkNode applies the rules that involve more than one record at a name:

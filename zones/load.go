@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -54,7 +55,7 @@ func parse(file string, data []byte) (*Zone, ErrorList) {
 func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("zones: read directory: %w", err)
+		return keep(prev), fmt.Errorf("zones: read directory: %w", err)
 	}
 	next := &Snapshot{
 		zones:      map[string]*Zone{},
@@ -100,10 +101,28 @@ func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
 	return next, all
 }
 
+// keep is the snapshot to serve when nothing could be read: the previous
+// one's zones under a new generation, or none at startup.
+func keep(prev *Snapshot) *Snapshot {
+	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{}, loadedAt: time.Now(), generation: 1}
+	if prev != nil {
+		maps.Copy(next.zones, prev.zones)
+		maps.Copy(next.byFile, prev.byFile)
+		maps.Copy(next.fileErrors, prev.fileErrors)
+		next.generation = prev.generation + 1
+	}
+	return next
+}
+
 func loadFile(fsys fs.FS, name string, prev *Snapshot) (*Zone, ErrorList) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, ErrorList{{File: name, Msg: "read: " + errors.Unwrap(err).Error()}}
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		return nil, ErrorList{{File: name, Msg: "cannot read: " + msg}}
 	}
 	z, errs := parse(name, data)
 	if len(errs) > 0 {

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,6 +155,9 @@ func ownerName(key, origin string) (string, string) {
 	default:
 		name = strings.ToLower(key) + "." + origin
 	}
+	if strings.ContainsFunc(key, badOwnerRune) {
+		return "", "not a valid owner name: no spaces, control characters, quotes, parentheses or ; in a name"
+	}
 	if _, ok := dns.IsDomainName(name); !ok || strings.Contains(name, "..") {
 		return "", "not a valid owner name"
 	}
@@ -161,6 +165,12 @@ func ownerName(key, origin string) (string, string) {
 		return "", name + " is outside the zone " + origin
 	}
 	return name, ""
+}
+
+// badOwnerRune rejects what would change the meaning of a master-file line
+// built from the name, or what no operator means in a name.
+func badOwnerRune(r rune) bool {
+	return r <= ' ' || r == 0x7f || strings.ContainsRune(`;()"`, r)
 }
 
 // decodeRecord decodes one entry such as `a: 192.0.2.1` or
@@ -178,13 +188,19 @@ func decodeRecord(file, owner, field string, entry *yaml.Node, spec *fileSpec, e
 	for i := 0; i+1 < len(entry.Content); i += 2 {
 		key, val := entry.Content[i], entry.Content[i+1]
 		if strings.EqualFold(key.Value, "ttl") {
+			if rec.ttlSet {
+				errs.errorf(file, key.Line, field+".ttl", "ttl given twice in one entry")
+				ok = false
+				continue
+			}
+			rec.ttlSet = true
 			t, msg := parseTTL(val)
 			if msg != "" {
 				errs.errorf(file, val.Line, field+".ttl", "%s", msg)
 				ok = false
 				continue
 			}
-			ttl, rec.ttlSet = t, true
+			ttl = t
 			continue
 		}
 		if _, known := dns.StringToType[strings.ToUpper(key.Value)]; !known {
@@ -225,16 +241,21 @@ func decodeRecord(file, owner, field string, entry *yaml.Node, spec *fileSpec, e
 			return rec, false
 		}
 		rdata = s
-	}
-	if rrtype == dns.TypeSOA && valNode.Kind != yaml.MappingNode {
-		rdata, rec.autoSerial = soaAutoSerial(rdata)
-	}
-	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
-		rdata = quoteTXT(rdata)
+		if rrtype == dns.TypeSOA {
+			var msg string
+			rdata, rec.autoSerial, msg = soaShortForm(rdata)
+			if msg != "" {
+				errs.errorf(file, valNode.Line, field, "%s", msg)
+				return rec, false
+			}
+		}
 	}
 	if strings.TrimSpace(rdata) == "" {
 		errs.errorf(file, valNode.Line, field, "empty record data")
 		return rec, false
+	}
+	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
+		rdata = quoteTXT(rdata)
 	}
 
 	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
@@ -266,7 +287,42 @@ func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, 
 	if _, more := zp.Next(); more {
 		return nil, "bad " + typeName + " data: more than one record"
 	}
+	if rr.Header().Name != owner {
+		return nil, "bad " + typeName + " data: the owner name did not survive parsing"
+	}
+	canonicalNames(rr)
+	// Some fields (hex digests, for instance) are checked only when packed;
+	// a record we cannot put on the wire must fail here, not per query.
+	if _, err := dns.PackRR(rr, make([]byte, dns.Len(rr)+64), 0, nil, false); err != nil {
+		return nil, "bad " + typeName + " data: " + cleanParseError(err.Error(), typeName)
+	}
 	return rr, ""
+}
+
+// canonicalNames lowercases the domain names inside RDATA of the common
+// types (the RFC 4034 §6.2 canonical form), so that records differing only
+// in case are seen as the duplicates they are and answers are stable.
+func canonicalNames(rr dns.RR) {
+	switch v := rr.(type) {
+	case *dns.NS:
+		v.Ns = strings.ToLower(v.Ns)
+	case *dns.CNAME:
+		v.Target = strings.ToLower(v.Target)
+	case *dns.PTR:
+		v.Ptr = strings.ToLower(v.Ptr)
+	case *dns.MX:
+		v.Mx = strings.ToLower(v.Mx)
+	case *dns.SRV:
+		v.Target = strings.ToLower(v.Target)
+	case *dns.SOA:
+		v.Ns, v.Mbox = strings.ToLower(v.Ns), strings.ToLower(v.Mbox)
+	case *dns.NAPTR:
+		v.Replacement = strings.ToLower(v.Replacement)
+	case *dns.SVCB:
+		v.Target = strings.ToLower(v.Target)
+	case *dns.HTTPS:
+		v.Target = strings.ToLower(v.Target)
+	}
 }
 
 // cleanParseError trims miekg/dns's `dns: bad MX Pref: "x" at line: 1:20`
@@ -285,15 +341,32 @@ func quoteTXT(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// soaAutoSerial replaces a serial written as "auto" with a placeholder that
-// Load overwrites.
-func soaAutoSerial(rdata string) (string, bool) {
+// soaShortForm checks an SOA written on one line: all seven fields, since
+// a missing minimum would silently make negative answers uncacheable, and
+// replaces a serial written as "auto" with a placeholder that Load
+// overwrites.
+func soaShortForm(rdata string) (string, bool, string) {
 	f := strings.Fields(rdata)
-	if len(f) == 7 && strings.EqualFold(f[2], "auto") {
-		f[2] = "0"
-		return strings.Join(f, " "), true
+	if len(f) != 7 {
+		return "", false, fmt.Sprintf("SOA needs 7 fields (mname rname serial refresh retry expire minimum), got %d", len(f))
 	}
-	return rdata, false
+	if msg := checkRname(f[1]); msg != "" {
+		return "", false, msg
+	}
+	if strings.EqualFold(f[2], "auto") {
+		f[2] = "0"
+		return strings.Join(f, " "), true, ""
+	}
+	return rdata, false, ""
+}
+
+// checkRname catches the mail-address habit: RFC 1035 §8 writes the
+// mailbox hostmaster@example.com as hostmaster.example.com.
+func checkRname(rname string) string {
+	if strings.Contains(rname, "@") {
+		return "rname " + strconv.Quote(rname) + " is a mailbox written as a name: use hostmaster.example.com., not hostmaster@example.com"
+	}
+	return ""
 }
 
 // soaFromMapping accepts the long form of an SOA:
@@ -328,6 +401,10 @@ func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, 
 			errs.errorf(file, n.Line, field+"."+k, "missing")
 			ok = false
 		}
+	}
+	if msg := checkRname(vals["rname"]); msg != "" {
+		errs.errorf(file, n.Line, field+".rname", "%s", msg)
+		ok = false
 	}
 	auto := strings.EqualFold(vals["serial"], "auto")
 	if auto {

@@ -116,18 +116,21 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.httpAddr = defaultHTTP
 	if fc.HTTP != nil {
 		cfg.httpAddr = *fc.HTTP
+		if cfg.httpAddr == "off" {
+			cfg.httpAddr = ""
+		}
 	}
 	if cfg.httpAddr != "" {
 		if err := checkHostPort(cfg.httpAddr); err != nil {
-			bad("http", "%q: %v (use \"\" to turn the endpoint off)", cfg.httpAddr, err)
+			bad("http", "%q: %v (use off to turn the endpoint off)", cfg.httpAddr, err)
 		}
 	}
-	if fc.Log.Level != "" {
-		lvl, err := zerolog.ParseLevel(strings.ToLower(fc.Log.Level))
-		if err != nil || fc.Log.Level == "" {
-			bad("log.level", "%q is not one of debug, info, warn, error", fc.Log.Level)
-		}
-		cfg.logLevel = lvl
+	switch lvl := strings.ToLower(fc.Log.Level); lvl {
+	case "":
+	case "debug", "info", "warn", "error":
+		cfg.logLevel, _ = zerolog.ParseLevel(lvl)
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", fc.Log.Level)
 	}
 	switch fc.Log.Format {
 	case "", "json":
