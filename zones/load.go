@@ -70,6 +70,7 @@ func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
 	}
 	var all ErrorList
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var loaded []*Zone
 	for _, e := range entries {
 		if e.IsDir() || !IsZoneFile(e.Name()) {
 			continue
@@ -79,26 +80,42 @@ func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
-			if prev != nil && prev.byFile[name] != nil {
-				z = prev.byFile[name]
-			} else {
+			if prev == nil || prev.byFile[name] == nil {
 				continue
 			}
+			z = prev.byFile[name]
 		}
-		if other, dup := next.zones[z.origin]; dup {
-			err := &Error{File: name, Line: 0, Field: "origin",
-				Msg: fmt.Sprintf("zone %s is already served from %s", z.origin, other.file)}
-			all = append(all, err)
-			next.fileErrors[name] = err
+		loaded = append(loaded, z)
+	}
+	// Two files with one origin: the file that was serving the zone keeps
+	// it, so adding a stray copy cannot take a zone over; otherwise the
+	// first by name wins.
+	for _, z := range loaded {
+		other, dup := next.zones[z.origin]
+		if !dup {
+			next.zones[z.origin], next.byFile[z.file] = z, z
 			continue
 		}
-		next.zones[z.origin] = z
-		next.byFile[name] = z
+		winner, loser := other, z
+		if servedFrom(prev, z) && !servedFrom(prev, other) {
+			winner, loser = z, other
+		}
+		err := &Error{File: loser.file, Field: "origin",
+			Msg: fmt.Sprintf("zone %s is already served from %s", loser.origin, winner.file)}
+		all = append(all, err)
+		next.fileErrors[loser.file] = err
+		delete(next.byFile, loser.file)
+		next.zones[z.origin], next.byFile[winner.file] = winner, winner
 	}
 	if len(all) == 0 {
 		return next, nil
 	}
 	return next, all
+}
+
+// servedFrom reports whether prev served z's origin from z's file.
+func servedFrom(prev *Snapshot, z *Zone) bool {
+	return prev != nil && prev.zones[z.origin] != nil && prev.zones[z.origin].file == z.file
 }
 
 // keep is the snapshot to serve when nothing could be read: the previous
@@ -146,6 +163,9 @@ func loadFile(fsys fs.FS, name string, prev *Snapshot) (*Zone, ErrorList) {
 // its file changes, and then strictly up. The file's modification time is
 // the base, so a restart with unchanged files keeps the serials that
 // secondaries already have, and an edit made later gets a larger one.
+// Nothing is remembered across restarts: if a file changed within the same
+// second as its previous version (serial = previous + 1), a restart goes
+// back to the modification time, one lower.
 func autoSerial(z, old *Zone, mtime time.Time) uint32 {
 	if mtime.IsZero() {
 		mtime = time.Now() // embedded files have no modification time

@@ -133,6 +133,30 @@ func TestLoadDuplicateOrigin(t *testing.T) {
 	}
 }
 
+// TestLoadDuplicateOriginKeepsServingFile: a stray copy of a zone added
+// under a name that sorts first must not take the zone over from the file
+// that serves it.
+func TestLoadDuplicateOriginKeepsServingFile(t *testing.T) {
+	prev, err := Load(fstest.MapFS{"b.yaml": zoneFile("example.test.", "192.0.2.2")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Load(fstest.MapFS{
+		"a.yaml": zoneFile("example.test.", "192.0.2.1"),
+		"b.yaml": zoneFile("example.test.", "192.0.2.2"),
+	}, prev)
+	errs := fileErrors(t, err)
+	if len(errs) != 1 || errs[0].File != "a.yaml" || !strings.Contains(errs[0].Msg, "already served from b.yaml") {
+		t.Fatalf("errors = %v, want one on a.yaml naming b.yaml", err)
+	}
+	if got := wwwAddr(snap, "example.test."); got != "192.0.2.2" {
+		t.Errorf("www = %q, want b.yaml's 192.0.2.2", got)
+	}
+	if snap.FileError("b.yaml") != nil || snap.FileError("a.yaml") == nil {
+		t.Errorf("FileError: a.yaml %v, b.yaml %v", snap.FileError("a.yaml"), snap.FileError("b.yaml"))
+	}
+}
+
 func TestLoadPerFileIsolation(t *testing.T) {
 	fs1 := fstest.MapFS{
 		"a.yaml": zoneFile("a.test.", "192.0.2.1"),

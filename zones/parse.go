@@ -346,7 +346,10 @@ func quoteTXT(s string) string {
 // replaces a serial written as "auto" with a placeholder that Load
 // overwrites.
 func soaShortForm(rdata string) (string, bool, string) {
-	f := strings.Fields(rdata)
+	if i := strings.IndexByte(rdata, ';'); i >= 0 {
+		rdata = rdata[:i] // a comment, as in a master file
+	}
+	f := strings.Fields(strings.NewReplacer("(", " ", ")", " ").Replace(rdata))
 	if len(f) != 7 {
 		return "", false, fmt.Sprintf("SOA needs 7 fields (mname rname serial refresh retry expire minimum), got %d", len(f))
 	}

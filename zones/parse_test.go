@@ -901,6 +901,11 @@ func TestParseFileSOA(t *testing.T) {
 			want: "example.test.\t60\tIN\tSOA\tns1.other.test. admin.other.test. 7 1 2 3 4",
 		},
 		{
+			name: "short form with a comment and parentheses",
+			soa:  "    - soa: ns1 hostmaster ( 2026112201 7200 3600 1209600 300 ) ; from the old master file\n",
+			want: "example.test.\t600\tIN\tSOA\tns1.example.test. hostmaster.example.test. 2026112201 7200 3600 1209600 300",
+		},
+		{
 			name: "short form auto serial",
 			soa:  "    - soa: ns1 hostmaster auto 7200 3600 1209600 300\n",
 			want: "example.test.\t600\tIN\tSOA\tns1.example.test. hostmaster.example.test. SERIAL 7200 3600 1209600 300",
