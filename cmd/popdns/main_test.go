@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -237,5 +238,54 @@ func TestBinaryServesDemo(t *testing.T) {
 	var exit *exec.ExitError
 	if errors.As(err, &exit) || ctx.Err() != nil {
 		t.Fatalf("after SIGTERM: %v (context %v)", err, ctx.Err())
+	}
+}
+
+// TestServeConfigFile starts popdns from a configuration file with an IPv4
+// and an IPv6 listener and queries both over UDP and TCP.
+func TestServeConfigFile(t *testing.T) {
+	listen := `["127.0.0.1:0", "[::1]:0"]`
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		listen = `["127.0.0.1:0"]` // no IPv6 loopback on this machine
+	} else {
+		l.Close()
+	}
+	dir := t.TempDir()
+	copyDemoZone(t, dir)
+	cfgFile := writeFile(t, dir, "popdns.yaml", "listen: "+listen+"\nhttp: off\nzones: zones\nnsid: test-1\n")
+	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	for _, addr := range a.dns.Addrs() {
+		for _, proto := range []string{"udp", "tcp"} {
+			q := new(dns.Msg)
+			q.SetQuestion("example.test.", dns.TypeNS)
+			q.SetEdns0(1232, false)
+			q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+			r, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(q, addr)
+			if err != nil {
+				t.Fatalf("%s %s: %v", proto, addr, err)
+			}
+			if len(r.Answer) != 2 || len(r.Extra) < 2 {
+				t.Errorf("%s %s: reply %v", proto, addr, r)
+			}
+			if opt := r.IsEdns0(); opt == nil || len(opt.Option) != 1 {
+				t.Errorf("%s %s: NSID missing: %v", proto, addr, r.IsEdns0())
+			}
+		}
 	}
 }
