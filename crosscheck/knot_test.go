@@ -260,7 +260,7 @@ func TestKnotCrossCheck(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(yamlDir, filepath.Base(zoneYAML)), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := zones.Load(os.DirFS(yamlDir), nil)
+	snap, err := zones.Load(os.DirFS(yamlDir), nil, nil)
 	if err != nil {
 		t.Fatalf("load zone: %v", err)
 	}

@@ -111,7 +111,7 @@ func loadTestZones(t testing.TB) *zones.Snapshot {
 	for name, data := range testZones {
 		fsys[name] = &fstest.MapFile{Data: []byte(data), ModTime: time.Unix(1_700_000_000, 0)}
 	}
-	snap, err := zones.Load(fsys, nil)
+	snap, err := zones.Load(fsys, nil, nil)
 	if err != nil {
 		t.Fatalf("load test zones: %v", err)
 	}

@@ -22,7 +22,7 @@ type setBuild struct {
 
 // compile validates a decoded file as a whole and builds the immutable Zone.
 // It reports every problem it finds; the Zone is nil if there was any.
-func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
+func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
 	builds := make(map[string]*nodeBuild, len(spec.records))
@@ -96,6 +96,7 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 	for _, name := range names {
 		checkNode(file, origin, builds[name], cuts, &errs)
 	}
+	geos := compileGeos(file, origin, spec.geos, builds, cuts, pops, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -120,6 +121,15 @@ func compile(file string, data []byte, spec *fileSpec) (*Zone, ErrorList) {
 			node.rrsets = append(node.rrsets, RRset{Type: t, RRs: rrs})
 		}
 		z.nodes[name] = node
+	}
+	for owner, g := range geos {
+		node := z.nodes[owner]
+		if node == nil {
+			node = &Node{name: owner}
+			z.nodes[owner] = node
+		}
+		node.geo = g
+		z.records++
 	}
 	addEmptyNonTerminals(z)
 	for name, node := range z.nodes {
@@ -206,6 +216,51 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 			}
 		}
 	}
+}
+
+// compileGeos checks each geo record against the rest of the zone and
+// resolves its targets in the PoP inventory.
+func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, pops *PoPs, errs *ErrorList) map[string]*Geo {
+	geos := map[string]*Geo{}
+	lines := map[string]int{}
+	for _, gs := range specs {
+		if first, dup := lines[gs.owner]; dup {
+			errs.errorf(file, gs.line, gs.field, "a name has at most one geo record (first at line %d)", first)
+			continue
+		}
+		lines[gs.owner] = gs.line
+		if nb := builds[gs.owner]; nb != nil {
+			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
+				if set := nb.sets[t]; set != nil && len(set.recs) > 0 {
+					errs.errorf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
+						dns.TypeToString[t], gs.line, dns.TypeToString[t])
+				}
+			}
+		}
+		if cuts[gs.owner] || cutAbove(gs.owner, origin, cuts) != "" {
+			errs.errorf(file, gs.line, gs.field, "a geo record at or below a delegation would never be served")
+		}
+		g := gs.geo
+		g.Targets = slices.Clone(g.Targets)
+		ok := true
+		for i, name := range gs.names {
+			pop := pops.Get(name)
+			if pop == nil {
+				known := "none are configured"
+				if names := pops.Names(); len(names) > 0 {
+					known = "known: " + strings.Join(names, ", ")
+				}
+				errs.errorf(file, gs.lines[i], gs.field+".targets."+name, "unknown PoP %q (%s)", name, known)
+				ok = false
+				continue
+			}
+			g.Targets[i].PoP = pop
+		}
+		if ok {
+			geos[gs.owner] = &g
+		}
+	}
+	return geos
 }
 
 // cutAbove returns the zone cut strictly above name, or "".

@@ -43,7 +43,7 @@ records:
 
 func exportTestZone(t *testing.T) *Zone {
 	t.Helper()
-	z, err := ParseFile("export.test.yaml", []byte(exportZone))
+	z, err := ParseFile("export.test.yaml", []byte(exportZone), nil)
 	if err != nil {
 		t.Fatalf("ParseFile: %v", err)
 	}

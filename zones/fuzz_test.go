@@ -116,7 +116,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
 		defer failOnPanic(t)
-		z, err := ParseFile(file, data)
+		z, err := ParseFile(file, data, nil)
 		if err != nil {
 			if z != nil {
 				t.Fatalf("ParseFile returned a zone and an error: %v", err)
@@ -167,7 +167,7 @@ func FuzzParseFile(f *testing.F) {
 }
 
 func FuzzLookup(f *testing.F) {
-	z, err := ParseFile("example.test.yaml", readDemoZone(f))
+	z, err := ParseFile("example.test.yaml", readDemoZone(f), nil)
 	if err != nil {
 		f.Fatalf("demo zone: %v", err)
 	}

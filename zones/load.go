@@ -22,11 +22,11 @@ func IsZoneFile(name string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// ParseFile parses and validates one zone file. file names it in errors.
-// An "auto" serial becomes the current time; Load does better, with the
-// history of the file.
-func ParseFile(file string, data []byte) (*Zone, error) {
-	z, errs := parse(file, data)
+// ParseFile parses and validates one zone file; geo records may name the
+// PoPs in pops. file names it in errors. An "auto" serial becomes the
+// current time; Load does better, with the history of the file.
+func ParseFile(file string, data []byte, pops *PoPs) (*Zone, error) {
+	z, errs := parse(file, data, pops)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -36,32 +36,34 @@ func ParseFile(file string, data []byte) (*Zone, error) {
 	return z, nil
 }
 
-func parse(file string, data []byte) (*Zone, ErrorList) {
+func parse(file string, data []byte, pops *PoPs) (*Zone, ErrorList) {
 	spec, errs := decodeFile(file, data)
 	if spec == nil || len(errs) > 0 {
 		return nil, errs
 	}
-	return compile(file, data, spec)
+	return compile(file, data, spec, pops)
 }
 
 // Load reads every zone file at the top of fsys and returns the snapshot to
-// serve next, with a Generation one above prev's.
+// serve next, with a Generation one above prev's. Geo records may name the
+// PoPs in pops, which the snapshot carries along.
 //
 // Each file stands on its own: a file that fails to load is reported in the
 // returned error (an ErrorList, every problem with file, line and field) and,
 // if prev served a zone from it, that zone keeps serving. The snapshot is
 // never nil. At startup (prev == nil) a caller should treat any error as
 // fatal; on a reload, log it and serve the snapshot.
-func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
+func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return keep(prev), fmt.Errorf("zones: read directory: %w", err)
+		return keep(prev, pops), fmt.Errorf("zones: read directory: %w", err)
 	}
 	next := &Snapshot{
 		zones:      map[string]*Zone{},
 		byFile:     map[string]*Zone{},
 		fileErrors: map[string]error{},
 		loadedAt:   time.Now(),
+		pops:       pops,
 	}
 	if prev != nil {
 		next.generation = prev.generation + 1
@@ -76,7 +78,7 @@ func Load(fsys fs.FS, prev *Snapshot) (*Snapshot, error) {
 			continue
 		}
 		name := e.Name()
-		z, errs := loadFile(fsys, name, prev)
+		z, errs := loadFile(fsys, name, pops, prev)
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
@@ -120,8 +122,8 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 
 // keep is the snapshot to serve when nothing could be read: the previous
 // one's zones under a new generation, or none at startup.
-func keep(prev *Snapshot) *Snapshot {
-	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{}, loadedAt: time.Now(), generation: 1}
+func keep(prev *Snapshot, pops *PoPs) *Snapshot {
+	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{}, loadedAt: time.Now(), generation: 1, pops: pops}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)
 		maps.Copy(next.byFile, prev.byFile)
@@ -131,7 +133,7 @@ func keep(prev *Snapshot) *Snapshot {
 	return next
 }
 
-func loadFile(fsys fs.FS, name string, prev *Snapshot) (*Zone, ErrorList) {
+func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, ErrorList) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		msg := err.Error()
@@ -141,7 +143,7 @@ func loadFile(fsys fs.FS, name string, prev *Snapshot) (*Zone, ErrorList) {
 		}
 		return nil, ErrorList{{File: name, Msg: "cannot read: " + msg}}
 	}
-	z, errs := parse(name, data)
+	z, errs := parse(name, data, pops)
 	if len(errs) > 0 {
 		return nil, errs
 	}

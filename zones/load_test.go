@@ -91,7 +91,7 @@ func TestLoadIgnoresNonZoneFiles(t *testing.T) {
 		"subdir/nested.yaml":      brokenFile, // only the top level is read
 		"subdir.yaml/inside.yaml": brokenFile, // a directory named like a zone file
 	}
-	snap, err := Load(fsys, nil)
+	snap, err := Load(fsys, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestLoadDuplicateOrigin(t *testing.T) {
 		"a.yaml": zoneFile("example.test.", "192.0.2.1"),
 		"b.yaml": zoneFile("Example.Test", "192.0.2.2"), // same origin, spelt differently
 	}
-	snap, err := Load(fsys, nil)
+	snap, err := Load(fsys, nil, nil)
 	errs := fileErrors(t, err)
 	if len(errs) != 1 {
 		t.Fatalf("got %d errors, want 1: %v", len(errs), err)
@@ -137,14 +137,17 @@ func TestLoadDuplicateOrigin(t *testing.T) {
 // under a name that sorts first must not take the zone over from the file
 // that serves it.
 func TestLoadDuplicateOriginKeepsServingFile(t *testing.T) {
-	prev, err := Load(fstest.MapFS{"b.yaml": zoneFile("example.test.", "192.0.2.2")}, nil)
+	prev, err := Load(fstest.MapFS{"b.yaml": zoneFile("example.test.", "192.0.2.2")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap, err := Load(fstest.MapFS{
 		"a.yaml": zoneFile("example.test.", "192.0.2.1"),
 		"b.yaml": zoneFile("example.test.", "192.0.2.2"),
-	}, prev)
+	}, nil,
+
+		prev)
+
 	errs := fileErrors(t, err)
 	if len(errs) != 1 || errs[0].File != "a.yaml" || !strings.Contains(errs[0].Msg, "already served from b.yaml") {
 		t.Fatalf("errors = %v, want one on a.yaml naming b.yaml", err)
@@ -163,7 +166,7 @@ func TestLoadPerFileIsolation(t *testing.T) {
 		"b.yaml": zoneFile("b.test.", "192.0.2.2"),
 		"c.yaml": zoneFile("c.test.", "192.0.2.3"),
 	}
-	s1, err := Load(fs1, nil)
+	s1, err := Load(fs1, nil, nil)
 	if err != nil {
 		t.Fatalf("Load(fs1): %v", err)
 	}
@@ -175,7 +178,7 @@ func TestLoadPerFileIsolation(t *testing.T) {
 		"b.yaml": zoneFile("b.test.", "192.0.2.22"),
 		"d.yaml": {Data: []byte("origin: d.test.\nttl: soon\nrecords: {}\n")},
 	}
-	s2, err := Load(fs2, s1)
+	s2, err := Load(fs2, nil, s1)
 	if s2 == nil {
 		t.Fatalf("Load(fs2) returned a nil snapshot")
 	}
@@ -244,7 +247,7 @@ func TestLoadPerFileIsolation(t *testing.T) {
 
 	// Fixing a.yaml serves the fix and clears its error.
 	fs3 := fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.11"), "b.yaml": fs2["b.yaml"]}
-	s3, err := Load(fs3, s2)
+	s3, err := Load(fs3, nil, s2)
 	if err != nil {
 		t.Fatalf("Load(fs3): %v", err)
 	}
@@ -261,7 +264,7 @@ func TestLoadBrokenAtStartup(t *testing.T) {
 		"a.yaml": brokenFile,
 		"b.yaml": zoneFile("b.test.", "192.0.2.2"),
 	}
-	snap, err := Load(fsys, nil)
+	snap, err := Load(fsys, nil, nil)
 	if snap == nil {
 		t.Fatal("Load returned a nil snapshot")
 	}
@@ -282,7 +285,7 @@ func TestLoadGeneration(t *testing.T) {
 	broken := fstest.MapFS{"a.yaml": brokenFile}
 	var prev *Snapshot
 	for i, step := range []fstest.MapFS{fsys, fsys, broken, fsys, {}} {
-		snap, _ := Load(step, prev)
+		snap, _ := Load(step, nil, prev)
 		if want := uint64(i + 1); snap.Generation() != want {
 			t.Errorf("load %d: Generation = %d, want %d", i+1, snap.Generation(), want)
 		}
@@ -330,7 +333,7 @@ func TestLoadReadError(t *testing.T) {
 						t.Errorf("Load panicked: %v", r)
 					}
 				}()
-				snap, err = Load(readErrFS{MapFS: base, bad: "a.yaml", err: tt.err}, nil)
+				snap, err = Load(readErrFS{MapFS: base, bad: "a.yaml", err: tt.err}, nil, nil)
 			}()
 			if t.Failed() {
 				return
@@ -357,7 +360,7 @@ func (f dirErrFS) Open(name string) (fs.File, error) {
 // never nil": a directory that cannot be read is a failed reload, and a bad
 // reload keeps the last good state.
 func TestLoadDirectoryError(t *testing.T) {
-	prev, err := Load(fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.1")}, nil)
+	prev, err := Load(fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.1")}, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -372,7 +375,7 @@ func TestLoadDirectoryError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snap, err := Load(dirErrFS{gone}, tt.prev)
+			snap, err := Load(dirErrFS{gone}, nil, tt.prev)
 			if !errors.Is(err, gone) {
 				t.Errorf("error = %v, want one wrapping %v", err, gone)
 			}
@@ -471,7 +474,7 @@ func TestLoadAutoSerial(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var prev *Snapshot
 			for i, v := range tt.versions {
-				snap, err := Load(fstest.MapFS{"auto.yaml": autoZone(v.body, v.mtime)}, prev)
+				snap, err := Load(fstest.MapFS{"auto.yaml": autoZone(v.body, v.mtime)}, nil, prev)
 				if err != nil {
 					t.Fatalf("load %d: %v", i+1, err)
 				}
@@ -499,7 +502,7 @@ func TestLoadAutoSerial(t *testing.T) {
 
 func TestLoadAutoSerialNoModTime(t *testing.T) {
 	before := uint32(time.Now().Unix())
-	snap, err := Load(fstest.MapFS{"auto.yaml": autoZone("one", time.Time{})}, nil)
+	snap, err := Load(fstest.MapFS{"auto.yaml": autoZone("one", time.Time{})}, nil, nil)
 	after := uint32(time.Now().Unix())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -513,12 +516,12 @@ func TestLoadFixedSerial(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	fsys := fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.1")}
 	fsys["a.yaml"].ModTime = t0
-	s1, err := Load(fsys, nil)
+	s1, err := Load(fsys, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	changed := fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.2")}
-	s2, err := Load(changed, s1)
+	s2, err := Load(changed, nil, s1)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

@@ -11,7 +11,7 @@ import (
 // mustParseZone parses a zone file that the test expects to be valid.
 func mustParseZone(t *testing.T, file, text string) *Zone {
 	t.Helper()
-	z, err := ParseFile(file, []byte(text))
+	z, err := ParseFile(file, []byte(text), nil)
 	if err != nil {
 		t.Fatalf("ParseFile(%s): %v", file, err)
 	}
@@ -179,7 +179,7 @@ records:
 }
 
 func TestSnapshotMatch(t *testing.T) {
-	snap, err := Load(nestedZones, nil)
+	snap, err := Load(nestedZones, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -215,7 +215,7 @@ func TestSnapshotMatch(t *testing.T) {
 }
 
 func TestSnapshotMatchEmpty(t *testing.T) {
-	empty, err := Load(fstest.MapFS{}, nil)
+	empty, err := Load(fstest.MapFS{}, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -235,7 +235,7 @@ func TestSnapshotMatchEmpty(t *testing.T) {
 }
 
 func TestSnapshotMatchAllocs(t *testing.T) {
-	snap, err := Load(nestedZones, nil)
+	snap, err := Load(nestedZones, nil, nil)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

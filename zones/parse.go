@@ -33,6 +33,7 @@ type fileSpec struct {
 	origin  string
 	ttl     uint32
 	records []recordSpec
+	geos    []*geoSpec
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -131,7 +132,14 @@ func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
 			continue
 		}
 		for j, entry := range list.Content {
-			rec, ok := decodeRecord(file, owner, field+"["+strconv.Itoa(j)+"]", entry, spec, &errs)
+			entryField := field + "[" + strconv.Itoa(j) + "]"
+			if gn := geoEntry(file, entryField, entry, &errs); gn != nil {
+				if gs, ok := decodeGeo(file, owner, entryField+".geo", entry.Line, gn, spec.origin, &errs); ok {
+					spec.geos = append(spec.geos, gs)
+				}
+				continue
+			}
+			rec, ok := decodeRecord(file, owner, entryField, entry, spec, &errs)
 			if ok {
 				spec.records = append(spec.records, rec)
 			}
@@ -156,7 +164,7 @@ func ownerName(key, origin string) (string, string) {
 		name = strings.ToLower(key) + "." + origin
 	}
 	if strings.ContainsFunc(key, badOwnerRune) {
-		return "", "not a valid owner name: no spaces, control characters, quotes, parentheses or ; in a name"
+		return "", "not a valid owner name: no spaces, control characters, double quotes, parentheses or ; in a name"
 	}
 	if _, ok := dns.IsDomainName(name); !ok || strings.Contains(name, "..") {
 		return "", "not a valid owner name"
@@ -165,6 +173,25 @@ func ownerName(key, origin string) (string, string) {
 		return "", name + " is outside the zone " + origin
 	}
 	return name, ""
+}
+
+// geoEntry returns the value of an entry `- geo: {...}`, or nil for any
+// other entry. The geo record's TTL goes inside it, so nothing may stand
+// beside it.
+func geoEntry(file, field string, entry *yaml.Node, errs *ErrorList) *yaml.Node {
+	if entry.Kind != yaml.MappingNode {
+		return nil
+	}
+	var val *yaml.Node
+	for i := 0; i+1 < len(entry.Content); i += 2 {
+		if strings.EqualFold(entry.Content[i].Value, "geo") {
+			val = entry.Content[i+1]
+		}
+	}
+	if val != nil && len(entry.Content) > 2 {
+		errs.errorf(file, entry.Line, field, "a geo entry has only the geo key; put its ttl inside it")
+	}
+	return val
 }
 
 // badOwnerRune rejects what would change the meaning of a master-file line

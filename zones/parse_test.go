@@ -49,7 +49,7 @@ func parseNoPanic(t *testing.T, file string, data []byte) (*Zone, error) {
 			t.Fatalf("ParseFile panicked: %v", r)
 		}
 	}()
-	return ParseFile(file, data)
+	return ParseFile(file, data, nil)
 }
 
 // checkErrors asserts that err is an ErrorList holding exactly the wanted

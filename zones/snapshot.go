@@ -16,7 +16,11 @@ type Snapshot struct {
 	fileErrors map[string]error // files whose latest version failed to load
 	generation uint64
 	loadedAt   time.Time
+	pops       *PoPs
 }
+
+// PoPs is the PoP inventory the zones were checked against.
+func (s *Snapshot) PoPs() *PoPs { return s.pops }
 
 // Match returns the zone with the longest origin that is a suffix of
 // qname, a lowercase FQDN, or nil if no zone covers it. It does not allocate.

@@ -27,7 +27,11 @@ type Node struct {
 	rrsets   []RRset
 	cut      bool  // NS below the apex: a delegation point
 	wildcard *Node // the "*." child of this node, the source of synthesis below it
+	geo      *Geo  // the name's geo record, answering A, AAAA (and CNAME targets)
 }
+
+// Geo is the node's geo record, or nil.
+func (n *Node) Geo() *Geo { return n.geo }
 
 // RRset is all records of one type at one name, in file order, plus the
 // addresses that belong in the additional section when it is answered

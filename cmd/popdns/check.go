@@ -63,7 +63,7 @@ func checkPath(path string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "ok   %s: configuration\n", path)
 		return checkZoneDir(cfg.zonesDir, stdout)
 	}
-	z, err := zones.ParseFile(path, data)
+	z, err := zones.ParseFile(path, data, nil)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func looksLikeZone(data []byte) bool {
 }
 
 func checkZoneDir(dir string, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), nil)
+	snap, err := zones.Load(os.DirFS(dir), nil, nil)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {

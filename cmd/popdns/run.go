@@ -143,7 +143,7 @@ type app struct {
 // start loads the zones and binds every socket, so that a bad zone or a
 // busy port fails the start with a clear error before anything is served.
 func start(cfg *config, log zerolog.Logger) (*app, error) {
-	snap, err := zones.Load(cfg.zonesFS, nil)
+	snap, err := zones.Load(cfg.zonesFS, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}

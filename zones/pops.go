@@ -1,0 +1,223 @@
+package zones
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/popdns/popdns/geo"
+	"go.yaml.in/yaml/v3"
+)
+
+// AdminState is an operator's say over a PoP or a geo target, on top of
+// what health probes find.
+type AdminState uint8
+
+const (
+	// Active: answered whenever it is healthy.
+	Active AdminState = iota
+	// Drain: gets no clients while anything else is eligible, but may
+	// still be answered when when_all_down is nearest or all, since it
+	// works: it is only being emptied.
+	Drain
+	// Down: never answered.
+	Down
+)
+
+func (s AdminState) String() string {
+	switch s {
+	case Drain:
+		return "drain"
+	case Down:
+		return "down"
+	}
+	return "active"
+}
+
+func parseAdminState(s string) (AdminState, bool) {
+	switch strings.ToLower(s) {
+	case "", "active":
+		return Active, true
+	case "drain":
+		return Drain, true
+	case "down":
+		return Down, true
+	}
+	return Active, false
+}
+
+// PoP is one point of presence: where it is and how the operator wants it
+// used.
+type PoP struct {
+	Name      string
+	Point     geo.Point
+	Country   string // ISO 3166-1 alpha-2, optional
+	Continent string // two-letter code, optional
+	State     AdminState
+	Weight    float64 // capacity share under spread_ms; default 1
+}
+
+// PoPs is the PoP inventory. It is immutable and safe for concurrent use;
+// a nil *PoPs is an empty inventory.
+type PoPs struct {
+	byName map[string]*PoP
+	names  []string // sorted
+}
+
+// Get returns the PoP called name, or nil.
+func (p *PoPs) Get(name string) *PoP {
+	if p == nil {
+		return nil
+	}
+	return p.byName[name]
+}
+
+// Names lists the PoP names, sorted.
+func (p *PoPs) Names() []string {
+	if p == nil {
+		return nil
+	}
+	return p.names
+}
+
+// NewPoPs builds an inventory from PoPs already validated by the caller
+// (tests, mostly). Names must be unique.
+func NewPoPs(list ...PoP) (*PoPs, error) {
+	p := &PoPs{byName: make(map[string]*PoP, len(list))}
+	for i := range list {
+		pop := list[i]
+		if pop.Weight == 0 {
+			pop.Weight = 1
+		}
+		if _, dup := p.byName[pop.Name]; dup {
+			return nil, fmt.Errorf("zones: PoP %q listed twice", pop.Name)
+		}
+		p.byName[pop.Name] = &pop
+		p.names = append(p.names, pop.Name)
+	}
+	slices.Sort(p.names)
+	return p, nil
+}
+
+var popNameOK = func(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+// DecodePoPs decodes the `pops` mapping of a server configuration file:
+//
+//	pops:
+//	  fra: { lat: 50.11, lon: 8.68, country: DE, continent: EU }
+//	  iad: { lat: 38.95, lon: -77.45, state: drain, weight: 2 }
+//
+// Errors name file, line and field. A nil or empty node is an empty inventory.
+func DecodePoPs(file string, n *yaml.Node) (*PoPs, error) {
+	var errs ErrorList
+	p := &PoPs{byName: map[string]*PoP{}}
+	if n == nil || n.Kind == 0 || n.Tag == "!!null" {
+		return p, nil
+	}
+	if n.Kind != yaml.MappingNode {
+		errs.errorf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
+		return nil, errs
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		name := key.Value
+		field := "pops." + name
+		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !popNameOK(r) }) >= 0 {
+			errs.errorf(file, key.Line, field, "a PoP name is lowercase letters, digits, - and _")
+			continue
+		}
+		if _, dup := p.byName[name]; dup {
+			errs.errorf(file, key.Line, field, "PoP listed twice")
+			continue
+		}
+		pop, ok := decodePoP(file, field, name, val, &errs)
+		if ok {
+			p.byName[name] = pop
+			p.names = append(p.names, name)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	slices.Sort(p.names)
+	return p, nil
+}
+
+func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, bool) {
+	if n.Kind != yaml.MappingNode {
+		errs.errorf(file, n.Line, field, "must be a mapping with lat and lon")
+		return nil, false
+	}
+	pop := &PoP{Name: name, Weight: 1}
+	ok := true
+	var hasLat, hasLon bool
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		f := field + "." + key.Value
+		s, isScalar := scalar(val)
+		if !isScalar {
+			errs.errorf(file, val.Line, f, "must be a single value")
+			ok = false
+			continue
+		}
+		bad := func(format string, args ...any) {
+			errs.errorf(file, val.Line, f, format, args...)
+			ok = false
+		}
+		switch key.Value {
+		case "lat":
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v < -90 || v > 90 {
+				bad("latitude must be a number from -90 to 90, got %q", s)
+			}
+			pop.Point.Lat, hasLat = v, true
+		case "lon":
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v < -180 || v > 180 {
+				bad("longitude must be a number from -180 to 180, got %q", s)
+			}
+			pop.Point.Lon, hasLon = v, true
+		case "country":
+			if len(s) != 2 {
+				bad("a two-letter ISO 3166-1 code such as DE, got %q", s)
+			}
+			pop.Country = strings.ToUpper(s)
+		case "continent":
+			if !validContinent(strings.ToUpper(s)) {
+				bad("one of AF, AN, AS, EU, NA, OC, SA, got %q", s)
+			}
+			pop.Continent = strings.ToUpper(s)
+		case "state":
+			st, valid := parseAdminState(s)
+			if !valid {
+				bad("one of active, drain, down, got %q", s)
+			}
+			pop.State = st
+		case "weight":
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v <= 0 {
+				bad("a positive number (the PoP's capacity share), got %q", s)
+			}
+			pop.Weight = v
+		default:
+			errs.errorf(file, key.Line, f, "unknown key (expected lat, lon, country, continent, state, weight)")
+			ok = false
+		}
+	}
+	if !hasLat || !hasLon {
+		errs.errorf(file, n.Line, field, "lat and lon are required")
+		ok = false
+	}
+	return pop, ok
+}
+
+func validContinent(c string) bool {
+	switch c {
+	case "AF", "AN", "AS", "EU", "NA", "OC", "SA":
+		return true
+	}
+	return false
+}
