@@ -363,8 +363,8 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 
 // decodeRules decodes rules such as
 //
-//	- { country: [CN, HK], only: [hkg, sin] }
-//	- { cidr: 198.51.100.0/24, exclude: [fra] }
+//   - { country: [CN, HK], only: [hkg, sin] }
+//   - { cidr: 198.51.100.0/24, exclude: [fra] }
 //
 // Each rule matches on exactly one of continent, country, asn or cidr. A
 // value may appear in only one rule of its kind, so that the most specific
