@@ -438,7 +438,7 @@ func waitReady(addr string, exited <-chan error) error {
 // startPopdns serves snap in-process on 127.0.0.1 until the test ends.
 func startPopdns(t *testing.T, snap *zones.Snapshot) string {
 	t.Helper()
-	srv, err := dnsserver.New(dnsserver.Config{Listen: []string{"127.0.0.1:0"}}, zerolog.Nop(), prometheus.NewRegistry())
+	srv, err := dnsserver.New(dnsserver.Config{Listen: []string{"127.0.0.1:0"}}, dnsserver.Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
 package dnsserver
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -13,11 +15,40 @@ import (
 // resolver continue.
 const maxCNAMEChain = 8
 
+// request is one question being answered: what it reads (one snapshot, one
+// client) and what it has decided so far. It lives on the query path only.
+type request struct {
+	s      *Server
+	snap   *zones.Snapshot
+	resp   *dns.Msg
+	qtype  uint16
+	client netip.Addr // the ECS network address, or the source address
+	// loc is looked up on the first geo decision only: static answers
+	// never pay for it.
+	loc     geo.Location
+	located bool
+	scope   int // ECS scope of the answer; 0 while nothing depended on the client
+	cands   [zones.MaxGeoTargets]candidate
+}
+
+func (q *request) location() geo.Location {
+	if !q.located {
+		q.located = true
+		if q.s.locator != nil && q.client.IsValid() {
+			q.loc = q.s.locator.Locate(q.client)
+		} else if q.client.IsValid() {
+			q.loc = geo.Location{Prefix: netip.PrefixFrom(q.client, 0).Masked()}
+		}
+	}
+	return q.loc
+}
+
 // resolve fills resp's sections and rcode with the authoritative answer for
-// qname/qtype from zone, following CNAMEs into any zone of snap
+// qname from zone, following CNAMEs into any zone of the snapshot
 // (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 6604). qname is a lowercase
 // FQDN inside zone.
-func resolve(snap *zones.Snapshot, zone *zones.Zone, resp *dns.Msg, qname string, qtype uint16) {
+func (q *request) resolve(zone *zones.Zone, qname string) {
+	resp, qtype := q.resp, q.qtype
 	resp.Authoritative = true
 	name := qname
 	for hops := 0; ; hops++ {
@@ -41,13 +72,24 @@ func resolve(snap *zones.Snapshot, zone *zones.Zone, resp *dns.Msg, qname string
 
 		node := m.Node
 		synthesize := m.Kind == zones.WildcardMatch
-		if cname := node.RRset(dns.TypeCNAME); cname != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY {
-			resp.Answer = appendAnswer(resp.Answer, cname.RRs, synthesize, name)
-			target := strings.ToLower(cname.RRs[0].(*dns.CNAME).Target)
+		var cname dns.RR
+		switch g := node.Geo(); {
+		case node.RRset(dns.TypeCNAME) != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY:
+			cname = node.RRset(dns.TypeCNAME).RRs[0]
+		case g != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeCNAME || qtype == dns.TypeANY):
+			var done bool
+			cname, done = q.answerGeo(zone, g, synthesize, name)
+			if done {
+				return
+			}
+		}
+		if cname != nil {
+			resp.Answer = appendAnswer(resp.Answer, []dns.RR{cname}, synthesize, name)
+			target := strings.ToLower(cname.(*dns.CNAME).Target)
 			if hops+1 >= maxCNAMEChain || chainVisits(resp.Answer, target) {
 				return
 			}
-			next := snap.Match(target)
+			next := q.snap.Match(target)
 			if next == nil {
 				return // out of our authority: the resolver follows it
 			}
@@ -69,6 +111,48 @@ func resolve(snap *zones.Snapshot, zone *zones.Zone, resp *dns.Msg, qname string
 		resp.Extra = append(resp.Extra, set.Additional...)
 		return
 	}
+}
+
+// answerGeo answers from a geo record. It returns a CNAME to follow when
+// the chosen target answers with one; otherwise the answer is complete
+// (done).
+func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, name string) (cname dns.RR, done bool) {
+	qtype := q.qtype
+	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
+		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
+	}
+	d := decide(g, qtype, q.client, q.location(), q.s.pick, &q.cands)
+	q.scope = max(q.scope, d.scope)
+	if d.allDown {
+		q.s.allDown(g, d)
+	}
+	switch {
+	case d.servfail:
+		q.resp.Rcode = dns.RcodeServerFailure
+		q.resp.Answer, q.resp.Ns, q.resp.Extra = nil, nil, nil
+		return nil, true
+	case d.nodata:
+		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
+		return nil, true
+	}
+	first := &g.Targets[d.ranked[0]]
+	if first.CNAME != nil {
+		return first.CNAME, false
+	}
+	if q.qtype == dns.TypeCNAME {
+		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
+		return nil, true
+	}
+	for _, idx := range d.ranked[:d.n] {
+		t := &g.Targets[idx]
+		rrs := t.A
+		if qtype == dns.TypeAAAA {
+			rrs = t.AAAA
+		}
+		// A CNAME target cannot share the name with addresses; skip it.
+		q.resp.Answer = appendAnswer(q.resp.Answer, rrs, synthesize, name)
+	}
+	return nil, true
 }
 
 // appendAnswer appends rrs, rewritten to owner name when they come from a

@@ -44,10 +44,11 @@ func TestAllocBudget(t *testing.T) {
 		"static_A": 5, "static_A_EDNS": 7, "NXDOMAIN": 5, "wildcard": 7,
 		"CNAME_chain": 7, "referral": 6, "MX_additional": 6,
 	}
+	client := dnstest.NewUDP("192.0.2.1").RemoteAddr()
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, cut := s.respond(q.req)
+				resp, cut := s.respond(q.req, client)
 				fit(resp, 512, cut)
 			})
 			t.Logf("%.0f allocations per query", got)

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			s.answerPanic(w, req, p)
 		}
 	}()
-	resp, cut := s.respond(req)
+	resp, cut := s.respond(req, w.RemoteAddr())
 	if resp == nil {
 		return
 	}
@@ -51,27 +52,61 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.observe(req, resp, tcp, start)
 }
 
-// respond builds the reply to req, without regard to its size. It returns
-// nil when the query deserves no reply, and for a referral the zone cut.
-func (s *Server) respond(req *dns.Msg) (*dns.Msg, string) {
+// respond builds the reply to req from a client at src, without regard to
+// its size. It returns nil when the query deserves no reply, and for a
+// referral the zone cut.
+func (s *Server) respond(req *dns.Msg, src net.Addr) (*dns.Msg, string) {
 	if req.Response {
 		return nil, ""
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	edns := parseEDNS(req)
-	cut := s.answer(req, resp, edns)
+	ecs, ecsOK := parseECS(req)
+	q := &request{s: s, resp: resp, client: sourceAddr(src)}
+	if ecs.usable() {
+		q.client = ecs.prefix.Addr()
+	}
+	var cut string
+	if ecsOK {
+		cut = s.answer(req, q, edns)
+	} else {
+		resp.Rcode = dns.RcodeFormatError // RFC 7871 §7.2.1
+	}
 	// An OPT in the reply exactly when the query had one (RFC 6891 §7), last
 	// in the additional section.
 	if edns.present && edns.count == 1 {
-		resp.Extra = append(resp.Extra, s.replyOPT(edns))
+		opt := s.replyOPT(edns)
+		if ecs.present && ecsOK && resp.Rcode != dns.RcodeFormatError {
+			// The scope says how far the answer carries (RFC 7871 §7.2.1):
+			// 0 unless it depended on the client's network.
+			scope := 0
+			if ecs.usable() {
+				scope = q.scope
+			}
+			opt.Option = append(opt.Option, ecs.reply(scope))
+		}
+		resp.Extra = append(resp.Extra, opt)
 	}
 	return resp, cut
 }
 
-// answer sets resp's rcode and sections for req. For a referral it returns
-// the zone cut, else "".
-func (s *Server) answer(req, resp *dns.Msg, edns ednsRequest) string {
+func sourceAddr(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		addr, _ := netip.AddrFromSlice(v.IP)
+		return addr.Unmap()
+	case *net.TCPAddr:
+		addr, _ := netip.AddrFromSlice(v.IP)
+		return addr.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// answer sets the rcode and sections of q.resp for req. For a referral it
+// returns the zone cut, else "".
+func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) string {
+	resp := q.resp
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
 		return ""
@@ -84,26 +119,27 @@ func (s *Server) answer(req, resp *dns.Msg, edns ednsRequest) string {
 		resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
 		return ""
 	}
-	q := req.Question[0]
+	question := req.Question[0]
 	switch {
-	case q.Qclass != dns.ClassINET:
+	case question.Qclass != dns.ClassINET:
 		resp.Rcode = dns.RcodeRefused // we only hold IN data
 		return ""
-	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+	case question.Qtype == dns.TypeAXFR || question.Qtype == dns.TypeIXFR:
 		resp.Rcode = dns.RcodeRefused // zone transfers are not offered
 		return ""
-	case q.Qtype == dns.TypeOPT || q.Qtype == dns.TypeTSIG || q.Qtype == dns.TypeTKEY:
+	case question.Qtype == dns.TypeOPT || question.Qtype == dns.TypeTSIG || question.Qtype == dns.TypeTKEY:
 		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1)
 		return ""
 	}
-	qname := strings.ToLower(q.Name)
-	snap := s.zones.Load()
-	zone := snap.Match(qname)
+	qname := strings.ToLower(question.Name)
+	q.snap = s.zones.Load()
+	zone := q.snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused
 		return ""
 	}
-	resolve(snap, zone, resp, qname, q.Qtype)
+	q.qtype = question.Qtype
+	q.resolve(zone, qname)
 	if !resp.Authoritative && len(resp.Ns) > 0 {
 		return resp.Ns[0].Header().Name
 	}

@@ -11,6 +11,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	panics   prometheus.Counter
 	duration *prometheus.HistogramVec
+	allDown  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,8 +29,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a decoded query to its reply being written.",
 			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2},
 		}, []string{"proto"}),
+		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "geo", Name: "all_down_total",
+			Help: "Geo answers for which no target was eligible, by the when_all_down policy that decided.",
+		}, []string{"policy"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,22 @@ type Config struct {
 	// QueryLog logs every query at info level. Meant for debugging: it
 	// costs far more than answering.
 	QueryLog bool
+	// PathInflation scales the great-circle fibre RTT to what real paths
+	// take. It matters where estimates meet measured latencies, biases and
+	// probe penalties. Default 1.5.
+	PathInflation float64
+}
+
+// DefaultPathInflation applies when Config.PathInflation is 0.
+const DefaultPathInflation = 1.5
+
+// Deps are what a Server uses but does not own.
+type Deps struct {
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer // required
+	// Locator places clients for geo records; nil means every client is of
+	// unknown location and geo records answer in their listed order.
+	Locator Locator
 }
 
 // DefaultUDPSize is the EDNS payload size advertised when Config leaves it 0.
@@ -48,11 +64,14 @@ const DefaultTCPIdleTimeout = 10 * time.Second
 // Server answers DNS queries over UDP and TCP from the latest zones
 // snapshot. Its methods are safe for concurrent use.
 type Server struct {
-	cfg     Config
-	nsidHex string
-	log     zerolog.Logger
-	metrics *metrics
-	zones   atomic.Pointer[zones.Snapshot] // nil until the first SetZones
+	cfg        Config
+	nsidHex    string
+	log        zerolog.Logger
+	allDownLog zerolog.Logger // sampled: at most a line per PoP outage burst
+	metrics    *metrics
+	locator    Locator
+	pick       pickOptions
+	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -66,8 +85,7 @@ type listener struct {
 }
 
 // New validates cfg and returns a Server that has not yet bound any socket.
-// Metrics are registered on reg.
-func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
+func New(cfg Config, deps Deps) (*Server, error) {
 	if len(cfg.Listen) == 0 {
 		return nil, errors.New("dnsserver: no listen address")
 	}
@@ -80,16 +98,37 @@ func New(cfg Config, log zerolog.Logger, reg prometheus.Registerer) (*Server, er
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
 	}
-	m, err := newMetrics(reg)
+	if cfg.PathInflation == 0 {
+		cfg.PathInflation = DefaultPathInflation
+	}
+	if cfg.PathInflation < 1 {
+		return nil, fmt.Errorf("dnsserver: path inflation %g is below 1: no path is shorter than the great circle", cfg.PathInflation)
+	}
+	if deps.Metrics == nil {
+		panic("dnsserver: New without a metrics registerer")
+	}
+	m, err := newMetrics(deps.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
+	log := deps.Log.With().Str("component", "dnsserver").Logger()
 	return &Server{
-		cfg:     cfg,
-		nsidHex: hex.EncodeToString([]byte(cfg.NSID)),
-		log:     log.With().Str("component", "dnsserver").Logger(),
-		metrics: m,
+		cfg:        cfg,
+		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
+		log:        log,
+		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		metrics:    m,
+		locator:    deps.Locator,
+		pick:       pickOptions{inflation: cfg.PathInflation},
 	}, nil
+}
+
+// allDown records that a geo record had no eligible target and its
+// when_all_down policy decided: a counter always, a log line sampled.
+func (s *Server) allDown(g *zones.Geo, d decision) {
+	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Inc()
+	s.allDownLog.Warn().Str("name", g.Owner).Str("policy", g.WhenAllDown.String()).Bool("servfail", d.servfail).
+		Msg("geo record has no eligible target; when_all_down decided")
 }
 
 // SetZones makes snap the data that queries are answered from. The swap is

@@ -123,7 +123,7 @@ func newTestServer(t testing.TB, cfg Config) *Server {
 	if len(cfg.Listen) == 0 {
 		cfg.Listen = []string{"127.0.0.1:0"}
 	}
-	s, err := New(cfg, zerolog.Nop(), prometheus.NewRegistry())
+	s, err := New(cfg, Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

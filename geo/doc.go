@@ -1,7 +1,15 @@
-// Package geo owns client location: where a client is, from the EDNS Client
-// Subnet or the source address looked up in a MaxMind-format database, and
-// how far (in distance and estimated latency) it is from a point.
+// Package geo owns client location: where a client is, looked up by address
+// (from the EDNS Client Subnet or the source address) in MaxMind-format
+// databases, and how far it is from a point, in kilometres and in estimated
+// fibre round-trip time.
 //
-// This package imports no other popdns package. Its values are immutable
-// and safe for concurrent use.
+// [DB] wraps one City database (GeoLite2/GeoIP2 City or DB-IP City Lite)
+// and optionally an ASN database. [Locator] is what a server holds: it never
+// fails, and it swaps databases atomically while lookups continue, closing a
+// replaced database only once no lookup uses it any more. [DistanceKm] and
+// [FibreRTT] turn two [Point]s into a distance and a latency estimate.
+//
+// Values of this package are immutable once built, and every exported
+// function and method is safe for concurrent use unless its doc comment says
+// otherwise. This package imports no other popdns package.
 package geo

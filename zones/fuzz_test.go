@@ -2,7 +2,6 @@ package zones
 
 import (
 	"errors"
-	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -10,19 +9,56 @@ import (
 	"github.com/miekg/dns"
 )
 
-// demoZonePath is the zone `go run ./cmd/popdns` serves. The fuzzers only
-// check properties that hold for any input, so reading the shipped file
-// does not tie a test's expectations to its content.
-const demoZonePath = "../cmd/popdns/demo/zones/example.test.yaml"
-
-func readDemoZone(tb testing.TB) []byte {
-	tb.Helper()
-	data, err := os.ReadFile(demoZonePath)
-	if err != nil {
-		tb.Fatalf("read demo zone: %v", err)
-	}
-	return data
-}
+// fuzzZone holds every feature a zone file has, geo records included: the
+// richest valid seed. It is the fuzzers' own, so that changing the shipped
+// demo cannot change what they start from.
+const fuzzZone = `origin: example.test.
+ttl: 300
+records:
+  "@":
+    - soa: ns1 hostmaster 2026112201 7200 3600 1209600 300
+    - ns: ns1
+    - ns: ns2
+    - mx: 10 mail
+    - txt: "v=spf1 -all"
+    - caa: 0 issue "letsencrypt.org"
+  ns1:
+    - a: 192.0.2.53
+  ns2:
+    - a: 192.0.2.54
+    - aaaa: 2001:db8::54
+  mail:
+    - a: 192.0.2.25
+  www:
+    - geo:
+        ttl: 30
+        answers: 2
+        when_all_down: fallback
+        fallback: [iad]
+        spread_ms: 5
+        targets:
+          fra: { a: 192.0.2.10, aaaa: 2001:db8::10, bias_ms: 3 }
+          iad: { a: 192.0.2.20, state: drain }
+          sin: { cname: sin.cdn.example.net. }
+        rules:
+          - { country: CN, only: [sin] }
+          - { cidr: 198.51.100.0/24, exclude: fra }
+  short:
+    - { a: 192.0.2.11, ttl: 60 }
+  alias:
+    - cname: www
+  _sip._udp:
+    - srv: 10 60 5060 sip
+  sip:
+    - a: 192.0.2.60
+  "*.wild":
+    - txt: "wildcard answer"
+  sub:
+    - ns: ns.sub
+    - ds: 12345 13 2 6B5F0F3C2A4C2D8D7A2B6E1E0A3F1C9D8E7B6A5F4E3D2C1B0A9F8E7D6C5B4A39
+  ns.sub:
+    - a: 192.0.2.99
+`
 
 // failOnPanic turns a panic into a failure of this input alone, so that a
 // seed that panics does not abort every other test in the binary.
@@ -33,8 +69,8 @@ func failOnPanic(t *testing.T) {
 }
 
 func FuzzParseFile(f *testing.F) {
-	// The demo zone: every feature the demo shows, valid.
-	f.Add(readDemoZone(f))
+	// Every feature, geo records included, valid.
+	f.Add([]byte(fuzzZone))
 	// The smallest valid zone: SOA and NS at the apex.
 	f.Add([]byte(zoneHead))
 	// Every supported type, DS at a cut with glue, relative and absolute
@@ -113,10 +149,11 @@ func FuzzParseFile(f *testing.F) {
 	// Meta and obsolete types as keys.
 	f.Add([]byte(zoneHead + "  m:\n    - opt: 1\n    - any: 1\n    - axfr: 1\n    - tsig: x\n    - null: x\n    - md: x\n"))
 
+	pops := testPoPs(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
 		defer failOnPanic(t)
-		z, err := ParseFile(file, data, nil)
+		z, err := ParseFile(file, data, pops)
 		if err != nil {
 			if z != nil {
 				t.Fatalf("ParseFile returned a zone and an error: %v", err)
@@ -167,9 +204,9 @@ func FuzzParseFile(f *testing.F) {
 }
 
 func FuzzLookup(f *testing.F) {
-	z, err := ParseFile("example.test.yaml", readDemoZone(f), nil)
+	z, err := ParseFile("example.test.yaml", []byte(fuzzZone), testPoPs(f))
 	if err != nil {
-		f.Fatalf("demo zone: %v", err)
+		f.Fatalf("fuzz zone: %v", err)
 	}
 	// Names that exist, with and without data.
 	f.Add("www.example.test", uint16(dns.TypeA))

@@ -21,10 +21,21 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: popdns check PATH...  (zone files, zone directories or configuration files)")
+		fmt.Fprintln(stderr, "usage: popdns check [-config FILE] PATH...  (zone files, zone directories or configuration files)")
+		fl.PrintDefaults()
 	}
+	configFile := fl.String("config", "", "configuration `file` whose PoPs geo records in the checked zones may name")
 	if err := fl.Parse(args); err != nil {
 		return exitError{}
+	}
+	var pops *zones.PoPs
+	if *configFile != "" {
+		cfg, err := loadConfigFile(*configFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitError{}
+		}
+		pops = cfg.pops
 	}
 	if fl.NArg() == 0 {
 		fl.Usage()
@@ -32,7 +43,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	failed := false
 	for _, path := range fl.Args() {
-		if err := checkPath(path, stdout); err != nil {
+		if err := checkPath(path, pops, stdout); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -43,13 +54,13 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, stdout io.Writer) error {
+func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.IsDir() {
-		return checkZoneDir(path, stdout)
+		return checkZoneDir(path, pops, stdout)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -60,10 +71,10 @@ func checkPath(path string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "ok   %s: configuration\n", path)
-		return checkZoneDir(cfg.zonesDir, stdout)
+		fmt.Fprintf(stdout, "ok   %s: configuration, %d PoPs\n", path, len(cfg.pops.Names()))
+		return checkZoneDir(cfg.zonesDir, cfg.pops, stdout)
 	}
-	z, err := zones.ParseFile(path, data, nil)
+	z, err := zones.ParseFile(path, data, pops)
 	if err != nil {
 		return err
 	}
@@ -83,8 +94,8 @@ func looksLikeZone(data []byte) bool {
 	return hasOrigin || hasRecords
 }
 
-func checkZoneDir(dir string, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), nil, nil)
+func checkZoneDir(dir string, pops *zones.PoPs, stdout io.Writer) error {
+	snap, err := zones.Load(os.DirFS(dir), pops, nil)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {

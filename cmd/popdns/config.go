@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
@@ -33,6 +34,16 @@ type fileConfig struct {
 	NSID           string        `yaml:"nsid"`
 	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout"`
 	TCPMaxQueries  int           `yaml:"tcp_max_queries"`
+	PoPs           yaml.Node     `yaml:"pops"`
+	GeoIP          geoipConfig   `yaml:"geoip"`
+	PathInflation  float64       `yaml:"path_inflation"`
+}
+
+// geoipConfig names the MaxMind-format databases (GeoLite2/GeoIP2 City or
+// DB-IP City Lite, and optionally an ASN database).
+type geoipConfig struct {
+	City string `yaml:"city"`
+	ASN  string `yaml:"asn"`
 }
 
 type logConfig struct {
@@ -49,6 +60,11 @@ type config struct {
 	httpAddr string // "" turns the HTTP endpoint off
 	logLevel zerolog.Level
 	logJSON  bool
+	pops     *zones.PoPs
+	geoCity  string // database paths, resolved; "" when not configured
+	geoASN   string
+	// geoBytes holds the demo's embedded databases instead of paths.
+	geoCityBytes, geoASNBytes []byte
 }
 
 const (
@@ -153,6 +169,25 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
 	cfg.dns.QueryLog = fc.QueryLog
+	if fc.PathInflation != 0 && fc.PathInflation < 1 {
+		bad("path_inflation", "%g is below 1: no path is shorter than the great circle", fc.PathInflation)
+	}
+	cfg.dns.PathInflation = fc.PathInflation
+	pops, err := zones.DecodePoPs(file, &fc.PoPs)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	cfg.pops = pops
+	if fc.GeoIP.ASN != "" && fc.GeoIP.City == "" {
+		bad("geoip.asn", "an ASN database needs a City database (geoip.city) beside it")
+	}
+	resolve := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || baseDir == "" {
+			return p
+		}
+		return filepath.Join(baseDir, p)
+	}
+	cfg.geoCity, cfg.geoASN = resolve(fc.GeoIP.City), resolve(fc.GeoIP.ASN)
 
 	if fc.Zones == "" {
 		bad("zones", "missing: the directory that holds the zone files")

@@ -3,12 +3,13 @@ package main
 import (
 	"embed"
 	"io/fs"
+	"path"
 )
 
 // demoFiles is the bundled demo: a configuration and its zones, so that
 // `go run ./cmd/popdns` serves something useful on a fresh machine.
 //
-//go:embed demo/popdns.yaml demo/zones
+//go:embed demo/popdns.yaml demo/zones demo/geo
 var demoFiles embed.FS
 
 // demoConfig is the configuration the binary runs with when given no -config.
@@ -27,6 +28,18 @@ func demoConfig() (*config, error) {
 	}
 	cfg.source = "built-in demo"
 	cfg.zonesDir = "built-in demo zones"
+	if cfg.geoCity != "" {
+		// The demo's databases are embedded; its config names them
+		// relative to demo/.
+		if cfg.geoCityBytes, err = demoFiles.ReadFile(path.Join("demo", cfg.geoCity)); err != nil {
+			return nil, err
+		}
+		if cfg.geoASN != "" {
+			if cfg.geoASNBytes, err = demoFiles.ReadFile(path.Join("demo", cfg.geoASN)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	cfg.zonesFS, err = fs.Sub(demoFiles, "demo/zones")
 	return cfg, err
 }

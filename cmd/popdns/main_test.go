@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,22 @@ import (
 	"github.com/rs/zerolog"
 )
 
-const demoZone = "demo/zones/example.test.yaml"
+// staticZone is the zone the tests serve: static records only, so that no
+// PoPs are needed, and independent of the demo that ships.
+const staticZone = `origin: example.test.
+ttl: 300
+records:
+  "@":
+    - soa: ns1 hostmaster 2026112201 7200 3600 1209600 300
+    - ns: ns1
+    - ns: ns2
+  ns1:
+    - a: 192.0.2.53
+  ns2:
+    - a: 192.0.2.54
+  www:
+    - a: 192.0.2.10
+`
 
 func writeFile(t *testing.T, dir, name, data string) string {
 	t.Helper()
@@ -35,13 +51,9 @@ func writeFile(t *testing.T, dir, name, data string) string {
 	return p
 }
 
-func copyDemoZone(t *testing.T, dir string) {
+func writeStaticZone(t *testing.T, dir string) {
 	t.Helper()
-	data, err := os.ReadFile(demoZone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "zones/example.test.yaml", string(data))
+	writeFile(t, dir, "zones/example.test.yaml", staticZone)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -63,7 +75,7 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			copyDemoZone(t, dir)
+			writeStaticZone(t, dir)
 			_, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", tc.config))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
@@ -74,9 +86,9 @@ func TestConfigErrors(t *testing.T) {
 
 func TestConfigDefaultsAndOverrides(t *testing.T) {
 	dir := t.TempDir()
-	copyDemoZone(t, dir)
+	writeStaticZone(t, dir)
 	other := filepath.Join(dir, "other")
-	copyDemoZone(t, other)
+	writeStaticZone(t, other)
 	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nnsid: fra-1\nlog: {level: debug, format: console}\n")
 
 	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
@@ -109,7 +121,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
-	copyDemoZone(t, dir)
+	writeStaticZone(t, dir)
 	good := filepath.Join(dir, "zones/example.test.yaml")
 	bad := writeFile(t, dir, "bad/broken.yaml", "origin: broken.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 2 3 4 5\n    - ns: ns1\n  www:\n    - a: 192.0.2.300\n")
 	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\n")
@@ -140,6 +152,73 @@ func TestCheckCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+const geoZone = `origin: geo.test.
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 300
+    - ns: ns1
+  ns1:
+    - a: 192.0.2.53
+  www:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1 }
+          iad: { a: 192.0.2.2 }
+`
+
+func TestCheckGeoZoneNeedsPoPs(t *testing.T) {
+	dir := t.TempDir()
+	zone := writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\npops:\n  fra: { lat: 50.11, lon: 8.68 }\n  iad: { lat: 38.95, lon: -77.45 }\n")
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantErr    bool
+		wantOutput string
+	}{
+		{"alone, the PoPs are unknown", []string{zone}, true, `unknown PoP "fra" (none are configured)`},
+		{"with -config", []string{"-config", cfg, zone}, false, "zone geo.test."},
+		{"the config checks its own zones", []string{cfg}, false, "configuration, 2 PoPs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), append([]string{"check"}, tc.args...), &out, &out)
+			if (err != nil) != tc.wantErr || !strings.Contains(out.String(), tc.wantOutput) {
+				t.Errorf("error %v, output %q; want error %v and %q", err, out.String(), tc.wantErr, tc.wantOutput)
+			}
+		})
+	}
+}
+
+func TestGeoConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, config, want string }{
+		{"bad PoP", "zones: zones\npops:\n  fra: { lat: 91, lon: 8 }\n", "popdns.yaml:3: pops.fra.lat"},
+		{"path inflation below 1", "zones: zones\npath_inflation: 0.5\n", "path_inflation"},
+		{"ASN without City", "zones: zones\ngeoip: { asn: asn.mmdb }\n", "geoip.asn"},
+		{"unknown geoip key", "zones: zones\ngeoip: { country: c.mmdb }\n", "popdns.yaml:2: field country not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeStaticZone(t, dir)
+			_, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", tc.config))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("missing database fails the start", func(t *testing.T) {
+		dir := t.TempDir()
+		writeStaticZone(t, dir)
+		cfg, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", "zones: zones\nlisten: [127.0.0.1:0]\nhttp: off\ngeoip: { city: nowhere.mmdb }\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := start(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "nowhere.mmdb") {
+			t.Errorf("start: %v, want an error naming the database", err)
+		}
+	})
 }
 
 func TestVersion(t *testing.T) {
@@ -219,6 +298,35 @@ func TestBinaryServesDemo(t *testing.T) {
 			t.Errorf("%s reply: %v", proto, r)
 		}
 	}
+	// The demo's geo name answers each documented test subnet with its
+	// nearest PoP, and scopes the answer to the database network.
+	for _, tc := range []struct {
+		subnet string
+		want   string
+	}{
+		{"192.0.2.64/26", "192.0.2.20"},   // Ashburn: iad
+		{"198.51.100.0/26", "192.0.2.50"}, // Sydney: syd
+		{"192.0.2.128/26", "192.0.2.30"},  // Singapore: sin
+	} {
+		p := netip.MustParsePrefix(tc.subnet)
+		q := new(dns.Msg)
+		q.SetQuestion("www.example.test.", dns.TypeA)
+		q.SetEdns0(1232, false)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1,
+			SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()})
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, dnsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != tc.want {
+			t.Errorf("subnet %s: answer %v, want %s", tc.subnet, r.Answer, tc.want)
+		}
+		for _, o := range r.IsEdns0().Option {
+			if e, ok := o.(*dns.EDNS0_SUBNET); ok && int(e.SourceScope) != p.Bits() {
+				t.Errorf("subnet %s: scope %d, want %d", tc.subnet, e.SourceScope, p.Bits())
+			}
+		}
+	}
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready: 1 zones", "/metrics": "popdns_dns_requests_total"} {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
@@ -251,7 +359,7 @@ func TestServeConfigFile(t *testing.T) {
 		l.Close()
 	}
 	dir := t.TempDir()
-	copyDemoZone(t, dir)
+	writeStaticZone(t, dir)
 	cfgFile := writeFile(t, dir, "popdns.yaml", "listen: "+listen+"\nhttp: off\nzones: zones\nnsid: test-1\n")
 	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
 	if err != nil {

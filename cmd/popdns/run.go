@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -143,13 +145,21 @@ type app struct {
 // start loads the zones and binds every socket, so that a bad zone or a
 // busy port fails the start with a clear error before anything is served.
 func start(cfg *config, log zerolog.Logger) (*app, error) {
-	snap, err := zones.Load(cfg.zonesFS, nil, nil)
+	snap, err := zones.Load(cfg.zonesFS, cfg.pops, nil)
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := dnsserver.New(cfg.dns, log, reg)
+	deps := dnsserver.Deps{Log: log, Metrics: reg}
+	db, err := openGeoIP(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if db != nil {
+		deps.Locator = geo.NewLocator(db, log)
+	}
+	srv, err := dnsserver.New(cfg.dns, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +177,18 @@ func start(cfg *config, log zerolog.Logger) (*app, error) {
 		a.http = &http.Server{Handler: newHTTPHandler(srv, reg), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return a, nil
+}
+
+// openGeoIP opens the configured databases, or returns nil when there are
+// none: geo records then answer in their listed order.
+func openGeoIP(cfg *config) (*geo.DB, error) {
+	switch {
+	case cfg.geoCityBytes != nil:
+		return geo.FromBytes(cfg.geoCityBytes, cfg.geoASNBytes)
+	case cfg.geoCity != "":
+		return geo.Open(cfg.geoCity, cfg.geoASN)
+	}
+	return nil, nil
 }
 
 // serve runs until ctx is done, then shuts everything down gracefully.
@@ -217,7 +239,7 @@ func digHint(addr string, snap *zones.Snapshot) string {
 	host, port, _ := net.SplitHostPort(addr)
 	z := snap.Zones()[0]
 	name, qtype := z.Origin(), "SOA"
-	if n := z.Node("www." + z.Origin()); n != nil && len(n.RRsets()) > 0 {
+	if n := z.Node("www." + z.Origin()); n != nil && (n.Geo() != nil || n.RRset(dns.TypeA) != nil) {
 		name, qtype = "www."+z.Origin(), "A"
 	}
 	return fmt.Sprintf("dig @%s -p %s %s %s", host, port, strings.TrimSuffix(name, "."), qtype)

@@ -18,14 +18,16 @@ const module = "github.com/popdns/popdns/"
 // may import (../shared/STYLE.md §2.2): data flows from files and probes up
 // to dnsserver, and only cmd/popdns wires everything together.
 var allowed = map[string][]string{
-	"geo":               {},
-	"healthprobe":       {},
-	"zones":             {"geo"},
-	"dnsserver":         {"zones", "geo", "healthprobe"},
-	"internal/dnstest":  {},
-	"internal/archtest": {},
-	"cmd/popdns":        {"zones", "geo", "healthprobe", "dnsserver"},
-	"crosscheck":        {}, // tests only
+	"geo":                    {},
+	"healthprobe":            {},
+	"zones":                  {"geo"},
+	"dnsserver":              {"zones", "geo", "healthprobe"},
+	"internal/dnstest":       {},
+	"internal/geodbgen":      {},
+	"internal/tools/mkgeodb": {"internal/geodbgen"},
+	"internal/archtest":      {},
+	"cmd/popdns":             {"zones", "geo", "healthprobe", "dnsserver"},
+	"crosscheck":             {}, // tests only
 }
 
 // packages maps each package directory (relative to the repo root) to its

@@ -1,0 +1,323 @@
+package dnsserver
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/zones"
+)
+
+// Locator places a client address. *geo.Locator implements it; it must be
+// safe for concurrent use and must not block.
+type Locator interface {
+	Locate(netip.Addr) geo.Location
+}
+
+// rttSource says where a candidate's RTT estimate came from.
+type rttSource uint8
+
+const (
+	fromOrder    rttSource = iota // location unknown: the record's order decides
+	fromDistance                  // great-circle distance over fibre
+)
+
+func (s rttSource) String() string {
+	if s == fromDistance {
+		return "distance"
+	}
+	return "order"
+}
+
+// candidate is one target being ranked for one query.
+type candidate struct {
+	index    uint8 // into Geo.Targets
+	state    zones.AdminState
+	healthy  bool
+	eligible bool
+	km       float64 // great-circle distance; -1 when the client has no point
+	rttMS    float64 // estimate, bias included: what ranking uses
+	biasMS   float64
+	source   rttSource
+}
+
+// decision is the outcome of choosing among a geo record's targets.
+type decision struct {
+	ranked   [zones.MaxGeoTargets]uint8 // answered target indexes, best first
+	n        int                        // how many of ranked are answered
+	nodata   bool                       // no target has the type asked for
+	servfail bool                       // nothing can be answered
+	allDown  bool                       // no target was eligible: when_all_down decided
+	rule     *zones.GeoRule             // the rule that applied, or nil
+	scope    int                        // ECS scope: prefix bits the decision depends on
+	cands    int                        // how many candidates were ranked (for explain)
+}
+
+// pickOptions are the server-wide parameters of selection.
+type pickOptions struct {
+	inflation float64 // path-inflation factor over the great-circle fibre RTT
+}
+
+// decide chooses the targets of g that answer a client at client (the ECS
+// network address or the source address) located at loc. cands receives
+// the ranked candidates, for explanations; the caller owns it, so that the
+// query path does not allocate.
+func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, opt pickOptions, cands *[zones.MaxGeoTargets]candidate) decision {
+	var d decision
+	d.scope = scopeBits(g, client, loc)
+	var has zones.TargetSet
+	for i := range g.Targets {
+		if t := &g.Targets[i]; t.CNAME != nil || qtype == dns.TypeAAAA && len(t.AAAA) > 0 || qtype != dns.TypeAAAA && len(t.A) > 0 {
+			has |= 1 << uint(i)
+		}
+	}
+	allowed := has
+	if r := matchRule(g, client, loc); r != nil {
+		d.rule = r
+		if r.Only != 0 {
+			allowed &= r.Only
+		}
+		allowed &^= r.Exclude
+	}
+	if allowed == 0 {
+		d.nodata = true
+		return d
+	}
+
+	n := 0
+	for i := range g.Targets {
+		if !allowed.Has(i) {
+			continue
+		}
+		t := &g.Targets[i]
+		c := &cands[n]
+		n++
+		*c = candidate{index: uint8(i), state: max(t.State, t.PoP.State), healthy: true, biasMS: t.BiasMS, km: -1}
+		c.eligible = c.state == zones.Active && c.healthy
+		if loc.HasPoint {
+			c.km = geo.DistanceKm(loc.Point, t.PoP.Point)
+			c.rttMS = float64(geo.FibreRTT(c.km, opt.inflation).Nanoseconds()) / 1e6
+			c.source = fromDistance
+		}
+		c.rttMS += c.biasMS
+	}
+	d.cands = n
+	rank(cands[:n])
+
+	pool := d.ranked[:0]
+	for _, c := range cands[:n] {
+		if c.eligible {
+			pool = append(pool, c.index)
+		}
+	}
+	answers := g.Answers
+	if len(pool) == 0 {
+		d.allDown = true
+		for _, c := range cands[:n] {
+			switch {
+			case c.state == zones.Down:
+			case g.WhenAllDown == zones.AllDownNearest, g.WhenAllDown == zones.AllDownAll,
+				g.WhenAllDown == zones.AllDownFallback && g.Fallback.Has(int(c.index)):
+				pool = append(pool, c.index)
+			}
+		}
+		if g.WhenAllDown == zones.AllDownAll {
+			answers = len(pool)
+		}
+		if g.WhenAllDown == zones.AllDownServfail || len(pool) == 0 {
+			d.servfail = true
+			return d
+		}
+	}
+	if g.SpreadMS > 0 && len(pool) > 1 {
+		spread(g, pool, cands[:n], client, d.scope)
+	}
+	d.n = min(answers, len(pool))
+	return d
+}
+
+// rank sorts candidates by estimated RTT, the record's order breaking ties
+// (and deciding alone when the client's location is unknown). Insertion
+// sort: at most 64 elements, and no allocation.
+func rank(cs []candidate) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && less(&cs[j], &cs[j-1]); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func less(a, b *candidate) bool {
+	if a.rttMS != b.rttMS {
+		return a.rttMS < b.rttMS
+	}
+	return a.index < b.index
+}
+
+// spread lets the targets within g.SpreadMS of the best share clients in
+// proportion to their PoPs' capacity weights. The choice hashes the client
+// network (at the answer's scope) and the name, so one network always gets
+// the same PoP and resolver caches stay stable.
+func spread(g *zones.Geo, pool []uint8, cands []candidate, client netip.Addr, scope int) {
+	rtt := func(idx uint8) float64 {
+		for i := range cands {
+			if cands[i].index == idx {
+				return cands[i].rttMS
+			}
+		}
+		return math.Inf(1)
+	}
+	best := rtt(pool[0])
+	k, total := 0, 0.0
+	for k < len(pool) && rtt(pool[k]) <= best+g.SpreadMS {
+		total += g.Targets[pool[k]].PoP.Weight
+		k++
+	}
+	if k < 2 {
+		return
+	}
+	x := float64(networkHash(client, scope, g.Owner)>>11) / (1 << 53) * total
+	chosen := k - 1
+	for i := 0; i < k; i++ {
+		x -= g.Targets[pool[i]].PoP.Weight
+		if x < 0 {
+			chosen = i
+			break
+		}
+	}
+	// Move the chosen one to the front, the others keep their rank.
+	c := pool[chosen]
+	copy(pool[1:chosen+1], pool[:chosen])
+	pool[0] = c
+}
+
+// networkHash is FNV-1a over the client network and the owner name: fixed,
+// so the same network gets the same choice on every server and restart.
+func networkHash(client netip.Addr, scope int, owner string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	p, _ := client.Prefix(scope)
+	b := p.Addr().As16()
+	for _, c := range b {
+		h = (h ^ uint64(c)) * prime
+	}
+	h = (h ^ uint64(scope)) * prime
+	for i := 0; i < len(owner); i++ {
+		h = (h ^ uint64(owner[i])) * prime
+	}
+	return h
+}
+
+// matchRule returns the most specific rule that matches the client: the
+// longest matching CIDR, else the ASN, country or continent rule (each
+// value is in at most one rule of its kind, and Rules is sorted so that
+// the kinds come in that order).
+func matchRule(g *zones.Geo, client netip.Addr, loc geo.Location) *zones.GeoRule {
+	var best *zones.GeoRule
+	bestBits := -1
+	for i := range g.Rules {
+		r := &g.Rules[i]
+		switch r.Kind {
+		case zones.RuleCIDR:
+			for _, p := range r.CIDRs {
+				if p.Bits() > bestBits && p.Contains(client) {
+					best, bestBits = r, p.Bits()
+				}
+			}
+			continue
+		case zones.RuleASN:
+			if best == nil && loc.ASN != 0 && containsASN(r.ASNs, loc.ASN) {
+				return r
+			}
+		case zones.RuleCountry:
+			if best == nil && loc.Country != "" && containsString(r.Countries, loc.Country) {
+				return r
+			}
+		case zones.RuleContinent:
+			if best == nil && loc.Continent != "" && containsString(r.Continents, loc.Continent) {
+				return r
+			}
+		}
+		if best != nil {
+			return best
+		}
+	}
+	return best
+}
+
+func containsASN(list []uint32, a uint32) bool {
+	for _, v := range list {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// scopeBits is the ECS SCOPE PREFIX-LENGTH of a geo answer: the widest
+// network around client over which the decision cannot change. It starts
+// from the database network (what location, country, continent and ASN
+// depend on) and narrows it until no CIDR rule straddles its edge: a rule
+// network that contains the client must contain the scope network, and
+// one that does not must lie outside it.
+func scopeBits(g *zones.Geo, client netip.Addr, loc geo.Location) int {
+	s := 0
+	if loc.Prefix.IsValid() {
+		s = loc.Prefix.Bits()
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := range g.Rules {
+			r := &g.Rules[i]
+			if r.Kind != zones.RuleCIDR {
+				continue
+			}
+			for _, p := range r.CIDRs {
+				need := 0
+				switch {
+				case p.Contains(client):
+					need = p.Bits()
+				case p.Bits() > s && p.Addr().Is4() == client.Is4() && prefixContains(client, s, p.Addr()):
+					need = commonBits(client, p.Addr()) + 1
+				}
+				if need > s {
+					s, changed = need, true
+				}
+			}
+		}
+	}
+	return s
+}
+
+func prefixContains(client netip.Addr, bits int, a netip.Addr) bool {
+	p, err := client.Prefix(bits)
+	return err == nil && p.Contains(a)
+}
+
+// commonBits counts the leading bits two addresses of one family share.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	for i := range x {
+		if d := x[i] ^ y[i]; d != 0 {
+			n += bits.LeadingZeros8(d)
+			break
+		}
+		n += 8
+	}
+	if a.Is4() {
+		n -= 96 // As16 puts IPv4 behind a 96-bit ::ffff: prefix
+	}
+	return n
+}
