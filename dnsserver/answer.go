@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
@@ -121,7 +122,11 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
 		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
 	}
-	d := decide(g, qtype, q.client, q.location(), q.s.pick, &q.cands)
+	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency()}
+	if env.latency != nil && q.s.pick.maxAge > 0 {
+		env.now = time.Now()
+	}
+	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
 	q.scope = max(q.scope, d.scope)
 	if d.allDown {
 		q.s.allDown(g, d)

@@ -377,3 +377,52 @@ func TestSpreadIsStablePerNetwork(t *testing.T) {
 		t.Errorf("spread nrt %d fra %d, want about 3:1", nrt, fra)
 	}
 }
+
+func TestLatencyTableOverridesDistance(t *testing.T) {
+	pops, err := zones.NewPoPs(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour).UTC().Format(time.RFC3339)
+	fsys := fstest.MapFS{
+		"geo.test.yaml": {Data: []byte(geoZone)},
+		"rum.csv": {Data: []byte("prefix,pop,rtt_ms,timestamp\n" +
+			"81.2.69.0/24,iad,5\n" + // Berlin measured nearer Virginia than Frankfurt
+			"24.48.1.0/24,fra,1\n" + // one New York /24 inside a /16 network
+			"126.0.0.0/8,sin,1," + old + "\n")}, // Tokyo to Singapore, but stale
+	}
+	snap, err := zones.Load(fsys, pops, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, LatencyMaxAge: 24 * time.Hour},
+		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetZones(snap)
+	for _, tc := range []struct {
+		name   string
+		subnet string
+		bits   uint8
+		want   string
+		scope  uint8
+	}{
+		{"measured RTT beats distance", "81.2.69.0", 24, "192.0.2.2", 24},
+		{"a measured /24 inside a /16 network", "24.48.1.0", 24, "192.0.2.1", 24},
+		{"next to the measured /24: distance, scope stops short of it", "24.48.2.0", 24, "192.0.2.2", 23},
+		{"far from the measured /24: the widest network that avoids it", "24.48.200.0", 24, "192.0.2.2", 17},
+		{"a stale measurement is ignored", "126.1.2.0", 24, "192.0.2.6", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := dnstest.NewUDP("192.0.2.200")
+			s.ServeDNS(w, query("www.geo.test.", dns.TypeA, withECS(tc.subnet, tc.bits)))
+			if got := addrs(w.Msg.Answer); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("answer %v, want %s", got, tc.want)
+			}
+			if e := replyECS(t, w.Msg); e == nil || e.SourceScope != tc.scope {
+				t.Errorf("ECS %v, want scope %d", e, tc.scope)
+			}
+		})
+	}
+}

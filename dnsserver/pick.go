@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
@@ -22,11 +23,15 @@ type rttSource uint8
 const (
 	fromOrder    rttSource = iota // location unknown: the record's order decides
 	fromDistance                  // great-circle distance over fibre
+	fromTable                     // measured, from the latency table
 )
 
 func (s rttSource) String() string {
-	if s == fromDistance {
+	switch s {
+	case fromDistance:
 		return "distance"
+	case fromTable:
+		return "table"
 	}
 	return "order"
 }
@@ -41,6 +46,7 @@ type candidate struct {
 	rttMS    float64 // estimate, bias included: what ranking uses
 	biasMS   float64
 	source   rttSource
+	entry    *zones.LatencyEntry // the measurement used, when source is fromTable
 }
 
 // decision is the outcome of choosing among a geo record's targets.
@@ -57,14 +63,22 @@ type decision struct {
 
 // pickOptions are the server-wide parameters of selection.
 type pickOptions struct {
-	inflation float64 // path-inflation factor over the great-circle fibre RTT
+	inflation float64       // path-inflation factor over the great-circle fibre RTT
+	maxAge    time.Duration // latency table entries older than this are ignored; 0: no limit
+}
+
+// pickEnv is what one decision reads besides the record and the client.
+type pickEnv struct {
+	opt     pickOptions
+	latency *zones.LatencyTable // nil: none
+	now     time.Time           // for the age of latency entries
 }
 
 // decide chooses the targets of g that answer a client at client (the ECS
 // network address or the source address) located at loc. cands receives
 // the ranked candidates, for explanations; the caller owns it, so that the
 // query path does not allocate.
-func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, opt pickOptions, cands *[zones.MaxGeoTargets]candidate) decision {
+func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env pickEnv, cands *[zones.MaxGeoTargets]candidate) decision {
 	var d decision
 	d.scope = scopeBits(g, client, loc)
 	var has zones.TargetSet
@@ -98,8 +112,21 @@ func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, opt
 		c.eligible = c.state == zones.Active && c.healthy
 		if loc.HasPoint {
 			c.km = geo.DistanceKm(loc.Point, t.PoP.Point)
-			c.rttMS = float64(geo.FibreRTT(c.km, opt.inflation).Nanoseconds()) / 1e6
+		}
+		if env.latency != nil {
+			var lo, hi netip.Addr
+			c.entry, lo, hi = env.latency.Lookup(t.PoP.Name, client, env.now, env.opt.maxAge)
+			d.scope = zones.ScopeWithin(client, d.scope, lo, hi)
+		}
+		switch {
+		case c.entry != nil:
+			c.rttMS, c.source = c.entry.RTTMS, fromTable
+		case loc.HasPoint:
+			c.rttMS = float64(geo.FibreRTT(c.km, env.opt.inflation).Nanoseconds()) / 1e6
 			c.source = fromDistance
+		default:
+			// Unknown: behind every estimate, in the record's order.
+			c.rttMS = math.Inf(1)
 		}
 		c.rttMS += c.biasMS
 	}

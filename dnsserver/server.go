@@ -41,6 +41,9 @@ type Config struct {
 	// take. It matters where estimates meet measured latencies, biases and
 	// probe penalties. Default 1.5.
 	PathInflation float64
+	// LatencyMaxAge makes latency table entries older than this count as
+	// absent; 0 keeps every entry.
+	LatencyMaxAge time.Duration
 }
 
 // DefaultPathInflation applies when Config.PathInflation is 0.
@@ -119,7 +122,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,
-		pick:       pickOptions{inflation: cfg.PathInflation},
+		pick:       pickOptions{inflation: cfg.PathInflation, maxAge: cfg.LatencyMaxAge},
 	}, nil
 }
 

@@ -19,7 +19,7 @@ func IsZoneFile(name string) bool {
 		return false
 	}
 	ext := path.Ext(base)
-	return ext == ".yaml" || ext == ".yml"
+	return (ext == ".yaml" || ext == ".yml") && !IsLatencyFile(base)
 }
 
 // ParseFile parses and validates one zone file; geo records may name the
@@ -59,11 +59,12 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		return keep(prev, pops), fmt.Errorf("zones: read directory: %w", err)
 	}
 	next := &Snapshot{
-		zones:      map[string]*Zone{},
-		byFile:     map[string]*Zone{},
-		fileErrors: map[string]error{},
-		loadedAt:   time.Now(),
-		pops:       pops,
+		zones:         map[string]*Zone{},
+		byFile:        map[string]*Zone{},
+		fileErrors:    map[string]error{},
+		latencyByFile: map[string][]LatencyEntry{},
+		loadedAt:      time.Now(),
+		pops:          pops,
 	}
 	if prev != nil {
 		next.generation = prev.generation + 1
@@ -73,7 +74,20 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 	var all ErrorList
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var loaded []*Zone
+	var latency [][]LatencyEntry
 	for _, e := range entries {
+		if !e.IsDir() && IsLatencyFile(e.Name()) {
+			le, errs := loadLatencyFile(fsys, e.Name(), pops, prev)
+			if len(errs) > 0 {
+				all = append(all, errs...)
+				next.fileErrors[e.Name()] = errs
+			}
+			if le != nil {
+				next.latencyByFile[e.Name()] = le
+				latency = append(latency, le)
+			}
+			continue
+		}
 		if e.IsDir() || !IsZoneFile(e.Name()) {
 			continue
 		}
@@ -109,10 +123,33 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		delete(next.byFile, loser.file)
 		next.zones[z.origin], next.byFile[winner.file] = winner, winner
 	}
+	table, errs := mergeLatency(latency)
+	all = append(all, errs...)
+	next.latency = table
 	if len(all) == 0 {
 		return next, nil
 	}
 	return next, all
+}
+
+// loadLatencyFile parses one latency table file; if it fails, the entries
+// prev had from it keep serving.
+func loadLatencyFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) ([]LatencyEntry, ErrorList) {
+	data, err := fs.ReadFile(fsys, name)
+	var entries []LatencyEntry
+	var errs ErrorList
+	if err != nil {
+		errs = ErrorList{{File: name, Msg: "cannot read: " + err.Error()}}
+	} else {
+		entries, errs = parseLatencyFile(name, data, pops)
+	}
+	if len(errs) > 0 {
+		if prev != nil {
+			return prev.latencyByFile[name], errs
+		}
+		return nil, errs
+	}
+	return entries, nil
 }
 
 // servedFrom reports whether prev served z's origin from z's file.
@@ -123,11 +160,14 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 // keep is the snapshot to serve when nothing could be read: the previous
 // one's zones under a new generation, or none at startup.
 func keep(prev *Snapshot, pops *PoPs) *Snapshot {
-	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{}, loadedAt: time.Now(), generation: 1, pops: pops}
+	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
+		latencyByFile: map[string][]LatencyEntry{}, loadedAt: time.Now(), generation: 1, pops: pops}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)
 		maps.Copy(next.byFile, prev.byFile)
 		maps.Copy(next.fileErrors, prev.fileErrors)
+		maps.Copy(next.latencyByFile, prev.latencyByFile)
+		next.latency = prev.latency
 		next.generation = prev.generation + 1
 	}
 	return next

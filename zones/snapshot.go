@@ -17,7 +17,14 @@ type Snapshot struct {
 	generation uint64
 	loadedAt   time.Time
 	pops       *PoPs
+	// latency merges the latency table files; latencyByFile keeps each
+	// file's entries so that a broken file keeps its last good version.
+	latency       *LatencyTable
+	latencyByFile map[string][]LatencyEntry
 }
+
+// Latency is the measured-RTT table, or nil when there is none.
+func (s *Snapshot) Latency() *LatencyTable { return s.latency }
 
 // PoPs is the PoP inventory the zones were checked against.
 func (s *Snapshot) PoPs() *PoPs { return s.pops }

@@ -37,6 +37,7 @@ type fileConfig struct {
 	PoPs           yaml.Node     `yaml:"pops"`
 	GeoIP          geoipConfig   `yaml:"geoip"`
 	PathInflation  float64       `yaml:"path_inflation"`
+	LatencyMaxAge  time.Duration `yaml:"latency_max_age"`
 }
 
 // geoipConfig names the MaxMind-format databases (GeoLite2/GeoIP2 City or
@@ -173,6 +174,10 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		bad("path_inflation", "%g is below 1: no path is shorter than the great circle", fc.PathInflation)
 	}
 	cfg.dns.PathInflation = fc.PathInflation
+	if fc.LatencyMaxAge < 0 {
+		bad("latency_max_age", "must not be negative (0 keeps every entry)")
+	}
+	cfg.dns.LatencyMaxAge = fc.LatencyMaxAge
 	pops, err := zones.DecodePoPs(file, &fc.PoPs)
 	if err != nil {
 		problems = append(problems, err.Error())
