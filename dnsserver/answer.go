@@ -30,6 +30,7 @@ type request struct {
 	located bool
 	scope   int // ECS scope of the answer; 0 while nothing depended on the client
 	cands   [zones.MaxGeoTargets]candidate
+	explain *Explanation // non-nil only for Server.Explain
 }
 
 func (q *request) location() geo.Location {
@@ -128,7 +129,9 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	}
 	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
 	q.scope = max(q.scope, d.scope)
-	if d.allDown {
+	if q.explain != nil {
+		q.explainDecision(g, d)
+	} else if d.allDown {
 		q.s.allDown(g, d)
 	}
 	switch {

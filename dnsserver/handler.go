@@ -40,7 +40,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			s.answerPanic(w, req, p)
 		}
 	}()
-	resp, cut := s.respond(req, w.RemoteAddr())
+	resp, cut := s.respondTo(req, w.RemoteAddr(), nil)
 	if resp == nil {
 		return
 	}
@@ -52,10 +52,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.observe(req, resp, tcp, start)
 }
 
-// respond builds the reply to req from a client at src, without regard to
+// respondTo builds the reply to req from a client at src, without regard to
 // its size. It returns nil when the query deserves no reply, and for a
-// referral the zone cut.
-func (s *Server) respond(req *dns.Msg, src net.Addr) (*dns.Msg, string) {
+// referral the zone cut. ex, when not nil, records how geo records decided.
+func (s *Server) respondTo(req *dns.Msg, src net.Addr, ex *Explanation) (*dns.Msg, string) {
 	if req.Response {
 		return nil, ""
 	}
@@ -63,9 +63,15 @@ func (s *Server) respond(req *dns.Msg, src net.Addr) (*dns.Msg, string) {
 	resp.SetReply(req)
 	edns := parseEDNS(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, client: sourceAddr(src)}
+	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
 	if ecs.usable() {
 		q.client = ecs.prefix.Addr()
+	}
+	if ex != nil {
+		ex.Client, ex.Via = q.client.String(), "source address"
+		if ecs.usable() {
+			ex.Via = "ecs"
+		}
 	}
 	var cut string
 	if ecsOK {

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/rs/zerolog"
 )
 
@@ -394,6 +397,65 @@ func TestServeConfigFile(t *testing.T) {
 			if opt := r.IsEdns0(); opt == nil || len(opt.Option) != 1 {
 				t.Errorf("%s %s: NSID missing: %v", proto, addr, r.IsEdns0())
 			}
+		}
+	}
+}
+
+func TestExplainCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"explain", "-ecs", "198.51.100.0/26", "www.example.test", "A"}, &out, &errOut); err != nil {
+		t.Fatalf("explain: %v (%s)", err, errOut.String())
+	}
+	for _, want := range []string{
+		"client    198.51.100.0 (ecs)",
+		"network 198.51.100.0/26, country AU, continent OC",
+		"syd      0 km    0.0 ms  distance",
+		"answer    www.example.test. 30 IN A 192.0.2.50",
+		"ecs scope /26",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"explain", "-json", "-client", "192.0.2.130", "www.example.test"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var ex dnsserver.Explanation
+	if err := json.Unmarshal(out.Bytes(), &ex); err != nil || ex.Via != "source address" || len(ex.Answer) != 1 || !strings.HasSuffix(ex.Answer[0], "192.0.2.30") {
+		t.Errorf("JSON %s (%v)", out.String(), err)
+	}
+	for _, args := range [][]string{{"explain"}, {"explain", "-ecs", "nope", "www.example.test"}, {"explain", "www.example.test", "BOGUS"}} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+}
+
+func TestExplainHTTP(t *testing.T) {
+	cfg, err := demoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, reg, err := newServer(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHTTPHandler(srv, reg)
+	for _, tc := range []struct {
+		query  string
+		status int
+		want   string
+	}{
+		{"name=www.example.test&type=A&client=192.0.2.0/26", 200, `"via":"ecs"`},
+		{"name=www.example.test&client=192.0.2.64", 200, `"via":"source address"`},
+		{"name=www.example.test&type=NOPE", 400, "unknown type"},
+		{"name=&client=1.2.3.4", 400, "not a domain name"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/explain?"+tc.query, nil))
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.query, rec.Code, rec.Body.String(), tc.status, tc.want)
 		}
 	}
 }

@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case "version":
 			fmt.Fprintln(stdout, versionString())
 			return nil
+		case "explain":
+			return runExplain(args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseServeFlags(args, stderr)
@@ -67,6 +69,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*config, error) {
 		fmt.Fprint(stderr, `usage:
   popdns [flags]            serve (the built-in demo without -config)
   popdns check PATH...      validate zone files, zone directories or configuration files
+  popdns explain NAME [TYPE] explain the answer a client would get (see popdns explain -h)
   popdns version            print the version
 
 flags:
@@ -142,28 +145,38 @@ type app struct {
 	httpListener net.Listener
 }
 
-// start loads the zones and binds every socket, so that a bad zone or a
-// busy port fails the start with a clear error before anything is served.
-func start(cfg *config, log zerolog.Logger) (*app, error) {
+// newServer loads the zones and the GeoIP databases and builds the DNS
+// server, without binding anything.
+func newServer(cfg *config, log zerolog.Logger) (*dnsserver.Server, *prometheus.Registry, error) {
 	snap, err := zones.Load(cfg.zonesFS, cfg.pops, nil)
 	if err != nil {
-		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
+		return nil, nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := dnsserver.Deps{Log: log, Metrics: reg}
 	db, err := openGeoIP(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if db != nil {
 		deps.Locator = geo.NewLocator(db, log)
 	}
 	srv, err := dnsserver.New(cfg.dns, deps)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv.SetZones(snap)
+	return srv, reg, nil
+}
+
+// start builds the server and binds every socket, so that a bad zone or a
+// busy port fails the start with a clear error before anything is served.
+func start(cfg *config, log zerolog.Logger) (*app, error) {
+	srv, reg, err := newServer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver"
+	"github.com/rs/zerolog"
+)
+
+// runExplain prints how popdns would answer one question for one client:
+// where the client is, every candidate PoP with its distance, estimated
+// RTT and where that came from, the rule that applied, the answer and the
+// ECS scope.
+func runExplain(args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("popdns explain", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: popdns explain [-config FILE] [-ecs PREFIX | -client ADDR] [-json] NAME [TYPE]")
+		fl.PrintDefaults()
+	}
+	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
+	ecs := fl.String("ecs", "", "the client subnet a resolver sends, e.g. 81.2.69.0/24")
+	client := fl.String("client", "", "the address the query comes from, e.g. 81.2.69.142")
+	asJSON := fl.Bool("json", false, "print JSON, as GET /explain does")
+	if err := fl.Parse(args); err != nil {
+		return exitError{}
+	}
+	if fl.NArg() < 1 || fl.NArg() > 2 {
+		fl.Usage()
+		return exitError{}
+	}
+	req, err := explainRequest(fl.Arg(0), fl.Arg(1), *ecs, *client)
+	if err != nil {
+		return err
+	}
+	var cfg *config
+	if *configFile == "" {
+		cfg, err = demoConfig()
+	} else {
+		cfg, err = loadConfigFile(*configFile)
+	}
+	if err != nil {
+		return err
+	}
+	srv, _, err := newServer(cfg, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	ex, err := srv.Explain(req)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ex)
+	}
+	printExplanation(stdout, ex)
+	return nil
+}
+
+// explainRequest reads a question and a client as a person writes them.
+func explainRequest(name, qtype, ecs, client string) (dnsserver.ExplainRequest, error) {
+	r := dnsserver.ExplainRequest{Name: name, Type: dns.TypeA}
+	if qtype != "" {
+		t, ok := dns.StringToType[strings.ToUpper(qtype)]
+		if !ok {
+			return r, fmt.Errorf("explain: unknown type %q", qtype)
+		}
+		r.Type = t
+	}
+	if ecs != "" {
+		p, err := netip.ParsePrefix(ecs)
+		if err != nil {
+			return r, fmt.Errorf("explain: -ecs %q: %w", ecs, err)
+		}
+		r.ECS = p.Masked()
+	}
+	if client != "" {
+		a, err := netip.ParseAddr(client)
+		if err != nil {
+			return r, fmt.Errorf("explain: -client %q: %w", client, err)
+		}
+		r.Source = a
+	}
+	return r, nil
+}
+
+func printExplanation(w io.Writer, ex *dnsserver.Explanation) {
+	fmt.Fprintf(w, "query     %s\n", ex.Query)
+	fmt.Fprintf(w, "client    %s (%s)\n", ex.Client, ex.Via)
+	for _, d := range ex.Decisions {
+		l := d.Location
+		place := "unknown"
+		if l.HasPoint {
+			place = fmt.Sprintf("%.2f, %.2f", l.Lat, l.Lon)
+		}
+		fmt.Fprintf(w, "\ngeo record %s (answers %d, ttl %d, when_all_down %s)\n", d.Name, d.Answers, d.TTL, d.Policy)
+		fmt.Fprintf(w, "location  network %s, country %s, continent %s, AS%d, at %s\n",
+			l.Network, orDash(l.Country), orDash(l.Continent), l.ASN, place)
+		fmt.Fprintf(w, "rule      %s\n", orDash(d.Rule))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "rank\tpop\tdistance\tRTT\tsource\tbias\tstate\thealth\t\t")
+		rows := slices.Clone(d.Candidates)
+		slices.SortStableFunc(rows, func(a, b dnsserver.ExplainedCandidate) int {
+			if a.Rank == 0 || b.Rank == 0 {
+				return b.Rank - a.Rank // unranked last
+			}
+			return a.Rank - b.Rank
+		})
+		for _, c := range rows {
+			rank, dist, rtt, health := "-", "-", "-", "down"
+			if c.Rank > 0 {
+				rank = fmt.Sprint(c.Rank)
+			}
+			if c.DistanceKm != nil {
+				dist = fmt.Sprintf("%.0f km", *c.DistanceKm)
+			}
+			if c.RTTMS != nil {
+				rtt = fmt.Sprintf("%.1f ms", *c.RTTMS)
+			}
+			if c.Healthy {
+				health = "up"
+			}
+			mark := ""
+			switch {
+			case c.Chosen:
+				mark = "chosen"
+			case c.Note != "":
+				mark = c.Note
+			case !c.Eligible:
+				mark = "not eligible"
+			}
+			if c.Measured != "" {
+				mark = strings.TrimSpace(mark + " measured " + c.Measured)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g\t%s\t%s\t\t%s\n", rank, c.PoP, dist, rtt, orDash(c.Source), c.BiasMS, c.State, health, mark)
+		}
+		tw.Flush()
+		if d.AllDown {
+			fmt.Fprintf(w, "no target was eligible: when_all_down %s decided\n", d.Policy)
+		}
+	}
+	fmt.Fprintf(w, "\nrcode     %s\n", ex.Rcode)
+	for _, a := range ex.Answer {
+		fmt.Fprintf(w, "answer    %s\n", a)
+	}
+	if ex.ECSScope != nil {
+		fmt.Fprintf(w, "ecs scope /%d\n", *ex.ECSScope)
+	} else {
+		fmt.Fprintln(w, "ecs scope none (no ECS option sent)")
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,167 @@
+package dnsserver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strings"
+	"unicode"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/zones"
+)
+
+// ExplainRequest is a question to answer as if a client had asked it.
+type ExplainRequest struct {
+	Name   string
+	Type   uint16
+	Source netip.Addr   // the query's source address; default 127.0.0.1
+	ECS    netip.Prefix // the client subnet the resolver sends; invalid: none
+}
+
+// Explanation is the answer to an ExplainRequest and every step that led to
+// it. It is what `popdns explain` prints and GET /explain returns as JSON.
+type Explanation struct {
+	Query     string        `json:"query"`
+	Client    string        `json:"client"` // the address that stood for the client
+	Via       string        `json:"via"`    // "ecs" or "source address"
+	Rcode     string        `json:"rcode"`
+	Answer    []string      `json:"answer"`
+	ECSScope  *int          `json:"ecs_scope,omitempty"` // nil when no ECS option was sent
+	Decisions []GeoDecision `json:"decisions"`           // one per geo record on the way
+}
+
+// GeoDecision is how one geo record chose.
+type GeoDecision struct {
+	Name       string               `json:"name"`
+	TTL        uint32               `json:"ttl"`
+	Answers    int                  `json:"answers"`
+	Location   ExplainedLocation    `json:"location"`
+	Rule       string               `json:"rule,omitempty"`
+	Candidates []ExplainedCandidate `json:"candidates"`
+	AllDown    bool                 `json:"all_down"`
+	Policy     string               `json:"when_all_down"`
+	Scope      int                  `json:"scope"`
+}
+
+// ExplainedLocation is where the database placed the client.
+type ExplainedLocation struct {
+	Network   string  `json:"network"`
+	Found     bool    `json:"found"`
+	HasPoint  bool    `json:"has_point"`
+	Lat       float64 `json:"lat"`
+	Lon       float64 `json:"lon"`
+	Country   string  `json:"country,omitempty"`
+	Continent string  `json:"continent,omitempty"`
+	ASN       uint32  `json:"asn,omitempty"`
+}
+
+// ExplainedCandidate is one target of a geo record and how it fared.
+type ExplainedCandidate struct {
+	PoP        string   `json:"pop"`
+	Rank       int      `json:"rank,omitempty"` // 1 is best; 0: not ranked (see Note)
+	Chosen     bool     `json:"chosen"`
+	DistanceKm *float64 `json:"distance_km,omitempty"`
+	RTTMS      *float64 `json:"rtt_ms,omitempty"` // estimate, bias included
+	Source     string   `json:"rtt_source,omitempty"`
+	Measured   string   `json:"measured,omitempty"` // the latency table entry used
+	BiasMS     float64  `json:"bias_ms"`
+	State      string   `json:"state"`
+	Healthy    bool     `json:"healthy"`
+	Eligible   bool     `json:"eligible"`
+	Note       string   `json:"note,omitempty"`
+}
+
+// Explain answers r exactly as ServeDNS would and reports how. It needs no
+// listener and is safe for concurrent use.
+func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
+	if _, ok := dns.IsDomainName(r.Name); !ok || r.Name == "" || strings.ContainsFunc(r.Name, unicode.IsSpace) {
+		return nil, fmt.Errorf("explain: %q is not a domain name", r.Name)
+	}
+	if r.Type == 0 {
+		r.Type = dns.TypeA
+	}
+	if !r.Source.IsValid() {
+		r.Source = netip.MustParseAddr("127.0.0.1")
+	}
+	req := new(dns.Msg)
+	req.SetQuestion(dns.Fqdn(r.Name), r.Type)
+	req.SetEdns0(dns.DefaultMsgSize, false)
+	if r.ECS.IsValid() {
+		p := r.ECS.Masked()
+		family := uint16(2)
+		if p.Addr().Is4() {
+			family = 1
+		}
+		req.IsEdns0().Option = append(req.IsEdns0().Option, &dns.EDNS0_SUBNET{
+			Code: dns.EDNS0SUBNET, Family: family, SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()})
+	}
+	if s.zones.Load() == nil {
+		return nil, errors.New("explain: no zones loaded")
+	}
+	ex := &Explanation{Query: dns.Fqdn(r.Name) + " " + dns.TypeToString[r.Type], Decisions: []GeoDecision{}}
+	resp, _ := s.respondTo(req, &net.UDPAddr{IP: r.Source.AsSlice()}, ex)
+	ex.Rcode = dns.RcodeToString[resp.Rcode]
+	ex.Answer = make([]string, 0, len(resp.Answer))
+	for _, rr := range resp.Answer {
+		ex.Answer = append(ex.Answer, strings.ReplaceAll(rr.String(), "\t", " "))
+	}
+	if opt := resp.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if e, ok := o.(*dns.EDNS0_SUBNET); ok {
+				scope := int(e.SourceScope)
+				ex.ECSScope = &scope
+			}
+		}
+	}
+	return ex, nil
+}
+
+// explainDecision records one geo decision of the query being explained.
+func (q *request) explainDecision(g *zones.Geo, d decision) {
+	loc := q.location()
+	gd := GeoDecision{
+		Name: g.Owner, TTL: g.TTL, Answers: g.Answers, Scope: d.scope,
+		AllDown: d.allDown, Policy: g.WhenAllDown.String(),
+		Location: ExplainedLocation{Network: loc.Prefix.String(), Found: loc.Found, HasPoint: loc.HasPoint,
+			Lat: loc.Point.Lat, Lon: loc.Point.Lon, Country: loc.Country, Continent: loc.Continent, ASN: loc.ASN},
+	}
+	if d.rule != nil {
+		gd.Rule = d.rule.Describe()
+	}
+	chosen := map[uint8]bool{}
+	for _, idx := range d.ranked[:d.n] {
+		chosen[idx] = true
+	}
+	ranked := map[uint8]int{}
+	for i, c := range q.cands[:d.cands] {
+		ranked[c.index] = i
+	}
+	for i := range g.Targets {
+		t := &g.Targets[i]
+		ec := ExplainedCandidate{PoP: t.Name(), BiasMS: t.BiasMS, State: max(t.State, t.PoP.State).String(), Chosen: chosen[uint8(i)]}
+		pos, ok := ranked[uint8(i)]
+		if !ok {
+			ec.Note = "not a candidate: no record of this type, or excluded by the rule"
+			gd.Candidates = append(gd.Candidates, ec)
+			continue
+		}
+		c := q.cands[pos]
+		ec.Rank, ec.Healthy, ec.Eligible, ec.Source = pos+1, c.healthy, c.eligible, c.source.String()
+		if c.km >= 0 {
+			km := math.Round(c.km)
+			ec.DistanceKm = &km
+		}
+		if !math.IsInf(c.rttMS, 0) {
+			rtt := math.Round(c.rttMS*10) / 10
+			ec.RTTMS = &rtt
+		}
+		if c.entry != nil {
+			ec.Measured = c.entry.String()
+		}
+		gd.Candidates = append(gd.Candidates, ec)
+	}
+	q.explain.Decisions = append(q.explain.Decisions, gd)
+}
