@@ -123,17 +123,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
 		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
 	}
-	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency()}
-	if env.latency != nil && q.s.pick.maxAge > 0 {
-		env.now = time.Now()
-	}
-	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
-	q.scope = max(q.scope, d.scope)
-	if q.explain != nil {
-		q.explainDecision(g, d)
-	} else if d.allDown {
-		q.s.allDown(g, d)
-	}
+	d := q.decide(g, qtype)
 	switch {
 	case d.servfail:
 		q.resp.Rcode = dns.RcodeServerFailure
@@ -151,7 +141,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
 		return nil, true
 	}
-	for _, idx := range d.ranked[:d.n] {
+	for _, idx := range d.ranked {
 		t := &g.Targets[idx]
 		rrs := t.A
 		if qtype == dns.TypeAAAA {
@@ -161,6 +151,38 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		q.resp.Answer = appendAnswer(q.resp.Answer, rrs, synthesize, name)
 	}
 	return nil, true
+}
+
+// decide chooses among g's targets for this query's client, from the
+// decision cache when it can. An explanation always decides afresh, since
+// it reports the ranking itself.
+func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
+	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency()}
+	epoch := cacheEpoch{generation: q.snap.Generation()}
+	if env.latency != nil && q.s.pick.maxAge > 0 {
+		env.now = time.Now()
+		// Entries age out over time: decisions are good for a minute.
+		epoch.bucket = env.now.Unix() / 60
+	}
+	key := cacheKey{geo: g, qtype: qtype, client: q.client}
+	if q.explain == nil {
+		if cd := q.s.cache.get(key, epoch); cd != nil {
+			q.scope = max(q.scope, cd.scope)
+			return cd
+		}
+	}
+	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
+	q.scope = max(q.scope, d.scope)
+	if q.explain != nil {
+		q.explainDecision(g, d)
+	} else if d.allDown {
+		q.s.allDown(g, d)
+	}
+	if q.explain == nil && !d.allDown {
+		// All-down decisions are not cached: each one must be counted.
+		q.s.cache.put(key, epoch, &d)
+	}
+	return &cachedDecision{ranked: d.ranked[:d.n], nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
 }
 
 // appendAnswer appends rrs, rewritten to owner name when they come from a

@@ -1,10 +1,13 @@
 package dnsserver
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/rs/zerolog"
 )
 
 var benchQueries = []struct {
@@ -27,7 +30,7 @@ func BenchmarkServeDNS(b *testing.B) {
 	for _, q := range benchQueries {
 		b.Run(q.name, func(b *testing.B) {
 			b.ReportAllocs()
-			w := dnstest.NewUDP("192.0.2.1")
+			w := &packWriter{Recorder: *dnstest.NewUDP("192.0.2.1")}
 			for b.Loop() {
 				s.ServeDNS(w, q.req)
 			}
@@ -57,4 +60,72 @@ func TestAllocBudget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// benchGeoServer serves the geo test zone with the real Locator over the
+// generated test databases (testdata/geo), so lookups cost what they cost.
+func benchGeoServer(b *testing.B) *Server {
+	b.Helper()
+	db, err := geo.Open("../testdata/geo/city.mmdb", "../testdata/geo/asn.mmdb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	b.Cleanup(func() { loc.Close() })
+	s := newGeoServer(b)
+	s.locator = loc
+	return s
+}
+
+// ecsQueries makes n queries for name with ECS from distinct /24s spread
+// over the networks of the test database (and beyond it).
+func ecsQueries(n int, name string) []*dns.Msg {
+	out := make([]*dns.Msg, n)
+	for i := range out {
+		var a string
+		switch i % 3 {
+		case 0:
+			a = netip.AddrFrom4([4]byte{198, 18 + byte(i>>8&1), byte(i), 0}).String()
+		case 1:
+			a = netip.AddrFrom4([4]byte{192, 0, 2, byte(i%4) * 64}).String()
+		default:
+			a = netip.AddrFrom4([4]byte{byte(1 + i%200), byte(i >> 3), byte(i), 0}).String()
+		}
+		out[i] = query(name, dns.TypeA, withECS(a, 24))
+	}
+	return out
+}
+
+// BenchmarkGeoAnswer measures a geo answer with ECS, from a decoded query to
+// a packed reply, cycling through many client networks.
+func BenchmarkGeoAnswer(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		networks int
+	}{{"1_network", 1}, {"1000_networks", 1000}, {"100000_networks", 100000}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := benchGeoServer(b)
+			qs := ecsQueries(tc.networks, "www.geo.test.")
+			w := &packWriter{Recorder: *dnstest.NewUDP("192.0.2.1")}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.ServeDNS(w, qs[i%len(qs)])
+				i++
+			}
+		})
+	}
+}
+
+// packWriter packs each reply into a reused buffer and keeps nothing: the
+// cost a real writer adds, without the test Recorder's decoding.
+type packWriter struct {
+	dnstest.Recorder
+	buf []byte
+}
+
+func (w *packWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.PackBuffer(w.buf)
+	w.buf = b[:0]
+	return err
 }

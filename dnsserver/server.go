@@ -74,6 +74,7 @@ type Server struct {
 	metrics    *metrics
 	locator    Locator
 	pick       pickOptions
+	cache      decisionCache
 	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
 
 	mu        sync.Mutex // mu guards the fields below
