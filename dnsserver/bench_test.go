@@ -1,7 +1,11 @@
 package dnsserver
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -128,4 +132,52 @@ func (w *packWriter) WriteMsg(m *dns.Msg) error {
 	b, err := m.PackBuffer(w.buf)
 	w.buf = b[:0]
 	return err
+}
+
+// BenchmarkGeoAnswerGeoLite answers with ECS from real networks of the
+// GeoLite2 City database (skipped without it: see geo/geolite_test.go for
+// where it is looked for), cycling through more networks than the decision
+// cache holds and through fewer.
+func BenchmarkGeoAnswerGeoLite(b *testing.B) {
+	dir := os.Getenv("POPDNS_GEOLITE_DIR")
+	if dir == "" {
+		dir = "../testdata/geo/real"
+	}
+	db, err := geo.Open(filepath.Join(dir, "GeoLite2-City.mmdb"), "")
+	if err != nil {
+		b.Skipf("no GeoLite2 City database in %s (../shared/tools/fetch-geolite.sh %s): %v", dir, dir, err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	b.Cleanup(func() { loc.Close() })
+	// Real client networks: random addresses the database places, as /24s.
+	r := rand.New(rand.NewPCG(7, 7))
+	var nets []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for len(nets) < 100_000 {
+		a := netip.AddrFrom4([4]byte{byte(1 + r.IntN(223)), byte(r.IntN(256)), byte(r.IntN(256)), 0})
+		if l := loc.Locate(a); l.HasPoint && publicAddr(a) {
+			p := netip.PrefixFrom(a, 24)
+			if !seen[p] {
+				seen[p] = true
+				nets = append(nets, p)
+			}
+		}
+	}
+	for _, n := range []int{1000, 100_000} {
+		b.Run(strconv.Itoa(n)+"_networks", func(b *testing.B) {
+			s := newGeoServer(b)
+			s.locator = loc
+			qs := make([]*dns.Msg, n)
+			for i := range qs {
+				qs[i] = query("www.geo.test.", dns.TypeA, withECS(nets[i].Addr().String(), 24))
+			}
+			w := &packWriter{Recorder: *dnstest.NewUDP("192.0.2.1")}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				s.ServeDNS(w, qs[i%len(qs)])
+				i++
+			}
+		})
+	}
 }
