@@ -26,11 +26,12 @@ type request struct {
 	client netip.Addr // the ECS network address, or the source address
 	// loc is looked up on the first geo decision only: static answers
 	// never pay for it.
-	loc     geo.Location
-	located bool
-	scope   int // ECS scope of the answer; 0 while nothing depended on the client
-	cands   [zones.MaxGeoTargets]candidate
-	explain *Explanation // non-nil only for Server.Explain
+	loc      geo.Location
+	located  bool
+	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
+	tailored bool // a geo decision shaped the answer
+	cands    [zones.MaxGeoTargets]candidate
+	explain  *Explanation // non-nil only for Server.Explain
 }
 
 func (q *request) location() geo.Location {
@@ -164,6 +165,7 @@ func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
 		// Entries age out over time: decisions are good for a minute.
 		epoch.bucket = env.now.Unix() / 60
 	}
+	q.tailored = true
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {

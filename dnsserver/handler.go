@@ -84,17 +84,29 @@ func (s *Server) respondTo(req *dns.Msg, src net.Addr, ex *Explanation) (*dns.Ms
 	if edns.present && edns.count == 1 {
 		opt := s.replyOPT(edns)
 		if ecs.present && ecsOK && resp.Rcode != dns.RcodeFormatError {
-			// The scope says how far the answer carries (RFC 7871 §7.2.1):
-			// 0 unless it depended on the client's network.
-			scope := 0
-			if ecs.usable() {
-				scope = q.scope
-			}
-			opt.Option = append(opt.Option, ecs.reply(scope))
+			opt.Option = append(opt.Option, ecs.reply(q.ecsScope(ecs)))
 		}
 		resp.Extra = append(resp.Extra, opt)
 	}
 	return resp, cut
+}
+
+// ecsScope is the SCOPE PREFIX-LENGTH of the reply (RFC 7871 §7.2.1): how
+// far around the client subnet the answer holds. An answer that depended
+// on no client holds everywhere: 0; so does any answer to SOURCE 0, which
+// asks for none. A tailored answer holds over the network it was decided
+// for. An answer tailored to the query's source address, because the
+// subnet was private, holds for that subnet only: scope 0 would let the
+// resolver give its own location's answer to every client subnet.
+func (q *request) ecsScope(ecs clientSubnet) int {
+	switch {
+	case !q.tailored || ecs.source == 0:
+		return 0
+	case ecs.usable():
+		return q.scope
+	default:
+		return int(ecs.source)
+	}
 }
 
 func sourceAddr(a net.Addr) netip.Addr {
