@@ -1,10 +1,19 @@
-// Package crosscheck holds tests only: it compares popdns's answers with
-// those of a reference authoritative server (Knot DNS) serving the same
-// zone, query by query, on the wire. Every difference fails the test unless
-// an allow-list entry names the RFC under which both answers are correct,
-// or marks it as a known popdns bug.
+// Package crosscheck holds tests only: it checks popdns on the wire against
+// real peers and real data.
 //
-// The tests need knotd and skip without it:
+//   - Knot DNS, the reference authoritative server, serving the same zone:
+//     answers are compared query by query, and every difference fails the
+//     test unless an allow-list entry names the RFC under which both
+//     answers are correct.
+//   - Unbound with its subnetcache module, as a resolver in front of
+//     popdns: clients in different subnets get different PoPs through it,
+//     and its cache honours the ECS scopes popdns returns.
+//   - The real GeoLite2 City database: clients on six continents get their
+//     nearest PoP, with the database network as the ECS scope.
 //
-//	apt-get install knot knot-dnsutils
+// Each test skips, saying what to install or fetch, when its peer is
+// missing; .ci/run installs them all:
+//
+//	apt-get install knot knot-dnsutils unbound
+//	../shared/tools/fetch-geolite.sh testdata/geo/real
 package crosscheck
