@@ -165,16 +165,17 @@ func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
 		// Entries age out over time: decisions are good for a minute.
 		epoch.bucket = env.now.Unix() / 60
 	}
-	q.tailored = true
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
 			q.scope = max(q.scope, cd.scope)
+			q.tailored = q.tailored || !cd.untailored
 			return cd
 		}
 	}
 	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
 	q.scope = max(q.scope, d.scope)
+	q.tailored = q.tailored || !d.untailored
 	if q.explain != nil {
 		q.explainDecision(g, d)
 	} else if d.allDown {
@@ -184,7 +185,7 @@ func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
 		// All-down decisions are not cached: each one must be counted.
 		q.s.cache.put(key, epoch, &d)
 	}
-	return &cachedDecision{ranked: d.ranked[:d.n], nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
+	return &cachedDecision{ranked: d.ranked[:d.n], untailored: d.untailored, nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
 }
 
 // appendAnswer appends rrs, rewritten to owner name when they come from a

@@ -47,11 +47,12 @@ type cacheKey struct {
 
 // cachedDecision is the part of a decision an answer needs.
 type cachedDecision struct {
-	ranked   []uint8
-	nodata   bool
-	servfail bool
-	allDown  bool
-	scope    int
+	ranked     []uint8
+	untailored bool
+	nodata     bool
+	servfail   bool
+	allDown    bool
+	scope      int
 }
 
 func (c *decisionCache) shard(k cacheKey) *cacheShard {
@@ -75,7 +76,7 @@ func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {
 }
 
 func (c *decisionCache) put(k cacheKey, e cacheEpoch, d *decision) {
-	cd := &cachedDecision{ranked: append([]uint8(nil), d.ranked[:d.n]...), nodata: d.nodata,
+	cd := &cachedDecision{ranked: append([]uint8(nil), d.ranked[:d.n]...), untailored: d.untailored, nodata: d.nodata,
 		servfail: d.servfail, allDown: d.allDown, scope: d.scope}
 	s := c.shard(k)
 	s.mu.Lock()

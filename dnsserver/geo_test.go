@@ -55,7 +55,7 @@ records:
   ruled:
     - geo:
         targets:
-          fra: { a: 192.0.2.1 }
+          fra: { a: 192.0.2.1, aaaa: 2001:db8::1 }
           iad: { a: 192.0.2.2 }
           sin: { a: 192.0.2.3 }
           nrt: { a: 192.0.2.6 }
@@ -254,7 +254,9 @@ func TestGeoAnswers(t *testing.T) {
 		{"two answers, nearest first", query("two.geo.test.", dns.TypeA, withECS("1.120.0.0", 24)), "192.0.2.200", 0, []string{"192.0.2.3", "192.0.2.2"}, 13},
 		{"static data at a geo name: scope 0", query("www.geo.test.", dns.TypeTXT, withECS("81.2.69.0", 24)), "192.0.2.200", 0, nil, 0},
 		{"NXDOMAIN: scope 0", query("nope.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", dns.RcodeNameError, nil, 0},
-		{"NODATA for a type no target has: scope from the decision", query("two.geo.test.", dns.TypeAAAA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, nil, 24},
+		{"NODATA for a type no target has: scope 0", query("two.geo.test.", dns.TypeAAAA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, nil, 0},
+		{"NODATA because the rule leaves no target of the type: scoped", query("ruled.geo.test.", dns.TypeAAAA, withECS("1.2.3.0", 24)), "192.0.2.200", 0, nil, 16},
+		{"outside that rule the AAAA exists", query("ruled.geo.test.", dns.TypeAAAA, withECS("24.48.1.0", 24)), "192.0.2.200", 0, []string{"2001:db8::1"}, 16},
 		{"rule by country pins", query("ruled.geo.test.", dns.TypeA, withECS("1.2.3.0", 24)), "192.0.2.200", 0, []string{"192.0.2.3"}, 16},
 		{"rule by continent excludes", query("ruled.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, []string{"192.0.2.2"}, 24},
 		{"rule by ASN pins", query("ruled.geo.test.", dns.TypeA, withECS("64.0.1.0", 24)), "192.0.2.200", 0, []string{"192.0.2.6"}, 16},

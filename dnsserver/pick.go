@@ -51,14 +51,15 @@ type candidate struct {
 
 // decision is the outcome of choosing among a geo record's targets.
 type decision struct {
-	ranked   [zones.MaxGeoTargets]uint8 // answered target indexes, best first
-	n        int                        // how many of ranked are answered
-	nodata   bool                       // no target has the type asked for
-	servfail bool                       // nothing can be answered
-	allDown  bool                       // no target was eligible: when_all_down decided
-	rule     *zones.GeoRule             // the rule that applied, or nil
-	scope    int                        // ECS scope: prefix bits the decision depends on
-	cands    int                        // how many candidates were ranked (for explain)
+	ranked     [zones.MaxGeoTargets]uint8 // answered target indexes, best first
+	n          int                        // how many of ranked are answered
+	nodata     bool                       // no target has the type asked for, or none the rule allows
+	untailored bool                       // the outcome is the same for every client
+	servfail   bool                       // nothing can be answered
+	allDown    bool                       // no target was eligible: when_all_down decided
+	rule       *zones.GeoRule             // the rule that applied, or nil
+	scope      int                        // ECS scope: prefix bits the decision depends on
+	cands      int                        // how many candidates were ranked (for explain)
 }
 
 // pickOptions are the server-wide parameters of selection.
@@ -80,13 +81,18 @@ type pickEnv struct {
 // query path does not allocate.
 func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env pickEnv, cands *[zones.MaxGeoTargets]candidate) decision {
 	var d decision
-	d.scope = scopeBits(g, client, loc)
 	var has zones.TargetSet
 	for i := range g.Targets {
 		if t := &g.Targets[i]; t.CNAME != nil || qtype == dns.TypeAAAA && len(t.AAAA) > 0 || qtype != dns.TypeAAAA && len(t.A) > 0 {
 			has |= 1 << uint(i)
 		}
 	}
+	if has == 0 {
+		// No target has the type, whoever asks: NODATA for everyone.
+		d.nodata, d.untailored = true, true
+		return d
+	}
+	d.scope = scopeBits(g, client, loc)
 	allowed := has
 	if r := matchRule(g, client, loc); r != nil {
 		d.rule = r
