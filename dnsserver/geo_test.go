@@ -18,12 +18,12 @@ import (
 
 // The six PoPs of the benchmark issue.
 var sixPoPs = []zones.PoP{
-	{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}},
-	{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}},
-	{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}},
-	{Name: "gru", Point: geo.Point{Lat: -23.43, Lon: -46.47}},
-	{Name: "syd", Point: geo.Point{Lat: -33.94, Lon: 151.18}},
-	{Name: "nrt", Point: geo.Point{Lat: 35.77, Lon: 140.39}, Weight: 3},
+	{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Country: "DE", Continent: "EU"},
+	{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}, Country: "US", Continent: "NA"},
+	{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}, Country: "SG", Continent: "AS"},
+	{Name: "gru", Point: geo.Point{Lat: -23.43, Lon: -46.47}, Country: "BR", Continent: "SA"},
+	{Name: "syd", Point: geo.Point{Lat: -33.94, Lon: 151.18}, Country: "AU", Continent: "OC"},
+	{Name: "nrt", Point: geo.Point{Lat: 35.77, Lon: 140.39}, Country: "JP", Continent: "AS", Weight: 3},
 }
 
 const geoZone = `
@@ -161,7 +161,8 @@ var testPlaces = fakeLocator{
 	place("64.0.0.0/16", 52.52, 13.40, "DE", "EU", 64500),                                      // Berlin, AS64500
 	place("2a00:1450::/32", 53.55, 9.99, "DE", "EU", 0),                                        // Hamburg
 	place("2001:db8:aa::/48", 1.29, 103.85, "SG", "AS", 0),                                     // Singapore
-	{Prefix: netip.MustParsePrefix("5.5.0.0/16"), Country: "DE", Continent: "EU", Found: true}, // country only
+	{Prefix: netip.MustParsePrefix("5.5.0.0/16"), Country: "BR", Continent: "SA", Found: true}, // country only
+	{Prefix: netip.MustParsePrefix("5.6.0.0/16"), Country: "MY", Continent: "AS", Found: true}, // Malaysia, country only
 }
 
 func newGeoServer(t testing.TB) *Server {
@@ -250,7 +251,9 @@ func TestGeoAnswers(t *testing.T) {
 		{"loopback ECS /32: the source address decides, for that /32 only", query("www.geo.test.", dns.TypeA, withECS("127.0.0.1", 32)), "126.5.5.5", 0, []string{"192.0.2.6"}, 32},
 		{"private ECS, static answer: scope 0", query("www.geo.test.", dns.TypeTXT, withECS("10.1.2.0", 24)), "126.5.5.5", 0, nil, 0},
 		{"unknown location: listed order", query("www.geo.test.", dns.TypeA, withECS("198.51.100.0", 24)), "192.0.2.200", 0, []string{"192.0.2.1"}, 8},
-		{"country without coordinates: listed order", query("www.geo.test.", dns.TypeA, withECS("5.5.5.0", 24)), "192.0.2.200", 0, []string{"192.0.2.1"}, 16},
+		{"country without coordinates: a PoP in that country", query("www.geo.test.", dns.TypeA, withECS("5.5.5.0", 24)), "192.0.2.200", 0, []string{"192.0.2.4"}, 16},
+		{"continent without coordinates: a PoP on that continent", query("www.geo.test.", dns.TypeA, withECS("5.6.5.0", 24)), "192.0.2.200", 0, []string{"192.0.2.3"}, 16},
+		{"unknown location with spread: still the listed order", query("spread.geo.test.", dns.TypeA, withECS("198.51.100.0", 24)), "192.0.2.200", 0, []string{"192.0.2.1"}, 8},
 		{"two answers, nearest first", query("two.geo.test.", dns.TypeA, withECS("1.120.0.0", 24)), "192.0.2.200", 0, []string{"192.0.2.3", "192.0.2.2"}, 13},
 		{"static data at a geo name: scope 0", query("www.geo.test.", dns.TypeTXT, withECS("81.2.69.0", 24)), "192.0.2.200", 0, nil, 0},
 		{"NXDOMAIN: scope 0", query("nope.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", dns.RcodeNameError, nil, 0},
@@ -344,6 +347,12 @@ func TestMalformedECS(t *testing.T) {
 	}
 }
 
+type everyNetworkInTokyo struct{}
+
+func (everyNetworkInTokyo) Locate(a netip.Addr) geo.Location {
+	return geo.Location{Prefix: netip.PrefixFrom(a, 24).Masked(), Point: geo.Point{Lat: 35.68, Lon: 139.69}, HasPoint: true, Found: true}
+}
+
 // TestSpreadIsStablePerNetwork: with a spread wide enough to include both
 // targets, each network always gets the same one, and across many
 // networks both get clients roughly in proportion to their weights (nrt 3,
@@ -369,6 +378,8 @@ func TestSpreadIsStablePerNetwork(t *testing.T) {
 	if len(count) != 1 {
 		t.Errorf("one database network spread over %v", count)
 	}
+	// Every /24 its own network, all in Tokyo: the spread decides alone.
+	s.locator = everyNetworkInTokyo{}
 	count = map[string]int{}
 	for i := range 400 {
 		ecs := netip.AddrFrom4([4]byte{byte(130 + i%100), byte(i), 7, 0}).String()

@@ -24,6 +24,7 @@ const (
 	fromOrder    rttSource = iota // location unknown: the record's order decides
 	fromDistance                  // great-circle distance over fibre
 	fromTable                     // measured, from the latency table
+	fromRegion                    // no coordinates: same country, then continent, first
 )
 
 func (s rttSource) String() string {
@@ -32,6 +33,8 @@ func (s rttSource) String() string {
 		return "distance"
 	case fromTable:
 		return "table"
+	case fromRegion:
+		return "region"
 	}
 	return "order"
 }
@@ -130,6 +133,12 @@ func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env
 		case loc.HasPoint:
 			c.rttMS = float64(geo.FibreRTT(c.km, env.opt.inflation).Nanoseconds()) / 1e6
 			c.source = fromDistance
+		case loc.Country != "" && loc.Country == t.PoP.Country:
+			// Placed only by country: a PoP in that country first, then
+			// one on the continent, each behind every real estimate.
+			c.rttMS, c.source = regionCountry, fromRegion
+		case loc.Continent != "" && loc.Continent == t.PoP.Continent:
+			c.rttMS, c.source = regionContinent, fromRegion
 		default:
 			// Unknown: behind every estimate, in the record's order.
 			c.rttMS = math.Inf(1)
@@ -171,6 +180,13 @@ func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env
 	return d
 }
 
+// Stand-in RTTs for clients placed only by country or continent: larger
+// than any real RTT, so that they never beat a measurement or an estimate.
+const (
+	regionCountry   = 1e6
+	regionContinent = 2e6
+)
+
 // rank sorts candidates by estimated RTT, the record's order breaking ties
 // (and deciding alone when the client's location is unknown). Insertion
 // sort: at most 64 elements, and no allocation.
@@ -203,6 +219,9 @@ func spread(g *zones.Geo, pool []uint8, cands []candidate, client netip.Addr, sc
 		return math.Inf(1)
 	}
 	best := rtt(pool[0])
+	if best >= regionCountry {
+		return // nothing was estimated: there is no distance to spread over
+	}
 	k, total := 0, 0.0
 	for k < len(pool) && rtt(pool[k]) <= best+g.SpreadMS {
 		total += g.Targets[pool[k]].PoP.Weight

@@ -70,7 +70,7 @@ type Server struct {
 	cfg        Config
 	nsidHex    string
 	log        zerolog.Logger
-	allDownLog zerolog.Logger // sampled: at most a line per PoP outage burst
+	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
 	metrics    *metrics
 	locator    Locator
 	pick       pickOptions

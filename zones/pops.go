@@ -18,8 +18,9 @@ const (
 	// Active: answered whenever it is healthy.
 	Active AdminState = iota
 	// Drain: gets no clients while anything else is eligible, but may
-	// still be answered when when_all_down is nearest or all, since it
-	// works: it is only being emptied.
+	// still be answered when no target is eligible (when_all_down nearest,
+	// all, or fallback naming it), since it works: it is only being
+	// emptied.
 	Drain
 	// Down: never answered.
 	Down

@@ -71,6 +71,13 @@ func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		db, err := openGeoIP(cfg)
+		if err != nil {
+			return err
+		}
+		if db != nil {
+			db.Close()
+		}
 		fmt.Fprintf(stdout, "ok   %s: configuration, %d PoPs\n", path, len(cfg.pops.Names()))
 		return checkZoneDir(cfg.zonesDir, cfg.pops, stdout)
 	}

@@ -127,7 +127,10 @@ func printExplanation(w io.Writer, ex *dnsserver.Explanation) {
 			if c.RTTMS != nil {
 				rtt = fmt.Sprintf("%.1f ms", *c.RTTMS)
 			}
-			if c.Healthy {
+			switch {
+			case c.Rank == 0:
+				health = "-"
+			case c.Healthy:
 				health = "up"
 			}
 			mark := ""
