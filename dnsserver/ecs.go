@@ -66,7 +66,7 @@ func parseECS(req *dns.Msg) (clientSubnet, bool) {
 // usable reports whether the subnet can stand for the client: it says
 // something (SOURCE PREFIX-LENGTH above 0) about a public network. For a
 // private or special network the answer falls back to the query's source
-// address and gets scope 0 (RFC 7871 §7.1.2, §11.3).
+// address (RFC 7871 §11.3), scoped to that subnet (see request.ecsScope).
 func (cs clientSubnet) usable() bool {
 	if !cs.present || !cs.prefix.IsValid() || cs.source == 0 {
 		return false
