@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,8 +29,9 @@ type request struct {
 	// never pay for it.
 	loc      geo.Location
 	located  bool
-	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
-	tailored bool // a geo decision shaped the answer
+	scope    int    // ECS scope of the answer; 0 while nothing depended on the client
+	tailored bool   // a geo decision shaped the answer
+	cut      string // the zone cut of a referral in the answer, for truncation
 	cands    [zones.MaxGeoTargets]candidate
 	explain  *Explanation // non-nil only for Server.Explain
 }
@@ -66,6 +68,7 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 			ns := m.Node.RRset(dns.TypeNS)
 			resp.Ns = append(resp.Ns, ns.RRs...)
 			resp.Extra = append(resp.Extra, ns.Additional...)
+			q.cut = m.Node.Name()
 			return
 		case zones.NameError:
 			resp.Rcode = dns.RcodeNameError
@@ -83,6 +86,12 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 			var done bool
 			cname, done = q.answerGeo(zone, g, synthesize, name)
 			if done {
+				return
+			}
+			if qtype == dns.TypeCNAME || qtype == dns.TypeANY {
+				// The CNAME is the answer itself: it is not followed
+				// (RFC 1034 §4.3.2 step 3a).
+				resp.Answer = appendAnswer(resp.Answer, []dns.RR{cname}, synthesize, name)
 				return
 			}
 		}
@@ -124,7 +133,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
 		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
 	}
-	d := q.decide(g, qtype)
+	d := q.decideCached(g, qtype)
 	switch {
 	case d.servfail:
 		q.resp.Rcode = dns.RcodeServerFailure
@@ -148,16 +157,17 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		if qtype == dns.TypeAAAA {
 			rrs = t.AAAA
 		}
-		// A CNAME target cannot share the name with addresses; skip it.
+		// A CNAME target has no addresses, so it adds nothing here: a
+		// CNAME cannot share its name with other data.
 		q.resp.Answer = appendAnswer(q.resp.Answer, rrs, synthesize, name)
 	}
 	return nil, true
 }
 
-// decide chooses among g's targets for this query's client, from the
+// decideCached chooses among g's targets for this query's client, from the
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
-func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
+func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency()}
 	epoch := cacheEpoch{generation: q.snap.Generation()}
 	if env.latency != nil && q.s.pick.maxAge > 0 {
@@ -173,7 +183,7 @@ func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
 			return cd
 		}
 	}
-	d := decide(g, qtype, q.client, q.location(), env, &q.cands)
+	d := rankTargets(g, qtype, q.client, q.location(), env, &q.cands)
 	q.scope = max(q.scope, d.scope)
 	q.tailored = q.tailored || !d.untailored
 	if q.explain != nil {
@@ -181,11 +191,13 @@ func (q *request) decide(g *zones.Geo, qtype uint16) *cachedDecision {
 	} else if d.allDown {
 		q.s.allDown(g, d)
 	}
+	cd := &cachedDecision{ranked: slices.Clone(d.ranked[:d.n]), untailored: d.untailored,
+		nodata: d.nodata, servfail: d.servfail, scope: d.scope}
 	if q.explain == nil && !d.allDown {
 		// All-down decisions are not cached: each one must be counted.
-		q.s.cache.put(key, epoch, &d)
+		q.s.cache.put(key, epoch, cd)
 	}
-	return &cachedDecision{ranked: d.ranked[:d.n], untailored: d.untailored, nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
+	return cd
 }
 
 // appendAnswer appends rrs, rewritten to owner name when they come from a

@@ -45,24 +45,31 @@ type cacheKey struct {
 	client netip.Addr
 }
 
-// cachedDecision is the part of a decision an answer needs.
+// cachedDecision is the part of a decision an answer needs. It is
+// immutable once made: the cache and the queries that hit it share it.
 type cachedDecision struct {
 	ranked     []uint8
 	untailored bool
 	nodata     bool
 	servfail   bool
-	allDown    bool
 	scope      int
 }
 
 func (c *decisionCache) shard(k cacheKey) *cacheShard {
+	// All 16 bytes: client networks differ in their high bytes (an IPv6
+	// /56 has zeros from byte 7 on), hosts in their low ones.
 	b := k.client.As16()
 	h := uint32(2166136261)
-	for _, x := range b[12:] { // the low bytes of the address vary most
+	for _, x := range b {
 		h = (h ^ uint32(x)) * 16777619
 	}
-	h ^= uint32(k.qtype)
+	h = (h ^ uint32(k.qtype)) * 16777619
 	return &c.shards[h%cacheShards]
+}
+
+// newer orders epochs: a later generation, or the same one in a later bucket.
+func (e cacheEpoch) newer(than cacheEpoch) bool {
+	return e.generation > than.generation || e.generation == than.generation && e.bucket > than.bucket
 }
 
 func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {
@@ -75,13 +82,18 @@ func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {
 	return s.m[k]
 }
 
-func (c *decisionCache) put(k cacheKey, e cacheEpoch, d *decision) {
-	cd := &cachedDecision{ranked: append([]uint8(nil), d.ranked[:d.n]...), untailored: d.untailored, nodata: d.nodata,
-		servfail: d.servfail, allDown: d.allDown, scope: d.scope}
+// put stores a decision made in epoch e. A query still running on an
+// older snapshot must not throw out decisions of the newer one, so its
+// decision is dropped; a newer epoch starts the shard over, which also
+// lets go of the old snapshot's records.
+func (c *decisionCache) put(k cacheKey, e cacheEpoch, cd *cachedDecision) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.epoch != e || len(s.m) >= cacheShardCap || s.m == nil {
+	switch {
+	case s.m != nil && s.epoch.newer(e):
+		return
+	case s.m == nil || e.newer(s.epoch) || len(s.m) >= cacheShardCap:
 		s.epoch = e
 		s.m = make(map[cacheKey]*cachedDecision, cacheShardCap/4)
 	}

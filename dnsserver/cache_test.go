@@ -47,10 +47,10 @@ func TestDecisionCacheFollowsReload(t *testing.T) {
 func TestDecisionCacheIsBounded(t *testing.T) {
 	var c decisionCache
 	g := &zones.Geo{}
-	d := decision{n: 1}
+	d := &cachedDecision{ranked: []uint8{0}}
 	e := cacheEpoch{generation: 1}
 	for i := range 200_000 {
-		c.put(cacheKey{geo: g, qtype: dns.TypeA, client: netip.AddrFrom4([4]byte{byte(i >> 16), byte(i >> 8), byte(i), 0})}, e, &d)
+		c.put(cacheKey{geo: g, qtype: dns.TypeA, client: netip.AddrFrom4([4]byte{byte(i >> 16), byte(i >> 8), byte(i), 0})}, e, d)
 	}
 	total := 0
 	for i := range c.shards {
@@ -64,8 +64,30 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 		t.Fatal("nothing cached")
 	}
 	k := cacheKey{geo: g, qtype: dns.TypeA, client: netip.MustParseAddr("10.0.0.0")}
-	c.put(k, e, &d)
+	c.put(k, e, d)
 	if c.get(k, e) == nil || c.get(k, cacheEpoch{generation: 2}) != nil {
 		t.Error("get misses the entry just put, or serves it to another epoch")
+	}
+	// A straggler from an older snapshot must not reset the newer shard.
+	newer := cacheEpoch{generation: 2}
+	c.put(k, newer, d)
+	c.put(k, e, &cachedDecision{})
+	if got := c.get(k, newer); got != d {
+		t.Error("a put from an older generation replaced the newer decision")
+	}
+}
+
+// TestDecisionCacheSpreadsIPv6: ECS networks of IPv6 clients (a /56 has
+// zero bytes from byte 7 on) must spread over the shards.
+func TestDecisionCacheSpreadsIPv6(t *testing.T) {
+	var c decisionCache
+	used := map[*cacheShard]bool{}
+	for i := range 10_000 {
+		var b [16]byte
+		b[0], b[1], b[2], b[3], b[4], b[5], b[6] = 0x2a, 0x00, byte(i>>16), byte(i>>8), byte(i), 0x10, byte(i*7)
+		used[c.shard(cacheKey{qtype: dns.TypeAAAA, client: netip.AddrFrom16(b)})] = true
+	}
+	if len(used) < cacheShards*3/4 {
+		t.Errorf("10,000 IPv6 networks used %d of %d shards", len(used), cacheShards)
 	}
 }

@@ -119,9 +119,12 @@ func TestPanicAnswersServfail(t *testing.T) {
 	s := newTestServer(t, Config{})
 	w := dnstest.NewUDP("192.0.2.1")
 	w.PanicOnWrite = true
-	s.ServeDNS(w, query("www.example.test.", dns.TypeA))
-	if w.Writes != 1 || w.Msg.Rcode != dns.RcodeServerFailure {
-		t.Fatalf("after a panic: %d replies, last %v; want one SERVFAIL", w.Writes, w.Msg)
+	s.ServeDNS(w, query("www.example.test.", dns.TypeA, withEDNS(1232, false)))
+	if w.Writes != 1 || w.Msg.Rcode != dns.RcodeServerFailure || w.Msg.IsEdns0() == nil {
+		t.Fatalf("after a panic: %d replies, last %v; want one SERVFAIL with an OPT", w.Writes, w.Msg)
+	}
+	if got := testutilCounter(t, s.metrics.requests.WithLabelValues("udp", "A", "SERVFAIL")); got != 1 {
+		t.Errorf("requests_total{rcode=SERVFAIL} = %v, want 1", got)
 	}
 	if got := testutilCounter(t, s.metrics.panics); got != 1 {
 		t.Errorf("panics_total = %v, want 1", got)

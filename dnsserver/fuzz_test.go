@@ -33,47 +33,72 @@ func FuzzServeDNS(f *testing.F) {
 	f.Add([]byte{}, false)                                                                 // empty packet
 
 	s := newTestServer(f, Config{NSID: "fuzz"})
-	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
-		if len(packet) < 12 {
-			return // the server drops these before decoding
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) { serveFuzzed(t, s, packet, tcp) })
+}
+
+// FuzzServeDNSGeo does the same against geo records, with client subnets:
+// the ECS parser and the selection face the internet too.
+func FuzzServeDNSGeo(f *testing.F) {
+	seed := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
 		}
-		h := dns.Header{
-			Id:      binary.BigEndian.Uint16(packet[0:]),
-			Bits:    binary.BigEndian.Uint16(packet[2:]),
-			Qdcount: binary.BigEndian.Uint16(packet[4:]),
-			Ancount: binary.BigEndian.Uint16(packet[6:]),
-			Nscount: binary.BigEndian.Uint16(packet[8:]),
-			Arcount: binary.BigEndian.Uint16(packet[10:]),
-		}
-		if acceptQuery(h) != dns.MsgAccept {
-			return // miekg/dns answers these itself with FORMERR or NOTIMP
-		}
-		req := new(dns.Msg)
-		if err := req.Unpack(packet); err != nil {
-			return // likewise
-		}
-		w := dnstest.NewUDP("192.0.2.1")
-		if tcp {
-			w = dnstest.NewTCP("192.0.2.1")
-		}
-		s.ServeDNS(w, req)
-		if w.Writes > 1 {
-			t.Fatalf("%d replies to one query", w.Writes)
-		}
-		if w.Writes == 0 {
-			return
-		}
-		if w.PackErr != nil {
-			t.Fatalf("reply does not pack: %v", w.PackErr)
-		}
-		if w.Msg == nil || !w.Msg.Response || w.Msg.Id != req.Id {
-			t.Fatalf("reply is not a response to the query: %v", w.Msg)
-		}
-		if limit := s.sizeLimit(parseEDNS(req), tcp); len(w.Wire) > limit {
-			t.Fatalf("reply of %d bytes exceeds the client's limit %d", len(w.Wire), limit)
-		}
-		if w.Msg.Rcode == dns.RcodeServerFailure {
-			t.Fatalf("SERVFAIL (a contained panic?) for %v", req)
-		}
-	})
+		return b
+	}
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24))), false)                         // ECS, a geo answer
+	f.Add(seed(query("www.geo.test.", dns.TypeAAAA, withECS("2a00:1450::", 32))), true)                     // IPv6 ECS over TCP
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.1", 24))), false)                         // host bits: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24), withECS("1.2.3.0", 24))), false) // two ECS: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("0.0.0.0", 0))), false)                            // source 0
+	f.Add(seed(query("ruled.geo.test.", dns.TypeA, withECS("203.0.113.0", 26))), false)                     // CIDR rule and scope
+	f.Add(seed(query("cdn.geo.test.", dns.TypeANY, withECS("24.48.1.0", 24))), false)                       // CNAME target, ANY
+	f.Add(seed(query("servfail.geo.test.", dns.TypeA)), false)                                              // all down: SERVFAIL
+	s := newGeoServer(f)
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) { serveFuzzed(t, s, packet, tcp) })
+}
+
+// serveFuzzed is the property both fuzzers check.
+func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
+	if len(packet) < 12 {
+		return // the server drops these before decoding
+	}
+	h := dns.Header{
+		Id:      binary.BigEndian.Uint16(packet[0:]),
+		Bits:    binary.BigEndian.Uint16(packet[2:]),
+		Qdcount: binary.BigEndian.Uint16(packet[4:]),
+		Ancount: binary.BigEndian.Uint16(packet[6:]),
+		Nscount: binary.BigEndian.Uint16(packet[8:]),
+		Arcount: binary.BigEndian.Uint16(packet[10:]),
+	}
+	if acceptQuery(h) != dns.MsgAccept {
+		return // miekg/dns answers these itself with FORMERR or NOTIMP
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(packet); err != nil {
+		return // likewise
+	}
+	w := dnstest.NewUDP("192.0.2.1")
+	if tcp {
+		w = dnstest.NewTCP("192.0.2.1")
+	}
+	s.ServeDNS(w, req)
+	if w.Writes > 1 {
+		t.Fatalf("%d replies to one query", w.Writes)
+	}
+	if w.Writes == 0 {
+		return
+	}
+	if w.PackErr != nil {
+		t.Fatalf("reply does not pack: %v", w.PackErr)
+	}
+	if w.Msg == nil || !w.Msg.Response || w.Msg.Id != req.Id {
+		t.Fatalf("reply is not a response to the query: %v", w.Msg)
+	}
+	if limit := s.sizeLimit(parseEDNS(req), tcp); len(w.Wire) > limit {
+		t.Fatalf("reply of %d bytes exceeds the client's limit %d", len(w.Wire), limit)
+	}
+	if got := testutilCounter(t, s.metrics.panics); got != 0 {
+		t.Fatalf("a panic was contained for %v", req)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -274,6 +275,9 @@ func TestGeoAnswers(t *testing.T) {
 		{"every target admin-down: servfail", query("alldown.geo.test.", dns.TypeA), "192.0.2.200", dns.RcodeServerFailure, nil, -1},
 		{"CNAME target out of zone", query("cdn.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, []string{"CNAME www.fra.cdn.example.net."}, 24},
 		{"CNAME target followed in zone", query("cdn.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)), "192.0.2.200", 0, []string{"CNAME iad.geo.test.", "192.0.2.22"}, 16},
+		{"CNAME query gets the chosen CNAME, not followed", query("cdn.geo.test.", dns.TypeCNAME, withECS("24.48.1.0", 24)), "192.0.2.200", 0, []string{"CNAME iad.geo.test."}, 16},
+		{"ANY gets the chosen CNAME, not followed", query("cdn.geo.test.", dns.TypeANY, withECS("24.48.1.0", 24)), "192.0.2.200", 0, []string{"CNAME iad.geo.test."}, 16},
+		{"CNAME query where addresses were chosen: NODATA", query("www.geo.test.", dns.TypeCNAME, withECS("81.2.69.0", 24)), "192.0.2.200", 0, nil, 24},
 		{"static CNAME into a geo name carries the scope", query("alias.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, []string{"CNAME www.geo.test.", "192.0.2.1"}, 24},
 		{"bias pushes a target back", query("biased.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), "192.0.2.200", 0, []string{"192.0.2.2"}, 24},
 		{"wildcard geo answers with the query name", query("x.wild.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)), "192.0.2.200", 0, []string{"192.0.2.2"}, 16},
@@ -326,6 +330,55 @@ func TestGeoTTLAndAllDownMetric(t *testing.T) {
 	if got := testutilCounter(t, s.metrics.allDown.WithLabelValues("fallback")); got != 1 {
 		t.Errorf("all_down_total{policy=fallback} = %v, want 1", got)
 	}
+}
+
+// TestConcurrentReloads serves geo and static queries from several
+// goroutines while snapshots are swapped, so that the race detector sees
+// any write to shared zone data or to the decision cache.
+func TestConcurrentReloads(t *testing.T) {
+	s := newGeoServer(t)
+	pops, err := zones.NewPoPs(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*dns.Msg{
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)),
+		query("x.wild.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)),
+		query("alias.geo.test.", dns.TypeA, withECS("126.1.0.0", 24)),
+		query("two.geo.test.", dns.TypeA),
+		query("www.geo.test.", dns.TypeTXT),
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				w := dnstest.NewUDP("192.0.2.200")
+				s.ServeDNS(w, reqs[i%len(reqs)].Copy())
+				if w.Msg == nil || w.Msg.Rcode != dns.RcodeSuccess {
+					t.Errorf("reply %v", w.Msg)
+					return
+				}
+			}
+		}()
+	}
+	for range 50 {
+		snap, err := zones.Load(fstest.MapFS{"geo.test.yaml": {Data: []byte(geoZone)}}, pops, s.Zones())
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		s.SetZones(snap)
+	}
+	close(done)
+	wg.Wait()
 }
 
 func TestMalformedECS(t *testing.T) {

@@ -12,9 +12,10 @@ import (
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
 // rest. Responses are dropped (answering them invites loops). Messages too
-// odd to be worth decoding (records in the answer or authority section,
-// more additional records than OPT and TSIG, more than one question) get
-// FORMERR from miekg/dns. Everything else reaches ServeDNS, which answers
+// odd to be worth decoding (more than one record in the answer or
+// authority section — one is allowed there for NOTIFY and IXFR, which then
+// get NOTIMP and REFUSED —, more additional records than OPT and TSIG,
+// more than one question) get FORMERR from miekg/dns. Everything else reaches ServeDNS, which answers
 // other opcodes with NOTIMP and a missing question with FORMERR, keeping
 // the client's OPT and the metrics right.
 func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
@@ -35,9 +36,10 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
 	tcp := isTCP(w)
+	written := false
 	defer func() {
 		if p := recover(); p != nil {
-			s.answerPanic(w, req, p)
+			s.answerPanic(w, req, p, !written, tcp, start)
 		}
 	}()
 	resp, cut := s.respondTo(req, w.RemoteAddr(), nil)
@@ -45,7 +47,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	fit(resp, s.sizeLimit(parseEDNS(req), tcp), cut)
-	if err := w.WriteMsg(resp); err != nil {
+	err := w.WriteMsg(resp)
+	written = true
+	if err != nil {
 		s.log.Debug().Err(err).Msg("write reply")
 		return
 	}
@@ -158,13 +162,14 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) string {
 	}
 	q.qtype = question.Qtype
 	q.resolve(zone, qname)
-	if !resp.Authoritative && len(resp.Ns) > 0 {
-		return resp.Ns[0].Header().Name
-	}
-	return ""
+	return q.cut
 }
 
-func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any) {
+// answerPanic contains a panic: it is counted and logged, and the client
+// gets SERVFAIL, with an OPT if it sent one (else it might decide that we
+// do not speak EDNS), unless a reply had already been written (a panic
+// after the write must not send a second one).
+func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any, reply, tcp bool, start time.Time) {
 	s.metrics.panics.Inc()
 	qname := ""
 	if req != nil && len(req.Question) > 0 {
@@ -172,9 +177,17 @@ func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any) {
 	}
 	s.log.Error().Str("qname", qname).Interface("panic", p).Bytes("stack", debug.Stack()).
 		Msg("panic while answering a query; replied SERVFAIL")
+	if !reply || req == nil {
+		return
+	}
 	m := new(dns.Msg)
 	m.SetRcode(req, dns.RcodeServerFailure)
-	_ = w.WriteMsg(m)
+	if e := parseEDNS(req); e.present && e.count == 1 {
+		m.Extra = append(m.Extra, s.replyOPT(e))
+	}
+	if w.WriteMsg(m) == nil {
+		s.observe(req, m, tcp, start)
+	}
 }
 
 func (s *Server) observe(req, resp *dns.Msg, tcp bool, start time.Time) {

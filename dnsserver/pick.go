@@ -78,11 +78,11 @@ type pickEnv struct {
 	now     time.Time           // for the age of latency entries
 }
 
-// decide chooses the targets of g that answer a client at client (the ECS
+// rankTargets chooses the targets of g that answer a client at client (the ECS
 // network address or the source address) located at loc. cands receives
 // the ranked candidates, for explanations; the caller owns it, so that the
 // query path does not allocate.
-func decide(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env pickEnv, cands *[zones.MaxGeoTargets]candidate) decision {
+func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env pickEnv, cands *[zones.MaxGeoTargets]candidate) decision {
 	var d decision
 	var has zones.TargetSet
 	for i := range g.Targets {

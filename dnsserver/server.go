@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,6 +211,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("dnsserver: Serve before Listen")
 	}
 	errc := make(chan error, 2*len(s.listeners))
+	var running sync.WaitGroup
 	for _, l := range s.listeners {
 		udp := &dns.Server{
 			PacketConn:    l.udp,
@@ -233,7 +235,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.servers = append(s.servers, udp, tcp)
 		for _, srv := range []*dns.Server{udp, tcp} {
-			go func() { errc <- srv.ActivateAndServe() }()
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				errc <- srv.ActivateAndServe()
+			}()
 		}
 	}
 	servers := s.servers
@@ -245,13 +251,22 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err = <-errc:
 		err = fmt.Errorf("dnsserver: serve: %w", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Stop reading, let the queries in flight be answered, and wait for
+	// every serving goroutine before returning.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for _, srv := range servers {
-		_ = srv.ShutdownContext(shutdownCtx) // fails only for a server that already stopped
+		if serr := srv.ShutdownContext(shutdownCtx); serr != nil && !strings.Contains(serr.Error(), "not started") {
+			err = errors.Join(err, fmt.Errorf("dnsserver: shutdown: %w", serr))
+		}
 	}
+	running.Wait()
 	return err
 }
+
+// shutdownGrace bounds how long shutdown waits for queries in flight and
+// open TCP connections.
+const shutdownGrace = 5 * time.Second
 
 // Run binds and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {

@@ -38,16 +38,21 @@ var allDownNames = map[string]AllDownPolicy{
 }
 
 func (p AllDownPolicy) String() string {
-	for name, v := range allDownNames {
-		if v == p {
-			return name
-		}
+	switch p {
+	case AllDownAll:
+		return "all"
+	case AllDownFallback:
+		return "fallback"
+	case AllDownServfail:
+		return "servfail"
 	}
 	return "nearest"
 }
 
 // Geo is a compiled geo record: the candidate targets of one name and how
-// to choose among them. It is immutable and safe for concurrent use.
+// to choose among them. It is shared by every query of a snapshot: it and
+// everything it points to (targets, RRs, rules, PoPs) must never be
+// modified after Load returns it; it is safe for concurrent use.
 type Geo struct {
 	Owner       string
 	TTL         uint32
@@ -67,6 +72,7 @@ type TargetSet uint64
 func (s TargetSet) Has(i int) bool { return s&(1<<uint(i)) != 0 }
 
 // GeoTarget is one PoP a geo record may answer with, and what it answers.
+// Like all snapshot data it must not be modified.
 type GeoTarget struct {
 	PoP    *PoP
 	State  AdminState // the target's own override; the PoP's state applies too
@@ -84,14 +90,15 @@ func (t *GeoTarget) Name() string { return t.PoP.Name }
 type RuleKind uint8
 
 const (
-	RuleContinent RuleKind = iota
-	RuleCountry
-	RuleASN
-	RuleCIDR
+	RuleContinent RuleKind = iota // the client's continent code
+	RuleCountry                   // the client's ISO 3166-1 country code
+	RuleASN                       // the client network's autonomous system
+	RuleCIDR                      // the client address itself: the longest matching network wins
 )
 
 // GeoRule pins clients to some targets (Only) or keeps them away from some
-// (Exclude). It matches on exactly one kind of client property.
+// (Exclude). It matches on exactly one kind of client property. Like all
+// snapshot data it must not be modified.
 type GeoRule struct {
 	Kind       RuleKind
 	Continents []string

@@ -49,7 +49,8 @@ func parseAdminState(s string) (AdminState, bool) {
 }
 
 // PoP is one point of presence: where it is and how the operator wants it
-// used.
+// used. A PoP in an inventory is shared by every snapshot that uses it and
+// must not be modified; a new inventory replaces it.
 type PoP struct {
 	Name      string
 	Point     geo.Point

@@ -35,7 +35,9 @@ func (n *Node) Geo() *Geo { return n.geo }
 
 // RRset is all records of one type at one name, in file order, plus the
 // addresses that belong in the additional section when it is answered
-// (in-zone targets of NS, MX and SRV), computed once at load time.
+// (in-zone targets of NS, MX, SRV, SVCB and HTTPS), computed once at load
+// time. Replies share its slices and RRs: they must never be modified;
+// clone an RR (dns.Copy) to change it.
 type RRset struct {
 	Type       uint16
 	RRs        []dns.RR

@@ -50,11 +50,12 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, _, err := newServer(cfg, zerolog.Nop())
+	srv, err := newServer(cfg, zerolog.Nop())
 	if err != nil {
 		return err
 	}
-	ex, err := srv.Explain(req)
+	defer srv.close()
+	ex, err := srv.dns.Explain(req)
 	if err != nil {
 		return err
 	}

@@ -437,11 +437,12 @@ func TestExplainHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, reg, err := newServer(cfg, zerolog.Nop())
+	srv, err := newServer(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHTTPHandler(srv, reg)
+	defer srv.close()
+	h := newHTTPHandler(srv.dns, srv.metrics)
 	for _, tc := range []struct {
 		query  string
 		status int

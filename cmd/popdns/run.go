@@ -141,53 +141,76 @@ type app struct {
 	cfg          *config
 	log          zerolog.Logger
 	dns          *dnsserver.Server
+	built        *server // owns the GeoIP databases, closed after serving
 	http         *http.Server
 	httpListener net.Listener
 }
 
+// server is the DNS server and what it was built with.
+type server struct {
+	dns     *dnsserver.Server
+	metrics *prometheus.Registry
+	locator *geo.Locator // nil without GeoIP databases
+}
+
+// close releases the GeoIP databases once nothing queries any more.
+func (s *server) close() {
+	if s.locator != nil {
+		s.locator.Close()
+	}
+}
+
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
-func newServer(cfg *config, log zerolog.Logger) (*dnsserver.Server, *prometheus.Registry, error) {
+func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 	snap, err := zones.Load(cfg.zonesFS, cfg.pops, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
+		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := dnsserver.Deps{Log: log, Metrics: reg}
+	s := &server{metrics: prometheus.NewRegistry()}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := dnsserver.Deps{Log: log, Metrics: s.metrics}
 	db, err := openGeoIP(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if db != nil {
-		deps.Locator = geo.NewLocator(db, log)
+		s.locator = geo.NewLocator(db, log)
+		deps.Locator = s.locator
 	}
-	srv, err := dnsserver.New(cfg.dns, deps)
-	if err != nil {
-		return nil, nil, err
+	if s.dns, err = dnsserver.New(cfg.dns, deps); err != nil {
+		s.close()
+		return nil, err
 	}
-	srv.SetZones(snap)
-	return srv, reg, nil
+	s.dns.SetZones(snap)
+	return s, nil
 }
 
 // start builds the server and binds every socket, so that a bad zone or a
 // busy port fails the start with a clear error before anything is served.
 func start(cfg *config, log zerolog.Logger) (*app, error) {
-	srv, reg, err := newServer(cfg, log)
+	built, err := newServer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.Listen(); err != nil {
-		return nil, err
-	}
-	a := &app{cfg: cfg, log: log, dns: srv}
+	srv := built.dns
+	a := &app{cfg: cfg, log: log, dns: srv, built: built}
+	// HTTP first: it is the one socket Listen cannot take back, so a busy
+	// HTTP port leaves no DNS socket bound behind it.
 	if cfg.httpAddr != "" {
 		l, err := net.Listen("tcp", cfg.httpAddr)
 		if err != nil {
 			return nil, fmt.Errorf("http: %w", err)
 		}
 		a.httpListener = l
-		a.http = &http.Server{Handler: newHTTPHandler(srv, reg), ReadHeaderTimeout: 5 * time.Second}
+		a.http = &http.Server{Handler: newHTTPHandler(srv, built.metrics), ReadHeaderTimeout: 5 * time.Second}
+	}
+	if err := srv.Listen(); err != nil {
+		if a.httpListener != nil {
+			a.httpListener.Close()
+		}
+		built.close()
+		return nil, err
 	}
 	return a, nil
 }
@@ -224,6 +247,7 @@ func (a *app) serve(ctx context.Context) error {
 		})
 	}
 	err := g.Wait()
+	a.built.close()
 	a.log.Info().Msg("popdns stopped")
 	return err
 }
