@@ -80,7 +80,6 @@ type Server struct {
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
-	servers   []*dns.Server
 }
 
 // listener is one address, bound for both transports.
@@ -210,8 +209,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("dnsserver: Serve before Listen")
 	}
-	errc := make(chan error, 2*len(s.listeners))
-	var running sync.WaitGroup
+	var all []*serving
+	stopped := make(chan *serving, 2*len(s.listeners))
 	for _, l := range s.listeners {
 		udp := &dns.Server{
 			PacketConn:    l.udp,
@@ -233,35 +232,52 @@ func (s *Server) Serve(ctx context.Context) error {
 		if s.cfg.TCPMaxQueries == 0 {
 			tcp.MaxTCPQueries = -1
 		}
-		s.servers = append(s.servers, udp, tcp)
 		for _, srv := range []*dns.Server{udp, tcp} {
-			running.Add(1)
+			sv := &serving{srv: srv, started: make(chan struct{}), stopped: make(chan struct{})}
+			srv.NotifyStartedFunc = func() { close(sv.started) }
+			all = append(all, sv)
 			go func() {
-				defer running.Done()
-				errc <- srv.ActivateAndServe()
+				defer close(sv.stopped)
+				sv.err = srv.ActivateAndServe()
+				stopped <- sv
 			}()
 		}
 	}
-	servers := s.servers
 	s.mu.Unlock()
 
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
-		err = fmt.Errorf("dnsserver: serve: %w", err)
+	case sv := <-stopped:
+		err = fmt.Errorf("dnsserver: serve: %w", sv.err)
 	}
 	// Stop reading, let the queries in flight be answered, and wait for
-	// every serving goroutine before returning.
+	// every serving goroutine before returning. miekg/dns refuses to shut
+	// down a server that has not marked itself started, so each is shut
+	// down only once it has (or found already gone).
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	for _, srv := range servers {
-		if serr := srv.ShutdownContext(shutdownCtx); serr != nil && !strings.Contains(serr.Error(), "not started") {
-			err = errors.Join(err, fmt.Errorf("dnsserver: shutdown: %w", serr))
+	for _, sv := range all {
+		select {
+		case <-sv.started:
+			if serr := sv.srv.ShutdownContext(shutdownCtx); serr != nil && !strings.Contains(serr.Error(), "not started") {
+				err = errors.Join(err, fmt.Errorf("dnsserver: shutdown: %w", serr))
+			}
+		case <-sv.stopped:
 		}
 	}
-	running.Wait()
+	for _, sv := range all {
+		<-sv.stopped
+	}
 	return err
+}
+
+// serving is one miekg/dns server run by Serve.
+type serving struct {
+	srv     *dns.Server
+	started chan struct{} // closed once it serves
+	stopped chan struct{} // closed when ActivateAndServe has returned
+	err     error         // what it returned; read after stopped
 }
 
 // shutdownGrace bounds how long shutdown waits for queries in flight and

@@ -143,8 +143,29 @@ func TestTCPIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// The server must close the idle connection on its own, well before this deadline.
+	// One query, so that the connection is past its first read (which
+	// miekg/dns bounds by the read timeout), then silence.
+	b, err := query("www.example.test.", dns.TypeA).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(binary.BigEndian.AppendUint16(nil, uint16(len(b)))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var l [2]byte
+	if _, err := io.ReadFull(conn, l[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, binary.BigEndian.Uint16(l[:]))); err != nil {
+		t.Fatal(err)
+	}
+	// The server must close the idle connection on its own, well before
+	// the deadline: after 100 ms.
+	idleSince := time.Now()
 	_, err = conn.Read(make([]byte, 1))
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -152,6 +173,9 @@ func TestTCPIdleTimeout(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("read data from an idle connection")
+	}
+	if waited := time.Since(idleSince); waited > 2*time.Second {
+		t.Errorf("closed after %v idle, want about 100 ms (before the 2 s read timeout)", waited)
 	}
 }
 
