@@ -16,6 +16,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// IsDataFile reports whether a zones-directory entry is something Load
+// reads: a zone file or a latency table.
+func IsDataFile(name string) bool { return IsZoneFile(name) || IsLatencyFile(name) }
+
 // IsLatencyFile reports whether a zones-directory entry is a latency
 // table: name.csv, or name.latency.yaml (.yml).
 func IsLatencyFile(name string) bool {

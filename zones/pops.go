@@ -83,6 +83,21 @@ func (p *PoPs) Names() []string {
 	return p.names
 }
 
+// Equal reports whether two inventories list the same PoPs with the same
+// settings.
+func (p *PoPs) Equal(q *PoPs) bool {
+	if len(p.Names()) != len(q.Names()) {
+		return false
+	}
+	for _, name := range p.Names() {
+		a, b := p.Get(name), q.Get(name)
+		if b == nil || *a != *b {
+			return false
+		}
+	}
+	return true
+}
+
 // NewPoPs builds an inventory from PoPs already validated by the caller
 // (tests, mostly). Names must be unique.
 func NewPoPs(list ...PoP) (*PoPs, error) {

@@ -54,16 +54,17 @@ type logConfig struct {
 
 // config is the validated configuration the binary runs with.
 type config struct {
-	source   string // the config file, or "built-in demo"
-	dns      dnsserver.Config
-	zonesDir string // for messages; zonesFS is what is read
-	zonesFS  fs.FS
-	httpAddr string // "" turns the HTTP endpoint off
-	logLevel zerolog.Level
-	logJSON  bool
-	pops     *zones.PoPs
-	geoCity  string // database paths, resolved; "" when not configured
-	geoASN   string
+	source      string // the config file, or "built-in demo"
+	dns         dnsserver.Config
+	zonesDir    string // for messages; zonesFS is what is read
+	zonesFS     fs.FS
+	zonesOnDisk bool   // zonesDir is a directory to watch, not the embedded demo
+	httpAddr    string // "" turns the HTTP endpoint off
+	logLevel    zerolog.Level
+	logJSON     bool
+	pops        *zones.PoPs
+	geoCity     string // database paths, resolved; "" when not configured
+	geoASN      string
 	// geoBytes holds the demo's embedded databases instead of paths.
 	geoCityBytes, geoASNBytes []byte
 }
@@ -206,6 +207,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		}
 		cfg.zonesDir = dir
 		cfg.zonesFS = os.DirFS(dir)
+		cfg.zonesOnDisk = true
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))

@@ -12,6 +12,10 @@ import (
 //go:embed demo/popdns.yaml demo/zones demo/geo
 var demoFiles embed.FS
 
+// demoSource names the demo configuration in logs; its files are embedded
+// and never change, so nothing is reloaded for it.
+const demoSource = "built-in demo"
+
 // demoConfig is the configuration the binary runs with when given no -config.
 func demoConfig() (*config, error) {
 	data, err := demoFiles.ReadFile("demo/popdns.yaml")
@@ -26,7 +30,7 @@ func demoConfig() (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.source = "built-in demo"
+	cfg.source = demoSource
 	cfg.zonesDir = "built-in demo zones"
 	if cfg.geoCity != "" {
 		// The demo's databases are embedded; its config names them

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -27,10 +29,48 @@ func newHTTPHandler(srv *dnsserver.Server, reg *prometheus.Registry) http.Handle
 		fmt.Fprintf(w, "ready: %d zones\n", len(snap.Zones()))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(zonesStatus(srv.Zones()))
+	})
 	mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
 		explainHTTP(w, r, srv)
 	})
 	return mux
+}
+
+// statusJSON is what GET /status reports of the zones. The health-probe
+// issue adds PoPs and targets.
+type statusJSON struct {
+	Generation uint64            `json:"generation"`
+	LoadedAt   time.Time         `json:"loaded_at"`
+	Zones      []zoneStatus      `json:"zones"`
+	Errors     map[string]string `json:"errors"` // file → why its latest version is not served
+	PoPs       []string          `json:"pops"`
+	Latency    int               `json:"latency_entries"`
+}
+
+type zoneStatus struct {
+	Origin  string `json:"origin"`
+	File    string `json:"file"`
+	Serial  uint32 `json:"serial"`
+	Records int    `json:"records"`
+	Error   string `json:"error,omitempty"` // its file's latest version failed: this is the last good one
+}
+
+func zonesStatus(snap *zones.Snapshot) statusJSON {
+	st := statusJSON{Zones: []zoneStatus{}, Errors: map[string]string{}}
+	if snap == nil {
+		return st
+	}
+	st.Generation, st.LoadedAt, st.PoPs, st.Latency = snap.Generation(), snap.LoadedAt(), snap.PoPs().Names(), snap.Latency().Len()
+	for file, err := range snap.FileErrors() {
+		st.Errors[file] = err.Error()
+	}
+	for _, z := range snap.Zones() {
+		st.Zones = append(st.Zones, zoneStatus{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(), Error: st.Errors[z.File()]})
+	}
+	return st
 }
 
 // explainHTTP serves GET /explain?name=&type=&client=, where client is an

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -49,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.reloader = newReloader(args, cfg, a.built, log)
 	return a.serve(ctx)
 }
 
@@ -123,6 +126,7 @@ flags:
 		}
 		cfg.zonesDir = *zonesDir
 		cfg.zonesFS = os.DirFS(*zonesDir)
+		cfg.zonesOnDisk = true
 	}
 	return cfg, nil
 }
@@ -133,7 +137,9 @@ func newLogger(cfg *config, w io.Writer) zerolog.Logger {
 		color := isFile && isatty.IsTerminal(f.Fd())
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !color}
 	}
-	return zerolog.New(w).Level(cfg.logLevel).With().Timestamp().Logger()
+	// The level is the process's, so that a reload can change it.
+	zerolog.SetGlobalLevel(cfg.logLevel)
+	return zerolog.New(w).With().Timestamp().Logger()
 }
 
 // app is a started popdns: zones loaded, sockets bound, not yet serving.
@@ -142,6 +148,7 @@ type app struct {
 	log          zerolog.Logger
 	dns          *dnsserver.Server
 	built        *server // owns the GeoIP databases, closed after serving
+	reloader     *reloader
 	http         *http.Server
 	httpListener net.Listener
 }
@@ -150,15 +157,11 @@ type app struct {
 type server struct {
 	dns     *dnsserver.Server
 	metrics *prometheus.Registry
-	locator *geo.Locator // nil without GeoIP databases
+	locator *geo.Locator
 }
 
 // close releases the GeoIP databases once nothing queries any more.
-func (s *server) close() {
-	if s.locator != nil {
-		s.locator.Close()
-	}
-}
+func (s *server) close() { s.locator.Close() }
 
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
@@ -174,10 +177,9 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if db != nil {
-		s.locator = geo.NewLocator(db, log)
-		deps.Locator = s.locator
-	}
+	// A Locator even without databases: one configured later is swapped in.
+	s.locator = geo.NewLocator(db, log)
+	deps.Locator = s.locator
 	if s.dns, err = dnsserver.New(cfg.dns, deps); err != nil {
 		s.close()
 		return nil, err
@@ -232,6 +234,34 @@ func (a *app) serve(ctx context.Context) error {
 	a.logServing()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.dns.Serve(ctx) })
+	if a.reloader != nil && a.cfg.zonesOnDisk {
+		w := zones.NewWatcher(zones.DefaultDebounce, a.log)
+		w.Watch(a.cfg.zonesDir, zones.IsDataFile)
+		if a.cfg.source != demoSource {
+			w.WatchFile(a.cfg.source)
+		}
+		for _, p := range []string{a.cfg.geoCity, a.cfg.geoASN} {
+			if p != "" {
+				w.WatchFile(p)
+			}
+		}
+		g.Go(func() error { return w.Run(ctx, func() { a.reloader.reload("files changed") }) })
+	}
+	if a.reloader != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		g.Go(func() error {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-hup:
+					a.reloader.reload("SIGHUP")
+				}
+			}
+		})
+	}
 	if a.http != nil {
 		g.Go(func() error {
 			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {

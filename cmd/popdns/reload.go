@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// reloader brings a running popdns up to date with its files: the zones
+// directory (zones and latency tables), the configuration file (PoPs, log
+// level) and the GeoIP databases. The watcher and SIGHUP both call reload;
+// reloads never overlap. Whatever fails to load keeps its last good
+// version serving.
+type reloader struct {
+	args    []string // the serve flags, applied again to every reread configuration
+	srv     *server
+	log     zerolog.Logger
+	metrics reloadMetrics
+
+	mu        sync.Mutex // mu guards the fields below
+	cfg       *config
+	geoStamp  string            // identifies the GeoIP files in use
+	lastError map[string]string // per file, the error already logged
+}
+
+type reloadMetrics struct {
+	reloads   *prometheus.CounterVec
+	lastOK    prometheus.Gauge
+	serials   *prometheus.GaugeVec
+	zoneCount prometheus.Gauge
+}
+
+func newReloader(args []string, cfg *config, srv *server, log zerolog.Logger) *reloader {
+	m := reloadMetrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "popdns", Subsystem: "reload", Name: "total",
+			Help: "Reloads by what was reloaded and whether every file loaded."}, []string{"what", "result"}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "reload", Name: "last_success_timestamp_seconds",
+			Help: "When the zones last loaded without any error."}),
+		serials: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "zone", Name: "serial",
+			Help: "The SOA serial each zone serves."}, []string{"zone"}),
+		zoneCount: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "zone", Name: "count",
+			Help: "Zones served."}),
+	}
+	srv.metrics.MustRegister(m.reloads, m.lastOK, m.serials, m.zoneCount)
+	r := &reloader{args: args, cfg: cfg, srv: srv, log: log.With().Str("component", "reload").Logger(),
+		metrics: m, geoStamp: geoStamp(cfg), lastError: map[string]string{}}
+	r.recordZones(nil, srv.dns.Zones())
+	if len(srv.dns.Zones().FileErrors()) == 0 {
+		m.lastOK.SetToCurrentTime()
+	}
+	return r
+}
+
+// reload rereads everything and swaps in what loaded. why says what asked.
+func (r *reloader) reload(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := time.Now()
+	cfg := r.cfg
+	if next, err := parseServeFlags(r.args, io.Discard); err != nil {
+		r.failed("config", cfg.source, err)
+	} else {
+		cfg = r.applyConfig(next)
+	}
+	r.reloadGeoIP(cfg)
+	prev := r.srv.dns.Zones()
+	next, err := zones.Load(cfg.zonesFS, cfg.pops, prev)
+	r.srv.dns.SetZones(next)
+	r.recordZones(prev, next)
+	result := "ok"
+	if err != nil {
+		result = "error"
+		for file, ferr := range next.FileErrors() {
+			r.failed("zones", file, ferr)
+		}
+	} else {
+		r.metrics.lastOK.SetToCurrentTime()
+	}
+	for file := range r.lastError {
+		if next.FileError(file) == nil && r.lastError[file] != "" && file != cfg.source && file != cfg.geoCity {
+			r.log.Info().Str("file", file).Msg("file loads again")
+			delete(r.lastError, file)
+		}
+	}
+	r.metrics.reloads.WithLabelValues("zones", result).Inc()
+	r.cfg = cfg
+	r.log.Info().Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
+		Dur("took", time.Since(start)).Msg("reloaded")
+}
+
+// applyConfig takes what can change while serving from next and keeps the
+// rest of the current configuration, warning about what needs a restart.
+func (r *reloader) applyConfig(next *config) *config {
+	cur := r.cfg
+	restart := func(what string, changed bool) {
+		if changed {
+			r.log.Warn().Str("setting", what).Msg("changed in the configuration; it applies after a restart")
+		}
+	}
+	restart("listen", !slices.Equal(next.dns.Listen, cur.dns.Listen))
+	restart("http", next.httpAddr != cur.httpAddr)
+	restart("zones", next.zonesDir != cur.zonesDir)
+	d, c := next.dns, cur.dns
+	d.Listen, c.Listen = nil, nil
+	restart("dns settings (edns_udp_size, nsid, tcp_*, query_log, path_inflation, latency_max_age)",
+		fmt.Sprint(d) != fmt.Sprint(c))
+
+	out := *cur
+	out.logLevel = next.logLevel
+	zerolog.SetGlobalLevel(next.logLevel)
+	// An unchanged inventory keeps its identity, so that zones whose
+	// files did not change need not be parsed again.
+	out.pops = cur.pops
+	if !next.pops.Equal(cur.pops) {
+		out.pops = next.pops
+		r.log.Info().Strs("pops", next.pops.Names()).Msg("PoP inventory changed")
+	}
+	out.geoCity, out.geoASN = next.geoCity, next.geoASN
+	if _, ok := r.lastError[cur.source]; ok {
+		r.log.Info().Str("file", cur.source).Msg("file loads again")
+		delete(r.lastError, cur.source)
+	}
+	r.metrics.reloads.WithLabelValues("config", "ok").Inc()
+	return &out
+}
+
+// reloadGeoIP opens the databases again when their files changed. A new
+// database is opened and checked before it replaces the old one; one
+// that fails is refused and the old one keeps serving.
+func (r *reloader) reloadGeoIP(cfg *config) {
+	stamp := geoStamp(cfg)
+	if stamp == r.geoStamp || cfg.geoCityBytes != nil {
+		return
+	}
+	db, err := openGeoIP(cfg)
+	if err != nil {
+		r.failed("geoip", cfg.geoCity, err)
+		return
+	}
+	r.srv.locator.Swap(db)
+	r.geoStamp = stamp
+	delete(r.lastError, cfg.geoCity)
+	r.metrics.reloads.WithLabelValues("geoip", "ok").Inc()
+	r.log.Info().Str("city", cfg.geoCity).Str("asn", cfg.geoASN).Msg("GeoIP databases replaced")
+}
+
+// geoStamp identifies the database files by path, size and modification
+// time: a replaced file differs in at least one.
+func geoStamp(cfg *config) string {
+	stamp := ""
+	for _, p := range []string{cfg.geoCity, cfg.geoASN} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil {
+			stamp += fmt.Sprintf("%s:%d:%d;", p, st.Size(), st.ModTime().UnixNano())
+		} else {
+			stamp += p + ":missing;"
+		}
+	}
+	return stamp
+}
+
+// failed logs an error once per distinct message and file, and counts it.
+func (r *reloader) failed(what, file string, err error) {
+	r.metrics.reloads.WithLabelValues(what, "error").Inc()
+	if r.lastError[file] == err.Error() {
+		return
+	}
+	r.lastError[file] = err.Error()
+	r.log.Error().Str("what", what).Str("file", file).Err(err).Msg("reload failed; the last good version keeps serving")
+}
+
+// recordZones logs zones that appeared or went away and updates the zone
+// gauges.
+func (r *reloader) recordZones(prev, next *zones.Snapshot) {
+	seen := map[string]bool{}
+	for _, z := range next.Zones() {
+		seen[z.Origin()] = true
+		r.metrics.serials.WithLabelValues(z.Origin()).Set(float64(z.Serial()))
+		if prev != nil && prev.Match(z.Origin()) == nil {
+			r.log.Info().Str("zone", z.Origin()).Str("file", z.File()).Msg("zone added")
+		}
+	}
+	if prev != nil {
+		for _, z := range prev.Zones() {
+			if !seen[z.Origin()] {
+				r.metrics.serials.DeleteLabelValues(z.Origin())
+				r.log.Info().Str("zone", z.Origin()).Str("file", z.File()).Msg("zone removed: its file is gone")
+			}
+		}
+	}
+	r.metrics.zoneCount.Set(float64(len(seen)))
+}

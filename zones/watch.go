@@ -1,0 +1,112 @@
+package zones
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+)
+
+// DefaultDebounce gathers a burst of file events (an editor's save, an
+// rsync, a ConfigMap swap) into one reload.
+const DefaultDebounce = 200 * time.Millisecond
+
+// Watcher turns changes to files of interest into reload calls. It watches
+// directories, not files, so that every usual way of replacing a file is
+// seen: writing in place, truncating and writing, writing a temporary file
+// and renaming it over (editors, rsync, geoipupdate), and the Kubernetes
+// ConfigMap swap of a ..data symlink, which a watch on the file itself
+// would lose. Chmod events are ignored. A Watcher is configured before Run
+// and must not be changed while it runs.
+type Watcher struct {
+	debounce time.Duration
+	log      zerolog.Logger
+	dirs     map[string][]func(base string) bool
+}
+
+// NewWatcher returns a Watcher that waits debounce after the last event of
+// a burst before it reports the change.
+func NewWatcher(debounce time.Duration, log zerolog.Logger) *Watcher {
+	return &Watcher{debounce: debounce, log: log.With().Str("component", "watcher").Logger(), dirs: map[string][]func(string) bool{}}
+}
+
+// Watch adds dir, reporting events for the entries whose base name match
+// accepts, and for Kubernetes' ..data links, which replace them all at once.
+func (w *Watcher) Watch(dir string, match func(base string) bool) {
+	dir = filepath.Clean(dir)
+	w.dirs[dir] = append(w.dirs[dir], match)
+}
+
+// WatchFile watches the directory of path for changes to path.
+func (w *Watcher) WatchFile(path string) {
+	base := filepath.Base(path)
+	w.Watch(filepath.Dir(path), func(b string) bool { return b == base })
+}
+
+// Run watches until ctx is done, calling onChange (from this goroutine,
+// never concurrently) once per burst of relevant events. It returns an
+// error only if the watches cannot be set up.
+func (w *Watcher) Run(ctx context.Context, onChange func()) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("zones: watch: %w", err)
+	}
+	defer fw.Close()
+	for dir := range w.dirs {
+		if err := fw.Add(dir); err != nil {
+			return fmt.Errorf("zones: watch %s: %w", dir, err)
+		}
+	}
+	timer := time.NewTimer(w.debounce)
+	timer.Stop()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if !w.relevant(ev) {
+				continue
+			}
+			w.log.Debug().Str("file", ev.Name).Str("op", ev.Op.String()).Msg("file changed")
+			timer.Reset(w.debounce)
+			pending = true
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflow loses events: reload to be sure nothing is missed.
+			w.log.Warn().Err(err).Msg("file watch error; reloading")
+			timer.Reset(w.debounce)
+			pending = true
+		case <-timer.C:
+			if pending {
+				pending = false
+				onChange()
+			}
+		}
+	}
+}
+
+func (w *Watcher) relevant(ev fsnotify.Event) bool {
+	if ev.Op == fsnotify.Chmod {
+		return false
+	}
+	base := filepath.Base(ev.Name)
+	if strings.HasPrefix(base, "..") {
+		return true // a ConfigMap's ..data link, or its timestamped target
+	}
+	for _, match := range w.dirs[filepath.Dir(ev.Name)] {
+		if match(base) {
+			return true
+		}
+	}
+	return false
+}
