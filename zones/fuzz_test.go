@@ -2,6 +2,7 @@ package zones
 
 import (
 	"errors"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -269,6 +270,36 @@ func FuzzLookup(f *testing.F) {
 			}
 		default:
 			t.Fatalf("Lookup(%q): unknown kind %d", qname, m.Kind)
+		}
+	})
+}
+
+// FuzzPlainAddrRR holds the A/AAAA fast path of parseRR to what the
+// master-file parser makes of the same input: whenever the fast path
+// builds a record, the parser must accept the input and build an equal one.
+func FuzzPlainAddrRR(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "::1", "2001:db8::1", "::ffff:1.2.3.4", "1.2.3", "01.2.3.4", "1.2.3.4.", "::", "0.0.0.0", "255.255.255.255", "2001:DB8::A", "1::2::3", ":", "."} {
+		for _, o := range []string{"www.example.test.", "*.example.test.", ".", "a..b.", "www", "-a_b.*.c.", "x.", "*.", "a*b.c."} {
+			f.Add(o, uint32(300), true, s) // owners and addresses, valid and not, on both types
+			f.Add(o, uint32(0), false, s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, owner string, ttl uint32, isA bool, rdata string) {
+		typeName := "AAAA"
+		if isA {
+			typeName = "A"
+		}
+		ttl &= maxTTL
+		fast := plainAddrRR(owner, ttl, typeName, rdata)
+		if fast == nil {
+			return
+		}
+		slow, msg := parseRRText(owner, ttl, typeName, rdata, "example.test.")
+		if msg != "" {
+			t.Fatalf("fast path accepted %q %s %q; the parser says %s", owner, typeName, rdata, msg)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast %#v != parser %#v", fast, slow)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,9 +51,12 @@ func parse(file string, data []byte, pops *PoPs) (*Zone, ErrorList) {
 //
 // Each file stands on its own: a file that fails to load is reported in the
 // returned error (an ErrorList, every problem with file, line and field) and,
-// if prev served a zone from it, that zone keeps serving. The snapshot is
-// never nil. At startup (prev == nil) a caller should treat any error as
-// fatal; on a reload, log it and serve the snapshot.
+// if prev served a zone from it, that zone keeps serving. A file whose bytes
+// are those prev served from it, resolved against the same pops, is not
+// parsed again: prev's *Zone (serial included) or latency entries carry
+// over as they are. The snapshot is never nil. At startup (prev == nil) a
+// caller should treat any error as fatal; on a reload, log it and serve the
+// snapshot.
 func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -63,6 +67,7 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		byFile:        map[string]*Zone{},
 		fileErrors:    map[string]error{},
 		latencyByFile: map[string][]LatencyEntry{},
+		sources:       map[string]source{},
 		loadedAt:      time.Now(),
 		pops:          pops,
 	}
@@ -74,13 +79,17 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 	var all ErrorList
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var loaded []*Zone
+	zoneSources := map[string]source{} // by file, for the zones in loaded
 	var latency [][]LatencyEntry
 	for _, e := range entries {
 		if !e.IsDir() && IsLatencyFile(e.Name()) {
-			le, errs := loadLatencyFile(fsys, e.Name(), pops, prev)
+			le, src, ok, errs := loadLatencyFile(fsys, e.Name(), pops, prev)
 			if len(errs) > 0 {
 				all = append(all, errs...)
 				next.fileErrors[e.Name()] = errs
+			}
+			if ok {
+				next.sources[e.Name()] = src
 			}
 			if le != nil {
 				next.latencyByFile[e.Name()] = le
@@ -92,16 +101,17 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 			continue
 		}
 		name := e.Name()
-		z, errs := loadFile(fsys, name, pops, prev)
+		z, src, errs := loadFile(fsys, name, pops, prev)
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
 			if prev == nil || prev.byFile[name] == nil {
 				continue
 			}
-			z = prev.byFile[name]
+			z, src = prev.byFile[name], prev.sources[name]
 		}
 		loaded = append(loaded, z)
+		zoneSources[name] = src
 	}
 	// Two files with one origin: the file that was serving the zone keeps
 	// it, so adding a stray copy cannot take a zone over; otherwise the
@@ -123,6 +133,9 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		delete(next.byFile, loser.file)
 		next.zones[z.origin], next.byFile[winner.file] = winner, winner
 	}
+	for file := range next.byFile {
+		next.sources[file] = zoneSources[file]
+	}
 	table, errs := mergeLatency(latency)
 	all = append(all, errs...)
 	next.latency = table
@@ -132,24 +145,36 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 	return next, all
 }
 
-// loadLatencyFile parses one latency table file; if it fails, the entries
-// prev had from it keep serving.
-func loadLatencyFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) ([]LatencyEntry, ErrorList) {
+// loadLatencyFile parses one latency table file and returns its entries
+// and their source (ok false: none). An unchanged file keeps prev's entries
+// without being parsed; if the file fails, the entries prev had from it
+// keep serving, with their source.
+func loadLatencyFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) ([]LatencyEntry, source, bool, ErrorList) {
+	var old source
+	var hadOld bool
+	if prev != nil {
+		old, hadOld = prev.sources[name]
+	}
 	data, err := fs.ReadFile(fsys, name)
 	var entries []LatencyEntry
 	var errs ErrorList
+	var src source
 	if err != nil {
 		errs = ErrorList{{File: name, Msg: "cannot read: " + err.Error()}}
 	} else {
+		src = source{hash: sha256.Sum256(data), pops: pops}
+		if hadOld && old == src {
+			return prev.latencyByFile[name], old, true, nil
+		}
 		entries, errs = parseLatencyFile(name, data, pops)
 	}
 	if len(errs) > 0 {
 		if prev != nil {
-			return prev.latencyByFile[name], errs
+			return prev.latencyByFile[name], old, hadOld, errs
 		}
-		return nil, errs
+		return nil, source{}, false, errs
 	}
-	return entries, nil
+	return entries, src, true, nil
 }
 
 // servedFrom reports whether prev served z's origin from z's file.
@@ -161,19 +186,23 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 // one's zones under a new generation, or none at startup.
 func keep(prev *Snapshot, pops *PoPs) *Snapshot {
 	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
-		latencyByFile: map[string][]LatencyEntry{}, loadedAt: time.Now(), generation: 1, pops: pops}
+		latencyByFile: map[string][]LatencyEntry{}, sources: map[string]source{}, loadedAt: time.Now(),
+		generation: 1, pops: pops}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)
 		maps.Copy(next.byFile, prev.byFile)
 		maps.Copy(next.fileErrors, prev.fileErrors)
 		maps.Copy(next.latencyByFile, prev.latencyByFile)
+		maps.Copy(next.sources, prev.sources)
 		next.latency = prev.latency
 		next.generation = prev.generation + 1
 	}
 	return next
 }
 
-func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, ErrorList) {
+// loadFile reads and parses one zone file and returns the zone with its
+// source. An unchanged file, resolved against the same PoPs, is prev's zone.
+func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, source, ErrorList) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		msg := err.Error()
@@ -181,11 +210,20 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, Error
 		if errors.As(err, &pe) {
 			msg = pe.Err.Error()
 		}
-		return nil, ErrorList{{File: name, Msg: "cannot read: " + msg}}
+		return nil, source{}, ErrorList{{File: name, Msg: "cannot read: " + msg}}
+	}
+	src := source{hash: sha256.Sum256(data), pops: pops}
+	// Parsing is deterministic in the bytes and the PoPs (geo targets are
+	// resolved to *PoP), so a parse would build what prev serves, auto
+	// serial included: autoSerial keeps the serial of unchanged content.
+	if prev != nil && prev.byFile[name] != nil {
+		if old, ok := prev.sources[name]; ok && old == src {
+			return prev.byFile[name], old, nil
+		}
 	}
 	z, errs := parse(name, data, pops)
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, source{}, errs
 	}
 	if z.autoSerial {
 		var mtime time.Time
@@ -198,7 +236,7 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, Error
 		}
 		z.setSerial(autoSerial(z, old, mtime))
 	}
-	return z, nil
+	return z, src, nil
 }
 
 // autoSerial gives a zone with `serial: auto` a serial that only moves when

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"crypto/sha256"
 	"sort"
 	"time"
 
@@ -21,6 +22,16 @@ type Snapshot struct {
 	// file's entries so that a broken file keeps its last good version.
 	latency       *LatencyTable
 	latencyByFile map[string][]LatencyEntry
+	// sources says where what byFile and latencyByFile serve for each file
+	// came from, so that Load can reuse it while the file is unchanged.
+	sources map[string]source
+}
+
+// source is what a file's zone or latency entries were built from: the
+// file's bytes (by hash) and the PoP inventory that resolved their PoPs.
+type source struct {
+	hash [sha256.Size]byte
+	pops *PoPs
 }
 
 // Latency is the measured-RTT table, or nil when there is none.
