@@ -26,13 +26,19 @@ type Watcher struct {
 	debounce time.Duration
 	log      zerolog.Logger
 	dirs     map[string][]func(base string) bool
+	ready    chan struct{}
 }
 
 // NewWatcher returns a Watcher that waits debounce after the last event of
 // a burst before it reports the change.
 func NewWatcher(debounce time.Duration, log zerolog.Logger) *Watcher {
-	return &Watcher{debounce: debounce, log: log.With().Str("component", "watcher").Logger(), dirs: map[string][]func(string) bool{}}
+	return &Watcher{debounce: debounce, log: log.With().Str("component", "watcher").Logger(),
+		dirs: map[string][]func(string) bool{}, ready: make(chan struct{})}
 }
+
+// Ready is closed once Run watches every directory: a change made after
+// that is seen.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Watch adds dir, reporting events for the entries whose base name match
 // accepts, and for Kubernetes' ..data links, which replace them all at once.
@@ -61,6 +67,7 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 			return fmt.Errorf("zones: watch %s: %w", dir, err)
 		}
 	}
+	close(w.ready)
 	timer := time.NewTimer(w.debounce)
 	timer.Stop()
 	pending := false

@@ -76,7 +76,10 @@ func startApp(t *testing.T, configFile string) *runningApp {
 			t.Error(err)
 		}
 	})
-	return &runningApp{app: a, logs: logs, addr: a.dns.Addrs()[0]}
+	r := &runningApp{app: a, logs: logs, addr: a.dns.Addrs()[0]}
+	// Changes made before the watcher is ready would go unseen.
+	r.waitLog(t, "popdns serving")
+	return r
 }
 
 // answer asks for name A (with an ECS subnet when given) and returns the

@@ -149,6 +149,7 @@ type app struct {
 	dns          *dnsserver.Server
 	built        *server // owns the GeoIP databases, closed after serving
 	reloader     *reloader
+	watcher      *zones.Watcher // nil when nothing on disk is watched
 	http         *http.Server
 	httpListener net.Listener
 }
@@ -231,24 +232,12 @@ func openGeoIP(cfg *config) (*geo.DB, error) {
 
 // serve runs until ctx is done, then shuts everything down gracefully.
 func (a *app) serve(ctx context.Context) error {
-	a.logServing()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.dns.Serve(ctx) })
-	if a.reloader != nil && a.cfg.zonesOnDisk {
-		w := zones.NewWatcher(zones.DefaultDebounce, a.log)
-		w.Watch(a.cfg.zonesDir, zones.IsDataFile)
-		if a.cfg.source != demoSource {
-			w.WatchFile(a.cfg.source)
-		}
-		for _, p := range []string{a.cfg.geoCity, a.cfg.geoASN} {
-			if p != "" {
-				w.WatchFile(p)
-			}
-		}
-		g.Go(func() error { return w.Run(ctx, func() { a.reloader.reload("files changed") }) })
-	}
+	// SIGHUP is caught before the serving line is logged: whoever reads
+	// that line may send it at once, and its default action kills.
+	var hup chan os.Signal
 	if a.reloader != nil {
-		hup := make(chan os.Signal, 1)
+		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		g.Go(func() error {
 			defer signal.Stop(hup)
@@ -262,6 +251,21 @@ func (a *app) serve(ctx context.Context) error {
 			}
 		})
 	}
+	if a.reloader != nil && a.cfg.zonesOnDisk {
+		a.watcher = zones.NewWatcher(zones.DefaultDebounce, a.log)
+		a.watcher.Watch(a.cfg.zonesDir, zones.IsDataFile)
+		if a.cfg.source != demoSource {
+			a.watcher.WatchFile(a.cfg.source)
+		}
+		for _, p := range []string{a.cfg.geoCity, a.cfg.geoASN} {
+			if p != "" {
+				a.watcher.WatchFile(p)
+			}
+		}
+		w := a.watcher
+		g.Go(func() error { return w.Run(ctx, func() { a.reloader.reload("files changed") }) })
+	}
+	g.Go(func() error { return a.dns.Serve(ctx) })
 	if a.http != nil {
 		g.Go(func() error {
 			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {
@@ -276,6 +280,14 @@ func (a *app) serve(ctx context.Context) error {
 			return a.http.Shutdown(shutdownCtx)
 		})
 	}
+	// "Serving" also means that changes to the files are seen from now on.
+	if a.watcher != nil {
+		select {
+		case <-a.watcher.Ready():
+		case <-ctx.Done():
+		}
+	}
+	a.logServing()
 	err := g.Wait()
 	a.built.close()
 	a.log.Info().Msg("popdns stopped")
