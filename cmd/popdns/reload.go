@@ -26,7 +26,7 @@ type reloader struct {
 
 	mu        sync.Mutex // mu guards the fields below
 	cfg       *config
-	geoStamp  string            // identifies the GeoIP files in use
+	geoFiles  []os.FileInfo     // the GeoIP files in use, to notice a replacement
 	lastError map[string]string // per file, the error already logged
 }
 
@@ -50,7 +50,7 @@ func newReloader(args []string, cfg *config, srv *server, log zerolog.Logger) *r
 	}
 	srv.metrics.MustRegister(m.reloads, m.lastOK, m.serials, m.zoneCount)
 	r := &reloader{args: args, cfg: cfg, srv: srv, log: log.With().Str("component", "reload").Logger(),
-		metrics: m, geoStamp: geoStamp(cfg), lastError: map[string]string{}}
+		metrics: m, geoFiles: geoFiles(cfg), lastError: map[string]string{}}
 	r.recordZones(nil, srv.dns.Zones())
 	if len(srv.dns.Zones().FileErrors()) == 0 {
 		m.lastOK.SetToCurrentTime()
@@ -135,8 +135,8 @@ func (r *reloader) applyConfig(next *config) *config {
 // database is opened and checked before it replaces the old one; one
 // that fails is refused and the old one keeps serving.
 func (r *reloader) reloadGeoIP(cfg *config) {
-	stamp := geoStamp(cfg)
-	if stamp == r.geoStamp || cfg.geoCityBytes != nil {
+	files := geoFiles(cfg)
+	if sameFiles(files, r.geoFiles) || cfg.geoCityBytes != nil {
 		return
 	}
 	db, err := openGeoIP(cfg)
@@ -145,27 +145,44 @@ func (r *reloader) reloadGeoIP(cfg *config) {
 		return
 	}
 	r.srv.locator.Swap(db)
-	r.geoStamp = stamp
+	r.geoFiles = files
 	delete(r.lastError, cfg.geoCity)
 	r.metrics.reloads.WithLabelValues("geoip", "ok").Inc()
 	r.log.Info().Str("city", cfg.geoCity).Str("asn", cfg.geoASN).Msg("GeoIP databases replaced")
 }
 
-// geoStamp identifies the database files by path, size and modification
-// time: a replaced file differs in at least one.
-func geoStamp(cfg *config) string {
-	stamp := ""
+// geoFiles describes the database files as they are now; nil entries
+// for files that are missing or not configured.
+func geoFiles(cfg *config) []os.FileInfo {
+	var out []os.FileInfo
 	for _, p := range []string{cfg.geoCity, cfg.geoASN} {
-		if p == "" {
-			continue
+		st, err := os.Stat(p)
+		if p == "" || err != nil {
+			st = nil
 		}
-		if st, err := os.Stat(p); err == nil {
-			stamp += fmt.Sprintf("%s:%d:%d;", p, st.Size(), st.ModTime().UnixNano())
-		} else {
-			stamp += p + ":missing;"
+		out = append(out, st)
+	}
+	return out
+}
+
+// sameFiles reports whether no database file was replaced or rewritten: a
+// rename over it makes another file (os.SameFile), an edit in place
+// changes its size or modification time.
+func sameFiles(a, b []os.FileInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch {
+		case a[i] == nil || b[i] == nil:
+			if a[i] != b[i] {
+				return false
+			}
+		case !os.SameFile(a[i], b[i]) || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime()):
+			return false
 		}
 	}
-	return stamp
+	return true
 }
 
 // failed logs an error once per distinct message and file, and counts it.

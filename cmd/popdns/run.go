@@ -281,9 +281,12 @@ func (a *app) serve(ctx context.Context) error {
 		})
 	}
 	// "Serving" also means that changes to the files are seen from now on.
+	// A change made between the first load and the watches being in place
+	// would be lost, so reload once now: unchanged files are reused.
 	if a.watcher != nil {
 		select {
 		case <-a.watcher.Ready():
+			a.reloader.reload("watching")
 		case <-ctx.Done():
 		}
 	}
