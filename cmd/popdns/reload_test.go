@@ -318,3 +318,33 @@ func TestStatusEndpoint(t *testing.T) {
 		t.Errorf("status %s (%v)", rec.Body.String(), err)
 	}
 }
+
+// TestReloadConfigMapLayout serves zones from a directory laid out as
+// Kubernetes mounts a ConfigMap (name -> ..data/name, ..data -> a
+// timestamped directory) and swaps ..data the way the kubelet does.
+func TestReloadConfigMapLayout(t *testing.T) {
+	dir := t.TempDir()
+	zonesDir := filepath.Join(dir, "zones")
+	version := func(name, addr string) {
+		writeFile(t, zonesDir, filepath.Join(name, "example.test.yaml"), zoneWithAddr(addr))
+	}
+	version("..2026_11_22_01", "192.0.2.31")
+	if err := os.Symlink("..2026_11_22_01", filepath.Join(zonesDir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "example.test.yaml"), filepath.Join(zonesDir, "example.test.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	r.eventually(t, "www.example.test.", "", "192.0.2.31")
+
+	version("..2026_11_22_02", "192.0.2.32")
+	if err := os.Symlink("..2026_11_22_02", filepath.Join(zonesDir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(zonesDir, "..data_tmp"), filepath.Join(zonesDir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(zonesDir, "..2026_11_22_01"))
+	r.eventually(t, "www.example.test.", "", "192.0.2.32")
+}
