@@ -53,7 +53,7 @@ type runningApp struct {
 	addr string
 }
 
-func startApp(t *testing.T, configFile string) *runningApp {
+func startApp(t testing.TB, configFile string) *runningApp {
 	t.Helper()
 	args := []string{"-config", configFile, "-listen", "127.0.0.1:0", "-http", "off"}
 	cfg, err := parseServeFlags(args, os.Stderr)
@@ -77,8 +77,9 @@ func startApp(t *testing.T, configFile string) *runningApp {
 		}
 	})
 	r := &runningApp{app: a, logs: logs, addr: a.dns.Addrs()[0]}
-	// Changes made before the watcher is ready would go unseen.
-	r.waitLog(t, "popdns serving")
+	// Changes made before the watcher is ready would go unseen. A first
+	// load of a million records takes seconds, hence the long wait.
+	r.waitLogFor(t, "popdns serving", time.Minute)
 	return r
 }
 
@@ -124,9 +125,11 @@ func (r *runningApp) eventually(t *testing.T, name, subnet, want string) {
 }
 
 // waitLog polls the log until it contains s (5 s at most).
-func (r *runningApp) waitLog(t *testing.T, s string) {
+func (r *runningApp) waitLog(t testing.TB, s string) { r.waitLogFor(t, s, 5*time.Second) }
+
+func (r *runningApp) waitLogFor(t testing.TB, s string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(limit)
 	for !strings.Contains(r.logs.String(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q:\n%s", s, r.logs.String())
