@@ -72,6 +72,7 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		pops:          pops,
 	}
 	if prev != nil {
+		next.remembered = prev.remembered
 		next.generation = prev.generation + 1
 	} else {
 		next.generation = 1
@@ -234,7 +235,11 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, sourc
 		if prev != nil {
 			old = prev.zones[z.origin]
 		}
-		z.setSerial(autoSerial(z, old, mtime))
+		if rec, ok := prev.rememberedSerial(z.origin); ok && old == nil {
+			z.setSerial(continueSerial(z, rec, mtime))
+		} else {
+			z.setSerial(autoSerial(z, old, mtime))
+		}
 	}
 	return z, src, nil
 }
@@ -243,9 +248,10 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, sourc
 // its file changes, and then strictly up. The file's modification time is
 // the base, so a restart with unchanged files keeps the serials that
 // secondaries already have, and an edit made later gets a larger one.
-// Nothing is remembered across restarts: if a file changed within the same
-// second as its previous version (serial = previous + 1), a restart goes
-// back to the modification time, one lower.
+// Across restarts it continues from remembered serials when the caller
+// keeps them (RememberedSerials); otherwise a file changed within the same
+// second as its previous version (serial = previous + 1) goes back to its
+// modification time, one lower, after a restart.
 func autoSerial(z, old *Zone, mtime time.Time) uint32 {
 	if mtime.IsZero() {
 		mtime = time.Now() // embedded files have no modification time

@@ -25,6 +25,9 @@ type Snapshot struct {
 	// sources says where what byFile and latencyByFile serve for each file
 	// came from, so that Load can reuse it while the file is unchanged.
 	sources map[string]source
+	// remembered holds auto serials of an earlier run (RememberedSerials),
+	// for zones this process serves for the first time.
+	remembered map[string]SerialRecord
 }
 
 // source is what a file's zone or latency entries were built from: the

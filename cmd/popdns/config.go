@@ -38,6 +38,7 @@ type fileConfig struct {
 	GeoIP          geoipConfig   `yaml:"geoip"`
 	PathInflation  float64       `yaml:"path_inflation"`
 	LatencyMaxAge  time.Duration `yaml:"latency_max_age"`
+	StateDir       string        `yaml:"state_dir"`
 }
 
 // geoipConfig names the MaxMind-format databases (GeoLite2/GeoIP2 City or
@@ -59,6 +60,7 @@ type config struct {
 	zonesDir    string // for messages; zonesFS is what is read
 	zonesFS     fs.FS
 	zonesOnDisk bool   // zonesDir is a directory to watch, not the embedded demo
+	stateDir    string // where popdns remembers auto serials; "" remembers nothing
 	httpAddr    string // "" turns the HTTP endpoint off
 	logLevel    zerolog.Level
 	logJSON     bool
@@ -194,6 +196,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		return filepath.Join(baseDir, p)
 	}
 	cfg.geoCity, cfg.geoASN = resolve(fc.GeoIP.City), resolve(fc.GeoIP.ASN)
+	cfg.stateDir = resolve(fc.StateDir)
 
 	if fc.Zones == "" {
 		bad("zones", "missing: the directory that holds the zone files")

@@ -26,8 +26,9 @@ type reloader struct {
 
 	mu        sync.Mutex // mu guards the fields below
 	cfg       *config
-	geoFiles  []os.FileInfo     // the GeoIP files in use, to notice a replacement
-	lastError map[string]string // per file, the error already logged
+	geoFiles  []os.FileInfo                 // the GeoIP files in use, to notice a replacement
+	serials   map[string]zones.SerialRecord // the auto serials last saved
+	lastError map[string]string             // per file, the error already logged
 }
 
 type reloadMetrics struct {
@@ -52,6 +53,7 @@ func newReloader(args []string, cfg *config, srv *server, log zerolog.Logger) *r
 	r := &reloader{args: args, cfg: cfg, srv: srv, log: log.With().Str("component", "reload").Logger(),
 		metrics: m, geoFiles: geoFiles(cfg), lastError: map[string]string{}}
 	r.recordZones(nil, srv.dns.Zones())
+	r.serials = saveSerials(cfg, srv.dns.Zones(), nil, r.log)
 	if len(srv.dns.Zones().FileErrors()) == 0 {
 		m.lastOK.SetToCurrentTime()
 	}
@@ -74,6 +76,7 @@ func (r *reloader) reload(why string) {
 	next, err := zones.Load(cfg.zonesFS, cfg.pops, prev)
 	r.srv.dns.SetZones(next)
 	r.recordZones(prev, next)
+	r.serials = saveSerials(cfg, next, r.serials, r.log)
 	result := "ok"
 	if err != nil {
 		result = "error"

@@ -351,3 +351,56 @@ func TestReloadConfigMapLayout(t *testing.T) {
 	os.RemoveAll(filepath.Join(zonesDir, "..2026_11_22_01"))
 	r.eventually(t, "www.example.test.", "", "192.0.2.32")
 }
+
+// TestAutoSerialsSurviveRestart: with a state directory, a zone with
+// `serial: auto` never gets a lower serial after a restart, even when its
+// file changed twice in one second or its modification time went back.
+func TestAutoSerialsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nstate_dir: state\n")
+	past := time.Unix(1_800_000_000, 0)
+	write := func(addr string) {
+		t.Helper()
+		zone := writeFile(t, dir, "zones/example.test.yaml",
+			strings.Replace(zoneWithAddr(addr), "soa: ns1 hostmaster 2026112201 7200 3600 1209600 300", "soa: ns1 hostmaster auto 7200 3600 1209600 300", 1))
+		if err := os.Chtimes(zone, past, past); err != nil { // the same second every time
+			t.Fatal(err)
+		}
+	}
+	serial := func(r *runningApp) uint32 {
+		t.Helper()
+		q := new(dns.Msg)
+		q.SetQuestion("example.test.", dns.TypeSOA)
+		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, r.addr)
+		if err != nil || len(resp.Answer) != 1 {
+			t.Fatalf("SOA: %v %v", resp, err)
+		}
+		return resp.Answer[0].(*dns.SOA).Serial
+	}
+	write("192.0.2.41")
+	var before uint32
+	t.Run("first run", func(t *testing.T) {
+		r := startApp(t, cfgFile)
+		first := serial(r)
+		write("192.0.2.42")
+		r.eventually(t, "www.example.test.", "", "192.0.2.42")
+		before = serial(r)
+		if before != first+1 {
+			t.Fatalf("serial %d after a change in the same second, want %d", before, first+1)
+		}
+	})
+	if _, err := os.Stat(filepath.Join(dir, "state", serialsFile)); err != nil {
+		t.Fatalf("no remembered serials: %v", err)
+	}
+	t.Run("after a restart", func(t *testing.T) {
+		r := startApp(t, cfgFile)
+		if got := serial(r); got != before {
+			t.Errorf("unchanged zone has serial %d after a restart, want %d", got, before)
+		}
+		write("192.0.2.43")
+		r.eventually(t, "www.example.test.", "", "192.0.2.43")
+		if got := serial(r); got <= before {
+			t.Errorf("changed zone has serial %d after a restart, want above %d", got, before)
+		}
+	})
+}

@@ -167,7 +167,7 @@ func (s *server) close() { s.locator.Close() }
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
 func newServer(cfg *config, log zerolog.Logger) (*server, error) {
-	snap, err := zones.Load(cfg.zonesFS, cfg.pops, nil)
+	snap, err := zones.Load(cfg.zonesFS, cfg.pops, rememberedSerials(cfg, log))
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
