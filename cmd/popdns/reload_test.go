@@ -124,6 +124,30 @@ func (r *runningApp) eventually(t *testing.T, name, subnet, want string) {
 	}
 }
 
+// counterValue reads one series of a counter from the app's registry.
+func counterValue(t *testing.T, r *runningApp, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := r.built.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 // waitLog polls the log until it contains s (5 s at most).
 func (r *runningApp) waitLog(t testing.TB, s string) { r.waitLogFor(t, s, 5*time.Second) }
 
@@ -184,6 +208,9 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.waitLog(t, `reload failed; the last good version keeps serving`)
+		if n := counterValue(t, r, "popdns_reload_total", map[string]string{"what": "zones", "result": "error"}); n < 1 {
+			t.Errorf("popdns_reload_total{what=zones,result=error} = %v after a broken edit", n)
+		}
 		if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.13" {
 			t.Errorf("answer %s after a broken edit, want the last good 192.0.2.13", got)
 		}
@@ -257,6 +284,18 @@ func TestReloadConfigAndGeoIP(t *testing.T) {
 			t.Errorf("answer %s with a broken configuration", got)
 		}
 		writeFile(t, dir, "popdns.yaml", geoConfig)
+	})
+	t.Run("the log level applies live", func(t *testing.T) {
+		writeFile(t, dir, "popdns.yaml", geoConfig+"log: { level: debug }\n")
+		deadline := time.Now().Add(5 * time.Second)
+		for zerolog.GlobalLevel() != zerolog.DebugLevel {
+			if time.Now().After(deadline) {
+				t.Fatalf("log level %v, want debug", zerolog.GlobalLevel())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		writeFile(t, dir, "popdns.yaml", geoConfig)
+		r.waitLog(t, `"generation":`) // settle before the next step
 	})
 	t.Run("settings that need a restart say so", func(t *testing.T) {
 		// listen comes from -listen here, which the file cannot change;
