@@ -355,19 +355,33 @@ func startKnot(t *testing.T, knotd, dir string) string {
 			t.Logf("knotd log:\n%s", out)
 		}
 	})
-	const attempts = 3 // the free port can be taken before knotd binds it
-	var lastErr error
-	for range attempts {
-		port := freePort(t)
+	return startDaemon(t, "knotd", logFile, func(port int) []string {
 		conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin).Replace(knotConf)
 		confPath := filepath.Join(dir, "knot.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(knotd, "-c", confPath)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
+		return []string{knotd, "-c", confPath}
+	}, waitReady)
+}
+
+// startDaemon runs a reference server as a child process that the test
+// owns: it is killed and reaped when the test ends. command writes the
+// server's configuration for a port and returns its command line; ready
+// waits until it answers on addr, or reports that it exited. A free port
+// can be taken by someone else before the server binds it, so a few ports
+// are tried.
+func startDaemon(t *testing.T, name string, out io.Writer, command func(port int) []string, ready func(addr string, exited <-chan error) error) string {
+	t.Helper()
+	const attempts = 3
+	var lastErr error
+	for range attempts {
+		port := freePort(t)
+		argv := command(port)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("start knotd: %v", err)
+			t.Fatalf("start %s: %v", name, err)
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
@@ -377,12 +391,12 @@ func startKnot(t *testing.T, knotd, dir string) string {
 		})
 		t.Cleanup(stop)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if lastErr = waitReady(addr, exited); lastErr == nil {
+		if lastErr = ready(addr, exited); lastErr == nil {
 			return addr
 		}
 		stop()
 	}
-	t.Fatalf("knotd did not start: %v", lastErr)
+	t.Fatalf("%s did not start: %v", name, lastErr)
 	return ""
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -372,36 +371,15 @@ func startUnbound(t *testing.T, unbound, pop string) string {
 			}
 		}
 	})
-	const attempts = 3 // the free port can be taken before unbound binds it
-	var lastErr error
-	for range attempts {
-		port := freePort(t)
+	return startDaemon(t, "unbound", stderr, func(port int) []string {
 		conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{popport}}", popPort,
 			"{{verbosity}}", strconv.Itoa(*unboundVerbosity)).Replace(unboundConf)
 		confPath := filepath.Join(dir, "unbound.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(unbound, "-d", "-c", confPath)
-		cmd.Stdout, cmd.Stderr = stderr, stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start unbound: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := sync.OnceFunc(func() {
-			_ = cmd.Process.Kill() // fails only if it already exited
-			<-exited
-		})
-		t.Cleanup(stop)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if lastErr = waitResolver(addr, exited); lastErr == nil {
-			return addr
-		}
-		stop()
-	}
-	t.Fatalf("unbound did not start: %v", lastErr)
-	return ""
+		return []string{unbound, "-d", "-c", confPath}
+	}, waitResolver)
 }
 
 // waitResolver polls addr with a recursive SOA query for geo.test., each
