@@ -1,10 +1,24 @@
 // Package healthprobe owns liveness and latency of the targets popdns
-// answers with: the probers (HTTP, TCP, DNS), their schedules, rise/fall
-// thresholds, and the immutable Status snapshot that the query path reads.
+// answers with: the probes (HTTP, HTTPS, TCP connect, DNS), their
+// schedules, rise/fall hysteresis, RTT smoothing with a per-target
+// baseline, and the immutable Status snapshot that the query path reads.
 //
-// Today it holds only the Status types that the query path will read; the
-// probers arrive with the health-probe issue, and until then every target
-// counts as healthy.
+// A Prober runs one goroutine per distinct probe (Targets with equal Key
+// share one), starting with an immediate first round and then every
+// interval, with jitter after the first probe so targets drift apart.
+// Each result updates the target's state and publishes a new *Status
+// through an atomic pointer; readers call Status once per query and never
+// lock. A target not yet probed counts as healthy, so that a restart never
+// blackholes a name; its first result decides its state, and later changes
+// need Rise consecutive successes or Fall consecutive failures.
+//
+// The latency penalty of a target is max(0, EWMA - baseline), where the
+// EWMA (alpha 0.3) and the baseline (p10 of the last 60 RTTs) are over
+// successful probes only.
+//
+// Metrics: popdns_probe_up{target}, popdns_probe_rtt_seconds{target} and
+// popdns_probe_errors_total{target,reason}, where target is a configured
+// probe ID and reason one of the Reason constants.
 //
 // This package imports no other popdns package.
 package healthprobe

@@ -2,21 +2,37 @@ package healthprobe
 
 import "time"
 
-// Result is the latest view of one probe target.
+// Result is the latest view of one probe target. It is a plain value.
 type Result struct {
+	// Healthy is the state after rise/fall hysteresis. It is true for a
+	// target not yet probed, so that a restart never blackholes a name.
 	Healthy bool
-	RTT     time.Duration // smoothed (EWMA) round-trip time
-	Checked time.Time     // when the last probe finished; zero: never probed
+	RTT     time.Duration // smoothed (EWMA, alpha 0.3) RTT of successes; 0: none yet
+	// Baseline is the p10 of the last 60 successful RTTs; Penalty is
+	// max(0, RTT-Baseline), the latency excess the selector adds.
+	Baseline   time.Duration
+	Penalty    time.Duration
+	Checked    time.Time // when the last probe finished; zero: never probed
+	LastChange time.Time // when Healthy last changed (or the first result)
+	LastError  string    // error of the last probe; empty if it succeeded
+	LastReason string    // its Reason constant; empty if it succeeded
 }
 
-// Status is an immutable snapshot of every probe's Result, keyed by probe
-// ID. A nil *Status means no probe has run; every target then counts as
-// healthy, so that a restart never blackholes a name.
+// Probed reports whether the target has at least one result.
+func (r Result) Probed() bool { return !r.Checked.IsZero() }
+
+// Status is an immutable snapshot of every configured probe's Result,
+// keyed by probe ID. Prober publishes a new one on every change; never
+// modify one. A nil *Status means no probe is configured; every target then
+// counts as healthy. Its methods are safe for concurrent use.
 type Status struct {
-	Results map[string]Result
+	Generation uint64 // increases with every published snapshot
+	Results    map[string]Result
+
+	superseded chan struct{} // closed when a newer snapshot is published
 }
 
-// Result returns the result for id and whether the probe has reported.
+// Result returns the result for id and whether id is a configured probe.
 // It is safe on a nil Status.
 func (s *Status) Result(id string) (Result, bool) {
 	if s == nil {

@@ -1,0 +1,118 @@
+package healthprobe
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestTrackerRiseFall(t *testing.T) {
+	errX := errors.New("x")
+	// Each step is a probe result (true = success) and the state after it.
+	tests := []struct {
+		name       string
+		rise, fall int
+		steps      []bool
+		want       []bool
+	}{
+		{"first failure decides", 2, 3, []bool{false}, []bool{false}},
+		{"first success decides", 2, 3, []bool{true}, []bool{true}},
+		{"fall after three", 2, 3, []bool{true, false, false, false, false}, []bool{true, true, true, false, false}},
+		{"flap does not fall", 2, 3, []bool{true, false, false, true, false, false, true}, []bool{true, true, true, true, true, true, true}},
+		{"rise after two", 2, 3, []bool{false, true, true, true}, []bool{false, false, true, true}},
+		{"rise interrupted", 2, 3, []bool{false, true, false, true, true}, []bool{false, false, false, false, true}},
+		{"rise 1 fall 1", 1, 1, []bool{true, false, true, false}, []bool{true, false, true, false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTracker(tc.rise, tc.fall)
+			if !tr.result().Healthy {
+				t.Fatal("unprobed target is not healthy")
+			}
+			now := time.Unix(0, 0)
+			lastChange := time.Time{}
+			for i, ok := range tc.steps {
+				now = now.Add(time.Second)
+				var err error
+				if !ok {
+					err = errX
+				}
+				prev := tr.healthy
+				changed := tr.observe(now, 10*time.Millisecond, err, ReasonRefused)
+				r := tr.result()
+				if r.Healthy != tc.want[i] {
+					t.Fatalf("step %d: healthy = %t, want %t", i, r.Healthy, tc.want[i])
+				}
+				if changed != (prev != r.Healthy) {
+					t.Errorf("step %d: changed = %t", i, changed)
+				}
+				if changed || i == 0 {
+					lastChange = now
+				}
+				if !r.LastChange.Equal(lastChange) {
+					t.Errorf("step %d: LastChange = %v, want %v", i, r.LastChange, lastChange)
+				}
+				if ok == (r.LastReason != "") {
+					t.Errorf("step %d: LastReason = %q", i, r.LastReason)
+				}
+			}
+		})
+	}
+}
+
+func TestTrackerLatency(t *testing.T) {
+	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+	tr := newTracker(1, 1)
+	now := time.Unix(0, 0)
+	tr.observe(now, ms(10), nil, "")
+	if r := tr.result(); r.RTT != ms(10) || r.Baseline != ms(10) || r.Penalty != 0 {
+		t.Fatalf("after one: %+v", r)
+	}
+	tr.observe(now, ms(20), nil, "")
+	// EWMA: 0.3*20 + 0.7*10 = 13
+	if got := tr.result().RTT; got != ms(13) {
+		t.Fatalf("ewma = %v, want 13ms", got)
+	}
+	// Failures leave the RTT alone.
+	tr.observe(now, 0, errors.New("x"), ReasonTimeout)
+	if got := tr.result().RTT; got != ms(13) {
+		t.Fatalf("ewma after failure = %v", got)
+	}
+
+	// Fill the window with 1..60 ms: p10 (nearest rank) is the 6th smallest.
+	tr = newTracker(1, 1)
+	for i := 1; i <= baselineWindow; i++ {
+		tr.observe(now, ms(float64(i)), nil, "")
+	}
+	if got := tr.baseline(); got != ms(6) {
+		t.Fatalf("baseline = %v, want 6ms", got)
+	}
+	// The window slides: 60 more samples of 100 ms push out every old one.
+	for range baselineWindow {
+		tr.observe(now, ms(100), nil, "")
+	}
+	if got := tr.baseline(); got != ms(100) {
+		t.Fatalf("baseline after slide = %v, want 100ms", got)
+	}
+	if got := tr.penalty(); got != 0 || tr.result().Penalty != 0 {
+		t.Fatalf("steady-state penalty = %v", got)
+	}
+
+	// A slowdown raises the EWMA above the baseline: penalty = EWMA - p10.
+	tr = newTracker(1, 1)
+	for range 20 {
+		tr.observe(now, ms(10), nil, "")
+	}
+	tr.observe(now, ms(110), nil, "")
+	r := tr.result()
+	if r.RTT != ms(40) || r.Baseline != ms(10) || r.Penalty != ms(30) {
+		t.Fatalf("slowdown: rtt %v baseline %v penalty %v, want 40/10/30ms", r.RTT, r.Baseline, r.Penalty)
+	}
+	// Penalty is never negative, even when the EWMA dips below the baseline.
+	tr = newTracker(1, 1)
+	tr.window = []time.Duration{ms(50)}
+	tr.ewma = ms(20)
+	if got := tr.result().Penalty; got != 0 {
+		t.Fatalf("penalty = %v, want 0", got)
+	}
+}

@@ -1,0 +1,136 @@
+package healthprobe
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Kind is the protocol a Target is probed with.
+type Kind string
+
+// The probe kinds.
+const (
+	KindHTTP  Kind = "http"  // HTTP request; healthy on an expected status (and body)
+	KindHTTPS Kind = "https" // as KindHTTP, over TLS
+	KindTCP   Kind = "tcp"   // TCP connect only
+	KindDNS   Kind = "dns"   // DNS query over UDP; healthy on NOERROR
+)
+
+// Defaults applied by Target.Validate to zero fields.
+const (
+	DefaultInterval = 10 * time.Second
+	DefaultTimeout  = 2 * time.Second
+	DefaultRise     = 2
+	DefaultFall     = 3
+)
+
+// Target describes one probe. Several records may name the same probe; all
+// Targets with an equal Key run as one probe whose results are published
+// under each of their IDs. A Target is a plain value: copy it freely.
+type Target struct {
+	ID   string // name records refer to; the Status key and the metrics label
+	Kind Kind
+	Addr string // host:port probed; may differ from the served address
+
+	// HTTP and HTTPS settings.
+	Method             string // default GET
+	Path               string // default "/"
+	ExpectStatus       []int  // empty: any 2xx or 3xx
+	BodyContains       string // if set, the body (first 64 KiB) must contain it
+	Host               string // Host header; default from Addr
+	ServerName         string // TLS SNI and verification name; default the Host
+	InsecureSkipVerify bool
+
+	// DNS settings.
+	QName string // required for KindDNS; made fully qualified
+	QType uint16 // default SOA
+
+	Interval time.Duration // between probes; default 10s
+	Timeout  time.Duration // per probe; default 2s, must be below Interval
+	Rise     int           // consecutive successes to go up; default 2
+	Fall     int           // consecutive failures to go down; default 3
+}
+
+// Validate applies the defaults to t's zero fields and checks the result.
+// It returns the completed Target; t itself is not modified.
+func (t Target) Validate() (Target, error) {
+	if t.ID == "" {
+		return t, errors.New("healthprobe: target without id")
+	}
+	if t.Interval == 0 {
+		t.Interval = DefaultInterval
+	}
+	if t.Timeout == 0 {
+		t.Timeout = min(DefaultTimeout, t.Interval/2)
+	}
+	if t.Rise == 0 {
+		t.Rise = DefaultRise
+	}
+	if t.Fall == 0 {
+		t.Fall = DefaultFall
+	}
+	if t.Interval < 0 || t.Timeout <= 0 || t.Timeout >= t.Interval {
+		return t, fmt.Errorf("healthprobe: target %s: timeout %s must be positive and below interval %s", t.ID, t.Timeout, t.Interval)
+	}
+	if t.Rise < 1 || t.Fall < 1 {
+		return t, fmt.Errorf("healthprobe: target %s: rise %d and fall %d must be at least 1", t.ID, t.Rise, t.Fall)
+	}
+	if t.Addr == "" {
+		return t, fmt.Errorf("healthprobe: target %s: no address", t.ID)
+	}
+	switch t.Kind {
+	case KindHTTP, KindHTTPS:
+		if t.Method == "" {
+			t.Method = "GET"
+		}
+		if t.Path == "" {
+			t.Path = "/"
+		}
+		if !strings.HasPrefix(t.Path, "/") {
+			return t, fmt.Errorf("healthprobe: target %s: path %q must start with /", t.ID, t.Path)
+		}
+		for _, c := range t.ExpectStatus {
+			if c < 100 || c > 599 {
+				return t, fmt.Errorf("healthprobe: target %s: bad expected status %d", t.ID, c)
+			}
+		}
+		t.ExpectStatus = slices.Clone(t.ExpectStatus)
+		slices.Sort(t.ExpectStatus)
+		t.ExpectStatus = slices.Compact(t.ExpectStatus)
+	case KindTCP:
+	case KindDNS:
+		if t.QName == "" {
+			return t, fmt.Errorf("healthprobe: target %s: dns probe without qname", t.ID)
+		}
+		if _, ok := dns.IsDomainName(t.QName); !ok {
+			return t, fmt.Errorf("healthprobe: target %s: bad qname %q", t.ID, t.QName)
+		}
+		t.QName = dns.CanonicalName(t.QName)
+		if t.QType == 0 {
+			t.QType = dns.TypeSOA
+		}
+	default:
+		return t, fmt.Errorf("healthprobe: target %s: unknown kind %q", t.ID, t.Kind)
+	}
+	return t, nil
+}
+
+// Key identifies what t probes and how, ignoring its ID: Targets with equal
+// Keys run as one probe. Call it on a validated Target so that defaults
+// compare equal to their explicit values.
+func (t Target) Key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %q i=%s t=%s r=%d f=%d", t.Kind, t.Addr, t.Interval, t.Timeout, t.Rise, t.Fall)
+	switch t.Kind {
+	case KindHTTP, KindHTTPS:
+		fmt.Fprintf(&b, " %q %q %v %q %q %q %t", t.Method, t.Path, t.ExpectStatus, t.BodyContains, t.Host, t.ServerName, t.InsecureSkipVerify)
+	case KindDNS:
+		fmt.Fprintf(&b, " %q %d", t.QName, t.QType)
+	}
+	return b.String()
+}
