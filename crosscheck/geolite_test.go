@@ -83,10 +83,11 @@ func loadGeoZone(t *testing.T) *zones.Snapshot {
 	return snap
 }
 
-// startGeoPopdns serves snap in-process on 127.0.0.1 (UDP and TCP, one
-// port) until the test ends, locating clients with loc and registering its
-// metrics on reg. It returns the bound address.
-func startGeoPopdns(t *testing.T, snap *zones.Snapshot, loc dnsserver.Locator, reg prometheus.Registerer) string {
+// startPopdns serves snap in-process on 127.0.0.1 (UDP and TCP, one port)
+// until the test ends, locating clients with loc (nil: every client is of
+// unknown location) and registering its metrics on reg. It returns the
+// bound address.
+func startPopdns(t *testing.T, snap *zones.Snapshot, loc dnsserver.Locator, reg prometheus.Registerer) string {
 	t.Helper()
 	srv, err := dnsserver.New(dnsserver.Config{Listen: []string{"127.0.0.1:0"}},
 		dnsserver.Deps{Log: zerolog.Nop(), Metrics: reg, Locator: loc})
@@ -209,7 +210,7 @@ func TestGeoLiteNearestPoP(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ref.Close() })
 
-	addr := startGeoPopdns(t, loadGeoZone(t), locator, prometheus.NewRegistry())
+	addr := startPopdns(t, loadGeoZone(t), locator, prometheus.NewRegistry())
 
 	// The addresses are those geo/geolite_test.go checked against this
 	// database; the subnet is what a resolver would send for them.

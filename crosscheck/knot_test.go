@@ -2,7 +2,6 @@ package crosscheck
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -20,10 +19,8 @@ import (
 	"unicode"
 
 	"github.com/miekg/dns"
-	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 )
 
 const (
@@ -277,7 +274,7 @@ func TestKnotCrossCheck(t *testing.T) {
 	}
 
 	knot := startKnot(t, knotd, dir)
-	pop := startPopdns(t, snap)
+	pop := startPopdns(t, snap, nil, prometheus.NewRegistry())
 
 	t.Run("axfr-content", func(t *testing.T) {
 		checkTransfer(t, knot, master.Bytes())
@@ -447,29 +444,6 @@ func waitReady(addr string, exited <-chan error) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// startPopdns serves snap in-process on 127.0.0.1 until the test ends.
-func startPopdns(t *testing.T, snap *zones.Snapshot) string {
-	t.Helper()
-	srv, err := dnsserver.New(dnsserver.Config{Listen: []string{"127.0.0.1:0"}}, dnsserver.Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetZones(snap)
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("popdns Serve: %v", err)
-		}
-	})
-	return srv.Addrs()[0]
 }
 
 // checkTransfer checks that Knot serves exactly the exported zone, so that

@@ -191,7 +191,7 @@ func TestUnboundECS(t *testing.T) {
 	loc := &recordingLocator{next: geo.NewLocator(db, zerolog.Nop())}
 	t.Cleanup(func() { _ = loc.next.Close() })
 	reg := prometheus.NewRegistry()
-	pop := startGeoPopdns(t, loadGeoZone(t), loc, reg)
+	pop := startPopdns(t, loadGeoZone(t), loc, reg)
 	ub := startUnbound(t, unbound, pop)
 
 	// ask sends www.geo.test./qtype to unbound with the client subnet and

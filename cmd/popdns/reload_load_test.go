@@ -162,7 +162,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	cityFile := writeFile(t, dir, "city.mmdb", string(city))
-	writeFile(t, dir, "zones/geo.test.yaml", reloadGeoZone)
+	writeFile(t, dir, "zones/geo.test.yaml", geoZone)
 	const firstSerial, firstWWW = 2026112201, "192.0.2.10"
 	zoneFile := writeFile(t, dir, "zones/example.test.yaml", staticVersion(firstSerial, firstWWW, false))
 	valid := &addrSet{m: map[string]bool{firstWWW: true}}

@@ -244,20 +244,6 @@ pops:
   iad: { lat: 38.95, lon: -77.45 }
 `
 
-const reloadGeoZone = `origin: geo.test.
-records:
-  "@":
-    - soa: ns1 hostmaster 1 7200 3600 1209600 300
-    - ns: ns1
-  ns1:
-    - a: 192.0.2.53
-  www:
-    - geo:
-        targets:
-          fra: { a: 192.0.2.1 }
-          iad: { a: 192.0.2.2 }
-`
-
 func TestReloadConfigAndGeoIP(t *testing.T) {
 	dir := t.TempDir()
 	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
@@ -265,7 +251,7 @@ func TestReloadConfigAndGeoIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, dir, "city.mmdb", string(city))
-	writeFile(t, dir, "zones/geo.test.yaml", reloadGeoZone)
+	writeFile(t, dir, "zones/geo.test.yaml", geoZone)
 	cfgFile := writeFile(t, dir, "popdns.yaml", geoConfig)
 	r := startApp(t, cfgFile)
 	// 192.0.2.64/26 is Ashburn in the test database: iad.
