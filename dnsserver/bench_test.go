@@ -55,7 +55,7 @@ func TestAllocBudget(t *testing.T) {
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, cut := s.respondTo(q.req, client, nil)
+				resp, cut := s.respondTo(q.req, parseEDNS(q.req), client, nil)
 				fit(resp, 512, cut)
 			})
 			t.Logf("%.0f allocations per query", got)

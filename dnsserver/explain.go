@@ -102,7 +102,7 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 		return nil, errors.New("explain: no zones loaded")
 	}
 	ex := &Explanation{Query: dns.Fqdn(r.Name) + " " + dns.TypeToString[r.Type], Decisions: []GeoDecision{}}
-	resp, _ := s.respondTo(req, &net.UDPAddr{IP: r.Source.AsSlice()}, ex)
+	resp, _ := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, ex)
 	ex.Rcode = dns.RcodeToString[resp.Rcode]
 	ex.Answer = make([]string, 0, len(resp.Answer))
 	for _, rr := range resp.Answer {

@@ -42,11 +42,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			s.answerPanic(w, req, p, !written, tcp, start)
 		}
 	}()
-	resp, cut := s.respondTo(req, w.RemoteAddr(), nil)
+	edns := parseEDNS(req)
+	resp, cut := s.respondTo(req, edns, w.RemoteAddr(), nil)
 	if resp == nil {
 		return
 	}
-	fit(resp, s.sizeLimit(parseEDNS(req), tcp), cut)
+	fit(resp, s.sizeLimit(edns, tcp), cut)
 	err := w.WriteMsg(resp)
 	written = true
 	if err != nil {
@@ -59,13 +60,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // respondTo builds the reply to req from a client at src, without regard to
 // its size. It returns nil when the query deserves no reply, and for a
 // referral the zone cut. ex, when not nil, records how geo records decided.
-func (s *Server) respondTo(req *dns.Msg, src net.Addr, ex *Explanation) (*dns.Msg, string) {
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, string) {
 	if req.Response {
 		return nil, ""
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
-	edns := parseEDNS(req)
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
 	if ecs.usable() {
