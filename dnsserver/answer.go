@@ -168,8 +168,17 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
 func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
-	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency()}
+	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency(), overrides: q.s.overrides.Load()}
 	epoch := cacheEpoch{generation: q.snap.Generation()}
+	if q.s.health != nil {
+		env.health = q.s.health.Status()
+		if env.health != nil {
+			epoch.steering = env.health.Steering
+		}
+	}
+	if env.overrides != nil {
+		epoch.overrides = env.overrides.generation
+	}
 	if env.latency != nil && q.s.pick.maxAge > 0 {
 		env.now = time.Now()
 		// Entries age out over time: decisions are good for a minute.
@@ -187,7 +196,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	q.scope = max(q.scope, d.scope)
 	q.tailored = q.tailored || !d.untailored
 	if q.explain != nil {
-		q.explainDecision(g, d)
+		q.explainDecision(g, d, &env)
 	} else if d.allDown {
 		q.s.allDown(g, d)
 	}

@@ -12,8 +12,9 @@ import (
 // lookup and a ranking. The client address is the ECS network address or
 // the source address: the decision depends on nothing else of the client.
 //
-// Entries belong to one snapshot generation (and one time bucket where
-// latency entries can age out); a shard that sees a newer epoch starts
+// Entries belong to one snapshot generation, one generation of probe
+// results and operator overrides (and one time bucket where latency entries
+// can age out); a shard that sees a newer epoch starts
 // over, so a reload never serves a stale decision. Each shard holds a
 // bounded number of entries and is cleared when full, which keeps memory
 // flat under a flood of random client subnets. The mutexes are the cache's
@@ -36,6 +37,8 @@ type cacheShard struct {
 // cacheEpoch is what makes every cached decision stale when it changes.
 type cacheEpoch struct {
 	generation uint64 // of the zones snapshot (zones, PoPs, latency table)
+	steering   uint64 // of the probes' status: health and penalties
+	overrides  uint64 // of the operators' runtime PoP states
 	bucket     int64  // time bucket, when latency entries can age out; else 0
 }
 
@@ -67,9 +70,13 @@ func (c *decisionCache) shard(k cacheKey) *cacheShard {
 	return &c.shards[h%cacheShards]
 }
 
-// newer orders epochs: a later generation, or the same one in a later bucket.
+// newer reports whether e is later than than: no part of it is older and
+// one is newer. Each part only grows, so of two queries racing, the one
+// that read later state wins; epochs that are each partly newer (queries
+// that read the parts in between two changes) just replace each other.
 func (e cacheEpoch) newer(than cacheEpoch) bool {
-	return e.generation > than.generation || e.generation == than.generation && e.bucket > than.bucket
+	return e != than && e.generation >= than.generation && e.steering >= than.steering &&
+		e.overrides >= than.overrides && e.bucket >= than.bucket
 }
 
 func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {

@@ -64,10 +64,12 @@ type ExplainedCandidate struct {
 	Rank       int      `json:"rank,omitempty"` // 1 is best; 0: not ranked (see Note)
 	Chosen     bool     `json:"chosen"`
 	DistanceKm *float64 `json:"distance_km,omitempty"`
-	RTTMS      *float64 `json:"rtt_ms,omitempty"` // estimate, bias included
+	RTTMS      *float64 `json:"rtt_ms,omitempty"` // estimate, bias and penalty included
 	Source     string   `json:"rtt_source,omitempty"`
 	Measured   string   `json:"measured,omitempty"` // the latency table entry used
 	BiasMS     float64  `json:"bias_ms"`
+	PenaltyMS  float64  `json:"penalty_ms"` // the probes' weighted latency penalty
+	Probes     []string `json:"probes,omitempty"`
 	State      string   `json:"state"`
 	Healthy    bool     `json:"healthy"`
 	Eligible   bool     `json:"eligible"`
@@ -120,7 +122,7 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 }
 
 // explainDecision records one geo decision of the query being explained.
-func (q *request) explainDecision(g *zones.Geo, d decision) {
+func (q *request) explainDecision(g *zones.Geo, d decision, env *pickEnv) {
 	loc := q.location()
 	gd := GeoDecision{
 		Name: g.Owner, TTL: g.TTL, Answers: g.Answers, Scope: d.scope,
@@ -141,7 +143,12 @@ func (q *request) explainDecision(g *zones.Geo, d decision) {
 	}
 	for i := range g.Targets {
 		t := &g.Targets[i]
-		ec := ExplainedCandidate{PoP: t.Name(), BiasMS: t.BiasMS, State: max(t.State, t.PoP.State).String(), Chosen: chosen[uint8(i)]}
+		ec := ExplainedCandidate{PoP: t.Name(), BiasMS: t.BiasMS, State: env.targetState(t).String(), Chosen: chosen[uint8(i)]}
+		for _, id := range [2]string{t.PoP.Probe, t.Probe} {
+			if id != "" {
+				ec.Probes = append(ec.Probes, id)
+			}
+		}
 		pos, ok := ranked[uint8(i)]
 		if !ok {
 			ec.Note = "not a candidate: no record of this type, or excluded by the rule"
@@ -150,6 +157,7 @@ func (q *request) explainDecision(g *zones.Geo, d decision) {
 		}
 		c := q.cands[pos]
 		ec.Rank, ec.Healthy, ec.Eligible, ec.Source = pos+1, c.healthy, c.eligible, c.source.String()
+		ec.PenaltyMS = c.penaltyMS
 		if c.km >= 0 {
 			km := math.Round(c.km)
 			ec.DistanceKm = &km

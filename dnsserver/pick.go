@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -41,15 +42,16 @@ func (s rttSource) String() string {
 
 // candidate is one target being ranked for one query.
 type candidate struct {
-	index    uint8 // into Geo.Targets
-	state    zones.AdminState
-	healthy  bool
-	eligible bool
-	km       float64 // great-circle distance; -1 when the client has no point
-	rttMS    float64 // estimate, bias included: what ranking uses
-	biasMS   float64
-	source   rttSource
-	entry    *zones.LatencyEntry // the measurement used, when source is fromTable
+	index     uint8 // into Geo.Targets
+	state     zones.AdminState
+	healthy   bool
+	eligible  bool
+	km        float64 // great-circle distance; -1 when the client has no point
+	rttMS     float64 // estimate, bias and penalty included: what ranking uses
+	biasMS    float64
+	penaltyMS float64 // weighted probe penalty added to rttMS
+	source    rttSource
+	entry     *zones.LatencyEntry // the measurement used, when source is fromTable
 }
 
 // decision is the outcome of choosing among a geo record's targets.
@@ -67,15 +69,48 @@ type decision struct {
 
 // pickOptions are the server-wide parameters of selection.
 type pickOptions struct {
-	inflation float64       // path-inflation factor over the great-circle fibre RTT
-	maxAge    time.Duration // latency table entries older than this are ignored; 0: no limit
+	inflation     float64       // path-inflation factor over the great-circle fibre RTT
+	maxAge        time.Duration // latency table entries older than this are ignored; 0: no limit
+	penaltyWeight float64       // scales probe penalties; 0 ignores them
 }
 
 // pickEnv is what one decision reads besides the record and the client.
 type pickEnv struct {
-	opt     pickOptions
-	latency *zones.LatencyTable // nil: none
-	now     time.Time           // for the age of latency entries
+	opt       pickOptions
+	latency   *zones.LatencyTable // nil: none
+	now       time.Time           // for the age of latency entries
+	health    *healthprobe.Status // nil: no probes, all healthy
+	overrides *popOverrides       // nil: none
+}
+
+// targetState is a target's admin state: its own, its PoP's and the
+// operators' runtime override, the strongest winning.
+func (env *pickEnv) targetState(t *zones.GeoTarget) zones.AdminState {
+	st := max(t.State, t.PoP.State)
+	if env.overrides != nil {
+		st = max(st, env.overrides.states[t.PoP.Name])
+	}
+	return st
+}
+
+// targetHealth reports whether t's probes, its PoP's and its own, both say
+// up (a probe not yet run counts as up), and the larger of their steering
+// penalties in milliseconds: both usually measure one path, so they are not
+// added.
+func (env *pickEnv) targetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float64) {
+	healthy = true
+	for _, id := range [2]string{t.PoP.Probe, t.Probe} {
+		if id == "" || env.health == nil {
+			continue
+		}
+		r, ok := env.health.Result(id)
+		if !ok {
+			continue // not (yet) probed: a new probe never blackholes a name
+		}
+		healthy = healthy && r.Healthy
+		penaltyMS = max(penaltyMS, float64(r.SteeringPenalty())/float64(time.Millisecond))
+	}
+	return healthy, penaltyMS
 }
 
 // rankTargets chooses the targets of g that answer a client at client (the ECS
@@ -117,7 +152,10 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 		t := &g.Targets[i]
 		c := &cands[n]
 		n++
-		*c = candidate{index: uint8(i), state: max(t.State, t.PoP.State), healthy: true, biasMS: t.BiasMS, km: -1}
+		*c = candidate{index: uint8(i), state: env.targetState(t), biasMS: t.BiasMS, km: -1}
+		var penalty float64
+		c.healthy, penalty = env.targetHealth(t)
+		c.penaltyMS = penalty * env.opt.penaltyWeight
 		c.eligible = c.state == zones.Active && c.healthy
 		if loc.HasPoint {
 			c.km = geo.DistanceKm(loc.Point, t.PoP.Point)
@@ -143,7 +181,7 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 			// Unknown: behind every estimate, in the record's order.
 			c.rttMS = math.Inf(1)
 		}
-		c.rttMS += c.biasMS
+		c.rttMS += c.biasMS + c.penaltyMS
 	}
 	d.cands = n
 	rank(cands[:n])

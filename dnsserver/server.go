@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -45,7 +46,14 @@ type Config struct {
 	// LatencyMaxAge makes latency table entries older than this count as
 	// absent; 0 keeps every entry.
 	LatencyMaxAge time.Duration
+	// PenaltyWeight scales a probe's latency penalty (its smoothed RTT
+	// above its own baseline) before it is added to the target's
+	// estimated RTT. Default 1; NoPenalty ignores penalties.
+	PenaltyWeight float64
 }
+
+// NoPenalty as Config.PenaltyWeight makes selection ignore probe RTTs.
+const NoPenalty = -1
 
 // DefaultPathInflation applies when Config.PathInflation is 0.
 const DefaultPathInflation = 1.5
@@ -57,6 +65,15 @@ type Deps struct {
 	// Locator places clients for geo records; nil means every client is of
 	// unknown location and geo records answer in their listed order.
 	Locator Locator
+	// Health says which probed targets are up and how slow; nil means no
+	// probes: every target counts as healthy.
+	Health HealthSource
+}
+
+// HealthSource is the live probe state. *healthprobe.Prober implements it;
+// Status is called on the query path, so it must not block.
+type HealthSource interface {
+	Status() *healthprobe.Status
 }
 
 // DefaultUDPSize is the EDNS payload size advertised when Config leaves it 0.
@@ -74,6 +91,8 @@ type Server struct {
 	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
 	metrics    *metrics
 	locator    Locator
+	health     HealthSource
+	overrides  atomic.Pointer[popOverrides] // nil: none
 	pick       pickOptions
 	cache      decisionCache
 	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
@@ -105,6 +124,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.PathInflation == 0 {
 		cfg.PathInflation = DefaultPathInflation
 	}
+	switch {
+	case cfg.PenaltyWeight == 0:
+		cfg.PenaltyWeight = 1
+	case cfg.PenaltyWeight == NoPenalty:
+		cfg.PenaltyWeight = 0
+	case cfg.PenaltyWeight < 0:
+		return nil, fmt.Errorf("dnsserver: penalty weight %g is negative", cfg.PenaltyWeight)
+	}
 	if cfg.PathInflation < 1 {
 		return nil, fmt.Errorf("dnsserver: path inflation %g is below 1: no path is shorter than the great circle", cfg.PathInflation)
 	}
@@ -123,7 +150,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,
-		pick:       pickOptions{inflation: cfg.PathInflation, maxAge: cfg.LatencyMaxAge},
+		health:     deps.Health,
+		pick:       pickOptions{inflation: cfg.PathInflation, maxAge: cfg.LatencyMaxAge, penaltyWeight: cfg.PenaltyWeight},
 	}, nil
 }
 
@@ -133,6 +161,50 @@ func (s *Server) allDown(g *zones.Geo, d decision) {
 	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Inc()
 	s.allDownLog.Warn().Str("name", g.Owner).Str("policy", g.WhenAllDown.String()).Bool("servfail", d.servfail).
 		Msg("geo record has no eligible target; when_all_down decided")
+}
+
+// popOverrides are operators' runtime admin states of PoPs, by name: one
+// immutable value per change.
+type popOverrides struct {
+	generation uint64
+	states     map[string]zones.AdminState
+}
+
+// SetPoPStates replaces the operators' runtime admin states of PoPs, by PoP
+// name, without a reload. They combine with the configuration's states as
+// target states do: the strongest wins (down over drain over active), so an
+// override of active only removes an earlier override. The server keeps its
+// own copy of states.
+func (s *Server) SetPoPStates(states map[string]zones.AdminState) {
+	own := make(map[string]zones.AdminState, len(states))
+	for name, st := range states {
+		if st != zones.Active {
+			own[name] = st
+		}
+	}
+	for {
+		old := s.overrides.Load()
+		next := &popOverrides{states: own, generation: 1}
+		if old != nil {
+			next.generation = old.generation + 1
+		}
+		if s.overrides.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// PoPStates returns a copy of the runtime admin states set with
+// SetPoPStates (active ones left out).
+func (s *Server) PoPStates() map[string]zones.AdminState {
+	o := s.overrides.Load()
+	out := map[string]zones.AdminState{}
+	if o != nil {
+		for name, st := range o.states {
+			out[name] = st
+		}
+	}
+	return out
 }
 
 // SetZones makes snap the data that queries are answered from. The swap is

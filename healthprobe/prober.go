@@ -36,9 +36,10 @@ func WithClock(now func() time.Time, newTimer func(d time.Duration) Timer) Optio
 }
 
 // WithJitter replaces the jitter function: the wait after a target's first
-// probe is interval minus jitter(interval). The default is uniform in
-// [0, interval/2), so probes started together do not stay in lockstep.
-func WithJitter(jitter func(interval time.Duration) time.Duration) Option {
+// probe is its interval minus jitter(Target.Jitter). The default is uniform
+// in [0, Target.Jitter), so probes started together do not stay in
+// lockstep.
+func WithJitter(jitter func(most time.Duration) time.Duration) Option {
 	return func(p *Prober) { p.jitter = jitter }
 }
 
@@ -94,11 +95,11 @@ func New(log zerolog.Logger, reg prometheus.Registerer, opts ...Option) *Prober 
 		metrics:  newMetrics(reg),
 		now:      time.Now,
 		newTimer: func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} },
-		jitter: func(iv time.Duration) time.Duration {
-			if iv < 2 {
+		jitter: func(most time.Duration) time.Duration {
+			if most < 1 {
 				return 0
 			}
-			return rand.N(iv / 2)
+			return rand.N(most)
 		},
 		probe:     probe,
 		firstDone: make(chan struct{}),
@@ -230,7 +231,7 @@ func (p *Prober) runWorker(ctx context.Context, w *worker) {
 	defer close(w.done)
 	iv := w.target.Interval
 	next := p.now()
-	wait := iv - p.jitter(iv)
+	wait := iv - min(p.jitter(w.target.Jitter), iv)
 	for {
 		p.probeOnce(ctx, w)
 		next = next.Add(wait)
@@ -305,7 +306,12 @@ func (p *Prober) publishLocked() {
 			s.Results[id] = r
 		}
 	}
-	old := p.status.Swap(s)
+	old := p.status.Load()
+	s.Steering = old.Steering
+	if !s.steersLike(old) {
+		s.Steering++
+	}
+	p.status.Store(s)
 	close(old.superseded)
 	if all && p.configured && !p.firstClose {
 		p.firstClose = true

@@ -200,12 +200,19 @@ func TestProberRiseFall(t *testing.T) {
 			clk.waitTimers(t, 1)
 			clk.Advance(tg.Interval)
 		}
-		gen := p.Status().Generation
+		before := p.Status()
+		gen := before.Generation
 		sp.next <- st.err
 		s := waitStatus(t, p, func(s *Status) bool { return s.Generation > gen })
 		r, _ := s.Result("pop1")
 		if r.Healthy != st.want {
 			t.Fatalf("step %d: healthy = %t, want %t (%+v)", i, r.Healthy, st.want, r)
+		}
+		// The RTT is constant, so only a change of health may move
+		// Steering, which decision caches key on.
+		was, _ := before.Result("pop1")
+		if moved := s.Steering != before.Steering; moved != (was.Healthy != r.Healthy) {
+			t.Errorf("step %d: Steering %d -> %d with healthy %t -> %t", i, before.Steering, s.Steering, was.Healthy, r.Healthy)
 		}
 		if !r.Checked.Equal(clk.Now()) {
 			t.Errorf("step %d: Checked = %v, want %v", i, r.Checked, clk.Now())
@@ -344,11 +351,11 @@ func TestProberJitter(t *testing.T) {
 	clk := newFakeClock()
 	pc := &probeCounter{calls: map[string]int{}}
 	p := New(zerolog.Nop(), prometheus.NewRegistry(), WithClock(clk.Now, clk.NewTimer), withProbe(pc.probe),
-		WithJitter(func(iv time.Duration) time.Duration { return iv / 4 }))
+		WithJitter(func(most time.Duration) time.Duration { return most / 2 }))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = p.Run(ctx) }()
-	if err := p.SetTargets([]Target{{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 8 * time.Second, Timeout: time.Second}}); err != nil {
+	if err := p.SetTargets([]Target{{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 8 * time.Second, Timeout: time.Second, Jitter: 4 * time.Second}}); err != nil {
 		t.Fatal(err)
 	}
 	<-p.FirstRoundDone()
@@ -357,7 +364,7 @@ func TestProberJitter(t *testing.T) {
 	wait := clk.timers[0].at.Sub(clk.now)
 	clk.mu.Unlock()
 	if wait != 6*time.Second {
-		t.Errorf("first wait = %v, want interval - jitter = 6s", wait)
+		t.Errorf("first wait = %v, want interval - jitter(4s) = 6s", wait)
 	}
 }
 

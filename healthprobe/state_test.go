@@ -116,3 +116,29 @@ func TestTrackerLatency(t *testing.T) {
 		t.Fatalf("penalty = %v, want 0", got)
 	}
 }
+
+func TestSteersLike(t *testing.T) {
+	ms := time.Millisecond
+	up := func(penalty time.Duration) Result { return Result{Healthy: true, Penalty: penalty} }
+	tests := []struct {
+		name string
+		a, b map[string]Result
+		same bool
+	}{
+		{"equal", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0)}, true},
+		{"penalty noise within a step", map[string]Result{"x": up(6 * ms)}, map[string]Result{"x": up(9 * ms)}, true},
+		{"penalty crosses a step", map[string]Result{"x": up(4 * ms)}, map[string]Result{"x": up(5 * ms)}, false},
+		{"health flips", map[string]Result{"x": up(0)}, map[string]Result{"x": {}}, false},
+		{"RTT and errors do not steer", map[string]Result{"x": up(0)}, map[string]Result{"x": {Healthy: true, RTT: 9 * ms, LastError: "slow"}}, true},
+		{"id added", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0), "y": up(0)}, false},
+		{"id renamed", map[string]Result{"x": up(0)}, map[string]Result{"y": up(0)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := NewStatus(1, 1, tc.a), NewStatus(2, 1, tc.b)
+			if got := a.steersLike(b); got != tc.same {
+				t.Errorf("steersLike = %t, want %t", got, tc.same)
+			}
+		})
+	}
+}

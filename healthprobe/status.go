@@ -18,6 +18,15 @@ type Result struct {
 	LastReason string    // its Reason constant; empty if it succeeded
 }
 
+// PenaltyStep is the granularity of the penalty that steers clients:
+// SteeringPenalty rounds down to it, so that RTT noise below a step neither
+// moves clients nor invalidates cached decisions.
+const PenaltyStep = 5 * time.Millisecond
+
+// SteeringPenalty is Penalty rounded down to a multiple of PenaltyStep,
+// the part of it that selection uses.
+func (r Result) SteeringPenalty() time.Duration { return r.Penalty - r.Penalty%PenaltyStep }
+
 // Probed reports whether the target has at least one result.
 func (r Result) Probed() bool { return !r.Checked.IsZero() }
 
@@ -27,7 +36,10 @@ func (r Result) Probed() bool { return !r.Checked.IsZero() }
 // counts as healthy. Its methods are safe for concurrent use.
 type Status struct {
 	Generation uint64 // increases with every published snapshot
-	Results    map[string]Result
+	// Steering increases only when what selection reads changes: the set
+	// of IDs, a Healthy or a SteeringPenalty. Caches of decisions key on it.
+	Steering uint64
+	Results  map[string]Result
 
 	superseded chan struct{} // closed when a newer snapshot is published
 }
@@ -40,4 +52,24 @@ func (s *Status) Result(id string) (Result, bool) {
 	}
 	r, ok := s.Results[id]
 	return r, ok
+}
+
+// NewStatus returns a Status holding results, for callers that simulate
+// probes (tests, the steering simulation); the map is not copied.
+func NewStatus(generation, steering uint64, results map[string]Result) *Status {
+	return &Status{Generation: generation, Steering: steering, Results: results, superseded: make(chan struct{})}
+}
+
+// steersLike reports whether s and t give selection the same inputs.
+func (s *Status) steersLike(t *Status) bool {
+	if len(s.Results) != len(t.Results) {
+		return false
+	}
+	for id, r := range s.Results {
+		o, ok := t.Results[id]
+		if !ok || o.Healthy != r.Healthy || o.SteeringPenalty() != r.SteeringPenalty() {
+			return false
+		}
+	}
+	return true
 }

@@ -54,6 +54,44 @@ type Target struct {
 	Timeout  time.Duration // per probe; default 2s, must be below Interval
 	Rise     int           // consecutive successes to go up; default 2
 	Fall     int           // consecutive failures to go down; default 3
+	// Jitter is the most the first wait after the first probe is
+	// shortened by, so probes started together drift apart; default
+	// Interval/2, at most Interval.
+	Jitter time.Duration
+}
+
+// Defaults are the schedule settings a Target leaves unset; a server's
+// configuration supplies them, and zero fields fall back to the Default
+// constants.
+type Defaults struct {
+	Interval, Timeout, Jitter time.Duration
+	Rise, Fall                int
+}
+
+// WithDefaults fills t's unset schedule fields from d. An unset timeout
+// stays below the interval: it becomes min(d.Timeout, Interval/2) when
+// the target sets its own interval.
+func (t Target) WithDefaults(d Defaults) Target {
+	ownInterval := t.Interval != 0
+	if !ownInterval {
+		t.Interval = d.Interval
+	}
+	if t.Timeout == 0 {
+		t.Timeout = d.Timeout
+		if ownInterval && t.Timeout >= t.Interval {
+			t.Timeout = t.Interval / 2
+		}
+	}
+	if t.Rise == 0 {
+		t.Rise = d.Rise
+	}
+	if t.Fall == 0 {
+		t.Fall = d.Fall
+	}
+	if t.Jitter == 0 && d.Jitter != 0 && d.Jitter <= t.Interval {
+		t.Jitter = d.Jitter
+	}
+	return t
 }
 
 // Validate applies the defaults to t's zero fields and checks the result.
@@ -73,6 +111,12 @@ func (t Target) Validate() (Target, error) {
 	}
 	if t.Fall == 0 {
 		t.Fall = DefaultFall
+	}
+	if t.Jitter == 0 {
+		t.Jitter = t.Interval / 2
+	}
+	if t.Jitter < 0 || t.Jitter > t.Interval {
+		return t, fmt.Errorf("healthprobe: target %s: jitter %s must be between 0 and interval %s", t.ID, t.Jitter, t.Interval)
 	}
 	if t.Interval < 0 || t.Timeout <= 0 || t.Timeout >= t.Interval {
 		return t, fmt.Errorf("healthprobe: target %s: timeout %s must be positive and below interval %s", t.ID, t.Timeout, t.Interval)
@@ -125,7 +169,7 @@ func (t Target) Validate() (Target, error) {
 // compare equal to their explicit values.
 func (t Target) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %q i=%s t=%s r=%d f=%d", t.Kind, t.Addr, t.Interval, t.Timeout, t.Rise, t.Fall)
+	fmt.Fprintf(&b, "%s %q i=%s t=%s r=%d f=%d j=%s", t.Kind, t.Addr, t.Interval, t.Timeout, t.Rise, t.Fall, t.Jitter)
 	switch t.Kind {
 	case KindHTTP, KindHTTPS:
 		fmt.Fprintf(&b, " %q %q %v %q %q %q %t", t.Method, t.Path, t.ExpectStatus, t.BodyContains, t.Host, t.ServerName, t.InsecureSkipVerify)

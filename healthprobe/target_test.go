@@ -40,6 +40,12 @@ func TestValidate(t *testing.T) {
 		{name: "negative rise", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Rise: -1}, wantErr: "at least 1"},
 		{name: "dns without qname", in: Target{ID: "a", Kind: KindDNS, Addr: "h:53"}, wantErr: "qname"},
 		{name: "bad path", in: Target{ID: "a", Kind: KindHTTP, Addr: "h:80", Path: "x"}, wantErr: "path"},
+		{name: "default jitter is half the interval", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 4 * time.Second}, check: func(t *testing.T, got Target) {
+			if got.Jitter != 2*time.Second {
+				t.Errorf("jitter = %v", got.Jitter)
+			}
+		}},
+		{name: "jitter above interval", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: time.Second, Jitter: 2 * time.Second}, wantErr: "jitter"},
 		{name: "bad status", in: Target{ID: "a", Kind: KindHTTP, Addr: "h:80", ExpectStatus: []int{42}}, wantErr: "status"},
 	}
 	for _, tc := range tests {
@@ -81,5 +87,34 @@ func TestKey(t *testing.T) {
 	tcp := Target{ID: "a", Kind: KindTCP, Addr: "h:80"}
 	if v(base) == v(tcp) {
 		t.Error("different kinds share a key")
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	d := Defaults{Interval: 5 * time.Second, Timeout: 3 * time.Second, Rise: 4, Fall: 1, Jitter: time.Second}
+	tests := []struct {
+		name string
+		in   Target
+		want Target // schedule fields only
+	}{
+		{"all from defaults", Target{}, Target{Interval: 5 * time.Second, Timeout: 3 * time.Second, Rise: 4, Fall: 1, Jitter: time.Second}},
+		{"own values win", Target{Interval: 20 * time.Second, Timeout: 4 * time.Second, Rise: 1, Fall: 5, Jitter: 3 * time.Second},
+			Target{Interval: 20 * time.Second, Timeout: 4 * time.Second, Rise: 1, Fall: 5, Jitter: 3 * time.Second}},
+		{"own short interval halves the default timeout", Target{Interval: 2 * time.Second},
+			Target{Interval: 2 * time.Second, Timeout: time.Second, Rise: 4, Fall: 1, Jitter: time.Second}},
+		{"default jitter above own interval is dropped", Target{Interval: 500 * time.Millisecond},
+			Target{Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 4, Fall: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.in.WithDefaults(d)
+			if got.Interval != tc.want.Interval || got.Timeout != tc.want.Timeout || got.Rise != tc.want.Rise ||
+				got.Fall != tc.want.Fall || got.Jitter != tc.want.Jitter {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if got := (Target{}).WithDefaults(Defaults{}); got.Interval != 0 || got.Timeout != 0 {
+		t.Errorf("zero defaults must leave zero fields for Validate: %+v", got)
 	}
 }

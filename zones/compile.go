@@ -96,7 +96,8 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 	for _, name := range names {
 		checkNode(file, origin, builds[name], cuts, &errs)
 	}
-	geos := compileGeos(file, origin, spec.geos, builds, cuts, pops, &errs)
+	probes := probeSet{}
+	geos := compileGeos(file, origin, spec.geos, builds, cuts, pops, probes, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -109,6 +110,7 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 		records:    len(spec.records),
 		autoSerial: soa.autoSerial,
 		hash:       sha256.Sum256(data),
+		probes:     probes.sorted(),
 	}
 	for _, name := range names {
 		nb := builds[name]
@@ -220,7 +222,7 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 
 // compileGeos checks each geo record against the rest of the zone and
 // resolves its targets in the PoP inventory.
-func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, pops *PoPs, errs *ErrorList) map[string]*Geo {
+func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, pops *PoPs, probes probeSet, errs *ErrorList) map[string]*Geo {
 	geos := map[string]*Geo{}
 	lines := map[string]int{}
 	for _, gs := range specs {
@@ -255,6 +257,15 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 				continue
 			}
 			g.Targets[i].PoP = pop
+			if ps := gs.probes[i]; ps != nil {
+				t, valid := ps.resolve(file, pops.ProbeDefaults(), errs)
+				if !valid {
+					ok = false
+					continue
+				}
+				g.Targets[i].Probe = t.ID
+				probes[t.ID] = t
+			}
 		}
 		if ok {
 			geos[gs.owner] = &g

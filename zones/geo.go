@@ -80,7 +80,10 @@ type GeoTarget struct {
 	A      []dns.RR   // owner and TTL already set
 	AAAA   []dns.RR
 	CNAME  dns.RR // nil unless the target answers with a CNAME
-	Line   int
+	// Probe is the ID of the target's own health probe, "" for none. The
+	// target is healthy only when this probe and its PoP's say so.
+	Probe string
+	Line  int
 }
 
 // Name is the target's PoP name.
@@ -148,12 +151,13 @@ func (r *GeoRule) specificity() int {
 
 // geoSpec is a decoded geo entry, before its PoPs are resolved.
 type geoSpec struct {
-	owner string
-	line  int
-	field string
-	geo   Geo
-	names []string // target PoP names, file order
-	lines []int
+	owner  string
+	line   int
+	field  string
+	geo    Geo
+	names  []string // target PoP names, file order
+	lines  []int
+	probes []*probeSpec // per target; nil entries for none
 	// fallback and rules name targets; resolved to indexes once names are known
 	fallback     []string
 	fallbackLine int
@@ -243,12 +247,13 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 			errs.errorf(file, key.Line, field+".targets."+key.Value, "target listed twice")
 			continue
 		}
-		t, ok := decodeGeoTarget(file, owner, field+".targets."+key.Value, val, g.TTL, origin, errs)
+		t, probe, ok := decodeGeoTarget(file, owner, field+".targets."+key.Value, val, g.TTL, origin, errs)
 		if ok {
 			t.Line = key.Line
 			g.Targets = append(g.Targets, t)
 			gs.names = append(gs.names, key.Value)
 			gs.lines = append(gs.lines, key.Line)
+			gs.probes = append(gs.probes, probe)
 		}
 	}
 	if len(gs.names) > MaxGeoTargets {
@@ -287,11 +292,12 @@ func (gs *geoSpec) targetSet(file string, line int, field string, names []string
 	return set, ok
 }
 
-func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin string, errs *ErrorList) (GeoTarget, bool) {
+func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin string, errs *ErrorList) (GeoTarget, *probeSpec, bool) {
 	var t GeoTarget
+	var probe *probeSpec
 	if n.Kind != yaml.MappingNode {
 		errs.errorf(file, n.Line, field, "a target is a mapping such as { a: [192.0.2.1] }")
-		return t, false
+		return t, nil, false
 	}
 	nerr := len(*errs)
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -350,22 +356,24 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 				continue
 			}
 			t.State = st
+		case "probe":
+			probe, _ = decodeProbe(file, f, val, errs)
 		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected a, aaaa, cname, bias_ms, state)")
+			errs.errorf(file, key.Line, f, "unknown key (expected a, aaaa, cname, bias_ms, state, probe)")
 		}
 	}
 	if len(*errs) > nerr {
-		return t, false
+		return t, nil, false
 	}
 	switch {
 	case t.CNAME != nil && (t.A != nil || t.AAAA != nil):
 		errs.errorf(file, n.Line, field, "a target answers with addresses or with a cname, not both")
-		return t, false
+		return t, nil, false
 	case t.CNAME == nil && t.A == nil && t.AAAA == nil:
 		errs.errorf(file, n.Line, field, "empty target: give a, aaaa or cname")
-		return t, false
+		return t, nil, false
 	}
-	return t, true
+	return t, probe, true
 }
 
 // decodeRules decodes rules such as

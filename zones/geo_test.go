@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/healthprobe"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -168,7 +169,7 @@ func TestDecodePoPs(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 			t.Fatal(err)
 		}
-		return DecodePoPs("popdns.yaml", doc.Content[0])
+		return DecodePoPs("popdns.yaml", doc.Content[0], healthprobe.Defaults{})
 	}
 	p, err := decode(t, "fra: { lat: 50.11, lon: 8.68, country: de, continent: eu }\niad: { lat: 38.95, lon: -77.45, state: drain, weight: 2 }\n")
 	if err != nil {

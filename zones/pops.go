@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/healthprobe"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -58,6 +59,9 @@ type PoP struct {
 	Continent string // two-letter code, optional
 	State     AdminState
 	Weight    float64 // capacity share under spread_ms; default 1
+	// Probe is the ID of the PoP's health probe, "" for none. Every target
+	// at the PoP is healthy only when this probe says so.
+	Probe string
 }
 
 // PoPs is the PoP inventory. It is immutable and safe for concurrent use;
@@ -65,6 +69,27 @@ type PoP struct {
 type PoPs struct {
 	byName map[string]*PoP
 	names  []string // sorted
+	// probeDefaults complete every probe, the PoPs' and the zones'.
+	probeDefaults healthprobe.Defaults
+	probes        []healthprobe.Target // the PoPs' own, sorted by ID
+}
+
+// ProbeDefaults are the schedule settings of probes that do not set their
+// own.
+func (p *PoPs) ProbeDefaults() healthprobe.Defaults {
+	if p == nil {
+		return healthprobe.Defaults{}
+	}
+	return p.probeDefaults
+}
+
+// Probes lists the PoPs' health probes, one per ID, sorted by ID. Do not
+// modify it.
+func (p *PoPs) Probes() []healthprobe.Target {
+	if p == nil {
+		return nil
+	}
+	return p.probes
 }
 
 // Get returns the PoP called name, or nil.
@@ -84,9 +109,9 @@ func (p *PoPs) Names() []string {
 }
 
 // Equal reports whether two inventories list the same PoPs with the same
-// settings.
+// settings and probe defaults.
 func (p *PoPs) Equal(q *PoPs) bool {
-	if len(p.Names()) != len(q.Names()) {
+	if len(p.Names()) != len(q.Names()) || p.ProbeDefaults() != q.ProbeDefaults() {
 		return false
 	}
 	for _, name := range p.Names() {
@@ -125,15 +150,19 @@ var popNameOK = func(r rune) bool {
 //
 //	pops:
 //	  fra: { lat: 50.11, lon: 8.68, country: DE, continent: EU }
-//	  iad: { lat: 38.95, lon: -77.45, state: drain, weight: 2 }
+//	  iad: { lat: 38.95, lon: -77.45, state: drain, weight: 2,
+//	         probe: { http: 192.0.2.20:8080, path: /health } }
 //
-// Errors name file, line and field. A nil or empty node is an empty inventory.
-func DecodePoPs(file string, n *yaml.Node) (*PoPs, error) {
+// Probes, the PoPs' and those of the zones loaded with the inventory, are
+// completed from probeDefaults. Errors name file, line and field. A nil or
+// empty node is an empty inventory.
+func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (*PoPs, error) {
 	var errs ErrorList
-	p := &PoPs{byName: map[string]*PoP{}}
+	p := &PoPs{byName: map[string]*PoP{}, probeDefaults: probeDefaults}
 	if n == nil || n.Kind == 0 || n.Tag == "!!null" {
 		return p, nil
 	}
+	probes := probeSet{}
 	if n.Kind != yaml.MappingNode {
 		errs.errorf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
 		return nil, errs
@@ -150,7 +179,12 @@ func DecodePoPs(file string, n *yaml.Node) (*PoPs, error) {
 			errs.errorf(file, key.Line, field, "PoP listed twice")
 			continue
 		}
-		pop, ok := decodePoP(file, field, name, val, &errs)
+		pop, probe, ok := decodePoP(file, field, name, val, &errs)
+		if ok && probe != nil {
+			t, valid := probe.resolve(file, probeDefaults, &errs)
+			pop.Probe, ok = t.ID, valid
+			probes[t.ID] = t
+		}
 		if ok {
 			p.byName[name] = pop
 			p.names = append(p.names, name)
@@ -160,20 +194,28 @@ func DecodePoPs(file string, n *yaml.Node) (*PoPs, error) {
 		return nil, errs
 	}
 	slices.Sort(p.names)
+	p.probes = probes.sorted()
 	return p, nil
 }
 
-func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, bool) {
+func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *probeSpec, bool) {
 	if n.Kind != yaml.MappingNode {
 		errs.errorf(file, n.Line, field, "must be a mapping with lat and lon")
-		return nil, false
+		return nil, nil, false
 	}
 	pop := &PoP{Name: name, Weight: 1}
+	var probe *probeSpec
 	ok := true
 	var hasLat, hasLon bool
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		f := field + "." + key.Value
+		if key.Value == "probe" {
+			var valid bool
+			probe, valid = decodeProbe(file, f, val, errs)
+			ok = ok && valid
+			continue
+		}
 		s, isScalar := scalar(val)
 		if !isScalar {
 			errs.errorf(file, val.Line, f, "must be a single value")
@@ -220,7 +262,7 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, b
 			}
 			pop.Weight = v
 		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected lat, lon, country, continent, state, weight)")
+			errs.errorf(file, key.Line, f, "unknown key (expected lat, lon, country, continent, state, weight, probe)")
 			ok = false
 		}
 	}
@@ -228,7 +270,7 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, b
 		errs.errorf(file, n.Line, field, "lat and lon are required")
 		ok = false
 	}
-	return pop, ok
+	return pop, probe, ok
 }
 
 func validContinent(c string) bool {

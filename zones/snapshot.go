@@ -2,6 +2,7 @@ package zones
 
 import (
 	"crypto/sha256"
+	"github.com/popdns/popdns/healthprobe"
 	"sort"
 	"time"
 
@@ -42,6 +43,21 @@ func (s *Snapshot) Latency() *LatencyTable { return s.latency }
 
 // PoPs is the PoP inventory the zones were checked against.
 func (s *Snapshot) PoPs() *PoPs { return s.pops }
+
+// Probes lists every health probe the snapshot names, the PoPs' and the
+// zones' geo targets', one per ID, sorted by ID: what a prober should run.
+func (s *Snapshot) Probes() []healthprobe.Target {
+	set := probeSet{}
+	for _, t := range s.pops.Probes() {
+		set[t.ID] = t
+	}
+	for _, z := range s.zones {
+		for _, t := range z.probes {
+			set[t.ID] = t
+		}
+	}
+	return set.sorted()
+}
 
 // Match returns the zone with the longest origin that is a suffix of
 // qname, a lowercase FQDN, or nil if no zone covers it. It does not allocate.

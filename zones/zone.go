@@ -2,6 +2,7 @@ package zones
 
 import (
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
 )
 
 // Zone is one compiled zone: its origin, SOA and every name it owns, keyed
@@ -17,8 +18,13 @@ type Zone struct {
 	nodes      map[string]*Node
 	records    int
 	autoSerial bool
-	hash       [32]byte // of the file's bytes; an unchanged file keeps its serial
+	hash       [32]byte             // of the file's bytes; an unchanged file keeps its serial
+	probes     []healthprobe.Target // of its geo targets, sorted by ID
 }
+
+// Probes lists the health probes the zone's geo targets name, one per ID,
+// sorted by ID. Do not modify it.
+func (z *Zone) Probes() []healthprobe.Target { return z.probes }
 
 // Node is one name in a zone and the RRsets it owns. An empty non-terminal is
 // a Node without RRsets: it exists, so it answers NODATA rather than NXDOMAIN.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -39,6 +40,19 @@ type fileConfig struct {
 	PathInflation  float64       `yaml:"path_inflation"`
 	LatencyMaxAge  time.Duration `yaml:"latency_max_age"`
 	StateDir       string        `yaml:"state_dir"`
+	Probes         probesConfig  `yaml:"probes"`
+	AdminTokenFile string        `yaml:"admin_token_file"`
+}
+
+// probesConfig holds the defaults of every health probe, each of which may
+// set its own, and how much a slow probe weighs in selection.
+type probesConfig struct {
+	Interval      time.Duration `yaml:"interval"`
+	Timeout       time.Duration `yaml:"timeout"`
+	Jitter        time.Duration `yaml:"jitter"`
+	Rise          int           `yaml:"rise"`
+	Fall          int           `yaml:"fall"`
+	PenaltyWeight *float64      `yaml:"penalty_weight"`
 }
 
 // geoipConfig names the MaxMind-format databases (GeoLite2/GeoIP2 City or
@@ -65,8 +79,12 @@ type config struct {
 	logLevel    zerolog.Level
 	logJSON     bool
 	pops        *zones.PoPs
-	geoCity     string // database paths, resolved; "" when not configured
-	geoASN      string
+	probes      healthprobe.Defaults
+	// adminTokenFile holds the bearer token of the admin API; "" keeps
+	// the API off.
+	adminTokenFile string
+	geoCity        string // database paths, resolved; "" when not configured
+	geoASN         string
 	// geoBytes holds the demo's embedded databases instead of paths.
 	geoCityBytes, geoASNBytes []byte
 }
@@ -181,7 +199,18 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		bad("latency_max_age", "must not be negative (0 keeps every entry)")
 	}
 	cfg.dns.LatencyMaxAge = fc.LatencyMaxAge
-	pops, err := zones.DecodePoPs(file, &fc.PoPs)
+	cfg.probes = fc.Probes.defaults(bad)
+	if w := fc.Probes.PenaltyWeight; w != nil {
+		switch {
+		case *w < 0:
+			bad("probes.penalty_weight", "%g is negative: 0 ignores probe RTTs, 1 counts them as they are", *w)
+		case *w == 0:
+			cfg.dns.PenaltyWeight = dnsserver.NoPenalty
+		default:
+			cfg.dns.PenaltyWeight = *w
+		}
+	}
+	pops, err := zones.DecodePoPs(file, &fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -197,6 +226,15 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	}
 	cfg.geoCity, cfg.geoASN = resolve(fc.GeoIP.City), resolve(fc.GeoIP.ASN)
 	cfg.stateDir = resolve(fc.StateDir)
+	cfg.adminTokenFile = resolve(fc.AdminTokenFile)
+	if cfg.adminTokenFile != "" && baseDir != "" {
+		if _, err := readAdminToken(cfg.adminTokenFile); err != nil {
+			bad("admin_token_file", "%v", err)
+		}
+		if cfg.httpAddr == "" {
+			bad("admin_token_file", "the admin API is served on the http endpoint, which is off")
+		}
+	}
 
 	if fc.Zones == "" {
 		bad("zones", "missing: the directory that holds the zone files")
@@ -216,6 +254,55 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
 	return cfg, nil
+}
+
+// defaults completes the probe defaults with the built-in ones and checks
+// them, so that a probe that sets nothing is always valid.
+func (pc probesConfig) defaults(bad func(field, format string, args ...any)) healthprobe.Defaults {
+	d := healthprobe.Defaults{Interval: pc.Interval, Timeout: pc.Timeout, Jitter: pc.Jitter, Rise: pc.Rise, Fall: pc.Fall}
+	if d.Interval == 0 {
+		d.Interval = healthprobe.DefaultInterval
+	}
+	if d.Timeout == 0 {
+		d.Timeout = min(healthprobe.DefaultTimeout, d.Interval/2)
+	}
+	if d.Rise == 0 {
+		d.Rise = healthprobe.DefaultRise
+	}
+	if d.Fall == 0 {
+		d.Fall = healthprobe.DefaultFall
+	}
+	switch {
+	case d.Interval < 0:
+		bad("probes.interval", "must be positive")
+	case d.Timeout <= 0 || d.Timeout >= d.Interval:
+		bad("probes.timeout", "%s must be positive and below the interval, %s", d.Timeout, d.Interval)
+	}
+	if d.Jitter < 0 || d.Jitter > d.Interval {
+		bad("probes.jitter", "%s must be between 0 and the interval, %s", d.Jitter, d.Interval)
+	}
+	if d.Rise < 1 || d.Rise > 100 {
+		bad("probes.rise", "%d must be from 1 to 100", d.Rise)
+	}
+	if d.Fall < 1 || d.Fall > 100 {
+		bad("probes.fall", "%d must be from 1 to 100", d.Fall)
+	}
+	return d
+}
+
+// readAdminToken reads the admin API's bearer token: the file's first
+// line, which must be long enough not to be guessed.
+func readAdminToken(file string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	token, _, _ := strings.Cut(string(data), "\n")
+	token = strings.TrimSpace(token)
+	if len(token) < 16 {
+		return "", fmt.Errorf("%s: the token must be at least 16 characters", file)
+	}
+	return token, nil
 }
 
 func checkHostPort(addr string) error {

@@ -20,7 +20,7 @@ const module = "github.com/popdns/popdns/"
 var allowed = map[string][]string{
 	"geo":                    {},
 	"healthprobe":            {},
-	"zones":                  {"geo"},
+	"zones":                  {"geo", "healthprobe"},
 	"dnsserver":              {"zones", "geo", "healthprobe"},
 	"internal/dnstest":       {},
 	"internal/geodbgen":      {},

@@ -1,0 +1,279 @@
+package zones
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
+	"go.yaml.in/yaml/v3"
+)
+
+// probeSpec is a probe as written, before the configuration's defaults
+// complete it.
+type probeSpec struct {
+	target healthprobe.Target // unset fields are zero
+	line   int
+	field  string
+}
+
+// probeKinds maps the key that names a probe's address to its kind, and
+// the port an address without one gets.
+var probeKinds = map[string]struct {
+	kind healthprobe.Kind
+	port string
+}{
+	"http":  {healthprobe.KindHTTP, "80"},
+	"https": {healthprobe.KindHTTPS, "443"},
+	"tcp":   {healthprobe.KindTCP, ""},
+	"dns":   {healthprobe.KindDNS, "53"},
+}
+
+const probeKeys = "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter"
+
+// decodeProbe decodes a probe such as
+//
+//	{ http: 192.0.2.10:8080, path: /health, expect: [200], body: ok, interval: 5s }
+//	{ tcp: 192.0.2.10:443 }
+//	{ dns: 192.0.2.53, qname: example.com }
+//
+// Exactly one of http, https, tcp and dns gives the kind and the address
+// probed, which may differ from the addresses served.
+func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec, bool) {
+	if n.Kind != yaml.MappingNode {
+		errs.errorf(file, n.Line, field, "a probe is a mapping such as { http: 192.0.2.10:80, path: /health }")
+		return nil, false
+	}
+	ps := &probeSpec{line: n.Line, field: field}
+	t := &ps.target
+	nerr := len(*errs)
+	seen := map[string]bool{}
+	var kindKey string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		f := field + "." + key.Value
+		if seen[key.Value] {
+			errs.errorf(file, key.Line, f, "given twice")
+			continue
+		}
+		seen[key.Value] = true
+		s, isScalar := scalar(val)
+		if key.Value != "expect" && !isScalar {
+			errs.errorf(file, val.Line, f, "must be a single value")
+			continue
+		}
+		bad := func(format string, args ...any) { errs.errorf(file, val.Line, f, format, args...) }
+		duration := func() time.Duration {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				bad("must be a positive duration such as 5s or 500ms, got %q", s)
+			}
+			return d
+		}
+		count := func() int {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 || v > 100 {
+				bad("must be a whole number from 1 to 100, got %q", s)
+			}
+			return v
+		}
+		if k, ok := probeKinds[key.Value]; ok {
+			if kindKey != "" {
+				errs.errorf(file, key.Line, f, "a probe has one kind; %s is given already", kindKey)
+				continue
+			}
+			kindKey = key.Value
+			t.Kind = k.kind
+			addr, msg := probeAddr(s, k.port)
+			if msg != "" {
+				bad("%s", msg)
+			}
+			t.Addr = addr
+			continue
+		}
+		switch key.Value {
+		case "method":
+			if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) {
+				bad("must be an HTTP method in capitals such as GET or HEAD, got %q", s)
+			}
+			t.Method = s
+		case "path":
+			if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, " \t\r\n") {
+				bad("must start with / and hold no spaces, got %q", s)
+			}
+			t.Path = s
+		case "expect":
+			codes, ok := scalarList(val)
+			if !ok || len(codes) == 0 {
+				bad("must be a status code or a list of them, such as [200, 204]")
+				continue
+			}
+			for _, c := range codes {
+				v, err := strconv.Atoi(c)
+				if err != nil || v < 100 || v > 599 {
+					bad("%q is not an HTTP status code (100 to 599)", c)
+					continue
+				}
+				t.ExpectStatus = append(t.ExpectStatus, v)
+			}
+		case "body":
+			if s == "" {
+				bad("must not be empty: leave it out to accept any body")
+			}
+			t.BodyContains = s
+		case "host":
+			if !isHostName(s) {
+				bad("must be a host name, got %q", s)
+			}
+			t.Host = s
+		case "server_name":
+			if !isHostName(s) {
+				bad("must be a host name, got %q", s)
+			}
+			t.ServerName = s
+		case "insecure_skip_verify":
+			v, err := strconv.ParseBool(s)
+			if err != nil {
+				bad("must be true or false, got %q", s)
+			}
+			t.InsecureSkipVerify = v
+		case "qname":
+			if _, ok := dns.IsDomainName(s); !ok || s == "" {
+				bad("must be a domain name, got %q", s)
+			}
+			t.QName = s
+		case "qtype":
+			qt, ok := dns.StringToType[strings.ToUpper(s)]
+			if !ok {
+				bad("unknown type %q", s)
+			}
+			t.QType = qt
+		case "interval":
+			t.Interval = duration()
+		case "timeout":
+			t.Timeout = duration()
+		case "jitter":
+			t.Jitter = duration()
+		case "rise":
+			t.Rise = count()
+		case "fall":
+			t.Fall = count()
+		default:
+			errs.errorf(file, key.Line, f, "unknown key (expected %s)", probeKeys)
+		}
+	}
+	if len(*errs) > nerr {
+		return nil, false
+	}
+	if kindKey == "" {
+		errs.errorf(file, n.Line, field, "a probe needs its kind and address: http, https, tcp or dns, such as tcp: 192.0.2.10:443")
+		return nil, false
+	}
+	web := t.Kind == healthprobe.KindHTTP || t.Kind == healthprobe.KindHTTPS
+	for _, k := range []string{"method", "path", "expect", "body", "host"} {
+		if seen[k] && !web {
+			errs.errorf(file, n.Line, field+"."+k, "only http and https probes take %s", k)
+		}
+	}
+	if (seen["server_name"] || seen["insecure_skip_verify"]) && t.Kind != healthprobe.KindHTTPS {
+		errs.errorf(file, n.Line, field, "only https probes take server_name and insecure_skip_verify")
+	}
+	if (seen["qname"] || seen["qtype"]) && t.Kind != healthprobe.KindDNS {
+		errs.errorf(file, n.Line, field, "only dns probes take qname and qtype")
+	}
+	if t.Kind == healthprobe.KindDNS && t.QName == "" {
+		errs.errorf(file, n.Line, field+".qname", "a dns probe needs the name to ask for, such as qname: example.com")
+	}
+	return ps, len(*errs) == nerr
+}
+
+// probeAddr checks a probed address: an IP address or host name with a
+// port, which defaults to defPort where the kind has a usual one.
+func probeAddr(s, defPort string) (string, string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if defPort == "" {
+			return "", "must be host:port, such as 192.0.2.10:443, got " + strconv.Quote(s)
+		}
+		host, port = strings.Trim(s, "[]"), defPort
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", "bad port " + strconv.Quote(port)
+	}
+	if net.ParseIP(host) == nil && !isHostName(host) {
+		return "", "must be an IP address or host name with a port, got " + strconv.Quote(s)
+	}
+	return net.JoinHostPort(host, port), ""
+}
+
+// isHostName reports whether s is a host name: dot-separated labels of
+// letters, digits, hyphens and underscores.
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || strings.ContainsFunc(label, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve completes the probe with the configuration's defaults, names it
+// and validates it. Errors name the probe's file, line and field.
+func (ps *probeSpec) resolve(file string, d healthprobe.Defaults, errs *ErrorList) (healthprobe.Target, bool) {
+	t := ps.target.WithDefaults(d)
+	t.ID = "-" // named below, once the defaults are in
+	v, err := t.Validate()
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "healthprobe: target -: ")
+		errs.errorf(file, ps.line, ps.field, "%s", msg)
+		return v, false
+	}
+	v.ID = probeID(v, d)
+	return v, true
+}
+
+// probeID names a validated probe for metrics, logs and /status: its kind,
+// address and what it asks for, plus a short hash of the rest when the
+// rest is not all defaults. Probes with one ID are one probe.
+func probeID(t healthprobe.Target, d healthprobe.Defaults) string {
+	id := string(t.Kind) + "://" + t.Addr
+	plain := healthprobe.Target{ID: "-", Kind: t.Kind, Addr: t.Addr}
+	switch t.Kind {
+	case healthprobe.KindHTTP, healthprobe.KindHTTPS:
+		id += t.Path
+		plain.Path = t.Path
+	case healthprobe.KindDNS:
+		id += "/" + t.QName
+		plain.QName = t.QName
+	}
+	plainV, err := plain.WithDefaults(d).Validate()
+	if err == nil && plainV.Key() == t.Key() {
+		return id
+	}
+	sum := sha256.Sum256([]byte(t.Key()))
+	return id + "#" + hex.EncodeToString(sum[:4])
+}
+
+// probeSet collects the probes of a zone or an inventory, one per ID.
+type probeSet map[string]healthprobe.Target
+
+// sorted lists the probes by ID.
+func (s probeSet) sorted() []healthprobe.Target {
+	list := make([]healthprobe.Target, 0, len(s))
+	for _, t := range s {
+		list = append(list, t)
+	}
+	slices.SortFunc(list, func(a, b healthprobe.Target) int { return strings.Compare(a.ID, b.ID) })
+	return list
+}
