@@ -29,11 +29,11 @@ type request struct {
 	// never pay for it.
 	loc      geo.Location
 	located  bool
-	scope    int    // ECS scope of the answer; 0 while nothing depended on the client
-	tailored bool   // a geo decision shaped the answer
-	cut      string // the zone cut of a referral in the answer, for truncation
-	cands    [zones.MaxGeoTargets]candidate
-	explain  *Explanation // non-nil only for Server.Explain
+	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
+	tailored bool // a geo decision shaped the answer
+	outcome
+	cands   [zones.MaxGeoTargets]candidate
+	explain *Explanation // non-nil only for Server.Explain
 }
 
 func (q *request) location() geo.Location {
@@ -144,6 +144,9 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		return nil, true
 	}
 	first := &g.Targets[d.ranked[0]]
+	if q.pop == "" {
+		q.pop = first.Name()
+	}
 	if first.CNAME != nil {
 		return first.CNAME, false
 	}
@@ -208,6 +211,26 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	}
 	return cd
 }
+
+// outcome is what answering a query decided, beyond the reply itself:
+// what size limits and metrics need.
+type outcome struct {
+	cut  string      // the zone cut of a referral in the answer, for truncation
+	zone *zones.Zone // the zone the question is in; nil: none of ours
+	pop  string      // the PoP of the first geo answer, "" if none
+	ecs  ecsUse      // what the query's client subnet option did
+	// replyScope is the ECS scope sent back, when the reply has ECS.
+	replyScope int
+}
+
+// ecsUse is what a query's client subnet option did.
+type ecsUse uint8
+
+const (
+	ecsAbsent  ecsUse = iota // the query had none
+	ecsUsed                  // it placed the client
+	ecsIgnored               // it asked for no placement (SOURCE 0) or named an unroutable network
+)
 
 // appendAnswer appends rrs, rewritten to owner name when they come from a
 // wildcard (RFC 4592 §3.3.1). Shared RRs are cloned, never modified.

@@ -55,8 +55,8 @@ func TestAllocBudget(t *testing.T) {
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, cut := s.respondTo(q.req, parseEDNS(q.req), client, nil)
-				fit(resp, 512, cut)
+				resp, out := s.respondTo(q.req, parseEDNS(q.req), client, nil)
+				fit(resp, 512, out.cut)
 			})
 			t.Logf("%.0f allocations per query", got)
 			if got > budget[q.name] {

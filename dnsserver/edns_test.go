@@ -123,7 +123,7 @@ func TestPanicAnswersServfail(t *testing.T) {
 	if w.Writes != 1 || w.Msg.Rcode != dns.RcodeServerFailure || w.Msg.IsEdns0() == nil {
 		t.Fatalf("after a panic: %d replies, last %v; want one SERVFAIL with an OPT", w.Writes, w.Msg)
 	}
-	if got := testutilCounter(t, s.metrics.requests.WithLabelValues("udp", "A", "SERVFAIL")); got != 1 {
+	if got := testutilCounter(t, s.metrics.requests.WithLabelValues("udp", "none", "A", "SERVFAIL")); got != 1 {
 		t.Errorf("requests_total{rcode=SERVFAIL} = %v, want 1", got)
 	}
 	if got := testutilCounter(t, s.metrics.panics); got != 1 {

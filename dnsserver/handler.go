@@ -43,33 +43,38 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}()
 	edns := parseEDNS(req)
-	resp, cut := s.respondTo(req, edns, w.RemoteAddr(), nil)
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), nil)
 	if resp == nil {
 		return
 	}
-	fit(resp, s.sizeLimit(edns, tcp), cut)
+	fit(resp, s.sizeLimit(edns, tcp), out.cut)
 	err := w.WriteMsg(resp)
 	written = true
 	if err != nil {
 		s.log.Debug().Err(err).Msg("write reply")
 		return
 	}
-	s.observe(req, resp, tcp, start)
+	s.observe(req, resp, &out, tcp, start)
 }
 
 // respondTo builds the reply to req from a client at src, without regard to
-// its size. It returns nil when the query deserves no reply, and for a
-// referral the zone cut. ex, when not nil, records how geo records decided.
-func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, string) {
+// its size. It returns nil when the query deserves no reply, and what was
+// decided: the zone, the zone cut of a referral, the PoP. ex, when not nil,
+// records how geo records decided.
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, outcome) {
 	if req.Response {
-		return nil, ""
+		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
-	if ecs.usable() {
+	switch {
+	case ecs.usable():
 		q.client = ecs.prefix.Addr()
+		q.ecs = ecsUsed
+	case ecs.present:
+		q.ecs = ecsIgnored
 	}
 	if ex != nil {
 		ex.Client, ex.Via = q.client.String(), "source address"
@@ -77,9 +82,8 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Exp
 			ex.Via = "ecs"
 		}
 	}
-	var cut string
 	if ecsOK {
-		cut = s.answer(req, q, edns)
+		s.answer(req, q, edns)
 	} else {
 		resp.Rcode = dns.RcodeFormatError // RFC 7871 §7.2.1
 	}
@@ -88,11 +92,12 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Exp
 	if edns.present && edns.count == 1 {
 		opt := s.replyOPT(edns)
 		if ecs.present && ecsOK && resp.Rcode != dns.RcodeFormatError {
-			opt.Option = append(opt.Option, ecs.reply(q.ecsScope(ecs)))
+			q.replyScope = q.ecsScope(ecs)
+			opt.Option = append(opt.Option, ecs.reply(q.replyScope))
 		}
 		resp.Extra = append(resp.Extra, opt)
 	}
-	return resp, cut
+	return resp, q.outcome
 }
 
 // ecsScope is the SCOPE PREFIX-LENGTH of the reply (RFC 7871 §7.2.1): how
@@ -125,44 +130,43 @@ func sourceAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// answer sets the rcode and sections of q.resp for req. For a referral it
-// returns the zone cut, else "".
-func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) string {
+// answer sets the rcode and sections of q.resp for req.
+func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	resp := q.resp
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
-		return ""
+		return
 	}
 	if edns.count > 1 || len(req.Question) != 1 {
 		resp.Rcode = dns.RcodeFormatError // RFC 6891 §6.1.1, RFC 9619
-		return ""
+		return
 	}
 	if edns.present && edns.version != 0 {
 		resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
-		return ""
+		return
 	}
 	question := req.Question[0]
 	switch {
 	case question.Qclass != dns.ClassINET:
 		resp.Rcode = dns.RcodeRefused // we only hold IN data
-		return ""
+		return
 	case question.Qtype == dns.TypeAXFR || question.Qtype == dns.TypeIXFR:
 		resp.Rcode = dns.RcodeRefused // zone transfers are not offered
-		return ""
+		return
 	case question.Qtype == dns.TypeOPT || question.Qtype == dns.TypeTSIG || question.Qtype == dns.TypeTKEY:
 		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1)
-		return ""
+		return
 	}
 	qname := strings.ToLower(question.Name)
 	q.snap = s.zones.Load()
 	zone := q.snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused
-		return ""
+		return
 	}
+	q.zone = zone
 	q.qtype = question.Qtype
 	q.resolve(zone, qname)
-	return q.cut
 }
 
 // answerPanic contains a panic: it is counted and logged, and the client
@@ -186,11 +190,12 @@ func (s *Server) answerPanic(w dns.ResponseWriter, req *dns.Msg, p any, reply, t
 		m.Extra = append(m.Extra, s.replyOPT(e))
 	}
 	if w.WriteMsg(m) == nil {
-		s.observe(req, m, tcp, start)
+		s.observe(req, m, nil, tcp, start)
 	}
 }
 
-func (s *Server) observe(req, resp *dns.Msg, tcp bool, start time.Time) {
+// observe counts an answered query; out is nil for a panic's SERVFAIL.
+func (s *Server) observe(req, resp *dns.Msg, out *outcome, tcp bool, start time.Time) {
 	proto := "udp"
 	if tcp {
 		proto = "tcp"
@@ -201,7 +206,14 @@ func (s *Server) observe(req, resp *dns.Msg, tcp bool, start time.Time) {
 		qtype, qname = req.Question[0].Qtype, req.Question[0].Name
 	}
 	elapsed := time.Since(start)
-	s.metrics.requests.WithLabelValues(proto, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
+	zone := "none"
+	if out != nil {
+		if out.zone != nil {
+			zone = out.zone.Origin()
+		}
+		s.metrics.observeGeo(out, resp.Rcode)
+	}
+	s.metrics.requests.WithLabelValues(proto, zone, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
 	s.metrics.duration.WithLabelValues(proto).Observe(elapsed.Seconds())
 	if s.cfg.QueryLog {
 		s.log.Info().Str("proto", proto).Str("qname", qname).Str("qtype", dns.TypeToString[qtype]).

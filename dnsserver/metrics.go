@@ -12,14 +12,17 @@ type metrics struct {
 	panics   prometheus.Counter
 	duration *prometheus.HistogramVec
 	allDown  *prometheus.CounterVec
+	answers  *prometheus.CounterVec
+	ecs      *prometheus.CounterVec
+	scope    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "requests_total",
-			Help: "DNS queries answered, by transport, query type and response code.",
-		}, []string{"proto", "qtype", "rcode"}),
+			Help: "DNS queries answered, by transport, zone (none: not ours), query type and response code.",
+		}, []string{"proto", "zone", "qtype", "rcode"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "panics_total",
 			Help: "Queries whose handling panicked and were answered SERVFAIL.",
@@ -33,13 +36,42 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "geo", Name: "all_down_total",
 			Help: "Geo answers for which no target was eligible, by the when_all_down policy that decided.",
 		}, []string{"policy"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "geo", Name: "answers_total",
+			Help: "Answers from geo records, by the PoP answered first.",
+		}, []string{"pop"}),
+		ecs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "ecs_requests_total",
+			Help: "Queries with an EDNS Client Subnet option, by whether it placed the client (used) or not (ignored: SOURCE 0 or an unroutable network).",
+		}, []string{"ecs"}),
+		scope: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "ecs_scope_prefix_length",
+			Help:    "SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
+			Buckets: []float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// observeGeo counts what a query did with ECS and geo records.
+func (m *metrics) observeGeo(q *outcome, rcode int) {
+	switch q.ecs {
+	case ecsUsed:
+		m.ecs.WithLabelValues("used").Inc()
+	case ecsIgnored:
+		m.ecs.WithLabelValues("ignored").Inc()
+	}
+	if q.ecs != ecsAbsent && rcode != dns.RcodeFormatError {
+		m.scope.Observe(float64(q.replyScope))
+	}
+	if q.pop != "" {
+		m.answers.WithLabelValues(q.pop).Inc()
+	}
 }
 
 // qtypeLabel keeps the qtype label bounded: types outside this list are

@@ -55,9 +55,46 @@ func TestRequestsCounted(t *testing.T) {
 	s := newTestServer(t, Config{})
 	s.ServeDNS(dnstest.NewUDP("192.0.2.1"), query("www.example.test.", dns.TypeA))
 	s.ServeDNS(dnstest.NewTCP("192.0.2.1"), query("nope.example.test.", dns.TypeA))
-	for _, tc := range []struct{ proto, qtype, rcode string }{{"udp", "A", "NOERROR"}, {"tcp", "A", "NXDOMAIN"}} {
-		if got := testutilCounter(t, s.metrics.requests.WithLabelValues(tc.proto, tc.qtype, tc.rcode)); got != 1 {
+	s.ServeDNS(dnstest.NewUDP("192.0.2.1"), query("elsewhere.invalid.", dns.TypeMX))
+	for _, tc := range []struct{ proto, zone, qtype, rcode string }{
+		{"udp", "example.test.", "A", "NOERROR"},
+		{"tcp", "example.test.", "A", "NXDOMAIN"},
+		{"udp", "none", "MX", "REFUSED"},
+	} {
+		if got := testutilCounter(t, s.metrics.requests.WithLabelValues(tc.proto, tc.zone, tc.qtype, tc.rcode)); got != 1 {
 			t.Errorf("requests_total%v = %v, want 1", tc, got)
 		}
+	}
+}
+
+func TestGeoMetrics(t *testing.T) {
+	s := newGeoServer(t)
+	for _, q := range []*dns.Msg{
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)),   // used: fra, scope 24
+		query("www.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)),   // used: iad, scope 16
+		query("www.geo.test.", dns.TypeA, withECS("10.1.2.0", 24)),    // ignored (private): the source, Tokyo
+		query("www.geo.test.", dns.TypeTXT, withECS("81.2.69.0", 24)), // used, static: scope 0, no PoP
+		query("www.geo.test.", dns.TypeA),                             // no ECS: Tokyo
+	} {
+		s.ServeDNS(dnstest.NewUDP("126.5.5.5"), q)
+	}
+	for pop, want := range map[string]float64{"fra": 1, "iad": 1, "nrt": 2, "sin": 0} {
+		if got := testutilCounter(t, s.metrics.answers.WithLabelValues(pop)); got != want {
+			t.Errorf("geo answers_total{pop=%s} = %v, want %v", pop, got, want)
+		}
+	}
+	for use, want := range map[string]float64{"used": 3, "ignored": 1} {
+		if got := testutilCounter(t, s.metrics.ecs.WithLabelValues(use)); got != want {
+			t.Errorf("ecs_requests_total{ecs=%s} = %v, want %v", use, got, want)
+		}
+	}
+	var m dto.Metric
+	if err := s.metrics.scope.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	h := m.GetHistogram()
+	// Scopes 24, 16, 24 (the private subnet's own length) and 0.
+	if h.GetSampleCount() != 4 || h.GetSampleSum() != 64 {
+		t.Errorf("scope histogram: %d samples summing to %v, want 4 summing to 64", h.GetSampleCount(), h.GetSampleSum())
 	}
 }

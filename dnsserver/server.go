@@ -96,6 +96,7 @@ type Server struct {
 	pick       pickOptions
 	cache      decisionCache
 	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
+	serving    atomic.Bool                    // every listener is answering
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -261,6 +262,9 @@ func bind(addr string) (listener, error) {
 	}
 }
 
+// Serving reports whether Serve has every listener answering queries.
+func (s *Server) Serving() bool { return s.serving.Load() }
+
 // Addrs lists the bound addresses (host:port, UDP and TCP alike), in the
 // order of Config.Listen.
 func (s *Server) Addrs() []string {
@@ -316,6 +320,19 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	go func() {
+		for _, sv := range all {
+			select {
+			case <-sv.started:
+			case <-sv.stopped:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.serving.Store(true)
+	}()
+	defer s.serving.Store(false)
 
 	var err error
 	select {

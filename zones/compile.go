@@ -132,7 +132,9 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 		}
 		node.geo = g
 		z.records++
+		z.geos = append(z.geos, g)
 	}
+	slices.SortFunc(z.geos, func(a, b *Geo) int { return strings.Compare(a.Owner, b.Owner) })
 	addEmptyNonTerminals(z)
 	for name, node := range z.nodes {
 		if parent, ok := strings.CutPrefix(name, "*."); ok {

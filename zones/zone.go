@@ -20,7 +20,12 @@ type Zone struct {
 	autoSerial bool
 	hash       [32]byte             // of the file's bytes; an unchanged file keeps its serial
 	probes     []healthprobe.Target // of its geo targets, sorted by ID
+	geos       []*Geo               // sorted by owner
 }
+
+// Geos lists the zone's geo records, sorted by owner name. Do not modify
+// it.
+func (z *Zone) Geos() []*Geo { return z.geos }
 
 // Probes lists the health probes the zone's geo targets name, one per ID,
 // sorted by ID. Do not modify it.

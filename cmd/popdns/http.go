@@ -5,72 +5,71 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/popdns/popdns/dnsserver"
-	"github.com/popdns/popdns/zones"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// newHTTPHandler serves the monitoring endpoint: liveness, readiness and
-// Prometheus metrics.
-func newHTTPHandler(srv *dnsserver.Server, reg *prometheus.Registry) http.Handler {
+// newHTTPHandler serves the monitoring endpoint: liveness, readiness,
+// Prometheus metrics, the status as JSON and as a page, explanations, and
+// the admin API when admin is not nil.
+func newHTTPHandler(s *server, admin *adminAPI) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		snap := srv.Zones()
-		if snap == nil || len(srv.Addrs()) == 0 {
-			http.Error(w, "not ready: zones not loaded or listeners not bound", http.StatusServiceUnavailable)
+		if why := s.notReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ready: %d zones\n", len(snap.Zones()))
+		fmt.Fprintf(w, "ready: %d zones, %d probes\n", len(s.dns.Zones().Zones()), len(s.prober.Status().Results))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(zonesStatus(srv.Zones()))
+		_ = json.NewEncoder(w).Encode(s.status())
 	})
 	mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
-		explainHTTP(w, r, srv)
+		explainHTTP(w, r, s.dns)
 	})
+	if admin != nil {
+		mux.HandleFunc("POST /v1/pops/{name}/state", admin.setPoPState)
+	}
 	return mux
 }
 
-// statusJSON is what GET /status reports of the zones. The health-probe
-// issue adds PoPs and targets.
-type statusJSON struct {
-	Generation uint64            `json:"generation"`
-	LoadedAt   time.Time         `json:"loaded_at"`
-	Zones      []zoneStatus      `json:"zones"`
-	Errors     map[string]string `json:"errors"` // file → why its latest version is not served
-	PoPs       []string          `json:"pops"`
-	Latency    int               `json:"latency_entries"`
-}
-
-type zoneStatus struct {
-	Origin  string `json:"origin"`
-	File    string `json:"file"`
-	Serial  uint32 `json:"serial"`
-	Records int    `json:"records"`
-	Error   string `json:"error,omitempty"` // its file's latest version failed: this is the last good one
-}
-
-func zonesStatus(snap *zones.Snapshot) statusJSON {
-	st := statusJSON{Zones: []zoneStatus{}, Errors: map[string]string{}}
-	if snap == nil {
-		return st
-	}
-	st.Generation, st.LoadedAt, st.PoPs, st.Latency = snap.Generation(), snap.LoadedAt(), snap.PoPs().Names(), snap.Latency().Len()
-	for file, err := range snap.FileErrors() {
-		st.Errors[file] = err.Error()
-	}
-	for _, z := range snap.Zones() {
-		st.Zones = append(st.Zones, zoneStatus{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(), Error: st.Errors[z.File()]})
-	}
+// status gathers what GET /status and the status page show.
+func (s *server) status() statusJSON {
+	st := buildStatus(s.dns.Zones(), s.prober.Status(), s.dns.PoPStates())
+	st.NotReady = s.notReady()
+	st.Ready = st.NotReady == ""
 	return st
+}
+
+// notReady says why the server is not ready to take traffic, or "" when
+// it is: every zone loaded (a start with a bad zone fails outright), the
+// listeners serving and the first round of probes done or out of time.
+func (s *server) notReady() string {
+	switch {
+	case s.dns.Zones() == nil:
+		return "zones not loaded"
+	case !s.dns.Serving():
+		return "DNS listeners not serving yet"
+	}
+	select {
+	case <-s.probesSettled:
+		return ""
+	default:
+	}
+	st := s.prober.Status()
+	probed := 0
+	for _, r := range st.Results {
+		if r.Probed() {
+			probed++
+		}
+	}
+	return fmt.Sprintf("first probe round running: %d of %d probes answered", probed, len(st.Results))
 }
 
 // explainHTTP serves GET /explain?name=&type=&client=, where client is an

@@ -431,7 +431,7 @@ func TestExplainHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.close()
-	h := newHTTPHandler(srv.dns, srv.metrics)
+	h := newHTTPHandler(srv, nil)
 	for _, tc := range []struct {
 		query  string
 		status int

@@ -74,6 +74,11 @@ func (r *reloader) reload(why string) {
 	r.reloadGeoIP(cfg)
 	prev := r.srv.dns.Zones()
 	next, err := zones.Load(cfg.zonesFS, cfg.pops, prev)
+	// Probes first: a new probe counts as healthy until it answers, and
+	// one no longer named must stop before its targets go.
+	if perr := r.srv.prober.SetTargets(next.Probes()); perr != nil {
+		r.failed("probes", cfg.source, perr)
+	}
 	r.srv.dns.SetZones(next)
 	r.recordZones(prev, next)
 	r.serials = saveSerials(cfg, next, r.serials, r.log)

@@ -214,7 +214,7 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 		if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.13" {
 			t.Errorf("answer %s after a broken edit, want the last good 192.0.2.13", got)
 		}
-		st := zonesStatus(r.dns.Zones())
+		st := buildStatus(r.dns.Zones(), nil, nil)
 		if !strings.Contains(st.Errors["example.test.yaml"], `example.test.yaml:13: records.www[0].a: bad A data: "192.0.2.999"`) ||
 			len(st.Zones) != 1 || st.Zones[0].Error == "" {
 			t.Errorf("status %+v", st)
@@ -340,7 +340,7 @@ func TestStatusEndpoint(t *testing.T) {
 	}
 	defer srv.close()
 	rec := httptest.NewRecorder()
-	newHTTPHandler(srv.dns, srv.metrics).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	newHTTPHandler(srv, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
 	var st statusJSON
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || len(st.Zones) != 1 || st.Zones[0].Serial != 2026112201 || st.Generation != 1 {
 		t.Errorf("status %s (%v)", rec.Body.String(), err)

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -159,6 +160,30 @@ type server struct {
 	dns     *dnsserver.Server
 	metrics *prometheus.Registry
 	locator *geo.Locator
+	prober  *healthprobe.Prober
+	// probesSettled is closed once the first probe round is done, or has
+	// run out of time: readiness waits for it.
+	probesSettled chan struct{}
+}
+
+// settleProbes closes probesSettled once the first probe round is done, or
+// after the longest probe timeout: a probe that cannot finish its first
+// round in time must not keep the server unready (its target counts as
+// healthy until it answers).
+func (s *server) settleProbes(ctx context.Context) {
+	var longest time.Duration
+	for _, t := range s.dns.Zones().Probes() {
+		longest = max(longest, t.Timeout)
+	}
+	timer := time.NewTimer(longest + 100*time.Millisecond)
+	defer timer.Stop()
+	select {
+	case <-s.prober.FirstRoundDone():
+	case <-timer.C:
+	case <-ctx.Done():
+		return
+	}
+	close(s.probesSettled)
 }
 
 // close releases the GeoIP databases once nothing queries any more.
@@ -171,9 +196,13 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
-	s := &server{metrics: prometheus.NewRegistry()}
+	s := &server{metrics: prometheus.NewRegistry(), probesSettled: make(chan struct{})}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := dnsserver.Deps{Log: log, Metrics: s.metrics}
+	s.prober = healthprobe.New(log, s.metrics)
+	if err := s.prober.SetTargets(snap.Probes()); err != nil {
+		return nil, fmt.Errorf("probes: %w", err)
+	}
+	deps := dnsserver.Deps{Log: log, Metrics: s.metrics, Health: s.prober}
 	db, err := openGeoIP(cfg)
 	if err != nil {
 		return nil, err
@@ -206,7 +235,17 @@ func start(cfg *config, log zerolog.Logger) (*app, error) {
 			return nil, fmt.Errorf("http: %w", err)
 		}
 		a.httpListener = l
-		a.http = &http.Server{Handler: newHTTPHandler(srv, built.metrics), ReadHeaderTimeout: 5 * time.Second}
+		var admin *adminAPI
+		if cfg.adminTokenFile != "" {
+			token, err := readAdminToken(cfg.adminTokenFile)
+			if err != nil {
+				l.Close()
+				built.close()
+				return nil, fmt.Errorf("admin_token_file: %w", err)
+			}
+			admin = newAdminAPI(built, token, log)
+		}
+		a.http = &http.Server{Handler: newHTTPHandler(built, admin), ReadHeaderTimeout: 5 * time.Second}
 	}
 	if err := srv.Listen(); err != nil {
 		if a.httpListener != nil {
@@ -266,6 +305,11 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return w.Run(ctx, func() { a.reloader.reload("files changed") }) })
 	}
 	g.Go(func() error { return a.dns.Serve(ctx) })
+	g.Go(func() error { return a.built.prober.Run(ctx) })
+	g.Go(func() error {
+		a.built.settleProbes(ctx)
+		return nil
+	})
 	if a.http != nil {
 		g.Go(func() error {
 			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/popdns/popdns/zones"
+	"github.com/rs/zerolog"
+)
+
+// adminAPI is the local admin API: operators drain a PoP or take it down
+// without editing files. It is off unless the configuration names a token
+// file, and every request must carry that token. Its states last until
+// changed or until popdns restarts; the configuration's states apply
+// beside them, the stronger one winning.
+type adminAPI struct {
+	srv   *server
+	token []byte
+	log   zerolog.Logger
+	mu    sync.Mutex // serializes read-modify-write of the server's PoP states
+}
+
+func newAdminAPI(srv *server, token string, log zerolog.Logger) *adminAPI {
+	return &adminAPI{srv: srv, token: []byte(token), log: log.With().Str("component", "admin").Logger()}
+}
+
+// authorized checks the bearer token in constant time.
+func (a *adminAPI) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), a.token) == 1
+}
+
+// setPoPState serves POST /v1/pops/{name}/state with a body such as
+// {"state": "drain"}: active, drain or down. It answers the PoP's status.
+func (a *adminAPI) setPoPState(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="popdns admin"`)
+		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+		return
+	}
+	name := r.PathValue("name")
+	var body struct {
+		State string `json:"state"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		http.Error(w, fmt.Sprintf(`body must be JSON such as {"state": "drain"}: %v`, err), http.StatusBadRequest)
+		return
+	}
+	state, ok := adminStates[body.State]
+	if !ok {
+		http.Error(w, fmt.Sprintf("state %q is not one of active, drain, down", body.State), http.StatusBadRequest)
+		return
+	}
+	if a.srv.dns.Zones().PoPs().Get(name) == nil {
+		http.Error(w, fmt.Sprintf("no PoP %q in the configuration", name), http.StatusNotFound)
+		return
+	}
+
+	a.mu.Lock()
+	states := a.srv.dns.PoPStates()
+	before := states[name]
+	states[name] = state
+	a.srv.dns.SetPoPStates(states)
+	a.mu.Unlock()
+	a.log.Warn().Str("pop", name).Str("from", before.String()).Str("to", state.String()).
+		Str("remote", r.RemoteAddr).Msg("PoP state set through the admin API")
+
+	for _, p := range a.srv.status().PoPs {
+		if p.Name == name {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(p)
+			return
+		}
+	}
+}
+
+var adminStates = map[string]zones.AdminState{"active": zones.Active, "drain": zones.Drain, "down": zones.Down}
