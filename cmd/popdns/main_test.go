@@ -79,6 +79,14 @@ func TestConfigErrors(t *testing.T) {
 		{"path inflation below 1", "zones: zones\npath_inflation: 0.5\n", "path_inflation"},
 		{"ASN without City", "zones: zones\ngeoip: { asn: asn.mmdb }\n", "geoip.asn"},
 		{"unknown geoip key", "zones: zones\ngeoip: { country: c.mmdb }\n", "popdns.yaml:2: field country not found"},
+		{"probe timeout not below interval", "zones: zones\nprobes: { interval: 2s, timeout: 2s }\n", "probes.timeout: 2s must be positive and below the interval, 2s"},
+		{"probe jitter above interval", "zones: zones\nprobes: { interval: 2s, jitter: 3s }\n", "probes.jitter"},
+		{"probe rise 0", "zones: zones\nprobes: { rise: -1 }\n", "probes.rise"},
+		{"negative penalty weight", "zones: zones\nprobes: { penalty_weight: -1 }\n", "probes.penalty_weight"},
+		{"unknown probes key", "zones: zones\nprobes: { intervl: 2s }\n", "popdns.yaml:2: field intervl not found"},
+		{"PoP probe completed from the defaults", "zones: zones\nprobes: { interval: 1s, timeout: 900ms }\npops:\n  fra: { lat: 50, lon: 8, probe: { tcp: \"192.0.2.1:1\", interval: 500ms, timeout: 600ms } }\n", "popdns.yaml:4: pops.fra.probe: timeout 600ms must be positive and below interval 500ms"},
+		{"admin token file missing", "zones: zones\nadmin_token_file: nope.token\n", "admin_token_file:"},
+		{"admin API needs http", "zones: zones\nhttp: off\nadmin_token_file: popdns.yaml\n", "admin API is served on the http endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -88,6 +96,40 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestProbeConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeStaticZone(t, dir)
+	writeFile(t, dir, "short.token", "abc\n")
+	writeFile(t, dir, "admin.token", "0123456789abcdef0123\nignored second line\n")
+	cfg, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", `zones: zones
+admin_token_file: admin.token
+probes: { interval: 4s, rise: 1, fall: 5, penalty_weight: 0.5 }
+pops:
+  fra: { lat: 50.11, lon: 8.68, probe: { http: 192.0.2.10, path: /health } }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.probes
+	if d.Interval != 4*time.Second || d.Timeout != 2*time.Second || d.Rise != 1 || d.Fall != 5 || cfg.dns.PenaltyWeight != 0.5 {
+		t.Errorf("probe defaults %+v, weight %v", d, cfg.dns.PenaltyWeight)
+	}
+	probes := cfg.pops.Probes()
+	if len(probes) != 1 || probes[0].ID != "http://192.0.2.10:80/health" || probes[0].Interval != 4*time.Second || probes[0].Fall != 5 {
+		t.Errorf("PoP probe %+v", probes)
+	}
+	if token, err := readAdminToken(cfg.adminTokenFile); err != nil || token != "0123456789abcdef0123" {
+		t.Errorf("token %q, %v", token, err)
+	}
+	if _, err := readAdminToken(filepath.Join(dir, "short.token")); err == nil {
+		t.Error("a 3-character token was accepted")
+	}
+	zero, err := loadConfigFile(writeFile(t, dir, "zero.yaml", "zones: zones\nprobes: { penalty_weight: 0 }\n"))
+	if err != nil || zero.dns.PenaltyWeight != dnsserver.NoPenalty {
+		t.Errorf("penalty_weight 0: %v, %v; want NoPenalty", zero.dns.PenaltyWeight, err)
 	}
 }
 
