@@ -115,9 +115,10 @@ func (r *reloader) applyConfig(next *config) *config {
 	restart("listen", !slices.Equal(next.dns.Listen, cur.dns.Listen))
 	restart("http", next.httpAddr != cur.httpAddr)
 	restart("zones", next.zonesDir != cur.zonesDir)
+	restart("admin_token_file", next.adminTokenFile != cur.adminTokenFile)
 	d, c := next.dns, cur.dns
 	d.Listen, c.Listen = nil, nil
-	restart("dns settings (edns_udp_size, nsid, tcp_*, query_log, path_inflation, latency_max_age)",
+	restart("dns settings (edns_udp_size, nsid, tcp_*, query_log, path_inflation, latency_max_age, probes.penalty_weight)",
 		fmt.Sprint(d) != fmt.Sprint(c))
 
 	out := *cur
@@ -126,6 +127,7 @@ func (r *reloader) applyConfig(next *config) *config {
 	// An unchanged inventory keeps its identity, so that zones whose
 	// files did not change need not be parsed again.
 	out.pops = cur.pops
+	out.probes = next.probes
 	if !next.pops.Equal(cur.pops) {
 		out.pops = next.pops
 		r.log.Info().Strs("pops", next.pops.Names()).Msg("PoP inventory changed")
