@@ -127,18 +127,21 @@ func TestHealthSteersAnswers(t *testing.T) {
 	}
 }
 
+// berlinAnswer is the one address www.probed.test answers a Berlin client.
+func berlinAnswer(t *testing.T, s *Server) string {
+	t.Helper()
+	berlin := query("www.probed.test.", dns.TypeA, withECS("81.2.69.0", 24))
+	got := addrs(serve(t, s, berlin, "192.0.2.200").Answer)
+	if len(got) != 1 {
+		t.Fatalf("answer %v", got)
+	}
+	return got[0]
+}
+
 func TestHealthChangeInvalidatesCachedDecisions(t *testing.T) {
 	s, h := newProbedServer(t, 0)
 	const fraProbe = "tcp://192.0.2.1:443"
-	berlin := query("www.probed.test.", dns.TypeA, withECS("81.2.69.0", 24))
-	answer := func() string {
-		t.Helper()
-		got := addrs(serve(t, s, berlin, "192.0.2.200").Answer)
-		if len(got) != 1 {
-			t.Fatalf("answer %v", got)
-		}
-		return got[0]
-	}
+	answer := func() string { return berlinAnswer(t, s) }
 	h.set(1, map[string]healthprobe.Result{fraProbe: {Healthy: true}})
 	if got := answer(); got != "192.0.2.1" {
 		t.Fatalf("healthy fra: %s", got)
@@ -155,15 +158,7 @@ func TestHealthChangeInvalidatesCachedDecisions(t *testing.T) {
 
 func TestPoPStateOverrides(t *testing.T) {
 	s, _ := newProbedServer(t, 0)
-	berlin := query("www.probed.test.", dns.TypeA, withECS("81.2.69.0", 24))
-	answer := func() string {
-		t.Helper()
-		got := addrs(serve(t, s, berlin, "192.0.2.200").Answer)
-		if len(got) != 1 {
-			t.Fatalf("answer %v", got)
-		}
-		return got[0]
-	}
+	answer := func() string { return berlinAnswer(t, s) }
 	if got := answer(); got != "192.0.2.1" {
 		t.Fatalf("before any override: %s", got)
 	}

@@ -104,6 +104,19 @@ func FuzzParseFile(f *testing.F) {
   a.b.c.ent:
     - a: 192.0.2.2
 `))
+	// Health probes of every kind on geo targets, one shared, one broken.
+	f.Add([]byte(zoneHead + `  www:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1, probe: { http: "192.0.2.1:8080", path: /health, expect: [200, 204], body: ok, host: www.example.test } }
+          iad: { a: 192.0.2.2, probe: { https: 192.0.2.2, server_name: x.test, insecure_skip_verify: true, interval: 5s, timeout: 1s, rise: 1, fall: 4, jitter: 1s } }
+          sin: { a: 192.0.2.3, probe: { dns: "[2001:db8::53]:53", qname: example.test, qtype: SOA } }
+  api:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1, probe: { tcp: "192.0.2.1:443" } }
+          hkg: { a: 192.0.2.4, probe: { tcp: nowhere, path: x, timeout: 20s } }
+`))
 	// SOA long form with defaults and an auto serial, per-entry TTLs in
 	// flow and block style.
 	f.Add([]byte("origin: example.test.\nttl: 60\nrecords:\n  \"@\":\n    - soa: { mname: ns1, rname: hostmaster }\n" +
@@ -174,6 +187,20 @@ func FuzzParseFile(f *testing.F) {
 			t.Fatal("ParseFile returned neither a zone nor an error")
 		}
 		origin := z.Origin()
+		probes := map[string]bool{}
+		for _, p := range z.Probes() {
+			if _, err := p.Validate(); err != nil || probes[p.ID] {
+				t.Fatalf("probe %+v: invalid (%v) or listed twice", p, err)
+			}
+			probes[p.ID] = true
+		}
+		for _, g := range z.Geos() {
+			for _, tg := range g.Targets {
+				if tg.Probe != "" && !probes[tg.Probe] {
+					t.Fatalf("target %s of %s names probe %q, which the zone does not list", tg.Name(), g.Owner, tg.Probe)
+				}
+			}
+		}
 		buf := make([]byte, dns.MaxMsgSize)
 		for name, node := range z.nodes {
 			if node.Name() != name || !dns.IsSubDomain(origin, name) {
