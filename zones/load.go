@@ -226,6 +226,7 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, sourc
 	if len(errs) > 0 {
 		return nil, source{}, errs
 	}
+	z.loadedAt = time.Now()
 	if z.autoSerial {
 		var mtime time.Time
 		if info, err := fs.Stat(fsys, name); err == nil {

@@ -1,6 +1,8 @@
 package zones
 
 import (
+	"time"
+
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 )
@@ -21,7 +23,13 @@ type Zone struct {
 	hash       [32]byte             // of the file's bytes; an unchanged file keeps its serial
 	probes     []healthprobe.Target // of its geo targets, sorted by ID
 	geos       []*Geo               // sorted by owner
+	loadedAt   time.Time            // when Load compiled this version of the file
 }
+
+// LoadedAt is when this version of the zone was loaded: a reload that
+// finds its file unchanged keeps the zone and its time. Zero for a zone
+// from ParseFile.
+func (z *Zone) LoadedAt() time.Time { return z.loadedAt }
 
 // Geos lists the zone's geo records, sorted by owner name. Do not modify
 // it.

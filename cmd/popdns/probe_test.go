@@ -184,6 +184,9 @@ func TestPoPDiesAndComesBack(t *testing.T) {
 		t.Errorf("moved after %s, before %d failed probes could have happened (%s)", took, e2eFall, min)
 	}
 	st := r.getStatus(t)
+	if len(st.Zones) != 1 || st.Zones[0].LoadedAt.IsZero() || !st.Ready {
+		t.Errorf("zones in /status: %+v, ready %t", st.Zones, st.Ready)
+	}
 	if fra := st.target("fra"); fra.Healthy || fra.Eligible || !strings.Contains(fra.LastError, "refused") || fra.LastChange.IsZero() {
 		t.Errorf("fra target in /status while down: %+v", fra)
 	}
@@ -318,6 +321,7 @@ func TestProbeMetricsAndReadiness(t *testing.T) {
 			{"popdns_dns_request_duration_seconds", map[string]string{"proto": "udp"}, func(v float64) bool { return v >= 2 }},
 			{"popdns_zone_serial", map[string]string{"zone": "geo.test."}, func(v float64) bool { return v == 1 }},
 			{"popdns_reload_last_success_timestamp_seconds", nil, func(v float64) bool { return v > 1.7e9 }},
+			{"popdns_reload_last_timestamp_seconds", map[string]string{"what": "zones", "result": "ok"}, func(v float64) bool { return v > 1.7e9 }},
 		}
 		var failed []string
 		for _, c := range checks {

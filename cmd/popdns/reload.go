@@ -33,6 +33,7 @@ type reloader struct {
 
 type reloadMetrics struct {
 	reloads   *prometheus.CounterVec
+	last      *prometheus.GaugeVec
 	lastOK    prometheus.Gauge
 	serials   *prometheus.GaugeVec
 	zoneCount prometheus.Gauge
@@ -42,6 +43,8 @@ func newReloader(args []string, cfg *config, srv *server, log zerolog.Logger) *r
 	m := reloadMetrics{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "popdns", Subsystem: "reload", Name: "total",
 			Help: "Reloads by what was reloaded and whether every file loaded."}, []string{"what", "result"}),
+		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "reload", Name: "last_timestamp_seconds",
+			Help: "When each kind of reload last ended with each result."}, []string{"what", "result"}),
 		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "reload", Name: "last_success_timestamp_seconds",
 			Help: "When the zones last loaded without any error."}),
 		serials: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "zone", Name: "serial",
@@ -49,7 +52,7 @@ func newReloader(args []string, cfg *config, srv *server, log zerolog.Logger) *r
 		zoneCount: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "zone", Name: "count",
 			Help: "Zones served."}),
 	}
-	srv.metrics.MustRegister(m.reloads, m.lastOK, m.serials, m.zoneCount)
+	srv.metrics.MustRegister(m.reloads, m.last, m.lastOK, m.serials, m.zoneCount)
 	r := &reloader{args: args, cfg: cfg, srv: srv, log: log.With().Str("component", "reload").Logger(),
 		metrics: m, geoFiles: geoFiles(cfg), lastError: map[string]string{}}
 	r.recordZones(nil, srv.dns.Zones())
@@ -97,7 +100,7 @@ func (r *reloader) reload(why string) {
 			delete(r.lastError, file)
 		}
 	}
-	r.metrics.reloads.WithLabelValues("zones", result).Inc()
+	r.count("zones", result)
 	r.cfg = cfg
 	r.log.Info().Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
 		Dur("took", time.Since(start)).Msg("reloaded")
@@ -137,7 +140,7 @@ func (r *reloader) applyConfig(next *config) *config {
 		r.log.Info().Str("file", cur.source).Msg("file loads again")
 		delete(r.lastError, cur.source)
 	}
-	r.metrics.reloads.WithLabelValues("config", "ok").Inc()
+	r.count("config", "ok")
 	return &out
 }
 
@@ -157,7 +160,7 @@ func (r *reloader) reloadGeoIP(cfg *config) {
 	r.srv.locator.Swap(db)
 	r.geoFiles = files
 	delete(r.lastError, cfg.geoCity)
-	r.metrics.reloads.WithLabelValues("geoip", "ok").Inc()
+	r.count("geoip", "ok")
 	r.log.Info().Str("city", cfg.geoCity).Str("asn", cfg.geoASN).Msg("GeoIP databases replaced")
 }
 
@@ -195,9 +198,15 @@ func sameFiles(a, b []os.FileInfo) bool {
 	return true
 }
 
+// count records one reload of what with its result, and when.
+func (r *reloader) count(what, result string) {
+	r.metrics.reloads.WithLabelValues(what, result).Inc()
+	r.metrics.last.WithLabelValues(what, result).SetToCurrentTime()
+}
+
 // failed logs an error once per distinct message and file, and counts it.
 func (r *reloader) failed(what, file string, err error) {
-	r.metrics.reloads.WithLabelValues(what, "error").Inc()
+	r.count(what, "error")
 	if r.lastError[file] == err.Error() {
 		return
 	}

@@ -25,11 +25,12 @@ type statusJSON struct {
 }
 
 type zoneStatus struct {
-	Origin  string `json:"origin"`
-	File    string `json:"file"`
-	Serial  uint32 `json:"serial"`
-	Records int    `json:"records"`
-	Error   string `json:"error,omitempty"` // its file's latest version failed: this is the last good one
+	Origin   string    `json:"origin"`
+	File     string    `json:"file"`
+	Serial   uint32    `json:"serial"`
+	Records  int       `json:"records"`
+	LoadedAt time.Time `json:"loaded_at"`       // when the version serving was loaded
+	Error    string    `json:"error,omitempty"` // its file's latest version failed: this is the last good one
 }
 
 // popStatus is one PoP: where it is, what the operators say and what its
@@ -108,7 +109,8 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 		st.Errors[file] = err.Error()
 	}
 	for _, z := range snap.Zones() {
-		st.Zones = append(st.Zones, zoneStatus{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(), Error: st.Errors[z.File()]})
+		st.Zones = append(st.Zones, zoneStatus{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
+			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
 	}
 
 	result := func(id string) (healthprobe.Result, bool) {
