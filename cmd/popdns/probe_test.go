@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 )
 
 // popServer is a PoP's health endpoint on 127.0.0.1 that a test stops,
@@ -443,5 +444,35 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 			t.Fatal(errors.New("timed out waiting: " + what))
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestReadyzReasons checks /readyz before the listeners serve and before
+// the first probe round is done.
+func TestReadyzReasons(t *testing.T) {
+	cfg, err := demoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := newServer(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	rec := httptest.NewRecorder()
+	newHTTPHandler(srv, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not ready: DNS listeners not serving yet") {
+		t.Errorf("/readyz before serving: %d %s", rec.Code, rec.Body.String())
+	}
+
+	// Serving, with probe results but the round not yet declared done:
+	// the reason counts the probes that answered.
+	r, _ := startProbedApp(t, "")
+	<-r.built.probesSettled
+	fresh := &server{dns: r.dns, metrics: r.built.metrics, prober: r.built.prober, probesSettled: make(chan struct{})}
+	rec = httptest.NewRecorder()
+	newHTTPHandler(fresh, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "first probe round running: 3 of 3 probes answered") {
+		t.Errorf("/readyz before the probes settle: %d %s", rec.Code, rec.Body.String())
 	}
 }
