@@ -13,7 +13,7 @@
 // need Rise consecutive successes or Fall consecutive failures.
 //
 // The latency penalty of a target is max(0, EWMA - baseline), where the
-// EWMA (alpha 0.3) and the baseline (p10 of the last 60 RTTs) are over
+// EWMA (alpha 0.3) and the baseline (p10 of the last 360 RTTs) are over
 // successful probes only.
 //
 // Metrics: popdns_probe_up{target}, popdns_probe_rtt_seconds{target} and

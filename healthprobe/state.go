@@ -7,10 +7,41 @@ import (
 
 // Latency tracking parameters.
 const (
-	ewmaAlpha      = 0.3 // weight of the newest RTT in the smoothed RTT
-	baselineWindow = 60  // successful RTTs kept for the baseline
+	// EWMAAlpha is the weight of the newest RTT in the smoothed RTT.
+	EWMAAlpha = 0.3
+	// BaselineWindow is how many successful RTTs the baseline is taken
+	// over: an hour at the default interval, so that a slowdown keeps its
+	// penalty for long (a shorter window soon takes the slow RTTs for
+	// normal and sends the clients back).
+	BaselineWindow = 360
+
+	ewmaAlpha      = EWMAAlpha
+	baselineWindow = BaselineWindow
 	baselinePct    = 0.1 // the baseline is this percentile of the window
 )
+
+// Tracker is the state of one probe target exactly as a Prober keeps it,
+// for callers that simulate probes (the steering simulation) rather than
+// run them: feed it results with Observe and read Result. It is not safe
+// for concurrent use.
+type Tracker struct{ t *tracker }
+
+// NewTracker returns the state of a target not yet probed, with the given
+// rise and fall thresholds.
+func NewTracker(rise, fall int) *Tracker { return &Tracker{newTracker(rise, fall)} }
+
+// Observe records one probe that finished at now: a success taking rtt
+// when err is nil, else a failure. It reports whether Healthy changed.
+func (t *Tracker) Observe(now time.Time, rtt time.Duration, err error) bool {
+	reason := ""
+	if err != nil {
+		reason = classify(err)
+	}
+	return t.t.observe(now, rtt, err, reason)
+}
+
+// Result is the target's state as a Prober would publish it.
+func (t *Tracker) Result() Result { return t.t.result() }
 
 // tracker is the state machine of one probe: rise/fall hysteresis plus RTT
 // smoothing. It is not safe for concurrent use; Prober guards it with mu.

@@ -79,15 +79,15 @@ func TestTrackerLatency(t *testing.T) {
 		t.Fatalf("ewma after failure = %v", got)
 	}
 
-	// Fill the window with 1..60 ms: p10 (nearest rank) is the 6th smallest.
+	// Fill the window with 1..N ms: p10 (nearest rank) is the N/10th smallest.
 	tr = newTracker(1, 1)
 	for i := 1; i <= baselineWindow; i++ {
 		tr.observe(now, ms(float64(i)), nil, "")
 	}
-	if got := tr.baseline(); got != ms(6) {
-		t.Fatalf("baseline = %v, want 6ms", got)
+	if got, want := tr.baseline(), ms(float64(baselineWindow/10)); got != want {
+		t.Fatalf("baseline = %v, want %v", got, want)
 	}
-	// The window slides: 60 more samples of 100 ms push out every old one.
+	// The window slides: as many samples of 100 ms push out every old one.
 	for range baselineWindow {
 		tr.observe(now, ms(100), nil, "")
 	}

@@ -8,7 +8,7 @@ type Result struct {
 	// target not yet probed, so that a restart never blackholes a name.
 	Healthy bool
 	RTT     time.Duration // smoothed (EWMA, alpha 0.3) RTT of successes; 0: none yet
-	// Baseline is the p10 of the last 60 successful RTTs; Penalty is
+	// Baseline is the p10 of the last 360 successful RTTs; Penalty is
 	// max(0, RTT-Baseline), the latency excess the selector adds.
 	Baseline   time.Duration
 	Penalty    time.Duration

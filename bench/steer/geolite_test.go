@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/popdns/popdns/geo"
+)
+
+// geoLitePath is where ../shared/tools/fetch-geolite.sh puts GeoLite2 City;
+// it is not in git, so the test skips without it.
+const geoLitePath = "../../testdata/geo/real/GeoLite2-City.mmdb"
+
+// TestGeoLite runs the whole simulation on a small sample of the real
+// database.
+func TestGeoLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("walks all of GeoLite2 City")
+	}
+	if _, err := os.Stat(geoLitePath); err != nil {
+		t.Skipf("no GeoLite2 City (fetch it with ../shared/tools/fetch-geolite.sh): %v", err)
+	}
+	o, err := parseFlags([]string{"-db", geoLitePath, "-per-continent", "40", "-rounds", "8", "-sweep", "1", "-worst", "2"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mmdb, err := maxminddb.Open(o.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mmdb.Close()
+	smp, err := sampleClients(mmdb, o.Continents, o.PerContinent, &o.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(smp.Clients), 40*len(o.Continents); got != want {
+		t.Fatalf("sampled %d networks, want %d", got, want)
+	}
+	again, err := sampleClients(mmdb, o.Continents, o.PerContinent, &o.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range smp.Clients {
+		if smp.Clients[i].Subnet != again.Clients[i].Subnet {
+			t.Fatalf("the sample is not reproducible: %s then %s", smp.Clients[i].Subnet, again.Clients[i].Subnet)
+		}
+	}
+	db, err := geo.Open(o.DB, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	locator := geo.NewLocator(db, zerolog.Nop())
+	defer locator.Close()
+	for _, c := range smp.Clients {
+		if loc := locator.Locate(c.Subnet.Addr()); loc.Prefix != c.Network || loc.Continent != c.Continent {
+			t.Errorf("popdns places %s in %s (%s), the sample in %s (%s)", c.Subnet, loc.Prefix, loc.Continent, c.Network, c.Continent)
+		}
+	}
+	rep, err := simulate(o, smp, locator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Full == nil || rep.Full.Out.Within < 0.99 {
+		t.Errorf("a table of every network: %+v, want nearly all within 10 %%", rep.Full)
+	}
+	md := rep.markdown()
+	for _, want := range []string{"| distance only |", "### Slow PoP", "### Dead PoP", "Worst 2 of distance only"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}

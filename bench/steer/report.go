@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// markdown renders the results section.
+func (r *report) markdown() string {
+	var b strings.Builder
+	o, m := r.Opt, r.Opt.Model
+	fmt.Fprintf(&b, "## Steering quality (bench/steer)\n\n")
+	fmt.Fprintf(&b, "`go run ./bench/steer%s`: %d client networks (%d per continent, %s) sampled from GeoLite2 City (build %s), seed %d; popdns's own selector, queried in-process with each network's subnet as ECS. ",
+		flagsShown(o), len(r.Sample.Clients), o.PerContinent, strings.Join(o.Continents, " "), r.Build.Format("2006-01-02"), o.Seed)
+	fmt.Fprintf(&b, "True RTT = great-circle fibre RTT × path inflation (lognormal, median %.2g, σ %.2g, ≥ %.2g; %.1f %% of (network, PoP) pairs × %g–%g) × a per-/24 factor (σ %.2g) + last mile (lognormal, median %g ms, σ %.2g); see bench/steer/README.md. ",
+		m.InflationMedian, m.InflationSigma, m.InflationMin, m.TailShare*100, m.TailMin, m.TailMax, m.SubnetSigma, m.LastMileMedianMS, m.LastMileSigma)
+	fmt.Fprintf(&b, "\"Within 10 %%\": sent to a PoP whose true RTT is at most 1.1 × the network's best; \"weighted\": by IPv4 /24s (capped at a /16), a population proxy. Excess = true RTT of the chosen PoP − best, ms.\n\n")
+
+	b.WriteString("| mode | table entries | subnets with an entry | within 10 % | within 10 %, weighted | mean excess ms | p95 excess ms | p99 excess ms |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, md := range r.Modes {
+		hits, entries := "–", "–"
+		if md.Hits >= 0 {
+			hits, entries = pct(md.Hits), fmt.Sprint(md.Entries)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", md.Name, entries, hits, cells(md.Out))
+	}
+	for _, sr := range []*scenarioResult{r.Slow, r.Dead} {
+		sc := sr.Scenario
+		last := sr.Rounds[len(sr.Rounds)-1]
+		fmt.Fprintf(&b, "| %s, %s: no reaction | – | – | %s |\n", r.Main.Name, sc, cells(sr.Unmoved))
+		show := []roundResult{}
+		if sc.Dead {
+			show = append(show, sr.Rounds[min(1, len(sr.Rounds)-1)], sr.Rounds[min(probeFall, len(sr.Rounds)-1)])
+		} else {
+			show = append(show, sr.Rounds[min(3, len(sr.Rounds)-1)], sr.Rounds[min(6, len(sr.Rounds)-1)], last)
+		}
+		for _, rr := range show {
+			fmt.Fprintf(&b, "| %s, %s: after probe round %d (%d s) | – | – | %s |\n", r.Main.Name, sc, rr.Round,
+				rr.Round*int(probeInterval.Seconds()), cells(rr.Out))
+		}
+	}
+
+	b.WriteString("\nWithin 10 % by continent (networks):\n\n")
+	cols := []*modeResult{r.Distance, r.Main}
+	if r.Full != nil && r.Full != r.Main {
+		cols = append(cols, r.Full)
+	}
+	b.WriteString("| continent | networks in GeoLite2 |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s |", c.Name)
+	}
+	b.WriteString("\n|---|--:|" + strings.Repeat("--:|", len(cols)) + "\n")
+	conts := slices.Sorted(func(yield func(string) bool) {
+		for k := range r.Distance.ByCont {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, cont := range conts {
+		fmt.Fprintf(&b, "| %s | %d |", cont, r.Sample.Networks[cont])
+		for _, c := range cols {
+			o := c.ByCont[cont]
+			fmt.Fprintf(&b, " %s (p95 +%.0f ms) |", pct(o.Within), o.P95Excess)
+		}
+		b.WriteString("\n")
+	}
+
+	r.writeSlow(&b)
+	r.writeDead(&b)
+	if r.Worst != "" {
+		b.WriteString(r.Worst)
+	}
+	return b.String()
+}
+
+func (r *report) writeSlow(b *strings.Builder) {
+	sr := r.Slow
+	sc := sr.Scenario
+	name := thePoPs[sc.PoP].Name
+	q := sr.Quiet
+	fmt.Fprintf(b, "\n### Slow PoP: %s +%g ms, probe round by round (%s)\n\n", name, sc.SlowMS, r.Main.Name)
+	fmt.Fprintf(b, "From round 1 on, every client's RTT to %s and every probe of it are %g ms longer. The prober model: one probe per PoP every %s (base %g ms + jitter, exp. mean %g ms; %.0f %% of probes spike by exp. mean %g ms), EWMA α %.1f, baseline = p10 of the last %d, penalty = EWMA − baseline, steering penalty rounded down to %s. ",
+		name, sc.SlowMS, probeInterval, r.Opt.Probe.BaseMS, r.Opt.Probe.JitterMS, r.Opt.Probe.SpikeShare*100, r.Opt.Probe.SpikeMS, ewmaAlpha, baselineWindow, "5 ms")
+	fmt.Fprintf(b, "Before the event, over %d quiet rounds, probe noise alone gave a PoP a steering penalty in %s of (round, PoP) pairs and answered a mean %s (at most %s) of networks differently from the same server without probes.\n\n",
+		q.Rounds, pct(q.PenaltyShare), pct(q.MovedMean), pct(q.MovedMax))
+	fmt.Fprintf(b, "\"Moved\" and \"should move\" are shares of the networks on %s just before the event; \"should move\": its best true PoP is now another.\n\n", name)
+	fmt.Fprintf(b, "| round | t | %s penalty ms | steering penalty ms | traffic on %s | moved | should move | within 10 %% | mean excess ms | p95 excess ms |\n", name, name)
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	prev := -1.0
+	for i, rr := range sr.Rounds {
+		if i > 8 && rr.SteerMS == prev && i != len(sr.Rounds)-1 {
+			continue
+		}
+		prev = rr.SteerMS
+		fmt.Fprintf(b, "| %d | %d s | %.1f | %.0f | %s | %s | %s | %s | %.1f | %.1f |\n", rr.Round, rr.Round*int(probeInterval.Seconds()),
+			rr.PenaltyMS, rr.SteerMS, pct(rr.OnPoP), pct(rr.Moved), pct(rr.Should), pct(rr.Out.Within), rr.Out.MeanExcess, rr.Out.P95Excess)
+	}
+	b.WriteString("\nRows after round 8 are shown only when the steering penalty changes, and for the last round.\n")
+}
+
+func (r *report) writeDead(b *strings.Builder) {
+	sr := r.Dead
+	name := thePoPs[sr.Scenario.PoP].Name
+	fmt.Fprintf(b, "\n### Dead PoP: %s, probe round by round (%s)\n\n", name, r.Main.Name)
+	fmt.Fprintf(b, "From round 1 on, %[1]s answers nothing and each probe of it fails; after %[2]d consecutive failures (fall) the prober marks it down. Resolvers may keep an answer for the geo TTL (30 s) on top. From round 1, networks sent to %[1]s are misses in \"within 10 %%\"; the excess columns are over the other networks.\n\n", name, probeFall)
+	fmt.Fprintf(b, "| round | t | %s healthy | traffic on %s | moved | within 10 %% | mean excess ms | p95 excess ms |\n", name, name)
+	b.WriteString("|--:|--:|--|--:|--:|--:|--:|--:|\n")
+	for _, rr := range sr.Rounds {
+		fmt.Fprintf(b, "| %d | %d s | %v | %s | %s | %s | %.1f | %.1f |\n", rr.Round, rr.Round*int(probeInterval.Seconds()),
+			rr.Healthy, pct(rr.OnPoP), pct(rr.Moved), pct(rr.Out.Within), rr.Out.MeanExcess, rr.Out.P95Excess)
+	}
+}
+
+// flagsShown lists the flags that differ from their defaults, for the
+// command line in the report.
+func flagsShown(o *options) string {
+	d, _ := parseFlags(nil, nil)
+	var s []string
+	if o.PerContinent != d.PerContinent {
+		s = append(s, fmt.Sprintf("-per-continent %d", o.PerContinent))
+	}
+	if o.Seed != d.Seed {
+		s = append(s, fmt.Sprintf("-seed %d", o.Seed))
+	}
+	if o.Coverage != d.Coverage {
+		s = append(s, fmt.Sprintf("-coverage %g", o.Coverage))
+	}
+	if o.Agg != d.Agg {
+		s = append(s, "-agg "+o.Agg)
+	}
+	dm := d.Model
+	dm.Seed = o.Model.Seed
+	if o.Model != dm {
+		s = append(s, "(model flags changed)")
+	}
+	if len(s) == 0 {
+		return ""
+	}
+	return " " + strings.Join(s, " ")
+}
+
+// cells renders the score columns of the main table.
+func cells(o outcome) string {
+	return fmt.Sprintf("%s | %s | %.1f | %.1f | %.1f", pct(o.Within), pct(o.WithinW), o.MeanExcess, o.P95Excess, o.P99Excess)
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.1f %%", f*100) }
