@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,6 +16,9 @@ import (
 // the admin API when admin is not nil.
 func newHTTPHandler(s *server, admin *adminAPI) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatusPage(w, s.status(), time.Now())
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

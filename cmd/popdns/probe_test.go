@@ -476,3 +476,28 @@ func TestReadyzReasons(t *testing.T) {
 		t.Errorf("/readyz before the probes settle: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// TestStatusPageServed fetches GET / from a running server whose fra probe
+// fails: the page names every PoP and shows fra unhealthy, under the
+// page's content security policy.
+func TestStatusPageServed(t *testing.T) {
+	r, servers := startProbedApp(t, "")
+	servers["fra"].stop()
+	r.waitAnswer(t, "192.0.2.15", 10*time.Second)
+	rec := httptest.NewRecorder()
+	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Security-Policy") != statusPageCSP {
+		t.Fatalf("GET /: %d, CSP %q", rec.Code, rec.Header().Get("Content-Security-Policy"))
+	}
+	for _, want := range []string{"fra", "lhr", "iad", "unhealthy", "refused", "geo.test."} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+	rec = httptest.NewRecorder()
+	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/nope", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET /nope: %d, want 404 (only / is the page)", rec.Code)
+	}
+}
