@@ -69,11 +69,15 @@ type ExplainedCandidate struct {
 	Measured   string   `json:"measured,omitempty"` // the latency table entry used
 	BiasMS     float64  `json:"bias_ms"`
 	PenaltyMS  float64  `json:"penalty_ms"` // the probes' weighted latency penalty
-	Probes     []string `json:"probes,omitempty"`
-	State      string   `json:"state"`
-	Healthy    bool     `json:"healthy"`
-	Eligible   bool     `json:"eligible"`
-	Note       string   `json:"note,omitempty"`
+	// Calibration is the factor a distance estimate was scaled by because
+	// the client's measured targets are that much slower than distance
+	// says; absent when not scaled.
+	Calibration float64  `json:"calibration,omitempty"`
+	Probes      []string `json:"probes,omitempty"`
+	State       string   `json:"state"`
+	Healthy     bool     `json:"healthy"`
+	Eligible    bool     `json:"eligible"`
+	Note        string   `json:"note,omitempty"`
 }
 
 // Explain answers r exactly as ServeDNS would and reports how. It needs no
@@ -157,7 +161,7 @@ func (q *request) explainDecision(g *zones.Geo, d decision, env *pickEnv) {
 		}
 		c := q.cands[pos]
 		ec.Rank, ec.Healthy, ec.Eligible, ec.Source = pos+1, c.healthy, c.eligible, c.source.String()
-		ec.PenaltyMS = c.penaltyMS
+		ec.PenaltyMS, ec.Calibration = c.penaltyMS, math.Round(c.calibration*100)/100
 		if c.km >= 0 {
 			km := math.Round(c.km)
 			ec.DistanceKm = &km

@@ -494,3 +494,39 @@ func TestLatencyTableOverridesDistance(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialTableCalibratesDistance: a Honolulu network measured only to
+// nrt, at 150 ms where distance says 93, has its other estimates scaled by
+// the same factor (1.6), so iad (118 ms by distance, 190 calibrated) does
+// not win just because it was never measured.
+func TestPartialTableCalibratesDistance(t *testing.T) {
+	pops, err := zones.NewPoPs(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, table, want string
+	}{
+		{"without a measurement: nrt by distance", "prefix,pop,rtt_ms\n", "192.0.2.6"},
+		{"nrt measured slower than distance says: so is iad", "prefix,pop,rtt_ms\n66.249.0.0/16,nrt,150\n", "192.0.2.6"},
+		{"iad measured faster than distance says: nrt's estimate stays", "prefix,pop,rtt_ms\n66.249.0.0/16,iad,100\n", "192.0.2.6"},
+		{"iad measured fast enough to win", "prefix,pop,rtt_ms\n66.249.0.0/16,iad,80\n", "192.0.2.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := zones.Load(fstest.MapFS{"geo.test.yaml": {Data: []byte(geoZone)}, "rum.csv": {Data: []byte(tc.table)}}, pops, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Config{Listen: []string{"127.0.0.1:0"}}, Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetZones(snap)
+			w := dnstest.NewUDP("192.0.2.200")
+			s.ServeDNS(w, query("www.geo.test.", dns.TypeA, withECS("66.249.1.0", 24)))
+			if got := addrs(w.Msg.Answer); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("answer %v, want %s", got, tc.want)
+			}
+		})
+	}
+}

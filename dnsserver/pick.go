@@ -50,8 +50,11 @@ type candidate struct {
 	rttMS     float64 // estimate, bias and penalty included: what ranking uses
 	biasMS    float64
 	penaltyMS float64 // weighted probe penalty added to rttMS
-	source    rttSource
-	entry     *zones.LatencyEntry // the measurement used, when source is fromTable
+	// calibration is the factor a distance estimate was scaled by to
+	// match this client's measured targets; 0 when it was not.
+	calibration float64
+	source      rttSource
+	entry       *zones.LatencyEntry // the measurement used, when source is fromTable
 }
 
 // decision is the outcome of choosing among a geo record's targets.
@@ -181,6 +184,10 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 			// Unknown: behind every estimate, in the record's order.
 			c.rttMS = math.Inf(1)
 		}
+	}
+	calibrate(cands[:n], env.opt.inflation)
+	for i := range cands[:n] {
+		c := &cands[i]
 		c.rttMS += c.biasMS + c.penaltyMS
 	}
 	d.cands = n
@@ -216,6 +223,53 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 	}
 	d.n = min(answers, len(pool))
 	return d
+}
+
+// calibrate scales the distance estimates of a client that also has
+// measured RTTs to some targets by how far its measurements are from the
+// distance estimates of the same targets. Measurements carry the client's
+// last mile and its real routes, distance estimates neither: compared
+// as they are, unmeasured targets would look systematically nearer than
+// measured ones. The factor is the median ratio, kept within [1, 4]: it
+// only ever corrects that optimism, and one odd measurement cannot throw
+// every estimate off.
+func calibrate(cs []candidate, inflation float64) {
+	var ratios [zones.MaxGeoTargets]float64
+	n, distance := 0, false
+	for i := range cs {
+		c := &cs[i]
+		switch {
+		case c.source == fromTable && c.km > 0:
+			est := float64(geo.FibreRTT(c.km, inflation).Nanoseconds()) / 1e6
+			ratios[n] = c.rttMS / est
+			n++
+		case c.source == fromDistance:
+			distance = true
+		}
+	}
+	if n == 0 || !distance {
+		return
+	}
+	r := ratios[:n]
+	for i := 1; i < n; i++ { // insertion sort: no allocation
+		for j := i; j > 0 && r[j] < r[j-1]; j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+	k := r[n/2]
+	if n%2 == 0 {
+		k = (r[n/2-1] + r[n/2]) / 2
+	}
+	if k <= 1 {
+		return
+	}
+	k = min(k, 4)
+	for i := range cs {
+		if c := &cs[i]; c.source == fromDistance {
+			c.rttMS *= k
+			c.calibration = k
+		}
+	}
 }
 
 // Stand-in RTTs for clients placed only by country or continent: larger
