@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"internal/archtest":      {},
 	"cmd/popdns":             {"zones", "geo", "healthprobe", "dnsserver"},
 	"crosscheck":             {}, // tests only
+	"bench/fastload":         {"geo"},
 }
 
 // packages maps each package directory (relative to the repo root) to its
