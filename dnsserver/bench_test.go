@@ -181,3 +181,45 @@ func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFastPath measures the UDP fast path from a packed query to a
+// packed reply, once it has learnt the reply: what a reader does per
+// datagram besides the system calls.
+func BenchmarkFastPath(b *testing.B) {
+	s := newGeoServer(b)
+	s.SetZones(loadMergedZones(b))
+	ecs := ecsQueries(1000, "www.geo.test.")
+	for _, tc := range []struct {
+		name string
+		reqs []*dns.Msg
+	}{
+		{"static_A", []*dns.Msg{query("static.example.test.", dns.TypeA)}},
+		{"static_A_EDNS", []*dns.Msg{query("www.example.test.", dns.TypeA, withEDNS(1232, false))}},
+		{"NXDOMAIN", []*dns.Msg{query("nope.example.test.", dns.TypeA)}},
+		{"geo_A", []*dns.Msg{query("www.geo.test.", dns.TypeA)}},
+		{"geo_A_ECS_1000_networks", ecs},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFastPath(s)
+			packets := make([][]byte, len(tc.reqs))
+			for i, m := range tc.reqs {
+				p, err := m.Pack()
+				if err != nil {
+					b.Fatal(err)
+				}
+				packets[i] = p
+				fastUDP(b, f, p, fastSrc) // learn
+			}
+			out := make([]byte, 0, s.cfg.UDPSize)
+			b.ReportAllocs()
+			i, slow := 0, 0
+			for b.Loop() {
+				if _, res := f.answer(packets[i%len(packets)], fastSrc.Addr(), out); res != fastAnswered {
+					slow++
+				}
+				i++
+			}
+			b.ReportMetric(float64(slow)/float64(i), "slow/op")
+		})
+	}
+}

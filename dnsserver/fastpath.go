@@ -63,8 +63,6 @@ type fastReply struct {
 	// The decision this reply answers, for geo entries.
 	ranked           string
 	nodata, servfail bool
-	tailored         bool
-	scope            int
 
 	requests prometheus.Counter
 	pop      prometheus.Counter // nil when no PoP answered
@@ -105,6 +103,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 	}
 	usable := q.usableECS()
 	r := e.static
+	tailored, scope := false, 0
 	if r == nil {
 		client := src
 		if usable {
@@ -118,6 +117,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 		if r = e.variant(cd); r == nil {
 			return nil, fastLearn
 		}
+		tailored, scope = !cd.untailored, cd.scope
 	}
 	if r.size > q.sizeLimit(s.cfg.UDPSize) {
 		return nil, fastLearn // the general path fits it to the client
@@ -139,7 +139,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			f.ecsIgnored.Inc()
 		}
 		if r.ecs != 0 {
-			scope := replyScope(r.tailored, r.scope, q.ecsSource, usable)
+			scope := replyScope(tailored, scope, q.ecsSource, usable)
 			out[r.ecs] = byte(scope)
 			copy(out[r.ecs+1:], packet[q.ecsRaw:q.ecsRaw+q.ecsRawLen])
 			if r.rcode != dns.RcodeFormatError {
@@ -239,7 +239,6 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	}
 	cd := tr.decision
 	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
-	r.tailored, r.scope = !cd.untailored, cd.scope
 	switch {
 	case e == nil:
 		f.cache[key] = &fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}}
