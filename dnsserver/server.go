@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -290,8 +289,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var all []*serving
 	var fast []*udpSocket
 	stopped := make(chan *serving, 2*len(s.listeners))
-	readers := min(runtime.GOMAXPROCS(0), maxReaders)
-	fastErr := make(chan error, readers*len(s.listeners))
+	fastErr := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		// The fast path's readers own the UDP socket where they can, and
 		// hand what they do not answer to the miekg/dns server.
@@ -334,7 +332,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	for _, u := range fast {
-		u.start(readers, fastErr)
+		u.start(fastErr)
 	}
 	s.mu.Unlock()
 	go func() {
@@ -387,10 +385,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	return err
 }
-
-// maxReaders bounds the fast path's readers per UDP socket: one per core,
-// up to this many.
-const maxReaders = 16
 
 // fastPanic contains a panic of the fast path: it is counted and logged,
 // and the query goes to the general path.

@@ -8,26 +8,30 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// udpSocket serves one listener's UDP socket on the fast path. Its readers
-// block in recvmmsg on their own copy of the socket, in blocking mode, so a
-// busy server takes up to udpBatch queries per system call and sends the
-// replies with one sendmmsg, and an idle one sleeps in the kernel: the Go
-// netpoller, which would park and wake the reader around every batch,
-// stays out of it. Queries the fast path does not take go to the general
-// path's miekg/dns server through handoff.
+// udpSocket serves one listener's UDP socket on the fast path. Its reader
+// takes up to udpBatch queries per recvmmsg and sends the replies with one
+// sendmmsg. Both calls are non-blocking and made without telling the
+// scheduler (RawSyscall), which is cheap; when the socket has nothing
+// more, the reader parks in the netpoller on the same thread. A reader
+// blocking in recvmmsg instead measured slower on one core: the scheduler
+// takes the P from a thread blocked in a system call for more than 20 µs
+// and wakes another thread to poll the network, so every pause in the
+// traffic cost several thread switches (bench/OPTIMISATIONS.md). Queries
+// the fast path does not take go to the general path's miekg/dns server
+// through handoff.
 type udpSocket struct {
 	s       *Server
 	conn    *net.UDPConn // the listener's socket; Serve closes it
-	fd      int          // a blocking duplicate of conn's descriptor
-	v6      bool
+	rc      syscall.RawConn
 	pktinfo bool // bound to a wildcard address: replies leave from the address asked
 	local   net.Addr
 	handoff *handoffConn
@@ -54,90 +58,61 @@ func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
 	if laddr == nil {
 		return nil, nil
 	}
-	raw, err := conn.SyscallConn()
+	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	fd := -1
-	var serr error
-	if err := raw.Control(func(orig uintptr) {
-		fd, serr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if serr != nil {
-		return nil, os.NewSyscallError("dup", serr)
-	}
-	u := &udpSocket{s: s, conn: conn, fd: fd, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
-	domain, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if err == nil {
-		u.v6 = domain == unix.AF_INET6
-		// Blocking reads that still return now and then, so that a reader
-		// notices shutdown even if the wake-up below were lost.
-		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 250_000})
-	}
-	if err == nil && u.pktinfo {
-		if u.v6 {
-			err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1) // IPv4-mapped traffic, where allowed
-		} else {
-			err = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	u := &udpSocket{s: s, conn: conn, rc: rc, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
+	if u.pktinfo {
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			// An IPv6 socket may carry IPv4-mapped traffic too, where the
+			// kernel allows it.
+			if laddr.IP.To4() == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			}
+			if err4 := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); laddr.IP.To4() != nil {
+				serr = err4
+			}
+		})
+		if err == nil {
+			err = serr
 		}
-	}
-	if err == nil {
-		// The descriptor's file status is shared with conn's: conn is only
-		// kept to own and close the socket, never read.
-		err = unix.SetNonblock(fd, false)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+		}
 	}
 	u.handoff = newHandoffConn(laddr, u.sendTo)
 	return u, nil
 }
 
-// start runs n readers; a reader that fails reports to errc.
-func (u *udpSocket) start(n int, errc chan<- error) {
-	for range n {
-		r := newUDPReader(u)
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
-			if err := r.run(); err != nil {
-				errc <- err
-			}
-		}()
-	}
+// start runs the reader; if it fails, it reports to errc. One reader per
+// socket: the socket's read lock would serialise more.
+func (u *udpSocket) start(errc chan<- error) {
+	r := newUDPReader(u)
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		if err := r.run(); err != nil {
+			errc <- err
+		}
+	}()
 }
 
-// shutdown stops the readers and waits for them: every query they read
-// has been answered or handed off when it returns.
+// shutdown stops the reader and waits for it: every query it read has
+// been answered or handed off when it returns.
 func (u *udpSocket) shutdown() {
 	u.stop.Store(true)
-	// Shutting the socket down for reading wakes readers blocked in
-	// recvmmsg (Linux reports ENOTCONN for an unconnected socket, but
-	// wakes them all the same).
-	_ = unix.Shutdown(u.fd, unix.SHUT_RD)
+	u.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
 	u.wg.Wait()
 }
 
 // close releases the socket; the handoff server must be done with it.
-func (u *udpSocket) close() {
-	unix.Close(u.fd)
-	u.conn.Close()
-}
+func (u *udpSocket) close() { u.conn.Close() }
 
 // sendTo writes a reply of the general path.
 func (u *udpSocket) sendTo(b []byte, to *udpPeer) error {
-	var sa unix.Sockaddr
-	a := to.addr.Addr()
-	if u.v6 {
-		sa = &unix.SockaddrInet6{Port: int(to.addr.Port()), Addr: a.As16()}
-	} else {
-		sa = &unix.SockaddrInet4{Port: int(to.addr.Port()), Addr: a.Unmap().As4()}
-	}
-	_, err := unix.SendmsgN(u.fd, b, to.oob, sa, 0)
+	_, _, err := u.conn.WriteMsgUDPAddrPort(b, to.oob, to.addr)
 	return err
 }
 
@@ -149,17 +124,23 @@ type mmsghdr struct {
 
 // udpReader is one reader of a socket and everything it reuses.
 type udpReader struct {
-	u     *udpSocket
-	fast  *fastPath
-	used  int // messages of the last recvmmsg, whose headers need resetting
-	rmsgs [udpBatch]mmsghdr
-	riov  [udpBatch]unix.Iovec
-	names [udpBatch]unix.RawSockaddrInet6
-	ctrl  [udpBatch][ctrlLen]byte
-	rbuf  []byte
-	smsgs [udpBatch]mmsghdr
-	siov  [udpBatch]unix.Iovec
-	out   [udpBatch][]byte
+	u    *udpSocket
+	fast *fastPath
+	// recv and xmit are the reader's methods as values made once: a
+	// method value made per call would allocate.
+	recv, xmit func(fd uintptr) bool
+	got        int        // what the last recvmmsg returned
+	sent, todo int        // replies sent, replies in the batch
+	errno      unix.Errno // of the last call
+	used       int        // messages of the last recvmmsg, whose headers need resetting
+	rmsgs      [udpBatch]mmsghdr
+	riov       [udpBatch]unix.Iovec
+	names      [udpBatch]unix.RawSockaddrInet6
+	ctrl       [udpBatch][ctrlLen]byte
+	rbuf       []byte
+	smsgs      [udpBatch]mmsghdr
+	siov       [udpBatch]unix.Iovec
+	out        [udpBatch][]byte
 }
 
 func newUDPReader(u *udpSocket) *udpReader {
@@ -181,6 +162,7 @@ func newUDPReader(u *udpSocket) *udpReader {
 		r.smsgs[i].hdr.SetIovlen(1)
 	}
 	r.used = udpBatch
+	r.recv, r.xmit = r.recvBatch, r.sendBatch
 	return r
 }
 
@@ -195,23 +177,23 @@ func (r *udpReader) run() error {
 			}
 			h.Flags = 0
 		}
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&r.rmsgs[0])),
-			udpBatch, unix.MSG_WAITFORONE, 0, 0)
-		runtime.KeepAlive(r)
-		if errno != 0 {
-			r.used = 0
-			switch errno {
-			case unix.EINTR, unix.EAGAIN, unix.ECONNREFUSED:
-				continue
-			}
+		r.used = 0
+		if err := u.rc.Read(r.recv); err != nil {
 			if u.stop.Load() {
 				return nil
 			}
-			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", errno))
+			return fmt.Errorf("dnsserver: serve udp: %w", err)
 		}
-		r.used = int(n)
+		switch r.errno {
+		case 0:
+		case unix.EINTR, unix.ECONNREFUSED:
+			continue
+		default:
+			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", r.errno))
+		}
+		r.used = r.got
 		m := 0
-		for i := range int(n) {
+		for i := range r.got {
 			if r.handle(i, m) {
 				m++
 			}
@@ -219,6 +201,21 @@ func (r *udpReader) run() error {
 		r.send(m)
 	}
 	return nil
+}
+
+// recvBatch is one non-blocking recvmmsg; false tells the netpoller to
+// wait for more.
+func (r *udpReader) recvBatch(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.rmsgs[0])),
+		udpBatch, unix.MSG_DONTWAIT, 0, 0)
+	if errno == unix.EAGAIN {
+		return false
+	}
+	r.got, r.errno = int(n), errno
+	if errno != 0 {
+		r.got = 0
+	}
+	return true
 }
 
 // handle answers message i of the batch into send slot m, or hands it
@@ -304,18 +301,29 @@ func (r *udpReader) replySource(i int) bool {
 
 // send writes the first m replies of the batch.
 func (r *udpReader) send(m int) {
-	for off := 0; off < m; {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(r.u.fd), uintptr(unsafe.Pointer(&r.smsgs[off])),
-			uintptr(m-off), 0, 0, 0)
-		runtime.KeepAlive(r)
-		switch {
-		case errno == unix.EINTR:
-		case errno != 0:
-			off++ // that reply cannot go; the others may
-		default:
-			off += int(n)
+	r.sent, r.todo = 0, m
+	for r.sent < r.todo {
+		if err := r.u.rc.Write(r.xmit); err != nil {
+			return // closed
 		}
 	}
+}
+
+// sendBatch is one non-blocking sendmmsg of the replies not yet sent;
+// false tells the netpoller to wait until the socket can take more.
+func (r *udpReader) sendBatch(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&r.smsgs[r.sent])),
+		uintptr(r.todo-r.sent), unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		r.sent += int(n)
+	case unix.EAGAIN:
+		return false
+	case unix.EINTR:
+	default:
+		r.sent++ // that reply cannot go; the others may
+	}
+	return true
 }
 
 // sockaddrAddrPort reads a received socket address.

@@ -11,6 +11,6 @@ type udpSocket struct {
 }
 
 func (s *Server) newUDPSocket(net.PacketConn) (*udpSocket, error) { return nil, nil }
-func (u *udpSocket) start(int, chan<- error)                      {}
+func (u *udpSocket) start(chan<- error)                           {}
 func (u *udpSocket) shutdown()                                    {}
 func (u *udpSocket) close()                                       {}
