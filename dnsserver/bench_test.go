@@ -44,7 +44,7 @@ func BenchmarkServeDNS(b *testing.B) {
 
 // TestAllocBudget holds the allocations of the general answer path (without
 // packing) to what they are today, so a change that adds some shows up.
-// The UDP fast path of the benchmark issue will have its own budget of zero.
+// The UDP fast path has its own budget of zero (TestFastPathAllocs).
 func TestAllocBudget(t *testing.T) {
 	s := newTestServer(t, Config{})
 	budget := map[string]float64{
