@@ -34,6 +34,7 @@ type request struct {
 	outcome
 	cands   [zones.MaxGeoTargets]candidate
 	explain *Explanation // non-nil only for Server.Explain
+	trace   *answerTrace // non-nil only when the fast path asks
 }
 
 func (q *request) location() geo.Location {
@@ -171,27 +172,15 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
 func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
-	env := pickEnv{opt: q.s.pick, latency: q.snap.Latency(), overrides: q.s.overrides.Load()}
-	epoch := cacheEpoch{generation: q.snap.Generation()}
-	if q.s.health != nil {
-		env.health = q.s.health.Status()
-		if env.health != nil {
-			epoch.steering = env.health.Steering
-		}
-	}
-	if env.overrides != nil {
-		epoch.overrides = env.overrides.generation
-	}
-	if env.latency != nil && q.s.pick.maxAge > 0 {
-		env.now = time.Now()
-		// Entries age out over time: decisions are good for a minute.
-		epoch.bucket = env.now.Unix() / 60
-	}
+	env, epoch := q.s.decisionEnv(q.snap)
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
 			q.scope = max(q.scope, cd.scope)
 			q.tailored = q.tailored || !cd.untailored
+			if q.trace != nil {
+				q.trace.decided(g, qtype, cd)
+			}
 			return cd
 		}
 	}
@@ -208,8 +197,35 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	if q.explain == nil && !d.allDown {
 		// All-down decisions are not cached: each one must be counted.
 		q.s.cache.put(key, epoch, cd)
+		if q.trace != nil {
+			q.trace.decided(g, qtype, cd)
+		}
+	} else if q.trace != nil {
+		q.trace.decided(g, qtype, nil)
 	}
 	return cd
+}
+
+// decisionEnv is what a geo decision made now from snap reads, and the
+// cache epoch it belongs to.
+func (s *Server) decisionEnv(snap *zones.Snapshot) (pickEnv, cacheEpoch) {
+	env := pickEnv{opt: s.pick, latency: snap.Latency(), overrides: s.overrides.Load()}
+	epoch := cacheEpoch{generation: snap.Generation()}
+	if s.health != nil {
+		env.health = s.health.Status()
+		if env.health != nil {
+			epoch.steering = env.health.Steering
+		}
+	}
+	if env.overrides != nil {
+		epoch.overrides = env.overrides.generation
+	}
+	if env.latency != nil && s.pick.maxAge > 0 {
+		env.now = time.Now()
+		// Entries age out over time: decisions are good for a minute.
+		epoch.bucket = env.now.Unix() / 60
+	}
+	return env, epoch
 }
 
 // outcome is what answering a query decided, beyond the reply itself:

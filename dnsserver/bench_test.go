@@ -44,7 +44,7 @@ func BenchmarkServeDNS(b *testing.B) {
 
 // TestAllocBudget holds the allocations of the general answer path (without
 // packing) to what they are today, so a change that adds some shows up.
-// The UDP fast path of the benchmark issue will have its own budget of zero.
+// The UDP fast path has its own budget of zero (TestFastPathAllocs).
 func TestAllocBudget(t *testing.T) {
 	s := newTestServer(t, Config{})
 	budget := map[string]float64{
@@ -178,6 +178,48 @@ func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 				s.ServeDNS(w, qs[i%len(qs)])
 				i++
 			}
+		})
+	}
+}
+
+// BenchmarkFastPath measures the UDP fast path from a packed query to a
+// packed reply, once it has learnt the reply: what a reader does per
+// datagram besides the system calls.
+func BenchmarkFastPath(b *testing.B) {
+	s := newGeoServer(b)
+	s.SetZones(loadMergedZones(b))
+	ecs := ecsQueries(1000, "www.geo.test.")
+	for _, tc := range []struct {
+		name string
+		reqs []*dns.Msg
+	}{
+		{"static_A", []*dns.Msg{query("static.example.test.", dns.TypeA)}},
+		{"static_A_EDNS", []*dns.Msg{query("www.example.test.", dns.TypeA, withEDNS(1232, false))}},
+		{"NXDOMAIN", []*dns.Msg{query("nope.example.test.", dns.TypeA)}},
+		{"geo_A", []*dns.Msg{query("www.geo.test.", dns.TypeA)}},
+		{"geo_A_ECS_1000_networks", ecs},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFastPath(s)
+			packets := make([][]byte, len(tc.reqs))
+			for i, m := range tc.reqs {
+				p, err := m.Pack()
+				if err != nil {
+					b.Fatal(err)
+				}
+				packets[i] = p
+				fastUDP(b, f, p, fastSrc) // learn
+			}
+			out := make([]byte, 0, s.cfg.UDPSize)
+			b.ReportAllocs()
+			i, slow := 0, 0
+			for b.Loop() {
+				if _, res := f.answer(packets[i%len(packets)], fastSrc.Addr(), out); res != fastAnswered {
+					slow++
+				}
+				i++
+			}
+			b.ReportMetric(float64(slow)/float64(i), "slow/op")
 		})
 	}
 }

@@ -25,7 +25,7 @@ type decisionCache struct {
 
 const (
 	cacheShards   = 64
-	cacheShardCap = 1024 // 64 Ki decisions in all, about 10 MiB
+	cacheShardCap = 2048 // 128 Ki decisions in all (100 k client networks fit), about 15 MiB
 )
 
 type cacheShard struct {

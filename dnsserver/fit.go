@@ -8,11 +8,12 @@ import "github.com/miekg/dns"
 // for other replies. If the answer and authority
 // sections still do not fit, TC is set and they are emptied, so the
 // resolver retries over TCP (RFC 7766 §5) instead of caching a partial
-// RRset.
-func fit(resp *dns.Msg, limit int, cut string) {
+// RRset. It returns the length it measured before cutting anything.
+func fit(resp *dns.Msg, limit int, cut string) int {
 	resp.Compress = true
-	if resp.Len() <= limit {
-		return
+	size := resp.Len()
+	if size <= limit {
+		return size
 	}
 	var opt dns.RR
 	extra := resp.Extra[:0:0]
@@ -37,9 +38,10 @@ func fit(resp *dns.Msg, limit int, cut string) {
 			resp.Truncated = true
 		}
 		if resp.Len() <= limit {
-			return
+			return size
 		}
 	}
 	resp.Truncated = true
 	resp.Answer, resp.Ns, resp.Extra = nil, nil, withOPT(nil)
+	return size
 }

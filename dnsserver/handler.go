@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/zones"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -33,7 +34,11 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 // is safe for concurrent use. A panic while answering is contained: the
 // client gets SERVFAIL, the panic is counted and logged once, and the
 // process keeps serving.
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serveDNS(w, req, nil) }
+
+// serveDNS is ServeDNS. tr, when not nil, receives what the reply depended
+// on, for the UDP fast path's cache of packed replies.
+func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
 	start := time.Now()
 	tcp := isTCP(w)
 	written := false
@@ -43,11 +48,17 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}()
 	edns := parseEDNS(req)
-	resp, out := s.respondTo(req, edns, w.RemoteAddr(), nil)
+	resp, out := s.respond(req, edns, w.RemoteAddr(), nil, tr)
 	if resp == nil {
 		return
 	}
-	fit(resp, s.sizeLimit(edns, tcp), out.cut)
+	limit := s.sizeLimit(edns, tcp)
+	size := fit(resp, limit, out.cut)
+	if tr != nil {
+		tr.size, tr.whole, tr.rcode = size, size <= limit, resp.Rcode
+		tr.out = out
+		tr.caseSafe = caseSafe(resp)
+	}
 	err := w.WriteMsg(resp)
 	written = true
 	if err != nil {
@@ -57,18 +68,69 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.observe(req, resp, &out, tcp, start)
 }
 
+// answerTrace is what a reply depended on besides the question's bytes: the
+// UDP fast path (fastpath.go) keeps a packed reply for the next query of
+// the same shape only when nothing else could change it.
+type answerTrace struct {
+	snap     *zones.Snapshot // the snapshot answered from; nil: none
+	size     int             // the reply's length as fit measured it, before any cut
+	whole    bool            // fit cut nothing
+	rcode    int
+	out      outcome
+	caseSafe bool // see caseSafe
+	// decisions counts geo decisions; the first one's record, the type it
+	// decided for and the decision are kept, the decision nil when it was
+	// not cached (when_all_down decided, and that must be counted).
+	decisions int
+	geo       *zones.Geo
+	qtype     uint16
+	decision  *cachedDecision
+}
+
+func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision) {
+	if tr.decisions == 0 {
+		tr.geo, tr.qtype, tr.decision = g, qtype, cd
+	}
+	tr.decisions++
+}
+
+// caseSafe reports whether every name in resp outside the question is in
+// lower case, as zone data is, so that how the reply compresses (miekg/dns
+// compares names byte for byte) depends on the question's case only
+// through its lower-case last labels. It judges by type: these types carry
+// no names in their data or names the zones package lower-cases.
+func caseSafe(resp *dns.Msg) bool {
+	for _, sec := range [3][]dns.RR{resp.Answer, resp.Ns, resp.Extra} {
+		for _, rr := range sec {
+			switch rr.Header().Rrtype {
+			case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypePTR,
+				dns.TypeSRV, dns.TypeNAPTR, dns.TypeSVCB, dns.TypeHTTPS, dns.TypeTXT, dns.TypeCAA,
+				dns.TypeDS, dns.TypeDNSKEY, dns.TypeTLSA, dns.TypeSSHFP, dns.TypeOPT:
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // respondTo builds the reply to req from a client at src, without regard to
 // its size. It returns nil when the query deserves no reply, and what was
 // decided: the zone, the zone cut of a referral, the PoP. ex, when not nil,
 // records how geo records decided.
 func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, outcome) {
+	return s.respond(req, edns, src, ex, nil)
+}
+
+// respond is respondTo, recording into tr when it is not nil.
+func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation, tr *answerTrace) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
+	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex, trace: tr}
 	switch {
 	case ecs.usable():
 		q.client = ecs.prefix.Addr()
@@ -108,13 +170,18 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Exp
 // subnet was private, holds for that subnet only: scope 0 would let the
 // resolver give its own location's answer to every client subnet.
 func (q *request) ecsScope(ecs clientSubnet) int {
+	return replyScope(q.tailored, q.scope, ecs.source, ecs.usable())
+}
+
+// replyScope is request.ecsScope from its parts, for the fast path too.
+func replyScope(tailored bool, scope int, source uint8, usable bool) int {
 	switch {
-	case !q.tailored || ecs.source == 0:
+	case !tailored || source == 0:
 		return 0
-	case ecs.usable():
-		return q.scope
+	case usable:
+		return scope
 	default:
-		return int(ecs.source)
+		return int(source)
 	}
 }
 
@@ -126,6 +193,8 @@ func sourceAddr(a net.Addr) netip.Addr {
 	case *net.TCPAddr:
 		addr, _ := netip.AddrFromSlice(v.IP)
 		return addr.Unmap()
+	case *udpPeer:
+		return v.addr.Addr().Unmap()
 	}
 	return netip.Addr{}
 }
@@ -159,6 +228,9 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	}
 	qname := strings.ToLower(question.Name)
 	q.snap = s.zones.Load()
+	if q.trace != nil {
+		q.trace.snap = q.snap
+	}
 	zone := q.snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,10 +287,21 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("dnsserver: Serve before Listen")
 	}
 	var all []*serving
+	var fast []*udpSocket
 	stopped := make(chan *serving, 2*len(s.listeners))
+	fastErr := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
+		// The fast path's readers own the UDP socket where they can, and
+		// hand what they do not answer to the miekg/dns server.
+		udpConn := l.udp
+		if u, err := s.newUDPSocket(l.udp); err != nil {
+			s.log.Warn().Err(err).Msg("UDP fast path unavailable; answering through miekg/dns only")
+		} else if u != nil {
+			fast = append(fast, u)
+			udpConn = u.handoff
+		}
 		udp := &dns.Server{
-			PacketConn:    l.udp,
+			PacketConn:    udpConn,
 			Handler:       s,
 			UDPSize:       dns.MaxMsgSize,
 			MsgAcceptFunc: acceptQuery,
@@ -319,6 +331,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			}()
 		}
 	}
+	for _, u := range fast {
+		u.start(fastErr)
+	}
 	s.mu.Unlock()
 	go func() {
 		for _, sv := range all {
@@ -339,6 +354,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case sv := <-stopped:
 		err = fmt.Errorf("dnsserver: serve: %w", sv.err)
+	case ferr := <-fastErr:
+		err = ferr
+	}
+	// The fast path's readers stop first: what they read is answered or
+	// handed off before the miekg/dns servers stop.
+	for _, u := range fast {
+		u.shutdown()
 	}
 	// Stop reading, let the queries in flight be answered, and wait for
 	// every serving goroutine before returning. miekg/dns refuses to shut
@@ -358,7 +380,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, sv := range all {
 		<-sv.stopped
 	}
+	for _, u := range fast {
+		u.close()
+	}
 	return err
+}
+
+// fastPanic contains a panic of the fast path: it is counted and logged,
+// and the query goes to the general path.
+func (s *Server) fastPanic(p any) {
+	s.metrics.panics.Inc()
+	s.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).
+		Msg("panic on the UDP fast path; the general path answers")
 }
 
 // serving is one miekg/dns server run by Serve.

@@ -252,3 +252,31 @@ func TestSetZonesSwapsAtomically(t *testing.T) {
 		t.Errorf("after swap: %v", r)
 	}
 }
+
+// TestServeUDPWildcard serves on a wildcard address, where the fast path
+// sets each reply's source address from the query's packet info, and
+// checks that fast, learnt and handed-off answers all arrive.
+func TestServeUDPWildcard(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{{"0.0.0.0:0", "127.0.0.1"}, {"[::]:0", "::1"}} {
+		t.Run(tc.listen, func(t *testing.T) {
+			if l, err := net.ListenPacket("udp", tc.listen); err != nil {
+				t.Skipf("cannot listen on %s: %v", tc.listen, err)
+			} else {
+				l.Close()
+			}
+			s := newTestServer(t, Config{Listen: []string{tc.listen}})
+			_, port, _ := net.SplitHostPort(startServer(t, s)[0])
+			addr := net.JoinHostPort(tc.dial, port)
+			for range 3 { // learnt, then from the fast path
+				if r := exchange(t, "udp", addr, query("WwW.example.test.", dns.TypeA)); len(r.Answer) != 1 {
+					t.Fatalf("reply %v", r)
+				}
+			}
+			notify := query("example.test.", dns.TypeSOA)
+			notify.Opcode = dns.OpcodeNotify // handed off to miekg/dns's server
+			if r := exchange(t, "udp", addr, notify); r.Rcode != dns.RcodeNotImplemented {
+				t.Errorf("NOTIFY got %s, want NOTIMP", dns.RcodeToString[r.Rcode])
+			}
+		})
+	}
+}

@@ -1,0 +1,283 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The UDP fast path answers the common query without decoding it into a
+// dns.Msg, without building a reply and without allocating: it parses the
+// packet in place (parseWire), finds the reply the general path gave last
+// time to a query of the same shape, copies it and patches what differs
+// from query to query: the ID, the question's case (echoed as asked, 0x20),
+// and the ECS option's ADDRESS and SCOPE. Replies are learnt by watching
+// the general path answer (answerTrace), never built separately, so the
+// two cannot drift apart: a reply is kept only when nothing but the
+// question's shape and, for geo records, one cached geo decision shaped
+// it. Everything else, and every first query of a shape, goes through the
+// general path. Each reader owns one fastPath: no locks, no sharing.
+type fastPath struct {
+	s     *Server
+	q     wireQuery
+	snap  *zones.Snapshot // the snapshot the entries were learnt from
+	cache map[string]*fastEntry
+	w     captureWriter
+	tr    answerTrace
+	// Metric handles resolved on first use, so that no series appears
+	// before its first event, and no query hashes label values.
+	ecsUsed, ecsIgnored prometheus.Counter
+	duration            prometheus.Observer
+}
+
+// fastCacheCap bounds one reader's entries. A flood of distinct names
+// fills it, and it starts over, as the decision cache does.
+const fastCacheCap = 16384
+
+// maxVariants bounds the replies kept per entry: one per distinct geo
+// decision (order of the answered targets), few in practice.
+const maxVariants = 64
+
+// fastEntry is what a query of one shape gets from one snapshot: a static
+// reply, or one reply per decision of one geo record.
+type fastEntry struct {
+	static   *fastReply
+	geo      *zones.Geo
+	qtype    uint16 // the type decided for
+	variants []*fastReply
+}
+
+// fastReply is a packed reply and what answering with it counts.
+type fastReply struct {
+	wire []byte
+	size int // the general path's measure: the reply fits a limit ≥ size
+	// ecs is the offset of the ECS option's SCOPE byte, its ADDRESS
+	// following; 0 when the reply has none.
+	ecs   int
+	rcode int
+	// The decision this reply answers, for geo entries.
+	ranked           string
+	nodata, servfail bool
+
+	requests prometheus.Counter
+	pop      prometheus.Counter // nil when no PoP answered
+}
+
+// fastResult is what the fast path did with a packet.
+type fastResult uint8
+
+const (
+	fastAnswered fastResult = iota // the reply is ready
+	fastLearn                      // a plain query it has no reply for: the general path answers it here
+	fastHandOff                    // not a plain query: miekg/dns's server must see it
+)
+
+func newFastPath(s *Server) *fastPath {
+	return &fastPath{s: s}
+}
+
+// answer answers packet from src into out (whose capacity must hold
+// Config.UDPSize bytes) when it can.
+func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fastResult) {
+	start := time.Now()
+	q := &f.q
+	if !parseWire(packet, q) {
+		return nil, fastHandOff
+	}
+	s := f.s
+	snap := s.zones.Load()
+	if snap == nil || s.cfg.QueryLog {
+		return nil, fastLearn
+	}
+	if f.snap != snap {
+		f.snap, f.cache = snap, nil
+	}
+	e := f.cache[string(q.key[:q.keyLen])]
+	if e == nil {
+		return nil, fastLearn
+	}
+	usable := q.usableECS()
+	r := e.static
+	tailored, scope := false, 0
+	if r == nil {
+		client := src
+		if usable {
+			client = q.ecsAddr
+		}
+		_, epoch := s.decisionEnv(snap)
+		cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
+		if cd == nil {
+			return nil, fastLearn
+		}
+		if r = e.variant(cd); r == nil {
+			return nil, fastLearn
+		}
+		tailored, scope = !cd.untailored, cd.scope
+	}
+	if r.size > q.sizeLimit(s.cfg.UDPSize) {
+		return nil, fastLearn // the general path fits it to the client
+	}
+	out = append(out[:0], r.wire...)
+	binary.BigEndian.PutUint16(out, q.id)
+	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
+	m := s.metrics
+	if q.ecs {
+		if usable {
+			if f.ecsUsed == nil {
+				f.ecsUsed = m.ecs.WithLabelValues("used")
+			}
+			f.ecsUsed.Inc()
+		} else {
+			if f.ecsIgnored == nil {
+				f.ecsIgnored = m.ecs.WithLabelValues("ignored")
+			}
+			f.ecsIgnored.Inc()
+		}
+		if r.ecs != 0 {
+			scope := replyScope(tailored, scope, q.ecsSource, usable)
+			out[r.ecs] = byte(scope)
+			copy(out[r.ecs+1:], packet[q.ecsRaw:q.ecsRaw+q.ecsRawLen])
+			if r.rcode != dns.RcodeFormatError {
+				m.scope.Observe(float64(scope))
+			}
+		}
+	}
+	if r.pop != nil {
+		r.pop.Inc()
+	}
+	r.requests.Inc()
+	if f.duration == nil {
+		f.duration = m.duration.WithLabelValues("udp")
+	}
+	f.duration.Observe(time.Since(start).Seconds())
+	return out, fastAnswered
+}
+
+// variant is the entry's reply for decision cd, or nil.
+func (e *fastEntry) variant(cd *cachedDecision) *fastReply {
+	for _, r := range e.variants {
+		if r.ranked == string(cd.ranked) && r.nodata == cd.nodata && r.servfail == cd.servfail {
+			return r
+		}
+	}
+	return nil
+}
+
+// learn answers a plain query that answer returned fastLearn for through
+// the general path, and keeps the reply when it may serve the next query
+// of the same shape. It returns the reply (valid until the next call), or
+// false when the packet must be handed off after all.
+func (f *fastPath) learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte, bool) {
+	req := new(dns.Msg)
+	if err := req.Unpack(packet); err != nil {
+		return nil, false
+	}
+	f.w = captureWriter{local: local, remote: net.UDPAddrFromAddrPort(src), wire: f.w.wire[:0]}
+	f.tr = answerTrace{}
+	f.s.serveDNS(&f.w, req, &f.tr)
+	if !f.w.written {
+		return nil, true
+	}
+	if !f.s.cfg.QueryLog {
+		f.remember(&f.tr, f.w.wire)
+	}
+	return f.w.wire, true
+}
+
+// remember keeps wire, the general path's reply to f.q, when tr shows that
+// it holds for every query of the same shape (for geo records: of the same
+// decision), patched.
+func (f *fastPath) remember(tr *answerTrace, wire []byte) {
+	q := &f.q
+	switch {
+	case tr.snap == nil || tr.snap != f.snap || !tr.whole || tr.rcode == dns.RcodeFormatError:
+		return
+	case q.lowerLabels != q.labels && !tr.caseSafe:
+		return
+	case tr.decisions > 1 || tr.decisions == 1 && tr.decision == nil:
+		return
+	}
+	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.size, rcode: tr.rcode}
+	if q.ecs && tr.rcode != dns.RcodeFormatError {
+		// The ECS option is the last thing in the reply (respond puts the
+		// OPT record last and ECS last in it).
+		r.ecs = len(wire) - q.ecsRawLen - 1
+		if r.ecs < 12+4 || binary.BigEndian.Uint16(wire[r.ecs-3:]) != q.ecsFamily || wire[r.ecs-1] != q.ecsSource {
+			return
+		}
+	}
+	zone := "none"
+	if tr.out.zone != nil {
+		zone = tr.out.zone.Origin()
+	}
+	m := f.s.metrics
+	r.requests = m.requests.WithLabelValues("udp", zone, qtypeLabel(q.qtype), rcodeLabel(tr.rcode))
+	if tr.out.pop != "" {
+		r.pop = m.answers.WithLabelValues(tr.out.pop)
+	}
+	if len(f.cache) >= fastCacheCap {
+		f.cache = nil
+	}
+	if f.cache == nil {
+		f.cache = make(map[string]*fastEntry)
+	}
+	key := string(q.key[:q.keyLen])
+	e := f.cache[key]
+	if tr.decisions == 0 {
+		switch {
+		case e == nil:
+			f.cache[key] = &fastEntry{static: r}
+		case e.static == nil:
+			delete(f.cache, key) // the same shape answered differently: trust neither
+		}
+		return
+	}
+	cd := tr.decision
+	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
+	switch {
+	case e == nil:
+		f.cache[key] = &fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}}
+	case e.static != nil || e.geo != tr.geo || e.qtype != tr.qtype:
+		// The same shape answered differently: trust neither.
+		delete(f.cache, key)
+	case e.variant(cd) == nil && len(e.variants) < maxVariants:
+		e.variants = append(e.variants, r)
+	}
+}
+
+// captureWriter is the dns.ResponseWriter of answers learnt on the fast
+// path: it keeps the packed reply for the reader to send.
+type captureWriter struct {
+	local, remote net.Addr
+	wire          []byte
+	written       bool
+}
+
+func (w *captureWriter) LocalAddr() net.Addr  { return w.local }
+func (w *captureWriter) RemoteAddr() net.Addr { return w.remote }
+
+// WriteMsg packs m as miekg/dns's server does.
+func (w *captureWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.wire = append(w.wire[:0], b...)
+	w.written = true
+	return len(b), nil
+}
+
+func (w *captureWriter) Close() error        { return nil }
+func (w *captureWriter) TsigStatus() error   { return nil }
+func (w *captureWriter) TsigTimersOnly(bool) {}
+func (w *captureWriter) Hijack()             {}

@@ -1,0 +1,412 @@
+package dnsserver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+var fastSrc = netip.MustParseAddrPort("192.0.2.1:40000")
+
+// generalUDP is the general path's reply to packet over UDP from src:
+// decoded by miekg/dns and answered by ServeDNS, as the server does for a
+// query its screen accepts. nil: no reply, or miekg/dns would answer it
+// itself (the fast path hands those off).
+func generalUDP(s *Server, packet []byte, src netip.AddrPort) []byte {
+	if len(packet) < 12 {
+		return nil
+	}
+	h := dns.Header{Bits: binary.BigEndian.Uint16(packet[2:]), Qdcount: binary.BigEndian.Uint16(packet[4:]),
+		Ancount: binary.BigEndian.Uint16(packet[6:]), Nscount: binary.BigEndian.Uint16(packet[8:]),
+		Arcount: binary.BigEndian.Uint16(packet[10:])}
+	if acceptQuery(h) != dns.MsgAccept {
+		return nil
+	}
+	req := new(dns.Msg)
+	if req.Unpack(packet) != nil {
+		return nil
+	}
+	w := &captureWriter{local: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, remote: net.UDPAddrFromAddrPort(src)}
+	s.ServeDNS(w, req)
+	if !w.written {
+		return nil
+	}
+	return w.wire
+}
+
+// fastUDP is what a reader does with packet: the fast path's reply, or the
+// general path's when the fast path learns from it. handedOff reports a
+// packet left to miekg/dns's server.
+func fastUDP(t testing.TB, f *fastPath, packet []byte, src netip.AddrPort) (reply []byte, fast, handedOff bool) {
+	t.Helper()
+	out, res := f.answer(packet, src.Addr().Unmap(), make([]byte, 0, f.s.cfg.UDPSize))
+	switch res {
+	case fastAnswered:
+		return out, true, false
+	case fastHandOff:
+		return nil, false, true
+	}
+	b, ok := f.learn(packet, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
+	if !ok {
+		return nil, false, true
+	}
+	return append([]byte(nil), b...), false, false
+}
+
+// variants are queries of one shape that differ where the fast path
+// patches: the ID, the question's case, and the ECS address.
+func variants(t testing.TB, m *dns.Msg) [][]byte {
+	t.Helper()
+	var out [][]byte
+	pack := func(m *dns.Msg) {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	pack(m)
+	for i, mut := range []func(*dns.Msg){
+		func(c *dns.Msg) {},
+		func(c *dns.Msg) { c.Question[0].Name = mixCase(c.Question[0].Name, 0x5555) },
+		func(c *dns.Msg) { c.Question[0].Name = mixCase(c.Question[0].Name, ^uint64(0)) },
+		func(c *dns.Msg) { c.Question[0].Name = mixCase(c.Question[0].Name, 1) },
+		func(c *dns.Msg) { shiftECS(c, 1) },
+		func(c *dns.Msg) { shiftECS(c, 7) },
+	} {
+		c := m.Copy()
+		c.Id = uint16(1000 + i)
+		mut(c)
+		pack(c)
+	}
+	return out
+}
+
+// mixCase upper-cases the letters of name picked by mask, in turn.
+func mixCase(name string, mask uint64) string {
+	b := []byte(name)
+	n := 0
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			if mask&(1<<(n%64)) != 0 {
+				b[i] = c - 'a' + 'A'
+			}
+			n++
+		}
+	}
+	return string(b)
+}
+
+// shiftECS moves an ECS option to another network of the same length.
+func shiftECS(m *dns.Msg, by byte) {
+	opt := m.IsEdns0()
+	if opt == nil {
+		return
+	}
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok || e.SourceNetmask < 8 {
+			continue
+		}
+		a := append(net.IP(nil), e.Address...)
+		if v4 := a.To4(); v4 != nil {
+			a = v4
+		}
+		a[0] += by
+		p, _ := netip.AddrFromSlice(a)
+		pfx, _ := p.Prefix(int(e.SourceNetmask))
+		e.Address = pfx.Addr().AsSlice()
+	}
+}
+
+// checkSame answers every variant through the fast path and the general
+// path and requires the same bytes; it returns how many the fast path
+// answered itself.
+func checkSame(t *testing.T, s *Server, f *fastPath, packets [][]byte, src netip.AddrPort) int {
+	t.Helper()
+	fast := 0
+	for _, p := range packets {
+		got, isFast, handedOff := fastUDP(t, f, p, src)
+		if handedOff {
+			continue // miekg/dns's server answers it, as without the fast path
+		}
+		want := generalUDP(s, p, src)
+		if !bytes.Equal(got, want) {
+			var g, w dns.Msg
+			g.Unpack(got)
+			w.Unpack(want)
+			t.Fatalf("fast path (answered itself: %v) differs from the general path for\n%x\nfast:\n%x\n%v\ngeneral:\n%x\n%v", isFast, p, got, &g, want, &w)
+		}
+		if isFast {
+			fast++
+		}
+	}
+	return fast
+}
+
+// staticNames are names of the static test zones that cover each kind of
+// answer: data, NODATA, NXDOMAIN, CNAME chains and loops, wildcards,
+// referrals, additional data, truncation, other zones.
+var staticNames = []string{"example.test.", "www.example.test.", "short.example.test.", "nope.example.test.",
+	"b.c.example.test.", "c.example.test.", "x.www.example.test.", "alias.example.test.", "chain1.example.test.",
+	"loop1.example.test.", "away.example.test.", "dangling.example.test.", "intodeleg.example.test.",
+	"_sip._udp.example.test.", "x.wild.example.test.", "a.b.wild.example.test.", "x.wildmx.example.test.",
+	"x.wildcname.example.test.", "exists.wild.example.test.", "svc.example.test.", "self.example.test.",
+	"sub.example.test.", "host.sub.example.test.", "big.example.test.", "www.other.test.", "elsewhere.invalid.", "."}
+
+var staticTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeNS, dns.TypeSOA, dns.TypeCNAME,
+	dns.TypeSRV, dns.TypeHTTPS, dns.TypeDS, dns.TypeANY, dns.TypeCAA, 0, 65000}
+
+func TestFastPathMatchesGeneralPath(t *testing.T) {
+	s := newTestServer(t, Config{NSID: "fast"})
+	f := newFastPath(s)
+	for _, name := range staticNames {
+		for _, qt := range staticTypes {
+			for _, m := range []*dns.Msg{query(name, qt), withOpts(query(name, qt), withEDNS(1232, true)),
+				withOpts(query(name, qt), withEDNS(4096, false)), withOpts(query(name, qt), withECS("81.2.69.0", 24)),
+				withOpts(query(name, qt), withOption(&dns.EDNS0_NSID{Code: dns.EDNS0NSID})),
+				withOpts(query(name, qt), func(m *dns.Msg) { m.RecursionDesired, m.CheckingDisabled = true, true })} {
+				checkSame(t, s, f, variants(t, m), fastSrc)
+			}
+		}
+	}
+	// The plain shapes must be answered by the fast path itself, once learnt.
+	for _, m := range []*dns.Msg{
+		query("www.example.test.", dns.TypeA),
+		query("www.example.test.", dns.TypeA, withEDNS(1232, false)),
+		query("nope.example.test.", dns.TypeA, withEDNS(1232, true)),
+		query("x.wild.example.test.", dns.TypeTXT),
+		query("host.sub.example.test.", dns.TypeA),
+		query("example.test.", dns.TypeMX, withECS("81.2.69.0", 24)),
+	} {
+		vs := variants(t, m)
+		if got := checkSame(t, s, f, vs, fastSrc); got < len(vs)-2 {
+			t.Errorf("%v: fast path answered %d of %d", m.Question[0], got, len(vs))
+		}
+	}
+}
+
+func withOpts(m *dns.Msg, opts ...func(*dns.Msg)) *dns.Msg {
+	c := m.Copy()
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+func TestFastPathMatchesGeneralPathGeo(t *testing.T) {
+	s := newGeoServer(t)
+	f := newFastPath(s)
+	src := netip.MustParseAddrPort("126.5.5.5:5353") // Tokyo
+	names := []string{"www", "two", "ruled", "states", "nearest", "all", "fallback", "servfail", "cdn", "nodata6"}
+	subnets := []struct {
+		addr string
+		bits uint8
+	}{{"81.2.69.0", 24}, {"24.48.1.0", 24}, {"10.1.2.0", 24}, {"203.0.113.0", 26}, {"0.0.0.0", 0},
+		{"2a00:1450::", 32}, {"192.0.2.64", 26}, {"198.51.100.0", 26}, {"1.2.3.0", 24}}
+	for _, name := range names {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeANY, dns.TypeCNAME, dns.TypeTXT} {
+			checkSame(t, s, f, variants(t, query(name+".geo.test.", qt)), src)
+			for _, sn := range subnets {
+				checkSame(t, s, f, variants(t, query(name+".geo.test.", qt, withECS(sn.addr, sn.bits))), src)
+			}
+		}
+	}
+	vs := variants(t, query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)))
+	if got := checkSame(t, s, f, vs, src); got < len(vs)-2 {
+		t.Errorf("geo with ECS: fast path answered %d of %d", got, len(vs))
+	}
+}
+
+// TestFastPathCountsAsGeneralPath checks that the fast path's metrics are
+// the general path's.
+func TestFastPathCountsAsGeneralPath(t *testing.T) {
+	queries := []*dns.Msg{
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)),
+		query("www.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)),
+		query("www.geo.test.", dns.TypeA, withECS("10.1.2.0", 24)),
+		query("www.geo.test.", dns.TypeTXT, withECS("81.2.69.0", 24)),
+		query("www.geo.test.", dns.TypeA),
+		query("nope.geo.test.", dns.TypeA),
+		query("elsewhere.invalid.", dns.TypeA),
+	}
+	dump := func(fast bool) map[string]string {
+		reg := prometheus.NewRegistry()
+		s := newGeoServer(t)
+		m, err := newMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.metrics = m
+		f := newFastPath(s)
+		for range 3 {
+			for _, q := range queries {
+				b, _ := q.Pack()
+				if fast {
+					fastUDP(t, f, b, netip.MustParseAddrPort("126.5.5.5:5353"))
+				} else {
+					s.ServeDNS(dnstest.NewUDP("126.5.5.5"), q)
+				}
+			}
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				key := mf.GetName() + labels(m)
+				switch {
+				case m.Counter != nil:
+					m.Counter.CreatedTimestamp = nil
+					out[key] = m.Counter.String()
+				case m.Histogram != nil:
+					m.Histogram.CreatedTimestamp = nil
+					out[key] = m.Histogram.String()
+					if mf.GetName() == "popdns_dns_request_duration_seconds" {
+						out[key] = (&dto.Histogram{SampleCount: m.Histogram.SampleCount}).String()
+					}
+				}
+			}
+		}
+		return out
+	}
+	general, fast := dump(false), dump(true)
+	for k, v := range general {
+		if fast[k] != v {
+			t.Errorf("%s: fast path %q, general path %q", k, fast[k], v)
+		}
+	}
+	for k := range fast {
+		if _, ok := general[k]; !ok {
+			t.Errorf("%s: only the fast path has it", k)
+		}
+	}
+}
+
+func labels(m *dto.Metric) string {
+	s := "{"
+	for _, l := range m.GetLabel() {
+		s += l.GetName() + "=" + l.GetValue() + ","
+	}
+	return s + "}"
+}
+
+// FuzzFastPath sends a query and variants of it (another ID, case, ECS
+// network, source) through the fast path and the general path, and
+// requires byte-identical replies whenever the fast path answers.
+func FuzzFastPath(f *testing.F) {
+	seed := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24))), uint64(0x15), byte(3), byte(1))     // geo, ECS
+	f.Add(seed(query("www.geo.test.", dns.TypeAAAA, withECS("2a00:1450::", 32))), uint64(0), byte(9), byte(2))   // IPv6 ECS
+	f.Add(seed(query("ruled.geo.test.", dns.TypeA, withECS("203.0.113.0", 26))), uint64(0xff), byte(1), byte(0)) // CIDR rule
+	f.Add(seed(query("two.geo.test.", dns.TypeA, withEDNS(512, true))), uint64(2), byte(0), byte(3))             // two answers, DO
+	f.Add(seed(query("www.example.test.", dns.TypeA)), uint64(0x2a), byte(0), byte(0))                           // static
+	f.Add(seed(query("big.example.test.", dns.TypeTXT, withEDNS(4096, false))), uint64(0), byte(0), byte(0))     // large
+	f.Add(seed(query("x.wild.example.test.", dns.TypeTXT)), uint64(0x3), byte(0), byte(0))                       // wildcard
+	f.Add(seed(query("host.sub.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                       // referral
+	f.Add(seed(query("chain1.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                         // CNAME chain
+	f.Add(seed(query("nope.example.test.", dns.TypeA, withECS("1.2.3.0", 24))), uint64(0x3), byte(5), byte(0))   // NXDOMAIN, ECS
+	s := newGeoServer(f)
+	s.SetZones(loadMergedZones(f))
+	fp := newFastPath(s)
+	srcs := []netip.AddrPort{fastSrc, netip.MustParseAddrPort("126.5.5.5:1"), netip.MustParseAddrPort("[2a00:1450::1]:2"), netip.MustParseAddrPort("81.2.69.7:3")}
+	f.Fuzz(func(t *testing.T, packet []byte, caseMask uint64, ecsShift, srcIdx byte) {
+		src := srcs[int(srcIdx)%len(srcs)]
+		checkSame(t, s, fp, [][]byte{packet}, src)
+		if len(packet) < 12 {
+			return
+		}
+		var q wireQuery
+		if !parseWire(packet, &q) {
+			return
+		}
+		// A variant of the same shape: another ID, case and ECS network.
+		v := append([]byte(nil), packet...)
+		binary.BigEndian.PutUint16(v, ^q.id)
+		for i, n := 13, 0; i < q.nameEnd; i++ {
+			if c := v[i] | 0x20; 'a' <= c && c <= 'z' {
+				if caseMask&(1<<(n%64)) != 0 {
+					v[i] ^= 0x20
+				}
+				n++
+			}
+		}
+		if q.ecs && q.ecsRawLen > 0 {
+			v[q.ecsRaw] += ecsShift
+			// Keep the bits beyond the prefix clear.
+			if rem := q.ecsSource % 8; rem != 0 {
+				v[q.ecsRaw+q.ecsRawLen-1] &= byte(0xff << (8 - rem))
+			}
+		}
+		checkSame(t, s, fp, [][]byte{v, packet, v}, src)
+	})
+}
+
+// loadMergedZones loads the static test zones and the geo test zone into
+// one snapshot.
+func loadMergedZones(t testing.TB) *zones.Snapshot {
+	t.Helper()
+	pops, err := zones.NewPoPs(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"geo.test.yaml": {Data: []byte(geoZone), ModTime: time.Unix(1e9, 0)}}
+	for name, data := range testZones {
+		fsys[name] = &fstest.MapFile{Data: []byte(data), ModTime: time.Unix(1_700_000_000, 0)}
+	}
+	snap, err := zones.Load(fsys, pops, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// TestFastPathAllocs holds the fast path to no allocation per query once
+// it has learnt the reply.
+func TestFastPathAllocs(t *testing.T) {
+	s := newGeoServer(t)
+	s.SetZones(loadMergedZones(t))
+	f := newFastPath(s)
+	out := make([]byte, 0, s.cfg.UDPSize)
+	for _, m := range []*dns.Msg{
+		query("static.example.test.", dns.TypeA),
+		query("www.example.test.", dns.TypeA, withEDNS(1232, false)),
+		query("nope.example.test.", dns.TypeA, withEDNS(1232, true)),
+		query("x.wild.example.test.", dns.TypeTXT),
+		query("www.geo.test.", dns.TypeA),
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)),
+		query("www.geo.test.", dns.TypeAAAA, withECS("2a00:1450::", 32)),
+		query("WwW.GeO.tEsT.", dns.TypeA, withECS("24.48.1.0", 24)),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fastUDP(t, f, b, fastSrc)
+		if _, res := f.answer(b, fastSrc.Addr(), out); res != fastAnswered {
+			t.Errorf("%v: not answered by the fast path once learnt", m.Question[0])
+			continue
+		}
+		if n := testing.AllocsPerRun(200, func() { f.answer(b, fastSrc.Addr(), out) }); n != 0 {
+			t.Errorf("%v: %.0f allocations per query, budget 0", m.Question[0], n)
+		}
+	}
+}

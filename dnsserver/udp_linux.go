@@ -1,0 +1,341 @@
+//go:build linux
+
+package dnsserver
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpSocket serves one listener's UDP socket on the fast path. Its reader
+// takes up to udpBatch queries per recvmmsg and sends the replies with one
+// sendmmsg. Both calls are non-blocking and made without telling the
+// scheduler (RawSyscall), which is cheap; when the socket has nothing
+// more, the reader parks in the netpoller on the same thread. A reader
+// blocking in recvmmsg instead measured slower on one core: the scheduler
+// takes the P from a thread blocked in a system call for more than 20 µs
+// and wakes another thread to poll the network, so every pause in the
+// traffic cost several thread switches (bench/OPTIMISATIONS.md). Queries
+// the fast path does not take go to the general path's miekg/dns server
+// through handoff.
+type udpSocket struct {
+	s       *Server
+	conn    *net.UDPConn // the listener's socket; Serve closes it
+	rc      syscall.RawConn
+	pktinfo bool // bound to a wildcard address: replies leave from the address asked
+	local   net.Addr
+	handoff *handoffConn
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+}
+
+const (
+	// udpBatch is how many datagrams one recvmmsg or sendmmsg moves.
+	udpBatch = 64
+	// maxUDPRead holds any datagram, as miekg/dns's server does.
+	maxUDPRead = 65535
+	ctrlLen    = 64 // room for one IP_PKTINFO or IPV6_PKTINFO message
+)
+
+// newUDPSocket prepares pc for the fast path; nil when pc is not a UDP
+// socket it can drive.
+func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
+	conn, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil, nil
+	}
+	laddr, _ := conn.LocalAddr().(*net.UDPAddr)
+	if laddr == nil {
+		return nil, nil
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	u := &udpSocket{s: s, conn: conn, rc: rc, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
+	if u.pktinfo {
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			// An IPv6 socket may carry IPv4-mapped traffic too, where the
+			// kernel allows it.
+			if laddr.IP.To4() == nil {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			}
+			if err4 := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); laddr.IP.To4() != nil {
+				serr = err4
+			}
+		})
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+		}
+	}
+	u.handoff = newHandoffConn(laddr, u.sendTo)
+	return u, nil
+}
+
+// start runs the reader; if it fails, it reports to errc. One reader per
+// socket: the socket's read lock would serialise more.
+func (u *udpSocket) start(errc chan<- error) {
+	r := newUDPReader(u)
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		if err := r.run(); err != nil {
+			errc <- err
+		}
+	}()
+}
+
+// shutdown stops the reader and waits for it: every query it read has
+// been answered or handed off when it returns.
+func (u *udpSocket) shutdown() {
+	u.stop.Store(true)
+	u.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
+	u.wg.Wait()
+}
+
+// close releases the socket; the handoff server must be done with it.
+func (u *udpSocket) close() { u.conn.Close() }
+
+// sendTo writes a reply of the general path.
+func (u *udpSocket) sendTo(b []byte, to *udpPeer) error {
+	_, _, err := u.conn.WriteMsgUDPAddrPort(b, to.oob, to.addr)
+	return err
+}
+
+// mmsghdr is struct mmsghdr; Go lays it out as C does on every Linux port.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// udpReader is one reader of a socket and everything it reuses.
+type udpReader struct {
+	u    *udpSocket
+	fast *fastPath
+	// recv and xmit are the reader's methods as values made once: a
+	// method value made per call would allocate.
+	recv, xmit func(fd uintptr) bool
+	got        int        // what the last recvmmsg returned
+	sent, todo int        // replies sent, replies in the batch
+	errno      unix.Errno // of the last call
+	used       int        // messages of the last recvmmsg, whose headers need resetting
+	rmsgs      [udpBatch]mmsghdr
+	riov       [udpBatch]unix.Iovec
+	names      [udpBatch]unix.RawSockaddrInet6
+	ctrl       [udpBatch][ctrlLen]byte
+	rbuf       []byte
+	smsgs      [udpBatch]mmsghdr
+	siov       [udpBatch]unix.Iovec
+	out        [udpBatch][]byte
+}
+
+func newUDPReader(u *udpSocket) *udpReader {
+	r := &udpReader{u: u, fast: newFastPath(u.s), rbuf: make([]byte, udpBatch*maxUDPRead)}
+	for i := range r.rmsgs {
+		r.riov[i].Base = &r.rbuf[i*maxUDPRead]
+		r.riov[i].SetLen(maxUDPRead)
+		h := &r.rmsgs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Iov = &r.riov[i]
+		h.SetIovlen(1)
+		if u.pktinfo {
+			h.Control = &r.ctrl[i][0]
+			h.SetControllen(ctrlLen)
+		}
+		r.out[i] = make([]byte, 0, u.s.cfg.UDPSize)
+		r.smsgs[i].hdr.Iov = &r.siov[i]
+		r.smsgs[i].hdr.SetIovlen(1)
+	}
+	r.used = udpBatch
+	r.recv, r.xmit = r.recvBatch, r.sendBatch
+	return r
+}
+
+func (r *udpReader) run() error {
+	u := r.u
+	for !u.stop.Load() {
+		for i := range r.used {
+			h := &r.rmsgs[i].hdr
+			h.Namelen = unix.SizeofSockaddrInet6
+			if u.pktinfo {
+				h.SetControllen(ctrlLen)
+			}
+			h.Flags = 0
+		}
+		r.used = 0
+		if err := u.rc.Read(r.recv); err != nil {
+			if u.stop.Load() {
+				return nil
+			}
+			return fmt.Errorf("dnsserver: serve udp: %w", err)
+		}
+		switch r.errno {
+		case 0:
+		case unix.EINTR, unix.ECONNREFUSED:
+			continue
+		default:
+			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", r.errno))
+		}
+		r.used = r.got
+		m := 0
+		for i := range r.got {
+			if r.handle(i, m) {
+				m++
+			}
+		}
+		r.send(m)
+	}
+	return nil
+}
+
+// recvBatch is one non-blocking recvmmsg; false tells the netpoller to
+// wait for more.
+func (r *udpReader) recvBatch(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.rmsgs[0])),
+		udpBatch, unix.MSG_DONTWAIT, 0, 0)
+	if errno == unix.EAGAIN {
+		return false
+	}
+	r.got, r.errno = int(n), errno
+	if errno != 0 {
+		r.got = 0
+	}
+	return true
+}
+
+// handle answers message i of the batch into send slot m, or hands it
+// off; it reports whether slot m now holds a reply.
+func (r *udpReader) handle(i, m int) (queued bool) {
+	msg := &r.rmsgs[i]
+	packet := r.rbuf[i*maxUDPRead : i*maxUDPRead+int(msg.n)]
+	src, ok := sockaddrAddrPort(&r.names[i])
+	if !ok || len(packet) < 12 {
+		return false // miekg/dns drops these too
+	}
+	handedOff := false
+	defer func() {
+		if p := recover(); p != nil {
+			r.u.s.fastPanic(p)
+			if !handedOff {
+				r.handOff(i, packet, src)
+			}
+			queued = false
+		}
+	}()
+	reply, res := r.fast.answer(packet, src.Addr().Unmap(), r.out[m][:0])
+	if res == fastLearn {
+		b, ok := r.fast.learn(packet, src, r.u.local)
+		switch {
+		case !ok:
+			res = fastHandOff
+		case b == nil:
+			return false
+		default:
+			reply = append(r.out[m][:0], b...)
+		}
+	}
+	if res == fastHandOff {
+		handedOff = true
+		r.handOff(i, packet, src)
+		return false
+	}
+	s := &r.smsgs[m].hdr
+	s.Name, s.Namelen = msg.hdr.Name, msg.hdr.Namelen
+	r.siov[m].Base = &reply[0]
+	r.siov[m].SetLen(len(reply))
+	s.Control, s.Controllen = nil, 0
+	if r.u.pktinfo && r.replySource(i) {
+		s.Control, s.Controllen = msg.hdr.Control, msg.hdr.Controllen
+	}
+	return true
+}
+
+// handOff gives message i to the general path.
+func (r *udpReader) handOff(i int, packet []byte, src netip.AddrPort) {
+	msg := &r.rmsgs[i]
+	peer := &udpPeer{addr: src}
+	if r.u.pktinfo && r.replySource(i) {
+		peer.oob = append([]byte(nil), unsafe.Slice(msg.hdr.Control, msg.hdr.Controllen)...)
+	}
+	r.u.handoff.give(handoff{packet: append([]byte(nil), packet...), from: peer})
+}
+
+// replySource turns the received packet-info message of message i into
+// the one that makes its reply leave from the address the query was sent
+// to, as miekg/dns does; false when there is none.
+func (r *udpReader) replySource(i int) bool {
+	h := &r.rmsgs[i].hdr
+	if h.Controllen < unix.SizeofCmsghdr {
+		return false
+	}
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&r.ctrl[i][0]))
+	data := r.ctrl[i][unix.CmsgLen(0):]
+	switch {
+	case c.Level == unix.IPPROTO_IP && c.Type == unix.IP_PKTINFO && int(c.Len) >= unix.CmsgLen(unix.SizeofInet4Pktinfo):
+		p := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+		p.Ifindex, p.Spec_dst = 0, p.Addr
+	case c.Level == unix.IPPROTO_IPV6 && c.Type == unix.IPV6_PKTINFO && int(c.Len) >= unix.CmsgLen(unix.SizeofInet6Pktinfo):
+		p := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+		p.Ifindex = 0
+	default:
+		return false
+	}
+	h.SetControllen(int(c.Len))
+	return true
+}
+
+// send writes the first m replies of the batch.
+func (r *udpReader) send(m int) {
+	r.sent, r.todo = 0, m
+	for r.sent < r.todo {
+		if err := r.u.rc.Write(r.xmit); err != nil {
+			return // closed
+		}
+	}
+}
+
+// sendBatch is one non-blocking sendmmsg of the replies not yet sent;
+// false tells the netpoller to wait until the socket can take more.
+func (r *udpReader) sendBatch(fd uintptr) bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&r.smsgs[r.sent])),
+		uintptr(r.todo-r.sent), unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		r.sent += int(n)
+	case unix.EAGAIN:
+		return false
+	case unix.EINTR:
+	default:
+		r.sent++ // that reply cannot go; the others may
+	}
+	return true
+}
+
+// sockaddrAddrPort reads a received socket address.
+func sockaddrAddrPort(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa4.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port), true
+	case unix.AF_INET6:
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port), true
+	}
+	return netip.AddrPort{}, false
+}

@@ -1,0 +1,284 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/miekg/dns"
+)
+
+// wireQuery is a query read straight from the wire by parseWire, for the
+// UDP fast path. It holds only the common, plain shape of a query; anything
+// else is left to the general path, which decodes with miekg/dns.
+type wireQuery struct {
+	id      uint16
+	nameEnd int    // the question name is packet[12:nameEnd]
+	qtype   uint16 // the question's class is IN
+	labels  int    // labels of the name, the root not counted
+	// lowerLabels counts the name's last labels that have no upper-case
+	// letter. Names from zone data are lower case, so the general path's
+	// name compression, which compares names byte for byte, depends on
+	// the asked case only through this count (see fastKey).
+	lowerLabels int
+	// key is the lower-case name in wire form followed by what else shapes
+	// the reply (fastKey); keyLen bytes of it are used.
+	key    [maxKeyLen]byte
+	keyLen int
+
+	edns    bool   // one OPT record, version 0
+	udpSize uint16 // from the OPT record
+	do      bool
+	nsid    bool
+
+	ecs       bool // one ECS option (RFC 7871), well formed
+	ecsFamily uint16
+	ecsSource uint8
+	ecsAddr   netip.Addr // the ECS network address, masked
+	ecsRaw    int        // offset of the ECS ADDRESS bytes in the packet
+	ecsRawLen int
+}
+
+// Shape bits of the fast-path key: everything besides the name and type
+// that changes the reply's bytes other than where the fast path patches.
+const (
+	shapeRD = 1 << iota
+	shapeCD
+	shapeEDNS
+	shapeDO
+	shapeNSID
+	shapeECS
+	shapeECS6
+)
+
+// maxKeyLen: a 255-byte name, the type, the shape, the ECS source
+// prefix length and lowerLabels.
+const maxKeyLen = 255 + 2 + 1 + 1 + 1
+
+// parseWire reads a query of the plain shape the fast path answers: a QUERY
+// with one IN question, no answer or authority records, and at most one
+// additional record, an OPT of version 0 whose options are at most one
+// well-formed ECS, NSID, COOKIE and PADDING. Its name has only characters
+// that need no escaping in presentation form and no compression pointer.
+// Anything else, or a query that the general path would answer with
+// FORMERR, NOTIMP, REFUSED for its class or type, or BADVERS, reports
+// false. It does not allocate.
+func parseWire(p []byte, q *wireQuery) bool {
+	if len(p) < 12+5 {
+		return false
+	}
+	flags := binary.BigEndian.Uint16(p[2:])
+	const qr, opcode = 1 << 15, 0xf << 11
+	if flags&(qr|opcode) != 0 {
+		return false
+	}
+	qd, an, ns, ar := binary.BigEndian.Uint16(p[4:]), binary.BigEndian.Uint16(p[6:]),
+		binary.BigEndian.Uint16(p[8:]), binary.BigEndian.Uint16(p[10:])
+	if qd != 1 || an != 0 || ns != 0 || ar > 1 {
+		return false
+	}
+	q.id = binary.BigEndian.Uint16(p)
+
+	// The name, lower-cased into the key as it goes.
+	off, k := 12, 0
+	q.labels, q.lowerLabels = 0, 0
+	for {
+		if off >= len(p) {
+			return false
+		}
+		n := int(p[off])
+		if n == 0 {
+			q.key[k] = 0
+			k++
+			off++
+			break
+		}
+		if n > 63 || off+1+n > len(p) || k+1+n+1 > 255 {
+			return false // also a compression pointer (0xc0 and up)
+		}
+		q.key[k] = byte(n)
+		k++
+		upper := false
+		for _, c := range p[off+1 : off+1+n] {
+			if !plainNameByte(c) {
+				return false
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+				upper = true
+			}
+			q.key[k] = c
+			k++
+		}
+		q.labels++
+		if upper {
+			q.lowerLabels = 0
+		} else {
+			q.lowerLabels++
+		}
+		off += 1 + n
+	}
+	q.nameEnd = off
+	if off+4 > len(p) {
+		return false
+	}
+	q.qtype = binary.BigEndian.Uint16(p[off:])
+	if binary.BigEndian.Uint16(p[off+2:]) != dns.ClassINET {
+		return false
+	}
+	switch q.qtype {
+	case dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY:
+		return false
+	}
+	off += 4
+
+	q.edns, q.do, q.nsid, q.ecs, q.ecsFamily, q.ecsSource = false, false, false, false, 0, 0
+	if ar == 1 {
+		var ok bool
+		if off, ok = q.parseOPT(p, off); !ok {
+			return false
+		}
+	}
+	if off != len(p) {
+		return false // trailing bytes: let miekg/dns judge them
+	}
+
+	// The rest of the key.
+	binary.BigEndian.PutUint16(q.key[k:], q.qtype)
+	shape := byte(0)
+	if flags&(1<<8) != 0 {
+		shape |= shapeRD
+	}
+	if flags&(1<<4) != 0 {
+		shape |= shapeCD
+	}
+	if q.edns {
+		shape |= shapeEDNS
+	}
+	if q.do {
+		shape |= shapeDO
+	}
+	if q.nsid {
+		shape |= shapeNSID
+	}
+	if q.ecs {
+		shape |= shapeECS
+		if q.ecsFamily == 2 {
+			shape |= shapeECS6
+		}
+	}
+	q.key[k+2] = shape
+	q.key[k+3] = q.ecsSource
+	q.key[k+4] = byte(q.lowerLabels)
+	q.keyLen = k + 5
+	return true
+}
+
+// parseOPT reads the OPT record at off and returns the offset after it.
+func (q *wireQuery) parseOPT(p []byte, off int) (int, bool) {
+	// Root owner, type, class (payload size), TTL (extended rcode,
+	// version, flags), RDLENGTH.
+	if off+11 > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != dns.TypeOPT {
+		return 0, false
+	}
+	q.udpSize = binary.BigEndian.Uint16(p[off+3:])
+	if p[off+5] != 0 || p[off+6] != 0 { // extended rcode, version
+		return 0, false
+	}
+	q.do = p[off+7]&0x80 != 0
+	rdlen := int(binary.BigEndian.Uint16(p[off+9:]))
+	off += 11
+	end := off + rdlen
+	if end > len(p) {
+		return 0, false
+	}
+	q.edns = true
+	for off < end {
+		if off+4 > end {
+			return 0, false
+		}
+		code, n := binary.BigEndian.Uint16(p[off:]), int(binary.BigEndian.Uint16(p[off+2:]))
+		off += 4
+		if off+n > end {
+			return 0, false
+		}
+		switch code {
+		case dns.EDNS0NSID:
+			q.nsid = true
+		case dns.EDNS0COOKIE, dns.EDNS0PADDING:
+			// Decoded without error by miekg/dns and ignored.
+		case dns.EDNS0SUBNET:
+			if q.ecs || !q.parseECS(p[off:off+n], off) {
+				return 0, false
+			}
+		default:
+			return 0, false
+		}
+		off += n
+	}
+	return off, true
+}
+
+// parseECS reads an ECS option of family 1 or 2 whose ADDRESS is exactly
+// as long as SOURCE PREFIX-LENGTH needs, with no bit set beyond it and
+// SCOPE 0 (RFC 7871 §6): the reply echoes those bytes as they are.
+func (q *wireQuery) parseECS(b []byte, off int) bool {
+	if len(b) < 4 || b[3] != 0 {
+		return false
+	}
+	family, source := binary.BigEndian.Uint16(b), b[2]
+	var a [16]byte
+	var addr netip.Addr
+	raw := b[4:]
+	if len(raw) != (int(source)+7)/8 {
+		return false
+	}
+	switch family {
+	case 1:
+		if source > 32 {
+			return false
+		}
+		copy(a[:4], raw)
+		addr = netip.AddrFrom4([4]byte(a[:4]))
+	case 2:
+		if source > 128 {
+			return false
+		}
+		copy(a[:], raw)
+		addr = netip.AddrFrom16(a)
+	default:
+		return false
+	}
+	if p, err := addr.Prefix(int(source)); err != nil || p.Addr() != addr {
+		return false // bits beyond the prefix: FORMERR (RFC 7871 §7.2.1)
+	}
+	q.ecs, q.ecsFamily, q.ecsSource, q.ecsAddr = true, family, source, addr
+	q.ecsRaw, q.ecsRawLen = off+4, len(raw)
+	return true
+}
+
+// plainNameByte reports whether c stands for itself in a name's
+// presentation form, which is what the zone data and the general path's
+// lower-casing see. miekg/dns escapes the others.
+func plainNameByte(c byte) bool {
+	if c <= ' ' || c > '~' {
+		return false
+	}
+	switch c {
+	case '.', '\'', '@', ';', '(', ')', '"', '\\':
+		return false
+	}
+	return true
+}
+
+// usableECS is clientSubnet.usable for a parsed query.
+func (q *wireQuery) usableECS() bool {
+	return q.ecs && q.ecsSource != 0 && publicAddr(q.ecsAddr)
+}
+
+// sizeLimit is Server.sizeLimit for a parsed query over UDP.
+func (q *wireQuery) sizeLimit(ours uint16) int {
+	if !q.edns {
+		return dns.MinMsgSize
+	}
+	return max(dns.MinMsgSize, int(min(q.udpSize, ours)))
+}
