@@ -1,0 +1,146 @@
+//go:build linux && (amd64 || arm64)
+
+package main
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// mmsghdr is struct mmsghdr of sendmmsg(2) and recvmmsg(2).
+type mmsghdr struct {
+	hdr syscall.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+// batch is a set of message buffers for one sendmmsg or recvmmsg call on
+// a connected socket (no addresses).
+type batch struct {
+	hdrs []mmsghdr
+	iovs []syscall.Iovec
+	bufs [][]byte
+}
+
+func newBatch(n, size int) *batch {
+	b := &batch{hdrs: make([]mmsghdr, n), iovs: make([]syscall.Iovec, n), bufs: make([][]byte, n)}
+	for i := range n {
+		b.bufs[i] = make([]byte, size)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(size)
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.Iovlen = 1
+	}
+	return b
+}
+
+// conn is a connected UDP socket read and written in batches through the
+// runtime's poller.
+type conn struct {
+	uc *net.UDPConn
+	rc syscall.RawConn
+}
+
+func dial(server string, bufBytes int) (*conn, error) {
+	addr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return nil, err
+	}
+	uc, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		uc.Close()
+		return nil, err
+	}
+	// Large buffers on the generator's side, so that a burst of replies
+	// is not dropped here; root may go past rmem_max/wmem_max.
+	_ = rc.Control(func(fd uintptr) {
+		for _, opt := range [][2]int{{syscall.SO_RCVBUFFORCE, syscall.SO_RCVBUF}, {syscall.SO_SNDBUFFORCE, syscall.SO_SNDBUF}} {
+			if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt[0], bufBytes) != nil {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt[1], bufBytes)
+			}
+		}
+	})
+	return &conn{uc: uc, rc: rc}, nil
+}
+
+// send sends the first n messages of b, whose lengths are set in b.iovs.
+// It returns how many were sent; an ICMP error queued by an earlier packet
+// (ECONNREFUSED) is returned as an error after the packets it interrupted.
+func (c *conn) send(b *batch, n int) (int, error) {
+	sent := 0
+	var serr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for sent < n {
+			r, _, e := syscall.Syscall6(sysSENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[sent])), uintptr(n-sent), 0, 0, 0)
+			switch {
+			case e == syscall.EAGAIN:
+				return false
+			case e == syscall.EINTR:
+				continue
+			case e != 0:
+				serr = e
+				return true
+			}
+			sent += int(r)
+		}
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	return sent, err
+}
+
+// recv reads up to len(b.hdrs) messages, waiting for the first until the
+// connection's read deadline. The length of message i is b.hdrs[i].n.
+func (c *conn) recv(b *batch) (int, error) {
+	var got int
+	var rerr error
+	for i := range b.iovs {
+		b.iovs[i].SetLen(len(b.bufs[i]))
+	}
+	err := c.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)),
+				syscall.MSG_DONTWAIT, 0, 0)
+			switch {
+			case e == syscall.EAGAIN:
+				return false
+			case e == syscall.EINTR:
+				continue
+			case e != 0:
+				rerr = e
+				return true
+			}
+			got = int(r)
+			return true
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	return got, err
+}
+
+// isRefused tells an ICMP port unreachable (nothing listens) apart.
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// setTimerSlack sets the calling thread's timer slack (prctl
+// PR_SET_TIMERSLACK), so that its sleeps end on time.
+func setTimerSlack(d time.Duration) {
+	const prSetTimerSlack = 29
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, uintptr(d.Nanoseconds()), 0)
+}
+
+// nanosleep blocks the calling thread for d.
+func nanosleep(d time.Duration) {
+	ts := syscall.NsecToTimespec(d.Nanoseconds())
+	_ = syscall.Nanosleep(&ts, nil)
+}
