@@ -385,3 +385,16 @@ done
 log "measured in $(($(date +%s) - t_start)) s"
 
 "$benchctl" report -workload bench/workload.yaml -out "$out" -o "$report"
+
+# --- Steering quality: the choices rather than the speed (bench/steer) -----------
+# In-process, with popdns's own selector over the same GeoLite2 database; its
+# section is appended to the report.
+log "steering simulation (bench/steer, about a minute)"
+if go run ./bench/steer -db "$mmdb" -out "$out/steer.md" >"$out/logs/steer.log" 2>&1; then
+	{
+		echo
+		cat "$out/steer.md"
+	} >>"$report"
+else
+	log "warning: the steering simulation failed (bench/out/logs/steer.log); RESULTS.md has no steering section"
+fi
