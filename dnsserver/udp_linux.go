@@ -28,9 +28,22 @@ import (
 // traffic cost several thread switches (bench/OPTIMISATIONS.md). Queries
 // the fast path does not take go to the general path's miekg/dns server
 // through handoff.
+//
+// The socket is in no epoll set while the reader works: a UDP socket's
+// send buffer "has room" again as each reply leaves, and with anything on
+// the socket's wait queue (Go's netpoller keeps every file registered)
+// each reply sent ran a wake-up (about 5 % of the server's CPU at max
+// load; gdnsd, blocking in recvmmsg, pays nothing for it). So the socket
+// is taken out of the netpoller (the listener's conn is closed, a
+// duplicate of its descriptor kept), and only when recvmmsg finds nothing
+// does the reader add it, for reading, to an epoll set of its own, the
+// set being what it waits on in the netpoller; it takes it out again when
+// it wakes.
 type udpSocket struct {
 	s       *Server
-	conn    *net.UDPConn // the listener's socket; Serve closes it
+	fd      int      // the socket, a duplicate of the listener's; close releases it
+	epfd    int      // the epoll set the reader waits on; ep owns it
+	ep      *os.File // epfd in the netpoller
 	rc      syscall.RawConn
 	pktinfo bool // bound to a wildcard address: replies leave from the address asked
 	local   net.Addr
@@ -62,7 +75,7 @@ func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &udpSocket{s: s, conn: conn, rc: rc, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
+	u := &udpSocket{s: s, fd: -1, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
 	if u.pktinfo {
 		var serr error
 		err = rc.Control(func(fd uintptr) {
@@ -82,8 +95,45 @@ func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
 			return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
 		}
 	}
+	if err := u.detach(conn, rc); err != nil {
+		return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+	}
 	u.handoff = newHandoffConn(laddr, u.sendTo)
 	return u, nil
+}
+
+// detach takes the socket out of Go's netpoller and makes the epoll set
+// the reader waits on (see udpSocket); it closes conn.
+func (u *udpSocket) detach(conn *net.UDPConn, rc syscall.RawConn) error {
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		u.fd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(u.fd)
+		return err
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(u.fd)
+		return err
+	}
+	u.epfd, u.ep = epfd, os.NewFile(uintptr(epfd), "epoll")
+	if u.rc, err = u.ep.SyscallConn(); err != nil {
+		u.ep.Close()
+		unix.Close(u.fd)
+		return err
+	}
+	// The duplicate keeps the socket open; closing conn takes its
+	// descriptor out of the netpoller.
+	conn.Close()
+	return nil
 }
 
 // start runs the reader; if it fails, it reports to errc. One reader per
@@ -103,17 +153,52 @@ func (u *udpSocket) start(errc chan<- error) {
 // been answered or handed off when it returns.
 func (u *udpSocket) shutdown() {
 	u.stop.Store(true)
-	u.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
+	u.ep.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
 	u.wg.Wait()
 }
 
 // close releases the socket; the handoff server must be done with it.
-func (u *udpSocket) close() { u.conn.Close() }
+func (u *udpSocket) close() {
+	u.ep.Close()
+	unix.Close(u.fd)
+}
 
 // sendTo writes a reply of the general path.
 func (u *udpSocket) sendTo(b []byte, to *udpPeer) error {
-	_, _, err := u.conn.WriteMsgUDPAddrPort(b, to.oob, to.addr)
-	return err
+	var sa unix.Sockaddr
+	if a := to.addr.Addr(); a.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(to.addr.Port()), Addr: a.As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(to.addr.Port()), Addr: a.As16()}
+	}
+	for {
+		_, err := unix.SendmsgN(u.fd, b, to.oob, sa, unix.MSG_DONTWAIT)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if werr := waitWritable(u.fd); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("sendmsg", err)
+		}
+		return nil
+	}
+}
+
+// waitWritable waits until the socket can take a datagram: rarely, since
+// UDP sockets seldom fill, so a blocking poll(2) is good enough and keeps
+// the socket's wait queue empty the rest of the time.
+func waitWritable(fd int) error {
+	pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	_, err := unix.Poll(pfd[:], 1000)
+	if err != nil && err != unix.EINTR {
+		return os.NewSyscallError("poll", err)
+	}
+	return nil
 }
 
 // mmsghdr is struct mmsghdr; Go lays it out as C does on every Linux port.
@@ -126,13 +211,15 @@ type mmsghdr struct {
 type udpReader struct {
 	u    *udpSocket
 	fast *fastPath
-	// recv and xmit are the reader's methods as values made once: a
-	// method value made per call would allocate.
-	recv, xmit func(fd uintptr) bool
-	got        int        // what the last recvmmsg returned
-	sent, todo int        // replies sent, replies in the batch
-	errno      unix.Errno // of the last call
-	used       int        // messages of the last recvmmsg, whose headers need resetting
+	// recv is the reader's method as a value made once: a method value
+	// made per call would allocate.
+	recv       func(fd uintptr) bool
+	armed      bool            // the socket is in the epoll set
+	ev         unix.EpollEvent // how it is
+	got        int             // what the last recvmmsg returned
+	sent, todo int             // replies sent, replies in the batch
+	errno      unix.Errno      // of the last call
+	used       int             // messages of the last recvmmsg, whose headers need resetting
 	rmsgs      [udpBatch]mmsghdr
 	riov       [udpBatch]unix.Iovec
 	names      [udpBatch]unix.RawSockaddrInet6
@@ -162,7 +249,8 @@ func newUDPReader(u *udpSocket) *udpReader {
 		r.smsgs[i].hdr.SetIovlen(1)
 	}
 	r.used = udpBatch
-	r.recv, r.xmit = r.recvBatch, r.sendBatch
+	r.recv = r.recvBatch
+	r.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(u.fd)}
 	return r
 }
 
@@ -192,6 +280,7 @@ func (r *udpReader) run() error {
 			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", r.errno))
 		}
 		r.used = r.got
+		start := time.Now() // one clock read per batch, and one in flush
 		m := 0
 		for i := range r.got {
 			if r.handle(i, m) {
@@ -199,16 +288,31 @@ func (r *udpReader) run() error {
 			}
 		}
 		r.send(m)
+		r.fast.flush(start)
 	}
 	return nil
 }
 
 // recvBatch is one non-blocking recvmmsg; false tells the netpoller to
-// wait for more.
-func (r *udpReader) recvBatch(fd uintptr) bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.rmsgs[0])),
+// wait for more, with the socket in the epoll set while it waits. Adding
+// it finds a datagram that came in meanwhile, so none is missed.
+func (r *udpReader) recvBatch(uintptr) bool {
+	u := r.u
+	if r.armed {
+		r.armed = false
+		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_DEL, u.fd, &r.ev); errno != 0 {
+			r.got, r.errno = 0, errno
+			return true
+		}
+	}
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&r.rmsgs[0])),
 		udpBatch, unix.MSG_DONTWAIT, 0, 0)
 	if errno == unix.EAGAIN {
+		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_ADD, u.fd, &r.ev); errno != 0 {
+			r.got, r.errno = 0, errno
+			return true
+		}
+		r.armed = true
 		return false
 	}
 	r.got, r.errno = int(n), errno
@@ -299,20 +403,22 @@ func (r *udpReader) replySource(i int) bool {
 	return true
 }
 
-// send writes the first m replies of the batch.
+// send writes the first m replies of the batch. The socket is not in the
+// netpoller for writing (see udpSocket): when it is full, which UDP
+// sockets seldom are, the reader waits in poll(2).
 func (r *udpReader) send(m int) {
 	r.sent, r.todo = 0, m
 	for r.sent < r.todo {
-		if err := r.u.rc.Write(r.xmit); err != nil {
-			return // closed
+		if !r.sendBatch() && (waitWritable(r.u.fd) != nil || r.u.stop.Load()) {
+			return // a socket full even while shutting down loses these replies
 		}
 	}
 }
 
 // sendBatch is one non-blocking sendmmsg of the replies not yet sent;
-// false tells the netpoller to wait until the socket can take more.
-func (r *udpReader) sendBatch(fd uintptr) bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&r.smsgs[r.sent])),
+// false when the socket cannot take more yet.
+func (r *udpReader) sendBatch() bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(r.u.fd), uintptr(unsafe.Pointer(&r.smsgs[r.sent])),
 		uintptr(r.todo-r.sent), unix.MSG_DONTWAIT, 0, 0)
 	switch errno {
 	case 0:
@@ -324,6 +430,14 @@ func (r *udpReader) sendBatch(fd uintptr) bool {
 		r.sent++ // that reply cannot go; the others may
 	}
 	return true
+}
+
+// epollCtl is epoll_ctl(2), which never blocks: made without telling the
+// scheduler, as recvmmsg is.
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
+		uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errno
 }
 
 // sockaddrAddrPort reads a received socket address.
