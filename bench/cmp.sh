@@ -1,34 +1,35 @@
 #!/bin/sh
-# cmp.sh BINARY... — side-by-side CPU time per query of popdns builds, as in
-# bench/OPTIMISATIONS.md: each binary serves CONFIG pinned to core 0,
-# fastload runs pinned to core 1, over UDP on 127.0.0.1, for each workload,
-# ROUNDS times interleaved. Needs bench/fastload built as $FASTLOAD.
+# cmp.sh BINARY... — side-by-side CPU time per answered query of popdns
+# builds, as in bench/OPTIMISATIONS.md. Each binary in turn serves the
+# benchmark's popdns configuration pinned to core 0 while bench/loadgen,
+# pinned to core 1, sends a workload's queries at max load over UDP on
+# 127.0.0.1; ROUNDS rounds, builds interleaved. It reuses what bench/run.sh
+# prepared in bench/out (run `bench/run.sh -quick` once first).
 set -eu
-CONFIG=${CONFIG:-/tmp/pb/popdns.yaml}
-FASTLOAD=${FASTLOAD:-/tmp/fastload}
+cd "$(dirname "$0")/.."
+out=bench/out
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-8s}
 WORKLOADS=${WORKLOADS:-"static geo-ecs"}
-GEOLITE=${GEOLITE:-$(dirname "$0")/../testdata/geo/real/GeoLite2-City.mmdb}
+loadgen=$out/bin/loadgen
+config=$out/servers/popdns/popdns.yaml
+port=$(awk -F'\t' '$1 == "popdns" {print $2}' "$out/servers.tsv")
+for f in "$loadgen" "$config" "$out/queries/static.txt"; do
+  [ -e "$f" ] || { echo "cmp.sh: $f is missing: run bench/run.sh -quick first" >&2; exit 1; }
+done
 for round in $(seq "$ROUNDS"); do
   for w in $WORKLOADS; do
     for bin in "$@"; do
-      cd "$(dirname "$CONFIG")"
-      taskset -c 0 "$bin" -config "$CONFIG" >/tmp/pb/server.log 2>&1 &
+      (cd "$(dirname "$config")" && exec taskset -c 0 "$bin" -config popdns.yaml) >"$out/logs/cmp-server.log" 2>&1 &
       pid=$!
-      cd - >/dev/null
       for _ in $(seq 50); do
-        dig +short +time=1 +tries=1 -p 5353 @127.0.0.1 static.example.test >/dev/null 2>&1 && break
+        dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 example.test SOA >/dev/null 2>&1 && break
         sleep 0.1
       done
-      case $w in
-      static) args="-name static.example.test." ;;
-      geo) args="-name www.example.test." ;;
-      geo-ecs) args="-name www.example.test. -ecs ${ECS:-12000}" ;;
-      esac
-      taskset -c 1 "$FASTLOAD" -geolite "$GEOLITE" -pid $pid -d "$DUR" -label "round=$round wl=$w bin=$(basename "$bin")" $args ${EXTRA:-}
-      kill $pid
-      wait $pid || true
+      taskset -c 1 "$loadgen" -server "127.0.0.1:$port" -queries "$out/queries/$w.txt" -mode max \
+        -sockets 4 -outstanding 64 -duration "$DUR" -pid "$pid" -label "round=$round wl=$w bin=$(basename "$bin")"
+      kill "$pid"
+      wait "$pid" || true
     done
   done
 done

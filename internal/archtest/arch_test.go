@@ -36,7 +36,6 @@ var allowed = map[string][]string{
 	"bench/internal/procstat": {},
 	"bench/internal/sample":   {"geo", "bench/internal/workload"},
 	"bench/internal/workload": {},
-	"bench/fastload":          {"geo"},
 }
 
 // packages maps each package directory (relative to the repo root) to its
