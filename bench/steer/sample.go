@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/popdns/popdns/bench/internal/sample"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -98,7 +99,7 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 			cache[n.Offset()] = pl
 		}
 		network := n.Prefix()
-		if !pl.ok || !network.Addr().Is4() || !routable(network.Addr()) {
+		if !pl.ok || !network.Addr().Is4() || !sample.Routable(network.Addr()) {
 			continue
 		}
 		counts[pl.continent]++
@@ -146,23 +147,6 @@ func weight24(network netip.Prefix) float64 {
 	return min(float64(uint64(1)<<(32-network.Bits()))/256, maxWeight24)
 }
 
-// routable reports whether a is an address a resolver could send as a
-// client subnet, one popdns uses: not private, loopback, link-local,
-// CGNAT, multicast or reserved.
-func routable(a netip.Addr) bool {
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
-		return false
-	}
-	b := a.As4()
-	switch {
-	case b[0] == 100 && b[1]&0xc0 == 64: // 100.64.0.0/10
-		return false
-	case b[0] == 0, b[0] >= 240:
-		return false
-	}
-	return true
-}
-
 // querySubnet is the ECS subnet a resolver sends for a client of network:
 // a /24 inside it, drawn with kind "query", or the network itself when it is
 // a /24 or longer.
@@ -183,8 +167,5 @@ func subnet24(network netip.Prefix, r *rand.Rand) netip.Prefix {
 	if network.Bits() >= 24 {
 		return network
 	}
-	b := network.Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8
-	v += r.Uint32N(uint32(1)<<(24-network.Bits())) << 8
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}), 24)
+	return sample.Subnet24(network, r)
 }

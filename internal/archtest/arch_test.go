@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"internal/archtest":       {},
 	"cmd/popdns":              {"zones", "geo", "healthprobe", "dnsserver"},
 	"crosscheck":              {}, // tests only
-	"bench/steer":             {"zones", "geo", "healthprobe", "dnsserver"},
+	"bench/steer":             {"zones", "geo", "healthprobe", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":           {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
 	"bench/benchctl":          {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
 	"bench/internal/dnswire":  {},

@@ -171,7 +171,7 @@ func Sample(db *maxminddb.Reader, d *workload.Description) (*Result, error) {
 			continue
 		}
 		network := res.Prefix()
-		if !network.Addr().Is4() || !routable(network.Addr()) {
+		if !network.Addr().Is4() || !Routable(network.Addr()) {
 			continue
 		}
 		counts[loc.Continent]++
@@ -198,7 +198,7 @@ func Sample(db *maxminddb.Reader, d *workload.Description) (*Result, error) {
 			if got == d.Clients.PerContinent {
 				break
 			}
-			subnet := subnet24(c.network, rng)
+			subnet := Subnet24(c.network, rng)
 			if seen[subnet] {
 				continue
 			}
@@ -224,10 +224,10 @@ func Sample(db *maxminddb.Reader, d *workload.Description) (*Result, error) {
 	return out, nil
 }
 
-// routable reports whether a is an address a resolver could send as a
+// Routable reports whether a is an address a resolver could send as a
 // client subnet: not private, loopback, link-local, CGNAT, multicast or
 // reserved (servers ignore those subnets).
-func routable(a netip.Addr) bool {
+func Routable(a netip.Addr) bool {
 	if !a.IsGlobalUnicast() || a.IsPrivate() {
 		return false
 	}
@@ -241,9 +241,9 @@ func routable(a netip.Addr) bool {
 	return true
 }
 
-// subnet24 returns the /24 of network (a network of /24 or longer), or a
+// Subnet24 returns the /24 of network (a network of /24 or longer), or a
 // random /24 inside it (a shorter one).
-func subnet24(network netip.Prefix, rng *rand.Rand) netip.Prefix {
+func Subnet24(network netip.Prefix, rng *rand.Rand) netip.Prefix {
 	if network.Bits() >= 24 {
 		p, _ := network.Addr().Prefix(24)
 		return p

@@ -130,9 +130,9 @@ func TestSubnet24(t *testing.T) {
 		{"10.0.0.0/8", "10.0.0.0/8"},
 	} {
 		for range 50 {
-			p := subnet24(netip.MustParsePrefix(c.network), rng)
+			p := Subnet24(netip.MustParsePrefix(c.network), rng)
 			if p.Bits() != 24 || !netip.MustParsePrefix(c.within).Contains(p.Addr()) || p.Masked() != p {
-				t.Fatalf("subnet24(%s) = %s", c.network, p)
+				t.Fatalf("Subnet24(%s) = %s", c.network, p)
 			}
 		}
 	}
@@ -143,8 +143,8 @@ func TestRoutable(t *testing.T) {
 		"8.8.8.0": true, "10.1.2.3": false, "192.168.1.0": false, "100.64.1.0": false, "100.128.0.0": true,
 		"127.0.0.1": false, "169.254.1.1": false, "224.0.0.1": false, "0.1.2.3": false, "240.0.0.1": false,
 	} {
-		if got := routable(netip.MustParseAddr(a)); got != want {
-			t.Errorf("routable(%s) = %v", a, got)
+		if got := Routable(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Routable(%s) = %v", a, got)
 		}
 	}
 }
