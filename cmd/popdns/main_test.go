@@ -463,7 +463,10 @@ func TestExplainCommand(t *testing.T) {
 	}
 }
 
-func TestExplainHTTP(t *testing.T) {
+// newDemoServer builds the built-in demo's server without binding or
+// serving anything; it is closed when the test ends.
+func newDemoServer(t *testing.T) *server {
+	t.Helper()
 	cfg, err := demoConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -472,8 +475,12 @@ func TestExplainHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.close()
-	h := newHTTPHandler(srv, nil)
+	t.Cleanup(srv.close)
+	return srv
+}
+
+func TestExplainHTTP(t *testing.T) {
+	h := newHTTPHandler(newDemoServer(t), nil)
 	for _, tc := range []struct {
 		query  string
 		status int

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/rs/zerolog"
 )
 
 // popServer is a PoP's health endpoint on 127.0.0.1 that a test stops,
@@ -450,17 +449,8 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 // TestReadyzReasons checks /readyz before the listeners serve and before
 // the first probe round is done.
 func TestReadyzReasons(t *testing.T) {
-	cfg, err := demoConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := newServer(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.close()
 	rec := httptest.NewRecorder()
-	newHTTPHandler(srv, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	newHTTPHandler(newDemoServer(t), nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not ready: DNS listeners not serving yet") {
 		t.Errorf("/readyz before serving: %d %s", rec.Code, rec.Body.String())
 	}
