@@ -17,6 +17,10 @@ port=$(awk -F'\t' '$1 == "popdns" {print $2}' "$out/servers.tsv")
 for f in "$loadgen" "$config" "$out/queries/static.txt"; do
   [ -e "$f" ] || { echo "cmp.sh: $f is missing: run bench/run.sh -quick first" >&2; exit 1; }
 done
+# The PoPs' health servers that the configuration's probes ask, as in run.sh.
+taskset -c 1 "$out/bin/benchctl" healthd -workload bench/workload.yaml >"$out/logs/cmp-healthd.log" 2>&1 &
+healthd=$!
+trap 'kill "$healthd" 2>/dev/null' EXIT
 for round in $(seq "$ROUNDS"); do
   for w in $WORKLOADS; do
     for bin in "$@"; do

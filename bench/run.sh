@@ -265,8 +265,18 @@ stop_server() {
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=
 }
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
+# The PoPs' health servers, which popdns probes while it is measured; on
+# the generator's core, and gone when this script ends.
+healthd_pid=
+stop_all() {
+	stop_server
+	[[ -n $healthd_pid ]] && { kill -TERM "$healthd_pid" 2>/dev/null; wait "$healthd_pid" 2>/dev/null; healthd_pid=; }
+	return 0
+}
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
+taskset -c 1 "$benchctl" healthd -workload bench/workload.yaml >"$logs/healthd.log" 2>&1 &
+healthd_pid=$!
 
 start_server() { # start_server NAME RUN: pinned to core 0
 	# Not through on_core: $! must be the server's own PID.

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -113,6 +118,9 @@ func TestPrepareConfigs(t *testing.T) {
 					a = p.located[i].Addr.String()
 				}
 				mustHave = append(mustHave, a)
+				if s.Monitor != 0 {
+					mustHave = append(mustHave, healthAddr(i))
+				}
 			}
 		}
 		for _, m := range mustHave {
@@ -239,5 +247,32 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestCheckReady(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		if calls.Add(1) < 3 {
+			http.Error(w, "first probe round running", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready: 1 zones, 6 probes\n")
+	}))
+	defer srv.Close()
+	got, err := checkReady(srv.URL, 5*time.Second)
+	if err != nil || got != "ready: 1 zones, 6 probes" || calls.Load() != 3 {
+		t.Errorf("checkReady = %q, %v after %d calls", got, err, calls.Load())
+	}
+	never := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "DNS listeners not serving yet", http.StatusServiceUnavailable)
+	}))
+	defer never.Close()
+	if _, err := checkReady(never.URL, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "503 DNS listeners not serving yet") {
+		t.Errorf("never ready: %v", err)
 	}
 }

@@ -8,6 +8,7 @@
 //	benchctl verify   check a running server's answers (nearest PoP for sample
 //	                  clients on six continents) before it is measured
 //	benchctl report   write bench/RESULTS.md from the measurements
+//	benchctl healthd  serve the PoPs' health endpoints that popdns probes
 package main
 
 import (
@@ -25,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchctl prepare|wait|verify|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchctl prepare|wait|verify|report|healthd|exec [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -38,10 +39,12 @@ func main() {
 		err = cmdVerify(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
+	case "healthd":
+		err = cmdHealthd(os.Args[2:])
 	case "exec":
 		err = cmdExec(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (prepare, wait, verify, report)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (prepare, wait, verify, report, healthd, exec)", os.Args[1])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return

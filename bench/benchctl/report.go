@@ -320,6 +320,11 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 		p("| %s | %s | %s | %s | %s | %s |\n", s.Name, okMark(v.Static), okMark(v.NXDomain), geo, agree, scope)
 	}
 	p("\n")
+	if v := verifications["popdns"]; v != nil && v.Ready != "" {
+		p("popdns is measured with its health probes running: each PoP is probed over HTTP every %s (timeout %s) "+
+			"on its health server (`benchctl healthd`, on core 1). Its `/readyz` before measuring: \"%s\". "+
+			"The peers run without health checks.\n\n", probeInterval, probeTimeout, v.Ready)
+	}
 
 	p("## CPU time per answered query (µs, median of runs; lower is better)\n\n")
 	p("At **max** load (the generator keeps queries in flight; the server saturated unless the generator is the limit), " +

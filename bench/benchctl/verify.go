@@ -37,8 +37,11 @@ type Verification struct {
 	Agreement     float64  `json:"agreement"`
 	Disagreements []string `json:"disagreements,omitempty"`
 	// ScopeDE is the ECS scope returned for a German /24 (-1: no ECS option).
-	ScopeDE int    `json:"scope_de"`
-	Error   string `json:"error,omitempty"`
+	ScopeDE int `json:"scope_de"`
+	// Ready is what the server's /readyz said, for servers with a
+	// monitoring endpoint: for popdns, that its health probes ran.
+	Ready string `json:"ready,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // cmdVerify asks one running server the sample questions before it is
@@ -73,6 +76,12 @@ func cmdVerify(args []string) error {
 	}
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(s.Port))
 	v := verify(s, addr, d, clients, located, *perContinent, *margin, *checked)
+	if s.Monitor != 0 && v.OK {
+		monitor := fmt.Sprintf("http://127.0.0.1:%d", s.Monitor)
+		if v.Ready, err = checkReady(monitor, 10*time.Second); err != nil {
+			v.OK, v.Error = false, fmt.Sprintf("not ready: %v", err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(*out, "verify"), 0o755); err != nil {
 		return err
 	}
@@ -84,6 +93,9 @@ func cmdVerify(args []string) error {
 	if s.Geo {
 		summary += fmt.Sprintf(", nearest PoP %d/%d required clients, agreement %.1f %% of %d, scope for a German /24: %d",
 			v.RequiredOK, v.Required, 100*v.Agreement, v.Checked, v.ScopeDE)
+	}
+	if v.Ready != "" {
+		summary += ", /readyz: " + v.Ready
 	}
 	fmt.Fprintln(os.Stderr, summary)
 	for _, f := range v.Failures {
