@@ -498,3 +498,15 @@ func TestExplainHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestProcsFor(t *testing.T) {
+	for _, c := range []struct {
+		current int
+		set     bool
+		want    int
+	}{{1, false, 2}, {2, false, 2}, {8, false, 8}, {1, true, 1}, {4, true, 4}} {
+		if got := procsFor(c.current, c.set); got != c.want {
+			t.Errorf("procsFor(%d, operator set: %v) = %d, want %d", c.current, c.set, got, c.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -48,12 +49,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if was, n := runtime.GOMAXPROCS(0), procsFor(runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS") != ""); n != was {
+		runtime.GOMAXPROCS(n)
+		log.Info().Int("gomaxprocs", n).Int("cpus", was).Msg("running with a second P, so that probes are not delayed by the UDP readers")
+	}
 	a, err := start(cfg, log)
 	if err != nil {
 		return err
 	}
 	a.reloader = newReloader(args, cfg, a.built, log)
 	return a.serve(ctx)
+}
+
+// minProcs is the fewest Ps popdns serves with. A UDP reader under load
+// never parks, and Go's scheduler looks at the network only when a P has
+// nothing else to run, or every 10 ms. With one P (one CPU, or a CPU
+// limit) the health probes' replies wait behind the reader: their RTTs
+// grew by 20–50 ms under load in bench/, and the penalties they feed then
+// moved clients and flushed the decision cache every few seconds. A second
+// P waits in the netpoller and runs a probe as soon as its reply is in;
+// the kernel shares the CPU between the two threads.
+const minProcs = 2
+
+// procsFor is the GOMAXPROCS to serve with, given the runtime's choice and
+// whether the operator set GOMAXPROCS, which always wins.
+func procsFor(current int, setByOperator bool) int {
+	if setByOperator || current >= minProcs {
+		return current
+	}
+	return minProcs
 }
 
 func versionString() string {
