@@ -54,6 +54,86 @@ type fastEntry struct {
 	geo      *zones.Geo
 	qtype    uint16 // the type decided for
 	variants []*fastReply
+	// The reader's own memo of the shared decision cache for this entry:
+	// client network → the reply its decision selects, valid in epoch.
+	// A hit costs one map lookup on an integer key and no lock, where
+	// the shared cache hashes and compares a whole cacheKey under a
+	// shard's lock and the reply is then searched among the variants.
+	// Client addresses that fit no integer key (IPv6 with host bits, or
+	// with a zone) are not memoised.
+	epoch  cacheEpoch
+	byV4   map[uint32]clientReply
+	byV6   map[uint64]clientReply // by the upper 64 bits, when the lower are zero
+	memoed int
+}
+
+// clientReply is a memoised decision: the reply and what answering with
+// it patches.
+type clientReply struct {
+	r        *fastReply
+	scope    uint8
+	tailored bool
+}
+
+// memoCap bounds one entry's memo; a flood of client networks fills it and
+// it starts over, as the caches it memoises do.
+const memoCap = 1 << 16
+
+// lookup is the memoised reply for client in epoch e.
+func (e *fastEntry) lookup(client netip.Addr, ep cacheEpoch) (clientReply, bool) {
+	if e.epoch != ep {
+		return clientReply{}, false
+	}
+	if client.Is4() {
+		cr, ok := e.byV4[v4Key(client)]
+		return cr, ok
+	}
+	if hi, ok := v6Key(client); ok {
+		cr, ok := e.byV6[hi]
+		return cr, ok
+	}
+	return clientReply{}, false
+}
+
+// memo remembers cr for client in epoch ep, starting over when the epoch
+// moved or the memo is full.
+func (e *fastEntry) memo(client netip.Addr, ep cacheEpoch, cr clientReply) {
+	if e.epoch != ep || e.memoed >= memoCap {
+		e.epoch, e.byV4, e.byV6, e.memoed = ep, nil, nil, 0
+	}
+	if client.Is4() {
+		if e.byV4 == nil {
+			e.byV4 = make(map[uint32]clientReply)
+		}
+		e.byV4[v4Key(client)] = cr
+		e.memoed++
+		return
+	}
+	if hi, ok := v6Key(client); ok {
+		if e.byV6 == nil {
+			e.byV6 = make(map[uint64]clientReply)
+		}
+		e.byV6[hi] = cr
+		e.memoed++
+	}
+}
+
+func v4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// v6Key is the memo key of an IPv6 client network: its upper 64 bits,
+// when the address has no others (ECS sends /56s and shorter) and no zone.
+func v6Key(a netip.Addr) (uint64, bool) {
+	if !a.Is6() || a.Zone() != "" {
+		return 0, false
+	}
+	b := a.As16()
+	if binary.BigEndian.Uint64(b[8:]) != 0 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[:8]), true
 }
 
 // fastReply is a packed reply and what answering with it counts.
@@ -114,14 +194,19 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			client = q.ecsAddr
 		}
 		_, epoch := s.decisionEnv(snap)
-		cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
-		if cd == nil {
-			return nil, fastLearn
+		cr, ok := e.lookup(client, epoch)
+		if !ok {
+			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
+			if cd == nil {
+				return nil, fastLearn
+			}
+			if cr.r = e.variant(cd); cr.r == nil {
+				return nil, fastLearn
+			}
+			cr.tailored, cr.scope = !cd.untailored, uint8(cd.scope)
+			e.memo(client, epoch, cr)
 		}
-		if r = e.variant(cd); r == nil {
-			return nil, fastLearn
-		}
-		tailored, scope = !cd.untailored, cd.scope
+		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
 	}
 	if r.size > q.sizeLimit(s.cfg.UDPSize) {
 		return nil, fastLearn // the general path fits it to the client

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -410,5 +411,77 @@ func TestFastPathAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(200, func() { f.answer(b, fastSrc.Addr(), out); f.flush(now) }); n != 0 {
 			t.Errorf("%v: %.0f allocations per query, budget 0", m.Question[0], n)
 		}
+	}
+}
+
+// TestFastPathMemoFollowsHealth checks that a reader's memo of decisions
+// never outlives the epoch it was made in: after a probe flips, the fast
+// path answers the new decision, for every kind of client key (IPv4
+// network, IPv6 network, IPv6 address with host bits, which is not
+// memoised), and keeps answering it itself.
+func TestFastPathMemoFollowsHealth(t *testing.T) {
+	s, h := newProbedServer(t, 0)
+	f := newFastPath(s)
+	const fraProbe = "tcp://192.0.2.1:443"
+	clients := []struct {
+		name string
+		q    *dns.Msg
+	}{
+		{"IPv4 /24", query("www.probed.test.", dns.TypeA, withECS("81.2.69.0", 24))},
+		{"IPv6 /48", query("www.probed.test.", dns.TypeA, withECS("2a00:1450:4001::", 48))},
+		{"IPv6 /128", query("www.probed.test.", dns.TypeA, withECS("2a00:1450:4001::77", 128))},
+	}
+	src := netip.MustParseAddrPort("192.0.2.200:5300")
+	answerOf := func(t *testing.T, q *dns.Msg) (string, bool) {
+		t.Helper()
+		b, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, fast, handedOff := fastUDP(t, f, b, src)
+		if handedOff {
+			t.Fatal("handed off")
+		}
+		if want := generalUDP(s, b, src); !bytes.Equal(reply, want) {
+			t.Fatalf("fast path (answered itself: %v) differs from the general path", fast)
+		}
+		var m dns.Msg
+		if err := m.Unpack(reply); err != nil {
+			t.Fatal(err)
+		}
+		got := addrs(m.Answer)
+		if len(got) != 1 {
+			t.Fatalf("answer %v", got)
+		}
+		return got[0], fast
+	}
+	steps := []struct {
+		fraUp bool
+		want  string
+	}{{true, "192.0.2.1"}, {false, "192.0.2.2"}, {true, "192.0.2.1"}, {false, "192.0.2.2"}}
+	for i, step := range steps {
+		h.set(0, map[string]healthprobe.Result{fraProbe: {Healthy: step.fraUp}})
+		for _, c := range clients {
+			fastAnswers := 0
+			for range 3 {
+				got, fast := answerOf(t, c.q)
+				if got != step.want {
+					t.Fatalf("step %d (fra up: %v), %s: answered %s, want %s: a decision outlived its epoch", i, step.fraUp, c.name, got, step.want)
+				}
+				if fast {
+					fastAnswers++
+				}
+			}
+			if fastAnswers < 2 {
+				t.Errorf("step %d, %s: the fast path answered %d of 3", i, c.name, fastAnswers)
+			}
+		}
+	}
+	v4, v6 := 0, 0
+	for _, e := range f.cache {
+		v4, v6 = v4+len(e.byV4), v6+len(e.byV6)
+	}
+	if v4 != 1 || v6 != 1 {
+		t.Errorf("memoised %d IPv4 and %d IPv6 networks, want one of each (the /128 is not memoised)", v4, v6)
 	}
 }
