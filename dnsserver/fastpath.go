@@ -32,7 +32,7 @@ type fastPath struct {
 	// Metric handles resolved on first use, so that no series appears
 	// before its first event, and no query hashes label values.
 	ecsUsed, ecsIgnored prometheus.Counter
-	duration            prometheus.Observer
+	duration            *histSeries
 	// answered counts the replies answer made since the last flush,
 	// whose durations flush observes: reading the clock per query cost
 	// more than the rest of the metrics.
@@ -232,7 +232,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			out[r.ecs] = byte(scope)
 			copy(out[r.ecs+1:], packet[q.ecsRaw:q.ecsRaw+q.ecsRawLen])
 			if r.rcode != dns.RcodeFormatError {
-				m.scope.Observe(float64(scope))
+				m.scope.with("").observe(float64(scope))
 			}
 		}
 	}
@@ -251,12 +251,9 @@ func (f *fastPath) flush(start time.Time) {
 		return
 	}
 	if f.duration == nil {
-		f.duration = f.s.metrics.duration.WithLabelValues("udp")
+		f.duration = f.s.metrics.duration.with("udp")
 	}
-	d := time.Since(start).Seconds()
-	for range f.answered {
-		f.duration.Observe(d)
-	}
+	f.duration.observeN(time.Since(start).Seconds(), uint64(f.answered))
 	f.answered = 0
 }
 

@@ -10,11 +10,11 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	panics   prometheus.Counter
-	duration *prometheus.HistogramVec
+	duration *batchHistogram
 	allDown  *prometheus.CounterVec
 	answers  *prometheus.CounterVec
 	ecs      *prometheus.CounterVec
-	scope    prometheus.Histogram
+	scope    *batchHistogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,11 +27,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "dns", Name: "panics_total",
 			Help: "Queries whose handling panicked and were answered SERVFAIL.",
 		}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "popdns", Subsystem: "dns", Name: "request_duration_seconds",
-			Help:    "Time from a decoded query to its reply being written.",
-			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2},
-		}, []string{"proto"}),
+		duration: newBatchHistogram("popdns_dns_request_duration_seconds", "Time from a decoded query to its reply being written.",
+			[]float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2}, "proto", "udp", "tcp"),
 		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "geo", Name: "all_down_total",
 			Help: "Geo answers for which no target was eligible, by the when_all_down policy that decided.",
@@ -44,12 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "dns", Name: "ecs_requests_total",
 			Help: "Queries with an EDNS Client Subnet option, by whether it placed the client (used) or not (ignored: SOURCE 0 or an unroutable network).",
 		}, []string{"ecs"}),
-		scope: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "popdns", Subsystem: "dns", Name: "ecs_scope_prefix_length",
-			Help:    "SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
-			Buckets: []float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128},
-		}),
 	}
+	m.scope = newBatchHistogram("popdns_dns_ecs_scope_prefix_length",
+		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
+		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
 	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -67,7 +62,7 @@ func (m *metrics) observeGeo(q *outcome, rcode int) {
 		m.ecs.WithLabelValues("ignored").Inc()
 	}
 	if q.ecs != ecsAbsent && rcode != dns.RcodeFormatError {
-		m.scope.Observe(float64(q.replyScope))
+		m.scope.with("").observe(float64(q.replyScope))
 	}
 	if q.pop != "" {
 		m.answers.WithLabelValues(q.pop).Inc()

@@ -2,6 +2,8 @@ package dnsserver
 
 import (
 	"bytes"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,13 +90,108 @@ func TestGeoMetrics(t *testing.T) {
 			t.Errorf("ecs_requests_total{ecs=%s} = %v, want %v", use, got, want)
 		}
 	}
-	var m dto.Metric
-	if err := s.metrics.scope.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	h := m.GetHistogram()
+	h := gatherHistogram(t, s.metrics.scope, "")
 	// Scopes 24, 16, 24 (the private subnet's own length) and 0.
 	if h.GetSampleCount() != 4 || h.GetSampleSum() != 64 {
 		t.Errorf("scope histogram: %d samples summing to %v, want 4 summing to 64", h.GetSampleCount(), h.GetSampleSum())
 	}
+}
+
+// gatherHistogram is the series of c with the given label value ("" for
+// an unlabelled one), as a registry exports it.
+func gatherHistogram(t *testing.T, c prometheus.Collector, value string) *dto.Histogram {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 0 && value == "" || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == value {
+				return m.GetHistogram()
+			}
+		}
+	}
+	t.Fatalf("no series %q", value)
+	return nil
+}
+
+// TestBatchHistogram feeds the same observations to a batchHistogram and
+// to the client library's histogram, which must export the same buckets,
+// count and sum.
+func TestBatchHistogram(t *testing.T) {
+	upper := []float64{0, 8, 16, 24, 1e-3}
+	slices.Sort(upper)
+	tests := []struct {
+		name string
+		obs  []struct {
+			v float64
+			n uint64
+		}
+	}{
+		{"bounds are upper-inclusive", []struct {
+			v float64
+			n uint64
+		}{{0, 1}, {8, 2}, {16, 1}, {24, 3}}},
+		{"between bounds, below the first, above the last", []struct {
+			v float64
+			n uint64
+		}{{-1, 1}, {5e-4, 4}, {9, 1}, {17.5, 2}, {25, 5}, {1e9, 1}}},
+		{"n at a time", []struct {
+			v float64
+			n uint64
+		}{{2e-4, 64}, {12, 1000}, {30, 7}, {3, 0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ours := newBatchHistogram("h", "help", upper, "proto", "udp", "tcp")
+			theirs := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h", Help: "help", Buckets: upper})
+			for _, o := range tc.obs {
+				ours.with("udp").observeN(o.v, o.n)
+				for range o.n {
+					theirs.Observe(o.v)
+				}
+			}
+			var want dto.Metric
+			if err := theirs.Write(&want); err != nil {
+				t.Fatal(err)
+			}
+			got, w := gatherHistogram(t, ours, "udp"), want.GetHistogram()
+			if got.GetSampleCount() != w.GetSampleCount() || math.Abs(got.GetSampleSum()-w.GetSampleSum()) > 1e-9*math.Abs(w.GetSampleSum()) {
+				t.Errorf("count %d sum %v, want %d and %v", got.GetSampleCount(), got.GetSampleSum(), w.GetSampleCount(), w.GetSampleSum())
+			}
+			if len(got.GetBucket()) != len(w.GetBucket()) {
+				t.Fatalf("%d buckets, want %d", len(got.GetBucket()), len(w.GetBucket()))
+			}
+			for i, b := range w.GetBucket() {
+				if g := got.GetBucket()[i]; g.GetUpperBound() != b.GetUpperBound() || g.GetCumulativeCount() != b.GetCumulativeCount() {
+					t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), g.GetCumulativeCount(), b.GetCumulativeCount())
+				}
+			}
+		})
+	}
+}
+
+func TestBatchHistogramSeries(t *testing.T) {
+	h := newBatchHistogram("h", "help", []float64{1}, "proto", "udp", "tcp")
+	h.with("tcp").observe(0.5)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(h)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 || mfs[0].GetMetric()[0].GetLabel()[0].GetValue() != "tcp" {
+		t.Errorf("exported %v, want only the tcp series: a series appears with its first observation", mfs)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a label value not declared did not panic")
+		}
+	}()
+	h.with("tls")
 }

@@ -1,0 +1,103 @@
+package dnsserver
+
+import (
+	"math"
+	"sort"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// batchHistogram is a Prometheus histogram that takes observations n at a
+// time. The fast path gives every reply of a batch the same duration, and
+// one bucket add per batch costs less than an Observe per reply: the
+// client library's histograms were a third of the fast path's own CPU
+// time. Its series have one label whose values are fixed when it is made
+// (none for an unlabelled histogram); a series is exported from its first
+// observation on, as the library's vectors do.
+type batchHistogram struct {
+	desc   *prometheus.Desc
+	upper  []float64 // bucket upper bounds, ascending; +Inf is implicit
+	values []string  // label value of each series; nil when unlabelled
+	series []*histSeries
+}
+
+// histSeries is one series: per-bucket (not cumulative) counts, the last
+// one for +Inf, and the sum of the observed values.
+type histSeries struct {
+	upper   []float64
+	buckets []atomic.Uint64
+	sumBits atomic.Uint64 // math.Float64bits of the sum
+}
+
+func newBatchHistogram(name, help string, upper []float64, label string, values ...string) *batchHistogram {
+	h := &batchHistogram{upper: upper, values: values}
+	var labels []string
+	if label != "" {
+		labels = []string{label}
+	} else {
+		values = []string{""}
+	}
+	h.desc = prometheus.NewDesc(name, help, labels, nil)
+	for range values {
+		h.series = append(h.series, &histSeries{upper: upper, buckets: make([]atomic.Uint64, len(upper)+1)})
+	}
+	return h
+}
+
+// with returns the series of label value v; it panics for a value not
+// given to newBatchHistogram, which is a programming error.
+func (h *batchHistogram) with(v string) *histSeries {
+	for i, x := range h.values {
+		if x == v {
+			return h.series[i]
+		}
+	}
+	if h.values == nil {
+		return h.series[0]
+	}
+	panic("dnsserver: histogram " + h.desc.String() + " has no series " + v)
+}
+
+func (s *histSeries) observe(v float64) { s.observeN(v, 1) }
+
+// observeN records n observations of v.
+func (s *histSeries) observeN(v float64, n uint64) {
+	if n == 0 {
+		return
+	}
+	// Prometheus buckets are upper-inclusive: v goes to the first bound >= v.
+	s.buckets[sort.SearchFloat64s(s.upper, v)].Add(n)
+	add := v * float64(n)
+	for {
+		old := s.sumBits.Load()
+		if s.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+add)) {
+			return
+		}
+	}
+}
+
+func (h *batchHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+// Collect exports each observed series. The count is the sum of the
+// buckets read, so count and buckets always agree; the sum may lag an
+// observation that is in flight.
+func (h *batchHistogram) Collect(ch chan<- prometheus.Metric) {
+	for i, s := range h.series {
+		cumulative := make(map[float64]uint64, len(h.upper))
+		var count uint64
+		for j, ub := range h.upper {
+			count += s.buckets[j].Load()
+			cumulative[ub] = count
+		}
+		count += s.buckets[len(h.upper)].Load()
+		if count == 0 {
+			continue
+		}
+		var labels []string
+		if h.values != nil {
+			labels = []string{h.values[i]}
+		}
+		ch <- prometheus.MustNewConstHistogram(h.desc, count, math.Float64frombits(s.sumBits.Load()), cumulative, labels...)
+	}
+}
