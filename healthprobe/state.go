@@ -56,9 +56,10 @@ type tracker struct {
 	checked    time.Time // last result
 	changed    time.Time // last change of healthy (or the first result)
 
-	ewma   time.Duration // smoothed RTT of successes; 0 until the first
-	window []time.Duration
-	next   int // ring index into window once it is full
+	ewma     time.Duration // smoothed RTT of successes; 0 until the first
+	window   []time.Duration
+	next     int           // ring index into window once it is full
+	steering time.Duration // SteeringPenalty, moved by steerPenalty
 }
 
 func newTracker(rise, fall int) *tracker {
@@ -108,10 +109,11 @@ func (t *tracker) addRTT(rtt time.Duration) {
 	}
 	if len(t.window) < baselineWindow {
 		t.window = append(t.window, rtt)
-		return
+	} else {
+		t.window[t.next] = rtt
+		t.next = (t.next + 1) % baselineWindow
 	}
-	t.window[t.next] = rtt
-	t.next = (t.next + 1) % baselineWindow
+	t.steering = steerPenalty(t.steering, t.penalty())
 }
 
 // baseline is the nearest-rank p10 of the recent successful RTTs, or 0.
@@ -143,5 +145,7 @@ func (t *tracker) result() Result {
 		LastChange: t.changed,
 		LastError:  t.lastErr,
 		LastReason: t.lastReason,
+		steering:   t.steering,
+		steered:    true,
 	}
 }

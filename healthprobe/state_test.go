@@ -142,3 +142,76 @@ func TestSteersLike(t *testing.T) {
 		})
 	}
 }
+
+func TestSteerPenalty(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	tests := []struct {
+		name             string
+		current, penalty time.Duration
+		want             time.Duration
+	}{
+		{"noise below the first step", 0, ms(4.9), 0},
+		{"reaching a step raises it", 0, ms(5), ms(5)},
+		{"a jump raises it to the step below", 0, ms(23), ms(20)},
+		{"just below a step keeps it", ms(5), ms(4), ms(5)},
+		{"half a step below keeps it", ms(5), ms(2.5), ms(5)},
+		{"more than half a step below lowers it", ms(5), ms(2.4), 0},
+		{"recovery lowers it by many steps", ms(40), ms(1), 0},
+		{"a partial recovery lowers it to the nearest step", ms(40), ms(12), ms(10)},
+		{"within the step above keeps it", ms(10), ms(14.9), ms(10)},
+		{"the next step raises it", ms(10), ms(15), ms(15)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := steerPenalty(tc.current, tc.penalty); got != tc.want {
+				t.Errorf("steerPenalty(%v, %v) = %v, want %v", tc.current, tc.penalty, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSteeringIgnoresEdgeNoise probes a target whose RTT wobbles so that
+// its penalty crosses the first step's edge again and again: the steering
+// penalty rises once and then holds, where rounding alone would flip on
+// most probes; a real slowdown still raises it, and recovery lowers it.
+func TestSteeringIgnoresEdgeNoise(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	tr := newTracker(1, 1)
+	now := time.Unix(0, 0)
+	for range 50 {
+		tr.observe(now, ms(1), nil, "")
+	}
+	flips, rounded := 0, 0
+	prev, prevRounded := tr.result().SteeringPenalty(), time.Duration(0)
+	for i := range 200 {
+		rtt := ms(2.5) // the EWMA settles at 6.3 / 5.2 ms alternately: penalties 5.3 / 4.2 ms
+		if i%2 == 0 {
+			rtt = ms(9)
+		}
+		tr.observe(now, rtt, nil, "")
+		r := tr.result()
+		if sp := r.SteeringPenalty(); sp != prev {
+			flips++
+			prev = sp
+		}
+		if rp := r.Penalty - r.Penalty%PenaltyStep; rp != prevRounded {
+			rounded++
+			prevRounded = rp
+		}
+	}
+	if flips > 1 || rounded < 50 {
+		t.Errorf("steering penalty changed %d times (want at most 1), rounding alone %d times (want many: the test needs noise at the edge)", flips, rounded)
+	}
+	for range 10 {
+		tr.observe(now, ms(60), nil, "")
+	}
+	if sp := tr.result().SteeringPenalty(); sp < ms(40) {
+		t.Errorf("after a slowdown to 60 ms: steering penalty %v, want ≥ 40ms", sp)
+	}
+	for range 30 {
+		tr.observe(now, ms(1), nil, "")
+	}
+	if sp := tr.result().SteeringPenalty(); sp != 0 {
+		t.Errorf("after recovery: steering penalty %v, want 0", sp)
+	}
+}

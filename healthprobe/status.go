@@ -16,16 +16,46 @@ type Result struct {
 	LastChange time.Time // when Healthy last changed (or the first result)
 	LastError  string    // error of the last probe; empty if it succeeded
 	LastReason string    // its Reason constant; empty if it succeeded
+
+	// steering is the tracker's SteeringPenalty, which has hysteresis;
+	// steered tells it was set (Results made by NewStatus callers have
+	// only a Penalty).
+	steering time.Duration
+	steered  bool
 }
 
-// PenaltyStep is the granularity of the penalty that steers clients:
-// SteeringPenalty rounds down to it, so that RTT noise below a step neither
-// moves clients nor invalidates cached decisions.
+// PenaltyStep is the granularity of the penalty that steers clients: RTT
+// noise within a step neither moves clients nor invalidates cached
+// decisions.
 const PenaltyStep = 5 * time.Millisecond
 
-// SteeringPenalty is Penalty rounded down to a multiple of PenaltyStep,
-// the part of it that selection uses.
-func (r Result) SteeringPenalty() time.Duration { return r.Penalty - r.Penalty%PenaltyStep }
+// SteeringPenalty is the part of Penalty that selection uses: a multiple
+// of PenaltyStep. A probed target's rises to Penalty rounded down as soon
+// as Penalty reaches the next step, and falls only once Penalty is half a
+// step below it (steerPenalty), so that noise around a step's edge does
+// not flip it on every probe. Every flip re-decides every client, and a
+// loaded server's probes wobbled by a few ms. For a Result with only a
+// Penalty it is Penalty rounded down.
+func (r Result) SteeringPenalty() time.Duration {
+	if r.steered {
+		return r.steering
+	}
+	return r.Penalty - r.Penalty%PenaltyStep
+}
+
+// steerPenalty is the steering penalty that follows current when the
+// penalty is now p: up to p rounded down when that is higher, down to
+// p + half a step rounded down when that is lower, else unchanged.
+func steerPenalty(current, p time.Duration) time.Duration {
+	if up := p - p%PenaltyStep; up > current {
+		return up
+	}
+	down := p + PenaltyStep/2
+	if down -= down % PenaltyStep; down < current {
+		return down
+	}
+	return current
+}
 
 // Probed reports whether the target has at least one result.
 func (r Result) Probed() bool { return !r.Checked.IsZero() }

@@ -222,9 +222,9 @@ func TestSlowPoPLosesClients(t *testing.T) {
 	servers["fra"].delay.Store(int64(60 * time.Millisecond))
 	took := r.waitAnswer(t, "192.0.2.15", 10*time.Second)
 	fra := r.getStatus(t).target("fra")
-	t.Logf("fra slowed by 60 ms: the Frankfurt client moved to lhr after %s; fra RTT %.1f ms, baseline %.1f ms, penalty %.1f ms",
-		took.Round(time.Millisecond), fra.RTTMS, fra.BaselineMS, fra.PenaltyMS)
-	if !fra.Healthy || fra.PenaltyMS < 10 {
+	t.Logf("fra slowed by 60 ms: the Frankfurt client moved to lhr after %s; fra RTT %.1f ms, baseline %.1f ms, penalty %.1f ms (steering %.0f ms)",
+		took.Round(time.Millisecond), fra.RTTMS, fra.BaselineMS, fra.PenaltyMS, fra.SteeringPenaltyMS)
+	if !fra.Healthy || fra.PenaltyMS < 10 || fra.SteeringPenaltyMS < 10 || fra.SteeringPenaltyMS > fra.PenaltyMS+2.5 {
 		t.Errorf("slow fra: %+v; want healthy with a penalty over the 10 ms that separate it from lhr", fra)
 	}
 	if got := r.answer(t, "www.geo.test.", "192.0.2.64/26"); got != "192.0.2.20" {

@@ -66,28 +66,32 @@ type targetStatus struct {
 	Healthy  bool     `json:"healthy"` // every probe up (or none)
 	Eligible bool     `json:"eligible"`
 	// From the probe that decides: the down one, else the slowest.
-	RTTMS      float64   `json:"rtt_ms,omitempty"`
-	BaselineMS float64   `json:"baseline_ms,omitempty"`
-	PenaltyMS  float64   `json:"penalty_ms,omitempty"`
-	LastError  string    `json:"last_error,omitempty"`
-	LastChange time.Time `json:"last_change,omitzero"`
+	RTTMS      float64 `json:"rtt_ms,omitempty"`
+	BaselineMS float64 `json:"baseline_ms,omitempty"`
+	PenaltyMS  float64 `json:"penalty_ms,omitempty"`
+	// SteeringPenaltyMS is the part of the penalty selection adds: whole
+	// 5 ms steps, with hysteresis.
+	SteeringPenaltyMS float64   `json:"steering_penalty_ms,omitempty"`
+	LastError         string    `json:"last_error,omitempty"`
+	LastChange        time.Time `json:"last_change,omitzero"`
 }
 
 // probeStatus is one probe and what it last found.
 type probeStatus struct {
-	ID         string    `json:"id"`
-	Kind       string    `json:"kind"`
-	Addr       string    `json:"addr"`
-	Interval   string    `json:"interval"`
-	Probed     bool      `json:"probed"`
-	Healthy    bool      `json:"healthy"`
-	RTTMS      float64   `json:"rtt_ms"`
-	BaselineMS float64   `json:"baseline_ms"`
-	PenaltyMS  float64   `json:"penalty_ms"`
-	Checked    time.Time `json:"checked,omitzero"`
-	LastChange time.Time `json:"last_change,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	LastReason string    `json:"last_reason,omitempty"`
+	ID                string    `json:"id"`
+	Kind              string    `json:"kind"`
+	Addr              string    `json:"addr"`
+	Interval          string    `json:"interval"`
+	Probed            bool      `json:"probed"`
+	Healthy           bool      `json:"healthy"`
+	RTTMS             float64   `json:"rtt_ms"`
+	BaselineMS        float64   `json:"baseline_ms"`
+	PenaltyMS         float64   `json:"penalty_ms"`
+	SteeringPenaltyMS float64   `json:"steering_penalty_ms"`
+	Checked           time.Time `json:"checked,omitzero"`
+	LastChange        time.Time `json:"last_change,omitzero"`
+	LastError         string    `json:"last_error,omitempty"`
+	LastReason        string    `json:"last_reason,omitempty"`
 }
 
 // maxStatusTargets bounds the targets /status lists, so that a server with
@@ -160,6 +164,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 				}
 				if found {
 					ts.RTTMS, ts.BaselineMS, ts.PenaltyMS = ms(decisive.RTT), ms(decisive.Baseline), ms(decisive.Penalty)
+					ts.SteeringPenaltyMS = ms(decisive.SteeringPenalty())
 					ts.LastError, ts.LastChange = decisive.LastError, decisive.LastChange
 				}
 				ts.Eligible = ts.Healthy && ts.State == zones.Active.String()
@@ -183,6 +188,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 		if r, ok := result(t.ID); ok {
 			ps.Probed, ps.Healthy = r.Probed(), r.Healthy
 			ps.RTTMS, ps.BaselineMS, ps.PenaltyMS = ms(r.RTT), ms(r.Baseline), ms(r.Penalty)
+			ps.SteeringPenaltyMS = ms(r.SteeringPenalty())
 			ps.Checked, ps.LastChange, ps.LastError, ps.LastReason = r.Checked, r.LastChange, r.LastError, r.LastReason
 		}
 		st.Probes = append(st.Probes, ps)
