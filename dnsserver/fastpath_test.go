@@ -45,15 +45,15 @@ func generalUDP(s *Server, packet []byte, src netip.AddrPort) []byte {
 	return w.wire
 }
 
-// fastUDP is what a reader does with packet: the fast path's reply, or the
-// general path's when the fast path learns from it. handedOff reports a
-// packet left to miekg/dns's server.
+// fastUDP is what a reader does with packet, as a batch of one: the fast
+// path's reply, or the general path's when the fast path learns from it.
+// handedOff reports a packet left to miekg/dns's server.
 func fastUDP(t testing.TB, f *fastPath, packet []byte, src netip.AddrPort) (reply []byte, fast, handedOff bool) {
 	t.Helper()
+	defer f.flush(time.Now())
 	out, res := f.answer(packet, src.Addr().Unmap(), make([]byte, 0, f.s.cfg.UDPSize))
 	switch res {
 	case fastAnswered:
-		f.flush(time.Now())
 		return out, true, false
 	case fastHandOff:
 		return nil, false, true
@@ -242,7 +242,8 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		query("nope.geo.test.", dns.TypeA),
 		query("elsewhere.invalid.", dns.TypeA),
 	}
-	dump := func(fast bool) map[string]string {
+	const general, perPacket, batched = 0, 1, 2
+	dump := func(how int) map[string]string {
 		reg := prometheus.NewRegistry()
 		s := newGeoServer(t)
 		m, err := newMetrics(reg)
@@ -251,15 +252,23 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		}
 		s.metrics = m
 		f := newFastPath(s)
+		src := netip.MustParseAddrPort("126.5.5.5:5353")
+		buf := make([]byte, 0, s.cfg.UDPSize)
 		for range 3 {
 			for _, q := range queries {
 				b, _ := q.Pack()
-				if fast {
-					fastUDP(t, f, b, netip.MustParseAddrPort("126.5.5.5:5353"))
-				} else {
+				switch how {
+				case general:
 					s.ServeDNS(dnstest.NewUDP("126.5.5.5"), q)
+				case perPacket:
+					fastUDP(t, f, b, src)
+				case batched: // as a reader does: flush once the batch is answered
+					if _, res := f.answer(b, src.Addr(), buf); res == fastLearn {
+						f.learn(b, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
+					}
 				}
 			}
+			f.flush(time.Now())
 		}
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -284,15 +293,18 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		}
 		return out
 	}
-	general, fast := dump(false), dump(true)
-	for k, v := range general {
-		if fast[k] != v {
-			t.Errorf("%s: fast path %q, general path %q", k, fast[k], v)
+	want := dump(general)
+	for _, how := range []int{perPacket, batched} {
+		got := dump(how)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s (fast path, batched: %v): fast path %q, general path %q", k, how == batched, got[k], v)
+			}
 		}
-	}
-	for k := range fast {
-		if _, ok := general[k]; !ok {
-			t.Errorf("%s: only the fast path has it", k)
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s: only the fast path has it", k)
+			}
 		}
 	}
 }
