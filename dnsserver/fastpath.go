@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -32,11 +33,10 @@ type fastPath struct {
 	// Metric handles resolved on first use, so that no series appears
 	// before its first event, and no query hashes label values.
 	ecsUsed, ecsIgnored prometheus.Counter
-	duration            *histSeries
-	// What the replies answer made since the last flush count, which
-	// flush adds to the shared metrics: reading the clock per query cost
-	// more than the rest of the metrics, and an atomic add per batch
-	// costs less than one per reply.
+	// Counts of the fast path's replies since the last flush, which
+	// flush publishes: one atomic add per batch costs less than one per
+	// reply, and reading the clock per reply for its duration cost more
+	// than all the other metrics together.
 	answered              int
 	pending               []*fastReply // replies with a count
 	ecsUsedN, ecsIgnoredN uint64
@@ -46,6 +46,8 @@ type fastPath struct {
 	// and overrides are read once per batch (tens of µs), not per query.
 	epoch     cacheEpoch
 	epochSnap *zones.Snapshot
+	memo      decisionMemo
+	nextID    uint32 // of the next entry made
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -63,17 +65,8 @@ type fastEntry struct {
 	geo      *zones.Geo
 	qtype    uint16 // the type decided for
 	variants []*fastReply
-	// The reader's own memo of the shared decision cache for this entry:
-	// client network → the reply its decision selects, valid in epoch.
-	// A hit costs one map lookup on an integer key and no lock, where
-	// the shared cache hashes and compares a whole cacheKey under a
-	// shard's lock and the reply is then searched among the variants.
-	// Client addresses that fit no integer key (IPv6 with host bits, or
-	// with a zone) are not memoised.
-	epoch  cacheEpoch
-	byV4   map[uint32]clientReply
-	byV6   map[uint64]clientReply // by the upper 64 bits, when the lower are zero
-	memoed int
+	// id names the entry in the reader's memo (decisionMemo).
+	id uint32
 }
 
 // clientReply is a memoised decision: the reply and what answering with
@@ -84,46 +77,65 @@ type clientReply struct {
 	tailored bool
 }
 
-// memoCap bounds one entry's memo; a flood of client networks fills it and
-// it starts over, as the caches it memoises do.
-const memoCap = 1 << 16
+// decisionMemo is a reader's own memo of the shared decision cache: (fast
+// entry, client network) → the reply its decision selects, all valid in
+// one epoch. A hit costs one map lookup on an integer key and no lock,
+// where the shared cache hashes and compares a whole cacheKey under a
+// shard's lock and the reply is then searched among the entry's variants.
+// IPv4 clients are keyed by entry and address in one uint64; IPv6 clients
+// by entry and the upper 64 bits, when the lower are zero (ECS sends /56s
+// and shorter). Other addresses (host bits in the lower half, a zone) are
+// not memoised. The memo holds at most memoCap decisions in all, however
+// many entries share them, and starts over when full, when the epoch
+// moves and when the reader's entries start over (their ids restart).
+type decisionMemo struct {
+	epoch cacheEpoch
+	v4    map[uint64]clientReply
+	v6    map[[2]uint64]clientReply
+}
 
-// lookup is the memoised reply for client in epoch e.
-func (e *fastEntry) lookup(client netip.Addr, ep cacheEpoch) (clientReply, bool) {
-	if e.epoch != ep {
+// memoCap bounds a reader's memo, as the shared cache is bounded.
+const memoCap = cacheShards * cacheShardCap
+
+func (m *decisionMemo) reset() {
+	clear(m.v4)
+	clear(m.v6)
+}
+
+// lookup is the memoised reply of entry e for client in epoch ep.
+func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (clientReply, bool) {
+	if m.epoch != ep {
 		return clientReply{}, false
 	}
 	if client.Is4() {
-		cr, ok := e.byV4[v4Key(client)]
+		cr, ok := m.v4[uint64(e.id)<<32|uint64(v4Key(client))]
 		return cr, ok
 	}
 	if hi, ok := v6Key(client); ok {
-		cr, ok := e.byV6[hi]
+		cr, ok := m.v6[[2]uint64{uint64(e.id), hi}]
 		return cr, ok
 	}
 	return clientReply{}, false
 }
 
-// memo remembers cr for client in epoch ep, starting over when the epoch
-// moved or the memo is full.
-func (e *fastEntry) memo(client netip.Addr, ep cacheEpoch, cr clientReply) {
-	if e.epoch != ep || e.memoed >= memoCap {
-		e.epoch, e.byV4, e.byV6, e.memoed = ep, nil, nil, 0
+// remember memoises cr for entry e and client in epoch ep.
+func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, cr clientReply) {
+	if m.epoch != ep || len(m.v4)+len(m.v6) >= memoCap {
+		m.reset()
+		m.epoch = ep
 	}
 	if client.Is4() {
-		if e.byV4 == nil {
-			e.byV4 = make(map[uint32]clientReply)
+		if m.v4 == nil {
+			m.v4 = make(map[uint64]clientReply)
 		}
-		e.byV4[v4Key(client)] = cr
-		e.memoed++
+		m.v4[uint64(e.id)<<32|uint64(v4Key(client))] = cr
 		return
 	}
 	if hi, ok := v6Key(client); ok {
-		if e.byV6 == nil {
-			e.byV6 = make(map[uint64]clientReply)
+		if m.v6 == nil {
+			m.v6 = make(map[[2]uint64]clientReply)
 		}
-		e.byV6[hi] = cr
-		e.memoed++
+		m.v6[[2]uint64{uint64(e.id), hi}] = cr
 	}
 }
 
@@ -191,7 +203,8 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 		return nil, fastLearn
 	}
 	if f.snap != snap {
-		f.snap, f.cache = snap, nil
+		f.snap = snap
+		f.dropEntries()
 	}
 	e := f.cache[string(q.key[:q.keyLen])]
 	if e == nil {
@@ -210,7 +223,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			f.epochSnap = snap
 		}
 		epoch := f.epoch
-		cr, ok := e.lookup(client, epoch)
+		cr, ok := f.memo.lookup(e, client, epoch)
 		if !ok {
 			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
 			if cd == nil {
@@ -220,7 +233,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 				return nil, fastLearn
 			}
 			cr.tailored, cr.scope = !cd.untailored, uint8(cd.scope)
-			e.memo(client, epoch, cr)
+			f.memo.remember(e, client, epoch, cr)
 		}
 		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
 	}
@@ -260,15 +273,12 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 // the metrics, with the duration of each the time since start, when the
 // batch holding them was read. The next query reads the epoch afresh.
 func (f *fastPath) flush(start time.Time) {
-	f.epochSnap = nil
+	f.epochStale()
 	if f.answered == 0 {
 		return
 	}
 	m := f.s.metrics
-	if f.duration == nil {
-		f.duration = m.duration.with("udp")
-	}
-	f.duration.observeN(time.Since(start).Seconds(), uint64(f.answered))
+	m.durationUDP.observeN(time.Since(start).Seconds(), uint64(f.answered))
 	f.answered = 0
 	for _, r := range f.pending {
 		r.requests.Add(float64(r.count))
@@ -292,9 +302,8 @@ func (f *fastPath) flush(start time.Time) {
 		f.ecsIgnored.Add(float64(f.ecsIgnoredN))
 		f.ecsIgnoredN = 0
 	}
-	scope := m.scope.with("")
 	for _, sc := range f.scopes {
-		scope.observeN(float64(sc), uint64(f.scopeN[sc]))
+		m.scopeAll.observeN(float64(sc), uint64(f.scopeN[sc]))
 		f.scopeN[sc] = 0
 	}
 	f.scopes = f.scopes[:0]
@@ -315,6 +324,9 @@ func (e *fastEntry) variant(cd *cachedDecision) *fastReply {
 // of the same shape. It returns the reply (valid until the next call), or
 // false when the packet must be handed off after all.
 func (f *fastPath) learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte, bool) {
+	// A learnt query takes long enough for health to change meanwhile:
+	// the next query of the batch reads the epoch afresh.
+	defer f.epochStale()
 	req := new(dns.Msg)
 	if err := req.Unpack(packet); err != nil {
 		return nil, false
@@ -362,8 +374,8 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	if tr.out.pop != "" {
 		r.pop = m.answers.WithLabelValues(tr.out.pop)
 	}
-	if len(f.cache) >= fastCacheCap {
-		f.cache = nil
+	if len(f.cache) >= fastCacheCap || f.nextID == math.MaxUint32 {
+		f.dropEntries()
 	}
 	if f.cache == nil {
 		f.cache = make(map[string]*fastEntry)
@@ -373,7 +385,7 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	if tr.decisions == 0 {
 		switch {
 		case e == nil:
-			f.cache[key] = &fastEntry{static: r}
+			f.cache[key] = f.newEntry(&fastEntry{static: r})
 		case e.static == nil:
 			delete(f.cache, key) // the same shape answered differently: trust neither
 		}
@@ -383,13 +395,31 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
 	switch {
 	case e == nil:
-		f.cache[key] = &fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}}
+		f.cache[key] = f.newEntry(&fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}})
 	case e.static != nil || e.geo != tr.geo || e.qtype != tr.qtype:
 		// The same shape answered differently: trust neither.
 		delete(f.cache, key)
 	case e.variant(cd) == nil && len(e.variants) < maxVariants:
 		e.variants = append(e.variants, r)
 	}
+}
+
+// epochStale makes the next query read the decision epoch afresh, after
+// something slower than a fast answer.
+func (f *fastPath) epochStale() { f.epochSnap = nil }
+
+// newEntry gives e the next id.
+func (f *fastPath) newEntry(e *fastEntry) *fastEntry {
+	e.id = f.nextID
+	f.nextID++
+	return e
+}
+
+// dropEntries starts the reader's entries over, and with them the memo,
+// whose keys hold their ids.
+func (f *fastPath) dropEntries() {
+	f.cache, f.nextID = nil, 0
+	f.memo.reset()
 }
 
 // captureWriter is the dns.ResponseWriter of answers learnt on the fast

@@ -489,11 +489,57 @@ func TestFastPathMemoFollowsHealth(t *testing.T) {
 			}
 		}
 	}
-	v4, v6 := 0, 0
-	for _, e := range f.cache {
-		v4, v6 = v4+len(e.byV4), v6+len(e.byV6)
-	}
-	if v4 != 1 || v6 != 1 {
+	if v4, v6 := len(f.memo.v4), len(f.memo.v6); v4 != 1 || v6 != 1 {
 		t.Errorf("memoised %d IPv4 and %d IPv6 networks, want one of each (the /128 is not memoised)", v4, v6)
+	}
+}
+
+func TestDecisionMemo(t *testing.T) {
+	a, b := &fastEntry{id: 1}, &fastEntry{id: 2}
+	ep1, ep2 := cacheEpoch{generation: 1}, cacheEpoch{generation: 1, steering: 1}
+	r1, r2 := clientReply{r: &fastReply{}, scope: 24}, clientReply{r: &fastReply{}, scope: 16}
+	v4, v4b := netip.MustParseAddr("81.2.69.0"), netip.MustParseAddr("81.2.70.0")
+	v6, v6host := netip.MustParseAddr("2a00:1450:4001::"), netip.MustParseAddr("2a00:1450:4001::77")
+	mapped := netip.MustParseAddr("::ffff:81.2.69.0")
+	var m decisionMemo
+	m.remember(a, v4, ep1, r1)
+	m.remember(a, v6, ep1, r2)
+	m.remember(a, v6host, ep1, r1)
+	m.remember(a, mapped, ep1, r1)
+	tests := []struct {
+		name   string
+		e      *fastEntry
+		client netip.Addr
+		ep     cacheEpoch
+		want   clientReply
+		found  bool
+	}{
+		{"IPv4 network", a, v4, ep1, r1, true},
+		{"IPv6 network", a, v6, ep1, r2, true},
+		{"another entry", b, v4, ep1, clientReply{}, false},
+		{"another network", a, v4b, ep1, clientReply{}, false},
+		{"IPv6 with host bits is not memoised", a, v6host, ep1, clientReply{}, false},
+		{"IPv4-mapped IPv6 is not memoised", a, mapped, ep1, clientReply{}, false},
+		{"another epoch", a, v4, ep2, clientReply{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, found := m.lookup(tc.e, tc.client, tc.ep)
+			if found != tc.found || got != tc.want {
+				t.Errorf("lookup = %+v, %v; want %+v, %v", got, found, tc.want, tc.found)
+			}
+		})
+	}
+	m.remember(b, v4b, ep2, r2) // a new epoch starts over
+	if _, found := m.lookup(a, v4, ep2); found || len(m.v4)+len(m.v6) != 1 {
+		t.Errorf("after the epoch moved: %d decisions kept, want only the new one", len(m.v4)+len(m.v6))
+	}
+	// However many entries share it, the memo holds at most memoCap.
+	for i := range 3 * memoCap {
+		e := &fastEntry{id: uint32(i % 7)}
+		m.remember(e, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), ep2, r1)
+		if n := len(m.v4) + len(m.v6); n > memoCap {
+			t.Fatalf("%d decisions memoised, cap %d", n, memoCap)
+		}
 	}
 }

@@ -286,7 +286,11 @@ func (s *Server) observe(req, resp *dns.Msg, out *outcome, tcp bool, start time.
 		s.metrics.observeGeo(out, resp.Rcode)
 	}
 	s.metrics.requests.WithLabelValues(proto, zone, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
-	s.metrics.duration.with(proto).observe(elapsed.Seconds())
+	duration := s.metrics.durationUDP
+	if tcp {
+		duration = s.metrics.durationTCP
+	}
+	duration.observe(elapsed.Seconds())
 	if s.cfg.QueryLog {
 		s.log.Info().Str("proto", proto).Str("qname", qname).Str("qtype", dns.TypeToString[qtype]).
 			Str("rcode", dns.RcodeToString[resp.Rcode]).Dur("took", elapsed).Msg("query")

@@ -2,7 +2,7 @@ package dnsserver
 
 import (
 	"math"
-	"sort"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,9 +12,11 @@ import (
 // time. The fast path gives every reply of a batch the same duration, and
 // one bucket add per batch costs less than an Observe per reply: the
 // client library's histograms were a third of the fast path's own CPU
-// time. Its series have one label whose values are fixed when it is made
-// (none for an unlabelled histogram); a series is exported from its first
-// observation on, as the library's vectors do.
+// time. Its series have one label whose values are fixed when it is made,
+// and are handed out then, so that no query looks one up. A labelled
+// series is exported from its first observation on, as the library's
+// vectors do; an unlabelled histogram is exported from the start, as the
+// library's plain histogram is.
 type batchHistogram struct {
 	desc   *prometheus.Desc
 	upper  []float64 // bucket upper bounds, ascending; +Inf is implicit
@@ -30,33 +32,21 @@ type histSeries struct {
 	sumBits atomic.Uint64 // math.Float64bits of the sum
 }
 
-func newBatchHistogram(name, help string, upper []float64, label string, values ...string) *batchHistogram {
+// newBatchHistogram returns the histogram and its series, one per label
+// value in order, or one series when label is "".
+func newBatchHistogram(name, help string, upper []float64, label string, values ...string) (*batchHistogram, []*histSeries) {
 	h := &batchHistogram{upper: upper, values: values}
 	var labels []string
 	if label != "" {
 		labels = []string{label}
 	} else {
-		values = []string{""}
+		h.values, values = nil, []string{""}
 	}
 	h.desc = prometheus.NewDesc(name, help, labels, nil)
 	for range values {
 		h.series = append(h.series, &histSeries{upper: upper, buckets: make([]atomic.Uint64, len(upper)+1)})
 	}
-	return h
-}
-
-// with returns the series of label value v; it panics for a value not
-// given to newBatchHistogram, which is a programming error.
-func (h *batchHistogram) with(v string) *histSeries {
-	for i, x := range h.values {
-		if x == v {
-			return h.series[i]
-		}
-	}
-	if h.values == nil {
-		return h.series[0]
-	}
-	panic("dnsserver: histogram " + h.desc.String() + " has no series " + v)
+	return h, h.series
 }
 
 func (s *histSeries) observe(v float64) { s.observeN(v, 1) }
@@ -67,7 +57,8 @@ func (s *histSeries) observeN(v float64, n uint64) {
 		return
 	}
 	// Prometheus buckets are upper-inclusive: v goes to the first bound >= v.
-	s.buckets[sort.SearchFloat64s(s.upper, v)].Add(n)
+	i, _ := slices.BinarySearch(s.upper, v)
+	s.buckets[i].Add(n)
 	add := v * float64(n)
 	for {
 		old := s.sumBits.Load()
@@ -91,7 +82,7 @@ func (h *batchHistogram) Collect(ch chan<- prometheus.Metric) {
 			cumulative[ub] = count
 		}
 		count += s.buckets[len(h.upper)].Load()
-		if count == 0 {
+		if count == 0 && h.values != nil {
 			continue
 		}
 		var labels []string

@@ -11,10 +11,13 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	panics   prometheus.Counter
 	duration *batchHistogram
-	allDown  *prometheus.CounterVec
-	answers  *prometheus.CounterVec
-	ecs      *prometheus.CounterVec
-	scope    *batchHistogram
+	// durationUDP and durationTCP are duration's two series.
+	durationUDP, durationTCP *histSeries
+	allDown                  *prometheus.CounterVec
+	answers                  *prometheus.CounterVec
+	ecs                      *prometheus.CounterVec
+	scope                    *batchHistogram
+	scopeAll                 *histSeries // scope's one series
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,8 +30,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "dns", Name: "panics_total",
 			Help: "Queries whose handling panicked and were answered SERVFAIL.",
 		}),
-		duration: newBatchHistogram("popdns_dns_request_duration_seconds", "Time from a decoded query to its reply being written.",
-			[]float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2}, "proto", "udp", "tcp"),
 		allDown: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "geo", Name: "all_down_total",
 			Help: "Geo answers for which no target was eligible, by the when_all_down policy that decided.",
@@ -42,9 +43,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Queries with an EDNS Client Subnet option, by whether it placed the client (used) or not (ignored: SOURCE 0 or an unroutable network).",
 		}, []string{"ecs"}),
 	}
-	m.scope = newBatchHistogram("popdns_dns_ecs_scope_prefix_length",
+	var series []*histSeries
+	m.duration, series = newBatchHistogram("popdns_dns_request_duration_seconds",
+		"Time from a decoded query to its reply being written.",
+		[]float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2}, "proto", "udp", "tcp")
+	m.durationUDP, m.durationTCP = series[0], series[1]
+	m.scope, series = newBatchHistogram("popdns_dns_ecs_scope_prefix_length",
 		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
 		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
+	m.scopeAll = series[0]
 	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -62,7 +69,7 @@ func (m *metrics) observeGeo(q *outcome, rcode int) {
 		m.ecs.WithLabelValues("ignored").Inc()
 	}
 	if q.ecs != ecsAbsent && rcode != dns.RcodeFormatError {
-		m.scope.with("").observe(float64(q.replyScope))
+		m.scopeAll.observe(float64(q.replyScope))
 	}
 	if q.pop != "" {
 		m.answers.WithLabelValues(q.pop).Inc()

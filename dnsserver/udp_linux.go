@@ -371,6 +371,7 @@ func (r *udpReader) handle(i, m int) (queued bool) {
 
 // handOff gives message i to the general path.
 func (r *udpReader) handOff(i int, packet []byte, src netip.AddrPort) {
+	defer r.fast.epochStale() // the general path's queue may make it wait
 	msg := &r.rmsgs[i]
 	peer := &udpPeer{addr: src}
 	if r.u.pktinfo && r.replySource(i) {

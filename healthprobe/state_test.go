@@ -61,7 +61,6 @@ func TestTrackerRiseFall(t *testing.T) {
 }
 
 func TestTrackerLatency(t *testing.T) {
-	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
 	tr := newTracker(1, 1)
 	now := time.Unix(0, 0)
 	tr.observe(now, ms(10), nil, "")
@@ -144,7 +143,6 @@ func TestSteersLike(t *testing.T) {
 }
 
 func TestSteerPenalty(t *testing.T) {
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
 		name             string
 		current, penalty time.Duration
@@ -175,7 +173,6 @@ func TestSteerPenalty(t *testing.T) {
 // penalty rises once and then holds, where rounding alone would flip on
 // most probes; a real slowdown still raises it, and recovery lowers it.
 func TestSteeringIgnoresEdgeNoise(t *testing.T) {
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tr := newTracker(1, 1)
 	now := time.Unix(0, 0)
 	for range 50 {
@@ -199,8 +196,9 @@ func TestSteeringIgnoresEdgeNoise(t *testing.T) {
 			prevRounded = rp
 		}
 	}
-	if flips > 1 || rounded < 50 {
-		t.Errorf("steering penalty changed %d times (want at most 1), rounding alone %d times (want many: the test needs noise at the edge)", flips, rounded)
+	if flips != 1 || prev != PenaltyStep || rounded < 50 {
+		t.Errorf("steering penalty changed %d times to %v (want once, to %v), rounding alone %d times (want many: the test needs noise at the edge)",
+			flips, prev, PenaltyStep, rounded)
 	}
 	for range 10 {
 		tr.observe(now, ms(60), nil, "")
@@ -215,3 +213,6 @@ func TestSteeringIgnoresEdgeNoise(t *testing.T) {
 		t.Errorf("after recovery: steering penalty %v, want 0", sp)
 	}
 }
+
+// ms is n milliseconds.
+func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }

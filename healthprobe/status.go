@@ -29,11 +29,12 @@ type Result struct {
 // decisions.
 const PenaltyStep = 5 * time.Millisecond
 
-// SteeringPenalty is the part of Penalty that selection uses: a multiple
-// of PenaltyStep. A probed target's rises to Penalty rounded down as soon
-// as Penalty reaches the next step, and falls only once Penalty is half a
-// step below it (steerPenalty), so that noise around a step's edge does
-// not flip it on every probe. Every flip re-decides every client, and a
+// SteeringPenalty is what selection adds for the probe's latency: a
+// multiple of PenaltyStep. A probed target's rises to Penalty rounded down
+// as soon as Penalty reaches the next step, and falls only once Penalty is
+// more than half a step below it, to the step nearest Penalty
+// (steerPenalty), so that noise around a step's edge does not flip it on
+// every probe; it may stand up to half a step above Penalty. Every flip re-decides every client, and a
 // loaded server's probes wobbled by a few ms. For a Result with only a
 // Penalty it is Penalty rounded down.
 func (r Result) SteeringPenalty() time.Duration {

@@ -82,8 +82,8 @@ func (r *report) writeSlow(b *strings.Builder) {
 	name := thePoPs[sc.PoP].Name
 	q := sr.Quiet
 	fmt.Fprintf(b, "\n### Slow PoP: %s +%g ms, probe round by round (%s)\n\n", name, sc.SlowMS, r.Main.Name)
-	fmt.Fprintf(b, "From round 1 on, every client's RTT to %s and every probe of it are %g ms longer. The prober model: one probe per PoP every %s (base %g ms + jitter, exp. mean %g ms; %.0f %% of probes spike by exp. mean %g ms), EWMA α %.1f, baseline = p10 of the last %d, penalty = EWMA − baseline, steering penalty rounded down to %s. ",
-		name, sc.SlowMS, probeInterval, r.Opt.Probe.BaseMS, r.Opt.Probe.JitterMS, r.Opt.Probe.SpikeShare*100, r.Opt.Probe.SpikeMS, ewmaAlpha, baselineWindow, "5 ms")
+	fmt.Fprintf(b, "From round 1 on, every client's RTT to %s and every probe of it are %g ms longer. The prober model: one probe per PoP every %s (base %g ms + jitter, exp. mean %g ms; %.0f %% of probes spike by exp. mean %g ms), EWMA α %.1f, baseline = p10 of the last %d, penalty = EWMA − baseline, steering penalty %s. ",
+		name, sc.SlowMS, probeInterval, r.Opt.Probe.BaseMS, r.Opt.Probe.JitterMS, r.Opt.Probe.SpikeShare*100, r.Opt.Probe.SpikeMS, ewmaAlpha, baselineWindow, "in 5 ms steps with half a step of hysteresis")
 	fmt.Fprintf(b, "Before the event, over %d quiet rounds, probe noise alone gave a PoP a steering penalty in %s of (round, PoP) pairs and answered a mean %s (at most %s) of networks differently from the same server without probes.\n\n",
 		q.Rounds, pct(q.PenaltyShare), pct(q.MovedMean), pct(q.MovedMax))
 	fmt.Fprintf(b, "\"Moved\" and \"should move\" are shares of the networks on %s just before the event; \"should move\": its best true PoP is now another.\n\n", name)

@@ -49,9 +49,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	if was, n := runtime.GOMAXPROCS(0), procsFor(runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS") != ""); n != was {
+	if was := runtime.GOMAXPROCS(0); procsFor(was, os.Getenv("GOMAXPROCS") != "") != was {
+		n := procsFor(was, false)
 		runtime.GOMAXPROCS(n)
-		log.Info().Int("gomaxprocs", n).Int("cpus", was).Msg("running with a second P, so that probes are not delayed by the UDP readers")
+		log.Info().Int("gomaxprocs", n).Int("gomaxprocs_default", was).
+			Msg("running with a second P, so that the UDP readers do not delay the health probes")
 	}
 	a, err := start(cfg, log)
 	if err != nil {
@@ -68,7 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // grew by 20–50 ms under load in bench/, and the penalties they feed then
 // moved clients and flushed the decision cache every few seconds. A second
 // P waits in the netpoller and runs a probe as soon as its reply is in;
-// the kernel shares the CPU between the two threads.
+// the kernel shares the CPU between the two threads. Setting GOMAXPROCS
+// ends the runtime's tracking of a changing CPU limit, which is why it is
+// set only when the runtime chose 1.
 const minProcs = 2
 
 // procsFor is the GOMAXPROCS to serve with, given the runtime's choice and

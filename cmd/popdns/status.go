@@ -147,6 +147,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 				ts := targetStatus{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), Healthy: true,
 					State: max(t.State, t.PoP.State, overrides[t.Name()]).String()}
 				var decisive healthprobe.Result
+				var steering time.Duration // what selection adds: the largest of the probes'
 				found := false
 				for _, id := range [2]string{t.PoP.Probe, t.Probe} {
 					r, ok := result(id)
@@ -161,10 +162,11 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 						decisive, found = r, true
 					}
 					ts.Healthy = ts.Healthy && r.Healthy
+					steering = max(steering, r.SteeringPenalty())
 				}
 				if found {
 					ts.RTTMS, ts.BaselineMS, ts.PenaltyMS = ms(decisive.RTT), ms(decisive.Baseline), ms(decisive.Penalty)
-					ts.SteeringPenaltyMS = ms(decisive.SteeringPenalty())
+					ts.SteeringPenaltyMS = ms(steering)
 					ts.LastError, ts.LastChange = decisive.LastError, decisive.LastChange
 				}
 				ts.Eligible = ts.Healthy && ts.State == zones.Active.String()
