@@ -179,7 +179,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 			q.scope = max(q.scope, cd.scope)
 			q.tailored = q.tailored || !cd.untailored
 			if q.trace != nil {
-				q.trace.decided(g, qtype, cd)
+				q.trace.decided(g, qtype, cd, key.client, epoch)
 			}
 			return cd
 		}
@@ -198,10 +198,10 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 		// All-down decisions are not cached: each one must be counted.
 		q.s.cache.put(key, epoch, cd)
 		if q.trace != nil {
-			q.trace.decided(g, qtype, cd)
+			q.trace.decided(g, qtype, cd, key.client, epoch)
 		}
 	} else if q.trace != nil {
-		q.trace.decided(g, qtype, nil)
+		q.trace.decided(g, qtype, nil, key.client, epoch)
 	}
 	return cd
 }
@@ -214,7 +214,7 @@ func (s *Server) decisionEnv(snap *zones.Snapshot) (pickEnv, cacheEpoch) {
 	if s.health != nil {
 		env.health = s.health.Status()
 		if env.health != nil {
-			epoch.steering = env.health.Steering
+			epoch.health, epoch.steering = env.health.Health, env.health.Steering
 		}
 	}
 	if env.overrides != nil {

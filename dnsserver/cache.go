@@ -37,9 +37,20 @@ type cacheShard struct {
 // cacheEpoch is what makes every cached decision stale when it changes.
 type cacheEpoch struct {
 	generation uint64 // of the zones snapshot (zones, PoPs, latency table)
+	health     uint64 // of the probes' status: health alone
 	steering   uint64 // of the probes' status: health and penalties
 	overrides  uint64 // of the operators' runtime PoP states
 	bucket     int64  // time bucket, when latency entries can age out; else 0
+}
+
+// strict is the part of e that must apply at once: zones, health and
+// operators' states. The rest, probe penalties and latency ages, move
+// gradually (a few ms of RTT, an entry a minute older), so a reader may
+// keep answering a decision made before they moved while it re-decides a
+// few clients per batch (see decisionMemo).
+func (e cacheEpoch) strict() cacheEpoch {
+	e.steering, e.bucket = 0, 0
+	return e
 }
 
 type cacheKey struct {
@@ -75,8 +86,8 @@ func (c *decisionCache) shard(k cacheKey) *cacheShard {
 // that read later state wins; epochs that are each partly newer (queries
 // that read the parts in between two changes) just replace each other.
 func (e cacheEpoch) newer(than cacheEpoch) bool {
-	return e != than && e.generation >= than.generation && e.steering >= than.steering &&
-		e.overrides >= than.overrides && e.bucket >= than.bucket
+	return e != than && e.generation >= than.generation && e.health >= than.health &&
+		e.steering >= than.steering && e.overrides >= than.overrides && e.bucket >= than.bucket
 }
 
 func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {

@@ -47,6 +47,7 @@ type fastPath struct {
 	epoch     cacheEpoch
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
+	refreshes int    // stale memoised decisions re-decided in this batch
 	nextID    uint32 // of the next entry made
 }
 
@@ -69,25 +70,41 @@ type fastEntry struct {
 	id uint32
 }
 
-// clientReply is a memoised decision: the reply and what answering with
-// it patches.
+// clientReply is a memoised decision: the reply, what answering with it
+// patches, and the gradual part of the epoch it was made in.
 type clientReply struct {
 	r        *fastReply
 	scope    uint8
 	tailored bool
+	steering uint64
+	bucket   int64
 }
+
+// fresh reports whether cr was decided in epoch ep's gradual part too.
+func (cr clientReply) fresh(ep cacheEpoch) bool {
+	return cr.steering == ep.steering && cr.bucket == ep.bucket
+}
+
+// refreshesPerBatch is how many memoised decisions made before a penalty
+// or latency age moved a reader re-decides per batch; the others are
+// answered as decided until their turn. Re-deciding every client at once
+// (a GeoIP lookup and a ranking each, through the general path) stalled a
+// loaded reader for tens of ms on every step of a probe's penalty, long
+// enough for its socket to overflow.
+const refreshesPerBatch = 4
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
-// one epoch. A hit costs one map lookup on an integer key and no lock,
+// one strict epoch (cacheEpoch.strict). A hit costs one map lookup on an integer key and no lock,
 // where the shared cache hashes and compares a whole cacheKey under a
 // shard's lock and the reply is then searched among the entry's variants.
 // IPv4 clients are keyed by entry and address in one uint64; IPv6 clients
 // by entry and the upper 64 bits, when the lower are zero (ECS sends /56s
 // and shorter). Other addresses (host bits in the lower half, a zone) are
 // not memoised. The memo holds at most memoCap decisions in all, however
-// many entries share them, and starts over when full, when the epoch
-// moves and when the reader's entries start over (their ids restart).
+// many entries share them, and starts over when full, when the strict
+// epoch moves and when the reader's entries start over (their ids
+// restart).
 type decisionMemo struct {
 	epoch cacheEpoch
 	v4    map[uint64]clientReply
@@ -102,9 +119,10 @@ func (m *decisionMemo) reset() {
 	clear(m.v6)
 }
 
-// lookup is the memoised reply of entry e for client in epoch ep.
+// lookup is the memoised reply of entry e for client in epoch ep's strict
+// part; it may be stale in the gradual part (clientReply.fresh).
 func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (clientReply, bool) {
-	if m.epoch != ep {
+	if m.epoch != ep.strict() {
 		return clientReply{}, false
 	}
 	if client.Is4() {
@@ -120,10 +138,11 @@ func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (c
 
 // remember memoises cr for entry e and client in epoch ep.
 func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, cr clientReply) {
-	if m.epoch != ep || len(m.v4)+len(m.v6) >= memoCap {
+	if m.epoch != ep.strict() || len(m.v4)+len(m.v6) >= memoCap {
 		m.reset()
-		m.epoch = ep
+		m.epoch = ep.strict()
 	}
+	cr.steering, cr.bucket = ep.steering, ep.bucket
 	if client.Is4() {
 		if m.v4 == nil {
 			m.v4 = make(map[uint64]clientReply)
@@ -223,8 +242,11 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			f.epochSnap = snap
 		}
 		epoch := f.epoch
-		cr, ok := f.memo.lookup(e, client, epoch)
-		if !ok {
+		cr, found := f.memo.lookup(e, client, epoch)
+		if stale := found && !cr.fresh(epoch); !found || stale && f.refreshes < refreshesPerBatch {
+			if stale {
+				f.refreshes++
+			}
 			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
 			if cd == nil {
 				return nil, fastLearn
@@ -274,6 +296,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 // batch holding them was read. The next query reads the epoch afresh.
 func (f *fastPath) flush(start time.Time) {
 	f.epochStale()
+	f.refreshes = 0
 	if f.answered == 0 {
 		return
 	}
@@ -401,6 +424,13 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 		delete(f.cache, key)
 	case e.variant(cd) == nil && len(e.variants) < maxVariants:
 		e.variants = append(e.variants, r)
+	}
+	// The client's next query finds the decision in the memo, rather than
+	// re-deciding it when the decision is a refresh of a stale one.
+	if e = f.cache[key]; e != nil {
+		if v := e.variant(cd); v != nil {
+			f.memo.remember(e, tr.client, tr.epoch, clientReply{r: v, scope: uint8(cd.scope), tailored: !cd.untailored})
+		}
 	}
 }
 

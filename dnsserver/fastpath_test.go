@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -496,7 +497,8 @@ func TestFastPathMemoFollowsHealth(t *testing.T) {
 
 func TestDecisionMemo(t *testing.T) {
 	a, b := &fastEntry{id: 1}, &fastEntry{id: 2}
-	ep1, ep2 := cacheEpoch{generation: 1}, cacheEpoch{generation: 1, steering: 1}
+	ep1, ep2 := cacheEpoch{generation: 1}, cacheEpoch{generation: 1, health: 1, steering: 1}
+	soft := cacheEpoch{generation: 1, steering: 1, bucket: 7} // ep1 with penalties and ages moved
 	r1, r2 := clientReply{r: &fastReply{}, scope: 24}, clientReply{r: &fastReply{}, scope: 16}
 	v4, v4b := netip.MustParseAddr("81.2.69.0"), netip.MustParseAddr("81.2.70.0")
 	v6, v6host := netip.MustParseAddr("2a00:1450:4001::"), netip.MustParseAddr("2a00:1450:4001::77")
@@ -520,13 +522,17 @@ func TestDecisionMemo(t *testing.T) {
 		{"another network", a, v4b, ep1, clientReply{}, false},
 		{"IPv6 with host bits is not memoised", a, v6host, ep1, clientReply{}, false},
 		{"IPv4-mapped IPv6 is not memoised", a, mapped, ep1, clientReply{}, false},
-		{"another epoch", a, v4, ep2, clientReply{}, false},
+		{"health moved", a, v4, ep2, clientReply{}, false},
+		{"penalties moved: found, stale", a, v4, soft, r1, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, found := m.lookup(tc.e, tc.client, tc.ep)
-			if found != tc.found || got != tc.want {
+			if found != tc.found || got.r != tc.want.r || got.scope != tc.want.scope {
 				t.Errorf("lookup = %+v, %v; want %+v, %v", got, found, tc.want, tc.found)
+			}
+			if fresh := got.fresh(tc.ep); found && fresh != (tc.ep == ep1) {
+				t.Errorf("fresh = %v in epoch %+v, decided in %+v", fresh, tc.ep, ep1)
 			}
 		})
 	}
@@ -541,5 +547,99 @@ func TestDecisionMemo(t *testing.T) {
 		if n := len(m.v4) + len(m.v6); n > memoCap {
 			t.Fatalf("%d decisions memoised, cap %d", n, memoCap)
 		}
+	}
+}
+
+// TestFastPathAppliesPenaltiesGradually: when only a probe's penalty moves,
+// a reader re-decides at most refreshesPerBatch memoised clients per batch
+// and answers the others as decided until their turn; when health moves,
+// every client gets the new decision at once.
+func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
+	s, h := newProbedServer(t, 0)
+	f := newFastPath(s)
+	const fraProbe = "tcp://192.0.2.1:443"
+	const clients = 3*refreshesPerBatch + 1
+	src := netip.MustParseAddrPort("192.0.2.200:5300")
+	local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+	packets := make([][]byte, clients)
+	for i := range packets {
+		b, err := query("www.probed.test.", dns.TypeA, withECS(fmt.Sprintf("64.0.%d.0", i), 24)).Pack() // Berlin
+		if err != nil {
+			t.Fatal(err)
+		}
+		packets[i] = b
+	}
+	// batch answers every client in one batch, as a reader does, and
+	// returns each answer and whether the general path made it.
+	batch := func() (answers []string, learnt int) {
+		buf := make([]byte, 0, s.cfg.UDPSize)
+		for _, p := range packets {
+			reply, res := f.answer(p, src.Addr(), buf)
+			if res == fastLearn {
+				learnt++
+				var ok bool
+				if reply, ok = f.learn(p, src, local); !ok {
+					t.Fatal("handed off")
+				}
+			}
+			var m dns.Msg
+			if err := m.Unpack(reply); err != nil {
+				t.Fatal(err)
+			}
+			answers = append(answers, addrs(m.Answer)[0])
+		}
+		f.flush(time.Now())
+		return answers, learnt
+	}
+	count := func(answers []string, addr string) int {
+		n := 0
+		for _, a := range answers {
+			if a == addr {
+				n++
+			}
+		}
+		return n
+	}
+	publish := func(results map[string]healthprobe.Result, healthMoved bool) {
+		old := h.status.Load()
+		st := healthprobe.NewStatus(old.Generation+1, old.Steering+1, results)
+		if !healthMoved {
+			st.Health = old.Health
+		}
+		h.status.Store(st)
+	}
+	h.set(1, map[string]healthprobe.Result{fraProbe: {Healthy: true}})
+	batch()
+	if answers, learnt := batch(); count(answers, "192.0.2.1") != clients || learnt != 0 {
+		t.Fatalf("fra up: %v, %d learnt; want fra for all, from the memo", answers, learnt)
+	}
+
+	// fra slows: its penalty moves the Berlin clients to iad, a few per batch.
+	publish(map[string]healthprobe.Result{fraProbe: {Healthy: true, Penalty: 150 * time.Millisecond}}, false)
+	moved := 0
+	for round := 1; moved < clients; round++ {
+		answers, _ := batch()
+		now := count(answers, "192.0.2.2")
+		if now+count(answers, "192.0.2.1") != clients {
+			t.Fatalf("round %d: %v", round, answers)
+		}
+		if now-moved > refreshesPerBatch || now < moved {
+			t.Fatalf("round %d: %d clients on iad after %d: at most %d may move per batch", round, now, moved, refreshesPerBatch)
+		}
+		if now == moved {
+			t.Fatalf("round %d: no client moved", round)
+		}
+		moved = now
+	}
+
+	// fra goes down: health applies at once, even to clients it did not
+	// move; and back up with its penalty gone, at once too.
+	publish(map[string]healthprobe.Result{fraProbe: {Healthy: false}}, true)
+	if answers, _ := batch(); count(answers, "192.0.2.2") != clients {
+		t.Fatalf("fra down: %v, want iad for all in the first batch", answers)
+	}
+	publish(map[string]healthprobe.Result{fraProbe: {Healthy: true}}, true)
+	if answers, _ := batch(); count(answers, "192.0.2.1") != clients {
+		t.Fatalf("fra up again: %v, want fra for all in the first batch", answers)
 	}
 }

@@ -85,11 +85,14 @@ type answerTrace struct {
 	geo       *zones.Geo
 	qtype     uint16
 	decision  *cachedDecision
+	client    netip.Addr // whom the first decision was for
+	epoch     cacheEpoch // and in which epoch
 }
 
-func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision) {
+func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision, client netip.Addr, epoch cacheEpoch) {
 	if tr.decisions == 0 {
 		tr.geo, tr.qtype, tr.decision = g, qtype, cd
+		tr.client, tr.epoch = client, epoch
 	}
 	tr.decisions++
 }

@@ -307,9 +307,12 @@ func (p *Prober) publishLocked() {
 		}
 	}
 	old := p.status.Load()
-	s.Steering = old.Steering
+	s.Steering, s.Health = old.Steering, old.Health
 	if !s.steersLike(old) {
 		s.Steering++
+	}
+	if !s.sameHealth(old) {
+		s.Health++
 	}
 	p.status.Store(s)
 	close(old.superseded)

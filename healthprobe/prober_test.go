@@ -214,6 +214,9 @@ func TestProberRiseFall(t *testing.T) {
 		if moved := s.Steering != before.Steering; moved != (was.Healthy != r.Healthy) {
 			t.Errorf("step %d: Steering %d -> %d with healthy %t -> %t", i, before.Steering, s.Steering, was.Healthy, r.Healthy)
 		}
+		if moved := s.Health != before.Health; moved != (was.Healthy != r.Healthy) {
+			t.Errorf("step %d: Health %d -> %d with healthy %t -> %t", i, before.Health, s.Health, was.Healthy, r.Healthy)
+		}
 		if !r.Checked.Equal(clk.Now()) {
 			t.Errorf("step %d: Checked = %v, want %v", i, r.Checked, clk.Now())
 		}

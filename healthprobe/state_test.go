@@ -123,20 +123,25 @@ func TestSteersLike(t *testing.T) {
 		name string
 		a, b map[string]Result
 		same bool
+		// sameHealth: only a penalty differs, or nothing.
+		sameHealth bool
 	}{
-		{"equal", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0)}, true},
-		{"penalty noise within a step", map[string]Result{"x": up(6 * ms)}, map[string]Result{"x": up(9 * ms)}, true},
-		{"penalty crosses a step", map[string]Result{"x": up(4 * ms)}, map[string]Result{"x": up(5 * ms)}, false},
-		{"health flips", map[string]Result{"x": up(0)}, map[string]Result{"x": {}}, false},
-		{"RTT and errors do not steer", map[string]Result{"x": up(0)}, map[string]Result{"x": {Healthy: true, RTT: 9 * ms, LastError: "slow"}}, true},
-		{"id added", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0), "y": up(0)}, false},
-		{"id renamed", map[string]Result{"x": up(0)}, map[string]Result{"y": up(0)}, false},
+		{"equal", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0)}, true, true},
+		{"penalty noise within a step", map[string]Result{"x": up(6 * ms)}, map[string]Result{"x": up(9 * ms)}, true, true},
+		{"penalty crosses a step", map[string]Result{"x": up(4 * ms)}, map[string]Result{"x": up(5 * ms)}, false, true},
+		{"health flips", map[string]Result{"x": up(0)}, map[string]Result{"x": {}}, false, false},
+		{"RTT and errors do not steer", map[string]Result{"x": up(0)}, map[string]Result{"x": {Healthy: true, RTT: 9 * ms, LastError: "slow"}}, true, true},
+		{"id added", map[string]Result{"x": up(0)}, map[string]Result{"x": up(0), "y": up(0)}, false, false},
+		{"id renamed", map[string]Result{"x": up(0)}, map[string]Result{"y": up(0)}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := NewStatus(1, 1, tc.a), NewStatus(2, 1, tc.b)
 			if got := a.steersLike(b); got != tc.same {
 				t.Errorf("steersLike = %t, want %t", got, tc.same)
+			}
+			if got := a.sameHealth(b); got != tc.sameHealth {
+				t.Errorf("sameHealth = %t, want %t", got, tc.sameHealth)
 			}
 		})
 	}

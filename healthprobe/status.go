@@ -70,7 +70,11 @@ type Status struct {
 	// Steering increases only when what selection reads changes: the set
 	// of IDs, a Healthy or a SteeringPenalty. Caches of decisions key on it.
 	Steering uint64
-	Results  map[string]Result
+	// Health increases when the set of IDs or a Healthy changes, and not
+	// for a SteeringPenalty alone: a cache may apply a penalty's change
+	// gradually, but a health change at once.
+	Health  uint64
+	Results map[string]Result
 
 	superseded chan struct{} // closed when a newer snapshot is published
 }
@@ -86,9 +90,24 @@ func (s *Status) Result(id string) (Result, bool) {
 }
 
 // NewStatus returns a Status holding results, for callers that simulate
-// probes (tests, the steering simulation); the map is not copied.
+// probes (tests, the steering simulation); the map is not copied. Its
+// Health is steering, so that every change counts as a health change.
 func NewStatus(generation, steering uint64, results map[string]Result) *Status {
-	return &Status{Generation: generation, Steering: steering, Results: results, superseded: make(chan struct{})}
+	return &Status{Generation: generation, Steering: steering, Health: steering, Results: results,
+		superseded: make(chan struct{})}
+}
+
+// sameHealth reports whether s and t have the same IDs, each as healthy.
+func (s *Status) sameHealth(t *Status) bool {
+	if len(s.Results) != len(t.Results) {
+		return false
+	}
+	for id, r := range s.Results {
+		if o, ok := t.Results[id]; !ok || o.Healthy != r.Healthy {
+			return false
+		}
+	}
+	return true
 }
 
 // steersLike reports whether s and t give selection the same inputs.
