@@ -40,6 +40,12 @@ type measurement struct {
 		P50 float64 `json:"p50"`
 		P99 float64 `json:"p99"`
 	} `json:"latency_us"`
+	// RxLatency ends at the kernel's receive timestamp of the reply,
+	// without the generator's own queueing (zero in older results).
+	RxLatency struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	} `json:"latency_rx_us"`
 	CPUPerAnswer float64 `json:"server_cpu_us_per_answer"`
 	ServerUtil   float64 `json:"server_cpu_util"`
 	RSSKiB       int64   `json:"rss_kib"`
@@ -92,6 +98,7 @@ func median(xs []float64) float64 {
 type agg struct {
 	n                          int
 	cpu, qps, p50, p99, util   float64
+	rxP50, rxP99               float64
 	rss, hwm, loss, other, lg1 float64
 	unexpected                 int64
 }
@@ -116,6 +123,8 @@ func aggregate(ms []measurement) map[[3]string]*agg {
 			qps:   col(func(m measurement) float64 { return m.QPS }),
 			p50:   col(func(m measurement) float64 { return m.Latency.P50 }),
 			p99:   col(func(m measurement) float64 { return m.Latency.P99 }),
+			rxP50: col(func(m measurement) float64 { return m.RxLatency.P50 }),
+			rxP99: col(func(m measurement) float64 { return m.RxLatency.P99 }),
 			util:  col(func(m measurement) float64 { return m.ServerUtil }),
 			rss:   col(func(m measurement) float64 { return float64(m.RSSKiB) }),
 			hwm:   col(func(m measurement) float64 { return float64(m.HWMKiB) }),
@@ -356,14 +365,17 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 
 	p("## Throughput, latency and memory (medians)\n\n")
 	p("*max QPS*: answered queries a second at max load. *server core*: the share of a core the server used then. " +
-		"*p50/p99*: latency at half of that server's max. *core 0 other*: share of the server's core busy with " +
+		"*p50/p99*: latency at half of that server's max, from the query's send to the generator's read of the reply; " +
+		"*rx p50/p99*: the same, but to the kernel's receive timestamp of the reply on the generator's socket " +
+		"(SO_TIMESTAMPNS), which leaves out the generator's own queueing and so measures the server and the loopback " +
+		"path. *core 0 other*: share of the server's core busy with " +
 		"other work during the max-load window (other work on the machine fills whatever the server leaves idle). " +
 		"*gen CPU*: the load generator's own CPU time as a share of its core, at max load / at half load: near " +
 		"100 %% at max means the generator, not the server, set the max, and near 100 %% at half means the " +
 		"latency includes the generator's own queueing. *RSS/HWM*: VmRSS after the max-load window / VmHWM, MiB (a memory-mapped " +
 		"GeoLite2 City database counts in RSS as far as it was read).\n\n")
-	p("| workload | server | max QPS | server core | p50 µs | p99 µs | lost at half | core 0 other | gen CPU | RSS / HWM MiB | wrong rcode |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| workload | server | max QPS | server core | p50 µs | p99 µs | rx p50 µs | rx p99 µs | lost at half | core 0 other | gen CPU | RSS / HWM MiB | wrong rcode |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, wl := range d.Workloads {
 		for _, s := range servers() {
 			mx := a[[3]string{s.Name, wl.Name, "max"}]
@@ -371,15 +383,16 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 				continue
 			}
 			hf := a[[3]string{s.Name, wl.Name, "half"}]
-			var p50, p99, loss, lgHalf float64
+			var p50, p99, rxP50, rxP99, loss, lgHalf float64
 			var unexpected int64
 			if hf != nil {
 				p50, p99, loss, lgHalf, unexpected = hf.p50, hf.p99, hf.loss, hf.lg1, hf.unexpected
+				rxP50, rxP99 = hf.rxP50, hf.rxP99
 			}
 			unexpected += mx.unexpected
-			p("| %s | %s | %s | %.0f %% | %s | %s | %.2f %% | %.0f %% | %.0f / %.0f %% | %.0f / %.0f | %d |\n", wl.Name, s.Name,
-				fmtQPS(mx.qps), 100*mx.util, fmtF(p50, 0), fmtF(p99, 0), 100*loss, 100*mx.other, 100*mx.lg1, 100*lgHalf,
-				mx.rss/1024, mx.hwm/1024, unexpected)
+			p("| %s | %s | %s | %.0f %% | %s | %s | %s | %s | %.2f %% | %.0f %% | %.0f / %.0f %% | %.0f / %.0f | %d |\n", wl.Name, s.Name,
+				fmtQPS(mx.qps), 100*mx.util, fmtF(p50, 0), fmtF(p99, 0), fmtF(rxP50, 0), fmtF(rxP99, 0), 100*loss, 100*mx.other,
+				100*mx.lg1, 100*lgHalf, mx.rss/1024, mx.hwm/1024, unexpected)
 		}
 	}
 	p("\n")

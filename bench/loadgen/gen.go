@@ -72,6 +72,11 @@ type counters struct {
 	refused     atomic.Int64 // ICMP port unreachable seen
 	rcodes      [16]int64
 	lat         hist.Histogram
+	// rxLat is the latency to the kernel's receive timestamp of the
+	// reply rather than to when this generator read it; rxMissing counts
+	// replies without a timestamp.
+	rxLat     hist.Histogram
+	rxMissing int64
 }
 
 // worker drives one connected socket.
@@ -85,6 +90,7 @@ type worker struct {
 	out     atomic.Int64 // outstanding queries
 	cnt     counters
 	start   time.Time
+	wall0   int64 // start as wall-clock ns, for the kernel's timestamps
 	timeout time.Duration
 	phase   *atomic.Int32
 	sendB   *batch
@@ -92,8 +98,8 @@ type worker struct {
 }
 
 func newWorker(c *conn, pk *packets, first int, start time.Time, timeout time.Duration, phase *atomic.Int32, batchN int) *worker {
-	return &worker{c: c, pk: pk, next: first % pk.len(), start: start, timeout: timeout, phase: phase,
-		sendB: newBatch(batchN, 512), recvB: newBatch(batchN, 4096)}
+	return &worker{c: c, pk: pk, next: first % pk.len(), start: start, wall0: start.UnixNano(), timeout: timeout, phase: phase,
+		sendB: newBatch(batchN, 512), recvB: newBatch(batchN, 4096).withControl()}
 }
 
 // sendN sends up to n queries and returns how many were sent.
@@ -204,6 +210,11 @@ func (w *worker) receive() bool {
 			w.cnt.truncated++
 		}
 		w.cnt.lat.Record(time.Duration(now - sent))
+		if rx, ok := w.recvB.rxStamp(i); ok {
+			w.cnt.rxLat.Record(time.Duration(max(rx-w.wall0-sent, 0)))
+		} else {
+			w.cnt.rxMissing++
+		}
 	}
 	return true
 }

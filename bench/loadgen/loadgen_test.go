@@ -139,6 +139,12 @@ func TestRunMax(t *testing.T) {
 	if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 {
 		t.Errorf("latency %+v", r.Latency)
 	}
+	// The kernel queues a reply before the generator reads it, so the
+	// latency to its receive stamp is never the longer one.
+	rx := r.RxLatency
+	if r.RxMissing != 0 || rx.P50 <= 0 || rx.P99 < rx.P50 || rx.P50 > r.Latency.P50 || rx.Max > r.Latency.Max {
+		t.Errorf("latency to the receive stamp %+v (%d without a stamp), to the read %+v", rx, r.RxMissing, r.Latency)
+	}
 	if len(r.PIDs) == 0 || r.PIDs[0] != os.Getpid() || r.CPUSec < 0 || r.RSSKiB <= 0 {
 		t.Errorf("pids %v", r.PIDs)
 	}

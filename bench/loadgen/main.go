@@ -172,6 +172,12 @@ type Result struct {
 	LossRatio  float64          `json:"loss_ratio"`
 
 	Latency Latency `json:"latency_us"`
+	// RxLatency ends each reply's latency when the kernel queued it on
+	// the generator's socket (SO_TIMESTAMPNS) instead of when the
+	// generator read it: the server's part, without the generator's own
+	// queueing. RxMissing counts replies that had no timestamp.
+	RxLatency Latency `json:"latency_rx_us"`
+	RxMissing int64   `json:"rx_timestamp_missing"`
 
 	PIDs         []int   `json:"pids,omitempty"`
 	CPUSec       float64 `json:"server_cpu_s,omitempty"`
@@ -186,6 +192,11 @@ type Result struct {
 	// LoadgenUtil is the load generator's own CPU time over the window,
 	// as a share of a core: near 1, it was the limit.
 	LoadgenUtil float64 `json:"loadgen_cpu_util"`
+}
+
+func latencyOf(h *hist.Histogram) Latency {
+	return Latency{P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)), P99: us(h.Quantile(0.99)),
+		P999: us(h.Quantile(0.999)), Max: us(h.Max()), Mean: us(h.Mean())}
 }
 
 // Latency holds percentiles in microseconds.
@@ -352,7 +363,7 @@ func run(cfg *config, stdout io.Writer) error {
 	if cfg.mode == "rate" {
 		res.OfferedRate = cfg.rate
 	}
-	var lat hist.Histogram
+	var lat, rxLat hist.Histogram
 	for _, w := range workers {
 		c := &w.cnt
 		res.Sent += c.sentMeasure.Load()
@@ -369,14 +380,16 @@ func run(cfg *config, stdout io.Writer) error {
 			}
 		}
 		lat.Merge(&c.lat)
+		rxLat.Merge(&c.rxLat)
+		res.RxMissing += c.rxMissing
 	}
 	res.Slipped = slipped.Load()
 	res.QPS = float64(res.Answered) / window.Seconds()
 	if res.Sent > 0 {
 		res.LossRatio = float64(res.Lost) / float64(res.Sent)
 	}
-	res.Latency = Latency{P50: us(lat.Quantile(0.5)), P90: us(lat.Quantile(0.9)), P99: us(lat.Quantile(0.99)),
-		P999: us(lat.Quantile(0.999)), Max: us(lat.Max()), Mean: us(lat.Mean())}
+	res.Latency = latencyOf(&lat)
+	res.RxLatency = latencyOf(&rxLat)
 	if len(pids) > 0 {
 		cpu := cpu1.server - cpu0.server
 		res.CPUSec = cpu.Seconds()
@@ -407,8 +420,8 @@ func run(cfg *config, stdout io.Writer) error {
 	if err := enc.Encode(res); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "loadgen %s %s: %.0f answered/s, lost %d/%d, p50 %.0f µs, p99 %.0f µs%s\n",
-		cfg.mode, cfg.queries, res.QPS, res.Lost, res.Sent, res.Latency.P50, res.Latency.P99, cpuNote(res))
+	fmt.Fprintf(os.Stderr, "loadgen %s %s: %.0f answered/s, lost %d/%d, p50 %.0f µs, p99 %.0f µs (to the kernel's receive stamp: %.0f / %.0f µs)%s\n",
+		cfg.mode, cfg.queries, res.QPS, res.Lost, res.Sent, res.Latency.P50, res.Latency.P99, res.RxLatency.P50, res.RxLatency.P99, cpuNote(res))
 	if interrupted {
 		return errors.New("stopped early (signal or -count)")
 	}

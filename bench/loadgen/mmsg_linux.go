@@ -23,6 +23,39 @@ type batch struct {
 	hdrs []mmsghdr
 	iovs []syscall.Iovec
 	bufs [][]byte
+	ctrl [][]byte // per message, for the kernel's receive timestamp; nil for sending
+}
+
+// ctrlLen holds one SCM_TIMESTAMPNS control message.
+const ctrlLen = 64
+
+// withControl gives b room for each message's receive timestamp.
+func (b *batch) withControl() *batch {
+	b.ctrl = make([][]byte, len(b.hdrs))
+	for i := range b.ctrl {
+		b.ctrl[i] = make([]byte, ctrlLen)
+	}
+	return b
+}
+
+// rxStamp is the wall-clock time, in ns since the Unix epoch, at which
+// the kernel queued message i on the socket (SO_TIMESTAMPNS), or false.
+// It tells the server's latency apart from the time this generator took
+// to read the reply, which at high rates is most of the tail.
+func (b *batch) rxStamp(i int) (int64, bool) {
+	if b.ctrl == nil {
+		return 0, false
+	}
+	h := &b.hdrs[i].hdr
+	if int(h.Controllen) < syscall.CmsgLen(16) {
+		return 0, false
+	}
+	c := (*syscall.Cmsghdr)(unsafe.Pointer(&b.ctrl[i][0]))
+	if c.Level != syscall.SOL_SOCKET || c.Type != syscall.SCM_TIMESTAMPNS || int(c.Len) < syscall.CmsgLen(16) {
+		return 0, false
+	}
+	ts := (*syscall.Timespec)(unsafe.Pointer(&b.ctrl[i][syscall.CmsgLen(0)]))
+	return ts.Nano(), true
 }
 
 func newBatch(n, size int) *batch {
@@ -66,6 +99,8 @@ func dial(server string, bufBytes int) (*conn, error) {
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt[1], bufBytes)
 			}
 		}
+		// Without the timestamps, the rx latency is simply not reported.
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 	})
 	return &conn{uc: uc, rc: rc}, nil
 }
@@ -105,6 +140,10 @@ func (c *conn) recv(b *batch) (int, error) {
 	var rerr error
 	for i := range b.iovs {
 		b.iovs[i].SetLen(len(b.bufs[i]))
+		if b.ctrl != nil {
+			b.hdrs[i].hdr.Control = &b.ctrl[i][0]
+			b.hdrs[i].hdr.SetControllen(ctrlLen)
+		}
 	}
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
