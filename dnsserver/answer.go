@@ -40,13 +40,20 @@ type request struct {
 func (q *request) location() geo.Location {
 	if !q.located {
 		q.located = true
-		if q.s.locator != nil && q.client.IsValid() {
-			q.loc = q.s.locator.Locate(q.client)
-		} else if q.client.IsValid() {
-			q.loc = geo.Location{Prefix: netip.PrefixFrom(q.client, 0).Masked()}
-		}
+		q.loc = q.s.locate(q.client)
 	}
 	return q.loc
+}
+
+// locate places client; without a database, or for no client, nowhere.
+func (s *Server) locate(client netip.Addr) geo.Location {
+	switch {
+	case !client.IsValid():
+		return geo.Location{}
+	case s.locator != nil:
+		return s.locator.Locate(client)
+	}
+	return geo.Location{Prefix: netip.PrefixFrom(client, 0).Masked()}
 }
 
 // resolve fills resp's sections and rcode with the authoritative answer for
@@ -192,8 +199,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	} else if d.allDown {
 		q.s.allDown(g, d)
 	}
-	cd := &cachedDecision{ranked: slices.Clone(d.ranked[:d.n]), untailored: d.untailored,
-		nodata: d.nodata, servfail: d.servfail, scope: d.scope}
+	cd := d.cached()
 	if q.explain == nil && !d.allDown {
 		// All-down decisions are not cached: each one must be counted.
 		q.s.cache.put(key, epoch, cd)
@@ -204,6 +210,12 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 		q.trace.decided(g, qtype, nil, key.client, epoch)
 	}
 	return cd
+}
+
+// cached is the part of d that answers need, to share through the cache.
+func (d *decision) cached() *cachedDecision {
+	return &cachedDecision{ranked: slices.Clone(d.ranked[:d.n]), untailored: d.untailored,
+		nodata: d.nodata, servfail: d.servfail, scope: d.scope}
 }
 
 // decisionEnv is what a geo decision made now from snap reads, and the

@@ -47,7 +47,8 @@ type fastPath struct {
 	epoch     cacheEpoch
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
-	refreshes int    // stale memoised decisions re-decided in this batch
+	refreshes int // stale memoised decisions re-decided in this batch
+	cands     [zones.MaxGeoTargets]candidate
 	nextID    uint32 // of the next entry made
 }
 
@@ -249,7 +250,9 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			}
 			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
 			if cd == nil {
-				return nil, fastLearn
+				if cd, epoch = f.decide(snap, e.geo, e.qtype, client); cd == nil {
+					return nil, fastLearn
+				}
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, fastLearn
@@ -432,6 +435,25 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 			f.memo.remember(e, tr.client, tr.epoch, clientReply{r: v, scope: uint8(cd.scope), tailored: !cd.untailored})
 		}
 	}
+}
+
+// decide makes and caches the decision for client as the general path's
+// decideCached does, but without decoding the query into a dns.Msg and
+// packing a reply: after a penalty step every client is re-decided, and
+// through the general path each left kilobytes of garbage, whose
+// collection then shared the CPU with the reader. It returns the epoch
+// decided in, and nil for a decision the general path must make (no
+// eligible target: each such answer is counted there).
+func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, cacheEpoch) {
+	s := f.s
+	env, epoch := s.decisionEnv(snap)
+	d := rankTargets(g, qtype, client, s.locate(client), env, &f.cands)
+	if d.allDown {
+		return nil, epoch
+	}
+	cd := d.cached()
+	s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, epoch, cd)
+	return cd, epoch
 }
 
 // epochStale makes the next query read the decision epoch afresh, after
