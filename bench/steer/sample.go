@@ -31,26 +31,6 @@ type client struct {
 	True []float64
 }
 
-// cityRecord is the part of a GeoLite2 City record the sampler reads.
-type cityRecord struct {
-	Continent struct {
-		Code string `maxminddb:"code"`
-	} `maxminddb:"continent"`
-	Country struct {
-		ISOCode string `maxminddb:"iso_code"`
-	} `maxminddb:"country"`
-	Location struct {
-		Latitude  *float64 `maxminddb:"latitude"`
-		Longitude *float64 `maxminddb:"longitude"`
-	} `maxminddb:"location"`
-}
-
-type place struct {
-	continent, country string
-	point              geo.Point
-	ok                 bool // has coordinates
-}
-
 // sampleResult is the sample and the population it was drawn from.
 type sampleResult struct {
 	Clients []client
@@ -74,13 +54,13 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 	type reservoir struct {
 		seen int
 		kept []netip.Prefix
-		at   []place
+		at   []sample.Location
 	}
 	res := map[string]*reservoir{}
 	for _, c := range continents {
 		res[c] = &reservoir{}
 	}
-	cache := map[uintptr]place{}
+	cache := map[uintptr]sample.Location{}
 	counts := map[string]int{}
 	for n := range db.NetworksWithin(netip.MustParsePrefix("0.0.0.0/0")) {
 		if err := n.Err(); err != nil {
@@ -88,22 +68,18 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 		}
 		pl, ok := cache[n.Offset()]
 		if !ok {
-			var rec cityRecord
-			if err := n.Decode(&rec); err != nil {
+			var err error
+			if pl, err = sample.Decode(n); err != nil {
 				return nil, fmt.Errorf("steer: decode %s: %w", n.Prefix(), err)
-			}
-			pl = place{continent: rec.Continent.Code, country: rec.Country.ISOCode}
-			if rec.Location.Latitude != nil && rec.Location.Longitude != nil {
-				pl.point, pl.ok = geo.Point{Lat: *rec.Location.Latitude, Lon: *rec.Location.Longitude}, true
 			}
 			cache[n.Offset()] = pl
 		}
 		network := n.Prefix()
-		if !pl.ok || !network.Addr().Is4() || !sample.Routable(network.Addr()) {
+		if !pl.HasPoint || !network.Addr().Is4() || !sample.Routable(network.Addr()) {
 			continue
 		}
-		counts[pl.continent]++
-		rv := res[pl.continent]
+		counts[pl.Continent]++
+		rv := res[pl.Continent]
 		if rv == nil {
 			continue
 		}
@@ -129,7 +105,7 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 			pl := rv.at[i]
 			cl := client{
 				Network: network, Subnet: querySubnet(network, m.Seed),
-				Continent: pl.continent, Country: pl.country, Point: pl.point,
+				Continent: pl.Continent, Country: pl.Country, Point: geo.Point{Lat: pl.Lat, Lon: pl.Lon},
 				Weight: weight24(network) * scale,
 			}
 			cl.True = make([]float64, len(thePoPs))

@@ -86,6 +86,15 @@ func (c *cityRecord) location() Location {
 	return l
 }
 
+// Decode is the Location of a record the database looked up or walked.
+func Decode(res maxminddb.Result) (Location, error) {
+	var rec cityRecord
+	if err := res.Decode(&rec); err != nil {
+		return Location{}, err
+	}
+	return rec.location(), nil
+}
+
 // Lookup places addr with the database.
 func Lookup(db *maxminddb.Reader, addr netip.Addr) (Location, netip.Prefix, error) {
 	res := db.Lookup(addr)
@@ -160,11 +169,10 @@ func Sample(db *maxminddb.Reader, d *workload.Description) (*Result, error) {
 		}
 		loc, ok := cache[res.Offset()]
 		if !ok {
-			var rec cityRecord
-			if err := res.Decode(&rec); err != nil {
+			var err error
+			if loc, err = Decode(res); err != nil {
 				return nil, fmt.Errorf("sample: decode %s: %w", res.Prefix(), err)
 			}
-			loc = rec.location()
 			cache[res.Offset()] = loc
 		}
 		if !loc.HasPoint {
