@@ -308,10 +308,11 @@ func (p *Prober) publishLocked() {
 	}
 	old := p.status.Load()
 	s.Steering, s.Health = old.Steering, old.Health
-	if !s.steersLike(old) {
+	health, steering := s.Changes(old)
+	if steering {
 		s.Steering++
 	}
-	if !s.sameHealth(old) {
+	if health {
 		s.Health++
 	}
 	p.status.Store(s)

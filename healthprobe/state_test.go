@@ -137,11 +137,12 @@ func TestSteersLike(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := NewStatus(1, 1, tc.a), NewStatus(2, 1, tc.b)
-			if got := a.steersLike(b); got != tc.same {
-				t.Errorf("steersLike = %t, want %t", got, tc.same)
+			health, steering := a.Changes(b)
+			if !steering != tc.same {
+				t.Errorf("steering changed = %t, want %t", steering, !tc.same)
 			}
-			if got := a.sameHealth(b); got != tc.sameHealth {
-				t.Errorf("sameHealth = %t, want %t", got, tc.sameHealth)
+			if !health != tc.sameHealth {
+				t.Errorf("health changed = %t, want %t", health, !tc.sameHealth)
 			}
 		})
 	}

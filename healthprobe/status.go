@@ -97,29 +97,18 @@ func NewStatus(generation, steering uint64, results map[string]Result) *Status {
 		superseded: make(chan struct{})}
 }
 
-// sameHealth reports whether s and t have the same IDs, each as healthy.
-func (s *Status) sameHealth(t *Status) bool {
+// Changes reports what differs from s to t for selection: health (the
+// set of IDs or a Healthy), and steering (health or a SteeringPenalty).
+func (s *Status) Changes(t *Status) (health, steering bool) {
 	if len(s.Results) != len(t.Results) {
-		return false
-	}
-	for id, r := range s.Results {
-		if o, ok := t.Results[id]; !ok || o.Healthy != r.Healthy {
-			return false
-		}
-	}
-	return true
-}
-
-// steersLike reports whether s and t give selection the same inputs.
-func (s *Status) steersLike(t *Status) bool {
-	if len(s.Results) != len(t.Results) {
-		return false
+		return true, true
 	}
 	for id, r := range s.Results {
 		o, ok := t.Results[id]
-		if !ok || o.Healthy != r.Healthy || o.SteeringPenalty() != r.SteeringPenalty() {
-			return false
+		if !ok || o.Healthy != r.Healthy {
+			return true, true
 		}
+		steering = steering || o.SteeringPenalty() != r.SteeringPenalty()
 	}
-	return true
+	return false, steering
 }

@@ -146,28 +146,15 @@ func (h *simHealth) Status() *healthprobe.Status { return h.status.Load() }
 // publish stores results as the prober would: a new generation every
 // time, a new steering generation when what selection reads changed.
 func (h *simHealth) publish(results map[string]healthprobe.Result) {
-	old := h.status.Load()
-	gen, steering := uint64(1), uint64(1)
-	if old != nil {
-		gen, steering = old.Generation+1, old.Steering
-		if !steersLike(old.Results, results) {
-			steering++
+	st := healthprobe.NewStatus(1, 1, results)
+	if old := h.status.Load(); old != nil {
+		st.Generation, st.Steering = old.Generation+1, old.Steering
+		if _, moved := old.Changes(st); moved {
+			st.Steering++
 		}
+		st.Health = st.Steering
 	}
-	h.status.Store(healthprobe.NewStatus(gen, steering, results))
-}
-
-func steersLike(a, b map[string]healthprobe.Result) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for id, r := range a {
-		o, ok := b[id]
-		if !ok || o.Healthy != r.Healthy || o.SteeringPenalty() != r.SteeringPenalty() {
-			return false
-		}
-	}
-	return true
+	h.status.Store(st)
 }
 
 // sim is popdns's selector over one sample.
