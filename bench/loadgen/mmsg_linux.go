@@ -113,17 +113,16 @@ func (c *conn) send(b *batch, n int) (int, error) {
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
 		for sent < n {
-			r, _, e := syscall.Syscall6(sysSENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[sent])), uintptr(n-sent), 0, 0, 0)
-			switch {
-			case e == syscall.EAGAIN:
+			r, e := mmsg(sysSENDMMSG, fd, b.hdrs[sent:n], 0)
+			switch e {
+			case 0:
+				sent += r
+			case syscall.EAGAIN:
 				return false
-			case e == syscall.EINTR:
-				continue
-			case e != 0:
+			default:
 				serr = e
 				return true
 			}
-			sent += int(r)
 		}
 		return true
 	})
@@ -146,26 +145,32 @@ func (c *conn) recv(b *batch) (int, error) {
 		}
 	}
 	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)),
-				syscall.MSG_DONTWAIT, 0, 0)
-			switch {
-			case e == syscall.EAGAIN:
-				return false
-			case e == syscall.EINTR:
-				continue
-			case e != 0:
-				rerr = e
-				return true
-			}
-			got = int(r)
-			return true
+		r, e := mmsg(syscall.SYS_RECVMMSG, fd, b.hdrs, syscall.MSG_DONTWAIT)
+		switch e {
+		case 0:
+			got = r
+		case syscall.EAGAIN:
+			return false
+		default:
+			rerr = e
 		}
+		return true
 	})
 	if err == nil {
 		err = rerr
 	}
 	return got, err
+}
+
+// mmsg makes one sendmmsg or recvmmsg call (trap) on fd for hdrs,
+// again when a signal interrupts it.
+func mmsg(trap, fd uintptr, hdrs []mmsghdr, flags uintptr) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), flags, 0, 0)
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
 }
 
 // isRefused tells an ICMP port unreachable (nothing listens) apart.
