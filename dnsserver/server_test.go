@@ -280,3 +280,54 @@ func TestServeUDPWildcard(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPBurstsAndLulls alternates bursts, which the reader takes in long
+// batches with its socket out of the epoll set, and single queries after
+// a pause, which it must be woken for: a reader that waited without its
+// socket in the set, or that missed a wake-up, leaves a query unanswered.
+func TestUDPBurstsAndLulls(t *testing.T) {
+	addr := startServer(t, newTestServer(t, Config{}))[0]
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	id := uint16(0)
+	send := func(n int) map[uint16]bool {
+		want := make(map[uint16]bool, n)
+		for range n {
+			id++
+			q := query("www.example.test.", dns.TypeA)
+			q.Id = id
+			b, _ := q.Pack()
+			if _, err := conn.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			want[id] = true
+		}
+		return want
+	}
+	receive := func(want map[uint16]bool) {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 65535)
+		for len(want) > 0 {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("%d queries unanswered: %v", len(want), err)
+			}
+			var r dns.Msg
+			if err := r.Unpack(buf[:n]); err != nil || len(r.Answer) != 1 {
+				t.Fatalf("reply %v (%v)", &r, err)
+			}
+			delete(want, r.Id)
+		}
+	}
+	for round := range 20 {
+		receive(send(150)) // well inside the socket's receive buffer: none is dropped
+		for range 3 {
+			time.Sleep(time.Duration(round%4) * time.Millisecond)
+			receive(send(1))
+		}
+	}
+}

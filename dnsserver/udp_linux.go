@@ -37,8 +37,10 @@ import (
 // is taken out of the netpoller (the listener's conn is closed, a
 // duplicate of its descriptor kept), and only when recvmmsg finds nothing
 // does the reader add it, for reading, to an epoll set of its own, the
-// set being what it waits on in the netpoller; it takes it out again when
-// it wakes.
+// set being what it waits on in the netpoller. It takes it out again when
+// a batch is long (keepArmedBelow); while batches are short, the wake-ups
+// cost less than the two epoll_ctl and the empty recvmmsg per batch that
+// taking it out would add.
 type udpSocket struct {
 	s       *Server
 	fd      int      // the socket, a duplicate of the listener's; close releases it
@@ -58,6 +60,9 @@ const (
 	// maxUDPRead holds any datagram, as miekg/dns's server does.
 	maxUDPRead = 65535
 	ctrlLen    = 64 // room for one IP_PKTINFO or IPV6_PKTINFO message
+	// keepArmedBelow is the batch length from which the reader takes the
+	// socket out of its epoll set (see udpSocket).
+	keepArmedBelow = 8
 )
 
 // newUDPSocket prepares pc for the fast path; nil when pc is not a UDP
@@ -211,9 +216,9 @@ type mmsghdr struct {
 type udpReader struct {
 	u    *udpSocket
 	fast *fastPath
-	// recv is the reader's method as a value made once: a method value
+	// serve is the reader's method as a value made once: a method value
 	// made per call would allocate.
-	recv       func(fd uintptr) bool
+	serve      func(fd uintptr) bool
 	armed      bool            // the socket is in the epoll set
 	ev         unix.EpollEvent // how it is
 	got        int             // what the last recvmmsg returned
@@ -249,7 +254,7 @@ func newUDPReader(u *udpSocket) *udpReader {
 		r.smsgs[i].hdr.SetIovlen(1)
 	}
 	r.used = udpBatch
-	r.recv = r.recvBatch
+	r.serve = r.serveBatches
 	r.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(u.fd)}
 	return r
 }
@@ -257,16 +262,7 @@ func newUDPReader(u *udpSocket) *udpReader {
 func (r *udpReader) run() error {
 	u := r.u
 	for !u.stop.Load() {
-		for i := range r.used {
-			h := &r.rmsgs[i].hdr
-			h.Namelen = unix.SizeofSockaddrInet6
-			if u.pktinfo {
-				h.SetControllen(ctrlLen)
-			}
-			h.Flags = 0
-		}
-		r.used = 0
-		if err := u.rc.Read(r.recv); err != nil {
+		if err := u.rc.Read(r.serve); err != nil {
 			if u.stop.Load() {
 				return nil
 			}
@@ -279,6 +275,35 @@ func (r *udpReader) run() error {
 		default:
 			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", r.errno))
 		}
+	}
+	return nil
+}
+
+// serveBatches answers batches until the socket has nothing more; false tells
+// the netpoller to wait until the epoll set reports it readable, true
+// that the reader must stop or see r.errno. It loops within one
+// RawConn.Read: a readiness reported while it works is kept for the wait
+// that follows, where a new Read would clear it, so after a short batch
+// with the socket in the epoll set it can wait at once without the
+// recvmmsg that would find nothing.
+func (r *udpReader) serveBatches(uintptr) bool {
+	u := r.u
+	for !u.stop.Load() {
+		for i := range r.used {
+			h := &r.rmsgs[i].hdr
+			h.Namelen = unix.SizeofSockaddrInet6
+			if u.pktinfo {
+				h.SetControllen(ctrlLen)
+			}
+			h.Flags = 0
+		}
+		r.used = 0
+		if !r.recvBatch() {
+			return false
+		}
+		if r.errno != 0 {
+			return true
+		}
 		r.used = r.got
 		start := time.Now() // one clock read per batch, and one in flush
 		m := 0
@@ -289,35 +314,41 @@ func (r *udpReader) run() error {
 		}
 		r.send(m)
 		r.fast.flush(start)
-	}
-	return nil
-}
-
-// recvBatch is one non-blocking recvmmsg; false tells the netpoller to
-// wait for more, with the socket in the epoll set while it waits. Adding
-// it finds a datagram that came in meanwhile, so none is missed.
-func (r *udpReader) recvBatch(uintptr) bool {
-	u := r.u
-	if r.armed {
-		r.armed = false
-		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_DEL, u.fd, &r.ev); errno != 0 {
-			r.got, r.errno = 0, errno
-			return true
+		if r.armed && r.got < udpBatch {
+			return false // the socket was emptied, and the next datagram wakes the reader
 		}
 	}
+	return true
+}
+
+// recvBatch is one non-blocking recvmmsg; false when the socket has
+// nothing, with the socket then in the epoll set. Adding it finds a
+// datagram that came in meanwhile, so none is missed. A batch of
+// keepArmedBelow or more takes it out of the set again.
+func (r *udpReader) recvBatch() bool {
+	u := r.u
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(u.fd), uintptr(unsafe.Pointer(&r.rmsgs[0])),
 		udpBatch, unix.MSG_DONTWAIT, 0, 0)
 	if errno == unix.EAGAIN {
-		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_ADD, u.fd, &r.ev); errno != 0 {
-			r.got, r.errno = 0, errno
-			return true
+		if !r.armed {
+			if errno := epollCtl(u.epfd, unix.EPOLL_CTL_ADD, u.fd, &r.ev); errno != 0 {
+				r.got, r.errno = 0, errno
+				return true
+			}
+			r.armed = true
 		}
-		r.armed = true
 		return false
 	}
 	r.got, r.errno = int(n), errno
 	if errno != 0 {
 		r.got = 0
+		return true
+	}
+	if r.armed && r.got >= keepArmedBelow {
+		r.armed = false
+		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_DEL, u.fd, &r.ev); errno != 0 {
+			r.got, r.errno = 0, errno // the reader stops
+		}
 	}
 	return true
 }
