@@ -49,7 +49,7 @@ type fastPath struct {
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
 	cands     [zones.MaxGeoTargets]candidate
-	nextID    uint32 // of the next entry made
+	nextID    uint32 // of the last entry made
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -71,21 +71,6 @@ type fastEntry struct {
 	id uint32
 }
 
-// clientReply is a memoised decision: the reply, what answering with it
-// patches, and the gradual part of the epoch it was made in.
-type clientReply struct {
-	r        *fastReply
-	scope    uint8
-	tailored bool
-	steering uint64
-	bucket   int64
-}
-
-// fresh reports whether cr was decided in epoch ep's gradual part too.
-func (cr clientReply) fresh(ep cacheEpoch) bool {
-	return cr.steering == ep.steering && cr.bucket == ep.bucket
-}
-
 // refreshesPerBatch is how many memoised decisions made before a penalty
 // or latency age moved a reader re-decides per batch; the others are
 // answered as decided until their turn. Re-deciding every client at once
@@ -93,89 +78,6 @@ func (cr clientReply) fresh(ep cacheEpoch) bool {
 // loaded reader for tens of ms on every step of a probe's penalty, long
 // enough for its socket to overflow.
 const refreshesPerBatch = 4
-
-// decisionMemo is a reader's own memo of the shared decision cache: (fast
-// entry, client network) → the reply its decision selects, all valid in
-// one strict epoch (cacheEpoch.strict). A hit costs one map lookup on an integer key and no lock,
-// where the shared cache hashes and compares a whole cacheKey under a
-// shard's lock and the reply is then searched among the entry's variants.
-// IPv4 clients are keyed by entry and address in one uint64; IPv6 clients
-// by entry and the upper 64 bits, when the lower are zero (ECS sends /56s
-// and shorter). Other addresses (host bits in the lower half, a zone) are
-// not memoised. The memo holds at most memoCap decisions in all, however
-// many entries share them, and starts over when full, when the strict
-// epoch moves and when the reader's entries start over (their ids
-// restart).
-type decisionMemo struct {
-	epoch cacheEpoch
-	v4    map[uint64]clientReply
-	v6    map[[2]uint64]clientReply
-}
-
-// memoCap bounds a reader's memo, as the shared cache is bounded.
-const memoCap = cacheShards * cacheShardCap
-
-func (m *decisionMemo) reset() {
-	clear(m.v4)
-	clear(m.v6)
-}
-
-// lookup is the memoised reply of entry e for client in epoch ep's strict
-// part; it may be stale in the gradual part (clientReply.fresh).
-func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (clientReply, bool) {
-	if m.epoch != ep.strict() {
-		return clientReply{}, false
-	}
-	if client.Is4() {
-		cr, ok := m.v4[uint64(e.id)<<32|uint64(v4Key(client))]
-		return cr, ok
-	}
-	if hi, ok := v6Key(client); ok {
-		cr, ok := m.v6[[2]uint64{uint64(e.id), hi}]
-		return cr, ok
-	}
-	return clientReply{}, false
-}
-
-// remember memoises cr for entry e and client in epoch ep.
-func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, cr clientReply) {
-	if m.epoch != ep.strict() || len(m.v4)+len(m.v6) >= memoCap {
-		m.reset()
-		m.epoch = ep.strict()
-	}
-	cr.steering, cr.bucket = ep.steering, ep.bucket
-	if client.Is4() {
-		if m.v4 == nil {
-			m.v4 = make(map[uint64]clientReply)
-		}
-		m.v4[uint64(e.id)<<32|uint64(v4Key(client))] = cr
-		return
-	}
-	if hi, ok := v6Key(client); ok {
-		if m.v6 == nil {
-			m.v6 = make(map[[2]uint64]clientReply)
-		}
-		m.v6[[2]uint64{uint64(e.id), hi}] = cr
-	}
-}
-
-func v4Key(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.BigEndian.Uint32(b[:])
-}
-
-// v6Key is the memo key of an IPv6 client network: its upper 64 bits,
-// when the address has no others (ECS sends /56s and shorter) and no zone.
-func v6Key(a netip.Addr) (uint64, bool) {
-	if !a.Is6() || a.Zone() != "" {
-		return 0, false
-	}
-	b := a.As16()
-	if binary.BigEndian.Uint64(b[8:]) != 0 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(b[:8]), true
-}
 
 // fastReply is a packed reply and what answering with it counts.
 type fastReply struct {
@@ -243,8 +145,8 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			f.epochSnap = snap
 		}
 		epoch := f.epoch
-		cr, found := f.memo.lookup(e, client, epoch)
-		if stale := found && !cr.fresh(epoch); !found || stale && f.refreshes < refreshesPerBatch {
+		cr, fresh, found := f.memo.lookup(e, client, epoch)
+		if stale := found && !fresh; !found || stale && f.refreshes < refreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
@@ -462,8 +364,8 @@ func (f *fastPath) epochStale() { f.epochSnap = nil }
 
 // newEntry gives e the next id.
 func (f *fastPath) newEntry(e *fastEntry) *fastEntry {
+	f.nextID++ // from 1: the memo's zero key is no entry's
 	e.id = f.nextID
-	f.nextID++
 	return e
 }
 

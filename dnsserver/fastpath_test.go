@@ -490,7 +490,7 @@ func TestFastPathMemoFollowsHealth(t *testing.T) {
 			}
 		}
 	}
-	if v4, v6 := len(f.memo.v4), len(f.memo.v6); v4 != 1 || v6 != 1 {
+	if v4, v6 := f.memo.v4.n, f.memo.v6.n; v4 != 1 || v6 != 1 {
 		t.Errorf("memoised %d IPv4 and %d IPv6 networks, want one of each (the /128 is not memoised)", v4, v6)
 	}
 }
@@ -527,24 +527,24 @@ func TestDecisionMemo(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, found := m.lookup(tc.e, tc.client, tc.ep)
+			got, fresh, found := m.lookup(tc.e, tc.client, tc.ep)
 			if found != tc.found || got.r != tc.want.r || got.scope != tc.want.scope {
 				t.Errorf("lookup = %+v, %v; want %+v, %v", got, found, tc.want, tc.found)
 			}
-			if fresh := got.fresh(tc.ep); found && fresh != (tc.ep == ep1) {
+			if found && fresh != (tc.ep == ep1) {
 				t.Errorf("fresh = %v in epoch %+v, decided in %+v", fresh, tc.ep, ep1)
 			}
 		})
 	}
 	m.remember(b, v4b, ep2, r2) // a new epoch starts over
-	if _, found := m.lookup(a, v4, ep2); found || len(m.v4)+len(m.v6) != 1 {
-		t.Errorf("after the epoch moved: %d decisions kept, want only the new one", len(m.v4)+len(m.v6))
+	if _, _, found := m.lookup(a, v4, ep2); found || m.len() != 1 {
+		t.Errorf("after the epoch moved: %d decisions kept, want only the new one", m.len())
 	}
 	// However many entries share it, the memo holds at most memoCap.
 	for i := range 3 * memoCap {
-		e := &fastEntry{id: uint32(i % 7)}
+		e := &fastEntry{id: uint32(i%7) + 1}
 		m.remember(e, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), ep2, r1)
-		if n := len(m.v4) + len(m.v6); n > memoCap {
+		if n := m.len(); n > memoCap {
 			t.Fatalf("%d decisions memoised, cap %d", n, memoCap)
 		}
 	}
