@@ -183,6 +183,9 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
+			if cd.allDown {
+				q.s.allDown(g, cd.servfail, 1)
+			}
 			q.scope = max(q.scope, cd.scope)
 			q.tailored = q.tailored || !cd.untailored
 			if q.trace != nil {
@@ -197,11 +200,10 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	if q.explain != nil {
 		q.explainDecision(g, d, &env)
 	} else if d.allDown {
-		q.s.allDown(g, d)
+		q.s.allDown(g, d.servfail, 1)
 	}
 	cd := d.cached()
-	if q.explain == nil && !d.allDown {
-		// All-down decisions are not cached: each one must be counted.
+	if q.explain == nil {
 		q.s.cache.put(key, epoch, cd)
 		if q.trace != nil {
 			q.trace.decided(g, qtype, cd, key.client, epoch)
@@ -215,7 +217,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 // cached is the part of d that answers need, to share through the cache.
 func (d *decision) cached() *cachedDecision {
 	return &cachedDecision{ranked: slices.Clone(d.ranked[:d.n]), untailored: d.untailored,
-		nodata: d.nodata, servfail: d.servfail, scope: d.scope}
+		nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
 }
 
 // decisionEnv is what a geo decision made now from snap reads, and the

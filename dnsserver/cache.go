@@ -66,7 +66,10 @@ type cachedDecision struct {
 	untailored bool
 	nodata     bool
 	servfail   bool
-	scope      int
+	// allDown: no target was eligible and when_all_down decided. Every
+	// answer with such a decision counts (Server.allDown).
+	allDown bool
+	scope   int
 }
 
 func (c *decisionCache) shard(k cacheKey) *cacheShard {

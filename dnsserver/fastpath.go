@@ -87,9 +87,11 @@ type fastReply struct {
 	// following; 0 when the reply has none.
 	ecs   int
 	rcode int
-	// The decision this reply answers, for geo entries.
+	// The decision this reply answers, for geo entries; allDown is its
+	// record when when_all_down decided it, which each answer counts.
 	ranked           string
 	nodata, servfail bool
+	allDown          *zones.Geo
 
 	requests prometheus.Counter
 	pop      prometheus.Counter // nil when no PoP answered
@@ -152,9 +154,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			}
 			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
 			if cd == nil {
-				if cd, epoch = f.decide(snap, e.geo, e.qtype, client); cd == nil {
-					return nil, fastLearn
-				}
+				cd, epoch = f.decide(snap, e.geo, e.qtype, client)
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, fastLearn
@@ -213,6 +213,9 @@ func (f *fastPath) flush(start time.Time) {
 		if r.pop != nil {
 			r.pop.Add(float64(r.count))
 		}
+		if r.allDown != nil {
+			f.s.allDown(r.allDown, r.servfail, int(r.count))
+		}
 		r.count = 0
 	}
 	f.pending = f.pending[:0]
@@ -240,7 +243,7 @@ func (f *fastPath) flush(start time.Time) {
 // variant is the entry's reply for decision cd, or nil.
 func (e *fastEntry) variant(cd *cachedDecision) *fastReply {
 	for _, r := range e.variants {
-		if r.ranked == string(cd.ranked) && r.nodata == cd.nodata && r.servfail == cd.servfail {
+		if r.ranked == string(cd.ranked) && r.nodata == cd.nodata && r.servfail == cd.servfail && (r.allDown != nil) == cd.allDown {
 			return r
 		}
 	}
@@ -321,6 +324,9 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	}
 	cd := tr.decision
 	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
+	if cd.allDown {
+		r.allDown = tr.geo
+	}
 	switch {
 	case e == nil:
 		f.cache[key] = f.newEntry(&fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}})
@@ -344,15 +350,11 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 // packing a reply: after a penalty step every client is re-decided, and
 // through the general path each left kilobytes of garbage, whose
 // collection then shared the CPU with the reader. It returns the epoch
-// decided in, and nil for a decision the general path must make (no
-// eligible target: each such answer is counted there).
+// decided in.
 func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, cacheEpoch) {
 	s := f.s
 	env, epoch := s.decisionEnv(snap)
 	d := rankTargets(g, qtype, client, s.locate(client), env, &f.cands)
-	if d.allDown {
-		return nil, epoch
-	}
 	cd := d.cached()
 	s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, epoch, cd)
 	return cd, epoch

@@ -225,9 +225,13 @@ func TestFastPathMatchesGeneralPathGeo(t *testing.T) {
 			}
 		}
 	}
-	vs := variants(t, query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)))
-	if got := checkSame(t, s, f, vs, src); got < len(vs)-2 {
-		t.Errorf("geo with ECS: fast path answered %d of %d", got, len(vs))
+	// Answered by the fast path itself once learnt, all-down decisions
+	// too: when every probe fails, answering must stay as cheap.
+	for _, name := range []string{"www", "nearest", "all", "fallback", "servfail"} {
+		vs := variants(t, query(name+".geo.test.", dns.TypeA, withECS("81.2.69.0", 24)))
+		if got := checkSame(t, s, f, vs, src); got < len(vs)-2 {
+			t.Errorf("%s with ECS: fast path answered %d of %d", name, got, len(vs))
+		}
 	}
 }
 
@@ -240,6 +244,9 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		query("www.geo.test.", dns.TypeA, withECS("10.1.2.0", 24)),
 		query("www.geo.test.", dns.TypeTXT, withECS("81.2.69.0", 24)),
 		query("www.geo.test.", dns.TypeA),
+		query("fallback.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), // when_all_down decides, and counts
+		query("servfail.geo.test.", dns.TypeA),
+		query("alldown.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)),
 		query("nope.geo.test.", dns.TypeA),
 		query("elsewhere.invalid.", dns.TypeA),
 	}

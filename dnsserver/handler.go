@@ -80,7 +80,7 @@ type answerTrace struct {
 	caseSafe bool // see caseSafe
 	// decisions counts geo decisions; the first one's record, the type it
 	// decided for and the decision are kept, the decision nil when it was
-	// not cached (when_all_down decided, and that must be counted).
+	// not cached (an explanation's).
 	decisions int
 	geo       *zones.Geo
 	qtype     uint16

@@ -157,11 +157,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}, nil
 }
 
-// allDown records that a geo record had no eligible target and its
-// when_all_down policy decided: a counter always, a log line sampled.
-func (s *Server) allDown(g *zones.Geo, d decision) {
-	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Inc()
-	s.allDownLog.Warn().Str("name", g.Owner).Str("policy", g.WhenAllDown.String()).Bool("servfail", d.servfail).
+// allDown records that n answers of geo record g had no eligible target
+// and its when_all_down policy decided: a counter always, a log line
+// sampled.
+func (s *Server) allDown(g *zones.Geo, servfail bool, n int) {
+	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Add(float64(n))
+	s.allDownLog.Warn().Str("name", g.Owner).Str("policy", g.WhenAllDown.String()).Bool("servfail", servfail).
 		Msg("geo record has no eligible target; when_all_down decided")
 }
 
