@@ -122,8 +122,9 @@ func (k v6MemoKey) hash() uint64 { return (bits.RotateLeft64(k[0]*fibonacci, 31)
 // memoTable is an open-addressing hash table with linear probing, at
 // most three quarters full, that only grows and is cleared whole: all a
 // memo needs. With a Go map, its lookups were the fast path's largest
-// user-space cost under 12 000 ECS networks: 3.8 % of the server's CPU,
-// against 0.7 % with this table (bench/OPTIMISATIONS.md, step 13).
+// user-space cost under 12 000 ECS networks: 3.8 % of the server's CPU
+// in its profile, against 1.3–2.8 % with this table (bench/OPTIMISATIONS.md,
+// step 13).
 type memoTable[K interface {
 	comparable
 	hash() uint64
