@@ -184,7 +184,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
 			if cd.allDown {
-				q.s.allDown(g, cd.servfail, 1)
+				q.s.allDown(g, cd.servfail)
 			}
 			q.scope = max(q.scope, cd.scope)
 			q.tailored = q.tailored || !cd.untailored
@@ -200,7 +200,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 	if q.explain != nil {
 		q.explainDecision(g, d, &env)
 	} else if d.allDown {
-		q.s.allDown(g, d.servfail, 1)
+		q.s.allDown(g, d.servfail)
 	}
 	cd := d.cached()
 	if q.explain == nil {

@@ -42,6 +42,7 @@ type fastPath struct {
 	ecsUsedN, ecsIgnoredN uint64
 	scopeN                [129]uint32 // by ECS scope
 	scopes                []uint8     // the scopes with a count
+	allDownLast           *fastReply  // an all-down reply of the batch, for the log
 	// The decision epoch read for this batch, and its snapshot: health
 	// and overrides are read once per batch (tens of µs), not per query.
 	epoch     cacheEpoch
@@ -88,10 +89,12 @@ type fastReply struct {
 	ecs   int
 	rcode int
 	// The decision this reply answers, for geo entries; allDown is its
-	// record when when_all_down decided it, which each answer counts.
+	// record when when_all_down decided it, and allDownN counts each
+	// answer with it.
 	ranked           string
 	nodata, servfail bool
 	allDown          *zones.Geo
+	allDownN         prometheus.Counter
 
 	requests prometheus.Counter
 	pop      prometheus.Counter // nil when no PoP answered
@@ -154,7 +157,12 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			}
 			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
 			if cd == nil {
+				// A decision made now reads the epoch afresh; the rest of
+				// the batch keeps to it, or a strict epoch that moved
+				// meanwhile would start the memo over at every switch
+				// between the two.
 				cd, epoch = f.decide(snap, e.geo, e.qtype, client)
+				f.epoch = epoch
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, fastLearn
@@ -214,11 +222,16 @@ func (f *fastPath) flush(start time.Time) {
 			r.pop.Add(float64(r.count))
 		}
 		if r.allDown != nil {
-			f.s.allDown(r.allDown, r.servfail, int(r.count))
+			r.allDownN.Add(float64(r.count))
+			f.allDownLast = r
 		}
 		r.count = 0
 	}
 	f.pending = f.pending[:0]
+	if r := f.allDownLast; r != nil {
+		f.s.logAllDown(r.allDown, r.servfail)
+		f.allDownLast = nil
+	}
 	if f.ecsUsedN > 0 {
 		if f.ecsUsed == nil {
 			f.ecsUsed = m.ecs.WithLabelValues("used")
@@ -325,7 +338,7 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	cd := tr.decision
 	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
 	if cd.allDown {
-		r.allDown = tr.geo
+		r.allDown, r.allDownN = tr.geo, m.allDown.WithLabelValues(tr.geo.WhenAllDown.String())
 	}
 	switch {
 	case e == nil:

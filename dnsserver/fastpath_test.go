@@ -302,6 +302,12 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		return out
 	}
 	want := dump(general)
+	// Three rounds of one query each for the all-down names.
+	for _, policy := range []string{"fallback", "servfail", "nearest"} {
+		if k := "popdns_geo_all_down_total{policy=" + policy + ",}"; want[k] != "value:3" {
+			t.Errorf("general path: %s = %q, want value:3", k, want[k])
+		}
+	}
 	for _, how := range []int{perPacket, batched} {
 		got := dump(how)
 		for k, v := range want {
@@ -542,6 +548,18 @@ func TestDecisionMemo(t *testing.T) {
 				t.Errorf("fresh = %v in epoch %+v, decided in %+v", fresh, tc.ep, ep1)
 			}
 		})
+	}
+	// A decision made once penalties moved is stale when they move back:
+	// the memo numbers each gradual epoch it sees anew.
+	m.remember(b, v4, soft, r2)
+	if _, fresh, found := m.lookup(b, v4, soft); !found || !fresh {
+		t.Errorf("decided in the current gradual epoch: found %v, fresh %v; want both", found, fresh)
+	}
+	if _, fresh, found := m.lookup(b, v4, ep1); !found || fresh {
+		t.Errorf("penalties moved back: found %v, fresh %v; want found and stale", found, fresh)
+	}
+	if _, fresh, _ := m.lookup(a, v4, soft); fresh {
+		t.Error("decided before the penalties moved, and fresh after")
 	}
 	m.remember(b, v4b, ep2, r2) // a new epoch starts over
 	if _, _, found := m.lookup(a, v4, ep2); found || m.len() != 1 {

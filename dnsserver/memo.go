@@ -18,8 +18,8 @@ type clientReply struct {
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
-// one strict epoch (cacheEpoch.strict). A hit costs one probe of a table
-// of its own on an integer key and no lock, where the shared cache hashes
+// one strict epoch (cacheEpoch.strict). A hit usually costs one probe of
+// a table of its own on an integer key and no lock, where the shared cache hashes
 // and compares a whole cacheKey under a shard's lock and the reply is then
 // searched among the entry's variants. IPv4 clients are keyed by entry
 // and address in one uint64; IPv6 clients by entry and the upper 64 bits,
@@ -39,7 +39,10 @@ type decisionMemo struct {
 	gradual  uint32
 }
 
-// memoCap bounds a reader's memo, as the shared cache is bounded.
+// memoCap bounds a reader's memo, as the shared cache is bounded. Its
+// tables grow to at most 262 144 slots each and never shrink: 6 MiB for
+// IPv4 clients (24-byte slots) and 8 MiB for IPv6 (32-byte slots), held
+// per reader once reached.
 const memoCap = cacheShards * cacheShardCap
 
 func (m *decisionMemo) reset() {
@@ -88,6 +91,7 @@ func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, 
 	}
 }
 
+// v4Key is the memo key of an IPv4 client network: its address.
 func v4Key(a netip.Addr) uint32 {
 	b := a.As4()
 	return binary.BigEndian.Uint32(b[:])
@@ -106,12 +110,18 @@ func v6Key(a netip.Addr) (uint64, bool) {
 	return binary.BigEndian.Uint64(b[:8]), true
 }
 
-// The memo's keys. Entry ids start at 1, so no key is the zero key, which
-// marks an empty slot.
+// The memo's keys. Entry ids start at 1 (fastPath.newEntry), so no key
+// is the zero key, which marks an empty slot.
 type (
 	v4MemoKey uint64
 	v6MemoKey [2]uint64
 )
+
+// memoKey is what a memoTable is keyed by.
+type memoKey interface {
+	comparable
+	hash() uint64
+}
 
 // Fibonacci hashing: the table takes the product's top bits.
 const fibonacci = 0x9e3779b97f4a7c15
@@ -125,10 +135,7 @@ func (k v6MemoKey) hash() uint64 { return (bits.RotateLeft64(k[0]*fibonacci, 31)
 // user-space cost under 12 000 ECS networks: 3.8 % of the server's CPU
 // in its profile, against 1.3–2.8 % with this table (bench/OPTIMISATIONS.md,
 // step 13).
-type memoTable[K interface {
-	comparable
-	hash() uint64
-}] struct {
+type memoTable[K memoKey] struct {
 	slots []memoSlot[K]
 	n     int
 	shift uint // 64 − log2(len(slots))

@@ -22,10 +22,7 @@ func TestMemoTableMatchesMap(t *testing.T) {
 	t.Run("v6", func(t *testing.T) { checkMemoTable(t, rng, replies, v6Keys) })
 }
 
-func checkMemoTable[K interface {
-	comparable
-	hash() uint64
-}](t *testing.T, rng *rand.Rand, replies []*fastReply, key func() K) {
+func checkMemoTable[K memoKey](t *testing.T, rng *rand.Rand, replies []*fastReply, key func() K) {
 	var table memoTable[K]
 	want := map[K]clientReply{}
 	for round := range 3 {
@@ -50,5 +47,20 @@ func checkMemoTable[K interface {
 		if _, found := table.get(key()); found || table.n != 0 {
 			t.Fatalf("round %d: the table kept keys after reset", round)
 		}
+	}
+}
+
+// TestEntryIDsStartAtOne: the memo's zero key marks an empty slot, so no
+// entry may have id 0, neither the first nor the first after a start over.
+func TestEntryIDsStartAtOne(t *testing.T) {
+	f := newFastPath(newGeoServer(t))
+	for round := range 2 {
+		if id := f.newEntry(&fastEntry{}).id; id != 1 {
+			t.Errorf("round %d: first entry id %d, want 1", round, id)
+		}
+		if id := f.newEntry(&fastEntry{}).id; id != 2 {
+			t.Errorf("round %d: second entry id %d, want 2", round, id)
+		}
+		f.dropEntries()
 	}
 }

@@ -157,11 +157,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}, nil
 }
 
-// allDown records that n answers of geo record g had no eligible target
+// allDown records that an answer of geo record g had no eligible target
 // and its when_all_down policy decided: a counter always, a log line
-// sampled.
-func (s *Server) allDown(g *zones.Geo, servfail bool, n int) {
-	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Add(float64(n))
+// sampled. The fast path counts per batch and logs once per batch.
+func (s *Server) allDown(g *zones.Geo, servfail bool) {
+	s.metrics.allDown.WithLabelValues(g.WhenAllDown.String()).Inc()
+	s.logAllDown(g, servfail)
+}
+
+func (s *Server) logAllDown(g *zones.Geo, servfail bool) {
 	s.allDownLog.Warn().Str("name", g.Owner).Str("policy", g.WhenAllDown.String()).Bool("servfail", servfail).
 		Msg("geo record has no eligible target; when_all_down decided")
 }

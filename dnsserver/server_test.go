@@ -299,7 +299,10 @@ func TestUDPBurstsAndLulls(t *testing.T) {
 			id++
 			q := query("www.example.test.", dns.TypeA)
 			q.Id = id
-			b, _ := q.Pack()
+			b, err := q.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := conn.Write(b); err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +312,9 @@ func TestUDPBurstsAndLulls(t *testing.T) {
 	}
 	receive := func(want map[uint16]bool) {
 		t.Helper()
-		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(3 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		buf := make([]byte, 65535)
 		for len(want) > 0 {
 			n, err := conn.Read(buf)
@@ -324,8 +329,12 @@ func TestUDPBurstsAndLulls(t *testing.T) {
 		}
 	}
 	for round := range 20 {
-		receive(send(150)) // well inside the socket's receive buffer: none is dropped
+		// 100 queries and their replies take about 100 KiB of either
+		// socket's buffer, half of Linux's default: none is dropped.
+		receive(send(100))
 		for range 3 {
+			// The pause is the point: the reader must have gone to wait
+			// before the query comes.
 			time.Sleep(time.Duration(round%4) * time.Millisecond)
 			receive(send(1))
 		}

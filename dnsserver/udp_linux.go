@@ -224,6 +224,7 @@ type udpReader struct {
 	got        int             // what the last recvmmsg returned
 	sent, todo int             // replies sent, replies in the batch
 	errno      unix.Errno      // of the last call
+	failed     string          // the system call errno is of
 	used       int             // messages of the last recvmmsg, whose headers need resetting
 	rmsgs      [udpBatch]mmsghdr
 	riov       [udpBatch]unix.Iovec
@@ -273,7 +274,7 @@ func (r *udpReader) run() error {
 		case unix.EINTR, unix.ECONNREFUSED:
 			continue
 		default:
-			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError("recvmmsg", r.errno))
+			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError(r.failed, r.errno))
 		}
 	}
 	return nil
@@ -314,8 +315,11 @@ func (r *udpReader) serveBatches(uintptr) bool {
 		}
 		r.send(m)
 		r.fast.flush(start)
-		if r.armed && r.got < udpBatch {
-			return false // the socket was emptied, and the next datagram wakes the reader
+		if r.armed {
+			// The batch was short, so recvmmsg stopped at an empty socket:
+			// on a UDP socket without IP_RECVERR nothing else ends a
+			// batch early. The next datagram wakes the reader.
+			return false
 		}
 	}
 	return true
@@ -332,14 +336,14 @@ func (r *udpReader) recvBatch() bool {
 	if errno == unix.EAGAIN {
 		if !r.armed {
 			if errno := epollCtl(u.epfd, unix.EPOLL_CTL_ADD, u.fd, &r.ev); errno != 0 {
-				r.got, r.errno = 0, errno
+				r.got, r.errno, r.failed = 0, errno, "epoll_ctl"
 				return true
 			}
 			r.armed = true
 		}
 		return false
 	}
-	r.got, r.errno = int(n), errno
+	r.got, r.errno, r.failed = int(n), errno, "recvmmsg"
 	if errno != 0 {
 		r.got = 0
 		return true
@@ -347,7 +351,8 @@ func (r *udpReader) recvBatch() bool {
 	if r.armed && r.got >= keepArmedBelow {
 		r.armed = false
 		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_DEL, u.fd, &r.ev); errno != 0 {
-			r.got, r.errno = 0, errno // the reader stops
+			// The reader stops, and what it read is lost with it.
+			r.used, r.got, r.errno, r.failed = r.got, 0, errno, "epoll_ctl"
 		}
 	}
 	return true
