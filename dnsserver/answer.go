@@ -208,8 +208,6 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 		if q.trace != nil {
 			q.trace.decided(g, qtype, cd, key.client, epoch)
 		}
-	} else if q.trace != nil {
-		q.trace.decided(g, qtype, nil, key.client, epoch)
 	}
 	return cd
 }

@@ -42,7 +42,6 @@ type fastPath struct {
 	ecsUsedN, ecsIgnoredN uint64
 	scopeN                [129]uint32 // by ECS scope
 	scopes                []uint8     // the scopes with a count
-	allDownLast           *fastReply  // an all-down reply of the batch, for the log
 	// The decision epoch read for this batch, and its snapshot: health
 	// and overrides are read once per batch (tens of µs), not per query.
 	epoch     cacheEpoch
@@ -216,6 +215,7 @@ func (f *fastPath) flush(start time.Time) {
 	m := f.s.metrics
 	m.durationUDP.observeN(time.Since(start).Seconds(), uint64(f.answered))
 	f.answered = 0
+	var allDown *fastReply // one of the batch's all-down replies, for the log
 	for _, r := range f.pending {
 		r.requests.Add(float64(r.count))
 		if r.pop != nil {
@@ -223,14 +223,13 @@ func (f *fastPath) flush(start time.Time) {
 		}
 		if r.allDown != nil {
 			r.allDownN.Add(float64(r.count))
-			f.allDownLast = r
+			allDown = r
 		}
 		r.count = 0
 	}
 	f.pending = f.pending[:0]
-	if r := f.allDownLast; r != nil {
-		f.s.logAllDown(r.allDown, r.servfail)
-		f.allDownLast = nil
+	if allDown != nil {
+		f.s.logAllDown(allDown.allDown, allDown.servfail)
 	}
 	if f.ecsUsedN > 0 {
 		if f.ecsUsed == nil {
@@ -297,7 +296,7 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 		return
 	case q.lowerLabels != q.labels && !tr.caseSafe:
 		return
-	case tr.decisions > 1 || tr.decisions == 1 && tr.decision == nil:
+	case tr.decisions > 1:
 		return
 	}
 	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.size, rcode: tr.rcode}

@@ -79,8 +79,7 @@ type answerTrace struct {
 	out      outcome
 	caseSafe bool // see caseSafe
 	// decisions counts geo decisions; the first one's record, the type it
-	// decided for and the decision are kept, the decision nil when it was
-	// not cached (an explanation's).
+	// decided for and the decision are kept.
 	decisions int
 	geo       *zones.Geo
 	qtype     uint16

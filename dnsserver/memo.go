@@ -70,9 +70,9 @@ func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (c
 		return clientReply{}, false, false
 	}
 	if client.Is4() {
-		cr, found = m.v4.get(v4MemoKey(uint64(e.id)<<32 | uint64(v4Key(client))))
-	} else if hi, ok := v6Key(client); ok {
-		cr, found = m.v6.get(v6MemoKey{uint64(e.id), hi})
+		cr, found = m.v4.get(v4KeyOf(e, client))
+	} else if k, ok := v6KeyOf(e, client); ok {
+		cr, found = m.v6.get(k)
 	}
 	return cr, found && cr.gradual == m.gradualOf(ep), found
 }
@@ -85,29 +85,31 @@ func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, 
 	}
 	cr.gradual = m.gradualOf(ep)
 	if client.Is4() {
-		m.v4.put(v4MemoKey(uint64(e.id)<<32|uint64(v4Key(client))), cr)
-	} else if hi, ok := v6Key(client); ok {
-		m.v6.put(v6MemoKey{uint64(e.id), hi}, cr)
+		m.v4.put(v4KeyOf(e, client), cr)
+	} else if k, ok := v6KeyOf(e, client); ok {
+		m.v6.put(k, cr)
 	}
 }
 
-// v4Key is the memo key of an IPv4 client network: its address.
-func v4Key(a netip.Addr) uint32 {
+// v4KeyOf is the memo key of entry e for an IPv4 client network: the
+// entry's id and the address in one uint64.
+func v4KeyOf(e *fastEntry, a netip.Addr) v4MemoKey {
 	b := a.As4()
-	return binary.BigEndian.Uint32(b[:])
+	return v4MemoKey(uint64(e.id)<<32 | uint64(binary.BigEndian.Uint32(b[:])))
 }
 
-// v6Key is the memo key of an IPv6 client network: its upper 64 bits,
-// when the address has no others (ECS sends /56s and shorter) and no zone.
-func v6Key(a netip.Addr) (uint64, bool) {
+// v6KeyOf is the memo key of entry e for an IPv6 client network: the
+// entry's id and the upper 64 bits, when the address has no others (ECS
+// sends /56s and shorter) and no zone.
+func v6KeyOf(e *fastEntry, a netip.Addr) (v6MemoKey, bool) {
 	if !a.Is6() || a.Zone() != "" {
-		return 0, false
+		return v6MemoKey{}, false
 	}
 	b := a.As16()
 	if binary.BigEndian.Uint64(b[8:]) != 0 {
-		return 0, false
+		return v6MemoKey{}, false
 	}
-	return binary.BigEndian.Uint64(b[:8]), true
+	return v6MemoKey{uint64(e.id), binary.BigEndian.Uint64(b[:8])}, true
 }
 
 // The memo's keys. Entry ids start at 1 (fastPath.newEntry), so no key

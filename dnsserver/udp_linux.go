@@ -343,11 +343,11 @@ func (r *udpReader) recvBatch() bool {
 		}
 		return false
 	}
-	r.got, r.errno, r.failed = int(n), errno, "recvmmsg"
 	if errno != 0 {
-		r.got = 0
+		r.got, r.errno, r.failed = 0, errno, "recvmmsg"
 		return true
 	}
+	r.got, r.errno = int(n), 0
 	if r.armed && r.got >= keepArmedBelow {
 		r.armed = false
 		if errno := epollCtl(u.epfd, unix.EPOLL_CTL_DEL, u.fd, &r.ev); errno != 0 {

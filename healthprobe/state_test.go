@@ -116,7 +116,7 @@ func TestTrackerLatency(t *testing.T) {
 	}
 }
 
-func TestSteersLike(t *testing.T) {
+func TestStatusChanges(t *testing.T) {
 	ms := time.Millisecond
 	up := func(penalty time.Duration) Result { return Result{Healthy: true, Penalty: penalty} }
 	tests := []struct {
