@@ -8,6 +8,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -32,7 +34,7 @@ type request struct {
 	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
 	tailored bool // a geo decision shaped the answer
 	outcome
-	cands   [zones.MaxGeoTargets]candidate
+	cands   steer.Candidates
 	explain *Explanation // non-nil only for Server.Explain
 	trace   *answerTrace // non-nil only when the fast path asks
 }
@@ -179,7 +181,8 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
 func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
-	env, epoch := q.s.decisionEnv(q.snap)
+	env := q.s.decisionEnv(q.snap)
+	epoch := env.Epoch
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
@@ -194,15 +197,15 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 			return cd
 		}
 	}
-	d := rankTargets(g, qtype, q.client, q.location(), env, &q.cands)
-	q.scope = max(q.scope, d.scope)
-	q.tailored = q.tailored || !d.untailored
+	d := steer.Rank(g, qtype, q.client, q.location(), &env, &q.cands)
+	q.scope = max(q.scope, d.Scope)
+	q.tailored = q.tailored || !d.Untailored
 	if q.explain != nil {
-		q.explainDecision(g, d, &env)
-	} else if d.allDown {
-		q.s.allDown(g, d.servfail)
+		q.explainDecision(g, &d, &env)
+	} else if d.AllDown {
+		q.s.allDown(g, d.Servfail)
 	}
-	cd := d.cached()
+	cd := cached(&d)
 	if q.explain == nil {
 		q.s.cache.put(key, epoch, cd)
 		if q.trace != nil {
@@ -213,31 +216,19 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 }
 
 // cached is the part of d that answers need, to share through the cache.
-func (d *decision) cached() *cachedDecision {
-	return &cachedDecision{ranked: slices.Clone(d.ranked[:d.n]), untailored: d.untailored,
-		nodata: d.nodata, servfail: d.servfail, allDown: d.allDown, scope: d.scope}
+func cached(d *steer.Decision) *cachedDecision {
+	return &cachedDecision{ranked: slices.Clone(d.Answered()), untailored: d.Untailored,
+		nodata: d.NoData, servfail: d.Servfail, allDown: d.AllDown, scope: d.Scope}
 }
 
-// decisionEnv is what a geo decision made now from snap reads, and the
-// cache epoch it belongs to.
-func (s *Server) decisionEnv(snap *zones.Snapshot) (pickEnv, cacheEpoch) {
-	env := pickEnv{opt: s.pick, latency: snap.Latency(), overrides: s.overrides.Load()}
-	epoch := cacheEpoch{generation: snap.Generation()}
+// decisionEnv is what a geo decision made now from snap reads; its Epoch
+// keys the caches.
+func (s *Server) decisionEnv(snap *zones.Snapshot) steer.Env {
+	var health *healthprobe.Status
 	if s.health != nil {
-		env.health = s.health.Status()
-		if env.health != nil {
-			epoch.health, epoch.steering = env.health.Health, env.health.Steering
-		}
+		health = s.health.Status()
 	}
-	if env.overrides != nil {
-		epoch.overrides = env.overrides.generation
-	}
-	if env.latency != nil && s.pick.maxAge > 0 {
-		env.now = time.Now()
-		// Entries age out over time: decisions are good for a minute.
-		epoch.bucket = env.now.Unix() / 60
-	}
-	return env, epoch
+	return steer.NewEnv(s.steering, snap, health, s.overrides.Load(), time.Now)
 }
 
 // outcome is what answering a query decided, beyond the reply itself:

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -30,27 +31,8 @@ const (
 
 type cacheShard struct {
 	mu    sync.RWMutex // mu guards the fields below
-	epoch cacheEpoch
+	epoch steer.Epoch
 	m     map[cacheKey]*cachedDecision
-}
-
-// cacheEpoch is what makes every cached decision stale when it changes.
-type cacheEpoch struct {
-	generation uint64 // of the zones snapshot (zones, PoPs, latency table)
-	health     uint64 // of the probes' status: health alone
-	steering   uint64 // of the probes' status: health and penalties
-	overrides  uint64 // of the operators' runtime PoP states
-	bucket     int64  // time bucket, when latency entries can age out; else 0
-}
-
-// strict is the part of e that must apply at once: zones, health and
-// operators' states. The rest, probe penalties and latency ages, move
-// gradually (a few ms of RTT, an entry a minute older), so a reader may
-// keep answering a decision made before they moved while it re-decides a
-// few clients per batch (see decisionMemo).
-func (e cacheEpoch) strict() cacheEpoch {
-	e.steering, e.bucket = 0, 0
-	return e
 }
 
 type cacheKey struct {
@@ -84,16 +66,7 @@ func (c *decisionCache) shard(k cacheKey) *cacheShard {
 	return &c.shards[h%cacheShards]
 }
 
-// newer reports whether e is later than than: no part of it is older and
-// one is newer. Each part only grows, so of two queries racing, the one
-// that read later state wins; epochs that are each partly newer (queries
-// that read the parts in between two changes) just replace each other.
-func (e cacheEpoch) newer(than cacheEpoch) bool {
-	return e != than && e.generation >= than.generation && e.health >= than.health &&
-		e.steering >= than.steering && e.overrides >= than.overrides && e.bucket >= than.bucket
-}
-
-func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {
+func (c *decisionCache) get(k cacheKey, e steer.Epoch) *cachedDecision {
 	s := c.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -107,14 +80,14 @@ func (c *decisionCache) get(k cacheKey, e cacheEpoch) *cachedDecision {
 // older snapshot must not throw out decisions of the newer one, so its
 // decision is dropped; a newer epoch starts the shard over, which also
 // lets go of the old snapshot's records.
-func (c *decisionCache) put(k cacheKey, e cacheEpoch, cd *cachedDecision) {
+func (c *decisionCache) put(k cacheKey, e steer.Epoch, cd *cachedDecision) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.m != nil && s.epoch.newer(e):
+	case s.m != nil && s.epoch.Newer(e):
 		return
-	case s.m == nil || e.newer(s.epoch) || len(s.m) >= cacheShardCap:
+	case s.m == nil || e.Newer(s.epoch) || len(s.m) >= cacheShardCap:
 		s.epoch = e
 		s.m = make(map[cacheKey]*cachedDecision, cacheShardCap/4)
 	}

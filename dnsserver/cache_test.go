@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -48,7 +49,7 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 	var c decisionCache
 	g := &zones.Geo{}
 	d := &cachedDecision{ranked: []uint8{0}}
-	e := cacheEpoch{generation: 1}
+	e := steer.Epoch{Generation: 1}
 	for i := range 200_000 {
 		c.put(cacheKey{geo: g, qtype: dns.TypeA, client: netip.AddrFrom4([4]byte{byte(i >> 16), byte(i >> 8), byte(i), 0})}, e, d)
 	}
@@ -65,11 +66,11 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 	}
 	k := cacheKey{geo: g, qtype: dns.TypeA, client: netip.MustParseAddr("10.0.0.0")}
 	c.put(k, e, d)
-	if c.get(k, e) == nil || c.get(k, cacheEpoch{generation: 2}) != nil {
+	if c.get(k, e) == nil || c.get(k, steer.Epoch{Generation: 2}) != nil {
 		t.Error("get misses the entry just put, or serves it to another epoch")
 	}
 	// A straggler from an older snapshot must not reset the newer shard.
-	newer := cacheEpoch{generation: 2}
+	newer := steer.Epoch{Generation: 2}
 	c.put(k, newer, d)
 	c.put(k, e, &cachedDecision{})
 	if got := c.get(k, newer); got != d {

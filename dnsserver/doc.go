@@ -1,6 +1,9 @@
 // Package dnsserver owns the DNS protocol side of popdns: the UDP and TCP
 // listeners, request checks, EDNS(0), building authoritative answers from a
 // zones.Snapshot, and fitting each reply to what the client can receive.
+// Which PoPs a geo record answers with is the steer package's decision;
+// dnsserver locates the client, asks steer.Rank, and caches decisions
+// keyed by the steer.Env's epoch.
 //
 // The query path reads the current snapshot through an atomic pointer that
 // a reload replaces whole; it takes no lock that loading holds. Everything a

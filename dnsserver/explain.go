@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -126,29 +127,29 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 }
 
 // explainDecision records one geo decision of the query being explained.
-func (q *request) explainDecision(g *zones.Geo, d decision, env *pickEnv) {
+func (q *request) explainDecision(g *zones.Geo, d *steer.Decision, env *steer.Env) {
 	loc := q.location()
 	gd := GeoDecision{
-		Name: g.Owner, TTL: g.TTL, Answers: g.Answers, Scope: d.scope,
-		AllDown: d.allDown, Policy: g.WhenAllDown.String(),
+		Name: g.Owner, TTL: g.TTL, Answers: g.Answers, Scope: d.Scope,
+		AllDown: d.AllDown, Policy: g.WhenAllDown.String(),
 		Location: ExplainedLocation{Network: loc.Prefix.String(), Found: loc.Found, HasPoint: loc.HasPoint,
 			Lat: loc.Point.Lat, Lon: loc.Point.Lon, Country: loc.Country, Continent: loc.Continent, ASN: loc.ASN},
 	}
-	if d.rule != nil {
-		gd.Rule = d.rule.Describe()
+	if d.Rule != nil {
+		gd.Rule = d.Rule.Describe()
 	}
 	chosen := map[uint8]bool{}
-	for _, idx := range d.ranked[:d.n] {
+	for _, idx := range d.Answered() {
 		chosen[idx] = true
 	}
 	ranked := map[uint8]int{}
-	for i, c := range q.cands[:d.cands] {
-		ranked[c.index] = i
+	for i, c := range q.cands[:d.Cands] {
+		ranked[c.Index] = i
 	}
 	for i := range g.Targets {
 		t := &g.Targets[i]
-		ec := ExplainedCandidate{PoP: t.Name(), BiasMS: t.BiasMS, State: env.targetState(t).String(), Chosen: chosen[uint8(i)]}
-		for _, id := range [2]string{t.PoP.Probe, t.Probe} {
+		ec := ExplainedCandidate{PoP: t.Name(), BiasMS: t.BiasMS, State: env.TargetState(t).String(), Chosen: chosen[uint8(i)]}
+		for _, id := range steer.Probes(t) {
 			if id != "" {
 				ec.Probes = append(ec.Probes, id)
 			}
@@ -160,18 +161,18 @@ func (q *request) explainDecision(g *zones.Geo, d decision, env *pickEnv) {
 			continue
 		}
 		c := q.cands[pos]
-		ec.Rank, ec.Healthy, ec.Eligible, ec.Source = pos+1, c.healthy, c.eligible, c.source.String()
-		ec.PenaltyMS, ec.Calibration = c.penaltyMS, math.Round(c.calibration*100)/100
-		if c.km >= 0 {
-			km := math.Round(c.km)
+		ec.Rank, ec.Healthy, ec.Eligible, ec.Source = pos+1, c.Healthy, c.Eligible, c.Source.String()
+		ec.PenaltyMS, ec.Calibration = c.PenaltyMS, math.Round(c.Calibration*100)/100
+		if c.Km >= 0 {
+			km := math.Round(c.Km)
 			ec.DistanceKm = &km
 		}
-		if !math.IsInf(c.rttMS, 0) {
-			rtt := math.Round(c.rttMS*10) / 10
+		if !math.IsInf(c.RTTMS, 0) {
+			rtt := math.Round(c.RTTMS*10) / 10
 			ec.RTTMS = &rtt
 		}
-		if c.entry != nil {
-			ec.Measured = c.entry.String()
+		if c.Entry != nil {
+			ec.Measured = c.Entry.String()
 		}
 		gd.Candidates = append(gd.Candidates, ec)
 	}

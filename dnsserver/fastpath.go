@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -44,11 +45,11 @@ type fastPath struct {
 	scopes                []uint8     // the scopes with a count
 	// The decision epoch read for this batch, and its snapshot: health
 	// and overrides are read once per batch (tens of µs), not per query.
-	epoch     cacheEpoch
+	epoch     steer.Epoch
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
-	cands     [zones.MaxGeoTargets]candidate
+	cands     steer.Candidates
 	nextID    uint32 // of the last entry made
 }
 
@@ -145,7 +146,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			client = q.ecsAddr
 		}
 		if f.epochSnap != snap {
-			_, f.epoch = s.decisionEnv(snap)
+			f.epoch = s.decisionEnv(snap).Epoch
 			f.epochSnap = snap
 		}
 		epoch := f.epoch
@@ -363,13 +364,13 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 // through the general path each left kilobytes of garbage, whose
 // collection then shared the CPU with the reader. It returns the epoch
 // decided in.
-func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, cacheEpoch) {
+func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, steer.Epoch) {
 	s := f.s
-	env, epoch := s.decisionEnv(snap)
-	d := rankTargets(g, qtype, client, s.locate(client), env, &f.cands)
-	cd := d.cached()
-	s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, epoch, cd)
-	return cd, epoch
+	env := s.decisionEnv(snap)
+	d := steer.Rank(g, qtype, client, s.locate(client), &env, &f.cands)
+	cd := cached(&d)
+	s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+	return cd, env.Epoch
 }
 
 // epochStale makes the next query read the decision epoch afresh, after

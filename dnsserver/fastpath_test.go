@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -446,7 +447,7 @@ func TestFastPathAllocs(t *testing.T) {
 // network, IPv6 network, IPv6 address with host bits, which is not
 // memoised), and keeps answering it itself.
 func TestFastPathMemoFollowsHealth(t *testing.T) {
-	s, h := newProbedServer(t, 0)
+	s, h := newProbedServer(t, nil)
 	f := newFastPath(s)
 	const fraProbe = "tcp://192.0.2.1:443"
 	clients := []struct {
@@ -510,8 +511,8 @@ func TestFastPathMemoFollowsHealth(t *testing.T) {
 
 func TestDecisionMemo(t *testing.T) {
 	a, b := &fastEntry{id: 1}, &fastEntry{id: 2}
-	ep1, ep2 := cacheEpoch{generation: 1}, cacheEpoch{generation: 1, health: 1, steering: 1}
-	soft := cacheEpoch{generation: 1, steering: 1, bucket: 7} // ep1 with penalties and ages moved
+	ep1, ep2 := steer.Epoch{Generation: 1}, steer.Epoch{Generation: 1, Health: 1, Steering: 1}
+	soft := steer.Epoch{Generation: 1, Steering: 1, Bucket: 7} // ep1 with penalties and ages moved
 	r1, r2 := clientReply{r: &fastReply{}, scope: 24}, clientReply{r: &fastReply{}, scope: 16}
 	v4, v4b := netip.MustParseAddr("81.2.69.0"), netip.MustParseAddr("81.2.70.0")
 	v6, v6host := netip.MustParseAddr("2a00:1450:4001::"), netip.MustParseAddr("2a00:1450:4001::77")
@@ -525,7 +526,7 @@ func TestDecisionMemo(t *testing.T) {
 		name   string
 		e      *fastEntry
 		client netip.Addr
-		ep     cacheEpoch
+		ep     steer.Epoch
 		want   clientReply
 		found  bool
 	}{
@@ -580,7 +581,7 @@ func TestDecisionMemo(t *testing.T) {
 // and answers the others as decided until their turn; when health moves,
 // every client gets the new decision at once.
 func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
-	s, h := newProbedServer(t, 0)
+	s, h := newProbedServer(t, nil)
 	f := newFastPath(s)
 	const fraProbe = "tcp://192.0.2.1:443"
 	const clients = 3*refreshesPerBatch + 1

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -464,7 +465,7 @@ func TestLatencyTableOverridesDistance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, LatencyMaxAge: 24 * time.Hour},
+	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{LatencyMaxAge: 24 * time.Hour}},
 		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -84,11 +85,11 @@ type answerTrace struct {
 	geo       *zones.Geo
 	qtype     uint16
 	decision  *cachedDecision
-	client    netip.Addr // whom the first decision was for
-	epoch     cacheEpoch // and in which epoch
+	client    netip.Addr  // whom the first decision was for
+	epoch     steer.Epoch // and in which epoch
 }
 
-func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision, client netip.Addr, epoch cacheEpoch) {
+func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision, client netip.Addr, epoch steer.Epoch) {
 	if tr.decisions == 0 {
 		tr.geo, tr.qtype, tr.decision = g, qtype, cd
 		tr.client, tr.epoch = client, epoch

@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -63,7 +64,7 @@ records:
           sin: { a: 192.0.2.3 }
 `
 
-func newProbedServer(t *testing.T, weight float64) (*Server, *fakeHealth) {
+func newProbedServer(t *testing.T, weight *float64) (*Server, *fakeHealth) {
 	t.Helper()
 	popList := slices.Clone(sixPoPs)
 	popList[0].Probe = "pop-fra" // fra's PoP probe, beside the target's own
@@ -76,7 +77,7 @@ func newProbedServer(t *testing.T, weight float64) (*Server, *fakeHealth) {
 		t.Fatal(err)
 	}
 	h := &fakeHealth{}
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, PenaltyWeight: weight},
+	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{PenaltyWeight: weight}},
 		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces, Health: h})
 	if err != nil {
 		t.Fatal(err)
@@ -95,23 +96,23 @@ func TestHealthSteersAnswers(t *testing.T) {
 	berlin := query("www.probed.test.", dns.TypeA, withECS("81.2.69.0", 24))
 	tests := []struct {
 		name    string
-		weight  float64
+		weight  *float64                      // nil: the default
 		results map[string]healthprobe.Result // nil: no status at all
 		want    string
 	}{
-		{"no probe results yet: all healthy", 0, nil, "192.0.2.1"},
-		{"all up", 0, map[string]healthprobe.Result{fraProbe: up, iadProbe: up, "pop-fra": up}, "192.0.2.1"},
-		{"target probe down", 0, map[string]healthprobe.Result{fraProbe: down, iadProbe: up, "pop-fra": up}, "192.0.2.2"},
-		{"PoP probe down", 0, map[string]healthprobe.Result{fraProbe: up, iadProbe: up, "pop-fra": down}, "192.0.2.2"},
-		{"a probe not yet in the status counts as up", 0, map[string]healthprobe.Result{iadProbe: up}, "192.0.2.1"},
-		{"nearest two down: the third", 0, map[string]healthprobe.Result{fraProbe: down, iadProbe: down}, "192.0.2.3"},
-		{"all down: nearest anyway", 0, map[string]healthprobe.Result{fraProbe: down, iadProbe: down, "pop-fra": up}, "192.0.2.3"},
-		{"small penalty: fra still nearest", 0, map[string]healthprobe.Result{fraProbe: slow(40)}, "192.0.2.1"},
-		{"large penalty: clients move", 0, map[string]healthprobe.Result{fraProbe: slow(150)}, "192.0.2.2"},
-		{"the larger of target and PoP penalty counts", 0, map[string]healthprobe.Result{fraProbe: slow(10), "pop-fra": slow(150)}, "192.0.2.2"},
-		{"penalty below one step is noise", 0, map[string]healthprobe.Result{fraProbe: {Healthy: true, Penalty: 4 * time.Millisecond}}, "192.0.2.1"},
-		{"weight scales the penalty down", 0.1, map[string]healthprobe.Result{fraProbe: slow(150)}, "192.0.2.1"},
-		{"weight 0 (NoPenalty) ignores it", NoPenalty, map[string]healthprobe.Result{fraProbe: slow(5000)}, "192.0.2.1"},
+		{"no probe results yet: all healthy", nil, nil, "192.0.2.1"},
+		{"all up", nil, map[string]healthprobe.Result{fraProbe: up, iadProbe: up, "pop-fra": up}, "192.0.2.1"},
+		{"target probe down", nil, map[string]healthprobe.Result{fraProbe: down, iadProbe: up, "pop-fra": up}, "192.0.2.2"},
+		{"PoP probe down", nil, map[string]healthprobe.Result{fraProbe: up, iadProbe: up, "pop-fra": down}, "192.0.2.2"},
+		{"a probe not yet in the status counts as up", nil, map[string]healthprobe.Result{iadProbe: up}, "192.0.2.1"},
+		{"nearest two down: the third", nil, map[string]healthprobe.Result{fraProbe: down, iadProbe: down}, "192.0.2.3"},
+		{"all down: nearest anyway", nil, map[string]healthprobe.Result{fraProbe: down, iadProbe: down, "pop-fra": up}, "192.0.2.3"},
+		{"small penalty: fra still nearest", nil, map[string]healthprobe.Result{fraProbe: slow(40)}, "192.0.2.1"},
+		{"large penalty: clients move", nil, map[string]healthprobe.Result{fraProbe: slow(150)}, "192.0.2.2"},
+		{"the larger of target and PoP penalty counts", nil, map[string]healthprobe.Result{fraProbe: slow(10), "pop-fra": slow(150)}, "192.0.2.2"},
+		{"penalty below one step is noise", nil, map[string]healthprobe.Result{fraProbe: {Healthy: true, Penalty: 4 * time.Millisecond}}, "192.0.2.1"},
+		{"weight scales the penalty down", new(0.1), map[string]healthprobe.Result{fraProbe: slow(150)}, "192.0.2.1"},
+		{"weight 0 ignores it", new(0.0), map[string]healthprobe.Result{fraProbe: slow(5000)}, "192.0.2.1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +140,7 @@ func berlinAnswer(t *testing.T, s *Server) string {
 }
 
 func TestHealthChangeInvalidatesCachedDecisions(t *testing.T) {
-	s, h := newProbedServer(t, 0)
+	s, h := newProbedServer(t, nil)
 	const fraProbe = "tcp://192.0.2.1:443"
 	answer := func() string { return berlinAnswer(t, s) }
 	h.set(1, map[string]healthprobe.Result{fraProbe: {Healthy: true}})
@@ -157,7 +158,7 @@ func TestHealthChangeInvalidatesCachedDecisions(t *testing.T) {
 }
 
 func TestPoPStateOverrides(t *testing.T) {
-	s, _ := newProbedServer(t, 0)
+	s, _ := newProbedServer(t, nil)
 	answer := func() string { return berlinAnswer(t, s) }
 	if got := answer(); got != "192.0.2.1" {
 		t.Fatalf("before any override: %s", got)
@@ -183,7 +184,7 @@ func TestPoPStateOverrides(t *testing.T) {
 }
 
 func TestExplainShowsProbes(t *testing.T) {
-	s, h := newProbedServer(t, 2)
+	s, h := newProbedServer(t, new(2.0))
 	const fraProbe = "tcp://192.0.2.1:443"
 	h.set(1, map[string]healthprobe.Result{fraProbe: {Healthy: true, Penalty: 12 * time.Millisecond}, "pop-fra": {Healthy: true}})
 	ex, err := s.Explain(ExplainRequest{Name: "www.probed.test.", Type: dns.TypeA, ECS: netip.MustParsePrefix("81.2.69.0/24")})

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+
+	"github.com/popdns/popdns/steer"
 )
 
 // clientReply is a memoised decision: the reply and what answering with
@@ -18,7 +20,7 @@ type clientReply struct {
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
-// one strict epoch (cacheEpoch.strict). A hit usually costs one probe of
+// one strict epoch (steer.Epoch.strict). A hit usually costs one probe of
 // a table of its own on an integer key and no lock, where the shared cache hashes
 // and compares a whole cacheKey under a shard's lock and the reply is then
 // searched among the entry's variants. IPv4 clients are keyed by entry
@@ -29,7 +31,7 @@ type clientReply struct {
 // starts over when full, when the strict epoch moves and when the
 // reader's entries start over (their ids restart).
 type decisionMemo struct {
-	epoch cacheEpoch
+	epoch steer.Epoch
 	v4    memoTable[v4MemoKey]
 	v6    memoTable[v6MemoKey]
 	// The gradual part of the last epoch seen, and its number here: a
@@ -55,9 +57,9 @@ func (m *decisionMemo) len() int { return m.v4.n + m.v6.n }
 // gradualOf numbers epoch ep's gradual part, a new number each time it
 // differs from the last one seen. An epoch that comes back gets a new
 // number, which costs its decisions a re-decision and nothing else.
-func (m *decisionMemo) gradualOf(ep cacheEpoch) uint32 {
-	if ep.steering != m.steering || ep.bucket != m.bucket {
-		m.steering, m.bucket = ep.steering, ep.bucket
+func (m *decisionMemo) gradualOf(ep steer.Epoch) uint32 {
+	if ep.Steering != m.steering || ep.Bucket != m.bucket {
+		m.steering, m.bucket = ep.Steering, ep.Bucket
 		m.gradual++
 	}
 	return m.gradual
@@ -65,8 +67,8 @@ func (m *decisionMemo) gradualOf(ep cacheEpoch) uint32 {
 
 // lookup is the memoised reply of entry e for client in epoch ep's strict
 // part, and whether it was decided in ep's gradual part too (fresh).
-func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (cr clientReply, fresh, found bool) {
-	if m.epoch != ep.strict() {
+func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep steer.Epoch) (cr clientReply, fresh, found bool) {
+	if m.epoch != ep.Strict() {
 		return clientReply{}, false, false
 	}
 	if client.Is4() {
@@ -78,10 +80,10 @@ func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep cacheEpoch) (c
 }
 
 // remember memoises cr for entry e and client in epoch ep.
-func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep cacheEpoch, cr clientReply) {
-	if m.epoch != ep.strict() || m.len() >= memoCap {
+func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep steer.Epoch, cr clientReply) {
+	if m.epoch != ep.Strict() || m.len() >= memoCap {
 		m.reset()
-		m.epoch = ep.strict()
+		m.epoch = ep.Strict()
 	}
 	cr.gradual = m.gradualOf(ep)
 	if client.Is4() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -40,24 +43,10 @@ type Config struct {
 	// QueryLog logs every query at info level. Meant for debugging: it
 	// costs far more than answering.
 	QueryLog bool
-	// PathInflation scales the great-circle fibre RTT to what real paths
-	// take. It matters where estimates meet measured latencies, biases and
-	// probe penalties. Default 1.5.
-	PathInflation float64
-	// LatencyMaxAge makes latency table entries older than this count as
-	// absent; 0 keeps every entry.
-	LatencyMaxAge time.Duration
-	// PenaltyWeight scales a probe's latency penalty (its smoothed RTT
-	// above its own baseline) before it is added to the target's
-	// estimated RTT. Default 1; NoPenalty ignores penalties.
-	PenaltyWeight float64
+	// Steering holds the parameters of PoP selection; New provisions it
+	// (steer.Options.Provision).
+	Steering steer.Options
 }
-
-// NoPenalty as Config.PenaltyWeight makes selection ignore probe RTTs.
-const NoPenalty = -1
-
-// DefaultPathInflation applies when Config.PathInflation is 0.
-const DefaultPathInflation = 1.5
 
 // Deps are what a Server uses but does not own.
 type Deps struct {
@@ -69,6 +58,12 @@ type Deps struct {
 	// Health says which probed targets are up and how slow; nil means no
 	// probes: every target counts as healthy.
 	Health HealthSource
+}
+
+// Locator places a client address. *geo.Locator implements it; it must be
+// safe for concurrent use and must not block.
+type Locator interface {
+	Locate(netip.Addr) geo.Location
 }
 
 // HealthSource is the live probe state. *healthprobe.Prober implements it;
@@ -93,8 +88,8 @@ type Server struct {
 	metrics    *metrics
 	locator    Locator
 	health     HealthSource
-	overrides  atomic.Pointer[popOverrides] // nil: none
-	pick       pickOptions
+	overrides  atomic.Pointer[steer.Overrides] // nil: none
+	steering   steer.Options                   // provisioned
 	cache      decisionCache
 	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
 	serving    atomic.Bool                    // every listener is answering
@@ -123,20 +118,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.TCPIdleTimeout == 0 {
 		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
 	}
-	if cfg.PathInflation == 0 {
-		cfg.PathInflation = DefaultPathInflation
+	steering, err := cfg.Steering.Provision()
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: %w", err)
 	}
-	switch {
-	case cfg.PenaltyWeight == 0:
-		cfg.PenaltyWeight = 1
-	case cfg.PenaltyWeight == NoPenalty:
-		cfg.PenaltyWeight = 0
-	case cfg.PenaltyWeight < 0:
-		return nil, fmt.Errorf("dnsserver: penalty weight %g is negative", cfg.PenaltyWeight)
-	}
-	if cfg.PathInflation < 1 {
-		return nil, fmt.Errorf("dnsserver: path inflation %g is below 1: no path is shorter than the great circle", cfg.PathInflation)
-	}
+	cfg.Steering = steering
 	if deps.Metrics == nil {
 		panic("dnsserver: New without a metrics registerer")
 	}
@@ -153,7 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		metrics:    m,
 		locator:    deps.Locator,
 		health:     deps.Health,
-		pick:       pickOptions{inflation: cfg.PathInflation, maxAge: cfg.LatencyMaxAge, penaltyWeight: cfg.PenaltyWeight},
+		steering:   cfg.Steering,
 	}, nil
 }
 
@@ -170,32 +156,15 @@ func (s *Server) logAllDown(g *zones.Geo, servfail bool) {
 		Msg("geo record has no eligible target; when_all_down decided")
 }
 
-// popOverrides are operators' runtime admin states of PoPs, by name: one
-// immutable value per change.
-type popOverrides struct {
-	generation uint64
-	states     map[string]zones.AdminState
-}
-
 // SetPoPStates replaces the operators' runtime admin states of PoPs, by PoP
 // name, without a reload. They combine with the configuration's states as
 // target states do: the strongest wins (down over drain over active), so an
 // override of active only removes an earlier override. The server keeps its
 // own copy of states.
 func (s *Server) SetPoPStates(states map[string]zones.AdminState) {
-	own := make(map[string]zones.AdminState, len(states))
-	for name, st := range states {
-		if st != zones.Active {
-			own[name] = st
-		}
-	}
 	for {
 		old := s.overrides.Load()
-		next := &popOverrides{states: own, generation: 1}
-		if old != nil {
-			next.generation = old.generation + 1
-		}
-		if s.overrides.CompareAndSwap(old, next) {
+		if s.overrides.CompareAndSwap(old, old.Next(states)) {
 			return
 		}
 	}
@@ -203,16 +172,11 @@ func (s *Server) SetPoPStates(states map[string]zones.AdminState) {
 
 // PoPStates returns a copy of the runtime admin states set with
 // SetPoPStates (active ones left out).
-func (s *Server) PoPStates() map[string]zones.AdminState {
-	o := s.overrides.Load()
-	out := map[string]zones.AdminState{}
-	if o != nil {
-		for name, st := range o.states {
-			out[name] = st
-		}
-	}
-	return out
-}
+func (s *Server) PoPStates() map[string]zones.AdminState { return s.overrides.Load().States() }
+
+// Overrides returns the operators' runtime admin states as selection reads
+// them; nil before the first SetPoPStates.
+func (s *Server) Overrides() *steer.Overrides { return s.overrides.Load() }
 
 // SetZones makes snap the data that queries are answered from. The swap is
 // atomic: a query in flight finishes with the snapshot it started with.

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing/fstest"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +17,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -201,88 +199,47 @@ func (s *sim) server(csv []byte, health dnsserver.HealthSource) (*dnsserver.Serv
 	return srv, nil
 }
 
-// choose asks srv, through ServeDNS with each client's subnet as ECS,
-// which PoP each client gets.
-func (s *sim) choose(srv *dnsserver.Server) ([]int, error) {
+// choose asks the selection package which PoP each client gets from the
+// zones srv serves, under health (nil: no probes), as srv itself would
+// for a query with the client's subnet as ECS.
+func (s *sim) choose(srv *dnsserver.Server, health dnsserver.HealthSource) ([]int, error) {
+	snap := srv.Zones()
+	zone := snap.Match(qname)
+	if zone == nil {
+		return nil, fmt.Errorf("steer: no zone for %s", qname)
+	}
+	g := zone.Lookup(qname, dns.TypeA).Node.Geo()
+	if g == nil {
+		return nil, fmt.Errorf("steer: %s is not a geo record", qname)
+	}
+	opt, err := steer.Options{}.Provision()
+	if err != nil {
+		return nil, err
+	}
+	var status *healthprobe.Status
+	if health != nil {
+		status = health.Status()
+	}
+	env := steer.NewEnv(opt, snap, status, srv.Overrides(), time.Now)
+	popIndex := map[string]int{}
+	for i, p := range thePoPs {
+		popIndex[p.Name] = i
+	}
 	out := make([]int, len(s.clients))
-	workers := runtime.GOMAXPROCS(0)
-	chunk := (len(s.clients) + workers - 1) / workers
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
-		lo, hi := w*chunk, min((w+1)*chunk, len(s.clients))
-		if lo >= hi {
-			break
+	var cands steer.Candidates
+	for i, c := range s.clients {
+		client := c.Subnet.Masked().Addr()
+		d := steer.Rank(g, dns.TypeA, client, s.locator.Locate(client), &env, &cands)
+		if d.N == 0 {
+			return nil, fmt.Errorf("steer: no answer for %s (%+v)", c.Subnet, d)
 		}
-		wg.Go(func() {
-			rw := &memWriter{}
-			for i := lo; i < hi; i++ {
-				p, err := s.ask(srv, rw, s.clients[i].Subnet)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[i] = p
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
-// ask sends one query for qname with subnet as ECS and returns the
-// index of the PoP answered.
-func (s *sim) ask(srv *dnsserver.Server, rw *memWriter, subnet netip.Prefix) (int, error) {
-	req := new(dns.Msg)
-	req.SetQuestion(qname, dns.TypeA)
-	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	opt.SetUDPSize(1232)
-	opt.Option = append(opt.Option, &dns.EDNS0_SUBNET{
-		Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: uint8(subnet.Bits()), Address: subnet.Addr().AsSlice(),
-	})
-	req.Extra = append(req.Extra, opt)
-	rw.msg = nil
-	srv.ServeDNS(rw, req)
-	if rw.msg == nil || rw.msg.Rcode != dns.RcodeSuccess {
-		return -1, fmt.Errorf("steer: no answer for %s: %v", subnet, rw.msg)
-	}
-	for _, rr := range rw.msg.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			addr, _ := netip.AddrFromSlice(a.A.To4())
-			if p, ok := s.byAddr[addr]; ok {
-				return p, nil
-			}
+		p, ok := popIndex[g.Targets[d.Ranked[0]].Name()]
+		if !ok {
+			return nil, fmt.Errorf("steer: %s got PoP %s, which the model does not have", c.Subnet, g.Targets[d.Ranked[0]].Name())
 		}
+		out[i] = p
 	}
-	return -1, fmt.Errorf("steer: answer for %s names no PoP: %v", subnet, rw.msg.Answer)
-}
-
-// memWriter is a dns.ResponseWriter that keeps the reply in memory.
-type memWriter struct {
-	msg *dns.Msg
-}
-
-var (
-	serverAddr   = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-	resolverAddr = &net.UDPAddr{IP: net.IPv4(192, 0, 2, 99), Port: 40000}
-)
-
-func (w *memWriter) LocalAddr() net.Addr         { return serverAddr }
-func (w *memWriter) RemoteAddr() net.Addr        { return resolverAddr }
-func (w *memWriter) WriteMsg(m *dns.Msg) error   { w.msg = m; return nil }
-func (w *memWriter) Close() error                { return nil }
-func (w *memWriter) TsigStatus() error           { return nil }
-func (w *memWriter) TsigTimersOnly(bool)         {}
-func (w *memWriter) Hijack()                     {}
-func (w *memWriter) Write(b []byte) (int, error) { return len(b), w.unpack(b) }
-
-func (w *memWriter) unpack(b []byte) error {
-	m := new(dns.Msg)
-	if err := m.Unpack(b); err != nil {
-		return err
-	}
-	w.msg = m
-	return nil
+	return out, nil
 }
 
 // rtts returns the clients' true RTTs, with add[p] ms added to PoP p's.
@@ -337,7 +294,7 @@ func (s *sim) runStatic(name string, csv []byte) (*modeResult, *dnsserver.Server
 	if err != nil {
 		return nil, nil, err
 	}
-	choice, err := s.choose(srv)
+	choice, err := s.choose(srv, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -459,7 +416,7 @@ func (s *sim) runScenario(sc scenario, csv []byte, pm ProbeModel, static []int) 
 				q.PenaltyShare++
 			}
 		}
-		choice, err := s.choose(srv)
+		choice, err := s.choose(srv, h)
 		if err != nil {
 			return nil, err
 		}
@@ -497,7 +454,7 @@ func (s *sim) runScenario(sc scenario, csv []byte, pm ProbeModel, static []int) 
 		choice := before
 		if round > 0 {
 			probe(round)
-			if choice, err = s.choose(srv); err != nil {
+			if choice, err = s.choose(srv, h); err != nil {
 				return nil, err
 			}
 		}

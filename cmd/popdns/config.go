@@ -17,6 +17,7 @@ import (
 
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -93,6 +94,13 @@ const (
 	defaultListen = "127.0.0.1:5353"
 	defaultHTTP   = "127.0.0.1:8053"
 )
+
+// steeringKeys names the configuration key of each field of steer.Options.
+var steeringKeys = map[string]string{
+	"PathInflation": "path_inflation",
+	"LatencyMaxAge": "latency_max_age",
+	"PenaltyWeight": "probes.penalty_weight",
+}
 
 var yamlErrLineRE = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
 
@@ -191,25 +199,19 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
 	cfg.dns.QueryLog = fc.QueryLog
-	if fc.PathInflation != 0 && fc.PathInflation < 1 {
-		bad("path_inflation", "%g is below 1: no path is shorter than the great circle", fc.PathInflation)
-	}
-	cfg.dns.PathInflation = fc.PathInflation
-	if fc.LatencyMaxAge < 0 {
-		bad("latency_max_age", "must not be negative (0 keeps every entry)")
-	}
-	cfg.dns.LatencyMaxAge = fc.LatencyMaxAge
 	cfg.probes = fc.Probes.defaults(bad)
-	if w := fc.Probes.PenaltyWeight; w != nil {
-		switch {
-		case *w < 0:
-			bad("probes.penalty_weight", "%g is negative: 0 ignores probe RTTs, 1 counts them as they are", *w)
-		case *w == 0:
-			cfg.dns.PenaltyWeight = dnsserver.NoPenalty
-		default:
-			cfg.dns.PenaltyWeight = *w
-		}
+	// steer validates its own options; a bad one is reported under the
+	// key it came from.
+	steering, err := steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
+		PenaltyWeight: fc.Probes.PenaltyWeight}.Provision()
+	var oe *steer.OptionError
+	switch {
+	case errors.As(err, &oe):
+		bad(steeringKeys[oe.Field], "%s", oe.Problem)
+	case err != nil:
+		problems = append(problems, err.Error())
 	}
+	cfg.dns.Steering = steering
 	pops, err := zones.DecodePoPs(file, &fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())

@@ -45,7 +45,7 @@ func newHTTPHandler(s *server, admin *adminAPI) http.Handler {
 
 // status gathers what GET /status and the status page show.
 func (s *server) status() statusJSON {
-	st := buildStatus(s.dns.Zones(), s.prober.Status(), s.dns.PoPStates())
+	st := buildStatus(s.dns.Zones(), s.prober.Status(), s.dns.Overrides())
 	st.NotReady = s.notReady()
 	st.Ready = st.NotReady == ""
 	return st

@@ -114,8 +114,8 @@ pops:
 		t.Fatal(err)
 	}
 	d := cfg.probes
-	if d.Interval != 4*time.Second || d.Timeout != 2*time.Second || d.Rise != 1 || d.Fall != 5 || cfg.dns.PenaltyWeight != 0.5 {
-		t.Errorf("probe defaults %+v, weight %v", d, cfg.dns.PenaltyWeight)
+	if d.Interval != 4*time.Second || d.Timeout != 2*time.Second || d.Rise != 1 || d.Fall != 5 || *cfg.dns.Steering.PenaltyWeight != 0.5 {
+		t.Errorf("probe defaults %+v, weight %v", d, *cfg.dns.Steering.PenaltyWeight)
 	}
 	probes := cfg.pops.Probes()
 	if len(probes) != 1 || probes[0].ID != "http://192.0.2.10:80/health" || probes[0].Interval != 4*time.Second || probes[0].Fall != 5 {
@@ -128,8 +128,8 @@ pops:
 		t.Error("a 3-character token was accepted")
 	}
 	zero, err := loadConfigFile(writeFile(t, dir, "zero.yaml", "zones: zones\nprobes: { penalty_weight: 0 }\n"))
-	if err != nil || zero.dns.PenaltyWeight != dnsserver.NoPenalty {
-		t.Errorf("penalty_weight 0: %v, %v; want NoPenalty", zero.dns.PenaltyWeight, err)
+	if err != nil || zero.dns.Steering.PenaltyWeight == nil || *zero.dns.Steering.PenaltyWeight != 0 {
+		t.Errorf("penalty_weight 0: %v, %v; want 0, which ignores penalties", zero.dns.Steering.PenaltyWeight, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -51,9 +52,11 @@ type popStatus struct {
 	Healthy bool `json:"healthy"`
 	Up      bool `json:"up"`
 	// TargetsUp and Targets count the geo targets at this PoP that get
-	// clients, and all of them.
-	TargetsUp int `json:"targets_up"`
-	Targets   int `json:"targets"`
+	// clients, and all of them; TargetsUnhealthy those that do not
+	// because a probe says down.
+	TargetsUp        int `json:"targets_up"`
+	TargetsUnhealthy int `json:"targets_unhealthy"`
+	Targets          int `json:"targets"`
 }
 
 // targetStatus is one target of one geo record.
@@ -65,8 +68,11 @@ type targetStatus struct {
 	Probes   []string `json:"probes,omitempty"`
 	Healthy  bool     `json:"healthy"` // every probe up (or none)
 	Eligible bool     `json:"eligible"`
-	// From the probe that decides: the down one, else the slowest.
+	// From the probe that decides: the down one, else the slowest. RTTMS
+	// and the penalties are current and only shown while it is up;
+	// LastRTTMS is a down probe's RTT from its last success.
 	RTTMS      float64 `json:"rtt_ms,omitempty"`
+	LastRTTMS  float64 `json:"last_rtt_ms,omitempty"`
 	BaselineMS float64 `json:"baseline_ms,omitempty"`
 	PenaltyMS  float64 `json:"penalty_ms,omitempty"`
 	// SteeringPenaltyMS is the part of the penalty selection adds: whole
@@ -84,7 +90,8 @@ type probeStatus struct {
 	Interval          string    `json:"interval"`
 	Probed            bool      `json:"probed"`
 	Healthy           bool      `json:"healthy"`
-	RTTMS             float64   `json:"rtt_ms"`
+	RTTMS             float64   `json:"rtt_ms"`                // 0 while down: see LastRTTMS
+	LastRTTMS         float64   `json:"last_rtt_ms,omitempty"` // a down probe's RTT at its last success
 	BaselineMS        float64   `json:"baseline_ms"`
 	PenaltyMS         float64   `json:"penalty_ms"`
 	SteeringPenaltyMS float64   `json:"steering_penalty_ms"`
@@ -102,8 +109,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // buildStatus gathers the status of snap (nil before the first load) under
 // the probe results health (nil: no probes) and the operators' runtime
-// PoP states.
-func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map[string]zones.AdminState) statusJSON {
+// PoP states. Which PoPs and targets get clients is steer's to say: the
+// status only reports it.
+func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Overrides) statusJSON {
 	st := statusJSON{Zones: []zoneStatus{}, Errors: map[string]string{}, PoPs: []popStatus{}, Targets: []targetStatus{}, Probes: []probeStatus{}}
 	if snap == nil {
 		return st
@@ -117,25 +125,16 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
 	}
 
-	result := func(id string) (healthprobe.Result, bool) {
-		if id == "" {
-			return healthprobe.Result{}, false
-		}
-		return health.Result(id)
-	}
+	env := steer.NewEnv(steer.Options{}, snap, health, overrides, time.Now)
 	pops := snap.PoPs()
 	popIndex := map[string]int{}
 	for _, name := range pops.Names() {
 		p := pops.Get(name)
 		ps := popStatus{Name: name, Lat: p.Point.Lat, Lon: p.Point.Lon, Country: p.Country, Continent: p.Continent,
-			State: max(p.State, overrides[name]).String(), Probe: p.Probe, Healthy: true}
-		if o, ok := overrides[name]; ok {
+			State: env.PoPState(p).String(), Probe: p.Probe, Healthy: env.PoPHealthy(p)}
+		if o := overrides.State(name); o != zones.Active {
 			ps.Override = o.String()
 		}
-		if r, ok := result(p.Probe); ok {
-			ps.Healthy = r.Healthy
-		}
-		ps.Up = ps.Healthy && ps.State == zones.Active.String()
 		popIndex[name] = len(st.PoPs)
 		st.PoPs = append(st.PoPs, ps)
 	}
@@ -144,36 +143,18 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 		for _, g := range z.Geos() {
 			for i := range g.Targets {
 				t := &g.Targets[i]
-				ts := targetStatus{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), Healthy: true,
-					State: max(t.State, t.PoP.State, overrides[t.Name()]).String()}
-				var decisive healthprobe.Result
-				var steering time.Duration // what selection adds: the largest of the probes'
-				found := false
-				for _, id := range [2]string{t.PoP.Probe, t.Probe} {
-					r, ok := result(id)
-					if id != "" {
-						ts.Probes = append(ts.Probes, id)
-					}
-					if !ok {
-						continue
-					}
-					// The down probe decides; among equals, the slower.
-					if !found || decisive.Healthy && (!r.Healthy || r.Penalty > decisive.Penalty) {
-						decisive, found = r, true
-					}
-					ts.Healthy = ts.Healthy && r.Healthy
-					steering = max(steering, r.SteeringPenalty())
-				}
-				if found {
-					ts.RTTMS, ts.BaselineMS, ts.PenaltyMS = ms(decisive.RTT), ms(decisive.Baseline), ms(decisive.Penalty)
-					ts.SteeringPenaltyMS = ms(steering)
-					ts.LastError, ts.LastChange = decisive.LastError, decisive.LastChange
-				}
-				ts.Eligible = ts.Healthy && ts.State == zones.Active.String()
+				ts := targetStatus{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), State: env.TargetState(t).String()}
+				ts.Healthy, _ = env.TargetHealth(t)
+				ts.Eligible = env.Eligible(t)
+				describeTargetProbes(&ts, t, &env)
 				if j, ok := popIndex[t.Name()]; ok {
-					st.PoPs[j].Targets++
-					if ts.Eligible {
-						st.PoPs[j].TargetsUp++
+					ps := &st.PoPs[j]
+					ps.Targets++
+					switch {
+					case ts.Eligible:
+						ps.TargetsUp++
+					case !ts.Healthy:
+						ps.TargetsUnhealthy++
 					}
 				}
 				if len(st.Targets) < maxStatusTargets {
@@ -184,16 +165,62 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides map
 			}
 		}
 	}
+	for i := range st.PoPs {
+		ps := &st.PoPs[i]
+		// A PoP gets clients only through targets that do: one whose
+		// targets are all down is not up, however its own probe fares.
+		ps.Up = ps.Healthy && ps.State == zones.Active.String() && (ps.Targets == 0 || ps.TargetsUp > 0)
+	}
 
 	for _, t := range snap.Probes() {
 		ps := probeStatus{ID: t.ID, Kind: string(t.Kind), Addr: t.Addr, Interval: t.Interval.String(), Healthy: true}
-		if r, ok := result(t.ID); ok {
+		if r, ok := env.ProbeResult(t.ID); ok {
 			ps.Probed, ps.Healthy = r.Probed(), r.Healthy
-			ps.RTTMS, ps.BaselineMS, ps.PenaltyMS = ms(r.RTT), ms(r.Baseline), ms(r.Penalty)
-			ps.SteeringPenaltyMS = ms(r.SteeringPenalty())
+			ps.BaselineMS = ms(r.Baseline)
+			if r.Healthy {
+				ps.RTTMS, ps.PenaltyMS = ms(r.RTT), ms(r.Penalty)
+				ps.SteeringPenaltyMS = ms(r.SteeringPenalty())
+			} else {
+				ps.LastRTTMS = ms(r.RTT)
+			}
 			ps.Checked, ps.LastChange, ps.LastError, ps.LastReason = r.Checked, r.LastChange, r.LastError, r.LastReason
 		}
 		st.Probes = append(st.Probes, ps)
 	}
 	return st
+}
+
+// describeTargetProbes fills in what ts shows of t's probes: their ids,
+// and the RTT, baseline and penalty of the probe that decides (a down one,
+// else the slower), with the largest steering penalty, which is what
+// selection adds. A down probe's RTT is from its last success: it is shown
+// apart, never as current.
+func describeTargetProbes(ts *targetStatus, t *zones.GeoTarget, env *steer.Env) {
+	var decisive healthprobe.Result
+	var steering time.Duration
+	found := false
+	for _, id := range steer.Probes(t) {
+		if id == "" {
+			continue
+		}
+		ts.Probes = append(ts.Probes, id)
+		r, ok := env.ProbeResult(id)
+		if !ok {
+			continue
+		}
+		if !found || decisive.Healthy && (!r.Healthy || r.Penalty > decisive.Penalty) {
+			decisive, found = r, true
+		}
+		steering = max(steering, r.SteeringPenalty())
+	}
+	if !found {
+		return
+	}
+	ts.BaselineMS = ms(decisive.Baseline)
+	if decisive.Healthy {
+		ts.RTTMS, ts.PenaltyMS, ts.SteeringPenaltyMS = ms(decisive.RTT), ms(decisive.Penalty), ms(steering)
+	} else {
+		ts.LastRTTMS = ms(decisive.RTT)
+	}
+	ts.LastError, ts.LastChange = decisive.LastError, decisive.LastChange
 }

@@ -120,14 +120,18 @@ var popClasses = []string{"up", "down", "draining", "unhealthy"}
 // popClass says how a PoP is doing, in the words of the map's legend. An
 // operator's down wins over the probes, since the PoP gets no clients
 // either way; an unhealthy draining PoP is shown unhealthy, because that
-// is what needs someone to look.
+// is what needs someone to look. A PoP whose own probe is fine but none of
+// whose targets gets clients is not up: unhealthy if a target's probe is
+// down, else draining (every target taken out by its own state).
 func popClass(p popStatus) string {
 	switch {
 	case p.State == zones.Down.String():
 		return "down"
 	case !p.Healthy:
 		return "unhealthy"
-	case p.State == zones.Drain.String():
+	case p.Targets > 0 && p.TargetsUp == 0 && p.TargetsUnhealthy > 0:
+		return "unhealthy"
+	case p.State == zones.Drain.String(), p.Targets > 0 && p.TargetsUp == 0:
 		return "draining"
 	}
 	return "up"

@@ -1,127 +1,79 @@
-package dnsserver
+package steer
 
 import (
 	"math"
 	"math/bits"
 	"net/netip"
-	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
-	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/zones"
 )
 
-// Locator places a client address. *geo.Locator implements it; it must be
-// safe for concurrent use and must not block.
-type Locator interface {
-	Locate(netip.Addr) geo.Location
-}
-
-// rttSource says where a candidate's RTT estimate came from.
-type rttSource uint8
+// Source says where a candidate's RTT estimate came from.
+type Source uint8
 
 const (
-	fromOrder    rttSource = iota // location unknown: the record's order decides
-	fromDistance                  // great-circle distance over fibre
-	fromTable                     // measured, from the latency table
-	fromRegion                    // no coordinates: same country, then continent, first
+	Order    Source = iota // location unknown: the record's order decides
+	Distance               // great-circle distance over fibre
+	Table                  // measured, from the latency table
+	Region                 // no coordinates: same country, then continent, first
 )
 
-func (s rttSource) String() string {
+func (s Source) String() string {
 	switch s {
-	case fromDistance:
+	case Distance:
 		return "distance"
-	case fromTable:
+	case Table:
 		return "table"
-	case fromRegion:
+	case Region:
 		return "region"
 	}
 	return "order"
 }
 
-// candidate is one target being ranked for one query.
-type candidate struct {
-	index     uint8 // into Geo.Targets
-	state     zones.AdminState
-	healthy   bool
-	eligible  bool
-	km        float64 // great-circle distance; -1 when the client has no point
-	rttMS     float64 // estimate, bias and penalty included: what ranking uses
-	biasMS    float64
-	penaltyMS float64 // weighted probe penalty added to rttMS
-	// calibration is the factor a distance estimate was scaled by to
+// Candidates receives the ranked candidates of one decision. The caller
+// owns it (on the stack, or one per reader), so that ranking does not
+// allocate.
+type Candidates [zones.MaxGeoTargets]Candidate
+
+// Candidate is one target being ranked for one query, and how it fared.
+type Candidate struct {
+	Index     uint8 // into Geo.Targets
+	State     zones.AdminState
+	Healthy   bool
+	Eligible  bool
+	Km        float64 // great-circle distance; -1 when the client has no point
+	RTTMS     float64 // estimate, bias and penalty included: what ranking uses
+	BiasMS    float64
+	PenaltyMS float64 // weighted probe penalty added to RTTMS
+	// Calibration is the factor a distance estimate was scaled by to
 	// match this client's measured targets; 0 when it was not.
-	calibration float64
-	source      rttSource
-	entry       *zones.LatencyEntry // the measurement used, when source is fromTable
+	Calibration float64
+	Source      Source
+	Entry       *zones.LatencyEntry // the measurement used, when source is Table
 }
 
-// decision is the outcome of choosing among a geo record's targets.
-type decision struct {
-	ranked     [zones.MaxGeoTargets]uint8 // answered target indexes, best first
-	n          int                        // how many of ranked are answered
-	nodata     bool                       // no target has the type asked for, or none the rule allows
-	untailored bool                       // the outcome is the same for every client
-	servfail   bool                       // nothing can be answered
-	allDown    bool                       // no target was eligible: when_all_down decided
-	rule       *zones.GeoRule             // the rule that applied, or nil
-	scope      int                        // ECS scope: prefix bits the decision depends on
-	cands      int                        // how many candidates were ranked (for explain)
+// Decision is the outcome of choosing among a geo record's targets.
+type Decision struct {
+	Ranked     [zones.MaxGeoTargets]uint8 // answered target indexes, best first
+	N          int                        // how many of Ranked are answered
+	NoData     bool                       // no target has the type asked for, or none the rule allows
+	Untailored bool                       // the outcome is the same for every client
+	Servfail   bool                       // nothing can be answered
+	AllDown    bool                       // no target was eligible: when_all_down decided
+	Rule       *zones.GeoRule             // the rule that applied, or nil
+	Scope      int                        // ECS scope: prefix bits the decision depends on
+	Cands      int                        // how many candidates were ranked (for explain)
 }
 
-// pickOptions are the server-wide parameters of selection.
-type pickOptions struct {
-	inflation     float64       // path-inflation factor over the great-circle fibre RTT
-	maxAge        time.Duration // latency table entries older than this are ignored; 0: no limit
-	penaltyWeight float64       // scales probe penalties; 0 ignores them
-}
-
-// pickEnv is what one decision reads besides the record and the client.
-type pickEnv struct {
-	opt       pickOptions
-	latency   *zones.LatencyTable // nil: none
-	now       time.Time           // for the age of latency entries
-	health    *healthprobe.Status // nil: no probes, all healthy
-	overrides *popOverrides       // nil: none
-}
-
-// targetState is a target's admin state: its own, its PoP's and the
-// operators' runtime override, the strongest winning.
-func (env *pickEnv) targetState(t *zones.GeoTarget) zones.AdminState {
-	st := max(t.State, t.PoP.State)
-	if env.overrides != nil {
-		st = max(st, env.overrides.states[t.PoP.Name])
-	}
-	return st
-}
-
-// targetHealth reports whether t's probes, its PoP's and its own, both say
-// up (a probe not yet run counts as up), and the larger of their steering
-// penalties in milliseconds: both usually measure one path, so they are not
-// added.
-func (env *pickEnv) targetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float64) {
-	healthy = true
-	for _, id := range [2]string{t.PoP.Probe, t.Probe} {
-		if id == "" || env.health == nil {
-			continue
-		}
-		r, ok := env.health.Result(id)
-		if !ok {
-			continue // not (yet) probed: a new probe never blackholes a name
-		}
-		healthy = healthy && r.Healthy
-		penaltyMS = max(penaltyMS, float64(r.SteeringPenalty())/float64(time.Millisecond))
-	}
-	return healthy, penaltyMS
-}
-
-// rankTargets chooses the targets of g that answer a client at client (the ECS
-// network address or the source address) located at loc. cands receives
-// the ranked candidates, for explanations; the caller owns it, so that the
-// query path does not allocate.
-func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env pickEnv, cands *[zones.MaxGeoTargets]candidate) decision {
-	var d decision
+// Rank chooses the targets of g that answer a query of type qtype from a
+// client at client (the ECS network address or the source address) located
+// at loc. cands receives the ranked candidates, best first, for
+// explanations: the first d.Cands of them. Rank is safe for concurrent use
+// with distinct cands.
+func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *Env, cands *Candidates) Decision {
+	var d Decision
 	var has zones.TargetSet
 	for i := range g.Targets {
 		if t := &g.Targets[i]; t.CNAME != nil || qtype == dns.TypeAAAA && len(t.AAAA) > 0 || qtype != dns.TypeAAAA && len(t.A) > 0 {
@@ -130,20 +82,20 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 	}
 	if has == 0 {
 		// No target has the type, whoever asks: NODATA for everyone.
-		d.nodata, d.untailored = true, true
+		d.NoData, d.Untailored = true, true
 		return d
 	}
-	d.scope = scopeBits(g, client, loc)
+	d.Scope = scopeBits(g, client, loc)
 	allowed := has
 	if r := matchRule(g, client, loc); r != nil {
-		d.rule = r
+		d.Rule = r
 		if r.Only != 0 {
 			allowed &= r.Only
 		}
 		allowed &^= r.Exclude
 	}
 	if allowed == 0 {
-		d.nodata = true
+		d.NoData = true
 		return d
 	}
 
@@ -155,73 +107,73 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 		t := &g.Targets[i]
 		c := &cands[n]
 		n++
-		*c = candidate{index: uint8(i), state: env.targetState(t), biasMS: t.BiasMS, km: -1}
+		*c = Candidate{Index: uint8(i), State: env.TargetState(t), BiasMS: t.BiasMS, Km: -1}
 		var penalty float64
-		c.healthy, penalty = env.targetHealth(t)
-		c.penaltyMS = penalty * env.opt.penaltyWeight
-		c.eligible = c.state == zones.Active && c.healthy
+		c.Healthy, penalty = env.TargetHealth(t)
+		c.PenaltyMS = penalty * env.Options.penaltyWeight()
+		c.Eligible = c.State == zones.Active && c.Healthy
 		if loc.HasPoint {
-			c.km = geo.DistanceKm(loc.Point, t.PoP.Point)
+			c.Km = geo.DistanceKm(loc.Point, t.PoP.Point)
 		}
-		if env.latency != nil {
+		if env.Latency != nil {
 			var lo, hi netip.Addr
-			c.entry, lo, hi = env.latency.Lookup(t.PoP.Name, client, env.now, env.opt.maxAge)
-			d.scope = zones.ScopeWithin(client, d.scope, lo, hi)
+			c.Entry, lo, hi = env.Latency.Lookup(t.PoP.Name, client, env.Now, env.Options.LatencyMaxAge)
+			d.Scope = zones.ScopeWithin(client, d.Scope, lo, hi)
 		}
 		switch {
-		case c.entry != nil:
-			c.rttMS, c.source = c.entry.RTTMS, fromTable
+		case c.Entry != nil:
+			c.RTTMS, c.Source = c.Entry.RTTMS, Table
 		case loc.HasPoint:
-			c.rttMS = float64(geo.FibreRTT(c.km, env.opt.inflation).Nanoseconds()) / 1e6
-			c.source = fromDistance
+			c.RTTMS = float64(geo.FibreRTT(c.Km, env.Options.PathInflation).Nanoseconds()) / 1e6
+			c.Source = Distance
 		case loc.Country != "" && loc.Country == t.PoP.Country:
 			// Placed only by country: a PoP in that country first, then
 			// one on the continent, each behind every real estimate.
-			c.rttMS, c.source = regionCountry, fromRegion
+			c.RTTMS, c.Source = regionCountry, Region
 		case loc.Continent != "" && loc.Continent == t.PoP.Continent:
-			c.rttMS, c.source = regionContinent, fromRegion
+			c.RTTMS, c.Source = regionContinent, Region
 		default:
 			// Unknown: behind every estimate, in the record's order.
-			c.rttMS = math.Inf(1)
+			c.RTTMS = math.Inf(1)
 		}
 	}
-	calibrate(cands[:n], env.opt.inflation)
+	calibrate(cands[:n], env.Options.PathInflation)
 	for i := range cands[:n] {
 		c := &cands[i]
-		c.rttMS += c.biasMS + c.penaltyMS
+		c.RTTMS += c.BiasMS + c.PenaltyMS
 	}
-	d.cands = n
+	d.Cands = n
 	rank(cands[:n])
 
-	pool := d.ranked[:0]
+	pool := d.Ranked[:0]
 	for _, c := range cands[:n] {
-		if c.eligible {
-			pool = append(pool, c.index)
+		if c.Eligible {
+			pool = append(pool, c.Index)
 		}
 	}
 	answers := g.Answers
 	if len(pool) == 0 {
-		d.allDown = true
+		d.AllDown = true
 		for _, c := range cands[:n] {
 			switch {
-			case c.state == zones.Down:
+			case c.State == zones.Down:
 			case g.WhenAllDown == zones.AllDownNearest, g.WhenAllDown == zones.AllDownAll,
-				g.WhenAllDown == zones.AllDownFallback && g.Fallback.Has(int(c.index)):
-				pool = append(pool, c.index)
+				g.WhenAllDown == zones.AllDownFallback && g.Fallback.Has(int(c.Index)):
+				pool = append(pool, c.Index)
 			}
 		}
 		if g.WhenAllDown == zones.AllDownAll {
 			answers = len(pool)
 		}
 		if g.WhenAllDown == zones.AllDownServfail || len(pool) == 0 {
-			d.servfail = true
+			d.Servfail = true
 			return d
 		}
 	}
 	if g.SpreadMS > 0 && len(pool) > 1 {
-		spread(g, pool, cands[:n], client, d.scope)
+		spread(g, pool, cands[:n], client, d.Scope)
 	}
-	d.n = min(answers, len(pool))
+	d.N = min(answers, len(pool))
 	return d
 }
 
@@ -233,17 +185,17 @@ func rankTargets(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location
 // measured ones. The factor is the median ratio, kept within [1, 4]: it
 // only ever corrects that optimism, and one odd measurement cannot throw
 // every estimate off.
-func calibrate(cs []candidate, inflation float64) {
+func calibrate(cs []Candidate, inflation float64) {
 	var ratios [zones.MaxGeoTargets]float64
 	n, distance := 0, false
 	for i := range cs {
 		c := &cs[i]
 		switch {
-		case c.source == fromTable && c.km > 0:
-			est := float64(geo.FibreRTT(c.km, inflation).Nanoseconds()) / 1e6
-			ratios[n] = c.rttMS / est
+		case c.Source == Table && c.Km > 0:
+			est := float64(geo.FibreRTT(c.Km, inflation).Nanoseconds()) / 1e6
+			ratios[n] = c.RTTMS / est
 			n++
-		case c.source == fromDistance:
+		case c.Source == Distance:
 			distance = true
 		}
 	}
@@ -265,9 +217,9 @@ func calibrate(cs []candidate, inflation float64) {
 	}
 	k = min(k, 4)
 	for i := range cs {
-		if c := &cs[i]; c.source == fromDistance {
-			c.rttMS *= k
-			c.calibration = k
+		if c := &cs[i]; c.Source == Distance {
+			c.RTTMS *= k
+			c.Calibration = k
 		}
 	}
 }
@@ -282,7 +234,7 @@ const (
 // rank sorts candidates by estimated RTT, the record's order breaking ties
 // (and deciding alone when the client's location is unknown). Insertion
 // sort: at most 64 elements, and no allocation.
-func rank(cs []candidate) {
+func rank(cs []Candidate) {
 	for i := 1; i < len(cs); i++ {
 		for j := i; j > 0 && less(&cs[j], &cs[j-1]); j-- {
 			cs[j], cs[j-1] = cs[j-1], cs[j]
@@ -290,22 +242,22 @@ func rank(cs []candidate) {
 	}
 }
 
-func less(a, b *candidate) bool {
-	if a.rttMS != b.rttMS {
-		return a.rttMS < b.rttMS
+func less(a, b *Candidate) bool {
+	if a.RTTMS != b.RTTMS {
+		return a.RTTMS < b.RTTMS
 	}
-	return a.index < b.index
+	return a.Index < b.Index
 }
 
 // spread lets the targets within g.SpreadMS of the best share clients in
 // proportion to their PoPs' capacity weights. The choice hashes the client
 // network (at the answer's scope) and the name, so one network always gets
 // the same PoP and resolver caches stay stable.
-func spread(g *zones.Geo, pool []uint8, cands []candidate, client netip.Addr, scope int) {
+func spread(g *zones.Geo, pool []uint8, cands []Candidate, client netip.Addr, scope int) {
 	rtt := func(idx uint8) float64 {
 		for i := range cands {
-			if cands[i].index == idx {
-				return cands[i].rttMS
+			if cands[i].Index == idx {
+				return cands[i].RTTMS
 			}
 		}
 		return math.Inf(1)
@@ -465,3 +417,6 @@ func commonBits(a, b netip.Addr) int {
 	}
 	return n
 }
+
+// Answered is the answered target indexes, best first.
+func (d *Decision) Answered() []uint8 { return d.Ranked[:d.N] }

@@ -1,0 +1,179 @@
+package steer
+
+import (
+	"time"
+
+	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/zones"
+)
+
+// Env is everything a decision reads besides the record and the client:
+// the options, the snapshot's latency table, the probes' results, the
+// operators' overrides and the time. Build it with [NewEnv]; its fields
+// are immutable values shared with other readers and must not be changed.
+type Env struct {
+	Options   Options
+	Latency   *zones.LatencyTable // nil: no table
+	Health    *healthprobe.Status // nil: no probes, every target healthy
+	Overrides *Overrides          // nil: none
+	// Now is the time latency entries are aged against; zero when
+	// entries do not age (no table, or LatencyMaxAge 0).
+	Now time.Time
+	// Epoch identifies the inputs above: a decision made under one Env
+	// holds for every Env of the same Epoch.
+	Epoch Epoch
+}
+
+// NewEnv gathers what a decision made now reads. opt must have been
+// provisioned ([Options.Provision]); health and overrides may be nil.
+// clock is called only when latency entries can age, so that the common
+// case costs no clock read.
+func NewEnv(opt Options, snap *zones.Snapshot, health *healthprobe.Status, overrides *Overrides, clock func() time.Time) Env {
+	env := Env{Options: opt, Health: health, Overrides: overrides}
+	if snap != nil {
+		env.Latency = snap.Latency()
+		env.Epoch.Generation = snap.Generation()
+	}
+	if health != nil {
+		env.Epoch.Health, env.Epoch.Steering = health.Health, health.Steering
+	}
+	if overrides != nil {
+		env.Epoch.Overrides = overrides.generation
+	}
+	if env.Latency != nil && opt.LatencyMaxAge > 0 {
+		env.Now = clock()
+		// Entries age out over time: decisions are good for a minute.
+		env.Epoch.Bucket = env.Now.Unix() / 60
+	}
+	return env
+}
+
+// Epoch is what makes a decision stale when it changes. Each part only
+// grows.
+type Epoch struct {
+	Generation uint64 // of the zones snapshot (zones, PoPs, latency table)
+	Health     uint64 // of the probes' status: health alone
+	Steering   uint64 // of the probes' status: health and penalties
+	Overrides  uint64 // of the operators' runtime PoP states
+	Bucket     int64  // time bucket, when latency entries can age out; else 0
+}
+
+// Strict is the part of e that must apply at once: zones, health and
+// operators' states. The rest, probe penalties and latency ages, move
+// gradually (a few ms of RTT, an entry a minute older), so a cache may keep
+// answering a decision made before they moved while it re-decides a few
+// clients at a time.
+func (e Epoch) Strict() Epoch {
+	e.Steering, e.Bucket = 0, 0
+	return e
+}
+
+// Newer reports whether e is later than than: no part of it is older and
+// one is newer. Of two readers racing, the one that read later state wins;
+// epochs that are each partly newer (read in between two changes) are
+// neither newer than the other.
+func (e Epoch) Newer(than Epoch) bool {
+	return e != than && e.Generation >= than.Generation && e.Health >= than.Health &&
+		e.Steering >= than.Steering && e.Overrides >= than.Overrides && e.Bucket >= than.Bucket
+}
+
+// Overrides are the operators' runtime admin states of PoPs, by name: one
+// immutable value per change. A nil *Overrides has none.
+type Overrides struct {
+	generation uint64
+	states     map[string]zones.AdminState
+}
+
+// Next returns the overrides that replace o (which may be nil) with
+// states; active states are left out, since they override nothing. It
+// keeps its own copy of states.
+func (o *Overrides) Next(states map[string]zones.AdminState) *Overrides {
+	own := make(map[string]zones.AdminState, len(states))
+	for name, st := range states {
+		if st != zones.Active {
+			own[name] = st
+		}
+	}
+	next := &Overrides{states: own, generation: 1}
+	if o != nil {
+		next.generation = o.generation + 1
+	}
+	return next
+}
+
+// State is the override of the PoP named pop; Active when there is none.
+func (o *Overrides) State(pop string) zones.AdminState {
+	if o == nil {
+		return zones.Active
+	}
+	return o.states[pop]
+}
+
+// States returns a copy of the overrides by PoP name.
+func (o *Overrides) States() map[string]zones.AdminState {
+	out := map[string]zones.AdminState{}
+	if o != nil {
+		for name, st := range o.states {
+			out[name] = st
+		}
+	}
+	return out
+}
+
+// PoPState is the admin state of p: the configuration's and the operators'
+// override, the strongest winning (down over drain over active).
+func (env *Env) PoPState(p *zones.PoP) zones.AdminState {
+	return max(p.State, env.Overrides.State(p.Name))
+}
+
+// TargetState is t's admin state: its own, its PoP's and the operators'
+// override of its PoP, the strongest winning.
+func (env *Env) TargetState(t *zones.GeoTarget) zones.AdminState {
+	return max(t.State, env.PoPState(t.PoP))
+}
+
+// Probes are the probes whose results count for t: its PoP's and its own,
+// "" where there is none.
+func Probes(t *zones.GeoTarget) [2]string { return [2]string{t.PoP.Probe, t.Probe} }
+
+// ProbeResult is the result of probe id, and false when there is none: no
+// probe, no probes at all, or not yet probed. A probe without a result
+// never makes a target unhealthy, so that a new probe cannot blackhole a
+// name.
+func (env *Env) ProbeResult(id string) (healthprobe.Result, bool) {
+	if id == "" || env.Health == nil {
+		return healthprobe.Result{}, false
+	}
+	return env.Health.Result(id)
+}
+
+// PoPHealthy reports whether p's own probe says up (true without one).
+func (env *Env) PoPHealthy(p *zones.PoP) bool {
+	r, ok := env.ProbeResult(p.Probe)
+	return !ok || r.Healthy
+}
+
+// TargetHealth reports whether t's probes, its PoP's and its own, both say
+// up, and the larger of their steering penalties in milliseconds (before
+// the penalty weight): both usually measure one path, so they are not
+// added.
+func (env *Env) TargetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float64) {
+	healthy = true
+	for _, id := range Probes(t) {
+		r, ok := env.ProbeResult(id)
+		if !ok {
+			continue
+		}
+		healthy = healthy && r.Healthy
+		penaltyMS = max(penaltyMS, float64(r.SteeringPenalty())/float64(time.Millisecond))
+	}
+	return healthy, penaltyMS
+}
+
+// Eligible reports whether t gets clients while some target of its record
+// does: active and healthy. When none is, the record's when_all_down
+// policy decides ([Rank]).
+func (env *Env) Eligible(t *zones.GeoTarget) bool {
+	healthy, _ := env.TargetHealth(t)
+	return healthy && env.TargetState(t) == zones.Active
+}

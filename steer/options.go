@@ -1,0 +1,67 @@
+package steer
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Options are the server-wide parameters of selection. The zero value of
+// each field means its documented default; [Options.Provision] applies the
+// defaults and checks the values once, so that ranking has no config
+// branches.
+type Options struct {
+	// PathInflation scales the great-circle fibre RTT to what real paths
+	// take. It matters where estimates meet measured latencies, biases
+	// and probe penalties. Default [DefaultPathInflation]; at least 1.
+	PathInflation float64
+	// LatencyMaxAge makes latency table entries older than this count as
+	// absent; 0 keeps every entry.
+	LatencyMaxAge time.Duration
+	// PenaltyWeight scales a probe's latency penalty (its smoothed RTT
+	// above its own baseline) before it is added to the target's
+	// estimated RTT. nil means 1; 0 ignores penalties.
+	PenaltyWeight *float64
+
+	weight float64 // PenaltyWeight or its default, set by Provision
+}
+
+// DefaultPathInflation applies when Options.PathInflation is 0.
+const DefaultPathInflation = 1.5
+
+// OptionError is a bad value of one field of [Options]; Field is the Go
+// field name, which the caller maps to where the value came from.
+type OptionError struct {
+	Field   string
+	Problem string
+}
+
+func (e *OptionError) Error() string { return "steer: " + e.Field + ": " + e.Problem }
+
+// Provision returns o with its defaults applied, or the first field that
+// is out of range. It is idempotent.
+func (o Options) Provision() (Options, error) {
+	switch {
+	case o.PathInflation == 0:
+		o.PathInflation = DefaultPathInflation
+	case o.PathInflation < 1:
+		return o, &OptionError{"PathInflation", fmt.Sprintf("%g is below 1: no path is shorter than the great circle", o.PathInflation)}
+	}
+	if o.LatencyMaxAge < 0 {
+		return o, &OptionError{"LatencyMaxAge", "must not be negative (0 keeps every entry)"}
+	}
+	if w := o.PenaltyWeight; w != nil && (*w < 0 || math.IsNaN(*w) || math.IsInf(*w, 0)) {
+		return o, &OptionError{"PenaltyWeight", fmt.Sprintf("%g is not a weight: 0 ignores probe RTTs, 1 counts them as they are", *w)}
+	}
+	if math.IsNaN(o.PathInflation) || math.IsInf(o.PathInflation, 0) {
+		return o, &OptionError{"PathInflation", fmt.Sprintf("%g is not a factor", o.PathInflation)}
+	}
+	o.weight = 1
+	if o.PenaltyWeight != nil {
+		o.weight = *o.PenaltyWeight
+	}
+	return o, nil
+}
+
+// penaltyWeight is the factor probe penalties are multiplied by.
+func (o *Options) penaltyWeight() float64 { return o.weight }
