@@ -197,22 +197,33 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 			return cd
 		}
 	}
-	d := steer.Rank(g, qtype, q.client, q.location(), &env, &q.cands)
+	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, q.explain == nil)
 	q.scope = max(q.scope, d.Scope)
 	q.tailored = q.tailored || !d.Untailored
-	if q.explain != nil {
+	switch {
+	case q.explain != nil:
 		q.explainDecision(g, &d, &env)
-	} else if d.AllDown {
+	case d.AllDown:
 		q.s.allDown(g, d.Servfail)
 	}
-	cd := cached(&d)
-	if q.explain == nil {
-		q.s.cache.put(key, epoch, cd)
-		if q.trace != nil {
-			q.trace.decided(g, qtype, cd, key.client, epoch)
-		}
+	if q.trace != nil && q.explain == nil {
+		q.trace.decided(g, qtype, cd, key.client, epoch)
 	}
 	return cd
+}
+
+// decide ranks g's targets for client, located at loc, under env, and
+// keeps the outcome in the decision cache when keep is set (an explanation
+// does not: it decides afresh and leaves the cache alone). It is the one
+// place where either path makes a decision; cands receives the ranking.
+func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
+	cands *steer.Candidates, keep bool) (steer.Decision, *cachedDecision) {
+	d := steer.Rank(g, qtype, client, loc, env, cands)
+	cd := cached(&d)
+	if keep {
+		s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+	}
+	return d, cd
 }
 
 // cached is the part of d that answers need, to share through the cache.

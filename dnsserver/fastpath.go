@@ -358,18 +358,17 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	}
 }
 
-// decide makes and caches the decision for client as the general path's
-// decideCached does, but without decoding the query into a dns.Msg and
-// packing a reply: after a penalty step every client is re-decided, and
+// decide makes and caches the decision for client through Server.decide,
+// as the general path's decideCached does, but without decoding the query
+// into a dns.Msg and packing a reply: after a penalty step every client is
+// re-decided, and
 // through the general path each left kilobytes of garbage, whose
 // collection then shared the CPU with the reader. It returns the epoch
 // decided in.
 func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, steer.Epoch) {
 	s := f.s
 	env := s.decisionEnv(snap)
-	d := steer.Rank(g, qtype, client, s.locate(client), &env, &f.cands)
-	cd := cached(&d)
-	s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+	_, cd := s.decide(&env, g, qtype, client, s.locate(client), &f.cands, true)
 	return cd, env.Epoch
 }
 
