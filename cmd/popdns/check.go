@@ -19,14 +19,17 @@ import (
 // summary line per zone goes to stdout. Any problem means exit status 1.
 func runCheck(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: popdns check [-config FILE] PATH...  (zone files, zone directories or configuration files)")
+		fmt.Fprintln(fl.Output(), "usage: popdns check [-config FILE] PATH...  (zone files, zone directories or configuration files)")
 		fl.PrintDefaults()
 	}
 	configFile := fl.String("config", "", "configuration `file` whose PoPs geo records in the checked zones may name")
-	if err := fl.Parse(args); err != nil {
-		return exitError{}
+	paths, err := parseArgs(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return &usageError{fl: fl, err: errors.New("no PATH to check")}
 	}
 	var pops *zones.PoPs
 	if *configFile != "" {
@@ -37,12 +40,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		pops = cfg.pops
 	}
-	if fl.NArg() == 0 {
-		fl.Usage()
-		return exitError{}
-	}
 	failed := false
-	for _, path := range fl.Args() {
+	for _, path := range paths {
 		if err := checkPath(path, pops, stdout); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
