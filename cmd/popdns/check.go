@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/popdns/popdns/zones"
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -42,7 +43,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	failed := false
 	for _, path := range paths {
-		if err := checkPath(path, pops, stdout); err != nil {
+		if err := checkPath(path, pops, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -53,13 +54,13 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
+func checkPath(path string, pops *zones.PoPs, stdout, stderr io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.IsDir() {
-		return checkZoneDir(path, pops, stdout)
+		return checkZoneDir(path, pops, nil, stdout)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -78,7 +79,10 @@ func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
 			db.Close()
 		}
 		fmt.Fprintf(stdout, "ok   %s: configuration, %d PoPs\n", path, len(cfg.pops.Names()))
-		return checkZoneDir(cfg.zonesDir, cfg.pops, stdout)
+		// The server starts from the auto serials an earlier run left in
+		// state_dir; check reads them the same way but never writes them.
+		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
+		return checkZoneDir(cfg.zonesDir, cfg.pops, rememberedSerials(cfg, warn), stdout)
 	}
 	z, err := zones.ParseFile(path, data, pops)
 	if err != nil {
@@ -100,8 +104,10 @@ func looksLikeZone(data []byte) bool {
 	return hasOrigin || hasRecords
 }
 
-func checkZoneDir(dir string, pops *zones.PoPs, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), pops, nil)
+// checkZoneDir loads dir as the server would with prev as its last
+// snapshot, so that auto serials are the ones it would serve.
+func checkZoneDir(dir string, pops *zones.PoPs, prev *zones.Snapshot, stdout io.Writer) error {
+	snap, err := zones.Load(os.DirFS(dir), pops, prev)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {
