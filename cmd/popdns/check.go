@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/popdns/popdns/zones"
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -19,14 +20,17 @@ import (
 // summary line per zone goes to stdout. Any problem means exit status 1.
 func runCheck(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: popdns check [-config FILE] PATH...  (zone files, zone directories or configuration files)")
+		fmt.Fprintln(fl.Output(), "usage: popdns check [-config FILE] PATH...  (zone files, zone directories or configuration files)")
 		fl.PrintDefaults()
 	}
 	configFile := fl.String("config", "", "configuration `file` whose PoPs geo records in the checked zones may name")
-	if err := fl.Parse(args); err != nil {
-		return exitError{}
+	paths, err := parseArgs(fl, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return &usageError{fl: fl, err: errors.New("no PATH to check")}
 	}
 	var pops *zones.PoPs
 	if *configFile != "" {
@@ -37,13 +41,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		pops = cfg.pops
 	}
-	if fl.NArg() == 0 {
-		fl.Usage()
-		return exitError{}
-	}
 	failed := false
-	for _, path := range fl.Args() {
-		if err := checkPath(path, pops, stdout); err != nil {
+	for _, path := range paths {
+		if err := checkPath(path, pops, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -54,13 +54,13 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
+func checkPath(path string, pops *zones.PoPs, stdout, stderr io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.IsDir() {
-		return checkZoneDir(path, pops, stdout)
+		return checkZoneDir(path, pops, nil, stdout)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -79,7 +79,10 @@ func checkPath(path string, pops *zones.PoPs, stdout io.Writer) error {
 			db.Close()
 		}
 		fmt.Fprintf(stdout, "ok   %s: configuration, %d PoPs\n", path, len(cfg.pops.Names()))
-		return checkZoneDir(cfg.zonesDir, cfg.pops, stdout)
+		// The server starts from the auto serials an earlier run left in
+		// state_dir; check reads them the same way but never writes them.
+		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
+		return checkZoneDir(cfg.zonesDir, cfg.pops, rememberedSerials(cfg, warn), stdout)
 	}
 	z, err := zones.ParseFile(path, data, pops)
 	if err != nil {
@@ -101,8 +104,10 @@ func looksLikeZone(data []byte) bool {
 	return hasOrigin || hasRecords
 }
 
-func checkZoneDir(dir string, pops *zones.PoPs, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), pops, nil)
+// checkZoneDir loads dir as the server would with prev as its last
+// snapshot, so that auto serials are the ones it would serve.
+func checkZoneDir(dir string, pops *zones.PoPs, prev *zones.Snapshot, stdout io.Writer) error {
+	snap, err := zones.Load(os.DirFS(dir), pops, prev)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {

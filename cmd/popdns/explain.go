@@ -21,23 +21,26 @@ import (
 // ECS scope.
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns explain", flag.ContinueOnError)
-	fl.SetOutput(stderr)
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: popdns explain [-config FILE] [-ecs PREFIX | -client ADDR] [-json] NAME [TYPE]")
+		fmt.Fprintln(fl.Output(), "usage: popdns explain [-config FILE] [-ecs PREFIX | -client ADDR] [-json] NAME [TYPE]")
 		fl.PrintDefaults()
 	}
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
 	ecs := fl.String("ecs", "", "the client subnet a resolver sends, e.g. 81.2.69.0/24")
 	client := fl.String("client", "", "the address the query comes from, e.g. 81.2.69.142")
 	asJSON := fl.Bool("json", false, "print JSON, as GET /explain does")
-	if err := fl.Parse(args); err != nil {
-		return exitError{}
+	rest, err := parseArgs(fl, args)
+	if err != nil {
+		return err
 	}
-	if fl.NArg() < 1 || fl.NArg() > 2 {
-		fl.Usage()
-		return exitError{}
+	if len(rest) < 1 || len(rest) > 2 {
+		return &usageError{fl: fl, err: fmt.Errorf("want NAME [TYPE], got %d arguments", len(rest))}
 	}
-	req, err := explainRequest(fl.Arg(0), fl.Arg(1), *ecs, *client)
+	var qtype string
+	if len(rest) == 2 {
+		qtype = rest[1]
+	}
+	req, err := explainRequest(rest[0], qtype, *ecs, *client)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	writeStaticZone(t, other)
 	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nnsid: fra-1\nlog: {level: debug, format: console}\n")
 
-	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
+	cfg, err := parseServeFlags([]string{"-config", cfgFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 		t.Errorf("config not applied: %+v", cfg)
 	}
 
-	cfg, err = parseServeFlags([]string{"-config", cfgFile, "-listen", "127.0.0.1:0,[::1]:0", "-http", "off", "-zones", filepath.Join(other, "zones")}, io.Discard)
+	cfg, err = parseServeFlags([]string{"-config", cfgFile, "-listen", "127.0.0.1:0,[::1]:0", "-http", "off", "-zones", filepath.Join(other, "zones")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	for _, args := range [][]string{
 		{"-listen", "nonsense"}, {"-http", "x"}, {"-zones", filepath.Join(dir, "missing")}, {"-config", filepath.Join(dir, "missing.yaml")}, {"stray"},
 	} {
-		if _, err := parseServeFlags(args, io.Discard); err == nil {
+		if _, err := parseServeFlags(args); err == nil {
 			t.Errorf("parseServeFlags(%q) accepted", args)
 		}
 	}
@@ -268,7 +268,7 @@ func TestVersion(t *testing.T) {
 func TestStartFailsOnBadZone(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "zones/bad.yaml", "origin: bad.test.\nrecords: {}\n")
-	cfg, err := parseServeFlags([]string{"-zones", filepath.Join(dir, "zones"), "-listen", "127.0.0.1:0", "-http", "off"}, io.Discard)
+	cfg, err := parseServeFlags([]string{"-zones", filepath.Join(dir, "zones"), "-listen", "127.0.0.1:0", "-http", "off"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestServeConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	writeStaticZone(t, dir)
 	cfgFile := writeFile(t, dir, "popdns.yaml", "listen: "+listen+"\nhttp: off\nzones: zones\nnsid: test-1\n")
-	cfg, err := parseServeFlags([]string{"-config", cfgFile}, io.Discard)
+	cfg, err := parseServeFlags([]string{"-config", cfgFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sync"
@@ -69,7 +68,7 @@ func (r *reloader) reload(why string) {
 	defer r.mu.Unlock()
 	start := time.Now()
 	cfg := r.cfg
-	if next, err := parseServeFlags(r.args, io.Discard); err != nil {
+	if next, err := parseServeFlags(r.args); err != nil {
 		r.failed("config", cfg.source, err)
 	} else {
 		cfg = r.applyConfig(next)

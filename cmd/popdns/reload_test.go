@@ -56,7 +56,7 @@ type runningApp struct {
 func startApp(t testing.TB, configFile string) *runningApp {
 	t.Helper()
 	args := []string{"-config", configFile, "-listen", "127.0.0.1:0", "-http", "off"}
-	cfg, err := parseServeFlags(args, os.Stderr)
+	cfg, err := parseServeFlags(args)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,20 +31,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-// run is the whole program short of process exit, so tests can drive it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "check":
-			return runCheck(args[1:], stdout, stderr)
-		case "version":
-			fmt.Fprintln(stdout, versionString())
-			return nil
-		case "explain":
-			return runExplain(args[1:], stdout, stderr)
-		}
-	}
-	cfg, err := parseServeFlags(args, stderr)
+// runServe serves until ctx ends, as the flags in args say; it logs to
+// stderr.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args)
 	if err != nil {
 		return err
 	}
@@ -94,35 +84,21 @@ func versionString() string {
 
 // parseServeFlags reads the configuration (the file named by -config, or
 // the built-in demo) and applies the flags that override it.
-func parseServeFlags(args []string, stderr io.Writer) (*config, error) {
+func parseServeFlags(args []string) (*config, error) {
 	fl := flag.NewFlagSet("popdns", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() {
-		fmt.Fprint(stderr, `usage:
-  popdns [flags]            serve (the built-in demo without -config)
-  popdns check PATH...      validate zone files, zone directories or configuration files
-  popdns explain NAME [TYPE] explain the answer a client would get (see popdns explain -h)
-  popdns version            print the version
-
-flags:
-`)
-		fl.PrintDefaults()
-	}
+	fl.Usage = func() { serveUsage(fl) }
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
 	listen := fl.String("listen", "", "DNS listen `addresses`, comma-separated host:port (overrides the config)")
 	httpAddr := fl.String("http", "", "HTTP endpoint `host:port`, \"off\" to disable (overrides the config)")
 	zonesDir := fl.String("zones", "", "zones `directory` (overrides the config)")
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, exitError{}
-		}
+	rest, err := parseArgs(fl, args)
+	if err != nil {
 		return nil, err
 	}
-	if fl.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (subcommands are check and version)", fl.Arg(0))
+	if len(rest) > 0 {
+		return nil, &usageError{fl: fl, err: fmt.Errorf("unexpected argument %q (the commands are %s)", rest[0], commands)}
 	}
 	var cfg *config
-	var err error
 	if *configFile == "" {
 		cfg, err = demoConfig()
 	} else {

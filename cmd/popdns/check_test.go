@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// autoZone is staticZone with `serial: auto`.
+var autoZone = strings.Replace(staticZone, " 2026112201 ", " auto ", 1)
+
+// TestCheckServedSerial: check CONFIG prints the auto serial the server
+// would serve, which with state_dir is the one an earlier run remembered,
+// and leaves the state directory as it found it.
+func TestCheckServedSerial(t *testing.T) {
+	served := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	older := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		state bool // state_dir set
+	}{
+		{"with state_dir, the remembered serial", true},
+		{"without state_dir, the file's time", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			zone := writeFile(t, dir, "zones/example.test.yaml", autoZone)
+			cfgText := "zones: zones\n"
+			if tc.state {
+				cfgText += "state_dir: state\n"
+			}
+			cfgFile := writeFile(t, dir, "popdns.yaml", cfgText)
+			cfg, err := loadConfigFile(cfgFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An earlier run served the file with this modification time
+			// and remembered its serial, as a server does after each load.
+			if err := os.Chtimes(zone, served, served); err != nil {
+				t.Fatal(err)
+			}
+			srv, err := newServer(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			saveSerials(cfg, srv.dns.Zones(), nil, zerolog.Nop())
+			srv.close()
+			// A deploy tool rewrites the same bytes with an older time.
+			if err := os.Chtimes(zone, older, older); err != nil {
+				t.Fatal(err)
+			}
+			stateFile := filepath.Join(dir, "state", serialsFile)
+			before, _ := os.ReadFile(stateFile)
+
+			srv, err = newServer(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := srv.dns.Zones().Zones()[0].Serial()
+			srv.close()
+			wantServed := uint32(older.Unix())
+			if tc.state {
+				wantServed = uint32(served.Unix())
+			}
+			if want != wantServed {
+				t.Fatalf("the server serves serial %d, want %d: the test's premise is wrong", want, wantServed)
+			}
+
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), []string{"check", cfgFile}, &stdout, &stderr); err != nil {
+				t.Fatalf("check: %v\n%s", err, stderr.String())
+			}
+			if line := fmt.Sprintf("zone example.test. serial %d,", want); !strings.Contains(stdout.String(), line) {
+				t.Errorf("check printed\n%s\nwant the served serial: %q", stdout.String(), line)
+			}
+			after, _ := os.ReadFile(stateFile)
+			if !bytes.Equal(before, after) {
+				t.Errorf("check changed %s:\n%s\nto\n%s", stateFile, before, after)
+			}
+		})
+	}
+}
+
+// TestCheckDoesNotCreateStateDir: check only reads state_dir.
+func TestCheckDoesNotCreateStateDir(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/example.test.yaml", autoZone)
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nstate_dir: state\n")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"check", cfgFile}, &stdout, &stderr); err != nil {
+		t.Fatalf("check: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("check created the state directory (stat: %v)", err)
+	}
+}
+
+// TestCheckUnreadableSerials: a serials file the server would ignore with
+// a warning gets the same warning from check, which still succeeds.
+func TestCheckUnreadableSerials(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/example.test.yaml", autoZone)
+	writeFile(t, dir, "state/"+serialsFile, "{not json")
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nstate_dir: state\n")
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"check", cfgFile}, &stdout, &stderr); err != nil {
+		t.Fatalf("check: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "cannot read remembered serials") || !strings.Contains(stderr.String(), serialsFile) {
+		t.Errorf("stderr %q, want the server's warning naming %s", stderr.String(), serialsFile)
+	}
+}
