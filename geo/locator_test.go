@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -167,6 +168,9 @@ func TestLocatorConcurrentSwap(t *testing.T) {
 		wg      sync.WaitGroup
 		lookups atomic.Int64
 		wrong   atomic.Int64
+		// looked gets a token after a lookup whenever it has room: the
+		// swapper waits for lookups on it, without spinning.
+		looked = make(chan struct{}, lookers)
 	)
 	for g := range lookers {
 		wg.Go(func() {
@@ -175,13 +179,27 @@ func TestLocatorConcurrentSwap(t *testing.T) {
 					wrong.Add(1)
 				}
 				lookups.Add(1)
+				select {
+				case looked <- struct{}{}:
+					// Hand the processor to the swapper, which this
+					// token may have woken, instead of keeping it to the
+					// end of the time slice.
+					runtime.Gosched()
+				default:
+				}
 			}
 		})
 	}
+	deadline := time.After(testTimeout)
 	for i := range swaps {
 		// Let lookups run between swaps, so that they overlap them.
-		for n := lookups.Load(); lookups.Load() < n+lookers; {
-			runtime.Gosched()
+		for range lookers {
+			select {
+			case <-looked:
+			case <-deadline:
+				stop.Store(true)
+				t.Fatalf("lookups stalled after %d of %d swaps", i, swaps)
+			}
 		}
 		db := newTestDB(t)
 		dbs = append(dbs, db)
@@ -191,7 +209,7 @@ func TestLocatorConcurrentSwap(t *testing.T) {
 		l.Swap(db)
 	}
 	stop.Store(true)
-	wg.Wait()
+	waitGroup(t, &wg)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +225,26 @@ func TestLocatorConcurrentSwap(t *testing.T) {
 		if !db.closed.Load() {
 			t.Errorf("database %d of %d was never closed", i, len(dbs))
 		}
+	}
+}
+
+// testTimeout bounds every wait in this package's tests, far above what
+// they need, so that a hang fails the test instead of running into go
+// test's own limit.
+const testTimeout = 30 * time.Second
+
+// waitGroup waits for wg, failing the test after testTimeout.
+func waitGroup(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatalf("goroutines still running after %v", testTimeout)
 	}
 }
 
