@@ -3,7 +3,9 @@ package geo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,11 +17,13 @@ import (
 // ErrInvalidAddr is returned by [DB.Lookup] for the zero [netip.Addr].
 var ErrInvalidAddr = errors.New("geo: invalid address")
 
-// DB is an open City database and, optionally, an ASN database.
+// DB is an open City database and, optionally, an ASN database, held in
+// memory.
 //
 // Lookup is safe for concurrent use. Close must not run concurrently with a
-// Lookup (maxminddb unmaps the file): a server holds a DB through a
-// [Locator], which closes a replaced DB only once no lookup uses it.
+// Lookup (maxminddb's Close is not synchronised with its lookups): a server
+// holds a DB through a [Locator], which closes a replaced DB only once no
+// lookup uses it.
 type DB struct {
 	city *maxminddb.Reader
 	asn  *maxminddb.Reader // nil without an ASN database
@@ -27,62 +31,104 @@ type DB struct {
 	closed atomic.Bool // set by Close; for tests and to make Close idempotent
 }
 
-// Open opens the City database at cityPath and, unless asnPath is "", the
+// Open reads the City database at cityPath and, unless asnPath is "", the
 // ASN database at asnPath. It checks each file's database type (one whose
 // type contains "City", one whose type contains "ASN") and names the file in
-// any error. The files are memory-mapped: replace them by renaming a new
-// file into place, never by rewriting them, and Open them again.
+// any error.
+//
+// The files are read into memory, not mapped: they may be rewritten in
+// place, truncated or replaced while the DB is in use, which keeps
+// answering from what it read. That costs memory the size of the files
+// (about 60 MB for GeoLite2 City). Open them again to use a new version.
 func Open(cityPath, asnPath string) (*DB, error) {
-	city, err := maxminddb.Open(cityPath)
+	city, err := readDB(cityPath, "City", "city database "+cityPath)
 	if err != nil {
-		return nil, fmt.Errorf("geo: open city database %s: %w", cityPath, err)
-	}
-	if err := checkType(city, "City", cityPath); err != nil {
-		_ = city.Close()
 		return nil, err
 	}
 	db := &DB{city: city}
 	if asnPath == "" {
 		return db, nil
 	}
-	asn, err := maxminddb.Open(asnPath)
-	if err != nil {
-		_ = city.Close()
-		return nil, fmt.Errorf("geo: open ASN database %s: %w", asnPath, err)
-	}
-	if err := checkType(asn, "ASN", asnPath); err != nil {
-		_ = asn.Close()
+	if db.asn, err = readDB(asnPath, "ASN", "ASN database "+asnPath); err != nil {
 		_ = city.Close()
 		return nil, err
 	}
-	db.asn = asn
 	return db, nil
+}
+
+// readDB reads the database of type kind ("City" or "ASN") at path into
+// memory and opens it; name describes it in errors.
+func readDB(path, kind, name string) (*maxminddb.Reader, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("geo: open %s: %w", name, err)
+	}
+	return openBytes(data, kind, name)
+}
+
+// readFile reads the file at path, failing if it changes size or
+// modification time while it is read: a database half written in place
+// would be read half old and half new. The caller opens it again on the
+// file's next change.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := before.Size()
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("file too large (%d bytes)", size)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if after.Size() != size || !after.ModTime().Equal(before.ModTime()) {
+		return nil, errors.New("file changed while being read (still being written?)")
+	}
+	return data, nil
 }
 
 // FromBytes is [Open] for databases held in memory, such as embedded files;
 // asn may be nil. The DB keeps the slices: the caller must not modify them
 // while the DB is open.
 func FromBytes(city, asn []byte) (*DB, error) {
-	c, err := maxminddb.OpenBytes(city)
+	c, err := openBytes(city, "City", "city database (in memory)")
 	if err != nil {
-		return nil, fmt.Errorf("geo: open city database: %w", err)
-	}
-	if err := checkType(c, "City", "city database (in memory)"); err != nil {
 		return nil, err
 	}
 	db := &DB{city: c}
 	if asn == nil {
 		return db, nil
 	}
-	a, err := maxminddb.OpenBytes(asn)
-	if err != nil {
-		return nil, fmt.Errorf("geo: open ASN database: %w", err)
-	}
-	if err := checkType(a, "ASN", "ASN database (in memory)"); err != nil {
+	if db.asn, err = openBytes(asn, "ASN", "ASN database (in memory)"); err != nil {
+		_ = c.Close()
 		return nil, err
 	}
-	db.asn = a
 	return db, nil
+}
+
+// openBytes opens the database in data, of type kind ("City" or "ASN");
+// name describes it in errors.
+func openBytes(data []byte, kind, name string) (*maxminddb.Reader, error) {
+	r, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("geo: open %s: %w", name, err)
+	}
+	if err := checkType(r, kind, name); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // checkType reports an error naming name unless r's database type contains

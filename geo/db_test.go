@@ -297,6 +297,19 @@ func TestOpenErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a database"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// What a reload may find while a new database is written in place.
+	city, err := os.ReadFile(testCityPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.mmdb")
+	half := filepath.Join(t.TempDir(), "half.mmdb")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(half, city[:len(city)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		city, asn string
@@ -304,6 +317,8 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"missing city", missing, "", []string{"city database", missing}},
 		{"garbage city", garbage, "", []string{"city database", garbage}},
+		{"empty city", empty, "", []string{"city database", empty, "invalid MaxMind DB file"}},
+		{"half-written city", half, "", []string{"city database", half, "invalid MaxMind DB file"}},
 		{"ASN as city", testASNPath, "", []string{testASNPath, `"GeoLite2-ASN"`, "want a City database"}},
 		{"city as ASN", testCityPath, testCityPath, []string{testCityPath, `"GeoLite2-City"`, "want a ASN database"}},
 		{"missing ASN", testCityPath, missing, []string{"ASN database", missing}},

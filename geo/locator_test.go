@@ -2,7 +2,6 @@ package geo
 
 import (
 	"net/netip"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,20 +11,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// newTestDB opens a fresh DB over the synthetic databases, from memory so
-// that a use after Close shows up as a lookup error (and, under -race, as
-// a data race) rather than a fault.
+// newTestDB opens a fresh DB over the synthetic databases. A use after
+// Close shows up as a lookup error (and, under -race, as a data race).
 func newTestDB(t *testing.T) *DB {
 	t.Helper()
-	city, err := os.ReadFile(testCityPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	asn, err := os.ReadFile(testASNPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := FromBytes(city, asn)
+	db, err := Open(testCityPath, testASNPath)
 	if err != nil {
 		t.Fatal(err)
 	}
