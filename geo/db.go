@@ -33,8 +33,10 @@ type DB struct {
 
 // Open reads the City database at cityPath and, unless asnPath is "", the
 // ASN database at asnPath. It checks each file's database type (one whose
-// type contains "City", one whose type contains "ASN") and names the file in
-// any error.
+// type contains "City", one whose type contains "ASN") and its structure:
+// every path of the search tree, and every record it leads to, decoded as
+// Lookup decodes it (about 0.5 s of CPU for GeoLite2 City). A corrupt file
+// is refused; any error names the file and says what is wrong.
 //
 // The files are read into memory, not mapped: they may be rewritten in
 // place, truncated or replaced while the DB is in use, which keeps
@@ -98,9 +100,9 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// FromBytes is [Open] for databases held in memory, such as embedded files;
-// asn may be nil. The DB keeps the slices: the caller must not modify them
-// while the DB is open.
+// FromBytes is [Open] for databases held in memory, such as embedded files,
+// with the same checks; asn may be nil. The DB keeps the slices: the caller
+// must not modify them while the DB is open.
 func FromBytes(city, asn []byte) (*DB, error) {
 	c, err := openBytes(city, "City", "city database (in memory)")
 	if err != nil {
@@ -128,7 +130,25 @@ func openBytes(data []byte, kind, name string) (*maxminddb.Reader, error) {
 		_ = r.Close()
 		return nil, err
 	}
+	if err := checkDB(r, data, decoder(kind)); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("geo: %s is corrupt: %w", name, err)
+	}
 	return r, nil
+}
+
+// decoder returns a function that decodes a record of a database of type
+// kind ("City" or "ASN") as Lookup does, for checkDB.
+func decoder(kind string) func(maxminddb.Result) error {
+	if kind == "ASN" {
+		var rec asnRecord
+		return func(res maxminddb.Result) error { return res.Decode(&rec) }
+	}
+	var rec cityRecord
+	return func(res maxminddb.Result) error {
+		rec = cityRecord{}
+		return res.Decode(&rec)
+	}
 }
 
 // checkType reports an error naming name unless r's database type contains

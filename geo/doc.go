@@ -4,7 +4,9 @@
 // fibre round-trip time.
 //
 // [DB] wraps one City database (GeoLite2/GeoIP2 City or DB-IP City Lite)
-// and optionally an ASN database. [Locator] is what a server holds: it never
+// and optionally an ASN database, read into memory and checked whole when
+// opened, so that a file rewritten in place cannot crash a lookup and a
+// corrupt one is refused instead of answering wrongly. [Locator] is what a server holds: it never
 // fails, and it swaps databases atomically while lookups continue, closing a
 // replaced database only once no lookup uses it any more. [DistanceKm] and
 // [FibreRTT] turn two [Point]s into a distance and a latency estimate.

