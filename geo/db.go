@@ -3,7 +3,6 @@ package geo
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -27,6 +26,8 @@ var ErrInvalidAddr = errors.New("geo: invalid address")
 type DB struct {
 	city *maxminddb.Reader
 	asn  *maxminddb.Reader // nil without an ASN database
+	// free releases the copies the readers read from, after they close.
+	free []func() error
 
 	closed atomic.Bool // set by Close; for tests and to make Close idempotent
 }
@@ -38,66 +39,75 @@ type DB struct {
 // Lookup decodes it (about 0.5 s of CPU for GeoLite2 City). A corrupt file
 // is refused; any error names the file and says what is wrong.
 //
-// The files are read into memory, not mapped: they may be rewritten in
-// place, truncated or replaced while the DB is in use, which keeps
-// answering from what it read. That costs memory the size of the files
-// (about 60 MB for GeoLite2 City). Open them again to use a new version.
+// The files are copied into private memory (outside the Go heap where the
+// system allows), not mapped: they may be rewritten in place, truncated or
+// replaced while the DB is in use, which keeps answering from what it
+// read. That costs memory the size of the files (about 60 MB for GeoLite2
+// City), as the mapped file's pages did once lookups had touched them.
+// Open them again to use a new version.
 func Open(cityPath, asnPath string) (*DB, error) {
-	city, err := readDB(cityPath, "City", "city database "+cityPath)
-	if err != nil {
+	db := &DB{}
+	var err error
+	if db.city, err = db.read(cityPath, "City", "city database "+cityPath); err != nil {
 		return nil, err
 	}
-	db := &DB{city: city}
 	if asnPath == "" {
 		return db, nil
 	}
-	if db.asn, err = readDB(asnPath, "ASN", "ASN database "+asnPath); err != nil {
-		_ = city.Close()
+	if db.asn, err = db.read(asnPath, "ASN", "ASN database "+asnPath); err != nil {
+		_ = db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-// readDB reads the database of type kind ("City" or "ASN") at path into
-// memory and opens it; name describes it in errors.
-func readDB(path, kind, name string) (*maxminddb.Reader, error) {
-	data, err := readFile(path)
+// read reads the database of type kind ("City" or "ASN") at path into
+// memory and opens it; name describes it in errors. db frees the copy when
+// it closes.
+func (db *DB) read(path, kind, name string) (*maxminddb.Reader, error) {
+	data, free, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("geo: open %s: %w", name, err)
 	}
-	return openBytes(data, kind, name)
+	r, err := openBytes(data, kind, name)
+	if err != nil {
+		_ = free()
+		return nil, err
+	}
+	db.free = append(db.free, free)
+	return r, nil
 }
 
-// readFile reads the file at path, failing if it changes size or
-// modification time while it is read: a database half written in place
-// would be read half old and half new. The caller opens it again on the
-// file's next change.
-func readFile(path string) ([]byte, error) {
+// readFile reads the file at path into a private copy (readCopy), failing
+// if it changes size or modification time while it is read: a database
+// half written in place would be read half old and half new. The caller
+// opens it again on the file's next change.
+func readFile(path string) (data []byte, free func() error, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	before, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	size := before.Size()
 	if int64(int(size)) != size {
-		return nil, fmt.Errorf("file too large (%d bytes)", size)
+		return nil, nil, fmt.Errorf("file too large (%d bytes)", size)
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, err
+	if data, free, err = readCopy(f, int(size)); err != nil {
+		return nil, nil, err
 	}
 	after, err := f.Stat()
+	if err == nil && (after.Size() != size || !after.ModTime().Equal(before.ModTime())) {
+		err = errors.New("file changed while being read (still being written?)")
+	}
 	if err != nil {
-		return nil, err
+		_ = free()
+		return nil, nil, err
 	}
-	if after.Size() != size || !after.ModTime().Equal(before.ModTime()) {
-		return nil, errors.New("file changed while being read (still being written?)")
-	}
-	return data, nil
+	return data, free, nil
 }
 
 // FromBytes is [Open] for databases held in memory, such as embedded files,
@@ -166,10 +176,19 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
-	err := db.city.Close()
+	var err error
+	if db.city != nil {
+		err = db.city.Close()
+	}
 	if db.asn != nil {
 		err = errors.Join(err, db.asn.Close())
 	}
+	// The readers are closed and, as Close requires, no lookup runs: the
+	// copies they read from can go.
+	for _, free := range db.free {
+		err = errors.Join(err, free())
+	}
+	db.free = nil
 	if err != nil {
 		return fmt.Errorf("geo: close: %w", err)
 	}
