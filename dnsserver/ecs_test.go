@@ -289,25 +289,32 @@ func rawExchange(t *testing.T, proto, addr string, packet []byte) []byte {
 func TestMalformedECSOverUDPAndTCP(t *testing.T) {
 	s := newGeoServer(t)
 	addr := startServer(t, s)[0]
-	for _, proto := range []string{"udp", "tcp"} {
-		t.Run(proto, func(t *testing.T) {
-			for _, nq := range malformedQueries("www.geo.test.") {
-				p, err := nq.m.Pack()
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkFormErr(t, s, nq, rawExchange(t, proto, addr, p))
+	protos := []string{"udp", "tcp"}
+	for _, proto := range protos {
+		for _, nq := range malformedQueries("www.geo.test.") {
+			p, err := nq.m.Pack()
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, c := range wellFormedECS {
-				m := query("www.geo.test.", dns.TypeA, c.opt)
-				p, err := m.Pack()
-				if err != nil {
-					t.Fatal(err)
-				}
-				// Twice: the fast path answers the second itself.
-				checkEchoed(t, m, ecsData(c), rawExchange(t, proto, addr, p))
-				checkEchoed(t, m, ecsData(c), rawExchange(t, proto, addr, p))
+			checkFormErr(t, s, nq, rawExchange(t, proto, addr, p))
+		}
+	}
+	// A malformed option neither placed the client nor was ignored.
+	for _, label := range []string{"used", "ignored"} {
+		if n := testutilCounter(t, s.metrics.ecs.WithLabelValues(label)); n != 0 {
+			t.Errorf("ecs_requests_total{ecs=%q} = %v after malformed options only", label, n)
+		}
+	}
+	for _, proto := range protos {
+		for _, c := range wellFormedECS {
+			m := query("www.geo.test.", dns.TypeA, c.opt)
+			p, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
+			// Twice: the fast path answers the second itself.
+			checkEchoed(t, m, ecsData(c), rawExchange(t, proto, addr, p))
+			checkEchoed(t, m, ecsData(c), rawExchange(t, proto, addr, p))
+		}
 	}
 }

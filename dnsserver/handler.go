@@ -165,6 +165,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex, trace: tr}
 	switch {
+	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
 		q.client = ecs.prefix.Addr()
 		q.ecs = ecsUsed
@@ -173,7 +174,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 	}
 	if ex != nil {
 		ex.Client, ex.Via = q.client.String(), "source address"
-		if ecs.usable() {
+		if q.ecs == ecsUsed {
 			ex.Via = "ecs"
 		}
 	}
