@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 
@@ -8,9 +9,10 @@ import (
 )
 
 // clientSubnet is the EDNS Client Subnet option of a query (RFC 7871) as
-// far as answering needs it. miekg/dns rejects an unknown FAMILY or a
-// SOURCE PREFIX-LENGTH beyond the address size while decoding, so the
-// server answers those with FORMERR before ServeDNS runs.
+// far as answering needs it. miekg/dns decodes the option without
+// checking its ADDRESS length and refuses some malformed options with a
+// FORMERR of its own, without OPT; screenECS rewrites every malformed one
+// before miekg/dns decodes it, so that parseECS sees them all.
 type clientSubnet struct {
 	present bool
 	family  uint16
@@ -19,9 +21,11 @@ type clientSubnet struct {
 	raw     net.IP       // the address as received, echoed back
 }
 
-// parseECS finds the ECS option. It reports false when the option is
-// malformed in a way RFC 7871 §7.2.1 answers with FORMERR: ADDRESS bits set
-// beyond SOURCE PREFIX-LENGTH, or more than one ECS option.
+// parseECS finds the ECS option. It reports false when the query must get
+// FORMERR: more than one ECS option, a non-zero SCOPE PREFIX-LENGTH (which
+// is also how screenECS marks the faults miekg/dns cannot see, see
+// ecsMalformed), or ADDRESS bits set beyond SOURCE PREFIX-LENGTH in an
+// option built in process.
 func parseECS(req *dns.Msg) (clientSubnet, bool) {
 	var cs clientSubnet
 	opt := req.IsEdns0()
@@ -37,6 +41,9 @@ func parseECS(req *dns.Msg) (clientSubnet, bool) {
 			return cs, false
 		}
 		cs = clientSubnet{present: true, family: e.Family, source: e.SourceNetmask, raw: e.Address}
+		if e.SourceScope != 0 {
+			return cs, false // a query's SCOPE must be 0 (RFC 7871 §6)
+		}
 		var addr netip.Addr
 		switch e.Family {
 		case 1:
@@ -90,4 +97,185 @@ func (cs clientSubnet) reply(scope int) *dns.EDNS0_SUBNET {
 		SourceScope:   uint8(scope),
 		Address:       cs.raw,
 	}
+}
+
+// ecsFault is what makes a query's ECS option malformed. RFC 7871 §6 asks
+// for FORMERR for each: a server that answered anyway would echo an
+// option other than the one received, which §7.2.1 forbids.
+type ecsFault uint8
+
+const (
+	ecsWellFormed ecsFault = iota
+	ecsTruncated           // shorter than FAMILY, SOURCE and SCOPE
+	ecsBadFamily           // FAMILY is neither 1 (IPv4) nor 2 (IPv6) nor 0
+	ecsBadSource           // SOURCE PREFIX-LENGTH longer than the family's addresses (0 bits for FAMILY 0)
+	ecsBadScope            // SCOPE PREFIX-LENGTH not 0, as a query's must be
+	ecsBadLength           // ADDRESS not the ceil(SOURCE/8) octets SOURCE needs
+	ecsHostBits            // ADDRESS bits set beyond SOURCE PREFIX-LENGTH
+)
+
+var ecsFaultNames = [...]string{"well formed", "truncated", "unknown FAMILY", "SOURCE PREFIX-LENGTH too long",
+	"SCOPE PREFIX-LENGTH not 0", "ADDRESS length does not match SOURCE PREFIX-LENGTH",
+	"ADDRESS bits set beyond SOURCE PREFIX-LENGTH"}
+
+func (f ecsFault) String() string { return ecsFaultNames[f] }
+
+// decodeECS reads the data of an ECS option in wire form: what follows its
+// OPTION-CODE and OPTION-LENGTH. addr is the network's address, the zero
+// Addr for FAMILY 0, which dig sends with SOURCE 0 for "no tailoring" and
+// which BIND accepts as such. It does not allocate: the fast path's
+// parser uses it too.
+func decodeECS(b []byte) (family uint16, source uint8, addr netip.Addr, fault ecsFault) {
+	if len(b) < 4 {
+		return 0, 0, netip.Addr{}, ecsTruncated
+	}
+	family, source = binary.BigEndian.Uint16(b), b[2]
+	bits := 0
+	switch family {
+	case 0:
+	case 1:
+		bits = 32
+	case 2:
+		bits = 128
+	default:
+		return family, source, netip.Addr{}, ecsBadFamily
+	}
+	raw := b[4:]
+	switch {
+	case int(source) > bits:
+		return family, source, netip.Addr{}, ecsBadSource
+	case b[3] != 0:
+		return family, source, netip.Addr{}, ecsBadScope
+	case len(raw) != (int(source)+7)/8:
+		return family, source, netip.Addr{}, ecsBadLength
+	}
+	// With the length exact, only the last octet can hold bits beyond
+	// the prefix.
+	if rem := source % 8; rem != 0 && raw[len(raw)-1]&(0xff>>rem) != 0 {
+		return family, source, netip.Addr{}, ecsHostBits
+	}
+	var a [16]byte
+	copy(a[:], raw)
+	switch family {
+	case 1:
+		addr = netip.AddrFrom4([4]byte(a[:4]))
+	case 2:
+		addr = netip.AddrFrom16(a)
+	}
+	return family, source, addr, ecsWellFormed
+}
+
+// ecsMalformed replaces a malformed ECS option, OPTION-CODE and
+// OPTION-LENGTH included: FAMILY 0, SOURCE 0, SCOPE 255. miekg/dns decodes
+// it without error whatever the fault was, and parseECS answers it with
+// FORMERR for its SCOPE, as it would any query's non-zero SCOPE: a
+// malformed option stays malformed, so no well-formed query can be taken
+// for one.
+var ecsMalformed = [8]byte{0, dns.EDNS0SUBNET, 0, 4, 0, 0, 0, 255}
+
+// screenECS returns the message m with every malformed ECS option of its
+// first OPT record replaced by ecsMalformed, or m itself when there is
+// none. It is the general path's view of the wire, which miekg/dns's
+// decoder hides: that decoder pads or cuts an ADDRESS to its family's size,
+// so that a wrong length would go unseen, and it refuses an unknown FAMILY
+// or a SOURCE or SCOPE longer than the family's addresses with a FORMERR
+// of its own, which has no OPT record (RFC 6891 §7 wants one). m is not
+// modified: miekg/dns may verify a TSIG over it. A message it cannot walk
+// is returned as it is, for miekg/dns to judge.
+func screenECS(m []byte) []byte {
+	rd, ok := firstOPT(m)
+	if !ok {
+		return m
+	}
+	end := rd + int(binary.BigEndian.Uint16(m[rd-2:]))
+	bad := 0
+	for off := rd; off < end; {
+		if off+4 > end {
+			return m
+		}
+		code, n := binary.BigEndian.Uint16(m[off:]), int(binary.BigEndian.Uint16(m[off+2:]))
+		if off+4+n > end {
+			return m
+		}
+		if code == dns.EDNS0SUBNET {
+			if _, _, _, fault := decodeECS(m[off+4 : off+4+n]); fault != ecsWellFormed {
+				bad++
+			}
+		}
+		off += 4 + n
+	}
+	if bad == 0 {
+		return m
+	}
+	out := make([]byte, 0, len(m)+bad*len(ecsMalformed))
+	out = append(out, m[:rd]...)
+	for off := rd; off < end; {
+		code, n := binary.BigEndian.Uint16(m[off:]), int(binary.BigEndian.Uint16(m[off+2:]))
+		opt := m[off : off+4+n]
+		if code == dns.EDNS0SUBNET {
+			if _, _, _, fault := decodeECS(opt[4:]); fault != ecsWellFormed {
+				opt = ecsMalformed[:]
+			}
+		}
+		out = append(out, opt...)
+		off += 4 + n
+	}
+	rdlen := len(out) - rd
+	if rdlen > 0xffff {
+		return m
+	}
+	binary.BigEndian.PutUint16(out[rd-2:], uint16(rdlen))
+	return append(out, m[end:]...)
+}
+
+// firstOPT finds the first OPT record of the additional section of m and
+// returns the offset of its RDATA, which its RDLENGTH precedes.
+func firstOPT(m []byte) (int, bool) {
+	if len(m) < 12 {
+		return 0, false
+	}
+	qd := int(binary.BigEndian.Uint16(m[4:]))
+	an, ns := int(binary.BigEndian.Uint16(m[6:])), int(binary.BigEndian.Uint16(m[8:]))
+	ar := int(binary.BigEndian.Uint16(m[10:]))
+	off := 12
+	var ok bool
+	for range qd {
+		if off, ok = skipName(m, off); !ok || off+4 > len(m) {
+			return 0, false
+		}
+		off += 4
+	}
+	for i := range an + ns + ar {
+		if off, ok = skipName(m, off); !ok || off+10 > len(m) {
+			return 0, false
+		}
+		rd := off + 10
+		end := rd + int(binary.BigEndian.Uint16(m[off+8:]))
+		if end > len(m) {
+			return 0, false
+		}
+		if i >= an+ns && binary.BigEndian.Uint16(m[off:]) == dns.TypeOPT {
+			return rd, true
+		}
+		off = end
+	}
+	return 0, false
+}
+
+// skipName returns the offset after the name at off in m. A compression
+// pointer ends a name; where it points does not matter here.
+func skipName(m []byte, off int) (int, bool) {
+	for off < len(m) {
+		n := int(m[off])
+		switch {
+		case n == 0:
+			return off + 1, true
+		case n&0xc0 == 0xc0:
+			return off + 2, off+2 <= len(m)
+		case n&0xc0 != 0:
+			return 0, false
+		}
+		off += 1 + n
+	}
+	return 0, false
 }

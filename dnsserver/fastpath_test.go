@@ -22,10 +22,12 @@ import (
 var fastSrc = netip.MustParseAddrPort("192.0.2.1:40000")
 
 // generalUDP is the general path's reply to packet over UDP from src:
-// decoded by miekg/dns and answered by ServeDNS, as the server does for a
-// query its screen accepts. nil: no reply, or miekg/dns would answer it
-// itself (the fast path hands those off).
+// screened for malformed ECS, decoded by miekg/dns and answered by
+// ServeDNS, as the server does for a query its screen accepts. nil: no
+// reply, or miekg/dns would answer it itself (the fast path hands those
+// off).
 func generalUDP(s *Server, packet []byte, src netip.AddrPort) []byte {
+	packet = screenECS(packet)
 	if len(packet) < 12 {
 		return nil
 	}
@@ -353,6 +355,9 @@ func FuzzFastPath(f *testing.F) {
 	f.Add(seed(query("host.sub.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                       // referral
 	f.Add(seed(query("chain1.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                         // CNAME chain
 	f.Add(seed(query("nope.example.test.", dns.TypeA, withECS("1.2.3.0", 24))), uint64(0x3), byte(5), byte(0))   // NXDOMAIN, ECS
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 22, 0, 81, 2, 68))), uint64(0x3), byte(4), byte(0))   // ECS /22
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 0, 81, 2, 69, 0))), uint64(0), byte(1), byte(0))  // ADDRESS too long: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 16, 81, 2, 69))), uint64(0), byte(1), byte(0))    // SCOPE not 0: FORMERR
 	s := newGeoServer(f)
 	s.SetZones(loadMergedZones(f))
 	fp := newFastPath(s)

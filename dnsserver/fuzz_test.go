@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 
@@ -54,6 +55,12 @@ func FuzzServeDNSGeo(f *testing.F) {
 	f.Add(seed(query("ruled.geo.test.", dns.TypeA, withECS("203.0.113.0", 26))), false)                     // CIDR rule and scope
 	f.Add(seed(query("cdn.geo.test.", dns.TypeANY, withECS("24.48.1.0", 24))), false)                       // CNAME target, ANY
 	f.Add(seed(query("servfail.geo.test.", dns.TypeA)), false)                                              // all down: SERVFAIL
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 0, 81, 2, 69, 0))), false)                   // ADDRESS too long: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(2, 48, 0, 0x2a, 0, 0x14, 0x50))), true)             // ADDRESS too short: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 8, 81, 2, 69))), false)                      // SCOPE not 0: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(5, 24, 0, 81, 2, 69))), false)                      // unknown FAMILY: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 40, 0, 81, 2, 69, 0, 0))), true)                 // SOURCE too long: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(0, 0, 0))), false)                                  // FAMILY 0, SOURCE 0
 	s := newGeoServer(f)
 	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) { serveFuzzed(t, s, packet, tcp) })
 }
@@ -74,8 +81,9 @@ func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
 	if acceptQuery(h) != dns.MsgAccept {
 		return // miekg/dns answers these itself with FORMERR or NOTIMP
 	}
+	screened := screenECS(packet) // as the server's reader does
 	req := new(dns.Msg)
-	if err := req.Unpack(packet); err != nil {
+	if err := req.Unpack(screened); err != nil {
 		return // likewise
 	}
 	w := dnstest.NewUDP("192.0.2.1")
@@ -95,10 +103,48 @@ func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
 	if w.Msg == nil || !w.Msg.Response || w.Msg.Id != req.Id {
 		t.Fatalf("reply is not a response to the query: %v", w.Msg)
 	}
+	if !bytes.Equal(screened, packet) && w.Msg.Rcode != dns.RcodeFormatError {
+		t.Fatalf("malformed ECS answered %s", dns.RcodeToString[w.Msg.Rcode])
+	}
 	if limit := s.sizeLimit(parseEDNS(req), tcp); len(w.Wire) > limit {
 		t.Fatalf("reply of %d bytes exceeds the client's limit %d", len(w.Wire), limit)
 	}
 	if got := testutilCounter(t, s.metrics.panics); got != 0 {
 		t.Fatalf("a panic was contained for %v", req)
 	}
+}
+
+// FuzzScreenECS checks screenECS on arbitrary bytes: it leaves what it
+// reads as it was, a second pass changes nothing, and what it rewrote, when
+// miekg/dns decodes it, parseECS refuses.
+func FuzzScreenECS(f *testing.F) {
+	for _, nq := range malformedQueries("www.geo.test.") {
+		b, err := nq.m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	b, _ := query("www.geo.test.", dns.TypeA, rawECS(1, 24, 0, 81, 2, 69)).Pack()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, packet []byte) {
+		orig := append([]byte(nil), packet...)
+		got := screenECS(packet)
+		if !bytes.Equal(packet, orig) {
+			t.Fatal("the message read was modified")
+		}
+		if again := screenECS(got); !bytes.Equal(again, got) {
+			t.Fatalf("a second pass rewrote %x to %x", got, again)
+		}
+		if bytes.Equal(got, packet) {
+			return
+		}
+		var m dns.Msg
+		if m.Unpack(got) != nil {
+			return
+		}
+		if _, ok := parseECS(&m); ok {
+			t.Fatalf("rewritten to %v, which parseECS accepts", m.IsEdns0())
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -29,6 +30,36 @@ func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
 		return dns.MsgReject
 	}
 	return dns.MsgAccept
+}
+
+// screenReader is the DecorateReader of the general path's miekg/dns
+// servers: each message they read goes through screenECS before they
+// decode it, so that ServeDNS answers every malformed ECS option with
+// FORMERR and an OPT record.
+func screenReader(r dns.Reader) dns.Reader { return ecsScreen{r} }
+
+// ecsScreen is a dns.Reader that applies screenECS. It is a
+// dns.PacketConnReader when the reader it wraps is one, as miekg/dns's own
+// is: the fast path's handoffConn needs it.
+type ecsScreen struct{ r dns.Reader }
+
+func (e ecsScreen) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
+	m, err := e.r.ReadTCP(conn, timeout)
+	return screenECS(m), err
+}
+
+func (e ecsScreen) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
+	m, s, err := e.r.ReadUDP(conn, timeout)
+	return screenECS(m), s, err
+}
+
+func (e ecsScreen) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([]byte, net.Addr, error) {
+	pr, ok := e.r.(dns.PacketConnReader)
+	if !ok {
+		return nil, nil, errors.New("dnsserver: the wrapped reader cannot read a net.PacketConn")
+	}
+	m, a, err := pr.ReadPacketConn(conn, timeout)
+	return screenECS(m), a, err
 }
 
 // ServeDNS answers one query. It is the dns.Handler of every listener and
@@ -135,6 +166,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex, trace: tr}
 	switch {
+	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
 		q.client = ecs.prefix.Addr()
 		q.ecs = ecsUsed
@@ -143,7 +175,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 	}
 	if ex != nil {
 		ex.Client, ex.Via = q.client.String(), "source address"
-		if ecs.usable() {
+		if q.ecs == ecsUsed {
 			ex.Via = "ecs"
 		}
 	}

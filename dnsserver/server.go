@@ -290,6 +290,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			tcp.MaxTCPQueries = -1
 		}
 		for _, srv := range []*dns.Server{udp, tcp} {
+			srv.DecorateReader = screenReader // malformed ECS: FORMERR with OPT (screenECS)
 			sv := &serving{srv: srv, started: make(chan struct{}), stopped: make(chan struct{})}
 			srv.NotifyStartedFunc = func() { close(sv.started) }
 			all = append(all, sv)

@@ -218,41 +218,17 @@ func (q *wireQuery) parseOPT(p []byte, off int) (int, bool) {
 	return off, true
 }
 
-// parseECS reads an ECS option of family 1 or 2 whose ADDRESS is exactly
-// as long as SOURCE PREFIX-LENGTH needs, with no bit set beyond it and
-// SCOPE 0 (RFC 7871 §6): the reply echoes those bytes as they are.
+// parseECS reads a well-formed ECS option of family 1 or 2 (decodeECS):
+// the reply echoes its ADDRESS bytes as they are. A malformed one gets
+// FORMERR from the general path (screenECS); FAMILY 0 is rare enough to
+// leave to it as well.
 func (q *wireQuery) parseECS(b []byte, off int) bool {
-	if len(b) < 4 || b[3] != 0 {
+	family, source, addr, fault := decodeECS(b)
+	if fault != ecsWellFormed || family == 0 {
 		return false
-	}
-	family, source := binary.BigEndian.Uint16(b), b[2]
-	var a [16]byte
-	var addr netip.Addr
-	raw := b[4:]
-	if len(raw) != (int(source)+7)/8 {
-		return false
-	}
-	switch family {
-	case 1:
-		if source > 32 {
-			return false
-		}
-		copy(a[:4], raw)
-		addr = netip.AddrFrom4([4]byte(a[:4]))
-	case 2:
-		if source > 128 {
-			return false
-		}
-		copy(a[:], raw)
-		addr = netip.AddrFrom16(a)
-	default:
-		return false
-	}
-	if p, err := addr.Prefix(int(source)); err != nil || p.Addr() != addr {
-		return false // bits beyond the prefix: FORMERR (RFC 7871 §7.2.1)
 	}
 	q.ecs, q.ecsFamily, q.ecsSource, q.ecsAddr = true, family, source, addr
-	q.ecsRaw, q.ecsRawLen = off+4, len(raw)
+	q.ecsRaw, q.ecsRawLen = off+4, len(b)-4
 	return true
 }
 
