@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 )
 
 // resetListener accepts TCP connections and resets each at once.
@@ -67,7 +68,7 @@ func dnsServer(t *testing.T) string {
 	started := make(chan struct{})
 	srv := &dns.Server{PacketConn: pc, Handler: mux, NotifyStartedFunc: func() { close(started) }}
 	go func() { _ = srv.ActivateAndServe() }()
-	<-started
+	dnstest.Receive(t, started, 5*time.Second, "the DNS server to start")
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return pc.LocalAddr().String()
 }
@@ -76,7 +77,14 @@ func TestProbes(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("all good")) })
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
-	mux.HandleFunc("/hang", func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("/hang", func(_ http.ResponseWriter, r *http.Request) {
+		// Until the probe gives up; bounded, so that a probe that never
+		// does cannot keep the server's Close waiting for ever.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
+	})
 	mux.HandleFunc("/host", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.Host)) })
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)

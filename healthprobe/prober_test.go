@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -156,7 +157,7 @@ func start(t *testing.T, clk *fakeClock, pf probeFunc, reg prometheus.Registerer
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 5*time.Second, "Run to return"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -221,7 +222,7 @@ func TestProberRiseFall(t *testing.T) {
 			t.Errorf("step %d: Checked = %v, want %v", i, r.Checked, clk.Now())
 		}
 		if i == 0 {
-			<-p.FirstRoundDone()
+			dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
 		}
 		up := metricValue(t, reg, "popdns_probe_up", "pop1", "")
 		if (up == 1) != st.want {
@@ -269,7 +270,7 @@ func TestProberSetTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { runDone <- p.Run(ctx) }()
-	<-p.FirstRoundDone()
+	dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
 	s := waitStatus(t, p, func(s *Status) bool { return len(s.Results) == 3 })
 	for _, id := range []string{"a1", "a2", "b"} {
 		if r, _ := s.Result(id); !r.Probed() || !r.Healthy {
@@ -332,7 +333,7 @@ func TestProberSetTargets(t *testing.T) {
 	}
 
 	cancel()
-	if err := <-runDone; err != nil {
+	if err := dnstest.Receive(t, runDone, 5*time.Second, "Run to return"); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if err := p.Run(t.Context()); !errors.Is(err, ErrRunning) {
@@ -361,7 +362,7 @@ func TestProberJitter(t *testing.T) {
 	if err := p.SetTargets([]Target{{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 8 * time.Second, Timeout: time.Second, Jitter: 4 * time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	<-p.FirstRoundDone()
+	dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
 	clk.waitTimers(t, 1)
 	clk.mu.Lock()
 	wait := clk.timers[0].at.Sub(clk.now)
@@ -384,7 +385,7 @@ func TestProberRealProbe(t *testing.T) {
 	if err := p.SetTargets([]Target{{ID: "dead", Kind: KindTCP, Addr: closedPort(t)}}); err != nil {
 		t.Fatal(err)
 	}
-	<-p.FirstRoundDone()
+	dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
 	r, _ := p.Status().Result("dead")
 	if r.Healthy || r.LastReason != ReasonRefused {
 		t.Fatalf("dead target: %+v", r)
