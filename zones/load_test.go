@@ -369,9 +369,10 @@ func TestLoadDirectoryError(t *testing.T) {
 		name     string
 		prev     *Snapshot
 		wantAddr string
+		wantGen  uint64 // a kept snapshot is still a new one: caches keyed on the generation must see it
 	}{
-		{"at startup", nil, ""},
-		{"on reload", prev, "192.0.2.1"},
+		{"at startup", nil, "", 1},
+		{"on reload", prev, "192.0.2.1", prev.Generation() + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,6 +385,9 @@ func TestLoadDirectoryError(t *testing.T) {
 			}
 			if got := wwwAddr(snap, "a.test."); got != tt.wantAddr {
 				t.Errorf("www.a.test. = %q, want %q", got, tt.wantAddr)
+			}
+			if got := snap.Generation(); got != tt.wantGen {
+				t.Errorf("Generation() = %d, want %d", got, tt.wantGen)
 			}
 		})
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/rs/zerolog"
 )
 
@@ -15,7 +17,13 @@ import (
 // that receives one value per reported change.
 func startWatcher(t *testing.T, dir string) <-chan struct{} {
 	t.Helper()
-	w := NewWatcher(20*time.Millisecond, zerolog.Nop())
+	return startWatcherWith(t, dir, 20*time.Millisecond, zerolog.Nop())
+}
+
+// startWatcherWith is startWatcher with the debounce and logger given.
+func startWatcherWith(t *testing.T, dir string, debounce time.Duration, log zerolog.Logger) <-chan struct{} {
+	t.Helper()
+	w := NewWatcher(debounce, log)
 	w.Watch(dir, IsDataFile)
 	changes := make(chan struct{}, 16)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -23,15 +31,11 @@ func startWatcher(t *testing.T, dir string) <-chan struct{} {
 	go func() { done <- w.Run(ctx, func() { changes <- struct{}{} }) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 5*time.Second, "the watcher to stop"); err != nil {
 			t.Error(err)
 		}
 	})
-	select {
-	case <-w.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("watcher not ready within 5 s")
-	}
+	dnstest.Receive(t, w.Ready(), 5*time.Second, "the watcher to be ready")
 	return changes
 }
 
@@ -81,6 +85,101 @@ func TestWatcherSeesEveryWayOfReplacingAFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitChange(t, changes)
+		})
+	}
+}
+
+// lineChan is a log sink that passes each line on; the watcher logs one
+// line per relevant event, in the order it handles them.
+type lineChan chan string
+
+func (c lineChan) Write(p []byte) (int, error) {
+	select {
+	case c <- string(p):
+	default: // a test reads only the lines it needs; the rest may drop
+	}
+	return len(p), nil
+}
+
+// waitLine reads lines until one contains s.
+func waitLine(t *testing.T, lines <-chan string, s string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, s) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log line with %s within 5 s", s)
+		}
+	}
+}
+
+// TestWatcherDebounces checks the debounce: a burst of changes is reported
+// once, and no sooner than the debounce after the burst's last change. A
+// watcher that reported each event at once fails both checks.
+func TestWatcherDebounces(t *testing.T) {
+	const debounce = 300 * time.Millisecond
+	write := func(name, data string) func(dir string) error {
+		return func(dir string) error { return os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644) }
+	}
+	renameOver := func(name, data string) func(dir string) error {
+		return func(dir string) error {
+			tmp := filepath.Join(dir, "."+name+".tmp")
+			if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, filepath.Join(dir, name))
+		}
+	}
+	remove := func(name string) func(dir string) error {
+		return func(dir string) error { return os.Remove(filepath.Join(dir, name)) }
+	}
+	for _, tc := range []struct {
+		name  string
+		burst []func(dir string) error // each makes at least one event
+	}{
+		{"one file saved four ways", []func(string) error{
+			write("a.yaml", "v2"), renameOver("a.yaml", "v3"), write("a.yaml", "version 4"), renameOver("a.yaml", "v5")}},
+		{"files added and removed", []func(string) error{
+			write("b.yaml", "v1"), write("rtt.csv", "x"), remove("b.yaml"), write("c.yml", "v1")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("v1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			lines := make(lineChan, 1024)
+			changes := startWatcherWith(t, dir, debounce, zerolog.New(lines).Level(zerolog.DebugLevel))
+
+			var last time.Time // just before the burst's last change: no event of it is older
+			for _, change := range tc.burst {
+				last = time.Now()
+				if err := change(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitChange(t, changes)
+			if after := time.Since(last); after < debounce {
+				t.Errorf("change reported %v after the burst's last change, before the %v debounce", after, debounce)
+			}
+
+			// One more change, and the watcher's log line for it: events
+			// are handled in order, so every event of the burst has been
+			// handled by then, and any second report of it has been sent.
+			sentinel := filepath.Join(dir, "sentinel.yaml")
+			if err := os.WriteFile(sentinel, []byte("v1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitLine(t, lines, sentinel)
+			select {
+			case <-changes:
+				t.Errorf("a burst of %d changes was reported more than once", len(tc.burst))
+			default:
+			}
 		})
 	}
 }
