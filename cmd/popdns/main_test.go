@@ -1,27 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/rs/zerolog"
 )
 
@@ -278,111 +272,6 @@ func TestStartFailsOnBadZone(t *testing.T) {
 	}
 }
 
-// TestBinaryServesDemo builds the real binary, starts it on free loopback
-// ports with the built-in demo, queries it over UDP and TCP and HTTP, and
-// stops it with SIGTERM, which must exit 0.
-func TestBinaryServesDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "popdns")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stderr)
-	var serving string
-	for lines.Scan() {
-		if strings.Contains(lines.Text(), "popdns serving") {
-			serving = lines.Text()
-			break
-		}
-	}
-	if serving == "" {
-		t.Fatalf("no serving line (scan error %v)", lines.Err())
-	}
-	go io.Copy(io.Discard, stderr)
-	m := regexp.MustCompile(`dns=\["([^"]+)"\].*http=(\S+).*try="(dig [^"]+)"`).FindStringSubmatch(serving)
-	if m == nil {
-		t.Fatalf("serving line lacks addresses or a dig hint: %s", serving)
-	}
-	dnsAddr, httpAddr := m[1], m[2]
-	if !strings.Contains(m[3], "www.example.test") {
-		t.Errorf("dig hint %q does not name the demo", m[3])
-	}
-
-	for _, proto := range []string{"udp", "tcp"} {
-		q := new(dns.Msg)
-		q.SetQuestion("www.example.test.", dns.TypeA)
-		r, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(q, dnsAddr)
-		if err != nil {
-			t.Fatalf("%s query: %v", proto, err)
-		}
-		if !r.Authoritative || len(r.Answer) != 1 {
-			t.Errorf("%s reply: %v", proto, r)
-		}
-	}
-	// The demo's geo name answers each documented test subnet with its
-	// nearest PoP, and scopes the answer to the database network.
-	for _, tc := range []struct {
-		subnet string
-		want   string
-	}{
-		{"192.0.2.64/26", "192.0.2.20"},   // Ashburn: iad
-		{"198.51.100.0/26", "192.0.2.50"}, // Sydney: syd
-		{"192.0.2.128/26", "192.0.2.30"},  // Singapore: sin
-	} {
-		p := netip.MustParsePrefix(tc.subnet)
-		q := new(dns.Msg)
-		q.SetQuestion("www.example.test.", dns.TypeA)
-		q.SetEdns0(1232, false)
-		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1,
-			SourceNetmask: uint8(p.Bits()), Address: p.Addr().AsSlice()})
-		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, dnsAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != tc.want {
-			t.Errorf("subnet %s: answer %v, want %s", tc.subnet, r.Answer, tc.want)
-		}
-		for _, o := range r.IsEdns0().Option {
-			if e, ok := o.(*dns.EDNS0_SUBNET); ok && int(e.SourceScope) != p.Bits() {
-				t.Errorf("subnet %s: scope %d, want %d", tc.subnet, e.SourceScope, p.Bits())
-			}
-		}
-	}
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready: 1 zones", "/metrics": "popdns_dns_requests_total"} {
-		resp, err := http.Get("http://" + httpAddr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("GET %s: %d %q, want 200 with %q", path, resp.StatusCode, body, want)
-		}
-	}
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) || ctx.Err() != nil {
-		t.Fatalf("after SIGTERM: %v (context %v)", err, ctx.Err())
-	}
-}
-
 // TestServeConfigFile starts popdns from a configuration file with an IPv4
 // and an IPv6 listener and queries both over UDP and TCP.
 func TestServeConfigFile(t *testing.T) {
@@ -408,7 +297,7 @@ func TestServeConfigFile(t *testing.T) {
 	go func() { done <- a.serve(ctx) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 10*time.Second, "serve to return"); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}()

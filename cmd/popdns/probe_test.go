@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -173,7 +174,7 @@ func (st statusJSON) target(pop string) targetStatus {
 func TestPoPDiesAndComesBack(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
-	<-r.built.probesSettled
+	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
 
 	servers["fra"].stop()
 	took := r.waitAnswer(t, "192.0.2.15", 10*time.Second)
@@ -215,12 +216,17 @@ func TestPoPDiesAndComesBack(t *testing.T) {
 func TestSlowPoPLosesClients(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
-	<-r.built.probesSettled
+	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
 	// A few fast rounds first, so that the baseline is a fast RTT.
 	waitProbeRounds(t, r, "fra", 3)
 
 	servers["fra"].delay.Store(int64(60 * time.Millisecond))
 	took := r.waitAnswer(t, "192.0.2.15", 10*time.Second)
+	// On a busy machine the fast rounds' RTTs are noisy enough to move the
+	// client before any slow round, and the penalty read then is that
+	// noise: check it once two rounds have run with the delay (the first
+	// may have started before it).
+	waitProbeRounds(t, r, "fra", 2)
 	fra := r.getStatus(t).target("fra")
 	t.Logf("fra slowed by 60 ms: the Frankfurt client moved to lhr after %s; fra RTT %.1f ms, baseline %.1f ms, penalty %.1f ms (steering %.0f ms)",
 		took.Round(time.Millisecond), fra.RTTMS, fra.BaselineMS, fra.PenaltyMS, fra.SteeringPenaltyMS)
@@ -261,7 +267,7 @@ func waitProbeRounds(t *testing.T, r *runningApp, pop string, n int) {
 func TestProbeMetricsAndReadiness(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	servers["iad"].stop()
-	<-r.built.probesSettled
+	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
 	h := newHTTPHandler(r.built, nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
@@ -402,7 +408,7 @@ func TestAdminAPI(t *testing.T) {
 // it is left behind.
 func TestProbesFollowReloads(t *testing.T) {
 	r, servers := startProbedApp(t, "")
-	<-r.built.probesSettled
+	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
 	if n := len(r.built.prober.Status().Results); n != 3 {
 		t.Fatalf("%d probes, want 3", n)
 	}
@@ -458,7 +464,7 @@ func TestReadyzReasons(t *testing.T) {
 	// Serving, with probe results but the round not yet declared done:
 	// the reason counts the probes that answered.
 	r, _ := startProbedApp(t, "")
-	<-r.built.probesSettled
+	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
 	fresh := &server{dns: r.dns, metrics: r.built.metrics, prober: r.built.prober, probesSettled: make(chan struct{})}
 	rec = httptest.NewRecorder()
 	newHTTPHandler(fresh, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))

@@ -1,18 +1,15 @@
+//go:build slow
+
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,11 +70,14 @@ func (l *loadTally) note(format string, args ...any) {
 var loadSubnets = []string{"192.0.2.64/26", "192.0.2.0/26", "198.51.100.192/26"}
 
 // queryUntil sends queries until stop is closed, alternating the static name
-// and the geo name with an ECS subnet, over UDP with a 1 s timeout and no
-// retries, and checks every reply.
+// and the geo name with an ECS subnet, over UDP with a 3 s timeout and no
+// retries, and checks every reply. A lost reply times out however long the
+// limit; 1 s was too short for the client itself on a loaded 2-core machine
+// under the race detector, which then missed deadlines before it had even
+// sent ("write udp ...: i/o timeout").
 func queryUntil(stop <-chan struct{}, addr string, valid *addrSet, id int) *loadTally {
 	l := &loadTally{seen: map[string]int{}}
-	c := &dns.Client{Timeout: time.Second}
+	c := &dns.Client{Timeout: 3 * time.Second}
 	for i := id; ; i++ {
 		select {
 		case <-stop:
@@ -132,9 +132,6 @@ func queryUntil(stop <-chan struct{}, addr string, valid *addrSet, id int) *load
 // GeoIP database while four clients query without pause: no query may
 // fail, and every answer must come from a valid version.
 func TestReloadUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("about 25 s of reloads under load")
-	}
 	begin := time.Now()
 	budget := begin.Add(45 * time.Second) // the whole test, well under a minute
 
@@ -329,111 +326,5 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if n := strings.Count(r.logs.String(), "GeoIP databases replaced"); n != swaps {
 		t.Errorf("the log reports %d GeoIP replacements, want %d", n, swaps)
-	}
-}
-
-// TestBinaryReloadsOnSIGHUP builds the real binary, starts it from a
-// configuration file, and checks that SIGHUP reloads it without disturbing
-// service and that SIGTERM then stops it with status 0.
-func TestBinaryReloadsOnSIGHUP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "popdns")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	writeStaticZone(t, dir)
-	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\n")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-config", cfgFile, "-listen", "127.0.0.1:0", "-http", "off")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	type logLine struct {
-		Message string   `json:"message"`
-		Why     string   `json:"why"`
-		Result  string   `json:"result"`
-		DNS     []string `json:"dns"`
-		raw     string
-	}
-	lines := make(chan logLine, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var l logLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				l.Message = "not JSON: " + err.Error()
-			}
-			l.raw = sc.Text()
-			lines <- l
-		}
-	}()
-	var seen []string
-	// next returns the first line that match accepts, within 10 s.
-	next := func(what string, match func(logLine) bool) logLine {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					err := cmd.Wait()
-					hint := ""
-					if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && st.Signaled() && st.Signal() == syscall.SIGHUP {
-						hint = " (SIGHUP's default action killed it: was the handler installed before the serving line?)"
-					}
-					t.Fatalf("log ended before %s; exit %v%s; log:\n%s", what, err, hint, strings.Join(seen, "\n"))
-				}
-				seen = append(seen, l.raw)
-				if match(l) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("no %s within 10 s; log:\n%s", what, strings.Join(seen, "\n"))
-			}
-		}
-	}
-
-	serving := next("serving line", func(l logLine) bool { return l.Message == "popdns serving" })
-	if len(serving.DNS) != 1 {
-		t.Fatalf("serving line without one DNS address: %s", serving.raw)
-	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	reloaded := next(`"why":"SIGHUP" reload`, func(l logLine) bool { return l.Why == "SIGHUP" && l.Message == "reloaded" })
-	if reloaded.Result != "ok" {
-		t.Errorf("SIGHUP reload: %s", reloaded.raw)
-	}
-
-	q := new(dns.Msg)
-	q.SetQuestion("www.example.test.", dns.TypeA)
-	resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, serving.DNS[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
-		t.Errorf("after SIGHUP: reply %v", resp)
-	}
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	next("stopped line", func(l logLine) bool { return l.Message == "popdns stopped" })
-	for l := range lines { // read to the end before Wait closes the pipe
-		seen = append(seen, l.raw)
-	}
-	err = cmd.Wait()
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("after SIGTERM: %v (context %v); log:\n%s", err, ctx.Err(), strings.Join(seen, "\n"))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/internal/geodbgen"
 	"github.com/rs/zerolog"
 )
@@ -72,7 +73,7 @@ func startApp(t testing.TB, configFile string) *runningApp {
 	go func() { done <- a.serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 10*time.Second, "serve to return"); err != nil {
 			t.Error(err)
 		}
 	})
