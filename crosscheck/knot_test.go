@@ -384,7 +384,11 @@ func startDaemon(t *testing.T, name string, out io.Writer, command func(port int
 		go func() { exited <- cmd.Wait() }()
 		stop := sync.OnceFunc(func() {
 			_ = cmd.Process.Kill() // fails only if it already exited
-			<-exited
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s still running 10 s after SIGKILL", name)
+			}
 		})
 		t.Cleanup(stop)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))

@@ -136,9 +136,9 @@ func (w *packWriter) WriteMsg(m *dns.Msg) error {
 }
 
 // BenchmarkGeoAnswerGeoLite answers with ECS from real networks of the
-// GeoLite2 City database (skipped without it: see geo/geolite_test.go for
-// where it is looked for), cycling through more networks than the decision
-// cache holds and through fewer.
+// GeoLite2 City database (skipped without it: README.md, "Running the
+// tests", says how to fetch it), cycling through more networks than the
+// decision cache holds and through fewer.
 func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 	dir := os.Getenv("POPDNS_GEOLITE_DIR")
 	if dir == "" {
@@ -146,7 +146,7 @@ func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 	}
 	db, err := geo.Open(filepath.Join(dir, "GeoLite2-City.mmdb"), "")
 	if err != nil {
-		b.Skipf("no GeoLite2 City database in %s (../shared/tools/fetch-geolite.sh %s): %v", dir, dir, err)
+		b.Skipf("no GeoLite2 City database in %s (README.md, \"Running the tests\", says how to fetch it): %v", dir, err)
 	}
 	loc := geo.NewLocator(db, zerolog.Nop())
 	b.Cleanup(func() { loc.Close() })

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 )
 
 // startServer runs s on its configured loopback addresses until the test ends.
@@ -23,7 +24,7 @@ func startServer(t *testing.T, s *Server) []string {
 	go func() { done <- s.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := dnstest.Receive(t, done, 10*time.Second, "Serve to return"); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})

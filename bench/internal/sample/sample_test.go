@@ -150,7 +150,7 @@ func TestRoutable(t *testing.T) {
 }
 
 // TestSampleGeoLite samples the real GeoLite2 City database, when it is
-// there (../shared/tools/fetch-geolite.sh testdata/geo/real) and asked for
+// there (README.md, "Running the tests", says how to fetch it) and asked for
 // with POPDNS_BENCH_GEOLITE=1: walking its 3 million IPv4 networks takes
 // seconds, and half a minute under the race detector.
 func TestSampleGeoLite(t *testing.T) {
@@ -163,7 +163,8 @@ func TestSampleGeoLite(t *testing.T) {
 	}
 	path := filepath.Join(dir, "GeoLite2-City.mmdb")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no GeoLite2 City database at %s (fetch it with ../shared/tools/fetch-geolite.sh testdata/geo/real)", path)
+		t.Skipf("no GeoLite2 City database at %s (README.md, \"Running the tests\", says how to fetch it into "+
+			"testdata/geo/real; or set POPDNS_GEOLITE_DIR to a directory that has it)", path)
 	}
 	db, err := maxminddb.Open(path)
 	if err != nil {
