@@ -94,9 +94,6 @@ func consoleProblems(stderr string) []string {
 }
 
 func TestStatusPageInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
 	bin := chromiumPath(t)
 	fixture := statusPageFixture(time.Now())
 
