@@ -121,7 +121,9 @@ func waitLine(t *testing.T, lines <-chan string, s string) {
 // once, and no sooner than the debounce after the burst's last change. A
 // watcher that reported each event at once fails both checks.
 func TestWatcherDebounces(t *testing.T) {
-	const debounce = 300 * time.Millisecond
+	// Long beside the microseconds between the burst's changes, so that only a
+	// stall of the whole process could split the burst into two reports.
+	const debounce = 500 * time.Millisecond
 	write := func(name, data string) func(dir string) error {
 		return func(dir string) error { return os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644) }
 	}
