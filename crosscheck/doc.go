@@ -15,5 +15,6 @@
 // missing; .ci/run installs them all:
 //
 //	apt-get install knot knot-dnsutils unbound
-//	../shared/tools/fetch-geolite.sh testdata/geo/real
+//
+// and README.md ("Running the tests") says how to fetch GeoLite2.
 package crosscheck

