@@ -56,9 +56,13 @@ type Target struct {
 	Fall     int           // consecutive failures to go down; default 3
 	// Jitter is the most the first wait after the first probe is
 	// shortened by, so probes started together drift apart; default
-	// Interval/2, at most Interval.
+	// Interval/2, at most Interval. NoJitter turns it off.
 	Jitter time.Duration
 }
+
+// NoJitter as a Jitter (of a Target or of Defaults) means no jitter at
+// all: zero means unset, which takes the default.
+const NoJitter time.Duration = -1
 
 // Defaults are the schedule settings a Target leaves unset; a server's
 // configuration supplies them, and zero fields fall back to the Default
@@ -115,7 +119,7 @@ func (t Target) Validate() (Target, error) {
 	if t.Jitter == 0 {
 		t.Jitter = t.Interval / 2
 	}
-	if t.Jitter < 0 || t.Jitter > t.Interval {
+	if t.Jitter < 0 && t.Jitter != NoJitter || t.Jitter > t.Interval {
 		return t, fmt.Errorf("healthprobe: target %s: jitter %s must be between 0 and interval %s", t.ID, t.Jitter, t.Interval)
 	}
 	if t.Interval < 0 || t.Timeout <= 0 || t.Timeout >= t.Interval {

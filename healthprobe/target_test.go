@@ -46,6 +46,12 @@ func TestValidate(t *testing.T) {
 			}
 		}},
 		{name: "jitter above interval", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: time.Second, Jitter: 2 * time.Second}, wantErr: "jitter"},
+		{name: "NoJitter stays off", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Jitter: NoJitter}, check: func(t *testing.T, got Target) {
+			if got.Jitter != NoJitter {
+				t.Errorf("jitter = %v, want NoJitter", got.Jitter)
+			}
+		}},
+		{name: "negative jitter", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Jitter: -time.Second}, wantErr: "jitter"},
 		{name: "bad status", in: Target{ID: "a", Kind: KindHTTP, Addr: "h:80", ExpectStatus: []int{42}}, wantErr: "status"},
 	}
 	for _, tc := range tests {
@@ -104,6 +110,8 @@ func TestWithDefaults(t *testing.T) {
 			Target{Interval: 2 * time.Second, Timeout: time.Second, Rise: 4, Fall: 1, Jitter: time.Second}},
 		{"default jitter above own interval is dropped", Target{Interval: 500 * time.Millisecond},
 			Target{Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, Rise: 4, Fall: 1}},
+		{"own NoJitter wins", Target{Jitter: NoJitter},
+			Target{Interval: 5 * time.Second, Timeout: 3 * time.Second, Rise: 4, Fall: 1, Jitter: NoJitter}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,14 +20,15 @@ const module = "github.com/popdns/popdns/"
 var allowed = map[string][]string{
 	"geo":                     {},
 	"healthprobe":             {},
-	"zones":                   {"geo", "healthprobe"},
+	"internal/yamlx":          {},
+	"zones":                   {"geo", "healthprobe", "internal/yamlx"},
 	"steer":                   {"zones", "geo", "healthprobe"},
 	"dnsserver":               {"zones", "geo", "healthprobe", "steer"},
 	"internal/dnstest":        {},
 	"internal/geodbgen":       {},
 	"internal/tools/mkgeodb":  {"internal/geodbgen"},
 	"internal/archtest":       {},
-	"cmd/popdns":              {"zones", "geo", "healthprobe", "steer", "dnsserver"},
+	"cmd/popdns":              {"zones", "geo", "healthprobe", "steer", "dnsserver", "internal/yamlx"},
 	"crosscheck":              {}, // tests only
 	"bench/steer":             {"zones", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":           {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
