@@ -89,7 +89,7 @@ func checkWalk(t *testing.T, n *yaml.Node, keys Keys) []*Error {
 			t.Fatalf("key %q handed on twice", e.Key)
 		}
 		handed[norm] = true
-		if e.Value == nil || e.Value.Kind == yaml.AliasNode || e.Field != Field(field, e.Key) || e.Line < 1 {
+		if e.Value == nil || e.Value.Kind == yaml.AliasNode || e.Field() != Field(field, e.Key) || e.Line < 1 {
 			t.Fatalf("entry %+v", e)
 		}
 		if !keys.known(e.Key) {

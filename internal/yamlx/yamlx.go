@@ -141,13 +141,19 @@ func (k Keys) expected() string {
 
 // Entry is one key of a mapping and its value.
 type Entry struct {
-	Key   string // as written
-	Field string // where the key is, for messages: the mapping's field, a dot and the key
-	Line  int    // the key's line
+	Key  string // as written
+	Line int    // the key's line
 	// Value is the key's value, aliases resolved: an alias hands over the
 	// anchored node, whose lines are where the anchor was written.
 	Value *yaml.Node
+	// parent is the mapping's field; Field builds the key's only when
+	// asked, mostly for an error, since most values are fine.
+	parent string
 }
+
+// Field names the key for messages: the mapping's field, a dot and the
+// key, such as "pops.fra.lat".
+func (e Entry) Field() string { return Field(e.parent, e.Key) }
 
 // Field names key within the mapping at field: "pops" and "fra" give
 // "pops.fra", "" and "zones" give "zones".
@@ -177,7 +183,6 @@ func Field(field, key string) string {
 // the values. The errors come back in file order; fn's own are the
 // caller's to collect.
 func Walk(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*Error {
-	w := &walker{file: file, field: field, keys: keys, visited: map[*yaml.Node]bool{}, seen: map[string]bool{}}
 	n = Resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		line := 0
@@ -186,15 +191,90 @@ func Walk(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*Error 
 		}
 		return []*Error{{File: file, Line: line, Field: field, Msg: "must be a mapping"}}
 	}
+	if !hasMerge(n) {
+		return walkPlain(file, field, n, keys, fn)
+	}
+	w := &walker{file: file, field: field, keys: keys, visited: map[*yaml.Node]bool{}, seen: map[string]bool{}}
 	w.mapping(n, func(key string, line int, val *yaml.Node) {
-		f := Field(field, key)
 		if !keys.known(key) {
-			w.errorf(line, f, "unknown key (expected %s)", keys.expected())
+			w.errorf(line, Field(field, key), "unknown key (expected %s)", keys.expected())
 			return
 		}
-		fn(Entry{Key: key, Field: f, Line: line, Value: val})
+		fn(Entry{Key: key, Line: line, Value: val, parent: field})
 	})
 	return w.errs
+}
+
+// linearMax is the size up to which walkPlain looks for a repeated key
+// by scanning the keys before it instead of building a map: most mappings
+// (records, targets, probes) have a few keys, and a zone file has
+// millions of them.
+const linearMax = 16
+
+// walkPlain is Walk for a mapping without merge keys, the common case:
+// each key is checked and handed on in one pass.
+func walkPlain(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*Error {
+	var errs []*Error
+	errorf := func(line int, field, format string, args ...any) {
+		errs = append(errs, &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	var index map[string]int // normalised key → line, for big mappings
+	if len(n.Content) > 2*linearMax {
+		index = make(map[string]int, len(n.Content)/2)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		// An aliased key is where the alias is written, not its anchor.
+		line := n.Content[i].Line
+		k, v := Resolve(n.Content[i]), Resolve(n.Content[i+1])
+		if k == nil || v == nil {
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			errorf(line, field, "a key must be a single value, not a list or mapping")
+			continue
+		}
+		var first int
+		var dup bool
+		if index != nil {
+			norm := keys.norm(k.Value)
+			if first, dup = index[norm]; !dup {
+				index[norm] = line
+			}
+		} else {
+			first, dup = earlier(n, i, k.Value, keys.Fold)
+		}
+		switch {
+		case dup:
+			errorf(line, Field(field, k.Value), "repeated key (first at line %d)", first)
+		case !keys.known(k.Value):
+			errorf(line, Field(field, k.Value), "unknown key (expected %s)", keys.expected())
+		default:
+			fn(Entry{Key: k.Value, Line: line, Value: v, parent: field})
+		}
+	}
+	return errs
+}
+
+// earlier returns the line of the first scalar key before index i of the
+// mapping n that equals key.
+func earlier(n *yaml.Node, i int, key string, fold bool) (int, bool) {
+	for j := 0; j < i; j += 2 {
+		k := Resolve(n.Content[j])
+		if k != nil && k.Kind == yaml.ScalarNode && (k.Value == key || fold && strings.EqualFold(k.Value, key)) {
+			return n.Content[j].Line, true
+		}
+	}
+	return 0, false
+}
+
+// hasMerge reports whether the mapping n has a merge key.
+func hasMerge(n *yaml.Node) bool {
+	for i := 0; i < len(n.Content); i += 2 {
+		if k := Resolve(n.Content[i]); k != nil && isMerge(k) {
+			return true
+		}
+	}
+	return false
 }
 
 type walker struct {
@@ -287,5 +367,5 @@ func (w *walker) merge(line int, v *yaml.Node, emit func(key string, line int, v
 
 // isMerge reports whether k is the merge key: << unquoted and untagged.
 func isMerge(k *yaml.Node) bool {
-	return k.Value == "<<" && k.ShortTag() == "!!merge"
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
 }

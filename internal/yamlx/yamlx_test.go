@@ -23,8 +23,8 @@ func walkText(t *testing.T, text string, keys Keys) ([]string, []*Error) {
 		if e.Value == nil || e.Value.Kind == yaml.AliasNode {
 			t.Fatalf("entry %s: value %v is nil or an alias", e.Key, e.Value)
 		}
-		if e.Field != "top."+e.Key {
-			t.Errorf("entry %s has field %q", e.Key, e.Field)
+		if e.Field() != "top."+e.Key {
+			t.Errorf("entry %s has field %q", e.Key, e.Field())
 		}
 		v := e.Value.Value
 		if e.Value.Kind != yaml.ScalarNode {
@@ -155,5 +155,25 @@ func TestIsNull(t *testing.T) {
 	}
 	if !IsNull(nil) {
 		t.Error("IsNull(nil) is false")
+	}
+}
+
+// TestWalkBigMapping covers mappings beyond linearMax keys, where repeats
+// are found through a map instead of a scan.
+func TestWalkBigMapping(t *testing.T) {
+	for _, fold := range []bool{false, true} {
+		var b strings.Builder
+		for i := range 2 * linearMax {
+			b.WriteString("k" + strconv.Itoa(i) + ": 1\n")
+		}
+		b.WriteString("K3: 2\n") // line 2*linearMax+1
+		got, errs := walkText(t, b.String(), Keys{Fold: fold})
+		if fold {
+			if len(got) != 2*linearMax || len(errs) != 1 || errs[0].Error() != "t.yaml:33: top.K3: repeated key (first at line 4)" {
+				t.Errorf("fold: %d entries, errors %v", len(got), errs)
+			}
+		} else if len(got) != 2*linearMax+1 || len(errs) != 0 {
+			t.Errorf("%d entries, errors %v", len(got), errs)
+		}
 	}
 }
