@@ -2,33 +2,18 @@ package zones
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/popdns/popdns/internal/yamlx"
 )
 
-// Error is one problem found in a zone file, located precisely enough for an
-// operator to jump to it: file, line (1-based; 0 when the problem concerns the
-// whole file) and the field that is wrong.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem found in a zone file, a latency table or the PoP
+// inventory, located precisely enough for an operator to jump to it: file,
+// line (1-based; 0 when the problem concerns the whole file) and the field
+// that is wrong. It is yamlx.Error, so that every YAML file popdns reads
+// reports its problems alike.
+type Error = yamlx.Error
 
 // ErrorList collects every problem of a load, so that an operator fixes them
 // all in one round instead of one per restart.
@@ -54,4 +39,15 @@ func (l ErrorList) Unwrap() []error {
 // errorf appends a located error; it keeps call sites in the parser short.
 func (l *ErrorList) errorf(file string, line int, field, format string, args ...any) {
 	*l = append(*l, &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// add appends the errors of a yamlx walk.
+func (l *ErrorList) add(errs []*Error) {
+	*l = append(*l, errs...)
+}
+
+// sortByLine puts the errors of one file in file order: a walk reports its
+// own errors after those of the values it handed on.
+func (l ErrorList) sortByLine() {
+	slices.SortStableFunc(l, func(a, b *Error) int { return a.Line - b.Line })
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -149,6 +150,14 @@ func (r *GeoRule) specificity() int {
 	return int(r.Kind) * 100
 }
 
+// The keys of a geo record, of one of its targets and of a rule.
+var (
+	geoKeys    = yamlx.Keys{Names: []string{"ttl", "answers", "targets", "when_all_down", "fallback", "spread_ms", "rules"}}
+	targetKeys = yamlx.Keys{Names: []string{"a", "aaaa", "cname", "bias_ms", "state", "probe"}, Fold: true}
+	ruleKeys   = yamlx.Keys{Names: []string{"continent", "country", "asn", "cidr", "only", "exclude"},
+		Expect: "one of continent, country, asn, cidr, and only and/or exclude"}
+)
+
 // geoSpec is a decoded geo entry, before its PoPs are resolved.
 type geoSpec struct {
 	owner  string
@@ -186,16 +195,9 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 	g.Owner, g.TTL, g.Answers, g.Line = owner, DefaultGeoTTL, 1, line
 	nerr := len(*errs)
 	var targetsNode, rulesNode *yaml.Node
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		f := field + "." + key.Value
-		if seen[key.Value] {
-			errs.errorf(file, key.Line, f, "given twice")
-			continue
-		}
-		seen[key.Value] = true
-		switch key.Value {
+	errs.add(yamlx.Walk(file, field, n, geoKeys, func(e yamlx.Entry) {
+		f, val := e.Field(), e.Value
+		switch e.Key {
 		case "ttl":
 			ttl, msg := parseTTL(val)
 			if msg != "" {
@@ -230,10 +232,8 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 			targetsNode = val
 		case "rules":
 			rulesNode = val
-		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected ttl, answers, targets, when_all_down, fallback, spread_ms, rules)")
 		}
-	}
+	}))
 	if targetsNode == nil || targetsNode.Kind != yaml.MappingNode || len(targetsNode.Content) == 0 {
 		if targetsNode != nil {
 			line = targetsNode.Line
@@ -241,21 +241,16 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 		errs.errorf(file, line, field+".targets", "a geo record needs targets: a mapping of PoP names to addresses")
 		return nil, false
 	}
-	for i := 0; i+1 < len(targetsNode.Content); i += 2 {
-		key, val := targetsNode.Content[i], targetsNode.Content[i+1]
-		if slices.Contains(gs.names, key.Value) {
-			errs.errorf(file, key.Line, field+".targets."+key.Value, "target listed twice")
-			continue
-		}
-		t, probe, ok := decodeGeoTarget(file, owner, field+".targets."+key.Value, val, g.TTL, origin, errs)
+	errs.add(yamlx.Walk(file, field+".targets", targetsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+		t, probe, ok := decodeGeoTarget(file, owner, e.Field(), e.Value, g.TTL, origin, errs)
 		if ok {
-			t.Line = key.Line
+			t.Line = e.Line
 			g.Targets = append(g.Targets, t)
-			gs.names = append(gs.names, key.Value)
-			gs.lines = append(gs.lines, key.Line)
+			gs.names = append(gs.names, e.Key)
+			gs.lines = append(gs.lines, e.Line)
 			gs.probes = append(gs.probes, probe)
 		}
-	}
+	}))
 	if len(gs.names) > MaxGeoTargets {
 		errs.errorf(file, targetsNode.Line, field+".targets", "at most %d targets", MaxGeoTargets)
 	}
@@ -300,19 +295,18 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 		return t, nil, false
 	}
 	nerr := len(*errs)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		f := field + "." + key.Value
-		switch strings.ToLower(key.Value) {
+	errs.add(yamlx.Walk(file, field, n, targetKeys, func(e yamlx.Entry) {
+		f, val := e.Field(), e.Value
+		switch strings.ToLower(e.Key) {
 		case "a", "aaaa":
 			values, ok := scalarList(val)
 			if !ok || len(values) == 0 {
 				errs.errorf(file, val.Line, f, "must be an address or a list of addresses")
-				continue
+				return
 			}
 			for _, v := range values {
 				addr, err := netip.ParseAddr(v)
-				want4 := strings.EqualFold(key.Value, "a")
+				want4 := strings.EqualFold(e.Key, "a")
 				if err != nil || addr.Zone() != "" || addr.Is4() != want4 || addr.Is4In6() {
 					kind := "IPv6"
 					if want4 {
@@ -334,34 +328,32 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 			s, ok := scalar(val)
 			if !ok || s == "" {
 				errs.errorf(file, val.Line, f, "must be a host name")
-				continue
+				return
 			}
 			rr, msg := parseRR(owner, ttl, "CNAME", s, origin)
 			if msg != "" {
 				errs.errorf(file, val.Line, f, "%s", msg)
-				continue
+				return
 			}
 			t.CNAME = rr
 		case "bias_ms":
 			v, err := strconv.ParseFloat(val.Value, 64)
 			if err != nil || val.Kind != yaml.ScalarNode {
 				errs.errorf(file, val.Line, f, "must be a number of milliseconds")
-				continue
+				return
 			}
 			t.BiasMS = v
 		case "state":
 			st, ok := parseAdminState(val.Value)
 			if !ok || val.Kind != yaml.ScalarNode {
 				errs.errorf(file, val.Line, f, "must be one of active, drain, down")
-				continue
+				return
 			}
 			t.State = st
 		case "probe":
 			probe, _ = decodeProbe(file, f, val, errs)
-		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected a, aaaa, cname, bias_ms, state, probe)")
 		}
-	}
+	}))
 	if len(*errs) > nerr {
 		return t, nil, false
 	}
@@ -393,28 +385,28 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 	claimed := map[string]int{} // "country:CN" → line of the rule that has it
 	for i, rn := range n.Content {
 		f := field + "[" + strconv.Itoa(i) + "]"
+		rn = yamlx.Resolve(rn)
 		if rn.Kind != yaml.MappingNode {
 			errs.errorf(file, rn.Line, f, "a rule is a mapping such as { country: CN, only: [sin] }")
 			continue
 		}
 		r := GeoRule{Line: rn.Line}
 		kinds, effects := 0, 0
-		for j := 0; j+1 < len(rn.Content); j += 2 {
-			key, val := rn.Content[j], rn.Content[j+1]
-			kf := f + "." + key.Value
+		errs.add(yamlx.Walk(file, f, rn, ruleKeys, func(e yamlx.Entry) {
+			kf, val := e.Field(), e.Value
 			values, ok := scalarList(val)
 			if !ok || len(values) == 0 {
 				errs.errorf(file, val.Line, kf, "must be a value or a list of values")
-				continue
+				return
 			}
 			claim := func(v string) {
-				k := key.Value + ":" + v
+				k := e.Key + ":" + v
 				if first, dup := claimed[k]; dup {
-					errs.errorf(file, val.Line, kf, "%s %s is already in the rule at line %d", key.Value, v, first)
+					errs.errorf(file, val.Line, kf, "%s %s is already in the rule at line %d", e.Key, v, first)
 				}
 				claimed[k] = rn.Line
 			}
-			switch key.Value {
+			switch e.Key {
 			case "continent":
 				kinds++
 				r.Kind = RuleContinent
@@ -470,10 +462,8 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 			case "exclude":
 				effects++
 				r.Exclude, _ = gs.targetSet(file, val.Line, kf, values, errs)
-			default:
-				errs.errorf(file, key.Line, kf, "unknown key (expected one of continent, country, asn, cidr, and only and/or exclude)")
 			}
-		}
+		}))
 		switch {
 		case kinds != 1:
 			errs.errorf(file, rn.Line, f, "a rule matches on exactly one of continent, country, asn or cidr")
@@ -496,6 +486,7 @@ func scalarList(n *yaml.Node) ([]string, bool) {
 		}
 		return []string{s}, true
 	}
+	n = yamlx.Resolve(n)
 	if n.Kind != yaml.SequenceNode {
 		return nil, false
 	}

@@ -126,7 +126,7 @@ func TestGeoRecordErrors(t *testing.T) {
 		{"unknown geo key", "  www:\n    - geo:\n        tll: 5\n        targets:\n          fra: { a: 192.0.2.1 }\n",
 			[]wantErr{{10, "records.www[0].geo.tll", "unknown key"}}},
 		{"target twice", "  www:\n    - geo:\n        targets:\n          fra: { a: 192.0.2.1 }\n          fra: { a: 192.0.2.2 }\n",
-			[]wantErr{{12, "records.www[0].geo.targets.fra", "listed twice"}}},
+			[]wantErr{{12, "records.www[0].geo.targets.fra", "repeated key (first at line 11)"}}},
 		{"answers zero", "  www:\n    - geo:\n        answers: 0\n        targets:\n          fra: { a: 192.0.2.1 }\n",
 			[]wantErr{{10, "records.www[0].geo.answers", "at least 1"}}},
 		{"bad policy", "  www:\n    - geo:\n        when_all_down: pray\n        targets:\n          fra: { a: 192.0.2.1 }\n",
@@ -194,7 +194,10 @@ func TestDecodePoPs(t *testing.T) {
 		{"fra: { lat: 50, lon: 8, colour: red }\n", "pops.fra.colour: unknown key"},
 		{"fra: { lat: 50, lon: 8, country: DEU }\n", "pops.fra.country: a two-letter"},
 		{"Fra: { lat: 50, lon: 8 }\n", "pops.Fra: a PoP name is lowercase"},
-		{"fra: { lat: 50, lon: 8 }\nfra: { lat: 51, lon: 9 }\n", "popdns.yaml:2: pops.fra: PoP listed twice"},
+		{"fra: { lat: 50, lon: 8 }\nfra: { lat: 51, lon: 9 }\n", "popdns.yaml:2: pops.fra: repeated key (first at line 1)"},
+		// Issue 12, defect 4: gru was placed at latitude 52.
+		{"gru: { lat: -23.43, lat: 52.0, lon: -46.47 }\n", "popdns.yaml:1: pops.gru.lat: repeated key (first at line 1)"},
+		{"gru:\n  lat: -23.43\n  lon: -46.47\n  probe: { tcp: \"192.0.2.1:1\" }\n  probe: { tcp: \"192.0.2.2:1\" }\n", "popdns.yaml:5: pops.gru.probe: repeated key (first at line 4)"},
 		{"- fra\n", "pops: must map PoP names"},
 	} {
 		_, err := decode(t, tc.text)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -220,6 +221,9 @@ func ScopeWithin(client netip.Addr, bits int, lo, hi netip.Addr) int {
 	return client.BitLen()
 }
 
+// latencyKeys are the keys of one entry of a .latency.yaml table.
+var latencyKeys = yamlx.Keys{Names: []string{"prefix", "pop", "rtt_ms", "timestamp"}}
+
 // parseLatencyFile reads a latency table file: CSV (prefix,pop,rtt_ms and
 // an optional timestamp, a header line allowed) or, for .latency.yaml, a
 // list of mappings with the same keys.
@@ -294,36 +298,40 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 			add(line, rec[0], strings.TrimSpace(rec[1]), rec[2], ts)
 		}
 	} else {
-		var doc []yaml.Node
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			errs.errorf(file, 0, "", "invalid YAML: %v (want a list of {prefix, pop, rtt_ms, timestamp})", err)
+		root, perr := yamlx.Parse(file, data)
+		switch {
+		case perr != nil:
+			perr.Msg += " (want a list of {prefix, pop, rtt_ms, timestamp})"
+			return nil, ErrorList{perr}
+		case yamlx.IsNull(root):
+			return nil, nil
+		case root.Kind != yaml.SequenceNode:
+			errs.errorf(file, root.Line, "", "a latency table is a list of {prefix, pop, rtt_ms, timestamp}")
 			return nil, errs
 		}
-		for _, n := range doc {
+		for _, n := range root.Content {
+			n = yamlx.Resolve(n)
+			if n.Kind != yaml.MappingNode {
+				errs.errorf(file, n.Line, "", "each entry is a mapping {prefix, pop, rtt_ms, timestamp}")
+				continue
+			}
 			var v struct {
 				Prefix, PoP, RTT, Timestamp string
 			}
-			ok := n.Kind == yaml.MappingNode
-			for i := 0; ok && i+1 < len(n.Content); i += 2 {
-				key, val := n.Content[i], n.Content[i+1]
-				switch key.Value {
+			werrs := yamlx.Walk(file, "", n, latencyKeys, func(e yamlx.Entry) {
+				switch e.Key {
 				case "prefix":
-					v.Prefix = val.Value
+					v.Prefix = e.Value.Value
 				case "pop":
-					v.PoP = val.Value
+					v.PoP = e.Value.Value
 				case "rtt_ms":
-					v.RTT = val.Value
+					v.RTT = e.Value.Value
 				case "timestamp":
-					v.Timestamp = val.Value
-				default:
-					errs.errorf(file, key.Line, key.Value, "unknown key (expected prefix, pop, rtt_ms, timestamp)")
-					ok = false
+					v.Timestamp = e.Value.Value
 				}
-			}
-			if !ok {
-				if n.Kind != yaml.MappingNode {
-					errs.errorf(file, n.Line, "", "each entry is a mapping {prefix, pop, rtt_ms, timestamp}")
-				}
+			})
+			if len(werrs) > 0 {
+				errs.add(werrs)
 				continue
 			}
 			add(n.Line, v.Prefix, v.PoP, v.RTT, v.Timestamp)

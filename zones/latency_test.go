@@ -140,7 +140,8 @@ func TestParseLatencyFile(t *testing.T) {
 		{"a.csv", "prefix,pop,rtt_ms\n81.2.69.0/24,fra\n", "a.csv:2: want prefix,pop,rtt_ms[,timestamp], got 2 fields"},
 		{"a.csv", "x\"y,fra,1\n", "a.csv:1: invalid CSV"},
 		{"b.latency.yaml", "- { prefix: 81.2.69.0/24, pop: fra, rtt: 12 }\n", "b.latency.yaml:1: rtt: unknown key"},
-		{"b.latency.yaml", "prefix: 1\n", "invalid YAML"},
+		{"b.latency.yaml", "prefix: 1\n", "b.latency.yaml:1: a latency table is a list"},
+		{"b.latency.yaml", "- { prefix: 81.2.69.0/24, pop: fra, pop: iad, rtt_ms: 12 }\n", "b.latency.yaml:1: pop: repeated key (first at line 1)"},
 	} {
 		_, errs := parseLatencyFile(tc.file, []byte(tc.data), latencyPoPs(t))
 		if errs == nil || !strings.Contains(errs.Error(), tc.want) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -37,27 +38,30 @@ type fileSpec struct {
 	geos    []*geoSpec
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+// fileKeys are the keys of a zone file's top level.
+var fileKeys = yamlx.Keys{Names: []string{"origin", "ttl", "records"}}
+
+// entryKeys are the keys of one record entry: a record type and ttl, or
+// geo alone.
+var entryKeys = yamlx.Keys{Names: []string{"ttl", "geo"}, Also: isRRType, Fold: true, Expect: "a record type, ttl or geo"}
+
+func isRRType(key string) bool {
+	_, ok := dns.StringToType[strings.ToUpper(key)]
+	return ok
+}
 
 // decodeFile decodes one YAML zone file. It keeps going after an error so
 // that one run reports every mistake in the file.
-func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
-	var errs ErrorList
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line, msg := 0, err.Error()
-		if m := yamlLineRE.FindStringSubmatch(strings.TrimPrefix(msg, "yaml: ")); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		errs.errorf(file, line, "", "invalid YAML: %s", msg)
-		return nil, errs
+func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
+	defer func() { errs.sortByLine() }()
+	root, perr := yamlx.Parse(file, data)
+	if perr != nil {
+		return nil, ErrorList{perr}
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
+	if root == nil {
 		errs.errorf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
 		return nil, errs
 	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		errs.errorf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
 		return nil, errs
@@ -65,42 +69,36 @@ func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
 
 	spec := &fileSpec{ttl: DefaultTTL}
 	var recordsNode *yaml.Node
-	seen := map[string]int{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		key, val := root.Content[i], root.Content[i+1]
-		if first, dup := seen[key.Value]; dup {
-			errs.errorf(file, key.Line, key.Value, "defined twice (first at line %d)", first)
-			continue
-		}
-		seen[key.Value] = key.Line
-		switch key.Value {
+	hasOrigin := false
+	errs.add(yamlx.Walk(file, "", root, fileKeys, func(e yamlx.Entry) {
+		val := e.Value
+		switch e.Key {
 		case "origin":
+			hasOrigin = true
 			origin, ok := scalar(val)
 			if !ok || origin == "" {
 				errs.errorf(file, val.Line, "origin", "must be a domain name such as example.com.")
-				continue
+				return
 			}
 			fqdn := strings.ToLower(dns.Fqdn(origin))
 			if _, ok := dns.IsDomainName(fqdn); !ok {
 				errs.errorf(file, val.Line, "origin", "%q is not a valid domain name", origin)
-				continue
+				return
 			}
 			spec.origin = fqdn
 		case "ttl":
 			ttl, err := parseTTL(val)
 			if err != "" {
 				errs.errorf(file, val.Line, "ttl", "%s", err)
-				continue
+				return
 			}
 			spec.ttl = ttl
 		case "records":
 			recordsNode = val
-		default:
-			errs.errorf(file, key.Line, key.Value, "unknown key (expected origin, ttl or records)")
 		}
-	}
+	}))
 	if spec.origin == "" {
-		if _, present := seen["origin"]; !present {
+		if !hasOrigin {
 			errs.errorf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
 		}
 		return nil, errs
@@ -114,38 +112,53 @@ func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
 		return nil, errs
 	}
 
+	// The walk rejects an owner written twice alike; owners tells the
+	// spellings of one name apart (www, WWW, www.example.com.).
 	owners := map[string]int{}
-	for i := 0; i+1 < len(recordsNode.Content); i += 2 {
-		key, list := recordsNode.Content[i], recordsNode.Content[i+1]
-		field := "records." + key.Value
-		owner, msg := ownerName(key.Value, spec.origin)
+	// keys holds the keys of one record entry; one slice serves them all,
+	// since a big zone has millions.
+	var keys []yamlx.Entry
+	addKey := func(e yamlx.Entry) { keys = append(keys, e) }
+	errs.add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+		field, list := e.Field(), e.Value
+		owner, msg := ownerName(e.Key, spec.origin)
 		if msg != "" {
-			errs.errorf(file, key.Line, field, "%s", msg)
-			continue
+			errs.errorf(file, e.Line, field, "%s", msg)
+			return
 		}
 		if first, dup := owners[owner]; dup {
-			errs.errorf(file, key.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
-			continue
+			errs.errorf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
+			return
 		}
-		owners[owner] = key.Line
+		owners[owner] = e.Line
 		if list.Kind != yaml.SequenceNode {
 			errs.errorf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
-			continue
+			return
 		}
-		for j, entry := range list.Content {
+		for j, item := range list.Content {
 			entryField := field + "[" + strconv.Itoa(j) + "]"
-			if gn := geoEntry(file, entryField, entry, &errs); gn != nil {
+			entry := yamlx.Resolve(item)
+			if entry.Kind != yaml.MappingNode {
+				errs.errorf(file, entry.Line, entryField, "a record is a mapping of its type to its data, e.g. a: 192.0.2.1")
+				continue
+			}
+			keys = keys[:0]
+			if werrs := yamlx.Walk(file, entryField, entry, entryKeys, addKey); len(werrs) > 0 {
+				errs.add(werrs)
+				continue
+			}
+			if gn := geoEntry(file, entryField, entry.Line, keys, &errs); gn != nil {
 				if gs, ok := decodeGeo(file, owner, entryField+".geo", entry.Line, gn, spec.origin, &errs); ok {
 					spec.geos = append(spec.geos, gs)
 				}
 				continue
 			}
-			rec, ok := decodeRecord(file, owner, entryField, entry, spec, &errs)
+			rec, ok := decodeRecord(file, owner, entryField, entry.Line, keys, spec, &errs)
 			if ok {
 				spec.records = append(spec.records, rec)
 			}
 		}
-	}
+	}))
 	return spec, errs
 }
 
@@ -179,20 +192,16 @@ func ownerName(key, origin string) (string, string) {
 // geoEntry returns the value of an entry `- geo: {...}`, or nil for any
 // other entry. The geo record's TTL goes inside it, so nothing may stand
 // beside it.
-func geoEntry(file, field string, entry *yaml.Node, errs *ErrorList) *yaml.Node {
-	if entry.Kind != yaml.MappingNode {
-		return nil
-	}
-	var val *yaml.Node
-	for i := 0; i+1 < len(entry.Content); i += 2 {
-		if strings.EqualFold(entry.Content[i].Value, "geo") {
-			val = entry.Content[i+1]
+func geoEntry(file, field string, line int, keys []yamlx.Entry, errs *ErrorList) *yaml.Node {
+	for _, e := range keys {
+		if strings.EqualFold(e.Key, "geo") {
+			if len(keys) > 1 {
+				errs.errorf(file, line, field, "a geo entry has only the geo key; put its ttl inside it")
+			}
+			return e.Value
 		}
 	}
-	if val != nil && len(entry.Content) > 2 {
-		errs.errorf(file, entry.Line, field, "a geo entry has only the geo key; put its ttl inside it")
-	}
-	return val
+	return nil
 }
 
 // badOwnerRune rejects what would change the meaning of a master-file line
@@ -202,57 +211,45 @@ func badOwnerRune(r rune) bool {
 }
 
 // decodeRecord decodes one entry such as `a: 192.0.2.1` or
-// `{ a: 192.0.2.1, ttl: 60 }` and parses its RDATA with miekg/dns, so that
-// every type miekg/dns knows is accepted in its presentation format.
-func decodeRecord(file, owner, field string, entry *yaml.Node, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
-	rec := recordSpec{line: entry.Line, field: field}
-	if entry.Kind != yaml.MappingNode {
-		errs.errorf(file, entry.Line, field, "a record is a mapping of its type to its data, e.g. a: 192.0.2.1")
-		return rec, false
-	}
+// `{ a: 192.0.2.1, ttl: 60 }`, whose keys the walk has checked, and
+// parses its RDATA with miekg/dns, so that every type miekg/dns knows is
+// accepted in its presentation format.
+func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
+	rec := recordSpec{line: line, field: field}
 	ttl := spec.ttl
-	var typeKey, valNode *yaml.Node
+	var typeKey *yamlx.Entry
 	ok := true
-	for i := 0; i+1 < len(entry.Content); i += 2 {
-		key, val := entry.Content[i], entry.Content[i+1]
-		if strings.EqualFold(key.Value, "ttl") {
-			if rec.ttlSet {
-				errs.errorf(file, key.Line, field+".ttl", "ttl given twice in one entry")
-				ok = false
-				continue
-			}
+	for i := range keys {
+		e := &keys[i]
+		if strings.EqualFold(e.Key, "ttl") {
 			rec.ttlSet = true
-			t, msg := parseTTL(val)
+			t, msg := parseTTL(e.Value)
 			if msg != "" {
-				errs.errorf(file, val.Line, field+".ttl", "%s", msg)
+				errs.errorf(file, e.Value.Line, e.Field(), "%s", msg)
 				ok = false
 				continue
 			}
 			ttl = t
 			continue
 		}
-		if _, known := dns.StringToType[strings.ToUpper(key.Value)]; !known {
-			errs.errorf(file, key.Line, field+"."+key.Value, "unknown key: not a record type or ttl")
-			ok = false
-			continue
-		}
 		if typeKey != nil {
-			errs.errorf(file, key.Line, field+"."+key.Value, "one record per entry: this entry already has %s at line %d", typeKey.Value, typeKey.Line)
+			errs.errorf(file, e.Line, e.Field(), "one record per entry: this entry already has %s at line %d", typeKey.Key, typeKey.Line)
 			ok = false
 			continue
 		}
-		typeKey, valNode = key, val
+		typeKey = e
 	}
 	if !ok {
 		return rec, false
 	}
 	if typeKey == nil {
-		errs.errorf(file, entry.Line, field, "no record type, e.g. a: 192.0.2.1")
+		errs.errorf(file, line, field, "no record type, e.g. a: 192.0.2.1")
 		return rec, false
 	}
-	typeName := strings.ToUpper(typeKey.Value)
+	valNode := typeKey.Value
+	typeName := strings.ToUpper(typeKey.Key)
 	rrtype := dns.StringToType[typeName]
-	field += "." + strings.ToLower(typeKey.Value)
+	field += "." + strings.ToLower(typeKey.Key)
 	rec.field = field
 
 	var rdata string
@@ -475,21 +472,19 @@ func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, 
 	}
 	order := []string{"mname", "rname", "serial", "refresh", "retry", "expire", "minimum"}
 	ok := true
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		k := strings.ToLower(key.Value)
-		s, isScalar := scalar(val)
-		if _, known := vals[k]; !known && k != "mname" && k != "rname" {
-			errs.errorf(file, key.Line, field+"."+key.Value, "unknown key (expected %s)", strings.Join(order, ", "))
-			ok = false
-			continue
-		}
+	werrs := yamlx.Walk(file, field, n, yamlx.Keys{Names: order, Fold: true}, func(e yamlx.Entry) {
+		k := strings.ToLower(e.Key)
+		s, isScalar := scalar(e.Value)
 		if !isScalar {
-			errs.errorf(file, val.Line, field+"."+k, "must be a single value")
+			errs.errorf(file, e.Value.Line, field+"."+k, "must be a single value")
 			ok = false
-			continue
+			return
 		}
 		vals[k] = s
+	})
+	if len(werrs) > 0 {
+		errs.add(werrs)
+		ok = false
 	}
 	for _, k := range []string{"mname", "rname"} {
 		if vals[k] == "" {
@@ -512,8 +507,10 @@ func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, 
 	return strings.Join(parts, " "), auto, ok
 }
 
+// scalar returns the text of a single value, aliases resolved.
 func scalar(n *yaml.Node) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
+	n = yamlx.Resolve(n)
+	if n == nil || n.Kind != yaml.ScalarNode {
 		return "", false
 	}
 	return n.Value, true

@@ -129,7 +129,7 @@ func TestParseFileErrors(t *testing.T) {
 		{
 			name: "duplicate top-level key",
 			in:   "ttl: 60\n" + zoneHead + "ttl: 120\n",
-			want: []wantErr{{9, "ttl", "defined twice (first at line 1)"}},
+			want: []wantErr{{9, "ttl", "repeated key (first at line 1)"}},
 		},
 		{
 			name: "missing origin",
@@ -253,7 +253,7 @@ func TestParseFileErrors(t *testing.T) {
 		{
 			name: "unknown type key",
 			in:   zoneHead + "  www:\n    - a: 192.0.2.1\n    - addr: 192.0.2.2\n",
-			want: []wantErr{{10, "records.www[1].addr", "unknown key: not a record type or ttl"}},
+			want: []wantErr{{10, "records.www[1].addr", "unknown key (expected a record type, ttl or geo)"}},
 		},
 		{
 			name: "two types in one entry",
@@ -280,7 +280,7 @@ func TestParseFileErrors(t *testing.T) {
 			// resolved silently by taking the last value.
 			name: "ttl twice in one entry",
 			in:   zoneHead + "  www:\n    - { a: 192.0.2.1, ttl: 60, ttl: 30 }\n",
-			want: []wantErr{{9, "records.www[0].ttl", "twice"}},
+			want: []wantErr{{9, "records.www[0].ttl", "repeated key (first at line 9)"}},
 		},
 		{
 			name: "data not a scalar",
@@ -971,5 +971,101 @@ func TestParseFileRootWildcard(t *testing.T) {
 	}
 	if m := z.Lookup("anything.", dns.TypeTXT); m.Kind != WildcardMatch || m.Node != z.Node("*.") {
 		t.Errorf("Lookup(anything.) = %v %v; want WildcardMatch at *.", m.Kind, m.Node)
+	}
+}
+
+// TestRepeatedKeys checks that every mapping of a zone file rejects a key
+// given twice, with the line of both (issue 12, defect 4): YAML decoders
+// commonly keep the last value, which silently changes routing.
+func TestRepeatedKeys(t *testing.T) {
+	const geo = zoneHead + "  www:\n    - geo:\n"
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []wantErr
+	}{
+		{"top level", "ttl: 60\n" + zoneHead + "ttl: 120\n",
+			[]wantErr{{9, "ttl", "repeated key (first at line 1)"}}},
+		{"owner", zoneHead + "  www:\n    - a: 192.0.2.1\n  www:\n    - a: 192.0.2.2\n",
+			[]wantErr{{10, "records.www", "repeated key (first at line 8)"}}},
+		{"ttl in a record entry", zoneHead + "  www:\n    - { a: 192.0.2.1, ttl: 60, ttl: 30 }\n",
+			[]wantErr{{9, "records.www[0].ttl", "repeated key (first at line 9)"}}},
+		{"type in a record entry", zoneHead + "  www:\n    - { a: 192.0.2.1, A: 192.0.2.2 }\n",
+			[]wantErr{{9, "records.www[0].A", "repeated key (first at line 9)"}}},
+		{"SOA mapping", "origin: example.test.\nrecords:\n  \"@\":\n    - soa: { mname: ns1, rname: hostmaster, mname: ns2 }\n    - ns: ns1\n",
+			[]wantErr{{4, "records.@[0].soa.mname", "repeated key (first at line 4)"}}},
+		{"geo record", geo + "        ttl: 30\n        ttl: 60\n        targets: { fra: { a: 192.0.2.1 } }\n",
+			[]wantErr{{11, "records.www[0].geo.ttl", "repeated key (first at line 10)"}}},
+		{"geo targets", geo + "        targets:\n          fra: { a: 192.0.2.1 }\n          fra: { a: 192.0.2.2 }\n",
+			[]wantErr{{12, "records.www[0].geo.targets.fra", "repeated key (first at line 11)"}}},
+		{"target state", geo + "        targets:\n          fra: { a: 192.0.2.1, state: down, state: active }\n",
+			[]wantErr{{11, "records.www[0].geo.targets.fra.state", "repeated key (first at line 11)"}}},
+		{"target addresses", geo + "        targets:\n          fra:\n            a: 192.0.2.1\n            a: 192.0.2.2\n",
+			[]wantErr{{13, "records.www[0].geo.targets.fra.a", "repeated key (first at line 12)"}}},
+		{"rule only", geo + "        targets: { fra: { a: 192.0.2.1 }, iad: { a: 192.0.2.2 } }\n        rules:\n          - { country: DE, only: fra, only: iad }\n",
+			[]wantErr{{12, "records.www[0].geo.rules[0].only", "repeated key (first at line 12)"}}},
+		{"target probe", geo + "        targets:\n          fra: { a: 192.0.2.1, probe: { tcp: \"192.0.2.1:1\", rise: 1, rise: 2 } }\n",
+			[]wantErr{{11, "records.www[0].geo.targets.fra.probe.rise", "repeated key (first at line 11)"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFile(parseTestFile, []byte(tc.in), testPoPs(t))
+			checkErrors(t, err, tc.want)
+		})
+	}
+}
+
+// TestErrorsInFileOrder checks that an operator reads the problems of a
+// file top to bottom, though a walk reports a repeated key only after the
+// values it handed on.
+func TestErrorsInFileOrder(t *testing.T) {
+	_, err := ParseFile(parseTestFile, geoZone(`  www:
+    - geo:
+        targets:
+          fra:
+            a: 192.0.2.1
+            a: 192.0.2.2
+            probe: { tcp: nowhere }
+`), testPoPs(t))
+	var lines []int
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error %v", err)
+	}
+	for _, e := range list {
+		lines = append(lines, e.Line)
+	}
+	if fmt.Sprint(lines) != "[13 14]" {
+		t.Errorf("errors at lines %v, want [13 14]:\n%v", lines, err)
+	}
+}
+
+// TestAliasesAndMerges checks that anchors, aliases and merge keys mean
+// in a zone file what YAML says they mean, keys written beside a merge
+// winning over merged ones.
+func TestAliasesAndMerges(t *testing.T) {
+	z, err := ParseFile(parseTestFile, []byte(`origin: example.test.
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 300
+    - ns: ns1
+  ns1:
+    - a: &addr 192.0.2.53
+  www:
+    - a: *addr
+  geo:
+    - geo:
+        targets:
+          fra: &t { a: 192.0.2.1, state: drain }
+          iad: { <<: *t, state: active }
+`), testPoPs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set := z.Lookup("www.example.test.", dns.TypeA).Node.RRset(dns.TypeA); set == nil || set.RRs[0].(*dns.A).A.String() != "192.0.2.53" {
+		t.Errorf("www A %v, want the aliased 192.0.2.53", set)
+	}
+	g := z.Geos()[0]
+	if len(g.Targets) != 2 || g.Targets[0].State != Drain || g.Targets[1].State != Active || g.Targets[1].A[0].(*dns.A).A.String() != "192.0.2.1" {
+		t.Errorf("targets %+v: want fra drained and iad active with fra's address", g.Targets)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -155,31 +156,26 @@ var popNameOK = func(r rune) bool {
 //
 // Probes, the PoPs' and those of the zones loaded with the inventory, are
 // completed from probeDefaults. Errors name file, line and field. A nil or
-// empty node is an empty inventory.
+// null node is an empty inventory.
 func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (*PoPs, error) {
 	var errs ErrorList
 	p := &PoPs{byName: map[string]*PoP{}, probeDefaults: probeDefaults}
-	if n == nil || n.Kind == 0 || n.Tag == "!!null" {
+	if yamlx.IsNull(n) {
 		return p, nil
 	}
+	n = yamlx.Resolve(n)
 	probes := probeSet{}
 	if n.Kind != yaml.MappingNode {
 		errs.errorf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
 		return nil, errs
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		name := key.Value
-		field := "pops." + name
+	errs.add(yamlx.Walk(file, "pops", n, yamlx.Keys{}, func(e yamlx.Entry) {
+		name, field := e.Key, e.Field()
 		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !popNameOK(r) }) >= 0 {
-			errs.errorf(file, key.Line, field, "a PoP name is lowercase letters, digits, - and _")
-			continue
+			errs.errorf(file, e.Line, field, "a PoP name is lowercase letters, digits, - and _")
+			return
 		}
-		if _, dup := p.byName[name]; dup {
-			errs.errorf(file, key.Line, field, "PoP listed twice")
-			continue
-		}
-		pop, probe, ok := decodePoP(file, field, name, val, &errs)
+		pop, probe, ok := decodePoP(file, field, name, e.Value, &errs)
 		if ok && probe != nil {
 			t, valid := probe.resolve(file, probeDefaults, &errs)
 			pop.Probe, ok = t.ID, valid
@@ -189,14 +185,18 @@ func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (
 			p.byName[name] = pop
 			p.names = append(p.names, name)
 		}
-	}
+	}))
 	if len(errs) > 0 {
+		errs.sortByLine()
 		return nil, errs
 	}
 	slices.Sort(p.names)
 	p.probes = probes.sorted()
 	return p, nil
 }
+
+// popKeys are the keys of one PoP.
+var popKeys = yamlx.Keys{Names: []string{"lat", "lon", "country", "continent", "state", "weight", "probe"}}
 
 func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *probeSpec, bool) {
 	if n.Kind != yaml.MappingNode {
@@ -207,26 +207,25 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 	var probe *probeSpec
 	ok := true
 	var hasLat, hasLon bool
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		f := field + "." + key.Value
-		if key.Value == "probe" {
+	werrs := yamlx.Walk(file, field, n, popKeys, func(e yamlx.Entry) {
+		f, val := e.Field(), e.Value
+		if e.Key == "probe" {
 			var valid bool
 			probe, valid = decodeProbe(file, f, val, errs)
 			ok = ok && valid
-			continue
+			return
 		}
 		s, isScalar := scalar(val)
 		if !isScalar {
 			errs.errorf(file, val.Line, f, "must be a single value")
 			ok = false
-			continue
+			return
 		}
 		bad := func(format string, args ...any) {
 			errs.errorf(file, val.Line, f, format, args...)
 			ok = false
 		}
-		switch key.Value {
+		switch e.Key {
 		case "lat":
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil || v < -90 || v > 90 {
@@ -261,10 +260,11 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 				bad("a positive number (the PoP's capacity share), got %q", s)
 			}
 			pop.Weight = v
-		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected lat, lon, country, continent, state, weight, probe)")
-			ok = false
 		}
+	})
+	if len(werrs) > 0 {
+		errs.add(werrs)
+		ok = false
 	}
 	if !hasLat || !hasLon {
 		errs.errorf(file, n.Line, field, "lat and lon are required")

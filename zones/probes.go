@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -34,17 +36,25 @@ var probeKinds = map[string]struct {
 	"dns":   {healthprobe.KindDNS, "53"},
 }
 
-const probeKeys = "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter"
+// probeKeys are the keys of a probe.
+var probeKeys = yamlx.Keys{
+	Names: []string{"http", "https", "tcp", "dns", "method", "path", "expect", "body", "host", "server_name",
+		"insecure_skip_verify", "qname", "qtype", "interval", "timeout", "rise", "fall", "jitter"},
+	Expect: "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter",
+}
 
 // decodeProbe decodes a probe such as
 //
 //	{ http: 192.0.2.10:8080, path: /health, expect: [200], body: ok, interval: 5s }
+//	{ http: "http://192.0.2.10:8080/health" }
 //	{ tcp: 192.0.2.10:443 }
 //	{ dns: 192.0.2.53, qname: example.com }
 //
 // Exactly one of http, https, tcp and dns gives the kind and the address
-// probed, which may differ from the addresses served.
+// probed, which may differ from the addresses served; http and https take
+// a URL as well, which gives the path too.
 func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec, bool) {
+	n = yamlx.Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		errs.errorf(file, n.Line, field, "a probe is a mapping such as { http: 192.0.2.10:80, path: /health }")
 		return nil, false
@@ -54,18 +64,14 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 	nerr := len(*errs)
 	seen := map[string]bool{}
 	var kindKey string
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		f := field + "." + key.Value
-		if seen[key.Value] {
-			errs.errorf(file, key.Line, f, "given twice")
-			continue
-		}
-		seen[key.Value] = true
+	urlLine, pathLine := 0, 0 // lines of a URL and of a path key; 0 for none
+	errs.add(yamlx.Walk(file, field, n, probeKeys, func(e yamlx.Entry) {
+		f, val := e.Field(), e.Value
+		seen[e.Key] = true
 		s, isScalar := scalar(val)
-		if key.Value != "expect" && !isScalar {
+		if e.Key != "expect" && !isScalar {
 			errs.errorf(file, val.Line, f, "must be a single value")
-			continue
+			return
 		}
 		bad := func(format string, args ...any) { errs.errorf(file, val.Line, f, format, args...) }
 		duration := func() time.Duration {
@@ -82,27 +88,34 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 			}
 			return v
 		}
-		if k, ok := probeKinds[key.Value]; ok {
+		if k, ok := probeKinds[e.Key]; ok {
 			if kindKey != "" {
-				errs.errorf(file, key.Line, f, "a probe has one kind; %s is given already", kindKey)
-				continue
+				errs.errorf(file, e.Line, f, "a probe has one kind; %s is given already", kindKey)
+				return
 			}
-			kindKey = key.Value
+			kindKey = e.Key
 			t.Kind = k.kind
-			addr, msg := probeAddr(s, k.port)
+			var addr, msg string
+			if web := k.kind == healthprobe.KindHTTP || k.kind == healthprobe.KindHTTPS; web && strings.Contains(s, "://") {
+				addr, t.Path, msg = probeURL(s, e.Key, k.port)
+				urlLine = e.Line
+			} else {
+				addr, msg = probeAddr(s, k.port)
+			}
 			if msg != "" {
 				bad("%s", msg)
 			}
 			t.Addr = addr
-			continue
+			return
 		}
-		switch key.Value {
+		switch e.Key {
 		case "method":
 			if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) {
 				bad("must be an HTTP method in capitals such as GET or HEAD, got %q", s)
 			}
 			t.Method = s
 		case "path":
+			pathLine = e.Line
 			if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, " \t\r\n") {
 				bad("must start with / and hold no spaces, got %q", s)
 			}
@@ -111,7 +124,7 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 			codes, ok := scalarList(val)
 			if !ok || len(codes) == 0 {
 				bad("must be a status code or a list of them, such as [200, 204]")
-				continue
+				return
 			}
 			for _, c := range codes {
 				v, err := strconv.Atoi(c)
@@ -158,14 +171,25 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 		case "timeout":
 			t.Timeout = duration()
 		case "jitter":
-			t.Jitter = duration()
+			// 0s is a setting of its own: no jitter, where leaving the
+			// key out takes the default.
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil || d < 0:
+				bad("must be 0 or a positive duration such as 5s, got %q", s)
+			case d == 0:
+				t.Jitter = healthprobe.NoJitter
+			default:
+				t.Jitter = d
+			}
 		case "rise":
 			t.Rise = count()
 		case "fall":
 			t.Fall = count()
-		default:
-			errs.errorf(file, key.Line, f, "unknown key (expected %s)", probeKeys)
 		}
+	}))
+	if urlLine != 0 && pathLine != 0 {
+		errs.errorf(file, pathLine, field+".path", "the URL gives the path already (line %d); leave path out, or give host:port", urlLine)
 	}
 	if len(*errs) > nerr {
 		return nil, false
@@ -209,6 +233,42 @@ func probeAddr(s, defPort string) (string, string) {
 		return "", "must be an IP address or host name with a port, got " + strconv.Quote(s)
 	}
 	return net.JoinHostPort(host, port), ""
+}
+
+// probeURL splits an http or https probe's URL, such as
+// http://192.0.2.10:8080/health, into the address probed (the port
+// defaulting to defPort) and the path and query asked for ("" for none,
+// which becomes /).
+func probeURL(s, scheme, defPort string) (addr, path, msg string) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", "", "not a URL: " + strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(s)+": ")
+	case !strings.EqualFold(u.Scheme, scheme):
+		return "", "", "an " + scheme + " probe's URL starts with " + scheme + "://, got " + strconv.Quote(s)
+	case u.User != nil:
+		return "", "", "a probe URL has no user or password, got " + strconv.Quote(s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "", "", "a probe URL has no fragment (#...), got " + strconv.Quote(s)
+	case u.Opaque != "" || u.Host == "":
+		return "", "", "a probe URL names a host, such as " + scheme + "://192.0.2.10:8080/health, got " + strconv.Quote(s)
+	}
+	port := u.Port()
+	if port == "" {
+		port = defPort
+	}
+	addr, msg = probeAddr(net.JoinHostPort(u.Hostname(), port), defPort)
+	if msg != "" {
+		return "", "", msg
+	}
+	path = u.EscapedPath()
+	if u.RawQuery != "" || u.ForceQuery {
+		path += "?" + u.RawQuery
+	}
+	if path != "" && !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return addr, path, ""
 }
 
 // isHostName reports whether s is a host name: dot-separated labels of

@@ -118,7 +118,7 @@ func TestProbeErrors(t *testing.T) {
 		{"bad qtype", `{ dns: 192.0.2.53, qname: x.test, qtype: BOGUS }`, []wantErr{{13, f + ".qtype", "unknown type"}}},
 		{"timeout not below the default interval", `{ tcp: "192.0.2.1:1", timeout: 15s }`, []wantErr{{13, f, "below interval 10s"}}},
 		{"jitter above interval", `{ tcp: "192.0.2.1:1", interval: 1s, jitter: 2s }`, []wantErr{{13, f, "jitter 2s must be between 0 and interval 1s"}}},
-		{"given twice", `{ tcp: "192.0.2.1:1", rise: 1, rise: 2 }`, []wantErr{{13, f + ".rise", "given twice"}}},
+		{"given twice", `{ tcp: "192.0.2.1:1", rise: 1, rise: 2 }`, []wantErr{{13, f + ".rise", "repeated key (first at line 13)"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,5 +159,88 @@ func TestPoPsEqualComparesProbes(t *testing.T) {
 	}
 	if a.Equal(c) {
 		t.Error("inventories with other probe defaults compare equal: zones would keep stale probes on reload")
+	}
+}
+
+// TestProbeForms checks the documented ways of writing a probe (issue 12,
+// defect 14): an http(s) probe takes a URL as well as host:port and path,
+// jitter may be 0s (no jitter), and a probe may be an alias of one
+// written before.
+func TestProbeForms(t *testing.T) {
+	d := healthprobe.Defaults{Interval: 10 * time.Second, Timeout: 2 * time.Second, Jitter: 4 * time.Second, Rise: 2, Fall: 3}
+	for _, tc := range []struct {
+		name   string
+		probe  string
+		kind   healthprobe.Kind
+		addr   string
+		path   string
+		jitter time.Duration
+	}{
+		{"host:port and path", `{ http: "127.0.0.1:8080", path: /health }`, healthprobe.KindHTTP, "127.0.0.1:8080", "/health", 4 * time.Second},
+		{"http URL", `{ http: "http://127.0.0.1:8080/health" }`, healthprobe.KindHTTP, "127.0.0.1:8080", "/health", 4 * time.Second},
+		{"https URL with the default port and a query", `{ https: "https://www.example.test/healthz?full=1" }`, healthprobe.KindHTTPS, "www.example.test:443", "/healthz?full=1", 4 * time.Second},
+		{"URL without a path", `{ http: "http://[2001:db8::1]" }`, healthprobe.KindHTTP, "[2001:db8::1]:80", "/", 4 * time.Second},
+		{"jitter 0s", `{ tcp: "192.0.2.1:1", jitter: 0s }`, healthprobe.KindTCP, "192.0.2.1:1", "", healthprobe.NoJitter},
+		{"own jitter", `{ tcp: "192.0.2.1:1", jitter: 1s }`, healthprobe.KindTCP, "192.0.2.1:1", "", time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			z, err := ParseFile(parseTestFile, geoZone("  www:\n    - geo:\n        targets:\n          iad: { a: 192.0.2.1, probe: "+tc.probe+" }\n"), probePoPs(t, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := z.Geos()[0].Targets[0].Probe
+			var got healthprobe.Target
+			for _, p := range z.Probes() {
+				if p.ID == id {
+					got = p
+				}
+			}
+			if got.Kind != tc.kind || got.Addr != tc.addr || got.Path != tc.path || got.Jitter != tc.jitter {
+				t.Errorf("probe %+v; want kind %s, addr %s, path %q, jitter %v", got, tc.kind, tc.addr, tc.path, tc.jitter)
+			}
+		})
+	}
+
+	const f = "records.www[0].geo.targets.iad.probe"
+	for _, tc := range []struct {
+		name, probe string
+		want        []wantErr
+	}{
+		{"URL of the other scheme", `{ http: "https://192.0.2.1/x" }`, []wantErr{{11, f + ".http", `an http probe's URL starts with http://`}}},
+		{"URL on a tcp probe", `{ tcp: "http://192.0.2.1:80/" }`, []wantErr{{11, f + ".tcp", "host:port"}}},
+		{"URL and path", `{ http: "http://192.0.2.1/x", path: /y }`, []wantErr{{11, f + ".path", "the URL gives the path already"}}},
+		{"URL with a user", `{ http: "http://u:p@192.0.2.1/x" }`, []wantErr{{11, f + ".http", "no user"}}},
+		{"URL with a fragment", `{ http: "http://192.0.2.1/x#y" }`, []wantErr{{11, f + ".http", "no fragment"}}},
+		{"URL with a bad port", `{ http: "http://192.0.2.1:0/x" }`, []wantErr{{11, f + ".http", "bad port"}}},
+		{"negative jitter", `{ tcp: "192.0.2.1:1", jitter: -1s }`, []wantErr{{11, f + ".jitter", "0 or a positive duration"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFile(parseTestFile, geoZone("  www:\n    - geo:\n        targets:\n          iad: { a: 192.0.2.1, probe: "+tc.probe+" }\n"), probePoPs(t, d))
+			checkErrors(t, err, tc.want)
+		})
+	}
+}
+
+// TestProbeAnchor checks the documented form `probe: *fra-probe` (docs/zones.md):
+// an alias stands for the probe it names, in the same zone file.
+func TestProbeAnchor(t *testing.T) {
+	z, err := ParseFile(parseTestFile, geoZone(`  www:
+    - geo:
+        targets:
+          iad: { a: 192.0.2.1, probe: &fra-probe { https: "192.0.2.10", path: /healthz, expect: 200 } }
+  api:
+    - geo:
+        targets:
+          iad: { a: 192.0.2.1, probe: *fra-probe }
+`), probePoPs(t, healthprobe.Defaults{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	geos := z.Geos()
+	if len(geos) != 2 || geos[0].Targets[0].Probe == "" || geos[0].Targets[0].Probe != geos[1].Targets[0].Probe {
+		t.Fatalf("geo records %+v: want two targets sharing one probe", geos)
+	}
+	if p := z.Probes(); len(p) != 1 || p[0].Kind != healthprobe.KindHTTPS || p[0].Addr != "192.0.2.10:443" || p[0].Path != "/healthz" {
+		t.Errorf("probes %+v, want the one https probe", p)
 	}
 }
