@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -93,15 +94,25 @@ func checkPath(path string, pops *zones.PoPs, stdout, stderr io.Writer) error {
 }
 
 // looksLikeZone tells a zone file from a configuration file: zone files
-// have an origin.
+// have an origin or records. It reads only the names of the top-level
+// keys, so that a configuration with a mistake in it, such as a repeated
+// key, still gets the configuration's message, the one serving gives.
 func looksLikeZone(data []byte) bool {
-	var top map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &top); err != nil {
+	root, err := yamlx.Parse("", data)
+	switch {
+	case err != nil:
 		return true // let the zone parser report the syntax error with its line
+	case root == nil:
+		return false // an empty configuration: all defaults
+	case root.Kind != yaml.MappingNode:
+		return true
 	}
-	_, hasOrigin := top["origin"]
-	_, hasRecords := top["records"]
-	return hasOrigin || hasRecords
+	for i := 0; i < len(root.Content); i += 2 {
+		if k := yamlx.Resolve(root.Content[i]); k != nil && (k.Value == "origin" || k.Value == "records") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkZoneDir loads dir as the server would with prev as its last

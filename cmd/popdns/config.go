@@ -1,22 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
@@ -24,48 +23,48 @@ import (
 )
 
 // fileConfig is the server configuration file as written; docs/configuration.md
-// documents it. Unknown keys are errors, so a typo cannot silently change
-// how the server runs.
+// documents it. decodeConfig fills it: unknown and repeated keys are
+// errors, so that a typo cannot silently change how the server runs.
 type fileConfig struct {
-	Listen         []string      `yaml:"listen"`
-	Zones          string        `yaml:"zones"`
-	HTTP           *string       `yaml:"http"`
-	Log            logConfig     `yaml:"log"`
-	QueryLog       bool          `yaml:"query_log"`
-	UDPSize        uint16        `yaml:"edns_udp_size"`
-	NSID           string        `yaml:"nsid"`
-	TCPIdleTimeout time.Duration `yaml:"tcp_idle_timeout"`
-	TCPMaxQueries  int           `yaml:"tcp_max_queries"`
-	PoPs           yaml.Node     `yaml:"pops"`
-	GeoIP          geoipConfig   `yaml:"geoip"`
-	PathInflation  float64       `yaml:"path_inflation"`
-	LatencyMaxAge  time.Duration `yaml:"latency_max_age"`
-	StateDir       string        `yaml:"state_dir"`
-	Probes         probesConfig  `yaml:"probes"`
-	AdminTokenFile string        `yaml:"admin_token_file"`
+	Listen         []string
+	Zones          string
+	HTTP           *string // nil: not set
+	Log            logConfig
+	QueryLog       bool
+	UDPSize        uint16
+	NSID           string
+	TCPIdleTimeout time.Duration
+	TCPMaxQueries  int
+	PoPs           *yaml.Node // nil: not set; zones.DecodePoPs decodes it
+	GeoIP          geoipConfig
+	PathInflation  float64
+	LatencyMaxAge  time.Duration
+	StateDir       string
+	Probes         probesConfig
+	AdminTokenFile string
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
 // set its own, and how much a slow probe weighs in selection.
 type probesConfig struct {
-	Interval      time.Duration `yaml:"interval"`
-	Timeout       time.Duration `yaml:"timeout"`
-	Jitter        time.Duration `yaml:"jitter"`
-	Rise          int           `yaml:"rise"`
-	Fall          int           `yaml:"fall"`
-	PenaltyWeight *float64      `yaml:"penalty_weight"`
+	Interval      time.Duration
+	Timeout       time.Duration
+	Jitter        time.Duration // healthprobe.NoJitter for jitter: 0s
+	Rise          int
+	Fall          int
+	PenaltyWeight *float64
 }
 
 // geoipConfig names the MaxMind-format databases (GeoLite2/GeoIP2 City or
 // DB-IP City Lite, and optionally an ASN database).
 type geoipConfig struct {
-	City string `yaml:"city"`
-	ASN  string `yaml:"asn"`
+	City string
+	ASN  string
 }
 
 type logConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string
+	Format string
 }
 
 // config is the validated configuration the binary runs with.
@@ -102,43 +101,153 @@ var steeringKeys = map[string]string{
 	"PenaltyWeight": "probes.penalty_weight",
 }
 
-var yamlErrLineRE = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
-
-// decodeConfig strictly decodes a configuration file; errors name the file
-// and line.
+// decodeConfig strictly decodes a configuration file: every mapping goes
+// through yamlx, so that an unknown or repeated key is an error naming the
+// file, line and field. An empty file means all defaults.
 func decodeConfig(file string, data []byte) (*fileConfig, error) {
-	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return &fc, nil // an empty file means all defaults
-		}
-		return nil, locateYAMLError(file, err)
+	fc := &fileConfig{}
+	root, perr := yamlx.Parse(file, data)
+	if perr != nil {
+		return nil, perr
 	}
-	return &fc, nil
+	if yamlx.IsNull(root) {
+		return fc, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, &yamlx.Error{File: file, Line: root.Line, Msg: "a configuration file is a mapping of keys such as zones and listen"}
+	}
+	d := &configDecoder{file: file}
+	d.walk("", root, topKeys, func(e yamlx.Entry) {
+		switch e.Key {
+		case "listen":
+			d.decode(e, &fc.Listen, "a list of host:port addresses")
+		case "zones":
+			d.decode(e, &fc.Zones, "a directory")
+		case "http":
+			d.decode(e, &fc.HTTP, "host:port or off")
+		case "log":
+			d.walk(e.Field(), e.Value, logKeys, func(e yamlx.Entry) {
+				switch e.Key {
+				case "level":
+					d.decode(e, &fc.Log.Level, "a log level")
+				case "format":
+					d.decode(e, &fc.Log.Format, "json or console")
+				}
+			})
+		case "query_log":
+			d.decode(e, &fc.QueryLog, "true or false")
+		case "edns_udp_size":
+			d.decode(e, &fc.UDPSize, "a size in bytes from 512 to 65535")
+		case "nsid":
+			d.decode(e, &fc.NSID, "a single value")
+		case "tcp_idle_timeout":
+			d.decode(e, &fc.TCPIdleTimeout, "a duration such as 10s")
+		case "tcp_max_queries":
+			d.decode(e, &fc.TCPMaxQueries, "a whole number")
+		case "pops":
+			fc.PoPs = e.Value
+		case "geoip":
+			d.walk(e.Field(), e.Value, geoipKeys, func(e yamlx.Entry) {
+				switch e.Key {
+				case "city":
+					d.decode(e, &fc.GeoIP.City, "a file name")
+				case "asn":
+					d.decode(e, &fc.GeoIP.ASN, "a file name")
+				}
+			})
+		case "path_inflation":
+			d.decode(e, &fc.PathInflation, "a number, 1 or more")
+		case "latency_max_age":
+			d.decode(e, &fc.LatencyMaxAge, "a duration such as 24h")
+		case "state_dir":
+			d.decode(e, &fc.StateDir, "a directory")
+		case "probes":
+			d.walk(e.Field(), e.Value, probesKeys, func(e yamlx.Entry) { d.probes(e, &fc.Probes) })
+		case "admin_token_file":
+			d.decode(e, &fc.AdminTokenFile, "a file name")
+		}
+	})
+	if len(d.errs) > 0 {
+		slices.SortStableFunc(d.errs, func(a, b *yamlx.Error) int { return a.Line - b.Line })
+		msgs := make([]string, len(d.errs))
+		for i, e := range d.errs {
+			msgs[i] = e.Error()
+		}
+		return nil, errors.New(strings.Join(msgs, "\n"))
+	}
+	return fc, nil
 }
 
-// locateYAMLError rewrites yaml's "line N: msg" errors as "file:N: msg".
-func locateYAMLError(file string, err error) error {
-	var te *yaml.TypeError
-	var msgs []string
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+// The keys of the configuration file and of its mappings; pops has its
+// own in zones.
+var (
+	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
+		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
+		"probes", "admin_token_file"}}
+	logKeys    = yamlx.Keys{Names: []string{"level", "format"}}
+	geoipKeys  = yamlx.Keys{Names: []string{"city", "asn"}}
+	probesKeys = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
+)
+
+// configDecoder collects the errors of one configuration file.
+type configDecoder struct {
+	file string
+	errs []*yamlx.Error
+}
+
+func (d *configDecoder) errorf(line int, field, format string, args ...any) {
+	d.errs = append(d.errs, &yamlx.Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// walk walks a mapping of the file; a null one (`log:` and nothing) sets
+// nothing.
+func (d *configDecoder) walk(field string, n *yaml.Node, keys yamlx.Keys, fn func(yamlx.Entry)) {
+	if yamlx.IsNull(n) {
+		return
 	}
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		if sub := yamlErrLineRE.FindStringSubmatch(m); sub != nil {
-			m = file + ":" + sub[1] + ": " + strings.Replace(sub[2], " in type main.fileConfig", "", 1)
-			m = strings.Replace(m, " in type main.logConfig", " (in log)", 1)
-		} else {
-			m = file + ": " + m
+	d.errs = append(d.errs, yamlx.Walk(d.file, field, n, keys, fn)...)
+}
+
+// decode converts one value with yaml.v3's own rules for the Go type of
+// out (durations such as 10s, YAML 1.1 booleans, ranges of the integer
+// types); want says what the value should have been.
+func (d *configDecoder) decode(e yamlx.Entry, out any, want string) {
+	if err := e.Value.Decode(out); err != nil {
+		got := e.Value.Value
+		if e.Value.Kind != yaml.ScalarNode {
+			got = strings.TrimPrefix(e.Value.ShortTag(), "!!")
 		}
-		out[i] = m
+		d.errorf(e.Value.Line, e.Field(), "must be %s, got %s", want, strconv.Quote(got))
 	}
-	return errors.New(strings.Join(out, "\n"))
+}
+
+// probes decodes one key of the probes mapping.
+func (d *configDecoder) probes(e yamlx.Entry, pc *probesConfig) {
+	switch e.Key {
+	case "interval":
+		d.decode(e, &pc.Interval, "a duration such as 10s")
+	case "timeout":
+		d.decode(e, &pc.Timeout, "a duration such as 2s")
+	case "jitter":
+		var j time.Duration
+		d.decode(e, &j, "a duration such as 5s, or 0s for none")
+		switch {
+		case j < 0:
+			d.errorf(e.Value.Line, e.Field(), "%s must be between 0 and the interval", j)
+		case j == 0:
+			// 0s is a setting of its own: no jitter, where leaving the
+			// key out takes the default.
+			pc.Jitter = healthprobe.NoJitter
+		default:
+			pc.Jitter = j
+		}
+	case "rise":
+		d.decode(e, &pc.Rise, "a whole number from 1 to 100")
+	case "fall":
+		d.decode(e, &pc.Fall, "a whole number from 1 to 100")
+	case "penalty_weight":
+		d.decode(e, &pc.PenaltyWeight, "a number, 0 or more")
+	}
 }
 
 // validate checks the decoded file, applies defaults in one place and
@@ -212,7 +321,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		problems = append(problems, err.Error())
 	}
 	cfg.dns.Steering = steering
-	pops, err := zones.DecodePoPs(file, &fc.PoPs, cfg.probes)
+	pops, err := zones.DecodePoPs(file, fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -280,7 +389,7 @@ func (pc probesConfig) defaults(bad func(field, format string, args ...any)) hea
 	case d.Timeout <= 0 || d.Timeout >= d.Interval:
 		bad("probes.timeout", "%s must be positive and below the interval, %s", d.Timeout, d.Interval)
 	}
-	if d.Jitter < 0 || d.Jitter > d.Interval {
+	if d.Jitter < 0 && d.Jitter != healthprobe.NoJitter || d.Jitter > d.Interval {
 		bad("probes.jitter", "%s must be between 0 and the interval, %s", d.Jitter, d.Interval)
 	}
 	if d.Rise < 1 || d.Rise > 100 {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"os"
-	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -43,7 +44,7 @@ func TestExampleConfigSetsEveryKey(t *testing.T) {
 	walk("", doc.Content[0])
 
 	var missing []string
-	for _, key := range configKeys("", reflect.TypeFor[fileConfig]()) {
+	for _, key := range configKeys() {
 		if !set[key] {
 			missing = append(missing, key)
 		}
@@ -66,23 +67,13 @@ func TestExampleConfigSetsEveryKey(t *testing.T) {
 	}
 }
 
-// configKeys lists the dotted YAML keys of a configuration struct, and of
-// the structs inside it.
-func configKeys(prefix string, typ reflect.Type) []string {
-	var keys []string
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		keys = append(keys, prefix+name)
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[yaml.Node]() {
-			keys = append(keys, configKeys(prefix+name+".", ft)...)
+// configKeys lists the dotted keys the configuration decoder knows, from
+// its own tables, so that a key added there must be added to the example.
+func configKeys() []string {
+	keys := slices.Clone(topKeys.Names)
+	for section, ks := range map[string]yamlx.Keys{"log": logKeys, "geoip": geoipKeys, "probes": probesKeys} {
+		for _, k := range ks.Names {
+			keys = append(keys, section+"."+k)
 		}
 	}
 	return keys

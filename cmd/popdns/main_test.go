@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/rs/zerolog"
 )
@@ -58,7 +59,7 @@ func TestConfigErrors(t *testing.T) {
 		name, config string
 		want         string // substring of the error
 	}{
-		{"unknown key names file and line", "zones: zones\nlisen: [127.0.0.1:53]\n", "popdns.yaml:2: field lisen not found"},
+		{"unknown key names file and line", "zones: zones\nlisen: [127.0.0.1:53]\n", "popdns.yaml:2: lisen: unknown key (expected listen, zones, http,"},
 		{"wrong type", "zones: zones\nlisten: 5\n", "popdns.yaml:2:"},
 		{"bad listen address", "zones: zones\nlisten: [localhost]\n", `popdns.yaml: listen: "localhost"`},
 		{"listen host not an IP", "zones: zones\nlisten: [\"example.com:53\"]\n", "host must be an IP address"},
@@ -72,14 +73,18 @@ func TestConfigErrors(t *testing.T) {
 		{"bad PoP", "zones: zones\npops:\n  fra: { lat: 91, lon: 8 }\n", "popdns.yaml:3: pops.fra.lat"},
 		{"path inflation below 1", "zones: zones\npath_inflation: 0.5\n", "path_inflation"},
 		{"ASN without City", "zones: zones\ngeoip: { asn: asn.mmdb }\n", "geoip.asn"},
-		{"unknown geoip key", "zones: zones\ngeoip: { country: c.mmdb }\n", "popdns.yaml:2: field country not found"},
+		{"unknown geoip key", "zones: zones\ngeoip: { country: c.mmdb }\n", "popdns.yaml:2: geoip.country: unknown key (expected city or asn)"},
 		{"probe timeout not below interval", "zones: zones\nprobes: { interval: 2s, timeout: 2s }\n", "probes.timeout: 2s must be positive and below the interval, 2s"},
 		{"probe jitter above interval", "zones: zones\nprobes: { interval: 2s, jitter: 3s }\n", "probes.jitter"},
 		{"probe rise 0", "zones: zones\nprobes: { rise: -1 }\n", "probes.rise"},
 		{"negative penalty weight", "zones: zones\nprobes: { penalty_weight: -1 }\n", "probes.penalty_weight"},
-		{"unknown probes key", "zones: zones\nprobes: { intervl: 2s }\n", "popdns.yaml:2: field intervl not found"},
+		{"unknown probes key", "zones: zones\nprobes: { intervl: 2s }\n", "popdns.yaml:2: probes.intervl: unknown key (expected interval,"},
 		{"PoP probe completed from the defaults", "zones: zones\nprobes: { interval: 1s, timeout: 900ms }\npops:\n  fra: { lat: 50, lon: 8, probe: { tcp: \"192.0.2.1:1\", interval: 500ms, timeout: 600ms } }\n", "popdns.yaml:4: pops.fra.probe: timeout 600ms must be positive and below interval 500ms"},
 		{"admin token file missing", "zones: zones\nadmin_token_file: nope.token\n", "admin_token_file:"},
+		{"negative jitter", "zones: zones\nprobes: { jitter: -1s }\n", "popdns.yaml:2: probes.jitter: -1s must be between 0 and the interval"},
+		{"not a mapping", "- zones\n", "popdns.yaml:1: a configuration file is a mapping"},
+		{"sub-mapping not a mapping", "zones: zones\nlog: debug\n", "popdns.yaml:2: log: must be a mapping"},
+		{"udp size out of range", "zones: zones\nedns_udp_size: 70000\n", `popdns.yaml:2: edns_udp_size: must be a size in bytes from 512 to 65535, got "70000"`},
 		{"admin API needs http", "zones: zones\nhttp: off\nadmin_token_file: popdns.yaml\n", "admin API is served on the http endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +95,103 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigRepeatedKeys checks that every mapping of the server
+// configuration rejects a key given twice with file and line (issue 12,
+// defect 4): gru was placed at latitude 52 while check said ok.
+func TestConfigRepeatedKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		want         string
+	}{
+		{"top level", "zones: zones\nlisten: [127.0.0.1:53]\nzones: zones\n", "popdns.yaml:3: zones: repeated key (first at line 1)"},
+		{"log", "zones: zones\nlog:\n  level: info\n  level: debug\n", "popdns.yaml:4: log.level: repeated key (first at line 3)"},
+		{"geoip", "zones: zones\ngeoip: { city: a.mmdb, city: b.mmdb }\n", "popdns.yaml:2: geoip.city: repeated key (first at line 2)"},
+		{"probes", "zones: zones\nprobes: { rise: 1, rise: 3 }\n", "popdns.yaml:2: probes.rise: repeated key (first at line 2)"},
+		{"PoP name", "zones: zones\npops:\n  fra: { lat: 50, lon: 8 }\n  fra: { lat: 51, lon: 9 }\n", "popdns.yaml:4: pops.fra: repeated key (first at line 3)"},
+		{"PoP latitude", "zones: zones\npops:\n  gru: { lat: -23.43, lat: 52.0, lon: -46.47 }\n", "popdns.yaml:3: pops.gru.lat: repeated key (first at line 3)"},
+		{"PoP probe", "zones: zones\npops:\n  gru:\n    lat: -23.43\n    lon: -46.47\n    probe: { tcp: \"192.0.2.1:1\", fall: 1, fall: 9 }\n", "popdns.yaml:6: pops.gru.probe.fall: repeated key (first at line 6)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeStaticZone(t, dir)
+			_, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", tc.config))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfigForms checks forms the configuration accepted when yaml.v3
+// decoded it into structs, and jitter: 0s, which means no jitter (issue
+// 12, defect 14).
+func TestConfigForms(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		check        func(t *testing.T, cfg *config)
+	}{
+		{"null mappings are empty", "zones: zones\nlog:\nprobes:\ngeoip:\npops:\n", func(t *testing.T, cfg *config) {
+			if !cfg.logJSON || len(cfg.pops.Names()) != 0 || cfg.probes.Interval != healthprobe.DefaultInterval {
+				t.Errorf("config %+v", cfg)
+			}
+		}},
+		{"YAML 1.1 booleans", "zones: zones\nquery_log: yes\n", func(t *testing.T, cfg *config) {
+			if !cfg.dns.QueryLog {
+				t.Error("query_log: yes is false")
+			}
+		}},
+		{"anchors and merge keys", "zones: zones\npops:\n  fra: &eu { lat: 50.11, lon: 8.68, continent: EU }\n  ams: { <<: *eu, lat: 52.31, lon: 4.76 }\n", func(t *testing.T, cfg *config) {
+			ams := cfg.pops.Get("ams")
+			if ams == nil || ams.Point.Lat != 52.31 || ams.Continent != "EU" {
+				t.Errorf("ams %+v", ams)
+			}
+		}},
+		{"jitter 0s is none", "zones: zones\nprobes: { jitter: 0s }\npops:\n  fra: { lat: 50, lon: 8, probe: { tcp: \"192.0.2.1:1\" } }\n", func(t *testing.T, cfg *config) {
+			if cfg.probes.Jitter != healthprobe.NoJitter {
+				t.Errorf("default jitter %v, want NoJitter", cfg.probes.Jitter)
+			}
+			if p := cfg.pops.Probes(); len(p) != 1 || p[0].Jitter != healthprobe.NoJitter {
+				t.Errorf("PoP probes %+v, want no jitter", p)
+			}
+		}},
+		{"unset jitter is the default", "zones: zones\npops:\n  fra: { lat: 50, lon: 8, probe: { tcp: \"192.0.2.1:1\" } }\n", func(t *testing.T, cfg *config) {
+			if p := cfg.pops.Probes(); len(p) != 1 || p[0].Jitter != healthprobe.DefaultInterval/2 {
+				t.Errorf("PoP probes %+v, want half the interval", p)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeStaticZone(t, dir)
+			cfg, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, cfg)
+		})
+	}
+}
+
+// TestCheckRepeatedTopLevelKey checks that check gives a configuration
+// with a repeated key the serve path's message instead of taking it for a
+// zone file (issue 12, defect 5).
+func TestCheckRepeatedTopLevelKey(t *testing.T) {
+	dir := t.TempDir()
+	writeStaticZone(t, dir)
+	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\nlisten: [127.0.0.1:53]\nzones: zones\n")
+	_, serveErr := parseServeFlags([]string{"-config", cfg})
+	if serveErr == nil {
+		t.Fatal("the serve path accepted a repeated key")
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"check", cfg}, &stdout, &stderr); err == nil {
+		t.Fatalf("check accepted a repeated key: %s", stdout.String())
+	}
+	if stderr.String() != serveErr.Error()+"\n" {
+		t.Errorf("check said %q, want the serve path's %q", stderr.String(), serveErr.Error())
 	}
 }
 

@@ -266,7 +266,7 @@ func TestReloadConfigAndGeoIP(t *testing.T) {
 	})
 	t.Run("a broken configuration keeps the running one", func(t *testing.T) {
 		writeFile(t, dir, "popdns.yaml", geoConfig+"lisen: nope\n")
-		r.waitLog(t, "field lisen not found")
+		r.waitLog(t, "lisen: unknown key")
 		if got := r.answer(t, "www.geo.test.", "192.0.2.64/26"); got != "192.0.2.2" {
 			t.Errorf("answer %s with a broken configuration", got)
 		}
