@@ -9,4 +9,9 @@
 //
 // Loading is pure: Load reads an fs.FS, so tests use fstest.MapFS and the
 // binary uses os.DirFS or an embedded demo.
+//
+// Every YAML mapping it reads (zone files, latency tables, the PoP
+// inventory and probes of the server configuration) goes through
+// internal/yamlx, so that an unknown or repeated key is an Error with file,
+// line and field, never a silent choice of one value.
 package zones
