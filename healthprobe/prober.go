@@ -231,7 +231,10 @@ func (p *Prober) runWorker(ctx context.Context, w *worker) {
 	defer close(w.done)
 	iv := w.target.Interval
 	next := p.now()
-	wait := iv - min(p.jitter(w.target.Jitter), iv)
+	wait := iv
+	if j := w.target.Jitter; j > 0 { // not NoJitter
+		wait -= min(p.jitter(j), iv)
+	}
 	for {
 		p.probeOnce(ctx, w)
 		next = next.Add(wait)

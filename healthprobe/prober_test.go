@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,23 +353,38 @@ func TestProberSetTargets(t *testing.T) {
 }
 
 func TestProberJitter(t *testing.T) {
-	clk := newFakeClock()
-	pc := &probeCounter{calls: map[string]int{}}
-	p := New(zerolog.Nop(), prometheus.NewRegistry(), WithClock(clk.Now, clk.NewTimer), withProbe(pc.probe),
-		WithJitter(func(most time.Duration) time.Duration { return most / 2 }))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() { _ = p.Run(ctx) }()
-	if err := p.SetTargets([]Target{{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 8 * time.Second, Timeout: time.Second, Jitter: 4 * time.Second}}); err != nil {
-		t.Fatal(err)
-	}
-	dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
-	clk.waitTimers(t, 1)
-	clk.mu.Lock()
-	wait := clk.timers[0].at.Sub(clk.now)
-	clk.mu.Unlock()
-	if wait != 6*time.Second {
-		t.Errorf("first wait = %v, want interval - jitter(4s) = 6s", wait)
+	for _, tc := range []struct {
+		name   string
+		jitter time.Duration
+		want   time.Duration
+	}{
+		{"interval - jitter(4s)", 4 * time.Second, 6 * time.Second},
+		{"NoJitter waits the interval", NoJitter, 8 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			pc := &probeCounter{calls: map[string]int{}}
+			var bad atomic.Bool // the jitter function got no positive most
+			p := New(zerolog.Nop(), prometheus.NewRegistry(), WithClock(clk.Now, clk.NewTimer), withProbe(pc.probe),
+				WithJitter(func(most time.Duration) time.Duration {
+					bad.Store(bad.Load() || most <= 0)
+					return most / 2
+				}))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			go func() { _ = p.Run(ctx) }()
+			if err := p.SetTargets([]Target{{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 8 * time.Second, Timeout: time.Second, Jitter: tc.jitter}}); err != nil {
+				t.Fatal(err)
+			}
+			dnstest.Receive(t, p.FirstRoundDone(), 5*time.Second, "the first round")
+			clk.waitTimers(t, 1)
+			clk.mu.Lock()
+			wait := clk.timers[0].at.Sub(clk.now)
+			clk.mu.Unlock()
+			if wait != tc.want || bad.Load() {
+				t.Errorf("first wait = %v, want %v; jitter function called with most <= 0: %v", wait, tc.want, bad.Load())
+			}
+		})
 	}
 }
 
