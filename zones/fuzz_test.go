@@ -160,6 +160,14 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte(zoneHead + "  sub:\n    - ns: ns1\n    - ds: 1 13 2 ZZ\n  www:\n    - sshfp: 4 2 abc\n"))
 	// An SOA short form missing its four timers.
 	f.Add([]byte("origin: example.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1\n    - ns: ns1\n"))
+	// Probes written as a URL, with jitter 0s, and shared through an anchor
+	// and a merge key.
+	f.Add([]byte(zoneHead + "  www:\n    - geo:\n        targets:\n" +
+		"          fra: { a: 192.0.2.1, probe: &p { http: \"http://192.0.2.1:8080/health?x=1\", jitter: 0s } }\n" +
+		"          iad: { a: 192.0.2.2, probe: { <<: *p, interval: 5s } }\n  api:\n    - geo: { targets: { sin: { a: 192.0.2.3, probe: *p } } }\n"))
+	// Repeated keys in a target, a rule and an entry.
+	f.Add([]byte(zoneHead + "  www:\n    - { a: 192.0.2.1, A: 192.0.2.2 }\n  geo:\n    - geo:\n        targets: { fra: { a: 192.0.2.1, state: down, state: active } }\n" +
+		"        rules:\n          - { country: DE, only: fra, only: fra }\n"))
 	// Meta and obsolete types as keys.
 	f.Add([]byte(zoneHead + "  m:\n    - opt: 1\n    - any: 1\n    - axfr: 1\n    - tsig: x\n    - null: x\n    - md: x\n"))
 
