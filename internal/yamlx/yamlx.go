@@ -15,6 +15,7 @@ package yamlx
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,6 +133,8 @@ func (k Keys) expected() string {
 		return k.Expect
 	}
 	switch len(k.Names) {
+	case 0: // only Also, and no Expect to describe it
+		return "another key"
 	case 1:
 		return k.Names[0]
 	default:
@@ -202,6 +205,8 @@ func Walk(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*Error 
 		}
 		fn(Entry{Key: key, Line: line, Value: val, parent: field})
 	})
+	// Merged mappings may stand anywhere in the file.
+	slices.SortStableFunc(w.errs, func(a, b *Error) int { return a.Line - b.Line })
 	return w.errs
 }
 

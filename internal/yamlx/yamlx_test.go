@@ -87,6 +87,10 @@ func TestWalk(t *testing.T) {
 			[]string{"t.yaml:1: top.z: unknown key (expected a, b or c)"}},
 		{"a merged mapping's own keys win over its merges", "<<: {<<: {a: 1, b: 1}, a: 2}\n", abc, []string{"b=1@1", "a=2@1"}, nil},
 		{"not a mapping", "- a\n", abc, nil, []string{"t.yaml:1: top: must be a mapping"}},
+		{"Also without Names or Expect", "zz: 1\n", Keys{Also: func(k string) bool { return k == "a" }}, nil,
+			[]string{"t.yaml:1: top.zz: unknown key (expected another key)"}},
+		{"errors in file order, merges or not", "d: &d {a: 1, zz: 2}\nb: 1\nb: 2\n<<: *d\n", abc, []string{"b=1@2", "a=1@1"},
+			[]string{"t.yaml:1: top.d: unknown key (expected a, b or c)", "t.yaml:1: top.zz: unknown key (expected a, b or c)", "t.yaml:3: top.b: repeated key (first at line 2)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
