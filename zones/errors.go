@@ -1,9 +1,15 @@
 package zones
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// ErrReadDir is wrapped by the error of a load that could not list the
+// zones directory, such as when its permissions deny it: nothing in it
+// was read, and the previous snapshot's data keeps serving.
+var ErrReadDir = errors.New("zones: read directory")
 
 // Error is one problem found in a zone file, located precisely enough for an
 // operator to jump to it: file, line (1-based; 0 when the problem concerns the
