@@ -154,3 +154,45 @@ func TestLoadUnreadableDirectory(t *testing.T) {
 		t.Errorf("www.a.test. = %q at generation %d, want the previous zone at 2", got, snap.Generation())
 	}
 }
+
+// TestUnknownPoPs: a zone that names a PoP a new inventory lacks fails to
+// load under it and keeps serving its last good version; UnknownPoPs names
+// the file and line that still use the PoP.
+func TestUnknownPoPs(t *testing.T) {
+	pops := testPoPs(t)
+	fsys := fstest.MapFS{
+		"geo.yaml": {Data: []byte(`origin: example.test.
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 300
+    - ns: ns1
+  ns1:
+    - a: 192.0.2.53
+  www:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1 }
+          iad: { a: 192.0.2.2 }
+`)},
+		"b.yaml": zoneFile("b.test.", "192.0.2.2"),
+	}
+	prev, err := Load(fsys, pops, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := prev.UnknownPoPs(pops); len(errs) != 0 {
+		t.Errorf("UnknownPoPs under its own inventory: %v", errs)
+	}
+	noIAD, err := NewPoPs(*pops.Get("fra"), *pops.Get("sin"), *pops.Get("hkg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Load(fsys, noIAD, prev)
+	if err == nil || snap.Match("example.test.") == nil {
+		t.Fatalf("load under the smaller inventory: %v; the last good zone must keep serving", err)
+	}
+	errs := snap.UnknownPoPs(noIAD)
+	if len(errs) != 1 || errs[0].File != "geo.yaml" || errs[0].Line != 12 || errs[0].Field != "geo.targets.iad" {
+		t.Errorf("UnknownPoPs = %v, want geo.yaml:12 geo.targets.iad", errs)
+	}
+}

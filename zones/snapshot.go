@@ -110,3 +110,24 @@ func (s *Snapshot) LoadedAt() time.Time { return s.loadedAt }
 // latest version is the one being served. A file gone from the directory
 // whose last good version still serves (Missing) has an error saying so.
 func (s *Snapshot) FileError(file string) error { return s.fileErrors[file] }
+
+// UnknownPoPs lists, one located error each, the geo targets the snapshot
+// serves whose PoP pops does not have, by file and line. A zone that
+// failed to load under pops keeps serving its last good version, which
+// may name a PoP pops dropped: a configuration that removes a PoP must be
+// refused while this is not empty, or that PoP would keep getting clients
+// with no probe watching it.
+func (s *Snapshot) UnknownPoPs(pops *PoPs) ErrorList {
+	var out ErrorList
+	for _, z := range s.Zones() {
+		for _, g := range z.geos {
+			for i := range g.Targets {
+				t := &g.Targets[i]
+				if pops.Get(t.Name()) == nil {
+					out.errorf(z.file, t.Line, "geo.targets."+t.Name(), "the geo record of %s answers with PoP %q", g.Owner, t.Name())
+				}
+			}
+		}
+	}
+	return out
+}
