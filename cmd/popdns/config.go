@@ -43,6 +43,9 @@ type fileConfig struct {
 	StateDir       string        `yaml:"state_dir"`
 	Probes         probesConfig  `yaml:"probes"`
 	AdminTokenFile string        `yaml:"admin_token_file"`
+	// ZoneMissingGrace is a pointer so that 0 (drop at once) differs
+	// from absent (the default).
+	ZoneMissingGrace *time.Duration `yaml:"zone_missing_grace"`
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -88,11 +91,18 @@ type config struct {
 	geoASN         string
 	// geoBytes holds the demo's embedded databases instead of paths.
 	geoCityBytes, geoASNBytes []byte
+	// zoneMissingGrace is how long a zone or latency file gone from the
+	// directory keeps serving its last good version (zones.Loader).
+	zoneMissingGrace time.Duration
 }
 
 const (
 	defaultListen = "127.0.0.1:5353"
 	defaultHTTP   = "127.0.0.1:8053"
+	// defaultZoneMissingGrace outlasts a deploy that removes a file and
+	// writes it again, and is short enough that a zone removed on
+	// purpose goes soon.
+	defaultZoneMissingGrace = 5 * time.Second
 )
 
 // steeringKeys names the configuration key of each field of steer.Options.
@@ -199,6 +209,13 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
 	cfg.dns.QueryLog = fc.QueryLog
+	cfg.zoneMissingGrace = defaultZoneMissingGrace
+	if g := fc.ZoneMissingGrace; g != nil {
+		if *g < 0 {
+			bad("zone_missing_grace", "must not be negative (0 drops a missing file at once)")
+		}
+		cfg.zoneMissingGrace = *g
+	}
 	cfg.probes = fc.Probes.defaults(bad)
 	// steer validates its own options; a bad one is reported under the
 	// key it came from.

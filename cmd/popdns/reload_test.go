@@ -170,7 +170,7 @@ func zoneWithAddr(addr string) string {
 func TestReloadFollowsZoneFiles(t *testing.T) {
 	dir := t.TempDir()
 	zone := writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 1s\n"))
 	r.eventually(t, "www.example.test.", "", "192.0.2.10")
 
 	for _, tc := range []struct {
@@ -227,7 +227,7 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 		r.waitLog(t, "file loads again")
 	})
 
-	t.Run("a new file serves its zone, a removed one stops", func(t *testing.T) {
+	t.Run("a new file serves its zone, a removed one stops after the grace period", func(t *testing.T) {
 		other := writeFile(t, dir, "zones/other.test.yaml", strings.ReplaceAll(zoneWithAddr("198.51.100.7"), "example.test.", "other.test."))
 		r.eventually(t, "www.other.test.", "", "198.51.100.7")
 		if err := os.Remove(other); err != nil {
