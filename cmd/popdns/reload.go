@@ -110,42 +110,10 @@ func (r *reloader) reload(why string) {
 	defer r.mu.Unlock()
 	start := time.Now()
 	var failed []string // the kinds of file that failed, for the log line
-	cur := r.cfg
-	var cand *config
-	parsed, err := parseServeFlags(r.args)
-	if err != nil {
-		r.failed("config", cur.source, err)
-	} else {
-		cand = r.merge(parsed)
-	}
-	use := cur
-	if cand != nil {
-		use = cand
-	}
 	prev := r.srv.dns.Zones()
-	loader := zones.Loader{MissingGrace: use.zoneMissingGrace, Now: r.clock.Now}
-	next, err := loader.Load(use.zonesFS, use.pops, prev)
-	// A zone that names a PoP the new configuration removes fails to
-	// load and keeps serving its last good version, PoP and all, while
-	// the PoP's probe would stop and it would count as healthy. Such a
-	// configuration is refused whole, until the zones stop naming it.
-	if cand != nil && cand.pops != cur.pops {
-		if unknown := next.UnknownPoPs(cand.pops); len(unknown) > 0 {
-			r.failed("config", cur.source, popsInUse(cur, unknown))
-			cand = nil
-			loader.MissingGrace = cur.zoneMissingGrace
-			next, err = loader.Load(cur.zonesFS, cur.pops, prev)
-		}
-	}
-	cfg := cur
-	if cand != nil {
-		r.apply(cand, parsed)
-		cfg = cand
-		r.recovered(cfg.source)
-		r.count("config", "ok")
-	} else {
+	cfg, next, err := r.loadConfigAndZones(prev)
+	if cfg == r.cfg {
 		failed = append(failed, "config")
-		r.count("config", "error")
 	}
 	if !r.reloadGeoIP(cfg) {
 		failed = append(failed, "geoip")
@@ -160,6 +128,65 @@ func (r *reloader) reload(why string) {
 	r.srv.dns.SetZones(next)
 	r.recordZones(prev, next)
 	r.serials = saveSerials(cfg, next, r.serials, r.log)
+	if !r.reportZones(cfg, next, err) {
+		failed = append(failed, "zones")
+	}
+	r.cfg = cfg
+	r.publish(next)
+	r.wakeFor(next.Missing())
+	ev, result := r.log.Info(), "ok"
+	if len(failed) > 0 {
+		ev, result = r.log.Warn().Strs("failed", failed), "error"
+	}
+	ev.Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
+		Dur("took", time.Since(start)).Msg("reloaded")
+}
+
+// loadConfigAndZones rereads the configuration and loads the zones under
+// it, or under the running one when it fails or is refused. It returns
+// the configuration to run with (r.cfg itself when the new one did not
+// apply) and the zones' snapshot and load error.
+func (r *reloader) loadConfigAndZones(prev *zones.Snapshot) (*config, *zones.Snapshot, error) {
+	cur := r.cfg
+	var cand *config
+	parsed, err := parseServeFlags(r.args)
+	if err != nil {
+		r.failed("config", cur.source, err)
+	} else {
+		cand = r.merge(parsed)
+	}
+	use := cur
+	if cand != nil {
+		use = cand
+	}
+	loader := zones.Loader{MissingGrace: use.zoneMissingGrace, Now: r.clock.Now}
+	next, err := loader.Load(use.zonesFS, use.pops, prev)
+	// A zone that names a PoP the new configuration removes fails to
+	// load and keeps serving its last good version, PoP and all, while
+	// the PoP's probe would stop and it would count as healthy. Such a
+	// configuration is refused whole, until the zones stop naming it.
+	if cand != nil && cand.pops != cur.pops {
+		if unknown := next.UnknownPoPs(cand.pops); len(unknown) > 0 {
+			r.failed("config", cur.source, popsInUse(cur, unknown))
+			cand = nil
+			loader.MissingGrace = cur.zoneMissingGrace
+			next, err = loader.Load(cur.zonesFS, cur.pops, prev)
+		}
+	}
+	if cand == nil {
+		r.count("config", "error")
+		return cur, next, err
+	}
+	r.apply(cand, parsed)
+	r.recovered(cand.source)
+	r.count("config", "ok")
+	return cand, next, err
+}
+
+// reportZones logs what changed in the zone files' errors since the last
+// reload and counts the attempt; it reports whether every file loaded. A
+// missing file within its grace period is a warning, not a failure.
+func (r *reloader) reportZones(cfg *config, next *zones.Snapshot, err error) bool {
 	if errors.Is(err, zones.ErrReadDir) {
 		r.failed("zones", cfg.zonesDir, err)
 	} else {
@@ -186,21 +213,12 @@ func (r *reloader) reload(why string) {
 		}
 	}
 	if err != nil {
-		failed = append(failed, "zones")
 		r.count("zones", "error")
-	} else {
-		r.count("zones", "ok")
-		r.metrics.lastOK.SetToCurrentTime()
+		return false
 	}
-	r.cfg = cfg
-	r.publish(next)
-	r.wakeFor(missing)
-	ev, result := r.log.Info(), "ok"
-	if len(failed) > 0 {
-		ev, result = r.log.Warn().Strs("failed", failed), "error"
-	}
-	ev.Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
-		Dur("took", time.Since(start)).Msg("reloaded")
+	r.count("zones", "ok")
+	r.metrics.lastOK.SetToCurrentTime()
+	return true
 }
 
 // popsInUse is the error of a configuration refused because zones still
