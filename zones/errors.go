@@ -1,12 +1,18 @@
 package zones
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/popdns/popdns/internal/yamlx"
 )
+
+// ErrReadDir is wrapped by the error of a load that could not list the
+// zones directory, such as when its permissions deny it: nothing in it
+// was read, and the previous snapshot's data keeps serving.
+var ErrReadDir = errors.New("zones: read directory")
 
 // Error is one problem found in a zone file, a latency table or the PoP
 // inventory, located precisely enough for an operator to jump to it: file,

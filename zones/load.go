@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,13 +55,38 @@ func parse(file string, data []byte, pops *PoPs) (*Zone, ErrorList) {
 // if prev served a zone from it, that zone keeps serving. A file whose bytes
 // are those prev served from it, resolved against the same pops, is not
 // parsed again: prev's *Zone (serial included) or latency entries carry
-// over as they are. The snapshot is never nil. At startup (prev == nil) a
-// caller should treat any error as fatal; on a reload, log it and serve the
-// snapshot.
+// over as they are. A file that is gone from the directory stops serving at
+// once; Loader.MissingGrace keeps it a while. A directory that cannot be
+// read is an error that wraps ErrReadDir, and the snapshot keeps prev's
+// data. The snapshot is never nil. At startup (prev == nil) a caller should
+// treat any error as fatal; on a reload, log it and serve the snapshot.
 func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
+	return Loader{}.Load(fsys, pops, prev)
+}
+
+// Loader is Load with options. Its zero value is Load.
+type Loader struct {
+	// MissingGrace is how long a file that prev served data from keeps
+	// serving its last good version after it disappeared from the
+	// directory. Deploy tools and people often remove a file and then
+	// write it again (rm, then cp), and a zone dropped in between answers
+	// REFUSED. A file still gone when the grace period has passed is
+	// dropped by the first load after that (Snapshot.Missing says when);
+	// one that comes back loads as usual. 0 drops a missing file at once.
+	MissingGrace time.Duration
+	// Now is the clock the grace period is measured with; nil is time.Now.
+	Now func() time.Time
+}
+
+// Load is the package's Load with l's options.
+func (l Loader) Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
+	now := time.Now
+	if l.Now != nil {
+		now = l.Now
+	}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return keep(prev, pops), fmt.Errorf("zones: read directory: %w", err)
+		return keep(prev, pops), fmt.Errorf("%w: %w", ErrReadDir, err)
 	}
 	next := &Snapshot{
 		zones:         map[string]*Zone{},
@@ -68,7 +94,8 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		fileErrors:    map[string]error{},
 		latencyByFile: map[string][]LatencyEntry{},
 		sources:       map[string]source{},
-		loadedAt:      time.Now(),
+		missing:       map[string]Missing{},
+		loadedAt:      now(),
 		pops:          pops,
 	}
 	if prev != nil {
@@ -114,9 +141,29 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 		loaded = append(loaded, z)
 		zoneSources[name] = src
 	}
+	// What prev served from files now gone keeps serving through the
+	// grace period, after what the directory holds: a file present wins
+	// over a missing one that served the same origin or measured the
+	// same prefix, so that renaming a file is not a conflict.
+	gone := l.missingFiles(entries, prev, now())
+	var goneLatency [][]LatencyEntry
+	for _, name := range slices.Sorted(maps.Keys(gone)) {
+		if z := prev.byFile[name]; z != nil {
+			loaded = append(loaded, z)
+			zoneSources[name] = prev.sources[name]
+		} else {
+			next.latencyByFile[name] = prev.latencyByFile[name]
+			next.sources[name] = prev.sources[name]
+			goneLatency = append(goneLatency, prev.latencyByFile[name])
+		}
+		next.missing[name] = gone[name]
+		next.fileErrors[name] = &Error{File: name, Msg: fmt.Sprintf(
+			"missing from the directory since %s; its last good version serves until %s unless it comes back",
+			gone[name].Since.UTC().Format(time.RFC3339), gone[name].Until.UTC().Format(time.RFC3339))}
+	}
 	// Two files with one origin: the file that was serving the zone keeps
 	// it, so adding a stray copy cannot take a zone over; otherwise the
-	// first by name wins.
+	// first by name wins. A missing file always gives way.
 	for _, z := range loaded {
 		other, dup := next.zones[z.origin]
 		if !dup {
@@ -124,26 +171,91 @@ func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
 			continue
 		}
 		winner, loser := other, z
-		if servedFrom(prev, z) && !servedFrom(prev, other) {
+		_, zGone := gone[z.file]
+		_, otherGone := gone[other.file]
+		if !zGone && (otherGone || servedFrom(prev, z) && !servedFrom(prev, other)) {
 			winner, loser = z, other
+		}
+		delete(next.byFile, loser.file)
+		next.zones[z.origin], next.byFile[winner.file] = winner, winner
+		if _, ok := gone[loser.file]; ok {
+			delete(next.missing, loser.file)
+			delete(next.fileErrors, loser.file)
+			continue
 		}
 		err := &Error{File: loser.file, Field: "origin",
 			Msg: fmt.Sprintf("zone %s is already served from %s", loser.origin, winner.file)}
 		all = append(all, err)
 		next.fileErrors[loser.file] = err
-		delete(next.byFile, loser.file)
-		next.zones[z.origin], next.byFile[winner.file] = winner, winner
 	}
 	for file := range next.byFile {
 		next.sources[file] = zoneSources[file]
 	}
-	table, errs := mergeLatency(latency)
+	table, errs := mergeLatency(append(latency, notMeasuredIn(latency, goneLatency)...))
 	all = append(all, errs...)
 	next.latency = table
 	if len(all) == 0 {
 		return next, nil
 	}
 	return next, all
+}
+
+// missingFiles lists the files that prev served data from, that the
+// directory no longer holds and whose grace period has not ended at now,
+// with when they went missing and until when they serve.
+func (l Loader) missingFiles(entries []fs.DirEntry, prev *Snapshot, now time.Time) map[string]Missing {
+	if prev == nil || l.MissingGrace <= 0 {
+		return nil
+	}
+	present := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		present[e.Name()] = true
+	}
+	out := map[string]Missing{}
+	add := func(name string) {
+		if present[name] {
+			return
+		}
+		m := Missing{Since: now}
+		if old, ok := prev.missing[name]; ok {
+			m.Since = old.Since
+		}
+		if m.Until = m.Since.Add(l.MissingGrace); now.Before(m.Until) {
+			out[name] = m
+		}
+	}
+	for name := range prev.byFile {
+		add(name)
+	}
+	for name := range prev.latencyByFile {
+		add(name)
+	}
+	return out
+}
+
+// notMeasuredIn returns the entries of the missing files that measure a
+// prefix and PoP that no present file measures.
+func notMeasuredIn(present, missing [][]LatencyEntry) [][]LatencyEntry {
+	if len(missing) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, entries := range present {
+		for _, e := range entries {
+			seen[e.Prefix.String()+" "+e.PoP] = true
+		}
+	}
+	var out [][]LatencyEntry
+	for _, entries := range missing {
+		var keep []LatencyEntry
+		for _, e := range entries {
+			if !seen[e.Prefix.String()+" "+e.PoP] {
+				keep = append(keep, e)
+			}
+		}
+		out = append(out, keep)
+	}
+	return out
 }
 
 // loadLatencyFile parses one latency table file and returns its entries

@@ -2,11 +2,12 @@ package zones
 
 import (
 	"crypto/sha256"
-	"github.com/popdns/popdns/healthprobe"
+	"maps"
 	"sort"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
 )
 
 // Snapshot is every zone popdns serves at one moment. It is immutable and
@@ -26,6 +27,9 @@ type Snapshot struct {
 	// sources says where what byFile and latencyByFile serve for each file
 	// came from, so that Load can reuse it while the file is unchanged.
 	sources map[string]source
+	// missing lists the files gone from the directory whose last good
+	// version still serves (Loader.MissingGrace).
+	missing map[string]Missing
 	// remembered holds auto serials of an earlier run (RememberedSerials),
 	// for zones this process serves for the first time.
 	remembered map[string]SerialRecord
@@ -37,6 +41,18 @@ type source struct {
 	hash [sha256.Size]byte
 	pops *PoPs
 }
+
+// Missing is a file that is gone from the zones directory but whose last
+// good version still serves, for a grace period (Loader.MissingGrace).
+type Missing struct {
+	Since time.Time // the first load that did not find it
+	Until time.Time // the first load at or after this drops it
+}
+
+// Missing lists the files gone from the directory whose last good version
+// still serves, by name. A caller that wants them dropped on time loads
+// again at the earliest Until. The map is a copy.
+func (s *Snapshot) Missing() map[string]Missing { return maps.Clone(s.missing) }
 
 // Latency is the measured-RTT table, or nil when there is none.
 func (s *Snapshot) Latency() *LatencyTable { return s.latency }
@@ -91,5 +107,27 @@ func (s *Snapshot) Generation() uint64 { return s.generation }
 func (s *Snapshot) LoadedAt() time.Time { return s.loadedAt }
 
 // FileError is the error of the latest attempt to load file, or nil if its
-// latest version is the one being served.
+// latest version is the one being served. A file gone from the directory
+// whose last good version still serves (Missing) has an error saying so.
 func (s *Snapshot) FileError(file string) error { return s.fileErrors[file] }
+
+// UnknownPoPs lists, one located error each, the geo targets the snapshot
+// serves whose PoP pops does not have, by file and line. A zone that
+// failed to load under pops keeps serving its last good version, which
+// may name a PoP pops dropped: a configuration that removes a PoP must be
+// refused while this is not empty, or that PoP would keep getting clients
+// with no probe watching it.
+func (s *Snapshot) UnknownPoPs(pops *PoPs) ErrorList {
+	var out ErrorList
+	for _, z := range s.Zones() {
+		for _, g := range z.geos {
+			for i := range g.Targets {
+				t := &g.Targets[i]
+				if pops.Get(t.Name()) == nil {
+					out.errorf(z.file, t.Line, "geo.targets."+t.Name(), "the geo record of %s answers with PoP %q", g.Owner, t.Name())
+				}
+			}
+		}
+	}
+	return out
+}

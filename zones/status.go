@@ -3,7 +3,9 @@ package zones
 import "sort"
 
 // FileErrors lists the files whose latest version failed to load, by name,
-// with what went wrong. The zones from their last good versions go on
+// with what went wrong, and the files missing from the directory whose
+// last good version serves through its grace period (Missing), which are
+// not errors of the load. The zones from their last good versions go on
 // serving. The map is a copy.
 func (s *Snapshot) FileErrors() map[string]error {
 	out := make(map[string]error, len(s.fileErrors))

@@ -20,12 +20,16 @@ const DefaultDebounce = 200 * time.Millisecond
 // seen: writing in place, truncating and writing, writing a temporary file
 // and renaming it over (editors, rsync, geoipupdate), and the Kubernetes
 // ConfigMap swap of a ..data symlink, which a watch on the file itself
-// would lose. Chmod events are ignored. A Watcher is configured before Run
+// would lose. Chmod events (inotify's attribute changes, which touch and
+// chown cause too) count only where a permission may decide what loads:
+// on a watched directory itself always, and on the files of interest
+// while NoticeChmod's condition holds. A Watcher is configured before Run
 // and must not be changed while it runs.
 type Watcher struct {
 	debounce time.Duration
 	log      zerolog.Logger
 	dirs     map[string][]func(base string) bool
+	chmod    func() bool // nil: chmod of a file never counts
 	ready    chan struct{}
 }
 
@@ -46,6 +50,14 @@ func (w *Watcher) Watch(dir string, match func(base string) bool) {
 	dir = filepath.Clean(dir)
 	w.dirs[dir] = append(w.dirs[dir], match)
 }
+
+// NoticeChmod makes a chmod (or chown, or touch) of a file of interest a
+// change while cond reports true. A file that could not be read because
+// of its permissions shows no other event when they are fixed; the
+// caller's cond says whether some file's latest version failed to load,
+// so that otherwise such events cost nothing. cond is called from Run's
+// goroutine and must be safe for concurrent use.
+func (w *Watcher) NoticeChmod(cond func() bool) { w.chmod = cond }
 
 // WatchFile watches the directory of path for changes to path.
 func (w *Watcher) WatchFile(path string) {
@@ -104,7 +116,15 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 
 func (w *Watcher) relevant(ev fsnotify.Event) bool {
 	if ev.Op == fsnotify.Chmod {
-		return false
+		// A watched directory's permissions decide whether anything in
+		// it can be read, so they always count: a directory made
+		// unreadable is reported at once, and so is the fix.
+		if _, ok := w.dirs[filepath.Clean(ev.Name)]; ok {
+			return true
+		}
+		if w.chmod == nil || !w.chmod() {
+			return false
+		}
 	}
 	base := filepath.Base(ev.Name)
 	if strings.HasPrefix(base, "..") {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +21,15 @@ func startWatcher(t *testing.T, dir string) <-chan struct{} {
 	return startWatcherWith(t, dir, 20*time.Millisecond, zerolog.Nop())
 }
 
-// startWatcherWith is startWatcher with the debounce and logger given.
-func startWatcherWith(t *testing.T, dir string, debounce time.Duration, log zerolog.Logger) <-chan struct{} {
+// startWatcherWith is startWatcher with the debounce and logger given;
+// chmod, if given, is the watcher's NoticeChmod condition.
+func startWatcherWith(t *testing.T, dir string, debounce time.Duration, log zerolog.Logger, chmod ...func() bool) <-chan struct{} {
 	t.Helper()
 	w := NewWatcher(debounce, log)
 	w.Watch(dir, IsDataFile)
+	for _, c := range chmod {
+		w.NoticeChmod(c)
+	}
 	changes := make(chan struct{}, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -230,22 +235,65 @@ func TestWatcherIgnores(t *testing.T) {
 	w := NewWatcher(time.Millisecond, zerolog.Nop())
 	w.Watch("/zones", IsZoneFile)
 	w.WatchFile("/etc/popdns/popdns.yaml")
+	var failing atomic.Bool
+	w.NoticeChmod(failing.Load)
 	for _, tc := range []struct {
-		ev   fsnotify.Event
-		want bool
+		ev      fsnotify.Event
+		failing bool
+		want    bool
 	}{
-		{fsnotify.Event{Name: "/zones/a.yaml", Op: fsnotify.Write}, true},
-		{fsnotify.Event{Name: "/zones/a.yaml", Op: fsnotify.Chmod}, false},
-		{fsnotify.Event{Name: "/zones/a.yaml.swp", Op: fsnotify.Write}, false},
-		{fsnotify.Event{Name: "/zones/.a.yaml", Op: fsnotify.Create}, false},
-		{fsnotify.Event{Name: "/zones/notes.txt", Op: fsnotify.Write}, false},
-		{fsnotify.Event{Name: "/zones/..data", Op: fsnotify.Create}, true},
-		{fsnotify.Event{Name: "/etc/popdns/popdns.yaml", Op: fsnotify.Rename}, true},
-		{fsnotify.Event{Name: "/etc/popdns/other.yaml", Op: fsnotify.Write}, false},
-		{fsnotify.Event{Name: "/elsewhere/a.yaml", Op: fsnotify.Write}, false},
+		// A watched directory's own permissions always count; a
+		// file's count only while something failed to load.
+		{fsnotify.Event{Name: "/zones", Op: fsnotify.Chmod}, false, true},
+		{fsnotify.Event{Name: "/zones/", Op: fsnotify.Chmod}, false, true},
+		{fsnotify.Event{Name: "/zones/a.yaml", Op: fsnotify.Chmod}, true, true},
+		{fsnotify.Event{Name: "/etc/popdns/popdns.yaml", Op: fsnotify.Chmod}, true, true},
+		{fsnotify.Event{Name: "/etc/popdns/popdns.yaml", Op: fsnotify.Chmod}, false, false},
+		{fsnotify.Event{Name: "/zones/notes.txt", Op: fsnotify.Chmod}, true, false},
+		{fsnotify.Event{Name: "/etc/popdns", Op: fsnotify.Chmod}, false, true},
+		{fsnotify.Event{Name: "/etc", Op: fsnotify.Chmod}, true, false},
+		{fsnotify.Event{Name: "/zones/a.yaml", Op: fsnotify.Write}, false, true},
+		{fsnotify.Event{Name: "/zones/a.yaml", Op: fsnotify.Chmod}, false, false},
+		{fsnotify.Event{Name: "/zones/a.yaml.swp", Op: fsnotify.Write}, false, false},
+		{fsnotify.Event{Name: "/zones/.a.yaml", Op: fsnotify.Create}, false, false},
+		{fsnotify.Event{Name: "/zones/notes.txt", Op: fsnotify.Write}, false, false},
+		{fsnotify.Event{Name: "/zones/..data", Op: fsnotify.Create}, false, true},
+		{fsnotify.Event{Name: "/etc/popdns/popdns.yaml", Op: fsnotify.Rename}, false, true},
+		{fsnotify.Event{Name: "/etc/popdns/other.yaml", Op: fsnotify.Write}, false, false},
+		{fsnotify.Event{Name: "/elsewhere/a.yaml", Op: fsnotify.Write}, false, false},
 	} {
+		failing.Store(tc.failing)
 		if got := w.relevant(tc.ev); got != tc.want {
-			t.Errorf("relevant(%v) = %v, want %v", tc.ev, got, tc.want)
+			t.Errorf("relevant(%v) with failing %t = %v, want %v", tc.ev, tc.failing, got, tc.want)
 		}
+	}
+}
+
+// TestWatcherSeesPermissionFixes chmods the watched directory and a zone
+// file for real: a permission fix shows no other event, so these are the
+// only way to notice it without polling.
+func TestWatcherSeesPermissionFixes(t *testing.T) {
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "example.test.yaml")
+	if err := os.WriteFile(zone, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changes := startWatcherWith(t, dir, 20*time.Millisecond, zerolog.Nop(), func() bool { return true })
+	for _, tc := range []struct {
+		name string
+		path string
+		mode os.FileMode
+	}{
+		{"directory made unreadable", dir, 0o000},
+		{"directory fixed", dir, 0o755},
+		{"file made unreadable", zone, 0o000},
+		{"file fixed", zone, 0o644},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.Chmod(tc.path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			waitChange(t, changes)
+		})
 	}
 }

@@ -42,6 +42,9 @@ type fileConfig struct {
 	StateDir       string
 	Probes         probesConfig
 	AdminTokenFile string
+	// ZoneMissingGrace is a pointer so that 0 (drop at once) differs
+	// from absent (the default).
+	ZoneMissingGrace *time.Duration
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -87,11 +90,18 @@ type config struct {
 	geoASN         string
 	// geoBytes holds the demo's embedded databases instead of paths.
 	geoCityBytes, geoASNBytes []byte
+	// zoneMissingGrace is how long a zone or latency file gone from the
+	// directory keeps serving its last good version (zones.Loader).
+	zoneMissingGrace time.Duration
 }
 
 const (
 	defaultListen = "127.0.0.1:5353"
 	defaultHTTP   = "127.0.0.1:8053"
+	// defaultZoneMissingGrace outlasts a deploy that removes a file and
+	// writes it again, and is short enough that a zone removed on
+	// purpose goes soon.
+	defaultZoneMissingGrace = 5 * time.Second
 )
 
 // steeringKeys names the configuration key of each field of steer.Options.
@@ -165,6 +175,9 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			d.walk(e.Field(), e.Value, probesKeys, func(e yamlx.Entry) { d.probes(e, &fc.Probes) })
 		case "admin_token_file":
 			d.decode(e, &fc.AdminTokenFile, "a file name")
+		case "zone_missing_grace":
+			fc.ZoneMissingGrace = new(time.Duration)
+			d.decode(e, fc.ZoneMissingGrace, "a duration such as 5s")
 		}
 	})
 	if len(d.errs) > 0 {
@@ -183,7 +196,7 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
-		"probes", "admin_token_file"}}
+		"probes", "admin_token_file", "zone_missing_grace"}}
 	logKeys    = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys  = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -308,6 +321,13 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
 	cfg.dns.QueryLog = fc.QueryLog
+	cfg.zoneMissingGrace = defaultZoneMissingGrace
+	if g := fc.ZoneMissingGrace; g != nil {
+		if *g < 0 {
+			bad("zone_missing_grace", "must not be negative (0 drops a missing file at once)")
+		}
+		cfg.zoneMissingGrace = *g
+	}
 	cfg.probes = fc.Probes.defaults(bad)
 	// steer validates its own options; a bad one is reported under the
 	// key it came from.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ func newHTTPHandler(s *server, admin *adminAPI) http.Handler {
 // status gathers what GET /status and the status page show.
 func (s *server) status() statusJSON {
 	st := buildStatus(s.dns.Zones(), s.prober.Status(), s.dns.Overrides())
+	if errs := s.fileErrors.Load(); errs != nil {
+		maps.Copy(st.Errors, *errs)
+	}
 	st.NotReady = s.notReady()
 	st.Ready = st.NotReady == ""
 	return st

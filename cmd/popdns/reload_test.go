@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,7 +174,7 @@ func zoneWithAddr(addr string) string {
 func TestReloadFollowsZoneFiles(t *testing.T) {
 	dir := t.TempDir()
 	zone := writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 1s\n"))
 	r.eventually(t, "www.example.test.", "", "192.0.2.10")
 
 	for _, tc := range []struct {
@@ -227,7 +231,7 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 		r.waitLog(t, "file loads again")
 	})
 
-	t.Run("a new file serves its zone, a removed one stops", func(t *testing.T) {
+	t.Run("a new file serves its zone, a removed one stops after the grace period", func(t *testing.T) {
 		other := writeFile(t, dir, "zones/other.test.yaml", strings.ReplaceAll(zoneWithAddr("198.51.100.7"), "example.test.", "other.test."))
 		r.eventually(t, "www.other.test.", "", "198.51.100.7")
 		if err := os.Remove(other); err != nil {
@@ -429,4 +433,421 @@ func TestAutoSerialsSurviveRestart(t *testing.T) {
 			t.Errorf("changed zone has serial %d after a restart, want above %d", got, before)
 		}
 	})
+}
+
+// fakeClock is a clock that moves only when told to; AfterFunc's
+// functions run from Advance.
+type fakeClock struct {
+	mu     sync.Mutex // mu guards the fields below
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped
+		t.stopped = true
+		return was
+	}
+}
+
+// pending lists when the timers not yet fired or stopped are due.
+func (c *fakeClock) pending() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for _, t := range c.timers {
+		if !t.stopped {
+			out = append(out, t.at)
+		}
+	}
+	return out
+}
+
+// Advance moves the clock on by d and runs the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) {
+			t.stopped = true
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// setClock gives the app's reloader a fake clock.
+func (r *runningApp) setClock(c clock) {
+	r.reloader.mu.Lock()
+	defer r.reloader.mu.Unlock()
+	r.reloader.clock = c
+}
+
+// TestMissingZoneFileGraceClock removes a zone file under a fake clock:
+// the zone serves on, the reloader sets a timer for the end of the grace
+// period, and when the clock gets there the zone goes without any file
+// event.
+func TestMissingZoneFileGraceClock(t *testing.T) {
+	dir := t.TempDir()
+	zone := writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 30s\n"))
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	r.setClock(clock)
+	if err := os.Remove(zone); err != nil {
+		t.Fatal(err)
+	}
+	r.reloader.reload("test")
+	if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.10" {
+		t.Fatalf("answer %s right after the file went, want the last good 192.0.2.10", got)
+	}
+	want := clock.Now().Add(30 * time.Second)
+	if p := clock.pending(); len(p) != 1 || !p[0].Equal(want) {
+		t.Fatalf("timers %v, want one at the end of the grace period, %s", p, want)
+	}
+	st := r.getStatus(t)
+	if len(st.Zones) != 1 || !strings.Contains(st.Errors["example.test.yaml"], "missing from the directory") {
+		t.Errorf("/status while the file is missing: zones %+v, errors %v", st.Zones, st.Errors)
+	}
+	clock.Advance(30*time.Second - time.Nanosecond)
+	if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.10" {
+		t.Fatalf("answer %s just before the grace period ends", got)
+	}
+	clock.Advance(time.Nanosecond)
+	r.eventually(t, "www.example.test.", "", "REFUSED")
+	r.waitLog(t, `"why":"a missing file's grace period ended"`)
+	r.waitLog(t, "zone removed")
+	if p := clock.pending(); len(p) != 0 {
+		t.Errorf("timers left after the zone went: %v", p)
+	}
+}
+
+// TestMissingZoneFileUnderLoad removes a zone file and puts it back, the
+// way `rm x.yaml; sleep 0.3; cp good.yaml x.yaml` does, while a client
+// queries it without pause: not one REFUSED. Removed for longer than the
+// grace period, the zone goes, no sooner.
+func TestMissingZoneFileUnderLoad(t *testing.T) {
+	const grace = 2 * time.Second
+	dir := t.TempDir()
+	good := zoneWithAddr("192.0.2.10")
+	zone := writeFile(t, dir, "zones/example.test.yaml", good)
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", fmt.Sprintf("zones: zones\nzone_missing_grace: %s\n", grace)))
+
+	// load queries until stop is closed and counts the answers.
+	load := func(stop <-chan struct{}) <-chan map[string]int {
+		out := make(chan map[string]int, 1)
+		go func() {
+			counts := map[string]int{}
+			c := &dns.Client{Timeout: 2 * time.Second}
+			q := new(dns.Msg)
+			q.SetQuestion("www.example.test.", dns.TypeA)
+			for {
+				select {
+				case <-stop:
+					out <- counts
+					return
+				default:
+				}
+				resp, _, err := c.Exchange(q, r.addr)
+				switch {
+				case err != nil:
+					counts["error"]++
+				default:
+					counts[dns.RcodeToString[resp.Rcode]]++
+				}
+			}
+		}()
+		return out
+	}
+	result := func(stop chan struct{}, counts <-chan map[string]int) map[string]int {
+		close(stop)
+		select {
+		case c := <-counts:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("the query loop did not stop")
+		}
+		return nil
+	}
+
+	stop := make(chan struct{})
+	counts := load(stop)
+	if err := os.Remove(zone); err != nil {
+		t.Fatal(err)
+	}
+	// A reload while the file is gone, as the 0.3 s gap gives one.
+	r.waitLog(t, "zone file missing")
+	writeFile(t, dir, "zones/example.test.yaml", good)
+	r.waitLog(t, "file loads again")
+	c := result(stop, counts)
+	t.Logf("rm, reload, put back: %v", c)
+	if c["REFUSED"] != 0 || c["error"] != 0 || c["NOERROR"] == 0 {
+		t.Errorf("answers while the file was briefly missing: %v; want NOERROR only", c)
+	}
+
+	removed := time.Now()
+	if err := os.Remove(zone); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually(t, "www.example.test.", "", "REFUSED")
+	if took := time.Since(removed); took < grace {
+		t.Errorf("the zone went %s after its file, before the grace period of %s", took, grace)
+	}
+}
+
+// reloads counts the reloads the log reports so far.
+func (r *runningApp) reloads() int { return strings.Count(r.logs.String(), `"message":"reloaded"`) }
+
+// waitReloads waits until the log reports more than n reloads.
+func (r *runningApp) waitReloads(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() bool { return r.reloads() > n }, "a reload")
+}
+
+// TestReloadCountsAttempts: popdns_reload_total counts reload attempts,
+// one per reload for zones however many files failed (it counted one
+// per bad file plus one).
+func TestReloadCountsAttempts(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	zonesErr := map[string]string{"what": "zones", "result": "error"}
+	zonesOK := map[string]string{"what": "zones", "result": "ok"}
+	for _, tc := range []struct {
+		name     string
+		bad      []string // zone files to break
+		labels   map[string]string
+		other    map[string]string // must not move
+		fixFirst bool
+	}{
+		{"one bad file", []string{"a.yaml"}, zonesErr, zonesOK, false},
+		{"three bad files", []string{"a.yaml", "b.yaml", "c.yaml"}, zonesErr, zonesOK, false},
+		{"every file good", nil, zonesOK, zonesErr, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, f := range tc.bad {
+				writeFile(t, dir, "zones/"+f, "origin: "+f+".test.\n")
+			}
+			if tc.fixFirst {
+				for _, f := range []string{"a.yaml", "b.yaml", "c.yaml"} {
+					os.Remove(filepath.Join(dir, "zones", f))
+				}
+			}
+			// Let the watcher's reloads of these changes settle.
+			waitFor(t, 5*time.Second, func() bool {
+				return len(r.dns.Zones().FileErrors()) == len(tc.bad)
+			}, "the watcher to load the changes")
+			// Read between reloads, which hold the lock: the
+			// watcher may reload too, and each reload must count
+			// once.
+			read := func() (n, other float64, reloads int) {
+				r.reloader.mu.Lock()
+				defer r.reloader.mu.Unlock()
+				return counterValue(t, r, "popdns_reload_total", tc.labels), counterValue(t, r, "popdns_reload_total", tc.other), r.reloads()
+			}
+			n0, other0, reloads0 := read()
+			r.reloader.reload("test")
+			n1, other1, reloads1 := read()
+			if n1-n0 != float64(reloads1-reloads0) || other1 != other0 {
+				t.Errorf("popdns_reload_total%v went up by %v and %v by %v in %d reloads, want %d and 0",
+					tc.labels, n1-n0, tc.other, other1-other0, reloads1-reloads0, reloads1-reloads0)
+			}
+		})
+	}
+}
+
+// TestConfigRemovingPoPInUseRefused removes fra from the configuration
+// while geo.test still names it and fra's health server is down. Applied,
+// the zone would fail to reload and keep serving its last good version,
+// fra's probe would stop and fra would count as healthy again: the
+// Frankfurt client would go back to a dead PoP. The configuration is
+// refused whole instead, with the zone file and line that use fra.
+func TestConfigRemovingPoPInUseRefused(t *testing.T) {
+	r, servers := startProbedApp(t, "")
+	<-r.built.probesSettled
+	servers["fra"].stop()
+	r.waitAnswer(t, "192.0.2.15", 10*time.Second) // lhr, fra's probe down
+	cfgFile := r.cfg.source
+	data, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutFra := regexp.MustCompile(`(?m)^  fra: .*\n`).ReplaceAllString(string(data), "")
+	if withoutFra == string(data) {
+		t.Fatal("config edit did not apply")
+	}
+	fraProbe := r.dns.Zones().PoPs().Get("fra").Probe
+	n := r.reloads()
+	writeFile(t, filepath.Dir(cfgFile), filepath.Base(cfgFile), withoutFra)
+	r.waitReloads(t, n)
+	// Long enough for the old behaviour's probe removal to show.
+	for range 5 {
+		if got := r.answer(t, "www.geo.test.", "192.0.2.0/26"); got != "192.0.2.15" {
+			t.Fatalf("Frankfurt client answered %s after fra left the configuration, want lhr (fra is down)", got)
+		}
+		time.Sleep(e2eInterval)
+	}
+	if res, ok := r.built.prober.Status().Result(fraProbe); !ok || res.Healthy {
+		t.Errorf("fra's probe %s: %+v (running %t), want it running and unhealthy", fraProbe, res, ok)
+	}
+	st := r.getStatus(t)
+	var fra *popStatus
+	for i := range st.PoPs {
+		if st.PoPs[i].Name == "fra" {
+			fra = &st.PoPs[i]
+		}
+	}
+	if fra == nil || fra.Healthy || fra.Up {
+		t.Errorf("fra in /status: %+v, want listed and unhealthy", fra)
+	}
+	wantErr := filepath.Join(r.cfg.zonesDir, "geo.test.yaml") + `:11: geo.targets.fra: the geo record of www.geo.test. answers with PoP "fra"`
+	if e := st.Errors[cfgFile]; !strings.Contains(e, "refused") || !strings.Contains(e, wantErr) {
+		t.Errorf("/status error of %s: %q, want the refusal naming %s", cfgFile, e, wantErr)
+	}
+	r.waitLog(t, `"failed":["config"]`)
+
+	// The zone stops naming fra, then the configuration applies.
+	zoneFile := filepath.Join(r.cfg.zonesDir, "geo.test.yaml")
+	zone, err := os.ReadFile(zoneFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, r.cfg.zonesDir, "geo.test.yaml", strings.Replace(string(zone), "          fra: { a: 192.0.2.10 }\n", "", 1))
+	waitFor(t, 5*time.Second, func() bool { return r.dns.Zones().PoPs().Get("fra") == nil }, "the configuration without fra to apply")
+	waitFor(t, 5*time.Second, func() bool {
+		_, ok := r.built.prober.Status().Result(fraProbe)
+		return !ok && r.getStatus(t).Errors[cfgFile] == ""
+	}, "fra's probe to stop and the error to clear")
+}
+
+// gateFS is a zones directory whose permissions a test takes away: as
+// root, chmod alone does not stop popdns reading. deny is "" (nothing
+// denied), "." (the directory and all in it) or a file name.
+type gateFS struct {
+	fs.FS
+	deny *atomic.Pointer[string]
+}
+
+func (g gateFS) Open(name string) (fs.File, error) {
+	if d := g.deny.Load(); d != nil && (*d == "." || *d == name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return g.FS.Open(name)
+}
+
+// TestStatusShowsFileErrors breaks each kind of file popdns reads, then
+// fixes it: until the fix loads, /status lists the file with its error
+// and the status page shows it. A permission fix, which makes no event
+// but a chmod, is noticed too.
+func TestStatusShowsFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cityFile := writeFile(t, dir, "city.mmdb", string(city))
+	asn, err := os.ReadFile("../../testdata/geo/asn.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asnFile := writeFile(t, dir, "asn.mmdb", string(asn))
+	config := strings.Replace(geoConfig, "geoip: { city: city.mmdb }", "geoip: { city: city.mmdb, asn: asn.mmdb }", 1)
+	zonesDir := filepath.Join(dir, "zones")
+	writeFile(t, zonesDir, "geo.test.yaml", geoZone)
+	writeFile(t, zonesDir, "rtt.csv", "192.0.2.0/24,fra,10\n")
+	cfgFile := writeFile(t, dir, "popdns.yaml", config)
+	r := startApp(t, cfgFile)
+	var deny atomic.Pointer[string]
+	r.reloader.mu.Lock()
+	r.reloader.cfg.zonesFS = gateFS{FS: os.DirFS(zonesDir), deny: &deny}
+	r.reloader.mu.Unlock()
+	setDeny := func(name string) { deny.Store(&name) }
+	replace := func(name, data string) { // atomically, as geoipupdate does
+		writeFile(t, dir, name+".tmp", data)
+		if err := os.Rename(filepath.Join(dir, name+".tmp"), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chmod := func(path string, mode os.FileMode) {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		file       string // the key in /status's errors
+		wantErr    string
+		breakIt    func()
+		fix        func()
+		wantFailed string // in the reload log line
+	}{
+		{"configuration", cfgFile, "lisen: unknown key",
+			func() { writeFile(t, dir, "popdns.yaml", config+"lisen: nope\n") },
+			func() { writeFile(t, dir, "popdns.yaml", config) }, "config"},
+		{"zone file", "geo.test.yaml", "geo.test.yaml:10: records.www[0].geo.targetz",
+			func() { writeFile(t, zonesDir, "geo.test.yaml", strings.Replace(geoZone, "targets:", "targetz:", 1)) },
+			func() { writeFile(t, zonesDir, "geo.test.yaml", geoZone) }, "zones"},
+		{"latency table", "rtt.csv", `unknown PoP`,
+			func() { writeFile(t, zonesDir, "rtt.csv", "192.0.2.0/24,ams,10\n") },
+			func() { writeFile(t, zonesDir, "rtt.csv", "192.0.2.0/24,fra,10\n") }, "zones"},
+		{"GeoIP city database", cityFile, "city.mmdb",
+			func() { replace("city.mmdb", "not a database") },
+			func() { replace("city.mmdb", string(city)) }, "geoip"},
+		{"GeoIP ASN database", asnFile, "asn.mmdb",
+			func() { replace("asn.mmdb", "not a database either") },
+			func() { replace("asn.mmdb", string(asn)) }, "geoip"},
+		{"zones directory made unreadable", zonesDir, "permission denied",
+			func() { setDeny("."); chmod(zonesDir, 0o000) },
+			func() { setDeny(""); chmod(zonesDir, 0o755) }, "zones"},
+		{"zone file made unreadable", "geo.test.yaml", "permission denied",
+			func() {
+				setDeny("geo.test.yaml")
+				chmod(filepath.Join(zonesDir, "geo.test.yaml"), 0o000)
+				// A file's chmod counts only once something failed: the
+				// next reload finds it.
+				r.reloader.reload("test")
+			},
+			func() { setDeny(""); chmod(filepath.Join(zonesDir, "geo.test.yaml"), 0o644) }, "zones"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.breakIt()
+			waitFor(t, 5*time.Second, func() bool { return strings.Contains(r.getStatus(t).Errors[tc.file], tc.wantErr) },
+				fmt.Sprintf("/status to list %s with %q", tc.file, tc.wantErr))
+			rec := httptest.NewRecorder()
+			newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if page := rec.Body.String(); !strings.Contains(page, tc.file) || !strings.Contains(page, tc.wantErr) {
+				t.Errorf("the status page does not show %s with %q", tc.file, tc.wantErr)
+			}
+			r.waitLog(t, `"failed":["`+tc.wantFailed+`"]`)
+			if got := r.answer(t, "www.geo.test.", "192.0.2.64/26"); got != "192.0.2.2" {
+				t.Errorf("answer %s while %s is broken, want the last good 192.0.2.2", got, tc.file)
+			}
+			tc.fix()
+			waitFor(t, 5*time.Second, func() bool { return len(r.getStatus(t).Errors) == 0 },
+				fmt.Sprintf("the error of %s to clear", tc.file))
+		})
+	}
+	r.waitLog(t, "file loads again")
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -168,6 +169,11 @@ type server struct {
 	// probesSettled is closed once the first probe round is done, or has
 	// run out of time: readiness waits for it.
 	probesSettled chan struct{}
+	// fileErrors holds, for /status, the files outside the zone snapshot
+	// whose latest version failed to load (the configuration, the GeoIP
+	// databases, the zones directory), by path; the reloader publishes
+	// it. nil before the first reload.
+	fileErrors atomic.Pointer[map[string]string]
 }
 
 // settleProbes closes probesSettled once the first probe round is done, or
@@ -290,6 +296,8 @@ func (a *app) serve(ctx context.Context) error {
 					return nil
 				case <-hup:
 					a.reloader.reload("SIGHUP")
+				case <-a.reloader.Due():
+					a.reloader.reload("a missing file's grace period ended")
 				}
 			}
 		})
@@ -297,6 +305,7 @@ func (a *app) serve(ctx context.Context) error {
 	if a.reloader != nil && a.cfg.zonesOnDisk {
 		a.watcher = zones.NewWatcher(zones.DefaultDebounce, a.log)
 		a.watcher.Watch(a.cfg.zonesDir, zones.IsDataFile)
+		a.watcher.NoticeChmod(a.reloader.failing.Load)
 		if a.cfg.source != demoSource {
 			a.watcher.WatchFile(a.cfg.source)
 		}
