@@ -72,6 +72,74 @@ type HealthSource interface {
 	Status() *healthprobe.Status
 }
 
+// ConfigError is a bad value of one field of [Config]; Field is the Go
+// field name (Steering's fields as Steering.Name), which the caller maps to
+// where the value came from.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "dnsserver: " + e.Field + ": " + e.Problem }
+
+// Provision returns cfg with its defaults applied, its steering options
+// provisioned (steer.Options.Provision), or the first field that is out of
+// range. New calls it; a configuration loader calls it too, to report
+// every problem before anything starts. It is idempotent.
+func (cfg Config) Provision() (Config, error) {
+	if len(cfg.Listen) == 0 {
+		return cfg, &ConfigError{"Listen", "no address"}
+	}
+	for _, addr := range cfg.Listen {
+		if err := checkListenAddr(addr); err != nil {
+			return cfg, &ConfigError{"Listen", fmt.Sprintf("%q: %v", addr, err)}
+		}
+	}
+	if cfg.UDPSize == 0 {
+		cfg.UDPSize = DefaultUDPSize
+	}
+	if cfg.UDPSize < dns.MinMsgSize {
+		return cfg, &ConfigError{"UDPSize", fmt.Sprintf("%d is below the minimum of %d", cfg.UDPSize, dns.MinMsgSize)}
+	}
+	switch {
+	case cfg.TCPIdleTimeout == 0:
+		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
+	case cfg.TCPIdleTimeout < 0:
+		return cfg, &ConfigError{"TCPIdleTimeout", "must not be negative"}
+	}
+	if cfg.TCPMaxQueries < 0 {
+		return cfg, &ConfigError{"TCPMaxQueries", "must not be negative (0 means unlimited)"}
+	}
+	steering, err := cfg.Steering.Provision()
+	var oe *steer.OptionError
+	if errors.As(err, &oe) {
+		return cfg, &ConfigError{"Steering." + oe.Field, oe.Problem}
+	}
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Steering = steering
+	return cfg, nil
+}
+
+// checkListenAddr checks a listen address: host:port with an IP address
+// (or no host: every address) and a port from 0 to 65535.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("host must be an IP address: %w", err)
+		}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
 // DefaultUDPSize is the EDNS payload size advertised when Config leaves it 0.
 const DefaultUDPSize = 1232
 
@@ -106,23 +174,10 @@ type listener struct {
 
 // New validates cfg and returns a Server that has not yet bound any socket.
 func New(cfg Config, deps Deps) (*Server, error) {
-	if len(cfg.Listen) == 0 {
-		return nil, errors.New("dnsserver: no listen address")
-	}
-	if cfg.UDPSize == 0 {
-		cfg.UDPSize = DefaultUDPSize
-	}
-	if cfg.UDPSize < dns.MinMsgSize {
-		return nil, fmt.Errorf("dnsserver: udp size %d is below the minimum of %d", cfg.UDPSize, dns.MinMsgSize)
-	}
-	if cfg.TCPIdleTimeout == 0 {
-		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
-	}
-	steering, err := cfg.Steering.Provision()
+	cfg, err := cfg.Provision()
 	if err != nil {
-		return nil, fmt.Errorf("dnsserver: %w", err)
+		return nil, err
 	}
-	cfg.Steering = steering
 	if deps.Metrics == nil {
 		panic("dnsserver: New without a metrics registerer")
 	}

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/steer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 )
 
 // startServer runs s on its configured loopback addresses until the test ends.
@@ -233,11 +237,48 @@ func TestListenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	for _, addr := range []string{"no-port", busy.Addr().String()} {
-		s := newTestServer(t, Config{Listen: []string{addr}})
-		if err := s.Listen(); err == nil {
-			t.Errorf("Listen(%q) succeeded", addr)
-		}
+	s := newTestServer(t, Config{Listen: []string{busy.Addr().String()}})
+	if err := s.Listen(); err == nil {
+		t.Errorf("Listen(%q) succeeded", busy.Addr())
+	}
+}
+
+func TestConfigProvision(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    Config
+		field string // "" when valid
+	}{
+		{"defaults", Config{Listen: []string{"127.0.0.1:53"}}, ""},
+		{"no listen address", Config{}, "Listen"},
+		{"no port", Config{Listen: []string{"no-port"}}, "Listen"},
+		{"host name", Config{Listen: []string{"localhost:53"}}, "Listen"},
+		{"bad port", Config{Listen: []string{"127.0.0.1:70000"}}, "Listen"},
+		{"small UDP size", Config{Listen: []string{":53"}, UDPSize: 100}, "UDPSize"},
+		{"negative idle timeout", Config{Listen: []string{":53"}, TCPIdleTimeout: -time.Second}, "TCPIdleTimeout"},
+		{"negative max queries", Config{Listen: []string{":53"}, TCPMaxQueries: -1}, "TCPMaxQueries"},
+		{"steering", Config{Listen: []string{":53"}, Steering: steer.Options{PathInflation: 0.5}}, "Steering.PathInflation"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.in.Provision()
+			if tc.field != "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Field != tc.field {
+					t.Fatalf("error %v, want one for %s", err, tc.field)
+				}
+				if _, err := New(tc.in, Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()}); err == nil {
+					t.Errorf("New accepted what Provision refused")
+				}
+				return
+			}
+			if err != nil || got.UDPSize != DefaultUDPSize || got.TCPIdleTimeout != DefaultTCPIdleTimeout || got.Steering.PathInflation != steer.DefaultPathInflation {
+				t.Fatalf("Provision() = %+v, %v", got, err)
+			}
+			if again, err := got.Provision(); err != nil || !reflect.DeepEqual(again, got) {
+				t.Errorf("provisioning twice gave %+v, %v", again, err)
+			}
+		})
 	}
 }
 

@@ -65,26 +65,75 @@ type Target struct {
 const NoJitter time.Duration = -1
 
 // Defaults are the schedule settings a Target leaves unset; a server's
-// configuration supplies them, and zero fields fall back to the Default
-// constants.
+// configuration supplies them. Provision fills their own zero fields with
+// the Default constants.
 type Defaults struct {
 	Interval, Timeout, Jitter time.Duration
 	Rise, Fall                int
 }
 
+// ConfigError is a bad value of one field of [Defaults]; Field is the Go
+// field name, which the caller maps to where the value came from.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "healthprobe: " + e.Field + ": " + e.Problem }
+
+// maxRiseFall bounds Rise and Fall: more consecutive results than this
+// would take hours to change a verdict at any sensible interval.
+const maxRiseFall = 100
+
+// Provision returns d with the Default constants in its zero fields, or
+// the first field that is out of range. It is idempotent.
+func (d Defaults) Provision() (Defaults, error) {
+	if d.Interval == 0 {
+		d.Interval = DefaultInterval
+	}
+	if d.Interval < 0 {
+		return d, &ConfigError{"Interval", "must be positive"}
+	}
+	if d.Timeout == 0 {
+		d.Timeout = timeoutWithin(DefaultTimeout, d.Interval)
+	}
+	if d.Rise == 0 {
+		d.Rise = DefaultRise
+	}
+	if d.Fall == 0 {
+		d.Fall = DefaultFall
+	}
+	switch {
+	case d.Timeout <= 0 || d.Timeout >= d.Interval:
+		return d, &ConfigError{"Timeout", fmt.Sprintf("%s must be positive and below the interval, %s", d.Timeout, d.Interval)}
+	case d.Jitter < 0 && d.Jitter != NoJitter || d.Jitter > d.Interval:
+		return d, &ConfigError{"Jitter", fmt.Sprintf("%s must be between 0 and the interval, %s", d.Jitter, d.Interval)}
+	case d.Rise < 1 || d.Rise > maxRiseFall:
+		return d, &ConfigError{"Rise", fmt.Sprintf("%d must be from 1 to %d", d.Rise, maxRiseFall)}
+	case d.Fall < 1 || d.Fall > maxRiseFall:
+		return d, &ConfigError{"Fall", fmt.Sprintf("%d must be from 1 to %d", d.Fall, maxRiseFall)}
+	}
+	return d, nil
+}
+
+// timeoutWithin is the one rule for a timeout left unset: the default
+// timeout, unless that is not below the interval, then half the interval.
+func timeoutWithin(timeout, interval time.Duration) time.Duration {
+	if timeout >= interval {
+		return interval / 2
+	}
+	return timeout
+}
+
 // WithDefaults fills t's unset schedule fields from d. An unset timeout
-// stays below the interval: it becomes min(d.Timeout, Interval/2) when
-// the target sets its own interval.
+// stays below the interval (timeoutWithin), also when the target sets its
+// own interval.
 func (t Target) WithDefaults(d Defaults) Target {
-	ownInterval := t.Interval != 0
-	if !ownInterval {
+	if t.Interval == 0 {
 		t.Interval = d.Interval
 	}
-	if t.Timeout == 0 {
-		t.Timeout = d.Timeout
-		if ownInterval && t.Timeout >= t.Interval {
-			t.Timeout = t.Interval / 2
-		}
+	if t.Timeout == 0 && d.Timeout != 0 {
+		t.Timeout = timeoutWithin(d.Timeout, t.Interval)
 	}
 	if t.Rise == 0 {
 		t.Rise = d.Rise
@@ -98,8 +147,9 @@ func (t Target) WithDefaults(d Defaults) Target {
 	return t
 }
 
-// Validate applies the defaults to t's zero fields and checks the result.
-// It returns the completed Target; t itself is not modified.
+// Validate applies the Default constants to t's zero fields, by the same
+// rules as WithDefaults, and checks the result. It returns the completed
+// Target; t itself is not modified.
 func (t Target) Validate() (Target, error) {
 	if t.ID == "" {
 		return t, errors.New("healthprobe: target without id")
@@ -107,15 +157,7 @@ func (t Target) Validate() (Target, error) {
 	if t.Interval == 0 {
 		t.Interval = DefaultInterval
 	}
-	if t.Timeout == 0 {
-		t.Timeout = min(DefaultTimeout, t.Interval/2)
-	}
-	if t.Rise == 0 {
-		t.Rise = DefaultRise
-	}
-	if t.Fall == 0 {
-		t.Fall = DefaultFall
-	}
+	t = t.WithDefaults(Defaults{Interval: t.Interval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall})
 	if t.Jitter == 0 {
 		t.Jitter = t.Interval / 2
 	}
@@ -125,8 +167,8 @@ func (t Target) Validate() (Target, error) {
 	if t.Interval < 0 || t.Timeout <= 0 || t.Timeout >= t.Interval {
 		return t, fmt.Errorf("healthprobe: target %s: timeout %s must be positive and below interval %s", t.ID, t.Timeout, t.Interval)
 	}
-	if t.Rise < 1 || t.Fall < 1 {
-		return t, fmt.Errorf("healthprobe: target %s: rise %d and fall %d must be at least 1", t.ID, t.Rise, t.Fall)
+	if t.Rise < 1 || t.Fall < 1 || t.Rise > maxRiseFall || t.Fall > maxRiseFall {
+		return t, fmt.Errorf("healthprobe: target %s: rise %d and fall %d must be from 1 to %d", t.ID, t.Rise, t.Fall, maxRiseFall)
 	}
 	if t.Addr == "" {
 		return t, fmt.Errorf("healthprobe: target %s: no address", t.ID)

@@ -1,6 +1,7 @@
 package healthprobe
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestValidate(t *testing.T) {
 		{name: "no addr", in: Target{ID: "a", Kind: KindTCP}, wantErr: "no address"},
 		{name: "bad kind", in: Target{ID: "a", Kind: "icmp", Addr: "h:1"}, wantErr: "unknown kind"},
 		{name: "timeout not below interval", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: time.Second, Timeout: time.Second}, wantErr: "below interval"},
-		{name: "negative rise", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Rise: -1}, wantErr: "at least 1"},
+		{name: "negative rise", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Rise: -1}, wantErr: "from 1 to"},
 		{name: "dns without qname", in: Target{ID: "a", Kind: KindDNS, Addr: "h:53"}, wantErr: "qname"},
 		{name: "bad path", in: Target{ID: "a", Kind: KindHTTP, Addr: "h:80", Path: "x"}, wantErr: "path"},
 		{name: "default jitter is half the interval", in: Target{ID: "a", Kind: KindTCP, Addr: "h:1", Interval: 4 * time.Second}, check: func(t *testing.T, got Target) {
@@ -124,5 +125,63 @@ func TestWithDefaults(t *testing.T) {
 	}
 	if got := (Target{}).WithDefaults(Defaults{}); got.Interval != 0 || got.Timeout != 0 {
 		t.Errorf("zero defaults must leave zero fields for Validate: %+v", got)
+	}
+}
+
+func TestDefaultsProvision(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    Defaults
+		want  Defaults
+		field string // "" when valid
+	}{
+		{"empty: the built-in defaults", Defaults{}, Defaults{Interval: DefaultInterval, Timeout: DefaultTimeout, Rise: DefaultRise, Fall: DefaultFall}, ""},
+		{"short interval: half of it", Defaults{Interval: 2 * time.Second}, Defaults{Interval: 2 * time.Second, Timeout: time.Second, Rise: DefaultRise, Fall: DefaultFall}, ""},
+		{"no jitter", Defaults{Jitter: NoJitter}, Defaults{Interval: DefaultInterval, Timeout: DefaultTimeout, Jitter: NoJitter, Rise: DefaultRise, Fall: DefaultFall}, ""},
+		{"negative interval", Defaults{Interval: -time.Second}, Defaults{}, "Interval"},
+		{"timeout not below interval", Defaults{Interval: time.Second, Timeout: time.Second}, Defaults{}, "Timeout"},
+		{"jitter above interval", Defaults{Interval: time.Second, Jitter: 2 * time.Second}, Defaults{}, "Jitter"},
+		{"rise too large", Defaults{Rise: 101}, Defaults{}, "Rise"},
+		{"negative fall", Defaults{Fall: -1}, Defaults{}, "Fall"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.in.Provision()
+			if tc.field != "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Field != tc.field {
+					t.Fatalf("error %v, want one for %s", err, tc.field)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("Provision() = %+v, %v; want %+v", got, err, tc.want)
+			}
+			if again, err := got.Provision(); err != nil || again != got {
+				t.Errorf("provisioning twice gave %+v, %v", again, err)
+			}
+		})
+	}
+}
+
+// TestOneTimeoutRule: a timeout left unset comes out the same whichever
+// way the defaults reach a target: from provisioned server defaults, or
+// from Validate's built-in ones.
+func TestOneTimeoutRule(t *testing.T) {
+	for _, interval := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 10 * time.Second, time.Minute} {
+		d, err := Defaults{Interval: interval}.Provision()
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaDefaults := Target{ID: "a", Kind: KindTCP, Addr: "192.0.2.1:80"}.WithDefaults(d)
+		viaValidate, err := Target{ID: "a", Kind: KindTCP, Addr: "192.0.2.1:80", Interval: interval}.Validate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownInterval := Target{ID: "a", Kind: KindTCP, Addr: "192.0.2.1:80", Interval: interval}.WithDefaults(Defaults{Interval: DefaultInterval, Timeout: DefaultTimeout})
+		if viaDefaults.Timeout != viaValidate.Timeout || ownInterval.Timeout != viaValidate.Timeout {
+			t.Errorf("interval %s: timeout %s from server defaults, %s from Validate, %s with the target's own interval",
+				interval, viaDefaults.Timeout, viaValidate.Timeout, ownInterval.Timeout)
+		}
 	}
 }

@@ -45,6 +45,8 @@ type fileConfig struct {
 	// ZoneMissingGrace is a pointer so that 0 (drop at once) differs
 	// from absent (the default).
 	ZoneMissingGrace *time.Duration
+
+	lines map[string]int // field → the line of its value
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -104,11 +106,15 @@ const (
 	defaultZoneMissingGrace = 5 * time.Second
 )
 
-// steeringKeys names the configuration key of each field of steer.Options.
-var steeringKeys = map[string]string{
-	"PathInflation": "path_inflation",
-	"LatencyMaxAge": "latency_max_age",
-	"PenaltyWeight": "probes.penalty_weight",
+// dnsKeyOf names the configuration key of each field of dnsserver.Config.
+var dnsKeyOf = map[string]string{
+	"Listen":                 "listen",
+	"UDPSize":                "edns_udp_size",
+	"TCPIdleTimeout":         "tcp_idle_timeout",
+	"TCPMaxQueries":          "tcp_max_queries",
+	"Steering.PathInflation": "path_inflation",
+	"Steering.LatencyMaxAge": "latency_max_age",
+	"Steering.PenaltyWeight": "probes.penalty_weight",
 }
 
 // decodeConfig strictly decodes a configuration file: every mapping goes
@@ -126,7 +132,7 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &yamlx.Error{File: file, Line: root.Line, Msg: "a configuration file is a mapping of keys such as zones and listen"}
 	}
-	d := &configDecoder{file: file}
+	d := &configDecoder{file: file, lines: map[string]int{}}
 	d.walk("", root, topKeys, func(e yamlx.Entry) {
 		switch e.Key {
 		case "listen":
@@ -188,6 +194,7 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		}
 		return nil, errors.New(strings.Join(msgs, "\n"))
 	}
+	fc.lines = d.lines
 	return fc, nil
 }
 
@@ -204,8 +211,9 @@ var (
 
 // configDecoder collects the errors of one configuration file.
 type configDecoder struct {
-	file string
-	errs []*yamlx.Error
+	file  string
+	errs  []*yamlx.Error
+	lines map[string]int // field → the line of its value, for validate's errors
 }
 
 func (d *configDecoder) errorf(line int, field, format string, args ...any) {
@@ -225,6 +233,7 @@ func (d *configDecoder) walk(field string, n *yaml.Node, keys yamlx.Keys, fn fun
 // out (durations such as 10s, YAML 1.1 booleans, ranges of the integer
 // types); want says what the value should have been.
 func (d *configDecoder) decode(e yamlx.Entry, out any, want string) {
+	d.lines[e.Field()] = e.Value.Line
 	if err := e.Value.Decode(out); err != nil {
 		got := e.Value.Value
 		if e.Value.Kind != yaml.ScalarNode {
@@ -268,18 +277,17 @@ func (d *configDecoder) probes(e yamlx.Entry, pc *probesConfig) {
 func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	var problems []string
 	bad := func(field, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s: %s: %s", file, field, fmt.Sprintf(format, args...)))
+		at := file
+		if line := fc.lines[field]; line > 0 {
+			at = fmt.Sprintf("%s:%d", file, line)
+		}
+		problems = append(problems, fmt.Sprintf("%s: %s: %s", at, field, fmt.Sprintf(format, args...)))
 	}
 	cfg := &config{source: file, logJSON: true, logLevel: zerolog.InfoLevel}
 
 	cfg.dns.Listen = fc.Listen
 	if len(cfg.dns.Listen) == 0 {
 		cfg.dns.Listen = []string{defaultListen}
-	}
-	for _, a := range cfg.dns.Listen {
-		if err := checkHostPort(a); err != nil {
-			bad("listen", "%q: %v", a, err)
-		}
 	}
 	cfg.httpAddr = defaultHTTP
 	if fc.HTTP != nil {
@@ -307,15 +315,6 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	default:
 		bad("log.format", "%q is not json or console", fc.Log.Format)
 	}
-	if fc.UDPSize != 0 && fc.UDPSize < 512 {
-		bad("edns_udp_size", "%d is below the minimum of 512", fc.UDPSize)
-	}
-	if fc.TCPIdleTimeout < 0 {
-		bad("tcp_idle_timeout", "must not be negative")
-	}
-	if fc.TCPMaxQueries < 0 {
-		bad("tcp_max_queries", "must not be negative (0 means unlimited)")
-	}
 	cfg.dns.UDPSize = fc.UDPSize
 	cfg.dns.NSID = fc.NSID
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
@@ -329,18 +328,20 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		cfg.zoneMissingGrace = *g
 	}
 	cfg.probes = fc.Probes.defaults(bad)
-	// steer validates its own options; a bad one is reported under the
-	// key it came from.
-	steering, err := steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
-		PenaltyWeight: fc.Probes.PenaltyWeight}.Provision()
-	var oe *steer.OptionError
+	// dnsserver (and steer, through it) defaults and checks its own
+	// configuration; a bad value is reported under the key it came from.
+	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
+		PenaltyWeight: fc.Probes.PenaltyWeight}
+	dnsCfg, err := cfg.dns.Provision()
+	var ce *dnsserver.ConfigError
 	switch {
-	case errors.As(err, &oe):
-		bad(steeringKeys[oe.Field], "%s", oe.Problem)
+	case errors.As(err, &ce):
+		bad(dnsKeyOf[ce.Field], "%s", ce.Problem)
 	case err != nil:
 		problems = append(problems, err.Error())
+	default:
+		cfg.dns = dnsCfg
 	}
-	cfg.dns.Steering = steering
 	pops, err := zones.DecodePoPs(file, fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())
@@ -387,38 +388,26 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	return cfg, nil
 }
 
-// defaults completes the probe defaults with the built-in ones and checks
-// them, so that a probe that sets nothing is always valid.
+// defaults are the probe defaults the configuration sets, provisioned by
+// healthprobe, which owns their defaults and checks; a bad one is reported
+// under its key.
 func (pc probesConfig) defaults(bad func(field, format string, args ...any)) healthprobe.Defaults {
-	d := healthprobe.Defaults{Interval: pc.Interval, Timeout: pc.Timeout, Jitter: pc.Jitter, Rise: pc.Rise, Fall: pc.Fall}
-	if d.Interval == 0 {
-		d.Interval = healthprobe.DefaultInterval
-	}
-	if d.Timeout == 0 {
-		d.Timeout = min(healthprobe.DefaultTimeout, d.Interval/2)
-	}
-	if d.Rise == 0 {
-		d.Rise = healthprobe.DefaultRise
-	}
-	if d.Fall == 0 {
-		d.Fall = healthprobe.DefaultFall
-	}
-	switch {
-	case d.Interval < 0:
-		bad("probes.interval", "must be positive")
-	case d.Timeout <= 0 || d.Timeout >= d.Interval:
-		bad("probes.timeout", "%s must be positive and below the interval, %s", d.Timeout, d.Interval)
-	}
-	if d.Jitter < 0 && d.Jitter != healthprobe.NoJitter || d.Jitter > d.Interval {
-		bad("probes.jitter", "%s must be between 0 and the interval, %s", d.Jitter, d.Interval)
-	}
-	if d.Rise < 1 || d.Rise > 100 {
-		bad("probes.rise", "%d must be from 1 to 100", d.Rise)
-	}
-	if d.Fall < 1 || d.Fall > 100 {
-		bad("probes.fall", "%d must be from 1 to 100", d.Fall)
+	d, err := healthprobe.Defaults{Interval: pc.Interval, Timeout: pc.Timeout, Jitter: pc.Jitter, Rise: pc.Rise, Fall: pc.Fall}.Provision()
+	var ce *healthprobe.ConfigError
+	if errors.As(err, &ce) {
+		bad(probesKeyOf[ce.Field], "%s", ce.Problem)
 	}
 	return d
+}
+
+// probesKeyOf names the configuration key of each field of
+// healthprobe.Defaults.
+var probesKeyOf = map[string]string{
+	"Interval": "probes.interval",
+	"Timeout":  "probes.timeout",
+	"Jitter":   "probes.jitter",
+	"Rise":     "probes.rise",
+	"Fall":     "probes.fall",
 }
 
 // readAdminToken reads the admin API's bearer token: the file's first
