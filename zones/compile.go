@@ -37,15 +37,15 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 		name := hdr.Name
 		switch hdr.Rrtype {
 		case dns.TypeDNAME:
-			errs.errorf(file, rec.line, rec.field, "DNAME is not supported")
+			errs.Addf(file, rec.line, rec.field, "DNAME is not supported")
 			continue
 		case dns.TypeSOA:
 			if name != origin {
-				errs.errorf(file, rec.line, rec.field, "SOA belongs at the zone apex (@), not at %s", name)
+				errs.Addf(file, rec.line, rec.field, "SOA belongs at the zone apex (@), not at %s", name)
 				continue
 			}
 			if soa != nil {
-				errs.errorf(file, rec.line, rec.field, "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
+				errs.Addf(file, rec.line, rec.field, "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
 				continue
 			}
 			soa = rec
@@ -65,13 +65,13 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 		var key string
 		key, scratch = identityKey(rec.rr, scratch)
 		if dupOf := seen[key]; dupOf != nil {
-			errs.errorf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
+			errs.Addf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
 		seen[key] = rec
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
-			errs.errorf(file, rec.line, rec.field+".ttl",
+			errs.Addf(file, rec.line, rec.field+".ttl",
 				"TTL %d differs from TTL %d of the same RRset at line %d; RFC 2181 §5.2 requires one TTL per RRset",
 				hdr.Ttl, first.rr.Header().Ttl, first.line)
 			continue
@@ -80,10 +80,10 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 	}
 
 	if soa == nil {
-		errs.errorf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
+		errs.Addf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
 	}
 	if apex := builds[origin]; apex == nil || apex.sets[dns.TypeNS] == nil {
-		errs.errorf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
+		errs.Addf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
 	}
 
 	cuts := map[string]bool{}
@@ -184,29 +184,29 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 	firstRec := func(t uint16) *recordSpec { return nb.sets[t].recs[0] }
 	if cn := nb.sets[dns.TypeCNAME]; cn != nil {
 		if len(cn.recs) > 1 {
-			errs.errorf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
+			errs.Addf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
 		}
 		for _, t := range nb.order {
 			if t != dns.TypeCNAME && len(nb.sets[t].recs) > 0 {
 				other := firstRec(t)
-				errs.errorf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
+				errs.Addf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
 					dns.TypeToString[t], cn.recs[0].line)
 			}
 		}
 	}
 	if strings.HasPrefix(nb.name, "*.") && nb.sets[dns.TypeNS] != nil {
 		rec := firstRec(dns.TypeNS)
-		errs.errorf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
+		errs.Addf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
 	}
 	if ds := nb.sets[dns.TypeDS]; ds != nil && !cuts[nb.name] {
 		rec := ds.recs[0]
-		errs.errorf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
+		errs.Addf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
 	}
 	if cuts[nb.name] {
 		for _, t := range nb.order {
 			if t != dns.TypeNS && t != dns.TypeDS && len(nb.sets[t].recs) > 0 {
 				rec := firstRec(t)
-				errs.errorf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
+				errs.Addf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
 					dns.TypeToString[t], nb.name)
 			}
 		}
@@ -215,7 +215,7 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 		for _, t := range nb.order {
 			if t != dns.TypeA && t != dns.TypeAAAA && len(nb.sets[t].recs) > 0 {
 				rec := firstRec(t)
-				errs.errorf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
+				errs.Addf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
 					dns.TypeToString[t], cut)
 			}
 		}
@@ -229,20 +229,20 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 	lines := map[string]int{}
 	for _, gs := range specs {
 		if first, dup := lines[gs.owner]; dup {
-			errs.errorf(file, gs.line, gs.field, "a name has at most one geo record (first at line %d)", first)
+			errs.Addf(file, gs.line, gs.field, "a name has at most one geo record (first at line %d)", first)
 			continue
 		}
 		lines[gs.owner] = gs.line
 		if nb := builds[gs.owner]; nb != nil {
 			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
 				if set := nb.sets[t]; set != nil && len(set.recs) > 0 {
-					errs.errorf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
+					errs.Addf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
 						dns.TypeToString[t], gs.line, dns.TypeToString[t])
 				}
 			}
 		}
 		if cuts[gs.owner] || cutAbove(gs.owner, origin, cuts) != "" {
-			errs.errorf(file, gs.line, gs.field, "a geo record at or below a delegation would never be served")
+			errs.Addf(file, gs.line, gs.field, "a geo record at or below a delegation would never be served")
 		}
 		g := gs.geo
 		g.Targets = slices.Clone(g.Targets)
@@ -254,7 +254,7 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 				if names := pops.Names(); len(names) > 0 {
 					known = "known: " + strings.Join(names, ", ")
 				}
-				errs.errorf(file, gs.lines[i], gs.field+".targets."+name, "unknown PoP %q (%s)", name, known)
+				errs.Addf(file, gs.lines[i], gs.field+".targets."+name, "unknown PoP %q (%s)", name, known)
 				ok = false
 				continue
 			}

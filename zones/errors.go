@@ -2,9 +2,6 @@ package zones
 
 import (
 	"errors"
-	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/popdns/popdns/internal/yamlx"
 )
@@ -22,38 +19,6 @@ var ErrReadDir = errors.New("zones: read directory")
 type Error = yamlx.Error
 
 // ErrorList collects every problem of a load, so that an operator fixes them
-// all in one round instead of one per restart.
-type ErrorList []*Error
-
-func (l ErrorList) Error() string {
-	msgs := make([]string, len(l))
-	for i, e := range l {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "\n")
-}
-
-// Unwrap lets errors.As find the individual *Error values.
-func (l ErrorList) Unwrap() []error {
-	errs := make([]error, len(l))
-	for i, e := range l {
-		errs[i] = e
-	}
-	return errs
-}
-
-// errorf appends a located error; it keeps call sites in the parser short.
-func (l *ErrorList) errorf(file string, line int, field, format string, args ...any) {
-	*l = append(*l, &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
-}
-
-// add appends the errors of a yamlx walk.
-func (l *ErrorList) add(errs []*Error) {
-	*l = append(*l, errs...)
-}
-
-// sortByLine puts the errors of one file in file order: a walk reports its
-// own errors after those of the values it handed on.
-func (l ErrorList) sortByLine() {
-	slices.SortStableFunc(l, func(a, b *Error) int { return a.Line - b.Line })
-}
+// all in one round instead of one per restart. It is yamlx.ErrorList, the
+// list pops and latency return too.
+type ErrorList = yamlx.ErrorList

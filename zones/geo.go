@@ -187,7 +187,7 @@ type geoSpec struct {
 //	    - { country: CN, only: [hkg, sin] }
 func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string, errs *ErrorList) (*geoSpec, bool) {
 	if n.Kind != yaml.MappingNode {
-		errs.errorf(file, n.Line, field, "a geo record is a mapping with targets")
+		errs.Addf(file, n.Line, field, "a geo record is a mapping with targets")
 		return nil, false
 	}
 	gs := &geoSpec{owner: owner, line: line, field: field}
@@ -195,37 +195,37 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 	g.Owner, g.TTL, g.Answers, g.Line = owner, DefaultGeoTTL, 1, line
 	nerr := len(*errs)
 	var targetsNode, rulesNode *yaml.Node
-	errs.add(yamlx.Walk(file, field, n, geoKeys, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, field, n, geoKeys, func(e yamlx.Entry) {
 		f, val := e.Field(), e.Value
 		switch e.Key {
 		case "ttl":
 			ttl, msg := parseTTL(val)
 			if msg != "" {
-				errs.errorf(file, val.Line, f, "%s", msg)
+				errs.Addf(file, val.Line, f, "%s", msg)
 			}
 			g.TTL = ttl
 		case "answers":
 			v, err := strconv.Atoi(val.Value)
 			if err != nil || v < 1 || val.Kind != yaml.ScalarNode {
-				errs.errorf(file, val.Line, f, "must be a whole number of at least 1")
+				errs.Addf(file, val.Line, f, "must be a whole number of at least 1")
 			}
 			g.Answers = v
 		case "spread_ms":
 			v, err := strconv.ParseFloat(val.Value, 64)
 			if err != nil || v < 0 || val.Kind != yaml.ScalarNode {
-				errs.errorf(file, val.Line, f, "must be a number of milliseconds, 0 or more")
+				errs.Addf(file, val.Line, f, "must be a number of milliseconds, 0 or more")
 			}
 			g.SpreadMS = v
 		case "when_all_down":
 			p, ok := allDownNames[strings.ToLower(val.Value)]
 			if !ok || val.Kind != yaml.ScalarNode {
-				errs.errorf(file, val.Line, f, "must be one of nearest, all, fallback, servfail")
+				errs.Addf(file, val.Line, f, "must be one of nearest, all, fallback, servfail")
 			}
 			g.WhenAllDown = p
 		case "fallback":
-			names, ok := scalarList(val)
+			names, ok := yamlx.ScalarList(val)
 			if !ok || len(names) == 0 {
-				errs.errorf(file, val.Line, f, "must be a list of target names")
+				errs.Addf(file, val.Line, f, "must be a list of target names")
 			}
 			gs.fallback, gs.fallbackLine = names, val.Line
 		case "targets":
@@ -238,10 +238,10 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 		if targetsNode != nil {
 			line = targetsNode.Line
 		}
-		errs.errorf(file, line, field+".targets", "a geo record needs targets: a mapping of PoP names to addresses")
+		errs.Addf(file, line, field+".targets", "a geo record needs targets: a mapping of PoP names to addresses")
 		return nil, false
 	}
-	errs.add(yamlx.Walk(file, field+".targets", targetsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, field+".targets", targetsNode, yamlx.Keys{}, func(e yamlx.Entry) {
 		t, probe, ok := decodeGeoTarget(file, owner, e.Field(), e.Value, g.TTL, origin, errs)
 		if ok {
 			t.Line = e.Line
@@ -252,7 +252,7 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 		}
 	}))
 	if len(gs.names) > MaxGeoTargets {
-		errs.errorf(file, targetsNode.Line, field+".targets", "at most %d targets", MaxGeoTargets)
+		errs.Addf(file, targetsNode.Line, field+".targets", "at most %d targets", MaxGeoTargets)
 	}
 	if len(*errs) > nerr {
 		return nil, false
@@ -264,7 +264,7 @@ func decodeGeo(file, owner, field string, line int, n *yaml.Node, origin string,
 		}
 	}
 	if g.WhenAllDown == AllDownFallback && gs.fallback == nil {
-		errs.errorf(file, line, field+".fallback", "when_all_down: fallback needs a fallback list")
+		errs.Addf(file, line, field+".fallback", "when_all_down: fallback needs a fallback list")
 	}
 	if rulesNode != nil {
 		g.Rules = decodeRules(file, field+".rules", rulesNode, gs, errs)
@@ -278,7 +278,7 @@ func (gs *geoSpec) targetSet(file string, line int, field string, names []string
 	for _, name := range names {
 		i := slices.Index(gs.names, name)
 		if i < 0 {
-			errs.errorf(file, line, field, "%q is not a target of this record", name)
+			errs.Addf(file, line, field, "%q is not a target of this record", name)
 			ok = false
 			continue
 		}
@@ -291,17 +291,17 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 	var t GeoTarget
 	var probe *probeSpec
 	if n.Kind != yaml.MappingNode {
-		errs.errorf(file, n.Line, field, "a target is a mapping such as { a: [192.0.2.1] }")
+		errs.Addf(file, n.Line, field, "a target is a mapping such as { a: [192.0.2.1] }")
 		return t, nil, false
 	}
 	nerr := len(*errs)
-	errs.add(yamlx.Walk(file, field, n, targetKeys, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, field, n, targetKeys, func(e yamlx.Entry) {
 		f, val := e.Field(), e.Value
 		switch strings.ToLower(e.Key) {
 		case "a", "aaaa":
-			values, ok := scalarList(val)
+			values, ok := yamlx.ScalarList(val)
 			if !ok || len(values) == 0 {
-				errs.errorf(file, val.Line, f, "must be an address or a list of addresses")
+				errs.Addf(file, val.Line, f, "must be an address or a list of addresses")
 				return
 			}
 			for _, v := range values {
@@ -312,7 +312,7 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 					if want4 {
 						kind = "IPv4"
 					}
-					errs.errorf(file, val.Line, f, "%q is not an %s address", v, kind)
+					errs.Addf(file, val.Line, f, "%q is not an %s address", v, kind)
 					continue
 				}
 				hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: ttl}
@@ -325,28 +325,28 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 				}
 			}
 		case "cname":
-			s, ok := scalar(val)
+			s, ok := yamlx.Scalar(val)
 			if !ok || s == "" {
-				errs.errorf(file, val.Line, f, "must be a host name")
+				errs.Addf(file, val.Line, f, "must be a host name")
 				return
 			}
 			rr, msg := parseRR(owner, ttl, "CNAME", s, origin)
 			if msg != "" {
-				errs.errorf(file, val.Line, f, "%s", msg)
+				errs.Addf(file, val.Line, f, "%s", msg)
 				return
 			}
 			t.CNAME = rr
 		case "bias_ms":
 			v, err := strconv.ParseFloat(val.Value, 64)
 			if err != nil || val.Kind != yaml.ScalarNode {
-				errs.errorf(file, val.Line, f, "must be a number of milliseconds")
+				errs.Addf(file, val.Line, f, "must be a number of milliseconds")
 				return
 			}
 			t.BiasMS = v
 		case "state":
 			st, ok := parseAdminState(val.Value)
 			if !ok || val.Kind != yaml.ScalarNode {
-				errs.errorf(file, val.Line, f, "must be one of active, drain, down")
+				errs.Addf(file, val.Line, f, "must be one of active, drain, down")
 				return
 			}
 			t.State = st
@@ -359,10 +359,10 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 	}
 	switch {
 	case t.CNAME != nil && (t.A != nil || t.AAAA != nil):
-		errs.errorf(file, n.Line, field, "a target answers with addresses or with a cname, not both")
+		errs.Addf(file, n.Line, field, "a target answers with addresses or with a cname, not both")
 		return t, nil, false
 	case t.CNAME == nil && t.A == nil && t.AAAA == nil:
-		errs.errorf(file, n.Line, field, "empty target: give a, aaaa or cname")
+		errs.Addf(file, n.Line, field, "empty target: give a, aaaa or cname")
 		return t, nil, false
 	}
 	return t, probe, true
@@ -378,7 +378,7 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 // matching rule is always unique.
 func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList) []GeoRule {
 	if n.Kind != yaml.SequenceNode {
-		errs.errorf(file, n.Line, field, "must be a list of rules")
+		errs.Addf(file, n.Line, field, "must be a list of rules")
 		return nil
 	}
 	var rules []GeoRule
@@ -387,22 +387,22 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 		f := field + "[" + strconv.Itoa(i) + "]"
 		rn = yamlx.Resolve(rn)
 		if rn.Kind != yaml.MappingNode {
-			errs.errorf(file, rn.Line, f, "a rule is a mapping such as { country: CN, only: [sin] }")
+			errs.Addf(file, rn.Line, f, "a rule is a mapping such as { country: CN, only: [sin] }")
 			continue
 		}
 		r := GeoRule{Line: rn.Line}
 		kinds, effects := 0, 0
-		errs.add(yamlx.Walk(file, f, rn, ruleKeys, func(e yamlx.Entry) {
+		errs.Add(yamlx.Walk(file, f, rn, ruleKeys, func(e yamlx.Entry) {
 			kf, val := e.Field(), e.Value
-			values, ok := scalarList(val)
+			values, ok := yamlx.ScalarList(val)
 			if !ok || len(values) == 0 {
-				errs.errorf(file, val.Line, kf, "must be a value or a list of values")
+				errs.Addf(file, val.Line, kf, "must be a value or a list of values")
 				return
 			}
 			claim := func(v string) {
 				k := e.Key + ":" + v
 				if first, dup := claimed[k]; dup {
-					errs.errorf(file, val.Line, kf, "%s %s is already in the rule at line %d", e.Key, v, first)
+					errs.Addf(file, val.Line, kf, "%s %s is already in the rule at line %d", e.Key, v, first)
 				}
 				claimed[k] = rn.Line
 			}
@@ -413,7 +413,7 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 				for _, v := range values {
 					v = strings.ToUpper(v)
 					if !validContinent(v) {
-						errs.errorf(file, val.Line, kf, "%q is not one of AF, AN, AS, EU, NA, OC, SA", v)
+						errs.Addf(file, val.Line, kf, "%q is not one of AF, AN, AS, EU, NA, OC, SA", v)
 					}
 					claim(v)
 					r.Continents = append(r.Continents, v)
@@ -424,7 +424,7 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 				for _, v := range values {
 					v = strings.ToUpper(v)
 					if len(v) != 2 {
-						errs.errorf(file, val.Line, kf, "%q is not a two-letter ISO 3166-1 code", v)
+						errs.Addf(file, val.Line, kf, "%q is not a two-letter ISO 3166-1 code", v)
 					}
 					claim(v)
 					r.Countries = append(r.Countries, v)
@@ -435,7 +435,7 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 				for _, v := range values {
 					a, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(v), "AS"), 10, 32)
 					if err != nil {
-						errs.errorf(file, val.Line, kf, "%q is not an AS number", v)
+						errs.Addf(file, val.Line, kf, "%q is not an AS number", v)
 					}
 					claim(strconv.FormatUint(a, 10))
 					r.ASNs = append(r.ASNs, uint32(a))
@@ -446,11 +446,11 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 				for _, v := range values {
 					p, err := netip.ParsePrefix(v)
 					if err != nil || p.Addr().Zone() != "" {
-						errs.errorf(file, val.Line, kf, "%q is not a network such as 198.51.100.0/24", v)
+						errs.Addf(file, val.Line, kf, "%q is not a network such as 198.51.100.0/24", v)
 						continue
 					}
 					if p.Masked() != p {
-						errs.errorf(file, val.Line, kf, "%s has host bits set; the network is %s", v, p.Masked())
+						errs.Addf(file, val.Line, kf, "%s has host bits set; the network is %s", v, p.Masked())
 					}
 					p = p.Masked()
 					claim(p.String())
@@ -466,37 +466,14 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 		}))
 		switch {
 		case kinds != 1:
-			errs.errorf(file, rn.Line, f, "a rule matches on exactly one of continent, country, asn or cidr")
+			errs.Addf(file, rn.Line, f, "a rule matches on exactly one of continent, country, asn or cidr")
 		case effects == 0:
-			errs.errorf(file, rn.Line, f, "a rule needs only or exclude")
+			errs.Addf(file, rn.Line, f, "a rule needs only or exclude")
 		case r.Only != 0 && r.Only&^r.Exclude == 0:
-			errs.errorf(file, rn.Line, f, "the rule excludes every target it pins to")
+			errs.Addf(file, rn.Line, f, "the rule excludes every target it pins to")
 		}
 		rules = append(rules, r)
 	}
 	slices.SortStableFunc(rules, func(a, b GeoRule) int { return b.specificity() - a.specificity() })
 	return rules
-}
-
-// scalarList accepts a scalar or a sequence of scalars.
-func scalarList(n *yaml.Node) ([]string, bool) {
-	if s, ok := scalar(n); ok {
-		if s == "" {
-			return nil, true
-		}
-		return []string{s}, true
-	}
-	n = yamlx.Resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		return nil, false
-	}
-	out := make([]string, 0, len(n.Content))
-	for _, c := range n.Content {
-		s, ok := scalar(c)
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-	}
-	return out, true
 }

@@ -235,20 +235,20 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 		p, err := netip.ParsePrefix(strings.TrimSpace(prefix))
 		switch {
 		case err != nil || p.Addr().Zone() != "":
-			errs.errorf(file, line, "prefix", "%q is not a network such as 198.51.100.0/24", prefix)
+			errs.Addf(file, line, "prefix", "%q is not a network such as 198.51.100.0/24", prefix)
 			return
 		case p.Masked() != p:
-			errs.errorf(file, line, "prefix", "%s has host bits set; the network is %s", prefix, p.Masked())
+			errs.Addf(file, line, "prefix", "%s has host bits set; the network is %s", prefix, p.Masked())
 			return
 		}
 		e.Prefix = p
 		if pops.Get(e.PoP) == nil {
-			errs.errorf(file, line, "pop", "unknown PoP %q", pop)
+			errs.Addf(file, line, "pop", "unknown PoP %q", pop)
 			return
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rtt), 64)
 		if err != nil || v < 0 || v > 60_000 {
-			errs.errorf(file, line, "rtt_ms", "%q is not a round-trip time in milliseconds", rtt)
+			errs.Addf(file, line, "rtt_ms", "%q is not a round-trip time in milliseconds", rtt)
 			return
 		}
 		e.RTTMS = v
@@ -258,7 +258,7 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 			} else if tm, err := time.Parse(time.RFC3339, ts); err == nil {
 				e.Measured = tm
 			} else {
-				errs.errorf(file, line, "timestamp", "%q is neither RFC 3339 nor Unix seconds", ts)
+				errs.Addf(file, line, "timestamp", "%q is neither RFC 3339 nor Unix seconds", ts)
 				return
 			}
 		}
@@ -280,7 +280,7 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 				if errors.As(err, &pe) {
 					line = pe.Line
 				}
-				errs.errorf(file, line, "", "invalid CSV: %v", err)
+				errs.Addf(file, line, "", "invalid CSV: %v", err)
 				break
 			}
 			line, _ := r.FieldPos(0)
@@ -288,7 +288,7 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 				continue // header
 			}
 			if len(rec) < 3 || len(rec) > 4 {
-				errs.errorf(file, line, "", "want prefix,pop,rtt_ms[,timestamp], got %d fields", len(rec))
+				errs.Addf(file, line, "", "want prefix,pop,rtt_ms[,timestamp], got %d fields", len(rec))
 				continue
 			}
 			ts := ""
@@ -306,13 +306,13 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 		case yamlx.IsNull(root):
 			return nil, nil
 		case root.Kind != yaml.SequenceNode:
-			errs.errorf(file, root.Line, "", "a latency table is a list of {prefix, pop, rtt_ms, timestamp}")
+			errs.Addf(file, root.Line, "", "a latency table is a list of {prefix, pop, rtt_ms, timestamp}")
 			return nil, errs
 		}
 		for _, n := range root.Content {
 			n = yamlx.Resolve(n)
 			if n.Kind != yaml.MappingNode {
-				errs.errorf(file, n.Line, "", "each entry is a mapping {prefix, pop, rtt_ms, timestamp}")
+				errs.Addf(file, n.Line, "", "each entry is a mapping {prefix, pop, rtt_ms, timestamp}")
 				continue
 			}
 			var v struct {
@@ -331,7 +331,7 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 				}
 			})
 			if len(werrs) > 0 {
-				errs.add(werrs)
+				errs.Add(werrs)
 				continue
 			}
 			add(n.Line, v.Prefix, v.PoP, v.RTT, v.Timestamp)
@@ -351,7 +351,7 @@ func mergeLatency(files [][]LatencyEntry) (*LatencyTable, ErrorList) {
 			e := &entries[i]
 			key := e.Prefix.String() + " " + e.PoP
 			if first := seen[key]; first != nil {
-				errs.errorf(e.File, e.Line, "prefix", "%s to %s is already measured at %s:%d", e.Prefix, e.PoP, first.File, first.Line)
+				errs.Addf(e.File, e.Line, "prefix", "%s to %s is already measured at %s:%d", e.Prefix, e.PoP, first.File, first.Line)
 				continue
 			}
 			seen[key] = e

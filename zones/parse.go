@@ -53,43 +53,43 @@ func isRRType(key string) bool {
 // decodeFile decodes one YAML zone file. It keeps going after an error so
 // that one run reports every mistake in the file.
 func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
-	defer func() { errs.sortByLine() }()
+	defer func() { errs.SortByLine() }()
 	root, perr := yamlx.Parse(file, data)
 	if perr != nil {
 		return nil, ErrorList{perr}
 	}
 	if root == nil {
-		errs.errorf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
+		errs.Addf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
 		return nil, errs
 	}
 	if root.Kind != yaml.MappingNode {
-		errs.errorf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
+		errs.Addf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
 		return nil, errs
 	}
 
 	spec := &fileSpec{ttl: DefaultTTL}
 	var recordsNode *yaml.Node
 	hasOrigin := false
-	errs.add(yamlx.Walk(file, "", root, fileKeys, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, "", root, fileKeys, func(e yamlx.Entry) {
 		val := e.Value
 		switch e.Key {
 		case "origin":
 			hasOrigin = true
-			origin, ok := scalar(val)
+			origin, ok := yamlx.Scalar(val)
 			if !ok || origin == "" {
-				errs.errorf(file, val.Line, "origin", "must be a domain name such as example.com.")
+				errs.Addf(file, val.Line, "origin", "must be a domain name such as example.com.")
 				return
 			}
 			fqdn := strings.ToLower(dns.Fqdn(origin))
 			if _, ok := dns.IsDomainName(fqdn); !ok {
-				errs.errorf(file, val.Line, "origin", "%q is not a valid domain name", origin)
+				errs.Addf(file, val.Line, "origin", "%q is not a valid domain name", origin)
 				return
 			}
 			spec.origin = fqdn
 		case "ttl":
 			ttl, err := parseTTL(val)
 			if err != "" {
-				errs.errorf(file, val.Line, "ttl", "%s", err)
+				errs.Addf(file, val.Line, "ttl", "%s", err)
 				return
 			}
 			spec.ttl = ttl
@@ -99,16 +99,16 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 	}))
 	if spec.origin == "" {
 		if !hasOrigin {
-			errs.errorf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
+			errs.Addf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
 		}
 		return nil, errs
 	}
 	if recordsNode == nil {
-		errs.errorf(file, root.Line, "records", "missing: a zone needs at least an SOA and NS records at @")
+		errs.Addf(file, root.Line, "records", "missing: a zone needs at least an SOA and NS records at @")
 		return nil, errs
 	}
 	if recordsNode.Kind != yaml.MappingNode {
-		errs.errorf(file, recordsNode.Line, "records", "must map owner names to lists of records")
+		errs.Addf(file, recordsNode.Line, "records", "must map owner names to lists of records")
 		return nil, errs
 	}
 
@@ -119,32 +119,32 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 	// since a big zone has millions.
 	var keys []yamlx.Entry
 	addKey := func(e yamlx.Entry) { keys = append(keys, e) }
-	errs.add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, func(e yamlx.Entry) {
 		field, list := e.Field(), e.Value
 		owner, msg := ownerName(e.Key, spec.origin)
 		if msg != "" {
-			errs.errorf(file, e.Line, field, "%s", msg)
+			errs.Addf(file, e.Line, field, "%s", msg)
 			return
 		}
 		if first, dup := owners[owner]; dup {
-			errs.errorf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
+			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
 			return
 		}
 		owners[owner] = e.Line
 		if list.Kind != yaml.SequenceNode {
-			errs.errorf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
+			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
 			return
 		}
 		for j, item := range list.Content {
 			entryField := field + "[" + strconv.Itoa(j) + "]"
 			entry := yamlx.Resolve(item)
 			if entry.Kind != yaml.MappingNode {
-				errs.errorf(file, entry.Line, entryField, "a record is a mapping of its type to its data, e.g. a: 192.0.2.1")
+				errs.Addf(file, entry.Line, entryField, "a record is a mapping of its type to its data, e.g. a: 192.0.2.1")
 				continue
 			}
 			keys = keys[:0]
 			if werrs := yamlx.Walk(file, entryField, entry, entryKeys, addKey); len(werrs) > 0 {
-				errs.add(werrs)
+				errs.Add(werrs)
 				continue
 			}
 			if gn := geoEntry(file, entryField, entry.Line, keys, &errs); gn != nil {
@@ -196,7 +196,7 @@ func geoEntry(file, field string, line int, keys []yamlx.Entry, errs *ErrorList)
 	for _, e := range keys {
 		if strings.EqualFold(e.Key, "geo") {
 			if len(keys) > 1 {
-				errs.errorf(file, line, field, "a geo entry has only the geo key; put its ttl inside it")
+				errs.Addf(file, line, field, "a geo entry has only the geo key; put its ttl inside it")
 			}
 			return e.Value
 		}
@@ -225,7 +225,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			rec.ttlSet = true
 			t, msg := parseTTL(e.Value)
 			if msg != "" {
-				errs.errorf(file, e.Value.Line, e.Field(), "%s", msg)
+				errs.Addf(file, e.Value.Line, e.Field(), "%s", msg)
 				ok = false
 				continue
 			}
@@ -233,7 +233,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			continue
 		}
 		if typeKey != nil {
-			errs.errorf(file, e.Line, e.Field(), "one record per entry: this entry already has %s at line %d", typeKey.Key, typeKey.Line)
+			errs.Addf(file, e.Line, e.Field(), "one record per entry: this entry already has %s at line %d", typeKey.Key, typeKey.Line)
 			ok = false
 			continue
 		}
@@ -243,7 +243,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 		return rec, false
 	}
 	if typeKey == nil {
-		errs.errorf(file, line, field, "no record type, e.g. a: 192.0.2.1")
+		errs.Addf(file, line, field, "no record type, e.g. a: 192.0.2.1")
 		return rec, false
 	}
 	valNode := typeKey.Value
@@ -260,9 +260,9 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			return rec, false
 		}
 	default:
-		s, isScalar := scalar(valNode)
+		s, isScalar := yamlx.Scalar(valNode)
 		if !isScalar {
-			errs.errorf(file, valNode.Line, field, "the record data must be a single value in presentation format")
+			errs.Addf(file, valNode.Line, field, "the record data must be a single value in presentation format")
 			return rec, false
 		}
 		rdata = s
@@ -270,13 +270,13 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			var msg string
 			rdata, rec.autoSerial, msg = soaShortForm(rdata)
 			if msg != "" {
-				errs.errorf(file, valNode.Line, field, "%s", msg)
+				errs.Addf(file, valNode.Line, field, "%s", msg)
 				return rec, false
 			}
 		}
 	}
 	if strings.TrimSpace(rdata) == "" {
-		errs.errorf(file, valNode.Line, field, "empty record data")
+		errs.Addf(file, valNode.Line, field, "empty record data")
 		return rec, false
 	}
 	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
@@ -285,7 +285,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 
 	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
 	if msg != "" {
-		errs.errorf(file, valNode.Line, field, "%s", msg)
+		errs.Addf(file, valNode.Line, field, "%s", msg)
 		return rec, false
 	}
 	rec.rr = rr
@@ -474,26 +474,26 @@ func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, 
 	ok := true
 	werrs := yamlx.Walk(file, field, n, yamlx.Keys{Names: order, Fold: true}, func(e yamlx.Entry) {
 		k := strings.ToLower(e.Key)
-		s, isScalar := scalar(e.Value)
+		s, isScalar := yamlx.Scalar(e.Value)
 		if !isScalar {
-			errs.errorf(file, e.Value.Line, field+"."+k, "must be a single value")
+			errs.Addf(file, e.Value.Line, field+"."+k, "must be a single value")
 			ok = false
 			return
 		}
 		vals[k] = s
 	})
 	if len(werrs) > 0 {
-		errs.add(werrs)
+		errs.Add(werrs)
 		ok = false
 	}
 	for _, k := range []string{"mname", "rname"} {
 		if vals[k] == "" {
-			errs.errorf(file, n.Line, field+"."+k, "missing")
+			errs.Addf(file, n.Line, field+"."+k, "missing")
 			ok = false
 		}
 	}
 	if msg := checkRname(vals["rname"]); msg != "" {
-		errs.errorf(file, n.Line, field+".rname", "%s", msg)
+		errs.Addf(file, n.Line, field+".rname", "%s", msg)
 		ok = false
 	}
 	auto := strings.EqualFold(vals["serial"], "auto")
@@ -507,17 +507,8 @@ func soaFromMapping(file, field string, n *yaml.Node, errs *ErrorList) (string, 
 	return strings.Join(parts, " "), auto, ok
 }
 
-// scalar returns the text of a single value, aliases resolved.
-func scalar(n *yaml.Node) (string, bool) {
-	n = yamlx.Resolve(n)
-	if n == nil || n.Kind != yaml.ScalarNode {
-		return "", false
-	}
-	return n.Value, true
-}
-
 func parseTTL(n *yaml.Node) (uint32, string) {
-	s, ok := scalar(n)
+	s, ok := yamlx.Scalar(n)
 	if !ok {
 		return 0, "must be a number of seconds"
 	}

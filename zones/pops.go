@@ -166,13 +166,13 @@ func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (
 	n = yamlx.Resolve(n)
 	probes := probeSet{}
 	if n.Kind != yaml.MappingNode {
-		errs.errorf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
+		errs.Addf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
 		return nil, errs
 	}
-	errs.add(yamlx.Walk(file, "pops", n, yamlx.Keys{}, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, "pops", n, yamlx.Keys{}, func(e yamlx.Entry) {
 		name, field := e.Key, e.Field()
 		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !popNameOK(r) }) >= 0 {
-			errs.errorf(file, e.Line, field, "a PoP name is lowercase letters, digits, - and _")
+			errs.Addf(file, e.Line, field, "a PoP name is lowercase letters, digits, - and _")
 			return
 		}
 		pop, probe, ok := decodePoP(file, field, name, e.Value, &errs)
@@ -187,7 +187,7 @@ func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (
 		}
 	}))
 	if len(errs) > 0 {
-		errs.sortByLine()
+		errs.SortByLine()
 		return nil, errs
 	}
 	slices.Sort(p.names)
@@ -200,7 +200,7 @@ var popKeys = yamlx.Keys{Names: []string{"lat", "lon", "country", "continent", "
 
 func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *probeSpec, bool) {
 	if n.Kind != yaml.MappingNode {
-		errs.errorf(file, n.Line, field, "must be a mapping with lat and lon")
+		errs.Addf(file, n.Line, field, "must be a mapping with lat and lon")
 		return nil, nil, false
 	}
 	pop := &PoP{Name: name, Weight: 1}
@@ -215,14 +215,14 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 			ok = ok && valid
 			return
 		}
-		s, isScalar := scalar(val)
+		s, isScalar := yamlx.Scalar(val)
 		if !isScalar {
-			errs.errorf(file, val.Line, f, "must be a single value")
+			errs.Addf(file, val.Line, f, "must be a single value")
 			ok = false
 			return
 		}
 		bad := func(format string, args ...any) {
-			errs.errorf(file, val.Line, f, format, args...)
+			errs.Addf(file, val.Line, f, format, args...)
 			ok = false
 		}
 		switch e.Key {
@@ -263,11 +263,11 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 		}
 	})
 	if len(werrs) > 0 {
-		errs.add(werrs)
+		errs.Add(werrs)
 		ok = false
 	}
 	if !hasLat || !hasLon {
-		errs.errorf(file, n.Line, field, "lat and lon are required")
+		errs.Addf(file, n.Line, field, "lat and lon are required")
 		ok = false
 	}
 	return pop, probe, ok

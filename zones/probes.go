@@ -56,7 +56,7 @@ var probeKeys = yamlx.Keys{
 func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec, bool) {
 	n = yamlx.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		errs.errorf(file, n.Line, field, "a probe is a mapping such as { http: 192.0.2.10:80, path: /health }")
+		errs.Addf(file, n.Line, field, "a probe is a mapping such as { http: 192.0.2.10:80, path: /health }")
 		return nil, false
 	}
 	ps := &probeSpec{line: n.Line, field: field}
@@ -65,15 +65,15 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 	seen := map[string]bool{}
 	var kindKey string
 	urlLine, pathLine := 0, 0 // lines of a URL and of a path key; 0 for none
-	errs.add(yamlx.Walk(file, field, n, probeKeys, func(e yamlx.Entry) {
+	errs.Add(yamlx.Walk(file, field, n, probeKeys, func(e yamlx.Entry) {
 		f, val := e.Field(), e.Value
 		seen[e.Key] = true
-		s, isScalar := scalar(val)
+		s, isScalar := yamlx.Scalar(val)
 		if e.Key != "expect" && !isScalar {
-			errs.errorf(file, val.Line, f, "must be a single value")
+			errs.Addf(file, val.Line, f, "must be a single value")
 			return
 		}
-		bad := func(format string, args ...any) { errs.errorf(file, val.Line, f, format, args...) }
+		bad := func(format string, args ...any) { errs.Addf(file, val.Line, f, format, args...) }
 		duration := func() time.Duration {
 			d, err := time.ParseDuration(s)
 			if err != nil || d <= 0 {
@@ -90,7 +90,7 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 		}
 		if k, ok := probeKinds[e.Key]; ok {
 			if kindKey != "" {
-				errs.errorf(file, e.Line, f, "a probe has one kind; %s is given already", kindKey)
+				errs.Addf(file, e.Line, f, "a probe has one kind; %s is given already", kindKey)
 				return
 			}
 			kindKey = e.Key
@@ -121,7 +121,7 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 			}
 			t.Path = s
 		case "expect":
-			codes, ok := scalarList(val)
+			codes, ok := yamlx.ScalarList(val)
 			if !ok || len(codes) == 0 {
 				bad("must be a status code or a list of them, such as [200, 204]")
 				return
@@ -189,29 +189,29 @@ func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec,
 		}
 	}))
 	if urlLine != 0 && pathLine != 0 {
-		errs.errorf(file, pathLine, field+".path", "the URL gives the path already (line %d); leave path out, or give host:port", urlLine)
+		errs.Addf(file, pathLine, field+".path", "the URL gives the path already (line %d); leave path out, or give host:port", urlLine)
 	}
 	if len(*errs) > nerr {
 		return nil, false
 	}
 	if kindKey == "" {
-		errs.errorf(file, n.Line, field, "a probe needs its kind and address: http, https, tcp or dns, such as tcp: 192.0.2.10:443")
+		errs.Addf(file, n.Line, field, "a probe needs its kind and address: http, https, tcp or dns, such as tcp: 192.0.2.10:443")
 		return nil, false
 	}
 	web := t.Kind == healthprobe.KindHTTP || t.Kind == healthprobe.KindHTTPS
 	for _, k := range []string{"method", "path", "expect", "body", "host"} {
 		if seen[k] && !web {
-			errs.errorf(file, n.Line, field+"."+k, "only http and https probes take %s", k)
+			errs.Addf(file, n.Line, field+"."+k, "only http and https probes take %s", k)
 		}
 	}
 	if (seen["server_name"] || seen["insecure_skip_verify"]) && t.Kind != healthprobe.KindHTTPS {
-		errs.errorf(file, n.Line, field, "only https probes take server_name and insecure_skip_verify")
+		errs.Addf(file, n.Line, field, "only https probes take server_name and insecure_skip_verify")
 	}
 	if (seen["qname"] || seen["qtype"]) && t.Kind != healthprobe.KindDNS {
-		errs.errorf(file, n.Line, field, "only dns probes take qname and qtype")
+		errs.Addf(file, n.Line, field, "only dns probes take qname and qtype")
 	}
 	if t.Kind == healthprobe.KindDNS && t.QName == "" {
-		errs.errorf(file, n.Line, field+".qname", "a dns probe needs the name to ask for, such as qname: example.com")
+		errs.Addf(file, n.Line, field+".qname", "a dns probe needs the name to ask for, such as qname: example.com")
 	}
 	return ps, len(*errs) == nerr
 }
@@ -296,7 +296,7 @@ func (ps *probeSpec) resolve(file string, d healthprobe.Defaults, errs *ErrorLis
 	v, err := t.Validate()
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "healthprobe: target -: ")
-		errs.errorf(file, ps.line, ps.field, "%s", msg)
+		errs.Addf(file, ps.line, ps.field, "%s", msg)
 		return v, false
 	}
 	v.ID = probeID(v, d)

@@ -124,7 +124,7 @@ func (s *Snapshot) UnknownPoPs(pops *PoPs) ErrorList {
 			for i := range g.Targets {
 				t := &g.Targets[i]
 				if pops.Get(t.Name()) == nil {
-					out.errorf(z.file, t.Line, "geo.targets."+t.Name(), "the geo record of %s answers with PoP %q", g.Owner, t.Name())
+					out.Addf(z.file, t.Line, "geo.targets."+t.Name(), "the geo record of %s answers with PoP %q", g.Owner, t.Name())
 				}
 			}
 		}

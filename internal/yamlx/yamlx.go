@@ -4,11 +4,13 @@
 // Walk, which rejects a repeated key and an unknown key with file, line and
 // field, resolves aliases and merge keys (<<), and hands each known key's
 // value to the caller. Parse reads a file into its root node and locates
-// syntax errors. Error is the one located error type of every YAML file.
+// syntax errors. Error is the one located error type of every YAML file,
+// ErrorList the list a decoder returns them in; Scalar and ScalarList read
+// the values.
 //
 // The package knows nothing of what keys mean: the packages that own the
-// data (zones, cmd/popdns) say which keys a mapping has and check the
-// values. Its functions keep no state, never modify the nodes they read,
+// data (zones, pops, latency, cmd/popdns) say which keys a mapping has and
+// check the values. Its functions keep no state, never modify the nodes they read,
 // and are safe for concurrent use.
 package yamlx
 
