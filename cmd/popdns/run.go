@@ -22,6 +22,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/fswatch"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -155,7 +156,7 @@ type app struct {
 	dns          *dnsserver.Server
 	built        *server // owns the GeoIP databases, closed after serving
 	reloader     *reloader
-	watcher      *zones.Watcher // nil when nothing on disk is watched
+	watcher      *fswatch.Watcher // nil when nothing on disk is watched
 	http         *http.Server
 	httpListener net.Listener
 }
@@ -303,7 +304,7 @@ func (a *app) serve(ctx context.Context) error {
 		})
 	}
 	if a.reloader != nil && a.cfg.zonesOnDisk {
-		a.watcher = zones.NewWatcher(zones.DefaultDebounce, a.log)
+		a.watcher = fswatch.New(fswatch.DefaultDebounce, a.log)
 		a.watcher.Watch(a.cfg.zonesDir, zones.IsDataFile)
 		a.watcher.NoticeChmod(a.reloader.failing.Load)
 		if a.cfg.source != demoSource {

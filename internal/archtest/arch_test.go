@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"geo":                     {},
 	"healthprobe":             {},
 	"internal/yamlx":          {},
+	"internal/fswatch":        {},
 	"zones":                   {"geo", "healthprobe", "internal/yamlx"},
 	"steer":                   {"zones", "geo", "healthprobe"},
 	"dnsserver":               {"zones", "geo", "healthprobe", "steer"},
@@ -28,7 +29,7 @@ var allowed = map[string][]string{
 	"internal/geodbgen":       {},
 	"internal/tools/mkgeodb":  {"internal/geodbgen"},
 	"internal/archtest":       {},
-	"cmd/popdns":              {"zones", "geo", "healthprobe", "steer", "dnsserver", "internal/yamlx"},
+	"cmd/popdns":              {"zones", "geo", "healthprobe", "steer", "dnsserver", "internal/yamlx", "internal/fswatch"},
 	"crosscheck":              {}, // tests only
 	"bench/steer":             {"zones", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":           {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},

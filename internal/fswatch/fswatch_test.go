@@ -1,4 +1,4 @@
-package zones
+package fswatch
 
 import (
 	"context"
@@ -14,7 +14,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// startWatcher runs a Watcher on dir (zone files only) and returns a channel
+// dataFile stands in for a caller's filter such as zones.IsDataFile:
+// YAML and CSV files, leaving out hidden files and editors' backups.
+func dataFile(base string) bool {
+	if strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
+		return false
+	}
+	ext := filepath.Ext(base)
+	return ext == ".yaml" || ext == ".yml" || ext == ".csv"
+}
+
+// startWatcher runs a Watcher on dir (data files only) and returns a channel
 // that receives one value per reported change.
 func startWatcher(t *testing.T, dir string) <-chan struct{} {
 	t.Helper()
@@ -25,8 +35,8 @@ func startWatcher(t *testing.T, dir string) <-chan struct{} {
 // chmod, if given, is the watcher's NoticeChmod condition.
 func startWatcherWith(t *testing.T, dir string, debounce time.Duration, log zerolog.Logger, chmod ...func() bool) <-chan struct{} {
 	t.Helper()
-	w := NewWatcher(debounce, log)
-	w.Watch(dir, IsDataFile)
+	w := New(debounce, log)
+	w.Watch(dir, dataFile)
 	for _, c := range chmod {
 		w.NoticeChmod(c)
 	}
@@ -232,8 +242,8 @@ func TestWatcherSeesConfigMapSwap(t *testing.T) {
 }
 
 func TestWatcherIgnores(t *testing.T) {
-	w := NewWatcher(time.Millisecond, zerolog.Nop())
-	w.Watch("/zones", IsZoneFile)
+	w := New(time.Millisecond, zerolog.Nop())
+	w.Watch("/zones", dataFile)
 	w.WatchFile("/etc/popdns/popdns.yaml")
 	var failing atomic.Bool
 	w.NoticeChmod(failing.Load)

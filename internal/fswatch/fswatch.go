@@ -1,4 +1,9 @@
-package zones
+// Package fswatch owns watching files for changes: it watches
+// directories, not files, filters events by the callers' file names,
+// and debounces each burst into one call. It knows nothing of what the
+// files hold; the reloader says which names matter and what a change
+// does.
+package fswatch
 
 import (
 	"context"
@@ -33,9 +38,9 @@ type Watcher struct {
 	ready    chan struct{}
 }
 
-// NewWatcher returns a Watcher that waits debounce after the last event of
-// a burst before it reports the change.
-func NewWatcher(debounce time.Duration, log zerolog.Logger) *Watcher {
+// New returns a Watcher that waits debounce after the last event of a
+// burst before it reports the change.
+func New(debounce time.Duration, log zerolog.Logger) *Watcher {
 	return &Watcher{debounce: debounce, log: log.With().Str("component", "watcher").Logger(),
 		dirs: map[string][]func(string) bool{}, ready: make(chan struct{})}
 }
@@ -71,12 +76,12 @@ func (w *Watcher) WatchFile(path string) {
 func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("zones: watch: %w", err)
+		return fmt.Errorf("fswatch: %w", err)
 	}
 	defer fw.Close()
 	for dir := range w.dirs {
 		if err := fw.Add(dir); err != nil {
-			return fmt.Errorf("zones: watch %s: %w", dir, err)
+			return fmt.Errorf("fswatch: watch %s: %w", dir, err)
 		}
 	}
 	close(w.ready)
