@@ -16,13 +16,14 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
 // geoPoPs are six PoPs on six continents, at their airports.
-var geoPoPs = []zones.PoP{
+var geoPoPs = []pops.PoP{
 	{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}},
 	{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}},
 	{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}},
@@ -72,12 +73,12 @@ var popOf = map[string]string{
 // loadGeoZone compiles geoZoneYAML against geoPoPs.
 func loadGeoZone(t *testing.T) *zones.Snapshot {
 	t.Helper()
-	pops, err := zones.NewPoPs(geoPoPs...)
+	inv, err := pops.New(geoPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{"geo.test.yaml": {Data: []byte(geoZoneYAML), ModTime: time.Unix(1e9, 0)}}
-	snap, err := zones.Load(fsys, pops, nil)
+	snap, err := zones.Load(fsys, inv, nil)
 	if err != nil {
 		t.Fatalf("load geo zone: %v", err)
 	}

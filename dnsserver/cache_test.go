@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -28,7 +29,7 @@ func TestDecisionCacheFollowsReload(t *testing.T) {
 	if got := ask(); got != "192.0.2.1" { // now from the cache
 		t.Fatalf("Berlin got %s from the cache, want fra", got)
 	}
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -398,7 +399,7 @@ func FuzzFastPath(f *testing.F) {
 // one snapshot.
 func loadMergedZones(t testing.TB) *zones.Snapshot {
 	t.Helper()
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,7 @@ import (
 )
 
 // The six PoPs of the benchmark issue.
-var sixPoPs = []zones.PoP{
+var sixPoPs = []pops.PoP{
 	{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Country: "DE", Continent: "EU"},
 	{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}, Country: "US", Continent: "NA"},
 	{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}, Country: "SG", Continent: "AS"},
@@ -169,7 +170,7 @@ var testPlaces = fakeLocator{
 
 func newGeoServer(t testing.TB) *Server {
 	t.Helper()
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func TestGeoTTLAndAllDownMetric(t *testing.T) {
 // any write to shared zone data or to the decision cache.
 func TestConcurrentReloads(t *testing.T) {
 	s := newGeoServer(t)
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +450,7 @@ func TestSpreadIsStablePerNetwork(t *testing.T) {
 }
 
 func TestLatencyTableOverridesDistance(t *testing.T) {
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +503,7 @@ func TestLatencyTableOverridesDistance(t *testing.T) {
 // the same factor (1.6), so iad (118 ms by distance, 190 calibrated) does
 // not win just because it was never measured.
 func TestPartialTableCalibratesDistance(t *testing.T) {
-	pops, err := zones.NewPoPs(sixPoPs...)
+	pops, err := pops.New(sixPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +69,7 @@ func newProbedServer(t *testing.T, weight *float64) (*Server, *fakeHealth) {
 	t.Helper()
 	popList := slices.Clone(sixPoPs)
 	popList[0].Probe = "pop-fra" // fra's PoP probe, beside the target's own
-	pops, err := zones.NewPoPs(popList...)
+	pops, err := pops.New(popList...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,18 +164,18 @@ func TestPoPStateOverrides(t *testing.T) {
 	if got := answer(); got != "192.0.2.1" {
 		t.Fatalf("before any override: %s", got)
 	}
-	s.SetPoPStates(map[string]zones.AdminState{"fra": zones.Drain})
+	s.SetPoPStates(map[string]pops.AdminState{"fra": pops.Drain})
 	if got := answer(); got != "192.0.2.2" {
 		t.Errorf("fra drained: %s, want iad", got)
 	}
-	if st := s.PoPStates(); st["fra"] != zones.Drain || len(st) != 1 {
+	if st := s.PoPStates(); st["fra"] != pops.Drain || len(st) != 1 {
 		t.Errorf("PoPStates = %v", st)
 	}
-	s.SetPoPStates(map[string]zones.AdminState{"fra": zones.Active, "iad": zones.Down})
+	s.SetPoPStates(map[string]pops.AdminState{"fra": pops.Active, "iad": pops.Down})
 	if got := answer(); got != "192.0.2.1" {
 		t.Errorf("fra active again: %s, want fra", got)
 	}
-	s.SetPoPStates(map[string]zones.AdminState{"fra": zones.Down, "iad": zones.Down})
+	s.SetPoPStates(map[string]pops.AdminState{"fra": pops.Down, "iad": pops.Down})
 	if got := answer(); got != "192.0.2.3" {
 		t.Errorf("fra and iad down: %s, want sin", got)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,7 +217,7 @@ func (s *Server) logAllDown(g *zones.Geo, servfail bool) {
 // target states do: the strongest wins (down over drain over active), so an
 // override of active only removes an earlier override. The server keeps its
 // own copy of states.
-func (s *Server) SetPoPStates(states map[string]zones.AdminState) {
+func (s *Server) SetPoPStates(states map[string]pops.AdminState) {
 	for {
 		old := s.overrides.Load()
 		if s.overrides.CompareAndSwap(old, old.Next(states)) {
@@ -227,7 +228,7 @@ func (s *Server) SetPoPStates(states map[string]zones.AdminState) {
 
 // PoPStates returns a copy of the runtime admin states set with
 // SetPoPStates (active ones left out).
-func (s *Server) PoPStates() map[string]zones.AdminState { return s.overrides.Load().States() }
+func (s *Server) PoPStates() map[string]pops.AdminState { return s.overrides.Load().States() }
 
 // Overrides returns the operators' runtime admin states as selection reads
 // them; nil before the first SetPoPStates.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -81,16 +82,16 @@ func (e Epoch) Newer(than Epoch) bool {
 // immutable value per change. A nil *Overrides has none.
 type Overrides struct {
 	generation uint64
-	states     map[string]zones.AdminState
+	states     map[string]pops.AdminState
 }
 
 // Next returns the overrides that replace o (which may be nil) with
 // states; active states are left out, since they override nothing. It
 // keeps its own copy of states.
-func (o *Overrides) Next(states map[string]zones.AdminState) *Overrides {
-	own := make(map[string]zones.AdminState, len(states))
+func (o *Overrides) Next(states map[string]pops.AdminState) *Overrides {
+	own := make(map[string]pops.AdminState, len(states))
 	for name, st := range states {
-		if st != zones.Active {
+		if st != pops.Active {
 			own[name] = st
 		}
 	}
@@ -102,16 +103,16 @@ func (o *Overrides) Next(states map[string]zones.AdminState) *Overrides {
 }
 
 // State is the override of the PoP named pop; Active when there is none.
-func (o *Overrides) State(pop string) zones.AdminState {
+func (o *Overrides) State(pop string) pops.AdminState {
 	if o == nil {
-		return zones.Active
+		return pops.Active
 	}
 	return o.states[pop]
 }
 
 // States returns a copy of the overrides by PoP name.
-func (o *Overrides) States() map[string]zones.AdminState {
-	out := map[string]zones.AdminState{}
+func (o *Overrides) States() map[string]pops.AdminState {
+	out := map[string]pops.AdminState{}
 	if o != nil {
 		for name, st := range o.states {
 			out[name] = st
@@ -122,13 +123,13 @@ func (o *Overrides) States() map[string]zones.AdminState {
 
 // PoPState is the admin state of p: the configuration's and the operators'
 // override, the strongest winning (down over drain over active).
-func (env *Env) PoPState(p *zones.PoP) zones.AdminState {
+func (env *Env) PoPState(p *pops.PoP) pops.AdminState {
 	return max(p.State, env.Overrides.State(p.Name))
 }
 
 // TargetState is t's admin state: its own, its PoP's and the operators'
 // override of its PoP, the strongest winning.
-func (env *Env) TargetState(t *zones.GeoTarget) zones.AdminState {
+func (env *Env) TargetState(t *zones.GeoTarget) pops.AdminState {
 	return max(t.State, env.PoPState(t.PoP))
 }
 
@@ -148,7 +149,7 @@ func (env *Env) ProbeResult(id string) (healthprobe.Result, bool) {
 }
 
 // PoPHealthy reports whether p's own probe says up (true without one).
-func (env *Env) PoPHealthy(p *zones.PoP) bool {
+func (env *Env) PoPHealthy(p *pops.PoP) bool {
 	r, ok := env.ProbeResult(p.Probe)
 	return !ok || r.Healthy
 }
@@ -175,5 +176,5 @@ func (env *Env) TargetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float6
 // policy decides ([Rank]).
 func (env *Env) Eligible(t *zones.GeoTarget) bool {
 	healthy, _ := env.TargetHealth(t)
-	return healthy && env.TargetState(t) == zones.Active
+	return healthy && env.TargetState(t) == pops.Active
 }

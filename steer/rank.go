@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
 
@@ -40,7 +41,7 @@ type Candidates [zones.MaxGeoTargets]Candidate
 // Candidate is one target being ranked for one query, and how it fared.
 type Candidate struct {
 	Index     uint8 // into Geo.Targets
-	State     zones.AdminState
+	State     pops.AdminState
 	Healthy   bool
 	Eligible  bool
 	Km        float64 // great-circle distance; -1 when the client has no point
@@ -111,7 +112,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		var penalty float64
 		c.Healthy, penalty = env.TargetHealth(t)
 		c.PenaltyMS = penalty * env.Options.penaltyWeight()
-		c.Eligible = c.State == zones.Active && c.Healthy
+		c.Eligible = c.State == pops.Active && c.Healthy
 		if loc.HasPoint {
 			c.Km = geo.DistanceKm(loc.Point, t.PoP.Point)
 		}
@@ -156,7 +157,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		d.AllDown = true
 		for _, c := range cands[:n] {
 			switch {
-			case c.State == zones.Down:
+			case c.State == pops.Down:
 			case g.WhenAllDown == zones.AllDownNearest, g.WhenAllDown == zones.AllDownAll,
 				g.WhenAllDown == zones.AllDownFallback && g.Fallback.Has(int(c.Index)):
 				pool = append(pool, c.Index)

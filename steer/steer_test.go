@@ -9,10 +9,11 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
 
-var testPoPs = []zones.PoP{
+var testPoPs = []pops.PoP{
 	{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Country: "DE", Continent: "EU", Probe: "pop-fra"},
 	{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}, Country: "US", Continent: "NA"},
 	{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}, Country: "SG", Continent: "AS"},
@@ -54,11 +55,11 @@ const fraProbe = "tcp://192.0.2.1:443"
 
 func loadTest(t *testing.T) *zones.Snapshot {
 	t.Helper()
-	pops, err := zones.NewPoPs(testPoPs...)
+	inv, err := pops.New(testPoPs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := zones.Load(fstest.MapFS{"steer.test.yaml": {Data: []byte(testZone)}}, pops, nil)
+	snap, err := zones.Load(fstest.MapFS{"steer.test.yaml": {Data: []byte(testZone)}}, inv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestRank(t *testing.T) {
 		qtype     uint16
 		loc       geo.Location
 		results   map[string]healthprobe.Result // nil: no probes
-		overrides map[string]zones.AdminState
+		overrides map[string]pops.AdminState
 		weight    *float64
 		want      []string // the answered targets' PoPs, best first
 		nodata    bool
@@ -113,7 +114,7 @@ func TestRank(t *testing.T) {
 		{name: "PoP probe down", owner: "www.steer.test.", loc: berlin,
 			results: map[string]healthprobe.Result{fraProbe: up, "pop-fra": down}, want: []string{"iad"}, scope: 24},
 		{name: "operator drains fra", owner: "www.steer.test.", loc: berlin,
-			overrides: map[string]zones.AdminState{"fra": zones.Drain}, want: []string{"iad"}, scope: 24},
+			overrides: map[string]pops.AdminState{"fra": pops.Drain}, want: []string{"iad"}, scope: 24},
 		{name: "penalty moves clients", owner: "www.steer.test.", loc: berlin,
 			results: map[string]healthprobe.Result{fraProbe: slow}, want: []string{"iad"}, scope: 24},
 		{name: "weight 0 ignores penalties", owner: "www.steer.test.", loc: berlin, weight: new(0.0),
@@ -174,19 +175,19 @@ func TestEnvRules(t *testing.T) {
 	tests := []struct {
 		name      string
 		results   map[string]healthprobe.Result
-		overrides map[string]zones.AdminState
-		state     zones.AdminState
+		overrides map[string]pops.AdminState
+		state     pops.AdminState
 		popUp     bool
 		healthy   bool
 		eligible  bool
 	}{
-		{"no probes", nil, nil, zones.Active, true, true, true},
-		{"not yet probed counts as up", map[string]healthprobe.Result{}, nil, zones.Active, true, true, true},
-		{"own probe down", map[string]healthprobe.Result{fraProbe: down, "pop-fra": up}, nil, zones.Active, true, false, false},
-		{"PoP probe down", map[string]healthprobe.Result{fraProbe: up, "pop-fra": down}, nil, zones.Active, false, false, false},
-		{"drained by an operator", nil, map[string]zones.AdminState{"fra": zones.Drain}, zones.Drain, true, true, false},
-		{"down beats drain", nil, map[string]zones.AdminState{"fra": zones.Down}, zones.Down, true, true, false},
-		{"an active override changes nothing", nil, map[string]zones.AdminState{"fra": zones.Active}, zones.Active, true, true, true},
+		{"no probes", nil, nil, pops.Active, true, true, true},
+		{"not yet probed counts as up", map[string]healthprobe.Result{}, nil, pops.Active, true, true, true},
+		{"own probe down", map[string]healthprobe.Result{fraProbe: down, "pop-fra": up}, nil, pops.Active, true, false, false},
+		{"PoP probe down", map[string]healthprobe.Result{fraProbe: up, "pop-fra": down}, nil, pops.Active, false, false, false},
+		{"drained by an operator", nil, map[string]pops.AdminState{"fra": pops.Drain}, pops.Drain, true, true, false},
+		{"down beats drain", nil, map[string]pops.AdminState{"fra": pops.Down}, pops.Down, true, true, false},
+		{"an active override changes nothing", nil, map[string]pops.AdminState{"fra": pops.Active}, pops.Active, true, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,7 +214,7 @@ func TestEpoch(t *testing.T) {
 	opt := provisioned(t, Options{})
 	h1 := healthprobe.NewStatus(1, 1, nil)
 	var ov *Overrides
-	ov2 := ov.Next(map[string]zones.AdminState{"fra": zones.Drain})
+	ov2 := ov.Next(map[string]pops.AdminState{"fra": pops.Drain})
 	base := NewEnv(opt, snap, h1, nil, time.Now).Epoch
 	withOv := NewEnv(opt, snap, h1, ov2, time.Now).Epoch
 	if !withOv.Newer(base) || base.Newer(withOv) {
@@ -288,8 +289,8 @@ func TestRankAllocs(t *testing.T) {
 }
 
 func BenchmarkRank(b *testing.B) {
-	pops, _ := zones.NewPoPs(testPoPs...)
-	snap, err := zones.Load(fstest.MapFS{"steer.test.yaml": {Data: []byte(testZone)}}, pops, nil)
+	inv, _ := pops.New(testPoPs...)
+	snap, err := zones.Load(fstest.MapFS{"steer.test.yaml": {Data: []byte(testZone)}}, inv, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/pops"
 )
 
 // nodeBuild gathers one name's records while a file is validated; the
@@ -22,7 +23,7 @@ type setBuild struct {
 
 // compile validates a decoded file as a whole and builds the immutable Zone.
 // It reports every problem it finds; the Zone is nil if there was any.
-func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, ErrorList) {
+func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
 	builds := make(map[string]*nodeBuild, len(spec.records))
@@ -96,8 +97,8 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 	for _, name := range names {
 		checkNode(file, origin, builds[name], cuts, &errs)
 	}
-	probes := probeSet{}
-	geos := compileGeos(file, origin, spec.geos, builds, cuts, pops, probes, &errs)
+	probes := pops.ProbeSet{}
+	geos := compileGeos(file, origin, spec.geos, builds, cuts, inv, probes, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -110,7 +111,7 @@ func compile(file string, data []byte, spec *fileSpec, pops *PoPs) (*Zone, Error
 		records:    len(spec.records),
 		autoSerial: soa.autoSerial,
 		hash:       sha256.Sum256(data),
-		probes:     probes.sorted(),
+		probes:     probes.Sorted(),
 	}
 	for _, name := range names {
 		nb := builds[name]
@@ -224,7 +225,7 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 
 // compileGeos checks each geo record against the rest of the zone and
 // resolves its targets in the PoP inventory.
-func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, pops *PoPs, probes probeSet, errs *ErrorList) map[string]*Geo {
+func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, inv *pops.Inventory, probes pops.ProbeSet, errs *ErrorList) map[string]*Geo {
 	geos := map[string]*Geo{}
 	lines := map[string]int{}
 	for _, gs := range specs {
@@ -248,10 +249,10 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 		g.Targets = slices.Clone(g.Targets)
 		ok := true
 		for i, name := range gs.names {
-			pop := pops.Get(name)
+			pop := inv.Get(name)
 			if pop == nil {
 				known := "none are configured"
-				if names := pops.Names(); len(names) > 0 {
+				if names := inv.Names(); len(names) > 0 {
 					known = "known: " + strings.Join(names, ", ")
 				}
 				errs.Addf(file, gs.lines[i], gs.field+".targets."+name, "unknown PoP %q (%s)", name, known)
@@ -260,8 +261,9 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 			}
 			g.Targets[i].PoP = pop
 			if ps := gs.probes[i]; ps != nil {
-				t, valid := ps.resolve(file, pops.ProbeDefaults(), errs)
-				if !valid {
+				t, err := ps.Resolve(inv.ProbeDefaults())
+				if err != nil {
+					*errs = append(*errs, err)
 					ok = false
 					continue
 				}

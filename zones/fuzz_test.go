@@ -171,11 +171,11 @@ func FuzzParseFile(f *testing.F) {
 	// Meta and obsolete types as keys.
 	f.Add([]byte(zoneHead + "  m:\n    - opt: 1\n    - any: 1\n    - axfr: 1\n    - tsig: x\n    - null: x\n    - md: x\n"))
 
-	pops := testPoPs(f)
+	inv := testPoPs(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const file = "fuzz.yaml"
 		defer failOnPanic(t)
-		z, err := ParseFile(file, data, pops)
+		z, err := ParseFile(file, data, inv)
 		if err != nil {
 			if z != nil {
 				t.Fatalf("ParseFile returned a zone and an error: %v", err)

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/pops"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -75,10 +77,10 @@ func (s TargetSet) Has(i int) bool { return s&(1<<uint(i)) != 0 }
 // GeoTarget is one PoP a geo record may answer with, and what it answers.
 // Like all snapshot data it must not be modified.
 type GeoTarget struct {
-	PoP    *PoP
-	State  AdminState // the target's own override; the PoP's state applies too
-	BiasMS float64    // added to the estimated RTT: > 0 pushes the target back
-	A      []dns.RR   // owner and TTL already set
+	PoP    *pops.PoP
+	State  pops.AdminState // the target's own override; the PoP's state applies too
+	BiasMS float64         // added to the estimated RTT: > 0 pushes the target back
+	A      []dns.RR        // owner and TTL already set
 	AAAA   []dns.RR
 	CNAME  dns.RR // nil unless the target answers with a CNAME
 	// Probe is the ID of the target's own health probe, "" for none. The
@@ -166,7 +168,7 @@ type geoSpec struct {
 	geo    Geo
 	names  []string // target PoP names, file order
 	lines  []int
-	probes []*probeSpec // per target; nil entries for none
+	probes []*pops.ProbeSpec // per target; nil entries for none
 	// fallback and rules name targets; resolved to indexes once names are known
 	fallback     []string
 	fallbackLine int
@@ -287,9 +289,9 @@ func (gs *geoSpec) targetSet(file string, line int, field string, names []string
 	return set, ok
 }
 
-func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin string, errs *ErrorList) (GeoTarget, *probeSpec, bool) {
+func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin string, errs *ErrorList) (GeoTarget, *pops.ProbeSpec, bool) {
 	var t GeoTarget
-	var probe *probeSpec
+	var probe *pops.ProbeSpec
 	if n.Kind != yaml.MappingNode {
 		errs.Addf(file, n.Line, field, "a target is a mapping such as { a: [192.0.2.1] }")
 		return t, nil, false
@@ -344,14 +346,16 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 			}
 			t.BiasMS = v
 		case "state":
-			st, ok := parseAdminState(val.Value)
+			st, ok := pops.ParseAdminState(val.Value)
 			if !ok || val.Kind != yaml.ScalarNode {
 				errs.Addf(file, val.Line, f, "must be one of active, drain, down")
 				return
 			}
 			t.State = st
 		case "probe":
-			probe, _ = decodeProbe(file, f, val, errs)
+			var perrs ErrorList
+			probe, perrs = pops.DecodeProbe(file, f, val)
+			errs.Add(perrs)
 		}
 	}))
 	if len(*errs) > nerr {
@@ -412,7 +416,7 @@ func decodeRules(file, field string, n *yaml.Node, gs *geoSpec, errs *ErrorList)
 				r.Kind = RuleContinent
 				for _, v := range values {
 					v = strings.ToUpper(v)
-					if !validContinent(v) {
+					if !geo.IsContinent(v) {
 						errs.Addf(file, val.Line, kf, "%q is not one of AF, AN, AS, EU, NA, OC, SA", v)
 					}
 					claim(v)

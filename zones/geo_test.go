@@ -6,17 +6,16 @@ import (
 	"testing"
 
 	"github.com/popdns/popdns/geo"
-	"github.com/popdns/popdns/healthprobe"
-	"go.yaml.in/yaml/v3"
+	"github.com/popdns/popdns/pops"
 )
 
-func testPoPs(t testing.TB) *PoPs {
+func testPoPs(t testing.TB) *pops.Inventory {
 	t.Helper()
-	p, err := NewPoPs(
-		PoP{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Country: "DE", Continent: "EU"},
-		PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}, Country: "US", Continent: "NA"},
-		PoP{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}, Country: "SG", Continent: "AS"},
-		PoP{Name: "hkg", Point: geo.Point{Lat: 22.31, Lon: 113.91}, Country: "HK", Continent: "AS"},
+	p, err := pops.New(
+		pops.PoP{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Country: "DE", Continent: "EU"},
+		pops.PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}, Country: "US", Continent: "NA"},
+		pops.PoP{Name: "sin", Point: geo.Point{Lat: 1.35, Lon: 103.82}, Country: "SG", Continent: "AS"},
+		pops.PoP{Name: "hkg", Point: geo.Point{Lat: 22.31, Lon: 113.91}, Country: "HK", Continent: "AS"},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +72,7 @@ func TestGeoRecord(t *testing.T) {
 	if len(fra.A) != 2 || len(fra.AAAA) != 1 || fra.BiasMS != 5 || fra.A[1].String() != "www.example.test.\t20\tIN\tA\t192.0.2.11" {
 		t.Errorf("fra target = %+v", fra)
 	}
-	if g.Targets[1].State != Drain || g.Targets[2].CNAME.String() != "www.example.test.\t20\tIN\tCNAME\tsin.cdn.example.net." {
+	if g.Targets[1].State != pops.Drain || g.Targets[2].CNAME.String() != "www.example.test.\t20\tIN\tCNAME\tsin.cdn.example.net." {
 		t.Errorf("iad state %v, sin cname %v", g.Targets[1].State, g.Targets[2].CNAME)
 	}
 	if g.Fallback != 1<<1 {
@@ -160,49 +159,5 @@ func TestGeoRecordErrors(t *testing.T) {
 			_, err := ParseFile(parseTestFile, geoZone(tc.body), testPoPs(t))
 			checkErrors(t, err, tc.want)
 		})
-	}
-}
-
-func TestDecodePoPs(t *testing.T) {
-	decode := func(t *testing.T, text string) (*PoPs, error) {
-		var doc yaml.Node
-		if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-			t.Fatal(err)
-		}
-		return DecodePoPs("popdns.yaml", doc.Content[0], healthprobe.Defaults{})
-	}
-	p, err := decode(t, "fra: { lat: 50.11, lon: 8.68, country: de, continent: eu }\niad: { lat: 38.95, lon: -77.45, state: drain, weight: 2 }\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fra, iad := p.Get("fra"), p.Get("iad")
-	if fra == nil || fra.Point != (geo.Point{Lat: 50.11, Lon: 8.68}) || fra.Country != "DE" || fra.Continent != "EU" || fra.Weight != 1 || fra.State != Active {
-		t.Errorf("fra = %+v", fra)
-	}
-	if iad == nil || iad.State != Drain || iad.Weight != 2 {
-		t.Errorf("iad = %+v", iad)
-	}
-	if strings.Join(p.Names(), ",") != "fra,iad" || p.Get("sin") != nil {
-		t.Errorf("names %v", p.Names())
-	}
-	for _, tc := range []struct{ text, want string }{
-		{"fra: { lat: 95, lon: 8 }\n", "popdns.yaml:1: pops.fra.lat: latitude must be a number from -90 to 90"},
-		{"fra: { lat: 50, lon: east }\n", "popdns.yaml:1: pops.fra.lon: longitude"},
-		{"fra: { lat: 50 }\n", "popdns.yaml:1: pops.fra: lat and lon are required"},
-		{"fra: { lat: 50, lon: 8, state: sleepy }\n", "pops.fra.state: one of active, drain, down"},
-		{"fra: { lat: 50, lon: 8, weight: 0 }\n", "pops.fra.weight: a positive number"},
-		{"fra: { lat: 50, lon: 8, colour: red }\n", "pops.fra.colour: unknown key"},
-		{"fra: { lat: 50, lon: 8, country: DEU }\n", "pops.fra.country: a two-letter"},
-		{"Fra: { lat: 50, lon: 8 }\n", "pops.Fra: a PoP name is lowercase"},
-		{"fra: { lat: 50, lon: 8 }\nfra: { lat: 51, lon: 9 }\n", "popdns.yaml:2: pops.fra: repeated key (first at line 1)"},
-		// Issue 12, defect 4: gru was placed at latitude 52.
-		{"gru: { lat: -23.43, lat: 52.0, lon: -46.47 }\n", "popdns.yaml:1: pops.gru.lat: repeated key (first at line 1)"},
-		{"gru:\n  lat: -23.43\n  lon: -46.47\n  probe: { tcp: \"192.0.2.1:1\" }\n  probe: { tcp: \"192.0.2.2:1\" }\n", "popdns.yaml:5: pops.gru.probe: repeated key (first at line 4)"},
-		{"- fra\n", "pops: must map PoP names"},
-	} {
-		_, err := decode(t, tc.text)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want %q", tc.text, err, tc.want)
-		}
 	}
 }

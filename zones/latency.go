@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/pops"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -227,7 +228,7 @@ var latencyKeys = yamlx.Keys{Names: []string{"prefix", "pop", "rtt_ms", "timesta
 // parseLatencyFile reads a latency table file: CSV (prefix,pop,rtt_ms and
 // an optional timestamp, a header line allowed) or, for .latency.yaml, a
 // list of mappings with the same keys.
-func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, ErrorList) {
+func parseLatencyFile(file string, data []byte, inv *pops.Inventory) ([]LatencyEntry, ErrorList) {
 	var errs ErrorList
 	var entries []LatencyEntry
 	add := func(line int, prefix, pop, rtt, ts string) {
@@ -242,7 +243,7 @@ func parseLatencyFile(file string, data []byte, pops *PoPs) ([]LatencyEntry, Err
 			return
 		}
 		e.Prefix = p
-		if pops.Get(e.PoP) == nil {
+		if inv.Get(e.PoP) == nil {
 			errs.Addf(file, line, "pop", "unknown PoP %q", pop)
 			return
 		}

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"github.com/popdns/popdns/pops"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -109,7 +110,7 @@ func TestLatencyTableMatchesBruteForce(t *testing.T) {
 	}
 }
 
-func latencyPoPs(t testing.TB) *PoPs {
+func latencyPoPs(t testing.TB) *pops.Inventory {
 	return testPoPs(t) // fra, iad, sin, hkg
 }
 
@@ -207,19 +208,19 @@ func FuzzParseLatencyFile(f *testing.F) {
 	f.Add("rtt.csv", []byte("81.2.69.1/24,fra,12\n81.2.69.0/24\n"))                                       // host bits, short line
 	f.Add("t.latency.yaml", []byte("- { prefix: 81.2.69.0/24, pop: fra, rtt_ms: 12 }\n"))                 // YAML form
 	f.Add("t.latency.yaml", []byte("- [1, 2]\n- { prefix: ::/0, pop: hkg, rtt_ms: 1e309 }\n"))            // wrong shapes, overflow
-	pops := testPoPs(f)
+	inv := testPoPs(f)
 	f.Fuzz(func(t *testing.T, file string, data []byte) {
 		if !IsLatencyFile(file) {
 			file = "fuzz.csv"
 		}
-		entries, errs := parseLatencyFile(file, data, pops)
+		entries, errs := parseLatencyFile(file, data, inv)
 		for _, e := range errs {
 			if e.File != file {
 				t.Fatalf("error without the file: %v", e)
 			}
 		}
 		for _, e := range entries {
-			if !e.Prefix.IsValid() || e.Prefix.Masked() != e.Prefix || pops.Get(e.PoP) == nil || e.RTTMS < 0 {
+			if !e.Prefix.IsValid() || e.Prefix.Masked() != e.Prefix || inv.Get(e.PoP) == nil || e.RTTMS < 0 {
 				t.Fatalf("invalid entry accepted: %+v", e)
 			}
 		}

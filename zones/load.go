@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/popdns/popdns/pops"
 	"io/fs"
 	"maps"
 	"path"
@@ -25,10 +26,10 @@ func IsZoneFile(name string) bool {
 }
 
 // ParseFile parses and validates one zone file; geo records may name the
-// PoPs in pops. file names it in errors. An "auto" serial becomes the
+// PoPs in inv. file names it in errors. An "auto" serial becomes the
 // current time; Load does better, with the history of the file.
-func ParseFile(file string, data []byte, pops *PoPs) (*Zone, error) {
-	z, errs := parse(file, data, pops)
+func ParseFile(file string, data []byte, inv *pops.Inventory) (*Zone, error) {
+	z, errs := parse(file, data, inv)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -38,30 +39,30 @@ func ParseFile(file string, data []byte, pops *PoPs) (*Zone, error) {
 	return z, nil
 }
 
-func parse(file string, data []byte, pops *PoPs) (*Zone, ErrorList) {
+func parse(file string, data []byte, inv *pops.Inventory) (*Zone, ErrorList) {
 	spec, errs := decodeFile(file, data)
 	if spec == nil || len(errs) > 0 {
 		return nil, errs
 	}
-	return compile(file, data, spec, pops)
+	return compile(file, data, spec, inv)
 }
 
 // Load reads every zone file at the top of fsys and returns the snapshot to
 // serve next, with a Generation one above prev's. Geo records may name the
-// PoPs in pops, which the snapshot carries along.
+// PoPs in inv, which the snapshot carries along.
 //
 // Each file stands on its own: a file that fails to load is reported in the
 // returned error (an ErrorList, every problem with file, line and field) and,
 // if prev served a zone from it, that zone keeps serving. A file whose bytes
-// are those prev served from it, resolved against the same pops, is not
+// are those prev served from it, resolved against the same inventory, is not
 // parsed again: prev's *Zone (serial included) or latency entries carry
 // over as they are. A file that is gone from the directory stops serving at
 // once; Loader.MissingGrace keeps it a while. A directory that cannot be
 // read is an error that wraps ErrReadDir, and the snapshot keeps prev's
 // data. The snapshot is never nil. At startup (prev == nil) a caller should
 // treat any error as fatal; on a reload, log it and serve the snapshot.
-func Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
-	return Loader{}.Load(fsys, pops, prev)
+func Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot, error) {
+	return Loader{}.Load(fsys, inv, prev)
 }
 
 // Loader is Load with options. Its zero value is Load.
@@ -79,14 +80,14 @@ type Loader struct {
 }
 
 // Load is the package's Load with l's options.
-func (l Loader) Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) {
+func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot, error) {
 	now := time.Now
 	if l.Now != nil {
 		now = l.Now
 	}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return keep(prev, pops), fmt.Errorf("%w: %w", ErrReadDir, err)
+		return keep(prev, inv), fmt.Errorf("%w: %w", ErrReadDir, err)
 	}
 	next := &Snapshot{
 		zones:         map[string]*Zone{},
@@ -96,7 +97,7 @@ func (l Loader) Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) 
 		sources:       map[string]source{},
 		missing:       map[string]Missing{},
 		loadedAt:      now(),
-		pops:          pops,
+		pops:          inv,
 	}
 	if prev != nil {
 		next.remembered = prev.remembered
@@ -111,7 +112,7 @@ func (l Loader) Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) 
 	var latency [][]LatencyEntry
 	for _, e := range entries {
 		if !e.IsDir() && IsLatencyFile(e.Name()) {
-			le, src, ok, errs := loadLatencyFile(fsys, e.Name(), pops, prev)
+			le, src, ok, errs := loadLatencyFile(fsys, e.Name(), inv, prev)
 			if len(errs) > 0 {
 				all = append(all, errs...)
 				next.fileErrors[e.Name()] = errs
@@ -129,7 +130,7 @@ func (l Loader) Load(fsys fs.FS, pops *PoPs, prev *Snapshot) (*Snapshot, error) 
 			continue
 		}
 		name := e.Name()
-		z, src, errs := loadFile(fsys, name, pops, prev)
+		z, src, errs := loadFile(fsys, name, inv, prev)
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
@@ -262,7 +263,7 @@ func notMeasuredIn(present, missing [][]LatencyEntry) [][]LatencyEntry {
 // and their source (ok false: none). An unchanged file keeps prev's entries
 // without being parsed; if the file fails, the entries prev had from it
 // keep serving, with their source.
-func loadLatencyFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) ([]LatencyEntry, source, bool, ErrorList) {
+func loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) ([]LatencyEntry, source, bool, ErrorList) {
 	var old source
 	var hadOld bool
 	if prev != nil {
@@ -275,11 +276,11 @@ func loadLatencyFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) ([]Lat
 	if err != nil {
 		errs = ErrorList{{File: name, Msg: "cannot read: " + err.Error()}}
 	} else {
-		src = source{hash: sha256.Sum256(data), pops: pops}
+		src = source{hash: sha256.Sum256(data), pops: inv}
 		if hadOld && old == src {
 			return prev.latencyByFile[name], old, true, nil
 		}
-		entries, errs = parseLatencyFile(name, data, pops)
+		entries, errs = parseLatencyFile(name, data, inv)
 	}
 	if len(errs) > 0 {
 		if prev != nil {
@@ -297,10 +298,10 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 
 // keep is the snapshot to serve when nothing could be read: the previous
 // one's zones under a new generation, or none at startup.
-func keep(prev *Snapshot, pops *PoPs) *Snapshot {
+func keep(prev *Snapshot, inv *pops.Inventory) *Snapshot {
 	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
 		latencyByFile: map[string][]LatencyEntry{}, sources: map[string]source{}, loadedAt: time.Now(),
-		generation: 1, pops: pops}
+		generation: 1, pops: inv}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)
 		maps.Copy(next.byFile, prev.byFile)
@@ -315,7 +316,7 @@ func keep(prev *Snapshot, pops *PoPs) *Snapshot {
 
 // loadFile reads and parses one zone file and returns the zone with its
 // source. An unchanged file, resolved against the same PoPs, is prev's zone.
-func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, source, ErrorList) {
+func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) (*Zone, source, ErrorList) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		msg := err.Error()
@@ -325,7 +326,7 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, sourc
 		}
 		return nil, source{}, ErrorList{{File: name, Msg: "cannot read: " + msg}}
 	}
-	src := source{hash: sha256.Sum256(data), pops: pops}
+	src := source{hash: sha256.Sum256(data), pops: inv}
 	// Parsing is deterministic in the bytes and the PoPs (geo targets are
 	// resolved to *PoP), so a parse would build what prev serves, auto
 	// serial included: autoSerial keeps the serial of unchanged content.
@@ -334,7 +335,7 @@ func loadFile(fsys fs.FS, name string, pops *PoPs, prev *Snapshot) (*Zone, sourc
 			return prev.byFile[name], old, nil
 		}
 	}
-	z, errs := parse(name, data, pops)
+	z, errs := parse(name, data, inv)
 	if len(errs) > 0 {
 		return nil, source{}, errs
 	}

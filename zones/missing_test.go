@@ -2,6 +2,7 @@ package zones
 
 import (
 	"errors"
+	"github.com/popdns/popdns/pops"
 	"net/netip"
 	"strings"
 	"testing"
@@ -107,14 +108,14 @@ func TestLoadMissingGrace(t *testing.T) {
 // entries through the grace period, and gives way to a present file that
 // measures the same prefix.
 func TestLoadMissingLatencyFile(t *testing.T) {
-	pops := testPoPs(t)
+	inv := testPoPs(t)
 	t0 := time.Unix(1_800_000_000, 0)
 	table := &fstest.MapFile{Data: []byte("81.2.69.0/24,fra,12\n192.0.2.0/24,iad,80\n")}
 	moved := &fstest.MapFile{Data: []byte("81.2.69.0/24,fra,15\n")}
 	load := func(fsys fstest.MapFS, at time.Duration, prev *Snapshot) *Snapshot {
 		t.Helper()
 		now := t0.Add(at)
-		snap, err := Loader{MissingGrace: 5 * time.Second, Now: func() time.Time { return now }}.Load(fsys, pops, prev)
+		snap, err := Loader{MissingGrace: 5 * time.Second, Now: func() time.Time { return now }}.Load(fsys, inv, prev)
 		if err != nil {
 			t.Fatalf("+%s: %v", at, err)
 		}
@@ -159,7 +160,7 @@ func TestLoadUnreadableDirectory(t *testing.T) {
 // load under it and keeps serving its last good version; UnknownPoPs names
 // the file and line that still use the PoP.
 func TestUnknownPoPs(t *testing.T) {
-	pops := testPoPs(t)
+	inv := testPoPs(t)
 	fsys := fstest.MapFS{
 		"geo.yaml": {Data: []byte(`origin: example.test.
 records:
@@ -176,14 +177,14 @@ records:
 `)},
 		"b.yaml": zoneFile("b.test.", "192.0.2.2"),
 	}
-	prev, err := Load(fsys, pops, nil)
+	prev, err := Load(fsys, inv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs := prev.UnknownPoPs(pops); len(errs) != 0 {
+	if errs := prev.UnknownPoPs(inv); len(errs) != 0 {
 		t.Errorf("UnknownPoPs under its own inventory: %v", errs)
 	}
-	noIAD, err := NewPoPs(*pops.Get("fra"), *pops.Get("sin"), *pops.Get("hkg"))
+	noIAD, err := pops.New(*inv.Get("fra"), *inv.Get("sin"), *inv.Get("hkg"))
 	if err != nil {
 		t.Fatal(err)
 	}

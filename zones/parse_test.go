@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/pops"
 )
 
 // parseTestFile is the file name every parse test passes to ParseFile; each
@@ -1065,7 +1066,7 @@ records:
 		t.Errorf("www A %v, want the aliased 192.0.2.53", set)
 	}
 	g := z.Geos()[0]
-	if len(g.Targets) != 2 || g.Targets[0].State != Drain || g.Targets[1].State != Active || g.Targets[1].A[0].(*dns.A).A.String() != "192.0.2.1" {
+	if len(g.Targets) != 2 || g.Targets[0].State != pops.Drain || g.Targets[1].State != pops.Active || g.Targets[1].A[0].(*dns.A).A.String() != "192.0.2.1" {
 		t.Errorf("targets %+v: want fra drained and iad active with fra's address", g.Targets)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/pops"
 )
 
 // reuseZone is a zone with `serial: auto` and a geo record at www whose
@@ -28,13 +29,13 @@ records:
 }
 
 // reusePoPs is a fresh inventory (a new pointer) holding the named PoPs.
-func reusePoPs(t *testing.T, names ...string) *PoPs {
+func reusePoPs(t *testing.T, names ...string) *pops.Inventory {
 	t.Helper()
-	var list []PoP
+	var list []pops.PoP
 	for _, n := range names {
-		list = append(list, PoP{Name: n, Point: geo.Point{Lat: 50, Lon: 8}})
+		list = append(list, pops.PoP{Name: n, Point: geo.Point{Lat: 50, Lon: 8}})
 	}
-	p, err := NewPoPs(list...)
+	p, err := pops.New(list...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestLoadReusesUnchangedZone(t *testing.T) {
 	noFra := reusePoPs(t, "iad")
 	type step struct {
 		files   fstest.MapFS
-		pops    *PoPs
+		pops    *pops.Inventory
 		errPart string // substring of the error; "" for none
 		reused  bool   // the zone served is the previous step's *Zone
 		serial  string // "same" or "up" against the previous step
@@ -150,7 +151,7 @@ func TestLoadReusesUnchangedLatency(t *testing.T) {
 	p1, p2 := reusePoPs(t, "fra"), reusePoPs(t, "fra")
 	type step struct {
 		table   *fstest.MapFile
-		pops    *PoPs
+		pops    *pops.Inventory
 		errPart string
 		reused  bool // rum.csv's entries are the previous step's
 	}

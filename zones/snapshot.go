@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 )
 
 // Snapshot is every zone popdns serves at one moment. It is immutable and
@@ -19,7 +20,7 @@ type Snapshot struct {
 	fileErrors map[string]error // files whose latest version failed to load
 	generation uint64
 	loadedAt   time.Time
-	pops       *PoPs
+	pops       *pops.Inventory
 	// latency merges the latency table files; latencyByFile keeps each
 	// file's entries so that a broken file keeps its last good version.
 	latency       *LatencyTable
@@ -39,7 +40,7 @@ type Snapshot struct {
 // file's bytes (by hash) and the PoP inventory that resolved their PoPs.
 type source struct {
 	hash [sha256.Size]byte
-	pops *PoPs
+	pops *pops.Inventory
 }
 
 // Missing is a file that is gone from the zones directory but whose last
@@ -58,12 +59,12 @@ func (s *Snapshot) Missing() map[string]Missing { return maps.Clone(s.missing) }
 func (s *Snapshot) Latency() *LatencyTable { return s.latency }
 
 // PoPs is the PoP inventory the zones were checked against.
-func (s *Snapshot) PoPs() *PoPs { return s.pops }
+func (s *Snapshot) PoPs() *pops.Inventory { return s.pops }
 
 // Probes lists every health probe the snapshot names, the PoPs' and the
 // zones' geo targets', one per ID, sorted by ID: what a prober should run.
 func (s *Snapshot) Probes() []healthprobe.Target {
-	set := probeSet{}
+	set := pops.ProbeSet{}
 	for _, t := range s.pops.Probes() {
 		set[t.ID] = t
 	}
@@ -72,7 +73,7 @@ func (s *Snapshot) Probes() []healthprobe.Target {
 			set[t.ID] = t
 		}
 	}
-	return set.sorted()
+	return set.Sorted()
 }
 
 // Match returns the zone with the longest origin that is a suffix of
@@ -112,18 +113,18 @@ func (s *Snapshot) LoadedAt() time.Time { return s.loadedAt }
 func (s *Snapshot) FileError(file string) error { return s.fileErrors[file] }
 
 // UnknownPoPs lists, one located error each, the geo targets the snapshot
-// serves whose PoP pops does not have, by file and line. A zone that
-// failed to load under pops keeps serving its last good version, which
-// may name a PoP pops dropped: a configuration that removes a PoP must be
+// serves whose PoP inv does not have, by file and line. A zone that
+// failed to load under inv keeps serving its last good version, which
+// may name a PoP inv dropped: a configuration that removes a PoP must be
 // refused while this is not empty, or that PoP would keep getting clients
 // with no probe watching it.
-func (s *Snapshot) UnknownPoPs(pops *PoPs) ErrorList {
+func (s *Snapshot) UnknownPoPs(inv *pops.Inventory) ErrorList {
 	var out ErrorList
 	for _, z := range s.Zones() {
 		for _, g := range z.geos {
 			for i := range g.Targets {
 				t := &g.Targets[i]
-				if pops.Get(t.Name()) == nil {
+				if inv.Get(t.Name()) == nil {
 					out.Addf(z.file, t.Line, "geo.targets."+t.Name(), "the geo record of %s answers with PoP %q", g.Owner, t.Name())
 				}
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -50,12 +51,12 @@ records:
 func probeID(p string) string { return "pop-" + p }
 
 // newPoPs is the PoP inventory, each PoP with its probe ID.
-func newPoPs() (*zones.PoPs, error) {
-	list := make([]zones.PoP, len(thePoPs))
+func newPoPs() (*pops.Inventory, error) {
+	list := make([]pops.PoP, len(thePoPs))
 	for i, p := range thePoPs {
-		list[i] = zones.PoP{Name: p.Name, Point: p.Point, Weight: 1, Probe: probeID(p.Name)}
+		list[i] = pops.PoP{Name: p.Name, Point: p.Point, Weight: 1, Probe: probeID(p.Name)}
 	}
-	return zones.NewPoPs(list...)
+	return pops.New(list...)
 }
 
 // tableSpec says how a latency table is built from measurements.
@@ -159,7 +160,7 @@ func (h *simHealth) publish(results map[string]healthprobe.Result) {
 type sim struct {
 	clients []client
 	model   Model
-	pops    *zones.PoPs
+	pops    *pops.Inventory
 	locator dnsserver.Locator
 	byAddr  map[netip.Addr]int // answer address → PoP index
 }

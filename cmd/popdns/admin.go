@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/popdns/popdns/zones"
+	"github.com/popdns/popdns/pops"
 	"github.com/rs/zerolog"
 )
 
@@ -81,4 +81,4 @@ func (a *adminAPI) setPoPState(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var adminStates = map[string]zones.AdminState{"active": zones.Active, "drain": zones.Drain, "down": zones.Down}
+var adminStates = map[string]pops.AdminState{"active": pops.Active, "drain": pops.Drain, "down": pops.Down}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -33,7 +34,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if len(paths) == 0 {
 		return &usageError{fl: fl, err: errors.New("no PATH to check")}
 	}
-	var pops *zones.PoPs
+	var pops *pops.Inventory
 	if *configFile != "" {
 		cfg, err := loadConfigFile(*configFile)
 		if err != nil {
@@ -55,7 +56,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, pops *zones.PoPs, stdout, stderr io.Writer) error {
+func checkPath(path string, pops *pops.Inventory, stdout, stderr io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func looksLikeZone(data []byte) bool {
 
 // checkZoneDir loads dir as the server would with prev as its last
 // snapshot, so that auto serials are the ones it would serve.
-func checkZoneDir(dir string, pops *zones.PoPs, prev *zones.Snapshot, stdout io.Writer) error {
+func checkZoneDir(dir string, pops *pops.Inventory, prev *zones.Snapshot, stdout io.Writer) error {
 	snap, err := zones.Load(os.DirFS(dir), pops, prev)
 	if err != nil {
 		var list zones.ErrorList

@@ -16,8 +16,8 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
-	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
@@ -35,7 +35,7 @@ type fileConfig struct {
 	NSID           string
 	TCPIdleTimeout time.Duration
 	TCPMaxQueries  int
-	PoPs           *yaml.Node // nil: not set; zones.DecodePoPs decodes it
+	PoPs           *yaml.Node // nil: not set; pops.Decode decodes it
 	GeoIP          geoipConfig
 	PathInflation  float64
 	LatencyMaxAge  time.Duration
@@ -83,7 +83,7 @@ type config struct {
 	httpAddr    string // "" turns the HTTP endpoint off
 	logLevel    zerolog.Level
 	logJSON     bool
-	pops        *zones.PoPs
+	pops        *pops.Inventory
 	probes      healthprobe.Defaults
 	// adminTokenFile holds the bearer token of the admin API; "" keeps
 	// the API off.
@@ -342,7 +342,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	default:
 		cfg.dns = dnsCfg
 	}
-	pops, err := zones.DecodePoPs(file, fc.PoPs, cfg.probes)
+	pops, err := pops.Decode(file, fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}

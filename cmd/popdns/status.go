@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -126,13 +127,13 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 	}
 
 	env := steer.NewEnv(steer.Options{}, snap, health, overrides, time.Now)
-	pops := snap.PoPs()
+	inv := snap.PoPs()
 	popIndex := map[string]int{}
-	for _, name := range pops.Names() {
-		p := pops.Get(name)
+	for _, name := range inv.Names() {
+		p := inv.Get(name)
 		ps := popStatus{Name: name, Lat: p.Point.Lat, Lon: p.Point.Lon, Country: p.Country, Continent: p.Continent,
 			State: env.PoPState(p).String(), Probe: p.Probe, Healthy: env.PoPHealthy(p)}
-		if o := overrides.State(name); o != zones.Active {
+		if o := overrides.State(name); o != pops.Active {
 			ps.Override = o.String()
 		}
 		popIndex[name] = len(st.PoPs)
@@ -169,7 +170,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 		ps := &st.PoPs[i]
 		// A PoP gets clients only through targets that do: one whose
 		// targets are all down is not up, however its own probe fares.
-		ps.Up = ps.Healthy && ps.State == zones.Active.String() && (ps.Targets == 0 || ps.TargetsUp > 0)
+		ps.Up = ps.Healthy && ps.State == pops.Active.String() && (ps.Targets == 0 || ps.TargetsUp > 0)
 	}
 
 	for _, t := range snap.Probes() {

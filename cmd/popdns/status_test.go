@@ -7,6 +7,7 @@ import (
 
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -36,14 +37,14 @@ records:
 // so it is not up (it was shown up); a down probe's RTT is from its last
 // success and is not shown as current.
 func TestStatusFollowsSelection(t *testing.T) {
-	pops, err := zones.NewPoPs(
-		zones.PoP{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Probe: "pop-fra"},
-		zones.PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}},
+	inv, err := pops.New(
+		pops.PoP{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}, Probe: "pop-fra"},
+		pops.PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}},
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := zones.Load(fstest.MapFS{"status.test.yaml": {Data: []byte(statusZone)}}, pops, nil)
+	snap, err := zones.Load(fstest.MapFS{"status.test.yaml": {Data: []byte(statusZone)}}, inv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestStatusFollowsSelection(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		overrides map[string]zones.AdminState
+		overrides map[string]pops.AdminState
 		pop       string
 		up        bool
 		class     string
@@ -66,7 +67,7 @@ func TestStatusFollowsSelection(t *testing.T) {
 	}{
 		{"fra's targets all down", nil, "fra", false, "unhealthy", 0},
 		{"iad's other target drained", nil, "iad", true, "up", 1},
-		{"iad drained by an operator", map[string]zones.AdminState{"iad": zones.Drain}, "iad", false, "draining", 0},
+		{"iad drained by an operator", map[string]pops.AdminState{"iad": pops.Drain}, "iad", false, "draining", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/popdns/popdns/zones"
+	"github.com/popdns/popdns/pops"
 )
 
 // statusPageCSP is the Content-Security-Policy of the status page. The
@@ -125,13 +125,13 @@ var popClasses = []string{"up", "down", "draining", "unhealthy"}
 // down, else draining (every target taken out by its own state).
 func popClass(p popStatus) string {
 	switch {
-	case p.State == zones.Down.String():
+	case p.State == pops.Down.String():
 		return "down"
 	case !p.Healthy:
 		return "unhealthy"
 	case p.Targets > 0 && p.TargetsUp == 0 && p.TargetsUnhealthy > 0:
 		return "unhealthy"
-	case p.State == zones.Drain.String(), p.Targets > 0 && p.TargetsUp == 0:
+	case p.State == pops.Drain.String(), p.Targets > 0 && p.TargetsUp == 0:
 		return "draining"
 	}
 	return "up"

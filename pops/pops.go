@@ -1,4 +1,4 @@
-package zones
+package pops
 
 import (
 	"fmt"
@@ -38,7 +38,9 @@ func (s AdminState) String() string {
 	return "active"
 }
 
-func parseAdminState(s string) (AdminState, bool) {
+// ParseAdminState reads a state as written in the configuration and in
+// zone files: active (or nothing), drain or down, in any case.
+func ParseAdminState(s string) (AdminState, bool) {
 	switch strings.ToLower(s) {
 	case "", "active":
 		return Active, true
@@ -65,9 +67,9 @@ type PoP struct {
 	Probe string
 }
 
-// PoPs is the PoP inventory. It is immutable and safe for concurrent use;
-// a nil *PoPs is an empty inventory.
-type PoPs struct {
+// Inventory is the PoPs of a server configuration and their probes. It is
+// immutable and safe for concurrent use; a nil *Inventory is empty.
+type Inventory struct {
 	byName map[string]*PoP
 	names  []string // sorted
 	// probeDefaults complete every probe, the PoPs' and the zones'.
@@ -77,7 +79,7 @@ type PoPs struct {
 
 // ProbeDefaults are the schedule settings of probes that do not set their
 // own.
-func (p *PoPs) ProbeDefaults() healthprobe.Defaults {
+func (p *Inventory) ProbeDefaults() healthprobe.Defaults {
 	if p == nil {
 		return healthprobe.Defaults{}
 	}
@@ -86,7 +88,7 @@ func (p *PoPs) ProbeDefaults() healthprobe.Defaults {
 
 // Probes lists the PoPs' health probes, one per ID, sorted by ID. Do not
 // modify it.
-func (p *PoPs) Probes() []healthprobe.Target {
+func (p *Inventory) Probes() []healthprobe.Target {
 	if p == nil {
 		return nil
 	}
@@ -94,7 +96,7 @@ func (p *PoPs) Probes() []healthprobe.Target {
 }
 
 // Get returns the PoP called name, or nil.
-func (p *PoPs) Get(name string) *PoP {
+func (p *Inventory) Get(name string) *PoP {
 	if p == nil {
 		return nil
 	}
@@ -102,7 +104,7 @@ func (p *PoPs) Get(name string) *PoP {
 }
 
 // Names lists the PoP names, sorted.
-func (p *PoPs) Names() []string {
+func (p *Inventory) Names() []string {
 	if p == nil {
 		return nil
 	}
@@ -111,7 +113,7 @@ func (p *PoPs) Names() []string {
 
 // Equal reports whether two inventories list the same PoPs with the same
 // settings and probe defaults.
-func (p *PoPs) Equal(q *PoPs) bool {
+func (p *Inventory) Equal(q *Inventory) bool {
 	if len(p.Names()) != len(q.Names()) || p.ProbeDefaults() != q.ProbeDefaults() {
 		return false
 	}
@@ -124,17 +126,17 @@ func (p *PoPs) Equal(q *PoPs) bool {
 	return true
 }
 
-// NewPoPs builds an inventory from PoPs already validated by the caller
+// New builds an inventory from PoPs already validated by the caller
 // (tests, mostly). Names must be unique.
-func NewPoPs(list ...PoP) (*PoPs, error) {
-	p := &PoPs{byName: make(map[string]*PoP, len(list))}
+func New(list ...PoP) (*Inventory, error) {
+	p := &Inventory{byName: make(map[string]*PoP, len(list))}
 	for i := range list {
 		pop := list[i]
 		if pop.Weight == 0 {
 			pop.Weight = 1
 		}
 		if _, dup := p.byName[pop.Name]; dup {
-			return nil, fmt.Errorf("zones: PoP %q listed twice", pop.Name)
+			return nil, fmt.Errorf("pops: PoP %q listed twice", pop.Name)
 		}
 		p.byName[pop.Name] = &pop
 		p.names = append(p.names, pop.Name)
@@ -147,7 +149,7 @@ var popNameOK = func(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }
 
-// DecodePoPs decodes the `pops` mapping of a server configuration file:
+// Decode decodes the `pops` mapping of a server configuration file:
 //
 //	pops:
 //	  fra: { lat: 50.11, lon: 8.68, country: DE, continent: EU }
@@ -157,14 +159,14 @@ var popNameOK = func(r rune) bool {
 // Probes, the PoPs' and those of the zones loaded with the inventory, are
 // completed from probeDefaults. Errors name file, line and field. A nil or
 // null node is an empty inventory.
-func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (*PoPs, error) {
-	var errs ErrorList
-	p := &PoPs{byName: map[string]*PoP{}, probeDefaults: probeDefaults}
+func Decode(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (*Inventory, error) {
+	var errs yamlx.ErrorList
+	p := &Inventory{byName: map[string]*PoP{}, probeDefaults: probeDefaults}
 	if yamlx.IsNull(n) {
 		return p, nil
 	}
 	n = yamlx.Resolve(n)
-	probes := probeSet{}
+	probes := ProbeSet{}
 	if n.Kind != yaml.MappingNode {
 		errs.Addf(file, n.Line, "pops", "must map PoP names to their place, e.g. fra: { lat: 50.11, lon: 8.68 }")
 		return nil, errs
@@ -177,7 +179,7 @@ func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (
 		}
 		pop, probe, ok := decodePoP(file, field, name, e.Value, &errs)
 		if ok && probe != nil {
-			t, valid := probe.resolve(file, probeDefaults, &errs)
+			t, valid := probe.resolve(probeDefaults, &errs)
 			pop.Probe, ok = t.ID, valid
 			probes[t.ID] = t
 		}
@@ -191,20 +193,20 @@ func DecodePoPs(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (
 		return nil, errs
 	}
 	slices.Sort(p.names)
-	p.probes = probes.sorted()
+	p.probes = probes.Sorted()
 	return p, nil
 }
 
 // popKeys are the keys of one PoP.
 var popKeys = yamlx.Keys{Names: []string{"lat", "lon", "country", "continent", "state", "weight", "probe"}}
 
-func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *probeSpec, bool) {
+func decodePoP(file, field, name string, n *yaml.Node, errs *yamlx.ErrorList) (*PoP, *ProbeSpec, bool) {
 	if n.Kind != yaml.MappingNode {
 		errs.Addf(file, n.Line, field, "must be a mapping with lat and lon")
 		return nil, nil, false
 	}
 	pop := &PoP{Name: name, Weight: 1}
-	var probe *probeSpec
+	var probe *ProbeSpec
 	ok := true
 	var hasLat, hasLon bool
 	werrs := yamlx.Walk(file, field, n, popKeys, func(e yamlx.Entry) {
@@ -244,12 +246,12 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 			}
 			pop.Country = strings.ToUpper(s)
 		case "continent":
-			if !validContinent(strings.ToUpper(s)) {
+			if !geo.IsContinent(strings.ToUpper(s)) {
 				bad("one of AF, AN, AS, EU, NA, OC, SA, got %q", s)
 			}
 			pop.Continent = strings.ToUpper(s)
 		case "state":
-			st, valid := parseAdminState(s)
+			st, valid := ParseAdminState(s)
 			if !valid {
 				bad("one of active, drain, down, got %q", s)
 			}
@@ -271,12 +273,4 @@ func decodePoP(file, field, name string, n *yaml.Node, errs *ErrorList) (*PoP, *
 		ok = false
 	}
 	return pop, probe, ok
-}
-
-func validContinent(c string) bool {
-	switch c {
-	case "AF", "AN", "AS", "EU", "NA", "OC", "SA":
-		return true
-	}
-	return false
 }

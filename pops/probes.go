@@ -1,4 +1,4 @@
-package zones
+package pops
 
 import (
 	"crypto/sha256"
@@ -16,10 +16,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// probeSpec is a probe as written, before the configuration's defaults
-// complete it.
-type probeSpec struct {
+// ProbeSpec is a probe as written, in the configuration or in a zone
+// file, before the configuration's defaults complete it (Resolve). It
+// remembers where it was written, for the errors of Resolve. It is
+// immutable once decoded.
+type ProbeSpec struct {
 	target healthprobe.Target // unset fields are zero
+	file   string
 	line   int
 	field  string
 }
@@ -43,7 +46,7 @@ var probeKeys = yamlx.Keys{
 	Expect: "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter",
 }
 
-// decodeProbe decodes a probe such as
+// DecodeProbe decodes a probe such as
 //
 //	{ http: 192.0.2.10:8080, path: /health, expect: [200], body: ok, interval: 5s }
 //	{ http: "http://192.0.2.10:8080/health" }
@@ -52,14 +55,27 @@ var probeKeys = yamlx.Keys{
 //
 // Exactly one of http, https, tcp and dns gives the kind and the address
 // probed, which may differ from the addresses served; http and https take
-// a URL as well, which gives the path too.
-func decodeProbe(file, field string, n *yaml.Node, errs *ErrorList) (*probeSpec, bool) {
+// a URL as well, which gives the path too. field names the probe in
+// errors, such as records.www[0].geo.targets.fra.probe. A probe with
+// errors comes back nil, with every error located.
+func DecodeProbe(file, field string, n *yaml.Node) (*ProbeSpec, yamlx.ErrorList) {
+	var errs yamlx.ErrorList
+	ps, ok := decodeProbe(file, field, n, &errs)
+	if !ok {
+		return nil, errs
+	}
+	return ps, nil
+}
+
+// decodeProbe is DecodeProbe adding its errors to errs, for a caller that
+// gathers them.
+func decodeProbe(file, field string, n *yaml.Node, errs *yamlx.ErrorList) (*ProbeSpec, bool) {
 	n = yamlx.Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		errs.Addf(file, n.Line, field, "a probe is a mapping such as { http: 192.0.2.10:80, path: /health }")
 		return nil, false
 	}
-	ps := &probeSpec{line: n.Line, field: field}
+	ps := &ProbeSpec{file: file, line: n.Line, field: field}
 	t := &ps.target
 	nerr := len(*errs)
 	seen := map[string]bool{}
@@ -288,19 +304,30 @@ func isHostName(s string) bool {
 	return true
 }
 
-// resolve completes the probe with the configuration's defaults, names it
-// and validates it. Errors name the probe's file, line and field.
-func (ps *probeSpec) resolve(file string, d healthprobe.Defaults, errs *ErrorList) (healthprobe.Target, bool) {
+// Resolve completes the probe with the configuration's defaults, names it
+// and validates it: the target a prober runs. Probes that resolve to one
+// ID are one probe, wherever they were written. The error names the
+// probe's file, line and field.
+func (ps *ProbeSpec) Resolve(d healthprobe.Defaults) (healthprobe.Target, *yamlx.Error) {
 	t := ps.target.WithDefaults(d)
 	t.ID = "-" // named below, once the defaults are in
 	v, err := t.Validate()
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "healthprobe: target -: ")
-		errs.Addf(file, ps.line, ps.field, "%s", msg)
-		return v, false
+		return v, &yamlx.Error{File: ps.file, Line: ps.line, Field: ps.field, Msg: msg}
 	}
 	v.ID = probeID(v, d)
-	return v, true
+	return v, nil
+}
+
+// resolve is Resolve adding its error to errs.
+func (ps *ProbeSpec) resolve(d healthprobe.Defaults, errs *yamlx.ErrorList) (healthprobe.Target, bool) {
+	t, err := ps.Resolve(d)
+	if err != nil {
+		*errs = append(*errs, err)
+		return t, false
+	}
+	return t, true
 }
 
 // probeID names a validated probe for metrics, logs and /status: its kind,
@@ -325,11 +352,12 @@ func probeID(t healthprobe.Target, d healthprobe.Defaults) string {
 	return id + "#" + hex.EncodeToString(sum[:4])
 }
 
-// probeSet collects the probes of a zone or an inventory, one per ID.
-type probeSet map[string]healthprobe.Target
+// ProbeSet collects resolved probes, one per ID: those of an inventory, a
+// zone or a whole snapshot.
+type ProbeSet map[string]healthprobe.Target
 
-// sorted lists the probes by ID.
-func (s probeSet) sorted() []healthprobe.Target {
+// Sorted lists the probes by ID.
+func (s ProbeSet) Sorted() []healthprobe.Target {
 	list := make([]healthprobe.Target, 0, len(s))
 	for _, t := range s {
 		list = append(list, t)
