@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/latency"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
@@ -14,7 +15,7 @@ import (
 // are immutable values shared with other readers and must not be changed.
 type Env struct {
 	Options   Options
-	Latency   *zones.LatencyTable // nil: no table
+	Latency   *latency.Table      // nil: no table
 	Health    *healthprobe.Status // nil: no probes, every target healthy
 	Overrides *Overrides          // nil: none
 	// Now is the time latency entries are aged against; zero when

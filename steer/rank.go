@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/latency"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
@@ -52,7 +53,7 @@ type Candidate struct {
 	// match this client's measured targets; 0 when it was not.
 	Calibration float64
 	Source      Source
-	Entry       *zones.LatencyEntry // the measurement used, when source is Table
+	Entry       *latency.Entry // the measurement used, when source is Table
 }
 
 // Decision is the outcome of choosing among a geo record's targets.
@@ -119,7 +120,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		if env.Latency != nil {
 			var lo, hi netip.Addr
 			c.Entry, lo, hi = env.Latency.Lookup(t.PoP.Name, client, env.Now, env.Options.LatencyMaxAge)
-			d.Scope = zones.ScopeWithin(client, d.Scope, lo, hi)
+			d.Scope = latency.ScopeWithin(client, d.Scope, lo, hi)
 		}
 		switch {
 		case c.Entry != nil:

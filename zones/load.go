@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/popdns/popdns/latency"
 	"github.com/popdns/popdns/pops"
 	"io/fs"
 	"maps"
@@ -14,6 +15,10 @@ import (
 	"time"
 )
 
+// IsDataFile reports whether a zones-directory entry is something Load
+// reads: a zone file or a latency table.
+func IsDataFile(name string) bool { return IsZoneFile(name) || latency.IsFile(name) }
+
 // IsZoneFile reports whether a directory entry name is a zone file: YAML,
 // and not hidden or an editor's temporary file.
 func IsZoneFile(name string) bool {
@@ -22,7 +27,7 @@ func IsZoneFile(name string) bool {
 		return false
 	}
 	ext := path.Ext(base)
-	return (ext == ".yaml" || ext == ".yml") && !IsLatencyFile(base)
+	return (ext == ".yaml" || ext == ".yml") && !latency.IsFile(base)
 }
 
 // ParseFile parses and validates one zone file; geo records may name the
@@ -93,7 +98,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 		zones:         map[string]*Zone{},
 		byFile:        map[string]*Zone{},
 		fileErrors:    map[string]error{},
-		latencyByFile: map[string][]LatencyEntry{},
+		latencyByFile: map[string][]latency.Entry{},
 		sources:       map[string]source{},
 		missing:       map[string]Missing{},
 		loadedAt:      now(),
@@ -109,9 +114,9 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var loaded []*Zone
 	zoneSources := map[string]source{} // by file, for the zones in loaded
-	var latency [][]LatencyEntry
+	var tables [][]latency.Entry       // the entries of each table file read
 	for _, e := range entries {
-		if !e.IsDir() && IsLatencyFile(e.Name()) {
+		if !e.IsDir() && latency.IsFile(e.Name()) {
 			le, src, ok, errs := loadLatencyFile(fsys, e.Name(), inv, prev)
 			if len(errs) > 0 {
 				all = append(all, errs...)
@@ -122,7 +127,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 			}
 			if le != nil {
 				next.latencyByFile[e.Name()] = le
-				latency = append(latency, le)
+				tables = append(tables, le)
 			}
 			continue
 		}
@@ -147,7 +152,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	// over a missing one that served the same origin or measured the
 	// same prefix, so that renaming a file is not a conflict.
 	gone := l.missingFiles(entries, prev, now())
-	var goneLatency [][]LatencyEntry
+	var goneLatency [][]latency.Entry
 	for _, name := range slices.Sorted(maps.Keys(gone)) {
 		if z := prev.byFile[name]; z != nil {
 			loaded = append(loaded, z)
@@ -192,7 +197,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	for file := range next.byFile {
 		next.sources[file] = zoneSources[file]
 	}
-	table, errs := mergeLatency(append(latency, notMeasuredIn(latency, goneLatency)...))
+	table, errs := latency.Merge(append(tables, notMeasuredIn(tables, goneLatency)...))
 	all = append(all, errs...)
 	next.latency = table
 	if len(all) == 0 {
@@ -236,7 +241,7 @@ func (l Loader) missingFiles(entries []fs.DirEntry, prev *Snapshot, now time.Tim
 
 // notMeasuredIn returns the entries of the missing files that measure a
 // prefix and PoP that no present file measures.
-func notMeasuredIn(present, missing [][]LatencyEntry) [][]LatencyEntry {
+func notMeasuredIn(present, missing [][]latency.Entry) [][]latency.Entry {
 	if len(missing) == 0 {
 		return nil
 	}
@@ -246,9 +251,9 @@ func notMeasuredIn(present, missing [][]LatencyEntry) [][]LatencyEntry {
 			seen[e.Prefix.String()+" "+e.PoP] = true
 		}
 	}
-	var out [][]LatencyEntry
+	var out [][]latency.Entry
 	for _, entries := range missing {
-		var keep []LatencyEntry
+		var keep []latency.Entry
 		for _, e := range entries {
 			if !seen[e.Prefix.String()+" "+e.PoP] {
 				keep = append(keep, e)
@@ -263,14 +268,14 @@ func notMeasuredIn(present, missing [][]LatencyEntry) [][]LatencyEntry {
 // and their source (ok false: none). An unchanged file keeps prev's entries
 // without being parsed; if the file fails, the entries prev had from it
 // keep serving, with their source.
-func loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) ([]LatencyEntry, source, bool, ErrorList) {
+func loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) ([]latency.Entry, source, bool, ErrorList) {
 	var old source
 	var hadOld bool
 	if prev != nil {
 		old, hadOld = prev.sources[name]
 	}
 	data, err := fs.ReadFile(fsys, name)
-	var entries []LatencyEntry
+	var entries []latency.Entry
 	var errs ErrorList
 	var src source
 	if err != nil {
@@ -280,7 +285,7 @@ func loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapsho
 		if hadOld && old == src {
 			return prev.latencyByFile[name], old, true, nil
 		}
-		entries, errs = parseLatencyFile(name, data, inv)
+		entries, errs = latency.Parse(name, data, inv)
 	}
 	if len(errs) > 0 {
 		if prev != nil {
@@ -300,7 +305,7 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 // one's zones under a new generation, or none at startup.
 func keep(prev *Snapshot, inv *pops.Inventory) *Snapshot {
 	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
-		latencyByFile: map[string][]LatencyEntry{}, sources: map[string]source{}, loadedAt: time.Now(),
+		latencyByFile: map[string][]latency.Entry{}, sources: map[string]source{}, loadedAt: time.Now(),
 		generation: 1, pops: inv}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)

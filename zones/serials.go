@@ -2,6 +2,7 @@ package zones
 
 import (
 	"encoding/hex"
+	"github.com/popdns/popdns/latency"
 	"time"
 )
 
@@ -21,7 +22,7 @@ type SerialRecord struct {
 func RememberedSerials(records map[string]SerialRecord) *Snapshot {
 	return &Snapshot{
 		zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
-		latencyByFile: map[string][]LatencyEntry{}, sources: map[string]source{},
+		latencyByFile: map[string][]latency.Entry{}, sources: map[string]source{},
 		remembered: records,
 	}
 }

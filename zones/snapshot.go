@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/latency"
 	"github.com/popdns/popdns/pops"
 )
 
@@ -23,8 +24,8 @@ type Snapshot struct {
 	pops       *pops.Inventory
 	// latency merges the latency table files; latencyByFile keeps each
 	// file's entries so that a broken file keeps its last good version.
-	latency       *LatencyTable
-	latencyByFile map[string][]LatencyEntry
+	latency       *latency.Table
+	latencyByFile map[string][]latency.Entry
 	// sources says where what byFile and latencyByFile serve for each file
 	// came from, so that Load can reuse it while the file is unchanged.
 	sources map[string]source
@@ -56,7 +57,7 @@ type Missing struct {
 func (s *Snapshot) Missing() map[string]Missing { return maps.Clone(s.missing) }
 
 // Latency is the measured-RTT table, or nil when there is none.
-func (s *Snapshot) Latency() *LatencyTable { return s.latency }
+func (s *Snapshot) Latency() *latency.Table { return s.latency }
 
 // PoPs is the PoP inventory the zones were checked against.
 func (s *Snapshot) PoPs() *pops.Inventory { return s.pops }
