@@ -16,7 +16,10 @@ const module = "github.com/popdns/popdns/"
 
 // allowed lists, for each package, the popdns packages its non-test files
 // may import (../shared/STYLE.md §2.2): data flows from files and probes up
-// to dnsserver, and only cmd/popdns wires everything together.
+// to dnsserver, and only cmd/popdns wires everything together. Within the
+// data layer, pops (the configuration's PoPs) comes first, latency checks
+// its entries against the PoPs, and zones builds snapshots that hold
+// both: nothing imports zones from below.
 var allowed = map[string][]string{
 	"geo":                     {},
 	"healthprobe":             {},
