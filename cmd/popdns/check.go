@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
@@ -83,7 +84,7 @@ func checkPath(path string, pops *zones.PoPs, stdout, stderr io.Writer) error {
 		// The server starts from the auto serials an earlier run left in
 		// state_dir; check reads them the same way but never writes them.
 		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
-		return checkZoneDir(cfg.zonesDir, cfg.pops, rememberedSerials(cfg, warn), stdout)
+		return checkZoneDir(cfg.zonesDir, cfg.pops, reload.RememberedSerials(cfg.stateDir, warn), stdout)
 	}
 	z, err := zones.ParseFile(path, data, pops)
 	if err != nil {
