@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
@@ -18,11 +19,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The running server's parts, as the reloader uses them.
+// What cmd/popdns wires in.
 var (
-	_ DNS     = (*fakeDNS)(nil)
-	_ Prober  = fakeProber{}
-	_ Locator = fakeLocator{}
+	_ DNS     = (*dnsserver.Server)(nil)
+	_ Prober  = (*healthprobe.Prober)(nil)
+	_ Locator = (*geo.Locator)(nil)
 )
 
 type fakeDNS struct {
