@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,5 +197,44 @@ func TestRunStops(t *testing.T) {
 	cancel()
 	if err := dnstest.Receive(t, done, 10*time.Second, "Run to return"); err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestRestartSettingsWarn: a reread configuration that changes a setting
+// of Config.Restart applies, and the log names each changed setting once;
+// an unchanged one is not named.
+func TestRestartSettingsWarn(t *testing.T) {
+	base := []Setting{{"listen", `["127.0.0.1:53"]`}, {"http", "127.0.0.1:8053"}}
+	for _, tc := range []struct {
+		name string
+		next []Setting
+		want []string // settings warned about
+	}{
+		{"unchanged", base, nil},
+		{"listen changed", []Setting{{"listen", `["127.0.0.1:5353"]`}, {"http", "127.0.0.1:8053"}}, []string{"listen"}},
+		{"both changed", []Setting{{"listen", `[]`}, {"http", ""}}, []string{"listen", "http"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestReloader(t)
+			tr.cfg.Restart = base
+			next := tr.cfg
+			next.Restart = tc.next
+			tr.load = func() (Config, error) { return next, nil }
+			tr.Reload("test")
+			logs := tr.logs.String()
+			for _, s := range base {
+				n := strings.Count(logs, `"setting":"`+s.Name+`"`)
+				want := 0
+				if slices.Contains(tc.want, s.Name) {
+					want = 1
+				}
+				if n != want {
+					t.Errorf("%s warned about %d times, want %d:\n%s", s.Name, n, want, logs)
+				}
+			}
+			if got := tr.counter(t, map[string]string{"what": "config", "result": "ok"}); got != 1 {
+				t.Errorf("config reloads ok: %v, want 1", got)
+			}
+		})
 	}
 }
