@@ -202,8 +202,9 @@ func New(cfg Config, deps Deps) *Reloader {
 
 // Run watches the files, when the zones are on disk, and reloads when they
 // change, on every value of hup (SIGHUP), and when a missing file's grace
-// period ends, until ctx ends. Ready is closed once the watches are in
-// place and a first reload has picked up any change made before them.
+// period ends, until ctx ends; then it stops the pending grace timer.
+// Ready is closed once the watches are in place and a first reload has
+// picked up any change made before them.
 func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -241,7 +242,15 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 		}
 	}
 	close(r.ready)
-	return g.Wait()
+	err := g.Wait()
+	// The grace timer is Run's too: nothing reloads once Run is over.
+	r.mu.Lock()
+	if r.stopWake != nil {
+		r.stopWake()
+		r.stopWake = nil
+	}
+	r.mu.Unlock()
+	return err
 }
 
 // Ready is closed once Run watches the files and has reloaded once (at

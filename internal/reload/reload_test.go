@@ -238,3 +238,123 @@ func TestRestartSettingsWarn(t *testing.T) {
 		})
 	}
 }
+
+// fakeClock is a Clock whose time moves only when the test says.
+type fakeClock struct {
+	mu     sync.Mutex // mu guards the fields below
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !t.stopped
+		t.stopped = true
+		return was
+	}
+}
+
+// pending counts the timers neither fired nor stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.stopped {
+			n++
+		}
+	}
+	return n
+}
+
+// Advance moves the clock on by d and runs the timers that are due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) {
+			t.stopped = true
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// TestGraceTimer: a zone file gone from the directory arms one timer for
+// the end of its grace period; when it fires, Run reloads and the zone
+// goes. A timer still pending when Run's context ends is stopped.
+func TestGraceTimer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		expire bool // let the grace period end before stopping Run
+	}{
+		{"grace period ends", true},
+		{"Run stops first", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestReloader(t)
+			clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+			tr.clock = clock
+			tr.cfg.ZoneMissingGrace = 30 * time.Second
+			tr.load = func() (Config, error) { return tr.cfg, nil }
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			done := make(chan error, 1)
+			go func() { done <- tr.Run(ctx, nil) }()
+			dnstest.Receive(t, tr.Ready(), 10*time.Second, "the reloader to be ready")
+
+			if err := os.Remove(filepath.Join(tr.dir, "example.test.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			tr.Reload("test")
+			if n := len(tr.dns.Zones().Zones()); n != 1 {
+				t.Fatalf("%d zones right after the file went, want the last good one", n)
+			}
+			if n := clock.pending(); n != 1 {
+				t.Fatalf("%d timers pending, want one for the end of the grace period", n)
+			}
+			if tc.expire {
+				clock.Advance(30 * time.Second)
+				deadline := time.Now().Add(10 * time.Second)
+				for len(tr.dns.Zones().Zones()) != 0 {
+					if time.Now().After(deadline) {
+						t.Fatalf("the zone still serves after its grace period:\n%s", tr.logs.String())
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				if !strings.Contains(tr.logs.String(), `"why":"a missing file's grace period ended"`) {
+					t.Errorf("the reload does not say why:\n%s", tr.logs.String())
+				}
+			}
+			cancel()
+			if err := dnstest.Receive(t, done, 10*time.Second, "Run to return"); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			if n := clock.pending(); n != 0 {
+				t.Errorf("%d timers pending after Run returned, want none", n)
+			}
+		})
+	}
+}
