@@ -50,6 +50,9 @@ type Deps struct {
 	Files Files
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
+	// After is the timer of Run's wait for the first probe round; nil
+	// means time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Reporter gathers the status of a running server and says whether it is
@@ -59,6 +62,7 @@ type Reporter struct {
 	health Health
 	files  Files
 	now    func() time.Time
+	after  func(time.Duration) <-chan time.Time
 	// probesSettled is closed once the first probe round is done, or has
 	// run out of time: readiness waits for it.
 	probesSettled chan struct{}
@@ -72,7 +76,10 @@ func New(deps Deps) *Reporter {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, now: deps.Now,
+	if deps.After == nil {
+		deps.After = time.After
+	}
+	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, now: deps.Now, after: deps.After,
 		probesSettled: make(chan struct{})}
 }
 
@@ -87,11 +94,12 @@ func (r *Reporter) Run(ctx context.Context) error {
 			longest = max(longest, t.Timeout)
 		}
 	}
-	timer := time.NewTimer(longest + 100*time.Millisecond)
-	defer timer.Stop()
+	// When ctx ends first, the timer is no longer referenced and the
+	// runtime collects it.
+	timeout := r.after(longest + 100*time.Millisecond)
 	select {
 	case <-r.health.FirstRoundDone():
-	case <-timer.C:
+	case <-timeout:
 	case <-ctx.Done():
 		return nil
 	}

@@ -125,3 +125,29 @@ func TestRunStopsWithContext(t *testing.T) {
 	default:
 	}
 }
+
+// TestRunSettlesAfterTimeout: a first probe round that does not end in
+// time settles readiness anyway, once the longest probe timeout (here no
+// probe: none) and 100 ms have passed.
+func TestRunSettlesAfterTimeout(t *testing.T) {
+	fire := make(chan time.Time)
+	var asked atomic.Int64
+	rep := New(Deps{Server: &fakeServer{snap: testSnapshot(t)}, Health: fakeHealth{firstDone: make(chan struct{})},
+		After: func(d time.Duration) <-chan time.Time { asked.Store(int64(d)); return fire }})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- rep.Run(ctx) }()
+	select {
+	case fire <- time.Time{}:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run never waited on its timer")
+	}
+	if err := dnstest.Receive(t, done, 5*time.Second, "Run to return"); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	dnstest.Receive(t, rep.ProbesSettled(), time.Second, "readiness to settle")
+	if got := time.Duration(asked.Load()); got != 100*time.Millisecond {
+		t.Errorf("Run waited %v, want 100ms", got)
+	}
+}
