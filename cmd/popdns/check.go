@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
@@ -84,7 +85,7 @@ func checkPath(path string, pops *pops.Inventory, stdout, stderr io.Writer) erro
 		// The server starts from the auto serials an earlier run left in
 		// state_dir; check reads them the same way but never writes them.
 		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
-		return checkZoneDir(cfg.zonesDir, cfg.pops, rememberedSerials(cfg, warn), stdout)
+		return checkZoneDir(cfg.zonesDir, cfg.pops, reload.RememberedSerials(cfg.stateDir, warn), stdout)
 	}
 	z, err := zones.ParseFile(path, data, pops)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popdns/popdns/internal/reload"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -50,13 +52,13 @@ func TestCheckServedSerial(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			saveSerials(cfg, srv.dns.Zones(), nil, zerolog.Nop())
+			rememberSerials(cfg, srv)
 			srv.close()
 			// A deploy tool rewrites the same bytes with an older time.
 			if err := os.Chtimes(zone, older, older); err != nil {
 				t.Fatal(err)
 			}
-			stateFile := filepath.Join(dir, "state", serialsFile)
+			stateFile := filepath.Join(dir, "state", reload.SerialsFile)
 			before, _ := os.ReadFile(stateFile)
 
 			srv, err = newServer(cfg, zerolog.Nop())
@@ -107,13 +109,21 @@ func TestCheckDoesNotCreateStateDir(t *testing.T) {
 func TestCheckUnreadableSerials(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "zones/example.test.yaml", autoZone)
-	writeFile(t, dir, "state/"+serialsFile, "{not json")
+	writeFile(t, dir, "state/"+reload.SerialsFile, "{not json")
 	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nstate_dir: state\n")
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"check", cfgFile}, &stdout, &stderr); err != nil {
 		t.Fatalf("check: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "cannot read remembered serials") || !strings.Contains(stderr.String(), serialsFile) {
-		t.Errorf("stderr %q, want the server's warning naming %s", stderr.String(), serialsFile)
+	if !strings.Contains(stderr.String(), "cannot read remembered serials") || !strings.Contains(stderr.String(), reload.SerialsFile) {
+		t.Errorf("stderr %q, want the server's warning naming %s", stderr.String(), reload.SerialsFile)
 	}
+}
+
+// rememberSerials saves the auto serials srv serves in cfg's state
+// directory, as a server's reloader does from its start.
+func rememberSerials(cfg *config, srv *server) {
+	load := func() (reload.Config, error) { return cfg.reloadConfig(), nil }
+	reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv.dns, Prober: srv.prober, Locator: srv.locator,
+		Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -172,4 +173,26 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// explainHandler serves GET /explain?name=&type=&client=, where client is
+// an address (the query's source) or a prefix (the ECS a resolver sends).
+func explainHandler(srv *dnsserver.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		ecs, source := "", q.Get("client")
+		if strings.Contains(source, "/") {
+			ecs, source = source, ""
+		}
+		req, err := explainRequest(q.Get("name"), q.Get("type"), ecs, source)
+		if err == nil {
+			var ex *dnsserver.Explanation
+			if ex, err = srv.Explain(req); err == nil {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(ex)
+				return
+			}
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	})
 }

@@ -345,7 +345,7 @@ func TestMissingGeoIPFailsStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := start(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "nowhere.mmdb") {
+		if _, err := start(cfg, nil, zerolog.Nop(), nil); err == nil || !strings.Contains(err.Error(), "nowhere.mmdb") {
 			t.Errorf("start: %v, want an error naming the database", err)
 		}
 	})
@@ -368,7 +368,7 @@ func TestStartFailsOnBadZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = start(cfg, zerolog.Nop())
+	_, err = start(cfg, nil, zerolog.Nop(), nil)
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Errorf("start with a broken zone: %v", err)
 	}
@@ -390,7 +390,7 @@ func TestServeConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := start(cfg, zerolog.Nop())
+	a, err := start(cfg, []string{"-config", cfgFile}, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func newDemoServer(t *testing.T) *server {
 }
 
 func TestExplainHTTP(t *testing.T) {
-	h := newHTTPHandler(newDemoServer(t), nil)
+	h := serverHandler(newDemoServer(t))
 	for _, tc := range []struct {
 		query  string
 		status int

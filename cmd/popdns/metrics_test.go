@@ -29,7 +29,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	r, servers := startProbedApp(t, "")
 	servers["iad"].stop()
-	<-r.built.probesSettled
+	<-r.status.ProbesSettled()
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
 	q := new(dns.Msg)
 	q.SetQuestion("geo.test.", dns.TypeSOA)
@@ -40,7 +40,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	r.waitLog(t, "reload failed")
 
 	rec := httptest.NewRecorder()
-	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	r.handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d", rec.Code)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/internal/status"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -148,24 +149,24 @@ func (r *runningApp) waitAnswer(t *testing.T, want string, limit time.Duration) 
 	}
 }
 
-func (r *runningApp) getStatus(t *testing.T) statusJSON {
+func (r *runningApp) getStatus(t *testing.T) status.Status {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
-	var st statusJSON
+	r.handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var st status.Status
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatalf("status %s: %v", rec.Body.String(), err)
 	}
 	return st
 }
 
-func (st statusJSON) target(pop string) targetStatus {
+func targetOf(st status.Status, pop string) status.Target {
 	for _, ts := range st.Targets {
 		if ts.PoP == pop {
 			return ts
 		}
 	}
-	return targetStatus{}
+	return status.Target{}
 }
 
 // TestPoPDiesAndComesBack stops fra's server: the Frankfurt client moves
@@ -174,7 +175,7 @@ func (st statusJSON) target(pop string) targetStatus {
 func TestPoPDiesAndComesBack(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
-	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round")
 
 	servers["fra"].stop()
 	took := r.waitAnswer(t, "192.0.2.15", 10*time.Second)
@@ -188,7 +189,7 @@ func TestPoPDiesAndComesBack(t *testing.T) {
 	if len(st.Zones) != 1 || st.Zones[0].LoadedAt.IsZero() || !st.Ready {
 		t.Errorf("zones in /status: %+v, ready %t", st.Zones, st.Ready)
 	}
-	if fra := st.target("fra"); fra.Healthy || fra.Eligible || !strings.Contains(fra.LastError, "refused") || fra.LastChange.IsZero() {
+	if fra := targetOf(st, "fra"); fra.Healthy || fra.Eligible || !strings.Contains(fra.LastError, "refused") || fra.LastChange.IsZero() {
 		t.Errorf("fra target in /status while down: %+v", fra)
 	}
 	for _, p := range st.PoPs {
@@ -204,7 +205,7 @@ func TestPoPDiesAndComesBack(t *testing.T) {
 	if min := (e2eRise - 1) * e2eInterval; took < min {
 		t.Errorf("came back after %s, before %d good probes could have happened (%s)", took, e2eRise, min)
 	}
-	if fra := r.getStatus(t).target("fra"); !fra.Healthy || !fra.Eligible || fra.LastError != "" {
+	if fra := targetOf(r.getStatus(t), "fra"); !fra.Healthy || !fra.Eligible || fra.LastError != "" {
 		t.Errorf("fra target in /status after the restart: %+v", fra)
 	}
 }
@@ -216,7 +217,7 @@ func TestPoPDiesAndComesBack(t *testing.T) {
 func TestSlowPoPLosesClients(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
-	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round")
 	// A few fast rounds first, so that the baseline is a fast RTT.
 	waitProbeRounds(t, r, "fra", 3)
 
@@ -227,7 +228,7 @@ func TestSlowPoPLosesClients(t *testing.T) {
 	// noise: check it once two rounds have run with the delay (the first
 	// may have started before it).
 	waitProbeRounds(t, r, "fra", 2)
-	fra := r.getStatus(t).target("fra")
+	fra := targetOf(r.getStatus(t), "fra")
 	t.Logf("fra slowed by 60 ms: the Frankfurt client moved to lhr after %s; fra RTT %.1f ms, baseline %.1f ms, penalty %.1f ms (steering %.0f ms)",
 		took.Round(time.Millisecond), fra.RTTMS, fra.BaselineMS, fra.PenaltyMS, fra.SteeringPenaltyMS)
 	if !fra.Healthy || fra.PenaltyMS < 10 || fra.SteeringPenaltyMS < 10 || fra.SteeringPenaltyMS > fra.PenaltyMS+2.5 {
@@ -267,8 +268,8 @@ func waitProbeRounds(t *testing.T, r *runningApp, pop string, n int) {
 func TestProbeMetricsAndReadiness(t *testing.T) {
 	r, servers := startProbedApp(t, "")
 	servers["iad"].stop()
-	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
-	h := newHTTPHandler(r.built, nil)
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round")
+	h := r.handler(nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "3 probes") {
@@ -351,7 +352,7 @@ func TestProbeMetricsAndReadiness(t *testing.T) {
 func TestAdminAPI(t *testing.T) {
 	r, _ := startProbedApp(t, "")
 	const token = "0123456789abcdef-secret"
-	h := newHTTPHandler(r.built, newAdminAPI(r.built, token, r.log))
+	h := r.handler(status.NewAdmin(r.status, r.dns, token, r.log))
 	post := func(path, auth, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", path, strings.NewReader(body))
 		if auth != "" {
@@ -383,7 +384,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	rec := post("/v1/pops/fra/state", "Bearer "+token, `{"state":"drain"}`)
-	var p popStatus
+	var p status.PoP
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); rec.Code != http.StatusOK || err != nil || p.State != "drain" || p.Override != "drain" || p.Up {
 		t.Fatalf("drain: %d %s", rec.Code, rec.Body.String())
 	}
@@ -397,7 +398,7 @@ func TestAdminAPI(t *testing.T) {
 
 	// Without a token file the API does not exist.
 	rec = httptest.NewRecorder()
-	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/pops/fra/state", strings.NewReader(`{"state":"down"}`)))
+	r.handler(nil).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/pops/fra/state", strings.NewReader(`{"state":"down"}`)))
 	if rec.Code != http.StatusNotFound && rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("admin API without a token file: %d", rec.Code)
 	}
@@ -408,7 +409,7 @@ func TestAdminAPI(t *testing.T) {
 // it is left behind.
 func TestProbesFollowReloads(t *testing.T) {
 	r, servers := startProbedApp(t, "")
-	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round")
 	if n := len(r.built.prober.Status().Results); n != 3 {
 		t.Fatalf("%d probes, want 3", n)
 	}
@@ -456,7 +457,7 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {
 // the first probe round is done.
 func TestReadyzReasons(t *testing.T) {
 	rec := httptest.NewRecorder()
-	newHTTPHandler(newDemoServer(t), nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	serverHandler(newDemoServer(t)).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not ready: DNS listeners not serving yet") {
 		t.Errorf("/readyz before serving: %d %s", rec.Code, rec.Body.String())
 	}
@@ -464,10 +465,9 @@ func TestReadyzReasons(t *testing.T) {
 	// Serving, with probe results but the round not yet declared done:
 	// the reason counts the probes that answered.
 	r, _ := startProbedApp(t, "")
-	dnstest.Receive(t, r.built.probesSettled, 10*time.Second, "the first probe round")
-	fresh := &server{dns: r.dns, metrics: r.built.metrics, prober: r.built.prober, probesSettled: make(chan struct{})}
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round")
 	rec = httptest.NewRecorder()
-	newHTTPHandler(fresh, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	serverHandler(r.built).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "first probe round running: 3 of 3 probes answered") {
 		t.Errorf("/readyz before the probes settle: %d %s", rec.Code, rec.Body.String())
 	}
@@ -481,9 +481,9 @@ func TestStatusPageServed(t *testing.T) {
 	servers["fra"].stop()
 	r.waitAnswer(t, "192.0.2.15", 10*time.Second)
 	rec := httptest.NewRecorder()
-	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	r.handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	body := rec.Body.String()
-	if rec.Code != http.StatusOK || rec.Header().Get("Content-Security-Policy") != statusPageCSP {
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Security-Policy") != status.PageCSP {
 		t.Fatalf("GET /: %d, CSP %q", rec.Code, rec.Header().Get("Content-Security-Policy"))
 	}
 	for _, want := range []string{"fra", "lhr", "iad", "unhealthy", "geo.test."} {
@@ -492,7 +492,7 @@ func TestStatusPageServed(t *testing.T) {
 		}
 	}
 	rec = httptest.NewRecorder()
-	newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/nope", nil))
+	r.handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/nope", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d, want 404 (only / is the page)", rec.Code)
 	}

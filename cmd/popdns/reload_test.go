@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/internal/geodbgen"
+	"github.com/popdns/popdns/internal/reload"
+	"github.com/popdns/popdns/internal/status"
 	"github.com/rs/zerolog"
 )
 
@@ -60,18 +63,27 @@ type runningApp struct {
 
 func startApp(t testing.TB, configFile string) *runningApp {
 	t.Helper()
+	return startAppWith(t, configFile, nil, nil)
+}
+
+// startAppWith is startApp with the reloader's clock (nil: the system's)
+// and a change to the configuration it starts with (nil: none).
+func startAppWith(t testing.TB, configFile string, clock reload.Clock, change func(*config)) *runningApp {
+	t.Helper()
 	args := []string{"-config", configFile, "-listen", "127.0.0.1:0", "-http", "off"}
 	cfg, err := parseServeFlags(args)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if change != nil {
+		change(cfg)
+	}
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
-	a, err := start(cfg, log)
+	a, err := start(cfg, args, log, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.reloader = newReloader(args, cfg, a.built, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx) }()
@@ -127,6 +139,16 @@ func (r *runningApp) eventually(t *testing.T, name, subnet, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// handler is the app's HTTP endpoint, served or not, with the admin API
+// when admin is not nil.
+func (a *app) handler(admin *status.Admin) http.Handler { return httpHandler(a.built, a.status, admin) }
+
+// serverHandler is the HTTP endpoint of a server that is not started, as
+// a fresh start would serve it before its first probe round.
+func serverHandler(srv *server) http.Handler {
+	return httpHandler(srv, status.New(status.Deps{Server: srv.dns, Health: srv.prober}), nil)
 }
 
 // counterValue reads one series of a counter from the app's registry.
@@ -219,7 +241,7 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 		if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.13" {
 			t.Errorf("answer %s after a broken edit, want the last good 192.0.2.13", got)
 		}
-		st := buildStatus(r.dns.Zones(), nil, nil)
+		st := status.Build(r.dns.Zones(), nil, nil, time.Now)
 		if !strings.Contains(st.Errors["example.test.yaml"], `example.test.yaml:13: records.www[0].a: bad A data: "192.0.2.999"`) ||
 			len(st.Zones) != 1 || st.Zones[0].Error == "" {
 			t.Errorf("status %+v", st)
@@ -345,8 +367,8 @@ func TestStatusEndpoint(t *testing.T) {
 	}
 	defer srv.close()
 	rec := httptest.NewRecorder()
-	newHTTPHandler(srv, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
-	var st statusJSON
+	serverHandler(srv).ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var st status.Status
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || len(st.Zones) != 1 || st.Zones[0].Serial != 2026112201 || st.Generation != 1 {
 		t.Errorf("status %s (%v)", rec.Body.String(), err)
 	}
@@ -419,7 +441,7 @@ func TestAutoSerialsSurviveRestart(t *testing.T) {
 			t.Fatalf("serial %d after a change in the same second, want %d", before, first+1)
 		}
 	})
-	if _, err := os.Stat(filepath.Join(dir, "state", serialsFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "state", reload.SerialsFile)); err != nil {
 		t.Fatalf("no remembered serials: %v", err)
 	}
 	t.Run("after a restart", func(t *testing.T) {
@@ -499,13 +521,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-// setClock gives the app's reloader a fake clock.
-func (r *runningApp) setClock(c clock) {
-	r.reloader.mu.Lock()
-	defer r.reloader.mu.Unlock()
-	r.reloader.clock = c
-}
-
 // TestMissingZoneFileGraceClock removes a zone file under a fake clock:
 // the zone serves on, the reloader sets a timer for the end of the grace
 // period, and when the clock gets there the zone goes without any file
@@ -513,13 +528,12 @@ func (r *runningApp) setClock(c clock) {
 func TestMissingZoneFileGraceClock(t *testing.T) {
 	dir := t.TempDir()
 	zone := writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 30s\n"))
 	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
-	r.setClock(clock)
+	r := startAppWith(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 30s\n"), clock, nil)
 	if err := os.Remove(zone); err != nil {
 		t.Fatal(err)
 	}
-	r.reloader.reload("test")
+	r.reloader.Reload("test")
 	if got := r.answer(t, "www.example.test.", ""); got != "192.0.2.10" {
 		t.Fatalf("answer %s right after the file went, want the last good 192.0.2.10", got)
 	}
@@ -626,58 +640,6 @@ func (r *runningApp) waitReloads(t *testing.T, n int) {
 	waitFor(t, 5*time.Second, func() bool { return r.reloads() > n }, "a reload")
 }
 
-// TestReloadCountsAttempts: popdns_reload_total counts reload attempts,
-// one per reload for zones however many files failed (it counted one
-// per bad file plus one).
-func TestReloadCountsAttempts(t *testing.T) {
-	dir := t.TempDir()
-	writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
-	zonesErr := map[string]string{"what": "zones", "result": "error"}
-	zonesOK := map[string]string{"what": "zones", "result": "ok"}
-	for _, tc := range []struct {
-		name     string
-		bad      []string // zone files to break
-		labels   map[string]string
-		other    map[string]string // must not move
-		fixFirst bool
-	}{
-		{"one bad file", []string{"a.yaml"}, zonesErr, zonesOK, false},
-		{"three bad files", []string{"a.yaml", "b.yaml", "c.yaml"}, zonesErr, zonesOK, false},
-		{"every file good", nil, zonesOK, zonesErr, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, f := range tc.bad {
-				writeFile(t, dir, "zones/"+f, "origin: "+f+".test.\n")
-			}
-			if tc.fixFirst {
-				for _, f := range []string{"a.yaml", "b.yaml", "c.yaml"} {
-					os.Remove(filepath.Join(dir, "zones", f))
-				}
-			}
-			// Let the watcher's reloads of these changes settle.
-			waitFor(t, 5*time.Second, func() bool {
-				return len(r.dns.Zones().FileErrors()) == len(tc.bad)
-			}, "the watcher to load the changes")
-			// Read between reloads, which hold the lock: the
-			// watcher may reload too, and each reload must count
-			// once.
-			read := func() (n, other float64, reloads int) {
-				r.reloader.mu.Lock()
-				defer r.reloader.mu.Unlock()
-				return counterValue(t, r, "popdns_reload_total", tc.labels), counterValue(t, r, "popdns_reload_total", tc.other), r.reloads()
-			}
-			n0, other0, reloads0 := read()
-			r.reloader.reload("test")
-			n1, other1, reloads1 := read()
-			if n1-n0 != float64(reloads1-reloads0) || other1 != other0 {
-				t.Errorf("popdns_reload_total%v went up by %v and %v by %v in %d reloads, want %d and 0",
-					tc.labels, n1-n0, tc.other, other1-other0, reloads1-reloads0, reloads1-reloads0)
-			}
-		})
-	}
-}
-
 // TestConfigRemovingPoPInUseRefused removes fra from the configuration
 // while geo.test still names it and fra's health server is down. Applied,
 // the zone would fail to reload and keep serving its last good version,
@@ -686,7 +648,7 @@ func TestReloadCountsAttempts(t *testing.T) {
 // refused whole instead, with the zone file and line that use fra.
 func TestConfigRemovingPoPInUseRefused(t *testing.T) {
 	r, servers := startProbedApp(t, "")
-	<-r.built.probesSettled
+	<-r.status.ProbesSettled()
 	servers["fra"].stop()
 	r.waitAnswer(t, "192.0.2.15", 10*time.Second) // lhr, fra's probe down
 	cfgFile := r.cfg.source
@@ -713,7 +675,7 @@ func TestConfigRemovingPoPInUseRefused(t *testing.T) {
 		t.Errorf("fra's probe %s: %+v (running %t), want it running and unhealthy", fraProbe, res, ok)
 	}
 	st := r.getStatus(t)
-	var fra *popStatus
+	var fra *status.PoP
 	for i := range st.PoPs {
 		if st.PoPs[i].Name == "fra" {
 			fra = &st.PoPs[i]
@@ -773,16 +735,17 @@ func TestStatusShowsFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	asnFile := writeFile(t, dir, "asn.mmdb", string(asn))
+	// The zones directory is read through gateFS, from the start: a
+	// reload keeps the running configuration's.
+	var deny atomic.Pointer[string]
+	var zonesDir string
+	gate := func(c *config) { c.zonesFS = gateFS{FS: os.DirFS(zonesDir), deny: &deny} }
 	config := strings.Replace(geoConfig, "geoip: { city: city.mmdb }", "geoip: { city: city.mmdb, asn: asn.mmdb }", 1)
-	zonesDir := filepath.Join(dir, "zones")
+	zonesDir = filepath.Join(dir, "zones")
 	writeFile(t, zonesDir, "geo.test.yaml", geoZone)
 	writeFile(t, zonesDir, "rtt.csv", "192.0.2.0/24,fra,10\n")
 	cfgFile := writeFile(t, dir, "popdns.yaml", config)
-	r := startApp(t, cfgFile)
-	var deny atomic.Pointer[string]
-	r.reloader.mu.Lock()
-	r.reloader.cfg.zonesFS = gateFS{FS: os.DirFS(zonesDir), deny: &deny}
-	r.reloader.mu.Unlock()
+	r := startAppWith(t, cfgFile, nil, gate)
 	setDeny := func(name string) { deny.Store(&name) }
 	replace := func(name, data string) { // atomically, as geoipupdate does
 		writeFile(t, dir, name+".tmp", data)
@@ -827,7 +790,7 @@ func TestStatusShowsFileErrors(t *testing.T) {
 				chmod(filepath.Join(zonesDir, "geo.test.yaml"), 0o000)
 				// A file's chmod counts only once something failed: the
 				// next reload finds it.
-				r.reloader.reload("test")
+				r.reloader.Reload("test")
 			},
 			func() { setDeny(""); chmod(filepath.Join(zonesDir, "geo.test.yaml"), 0o644) }, "zones"},
 	} {
@@ -836,7 +799,7 @@ func TestStatusShowsFileErrors(t *testing.T) {
 			waitFor(t, 5*time.Second, func() bool { return strings.Contains(r.getStatus(t).Errors[tc.file], tc.wantErr) },
 				fmt.Sprintf("/status to list %s with %q", tc.file, tc.wantErr))
 			rec := httptest.NewRecorder()
-			newHTTPHandler(r.built, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			r.handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 			if page := rec.Body.String(); !strings.Contains(page, tc.file) || !strings.Contains(page, tc.wantErr) {
 				t.Errorf("the status page does not show %s with %q", tc.file, tc.wantErr)
 			}

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,7 +21,8 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
-	"github.com/popdns/popdns/internal/fswatch"
+	"github.com/popdns/popdns/internal/reload"
+	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -47,11 +47,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info().Int("gomaxprocs", n).Int("gomaxprocs_default", was).
 			Msg("running with a second P, so that the UDP readers do not delay the health probes")
 	}
-	a, err := start(cfg, log)
+	a, err := start(cfg, args, log, nil)
 	if err != nil {
 		return err
 	}
-	a.reloader = newReloader(args, cfg, a.built, log)
 	return a.serve(ctx)
 }
 
@@ -155,9 +154,9 @@ type app struct {
 	log          zerolog.Logger
 	dns          *dnsserver.Server
 	built        *server // owns the GeoIP databases, closed after serving
-	reloader     *reloader
-	watcher      *fswatch.Watcher // nil when nothing on disk is watched
-	http         *http.Server
+	reloader     *reload.Reloader
+	status       *status.Reporter
+	http         *http.Server // nil when the HTTP endpoint is off
 	httpListener net.Listener
 }
 
@@ -167,34 +166,6 @@ type server struct {
 	metrics *prometheus.Registry
 	locator *geo.Locator
 	prober  *healthprobe.Prober
-	// probesSettled is closed once the first probe round is done, or has
-	// run out of time: readiness waits for it.
-	probesSettled chan struct{}
-	// fileErrors holds, for /status, the files outside the zone snapshot
-	// whose latest version failed to load (the configuration, the GeoIP
-	// databases, the zones directory), by path; the reloader publishes
-	// it. nil before the first reload.
-	fileErrors atomic.Pointer[map[string]string]
-}
-
-// settleProbes closes probesSettled once the first probe round is done, or
-// after the longest probe timeout: a probe that cannot finish its first
-// round in time must not keep the server unready (its target counts as
-// healthy until it answers).
-func (s *server) settleProbes(ctx context.Context) {
-	var longest time.Duration
-	for _, t := range s.dns.Zones().Probes() {
-		longest = max(longest, t.Timeout)
-	}
-	timer := time.NewTimer(longest + 100*time.Millisecond)
-	defer timer.Stop()
-	select {
-	case <-s.prober.FirstRoundDone():
-	case <-timer.C:
-	case <-ctx.Done():
-		return
-	}
-	close(s.probesSettled)
 }
 
 // close releases the GeoIP databases once nothing queries any more.
@@ -203,11 +174,11 @@ func (s *server) close() { s.locator.Close() }
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
 func newServer(cfg *config, log zerolog.Logger) (*server, error) {
-	snap, err := zones.Load(cfg.zonesFS, cfg.pops, rememberedSerials(cfg, log))
+	snap, err := zones.Load(cfg.zonesFS, cfg.pops, reload.RememberedSerials(cfg.stateDir, log))
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
-	s := &server{metrics: prometheus.NewRegistry(), probesSettled: make(chan struct{})}
+	s := &server{metrics: prometheus.NewRegistry()}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.prober = healthprobe.New(log, s.metrics)
 	if err := s.prober.SetTargets(snap.Probes()); err != nil {
@@ -230,8 +201,11 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 }
 
 // start builds the server and binds every socket, so that a bad zone or a
-// busy port fails the start with a clear error before anything is served.
-func start(cfg *config, log zerolog.Logger) (*app, error) {
+// busy port fails the start with a clear error before anything is served;
+// then it wires the reloader, which applies args, the serve flags, to
+// every configuration it rereads, and the status. clock is the reloader's
+// (nil: the system clock).
+func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (*app, error) {
 	built, err := newServer(cfg, log)
 	if err != nil {
 		return nil, err
@@ -240,23 +214,21 @@ func start(cfg *config, log zerolog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: log, dns: srv, built: built}
 	// HTTP first: it is the one socket Listen cannot take back, so a busy
 	// HTTP port leaves no DNS socket bound behind it.
+	var adminToken string
 	if cfg.httpAddr != "" {
 		l, err := net.Listen("tcp", cfg.httpAddr)
 		if err != nil {
+			built.close()
 			return nil, fmt.Errorf("http: %w", err)
 		}
 		a.httpListener = l
-		var admin *adminAPI
 		if cfg.adminTokenFile != "" {
-			token, err := readAdminToken(cfg.adminTokenFile)
-			if err != nil {
+			if adminToken, err = readAdminToken(cfg.adminTokenFile); err != nil {
 				l.Close()
 				built.close()
 				return nil, fmt.Errorf("admin_token_file: %w", err)
 			}
-			admin = newAdminAPI(built, token, log)
 		}
-		a.http = &http.Server{Handler: newHTTPHandler(built, admin), ReadHeaderTimeout: 5 * time.Second}
 	}
 	if err := srv.Listen(); err != nil {
 		if a.httpListener != nil {
@@ -265,7 +237,51 @@ func start(cfg *config, log zerolog.Logger) (*app, error) {
 		built.close()
 		return nil, err
 	}
+	load := func() (reload.Config, error) {
+		next, err := parseServeFlags(args)
+		if err != nil {
+			return reload.Config{}, err
+		}
+		return next.reloadConfig(), nil
+	}
+	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
+		Locator: built.locator, Log: log, Metrics: built.metrics, Clock: clock})
+	a.status = status.New(status.Deps{Server: srv, Health: built.prober, Files: a.reloader})
+	if a.httpListener != nil {
+		var admin *status.Admin
+		if cfg.adminTokenFile != "" {
+			admin = status.NewAdmin(a.status, srv, adminToken, log)
+		}
+		a.http = &http.Server{Handler: httpHandler(built, a.status, admin), ReadHeaderTimeout: 5 * time.Second}
+	}
 	return a, nil
+}
+
+// httpHandler is the HTTP endpoint of s, reporting through rep, with the
+// admin API when admin is not nil.
+func httpHandler(s *server, rep *status.Reporter, admin *status.Admin) http.Handler {
+	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin})
+}
+
+// reloadConfig is what the reloader reads of c.
+func (c *config) reloadConfig() reload.Config {
+	rc := reload.Config{Source: c.source, ZonesDir: c.zonesDir, ZonesFS: c.zonesFS, ZonesOnDisk: c.zonesOnDisk,
+		PoPs: c.pops, ZoneMissingGrace: c.zoneMissingGrace, GeoCity: c.geoCity, GeoASN: c.geoASN,
+		GeoEmbedded: c.geoCityBytes != nil, StateDir: c.stateDir, LogLevel: c.logLevel}
+	if c.source != demoSource {
+		rc.ConfigFile = c.source
+	}
+	dnsRest := c.dns
+	dnsRest.Listen = nil
+	rc.Restart = []reload.Setting{
+		{Name: "listen", Value: fmt.Sprintf("%q", c.dns.Listen)},
+		{Name: "http", Value: c.httpAddr},
+		{Name: "zones", Value: c.zonesDir},
+		{Name: "admin_token_file", Value: c.adminTokenFile},
+		{Name: "dns settings (edns_udp_size, nsid, tcp_*, query_log, path_inflation, latency_max_age, probes.penalty_weight)",
+			Value: fmt.Sprint(dnsRest)},
+	}
+	return rc
 }
 
 // openGeoIP opens the configured databases, or returns nil when there are
@@ -281,49 +297,18 @@ func openGeoIP(cfg *config) (*geo.DB, error) {
 }
 
 // serve runs until ctx is done, then shuts everything down gracefully.
+// Every component runs in g under ctx and returns when it ends.
 func (a *app) serve(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// SIGHUP is caught before the serving line is logged: whoever reads
 	// that line may send it at once, and its default action kills.
-	var hup chan os.Signal
-	if a.reloader != nil {
-		hup = make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		g.Go(func() error {
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-hup:
-					a.reloader.reload("SIGHUP")
-				case <-a.reloader.Due():
-					a.reloader.reload("a missing file's grace period ended")
-				}
-			}
-		})
-	}
-	if a.reloader != nil && a.cfg.zonesOnDisk {
-		a.watcher = fswatch.New(fswatch.DefaultDebounce, a.log)
-		a.watcher.Watch(a.cfg.zonesDir, zones.IsDataFile)
-		a.watcher.NoticeChmod(a.reloader.failing.Load)
-		if a.cfg.source != demoSource {
-			a.watcher.WatchFile(a.cfg.source)
-		}
-		for _, p := range []string{a.cfg.geoCity, a.cfg.geoASN} {
-			if p != "" {
-				a.watcher.WatchFile(p)
-			}
-		}
-		w := a.watcher
-		g.Go(func() error { return w.Run(ctx, func() { a.reloader.reload("files changed") }) })
-	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error { return a.reloader.Run(ctx, hup) })
 	g.Go(func() error { return a.dns.Serve(ctx) })
 	g.Go(func() error { return a.built.prober.Run(ctx) })
-	g.Go(func() error {
-		a.built.settleProbes(ctx)
-		return nil
-	})
+	g.Go(func() error { return a.status.Run(ctx) })
 	if a.http != nil {
 		g.Go(func() error {
 			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {
@@ -338,15 +323,11 @@ func (a *app) serve(ctx context.Context) error {
 			return a.http.Shutdown(shutdownCtx)
 		})
 	}
-	// "Serving" also means that changes to the files are seen from now on.
-	// A change made between the first load and the watches being in place
-	// would be lost, so reload once now: unchanged files are reused.
-	if a.watcher != nil {
-		select {
-		case <-a.watcher.Ready():
-			a.reloader.reload("watching")
-		case <-ctx.Done():
-		}
+	// "Serving" also means that changes to the files are seen from now on:
+	// the reloader is ready once its watches are in place.
+	select {
+	case <-a.reloader.Ready():
+	case <-ctx.Done():
 	}
 	a.logServing()
 	err := g.Wait()

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"crypto/subtle"
@@ -13,31 +13,42 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// adminAPI is the local admin API: operators drain a PoP or take it down
+// PoPStates is the runtime PoP states the admin API reads and sets:
+// *dnsserver.Server.
+type PoPStates interface {
+	PoPStates() map[string]pops.AdminState
+	SetPoPStates(map[string]pops.AdminState)
+}
+
+// Admin is the local admin API: operators drain a PoP or take it down
 // without editing files. It is off unless the configuration names a token
 // file, and every request must carry that token. Its states last until
 // changed or until popdns restarts; the configuration's states apply
-// beside them, the stronger one winning.
-type adminAPI struct {
-	srv   *server
-	token []byte
-	log   zerolog.Logger
-	mu    sync.Mutex // serializes read-modify-write of the server's PoP states
+// beside them, the stronger one winning. Reporter.Handler serves it; it is
+// safe for concurrent use.
+type Admin struct {
+	rep    *Reporter
+	states PoPStates
+	token  []byte
+	log    zerolog.Logger
+	mu     sync.Mutex // serializes read-modify-write of the PoP states
 }
 
-func newAdminAPI(srv *server, token string, log zerolog.Logger) *adminAPI {
-	return &adminAPI{srv: srv, token: []byte(token), log: log.With().Str("component", "admin").Logger()}
+// NewAdmin returns the admin API, which sets states and answers with the
+// PoP's status from rep; every request must carry token.
+func NewAdmin(rep *Reporter, states PoPStates, token string, log zerolog.Logger) *Admin {
+	return &Admin{rep: rep, states: states, token: []byte(token), log: log.With().Str("component", "admin").Logger()}
 }
 
 // authorized checks the bearer token in constant time.
-func (a *adminAPI) authorized(r *http.Request) bool {
+func (a *Admin) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), a.token) == 1
 }
 
 // setPoPState serves POST /v1/pops/{name}/state with a body such as
 // {"state": "drain"}: active, drain or down. It answers the PoP's status.
-func (a *adminAPI) setPoPState(w http.ResponseWriter, r *http.Request) {
+func (a *Admin) setPoPState(w http.ResponseWriter, r *http.Request) {
 	if !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="popdns admin"`)
 		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
@@ -58,21 +69,21 @@ func (a *adminAPI) setPoPState(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("state %q is not one of active, drain, down", body.State), http.StatusBadRequest)
 		return
 	}
-	if a.srv.dns.Zones().PoPs().Get(name) == nil {
+	if a.rep.srv.Zones().PoPs().Get(name) == nil {
 		http.Error(w, fmt.Sprintf("no PoP %q in the configuration", name), http.StatusNotFound)
 		return
 	}
 
 	a.mu.Lock()
-	states := a.srv.dns.PoPStates()
+	states := a.states.PoPStates()
 	before := states[name]
 	states[name] = state
-	a.srv.dns.SetPoPStates(states)
+	a.states.SetPoPStates(states)
 	a.mu.Unlock()
 	a.log.Warn().Str("pop", name).Str("from", before.String()).Str("to", state.String()).
 		Str("remote", r.RemoteAddr).Msg("PoP state set through the admin API")
 
-	for _, p := range a.srv.status().PoPs {
+	for _, p := range a.rep.Status().PoPs {
 		if p.Name == name {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(p)

@@ -1,4 +1,11 @@
-package main
+// Package status reports what a running popdns serves and how its PoPs
+// fare: the status model (Status, built with steer, which alone decides
+// which PoPs and targets get clients), readiness, the status page with its
+// world map, the admin API that sets runtime PoP states, and the HTTP
+// endpoint that serves them with /healthz, /metrics and /explain. It reads
+// the running server through the small interfaces declared in http.go and
+// admin.go, and changes nothing but the PoP states the admin API sets.
+package status
 
 import (
 	"time"
@@ -9,24 +16,25 @@ import (
 	"github.com/popdns/popdns/zones"
 )
 
-// statusJSON is what GET /status reports, and what the status page at GET /
+// Status is what GET /status reports, and what the status page at GET /
 // draws: the zones, the PoPs, every geo target and every probe.
-type statusJSON struct {
+type Status struct {
 	Generation uint64            `json:"generation"`
 	LoadedAt   time.Time         `json:"loaded_at"`
 	Ready      bool              `json:"ready"`
 	NotReady   string            `json:"not_ready,omitempty"` // why not, when not ready
-	Zones      []zoneStatus      `json:"zones"`
+	Zones      []Zone            `json:"zones"`
 	Errors     map[string]string `json:"errors"` // file → why its latest version is not served
-	PoPs       []popStatus       `json:"pops"`
-	Targets    []targetStatus    `json:"targets"`
+	PoPs       []PoP             `json:"pops"`
+	Targets    []Target          `json:"targets"`
 	// TargetsLeftOut counts geo targets not listed, past maxStatusTargets.
-	TargetsLeftOut int           `json:"targets_left_out,omitempty"`
-	Probes         []probeStatus `json:"probes"`
-	Latency        int           `json:"latency_entries"`
+	TargetsLeftOut int     `json:"targets_left_out,omitempty"`
+	Probes         []Probe `json:"probes"`
+	Latency        int     `json:"latency_entries"`
 }
 
-type zoneStatus struct {
+// Zone is one zone served, and whether its file's latest version failed.
+type Zone struct {
 	Origin   string    `json:"origin"`
 	File     string    `json:"file"`
 	Serial   uint32    `json:"serial"`
@@ -35,9 +43,9 @@ type zoneStatus struct {
 	Error    string    `json:"error,omitempty"` // its file's latest version failed: this is the last good one
 }
 
-// popStatus is one PoP: where it is, what the operators say and what its
+// PoP is one PoP: where it is, what the operators say and what its
 // own probe finds.
-type popStatus struct {
+type PoP struct {
 	Name      string  `json:"name"`
 	Lat       float64 `json:"lat"`
 	Lon       float64 `json:"lon"`
@@ -60,8 +68,8 @@ type popStatus struct {
 	Targets          int `json:"targets"`
 }
 
-// targetStatus is one target of one geo record.
-type targetStatus struct {
+// Target is one target of one geo record.
+type Target struct {
 	Zone     string   `json:"zone"`
 	Name     string   `json:"name"` // the geo record's owner
 	PoP      string   `json:"pop"`
@@ -83,8 +91,8 @@ type targetStatus struct {
 	LastChange        time.Time `json:"last_change,omitzero"`
 }
 
-// probeStatus is one probe and what it last found.
-type probeStatus struct {
+// Probe is one probe and what it last found.
+type Probe struct {
 	ID                string    `json:"id"`
 	Kind              string    `json:"kind"`
 	Addr              string    `json:"addr"`
@@ -108,12 +116,12 @@ const maxStatusTargets = 5000
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// buildStatus gathers the status of snap (nil before the first load) under
+// Build gathers the status of snap (nil before the first load) under
 // the probe results health (nil: no probes) and the operators' runtime
 // PoP states. Which PoPs and targets get clients is steer's to say: the
 // status only reports it.
-func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Overrides) statusJSON {
-	st := statusJSON{Zones: []zoneStatus{}, Errors: map[string]string{}, PoPs: []popStatus{}, Targets: []targetStatus{}, Probes: []probeStatus{}}
+func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Overrides, now func() time.Time) Status {
+	st := Status{Zones: []Zone{}, Errors: map[string]string{}, PoPs: []PoP{}, Targets: []Target{}, Probes: []Probe{}}
 	if snap == nil {
 		return st
 	}
@@ -122,16 +130,16 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 		st.Errors[file] = err.Error()
 	}
 	for _, z := range snap.Zones() {
-		st.Zones = append(st.Zones, zoneStatus{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
+		st.Zones = append(st.Zones, Zone{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
 			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
 	}
 
-	env := steer.NewEnv(steer.Options{}, snap, health, overrides, time.Now)
+	env := steer.NewEnv(steer.Options{}, snap, health, overrides, now)
 	inv := snap.PoPs()
 	popIndex := map[string]int{}
 	for _, name := range inv.Names() {
 		p := inv.Get(name)
-		ps := popStatus{Name: name, Lat: p.Point.Lat, Lon: p.Point.Lon, Country: p.Country, Continent: p.Continent,
+		ps := PoP{Name: name, Lat: p.Point.Lat, Lon: p.Point.Lon, Country: p.Country, Continent: p.Continent,
 			State: env.PoPState(p).String(), Probe: p.Probe, Healthy: env.PoPHealthy(p)}
 		if o := overrides.State(name); o != pops.Active {
 			ps.Override = o.String()
@@ -144,7 +152,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 		for _, g := range z.Geos() {
 			for i := range g.Targets {
 				t := &g.Targets[i]
-				ts := targetStatus{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), State: env.TargetState(t).String()}
+				ts := Target{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), State: env.TargetState(t).String()}
 				ts.Healthy, _ = env.TargetHealth(t)
 				ts.Eligible = env.Eligible(t)
 				describeTargetProbes(&ts, t, &env)
@@ -174,7 +182,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 	}
 
 	for _, t := range snap.Probes() {
-		ps := probeStatus{ID: t.ID, Kind: string(t.Kind), Addr: t.Addr, Interval: t.Interval.String(), Healthy: true}
+		ps := Probe{ID: t.ID, Kind: string(t.Kind), Addr: t.Addr, Interval: t.Interval.String(), Healthy: true}
 		if r, ok := env.ProbeResult(t.ID); ok {
 			ps.Probed, ps.Healthy = r.Probed(), r.Healthy
 			ps.BaselineMS = ms(r.Baseline)
@@ -196,7 +204,7 @@ func buildStatus(snap *zones.Snapshot, health *healthprobe.Status, overrides *st
 // else the slower), with the largest steering penalty, which is what
 // selection adds. A down probe's RTT is from its last success: it is shown
 // apart, never as current.
-func describeTargetProbes(ts *targetStatus, t *zones.GeoTarget, env *steer.Env) {
+func describeTargetProbes(ts *Target, t *zones.GeoTarget, env *steer.Env) {
 	var decisive healthprobe.Result
 	var steering time.Duration
 	found := false

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"testing"
@@ -75,8 +75,8 @@ func TestStatusFollowsSelection(t *testing.T) {
 			if tc.overrides != nil {
 				ov = ov.Next(tc.overrides)
 			}
-			st := buildStatus(snap, health, ov)
-			var p *popStatus
+			st := Build(snap, health, ov, time.Now)
+			var p *PoP
 			for i := range st.PoPs {
 				if st.PoPs[i].Name == tc.pop {
 					p = &st.PoPs[i]
@@ -91,7 +91,7 @@ func TestStatusFollowsSelection(t *testing.T) {
 		})
 	}
 
-	st := buildStatus(snap, health, nil)
+	st := Build(snap, health, nil, time.Now)
 	for _, ts := range st.Targets {
 		if ts.PoP != "fra" {
 			continue

@@ -1,6 +1,6 @@
 //go:build slow
 
-package main
+package status
 
 import (
 	"bytes"
@@ -101,12 +101,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	var stray []string // requests other than the page's: all of them escaped the CSP
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		writeStatusPage(w, fixture, time.Now())
+		WritePage(w, fixture, time.Now())
 	})
 	// The control page breaks the policy twice. If the browser's log does
 	// not show it, the console check below proves nothing.
 	mux.HandleFunc("GET /csp-control", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Security-Policy", statusPageCSP)
+		w.Header().Set("Content-Security-Policy", PageCSP)
 		fmt.Fprint(w, `<!doctype html><title>control</title><img src="/blocked.png"><script>console.error("ran")</script>`)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

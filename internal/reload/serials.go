@@ -1,4 +1,4 @@
-package main
+package reload
 
 import (
 	"encoding/json"
@@ -12,24 +12,25 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// serialsFile is where popdns remembers, in its state directory, the
+// SerialsFile is where popdns remembers, in its state directory, the
 // serials of zones with `serial: auto`, so that they never go down across
 // restarts.
-const serialsFile = "serials.json"
+const SerialsFile = "serials.json"
 
 type serialState struct {
 	Zones map[string]zones.SerialRecord `json:"zones"`
 }
 
-// rememberedSerials reads the serials an earlier run left, as the prev
-// snapshot for the first load; nil without a state directory. A missing
-// file is a first run; an unreadable one is logged and ignored: serials
-// then start from the files' modification times.
-func rememberedSerials(cfg *config, log zerolog.Logger) *zones.Snapshot {
-	if cfg.stateDir == "" {
+// RememberedSerials reads the serials an earlier run left in stateDir, as
+// the prev snapshot for the first load (the server's, and check's, so that
+// check prints the serial served); nil without a state directory. A
+// missing file is a first run; an unreadable one is logged and ignored:
+// serials then start from the files' modification times.
+func RememberedSerials(stateDir string, log zerolog.Logger) *zones.Snapshot {
+	if stateDir == "" {
 		return nil
 	}
-	path := filepath.Join(cfg.stateDir, serialsFile)
+	path := filepath.Join(stateDir, SerialsFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -45,20 +46,21 @@ func rememberedSerials(cfg *config, log zerolog.Logger) *zones.Snapshot {
 	return zones.RememberedSerials(st.Zones)
 }
 
-// saveSerials records the auto serials of snap, replacing the file
-// atomically, when they differ from what was saved last.
-func saveSerials(cfg *config, snap *zones.Snapshot, last map[string]zones.SerialRecord, log zerolog.Logger) map[string]zones.SerialRecord {
-	if cfg.stateDir == "" {
+// saveSerials records the auto serials of snap in stateDir, replacing the
+// file atomically, when they differ from what was saved last. It returns
+// what is saved now.
+func saveSerials(stateDir string, snap *zones.Snapshot, last map[string]zones.SerialRecord, log zerolog.Logger) map[string]zones.SerialRecord {
+	if stateDir == "" {
 		return nil
 	}
 	cur := snap.AutoSerials()
 	if maps.Equal(cur, last) {
 		return last
 	}
-	path := filepath.Join(cfg.stateDir, serialsFile)
+	path := filepath.Join(stateDir, SerialsFile)
 	data, err := json.MarshalIndent(serialState{Zones: cur}, "", "  ")
 	if err == nil {
-		err = os.MkdirAll(cfg.stateDir, 0o755)
+		err = os.MkdirAll(stateDir, 0o755)
 	}
 	if err == nil {
 		tmp := path + ".tmp"

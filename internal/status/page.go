@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"bytes"
@@ -14,13 +14,13 @@ import (
 	"github.com/popdns/popdns/pops"
 )
 
-// statusPageCSP is the Content-Security-Policy of the status page. The
+// PageCSP is the Content-Security-Policy of the status page. The
 // page is one self-contained document: it loads nothing, runs no script
 // and refreshes with a meta tag, so the policy allows only inline styles
 // and the data: URL of its empty favicon. Anything that tries to load
 // more, such as an injected script or image, is blocked, and the browser
 // says so in its console, which the Chromium test watches.
-const statusPageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; " +
+const PageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // statusPageRefresh is how often the page reloads itself, in seconds.
@@ -37,11 +37,11 @@ var statusPageTemplate = template.Must(template.New("status.html").Funcs(templat
 	"rowClass": targetClass,
 }).ParseFS(statusPageFS, "statuspage/status.html"))
 
-// writeStatusPage serves the status page with the headers it needs, the
+// WritePage serves the status page with the headers it needs, the
 // CSP above all.
-func writeStatusPage(w http.ResponseWriter, st statusJSON, now time.Time) {
+func WritePage(w http.ResponseWriter, st Status, now time.Time) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", statusPageCSP)
+	h.Set("Content-Security-Policy", PageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	page, err := statusPageBytes(st, now)
@@ -54,7 +54,7 @@ func writeStatusPage(w http.ResponseWriter, st statusJSON, now time.Time) {
 }
 
 // renderStatusPage writes the status page for st as it is at now.
-func renderStatusPage(w io.Writer, st statusJSON, now time.Time) error {
+func renderStatusPage(w io.Writer, st Status, now time.Time) error {
 	page, err := statusPageBytes(st, now)
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func renderStatusPage(w io.Writer, st statusJSON, now time.Time) error {
 // statusPageBytes renders the page into memory, so that a template error
 // never leaves half a page behind and the caller can still answer with an
 // error instead.
-func statusPageBytes(st statusJSON, now time.Time) ([]byte, error) {
+func statusPageBytes(st Status, now time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := statusPageTemplate.Execute(&buf, newStatusPage(st, now)); err != nil {
 		return nil, fmt.Errorf("status page: %w", err)
@@ -77,7 +77,7 @@ func statusPageBytes(st statusJSON, now time.Time) ([]byte, error) {
 // statusPage is what the template draws: the status itself and what is
 // derived from it for the map and the summary.
 type statusPage struct {
-	statusJSON
+	Status
 	Now     time.Time
 	Refresh int
 	Map     mapGeometry
@@ -123,7 +123,7 @@ var popClasses = []string{"up", "down", "draining", "unhealthy"}
 // is what needs someone to look. A PoP whose own probe is fine but none of
 // whose targets gets clients is not up: unhealthy if a target's probe is
 // down, else draining (every target taken out by its own state).
-func popClass(p popStatus) string {
+func popClass(p PoP) string {
 	switch {
 	case p.State == pops.Down.String():
 		return "down"
@@ -138,12 +138,12 @@ func popClass(p popStatus) string {
 }
 
 // targetClass is popClass for a table row of targets.
-func targetClass(t targetStatus) string {
-	return popClass(popStatus{State: t.State, Healthy: t.Healthy})
+func targetClass(t Target) string {
+	return popClass(PoP{State: t.State, Healthy: t.Healthy})
 }
 
-func newStatusPage(st statusJSON, now time.Time) statusPage {
-	p := statusPage{statusJSON: st, Now: now, Refresh: statusPageRefresh, Map: worldMap(), Width: mapWidth, Height: mapHeight}
+func newStatusPage(st Status, now time.Time) statusPage {
+	p := statusPage{Status: st, Now: now, Refresh: statusPageRefresh, Map: worldMap(), Width: mapWidth, Height: mapHeight}
 	counts := map[string]int{}
 	for _, pop := range st.PoPs {
 		counts[popClass(pop)]++
@@ -235,7 +235,7 @@ func labelSpotAt(x, y, w, d float64, dir [2]float64) labelSpot {
 // as those of one region, would otherwise print their names over each
 // other. The worst off are labelled first, so that theirs sit closest.
 // A label pushed away from its dot gets a leader line.
-func placeDots(pops []popStatus) []popDot {
+func placeDots(pops []PoP) []popDot {
 	order := make([]int, len(pops))
 	taken := make([]labelBox, 0, 2*len(pops))
 	for i, p := range pops {

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"encoding/xml"
@@ -19,9 +19,9 @@ var statusPageNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 // down by its configuration, one drained by an operator, one failing its
 // probe, a zone whose latest file is broken and a new zone file that has
 // never loaded.
-func statusPageFixture(now time.Time) statusJSON {
-	pop := func(name string, lat, lon float64, country, continent, state string, healthy bool) popStatus {
-		p := popStatus{Name: name, Lat: lat, Lon: lon, Country: country, Continent: continent, State: state,
+func statusPageFixture(now time.Time) Status {
+	pop := func(name string, lat, lon float64, country, continent, state string, healthy bool) PoP {
+		p := PoP{Name: name, Lat: lat, Lon: lon, Country: country, Continent: continent, State: state,
 			Probe: "http://" + name + ".pop.example.net:80/health", Healthy: healthy,
 			Up: healthy && state == "active", Targets: 2}
 		if p.Up {
@@ -29,9 +29,9 @@ func statusPageFixture(now time.Time) statusJSON {
 		}
 		return p
 	}
-	st := statusJSON{
+	st := Status{
 		Generation: 42, LoadedAt: now.Add(-5 * time.Minute), Ready: true, Latency: 120,
-		Zones: []zoneStatus{
+		Zones: []Zone{
 			{Origin: "example.test.", File: "example.test.yaml", Serial: 2026112201, Records: 14},
 			{Origin: "cdn.test.", File: "cdn.test.yaml", Serial: 7, Records: 31,
 				Error: `cdn.test.yaml:12: unknown key "ttl2"`},
@@ -40,7 +40,7 @@ func statusPageFixture(now time.Time) statusJSON {
 			"cdn.test.yaml": `cdn.test.yaml:12: unknown key "ttl2"`,
 			"new.test.yaml": "new.test.yaml:3: origin: not a domain name",
 		},
-		PoPs: []popStatus{
+		PoPs: []PoP{
 			pop("fra", 50.11, 8.68, "DE", "EU", "active", true),
 			pop("iad", 38.95, -77.45, "US", "NA", "active", true),
 			pop("sin", 1.35, 103.82, "SG", "AS", "active", false),
@@ -52,7 +52,7 @@ func statusPageFixture(now time.Time) statusJSON {
 	st.PoPs[3].Override = "drain"
 	for i, p := range st.PoPs {
 		for _, name := range []string{"www.example.test.", "api.cdn.test."} {
-			t := targetStatus{Zone: "example.test.", Name: name, PoP: p.Name, State: p.State,
+			t := Target{Zone: "example.test.", Name: name, PoP: p.Name, State: p.State,
 				Probes: []string{p.Probe}, Healthy: p.Healthy, Eligible: p.Up,
 				RTTMS: 8.5 + 31.7*float64(i), BaselineMS: 7.9 + 30*float64(i), PenaltyMS: 0.6 + 1.7*float64(i),
 				LastChange: now.Add(-time.Duration(i+1) * 37 * time.Minute)}
@@ -66,7 +66,7 @@ func statusPageFixture(now time.Time) statusJSON {
 			}
 			st.Targets = append(st.Targets, t)
 		}
-		pr := probeStatus{ID: p.Probe, Kind: "http", Addr: p.Name + ".pop.example.net:80", Interval: "5s",
+		pr := Probe{ID: p.Probe, Kind: "http", Addr: p.Name + ".pop.example.net:80", Interval: "5s",
 			Probed: true, Healthy: p.Healthy, RTTMS: 8.5 + 31.7*float64(i), BaselineMS: 7.9 + 30*float64(i), PenaltyMS: 0.6 + 1.7*float64(i),
 			Checked: now.Add(-3 * time.Second), LastChange: now.Add(-26 * time.Hour)}
 		if !p.Healthy {
@@ -78,7 +78,7 @@ func statusPageFixture(now time.Time) statusJSON {
 	return st
 }
 
-func renderTestStatusPage(t *testing.T, st statusJSON) string {
+func renderTestStatusPage(t *testing.T, st Status) string {
 	t.Helper()
 	var b strings.Builder
 	if err := renderStatusPage(&b, st, statusPageNow); err != nil {
@@ -131,9 +131,9 @@ func TestStatusPageDots(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := popStatus{Name: tt.name, Lat: tt.lat, Lon: tt.lon, State: tt.state, Healthy: tt.healthy,
+			p := PoP{Name: tt.name, Lat: tt.lat, Lon: tt.lon, State: tt.state, Healthy: tt.healthy,
 				Up: tt.healthy && tt.state == "active"}
-			page := renderTestStatusPage(t, statusJSON{PoPs: []popStatus{p}})
+			page := renderTestStatusPage(t, Status{PoPs: []PoP{p}})
 			checkMapSVG(t, page)
 			want := fmt.Sprintf(`<circle class="dot %s" cx="%s" cy="%s" r="8"/>`, tt.class, tt.x, tt.y)
 			if !strings.Contains(page, want) {
@@ -174,7 +174,7 @@ func mapSVGOf(page string) string {
 // and of PoPs at the map's edges, cover no dot and no other label and
 // stay on the map.
 func TestStatusPageLabels(t *testing.T) {
-	pops := []popStatus{
+	pops := []PoP{
 		{Name: "fra", Lat: 50.11, Lon: 8.68, State: "active", Healthy: true},
 		{Name: "ams", Lat: 52.31, Lon: 4.76, State: "active", Healthy: true},
 		{Name: "cdg", Lat: 49.01, Lon: 2.55, State: "active", Healthy: false},
@@ -236,18 +236,18 @@ func TestStatusPageContent(t *testing.T) {
 	hostile := `<script>alert(1)</script>`
 	tests := []struct {
 		name    string
-		st      statusJSON
+		st      Status
 		want    []string
 		notWant []string
 	}{{
 		name: "zero value",
-		st:   statusJSON{},
+		st:   Status{},
 		want: []string{"NOT READY", "nothing loaded yet", "No zones loaded.", "No PoPs configured.",
 			"No geo targets.", "No probes.", "<b>0</b> of 0 PoPs up"},
 		notWant: []string{`<circle class="dot`, "targets-left-out"},
 	}, {
 		name: "before the first load",
-		st:   func() statusJSON { s := buildStatus(nil, nil, nil); s.NotReady = "zones not loaded"; return s }(),
+		st:   func() Status { s := Build(nil, nil, nil, time.Now); s.NotReady = "zones not loaded"; return s }(),
 		want: []string{"NOT READY", `<span class="why">zones not loaded</span>`, "No zones loaded."},
 	}, {
 		name: "fixture",
@@ -275,21 +275,21 @@ func TestStatusPageContent(t *testing.T) {
 		notWant: []string{"targets-left-out", "NOT READY"},
 	}, {
 		name: "not ready",
-		st:   statusJSON{NotReady: "first probe round running: 1 of 6 probes answered"},
+		st:   Status{NotReady: "first probe round running: 1 of 6 probes answered"},
 		want: []string{`<span class="why">first probe round running: 1 of 6 probes answered</span>`},
 	}, {
 		name: "targets left out",
-		st:   statusJSON{Targets: []targetStatus{{Zone: "a.test.", Name: "www.a.test.", PoP: "fra", State: "active", Healthy: true}}, TargetsLeftOut: 7},
+		st:   Status{Targets: []Target{{Zone: "a.test.", Name: "www.a.test.", PoP: "fra", State: "active", Healthy: true}}, TargetsLeftOut: 7},
 		want: []string{"7 more targets not listed", "1 listed, 7 more left out"},
 	}, {
 		name: "hostile strings",
-		st: statusJSON{
+		st: Status{
 			NotReady: hostile,
-			Zones:    []zoneStatus{{Origin: hostile, File: hostile, Error: hostile}},
+			Zones:    []Zone{{Origin: hostile, File: hostile, Error: hostile}},
 			Errors:   map[string]string{"x.yaml": hostile},
-			PoPs:     []popStatus{{Name: `"><img src=x onerror=alert(1)>`, State: hostile, Probe: hostile, Country: hostile}},
-			Targets:  []targetStatus{{Zone: hostile, Name: hostile, PoP: hostile, State: hostile, LastError: `</td>` + hostile}},
-			Probes:   []probeStatus{{ID: hostile, Kind: hostile, Addr: hostile, Interval: hostile, LastError: hostile, LastReason: hostile}},
+			PoPs:     []PoP{{Name: `"><img src=x onerror=alert(1)>`, State: hostile, Probe: hostile, Country: hostile}},
+			Targets:  []Target{{Zone: hostile, Name: hostile, PoP: hostile, State: hostile, LastError: `</td>` + hostile}},
+			Probes:   []Probe{{ID: hostile, Kind: hostile, Addr: hostile, Interval: hostile, LastError: hostile, LastReason: hostile}},
 		},
 		want:    []string{"&lt;script&gt;alert(1)&lt;/script&gt;", "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"},
 		notWant: []string{"<script", "<img", "</td><script"},
@@ -340,12 +340,12 @@ func TestStatusPageRelTime(t *testing.T) {
 
 func TestWriteStatusPageHeaders(t *testing.T) {
 	rec := httptest.NewRecorder()
-	writeStatusPage(rec, statusPageFixture(statusPageNow), statusPageNow)
+	WritePage(rec, statusPageFixture(statusPageNow), statusPageNow)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d", rec.Code)
 	}
 	for k, v := range map[string]string{
-		"Content-Security-Policy": statusPageCSP,
+		"Content-Security-Policy": PageCSP,
 		"Content-Type":            "text/html; charset=utf-8",
 		"X-Content-Type-Options":  "nosniff",
 	} {
@@ -353,7 +353,7 @@ func TestWriteStatusPageHeaders(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got, v)
 		}
 	}
-	if !strings.Contains(statusPageCSP, "default-src 'none'") {
-		t.Errorf("CSP %q does not block by default", statusPageCSP)
+	if !strings.Contains(PageCSP, "default-src 'none'") {
+		t.Errorf("CSP %q does not block by default", PageCSP)
 	}
 }
