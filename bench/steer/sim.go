@@ -166,11 +166,11 @@ type sim struct {
 }
 
 func newSim(cs []client, m Model, locator dnsserver.Locator) (*sim, error) {
-	pops, err := newPoPs()
+	inv, err := newPoPs()
 	if err != nil {
 		return nil, err
 	}
-	s := &sim{clients: cs, model: m, pops: pops, locator: locator, byAddr: map[netip.Addr]int{}}
+	s := &sim{clients: cs, model: m, pops: inv, locator: locator, byAddr: map[netip.Addr]int{}}
 	for i, p := range thePoPs {
 		s.byAddr[p.A] = i
 	}

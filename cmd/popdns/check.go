@@ -35,18 +35,18 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if len(paths) == 0 {
 		return &usageError{fl: fl, err: errors.New("no PATH to check")}
 	}
-	var pops *pops.Inventory
+	var inv *pops.Inventory
 	if *configFile != "" {
 		cfg, err := loadConfigFile(*configFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError{}
 		}
-		pops = cfg.pops
+		inv = cfg.pops
 	}
 	failed := false
 	for _, path := range paths {
-		if err := checkPath(path, pops, stdout, stderr); err != nil {
+		if err := checkPath(path, inv, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -57,13 +57,13 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, pops *pops.Inventory, stdout, stderr io.Writer) error {
+func checkPath(path string, inv *pops.Inventory, stdout, stderr io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.IsDir() {
-		return checkZoneDir(path, pops, nil, stdout)
+		return checkZoneDir(path, inv, nil, stdout)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -87,7 +87,7 @@ func checkPath(path string, pops *pops.Inventory, stdout, stderr io.Writer) erro
 		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
 		return checkZoneDir(cfg.zonesDir, cfg.pops, reload.RememberedSerials(cfg.stateDir, warn), stdout)
 	}
-	z, err := zones.ParseFile(path, data, pops)
+	z, err := zones.ParseFile(path, data, inv)
 	if err != nil {
 		return err
 	}
@@ -119,8 +119,8 @@ func looksLikeZone(data []byte) bool {
 
 // checkZoneDir loads dir as the server would with prev as its last
 // snapshot, so that auto serials are the ones it would serve.
-func checkZoneDir(dir string, pops *pops.Inventory, prev *zones.Snapshot, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), pops, prev)
+func checkZoneDir(dir string, inv *pops.Inventory, prev *zones.Snapshot, stdout io.Writer) error {
+	snap, err := zones.Load(os.DirFS(dir), inv, prev)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {

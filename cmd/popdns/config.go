@@ -342,11 +342,11 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	default:
 		cfg.dns = dnsCfg
 	}
-	pops, err := pops.Decode(file, fc.PoPs, cfg.probes)
+	inv, err := pops.Decode(file, fc.PoPs, cfg.probes)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	cfg.pops = pops
+	cfg.pops = inv
 	if fc.GeoIP.ASN != "" && fc.GeoIP.City == "" {
 		bad("geoip.asn", "an ASN database needs a City database (geoip.city) beside it")
 	}
