@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/steer"
@@ -35,8 +36,8 @@ type request struct {
 	tailored bool // a geo decision shaped the answer
 	outcome
 	cands   steer.Candidates
-	explain *Explanation // non-nil only for Server.Explain
-	trace   *answerTrace // non-nil only when the fast path asks
+	explain *Explanation   // non-nil only for Server.Explain
+	trace   *udpfast.Trace // non-nil only when the fast path asks
 }
 
 func (q *request) location() geo.Location {
@@ -145,15 +146,15 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	}
 	d := q.decideCached(g, qtype)
 	switch {
-	case d.servfail:
+	case d.Servfail:
 		q.resp.Rcode = dns.RcodeServerFailure
 		q.resp.Answer, q.resp.Ns, q.resp.Extra = nil, nil, nil
 		return nil, true
-	case d.nodata:
+	case d.NoData:
 		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
 		return nil, true
 	}
-	first := &g.Targets[d.ranked[0]]
+	first := &g.Targets[d.Ranked[0]]
 	if q.pop == "" {
 		q.pop = first.Name()
 	}
@@ -164,7 +165,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
 		return nil, true
 	}
-	for _, idx := range d.ranked {
+	for _, idx := range d.Ranked {
 		t := &g.Targets[idx]
 		rrs := t.A
 		if qtype == dns.TypeAAAA {
@@ -180,19 +181,19 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // decideCached chooses among g's targets for this query's client, from the
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
-func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
+func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	env := q.s.decisionEnv(q.snap)
 	epoch := env.Epoch
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
 	if q.explain == nil {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
-			if cd.allDown {
-				q.s.allDown(g, cd.servfail)
+			if cd.AllDown {
+				q.s.allDown(g, cd.Servfail)
 			}
-			q.scope = max(q.scope, cd.scope)
-			q.tailored = q.tailored || !cd.untailored
+			q.scope = max(q.scope, cd.Scope)
+			q.tailored = q.tailored || !cd.Untailored
 			if q.trace != nil {
-				q.trace.decided(g, qtype, cd, key.client, epoch)
+				q.trace.Decided(g, qtype, cd, key.client, epoch)
 			}
 			return cd
 		}
@@ -207,7 +208,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 		q.s.allDown(g, d.Servfail)
 	}
 	if q.trace != nil && q.explain == nil {
-		q.trace.decided(g, qtype, cd, key.client, epoch)
+		q.trace.Decided(g, qtype, cd, key.client, epoch)
 	}
 	return cd
 }
@@ -217,7 +218,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 // does not: it decides afresh and leaves the cache alone). It is the one
 // place where either path makes a decision; cands receives the ranking.
 func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
-	cands *steer.Candidates, keep bool) (steer.Decision, *cachedDecision) {
+	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
 	d := steer.Rank(g, qtype, client, loc, env, cands)
 	cd := cached(&d)
 	if keep {
@@ -227,9 +228,9 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 }
 
 // cached is the part of d that answers need, to share through the cache.
-func cached(d *steer.Decision) *cachedDecision {
-	return &cachedDecision{ranked: slices.Clone(d.Answered()), untailored: d.Untailored,
-		nodata: d.NoData, servfail: d.Servfail, allDown: d.AllDown, scope: d.Scope}
+func cached(d *steer.Decision) *udpfast.Decision {
+	return &udpfast.Decision{Ranked: slices.Clone(d.Answered()), Untailored: d.Untailored,
+		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope}
 }
 
 // decisionEnv is what a geo decision made now from snap reads; its Epoch

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/popdns/popdns/steer"
-	"github.com/popdns/popdns/zones"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -40,7 +39,7 @@ func screenReader(r dns.Reader) dns.Reader { return ecsScreen{r} }
 
 // ecsScreen is a dns.Reader that applies screenECS. It is a
 // dns.PacketConnReader when the reader it wraps is one, as miekg/dns's own
-// is: the fast path's handoffConn needs it.
+// is: the fast path's hand-off (udpfast.Socket.Handoff) needs it.
 type ecsScreen struct{ r dns.Reader }
 
 func (e ecsScreen) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
@@ -70,7 +69,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serveDNS(w, re
 
 // serveDNS is ServeDNS. tr, when not nil, receives what the reply depended
 // on, for the UDP fast path's cache of packed replies.
-func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
+func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *udpfast.Trace) {
 	start := time.Now()
 	tcp := isTCP(w)
 	written := false
@@ -87,9 +86,9 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
 	if tr != nil {
-		tr.size, tr.whole, tr.rcode = size, size <= limit, resp.Rcode
-		tr.out = out
-		tr.caseSafe = caseSafe(resp)
+		tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
+		tr.Zone, tr.PoP = out.zone, out.pop
+		tr.CaseSafe = caseSafe(resp)
 	}
 	err := w.WriteMsg(resp)
 	written = true
@@ -98,34 +97,6 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
 		return
 	}
 	s.observe(req, resp, &out, tcp, start)
-}
-
-// answerTrace is what a reply depended on besides the question's bytes: the
-// UDP fast path (fastpath.go) keeps a packed reply for the next query of
-// the same shape only when nothing else could change it.
-type answerTrace struct {
-	snap     *zones.Snapshot // the snapshot answered from; nil: none
-	size     int             // the reply's length as fit measured it, before any cut
-	whole    bool            // fit cut nothing
-	rcode    int
-	out      outcome
-	caseSafe bool // see caseSafe
-	// decisions counts geo decisions; the first one's record, the type it
-	// decided for and the decision are kept.
-	decisions int
-	geo       *zones.Geo
-	qtype     uint16
-	decision  *cachedDecision
-	client    netip.Addr  // whom the first decision was for
-	epoch     steer.Epoch // and in which epoch
-}
-
-func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision, client netip.Addr, epoch steer.Epoch) {
-	if tr.decisions == 0 {
-		tr.geo, tr.qtype, tr.decision = g, qtype, cd
-		tr.client, tr.epoch = client, epoch
-	}
-	tr.decisions++
 }
 
 // caseSafe reports whether every name in resp outside the question is in
@@ -157,7 +128,7 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Exp
 }
 
 // respond is respondTo, recording into tr when it is not nil.
-func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation, tr *answerTrace) (*dns.Msg, outcome) {
+func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation, tr *udpfast.Trace) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
@@ -205,19 +176,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 // subnet was private, holds for that subnet only: scope 0 would let the
 // resolver give its own location's answer to every client subnet.
 func (q *request) ecsScope(ecs clientSubnet) int {
-	return replyScope(q.tailored, q.scope, ecs.source, ecs.usable())
-}
-
-// replyScope is request.ecsScope from its parts, for the fast path too.
-func replyScope(tailored bool, scope int, source uint8, usable bool) int {
-	switch {
-	case !tailored || source == 0:
-		return 0
-	case usable:
-		return scope
-	default:
-		return int(source)
-	}
+	return udpfast.ReplyScope(q.tailored, q.scope, ecs.source, ecs.usable())
 }
 
 func sourceAddr(a net.Addr) netip.Addr {
@@ -228,8 +187,8 @@ func sourceAddr(a net.Addr) netip.Addr {
 	case *net.TCPAddr:
 		addr, _ := netip.AddrFromSlice(v.IP)
 		return addr.Unmap()
-	case *udpPeer:
-		return v.addr.Addr().Unmap()
+	case *udpfast.Peer:
+		return v.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
 }
@@ -264,7 +223,7 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	qname := strings.ToLower(question.Name)
 	q.snap = s.zones.Load()
 	if q.trace != nil {
-		q.trace.snap = q.snap
+		q.trace.Snap = q.snap
 	}
 	zone := q.snap.Match(qname)
 	if zone == nil {

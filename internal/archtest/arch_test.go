@@ -18,25 +18,26 @@ const module = "github.com/popdns/popdns/"
 // may import (../shared/STYLE.md §2.2): data flows from files and probes up
 // to dnsserver, and only cmd/popdns wires everything together.
 var allowed = map[string][]string{
-	"geo":                     {},
-	"healthprobe":             {},
-	"zones":                   {"geo", "healthprobe"},
-	"steer":                   {"zones", "geo", "healthprobe"},
-	"dnsserver":               {"zones", "geo", "healthprobe", "steer"},
-	"internal/dnstest":        {},
-	"internal/geodbgen":       {},
-	"internal/tools/mkgeodb":  {"internal/geodbgen"},
-	"internal/archtest":       {},
-	"cmd/popdns":              {"zones", "geo", "healthprobe", "steer", "dnsserver"},
-	"crosscheck":              {}, // tests only
-	"bench/steer":             {"zones", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
-	"bench/loadgen":           {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
-	"bench/benchctl":          {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
-	"bench/internal/dnswire":  {},
-	"bench/internal/hist":     {},
-	"bench/internal/procstat": {},
-	"bench/internal/sample":   {"geo", "bench/internal/workload"},
-	"bench/internal/workload": {},
+	"geo":                        {},
+	"healthprobe":                {},
+	"zones":                      {"geo", "healthprobe"},
+	"steer":                      {"zones", "geo", "healthprobe"},
+	"dnsserver":                  {"zones", "geo", "healthprobe", "steer", "dnsserver/internal/udpfast"},
+	"dnsserver/internal/udpfast": {"zones", "steer"},
+	"internal/dnstest":           {},
+	"internal/geodbgen":          {},
+	"internal/tools/mkgeodb":     {"internal/geodbgen"},
+	"internal/archtest":          {},
+	"cmd/popdns":                 {"zones", "geo", "healthprobe", "steer", "dnsserver"},
+	"crosscheck":                 {}, // tests only
+	"bench/steer":                {"zones", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
+	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
+	"bench/benchctl":             {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
+	"bench/internal/dnswire":     {},
+	"bench/internal/hist":        {},
+	"bench/internal/procstat":    {},
+	"bench/internal/sample":      {"geo", "bench/internal/workload"},
+	"bench/internal/workload":    {},
 }
 
 // packages maps each package directory (relative to the repo root) to its
