@@ -36,8 +36,7 @@ type request struct {
 	tailored bool // a geo decision shaped the answer
 	outcome
 	cands   steer.Candidates
-	explain *Explanation   // non-nil only for Server.Explain
-	trace   *udpfast.Trace // non-nil only when the fast path asks
+	explain *Explanation // non-nil only for Server.Explain
 }
 
 func (q *request) location() geo.Location {
@@ -192,9 +191,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 			}
 			q.scope = max(q.scope, cd.Scope)
 			q.tailored = q.tailored || !cd.Untailored
-			if q.trace != nil {
-				q.trace.Decided(g, qtype, cd, key.client, epoch)
-			}
+			q.trace.Decided(g, qtype, cd, key.client, epoch)
 			return cd
 		}
 	}
@@ -207,7 +204,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	case d.AllDown:
 		q.s.allDown(g, d.Servfail)
 	}
-	if q.trace != nil && q.explain == nil {
+	if q.explain == nil {
 		q.trace.Decided(g, qtype, cd, key.client, epoch)
 	}
 	return cd
@@ -252,6 +249,10 @@ type outcome struct {
 	ecs  ecsUse      // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
+	// trace is what shaped the reply, as the fast path learns it
+	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
+	// the answer is built; serve adds the rest.
+	trace udpfast.Trace
 }
 
 // ecsUse is what a query's client subnet option did.

@@ -65,11 +65,13 @@ func (e ecsScreen) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([
 // is safe for concurrent use. A panic while answering is contained: the
 // client gets SERVFAIL, the panic is counted and logged once, and the
 // process keeps serving.
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serveDNS(w, req, nil) }
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serve(w, req) }
 
-// serveDNS is ServeDNS. tr, when not nil, receives what the reply depended
-// on, for the UDP fast path's cache of packed replies.
-func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *udpfast.Trace) {
+// serve is ServeDNS, returning the reply and what it depended on, for the
+// UDP fast path's cache of packed replies (fastHost.ServeTraced). The
+// trace has no snapshot when nothing was answered from one: no reply, a
+// failed write, a panic.
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr udpfast.Trace) {
 	start := time.Now()
 	tcp := isTCP(w)
 	written := false
@@ -79,24 +81,23 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *udpfast.Trace)
 		}
 	}()
 	edns := parseEDNS(req)
-	resp, out := s.respond(req, edns, w.RemoteAddr(), nil, tr)
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), nil)
 	if resp == nil {
-		return
+		return nil, tr
 	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
-	if tr != nil {
-		tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
-		tr.Zone, tr.PoP = out.zone, out.pop
-		tr.CaseSafe = caseSafe(resp)
-	}
 	err := w.WriteMsg(resp)
 	written = true
 	if err != nil {
 		s.log.Debug().Err(err).Msg("write reply")
-		return
+		return resp, tr
 	}
 	s.observe(req, resp, &out, tcp, start)
+	tr = out.trace
+	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
+	tr.Zone, tr.PoP = out.zone, out.pop
+	return resp, tr
 }
 
 // caseSafe reports whether every name in resp outside the question is in
@@ -124,18 +125,13 @@ func caseSafe(resp *dns.Msg) bool {
 // decided: the zone, the zone cut of a referral, the PoP. ex, when not nil,
 // records how geo records decided.
 func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, outcome) {
-	return s.respond(req, edns, src, ex, nil)
-}
-
-// respond is respondTo, recording into tr when it is not nil.
-func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation, tr *udpfast.Trace) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex, trace: tr}
+	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
@@ -222,9 +218,7 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	}
 	qname := strings.ToLower(question.Name)
 	q.snap = s.zones.Load()
-	if q.trace != nil {
-		q.trace.Snap = q.snap
-	}
+	q.trace.Snap = q.snap
 	zone := q.snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused
