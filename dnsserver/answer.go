@@ -23,11 +23,10 @@ const maxCNAMEChain = 8
 // request is one question being answered: what it reads (one snapshot, one
 // client) and what it has decided so far. It lives on the query path only.
 type request struct {
-	s      *Server
-	snap   *zones.Snapshot
-	resp   *dns.Msg
-	qtype  uint16
-	client netip.Addr // the ECS network address, or the source address
+	s     *Server
+	snap  *zones.Snapshot
+	resp  *dns.Msg
+	qtype uint16
 	// loc is looked up on the first geo decision only: static answers
 	// never pay for it.
 	loc      geo.Location
@@ -35,8 +34,10 @@ type request struct {
 	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
 	tailored bool // a geo decision shaped the answer
 	outcome
-	cands   steer.Candidates
-	explain *Explanation // non-nil only for Server.Explain
+	cands steer.Candidates
+	// explain: Server.Explain asks, which decides afresh and records each
+	// decision in outcome.explained.
+	explain bool
 }
 
 func (q *request) location() geo.Location {
@@ -184,7 +185,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	env := q.s.decisionEnv(q.snap)
 	epoch := env.Epoch
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
-	if q.explain == nil {
+	if !q.explain {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
 			if cd.AllDown {
 				q.s.allDown(g, cd.Servfail)
@@ -195,16 +196,16 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 			return cd
 		}
 	}
-	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, q.explain == nil)
+	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, !q.explain)
 	q.scope = max(q.scope, d.Scope)
 	q.tailored = q.tailored || !d.Untailored
 	switch {
-	case q.explain != nil:
+	case q.explain:
 		q.explainDecision(g, &d, &env)
 	case d.AllDown:
 		q.s.allDown(g, d.Servfail)
 	}
-	if q.explain == nil {
+	if !q.explain {
 		q.trace.Decided(g, qtype, cd, key.client, epoch)
 	}
 	return cd
@@ -243,16 +244,20 @@ func (s *Server) decisionEnv(snap *zones.Snapshot) steer.Env {
 // outcome is what answering a query decided, beyond the reply itself:
 // what size limits and metrics need.
 type outcome struct {
-	cut  string      // the zone cut of a referral in the answer, for truncation
-	zone *zones.Zone // the zone the question is in; nil: none of ours
-	pop  string      // the PoP of the first geo answer, "" if none
-	ecs  ecsUse      // what the query's client subnet option did
+	client netip.Addr  // the ECS network address, or the source address
+	cut    string      // the zone cut of a referral in the answer, for truncation
+	zone   *zones.Zone // the zone the question is in; nil: none of ours
+	pop    string      // the PoP of the first geo answer, "" if none
+	ecs    ecsUse      // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
 	// trace is what shaped the reply, as the fast path learns it
 	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
 	// the answer is built; serve adds the rest.
 	trace udpfast.Trace
+	// explained holds each geo decision's explanation, when the request
+	// is Server.Explain's.
+	explained []GeoDecision
 }
 
 // ecsUse is what a query's client subnet option did.

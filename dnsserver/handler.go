@@ -81,7 +81,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 		}
 	}()
 	edns := parseEDNS(req)
-	resp, out := s.respondTo(req, edns, w.RemoteAddr(), nil)
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false)
 	if resp == nil {
 		return nil, tr
 	}
@@ -122,16 +122,17 @@ func caseSafe(resp *dns.Msg) bool {
 
 // respondTo builds the reply to req from a client at src, without regard to
 // its size. It returns nil when the query deserves no reply, and what was
-// decided: the zone, the zone cut of a referral, the PoP. ex, when not nil,
-// records how geo records decided.
-func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, outcome) {
+// decided: the zone, the zone cut of a referral, the PoP, and how geo
+// records decided, explained when explain is set.
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex}
+	q := &request{s: s, resp: resp, explain: explain}
+	q.client = sourceAddr(src)
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
@@ -139,12 +140,6 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Exp
 		q.ecs = ecsUsed
 	case ecs.present:
 		q.ecs = ecsIgnored
-	}
-	if ex != nil {
-		ex.Client, ex.Via = q.client.String(), "source address"
-		if q.ecs == ecsUsed {
-			ex.Via = "ecs"
-		}
 	}
 	if ecsOK {
 		s.answer(req, q, edns)
