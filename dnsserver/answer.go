@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/steer"
@@ -22,11 +23,10 @@ const maxCNAMEChain = 8
 // request is one question being answered: what it reads (one snapshot, one
 // client) and what it has decided so far. It lives on the query path only.
 type request struct {
-	s      *Server
-	snap   *zones.Snapshot
-	resp   *dns.Msg
-	qtype  uint16
-	client netip.Addr // the ECS network address, or the source address
+	s     *Server
+	snap  *zones.Snapshot
+	resp  *dns.Msg
+	qtype uint16
 	// loc is looked up on the first geo decision only: static answers
 	// never pay for it.
 	loc      geo.Location
@@ -34,9 +34,10 @@ type request struct {
 	scope    int  // ECS scope of the answer; 0 while nothing depended on the client
 	tailored bool // a geo decision shaped the answer
 	outcome
-	cands   steer.Candidates
-	explain *Explanation // non-nil only for Server.Explain
-	trace   *answerTrace // non-nil only when the fast path asks
+	cands steer.Candidates
+	// explain: Server.Explain asks, which decides afresh and records each
+	// decision in outcome.explained.
+	explain bool
 }
 
 func (q *request) location() geo.Location {
@@ -145,15 +146,15 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 	}
 	d := q.decideCached(g, qtype)
 	switch {
-	case d.servfail:
+	case d.Servfail:
 		q.resp.Rcode = dns.RcodeServerFailure
 		q.resp.Answer, q.resp.Ns, q.resp.Extra = nil, nil, nil
 		return nil, true
-	case d.nodata:
+	case d.NoData:
 		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
 		return nil, true
 	}
-	first := &g.Targets[d.ranked[0]]
+	first := &g.Targets[d.Ranked[0]]
 	if q.pop == "" {
 		q.pop = first.Name()
 	}
@@ -164,7 +165,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
 		return nil, true
 	}
-	for _, idx := range d.ranked {
+	for _, idx := range d.Ranked {
 		t := &g.Targets[idx]
 		rrs := t.A
 		if qtype == dns.TypeAAAA {
@@ -180,34 +181,32 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // decideCached chooses among g's targets for this query's client, from the
 // decision cache when it can. An explanation always decides afresh, since
 // it reports the ranking itself.
-func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
+func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	env := q.s.decisionEnv(q.snap)
 	epoch := env.Epoch
 	key := cacheKey{geo: g, qtype: qtype, client: q.client}
-	if q.explain == nil {
+	if !q.explain {
 		if cd := q.s.cache.get(key, epoch); cd != nil {
-			if cd.allDown {
-				q.s.allDown(g, cd.servfail)
+			if cd.AllDown {
+				q.s.allDown(g, cd.Servfail)
 			}
-			q.scope = max(q.scope, cd.scope)
-			q.tailored = q.tailored || !cd.untailored
-			if q.trace != nil {
-				q.trace.decided(g, qtype, cd, key.client, epoch)
-			}
+			q.scope = max(q.scope, cd.Scope)
+			q.tailored = q.tailored || !cd.Untailored
+			q.trace.Decided(g, qtype, cd, key.client, epoch)
 			return cd
 		}
 	}
-	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, q.explain == nil)
+	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, !q.explain)
 	q.scope = max(q.scope, d.Scope)
 	q.tailored = q.tailored || !d.Untailored
 	switch {
-	case q.explain != nil:
+	case q.explain:
 		q.explainDecision(g, &d, &env)
 	case d.AllDown:
 		q.s.allDown(g, d.Servfail)
 	}
-	if q.trace != nil && q.explain == nil {
-		q.trace.decided(g, qtype, cd, key.client, epoch)
+	if !q.explain {
+		q.trace.Decided(g, qtype, cd, key.client, epoch)
 	}
 	return cd
 }
@@ -217,7 +216,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *cachedDecision {
 // does not: it decides afresh and leaves the cache alone). It is the one
 // place where either path makes a decision; cands receives the ranking.
 func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
-	cands *steer.Candidates, keep bool) (steer.Decision, *cachedDecision) {
+	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
 	d := steer.Rank(g, qtype, client, loc, env, cands)
 	cd := cached(&d)
 	if keep {
@@ -227,9 +226,9 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 }
 
 // cached is the part of d that answers need, to share through the cache.
-func cached(d *steer.Decision) *cachedDecision {
-	return &cachedDecision{ranked: slices.Clone(d.Answered()), untailored: d.Untailored,
-		nodata: d.NoData, servfail: d.Servfail, allDown: d.AllDown, scope: d.Scope}
+func cached(d *steer.Decision) *udpfast.Decision {
+	return &udpfast.Decision{Ranked: slices.Clone(d.Answered()), Untailored: d.Untailored,
+		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope}
 }
 
 // decisionEnv is what a geo decision made now from snap reads; its Epoch
@@ -245,12 +244,20 @@ func (s *Server) decisionEnv(snap *zones.Snapshot) steer.Env {
 // outcome is what answering a query decided, beyond the reply itself:
 // what size limits and metrics need.
 type outcome struct {
-	cut  string      // the zone cut of a referral in the answer, for truncation
-	zone *zones.Zone // the zone the question is in; nil: none of ours
-	pop  string      // the PoP of the first geo answer, "" if none
-	ecs  ecsUse      // what the query's client subnet option did
+	client netip.Addr  // the ECS network address, or the source address
+	cut    string      // the zone cut of a referral in the answer, for truncation
+	zone   *zones.Zone // the zone the question is in; nil: none of ours
+	pop    string      // the PoP of the first geo answer, "" if none
+	ecs    ecsUse      // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
+	// trace is what shaped the reply, as the fast path learns it
+	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
+	// the answer is built; serve adds the rest.
+	trace udpfast.Trace
+	// explained holds each geo decision's explanation, when the request
+	// is Server.Explain's.
+	explained []GeoDecision
 }
 
 // ecsUse is what a query's client subnet option did.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/rs/zerolog"
@@ -56,7 +57,7 @@ func TestAllocBudget(t *testing.T) {
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, out := s.respondTo(q.req, parseEDNS(q.req), client, nil)
+				resp, out := s.respondTo(q.req, parseEDNS(q.req), client, false)
 				fit(resp, 512, out.cut)
 			})
 			t.Logf("%.0f allocations per query", got)
@@ -156,7 +157,7 @@ func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 	seen := map[netip.Prefix]bool{}
 	for len(nets) < 100_000 {
 		a := netip.AddrFrom4([4]byte{byte(1 + r.IntN(223)), byte(r.IntN(256)), byte(r.IntN(256)), 0})
-		if l := loc.Locate(a); l.HasPoint && publicAddr(a) {
+		if l := loc.Locate(a); l.HasPoint && udpfast.PublicAddr(a) {
 			p := netip.PrefixFrom(a, 24)
 			if !seen[p] {
 				seen[p] = true
@@ -216,12 +217,12 @@ func BenchmarkFastPath(b *testing.B) {
 			i, slow := 0, 0
 			start := time.Now()
 			for b.Loop() {
-				if _, res := f.answer(packets[i%len(packets)], fastSrc.Addr(), out); res != fastAnswered {
+				if _, res := f.Answer(packets[i%len(packets)], fastSrc.Addr(), out); res != udpfast.Answered {
 					slow++
 				}
 				i++
 				if i%64 == 0 { // a reader's batch
-					f.flush(start)
+					f.Flush(start)
 					start = time.Now()
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -32,26 +33,13 @@ const (
 type cacheShard struct {
 	mu    sync.RWMutex // mu guards the fields below
 	epoch steer.Epoch
-	m     map[cacheKey]*cachedDecision
+	m     map[cacheKey]*udpfast.Decision
 }
 
 type cacheKey struct {
 	geo    *zones.Geo
 	qtype  uint16
 	client netip.Addr
-}
-
-// cachedDecision is the part of a decision an answer needs. It is
-// immutable once made: the cache and the queries that hit it share it.
-type cachedDecision struct {
-	ranked     []uint8
-	untailored bool
-	nodata     bool
-	servfail   bool
-	// allDown: no target was eligible and when_all_down decided. Every
-	// answer with such a decision counts (Server.allDown).
-	allDown bool
-	scope   int
 }
 
 func (c *decisionCache) shard(k cacheKey) *cacheShard {
@@ -66,7 +54,7 @@ func (c *decisionCache) shard(k cacheKey) *cacheShard {
 	return &c.shards[h%cacheShards]
 }
 
-func (c *decisionCache) get(k cacheKey, e steer.Epoch) *cachedDecision {
+func (c *decisionCache) get(k cacheKey, e steer.Epoch) *udpfast.Decision {
 	s := c.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -80,7 +68,7 @@ func (c *decisionCache) get(k cacheKey, e steer.Epoch) *cachedDecision {
 // older snapshot must not throw out decisions of the newer one, so its
 // decision is dropped; a newer epoch starts the shard over, which also
 // lets go of the old snapshot's records.
-func (c *decisionCache) put(k cacheKey, e steer.Epoch, cd *cachedDecision) {
+func (c *decisionCache) put(k cacheKey, e steer.Epoch, cd *udpfast.Decision) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,7 +77,7 @@ func (c *decisionCache) put(k cacheKey, e steer.Epoch, cd *cachedDecision) {
 		return
 	case s.m == nil || e.Newer(s.epoch) || len(s.m) >= cacheShardCap:
 		s.epoch = e
-		s.m = make(map[cacheKey]*cachedDecision, cacheShardCap/4)
+		s.m = make(map[cacheKey]*udpfast.Decision, cacheShardCap/4)
 	}
 	s.m[k] = cd
 }

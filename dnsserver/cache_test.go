@@ -7,6 +7,7 @@ import (
 	"testing/fstest"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -49,7 +50,7 @@ func TestDecisionCacheFollowsReload(t *testing.T) {
 func TestDecisionCacheIsBounded(t *testing.T) {
 	var c decisionCache
 	g := &zones.Geo{}
-	d := &cachedDecision{ranked: []uint8{0}}
+	d := &udpfast.Decision{Ranked: []uint8{0}}
 	e := steer.Epoch{Generation: 1}
 	for i := range 200_000 {
 		c.put(cacheKey{geo: g, qtype: dns.TypeA, client: netip.AddrFrom4([4]byte{byte(i >> 16), byte(i >> 8), byte(i), 0})}, e, d)
@@ -73,7 +74,7 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 	// A straggler from an older snapshot must not reset the newer shard.
 	newer := steer.Epoch{Generation: 2}
 	c.put(k, newer, d)
-	c.put(k, e, &cachedDecision{})
+	c.put(k, e, &udpfast.Decision{})
 	if got := c.get(k, newer); got != d {
 		t.Error("a put from an older generation replaced the newer decision")
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 )
 
 // clientSubnet is the EDNS Client Subnet option of a query (RFC 7871) as
@@ -78,14 +79,7 @@ func (cs clientSubnet) usable() bool {
 	if !cs.present || !cs.prefix.IsValid() || cs.source == 0 {
 		return false
 	}
-	return publicAddr(cs.prefix.Addr())
-}
-
-// cgnat is the shared address space of RFC 6598, private in all but name.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-func publicAddr(a netip.Addr) bool {
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
+	return udpfast.PublicAddr(cs.prefix.Addr())
 }
 
 // reply is the option to echo with the given SCOPE PREFIX-LENGTH.
@@ -97,72 +91,6 @@ func (cs clientSubnet) reply(scope int) *dns.EDNS0_SUBNET {
 		SourceScope:   uint8(scope),
 		Address:       cs.raw,
 	}
-}
-
-// ecsFault is what makes a query's ECS option malformed. RFC 7871 §6 asks
-// for FORMERR for each: a server that answered anyway would echo an
-// option other than the one received, which §7.2.1 forbids.
-type ecsFault uint8
-
-const (
-	ecsWellFormed ecsFault = iota
-	ecsTruncated           // shorter than FAMILY, SOURCE and SCOPE
-	ecsBadFamily           // FAMILY is neither 1 (IPv4) nor 2 (IPv6) nor 0
-	ecsBadSource           // SOURCE PREFIX-LENGTH longer than the family's addresses (0 bits for FAMILY 0)
-	ecsBadScope            // SCOPE PREFIX-LENGTH not 0, as a query's must be
-	ecsBadLength           // ADDRESS not the ceil(SOURCE/8) octets SOURCE needs
-	ecsHostBits            // ADDRESS bits set beyond SOURCE PREFIX-LENGTH
-)
-
-var ecsFaultNames = [...]string{"well formed", "truncated", "unknown FAMILY", "SOURCE PREFIX-LENGTH too long",
-	"SCOPE PREFIX-LENGTH not 0", "ADDRESS length does not match SOURCE PREFIX-LENGTH",
-	"ADDRESS bits set beyond SOURCE PREFIX-LENGTH"}
-
-func (f ecsFault) String() string { return ecsFaultNames[f] }
-
-// decodeECS reads the data of an ECS option in wire form: what follows its
-// OPTION-CODE and OPTION-LENGTH. addr is the network's address, the zero
-// Addr for FAMILY 0, which dig sends with SOURCE 0 for "no tailoring" and
-// which BIND accepts as such. It does not allocate: the fast path's
-// parser uses it too.
-func decodeECS(b []byte) (family uint16, source uint8, addr netip.Addr, fault ecsFault) {
-	if len(b) < 4 {
-		return 0, 0, netip.Addr{}, ecsTruncated
-	}
-	family, source = binary.BigEndian.Uint16(b), b[2]
-	bits := 0
-	switch family {
-	case 0:
-	case 1:
-		bits = 32
-	case 2:
-		bits = 128
-	default:
-		return family, source, netip.Addr{}, ecsBadFamily
-	}
-	raw := b[4:]
-	switch {
-	case int(source) > bits:
-		return family, source, netip.Addr{}, ecsBadSource
-	case b[3] != 0:
-		return family, source, netip.Addr{}, ecsBadScope
-	case len(raw) != (int(source)+7)/8:
-		return family, source, netip.Addr{}, ecsBadLength
-	}
-	// With the length exact, only the last octet can hold bits beyond
-	// the prefix.
-	if rem := source % 8; rem != 0 && raw[len(raw)-1]&(0xff>>rem) != 0 {
-		return family, source, netip.Addr{}, ecsHostBits
-	}
-	var a [16]byte
-	copy(a[:], raw)
-	switch family {
-	case 1:
-		addr = netip.AddrFrom4([4]byte(a[:4]))
-	case 2:
-		addr = netip.AddrFrom16(a)
-	}
-	return family, source, addr, ecsWellFormed
 }
 
 // ecsMalformed replaces a malformed ECS option, OPTION-CODE and
@@ -198,7 +126,7 @@ func screenECS(m []byte) []byte {
 			return m
 		}
 		if code == dns.EDNS0SUBNET {
-			if _, _, _, fault := decodeECS(m[off+4 : off+4+n]); fault != ecsWellFormed {
+			if _, _, _, fault := udpfast.DecodeECS(m[off+4 : off+4+n]); fault != udpfast.ECSWellFormed {
 				bad++
 			}
 		}
@@ -213,7 +141,7 @@ func screenECS(m []byte) []byte {
 		code, n := binary.BigEndian.Uint16(m[off:]), int(binary.BigEndian.Uint16(m[off+2:]))
 		opt := m[off : off+4+n]
 		if code == dns.EDNS0SUBNET {
-			if _, _, _, fault := decodeECS(opt[4:]); fault != ecsWellFormed {
+			if _, _, _, fault := udpfast.DecodeECS(opt[4:]); fault != udpfast.ECSWellFormed {
 				opt = ecsMalformed[:]
 			}
 		}

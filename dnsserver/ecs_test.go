@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 )
 
 // rawECS adds an ECS option built field by field, as it goes on the wire,
@@ -20,11 +21,12 @@ func rawECS(family uint16, source, scope uint8, addr ...byte) func(*dns.Msg) {
 	return withOption(&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: data})
 }
 
-// ecsCase is one ECS option and the fault decodeECS must find in it.
+// ecsCase is one ECS option and the fault udpfast.DecodeECS must find in
+// it.
 type ecsCase struct {
 	name  string
 	opt   func(*dns.Msg)
-	fault ecsFault
+	fault udpfast.ECSFault
 }
 
 var (
@@ -35,39 +37,39 @@ var (
 // malformedECS are options that RFC 7871 §6 answers with FORMERR, each
 // fault from every side.
 var malformedECS = []ecsCase{
-	{"IPv4 /24 in 4 octets", rawECS(1, 24, 0, 81, 2, 69, 0), ecsBadLength},
-	{"IPv4 /24 in 2 octets", rawECS(1, 24, 0, 81, 2), ecsBadLength},
-	{"IPv4 /24 without ADDRESS", rawECS(1, 24, 0), ecsBadLength},
-	{"IPv4 /0 in 4 octets", rawECS(1, 0, 0, 0, 0, 0, 0), ecsBadLength},
-	{"IPv4 /32 in 5 octets", rawECS(1, 32, 0, 81, 2, 69, 7, 0), ecsBadLength},
-	{"IPv6 /32 in 16 octets", rawECS(2, 32, 0, append(append([]byte{}, v6_2a00...), make([]byte, 12)...)...), ecsBadLength},
-	{"IPv6 /48 in 4 octets", rawECS(2, 48, 0, v6_2a00...), ecsBadLength},
-	{"IPv4 /20 with bits beyond it", rawECS(1, 20, 0, 81, 2, 69), ecsHostBits},
-	{"IPv4 /24 with bits beyond it, 4 octets", rawECS(1, 24, 0, 81, 2, 69, 1), ecsBadLength},
-	{"IPv6 /31 with bits beyond it", rawECS(2, 31, 0, 0x2a, 0, 0x14, 0x51), ecsHostBits},
-	{"SCOPE 16 in a query", rawECS(1, 24, 16, 81, 2, 69), ecsBadScope},
-	{"SCOPE 33 for IPv4", rawECS(1, 24, 33, 81, 2, 69), ecsBadScope},
-	{"IPv4 /33", rawECS(1, 33, 0, 81, 2, 69, 0, 0), ecsBadSource},
-	{"IPv6 /129", rawECS(2, 129, 0, append(append([]byte{}, v6Full...), 0)...), ecsBadSource},
-	{"FAMILY 3", rawECS(3, 24, 0, 81, 2, 69), ecsBadFamily},
-	{"FAMILY 0 with SOURCE 8", rawECS(0, 8, 0, 81), ecsBadSource},
-	{"FAMILY 0 with an ADDRESS", rawECS(0, 0, 0, 0, 0, 0, 0), ecsBadLength},
-	{"FAMILY 0 with SCOPE 8", rawECS(0, 0, 8), ecsBadScope},
-	{"3 octets", withOption(&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24}}), ecsTruncated},
-	{"empty", withOption(&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET}), ecsTruncated},
+	{"IPv4 /24 in 4 octets", rawECS(1, 24, 0, 81, 2, 69, 0), udpfast.ECSBadLength},
+	{"IPv4 /24 in 2 octets", rawECS(1, 24, 0, 81, 2), udpfast.ECSBadLength},
+	{"IPv4 /24 without ADDRESS", rawECS(1, 24, 0), udpfast.ECSBadLength},
+	{"IPv4 /0 in 4 octets", rawECS(1, 0, 0, 0, 0, 0, 0), udpfast.ECSBadLength},
+	{"IPv4 /32 in 5 octets", rawECS(1, 32, 0, 81, 2, 69, 7, 0), udpfast.ECSBadLength},
+	{"IPv6 /32 in 16 octets", rawECS(2, 32, 0, append(append([]byte{}, v6_2a00...), make([]byte, 12)...)...), udpfast.ECSBadLength},
+	{"IPv6 /48 in 4 octets", rawECS(2, 48, 0, v6_2a00...), udpfast.ECSBadLength},
+	{"IPv4 /20 with bits beyond it", rawECS(1, 20, 0, 81, 2, 69), udpfast.ECSHostBits},
+	{"IPv4 /24 with bits beyond it, 4 octets", rawECS(1, 24, 0, 81, 2, 69, 1), udpfast.ECSBadLength},
+	{"IPv6 /31 with bits beyond it", rawECS(2, 31, 0, 0x2a, 0, 0x14, 0x51), udpfast.ECSHostBits},
+	{"SCOPE 16 in a query", rawECS(1, 24, 16, 81, 2, 69), udpfast.ECSBadScope},
+	{"SCOPE 33 for IPv4", rawECS(1, 24, 33, 81, 2, 69), udpfast.ECSBadScope},
+	{"IPv4 /33", rawECS(1, 33, 0, 81, 2, 69, 0, 0), udpfast.ECSBadSource},
+	{"IPv6 /129", rawECS(2, 129, 0, append(append([]byte{}, v6Full...), 0)...), udpfast.ECSBadSource},
+	{"FAMILY 3", rawECS(3, 24, 0, 81, 2, 69), udpfast.ECSBadFamily},
+	{"FAMILY 0 with SOURCE 8", rawECS(0, 8, 0, 81), udpfast.ECSBadSource},
+	{"FAMILY 0 with an ADDRESS", rawECS(0, 0, 0, 0, 0, 0, 0), udpfast.ECSBadLength},
+	{"FAMILY 0 with SCOPE 8", rawECS(0, 0, 8), udpfast.ECSBadScope},
+	{"3 octets", withOption(&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24}}), udpfast.ECSTruncated},
+	{"empty", withOption(&dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET}), udpfast.ECSTruncated},
 }
 
 // wellFormedECS are options that must be answered and echoed as sent.
 var wellFormedECS = []ecsCase{
-	{"IPv4 /24", rawECS(1, 24, 0, 81, 2, 69), ecsWellFormed},
-	{"IPv4 /22", rawECS(1, 22, 0, 81, 2, 68), ecsWellFormed},
-	{"IPv4 /32", rawECS(1, 32, 0, 81, 2, 69, 7), ecsWellFormed},
-	{"IPv4 /0", rawECS(1, 0, 0), ecsWellFormed},
-	{"private IPv4 /24", rawECS(1, 24, 0, 10, 1, 2), ecsWellFormed},
-	{"IPv6 /32", rawECS(2, 32, 0, v6_2a00...), ecsWellFormed},
-	{"IPv6 /31", rawECS(2, 31, 0, 0x2a, 0, 0x14, 0x50), ecsWellFormed},
-	{"IPv6 /128", rawECS(2, 128, 0, v6Full...), ecsWellFormed},
-	{"FAMILY 0, SOURCE 0", rawECS(0, 0, 0), ecsWellFormed},
+	{"IPv4 /24", rawECS(1, 24, 0, 81, 2, 69), udpfast.ECSWellFormed},
+	{"IPv4 /22", rawECS(1, 22, 0, 81, 2, 68), udpfast.ECSWellFormed},
+	{"IPv4 /32", rawECS(1, 32, 0, 81, 2, 69, 7), udpfast.ECSWellFormed},
+	{"IPv4 /0", rawECS(1, 0, 0), udpfast.ECSWellFormed},
+	{"private IPv4 /24", rawECS(1, 24, 0, 10, 1, 2), udpfast.ECSWellFormed},
+	{"IPv6 /32", rawECS(2, 32, 0, v6_2a00...), udpfast.ECSWellFormed},
+	{"IPv6 /31", rawECS(2, 31, 0, 0x2a, 0, 0x14, 0x50), udpfast.ECSWellFormed},
+	{"IPv6 /128", rawECS(2, 128, 0, v6Full...), udpfast.ECSWellFormed},
+	{"FAMILY 0, SOURCE 0", rawECS(0, 0, 0), udpfast.ECSWellFormed},
 }
 
 // ecsData is the data of the ECS option that c adds to a query.
@@ -99,12 +101,12 @@ func c0(cs []ecsCase) func(*dns.Msg) { return cs[0].opt }
 
 func TestDecodeECS(t *testing.T) {
 	for _, c := range append(append([]ecsCase{}, malformedECS...), wellFormedECS...) {
-		if _, _, _, got := decodeECS(ecsData(c)); got != c.fault {
+		if _, _, _, got := udpfast.DecodeECS(ecsData(c)); got != c.fault {
 			t.Errorf("%s: %v, want %v", c.name, got, c.fault)
 		}
 	}
-	family, source, addr, fault := decodeECS([]byte{0, 2, 31, 0, 0x2a, 0, 0x14, 0x50})
-	if family != 2 || source != 31 || addr != netip.MustParseAddr("2a00:1450::") || fault != ecsWellFormed {
+	family, source, addr, fault := udpfast.DecodeECS([]byte{0, 2, 31, 0, 0x2a, 0, 0x14, 0x50})
+	if family != 2 || source != 31 || addr != netip.MustParseAddr("2a00:1450::") || fault != udpfast.ECSWellFormed {
 		t.Errorf("IPv6 /31: %d %d %v %v", family, source, addr, fault)
 	}
 }

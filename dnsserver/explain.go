@@ -109,7 +109,12 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 		return nil, errors.New("explain: no zones loaded")
 	}
 	ex := &Explanation{Query: dns.Fqdn(r.Name) + " " + dns.TypeToString[r.Type], Decisions: []GeoDecision{}}
-	resp, _ := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, ex)
+	resp, out := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, true)
+	ex.Client, ex.Via = out.client.String(), "source address"
+	if out.ecs == ecsUsed {
+		ex.Via = "ecs"
+	}
+	ex.Decisions = append(ex.Decisions, out.explained...)
 	ex.Rcode = dns.RcodeToString[resp.Rcode]
 	ex.Answer = make([]string, 0, len(resp.Answer))
 	for _, rr := range resp.Answer {
@@ -176,5 +181,5 @@ func (q *request) explainDecision(g *zones.Geo, d *steer.Decision, env *steer.En
 		}
 		gd.Candidates = append(gd.Candidates, ec)
 	}
-	q.explain.Decisions = append(q.explain.Decisions, gd)
+	q.explained = append(q.explained, gd)
 }

@@ -11,16 +11,22 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/pops"
-	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
 var fastSrc = netip.MustParseAddrPort("192.0.2.1:40000")
+
+// maxUDPSize holds any reply of the test servers over UDP.
+const maxUDPSize = dns.MaxMsgSize
+
+// newFastPath is one reader's fast path over s, as Serve makes it.
+func newFastPath(s *Server) *udpfast.Path { return udpfast.New(fastHost{s}, s.fastConfig()) }
 
 // generalUDP is the general path's reply to packet over UDP from src:
 // screened for malformed ECS, decoded by miekg/dns and answered by
@@ -42,28 +48,28 @@ func generalUDP(s *Server, packet []byte, src netip.AddrPort) []byte {
 	if req.Unpack(packet) != nil {
 		return nil
 	}
-	w := &captureWriter{local: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, remote: net.UDPAddrFromAddrPort(src)}
+	w := &dnstest.Recorder{Local: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, Remote: net.UDPAddrFromAddrPort(src)}
 	s.ServeDNS(w, req)
-	if !w.written {
+	if w.Writes == 0 {
 		return nil
 	}
-	return w.wire
+	return w.Wire
 }
 
 // fastUDP is what a reader does with packet, as a batch of one: the fast
 // path's reply, or the general path's when the fast path learns from it.
 // handedOff reports a packet left to miekg/dns's server.
-func fastUDP(t testing.TB, f *fastPath, packet []byte, src netip.AddrPort) (reply []byte, fast, handedOff bool) {
+func fastUDP(t testing.TB, f *udpfast.Path, packet []byte, src netip.AddrPort) (reply []byte, fast, handedOff bool) {
 	t.Helper()
-	defer f.flush(time.Now())
-	out, res := f.answer(packet, src.Addr().Unmap(), make([]byte, 0, f.s.cfg.UDPSize))
+	defer f.Flush(time.Now())
+	out, res := f.Answer(packet, src.Addr().Unmap(), make([]byte, 0, maxUDPSize))
 	switch res {
-	case fastAnswered:
+	case udpfast.Answered:
 		return out, true, false
-	case fastHandOff:
+	case udpfast.HandOff:
 		return nil, false, true
 	}
-	b, ok := f.learn(packet, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
+	b, ok := f.Learn(packet, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
 	if !ok {
 		return nil, false, true
 	}
@@ -139,7 +145,7 @@ func shiftECS(m *dns.Msg, by byte) {
 // checkSame answers every variant through the fast path and the general
 // path and requires the same bytes; it returns how many the fast path
 // answered itself.
-func checkSame(t *testing.T, s *Server, f *fastPath, packets [][]byte, src netip.AddrPort) int {
+func checkSame(t *testing.T, s *Server, f *udpfast.Path, packets [][]byte, src netip.AddrPort) int {
 	t.Helper()
 	fast := 0
 	for _, p := range packets {
@@ -275,12 +281,12 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 				case perPacket:
 					fastUDP(t, f, b, src)
 				case batched: // as a reader does: flush once the batch is answered
-					if _, res := f.answer(b, src.Addr(), buf); res == fastLearn {
-						f.learn(b, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
+					if _, res := f.Answer(b, src.Addr(), buf); res == udpfast.ToLearn {
+						f.Learn(b, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
 					}
 				}
 			}
-			f.flush(time.Now())
+			f.Flush(time.Now())
 		}
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -369,14 +375,14 @@ func FuzzFastPath(f *testing.F) {
 		if len(packet) < 12 {
 			return
 		}
-		var q wireQuery
-		if !parseWire(packet, &q) {
+		q, ok := udpfast.ParseShape(packet)
+		if !ok {
 			return
 		}
 		// A variant of the same shape: another ID, case and ECS network.
 		v := append([]byte(nil), packet...)
-		binary.BigEndian.PutUint16(v, ^q.id)
-		for i, n := 13, 0; i < q.nameEnd; i++ {
+		binary.BigEndian.PutUint16(v, ^q.ID)
+		for i, n := 13, 0; i < q.NameEnd; i++ {
 			if c := v[i] | 0x20; 'a' <= c && c <= 'z' {
 				if caseMask&(1<<(n%64)) != 0 {
 					v[i] ^= 0x20
@@ -384,11 +390,11 @@ func FuzzFastPath(f *testing.F) {
 				n++
 			}
 		}
-		if q.ecs && q.ecsRawLen > 0 {
-			v[q.ecsRaw] += ecsShift
+		if q.ECS && q.ECSRawLen > 0 {
+			v[q.ECSRaw] += ecsShift
 			// Keep the bits beyond the prefix clear.
-			if rem := q.ecsSource % 8; rem != 0 {
-				v[q.ecsRaw+q.ecsRawLen-1] &= byte(0xff << (8 - rem))
+			if rem := q.ECSSource % 8; rem != 0 {
+				v[q.ECSRaw+q.ECSRawLen-1] &= byte(0xff << (8 - rem))
 			}
 		}
 		checkSame(t, s, fp, [][]byte{v, packet, v}, src)
@@ -436,12 +442,12 @@ func TestFastPathAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		fastUDP(t, f, b, fastSrc)
-		if _, res := f.answer(b, fastSrc.Addr(), out); res != fastAnswered {
+		if _, res := f.Answer(b, fastSrc.Addr(), out); res != udpfast.Answered {
 			t.Errorf("%v: not answered by the fast path once learnt", m.Question[0])
 			continue
 		}
 		now := time.Now()
-		if n := testing.AllocsPerRun(200, func() { f.answer(b, fastSrc.Addr(), out); f.flush(now) }); n != 0 {
+		if n := testing.AllocsPerRun(200, func() { f.Answer(b, fastSrc.Addr(), out); f.Flush(now) }); n != 0 {
 			t.Errorf("%v: %.0f allocations per query, budget 0", m.Question[0], n)
 		}
 	}
@@ -510,87 +516,20 @@ func TestFastPathMemoFollowsHealth(t *testing.T) {
 			}
 		}
 	}
-	if v4, v6 := f.memo.v4.n, f.memo.v6.n; v4 != 1 || v6 != 1 {
+	if v4, v6 := f.Memoised(); v4 != 1 || v6 != 1 {
 		t.Errorf("memoised %d IPv4 and %d IPv6 networks, want one of each (the /128 is not memoised)", v4, v6)
 	}
 }
 
-func TestDecisionMemo(t *testing.T) {
-	a, b := &fastEntry{id: 1}, &fastEntry{id: 2}
-	ep1, ep2 := steer.Epoch{Generation: 1}, steer.Epoch{Generation: 1, Health: 1, Steering: 1}
-	soft := steer.Epoch{Generation: 1, Steering: 1, Bucket: 7} // ep1 with penalties and ages moved
-	r1, r2 := clientReply{r: &fastReply{}, scope: 24}, clientReply{r: &fastReply{}, scope: 16}
-	v4, v4b := netip.MustParseAddr("81.2.69.0"), netip.MustParseAddr("81.2.70.0")
-	v6, v6host := netip.MustParseAddr("2a00:1450:4001::"), netip.MustParseAddr("2a00:1450:4001::77")
-	mapped := netip.MustParseAddr("::ffff:81.2.69.0")
-	var m decisionMemo
-	m.remember(a, v4, ep1, r1)
-	m.remember(a, v6, ep1, r2)
-	m.remember(a, v6host, ep1, r1)
-	m.remember(a, mapped, ep1, r1)
-	tests := []struct {
-		name   string
-		e      *fastEntry
-		client netip.Addr
-		ep     steer.Epoch
-		want   clientReply
-		found  bool
-	}{
-		{"IPv4 network", a, v4, ep1, r1, true},
-		{"IPv6 network", a, v6, ep1, r2, true},
-		{"another entry", b, v4, ep1, clientReply{}, false},
-		{"another network", a, v4b, ep1, clientReply{}, false},
-		{"IPv6 with host bits is not memoised", a, v6host, ep1, clientReply{}, false},
-		{"IPv4-mapped IPv6 is not memoised", a, mapped, ep1, clientReply{}, false},
-		{"health moved", a, v4, ep2, clientReply{}, false},
-		{"penalties moved: found, stale", a, v4, soft, r1, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, fresh, found := m.lookup(tc.e, tc.client, tc.ep)
-			if found != tc.found || got.r != tc.want.r || got.scope != tc.want.scope {
-				t.Errorf("lookup = %+v, %v; want %+v, %v", got, found, tc.want, tc.found)
-			}
-			if found && fresh != (tc.ep == ep1) {
-				t.Errorf("fresh = %v in epoch %+v, decided in %+v", fresh, tc.ep, ep1)
-			}
-		})
-	}
-	// A decision made once penalties moved is stale when they move back:
-	// the memo numbers each gradual epoch it sees anew.
-	m.remember(b, v4, soft, r2)
-	if _, fresh, found := m.lookup(b, v4, soft); !found || !fresh {
-		t.Errorf("decided in the current gradual epoch: found %v, fresh %v; want both", found, fresh)
-	}
-	if _, fresh, found := m.lookup(b, v4, ep1); !found || fresh {
-		t.Errorf("penalties moved back: found %v, fresh %v; want found and stale", found, fresh)
-	}
-	if _, fresh, _ := m.lookup(a, v4, soft); fresh {
-		t.Error("decided before the penalties moved, and fresh after")
-	}
-	m.remember(b, v4b, ep2, r2) // a new epoch starts over
-	if _, _, found := m.lookup(a, v4, ep2); found || m.len() != 1 {
-		t.Errorf("after the epoch moved: %d decisions kept, want only the new one", m.len())
-	}
-	// However many entries share it, the memo holds at most memoCap.
-	for i := range 3 * memoCap {
-		e := &fastEntry{id: uint32(i%7) + 1}
-		m.remember(e, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), ep2, r1)
-		if n := m.len(); n > memoCap {
-			t.Fatalf("%d decisions memoised, cap %d", n, memoCap)
-		}
-	}
-}
-
 // TestFastPathAppliesPenaltiesGradually: when only a probe's penalty moves,
-// a reader re-decides at most refreshesPerBatch memoised clients per batch
+// a reader re-decides at most udpfast.RefreshesPerBatch memoised clients per batch
 // and answers the others as decided until their turn; when health moves,
 // every client gets the new decision at once.
 func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
 	s, h := newProbedServer(t, nil)
 	f := newFastPath(s)
 	const fraProbe = "tcp://192.0.2.1:443"
-	const clients = 3*refreshesPerBatch + 1
+	const clients = 3*udpfast.RefreshesPerBatch + 1
 	src := netip.MustParseAddrPort("192.0.2.200:5300")
 	local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
 	packets := make([][]byte, clients)
@@ -606,11 +545,11 @@ func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
 	batch := func() (answers []string, learnt int) {
 		buf := make([]byte, 0, s.cfg.UDPSize)
 		for _, p := range packets {
-			reply, res := f.answer(p, src.Addr(), buf)
-			if res == fastLearn {
+			reply, res := f.Answer(p, src.Addr(), buf)
+			if res == udpfast.ToLearn {
 				learnt++
 				var ok bool
-				if reply, ok = f.learn(p, src, local); !ok {
+				if reply, ok = f.Learn(p, src, local); !ok {
 					t.Fatal("handed off")
 				}
 			}
@@ -620,7 +559,7 @@ func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
 			}
 			answers = append(answers, addrs(m.Answer)[0])
 		}
-		f.flush(time.Now())
+		f.Flush(time.Now())
 		return answers, learnt
 	}
 	count := func(answers []string, addr string) int {
@@ -655,8 +594,8 @@ func TestFastPathAppliesPenaltiesGradually(t *testing.T) {
 		if now+count(answers, "192.0.2.1") != clients {
 			t.Fatalf("round %d: %v", round, answers)
 		}
-		if now-moved > refreshesPerBatch || now < moved {
-			t.Fatalf("round %d: %d clients on iad after %d: at most %d may move per batch", round, now, moved, refreshesPerBatch)
+		if now-moved > udpfast.RefreshesPerBatch || now < moved {
+			t.Fatalf("round %d: %d clients on iad after %d: at most %d may move per batch", round, now, moved, udpfast.RefreshesPerBatch)
 		}
 		if now == moved {
 			t.Fatalf("round %d: no client moved", round)

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/popdns/popdns/steer"
-	"github.com/popdns/popdns/zones"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -40,7 +39,7 @@ func screenReader(r dns.Reader) dns.Reader { return ecsScreen{r} }
 
 // ecsScreen is a dns.Reader that applies screenECS. It is a
 // dns.PacketConnReader when the reader it wraps is one, as miekg/dns's own
-// is: the fast path's handoffConn needs it.
+// is: the fast path's hand-off (udpfast.Socket.Handoff) needs it.
 type ecsScreen struct{ r dns.Reader }
 
 func (e ecsScreen) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
@@ -66,11 +65,13 @@ func (e ecsScreen) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([
 // is safe for concurrent use. A panic while answering is contained: the
 // client gets SERVFAIL, the panic is counted and logged once, and the
 // process keeps serving.
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serveDNS(w, req, nil) }
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serve(w, req) }
 
-// serveDNS is ServeDNS. tr, when not nil, receives what the reply depended
-// on, for the UDP fast path's cache of packed replies.
-func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
+// serve is ServeDNS, returning the reply and what it depended on, for the
+// UDP fast path's cache of packed replies (fastHost.ServeTraced). The
+// trace has no snapshot when nothing was answered from one: no reply, a
+// failed write, a panic.
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr udpfast.Trace) {
 	start := time.Now()
 	tcp := isTCP(w)
 	written := false
@@ -80,52 +81,23 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg, tr *answerTrace) {
 		}
 	}()
 	edns := parseEDNS(req)
-	resp, out := s.respond(req, edns, w.RemoteAddr(), nil, tr)
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false)
 	if resp == nil {
-		return
+		return nil, tr
 	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
-	if tr != nil {
-		tr.size, tr.whole, tr.rcode = size, size <= limit, resp.Rcode
-		tr.out = out
-		tr.caseSafe = caseSafe(resp)
-	}
 	err := w.WriteMsg(resp)
 	written = true
 	if err != nil {
 		s.log.Debug().Err(err).Msg("write reply")
-		return
+		return resp, tr
 	}
 	s.observe(req, resp, &out, tcp, start)
-}
-
-// answerTrace is what a reply depended on besides the question's bytes: the
-// UDP fast path (fastpath.go) keeps a packed reply for the next query of
-// the same shape only when nothing else could change it.
-type answerTrace struct {
-	snap     *zones.Snapshot // the snapshot answered from; nil: none
-	size     int             // the reply's length as fit measured it, before any cut
-	whole    bool            // fit cut nothing
-	rcode    int
-	out      outcome
-	caseSafe bool // see caseSafe
-	// decisions counts geo decisions; the first one's record, the type it
-	// decided for and the decision are kept.
-	decisions int
-	geo       *zones.Geo
-	qtype     uint16
-	decision  *cachedDecision
-	client    netip.Addr  // whom the first decision was for
-	epoch     steer.Epoch // and in which epoch
-}
-
-func (tr *answerTrace) decided(g *zones.Geo, qtype uint16, cd *cachedDecision, client netip.Addr, epoch steer.Epoch) {
-	if tr.decisions == 0 {
-		tr.geo, tr.qtype, tr.decision = g, qtype, cd
-		tr.client, tr.epoch = client, epoch
-	}
-	tr.decisions++
+	tr = out.trace
+	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
+	tr.Zone, tr.PoP = out.zone, out.pop
+	return resp, tr
 }
 
 // caseSafe reports whether every name in resp outside the question is in
@@ -150,21 +122,17 @@ func caseSafe(resp *dns.Msg) bool {
 
 // respondTo builds the reply to req from a client at src, without regard to
 // its size. It returns nil when the query deserves no reply, and what was
-// decided: the zone, the zone cut of a referral, the PoP. ex, when not nil,
-// records how geo records decided.
-func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation) (*dns.Msg, outcome) {
-	return s.respond(req, edns, src, ex, nil)
-}
-
-// respond is respondTo, recording into tr when it is not nil.
-func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Explanation, tr *answerTrace) (*dns.Msg, outcome) {
+// decided: the zone, the zone cut of a referral, the PoP, and how geo
+// records decided, explained when explain is set.
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, client: sourceAddr(src), explain: ex, trace: tr}
+	q := &request{s: s, resp: resp, explain: explain}
+	q.client = sourceAddr(src)
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
@@ -172,12 +140,6 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 		q.ecs = ecsUsed
 	case ecs.present:
 		q.ecs = ecsIgnored
-	}
-	if ex != nil {
-		ex.Client, ex.Via = q.client.String(), "source address"
-		if q.ecs == ecsUsed {
-			ex.Via = "ecs"
-		}
 	}
 	if ecsOK {
 		s.answer(req, q, edns)
@@ -205,19 +167,7 @@ func (s *Server) respond(req *dns.Msg, edns ednsRequest, src net.Addr, ex *Expla
 // subnet was private, holds for that subnet only: scope 0 would let the
 // resolver give its own location's answer to every client subnet.
 func (q *request) ecsScope(ecs clientSubnet) int {
-	return replyScope(q.tailored, q.scope, ecs.source, ecs.usable())
-}
-
-// replyScope is request.ecsScope from its parts, for the fast path too.
-func replyScope(tailored bool, scope int, source uint8, usable bool) int {
-	switch {
-	case !tailored || source == 0:
-		return 0
-	case usable:
-		return scope
-	default:
-		return int(source)
-	}
+	return udpfast.ReplyScope(q.tailored, q.scope, ecs.source, ecs.usable())
 }
 
 func sourceAddr(a net.Addr) netip.Addr {
@@ -228,8 +178,8 @@ func sourceAddr(a net.Addr) netip.Addr {
 	case *net.TCPAddr:
 		addr, _ := netip.AddrFromSlice(v.IP)
 		return addr.Unmap()
-	case *udpPeer:
-		return v.addr.Addr().Unmap()
+	case *udpfast.Peer:
+		return v.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
 }
@@ -263,9 +213,7 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	}
 	qname := strings.ToLower(question.Name)
 	q.snap = s.zones.Load()
-	if q.trace != nil {
-		q.trace.snap = q.snap
-	}
+	q.trace.Snap = q.snap
 	zone := q.snap.Match(qname)
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused

@@ -49,10 +49,10 @@ func newBatchHistogram(name, help string, upper []float64, label string, values 
 	return h, h.series
 }
 
-func (s *histSeries) observe(v float64) { s.observeN(v, 1) }
+func (s *histSeries) observe(v float64) { s.ObserveN(v, 1) }
 
-// observeN records n observations of v.
-func (s *histSeries) observeN(v float64, n uint64) {
+// ObserveN records n observations of v.
+func (s *histSeries) ObserveN(v float64, n uint64) {
 	if n == 0 {
 		return
 	}

@@ -143,7 +143,7 @@ func TestBatchHistogram(t *testing.T) {
 			ours, series := newBatchHistogram("h", "help", upper, "proto", "udp", "tcp")
 			theirs := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h", Help: "help", Buckets: upper})
 			for _, o := range tc.obs {
-				series[0].observeN(o.v, o.n)
+				series[0].ObserveN(o.v, o.n)
 				for range o.n {
 					theirs.Observe(o.v)
 				}

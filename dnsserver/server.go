@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/pops"
@@ -312,18 +312,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("dnsserver: Serve before Listen")
 	}
 	var all []*serving
-	var fast []*udpSocket
+	var fast []*udpfast.Socket
 	stopped := make(chan *serving, 2*len(s.listeners))
 	fastErr := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		// The fast path's readers own the UDP socket where they can, and
 		// hand what they do not answer to the miekg/dns server.
 		udpConn := l.udp
-		if u, err := s.newUDPSocket(l.udp); err != nil {
+		if u, err := udpfast.NewSocket(l.udp, fastHost{s}, s.fastConfig()); err != nil {
 			s.log.Warn().Err(err).Msg("UDP fast path unavailable; answering through miekg/dns only")
 		} else if u != nil {
 			fast = append(fast, u)
-			udpConn = u.handoff
+			udpConn = u.Handoff()
 		}
 		udp := &dns.Server{
 			PacketConn:    udpConn,
@@ -358,7 +358,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	for _, u := range fast {
-		u.start(fastErr)
+		u.Start(fastErr)
 	}
 	s.mu.Unlock()
 	go func() {
@@ -386,7 +386,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// The fast path's readers stop first: what they read is answered or
 	// handed off before the miekg/dns servers stop.
 	for _, u := range fast {
-		u.shutdown()
+		u.Shutdown()
 	}
 	// Stop reading, let the queries in flight be answered, and wait for
 	// every serving goroutine before returning. miekg/dns refuses to shut
@@ -407,17 +407,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		<-sv.stopped
 	}
 	for _, u := range fast {
-		u.close()
+		u.Close()
 	}
 	return err
-}
-
-// fastPanic contains a panic of the fast path: it is counted and logged,
-// and the query goes to the general path.
-func (s *Server) fastPanic(p any) {
-	s.metrics.panics.Inc()
-	s.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).
-		Msg("panic on the UDP fast path; the general path answers")
 }
 
 // serving is one miekg/dns server run by Serve.

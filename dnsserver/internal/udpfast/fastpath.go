@@ -1,4 +1,4 @@
-package dnsserver
+package udpfast
 
 import (
 	"encoding/binary"
@@ -19,18 +19,18 @@ import (
 // time to a query of the same shape, copies it and patches what differs
 // from query to query: the ID, the question's case (echoed as asked, 0x20),
 // and the ECS option's ADDRESS and SCOPE. Replies are learnt by watching
-// the general path answer (answerTrace), never built separately, so the
-// two cannot drift apart: a reply is kept only when nothing but the
-// question's shape and, for geo records, one cached geo decision shaped
-// it. Everything else, and every first query of a shape, goes through the
-// general path. Each reader owns one fastPath: no locks, no sharing.
-type fastPath struct {
-	s     *Server
+// the general path answer (Host.ServeTraced and the Trace it returns),
+// never built separately, so the two cannot drift apart: a reply is kept
+// only when nothing but the question's shape and, for geo records, one
+// cached geo decision shaped it. Everything else, and every first query of a shape, goes through the
+// general path. Each reader owns one Path: no locks, no sharing.
+type Path struct {
+	host  Host
+	cfg   Config
 	q     wireQuery
 	snap  *zones.Snapshot // the snapshot the entries were learnt from
 	cache map[string]*fastEntry
 	w     captureWriter
-	tr    answerTrace
 	// Metric handles resolved on first use, so that no series appears
 	// before its first event, and no query hashes label values.
 	ecsUsed, ecsIgnored prometheus.Counter
@@ -72,13 +72,13 @@ type fastEntry struct {
 	id uint32
 }
 
-// refreshesPerBatch is how many memoised decisions made before a penalty
+// RefreshesPerBatch is how many memoised decisions made before a penalty
 // or latency age moved a reader re-decides per batch; the others are
 // answered as decided until their turn. Re-deciding every client at once
 // (a GeoIP lookup and a ranking each, through the general path) stalled a
 // loaded reader for tens of ms on every step of a probe's penalty, long
 // enough for its socket to overflow.
-const refreshesPerBatch = 4
+const RefreshesPerBatch = 4
 
 // fastReply is a packed reply and what answering with it counts.
 type fastReply struct {
@@ -103,31 +103,31 @@ type fastReply struct {
 	count uint32
 }
 
-// fastResult is what the fast path did with a packet.
-type fastResult uint8
+// Result is what the fast path did with a packet.
+type Result uint8
 
 const (
-	fastAnswered fastResult = iota // the reply is ready
-	fastLearn                      // a plain query it has no reply for: the general path answers it here
-	fastHandOff                    // not a plain query: miekg/dns's server must see it
+	Answered Result = iota // the reply is ready
+	ToLearn                // a plain query it has no reply for: Learn answers it through the general path
+	HandOff                // not a plain query: miekg/dns's server must see it
 )
 
-func newFastPath(s *Server) *fastPath {
-	return &fastPath{s: s}
+// New returns a fast path answering for host, for one reader.
+func New(host Host, cfg Config) *Path {
+	return &Path{host: host, cfg: cfg}
 }
 
-// answer answers packet from src into out (whose capacity must hold
+// Answer answers packet from src into out (whose capacity must hold
 // Config.UDPSize bytes) when it can.
-// The reply's duration is observed by the next flush.
-func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fastResult) {
+// The reply's duration is observed by the next Flush.
+func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result) {
 	q := &f.q
 	if !parseWire(packet, q) {
-		return nil, fastHandOff
+		return nil, HandOff
 	}
-	s := f.s
-	snap := s.zones.Load()
-	if snap == nil || s.cfg.QueryLog {
-		return nil, fastLearn
+	snap := f.host.Snapshot()
+	if snap == nil || f.cfg.QueryLog {
+		return nil, ToLearn
 	}
 	if f.snap != snap {
 		f.snap = snap
@@ -135,7 +135,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 	}
 	e := f.cache[string(q.key[:q.keyLen])]
 	if e == nil {
-		return nil, fastLearn
+		return nil, ToLearn
 	}
 	usable := q.usableECS()
 	r := e.static
@@ -146,34 +146,34 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			client = q.ecsAddr
 		}
 		if f.epochSnap != snap {
-			f.epoch = s.decisionEnv(snap).Epoch
+			f.epoch = f.host.Epoch(snap)
 			f.epochSnap = snap
 		}
 		epoch := f.epoch
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
-		if stale := found && !fresh; !found || stale && f.refreshes < refreshesPerBatch {
+		if stale := found && !fresh; !found || stale && f.refreshes < RefreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
-			cd := s.cache.get(cacheKey{geo: e.geo, qtype: e.qtype, client: client}, epoch)
+			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
 				// the batch keeps to it, or a strict epoch that moved
 				// meanwhile would start the memo over at every switch
 				// between the two.
-				cd, epoch = f.decide(snap, e.geo, e.qtype, client)
+				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, &f.cands)
 				f.epoch = epoch
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
-				return nil, fastLearn
+				return nil, ToLearn
 			}
-			cr.tailored, cr.scope = !cd.untailored, uint8(cd.scope)
+			cr.tailored, cr.scope = !cd.Untailored, uint8(cd.Scope)
 			f.memo.remember(e, client, epoch, cr)
 		}
 		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
 	}
-	if r.size > q.sizeLimit(s.cfg.UDPSize) {
-		return nil, fastLearn // the general path fits it to the client
+	if r.size > q.sizeLimit(f.cfg.UDPSize) {
+		return nil, ToLearn // the general path fits it to the client
 	}
 	out = append(out[:0], r.wire...)
 	binary.BigEndian.PutUint16(out, q.id)
@@ -185,7 +185,7 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 			f.ecsIgnoredN++
 		}
 		if r.ecs != 0 {
-			scope := replyScope(tailored, scope, q.ecsSource, usable)
+			scope := ReplyScope(tailored, scope, q.ecsSource, usable)
 			out[r.ecs] = byte(scope)
 			copy(out[r.ecs+1:], packet[q.ecsRaw:q.ecsRaw+q.ecsRawLen])
 			if r.rcode != dns.RcodeFormatError {
@@ -201,20 +201,20 @@ func (f *fastPath) answer(packet []byte, src netip.Addr, out []byte) ([]byte, fa
 	}
 	r.count++
 	f.answered++
-	return out, fastAnswered
+	return out, Answered
 }
 
-// flush adds what the replies answer made since the last flush count to
+// Flush adds what the replies Answer made since the last flush count to
 // the metrics, with the duration of each the time since start, when the
 // batch holding them was read. The next query reads the epoch afresh.
-func (f *fastPath) flush(start time.Time) {
+func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
 	if f.answered == 0 {
 		return
 	}
-	m := f.s.metrics
-	m.durationUDP.observeN(time.Since(start).Seconds(), uint64(f.answered))
+	m := &f.cfg.Metrics
+	m.Duration.ObserveN(time.Since(start).Seconds(), uint64(f.answered))
 	f.answered = 0
 	var allDown *fastReply // one of the batch's all-down replies, for the log
 	for _, r := range f.pending {
@@ -230,44 +230,44 @@ func (f *fastPath) flush(start time.Time) {
 	}
 	f.pending = f.pending[:0]
 	if allDown != nil {
-		f.s.logAllDown(allDown.allDown, allDown.servfail)
+		f.host.LogAllDown(allDown.allDown, allDown.servfail)
 	}
 	if f.ecsUsedN > 0 {
 		if f.ecsUsed == nil {
-			f.ecsUsed = m.ecs.WithLabelValues("used")
+			f.ecsUsed = m.ECS.WithLabelValues("used")
 		}
 		f.ecsUsed.Add(float64(f.ecsUsedN))
 		f.ecsUsedN = 0
 	}
 	if f.ecsIgnoredN > 0 {
 		if f.ecsIgnored == nil {
-			f.ecsIgnored = m.ecs.WithLabelValues("ignored")
+			f.ecsIgnored = m.ECS.WithLabelValues("ignored")
 		}
 		f.ecsIgnored.Add(float64(f.ecsIgnoredN))
 		f.ecsIgnoredN = 0
 	}
 	for _, sc := range f.scopes {
-		m.scopeAll.observeN(float64(sc), uint64(f.scopeN[sc]))
+		m.Scope.ObserveN(float64(sc), uint64(f.scopeN[sc]))
 		f.scopeN[sc] = 0
 	}
 	f.scopes = f.scopes[:0]
 }
 
 // variant is the entry's reply for decision cd, or nil.
-func (e *fastEntry) variant(cd *cachedDecision) *fastReply {
+func (e *fastEntry) variant(cd *Decision) *fastReply {
 	for _, r := range e.variants {
-		if r.ranked == string(cd.ranked) && r.nodata == cd.nodata && r.servfail == cd.servfail && (r.allDown != nil) == cd.allDown {
+		if r.ranked == string(cd.Ranked) && r.nodata == cd.NoData && r.servfail == cd.Servfail && (r.allDown != nil) == cd.AllDown {
 			return r
 		}
 	}
 	return nil
 }
 
-// learn answers a plain query that answer returned fastLearn for through
+// Learn answers a plain query that Answer returned ToLearn for through
 // the general path, and keeps the reply when it may serve the next query
 // of the same shape. It returns the reply (valid until the next call), or
 // false when the packet must be handed off after all.
-func (f *fastPath) learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte, bool) {
+func (f *Path) Learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte, bool) {
 	// A learnt query takes long enough for health to change meanwhile:
 	// the next query of the batch reads the epoch afresh.
 	defer f.epochStale()
@@ -276,13 +276,12 @@ func (f *fastPath) learn(packet []byte, src netip.AddrPort, local net.Addr) ([]b
 		return nil, false
 	}
 	f.w = captureWriter{local: local, remote: net.UDPAddrFromAddrPort(src), wire: f.w.wire[:0]}
-	f.tr = answerTrace{}
-	f.s.serveDNS(&f.w, req, &f.tr)
+	tr := f.host.ServeTraced(&f.w, req)
 	if !f.w.written {
 		return nil, true
 	}
-	if !f.s.cfg.QueryLog {
-		f.remember(&f.tr, f.w.wire)
+	if !f.cfg.QueryLog {
+		f.remember(&tr, f.w.wire)
 	}
 	return f.w.wire, true
 }
@@ -290,18 +289,18 @@ func (f *fastPath) learn(packet []byte, src netip.AddrPort, local net.Addr) ([]b
 // remember keeps wire, the general path's reply to f.q, when tr shows that
 // it holds for every query of the same shape (for geo records: of the same
 // decision), patched.
-func (f *fastPath) remember(tr *answerTrace, wire []byte) {
+func (f *Path) remember(tr *Trace, wire []byte) {
 	q := &f.q
 	switch {
-	case tr.snap == nil || tr.snap != f.snap || !tr.whole || tr.rcode == dns.RcodeFormatError:
+	case tr.Snap == nil || tr.Snap != f.snap || !tr.Whole || tr.Rcode == dns.RcodeFormatError:
 		return
-	case q.lowerLabels != q.labels && !tr.caseSafe:
+	case q.lowerLabels != q.labels && !tr.CaseSafe:
 		return
-	case tr.decisions > 1:
+	case tr.Decisions > 1:
 		return
 	}
-	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.size, rcode: tr.rcode}
-	if q.ecs && tr.rcode != dns.RcodeFormatError {
+	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode}
+	if q.ecs && tr.Rcode != dns.RcodeFormatError {
 		// The ECS option is the last thing in the reply (respond puts the
 		// OPT record last and ECS last in it).
 		r.ecs = len(wire) - q.ecsRawLen - 1
@@ -310,13 +309,13 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 		}
 	}
 	zone := "none"
-	if tr.out.zone != nil {
-		zone = tr.out.zone.Origin()
+	if tr.Zone != nil {
+		zone = tr.Zone.Origin()
 	}
-	m := f.s.metrics
-	r.requests = m.requests.WithLabelValues("udp", zone, qtypeLabel(q.qtype), rcodeLabel(tr.rcode))
-	if tr.out.pop != "" {
-		r.pop = m.answers.WithLabelValues(tr.out.pop)
+	m := &f.cfg.Metrics
+	r.requests = m.Requests(zone, q.qtype, tr.Rcode)
+	if tr.PoP != "" {
+		r.pop = m.Answers.WithLabelValues(tr.PoP)
 	}
 	if len(f.cache) >= fastCacheCap || f.nextID == math.MaxUint32 {
 		f.dropEntries()
@@ -326,7 +325,7 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	}
 	key := string(q.key[:q.keyLen])
 	e := f.cache[key]
-	if tr.decisions == 0 {
+	if tr.Decisions == 0 {
 		switch {
 		case e == nil:
 			f.cache[key] = f.newEntry(&fastEntry{static: r})
@@ -335,15 +334,15 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 		}
 		return
 	}
-	cd := tr.decision
-	r.ranked, r.nodata, r.servfail = string(cd.ranked), cd.nodata, cd.servfail
-	if cd.allDown {
-		r.allDown, r.allDownN = tr.geo, m.allDown.WithLabelValues(tr.geo.WhenAllDown.String())
+	cd := tr.Decision
+	r.ranked, r.nodata, r.servfail = string(cd.Ranked), cd.NoData, cd.Servfail
+	if cd.AllDown {
+		r.allDown, r.allDownN = tr.Geo, m.AllDown.WithLabelValues(tr.Geo.WhenAllDown.String())
 	}
 	switch {
 	case e == nil:
-		f.cache[key] = f.newEntry(&fastEntry{geo: tr.geo, qtype: tr.qtype, variants: []*fastReply{r}})
-	case e.static != nil || e.geo != tr.geo || e.qtype != tr.qtype:
+		f.cache[key] = f.newEntry(&fastEntry{geo: tr.Geo, qtype: tr.QType, variants: []*fastReply{r}})
+	case e.static != nil || e.geo != tr.Geo || e.qtype != tr.QType:
 		// The same shape answered differently: trust neither.
 		delete(f.cache, key)
 	case e.variant(cd) == nil && len(e.variants) < maxVariants:
@@ -353,31 +352,21 @@ func (f *fastPath) remember(tr *answerTrace, wire []byte) {
 	// re-deciding it when the decision is a refresh of a stale one.
 	if e = f.cache[key]; e != nil {
 		if v := e.variant(cd); v != nil {
-			f.memo.remember(e, tr.client, tr.epoch, clientReply{r: v, scope: uint8(cd.scope), tailored: !cd.untailored})
+			f.memo.remember(e, tr.Client, tr.Epoch, clientReply{r: v, scope: uint8(cd.Scope), tailored: !cd.Untailored})
 		}
 	}
 }
 
-// decide makes and caches the decision for client through Server.decide,
-// as the general path's decideCached does, but without decoding the query
-// into a dns.Msg and packing a reply: after a penalty step every client is
-// re-decided, and
-// through the general path each left kilobytes of garbage, whose
-// collection then shared the CPU with the reader. It returns the epoch
-// decided in.
-func (f *fastPath) decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr) (*cachedDecision, steer.Epoch) {
-	s := f.s
-	env := s.decisionEnv(snap)
-	_, cd := s.decide(&env, g, qtype, client, s.locate(client), &f.cands, true)
-	return cd, env.Epoch
-}
+// Memoised reports how many IPv4 and IPv6 client networks the reader's
+// memo holds decisions for.
+func (f *Path) Memoised() (v4, v6 int) { return f.memo.v4.n, f.memo.v6.n }
 
 // epochStale makes the next query read the decision epoch afresh, after
 // something slower than a fast answer.
-func (f *fastPath) epochStale() { f.epochSnap = nil }
+func (f *Path) epochStale() { f.epochSnap = nil }
 
 // newEntry gives e the next id.
-func (f *fastPath) newEntry(e *fastEntry) *fastEntry {
+func (f *Path) newEntry(e *fastEntry) *fastEntry {
 	f.nextID++ // from 1: the memo's zero key is no entry's
 	e.id = f.nextID
 	return e
@@ -385,7 +374,7 @@ func (f *fastPath) newEntry(e *fastEntry) *fastEntry {
 
 // dropEntries starts the reader's entries over, and with them the memo,
 // whose keys hold their ids.
-func (f *fastPath) dropEntries() {
+func (f *Path) dropEntries() {
 	f.cache, f.nextID = nil, 0
 	f.memo.reset()
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package dnsserver
+package udpfast
 
 import (
 	"encoding/binary"
@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// udpSocket serves one listener's UDP socket on the fast path. Its reader
+// Socket serves one listener's UDP socket on the fast path. Its reader
 // takes up to udpBatch queries per recvmmsg and sends the replies with one
 // sendmmsg. Both calls are non-blocking and made without telling the
 // scheduler (RawSyscall), which is cheap; when the socket has nothing
@@ -41,8 +41,9 @@ import (
 // a batch is long (keepArmedBelow); while batches are short, the wake-ups
 // cost less than the two epoll_ctl and the empty recvmmsg per batch that
 // taking it out would add.
-type udpSocket struct {
-	s       *Server
+type Socket struct {
+	host    Host
+	cfg     Config
 	fd      int      // the socket, a duplicate of the listener's; close releases it
 	epfd    int      // the epoll set the reader waits on; ep owns it
 	ep      *os.File // epfd in the netpoller
@@ -61,13 +62,14 @@ const (
 	maxUDPRead = 65535
 	ctrlLen    = 64 // room for one IP_PKTINFO or IPV6_PKTINFO message
 	// keepArmedBelow is the batch length from which the reader takes the
-	// socket out of its epoll set (see udpSocket).
+	// socket out of its epoll set (see Socket).
 	keepArmedBelow = 8
 )
 
-// newUDPSocket prepares pc for the fast path; nil when pc is not a UDP
-// socket it can drive.
-func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
+// NewSocket prepares pc for the fast path, answering for host; nil when
+// pc is not a UDP socket it can drive. It takes pc over: the miekg/dns
+// server reads what the fast path does not answer from Handoff.
+func NewSocket(pc net.PacketConn, host Host, cfg Config) (*Socket, error) {
 	conn, ok := pc.(*net.UDPConn)
 	if !ok {
 		return nil, nil
@@ -80,7 +82,7 @@ func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &udpSocket{s: s, fd: -1, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
+	u := &Socket{host: host, cfg: cfg, fd: -1, local: laddr, pktinfo: laddr.IP.IsUnspecified()}
 	if u.pktinfo {
 		var serr error
 		err = rc.Control(func(fd uintptr) {
@@ -97,19 +99,19 @@ func (s *Server) newUDPSocket(pc net.PacketConn) (*udpSocket, error) {
 			err = serr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+			return nil, fmt.Errorf("udpfast: prepare UDP socket: %w", err)
 		}
 	}
 	if err := u.detach(conn, rc); err != nil {
-		return nil, fmt.Errorf("dnsserver: prepare UDP socket: %w", err)
+		return nil, fmt.Errorf("udpfast: prepare UDP socket: %w", err)
 	}
 	u.handoff = newHandoffConn(laddr, u.sendTo)
 	return u, nil
 }
 
 // detach takes the socket out of Go's netpoller and makes the epoll set
-// the reader waits on (see udpSocket); it closes conn.
-func (u *udpSocket) detach(conn *net.UDPConn, rc syscall.RawConn) error {
+// the reader waits on (see Socket); it closes conn.
+func (u *Socket) detach(conn *net.UDPConn, rc syscall.RawConn) error {
 	var derr error
 	if err := rc.Control(func(fd uintptr) {
 		u.fd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
@@ -141,9 +143,9 @@ func (u *udpSocket) detach(conn *net.UDPConn, rc syscall.RawConn) error {
 	return nil
 }
 
-// start runs the reader; if it fails, it reports to errc. One reader per
+// Start runs the reader; if it fails, it reports to errc. One reader per
 // socket: the socket's read lock would serialise more.
-func (u *udpSocket) start(errc chan<- error) {
+func (u *Socket) Start(errc chan<- error) {
 	r := newUDPReader(u)
 	u.wg.Add(1)
 	go func() {
@@ -154,22 +156,26 @@ func (u *udpSocket) start(errc chan<- error) {
 	}()
 }
 
-// shutdown stops the reader and waits for it: every query it read has
+// Shutdown stops the reader and waits for it: every query it read has
 // been answered or handed off when it returns.
-func (u *udpSocket) shutdown() {
+func (u *Socket) Shutdown() {
 	u.stop.Store(true)
 	u.ep.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
 	u.wg.Wait()
 }
 
-// close releases the socket; the handoff server must be done with it.
-func (u *udpSocket) close() {
+// Handoff is the net.PacketConn that the general path's miekg/dns server
+// reads the queries the fast path does not answer from.
+func (u *Socket) Handoff() net.PacketConn { return u.handoff }
+
+// Close releases the socket; the handoff server must be done with it.
+func (u *Socket) Close() {
 	u.ep.Close()
 	unix.Close(u.fd)
 }
 
 // sendTo writes a reply of the general path.
-func (u *udpSocket) sendTo(b []byte, to *udpPeer) error {
+func (u *Socket) sendTo(b []byte, to *Peer) error {
 	var sa unix.Sockaddr
 	if a := to.addr.Addr(); a.Is4() {
 		sa = &unix.SockaddrInet4{Port: int(to.addr.Port()), Addr: a.As4()}
@@ -214,8 +220,8 @@ type mmsghdr struct {
 
 // udpReader is one reader of a socket and everything it reuses.
 type udpReader struct {
-	u    *udpSocket
-	fast *fastPath
+	u    *Socket
+	fast *Path
 	// serve is the reader's method as a value made once: a method value
 	// made per call would allocate.
 	serve      func(fd uintptr) bool
@@ -236,8 +242,8 @@ type udpReader struct {
 	out        [udpBatch][]byte
 }
 
-func newUDPReader(u *udpSocket) *udpReader {
-	r := &udpReader{u: u, fast: newFastPath(u.s), rbuf: make([]byte, udpBatch*maxUDPRead)}
+func newUDPReader(u *Socket) *udpReader {
+	r := &udpReader{u: u, fast: New(u.host, u.cfg), rbuf: make([]byte, udpBatch*maxUDPRead)}
 	for i := range r.rmsgs {
 		r.riov[i].Base = &r.rbuf[i*maxUDPRead]
 		r.riov[i].SetLen(maxUDPRead)
@@ -250,7 +256,7 @@ func newUDPReader(u *udpSocket) *udpReader {
 			h.Control = &r.ctrl[i][0]
 			h.SetControllen(ctrlLen)
 		}
-		r.out[i] = make([]byte, 0, u.s.cfg.UDPSize)
+		r.out[i] = make([]byte, 0, u.cfg.UDPSize)
 		r.smsgs[i].hdr.Iov = &r.siov[i]
 		r.smsgs[i].hdr.SetIovlen(1)
 	}
@@ -267,14 +273,14 @@ func (r *udpReader) run() error {
 			if u.stop.Load() {
 				return nil
 			}
-			return fmt.Errorf("dnsserver: serve udp: %w", err)
+			return fmt.Errorf("udpfast: serve udp: %w", err)
 		}
 		switch r.errno {
 		case 0:
 		case unix.EINTR, unix.ECONNREFUSED:
 			continue
 		default:
-			return fmt.Errorf("dnsserver: serve udp: %w", os.NewSyscallError(r.failed, r.errno))
+			return fmt.Errorf("udpfast: serve udp: %w", os.NewSyscallError(r.failed, r.errno))
 		}
 	}
 	return nil
@@ -314,7 +320,7 @@ func (r *udpReader) serveBatches(uintptr) bool {
 			}
 		}
 		r.send(m)
-		r.fast.flush(start)
+		r.fast.Flush(start)
 		if r.armed {
 			// The batch was short, so recvmmsg stopped at an empty socket:
 			// on a UDP socket without IP_RECVERR nothing else ends a
@@ -370,26 +376,26 @@ func (r *udpReader) handle(i, m int) (queued bool) {
 	handedOff := false
 	defer func() {
 		if p := recover(); p != nil {
-			r.u.s.fastPanic(p)
+			r.u.host.Panicked(p)
 			if !handedOff {
 				r.handOff(i, packet, src)
 			}
 			queued = false
 		}
 	}()
-	reply, res := r.fast.answer(packet, src.Addr().Unmap(), r.out[m][:0])
-	if res == fastLearn {
-		b, ok := r.fast.learn(packet, src, r.u.local)
+	reply, res := r.fast.Answer(packet, src.Addr().Unmap(), r.out[m][:0])
+	if res == ToLearn {
+		b, ok := r.fast.Learn(packet, src, r.u.local)
 		switch {
 		case !ok:
-			res = fastHandOff
+			res = HandOff
 		case b == nil:
 			return false
 		default:
 			reply = append(r.out[m][:0], b...)
 		}
 	}
-	if res == fastHandOff {
+	if res == HandOff {
 		handedOff = true
 		r.handOff(i, packet, src)
 		return false
@@ -409,7 +415,7 @@ func (r *udpReader) handle(i, m int) (queued bool) {
 func (r *udpReader) handOff(i int, packet []byte, src netip.AddrPort) {
 	defer r.fast.epochStale() // the general path's queue may make it wait
 	msg := &r.rmsgs[i]
-	peer := &udpPeer{addr: src}
+	peer := &Peer{addr: src}
 	if r.u.pktinfo && r.replySource(i) {
 		peer.oob = append([]byte(nil), unsafe.Slice(msg.hdr.Control, msg.hdr.Controllen)...)
 	}
@@ -441,7 +447,7 @@ func (r *udpReader) replySource(i int) bool {
 }
 
 // send writes the first m replies of the batch. The socket is not in the
-// netpoller for writing (see udpSocket): when it is full, which UDP
+// netpoller for writing (see Socket): when it is full, which UDP
 // sockets seldom are, the reader waits in poll(2).
 func (r *udpReader) send(m int) {
 	r.sent, r.todo = 0, m

@@ -1,4 +1,4 @@
-package dnsserver
+package udpfast
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ import (
 type handoffConn struct {
 	in     chan handoff
 	local  net.Addr
-	send   func(b []byte, to *udpPeer) error
+	send   func(b []byte, to *Peer) error
 	closed chan struct{}
 	once   sync.Once
 
@@ -29,20 +29,23 @@ type handoffConn struct {
 // handoff is one packet for the general path and who sent it.
 type handoff struct {
 	packet []byte
-	from   *udpPeer
+	from   *Peer
 }
 
-// udpPeer is the client of a handed-off packet as the general path sees
+// Peer is the client of a handed-off packet as the general path sees
 // it (ResponseWriter.RemoteAddr), and what the reply needs to reach it.
-type udpPeer struct {
+type Peer struct {
 	addr netip.AddrPort
 	oob  []byte // control message that sets the reply's source address; nil: none
 }
 
-func (p *udpPeer) Network() string { return "udp" }
-func (p *udpPeer) String() string  { return p.addr.String() }
+// AddrPort is the client's address and port.
+func (p *Peer) AddrPort() netip.AddrPort { return p.addr }
 
-func newHandoffConn(local net.Addr, send func([]byte, *udpPeer) error) *handoffConn {
+func (p *Peer) Network() string { return "udp" }
+func (p *Peer) String() string  { return p.addr.String() }
+
+func newHandoffConn(local net.Addr, send func([]byte, *Peer) error) *handoffConn {
 	return &handoffConn{
 		in:     make(chan handoff, 256),
 		local:  local,
@@ -100,9 +103,9 @@ func stopTimer(t *time.Timer) {
 
 // WriteTo implements net.PacketConn.
 func (c *handoffConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	p, ok := addr.(*udpPeer)
+	p, ok := addr.(*Peer)
 	if !ok {
-		return 0, errors.New("dnsserver: reply to an address the fast path did not hand off")
+		return 0, errors.New("udpfast: reply to an address the fast path did not hand off")
 	}
 	if err := c.send(b, p); err != nil {
 		return 0, err
@@ -138,7 +141,7 @@ func (c *handoffConn) SetWriteDeadline(time.Time) error { return nil }
 
 type handoffTimeout struct{}
 
-func (handoffTimeout) Error() string   { return "dnsserver: handoff read timeout" }
+func (handoffTimeout) Error() string   { return "udpfast: handoff read timeout" }
 func (handoffTimeout) Timeout() bool   { return true }
 func (handoffTimeout) Temporary() bool { return true }
 

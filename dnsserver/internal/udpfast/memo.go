@@ -1,4 +1,4 @@
-package dnsserver
+package udpfast
 
 import (
 	"encoding/binary"
@@ -20,7 +20,7 @@ type clientReply struct {
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
-// one strict epoch (steer.Epoch.strict). A hit usually costs one probe of
+// one strict epoch (steer.Epoch.Strict). A hit usually costs one probe of
 // a table of its own on an integer key and no lock, where the shared cache hashes
 // and compares a whole cacheKey under a shard's lock and the reply is then
 // searched among the entry's variants. IPv4 clients are keyed by entry
@@ -45,7 +45,7 @@ type decisionMemo struct {
 // tables grow to at most 262 144 slots each and never shrink: 6 MiB for
 // IPv4 clients (24-byte slots) and 8 MiB for IPv6 (32-byte slots), held
 // per reader once reached.
-const memoCap = cacheShards * cacheShardCap
+const memoCap = 64 * 2048 // dnsserver's cacheShards × cacheShardCap
 
 func (m *decisionMemo) reset() {
 	m.v4.reset()
@@ -114,7 +114,7 @@ func v6KeyOf(e *fastEntry, a netip.Addr) (v6MemoKey, bool) {
 	return v6MemoKey{uint64(e.id), binary.BigEndian.Uint64(b[:8])}, true
 }
 
-// The memo's keys. Entry ids start at 1 (fastPath.newEntry), so no key
+// The memo's keys. Entry ids start at 1 (Path.newEntry), so no key
 // is the zero key, which marks an empty slot.
 type (
 	v4MemoKey uint64

@@ -1,0 +1,81 @@
+package dnsserver
+
+import (
+	"net/netip"
+	"runtime/debug"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fastHost is the Server as the UDP fast path (package udpfast) sees it:
+// what it answers from, how it decides, and the general path it learns
+// from. A type of its own, so that the methods the fast path needs do not
+// widen the Server's API.
+type fastHost struct{ s *Server }
+
+var _ udpfast.Host = fastHost{}
+
+func (h fastHost) Snapshot() *zones.Snapshot { return h.s.zones.Load() }
+
+func (h fastHost) Epoch(snap *zones.Snapshot) steer.Epoch { return h.s.decisionEnv(snap).Epoch }
+
+func (h fastHost) Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch steer.Epoch) *udpfast.Decision {
+	return h.s.cache.get(cacheKey{geo: g, qtype: qtype, client: client}, epoch)
+}
+
+// Decide makes and caches the decision for client through Server.decide,
+// as the general path's decideCached does, but without decoding the query
+// into a dns.Msg and packing a reply: after a penalty step every client
+// is re-decided, and through the general path each left kilobytes of
+// garbage, whose collection then shared the CPU with the reader.
+func (h fastHost) Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr,
+	cands *steer.Candidates) (*udpfast.Decision, steer.Epoch) {
+	s := h.s
+	env := s.decisionEnv(snap)
+	_, cd := s.decide(&env, g, qtype, client, s.locate(client), cands, true)
+	return cd, env.Epoch
+}
+
+// ServeTraced is ServeDNS with the trace the fast path learns from. Only
+// the fast path needs CaseSafe, so ServeDNS does not pay for it.
+func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg) udpfast.Trace {
+	resp, tr := h.s.serve(w, req)
+	if tr.Snap != nil {
+		tr.CaseSafe = caseSafe(resp)
+	}
+	return tr
+}
+
+func (h fastHost) LogAllDown(g *zones.Geo, servfail bool) { h.s.logAllDown(g, servfail) }
+
+// Panicked contains a panic of the fast path: it is counted and logged,
+// and the query goes to the general path.
+func (h fastHost) Panicked(p any) {
+	h.s.metrics.panics.Inc()
+	h.s.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).
+		Msg("panic on the UDP fast path; the general path answers")
+}
+
+// fastConfig is what the fast path's readers read of the configuration,
+// and the metrics their replies count in.
+func (s *Server) fastConfig() udpfast.Config {
+	m := s.metrics
+	return udpfast.Config{
+		UDPSize:  s.cfg.UDPSize,
+		QueryLog: s.cfg.QueryLog,
+		Metrics: udpfast.Metrics{
+			Duration: m.durationUDP,
+			Scope:    m.scopeAll,
+			Requests: func(zone string, qtype uint16, rcode int) prometheus.Counter {
+				return m.requests.WithLabelValues("udp", zone, qtypeLabel(qtype), rcodeLabel(rcode))
+			},
+			ECS:     m.ecs,
+			Answers: m.answers,
+			AllDown: m.allDown,
+		},
+	}
+}

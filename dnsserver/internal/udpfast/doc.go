@@ -1,0 +1,71 @@
+// Package udpfast is dnsserver's UDP fast path: on Linux, one reader per
+// socket moves queries and replies in batches (recvmmsg, sendmmsg;
+// udp_linux.go), parses each query in place (wire.go) and answers a query
+// of a shape it has seen from the packed reply the general path gave it,
+// patched, without allocating (fastpath.go, memo.go). It learns those
+// replies by watching the general path answer, so the two cannot
+// disagree; anything unusual is handed to dnsserver's miekg/dns server
+// unchanged (handoff.go). Elsewhere than on Linux, NewSocket declines and
+// miekg/dns reads UDP itself (udp_other.go).
+//
+// The package knows nothing of the server it answers for but the Host
+// interface, which dnsserver implements: the current zones snapshot, the
+// decision epoch, the shared decision cache, the decision function both
+// paths call (steer.Rank behind dnsserver's Server.decide), and the
+// general path, which returns what shaped each reply as a Trace. The ECS
+// rules both paths apply to the wire (DecodeECS, PublicAddr, ReplyScope)
+// live here, below both, so that there is one copy of each (ecs.go).
+//
+// # Invariants
+//
+// These are what keep the fast path's replies byte for byte those of the
+// general path; a change to either path must keep them. dnsserver's tests
+// (TestFastPathMatchesGeneralPath, FuzzFastPath, TestFastPathCountsAsGeneralPath)
+// hold the two paths to them.
+//
+//   - What keys an entry (wireQuery.key, built by parseWire): the question
+//     name lower-cased, its type, the shape bits (RD, CD, EDNS present, DO,
+//     NSID asked, ECS present and its family), the ECS SOURCE
+//     PREFIX-LENGTH, and how many of the name's last labels are all lower
+//     case. Anything else that could change the reply's bytes makes
+//     parseWire refuse the query: other opcodes, classes and section
+//     counts, EDNS versions, options other than one ECS, NSID, COOKIE and
+//     PADDING, a malformed ECS, compression pointers and names that need
+//     escaping. Those go to the general path.
+//   - What an entry holds (fastEntry): for a static answer, one packed
+//     reply; for a geo record, one packed reply per distinct Decision
+//     (answered targets in order, NODATA, SERVFAIL, all-down), at most
+//     maxVariants. A reply is kept only when its Trace shows that nothing
+//     but the key (and, for geo, one decision) shaped it: the snapshot it
+//     was answered from is the reader's, fit cut nothing (Trace.Whole),
+//     the rcode is not FORMERR, the question's case cannot change the
+//     compression (Trace.CaseSafe), and at most one geo decision was made.
+//     The same key answered two different ways is dropped, never guessed.
+//   - What a cached reply may be patched with, and nothing else: the
+//     message ID, the question name's bytes as asked (0x20 case), and for
+//     ECS the SCOPE PREFIX-LENGTH (ReplyScope of the decision's scope) and
+//     the ADDRESS bytes echoed as the query sent them. The reply's ECS
+//     option is its last bytes, which remember checks before keeping it.
+//     A reply larger than the query's size limit is not patched down: the
+//     general path fits it.
+//   - Which decision a geo query gets: the reader's memo (decisionMemo)
+//     answers (entry, client network) → reply within one strict epoch of
+//     steer.Epoch; past that, the shared decision cache (Host.Cached);
+//     past that, a new decision (Host.Decide), made by the same function
+//     the general path calls. The client network is the ECS address when
+//     the option is usable, else the source address, as the general path
+//     decides.
+//   - What invalidates: a new zones snapshot drops every entry and the memo
+//     (entries belong to one snapshot); a new strict epoch (zones
+//     generation, health, operator overrides) starts the memo and the
+//     shared cache over; a move of the gradual part (probe penalties,
+//     latency ages) marks memoised decisions stale, and a reader re-decides
+//     at most RefreshesPerBatch of them per batch, answering the rest as
+//     decided until their turn. Caches are bounded (fastCacheCap entries,
+//     memoCap memoised decisions, dnsserver's cacheShards × cacheShardCap
+//     shared decisions) and start over when full.
+//   - Counting: every fast answer counts in the same metrics as a general
+//     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
+//     all-down by policy), added per batch in Flush; the query log, when
+//     on, sends every query through the general path.
+package udpfast

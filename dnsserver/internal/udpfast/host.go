@@ -1,0 +1,115 @@
+package udpfast
+
+import (
+	"net/netip"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Host is what the fast path needs from the server it answers for: the
+// data it answers from, the decisions it answers with, and the general
+// path it learns from. dnsserver implements it; the fast path declares
+// it, so that it depends on nothing else of the server.
+type Host interface {
+	// Snapshot is the zones snapshot queries are answered from now; nil
+	// before the first. Called once per query: it must not block.
+	Snapshot() *zones.Snapshot
+	// Epoch is the decision epoch (steer.Epoch) of a decision made now
+	// from snap. Called once per batch with a geo answer.
+	Epoch(snap *zones.Snapshot) steer.Epoch
+	// Cached is the shared decision cache's decision for client in
+	// epoch, or nil.
+	Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch steer.Epoch) *Decision
+	// Decide makes the decision for client as the general path would,
+	// keeps it in the shared cache, and reports the epoch it was made in.
+	// cands is the reader's scratch space for the ranking.
+	Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr, cands *steer.Candidates) (*Decision, steer.Epoch)
+	// ServeTraced answers req through the general path, writing the reply
+	// to w, and returns what the reply depended on.
+	ServeTraced(w dns.ResponseWriter, req *dns.Msg) Trace
+	// LogAllDown logs, sampled, that when_all_down decided answers of g;
+	// the fast path counts them itself (Metrics.AllDown).
+	LogAllDown(g *zones.Geo, servfail bool)
+	// Panicked counts and logs a panic of the fast path; the query then
+	// goes to the general path.
+	Panicked(p any)
+}
+
+// Config is what the fast path reads of the server's configuration, and
+// the metrics it counts in. It does not change while the server runs.
+type Config struct {
+	// UDPSize is the most the server sends over UDP (dnsserver.Config).
+	UDPSize uint16
+	// QueryLog sends every query through the general path, which logs it.
+	QueryLog bool
+	Metrics  Metrics
+}
+
+// Metrics are the server's collectors that the fast path's replies count
+// in, the same as the general path's: a reply counts the same whichever
+// path sent it.
+type Metrics struct {
+	// Duration is the UDP series of the request duration histogram;
+	// Scope the ECS scope histogram.
+	Duration, Scope Histogram
+	// Requests is the UDP series of the requests counter for a zone
+	// origin ("none": not ours), query type and rcode.
+	Requests func(zone string, qtype uint16, rcode int) prometheus.Counter
+	ECS      *prometheus.CounterVec // by use: "used", "ignored"
+	Answers  *prometheus.CounterVec // by the PoP answered first
+	AllDown  *prometheus.CounterVec // by the when_all_down policy
+}
+
+// Histogram takes n observations of one value at a time: the fast path
+// gives every reply of a batch the same duration.
+type Histogram interface {
+	ObserveN(v float64, n uint64)
+}
+
+// Decision is the part of a geo decision (steer.Decision) that an answer
+// needs, as the shared decision cache keeps it. It is immutable once
+// made: the cache, the readers' memos and the queries that hit them share
+// it.
+type Decision struct {
+	Ranked     []uint8 // the answered targets' indexes, in answer order
+	Untailored bool    // the client's location did not shape it
+	NoData     bool
+	Servfail   bool
+	// AllDown: no target was eligible and when_all_down decided. Every
+	// answer with such a decision counts.
+	AllDown bool
+	Scope   int // ECS scope of the decision
+}
+
+// Trace is what a reply of the general path depended on besides the
+// question's bytes: the fast path keeps a packed reply for the next query
+// of the same shape only when it shows that nothing else could change it.
+type Trace struct {
+	Snap     *zones.Snapshot // the snapshot answered from; nil: none (an error, or no reply)
+	Size     int             // the reply's length as fit measured it, before any cut
+	Whole    bool            // fit cut nothing
+	Rcode    int
+	Zone     *zones.Zone // the zone the question is in; nil: none of ours
+	PoP      string      // the PoP answered first, "" if none
+	CaseSafe bool        // every name outside the question is lower case (see dnsserver's caseSafe)
+	// Decisions counts geo decisions; the first one's record, the type it
+	// decided for, the decision, its client and epoch are kept.
+	Decisions int
+	Geo       *zones.Geo
+	QType     uint16
+	Decision  *Decision
+	Client    netip.Addr
+	Epoch     steer.Epoch
+}
+
+// Decided records a geo decision that shaped the reply.
+func (tr *Trace) Decided(g *zones.Geo, qtype uint16, d *Decision, client netip.Addr, epoch steer.Epoch) {
+	if tr.Decisions == 0 {
+		tr.Geo, tr.QType, tr.Decision = g, qtype, d
+		tr.Client, tr.Epoch = client, epoch
+	}
+	tr.Decisions++
+}
