@@ -3,6 +3,7 @@ package steer
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -61,6 +62,16 @@ func (o Options) Provision() (Options, error) {
 		o.weight = *o.PenaltyWeight
 	}
 	return o, nil
+}
+
+// String shows o's values, the penalty weight as a number, not where a
+// pointer to it lives: two Options with equal values print alike.
+func (o Options) String() string {
+	w := "default"
+	if o.PenaltyWeight != nil {
+		w = strconv.FormatFloat(*o.PenaltyWeight, 'g', -1, 64)
+	}
+	return fmt.Sprintf("{PathInflation:%g LatencyMaxAge:%s PenaltyWeight:%s}", o.PathInflation, o.LatencyMaxAge, w)
 }
 
 // penaltyWeight is the factor probe penalties are multiplied by.

@@ -78,3 +78,27 @@ func configKeys() []string {
 	}
 	return keys
 }
+
+// TestRestartSettingsStable: reading the same configuration twice gives
+// the same restart-only settings, so a reload of an unchanged file warns
+// of nothing. A pointer in them (probes.penalty_weight) printed as its
+// address made every reload warn.
+func TestRestartSettingsStable(t *testing.T) {
+	a, err := loadConfigFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadConfigFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, rb := a.reloadConfig().Restart, b.reloadConfig().Restart
+	if len(ra) != len(rb) {
+		t.Fatalf("%d restart settings, then %d", len(ra), len(rb))
+	}
+	for i := range ra {
+		if ra[i] != rb[i] {
+			t.Errorf("%s: %q, then %q from the same file", ra[i].Name, ra[i].Value, rb[i].Value)
+		}
+	}
+}

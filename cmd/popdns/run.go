@@ -110,11 +110,12 @@ func parseServeFlags(args []string) (*config, error) {
 	}
 	if *listen != "" {
 		cfg.dns.Listen = strings.Split(*listen, ",")
-		for _, a := range cfg.dns.Listen {
-			if err := checkHostPort(a); err != nil {
-				return nil, fmt.Errorf("-listen %q: %w", a, err)
-			}
+		// dnsserver checks its listen addresses, as it did the file's.
+		dnsCfg, err := cfg.dns.Provision()
+		if err != nil {
+			return nil, fmt.Errorf("-listen %q: %w", *listen, err)
 		}
+		cfg.dns = dnsCfg
 	}
 	switch *httpAddr {
 	case "":
