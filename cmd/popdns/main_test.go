@@ -501,3 +501,13 @@ func TestProcsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestListenFlagChecked: an address given with -listen is checked as one
+// in the file is, by dnsserver.
+func TestListenFlagChecked(t *testing.T) {
+	for _, addr := range []string{"localhost:53", "127.0.0.1", "127.0.0.1:70000"} {
+		if _, err := parseServeFlags([]string{"-listen", addr}); err == nil || !strings.Contains(err.Error(), "-listen") {
+			t.Errorf("-listen %s: error %v, want one naming -listen", addr, err)
+		}
+	}
+}
