@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 )
 
 // TestMetricsPassPromtool scrapes /metrics of a running server that has
@@ -29,7 +30,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	r, servers := startProbedApp(t, "")
 	servers["iad"].stop()
-	<-r.status.ProbesSettled()
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round to settle")
 	r.waitAnswer(t, "192.0.2.10", 5*time.Second)
 	q := new(dns.Msg)
 	q.SetQuestion("geo.test.", dns.TypeSOA)

@@ -648,7 +648,7 @@ func (r *runningApp) waitReloads(t *testing.T, n int) {
 // refused whole instead, with the zone file and line that use fra.
 func TestConfigRemovingPoPInUseRefused(t *testing.T) {
 	r, servers := startProbedApp(t, "")
-	<-r.status.ProbesSettled()
+	dnstest.Receive(t, r.status.ProbesSettled(), 10*time.Second, "the first probe round to settle")
 	servers["fra"].stop()
 	r.waitAnswer(t, "192.0.2.15", 10*time.Second) // lhr, fra's probe down
 	cfgFile := r.cfg.source

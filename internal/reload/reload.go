@@ -281,11 +281,18 @@ func (r *Reloader) Reload(why string) {
 		failed = append(failed, "geoip")
 	}
 	// Probes first: a new probe counts as healthy until it answers, and
-	// one no longer named must stop before its targets go.
+	// one no longer named must stop before its targets go. When the
+	// prober refuses the new targets, serving the new zones would send
+	// clients to targets nobody probes, which count as healthy: what is
+	// serving stays, with its configuration.
 	if perr := r.prober.SetTargets(next.Probes()); perr != nil {
 		r.failed("probes", cfg.Source, perr)
-		failed = append(failed, "probes")
 		r.count("probes", "error")
+		r.publish(prev)
+		r.log.Warn().Strs("failed", append(failed, "probes")).Str("why", why).Str("result", "error").
+			Uint64("generation", prev.Generation()).Dur("took", time.Since(start)).
+			Msg("reloaded nothing: the prober refused the new probes; the last good zones and configuration keep serving")
+		return
 	}
 	r.dns.SetZones(next)
 	r.recordZones(prev, next)

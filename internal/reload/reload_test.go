@@ -2,6 +2,7 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,9 +36,9 @@ type fakeDNS struct {
 func (f *fakeDNS) Zones() *zones.Snapshot     { return f.snap.Load() }
 func (f *fakeDNS) SetZones(s *zones.Snapshot) { f.snap.Store(s) }
 
-type fakeProber struct{}
+type fakeProber struct{ refuse error }
 
-func (fakeProber) SetTargets([]healthprobe.Target) error { return nil }
+func (p fakeProber) SetTargets([]healthprobe.Target) error { return p.refuse }
 
 type fakeLocator struct{}
 
@@ -357,5 +358,32 @@ func TestGraceTimer(t *testing.T) {
 				t.Errorf("%d timers pending after Run returned, want none", n)
 			}
 		})
+	}
+}
+
+// TestProberRefusalKeepsZones: when the prober refuses the new probes, the
+// new zones are not served (their targets would count as healthy with no
+// probe running): the last good snapshot stays, and /status and the
+// metric say why.
+func TestProberRefusalKeepsZones(t *testing.T) {
+	tr := newTestReloader(t)
+	dns := tr.dns
+	before := dns.Zones()
+	tr.prober = fakeProber{refuse: errors.New("target www: bad probe")}
+	writeFile(t, tr.dir, "example.test.yaml", strings.Replace(testZone, "192.0.2.1", "192.0.2.99", 1))
+	tr.Reload("test")
+	if dns.Zones() != before {
+		t.Errorf("the zones were swapped although the prober refused their probes")
+	}
+	if got := tr.counter(t, map[string]string{"what": "probes", "result": "error"}); got != 1 {
+		t.Errorf("popdns_reload_total{what=probes,result=error} = %v, want 1", got)
+	}
+	if errs := tr.FileErrors(); !strings.Contains(errs[tr.cfg.Source], "bad probe") {
+		t.Errorf("file errors %v, want the prober's refusal under the configuration", errs)
+	}
+	tr.prober = fakeProber{}
+	tr.Reload("test")
+	if dns.Zones() == before {
+		t.Errorf("the zones were not swapped once the prober took their probes")
 	}
 }
