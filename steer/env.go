@@ -172,6 +172,14 @@ func (env *Env) TargetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float6
 	return healthy, penaltyMS
 }
 
+// PoPUp reports whether p gets clients, given how many of the geo targets
+// at it are eligible (targetsEligible) of how many there are: it must be
+// active and its own probe up, and one of its targets must be eligible.
+// A PoP that no record names is judged on its own.
+func (env *Env) PoPUp(p *pops.PoP, targetsEligible, targets int) bool {
+	return env.PoPState(p) == pops.Active && env.PoPHealthy(p) && (targets == 0 || targetsEligible > 0)
+}
+
 // Eligible reports whether t gets clients while some target of its record
 // does: active and healthy. When none is, the record's when_all_down
 // policy decides ([Rank]).

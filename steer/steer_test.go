@@ -304,3 +304,32 @@ func BenchmarkRank(b *testing.B) {
 		Rank(g, dns.TypeA, client, berlin, &env, &cands)
 	}
 }
+
+func TestPoPUp(t *testing.T) {
+	snap := loadTest(t)
+	fra := snap.PoPs().Get("fra")
+	up, down := healthprobe.Result{Healthy: true}, healthprobe.Result{}
+	tests := []struct {
+		name              string
+		popProbe          healthprobe.Result
+		override          pops.AdminState
+		eligible, targets int
+		want              bool
+	}{
+		{"active, probe up, a target eligible", up, pops.Active, 1, 2, true},
+		{"no target eligible", up, pops.Active, 0, 2, false},
+		{"no targets at all: judged on its own", up, pops.Active, 0, 0, true},
+		{"its probe down", down, pops.Active, 2, 2, false},
+		{"drained", up, pops.Drain, 2, 2, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ov *Overrides
+			ov = ov.Next(map[string]pops.AdminState{"fra": tc.override})
+			env := NewEnv(provisioned(t, Options{}), snap, healthprobe.NewStatus(1, 1, map[string]healthprobe.Result{"pop-fra": tc.popProbe}), ov, time.Now)
+			if got := env.PoPUp(fra, tc.eligible, tc.targets); got != tc.want {
+				t.Errorf("PoPUp = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

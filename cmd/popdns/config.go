@@ -199,7 +199,7 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 }
 
 // The keys of the configuration file and of its mappings; pops has its
-// own in zones.
+// own in package pops.
 var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",

@@ -134,7 +134,10 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
 	}
 
-	env := steer.NewEnv(steer.Options{}, snap, health, overrides, now)
+	// Status ranks nothing, so the documented defaults serve as options;
+	// the zero Options always provision.
+	opt, _ := steer.Options{}.Provision()
+	env := steer.NewEnv(opt, snap, health, overrides, now)
 	inv := snap.PoPs()
 	popIndex := map[string]int{}
 	for _, name := range inv.Names() {
@@ -176,9 +179,7 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 	}
 	for i := range st.PoPs {
 		ps := &st.PoPs[i]
-		// A PoP gets clients only through targets that do: one whose
-		// targets are all down is not up, however its own probe fares.
-		ps.Up = ps.Healthy && ps.State == pops.Active.String() && (ps.Targets == 0 || ps.TargetsUp > 0)
+		ps.Up = env.PoPUp(inv.Get(ps.Name), ps.TargetsUp, ps.Targets)
 	}
 
 	for _, t := range snap.Probes() {
