@@ -27,7 +27,7 @@ type decisionCache struct {
 
 const (
 	cacheShards   = 64
-	cacheShardCap = 2048 // 128 Ki decisions in all (100 k client networks fit), about 15 MiB
+	cacheShardCap = udpfast.MemoCap / cacheShards // 128 Ki decisions in all (100 k client networks fit), about 15 MiB
 )
 
 type cacheShard struct {

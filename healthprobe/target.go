@@ -127,7 +127,9 @@ func timeoutWithin(timeout, interval time.Duration) time.Duration {
 
 // WithDefaults fills t's unset schedule fields from d. An unset timeout
 // stays below the interval (timeoutWithin), also when the target sets its
-// own interval.
+// own interval; so does an unset jitter: d's applies only when it is not
+// above t's interval, and t otherwise keeps the default of half its own
+// interval (Validate).
 func (t Target) WithDefaults(d Defaults) Target {
 	if t.Interval == 0 {
 		t.Interval = d.Interval

@@ -62,8 +62,8 @@
 //     latency ages) marks memoised decisions stale, and a reader re-decides
 //     at most RefreshesPerBatch of them per batch, answering the rest as
 //     decided until their turn. Caches are bounded (fastCacheCap entries,
-//     memoCap memoised decisions, dnsserver's cacheShards × cacheShardCap
-//     shared decisions) and start over when full.
+//     MemoCap memoised decisions, and as many shared decisions in
+//     dnsserver's cache) and start over when full.
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
 //     all-down by policy), added per batch in Flush; the query log, when

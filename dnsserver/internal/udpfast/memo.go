@@ -27,7 +27,7 @@ type clientReply struct {
 // and address in one uint64; IPv6 clients by entry and the upper 64 bits,
 // when the lower are zero (ECS sends /56s and shorter). Other addresses
 // (host bits in the lower half, a zone) are not memoised. The memo holds
-// at most memoCap decisions in all, however many entries share them, and
+// at most MemoCap decisions in all, however many entries share them, and
 // starts over when full, when the strict epoch moves and when the
 // reader's entries start over (their ids restart).
 type decisionMemo struct {
@@ -41,11 +41,12 @@ type decisionMemo struct {
 	gradual  uint32
 }
 
-// memoCap bounds a reader's memo, as the shared cache is bounded. Its
+// MemoCap bounds a reader's memo, and the server's shared decision cache
+// holds as many decisions (dnsserver sizes it from this). The memo's
 // tables grow to at most 262 144 slots each and never shrink: 6 MiB for
 // IPv4 clients (24-byte slots) and 8 MiB for IPv6 (32-byte slots), held
 // per reader once reached.
-const memoCap = 64 * 2048 // dnsserver's cacheShards × cacheShardCap
+const MemoCap = 64 * 2048
 
 func (m *decisionMemo) reset() {
 	m.v4.reset()
@@ -81,7 +82,7 @@ func (m *decisionMemo) lookup(e *fastEntry, client netip.Addr, ep steer.Epoch) (
 
 // remember memoises cr for entry e and client in epoch ep.
 func (m *decisionMemo) remember(e *fastEntry, client netip.Addr, ep steer.Epoch, cr clientReply) {
-	if m.epoch != ep.Strict() || m.len() >= memoCap {
+	if m.epoch != ep.Strict() || m.len() >= MemoCap {
 		m.reset()
 		m.epoch = ep.Strict()
 	}

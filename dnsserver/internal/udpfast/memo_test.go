@@ -125,12 +125,12 @@ func TestDecisionMemo(t *testing.T) {
 	if _, _, found := m.lookup(a, v4, ep2); found || m.len() != 1 {
 		t.Errorf("after the epoch moved: %d decisions kept, want only the new one", m.len())
 	}
-	// However many entries share it, the memo holds at most memoCap.
-	for i := range 3 * memoCap {
+	// However many entries share it, the memo holds at most MemoCap.
+	for i := range 3 * MemoCap {
 		e := &fastEntry{id: uint32(i%7) + 1}
 		m.remember(e, netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), ep2, r1)
-		if n := m.len(); n > memoCap {
-			t.Fatalf("%d decisions memoised, cap %d", n, memoCap)
+		if n := m.len(); n > MemoCap {
+			t.Fatalf("%d decisions memoised, cap %d", n, MemoCap)
 		}
 	}
 }
