@@ -188,11 +188,8 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 	})
 	if len(d.errs) > 0 {
 		slices.SortStableFunc(d.errs, func(a, b *yamlx.Error) int { return a.Line - b.Line })
-		msgs := make([]string, len(d.errs))
-		for i, e := range d.errs {
-			msgs[i] = e.Error()
-		}
-		return nil, errors.New(strings.Join(msgs, "\n"))
+		// The list keeps each located error for errors.As.
+		return nil, yamlx.ErrorList(d.errs)
 	}
 	fc.lines = d.lines
 	return fc, nil
