@@ -105,34 +105,6 @@ func TestWatcherSeesEveryWayOfReplacingAFile(t *testing.T) {
 	}
 }
 
-// lineChan is a log sink that passes each line on; the watcher logs one
-// line per relevant event, in the order it handles them.
-type lineChan chan string
-
-func (c lineChan) Write(p []byte) (int, error) {
-	select {
-	case c <- string(p):
-	default: // a test reads only the lines it needs; the rest may drop
-	}
-	return len(p), nil
-}
-
-// waitLine reads lines until one contains s.
-func waitLine(t *testing.T, lines <-chan string, s string) {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case l := <-lines:
-			if strings.Contains(l, s) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no log line with %s within 5 s", s)
-		}
-	}
-}
-
 // fakeClock is the time a Watcher's debounce runs on in tests: its timers
 // fire only when advance moves the clock past them.
 type fakeClock struct {
@@ -142,16 +114,16 @@ type fakeClock struct {
 }
 
 type fakeTimer struct {
-	at   time.Duration
-	c    chan time.Time
-	done bool // fired or stopped; guarded by fakeClock.mu
-	c0   *fakeClock
+	at    time.Duration
+	c     chan time.Time
+	done  bool // fired or stopped; guarded by fakeClock.mu
+	clock *fakeClock
 }
 
 func (c *fakeClock) newTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now + d, c: make(chan time.Time), c0: c}
+	t := &fakeTimer{at: c.now + d, c: make(chan time.Time), clock: c}
 	c.timers = append(c.timers, t)
 	return t
 }
@@ -159,8 +131,8 @@ func (c *fakeClock) newTimer(d time.Duration) Timer {
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 
 func (t *fakeTimer) Stop() bool {
-	t.c0.mu.Lock()
-	defer t.c0.mu.Unlock()
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
 	was := !t.done
 	t.done = true
 	return was
