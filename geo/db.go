@@ -32,6 +32,21 @@ type DB struct {
 	closed atomic.Bool // set by Close; for tests and to make Close idempotent
 }
 
+// OpenError is the error of [Open]: the file that failed, and why. A
+// caller that tells an operator which file to fix takes Path from it rather
+// than from the text, since one path may contain the other.
+type OpenError struct {
+	Path string // the file, as passed to Open
+	Kind string // the database it should hold: "City" or "ASN"
+	Err  error  // what went wrong; its text names the file
+}
+
+// Error returns Err's text, which names the file.
+func (e *OpenError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *OpenError) Unwrap() error { return e.Err }
+
 // Open reads the City database at cityPath and, unless asnPath is "", the
 // ASN database at asnPath. It checks each file's database type (one whose
 // type contains "City", one whose type contains "ASN") and its structure:
@@ -45,18 +60,20 @@ type DB struct {
 // read. That costs memory the size of the files (about 60 MB for GeoLite2
 // City), as the mapped file's pages did once lookups had touched them.
 // Open them again to use a new version.
+//
+// An error is an [*OpenError].
 func Open(cityPath, asnPath string) (*DB, error) {
 	db := &DB{}
 	var err error
 	if db.city, err = db.read(cityPath, "City", "city database "+cityPath); err != nil {
-		return nil, err
+		return nil, &OpenError{Path: cityPath, Kind: "City", Err: err}
 	}
 	if asnPath == "" {
 		return db, nil
 	}
 	if db.asn, err = db.read(asnPath, "ASN", "ASN database "+asnPath); err != nil {
 		_ = db.Close()
-		return nil, err
+		return nil, &OpenError{Path: asnPath, Kind: "ASN", Err: err}
 	}
 	return db, nil
 }

@@ -291,6 +291,9 @@ func TestLookupPrefixFamily(t *testing.T) {
 	}
 }
 
+// TestOpenErrors: Open's error is an *OpenError that says which file
+// failed, also when one path is a prefix of the other, and its text names
+// the file and what is wrong.
 func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.mmdb")
 	garbage := filepath.Join(t.TempDir(), "garbage.mmdb")
@@ -310,18 +313,32 @@ func TestOpenErrors(t *testing.T) {
 	if err := os.WriteFile(half, city[:len(city)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A good City database whose path is a prefix of a bad ASN one's.
+	prefixDir := t.TempDir()
+	prefixCity := filepath.Join(prefixDir, "city.mmdb")
+	prefixASN := prefixCity + ".asn"
+	if err := os.WriteFile(prefixCity, city, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prefixASN, []byte("not a database"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		city, asn string
+		path      string   // OpenError.Path
+		kind      string   // OpenError.Kind
 		want      []string // substrings of the error
 	}{
-		{"missing city", missing, "", []string{"city database", missing}},
-		{"garbage city", garbage, "", []string{"city database", garbage}},
-		{"empty city", empty, "", []string{"city database", empty, "invalid MaxMind DB file"}},
-		{"half-written city", half, "", []string{"city database", half, "invalid MaxMind DB file"}},
-		{"ASN as city", testASNPath, "", []string{testASNPath, `"GeoLite2-ASN"`, "want a City database"}},
-		{"city as ASN", testCityPath, testCityPath, []string{testCityPath, `"GeoLite2-City"`, "want a ASN database"}},
-		{"missing ASN", testCityPath, missing, []string{"ASN database", missing}},
+		{"missing city", missing, "", missing, "City", []string{"geo: open city database " + missing + ": "}},
+		{"garbage city", garbage, "", garbage, "City", []string{"geo: open city database " + garbage + ": "}},
+		{"empty city", empty, "", empty, "City", []string{"city database", empty, "invalid MaxMind DB file"}},
+		{"half-written city", half, "", half, "City", []string{"city database", half, "invalid MaxMind DB file"}},
+		{"ASN as city", testASNPath, "", testASNPath, "City", []string{testASNPath, `"GeoLite2-ASN"`, "want a City database"}},
+		{"city as ASN", testCityPath, testCityPath, testCityPath, "ASN", []string{testCityPath, `"GeoLite2-City"`, "want a ASN database"}},
+		{"missing ASN", testCityPath, missing, missing, "ASN", []string{"geo: open ASN database " + missing + ": "}},
+		{"bad ASN, city path a prefix of it", prefixCity, prefixASN, prefixASN, "ASN", []string{"geo: open ASN database " + prefixASN + ": "}},
+		{"bad city, ASN path a prefix of it", prefixASN, prefixCity, prefixASN, "City", []string{"geo: open city database " + prefixASN + ": "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,7 +352,22 @@ func TestOpenErrors(t *testing.T) {
 					t.Errorf("Open(%q, %q) error %q does not mention %q", tt.city, tt.asn, err, s)
 				}
 			}
+			var oe *OpenError
+			if !errors.As(err, &oe) {
+				t.Fatalf("Open(%q, %q) error %v (%T) is not an *OpenError", tt.city, tt.asn, err, err)
+			}
+			if oe.Path != tt.path || oe.Kind != tt.kind {
+				t.Errorf("OpenError{Path: %q, Kind: %q}, want {%q, %q}", oe.Path, oe.Kind, tt.path, tt.kind)
+			}
+			if oe.Err == nil || errors.Unwrap(oe) != oe.Err || oe.Error() != err.Error() {
+				t.Errorf("OpenError %q wraps %v", oe, oe.Err)
+			}
 		})
+	}
+	// The file's own error stays in the chain.
+	_, err = Open(missing, "")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open of a missing file: %v, want one wrapping os.ErrNotExist", err)
 	}
 }
 

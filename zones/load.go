@@ -80,19 +80,21 @@ type Loader struct {
 	// dropped by the first load after that (Snapshot.Missing says when);
 	// one that comes back loads as usual. 0 drops a missing file at once.
 	MissingGrace time.Duration
-	// Now is the clock the grace period is measured with; nil is time.Now.
+	// Now is the clock of the load: the grace period is measured with it,
+	// snapshots and zones are stamped with it, and an auto serial of a file
+	// without a modification time is based on it. nil is time.Now.
 	Now func() time.Time
 }
 
 // Load is the package's Load with l's options.
 func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot, error) {
-	now := time.Now
+	now := time.Now()
 	if l.Now != nil {
-		now = l.Now
+		now = l.Now()
 	}
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return keep(prev, inv), fmt.Errorf("%w: %w", ErrReadDir, err)
+		return keep(prev, inv, now), fmt.Errorf("%w: %w", ErrReadDir, err)
 	}
 	next := &Snapshot{
 		zones:         map[string]*Zone{},
@@ -101,7 +103,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 		latencyByFile: map[string][]latency.Entry{},
 		sources:       map[string]source{},
 		missing:       map[string]Missing{},
-		loadedAt:      now(),
+		loadedAt:      now,
 		pops:          inv,
 	}
 	if prev != nil {
@@ -135,7 +137,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 			continue
 		}
 		name := e.Name()
-		z, src, errs := loadFile(fsys, name, inv, prev)
+		z, src, errs := loadFile(fsys, name, inv, prev, now)
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
@@ -151,7 +153,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	// grace period, after what the directory holds: a file present wins
 	// over a missing one that served the same origin or measured the
 	// same prefix, so that renaming a file is not a conflict.
-	gone := l.missingFiles(entries, prev, now())
+	gone := l.missingFiles(entries, prev, now)
 	var goneLatency [][]latency.Entry
 	for _, name := range slices.Sorted(maps.Keys(gone)) {
 		if z := prev.byFile[name]; z != nil {
@@ -301,27 +303,34 @@ func servedFrom(prev *Snapshot, z *Zone) bool {
 	return prev != nil && prev.zones[z.origin] != nil && prev.zones[z.origin].file == z.file
 }
 
-// keep is the snapshot to serve when nothing could be read: the previous
-// one's zones under a new generation, or none at startup.
-func keep(prev *Snapshot, inv *pops.Inventory) *Snapshot {
+// keep is the snapshot to serve at now when nothing could be read: the
+// previous one's data and state under a new generation, or none at startup.
+// The state goes on as if the load had not happened: a missing file stays
+// missing since the same time, so that the next load that reads the
+// directory neither restarts its grace period nor drops it early, and the
+// remembered serials still wait for the zones not served yet.
+func keep(prev *Snapshot, inv *pops.Inventory, now time.Time) *Snapshot {
 	next := &Snapshot{zones: map[string]*Zone{}, byFile: map[string]*Zone{}, fileErrors: map[string]error{},
-		latencyByFile: map[string][]latency.Entry{}, sources: map[string]source{}, loadedAt: time.Now(),
-		generation: 1, pops: inv}
+		latencyByFile: map[string][]latency.Entry{}, sources: map[string]source{}, missing: map[string]Missing{},
+		loadedAt: now, generation: 1, pops: inv}
 	if prev != nil {
 		maps.Copy(next.zones, prev.zones)
 		maps.Copy(next.byFile, prev.byFile)
 		maps.Copy(next.fileErrors, prev.fileErrors)
 		maps.Copy(next.latencyByFile, prev.latencyByFile)
 		maps.Copy(next.sources, prev.sources)
+		maps.Copy(next.missing, prev.missing)
+		next.remembered = prev.remembered
 		next.latency = prev.latency
 		next.generation = prev.generation + 1
 	}
 	return next
 }
 
-// loadFile reads and parses one zone file and returns the zone with its
-// source. An unchanged file, resolved against the same PoPs, is prev's zone.
-func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) (*Zone, source, ErrorList) {
+// loadFile reads and parses one zone file at now and returns the zone with
+// its source. An unchanged file, resolved against the same PoPs, is prev's
+// zone.
+func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot, now time.Time) (*Zone, source, ErrorList) {
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		msg := err.Error()
@@ -344,10 +353,10 @@ func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) (*Zo
 	if len(errs) > 0 {
 		return nil, source{}, errs
 	}
-	z.loadedAt = time.Now()
+	z.loadedAt = now
 	if z.autoSerial {
-		var mtime time.Time
-		if info, err := fs.Stat(fsys, name); err == nil {
+		mtime := now // embedded files have no modification time
+		if info, err := fs.Stat(fsys, name); err == nil && !info.ModTime().IsZero() {
 			mtime = info.ModTime()
 		}
 		var old *Zone
@@ -365,16 +374,13 @@ func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) (*Zo
 
 // autoSerial gives a zone with `serial: auto` a serial that only moves when
 // its file changes, and then strictly up. The file's modification time is
-// the base, so a restart with unchanged files keeps the serials that
+// the base (the load's time for a file without one), so a restart with unchanged files keeps the serials that
 // secondaries already have, and an edit made later gets a larger one.
 // Across restarts it continues from remembered serials when the caller
 // keeps them (RememberedSerials); otherwise a file changed within the same
 // second as its previous version (serial = previous + 1) goes back to its
 // modification time, one lower, after a restart.
 func autoSerial(z, old *Zone, mtime time.Time) uint32 {
-	if mtime.IsZero() {
-		mtime = time.Now() // embedded files have no modification time
-	}
 	serial := unixSerial(mtime)
 	if old == nil {
 		return serial

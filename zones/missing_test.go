@@ -3,6 +3,7 @@ package zones
 import (
 	"errors"
 	"github.com/popdns/popdns/pops"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"testing"
@@ -141,18 +142,86 @@ func TestLoadMissingLatencyFile(t *testing.T) {
 
 // TestLoadUnreadableDirectory: a directory that cannot be listed is an
 // error wrapping ErrReadDir (so that a caller can tell it from broken
-// files), and the previous zones keep serving.
+// files), and the snapshot kept meanwhile is a new generation, stamped by
+// the Loader's clock, that serves the previous zones and carries on their
+// state: a file in its grace period stays missing since the same time, so
+// that an unreadable spell neither restarts nor ends the grace period.
 func TestLoadUnreadableDirectory(t *testing.T) {
-	prev, err := Load(fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.1")}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	t0 := time.Unix(1_800_000_000, 0)
+	unreadable := dirErrFS{errors.New("permission denied")}
+	both := fstest.MapFS{"a.yaml": zoneFile("a.test.", "192.0.2.1"), "b.yaml": zoneFile("b.test.", "192.0.2.2")}
+	onlyB := fstest.MapFS{"b.yaml": both["b.yaml"]}
+	type step struct {
+		at      time.Duration // after t0
+		fsys    fs.FS
+		wantA   string        // www.a.test., "" when not served
+		missing time.Duration // a.yaml missing since t0 plus this; -1: not missing
 	}
-	snap, err := Load(dirErrFS{errors.New("permission denied")}, nil, prev)
-	if !errors.Is(err, ErrReadDir) || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("error %v, want one wrapping ErrReadDir", err)
+	const grace = 5 * time.Second
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"the previous zones keep serving", []step{
+			{0, both, "192.0.2.1", -1},
+			{time.Second, unreadable, "192.0.2.1", -1},
+			{2 * time.Second, unreadable, "192.0.2.1", -1},
+			{3 * time.Second, both, "192.0.2.1", -1},
+		}},
+		{"a missing file's grace period runs on", []step{
+			{0, both, "192.0.2.1", -1},
+			{time.Second, onlyB, "192.0.2.1", time.Second},
+			{3 * time.Second, unreadable, "192.0.2.1", time.Second},
+			// Readable again after the grace period that began at +1s.
+			{6 * time.Second, onlyB, "", -1},
+		}},
+		{"a missing file that comes back", []step{
+			{0, both, "192.0.2.1", -1},
+			{time.Second, onlyB, "192.0.2.1", time.Second},
+			{2 * time.Second, unreadable, "192.0.2.1", time.Second},
+			{4 * time.Second, onlyB, "192.0.2.1", time.Second},
+			{5 * time.Second, both, "192.0.2.1", -1},
+		}},
 	}
-	if got := wwwAddr(snap, "a.test."); got != "192.0.2.1" || snap.Generation() != 2 {
-		t.Errorf("www.a.test. = %q at generation %d, want the previous zone at 2", got, snap.Generation())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var prev *Snapshot
+			for i, st := range tt.steps {
+				now := t0.Add(st.at)
+				snap, err := Loader{MissingGrace: grace, Now: func() time.Time { return now }}.Load(st.fsys, nil, prev)
+				if _, bad := st.fsys.(dirErrFS); bad {
+					if !errors.Is(err, ErrReadDir) || !strings.Contains(err.Error(), "permission denied") {
+						t.Errorf("step %d: error %v, want one wrapping ErrReadDir", i, err)
+					}
+				} else if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if got := wwwAddr(snap, "a.test."); got != st.wantA {
+					t.Errorf("step %d (+%s): www.a.test. = %q, want %q", i, st.at, got, st.wantA)
+				}
+				if got := wwwAddr(snap, "b.test."); got != "192.0.2.2" {
+					t.Errorf("step %d: www.b.test. = %q", i, got)
+				}
+				// Every version of a.yaml served was compiled by the first load.
+				if z := snap.Match("a.test."); z != nil && z.Origin() == "a.test." && !z.LoadedAt().Equal(t0) {
+					t.Errorf("step %d: a.test. LoadedAt %s, want the Loader's clock at its load, %s", i, z.LoadedAt(), t0)
+				}
+				if got, want := snap.Generation(), uint64(i+1); got != want {
+					t.Errorf("step %d: generation %d, want %d", i, got, want)
+				}
+				if !snap.LoadedAt().Equal(now) {
+					t.Errorf("step %d: LoadedAt %s, want the Loader's clock, %s", i, snap.LoadedAt(), now)
+				}
+				m, isMissing := snap.Missing()["a.yaml"]
+				switch {
+				case st.missing < 0 && isMissing:
+					t.Errorf("step %d (+%s): a.yaml missing %+v, want not", i, st.at, m)
+				case st.missing >= 0 && (!m.Since.Equal(t0.Add(st.missing)) || !m.Until.Equal(t0.Add(st.missing+grace))):
+					t.Errorf("step %d (+%s): a.yaml missing %+v (%t), want since +%s", i, st.at, m, isMissing, st.missing)
+				}
+				prev = snap
+			}
+		})
 	}
 }
 

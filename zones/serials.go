@@ -45,9 +45,6 @@ func continueSerial(z *Zone, rec SerialRecord, mtime time.Time) uint32 {
 	if rec.SHA256 == hex.EncodeToString(z.hash[:]) {
 		return rec.Serial
 	}
-	if mtime.IsZero() {
-		mtime = time.Now()
-	}
 	serial := unixSerial(mtime)
 	if d := serial - rec.Serial; d == 0 || d >= 1<<31 { // not greater (RFC 1982)
 		serial = rec.Serial + 1

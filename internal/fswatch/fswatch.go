@@ -32,18 +32,36 @@ const DefaultDebounce = 200 * time.Millisecond
 // and must not be changed while it runs.
 type Watcher struct {
 	debounce time.Duration
+	newTimer func(time.Duration) Timer
 	log      zerolog.Logger
 	dirs     map[string][]func(base string) bool
 	chmod    func() bool // nil: chmod of a file never counts
 	ready    chan struct{}
 }
 
+// Timer is the part of *time.Timer a Watcher uses, so that tests can
+// inject time.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+func (r realTimer) Stop() bool          { return r.t.Stop() }
+
 // New returns a Watcher that waits debounce after the last event of a
 // burst before it reports the change.
 func New(debounce time.Duration, log zerolog.Logger) *Watcher {
 	return &Watcher{debounce: debounce, log: log.With().Str("component", "watcher").Logger(),
-		dirs: map[string][]func(string) bool{}, ready: make(chan struct{})}
+		newTimer: func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} },
+		dirs:     map[string][]func(string) bool{}, ready: make(chan struct{})}
 }
+
+// SetTimer replaces the wall clock the debounce is measured with:
+// newTimer returns a Timer that fires once d has passed.
+func (w *Watcher) SetTimer(newTimer func(d time.Duration) Timer) { w.newTimer = newTimer }
 
 // Ready is closed once Run watches every directory: a change made after
 // that is seen.
@@ -85,36 +103,53 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 		}
 	}
 	close(w.ready)
-	timer := time.NewTimer(w.debounce)
-	timer.Stop()
-	pending := false
+	w.loop(ctx, fw.Events, fw.Errors, onChange)
+	return nil
+}
+
+// loop is Run once the watches are in place: it reads events and errors
+// until ctx ends or either channel closes, and calls onChange the
+// debounce after the last event of each burst.
+func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error, onChange func()) {
+	// timer runs while a change is pending; each event of the burst
+	// replaces it, so that it fires the debounce after the last one.
+	var timer Timer
+	var fire <-chan time.Time // timer's channel; nil blocks when none
+	arm := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		timer = w.newTimer(w.debounce)
+		fire = timer.C()
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case ev, ok := <-fw.Events:
+			return
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				return
 			}
 			if !w.relevant(ev) {
 				continue
 			}
 			w.log.Debug().Str("file", ev.Name).Str("op", ev.Op.String()).Msg("file changed")
-			timer.Reset(w.debounce)
-			pending = true
-		case err, ok := <-fw.Errors:
+			arm()
+		case err, ok := <-errs:
 			if !ok {
-				return nil
+				return
 			}
 			// An overflow loses events: reload to be sure nothing is missed.
 			w.log.Warn().Err(err).Msg("file watch error; reloading")
-			timer.Reset(w.debounce)
-			pending = true
-		case <-timer.C:
-			if pending {
-				pending = false
-				onChange()
-			}
+			arm()
+		case <-fire:
+			timer, fire = nil, nil
+			onChange()
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,98 +105,180 @@ func TestWatcherSeesEveryWayOfReplacingAFile(t *testing.T) {
 	}
 }
 
-// lineChan is a log sink that passes each line on; the watcher logs one
-// line per relevant event, in the order it handles them.
-type lineChan chan string
-
-func (c lineChan) Write(p []byte) (int, error) {
-	select {
-	case c <- string(p):
-	default: // a test reads only the lines it needs; the rest may drop
-	}
-	return len(p), nil
+// fakeClock is the time a Watcher's debounce runs on in tests: its timers
+// fire only when advance moves the clock past them.
+type fakeClock struct {
+	mu     sync.Mutex // mu guards the fields below
+	now    time.Duration
+	timers []*fakeTimer
 }
 
-// waitLine reads lines until one contains s.
-func waitLine(t *testing.T, lines <-chan string, s string) {
+type fakeTimer struct {
+	at    time.Duration
+	c     chan time.Time
+	done  bool // fired or stopped; guarded by fakeClock.mu
+	clock *fakeClock
+}
+
+func (c *fakeClock) newTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now + d, c: make(chan time.Time), clock: c}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+
+func (t *fakeTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// advance moves the clock on by d and fires the timers due, each handed
+// to the watcher's loop before advance returns: the loop has taken the
+// tick when the next event reaches it.
+func (c *fakeClock) advance(t *testing.T, d time.Duration) {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
+	c.mu.Lock()
+	c.now += d
+	var due []*fakeTimer
+	for _, tm := range c.timers {
+		if !tm.done && tm.at <= c.now {
+			tm.done = true
+			due = append(due, tm)
+		}
+	}
+	c.mu.Unlock()
+	for _, tm := range due {
 		select {
-		case l := <-lines:
-			if strings.Contains(l, s) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no log line with %s within 5 s", s)
+		case tm.c <- time.Time{}:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a timer due at +%s was not read within 5 s", tm.at)
 		}
 	}
 }
 
-// TestWatcherDebounces checks the debounce: a burst of changes is reported
-// once, and no sooner than the debounce after the burst's last change. A
-// watcher that reported each event at once fails both checks.
+// TestWatcherDebounces checks the debounce under a fake clock: a burst of
+// events, each less than the debounce after the one before but spanning
+// more than it, is reported once, and no sooner than the debounce after
+// its last event. A watcher that reported each event at once, or that
+// counted the debounce from the burst's first event, fails both checks.
 func TestWatcherDebounces(t *testing.T) {
-	// Long beside the microseconds between the burst's changes, so that only a
-	// stall of the whole process could split the burst into two reports.
-	const debounce = 500 * time.Millisecond
-	write := func(name, data string) func(dir string) error {
-		return func(dir string) error { return os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644) }
-	}
-	renameOver := func(name, data string) func(dir string) error {
-		return func(dir string) error {
-			tmp := filepath.Join(dir, "."+name+".tmp")
-			if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-				return err
-			}
-			return os.Rename(tmp, filepath.Join(dir, name))
-		}
-	}
-	remove := func(name string) func(dir string) error {
-		return func(dir string) error { return os.Remove(filepath.Join(dir, name)) }
+	const debounce = 200 * time.Millisecond
+	ev := func(name string, op fsnotify.Op) any { return fsnotify.Event{Name: "/zones/" + name, Op: op} }
+	type step struct {
+		after  time.Duration // since the step before
+		events []any         // fsnotify.Event or error, in order
 	}
 	for _, tc := range []struct {
 		name  string
-		burst []func(dir string) error // each makes at least one event
+		burst []step
 	}{
-		{"one file saved four ways", []func(string) error{
-			write("a.yaml", "v2"), renameOver("a.yaml", "v3"), write("a.yaml", "version 4"), renameOver("a.yaml", "v5")}},
-		{"files added and removed", []func(string) error{
-			write("b.yaml", "v1"), write("rtt.csv", "x"), remove("b.yaml"), write("c.yml", "v1")}},
+		// What inotify reports for writing in place, renaming a
+		// temporary file over, truncating and writing, and renaming
+		// over again.
+		{"one file saved four ways", []step{
+			{0, []any{ev("a.yaml", fsnotify.Write)}},
+			{150 * time.Millisecond, []any{ev(".a.yaml.tmp", fsnotify.Create), ev(".a.yaml.tmp", fsnotify.Write),
+				ev(".a.yaml.tmp", fsnotify.Rename), ev("a.yaml", fsnotify.Create)}},
+			{150 * time.Millisecond, []any{ev("a.yaml", fsnotify.Write), ev("a.yaml", fsnotify.Write)}},
+			{debounce - time.Nanosecond, []any{ev(".a.yaml.tmp", fsnotify.Create), ev("a.yaml", fsnotify.Create)}},
+		}},
+		{"files added and removed, and a lost event", []step{
+			{0, []any{ev("b.yaml", fsnotify.Create), ev("b.yaml", fsnotify.Write)}},
+			{100 * time.Millisecond, []any{ev("rtt.csv", fsnotify.Create)}},
+			{100 * time.Millisecond, []any{ev("b.yaml", fsnotify.Remove)}},
+			{100 * time.Millisecond, []any{fsnotify.ErrEventOverflow}},
+			{100 * time.Millisecond, []any{ev("c.yml", fsnotify.Create)}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("v1"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			lines := make(lineChan, 1024)
-			changes := startWatcherWith(t, dir, debounce, zerolog.New(lines).Level(zerolog.DebugLevel))
-
-			var last time.Time // just before the burst's last change: no event of it is older
-			for _, change := range tc.burst {
-				last = time.Now()
-				if err := change(dir); err != nil {
-					t.Fatal(err)
+			clock := &fakeClock{}
+			w := New(debounce, zerolog.Nop())
+			w.Watch("/zones", dataFile)
+			w.SetTimer(clock.newTimer)
+			events, errs := make(chan fsnotify.Event), make(chan error)
+			changes := make(chan struct{}, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				w.loop(ctx, events, errs, func() { changes <- struct{}{} })
+			}()
+			t.Cleanup(func() {
+				cancel()
+				dnstest.Receive(t, done, 5*time.Second, "the watcher to stop")
+			})
+			// send hands e to the loop; the channels are unbuffered, so
+			// the loop has handled every earlier event by then.
+			send := func(e any) {
+				t.Helper()
+				var ok bool
+				switch e := e.(type) {
+				case fsnotify.Event:
+					select {
+					case events <- e:
+						ok = true
+					case <-time.After(5 * time.Second):
+					}
+				case error:
+					select {
+					case errs <- e:
+						ok = true
+					case <-time.After(5 * time.Second):
+					}
+				}
+				if !ok {
+					t.Fatalf("the watcher did not read %v within 5 s", e)
 				}
 			}
-			waitChange(t, changes)
-			if after := time.Since(last); after < debounce {
-				t.Errorf("change reported %v after the burst's last change, before the %v debounce", after, debounce)
+			// settle returns once the loop has handled everything sent
+			// and every tick advance gave it: an event it ignores.
+			settle := func() { t.Helper(); send(ev("notes.txt", fsnotify.Write)) }
+			var reports []time.Duration // when each change was reported
+			collect := func() {
+				t.Helper()
+				settle()
+				for {
+					select {
+					case <-changes:
+						clock.mu.Lock()
+						reports = append(reports, clock.now)
+						clock.mu.Unlock()
+					default:
+						return
+					}
+				}
 			}
 
-			// One more change, and the watcher's log line for it: events
-			// are handled in order, so every event of the burst has been
-			// handled by then, and any second report of it has been sent.
-			sentinel := filepath.Join(dir, "sentinel.yaml")
-			if err := os.WriteFile(sentinel, []byte("v1"), 0o644); err != nil {
-				t.Fatal(err)
+			var last time.Duration // when the burst's last event came
+			for _, st := range tc.burst {
+				clock.advance(t, st.after)
+				last += st.after
+				for _, e := range st.events {
+					send(e)
+				}
+				collect()
 			}
-			waitLine(t, lines, sentinel)
-			select {
-			case <-changes:
-				t.Errorf("a burst of %d changes was reported more than once", len(tc.burst))
-			default:
+			clock.advance(t, debounce-time.Nanosecond)
+			collect()
+			clock.advance(t, time.Nanosecond)
+			collect()
+			// Long after, to see any later report.
+			clock.advance(t, 10*debounce)
+			collect()
+
+			for _, at := range reports {
+				if at < last+debounce {
+					t.Errorf("a change reported at +%s, before the debounce (%s) after the burst's last event at +%s", at, debounce, last)
+				}
+			}
+			if len(reports) != 1 {
+				t.Errorf("a burst of %d steps reported %d times (at %v), want once", len(tc.burst), len(reports), reports)
 			}
 		})
 	}

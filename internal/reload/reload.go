@@ -511,14 +511,12 @@ func openGeoIP(cfg Config) (*geo.DB, error) {
 }
 
 // geoErrorFile says which database an error of openGeoIP is about: the
-// file it names, else the City database, which is always opened.
+// file geo.Open says failed, else the City database, which is always
+// opened.
 func geoErrorFile(cfg Config, err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && (pe.Path == cfg.GeoASN || pe.Path == cfg.GeoCity) {
-		return pe.Path
-	}
-	if cfg.GeoASN != "" && strings.Contains(err.Error(), cfg.GeoASN) && !strings.Contains(err.Error(), cfg.GeoCity) {
-		return cfg.GeoASN
+	var oe *geo.OpenError
+	if errors.As(err, &oe) {
+		return oe.Path
 	}
 	return cfg.GeoCity
 }
