@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/popdns/popdns/latency"
-	"github.com/popdns/popdns/pops"
 	"io/fs"
 	"maps"
 	"path"
@@ -13,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/popdns/popdns/latency"
+	"github.com/popdns/popdns/pops"
 )
 
 // IsDataFile reports whether a zones-directory entry is something Load
