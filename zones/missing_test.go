@@ -2,13 +2,14 @@ package zones
 
 import (
 	"errors"
-	"github.com/popdns/popdns/pops"
 	"io/fs"
 	"net/netip"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/popdns/popdns/pops"
 )
 
 // TestLoadMissingGrace walks one zone file through disappearing and coming

@@ -2,8 +2,9 @@ package zones
 
 import (
 	"encoding/hex"
-	"github.com/popdns/popdns/latency"
 	"time"
+
+	"github.com/popdns/popdns/latency"
 )
 
 // SerialRecord is what a zone with `serial: auto` leaves behind for the

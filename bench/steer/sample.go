@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/popdns/popdns/bench/internal/sample"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
+	"github.com/popdns/popdns/bench/internal/sample"
 	"github.com/popdns/popdns/geo"
 )
 
