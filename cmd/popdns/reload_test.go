@@ -234,7 +234,7 @@ func TestReloadFollowsZoneFiles(t *testing.T) {
 		if err := os.WriteFile(zone, []byte(strings.Replace(zoneWithAddr("192.0.2.14"), "192.0.2.14", "192.0.2.999", 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r.waitLog(t, `reload failed; the last good version keeps serving`)
+		r.waitLog(t, `reload failed; what was serving keeps serving`)
 		if n := counterValue(t, r, "popdns_reload_total", map[string]string{"what": "zones", "result": "error"}); n < 1 {
 			t.Errorf("popdns_reload_total{what=zones,result=error} = %v after a broken edit", n)
 		}

@@ -73,3 +73,34 @@ func TestGeoIPErrorFile(t *testing.T) {
 		})
 	}
 }
+
+// TestGeoIPErrorClearsOnRevert: a configuration that names a database
+// that does not open is refused and shown; once the configuration names
+// the serving database again, the error goes (it stayed until the serving
+// file itself changed).
+func TestGeoIPErrorClearsOnRevert(t *testing.T) {
+	good, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTestReloader(t)
+	city := filepath.Join(tr.dir, "city.mmdb")
+	if err := os.WriteFile(city, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tr.cfg
+	cfg.GeoCity = city
+	current := cfg
+	r := New(cfg, Deps{Load: func() (Config, error) { return current, nil }, DNS: tr.dns, Prober: fakeProber{},
+		Locator: fakeLocator{}, Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
+	current.GeoCity = filepath.Join(tr.dir, "nope.mmdb")
+	r.Reload("test")
+	if _, ok := r.FileErrors()[current.GeoCity]; !ok {
+		t.Fatalf("file errors %v, want %s", r.FileErrors(), current.GeoCity)
+	}
+	current = cfg
+	r.Reload("test")
+	if errs := r.FileErrors(); len(errs) != 0 {
+		t.Errorf("file errors %v after the configuration named the serving database again, want none", errs)
+	}
+}

@@ -366,7 +366,7 @@ func (r *Reloader) reportZones(cfg Config, next *zones.Snapshot, err error) bool
 		if _, ok := missing[file]; ok {
 			r.logOnce(file, ferr, r.log.Warn(), "zone file missing; its last good version keeps serving for a grace period")
 		} else {
-			r.logOnce(file, ferr, r.log.Error().Str("what", "zones"), "reload failed; the last good version keeps serving")
+			r.logOnce(file, ferr, r.log.Error().Str("what", "zones"), "reload failed; what was serving keeps serving")
 		}
 	}
 	served := map[string]bool{}
@@ -477,6 +477,13 @@ func (r *Reloader) apply(cand, parsed Config) {
 func (r *Reloader) reloadGeoIP(cfg Config) bool {
 	files := geoFiles(cfg)
 	if sameFiles(files, r.geoFiles) || cfg.GeoEmbedded {
+		// What is configured is what serves: a file that failed before,
+		// such as one a configuration since reverted named, is no longer
+		// in error.
+		if r.geoFailed != "" {
+			r.recovered(r.geoFailed)
+			r.geoFailed = ""
+		}
 		return true
 	}
 	db, err := openGeoIP(cfg)
@@ -565,7 +572,7 @@ func (r *Reloader) count(what, result string) {
 // /status shows it until recovered, and the log says it once.
 func (r *Reloader) failed(what, file string, err error) {
 	r.errors[file] = err.Error()
-	r.logOnce(file, err, r.log.Error().Str("what", what), "reload failed; the last good version keeps serving")
+	r.logOnce(file, err, r.log.Error().Str("what", what), "reload failed; what was serving keeps serving")
 }
 
 // logOnce logs ev with file and err, once per distinct error of file.
