@@ -83,44 +83,60 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return "dnsserver: " + e.Field + ": " + e.Problem }
 
-// Provision returns cfg with its defaults applied, its steering options
-// provisioned (steer.Options.Provision), or the first field that is out of
-// range. New calls it; a configuration loader calls it too, to report
+// Provision returns cfg with its defaults applied and its steering options
+// provisioned (steer.Options.Provision) and, joined, a *ConfigError for
+// every field that is out of range. New calls it; a configuration loader calls it too, to report
 // every problem before anything starts. It is idempotent.
 func (cfg Config) Provision() (Config, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{field, fmt.Sprintf(format, args...)})
+	}
 	if len(cfg.Listen) == 0 {
-		return cfg, &ConfigError{"Listen", "no address"}
+		bad("Listen", "no address")
 	}
 	for _, addr := range cfg.Listen {
 		if err := checkListenAddr(addr); err != nil {
-			return cfg, &ConfigError{"Listen", fmt.Sprintf("%q: %v", addr, err)}
+			bad("Listen", "%q: %v", addr, err)
 		}
 	}
 	if cfg.UDPSize == 0 {
 		cfg.UDPSize = DefaultUDPSize
 	}
 	if cfg.UDPSize < dns.MinMsgSize {
-		return cfg, &ConfigError{"UDPSize", fmt.Sprintf("%d is below the minimum of %d", cfg.UDPSize, dns.MinMsgSize)}
+		bad("UDPSize", "%d is below the minimum of %d", cfg.UDPSize, dns.MinMsgSize)
 	}
 	switch {
 	case cfg.TCPIdleTimeout == 0:
 		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
 	case cfg.TCPIdleTimeout < 0:
-		return cfg, &ConfigError{"TCPIdleTimeout", "must not be negative"}
+		bad("TCPIdleTimeout", "must not be negative")
 	}
 	if cfg.TCPMaxQueries < 0 {
-		return cfg, &ConfigError{"TCPMaxQueries", "must not be negative (0 means unlimited)"}
+		bad("TCPMaxQueries", "must not be negative (0 means unlimited)")
 	}
 	steering, err := cfg.Steering.Provision()
-	var oe *steer.OptionError
-	if errors.As(err, &oe) {
-		return cfg, &ConfigError{"Steering." + oe.Field, oe.Problem}
-	}
-	if err != nil {
-		return cfg, err
+	for _, e := range unjoin(err) {
+		var oe *steer.OptionError
+		if errors.As(e, &oe) {
+			bad("Steering."+oe.Field, "%s", oe.Problem)
+		} else {
+			errs = append(errs, e)
+		}
 	}
 	cfg.Steering = steering
-	return cfg, nil
+	return cfg, errors.Join(errs...)
+}
+
+// unjoin lists the errors err joins (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // checkListenAddr checks a listen address: host:port with an IP address

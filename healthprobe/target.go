@@ -85,14 +85,19 @@ func (e *ConfigError) Error() string { return "healthprobe: " + e.Field + ": " +
 // would take hours to change a verdict at any sensible interval.
 const maxRiseFall = 100
 
-// Provision returns d with the Default constants in its zero fields, or
-// the first field that is out of range. It is idempotent.
+// Provision returns d with the Default constants in its zero fields and,
+// joined, a *ConfigError for every field that is out of range. It is
+// idempotent.
 func (d Defaults) Provision() (Defaults, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{field, fmt.Sprintf(format, args...)})
+	}
 	if d.Interval == 0 {
 		d.Interval = DefaultInterval
 	}
 	if d.Interval < 0 {
-		return d, &ConfigError{"Interval", "must be positive"}
+		bad("Interval", "must be positive")
 	}
 	if d.Timeout == 0 {
 		d.Timeout = timeoutWithin(DefaultTimeout, d.Interval)
@@ -103,17 +108,19 @@ func (d Defaults) Provision() (Defaults, error) {
 	if d.Fall == 0 {
 		d.Fall = DefaultFall
 	}
-	switch {
-	case d.Timeout <= 0 || d.Timeout >= d.Interval:
-		return d, &ConfigError{"Timeout", fmt.Sprintf("%s must be positive and below the interval, %s", d.Timeout, d.Interval)}
-	case d.Jitter < 0 && d.Jitter != NoJitter || d.Jitter > d.Interval:
-		return d, &ConfigError{"Jitter", fmt.Sprintf("%s must be between 0 and the interval, %s", d.Jitter, d.Interval)}
-	case d.Rise < 1 || d.Rise > maxRiseFall:
-		return d, &ConfigError{"Rise", fmt.Sprintf("%d must be from 1 to %d", d.Rise, maxRiseFall)}
-	case d.Fall < 1 || d.Fall > maxRiseFall:
-		return d, &ConfigError{"Fall", fmt.Sprintf("%d must be from 1 to %d", d.Fall, maxRiseFall)}
+	if d.Interval > 0 && (d.Timeout <= 0 || d.Timeout >= d.Interval) {
+		bad("Timeout", "%s must be positive and below the interval, %s", d.Timeout, d.Interval)
 	}
-	return d, nil
+	if d.Jitter < 0 && d.Jitter != NoJitter || d.Jitter > d.Interval {
+		bad("Jitter", "%s must be between 0 and the interval, %s", d.Jitter, d.Interval)
+	}
+	if d.Rise < 1 || d.Rise > maxRiseFall {
+		bad("Rise", "%d must be from 1 to %d", d.Rise, maxRiseFall)
+	}
+	if d.Fall < 1 || d.Fall > maxRiseFall {
+		bad("Fall", "%d must be from 1 to %d", d.Fall, maxRiseFall)
+	}
+	return d, errors.Join(errs...)
 }
 
 // timeoutWithin is the one rule for a timeout left unset: the default

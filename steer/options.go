@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -39,29 +40,32 @@ type OptionError struct {
 
 func (e *OptionError) Error() string { return "steer: " + e.Field + ": " + e.Problem }
 
-// Provision returns o with its defaults applied, or the first field that
-// is out of range. It is idempotent.
+// Provision returns o with its defaults applied and, joined, an
+// *OptionError for every field that is out of range. It is idempotent.
 func (o Options) Provision() (Options, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &OptionError{field, fmt.Sprintf(format, args...)})
+	}
 	switch {
 	case o.PathInflation == 0:
 		o.PathInflation = DefaultPathInflation
+	case math.IsNaN(o.PathInflation) || math.IsInf(o.PathInflation, 0):
+		bad("PathInflation", "%g is not a factor", o.PathInflation)
 	case o.PathInflation < 1:
-		return o, &OptionError{"PathInflation", fmt.Sprintf("%g is below 1: no path is shorter than the great circle", o.PathInflation)}
+		bad("PathInflation", "%g is below 1: no path is shorter than the great circle", o.PathInflation)
 	}
 	if o.LatencyMaxAge < 0 {
-		return o, &OptionError{"LatencyMaxAge", "must not be negative (0 keeps every entry)"}
+		bad("LatencyMaxAge", "must not be negative (0 keeps every entry)")
 	}
 	if w := o.PenaltyWeight; w != nil && (*w < 0 || math.IsNaN(*w) || math.IsInf(*w, 0)) {
-		return o, &OptionError{"PenaltyWeight", fmt.Sprintf("%g is not a weight: 0 ignores probe RTTs, 1 counts them as they are", *w)}
-	}
-	if math.IsNaN(o.PathInflation) || math.IsInf(o.PathInflation, 0) {
-		return o, &OptionError{"PathInflation", fmt.Sprintf("%g is not a factor", o.PathInflation)}
+		bad("PenaltyWeight", "%g is not a weight: 0 ignores probe RTTs, 1 counts them as they are", *w)
 	}
 	o.weight = 1
 	if o.PenaltyWeight != nil {
 		o.weight = *o.PenaltyWeight
 	}
-	return o, nil
+	return o, errors.Join(errs...)
 }
 
 // String shows o's values, the penalty weight as a number, not where a

@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"testing/fstest"
@@ -264,8 +265,8 @@ func TestProvision(t *testing.T) {
 				}
 				return
 			}
-			oe, ok := err.(*OptionError)
-			if !ok || oe.Field != tc.field {
+			var oe *OptionError
+			if !errors.As(err, &oe) || oe.Field != tc.field {
 				t.Errorf("error %v, want one for %s", err, tc.field)
 			}
 		})
@@ -273,6 +274,11 @@ func TestProvision(t *testing.T) {
 	o, _ := Options{}.Provision()
 	if o.PathInflation != DefaultPathInflation || o.penaltyWeight() != 1 {
 		t.Errorf("defaults %+v", o)
+	}
+	// Every bad field is reported, not only the first.
+	_, err := Options{PathInflation: 0.5, LatencyMaxAge: -1, PenaltyWeight: new(-1.0)}.Provision()
+	if j, ok := err.(interface{ Unwrap() []error }); !ok || len(j.Unwrap()) != 3 {
+		t.Errorf("three bad fields gave %v, want three errors", err)
 	}
 }
 

@@ -272,13 +272,11 @@ func (d *configDecoder) probes(e yamlx.Entry, pc *probesConfig) {
 // validate checks the decoded file, applies defaults in one place and
 // resolves the zones directory relative to the config file's directory.
 func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
-	var problems []string
+	// Every problem is reported, each at the line of the key it is about
+	// (none for a key not written), in line order.
+	var problems yamlx.ErrorList
 	bad := func(field, format string, args ...any) {
-		at := file
-		if line := fc.lines[field]; line > 0 {
-			at = fmt.Sprintf("%s:%d", file, line)
-		}
-		problems = append(problems, fmt.Sprintf("%s: %s: %s", at, field, fmt.Sprintf(format, args...)))
+		problems.Addf(file, fc.lines[field], field, format, args...)
 	}
 	cfg := &config{source: file, logJSON: true, logLevel: zerolog.InfoLevel}
 
@@ -330,18 +328,24 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
 		PenaltyWeight: fc.Probes.PenaltyWeight}
 	dnsCfg, err := cfg.dns.Provision()
-	var ce *dnsserver.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		bad(dnsKeyOf[ce.Field], "%s", ce.Problem)
-	case err != nil:
-		problems = append(problems, err.Error())
-	default:
+	for _, e := range unjoin(err) {
+		var ce *dnsserver.ConfigError
+		if errors.As(e, &ce) {
+			bad(dnsKeyOf[ce.Field], "%s", ce.Problem)
+		} else {
+			bad("", "%v", e)
+		}
+	}
+	if err == nil {
 		cfg.dns = dnsCfg
 	}
 	inv, err := pops.Decode(file, fc.PoPs, cfg.probes)
-	if err != nil {
-		problems = append(problems, err.Error())
+	var located yamlx.ErrorList
+	switch {
+	case errors.As(err, &located):
+		problems = append(problems, located...)
+	case err != nil:
+		bad("pops", "%v", err)
 	}
 	cfg.pops = inv
 	if fc.GeoIP.ASN != "" && fc.GeoIP.City == "" {
@@ -380,9 +384,22 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		cfg.zonesOnDisk = true
 	}
 	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+		slices.SortStableFunc(problems, func(a, b *yamlx.Error) int { return a.Line - b.Line })
+		return nil, problems
 	}
 	return cfg, nil
+}
+
+// unjoin lists the errors err joins (errors.Join), or err alone: a
+// package's Provision reports every bad field at once.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // defaults are the probe defaults the configuration sets, provisioned by
@@ -390,9 +407,13 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 // under its key.
 func (pc probesConfig) defaults(bad func(field, format string, args ...any)) healthprobe.Defaults {
 	d, err := healthprobe.Defaults{Interval: pc.Interval, Timeout: pc.Timeout, Jitter: pc.Jitter, Rise: pc.Rise, Fall: pc.Fall}.Provision()
-	var ce *healthprobe.ConfigError
-	if errors.As(err, &ce) {
-		bad(probesKeyOf[ce.Field], "%s", ce.Problem)
+	for _, e := range unjoin(err) {
+		var ce *healthprobe.ConfigError
+		if errors.As(e, &ce) {
+			bad(probesKeyOf[ce.Field], "%s", ce.Problem)
+		} else {
+			bad("probes", "%v", e)
+		}
 	}
 	return d
 }

@@ -511,3 +511,36 @@ func TestListenFlagChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigReportsEveryProblem: every bad value is reported at once, at
+// its line, in line order, also when several belong to one package's
+// configuration (each package's Provision stopped at its first).
+func TestConfigReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	writeStaticZone(t, dir)
+	_, err := loadConfigFile(writeFile(t, dir, "popdns.yaml", `zones: zones
+probes:
+  rise: -1
+  fall: 200
+edns_udp_size: 100
+tcp_idle_timeout: -1s
+tcp_max_queries: -1
+path_inflation: 0.5
+latency_max_age: -1h
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{"popdns.yaml:3: probes.rise", "popdns.yaml:4: probes.fall", "popdns.yaml:5: edns_udp_size",
+		"popdns.yaml:6: tcp_idle_timeout", "popdns.yaml:7: tcp_max_queries", "popdns.yaml:8: path_inflation",
+		"popdns.yaml:9: latency_max_age"}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("problem %d is %q, want it to name %s", i+1, lines[i], w)
+		}
+	}
+}
