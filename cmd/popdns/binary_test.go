@@ -116,7 +116,7 @@ func testBinaryServesDemo(t *testing.T, bin string) {
 			}
 		}
 	}
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready: 1 zones", "/metrics": "popdns_dns_requests_total"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready: 1 zone", "/metrics": "popdns_dns_requests_total"} {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
 			t.Fatal(err)

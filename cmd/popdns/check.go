@@ -81,7 +81,7 @@ func checkPath(path string, inv *pops.Inventory, stdout, stderr io.Writer) error
 		if db != nil {
 			db.Close()
 		}
-		fmt.Fprintf(stdout, "ok   %s: configuration, %d PoPs\n", path, len(cfg.pops.Names()))
+		fmt.Fprintf(stdout, "ok   %s: configuration, %s\n", path, plural(len(cfg.pops.Names()), "PoP", "PoPs"))
 		// The server starts from the auto serials an earlier run left in
 		// state_dir; check reads them the same way but never writes them.
 		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
@@ -141,4 +141,12 @@ func checkZoneDir(dir string, inv *pops.Inventory, prev *zones.Snapshot, stdout 
 
 func printZone(w io.Writer, path string, z *zones.Zone) {
 	fmt.Fprintf(w, "ok   %s: zone %s serial %d, %d records\n", path, strings.TrimSuffix(z.Origin(), ".")+".", z.Serial(), z.Records())
+}
+
+// plural is n and the noun that goes with it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

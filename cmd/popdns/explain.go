@@ -85,14 +85,14 @@ func explainRequest(name, qtype, ecs, client string) (dnsserver.ExplainRequest, 
 	if ecs != "" {
 		p, err := netip.ParsePrefix(ecs)
 		if err != nil {
-			return r, fmt.Errorf("explain: -ecs %q: %w", ecs, err)
+			return r, fmt.Errorf("explain: client subnet %q is not a prefix such as 198.51.100.0/24: %w", ecs, err)
 		}
 		r.ECS = p.Masked()
 	}
 	if client != "" {
 		a, err := netip.ParseAddr(client)
 		if err != nil {
-			return r, fmt.Errorf("explain: -client %q: %w", client, err)
+			return r, fmt.Errorf("explain: client %q is not an address: %w", client, err)
 		}
 		r.Source = a
 	}

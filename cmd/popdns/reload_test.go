@@ -314,7 +314,7 @@ func TestReloadConfigAndGeoIP(t *testing.T) {
 		// listen comes from -listen here, which the file cannot change;
 		// nsid is one of the DNS settings that apply after a restart.
 		writeFile(t, dir, "popdns.yaml", geoConfig+"nsid: fra-2\n")
-		r.waitLog(t, `"setting":"dns settings`)
+		r.waitLog(t, `"setting":"nsid"`)
 		writeFile(t, dir, "popdns.yaml", geoConfig)
 	})
 	t.Run("a corrupt database is refused, the old one keeps serving", func(t *testing.T) {

@@ -272,15 +272,18 @@ func (c *config) reloadConfig() reload.Config {
 	if c.source != demoSource {
 		rc.ConfigFile = c.source
 	}
-	dnsRest := c.dns
-	dnsRest.Listen = nil
+	d := c.dns
 	rc.Restart = []reload.Setting{
-		{Name: "listen", Value: fmt.Sprintf("%q", c.dns.Listen)},
+		{Name: "listen", Value: fmt.Sprintf("%q", d.Listen)},
 		{Name: "http", Value: c.httpAddr},
 		{Name: "zones", Value: c.zonesDir},
 		{Name: "admin_token_file", Value: c.adminTokenFile},
-		{Name: "dns settings (edns_udp_size, nsid, tcp_*, query_log, path_inflation, latency_max_age, probes.penalty_weight)",
-			Value: fmt.Sprint(dnsRest)},
+		{Name: "edns_udp_size", Value: fmt.Sprint(d.UDPSize)},
+		{Name: "nsid", Value: d.NSID},
+		{Name: "tcp_idle_timeout", Value: d.TCPIdleTimeout.String()},
+		{Name: "tcp_max_queries", Value: fmt.Sprint(d.TCPMaxQueries)},
+		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
+		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
 	}
 	return rc
 }

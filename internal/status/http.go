@@ -173,7 +173,7 @@ func (r *Reporter) Handler(e Endpoints) http.Handler {
 			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ready: %d zones, %d probes\n", len(r.srv.Zones().Zones()), len(r.health.Status().Results))
+		fmt.Fprintf(w, "ready: %s, %s\n", plural(len(r.srv.Zones().Zones()), "zone", "zones"), plural(len(r.health.Status().Results), "probe", "probes"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.Metrics, promhttp.HandlerOpts{Registry: e.Metrics}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
@@ -187,4 +187,12 @@ func (r *Reporter) Handler(e Endpoints) http.Handler {
 		mux.HandleFunc("POST /v1/pops/{name}/state", e.Admin.setPoPState)
 	}
 	return mux
+}
+
+// plural is n and the noun that goes with it.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

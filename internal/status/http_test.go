@@ -90,7 +90,7 @@ func TestReadiness(t *testing.T) {
 			close(health.firstDone)
 			go func() { done <- rep.Run(ctx) }()
 			dnstest.Receive(t, rep.ProbesSettled(), 5*time.Second, "the first probe round to settle")
-		}, http.StatusOK, "ready: 1 zones, 0 probes"},
+		}, http.StatusOK, "ready: 1 zone, 0 probes"},
 	} {
 		step.do()
 		if code, body := readyz(); code != step.status || !strings.Contains(body, step.want) {

@@ -99,7 +99,7 @@ type Probe struct {
 	Interval          string    `json:"interval"`
 	Probed            bool      `json:"probed"`
 	Healthy           bool      `json:"healthy"`
-	RTTMS             float64   `json:"rtt_ms"`                // 0 while down: see LastRTTMS
+	RTTMS             float64   `json:"rtt_ms,omitempty"`      // absent while down: see LastRTTMS
 	LastRTTMS         float64   `json:"last_rtt_ms,omitempty"` // a down probe's RTT at its last success
 	BaselineMS        float64   `json:"baseline_ms"`
 	PenaltyMS         float64   `json:"penalty_ms"`
