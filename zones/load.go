@@ -50,7 +50,11 @@ func parse(file string, data []byte, inv *pops.Inventory) (*Zone, ErrorList) {
 	if spec == nil || len(errs) > 0 {
 		return nil, errs
 	}
-	return compile(file, data, spec, inv)
+	z, errs := compile(file, data, spec, inv)
+	// compile checks in passes (names, then geo records, then the zone
+	// as a whole); an operator reads the file top to bottom.
+	errs.SortByLine()
+	return z, errs
 }
 
 // Load reads every zone file at the top of fsys and returns the snapshot to
