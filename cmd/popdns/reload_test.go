@@ -457,70 +457,6 @@ func TestAutoSerialsSurviveRestart(t *testing.T) {
 	})
 }
 
-// fakeClock is a clock that moves only when told to; AfterFunc's
-// functions run from Advance.
-type fakeClock struct {
-	mu     sync.Mutex // mu guards the fields below
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	f       func()
-	stopped bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.stopped
-		t.stopped = true
-		return was
-	}
-}
-
-// pending lists when the timers not yet fired or stopped are due.
-func (c *fakeClock) pending() []time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []time.Time
-	for _, t := range c.timers {
-		if !t.stopped {
-			out = append(out, t.at)
-		}
-	}
-	return out
-}
-
-// Advance moves the clock on by d and runs the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, t := range c.timers {
-		if !t.stopped && !t.at.After(c.now) {
-			t.stopped = true
-			due = append(due, t.f)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
-
 // TestMissingZoneFileGraceClock removes a zone file under a fake clock:
 // the zone serves on, the reloader sets a timer for the end of the grace
 // period, and when the clock gets there the zone goes without any file
@@ -528,7 +464,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestMissingZoneFileGraceClock(t *testing.T) {
 	dir := t.TempDir()
 	zone := writeFile(t, dir, "zones/example.test.yaml", zoneWithAddr("192.0.2.10"))
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := dnstest.NewClock(time.Unix(1_800_000_000, 0))
 	r := startAppWith(t, writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_missing_grace: 30s\n"), clock, nil)
 	if err := os.Remove(zone); err != nil {
 		t.Fatal(err)
@@ -538,7 +474,7 @@ func TestMissingZoneFileGraceClock(t *testing.T) {
 		t.Fatalf("answer %s right after the file went, want the last good 192.0.2.10", got)
 	}
 	want := clock.Now().Add(30 * time.Second)
-	if p := clock.pending(); len(p) != 1 || !p[0].Equal(want) {
+	if p := clock.Pending(); len(p) != 1 || !p[0].Equal(want) {
 		t.Fatalf("timers %v, want one at the end of the grace period, %s", p, want)
 	}
 	st := r.getStatus(t)
@@ -553,7 +489,7 @@ func TestMissingZoneFileGraceClock(t *testing.T) {
 	r.eventually(t, "www.example.test.", "", "REFUSED")
 	r.waitLog(t, `"why":"a missing file's grace period ended"`)
 	r.waitLog(t, "zone removed")
-	if p := clock.pending(); len(p) != 0 {
+	if p := clock.Pending(); len(p) != 0 {
 		t.Errorf("timers left after the zone went: %v", p)
 	}
 }

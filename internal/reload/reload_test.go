@@ -241,69 +241,6 @@ func TestRestartSettingsWarn(t *testing.T) {
 	}
 }
 
-// fakeClock is a Clock whose time moves only when the test says.
-type fakeClock struct {
-	mu     sync.Mutex // mu guards the fields below
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	f       func()
-	stopped bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.stopped
-		t.stopped = true
-		return was
-	}
-}
-
-// pending counts the timers neither fired nor stopped.
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
-// Advance moves the clock on by d and runs the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, t := range c.timers {
-		if !t.stopped && !t.at.After(c.now) {
-			t.stopped = true
-			due = append(due, t.f)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
-
 // TestGraceTimer: a zone file gone from the directory arms one timer for
 // the end of its grace period; when it fires, Run reloads and the zone
 // goes. A timer still pending when Run's context ends is stopped.
@@ -317,7 +254,7 @@ func TestGraceTimer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTestReloader(t)
-			clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+			clock := dnstest.NewClock(time.Unix(1_800_000_000, 0))
 			tr.clock = clock
 			tr.cfg.ZoneMissingGrace = 30 * time.Second
 			tr.load = func() (Config, error) { return tr.cfg, nil }
@@ -334,7 +271,7 @@ func TestGraceTimer(t *testing.T) {
 			if n := len(tr.dns.Zones().Zones()); n != 1 {
 				t.Fatalf("%d zones right after the file went, want the last good one", n)
 			}
-			if n := clock.pending(); n != 1 {
+			if n := len(clock.Pending()); n != 1 {
 				t.Fatalf("%d timers pending, want one for the end of the grace period", n)
 			}
 			if tc.expire {
@@ -354,7 +291,7 @@ func TestGraceTimer(t *testing.T) {
 			if err := dnstest.Receive(t, done, 10*time.Second, "Run to return"); err != nil {
 				t.Errorf("Run: %v", err)
 			}
-			if n := clock.pending(); n != 0 {
+			if n := len(clock.Pending()); n != 0 {
 				t.Errorf("%d timers pending after Run returned, want none", n)
 			}
 		})
