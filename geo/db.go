@@ -3,6 +3,7 @@ package geo
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -83,6 +84,10 @@ func Open(cityPath, asnPath string) (*DB, error) {
 // it closes.
 func (db *DB) read(path, kind, name string) (*maxminddb.Reader, error) {
 	data, free, err := readFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // name says which file: "open X: open X: …" said it twice
+	}
 	if err != nil {
 		return nil, fmt.Errorf("geo: open %s: %w", name, err)
 	}

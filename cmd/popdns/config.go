@@ -74,7 +74,8 @@ type logConfig struct {
 
 // config is the validated configuration the binary runs with.
 type config struct {
-	source      string // the config file, or "built-in demo"
+	source      string         // the config file, or "built-in demo"
+	lines       map[string]int // key → the line of its value in source
 	dns         dnsserver.Config
 	zonesDir    string // for messages; zonesFS is what is read
 	zonesFS     fs.FS
@@ -278,7 +279,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	bad := func(field, format string, args ...any) {
 		problems.Addf(file, fc.lines[field], field, format, args...)
 	}
-	cfg := &config{source: file, logJSON: true, logLevel: zerolog.InfoLevel}
+	cfg := &config{source: file, lines: fc.lines, logJSON: true, logLevel: zerolog.InfoLevel}
 
 	cfg.dns.Listen = fc.Listen
 	if len(cfg.dns.Listen) == 0 {

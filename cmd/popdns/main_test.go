@@ -345,8 +345,11 @@ func TestMissingGeoIPFailsStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := start(cfg, nil, zerolog.Nop(), nil); err == nil || !strings.Contains(err.Error(), "nowhere.mmdb") {
-			t.Errorf("start: %v, want an error naming the database", err)
+		// The error names the configuration's file, line and key, and the
+		// database once.
+		want := "popdns.yaml:4: geoip.city: geo: open city database " + filepath.Join(dir, "nowhere.mmdb") + ": no such file or directory"
+		if _, err := start(cfg, nil, zerolog.Nop(), nil); err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("start: %v, want an error ending %q", err, want)
 		}
 	})
 }

@@ -289,8 +289,26 @@ func (c *config) reloadConfig() reload.Config {
 }
 
 // openGeoIP opens the configured databases, or returns nil when there are
-// none: geo records then answer in their listed order.
+// none: geo records then answer in their listed order. An error names the
+// configuration's file, line and key, as its other problems do.
 func openGeoIP(cfg *config) (*geo.DB, error) {
+	db, err := openGeoIPFiles(cfg)
+	var oe *geo.OpenError
+	if errors.As(err, &oe) {
+		key := "geoip.city"
+		if oe.Kind == "ASN" {
+			key = "geoip.asn"
+		}
+		at := cfg.source
+		if line := cfg.lines[key]; line > 0 {
+			at = fmt.Sprintf("%s:%d", cfg.source, line)
+		}
+		return nil, fmt.Errorf("%s: %s: %w", at, key, err)
+	}
+	return db, err
+}
+
+func openGeoIPFiles(cfg *config) (*geo.DB, error) {
 	switch {
 	case cfg.geoCityBytes != nil:
 		return geo.FromBytes(cfg.geoCityBytes, cfg.geoASNBytes)
