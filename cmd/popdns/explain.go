@@ -23,12 +23,12 @@ import (
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns explain", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "usage: popdns explain [-config FILE] [-ecs PREFIX | -client ADDR] [-json] NAME [TYPE]")
+		fmt.Fprintln(fl.Output(), "usage: popdns explain [-config FILE] [-ecs PREFIX] [-client ADDR] [-json] NAME [TYPE]")
 		fl.PrintDefaults()
 	}
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
-	ecs := fl.String("ecs", "", "the client subnet a resolver sends, e.g. 81.2.69.0/24")
-	client := fl.String("client", "", "the address the query comes from, e.g. 81.2.69.142")
+	ecs := fl.String("ecs", "", "the client subnet a resolver sends, e.g. 81.2.69.0/24; it places the client when it can")
+	client := fl.String("client", "", "the address the query comes from (the resolver's, with -ecs), e.g. 81.2.69.142; it places the client without a usable -ecs")
 	asJSON := fl.Bool("json", false, "print JSON, as GET /explain does")
 	rest, err := parseArgs(fl, args)
 	if err != nil {
