@@ -177,7 +177,7 @@ func (env *Env) TargetHealth(t *zones.GeoTarget) (healthy bool, penaltyMS float6
 // active and its own probe up, and one of its targets must be eligible.
 // A PoP that no record names is judged on its own.
 func (env *Env) PoPUp(p *pops.PoP, targetsEligible, targets int) bool {
-	return env.PoPState(p) == pops.Active && env.PoPHealthy(p) && (targets == 0 || targetsEligible > 0)
+	return eligible(env.PoPState(p), env.PoPHealthy(p)) && (targets == 0 || targetsEligible > 0)
 }
 
 // Eligible reports whether t gets clients while some target of its record
@@ -185,5 +185,9 @@ func (env *Env) PoPUp(p *pops.PoP, targetsEligible, targets int) bool {
 // policy decides ([Rank]).
 func (env *Env) Eligible(t *zones.GeoTarget) bool {
 	healthy, _ := env.TargetHealth(t)
-	return healthy && env.TargetState(t) == pops.Active
+	return eligible(env.TargetState(t), healthy)
 }
+
+// eligible is the one rule of who gets clients, for Eligible and Rank,
+// which has the state and health at hand already.
+func eligible(state pops.AdminState, healthy bool) bool { return healthy && state == pops.Active }

@@ -113,7 +113,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		var penalty float64
 		c.Healthy, penalty = env.TargetHealth(t)
 		c.PenaltyMS = penalty * env.Options.penaltyWeight()
-		c.Eligible = c.State == pops.Active && c.Healthy
+		c.Eligible = eligible(c.State, c.Healthy)
 		if loc.HasPoint {
 			c.Km = geo.DistanceKm(loc.Point, t.PoP.Point)
 		}
