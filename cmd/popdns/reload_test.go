@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,29 +33,11 @@ func mustPrefix(t *testing.T, s string) netip.Prefix {
 	return p
 }
 
-// syncBuffer is a log sink that tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runningApp is popdns started in-process from a config file, serving
 // until the test ends, with its watcher and reloader running.
 type runningApp struct {
 	*app
-	logs *syncBuffer
+	logs *dnstest.LogBuffer
 	addr string
 }
 
@@ -78,7 +58,7 @@ func startAppWith(t testing.TB, configFile string, clock reload.Clock, change fu
 	if change != nil {
 		change(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &dnstest.LogBuffer{}
 	log := zerolog.New(logs)
 	a, err := start(cfg, args, log, clock)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,29 +52,11 @@ records:
     - a: 192.0.2.53
 `
 
-// syncBuffer is a log sink that tests read while the reloader writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testReloader struct {
 	*Reloader
 	dir     string // the zones directory
 	metrics *prometheus.Registry
-	logs    *syncBuffer
+	logs    *dnstest.LogBuffer
 }
 
 // newTestReloader loads the zones in a fresh directory holding testZone
@@ -97,7 +78,7 @@ func newTestReloader(t *testing.T) *testReloader {
 	}
 	dns := &fakeDNS{}
 	dns.SetZones(snap)
-	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &dnstest.LogBuffer{}}
 	tr.Reloader = New(cfg, Deps{Load: func() (Config, error) { return cfg, nil }, DNS: dns, Prober: fakeProber{},
 		Locator: fakeLocator{}, Log: zerolog.New(tr.logs), Metrics: tr.metrics})
 	return tr
