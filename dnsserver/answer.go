@@ -183,30 +183,25 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 // it reports the ranking itself.
 func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	env := q.s.decisionEnv(q.snap)
-	epoch := env.Epoch
-	key := cacheKey{geo: g, qtype: qtype, client: q.client}
+	var cd *udpfast.Decision
 	if !q.explain {
-		if cd := q.s.cache.get(key, epoch); cd != nil {
-			if cd.AllDown {
-				q.s.allDown(g, cd.Servfail)
-			}
-			q.scope = max(q.scope, cd.Scope)
-			q.tailored = q.tailored || !cd.Untailored
-			q.trace.Decided(g, qtype, cd, key.client, epoch)
-			return cd
+		cd = q.s.cache.get(cacheKey{geo: g, qtype: qtype, client: q.client}, env.Epoch)
+	}
+	if cd == nil {
+		var d steer.Decision
+		d, cd = q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, !q.explain)
+		if q.explain {
+			q.explainDecision(g, &d, &env)
 		}
 	}
-	d, cd := q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, !q.explain)
-	q.scope = max(q.scope, d.Scope)
-	q.tailored = q.tailored || !d.Untailored
-	switch {
-	case q.explain:
-		q.explainDecision(g, &d, &env)
-	case d.AllDown:
-		q.s.allDown(g, d.Servfail)
-	}
+	q.scope = max(q.scope, cd.Scope)
+	q.tailored = q.tailored || !cd.Untailored
 	if !q.explain {
-		q.trace.Decided(g, qtype, cd, key.client, epoch)
+		// Every answer made from an all-down decision counts, cached or not.
+		if cd.AllDown {
+			q.s.allDown(g, cd.Servfail)
+		}
+		q.trace.Decided(g, qtype, cd, q.client, env.Epoch)
 	}
 	return cd
 }
