@@ -116,7 +116,7 @@ func screenECS(m []byte) []byte {
 		return m
 	}
 	end := rd + int(binary.BigEndian.Uint16(m[rd-2:]))
-	bad := 0
+	var out []byte // nil until the first malformed option: m then goes back as it is
 	for off := rd; off < end; {
 		if off+4 > end {
 			return m
@@ -125,28 +125,22 @@ func screenECS(m []byte) []byte {
 		if off+4+n > end {
 			return m
 		}
-		if code == dns.EDNS0SUBNET {
-			if _, _, _, fault := udpfast.DecodeECS(m[off+4 : off+4+n]); fault != udpfast.ECSWellFormed {
-				bad++
-			}
-		}
-		off += 4 + n
-	}
-	if bad == 0 {
-		return m
-	}
-	out := make([]byte, 0, len(m)+bad*len(ecsMalformed))
-	out = append(out, m[:rd]...)
-	for off := rd; off < end; {
-		code, n := binary.BigEndian.Uint16(m[off:]), int(binary.BigEndian.Uint16(m[off+2:]))
 		opt := m[off : off+4+n]
 		if code == dns.EDNS0SUBNET {
 			if _, _, _, fault := udpfast.DecodeECS(opt[4:]); fault != udpfast.ECSWellFormed {
+				if out == nil {
+					out = append(make([]byte, 0, len(m)+len(ecsMalformed)), m[:off]...)
+				}
 				opt = ecsMalformed[:]
 			}
 		}
-		out = append(out, opt...)
+		if out != nil {
+			out = append(out, opt...)
+		}
 		off += 4 + n
+	}
+	if out == nil {
+		return m
 	}
 	rdlen := len(out) - rd
 	if rdlen > 0xffff {
