@@ -372,6 +372,8 @@ func TestAdminAPI(t *testing.T) {
 		{"not bearer", "/v1/pops/fra/state", "Basic " + token, `{"state":"drain"}`, http.StatusUnauthorized},
 		{"unknown PoP", "/v1/pops/xyz/state", "Bearer " + token, `{"state":"drain"}`, http.StatusNotFound},
 		{"bad state", "/v1/pops/fra/state", "Bearer " + token, `{"state":"sleepy"}`, http.StatusBadRequest},
+		{"empty state", "/v1/pops/fra/state", "Bearer " + token, `{"state":""}`, http.StatusBadRequest},
+		{"state not in its exact name", "/v1/pops/fra/state", "Bearer " + token, `{"state":"DRAIN"}`, http.StatusBadRequest},
 		{"bad body", "/v1/pops/fra/state", "Bearer " + token, `drain`, http.StatusBadRequest},
 		{"unknown field", "/v1/pops/fra/state", "Bearer " + token, `{"state":"drain","for":"1h"}`, http.StatusBadRequest},
 	} {

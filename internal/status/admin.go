@@ -64,8 +64,10 @@ func (a *Admin) setPoPState(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf(`body must be JSON such as {"state": "drain"}: %v`, err), http.StatusBadRequest)
 		return
 	}
-	state, ok := adminStates[body.State]
-	if !ok {
+	// The API takes the states' exact names, not the files' looser forms
+	// (any case, or nothing for active).
+	state, ok := pops.ParseAdminState(body.State)
+	if !ok || body.State != state.String() {
 		http.Error(w, fmt.Sprintf("state %q is not one of active, drain, down", body.State), http.StatusBadRequest)
 		return
 	}
@@ -91,5 +93,3 @@ func (a *Admin) setPoPState(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-
-var adminStates = map[string]pops.AdminState{"active": pops.Active, "drain": pops.Drain, "down": pops.Down}
