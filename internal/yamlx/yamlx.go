@@ -230,14 +230,8 @@ func walkPlain(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*E
 		index = make(map[string]int, len(n.Content)/2)
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		// An aliased key is where the alias is written, not its anchor.
-		line := n.Content[i].Line
-		k, v := Resolve(n.Content[i]), Resolve(n.Content[i+1])
-		if k == nil || v == nil {
-			continue
-		}
-		if k.Kind != yaml.ScalarNode {
-			errorf(line, field, "a key must be a single value, not a list or mapping")
+		k, v, line, ok := pairAt(n, i, func(line int) { errorf(line, field, notSingleKey) })
+		if !ok {
 			continue
 		}
 		var first int
@@ -260,6 +254,25 @@ func walkPlain(file, field string, n *yaml.Node, keys Keys, fn func(Entry)) []*E
 		}
 	}
 	return errs
+}
+
+const notSingleKey = "a key must be a single value, not a list or mapping"
+
+// pairAt resolves the key and value at index i of the mapping n, and the
+// key's line: where an alias is written, not its anchor. It reports false
+// for a pair to pass over: one with nothing behind an alias, or a key that
+// is not a single value, which it reports through notSingle first.
+func pairAt(n *yaml.Node, i int, notSingle func(line int)) (k, v *yaml.Node, line int, ok bool) {
+	line = n.Content[i].Line
+	k, v = Resolve(n.Content[i]), Resolve(n.Content[i+1])
+	if k == nil || v == nil {
+		return nil, nil, line, false
+	}
+	if k.Kind != yaml.ScalarNode {
+		notSingle(line)
+		return nil, nil, line, false
+	}
+	return k, v, line, true
 }
 
 // earlier returns the line of the first scalar key before index i of the
@@ -315,14 +328,8 @@ func (w *walker) mapping(n *yaml.Node, emit func(key string, line int, val *yaml
 	first := map[string]int{}
 	pairs := make([]pair, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		// An aliased key is where the alias is written, not its anchor.
-		line := n.Content[i].Line
-		k, v := Resolve(n.Content[i]), Resolve(n.Content[i+1])
-		if k == nil || v == nil {
-			continue
-		}
-		if k.Kind != yaml.ScalarNode {
-			w.errorf(line, w.field, "a key must be a single value, not a list or mapping")
+		k, v, line, ok := pairAt(n, i, func(line int) { w.errorf(line, w.field, notSingleKey) })
+		if !ok {
 			continue
 		}
 		norm := w.keys.norm(k.Value)
