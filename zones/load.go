@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,7 +90,18 @@ type Loader struct {
 	// snapshots and zones are stamped with it, and an auto serial of a file
 	// without a modification time is based on it. nil is time.Now.
 	Now func() time.Time
+	// MaxFileSize is the largest zone or latency file Load reads, in
+	// bytes; 0 is DefaultMaxFileSize. A bigger file is not read: it is an
+	// error naming the file and the limit, and the zone it served before,
+	// if any, keeps serving. A zone costs far more memory than its file
+	// (docs/zones.md), so one stray or runaway file must not take the
+	// whole server's memory.
+	MaxFileSize int64
 }
+
+// DefaultMaxFileSize is the default of Loader.MaxFileSize: five times the
+// 50 MB (1.43M records) zone that prompted the limit.
+const DefaultMaxFileSize = 256 << 20
 
 // Load is the package's Load with l's options.
 func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot, error) {
@@ -124,7 +136,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	var tables [][]latency.Entry       // the entries of each table file read
 	for _, e := range entries {
 		if !e.IsDir() && latency.IsFile(e.Name()) {
-			le, src, ok, errs := loadLatencyFile(fsys, e.Name(), inv, prev)
+			le, src, ok, errs := l.loadLatencyFile(fsys, e.Name(), inv, prev)
 			if len(errs) > 0 {
 				all = append(all, errs...)
 				next.fileErrors[e.Name()] = errs
@@ -142,7 +154,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 			continue
 		}
 		name := e.Name()
-		z, src, errs := loadFile(fsys, name, inv, prev, now)
+		z, src, errs := l.loadFile(fsys, name, inv, prev, now)
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
@@ -275,18 +287,18 @@ func notMeasuredIn(present, missing [][]latency.Entry) [][]latency.Entry {
 // and their source (ok false: none). An unchanged file keeps prev's entries
 // without being parsed; if the file fails, the entries prev had from it
 // keep serving, with their source.
-func loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) ([]latency.Entry, source, bool, ErrorList) {
+func (l Loader) loadLatencyFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot) ([]latency.Entry, source, bool, ErrorList) {
 	var old source
 	var hadOld bool
 	if prev != nil {
 		old, hadOld = prev.sources[name]
 	}
-	data, err := fs.ReadFile(fsys, name)
+	data, rerr := l.readFile(fsys, name)
 	var entries []latency.Entry
 	var errs ErrorList
 	var src source
-	if err != nil {
-		errs = ErrorList{{File: name, Msg: "cannot read: " + err.Error()}}
+	if rerr != nil {
+		errs = ErrorList{rerr}
 	} else {
 		src = source{hash: sha256.Sum256(data), pops: inv}
 		if hadOld && old == src {
@@ -335,15 +347,10 @@ func keep(prev *Snapshot, inv *pops.Inventory, now time.Time) *Snapshot {
 // loadFile reads and parses one zone file at now and returns the zone with
 // its source. An unchanged file, resolved against the same PoPs, is prev's
 // zone.
-func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot, now time.Time) (*Zone, source, ErrorList) {
-	data, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		msg := err.Error()
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			msg = pe.Err.Error()
-		}
-		return nil, source{}, ErrorList{{File: name, Msg: "cannot read: " + msg}}
+func (l Loader) loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot, now time.Time) (*Zone, source, ErrorList) {
+	data, rerr := l.readFile(fsys, name)
+	if rerr != nil {
+		return nil, source{}, ErrorList{rerr}
 	}
 	src := source{hash: sha256.Sum256(data), pops: inv}
 	// Parsing is deterministic in the bytes and the PoPs (geo targets are
@@ -375,6 +382,60 @@ func loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Snapshot, now 
 		}
 	}
 	return z, src, nil
+}
+
+// readFile reads the file name of fsys, unless it is larger than the
+// limit: its size is checked before it is read, and again after, should
+// it have grown in between.
+func (l Loader) readFile(fsys fs.FS, name string) ([]byte, *Error) {
+	limit := l.MaxFileSize
+	if limit <= 0 {
+		limit = DefaultMaxFileSize
+	}
+	tooBig := func(size string) *Error {
+		return &Error{File: name, Msg: fmt.Sprintf("%s, larger than the limit of %s per file (zone_max_file_size): not loaded",
+			size, FormatSize(limit))}
+	}
+	cannot := func(err error) *Error {
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = pe.Err.Error()
+		}
+		return &Error{File: name, Msg: "cannot read: " + msg}
+	}
+	info, err := fs.Stat(fsys, name)
+	if err != nil {
+		return nil, cannot(err)
+	}
+	if info.Size() > limit {
+		return nil, tooBig(FormatSize(info.Size()))
+	}
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, cannot(err)
+	}
+	if int64(len(data)) > limit { // it grew since Stat
+		return nil, tooBig(FormatSize(int64(len(data))))
+	}
+	return data, nil
+}
+
+// FormatSize writes a size in bytes as people read it: 256 MiB, 1.5 GiB,
+// 900 bytes.
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " bytes"
+	}
+	v, suffix := float64(n), ""
+	for _, s := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		v, suffix = v/unit, s
+		if v < unit {
+			break
+		}
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + suffix
 }
 
 // autoSerial gives a zone with `serial: auto` a serial that only moves when

@@ -175,7 +175,8 @@ func (s *server) close() { s.locator.Close() }
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
 func newServer(cfg *config, log zerolog.Logger) (*server, error) {
-	snap, err := zones.Load(cfg.zonesFS, cfg.pops, reload.RememberedSerials(cfg.stateDir, log))
+	loader := zones.Loader{MaxFileSize: cfg.zoneMaxFileSize}
+	snap, err := loader.Load(cfg.zonesFS, cfg.pops, reload.RememberedSerials(cfg.stateDir, log))
 	if err != nil {
 		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
 	}
@@ -267,7 +268,7 @@ func httpHandler(s *server, rep *status.Reporter, admin *status.Admin) http.Hand
 // reloadConfig is what the reloader reads of c.
 func (c *config) reloadConfig() reload.Config {
 	rc := reload.Config{Source: c.source, ZonesDir: c.zonesDir, ZonesFS: c.zonesFS, ZonesOnDisk: c.zonesOnDisk,
-		PoPs: c.pops, ZoneMissingGrace: c.zoneMissingGrace, GeoCity: c.geoCity, GeoASN: c.geoASN,
+		PoPs: c.pops, ZoneMissingGrace: c.zoneMissingGrace, ZoneMaxFileSize: c.zoneMaxFileSize, GeoCity: c.geoCity, GeoASN: c.geoASN,
 		GeoEmbedded: c.geoCityBytes != nil, StateDir: c.stateDir, LogLevel: c.logLevel}
 	if c.source != demoSource {
 		rc.ConfigFile = c.source

@@ -38,7 +38,8 @@ import (
 
 // Config is what the reloader reads, and how, as one configuration says.
 // Of a configuration reread while serving, the reloader takes the log
-// level, the PoP inventory, the GeoIP paths and the missing-file grace;
+// level, the PoP inventory, the GeoIP paths, the missing-file grace and
+// the file size limit;
 // everything else applies after a restart, and a change to it is warned
 // about (Restart).
 type Config struct {
@@ -57,6 +58,9 @@ type Config struct {
 	// ZoneMissingGrace is how long a zone or latency file gone from the
 	// directory keeps serving its last good version (zones.Loader).
 	ZoneMissingGrace time.Duration
+	// ZoneMaxFileSize is the largest zone or latency file loaded
+	// (zones.Loader.MaxFileSize); 0 is the default.
+	ZoneMaxFileSize int64
 	// GeoCity and GeoASN are the database paths; "" when not configured.
 	GeoCity, GeoASN string
 	// GeoEmbedded says the databases are built in (the demo's): they
@@ -328,7 +332,7 @@ func (r *Reloader) loadConfigAndZones(prev *zones.Snapshot) (Config, bool, *zone
 	if cand != nil {
 		use = *cand
 	}
-	loader := zones.Loader{MissingGrace: use.ZoneMissingGrace, Now: r.clock.Now}
+	loader := zones.Loader{MissingGrace: use.ZoneMissingGrace, MaxFileSize: use.ZoneMaxFileSize, Now: r.clock.Now}
 	next, err := loader.Load(use.ZonesFS, use.PoPs, prev)
 	// A zone that names a PoP the new configuration removes fails to
 	// load and keeps serving its last good version, PoP and all, while
@@ -338,7 +342,7 @@ func (r *Reloader) loadConfigAndZones(prev *zones.Snapshot) (Config, bool, *zone
 		if unknown := next.UnknownPoPs(cand.PoPs); len(unknown) > 0 {
 			r.failed("config", cur.Source, popsInUse(cur, unknown))
 			cand = nil
-			loader.MissingGrace = cur.ZoneMissingGrace
+			loader.MissingGrace, loader.MaxFileSize = cur.ZoneMissingGrace, cur.ZoneMaxFileSize
 			next, err = loader.Load(cur.ZonesFS, cur.PoPs, prev)
 		}
 	}
@@ -450,6 +454,7 @@ func (r *Reloader) merge(next Config) *Config {
 	}
 	out.GeoCity, out.GeoASN = next.GeoCity, next.GeoASN
 	out.ZoneMissingGrace = next.ZoneMissingGrace
+	out.ZoneMaxFileSize = next.ZoneMaxFileSize
 	return &out
 }
 
