@@ -12,13 +12,69 @@ import (
 // nodeBuild gathers one name's records while a file is validated; the
 // lines are kept so that every error can point at the entry that caused it.
 type nodeBuild struct {
-	name  string
-	order []uint16 // RRset types in order of first appearance
-	sets  map[uint16]*setBuild
+	name string
+	sets []setBuild // in order of first appearance; a name has a few types
 }
 
 type setBuild struct {
-	recs []*recordSpec
+	rrtype uint16
+	recs   []*recordSpec
+	// keys holds the identity (identityKey) of each record of the type
+	// at the name seen so far, once there are two, to find duplicates:
+	// most RRsets have one record, which needs none. seen holds the
+	// records, which a TTL that differs may have kept out of recs; byKey
+	// indexes them once there are many.
+	keys  []string
+	seen  []*recordSpec
+	byKey map[string]*recordSpec
+}
+
+// set returns the RRset build of type t, or nil.
+func (nb *nodeBuild) set(t uint16) *setBuild {
+	for i := range nb.sets {
+		if nb.sets[i].rrtype == t {
+			return &nb.sets[i]
+		}
+	}
+	return nil
+}
+
+// setIndexMin is the size from which an RRset build indexes its records'
+// identities in a map instead of comparing them one by one.
+const setIndexMin = 16
+
+// duplicate returns the record seen before that is the same record as rec
+// (RFC 2181 §5: owner, type and RDATA alike), or nil, and remembers rec.
+// scratch is reused between calls.
+func (sb *setBuild) duplicate(rec *recordSpec, scratch *[]byte) *recordSpec {
+	if len(sb.recs) == 0 { // the first record of the type is always added
+		return nil
+	}
+	if sb.keys == nil {
+		var first string
+		first, *scratch = identityKey(sb.recs[0].rr, *scratch)
+		sb.keys, sb.seen = []string{first}, []*recordSpec{sb.recs[0]}
+	}
+	var key string
+	key, *scratch = identityKey(rec.rr, *scratch)
+	if sb.byKey != nil {
+		if dup := sb.byKey[key]; dup != nil {
+			return dup
+		}
+	} else if i := slices.Index(sb.keys, key); i >= 0 {
+		return sb.seen[i]
+	}
+	sb.keys, sb.seen = append(sb.keys, key), append(sb.seen, rec)
+	switch {
+	case sb.byKey != nil:
+		sb.byKey[key] = rec
+	case len(sb.keys) >= setIndexMin:
+		sb.byKey = make(map[string]*recordSpec, len(sb.keys))
+		for i, k := range sb.keys {
+			sb.byKey[k] = sb.seen[i]
+		}
+	}
+	return nil
 }
 
 // compile validates a decoded file as a whole and builds the immutable Zone.
@@ -29,7 +85,6 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 	builds := make(map[string]*nodeBuild, len(spec.records))
 	var names []string // first-appearance order, for deterministic errors
 	var soa *recordSpec
-	seen := make(map[string]*recordSpec, len(spec.records)) // by identityKey
 	var scratch []byte
 
 	for i := range spec.records {
@@ -53,23 +108,19 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		}
 		nb := builds[name]
 		if nb == nil {
-			nb = &nodeBuild{name: name, sets: map[uint16]*setBuild{}}
+			nb = &nodeBuild{name: name}
 			builds[name] = nb
 			names = append(names, name)
 		}
-		sb := nb.sets[hdr.Rrtype]
+		sb := nb.set(hdr.Rrtype)
 		if sb == nil {
-			sb = &setBuild{}
-			nb.sets[hdr.Rrtype] = sb
-			nb.order = append(nb.order, hdr.Rrtype)
+			nb.sets = append(nb.sets, setBuild{rrtype: hdr.Rrtype})
+			sb = &nb.sets[len(nb.sets)-1]
 		}
-		var key string
-		key, scratch = identityKey(rec.rr, scratch)
-		if dupOf := seen[key]; dupOf != nil {
+		if dupOf := sb.duplicate(rec, &scratch); dupOf != nil {
 			errs.Addf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
-		seen[key] = rec
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
 			errs.Addf(file, rec.line, rec.field+".ttl",
@@ -83,14 +134,14 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 	if soa == nil {
 		errs.Addf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
 	}
-	if apex := builds[origin]; apex == nil || apex.sets[dns.TypeNS] == nil {
+	if apex := builds[origin]; apex == nil || apex.set(dns.TypeNS) == nil {
 		errs.Addf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
 	}
 
 	cuts := map[string]bool{}
 	for _, name := range names {
 		nb := builds[name]
-		if nb.sets[dns.TypeNS] != nil && name != origin {
+		if nb.set(dns.TypeNS) != nil && name != origin {
 			cuts[name] = true
 		}
 	}
@@ -115,13 +166,13 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 	}
 	for _, name := range names {
 		nb := builds[name]
-		node := &Node{name: name, cut: cuts[name], rrsets: make([]RRset, 0, len(nb.order))}
-		for _, t := range nb.order {
-			rrs := make([]dns.RR, len(nb.sets[t].recs))
-			for i, rec := range nb.sets[t].recs {
+		node := &Node{name: name, cut: cuts[name], rrsets: make([]RRset, 0, len(nb.sets))}
+		for _, sb := range nb.sets {
+			rrs := make([]dns.RR, len(sb.recs))
+			for i, rec := range sb.recs {
 				rrs[i] = rec.rr
 			}
-			node.rrsets = append(node.rrsets, RRset{Type: t, RRs: rrs})
+			node.rrsets = append(node.rrsets, RRset{Type: sb.rrtype, RRs: rrs})
 		}
 		z.nodes[name] = node
 	}
@@ -182,30 +233,30 @@ func identityKey(rr dns.RR, scratch []byte) (string, []byte) {
 // CNAME exclusivity (RFC 1034 §3.6.2, RFC 2181 §10.1), what may sit at and
 // below a zone cut, and where DS may appear.
 func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *ErrorList) {
-	firstRec := func(t uint16) *recordSpec { return nb.sets[t].recs[0] }
-	if cn := nb.sets[dns.TypeCNAME]; cn != nil {
+	firstRec := func(t uint16) *recordSpec { return nb.set(t).recs[0] }
+	if cn := nb.set(dns.TypeCNAME); cn != nil {
 		if len(cn.recs) > 1 {
 			errs.Addf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
 		}
-		for _, t := range nb.order {
-			if t != dns.TypeCNAME && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeCNAME && len(sb.recs) > 0 {
 				other := firstRec(t)
 				errs.Addf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
 					dns.TypeToString[t], cn.recs[0].line)
 			}
 		}
 	}
-	if strings.HasPrefix(nb.name, "*.") && nb.sets[dns.TypeNS] != nil {
+	if strings.HasPrefix(nb.name, "*.") && nb.set(dns.TypeNS) != nil {
 		rec := firstRec(dns.TypeNS)
 		errs.Addf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
 	}
-	if ds := nb.sets[dns.TypeDS]; ds != nil && !cuts[nb.name] {
+	if ds := nb.set(dns.TypeDS); ds != nil && !cuts[nb.name] {
 		rec := ds.recs[0]
 		errs.Addf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
 	}
 	if cuts[nb.name] {
-		for _, t := range nb.order {
-			if t != dns.TypeNS && t != dns.TypeDS && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeNS && t != dns.TypeDS && len(sb.recs) > 0 {
 				rec := firstRec(t)
 				errs.Addf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
 					dns.TypeToString[t], nb.name)
@@ -213,8 +264,8 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 		}
 	}
 	if cut := cutAbove(nb.name, origin, cuts); cut != "" {
-		for _, t := range nb.order {
-			if t != dns.TypeA && t != dns.TypeAAAA && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeA && t != dns.TypeAAAA && len(sb.recs) > 0 {
 				rec := firstRec(t)
 				errs.Addf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
 					dns.TypeToString[t], cut)
@@ -236,7 +287,7 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 		lines[gs.owner] = gs.line
 		if nb := builds[gs.owner]; nb != nil {
 			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-				if set := nb.sets[t]; set != nil && len(set.recs) > 0 {
+				if set := nb.set(t); set != nil && len(set.recs) > 0 {
 					errs.Addf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
 						dns.TypeToString[t], gs.line, dns.TypeToString[t])
 				}

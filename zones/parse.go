@@ -50,21 +50,48 @@ func isRRType(key string) bool {
 	return ok
 }
 
+// splitMin is the size from which a zone file's records are parsed a part
+// at a time (yamlx.SplitBlock), and splitPart the size of a part: big
+// enough that a part costs little more than its nodes, small enough that
+// the nodes of one part are little memory.
+const (
+	splitMin  = 1 << 20
+	splitPart = 64 << 10
+)
+
 // decodeFile decodes one YAML zone file. It keeps going after an error so
-// that one run reports every mistake in the file.
-func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
+// that one run reports every mistake in the file. A big file's records are
+// parsed in parts, each part's nodes dropped once decoded, when the parts
+// mean what the whole does; otherwise, and whenever a part fails to parse,
+// the file is parsed whole.
+func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
+	if len(data) >= splitMin {
+		if head, parts, ok := yamlx.SplitBlock(data, "records", splitPart); ok {
+			if spec, errs, ok := decodeParts(file, head, parts); ok {
+				return spec, errs
+			}
+		}
+	}
+	spec, errs, _ := decodeParts(file, data, nil)
+	return spec, errs
+}
+
+// decodeParts decodes a zone file: head is the file, or, when parts is
+// not nil, the file without its records, which parts then hold. It reports
+// false when a part does not parse on its own.
+func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, errs ErrorList, ok bool) {
 	defer func() { errs.SortByLine() }()
 	root, perr := yamlx.Parse(file, data)
 	if perr != nil {
-		return nil, ErrorList{perr}
+		return nil, ErrorList{perr}, parts == nil
 	}
 	if root == nil {
 		errs.Addf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
-		return nil, errs
+		return nil, errs, true
 	}
 	if root.Kind != yaml.MappingNode {
 		errs.Addf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
-		return nil, errs
+		return nil, errs, true
 	}
 
 	spec := &fileSpec{ttl: DefaultTTL}
@@ -101,25 +128,31 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 		if !hasOrigin {
 			errs.Addf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
 		}
-		return nil, errs
+		return nil, errs, true
 	}
 	if recordsNode == nil {
 		errs.Addf(file, root.Line, "records", "missing: a zone needs at least an SOA and NS records at @")
-		return nil, errs
+		return nil, errs, true
 	}
-	if recordsNode.Kind != yaml.MappingNode {
+	if parts == nil && recordsNode.Kind != yaml.MappingNode {
 		errs.Addf(file, recordsNode.Line, "records", "must map owner names to lists of records")
-		return nil, errs
+		return nil, errs, true
 	}
 
-	// The walk rejects an owner written twice alike; owners tells the
-	// spellings of one name apart (www, WWW, www.example.com.).
-	owners := map[string]int{}
+	// owners holds each owner name's first key and its line: the walk of
+	// a whole file rejects a key written twice alike, the walk of parts
+	// leaves it to this map, which also tells the spellings of one name
+	// apart (www, WWW, www.example.com.).
+	type firstKey struct {
+		key  string
+		line int
+	}
+	owners := map[string]firstKey{}
 	// keys holds the keys of one record entry; one slice serves them all,
 	// since a big zone has millions.
 	var keys []yamlx.Entry
 	addKey := func(e yamlx.Entry) { keys = append(keys, e) }
-	errs.Add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+	decodeOwner := func(e yamlx.Entry) {
 		field, list := e.Field(), e.Value
 		owner, msg := ownerName(e.Key, spec.origin)
 		if msg != "" {
@@ -127,10 +160,14 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 			return
 		}
 		if first, dup := owners[owner]; dup {
-			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
+			if first.key == e.Key { // as the walk of a whole file says it
+				errs.Addf(file, e.Line, field, "repeated key (first at line %d)", first.line)
+				return
+			}
+			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first.line)
 			return
 		}
-		owners[owner] = e.Line
+		owners[owner] = firstKey{e.Key, e.Line}
 		if list.Kind != yaml.SequenceNode {
 			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
 			return
@@ -158,8 +195,20 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 				spec.records = append(spec.records, rec)
 			}
 		}
-	}))
-	return spec, errs
+	}
+	if parts == nil {
+		errs.Add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, decodeOwner))
+		return spec, errs, true
+	}
+	walk := yamlx.NewParts(file, "records", yamlx.Keys{})
+	for _, p := range parts {
+		n, ok := yamlx.ParsePart(file, p)
+		if !ok {
+			return nil, nil, false
+		}
+		errs.Add(walk.Walk(n, decodeOwner))
+	}
+	return spec, errs, true
 }
 
 // ownerName turns a records key into a canonical lowercase FQDN.
