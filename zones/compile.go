@@ -19,11 +19,15 @@ type nodeBuild struct {
 type setBuild struct {
 	rrtype uint16
 	recs   []*recordSpec
-	// keys holds the identity (identityKey) of each record of the type
-	// at the name seen so far, once there are two, to find duplicates:
-	// most RRsets have one record, which needs none. seen holds the
-	// records, which a TTL that differs may have kept out of recs; byKey
-	// indexes them once there are many.
+	dedup  *setDedup // nil until the type has a second record
+}
+
+// setDedup finds the duplicates among the records of one type at one
+// name: most RRsets have one record, which needs none of this. keys holds
+// the identity (identityKey) of each record of the type seen so far, and
+// seen the records, which a TTL that differs may have kept out of recs;
+// byKey indexes them once there are many.
+type setDedup struct {
 	keys  []string
 	seen  []*recordSpec
 	byKey map[string]*recordSpec
@@ -50,28 +54,30 @@ func (sb *setBuild) duplicate(rec *recordSpec, scratch *[]byte) *recordSpec {
 	if len(sb.recs) == 0 { // the first record of the type is always added
 		return nil
 	}
-	if sb.keys == nil {
+	d := sb.dedup
+	if d == nil {
 		var first string
 		first, *scratch = identityKey(sb.recs[0].rr, *scratch)
-		sb.keys, sb.seen = []string{first}, []*recordSpec{sb.recs[0]}
+		d = &setDedup{keys: []string{first}, seen: []*recordSpec{sb.recs[0]}}
+		sb.dedup = d
 	}
 	var key string
 	key, *scratch = identityKey(rec.rr, *scratch)
-	if sb.byKey != nil {
-		if dup := sb.byKey[key]; dup != nil {
+	if d.byKey != nil {
+		if dup := d.byKey[key]; dup != nil {
 			return dup
 		}
-	} else if i := slices.Index(sb.keys, key); i >= 0 {
-		return sb.seen[i]
+	} else if i := slices.Index(d.keys, key); i >= 0 {
+		return d.seen[i]
 	}
-	sb.keys, sb.seen = append(sb.keys, key), append(sb.seen, rec)
+	d.keys, d.seen = append(d.keys, key), append(d.seen, rec)
 	switch {
-	case sb.byKey != nil:
-		sb.byKey[key] = rec
-	case len(sb.keys) >= setIndexMin:
-		sb.byKey = make(map[string]*recordSpec, len(sb.keys))
-		for i, k := range sb.keys {
-			sb.byKey[k] = sb.seen[i]
+	case d.byKey != nil:
+		d.byKey[key] = rec
+	case len(d.keys) >= setIndexMin:
+		d.byKey = make(map[string]*recordSpec, len(d.keys))
+		for i, k := range d.keys {
+			d.byKey[k] = d.seen[i]
 		}
 	}
 	return nil
@@ -82,13 +88,13 @@ func (sb *setBuild) duplicate(rec *recordSpec, scratch *[]byte) *recordSpec {
 func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
-	builds := make(map[string]*nodeBuild, len(spec.records))
-	var names []string // first-appearance order, for deterministic errors
+	builds := make(map[string]*nodeBuild, spec.records.len())
+	names := make([]string, 0, spec.records.len()) // first-appearance order, for deterministic errors
 	var soa *recordSpec
 	var scratch []byte
 
-	for i := range spec.records {
-		rec := &spec.records[i]
+	for i := range spec.records.len() {
+		rec := spec.records.at(i)
 		hdr := rec.rr.Header()
 		name := hdr.Name
 		switch hdr.Rrtype {
@@ -159,7 +165,7 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		file:       file,
 		labels:     dns.CountLabel(origin),
 		nodes:      make(map[string]*Node, len(builds)),
-		records:    len(spec.records),
+		records:    spec.records.len(),
 		autoSerial: soa.autoSerial,
 		hash:       sha256.Sum256(data),
 		probes:     probes.Sorted(),

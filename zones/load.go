@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/popdns/popdns/latency"
@@ -97,6 +99,18 @@ type Loader struct {
 	// (docs/zones.md), so one stray or runaway file must not take the
 	// whole server's memory.
 	MaxFileSize int64
+	// Workers is how many zone files load at once; 0 is GOMAXPROCS. Each
+	// file loads on its own, so a big one holds up only itself; but the
+	// memory of the loads in progress adds up.
+	Workers int
+	// Progress, when set, hears while Load runs of the snapshots of the
+	// files loaded so far, so that a server starting with a huge zone can
+	// answer for the others meanwhile: each is built from what is done as
+	// the final snapshot is from everything, with Snapshot.Loading
+	// listing the zone files not done yet, and a Generation one above the
+	// one before; the snapshot Load returns comes after them all. It is
+	// called from Load's goroutine, at most every 100 ms.
+	Progress func(*Snapshot)
 }
 
 // DefaultMaxFileSize is the default of Loader.MaxFileSize: five times the
@@ -113,6 +127,114 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	if err != nil {
 		return keep(prev, inv, now), fmt.Errorf("%w: %w", ErrReadDir, err)
 	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var names []string // the zone files, in directory order
+	tables := map[string]loadedTable{}
+	for _, e := range entries {
+		switch {
+		case e.IsDir():
+		case latency.IsFile(e.Name()):
+			var t loadedTable
+			t.entries, t.src, t.ok, t.errs = l.loadLatencyFile(fsys, e.Name(), inv, prev)
+			tables[e.Name()] = t
+		case IsZoneFile(e.Name()):
+			names = append(names, e.Name())
+		}
+	}
+	var generation uint64
+	if prev != nil {
+		generation = prev.generation
+	}
+	parsed := l.parseZones(fsys, inv, prev, now, names, func(sofar []parsedZone) {
+		generation++
+		snap, _ := l.assemble(inv, prev, now, entries, tables, sofar, generation)
+		l.Progress(snap)
+	})
+	snap, all := l.assemble(inv, prev, now, entries, tables, parsed, generation+1)
+	if len(all) == 0 {
+		return snap, nil
+	}
+	return snap, all
+}
+
+// loadedTable is what loadLatencyFile made of one latency table file.
+type loadedTable struct {
+	entries []latency.Entry
+	src     source
+	ok      bool
+	errs    ErrorList
+}
+
+// parsedZone is what loadFile made of one zone file.
+type parsedZone struct {
+	z    *Zone
+	src  source
+	errs ErrorList
+	done bool
+}
+
+// parseZones loads the zone files names, in parallel, and returns what
+// each gave, in the same order. While they load, when Progress is set, it
+// calls progress at most every progressEvery with what is done so far
+// (the files not done are zero).
+func (l Loader) parseZones(fsys fs.FS, inv *pops.Inventory, prev *Snapshot, now time.Time, names []string, progress func([]parsedZone)) []parsedZone {
+	out := make([]parsedZone, len(names))
+	workers := l.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(names))
+	var next atomic.Int64
+	finished := make(chan int, len(names))
+	for range workers {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(names) {
+					return
+				}
+				z, src, errs := l.loadFile(fsys, names[i], inv, prev, now)
+				out[i] = parsedZone{z: z, src: src, errs: errs, done: true}
+				finished <- i
+			}
+		}()
+	}
+	var tick <-chan time.Time
+	if l.Progress != nil {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	// sofar is what the collector knows to be done: out's entries are
+	// the workers' until they send their index.
+	sofar := make([]parsedZone, len(names))
+	news := false // files done since the last progress
+	for left := len(names); left > 0; {
+		select {
+		case i := <-finished:
+			sofar[i], news = out[i], true
+			left--
+		case <-tick:
+			if news {
+				progress(slices.Clone(sofar))
+				news = false
+			}
+		}
+	}
+	return sofar
+}
+
+// progressEvery is how often Loader.Progress hears of the files loaded.
+// Each call builds a snapshot of every file done so far, so with many
+// files a call per file would cost the square of their number.
+const progressEvery = 100 * time.Millisecond
+
+// assemble builds the snapshot of generation gen from the directory's
+// entries, its latency tables as loaded, and its zone files as parsed
+// says they loaded, in directory order (a file not done yet is listed by
+// Snapshot.Loading), and returns it with every error of the load.
+func (l Loader) assemble(inv *pops.Inventory, prev *Snapshot, now time.Time, entries []fs.DirEntry,
+	tables map[string]loadedTable, parsed []parsedZone, gen uint64) (*Snapshot, ErrorList) {
 	next := &Snapshot{
 		zones:         map[string]*Zone{},
 		byFile:        map[string]*Zone{},
@@ -122,21 +244,20 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 		missing:       map[string]Missing{},
 		loadedAt:      now,
 		pops:          inv,
+		generation:    gen,
 	}
 	if prev != nil {
 		next.remembered = prev.remembered
-		next.generation = prev.generation + 1
-	} else {
-		next.generation = 1
 	}
 	var all ErrorList
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var loaded []*Zone
 	zoneSources := map[string]source{} // by file, for the zones in loaded
-	var tables [][]latency.Entry       // the entries of each table file read
+	var read [][]latency.Entry         // the entries of each table file read
+	zone := 0                          // the index in parsed of the next zone file
 	for _, e := range entries {
 		if !e.IsDir() && latency.IsFile(e.Name()) {
-			le, src, ok, errs := l.loadLatencyFile(fsys, e.Name(), inv, prev)
+			t := tables[e.Name()]
+			le, src, ok, errs := t.entries, t.src, t.ok, t.errs
 			if len(errs) > 0 {
 				all = append(all, errs...)
 				next.fileErrors[e.Name()] = errs
@@ -146,7 +267,7 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 			}
 			if le != nil {
 				next.latencyByFile[e.Name()] = le
-				tables = append(tables, le)
+				read = append(read, le)
 			}
 			continue
 		}
@@ -154,7 +275,13 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 			continue
 		}
 		name := e.Name()
-		z, src, errs := l.loadFile(fsys, name, inv, prev, now)
+		p := parsed[zone]
+		zone++
+		if !p.done {
+			next.loading = append(next.loading, name)
+			continue
+		}
+		z, src, errs := p.z, p.src, p.errs
 		if len(errs) > 0 {
 			all = append(all, errs...)
 			next.fileErrors[name] = errs
@@ -216,12 +343,9 @@ func (l Loader) Load(fsys fs.FS, inv *pops.Inventory, prev *Snapshot) (*Snapshot
 	for file := range next.byFile {
 		next.sources[file] = zoneSources[file]
 	}
-	table, errs := latency.Merge(append(tables, notMeasuredIn(tables, goneLatency)...))
+	table, errs := latency.Merge(append(read, notMeasuredIn(read, goneLatency)...))
 	all = append(all, errs...)
 	next.latency = table
-	if len(all) == 0 {
-		return next, nil
-	}
 	return next, all
 }
 

@@ -34,9 +34,36 @@ type recordSpec struct {
 type fileSpec struct {
 	origin  string
 	ttl     uint32
-	records []recordSpec
+	records recordList
 	geos    []*geoSpec
 }
+
+// recordList is the records of a file in file order, in blocks that never
+// move once filled: a big zone's records are not copied (and, while
+// copied, held twice) each time a single slice would grow, and a
+// *recordSpec stays valid.
+type recordList struct {
+	blocks [][]recordSpec
+	n      int
+}
+
+// recordBlock is the number of records in a block: 4096 of 48 bytes.
+const recordBlock = 4096
+
+func (l *recordList) add(rec recordSpec) {
+	if l.n%recordBlock == 0 {
+		l.blocks = append(l.blocks, make([]recordSpec, 0, recordBlock))
+	}
+	last := &l.blocks[len(l.blocks)-1]
+	*last = append(*last, rec)
+	l.n++
+}
+
+// len is the number of records.
+func (l *recordList) len() int { return l.n }
+
+// at returns record i.
+func (l *recordList) at(i int) *recordSpec { return &l.blocks[i/recordBlock][i%recordBlock] }
 
 // fileKeys are the keys of a zone file's top level.
 var fileKeys = yamlx.Keys{Names: []string{"origin", "ttl", "records"}}
@@ -192,7 +219,7 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 			}
 			rec, ok := decodeRecord(file, owner, entryField, entry.Line, keys, spec, &errs)
 			if ok {
-				spec.records = append(spec.records, rec)
+				spec.records.add(rec)
 			}
 		}
 	}

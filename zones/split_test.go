@@ -42,7 +42,8 @@ func TestDecodeInPartsMatchesWhole(t *testing.T) {
 	}
 	describe := func(s *fileSpec) []string {
 		var out []string
-		for _, r := range s.records {
+		for i := range s.records.len() {
+			r := s.records.at(i)
 			out = append(out, fmt.Sprintf("%d %s %s", r.line, r.field, r.rr))
 		}
 		for _, g := range s.geos {
@@ -50,8 +51,8 @@ func TestDecodeInPartsMatchesWhole(t *testing.T) {
 		}
 		return out
 	}
-	if !slices.Equal(describe(inParts), describe(whole)) || len(whole.records) < 40_000 {
-		t.Errorf("records in parts differ from the whole's (%d and %d)", len(inParts.records), len(whole.records))
+	if !slices.Equal(describe(inParts), describe(whole)) || whole.records.len() < 40_000 {
+		t.Errorf("records in parts differ from the whole's (%d and %d)", inParts.records.len(), whole.records.len())
 	}
 }
 
