@@ -20,6 +20,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -299,6 +300,7 @@ func (r *Reloader) Reload(why string) {
 		return
 	}
 	r.dns.SetZones(next)
+	ReturnMemory(prev, next)
 	r.recordZones(prev, next)
 	r.serials = saveSerials(cfg.StateDir, next, r.serials, r.log)
 	if !r.reportZones(cfg, next, err) {
@@ -313,6 +315,39 @@ func (r *Reloader) Reload(why string) {
 	}
 	ev.Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
 		Dur("took", time.Since(start)).Msg("reloaded")
+}
+
+// returnMin is the number of records whose memory a swap of snapshots
+// must free or leave behind as garbage before ReturnMemory hands memory
+// back to the OS: some 25 MB of heap (docs/zones.md), far more than a
+// small zone's reload makes, so that small reloads cost no forced GC.
+const returnMin = 100_000
+
+// ReturnMemory hands the memory that the zones next no longer serves from
+// prev (nil at a start) back to the OS at once, when there is much of it:
+// records of zones dropped or replaced, and the garbage of loading those
+// new in next. Otherwise the Go runtime keeps the heap it grew for the
+// load, and a server that dropped a 1M-record zone (or loaded one) held
+// its peak RSS for minutes. It costs a full GC, while queries are served.
+func ReturnMemory(prev, next *zones.Snapshot) bool {
+	churn := 0
+	for _, z := range next.Zones() {
+		if prev == nil || prev.Match(z.Origin()) != z {
+			churn += z.Records() // new: its load's garbage is about its size
+		}
+	}
+	if prev != nil {
+		for _, z := range prev.Zones() {
+			if next.Match(z.Origin()) != z {
+				churn += z.Records()
+			}
+		}
+	}
+	if churn < returnMin {
+		return false
+	}
+	debug.FreeOSMemory()
+	return true
 }
 
 // loadConfigAndZones rereads the configuration and loads the zones under
