@@ -20,6 +20,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -300,7 +301,7 @@ func (r *Reloader) Reload(why string) {
 		return
 	}
 	r.dns.SetZones(next)
-	ReturnMemory(prev, next)
+	r.returnMemory(prev, next)
 	r.recordZones(prev, next)
 	r.serials = saveSerials(cfg.StateDir, next, r.serials, r.log)
 	if !r.reportZones(cfg, next, err) {
@@ -318,18 +319,54 @@ func (r *Reloader) Reload(why string) {
 }
 
 // returnMin is the number of records whose memory a swap of snapshots
-// must free or leave behind as garbage before ReturnMemory hands memory
-// back to the OS: some 25 MB of heap (docs/zones.md), far more than a
-// small zone's reload makes, so that small reloads cost no forced GC.
+// must free or leave behind as garbage before memory is handed back to
+// the OS: some 25 MB of heap (docs/zones.md), far more than a small
+// zone's reload makes, so that small reloads cost no forced GC.
 const returnMin = 100_000
 
-// ReturnMemory hands the memory that the zones next no longer serves from
-// prev (nil at a start) back to the OS at once, when there is much of it:
-// records of zones dropped or replaced, and the garbage of loading those
-// new in next. Otherwise the Go runtime keeps the heap it grew for the
-// load, and a server that dropped a 1M-record zone (or loaded one) held
-// its peak RSS for minutes. It costs a full GC, while queries are served.
+// returnDelay is how long after a swap the reloader hands memory back:
+// long enough for the queries in flight to let go of the old snapshot.
+const returnDelay = time.Second
+
+// ReturnMemory hands the memory of a start's load back to the OS at once
+// (debug.FreeOSMemory) when it loaded many records: what the load used
+// and no longer needs. Otherwise the Go runtime keeps the heap it grew for
+// the load, and a server held its peak RSS for minutes. It costs a full
+// GC. prev is the snapshot served before, nil at a start.
 func ReturnMemory(prev, next *zones.Snapshot) bool {
+	if churn(prev, next) < returnMin {
+		return false
+	}
+	debug.FreeOSMemory()
+	return true
+}
+
+// returnMemory is ReturnMemory for a reload's swap, when the zones prev
+// served are dropped or replaced: they become garbage only once nothing
+// holds them, and the UDP readers keep the snapshot they last answered
+// from until their next packet. So memory goes back returnDelay after the
+// swap, which collects them if nothing holds them any more, and again
+// when the biggest of them is collected, should something have held it.
+func (r *Reloader) returnMemory(prev, next *zones.Snapshot) {
+	if churn(prev, next) < returnMin {
+		return
+	}
+	var biggest *zones.Zone
+	for _, z := range prev.Zones() {
+		if next.Match(z.Origin()) != z && (biggest == nil || z.Records() > biggest.Records()) {
+			biggest = z
+		}
+	}
+	if biggest != nil {
+		runtime.AddCleanup(biggest, func(struct{}) { go debug.FreeOSMemory() }, struct{}{})
+	}
+	r.clock.AfterFunc(returnDelay, debug.FreeOSMemory)
+}
+
+// churn counts the records of the zones next serves that prev did not (a
+// zone reloaded counts as new) and of those prev served that next does
+// not: what a swap from prev to next leaves as garbage.
+func churn(prev, next *zones.Snapshot) int {
 	churn := 0
 	for _, z := range next.Zones() {
 		if prev == nil || prev.Match(z.Origin()) != z {
@@ -343,11 +380,7 @@ func ReturnMemory(prev, next *zones.Snapshot) bool {
 			}
 		}
 	}
-	if churn < returnMin {
-		return false
-	}
-	debug.FreeOSMemory()
-	return true
+	return churn
 }
 
 // loadConfigAndZones rereads the configuration and loads the zones under
