@@ -175,6 +175,9 @@ func tokenStart(line []byte, c byte) bool {
 // every node's line a line of the whole file. It reports false when the
 // part is not a mapping on its own (then the file is to be parsed whole).
 func ParsePart(file string, p Part) (*yaml.Node, bool) {
+	if root, ok := fastPart(p); ok {
+		return root, true
+	}
 	root, err := Parse(file, p.Data)
 	if err != nil || root == nil || root.Kind != yaml.MappingNode {
 		return nil, false

@@ -64,7 +64,7 @@ func splitWhole(t *testing.T, data []byte, partSize int) bool {
 func sameNode(t *testing.T, data []byte, a, b *yaml.Node) {
 	t.Helper()
 	if a.Kind != b.Kind || a.ShortTag() != b.ShortTag() || a.Value != b.Value || a.Line != b.Line ||
-		a.Column != b.Column || len(a.Content) != len(b.Content) {
+		a.Column != b.Column || a.Style != b.Style || len(a.Content) != len(b.Content) {
 		t.Fatalf("part node %v %s %q at %d:%d, whole %v %s %q at %d:%d\n%q", a.Kind, a.ShortTag(), a.Value, a.Line, a.Column,
 			b.Kind, b.ShortTag(), b.Value, b.Line, b.Column, data)
 	}
@@ -152,5 +152,25 @@ func FuzzSplitBlock(f *testing.F) {
 	f.Add([]byte("records:\n  a: !!str 1\n  b: !x 2\n"), 1)                                    // tags
 	f.Fuzz(func(t *testing.T, data []byte, size int) {
 		splitWhole(t, data, size%64)
+	})
+}
+
+// FuzzFastPart: a part fastPart reads gives the nodes yaml.v3 gives it.
+func FuzzFastPart(f *testing.F) {
+	f.Add([]byte("  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n  h1.r1:\n    - a: 10.0.0.1\n    - txt: v=bench1 tag=9e3779b1\n"))
+	f.Add([]byte("  www:\n  - aaaa: 2001:db8::1\n  c0:\n  - cname: h0.r0\n"))                // a list at its key's indentation
+	f.Add([]byte("  a:\n    - txt: x, y [z] {w}\n  b:\n    - txt: ~\n  c:\n    - mx: 10\n")) // flow characters inside, null, an int
+	f.Add([]byte("  <<:\n    - a: 1\n  \"*.w\":\n    - <<: x\n"))                            // merge keys
+	f.Add([]byte("\r\n  a:\r\n    - a: 1\r\n"))                                              // CRLF
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := fastPart(Part{Data: data, Line: 1})
+		if !ok {
+			return
+		}
+		want, perr := Parse(file, data)
+		if perr != nil {
+			t.Fatalf("fastPart read what yaml.v3 refuses (%v):\n%q", perr, data)
+		}
+		sameNode(t, data, got, want)
 	})
 }
