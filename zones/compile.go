@@ -99,15 +99,15 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		name := hdr.Name
 		switch hdr.Rrtype {
 		case dns.TypeDNAME:
-			errs.Addf(file, rec.line, rec.field, "DNAME is not supported")
+			errs.Addf(file, rec.line, rec.field(), "DNAME is not supported")
 			continue
 		case dns.TypeSOA:
 			if name != origin {
-				errs.Addf(file, rec.line, rec.field, "SOA belongs at the zone apex (@), not at %s", name)
+				errs.Addf(file, rec.line, rec.field(), "SOA belongs at the zone apex (@), not at %s", name)
 				continue
 			}
 			if soa != nil {
-				errs.Addf(file, rec.line, rec.field, "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
+				errs.Addf(file, rec.line, rec.field(), "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
 				continue
 			}
 			soa = rec
@@ -124,12 +124,12 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 			sb = &nb.sets[len(nb.sets)-1]
 		}
 		if dupOf := sb.duplicate(rec, &scratch); dupOf != nil {
-			errs.Addf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
+			errs.Addf(file, rec.line, rec.field(), "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
-			errs.Addf(file, rec.line, rec.field+".ttl",
+			errs.Addf(file, rec.line, rec.field()+".ttl",
 				"TTL %d differs from TTL %d of the same RRset at line %d; RFC 2181 §5.2 requires one TTL per RRset",
 				hdr.Ttl, first.rr.Header().Ttl, first.line)
 			continue
@@ -242,29 +242,29 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 	firstRec := func(t uint16) *recordSpec { return nb.set(t).recs[0] }
 	if cn := nb.set(dns.TypeCNAME); cn != nil {
 		if len(cn.recs) > 1 {
-			errs.Addf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
+			errs.Addf(file, cn.recs[1].line, cn.recs[1].field(), "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
 		}
 		for _, sb := range nb.sets {
 			if t := sb.rrtype; t != dns.TypeCNAME && len(sb.recs) > 0 {
 				other := firstRec(t)
-				errs.Addf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
+				errs.Addf(file, other.line, other.field(), "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
 					dns.TypeToString[t], cn.recs[0].line)
 			}
 		}
 	}
 	if strings.HasPrefix(nb.name, "*.") && nb.set(dns.TypeNS) != nil {
 		rec := firstRec(dns.TypeNS)
-		errs.Addf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
+		errs.Addf(file, rec.line, rec.field(), "NS at a wildcard name is not supported (RFC 4592 §4.2)")
 	}
 	if ds := nb.set(dns.TypeDS); ds != nil && !cuts[nb.name] {
 		rec := ds.recs[0]
-		errs.Addf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
+		errs.Addf(file, rec.line, rec.field(), "DS belongs only at a delegation (a name with NS records below the apex)")
 	}
 	if cuts[nb.name] {
 		for _, sb := range nb.sets {
 			if t := sb.rrtype; t != dns.TypeNS && t != dns.TypeDS && len(sb.recs) > 0 {
 				rec := firstRec(t)
-				errs.Addf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
+				errs.Addf(file, rec.line, rec.field(), "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
 					dns.TypeToString[t], nb.name)
 			}
 		}
@@ -273,7 +273,7 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 		for _, sb := range nb.sets {
 			if t := sb.rrtype; t != dns.TypeA && t != dns.TypeAAAA && len(sb.recs) > 0 {
 				rec := firstRec(t)
-				errs.Addf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
+				errs.Addf(file, rec.line, rec.field(), "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
 					dns.TypeToString[t], cut)
 			}
 		}
@@ -294,7 +294,7 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 		if nb := builds[gs.owner]; nb != nil {
 			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
 				if set := nb.set(t); set != nil && len(set.recs) > 0 {
-					errs.Addf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
+					errs.Addf(file, set.recs[0].line, set.recs[0].field(), "%s cannot sit beside the geo record at line %d, which answers %s itself",
 						dns.TypeToString[t], gs.line, dns.TypeToString[t])
 				}
 			}

@@ -22,11 +22,22 @@ const maxTTL = 1<<31 - 1
 // recordSpec is one record entry of a zone file, decoded and parsed but not
 // yet checked against the rest of the zone.
 type recordSpec struct {
-	rr         dns.RR
-	line       int    // line of the record entry, for error messages
-	field      string // "records.www[1].a", names the entry in errors
-	ttlSet     bool   // the entry had its own ttl
-	autoSerial bool   // an SOA whose serial is "auto"
+	rr dns.RR
+	// entry and typeKey name the record in errors: "records.www[1]" and
+	// "a" make field's "records.www[1].a". Only a record in error needs
+	// its field, and a big zone has millions of records.
+	entry, typeKey string
+	line           int  // line of the record entry, for error messages
+	ttlSet         bool // the entry had its own ttl
+	autoSerial     bool // an SOA whose serial is "auto"
+}
+
+// field names the record's entry in errors, e.g. "records.www[1].a".
+func (r *recordSpec) field() string {
+	if r.typeKey == "" {
+		return r.entry
+	}
+	return r.entry + "." + strings.ToLower(r.typeKey)
 }
 
 // fileSpec is a zone file after decoding: the origin, the default TTL and
@@ -291,7 +302,7 @@ func badOwnerRune(r rune) bool {
 // parses its RDATA with miekg/dns, so that every type miekg/dns knows is
 // accepted in its presentation format.
 func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
-	rec := recordSpec{line: line, field: field}
+	rec := recordSpec{line: line, entry: field}
 	ttl := spec.ttl
 	var typeKey *yamlx.Entry
 	ok := true
@@ -325,20 +336,19 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 	valNode := typeKey.Value
 	typeName := strings.ToUpper(typeKey.Key)
 	rrtype := dns.StringToType[typeName]
-	field += "." + strings.ToLower(typeKey.Key)
-	rec.field = field
+	rec.typeKey = typeKey.Key
 
 	var rdata string
 	switch {
 	case rrtype == dns.TypeSOA && valNode.Kind == yaml.MappingNode:
-		rdata, rec.autoSerial, ok = soaFromMapping(file, field, valNode, errs)
+		rdata, rec.autoSerial, ok = soaFromMapping(file, rec.field(), valNode, errs)
 		if !ok {
 			return rec, false
 		}
 	default:
 		s, isScalar := yamlx.Scalar(valNode)
 		if !isScalar {
-			errs.Addf(file, valNode.Line, field, "the record data must be a single value in presentation format")
+			errs.Addf(file, valNode.Line, rec.field(), "the record data must be a single value in presentation format")
 			return rec, false
 		}
 		rdata = s
@@ -346,13 +356,13 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			var msg string
 			rdata, rec.autoSerial, msg = soaShortForm(rdata)
 			if msg != "" {
-				errs.Addf(file, valNode.Line, field, "%s", msg)
+				errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 				return rec, false
 			}
 		}
 	}
 	if strings.TrimSpace(rdata) == "" {
-		errs.Addf(file, valNode.Line, field, "empty record data")
+		errs.Addf(file, valNode.Line, rec.field(), "empty record data")
 		return rec, false
 	}
 	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
@@ -361,7 +371,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 
 	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
 	if msg != "" {
-		errs.Addf(file, valNode.Line, field, "%s", msg)
+		errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 		return rec, false
 	}
 	rec.rr = rr
@@ -399,6 +409,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 	if rr.Header().Name != owner {
 		return nil, "bad " + typeName + " data: the owner name did not survive parsing"
 	}
+	rr.Header().Name = owner // the name's one copy: the parser made another
 	canonicalNames(rr)
 	// Some fields (hex digests, for instance) are checked only when packed;
 	// a record we cannot put on the wire must fail here, not per query.

@@ -44,7 +44,7 @@ func TestDecodeInPartsMatchesWhole(t *testing.T) {
 		var out []string
 		for i := range s.records.len() {
 			r := s.records.at(i)
-			out = append(out, fmt.Sprintf("%d %s %s", r.line, r.field, r.rr))
+			out = append(out, fmt.Sprintf("%d %s %s", r.line, r.field(), r.rr))
 		}
 		for _, g := range s.geos {
 			out = append(out, fmt.Sprintf("geo %d %s %s", g.line, g.field, g.owner))
