@@ -11,9 +11,11 @@ import (
 
 // nodeBuild gathers one name's records while a file is validated; the
 // lines are kept so that every error can point at the entry that caused it.
+// node is the name's Node, its RRsets growing alongside sets.
 type nodeBuild struct {
 	name string
-	sets []setBuild // in order of first appearance; a name has a few types
+	node *Node
+	sets []setBuild // in order of first appearance, as node.rrsets; a name has a few types
 }
 
 type setBuild struct {
@@ -35,12 +37,38 @@ type setDedup struct {
 
 // set returns the RRset build of type t, or nil.
 func (nb *nodeBuild) set(t uint16) *setBuild {
-	for i := range nb.sets {
-		if nb.sets[i].rrtype == t {
-			return &nb.sets[i]
-		}
+	if k := nb.setIndex(t); k >= 0 {
+		return &nb.sets[k]
 	}
 	return nil
+}
+
+// setIndex returns the index of the RRset build of type t, or -1.
+func (nb *nodeBuild) setIndex(t uint16) int {
+	for i := range nb.sets {
+		if nb.sets[i].rrtype == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// geoBuilds finds the builds of the names that have geo records, which
+// compileGeos checks against the name's other records.
+func geoBuilds(specs []*geoSpec, builds []*nodeBuild) map[string]*nodeBuild {
+	if len(specs) == 0 {
+		return nil
+	}
+	out := make(map[string]*nodeBuild, len(specs))
+	for _, gs := range specs {
+		out[gs.owner] = nil
+	}
+	for _, nb := range builds {
+		if _, ok := out[nb.name]; ok {
+			out[nb.name] = nb
+		}
+	}
+	return out
 }
 
 // setIndexMin is the size from which an RRset build indexes its records'
@@ -85,11 +113,20 @@ func (sb *setBuild) duplicate(rec *recordSpec, scratch *[]byte) *recordSpec {
 
 // compile validates a decoded file as a whole and builds the immutable Zone.
 // It reports every problem it finds; the Zone is nil if there was any.
+// The zone's nodes are built as the records are checked, so that a big
+// zone's names are not held twice, once to check and once to serve.
 func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
-	builds := make(map[string]*nodeBuild, spec.records.len())
-	names := make([]string, 0, spec.records.len()) // first-appearance order, for deterministic errors
+	nodes := make(map[string]*Node, spec.owners)
+	builds := make([]*nodeBuild, 0, spec.owners) // first-appearance order, for deterministic errors
+	var apex *nodeBuild
+	// A name's records come one after another (decodeFile reads each
+	// owner's list whole, and refuses an owner written twice), so the
+	// name of the record before finds the build; byName is made only if
+	// a name came back.
+	var cur *nodeBuild
+	var byName map[string]*nodeBuild
 	var soa *recordSpec
 	var scratch []byte
 
@@ -112,17 +149,35 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 			}
 			soa = rec
 		}
-		nb := builds[name]
-		if nb == nil {
-			nb = &nodeBuild{name: name}
-			builds[name] = nb
-			names = append(names, name)
+		if cur == nil || cur.name != name {
+			if nodes[name] != nil {
+				if byName == nil {
+					byName = make(map[string]*nodeBuild, len(builds))
+					for _, nb := range builds {
+						byName[nb.name] = nb
+					}
+				}
+				cur = byName[name]
+			} else {
+				cur = &nodeBuild{name: name, node: &Node{name: name}}
+				nodes[name] = cur.node
+				builds = append(builds, cur)
+				if byName != nil {
+					byName[name] = cur
+				}
+				if name == origin {
+					apex = cur
+				}
+			}
 		}
-		sb := nb.set(hdr.Rrtype)
-		if sb == nil {
+		nb := cur
+		k := nb.setIndex(hdr.Rrtype)
+		if k < 0 {
+			k = len(nb.sets)
 			nb.sets = append(nb.sets, setBuild{rrtype: hdr.Rrtype})
-			sb = &nb.sets[len(nb.sets)-1]
+			nb.node.rrsets = append(nb.node.rrsets, RRset{Type: hdr.Rrtype})
 		}
+		sb := &nb.sets[k]
 		if dupOf := sb.duplicate(rec, &scratch); dupOf != nil {
 			errs.Addf(file, rec.line, rec.field(), "duplicate record (same as line %d)", dupOf.line)
 			continue
@@ -135,27 +190,28 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 			continue
 		}
 		sb.recs = append(sb.recs, rec)
+		rs := &nb.node.rrsets[k]
+		rs.RRs = append(rs.RRs, rec.rr)
 	}
 
 	if soa == nil {
 		errs.Addf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
 	}
-	if apex := builds[origin]; apex == nil || apex.set(dns.TypeNS) == nil {
+	if apex == nil || apex.set(dns.TypeNS) == nil {
 		errs.Addf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
 	}
 
 	cuts := map[string]bool{}
-	for _, name := range names {
-		nb := builds[name]
-		if nb.set(dns.TypeNS) != nil && name != origin {
-			cuts[name] = true
+	for _, nb := range builds {
+		if nb.set(dns.TypeNS) != nil && nb.name != origin {
+			cuts[nb.name] = true
 		}
 	}
-	for _, name := range names {
-		checkNode(file, origin, builds[name], cuts, &errs)
+	for _, nb := range builds {
+		checkNode(file, origin, nb, cuts, &errs)
 	}
 	probes := pops.ProbeSet{}
-	geos := compileGeos(file, origin, spec.geos, builds, cuts, inv, probes, &errs)
+	geos := compileGeos(file, origin, spec.geos, geoBuilds(spec.geos, builds), cuts, inv, probes, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -164,23 +220,14 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		origin:     origin,
 		file:       file,
 		labels:     dns.CountLabel(origin),
-		nodes:      make(map[string]*Node, len(builds)),
+		nodes:      nodes,
 		records:    spec.records.len(),
 		autoSerial: soa.autoSerial,
 		hash:       sha256.Sum256(data),
 		probes:     probes.Sorted(),
 	}
-	for _, name := range names {
-		nb := builds[name]
-		node := &Node{name: name, cut: cuts[name], rrsets: make([]RRset, 0, len(nb.sets))}
-		for _, sb := range nb.sets {
-			rrs := make([]dns.RR, len(sb.recs))
-			for i, rec := range sb.recs {
-				rrs[i] = rec.rr
-			}
-			node.rrsets = append(node.rrsets, RRset{Type: sb.rrtype, RRs: rrs})
-		}
-		z.nodes[name] = node
+	for name := range cuts {
+		nodes[name].cut = true
 	}
 	for owner, g := range geos {
 		node := z.nodes[owner]

@@ -47,6 +47,7 @@ type fileSpec struct {
 	ttl     uint32
 	records recordList
 	geos    []*geoSpec
+	owners  int // owner names: about the names of the zone
 }
 
 // recordList is the records of a file in file order, in blocks that never
@@ -206,6 +207,7 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 			return
 		}
 		owners[owner] = firstKey{e.Key, e.Line}
+		spec.owners++
 		if list.Kind != yaml.SequenceNode {
 			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
 			return

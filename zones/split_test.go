@@ -2,9 +2,12 @@ package zones
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/internal/zonegen"
@@ -65,5 +68,40 @@ func TestDecodeMillionInParts(t *testing.T) {
 	_, parts, ok := yamlx.SplitBlock(data, "records", splitPart)
 	if !ok || len(parts) < 100 {
 		t.Fatalf("SplitBlock: %v, %d parts", ok, len(parts))
+	}
+}
+
+// TestCompileNameComesBack: compile does not count on a name's records
+// coming one after another, though decodeFile always gives them so.
+func TestCompileNameComesBack(t *testing.T) {
+	spec, errs := decodeFile("x.yaml", []byte("origin: x.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n  ns1:\n    - a: 192.0.2.53\n  www:\n    - a: 192.0.2.1\n"))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	// Move www's record before ns1's, then add another A and a duplicate at www.
+	recs := []recordSpec{*spec.records.at(0), *spec.records.at(1), *spec.records.at(3), *spec.records.at(2)}
+	www := *spec.records.at(3)
+	www.rr = dns.Copy(www.rr)
+	www.rr.(*dns.A).A = net.ParseIP("192.0.2.2")
+	recs = append(recs, www, *spec.records.at(3))
+	spec.records = recordList{}
+	for _, r := range recs {
+		spec.records.add(r)
+	}
+	_, errs = compile("x.yaml", nil, spec, nil)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "duplicate record (same as line 9)") {
+		t.Fatalf("errors %v, want the duplicate at www only", errs)
+	}
+	recs = recs[:5]
+	spec.records = recordList{}
+	for _, r := range recs {
+		spec.records.add(r)
+	}
+	z, errs := compile("x.yaml", nil, spec, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if set := z.Node("www.x.test.").RRset(dns.TypeA); set == nil || len(set.RRs) != 2 {
+		t.Errorf("www.x.test. A: %v, want both records", set)
 	}
 }
