@@ -21,7 +21,6 @@ type nodeBuild struct {
 type setBuild struct {
 	rrtype uint16
 	recs   []*recordSpec
-	dedup  *setDedup // nil until the type has a second record
 }
 
 // setDedup finds the duplicates among the records of one type at one
@@ -75,19 +74,31 @@ func geoBuilds(specs []*geoSpec, builds []*nodeBuild) map[string]*nodeBuild {
 // identities in a map instead of comparing them one by one.
 const setIndexMin = 16
 
-// duplicate returns the record seen before that is the same record as rec
-// (RFC 2181 §5: owner, type and RDATA alike), or nil, and remembers rec.
-// scratch is reused between calls.
-func (sb *setBuild) duplicate(rec *recordSpec, scratch *[]byte) *recordSpec {
+// dedups holds the duplicate finders of the RRsets that have more than
+// one record: most have one, which needs none, and a big zone has
+// millions.
+type dedups map[setRef]*setDedup
+
+// setRef names an RRset build: the name's build and the index of the set.
+type setRef struct {
+	nb *nodeBuild
+	k  int
+}
+
+// duplicate returns the record seen before in the RRset build at ref that
+// is the same record as rec (RFC 2181 §5: owner, type and RDATA alike), or
+// nil, and remembers rec. scratch is reused between calls.
+func (ds dedups) duplicate(ref setRef, rec *recordSpec, scratch *[]byte) *recordSpec {
+	sb := &ref.nb.sets[ref.k]
 	if len(sb.recs) == 0 { // the first record of the type is always added
 		return nil
 	}
-	d := sb.dedup
+	d := ds[ref]
 	if d == nil {
 		var first string
 		first, *scratch = identityKey(sb.recs[0].rr, *scratch)
 		d = &setDedup{keys: []string{first}, seen: []*recordSpec{sb.recs[0]}}
-		sb.dedup = d
+		ds[ref] = d
 	}
 	var key string
 	key, *scratch = identityKey(rec.rr, *scratch)
@@ -129,6 +140,7 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 	var byName map[string]*nodeBuild
 	var soa *recordSpec
 	var scratch []byte
+	dups := dedups{}
 
 	for i := range spec.records.len() {
 		rec := spec.records.at(i)
@@ -177,11 +189,11 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 			nb.sets = append(nb.sets, setBuild{rrtype: hdr.Rrtype})
 			nb.node.rrsets = append(nb.node.rrsets, RRset{Type: hdr.Rrtype})
 		}
-		sb := &nb.sets[k]
-		if dupOf := sb.duplicate(rec, &scratch); dupOf != nil {
+		if dupOf := dups.duplicate(setRef{nb, k}, rec, &scratch); dupOf != nil {
 			errs.Addf(file, rec.line, rec.field(), "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
+		sb := &nb.sets[k]
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
 			errs.Addf(file, rec.line, rec.field()+".ttl",

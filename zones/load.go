@@ -53,6 +53,15 @@ func parse(file string, data []byte, inv *pops.Inventory) (*Zone, ErrorList) {
 	if spec == nil || len(errs) > 0 {
 		return nil, errs
 	}
+	if len(data) >= collectMin {
+		// Decoding a big file leaves garbage (its YAML nodes) as big as
+		// what it keeps (the records); compile then allocates the zone's
+		// nodes while the records are still held. Collected here, the
+		// garbage is gone before compile starts, and the GC's next goal
+		// is twice what is live, not twice that and the garbage: the
+		// peak RSS of the million-record load went from 600 to 510 MB.
+		runtime.GC()
+	}
 	z, errs := compile(file, data, spec, inv)
 	// compile checks in passes (names, then geo records, then the zone
 	// as a whole); an operator reads the file top to bottom.
@@ -112,6 +121,11 @@ type Loader struct {
 	// called from Load's goroutine, at most every 100 ms.
 	Progress func(*Snapshot)
 }
+
+// collectMin is the size of a zone file from which parse collects the
+// garbage of its decoding before it compiles the zone: a forced GC costs a
+// pass over the whole heap, worth it only for a big zone.
+const collectMin = 16 << 20
 
 // DefaultMaxFileSize is the default of Loader.MaxFileSize: five times the
 // 50 MB (1.43M records) zone that prompted the limit.

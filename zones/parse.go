@@ -23,21 +23,25 @@ const maxTTL = 1<<31 - 1
 // yet checked against the rest of the zone.
 type recordSpec struct {
 	rr dns.RR
-	// entry and typeKey name the record in errors: "records.www[1]" and
-	// "a" make field's "records.www[1].a". Only a record in error needs
-	// its field, and a big zone has millions of records.
-	entry, typeKey string
-	line           int  // line of the record entry, for error messages
-	ttlSet         bool // the entry had its own ttl
-	autoSerial     bool // an SOA whose serial is "auto"
+	// ownerKey, index and rrtype name the record in errors: "www", 1 and
+	// A make field's "records.www[1].a". Only a record in error needs its
+	// field, and a big zone has millions of records: the owner's key is
+	// one string for all its records.
+	ownerKey   string
+	line       int    // line of the record entry, for error messages
+	index      int32  // of the entry in its owner's list
+	rrtype     uint16 // 0 until the entry's type is known
+	ttlSet     bool   // the entry had its own ttl
+	autoSerial bool   // an SOA whose serial is "auto"
 }
 
 // field names the record's entry in errors, e.g. "records.www[1].a".
 func (r *recordSpec) field() string {
-	if r.typeKey == "" {
-		return r.entry
+	f := yamlx.Field("records", r.ownerKey) + "[" + strconv.Itoa(int(r.index)) + "]"
+	if r.rrtype == 0 {
+		return f
 	}
-	return r.entry + "." + strings.ToLower(r.typeKey)
+	return f + "." + strings.ToLower(dns.TypeToString[r.rrtype])
 }
 
 // fileSpec is a zone file after decoding: the origin, the default TTL and
@@ -230,7 +234,8 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 				}
 				continue
 			}
-			rec, ok := decodeRecord(file, owner, entryField, entry.Line, keys, spec, &errs)
+			at := recordSpec{ownerKey: e.Key, index: int32(j), line: entry.Line}
+			rec, ok := decodeRecord(file, owner, entryField, at, keys, spec, &errs)
 			if ok {
 				spec.records.add(rec)
 			}
@@ -302,9 +307,10 @@ func badOwnerRune(r rune) bool {
 // decodeRecord decodes one entry such as `a: 192.0.2.1` or
 // `{ a: 192.0.2.1, ttl: 60 }`, whose keys the walk has checked, and
 // parses its RDATA with miekg/dns, so that every type miekg/dns knows is
-// accepted in its presentation format.
-func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
-	rec := recordSpec{line: line, entry: field}
+// accepted in its presentation format. rec has the entry's place: its
+// owner's key, index and line.
+func decodeRecord(file, owner, field string, rec recordSpec, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
+	line := rec.line
 	ttl := spec.ttl
 	var typeKey *yamlx.Entry
 	ok := true
@@ -338,7 +344,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 	valNode := typeKey.Value
 	typeName := strings.ToUpper(typeKey.Key)
 	rrtype := dns.StringToType[typeName]
-	rec.typeKey = typeKey.Key
+	rec.rrtype = rrtype
 
 	var rdata string
 	switch {
