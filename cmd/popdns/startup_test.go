@@ -67,42 +67,11 @@ func TestStartServesZonesWhileOthersLoad(t *testing.T) {
 		}
 	})
 
-	// The line that says what answers while the rest loads, and where.
-	var line struct {
-		DNS     []string `json:"dns"`
-		HTTP    string   `json:"http"`
-		Loading []string `json:"loading"`
-	}
-	deadline := time.Now().Add(dnstest.WaitLimit)
-	for line.HTTP == "" {
-		for l := range strings.SplitSeq(logs.String(), "\n") {
-			if strings.Contains(l, "serving the zones loaded so far") {
-				if err := json.Unmarshal([]byte(l), &line); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress line in the log:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	line := waitProgressLine(t, logs)
 	if len(line.Loading) != 1 || line.Loading[0] != "big.test.yaml" {
 		t.Errorf("loading %q, want [big.test.yaml]", line.Loading)
 	}
-	ask := func(name string) (int, string) {
-		t.Helper()
-		q := new(dns.Msg)
-		q.SetQuestion(name, dns.TypeA)
-		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, line.DNS[0])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if len(r.Answer) == 1 {
-			return r.Rcode, r.Answer[0].(*dns.A).A.String()
-		}
-		return r.Rcode, ""
-	}
+	ask := func(name string) (int, string) { t.Helper(); return askA(t, line.DNS[0], name) }
 	if rcode, addr := ask("www.example.test."); rcode != dns.RcodeSuccess || addr != "192.0.2.10" {
 		t.Errorf("while big.test. loads, www.example.test. answered %s %q", dns.RcodeToString[rcode], addr)
 	}
@@ -142,6 +111,53 @@ func TestStartServesZonesWhileOthersLoad(t *testing.T) {
 	if why := s.a.status.NotReady(); strings.Contains(why, "loading") {
 		t.Errorf("still not ready after the load: %s", why)
 	}
+}
+
+// progressLine is the log line that says what answers while the rest
+// loads, and where.
+type progressLine struct {
+	DNS     []string `json:"dns"`
+	HTTP    string   `json:"http"`
+	Loading []string `json:"loading"`
+}
+
+// waitProgressLine waits for the progress line in logs.
+func waitProgressLine(t *testing.T, logs *dnstest.LogBuffer) progressLine {
+	t.Helper()
+	var line progressLine
+	deadline := time.Now().Add(dnstest.WaitLimit)
+	for line.HTTP == "" {
+		for l := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(l, "serving the zones loaded so far") {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress line in the log:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return line
+}
+
+// askA asks server for name A over UDP and returns the rcode and the
+// address answered, if one.
+func askA(t *testing.T, server, name string) (int, string) {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(name, dns.TypeA)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, server)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(r.Answer) == 1 {
+		if a, ok := r.Answer[0].(*dns.A); ok {
+			return r.Rcode, a.A.String()
+		}
+	}
+	return r.Rcode, ""
 }
 
 // TestStartFailsOnBadZoneAfterServing: a zone that fails to load still
