@@ -318,21 +318,24 @@ func (r *Reloader) Reload(why string) {
 		Dur("took", time.Since(start)).Msg("reloaded")
 }
 
-// returnMin is the number of records whose memory a swap of snapshots
-// must free or leave behind as garbage before memory is handed back to
-// the OS: some 25 MB of heap (docs/zones.md), far more than a small
+// returnMin is the number of records whose memory a load must leave
+// behind as garbage, or a swap of snapshots free, before it is handed
+// back: some 25 MB of heap (docs/zones.md), far more than a small
 // zone's reload makes, so that small reloads cost no forced GC.
 const returnMin = 100_000
 
-// returnDelay is how long after a swap the reloader hands memory back:
-// long enough for the queries in flight to let go of the old snapshot.
+// returnDelay is how long after a swap the reloader has the old zones
+// collected: long enough for the queries in flight to let go of them.
 const returnDelay = time.Second
 
-// ReturnMemory hands the memory of a start's load back to the OS at once
-// (debug.FreeOSMemory) when it loaded many records: what the load used
-// and no longer needs. Otherwise the Go runtime keeps the heap it grew for
-// the load, and a server held its peak RSS for minutes. It costs a full
-// GC. prev is the snapshot served before, nil at a start.
+// ReturnMemory hands the memory a start's load used and no longer needs
+// back to the OS at once (debug.FreeOSMemory) when it loaded many records;
+// otherwise the Go runtime keeps the heap it grew for the load, and a
+// server held its peak RSS for minutes. It is for a start, before the
+// server is ready: it holds the heap lock while it returns the memory, and
+// queries that allocate wait (300-400 ms during a reload of the
+// million-record zone, which is why a reload only has the GC run). prev is
+// the snapshot served before, nil at a start.
 func ReturnMemory(prev, next *zones.Snapshot) bool {
 	if churn(prev, next) < returnMin {
 		return false
@@ -341,26 +344,19 @@ func ReturnMemory(prev, next *zones.Snapshot) bool {
 	return true
 }
 
-// returnMemory is ReturnMemory for a reload's swap, when the zones prev
-// served are dropped or replaced: they become garbage only once nothing
-// holds them, and the UDP readers keep the snapshot they last answered
-// from until their next packet. So memory goes back returnDelay after the
-// swap, which collects them if nothing holds them any more, and again
-// when the biggest of them is collected, should something have held it.
+// returnMemory has the zones a reload's swap dropped or replaced
+// collected, when there are many records: the runtime then returns the
+// memory the GC freed in the background, within some 20 s for a 50 MB
+// zone, without stalling queries as ReturnMemory would. They become
+// garbage only once nothing holds them, so the GC runs returnDelay after
+// the swap. A UDP reader keeps the snapshot it last answered from until
+// its next packet: on a server that gets no query meanwhile the old zones
+// go with the next GC after one, within the runtime's two minutes at the
+// latest.
 func (r *Reloader) returnMemory(prev, next *zones.Snapshot) {
-	if churn(prev, next) < returnMin {
-		return
+	if churn(prev, next) >= returnMin {
+		r.clock.AfterFunc(returnDelay, runtime.GC)
 	}
-	var biggest *zones.Zone
-	for _, z := range prev.Zones() {
-		if next.Match(z.Origin()) != z && (biggest == nil || z.Records() > biggest.Records()) {
-			biggest = z
-		}
-	}
-	if biggest != nil {
-		runtime.AddCleanup(biggest, func(struct{}) { go debug.FreeOSMemory() }, struct{}{})
-	}
-	r.clock.AfterFunc(returnDelay, debug.FreeOSMemory)
 }
 
 // churn counts the records of the zones next serves that prev did not (a
