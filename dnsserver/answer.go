@@ -246,6 +246,9 @@ type outcome struct {
 	ecs    ecsUse      // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
+	// cookie is what the query's COOKIE option was and what the reply
+	// sends back; cookie.ValidServerCookie() exempts it from rate limits.
+	cookie cookieReply
 	// trace is what shaped the reply, as the fast path learns it
 	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
 	// the answer is built; serve adds the rest.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 )
 
@@ -133,6 +134,8 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, explain: explain}
 	q.client = sourceAddr(src)
+	// The cookie is the source address's, whatever the client subnet.
+	q.cookie = s.judgeCookie(edns, q.client)
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
@@ -141,10 +144,13 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	case ecs.present:
 		q.ecs = ecsIgnored
 	}
-	if ecsOK {
-		s.answer(req, q, edns)
-	} else {
+	switch {
+	case !ecsOK:
 		resp.Rcode = dns.RcodeFormatError // RFC 7871 §7.2.1
+	case q.cookie.outcome == dnscookie.Malformed:
+		resp.Rcode = dns.RcodeFormatError // RFC 7873 §5.2.2
+	default:
+		s.answer(req, q, edns)
 	}
 	// An OPT in the reply exactly when the query had one (RFC 6891 §7), last
 	// in the additional section.
@@ -153,6 +159,10 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 		if ecs.present && ecsOK && resp.Rcode != dns.RcodeFormatError {
 			q.replyScope = q.ecsScope(ecs)
 			opt.Option = append(opt.Option, ecs.reply(q.replyScope))
+		}
+		// The cookie last: the fast path patches it there.
+		if q.cookie.echo() {
+			opt.Option = append(opt.Option, q.cookie.option())
 		}
 		resp.Extra = append(resp.Extra, opt)
 	}
@@ -189,6 +199,14 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	resp := q.resp
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
+		return
+	}
+	if len(req.Question) == 0 && edns.count == 1 && q.cookie.echo() {
+		// A query for a server cookie (RFC 7873 §5.4): the reply is the
+		// cookie, and BADCOOKIE if the one the query sent is not valid.
+		if q.cookie.outcome == dnscookie.Invalid {
+			resp.Rcode = dns.RcodeBadCookie
+		}
 		return
 	}
 	if edns.count > 1 || len(req.Question) != 1 {
@@ -267,6 +285,9 @@ func (s *Server) observe(req, resp *dns.Msg, out *outcome, tcp bool, start time.
 			zone = out.zone.Origin()
 		}
 		s.metrics.observeGeo(out, resp.Rcode)
+		if s.cookies.Load() != nil {
+			s.metrics.cookies.WithLabelValues(out.cookie.outcome.String()).Inc()
+		}
 	}
 	s.metrics.requests.WithLabelValues(proto, zone, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
 	duration := s.metrics.durationUDP

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,11 @@ type Host interface {
 	// Panicked counts and logs a panic of the fast path; the query then
 	// goes to the general path.
 	Panicked(p any)
+	// Cookies are the secrets server cookies are made and checked with
+	// now, and the time to make them at (seconds since 1970), as the
+	// general path reads them. Called once per batch with a cookie, when
+	// Config.Cookies is set.
+	Cookies() (*dnscookie.Secrets, uint32)
 }
 
 // Config is what the fast path reads of the server's configuration, and
@@ -45,7 +51,10 @@ type Config struct {
 	UDPSize uint16
 	// QueryLog sends every query through the general path, which logs it.
 	QueryLog bool
-	Metrics  Metrics
+	// Cookies: the server answers DNS cookies (Host.Cookies); else
+	// COOKIE options are ignored, as the general path then does.
+	Cookies bool
+	Metrics Metrics
 }
 
 // Metrics are the server's collectors that the fast path's replies count
@@ -61,6 +70,7 @@ type Metrics struct {
 	ECS      *prometheus.CounterVec // by use: "used", "ignored"
 	Answers  *prometheus.CounterVec // by the PoP answered first
 	AllDown  *prometheus.CounterVec // by the when_all_down policy
+	Cookies  *prometheus.CounterVec // by dnscookie.Outcome, when Config.Cookies
 }
 
 // Histogram takes n observations of one value at a time: the fast path
