@@ -105,8 +105,13 @@ func (s *Server) badCookieReply(req *dns.Msg, src netip.Addr) *dns.Msg {
 	}
 	resp := new(dns.Msg)
 	resp.SetRcode(req, dns.RcodeBadCookie)
-	opt := s.replyOPT(e)
-	opt.Option = append(opt.Option, ck.option())
+	// Only the cookie: the refusal is the rate limiter's, as small as it
+	// can be.
+	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}, Option: []dns.EDNS0{ck.option()}}
+	opt.SetUDPSize(s.cfg.UDPSize)
+	if e.do {
+		opt.SetDo()
+	}
 	resp.Extra = append(resp.Extra, opt)
 	return resp
 }

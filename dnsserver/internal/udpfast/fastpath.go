@@ -478,3 +478,33 @@ func (w *captureWriter) Close() error        { return nil }
 func (w *captureWriter) TsigStatus() error   { return nil }
 func (w *captureWriter) TsigTimersOnly(bool) {}
 func (w *captureWriter) Hijack()             {}
+
+// BadCookie writes into out, and returns, the reply that refuses to
+// answer the query Answer last read, packet, until it comes back with a
+// valid server cookie: BADCOOKIE, the question, and an OPT record with the
+// client cookie and a new server cookie (RFC 7873 §5.2.3), as dnsserver's
+// badCookieReply makes it on the general path. The rate limiter sends it
+// instead of a truncated reply to a limited query with a client cookie,
+// where the server requires cookies. nil when the query had no cookie (or
+// the reader did not judge it: it went to the general path). It does not
+// allocate when out holds 512 octets.
+func (f *Path) BadCookie(packet, out []byte) []byte {
+	q := &f.q
+	if !q.cookie || q.cookieOutcome == dnscookie.None {
+		return nil
+	}
+	const qr, rdcd = 1 << 15, 1<<8 | 1<<4
+	out = append(out[:0], packet[:q.nameEnd+4]...)
+	flags := binary.BigEndian.Uint16(packet[2:])&rdcd | qr | dns.RcodeBadCookie&0xf
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint64(out[4:], 1<<48|1) // QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 1
+	do := byte(0)
+	if q.do {
+		do = 0x80
+	}
+	out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(f.cfg.UDPSize>>8), byte(f.cfg.UDPSize),
+		dns.RcodeBadCookie>>4, 0, do, 0, 0, 4+dnscookie.ReplyLen,
+		0, dns.EDNS0COOKIE, 0, dnscookie.ReplyLen)
+	out = append(out, packet[q.cookieOff:q.cookieOff+dnscookie.ClientLen]...)
+	return append(out, q.replyCookie[:]...)
+}
