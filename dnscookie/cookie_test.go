@@ -24,6 +24,19 @@ func secret(t testing.TB, s string) Secret {
 	return Secret(mustHex(t, s))
 }
 
+// sipHash24 is SipHash-2-4 of p, as sipWords takes a message.
+func sipHash24(key *Secret, p []byte) uint64 {
+	var words []uint64
+	for ; len(p) >= 8; p = p[8:] {
+		words = append(words, binary.LittleEndian.Uint64(p))
+	}
+	last := uint64(8*len(words)+len(p)) << 56
+	for i, c := range p {
+		last |= uint64(c) << (8 * i)
+	}
+	return sipWords(key, words, last)
+}
+
 func TestSipHashVectors(t *testing.T) {
 	var key Secret
 	for i := range key {
@@ -38,6 +51,22 @@ func TestSipHashVectors(t *testing.T) {
 		binary.LittleEndian.PutUint64(got[:], sipHash24(&key, msg[:n]))
 		if hex.EncodeToString(got[:]) != want {
 			t.Errorf("SipHash-2-4 of %d octets = %x, want %s", n, got, want)
+		}
+	}
+}
+
+// TestHashIsSipHash holds hash, which hashes the cookie's words as they
+// lie, to SipHash-2-4 of the message RFC 9018 §4.2 spells out.
+func TestHashIsSipHash(t *testing.T) {
+	key := Secret{9, 8, 7, 6, 5, 4, 3, 2, 1}
+	client := []byte("abcdefgh")
+	head := [8]byte{1, 0xab, 0xcd, 0xef, 0x5c, 0xf7, 0x8f, 0x71}
+	for _, ip := range []string{"198.51.100.100", "::ffff:198.51.100.100", "2001:db8:220:1:59de:d0f4:8769:82b8", "::"} {
+		a := netip.MustParseAddr(ip)
+		msg := append(append([]byte{}, client...), head[:]...)
+		msg = append(msg, a.Unmap().AsSlice()...)
+		if got, want := hash(&key, client, &head, a), sipHash24(&key, msg); got != want {
+			t.Errorf("%s: hash %x, SipHash-2-4 of the message %x", ip, got, want)
 		}
 	}
 }
@@ -178,6 +207,25 @@ func TestReplyOutcomes(t *testing.T) {
 				if ok, _ := s.Check(client, dst[:], ip, now); !ok {
 					t.Errorf("the new cookie does not check")
 				}
+			}
+		})
+	}
+}
+
+func BenchmarkReply(b *testing.B) {
+	s := &Secrets{Current: Secret{1}}
+	ip := netip.MustParseAddr("192.0.2.1")
+	data := make([]byte, ClientLen+ServerLen)
+	Make((*[ServerLen]byte)(data[ClientLen:]), &s.Current, data[:ClientLen], ip, 100)
+	var dst [ServerLen]byte
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"client_only", data[:ClientLen]}, {"valid", data}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Reply(&dst, c.data, ip, 100)
 			}
 		})
 	}
