@@ -300,6 +300,9 @@ func TestFastPathCookieAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(200, func() { f.Answer(b, fastSrc.Addr(), out); f.Flush(now) }); n != 0 {
 			t.Errorf("cookie %s: %.0f allocations per query, budget 0", ck, n)
 		}
+		if n := testing.AllocsPerRun(200, func() { f.Answer(b, fastSrc.Addr(), out); f.BadCookie(b, out); f.Flush(now) }); n != 0 {
+			t.Errorf("cookie %s: BADCOOKIE: %.0f allocations per query, budget 0", ck, n)
+		}
 	}
 }
 
