@@ -95,15 +95,17 @@ func TestHoldFloodTally(t *testing.T) {
 		}
 	}()
 	h := holdFlood{addr: ln.Addr().String(), sources: []netip.Addr{netip.MustParseAddr("127.6.6.6"), closer},
-		conns: 20, dur: 300 * time.Millisecond, dialers: 8}
+		conns: 20, dur: 300 * time.Millisecond, dialers: 8, reopen: 50 * time.Millisecond}
 	a, err := h.run(t.Context())
 	ln.Close()
 	<-done
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.full != 10 || a.dropped < 10 || !a.Consistent() {
-		t.Errorf("sent %d held %d dropped %d, want 10 held and at least 10 closed", a.sent, a.full, a.dropped)
+	// A connection of the closing source dialled just before the end may
+	// not have seen its close yet: it counts as held.
+	if a.full < 10 || a.full > 13 || a.dropped < 10 || !a.Consistent() {
+		t.Errorf("sent %d held %d dropped %d, want 10 to 13 held and at least 10 closed", a.sent, a.full, a.dropped)
 	}
 }
 

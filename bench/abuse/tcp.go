@@ -20,15 +20,18 @@ import (
 )
 
 // holdFlood keeps conns connections to addr open for dur, each from one of
-// sources, redialling any that the server closes, as an attacker who wants
-// the server's connections would. After setup, a connection sends tick
-// every interval (0: it stays idle).
+// sources, redialling any that the server closes or refuses after reopen
+// (default 500 ms; a server that accepts and closes at once would
+// otherwise be redialled as fast as the harness can), as an attacker who
+// wants the server's connections would. After setup, a connection sends
+// tick every interval (0: it stays idle).
 type holdFlood struct {
 	addr     string
 	sources  []netip.Addr
 	conns    int
 	dur      time.Duration
 	dialers  int // dials at once
+	reopen   time.Duration
 	setup    func(c net.Conn) error
 	interval time.Duration
 	tick     func(slot, n int, c net.Conn) error
@@ -54,6 +57,10 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.dur)
 	defer cancel()
 	end, _ := ctx.Deadline()
+	reopen := h.reopen
+	if reopen == 0 {
+		reopen = 500 * time.Millisecond
+	}
 	sem := make(chan struct{}, h.dialers)
 	var t holdTally
 	var wg sync.WaitGroup
@@ -83,8 +90,7 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 							t.firstFailure = err.Error()
 						}
 					})
-					// Back off a little: a full backlog or no ports.
-					sleepCtx(ctx, 20*time.Millisecond)
+					sleepCtx(ctx, reopen)
 					continue
 				}
 				t.add(func(t *holdTally) { t.attempts++ })
@@ -98,6 +104,7 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 							return
 						}
 						t.add(func(t *holdTally) { t.setupFailed++ })
+						sleepCtx(ctx, reopen)
 						continue
 					}
 				}
@@ -109,6 +116,7 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 					return
 				}
 				t.add(func(t *holdTally) { t.closed++; t.closedAfter = append(t.closedAfter, life) })
+				sleepCtx(ctx, reopen)
 			}
 		}()
 	}
