@@ -140,6 +140,7 @@ func run(ctx context.Context, o options, logw interface{ Write([]byte) (int, err
 		return nil, fmt.Errorf("-only: unknown scenarios %v", slices.Sorted(maps.Keys(unknown)))
 	}
 	rep.Finished = time.Now().UTC()
+	rep.LoadEnd = loadAverage()
 	if o.out != "" {
 		if err := rep.writeSection(o.out); err != nil {
 			return nil, err
@@ -287,9 +288,14 @@ func machine() string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = strings.TrimSpace(string(b))
 	}
-	load := "?"
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s; load average at the start %s (the machine is shared)", model, runtime.NumCPU(), kernel, runtime.Version(), loadAverage())
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s; load average at start %s", model, runtime.NumCPU(), kernel, runtime.Version(), load)
+	return "?"
 }

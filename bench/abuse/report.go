@@ -16,6 +16,7 @@ type report struct {
 	Started, Finished time.Time
 	Binary, Commit    string
 	Machine           string
+	LoadEnd           string // /proc/loadavg's three averages when the run ended
 	Knobs             []knob
 	Skipped           map[string]string
 	HarnessNice       int
@@ -68,7 +69,7 @@ func (r *report) markdown() string {
 		title = "unlabelled"
 	}
 	fmt.Fprintf(&b, "## %s\n\n", title)
-	fmt.Fprintf(&b, "- date: %s (%s)\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(time.Second))
+	fmt.Fprintf(&b, "- date: %s (%s; load average at the end %s)\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Finished.Sub(r.Started).Round(time.Second), r.LoadEnd)
 	fmt.Fprintf(&b, "- binary: `%s`, commit %s\n", r.Binary, r.Commit)
 	fmt.Fprintf(&b, "- machine: %s\n", r.Machine)
 	nice := "?"

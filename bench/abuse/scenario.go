@@ -129,7 +129,7 @@ func scenarios() []scenario {
 			About: "TCP connections that send a zero-length frame, or one byte of a query, at every tick",
 			run: func(ctx context.Context, t target, s scale) (attack, error) {
 				h := holdFlood{addr: t.dns.String(), sources: spreadSources(16, 4), conns: s.TrickleConns, dur: s.ConnDur,
-					dialers: 64, interval: s.TrickleEvery, tick: trickle()}
+					dialers: 64, interval: s.TrickleEvery, tick: trickle(), kind: trickleKind}
 				a, err := h.run(ctx)
 				a.notes = append(a.notes, fmt.Sprintf("a tick every %s, idle timeout %s", s.TrickleEvery, s.IdleTimeout))
 				return a, err

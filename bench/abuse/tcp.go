@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +37,9 @@ type holdFlood struct {
 	setup    func(c net.Conn) error
 	interval time.Duration
 	tick     func(slot, n int, c net.Conn) error
+	// kind names a slot's kind of connection when they differ, so that
+	// the notes count each kind apart; nil: one kind.
+	kind func(slot int) string
 }
 
 // holdTally is what the slots of a holdFlood counted.
@@ -45,6 +50,8 @@ type holdTally struct {
 	closed               int
 	closedAfter, heldFor []time.Duration
 	firstFailure         string
+	why                  map[string]int // closes by how the harness saw them
+	heldKind, closedKind map[string]int // by holdFlood.kind
 }
 
 func (t *holdTally) add(f func(t *holdTally)) {
@@ -62,7 +69,11 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 		reopen = 500 * time.Millisecond
 	}
 	sem := make(chan struct{}, h.dialers)
-	var t holdTally
+	t := holdTally{why: map[string]int{}, heldKind: map[string]int{}, closedKind: map[string]int{}}
+	kind := h.kind
+	if kind == nil {
+		kind = func(int) string { return "" }
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for slot := range h.conns {
@@ -108,21 +119,31 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 						continue
 					}
 				}
-				held := h.hold(ctx, slot, c, end)
+				held, why := h.hold(ctx, slot, c, end)
 				c.Close()
 				life := time.Since(opened)
 				if held {
-					t.add(func(t *holdTally) { t.held++; t.heldFor = append(t.heldFor, life) })
+					t.add(func(t *holdTally) { t.held++; t.heldFor = append(t.heldFor, life); t.heldKind[kind(slot)]++ })
 					return
 				}
-				t.add(func(t *holdTally) { t.closed++; t.closedAfter = append(t.closedAfter, life) })
+				t.add(func(t *holdTally) {
+					t.closed++
+					t.closedAfter = append(t.closedAfter, life)
+					t.why[why]++
+					t.closedKind[kind(slot)]++
+				})
 				sleepCtx(ctx, reopen)
 			}
 		}()
 	}
 	wg.Wait()
 	a := attack{sent: t.attempts, full: t.held, dropped: t.failed + t.setupFailed + t.closed, elapsed: time.Since(start)}
-	a.notes = append(a.notes, fmt.Sprintf("%d held to the end, %d closed by the server", t.held, t.closed))
+	a.notes = append(a.notes, fmt.Sprintf("%d held to the end, %d closed by the server%s", t.held, t.closed, counts(t.why)))
+	if h.kind != nil {
+		for _, k := range slices.Sorted(maps.Keys(mergeKeys(t.heldKind, t.closedKind))) {
+			a.notes = append(a.notes, fmt.Sprintf("%s: %d held, %d closed", k, t.heldKind[k], t.closedKind[k]))
+		}
+	}
 	if len(t.closedAfter) > 0 {
 		a.notes = append(a.notes, fmt.Sprintf("closed after %s (median)", round(median(t.closedAfter))))
 	}
@@ -139,9 +160,10 @@ func (h *holdFlood) run(ctx context.Context) (attack, error) {
 }
 
 // hold keeps c until end, sending a tick every interval; it reports
-// whether c was still open at the end.
-func (h *holdFlood) hold(ctx context.Context, slot int, c net.Conn, end time.Time) bool {
+// whether c was still open at the end, and if not how it ended.
+func (h *holdFlood) hold(ctx context.Context, slot int, c net.Conn, end time.Time) (bool, string) {
 	buf := make([]byte, 512)
+	replied := ""
 	for n := 0; ; n++ {
 		wake := end
 		if h.interval > 0 {
@@ -151,19 +173,47 @@ func (h *holdFlood) hold(ctx context.Context, slot int, c net.Conn, end time.Tim
 		_, err := c.Read(buf)
 		switch {
 		case err == nil:
-			continue // the server said something (a reply to a trickled query): still open
+			// The server said something (a reply to a trickled query, an
+			// HTTP error): still open.
+			replied = "a reply, then "
+			continue
 		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, io.EOF):
+			return false, replied + "EOF"
 		default:
-			return false // closed or reset
+			return false, replied + "read error"
 		}
 		if !time.Now().Before(end) || ctx.Err() != nil {
-			return true
+			return true, ""
 		}
 		c.SetWriteDeadline(end)
 		if err := h.tick(slot, n, c); err != nil {
-			return false
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return true, "" // the end came while writing
+			}
+			return false, replied + "write error"
 		}
 	}
+}
+
+// counts renders a tally as " (a 3, b 1)", or "" when empty.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func mergeKeys(a, b map[string]int) map[string]int {
+	out := maps.Clone(a)
+	for k, v := range b {
+		out[k] += v
+	}
+	return out
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -351,4 +401,12 @@ func keepAliveRequest(c net.Conn) error {
 		err = errors.New("the server closes after the response")
 	}
 	return err
+}
+
+// trickleKind names trickle's two kinds of connection.
+func trickleKind(slot int) string {
+	if slot%2 == 0 {
+		return "zero-length frames"
+	}
+	return "a byte at a time"
 }
