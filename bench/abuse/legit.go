@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -180,5 +179,3 @@ func legitTCP(addr, name string) bool {
 	}
 	return goodAnswer(b, id)
 }
-
-var errNotLoopback = errors.New("not a loopback address")

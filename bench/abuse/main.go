@@ -212,6 +212,8 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
+var errNotLoopback = errors.New("not a loopback address")
+
 func mustAddrPort(s string) netip.AddrPort {
 	ap := netip.MustParseAddrPort(s)
 	if !ap.Addr().IsLoopback() {
