@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 	"bench/steer":                {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
 	"bench/benchctl":             {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
+	"bench/abuse":                {"bench/internal/procstat"},
 	"bench/internal/dnswire":     {},
 	"bench/internal/hist":        {},
 	"bench/internal/procstat":    {},
