@@ -56,7 +56,11 @@ func (s *Server) rateLimit(src netip.Addr, a rrl.Account, start time.Time) rrl.A
 
 // logLimited logs, sampled, that a reply to src was over its limit.
 func (s *Server) logLimited(src netip.Addr, class rrl.Class, act rrl.Action) {
-	s.rrlLog.Info().Stringer("client", src).Str("class", class.String()).Str("action", act.String()).
+	e := s.rrlLog.Info() // nil when sampled out: then src is not boxed, which would allocate
+	if e == nil {
+		return
+	}
+	e.Stringer("client", src).Str("class", class.String()).Str("action", act.String()).
 		Msg("response rate limit reached")
 }
 
