@@ -131,6 +131,18 @@ func (cfg Config) Provision() (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// String shows every field's value, so that two configurations with the
+// same values print the same (a restart-only setting is compared so).
+func (cfg Config) String() string {
+	slip := "default"
+	if cfg.Slip != nil {
+		slip = fmt.Sprint(*cfg.Slip)
+	}
+	return fmt.Sprintf("off=%v rate=%d burst=%d slip=%s prefixes=/%d,/%d table=%d exempt=%v log_only=%v",
+		cfg.Off, cfg.ResponsesPerSecond, cfg.Burst, slip, cfg.IPv4Prefix, cfg.IPv6Prefix, cfg.TableSize,
+		cfg.Exempt, cfg.LogOnly)
+}
+
 // Class is the kind of a reply, which decides what its account is named
 // by (see the package doc).
 type Class uint8
