@@ -262,3 +262,29 @@ func BenchmarkCheckParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestConcurrentChecks: readers checking one account at once never grant
+// more than its burst between them (each pass moves the bucket with a
+// compare-and-swap), and slip still alternates over their limited replies.
+func TestConcurrentChecks(t *testing.T) {
+	l := newLimiter(t, Config{ResponsesPerSecond: 1, Burst: 100})
+	const readers, each = 4, 1000
+	results := make(chan [NumActions]int, readers)
+	for range readers {
+		go func() { results <- run(l, src, answerA, 0, each) }()
+	}
+	var total [NumActions]int
+	for range readers {
+		select {
+		case got := <-results:
+			for a, n := range got {
+				total[a] += n
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("checks did not finish")
+		}
+	}
+	if total[Pass] != 100 || total[Slip] != total[Drop] {
+		t.Errorf("%v passed, %v slipped, %v dropped; want 100 passed and the rest halved", total[Pass], total[Slip], total[Drop])
+	}
+}
