@@ -253,6 +253,10 @@ type outcome struct {
 	// explained holds each geo decision's explanation, when the request
 	// is Server.Explain's.
 	explained []GeoDecision
+	// validCookie: the query carried a valid server cookie (RFC 7873
+	// §5.4), which proves its source address, so rate limiting skips it.
+	// The cookie check sets it; false until there is one.
+	validCookie bool
 }
 
 // ecsUse is what a query's client subnet option did.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,10 @@ func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg) udpfast.Trace 
 
 func (h fastHost) LogAllDown(g *zones.Geo, servfail bool) { h.s.logAllDown(g, servfail) }
 
+func (h fastHost) LogLimited(src netip.Addr, class rrl.Class, act rrl.Action) {
+	h.s.logLimited(src, class, act)
+}
+
 // Panicked contains a panic of the fast path: it is counted and logged,
 // and the query goes to the general path.
 func (h fastHost) Panicked(p any) {
@@ -67,6 +72,7 @@ func (s *Server) fastConfig() udpfast.Config {
 	return udpfast.Config{
 		UDPSize:  s.cfg.UDPSize,
 		QueryLog: s.cfg.QueryLog,
+		RRL:      s.limiter,
 		Metrics: udpfast.Metrics{
 			Duration: m.durationUDP,
 			Scope:    m.scopeAll,
@@ -76,6 +82,7 @@ func (s *Server) fastConfig() udpfast.Config {
 			ECS:     m.ecs,
 			Answers: m.answers,
 			AllDown: m.allDown,
+			RRL:     &m.rrlN,
 		},
 	}
 }

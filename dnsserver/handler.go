@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -85,6 +86,23 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if resp == nil {
 		return nil, tr
 	}
+	// Rate limiting comes before the reply is fitted and packed: a
+	// dropped reply costs neither. TCP is never limited, nor a query
+	// whose valid server cookie proves its source.
+	var account rrl.Account
+	if s.limiter != nil && !tcp && !out.validCookie {
+		account = rrlAccount(req, resp, &out)
+		switch s.rateLimit(sourceAddr(w.RemoteAddr()), account, start) {
+		case rrl.Drop:
+			return nil, tr
+		case rrl.Slip:
+			written = true
+			if err := w.WriteMsg(slipReply(resp)); err != nil {
+				s.log.Debug().Err(err).Msg("write reply")
+			}
+			return nil, tr
+		}
+	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
 	err := w.WriteMsg(resp)
@@ -97,6 +115,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	tr = out.trace
 	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
 	tr.Zone, tr.PoP = out.zone, out.pop
+	tr.RRL = account
 	return resp, tr
 }
 

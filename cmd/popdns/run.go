@@ -284,6 +284,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "tcp_max_queries", Value: fmt.Sprint(d.TCPMaxQueries)},
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
+		{Name: "rate_limit", Value: d.RateLimit.String()},
 	}
 	return rc
 }

@@ -36,6 +36,11 @@ type wireQuery struct {
 	ecsAddr   netip.Addr // the ECS network address, masked
 	ecsRaw    int        // offset of the ECS ADDRESS bytes in the packet
 	ecsRawLen int
+
+	// validCookie: the query carries a valid server cookie (RFC 7873
+	// §5.4), which proves its source, so rate limiting skips it. The
+	// cookie check sets it; false until there is one.
+	validCookie bool
 }
 
 // Shape bits of the fast-path key: everything besides the name and type
