@@ -97,6 +97,24 @@ func cookieCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return out
 }
 
+// waitCounts waits until popdns_dns_cookies_total has the counts of want
+// (a reply is counted just after it is sent), 2 s at most, and returns
+// the counts.
+func waitCounts(t *testing.T, reg *prometheus.Registry, want map[string]float64) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, ok := cookieCounts(t, reg), true
+		for k, v := range want {
+			ok = ok && got[k] == v
+		}
+		if ok || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 var (
 	cookieLine = regexp.MustCompile(`(?m)^;+ COOKIE: ([0-9A-Fa-f]+)`)
 	statusLine = regexp.MustCompile(`status: ([A-Z]+)`)
@@ -169,7 +187,7 @@ func TestCookiesDigKdig(t *testing.T) {
 					t.Errorf("resent %s: %s, cookie %q, want %q echoed", tcp, status, again, first)
 				}
 			}
-			after := cookieCounts(t, reg)
+			after := waitCounts(t, reg, map[string]float64{"client_only": before["client_only"] + 1, "valid": before["valid"] + 2})
 			if after["client_only"]-before["client_only"] != 1 || after["valid"]-before["valid"] != 2 {
 				t.Errorf("cookies counted: %v before, %v after; want 1 client_only and 2 valid more", before, after)
 			}
@@ -204,7 +222,7 @@ func TestCookiesKnotInterop(t *testing.T) {
 	if status, got := dig(t, "kdig", addr, "+cookie="+fromKnot); status != "NOERROR" || got != fromKnot {
 		t.Errorf("knotd's cookie at popdns: %s, cookie %q, want it echoed", status, got)
 	}
-	if n := cookieCounts(t, reg)["valid"]; n != before+1 {
+	if n := waitCounts(t, reg, map[string]float64{"valid": before + 1})["valid"]; n != before+1 {
 		t.Errorf("popdns counted %v valid cookies, want %v", n, before+1)
 	}
 

@@ -40,11 +40,6 @@ type cookieReply struct {
 	data [dnscookie.ReplyLen]byte
 }
 
-// ValidServerCookie reports whether the query came with a valid server
-// cookie of ours: its source address is not spoofed, so the rate limiter
-// exempts it.
-func (c *cookieReply) ValidServerCookie() bool { return c.outcome == dnscookie.Valid }
-
 // echo reports whether the reply carries a COOKIE option.
 func (c *cookieReply) echo() bool {
 	return c.outcome == dnscookie.ClientOnly || c.outcome == dnscookie.Valid || c.outcome == dnscookie.Invalid

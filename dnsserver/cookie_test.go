@@ -11,6 +11,7 @@ import (
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
@@ -337,8 +338,14 @@ func TestServeCookies(t *testing.T) {
 			t.Errorf("%s, 9-octet cookie: %s, want FORMERR", proto, dns.RcodeToString[r.Rcode])
 		}
 	}
+	// The fast path counts a batch once its replies are sent.
+	deadline := time.Now().Add(2 * time.Second)
 	for outcome, want := range map[string]float64{"client_only": 3, "valid": 10, "malformed": 2} {
-		if n := counterValue(s.metrics.cookies.WithLabelValues(outcome)); n != want {
+		n := counterValue(s.metrics.cookies.WithLabelValues(outcome))
+		for ; n != want && time.Now().Before(deadline); n = counterValue(s.metrics.cookies.WithLabelValues(outcome)) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n != want {
 			t.Errorf("popdns_dns_cookies_total{outcome=%q} = %v, want %v", outcome, n, want)
 		}
 	}
@@ -366,4 +373,49 @@ func cookieSeries(t testing.TB, reg prometheus.Gatherer) int {
 		}
 	}
 	return 0
+}
+
+// TestCookiesExemptFromRRL: a query with a valid server cookie proves its
+// source, so the rate limiter lets every one through on both paths, where
+// the same source's queries with a client cookie alone are limited, and
+// charged to the account of the reply (learnt with the valid cookie's).
+func TestCookiesExemptFromRRL(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, RateLimit: strictRRL,
+		Cookies: CookieConfig{Secrets: &dnscookie.Secrets{Current: testSecret}}}, Deps{Log: zerolog.Nop(), Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return cookieNow }
+	s.SetZones(loadTestZones(t))
+	f := newFastPath(s)
+	valid, _ := query("www.example.test.", dns.TypeA, withCookie(clientCookie+serverCookie(testSecret, fastSrc.Addr().String(), 0))).Pack()
+	clientOnly, _ := query("www.example.test.", dns.TypeA, withCookie(clientCookie)).Pack()
+	full := func(b []byte) bool {
+		var m dns.Msg
+		return b != nil && m.Unpack(b) == nil && !m.Truncated && len(m.Answer) > 0
+	}
+	fastUDP(t, f, valid, fastSrc) // learnt
+	for i := range 8 {
+		if b, fast, _ := fastUDP(t, f, valid, fastSrc); !fast || !full(b) {
+			t.Fatalf("valid cookie, fast path, query %d: fast %v, full answer %v", i, fast, full(b))
+		}
+		if b := generalUDP(s, valid, fastSrc); !full(b) {
+			t.Fatalf("valid cookie, general path, query %d: no full answer", i)
+		}
+	}
+	answered := 0
+	for range 8 {
+		if b, fast, _ := fastUDP(t, f, clientOnly, fastSrc); !fast {
+			t.Fatal("client cookie: not answered by the fast path")
+		} else if full(b) {
+			answered++
+		}
+	}
+	if answered != 1 { // the burst
+		t.Errorf("client cookie: %d of 8 full answers, want 1 (the burst)", answered)
+	}
+	if n := testutilCounter(t, s.metrics.rrlN[rrl.Drop][rrl.Answer]); n != 4 {
+		t.Errorf("%v drops counted in the answer class, want 4", n)
+	}
 }

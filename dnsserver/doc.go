@@ -24,4 +24,10 @@
 // wires it in (Serve) and implements its udpfast.Host (fasthost.go): the
 // snapshot, the decision epoch and cache, Server.decide (the one decision
 // function of both paths), and the general path returning its trace.
+//
+// Both paths rate-limit UDP replies (response rate limiting, package
+// internal/rrl; ratelimit.go) once the reply's class is known and before
+// it is fitted, packed or copied: one Limiter, shared by every reader and
+// the general path, decides whether a reply goes out, goes out as a
+// minimal truncated reply (slip), or is dropped. TCP is never limited.
 package dnsserver

@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,10 @@ func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg) udpfast.Trace 
 
 func (h fastHost) LogAllDown(g *zones.Geo, servfail bool) { h.s.logAllDown(g, servfail) }
 
+func (h fastHost) LogLimited(src netip.Addr, class rrl.Class, act rrl.Action) {
+	h.s.logLimited(src, class, act)
+}
+
 // Panicked contains a panic of the fast path: it is counted and logged,
 // and the query goes to the general path.
 func (h fastHost) Panicked(p any) {
@@ -72,6 +77,7 @@ func (s *Server) fastConfig() udpfast.Config {
 		UDPSize:  s.cfg.UDPSize,
 		QueryLog: s.cfg.QueryLog,
 		Cookies:  s.cookies.Load() != nil,
+		RRL:      s.limiter,
 		Metrics: udpfast.Metrics{
 			Duration: m.durationUDP,
 			Scope:    m.scopeAll,
@@ -82,6 +88,7 @@ func (s *Server) fastConfig() udpfast.Config {
 			Answers: m.answers,
 			AllDown: m.allDown,
 			Cookies: m.cookies,
+			RRL:     &m.rrlN,
 		},
 	}
 }

@@ -68,6 +68,8 @@ func fastUDP(t testing.TB, f *udpfast.Path, packet []byte, src netip.AddrPort) (
 		return out, true, false
 	case udpfast.HandOff:
 		return nil, false, true
+	case udpfast.Dropped:
+		return nil, true, false
 	}
 	b, ok := f.Learn(packet, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
 	if !ok {

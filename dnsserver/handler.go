@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -86,6 +87,28 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if resp == nil {
 		return nil, tr
 	}
+	// Rate limiting comes before the reply is fitted and packed: a
+	// dropped reply costs neither. TCP is never limited, nor a query
+	// whose valid server cookie proves its source.
+	// The account is named even for a valid cookie: the fast path keeps
+	// it with the reply, which answers the next query of the same shape
+	// whatever its cookie.
+	var account rrl.Account
+	if s.limiter != nil && !tcp {
+		account = rrlAccount(req, resp, &out)
+	}
+	if s.limiter != nil && !tcp && !out.validCookie {
+		switch s.rateLimit(sourceAddr(w.RemoteAddr()), account, start) {
+		case rrl.Drop:
+			return nil, tr
+		case rrl.Slip:
+			written = true
+			if err := w.WriteMsg(slipReply(resp)); err != nil {
+				s.log.Debug().Err(err).Msg("write reply")
+			}
+			return nil, tr
+		}
+	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
 	err := w.WriteMsg(resp)
@@ -98,6 +121,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	tr = out.trace
 	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
 	tr.Zone, tr.PoP = out.zone, out.pop
+	tr.RRL = account
 	return resp, tr
 }
 
@@ -136,6 +160,7 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	q.client = sourceAddr(src)
 	// The cookie is the source address's, whatever the client subnet.
 	q.cookie = s.judgeCookie(edns, q.client)
+	q.validCookie = q.cookie.outcome == dnscookie.Valid
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():

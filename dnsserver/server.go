@@ -18,6 +18,7 @@ import (
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -48,6 +49,9 @@ type Config struct {
 	// Steering holds the parameters of PoP selection; New provisions it
 	// (steer.Options.Provision).
 	Steering steer.Options
+	// RateLimit is response rate limiting of UDP replies (package rrl);
+	// the zero value limits at rrl's defaults. TCP is never limited.
+	RateLimit rrl.Config
 	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
 	Cookies CookieConfig
 }
@@ -144,6 +148,16 @@ func (cfg Config) Provision() (Config, error) {
 		}
 	}
 	cfg.Steering = steering
+	rateLimit, err := cfg.RateLimit.Provision()
+	for _, e := range unjoin(err) {
+		var re *rrl.ConfigError
+		if errors.As(e, &re) {
+			bad("RateLimit."+re.Field, "%s", re.Problem)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	cfg.RateLimit = rateLimit
 	return cfg, errors.Join(errs...)
 }
 
@@ -189,6 +203,8 @@ type Server struct {
 	nsidHex    string
 	log        zerolog.Logger
 	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
+	limiter    *rrl.Limiter   // nil: rate limiting off
+	rrlLog     zerolog.Logger // sampled as allDownLog
 	metrics    *metrics
 	locator    Locator
 	health     HealthSource
@@ -224,11 +240,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
 	log := deps.Log.With().Str("component", "dnsserver").Logger()
+	limiter, err := rrl.New(cfg.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: %w", err)
+	}
 	s := &Server{
 		cfg:        cfg,
 		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
 		log:        log,
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		limiter:    limiter,
+		rrlLog:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,
 		health:     deps.Health,

@@ -16,6 +16,7 @@ import (
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -47,6 +48,7 @@ type fileConfig struct {
 	// from absent (the default).
 	ZoneMissingGrace *time.Duration
 	Cookies          cookiesConfig
+	RateLimit        rateLimitConfig
 
 	lines map[string]int // field → the line of its value
 }
@@ -55,6 +57,21 @@ type fileConfig struct {
 type cookiesConfig struct {
 	Enabled    *bool // nil: not set (on)
 	SecretFile string
+}
+
+// rateLimitConfig is the rate_limit mapping: response rate limiting of
+// UDP replies (package rrl). Pointers tell a value written from one left
+// out, where the two differ.
+type rateLimitConfig struct {
+	Enabled            *bool
+	ResponsesPerSecond int
+	Burst              int
+	Slip               *int
+	IPv4Prefix         int
+	IPv6Prefix         int
+	TableSize          int
+	Exempt             *[]string
+	LogOnly            bool
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -128,6 +145,15 @@ var dnsKeyOf = map[string]string{
 	"Steering.LatencyMaxAge": "latency_max_age",
 	"Steering.PenaltyWeight": "probes.penalty_weight",
 	"Cookies.Secrets":        "cookies.secret_file",
+	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
+	// checked as they are read).
+	"RateLimit.ResponsesPerSecond": "rate_limit.responses_per_second",
+	"RateLimit.Burst":              "rate_limit.burst",
+	"RateLimit.Slip":               "rate_limit.slip",
+	"RateLimit.IPv4Prefix":         "rate_limit.ipv4_prefix",
+	"RateLimit.IPv6Prefix":         "rate_limit.ipv6_prefix",
+	"RateLimit.TableSize":          "rate_limit.table_size",
+	"RateLimit.Exempt":             "rate_limit.exempt",
 }
 
 // decodeConfig strictly decodes a configuration file: every mapping goes
@@ -206,6 +232,8 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 					d.decode(e, &fc.Cookies.SecretFile, "a file name")
 				}
 			})
+		case "rate_limit":
+			d.walk(e.Field(), e.Value, rateLimitKeys, func(e yamlx.Entry) { d.rateLimit(e, &fc.RateLimit) })
 		}
 	})
 	if len(d.errs) > 0 {
@@ -222,10 +250,12 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
-		"probes", "admin_token_file", "zone_missing_grace", "cookies"}}
-	logKeys    = yamlx.Keys{Names: []string{"level", "format"}}
-	geoipKeys  = yamlx.Keys{Names: []string{"city", "asn"}}
-	probesKeys = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
+		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "cookies"}}
+	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
+	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
+	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
+	rateLimitKeys = yamlx.Keys{Names: []string{"enabled", "responses_per_second", "burst", "slip", "ipv4_prefix",
+		"ipv6_prefix", "table_size", "exempt", "log_only"}}
 )
 
 // cookiesKeys are the keys of the cookies mapping.
@@ -292,6 +322,61 @@ func (d *configDecoder) probes(e yamlx.Entry, pc *probesConfig) {
 	case "penalty_weight":
 		d.decode(e, &pc.PenaltyWeight, "a number, 0 or more")
 	}
+}
+
+// rateLimit decodes one key of the rate_limit mapping.
+func (d *configDecoder) rateLimit(e yamlx.Entry, rc *rateLimitConfig) {
+	switch e.Key {
+	case "enabled":
+		d.decode(e, &rc.Enabled, "true or false")
+	case "responses_per_second":
+		d.decode(e, &rc.ResponsesPerSecond, "a whole number of replies per second, 1 or more")
+	case "burst":
+		d.decode(e, &rc.Burst, "a whole number of replies, 1 or more")
+	case "slip":
+		d.decode(e, &rc.Slip, "a whole number from 0 to 10")
+	case "ipv4_prefix":
+		d.decode(e, &rc.IPv4Prefix, "a prefix length from 1 to 32")
+	case "ipv6_prefix":
+		d.decode(e, &rc.IPv6Prefix, "a prefix length from 1 to 128")
+	case "table_size":
+		d.decode(e, &rc.TableSize, "a whole number of buckets")
+	case "exempt":
+		rc.Exempt = new([]string)
+		d.decode(e, rc.Exempt, "a list of networks such as 192.0.2.0/24 or addresses")
+	case "log_only":
+		d.decode(e, &rc.LogOnly, "true or false")
+	}
+}
+
+// config is rate_limit as rrl.Config, which dnsserver provisions; a
+// written 0, which rrl reads as its default, is reported here.
+func (rc rateLimitConfig) config(bad func(field, format string, args ...any), written func(field string) bool) rrl.Config {
+	cfg := rrl.Config{Off: rc.Enabled != nil && !*rc.Enabled, ResponsesPerSecond: rc.ResponsesPerSecond,
+		Burst: rc.Burst, Slip: rc.Slip, IPv4Prefix: rc.IPv4Prefix, IPv6Prefix: rc.IPv6Prefix,
+		TableSize: rc.TableSize, LogOnly: rc.LogOnly}
+	for key, v := range map[string]int{"responses_per_second": rc.ResponsesPerSecond, "burst": rc.Burst,
+		"ipv4_prefix": rc.IPv4Prefix, "ipv6_prefix": rc.IPv6Prefix, "table_size": rc.TableSize} {
+		if field := "rate_limit." + key; v == 0 && written(field) {
+			bad(field, "must not be 0 (leave it out for the default; enabled: false turns rate limiting off)")
+		}
+	}
+	if rc.Exempt != nil {
+		cfg.Exempt = []netip.Prefix{} // a list written empty exempts none
+		for _, s := range *rc.Exempt {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil {
+					bad("rate_limit.exempt", "%q is not a network such as 192.0.2.0/24 or an address", s)
+					continue
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			cfg.Exempt = append(cfg.Exempt, p.Masked())
+		}
+	}
+	return cfg
 }
 
 // validate checks the decoded file, applies defaults in one place and
@@ -368,6 +453,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	// configuration; a bad value is reported under the key it came from.
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
 		PenaltyWeight: fc.Probes.PenaltyWeight}
+	cfg.dns.RateLimit = fc.RateLimit.config(bad, func(field string) bool { return fc.lines[field] != 0 })
 	dnsCfg, err := cfg.dns.Provision()
 	for _, e := range unjoin(err) {
 		var ce *dnsserver.ConfigError

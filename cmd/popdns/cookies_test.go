@@ -99,8 +99,17 @@ func TestCookieSecretReload(t *testing.T) {
 	if !madeWith(first, secretA) {
 		t.Fatalf("cookie %s not made with the configured secret", first)
 	}
-	valid := func() float64 {
-		return counterValue(t, r, "popdns_dns_cookies_total", map[string]string{"outcome": "valid"})
+	// valid waits for the count of valid cookies to be want (a reply
+	// is counted just after it is sent), 2 s at most, and returns it.
+	valid := func(want float64) float64 {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			n := counterValue(t, r, "popdns_dns_cookies_total", map[string]string{"outcome": "valid"})
+			if n == want || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	for i, step := range []struct {
 		file       string
@@ -117,7 +126,7 @@ func TestCookieSecretReload(t *testing.T) {
 		if !madeWith(got, step.wantSecret) {
 			t.Errorf("step %d: reply cookie %s not made with %s", i+1, got, step.wantSecret)
 		}
-		if v := valid(); v != step.wantValid {
+		if v := valid(step.wantValid); v != step.wantValid {
 			t.Errorf("step %d: %v valid cookies, want %v", i+1, v, step.wantValid)
 		}
 	}

@@ -287,6 +287,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
 		{Name: "cookies.enabled", Value: fmt.Sprint(!d.Cookies.Off)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
+		{Name: "rate_limit", Value: d.RateLimit.String()},
 	}
 	return rc
 }

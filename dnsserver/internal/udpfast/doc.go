@@ -73,6 +73,14 @@
 //     decided until their turn. Caches are bounded (fastCacheCap entries,
 //     MemoCap memoised decisions, and as many shared decisions in
 //     dnsserver's cache) and start over when full.
+//   - Rate limiting (Config.RRL, package rrl): a reply is charged to the
+//     account its entry learnt from the general path (Trace.RRL: the class
+//     and name the general path charged for it), for the packet's source
+//     address, at the time its batch was read (Path.Begin), before it is
+//     copied. A limited reply is dropped (Dropped) or slipped: the cached
+//     reply's header with TC set and its question, patched as a reply is,
+//     the same bytes as the general path's slip. Neither counts as an
+//     answer; both count in Metrics.RRL, and one per batch is logged.
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
 //     all-down by policy), added per batch in Flush; the query log, when

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,17 @@ type Path struct {
 	// flush, and their counters, resolved on first use.
 	cookieN       [dnscookie.NumOutcomes]uint64
 	cookieCounter [dnscookie.NumOutcomes]prometheus.Counter
+	// Rate limiting (Config.RRL): the time checks are made at, read once
+	// per batch (Begin, or the first check after Flush), and the limited
+	// replies since the last flush, by action and class, with the last
+	// one for the log.
+	now      int64
+	nowOK    bool
+	limitedN [rrl.NumActions][rrl.NumClasses]uint32
+	limited  bool
+	lastSrc  netip.Addr
+	lastAcct rrl.Account
+	lastAct  rrl.Action
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -100,6 +112,8 @@ type fastReply struct {
 	// following; 0 when the reply has none.
 	ecs   int
 	rcode int
+	// rrl is the rate-limit account the reply is charged to.
+	rrl rrl.Account
 	// The decision this reply answers, for geo entries; allDown is its
 	// record when when_all_down decided it, and allDownN counts each
 	// answer with it.
@@ -122,6 +136,7 @@ const (
 	Answered Result = iota // the reply is ready
 	ToLearn                // a plain query it has no reply for: Learn answers it through the general path
 	HandOff                // not a plain query: miekg/dns's server must see it
+	Dropped                // over its rate limit: no reply at all
 )
 
 // New returns a fast path answering for host, for one reader.
@@ -144,6 +159,7 @@ func (f *Path) judgeCookie(packet []byte, src netip.Addr) {
 		}
 	}
 	q.cookieOutcome = f.secrets.Reply(&q.replyCookie, packet[q.cookieOff:q.cookieOff+q.cookieLen], src, f.cookieNow)
+	q.validCookie = q.cookieOutcome == dnscookie.Valid
 }
 
 // Answer answers packet from src into out (whose capacity must hold
@@ -209,6 +225,14 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
 	}
+	if f.cfg.RRL != nil && !q.validCookie {
+		switch f.rateLimit(src, r.rrl) {
+		case rrl.Drop:
+			return nil, Dropped
+		case rrl.Slip:
+			return slip(r, q, packet, out), Answered
+		}
+	}
 	out = append(out[:0], r.wire...)
 	binary.BigEndian.PutUint16(out, q.id)
 	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
@@ -247,6 +271,56 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	return out, Answered
 }
 
+// Begin tells the fast path that a batch read at t starts: rate limiting
+// checks its replies at t. Without it, the first check after a flush
+// reads the clock.
+func (f *Path) Begin(t time.Time) {
+	if f.cfg.RRL != nil {
+		f.now, f.nowOK = f.cfg.RRL.Now(t), true
+	}
+}
+
+// rateLimit is the verdict on a reply of account a to src, counted.
+func (f *Path) rateLimit(src netip.Addr, a rrl.Account) rrl.Action {
+	if !f.nowOK {
+		f.Begin(time.Now())
+	}
+	act := f.cfg.RRL.Check(src, a, f.now)
+	if act != rrl.Pass {
+		f.limitedN[act][a.Class]++
+		f.limited = true
+		f.lastSrc, f.lastAcct, f.lastAct = src, a, act
+	}
+	return act
+}
+
+// slip writes into out the minimal truncated reply that stands for r when
+// its rate is over the limit: r's header with TC set and no records but
+// the question, patched as a reply is; the general path's slipReply
+// writes the same bytes.
+func slip(r *fastReply, q *wireQuery, packet, out []byte) []byte {
+	out = append(out[:0], r.wire[:q.nameEnd+4]...)
+	binary.BigEndian.PutUint16(out, q.id)
+	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
+	out[2] |= 1 << 1 // TC
+	clear(out[6:12]) // ANCOUNT, NSCOUNT, ARCOUNT
+	return out
+}
+
+// flushLimited counts and logs the limited replies since the last flush.
+func (f *Path) flushLimited() {
+	f.limited = false
+	for a := range f.limitedN {
+		for c, n := range f.limitedN[a] {
+			if n > 0 {
+				f.cfg.Metrics.RRL[a][c].Add(float64(n))
+				f.limitedN[a][c] = 0
+			}
+		}
+	}
+	f.host.LogLimited(f.lastSrc, f.lastAcct.Class, f.lastAct)
+}
+
 // Flush adds what the replies Answer made since the last flush count to
 // the metrics, with the duration of each the time since start, when the
 // batch holding them was read. The next query reads the epoch afresh.
@@ -254,6 +328,10 @@ func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
 	f.secrets = nil
+	f.nowOK = false
+	if f.limited {
+		f.flushLimited()
+	}
 	if f.answered == 0 {
 		return
 	}
@@ -355,7 +433,7 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	case tr.Decisions > 1:
 		return
 	}
-	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode}
+	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode, rrl: tr.RRL}
 	cookieOpt := 0
 	if q.cookie {
 		// The COOKIE option is the last thing in the reply (respondTo

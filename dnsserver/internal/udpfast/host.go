@@ -5,6 +5,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,10 @@ type Host interface {
 	// general path reads them. Called once per batch with a cookie, when
 	// Config.Cookies is set.
 	Cookies() (*dnscookie.Secrets, uint32)
+	// LogLimited logs, sampled, that a reply to src was over its rate
+	// limit and what was done (package rrl); the fast path counts them
+	// itself (Metrics.RRL) and logs one per batch.
+	LogLimited(src netip.Addr, class rrl.Class, act rrl.Action)
 }
 
 // Config is what the fast path reads of the server's configuration, and
@@ -54,6 +59,9 @@ type Config struct {
 	// Cookies: the server answers DNS cookies (Host.Cookies); else
 	// COOKIE options are ignored, as the general path then does.
 	Cookies bool
+	// RRL limits the rate of replies, shared with the general path and
+	// every other reader; nil: off.
+	RRL     *rrl.Limiter
 	Metrics Metrics
 }
 
@@ -71,6 +79,9 @@ type Metrics struct {
 	Answers  *prometheus.CounterVec // by the PoP answered first
 	AllDown  *prometheus.CounterVec // by the when_all_down policy
 	Cookies  *prometheus.CounterVec // by dnscookie.Outcome, when Config.Cookies
+	// RRL counts replies over their rate limit by action (not rrl.Pass)
+	// and class.
+	RRL *[rrl.NumActions][rrl.NumClasses]prometheus.Counter
 }
 
 // Histogram takes n observations of one value at a time: the fast path
@@ -113,6 +124,9 @@ type Trace struct {
 	Decision  *Decision
 	Client    netip.Addr
 	Epoch     steer.Epoch
+	// RRL is the rate-limit account the reply is charged to; its class
+	// and name hold for every query of the same shape (and decision).
+	RRL rrl.Account
 }
 
 // Decided records a geo decision that shaped the reply.

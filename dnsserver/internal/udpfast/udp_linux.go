@@ -313,6 +313,7 @@ func (r *udpReader) serveBatches(uintptr) bool {
 		}
 		r.used = r.got
 		start := time.Now() // one clock read per batch, and one in flush
+		r.fast.Begin(start)
 		m := 0
 		for i := range r.got {
 			if r.handle(i, m) {
@@ -394,6 +395,9 @@ func (r *udpReader) handle(i, m int) (queued bool) {
 		default:
 			reply = append(r.out[m][:0], b...)
 		}
+	}
+	if res == Dropped {
+		return false
 	}
 	if res == HandOff {
 		handedOff = true

@@ -48,6 +48,11 @@ type wireQuery struct {
 	ecsAddr   netip.Addr // the ECS network address, masked
 	ecsRaw    int        // offset of the ECS ADDRESS bytes in the packet
 	ecsRawLen int
+
+	// validCookie: the query carries a valid server cookie (RFC 7873
+	// §5.4), which proves its source, so rate limiting skips it.
+	// Path.judgeCookie sets it.
+	validCookie bool
 }
 
 // Shape bits of the fast-path key: everything besides the name and type
@@ -147,7 +152,7 @@ func parseWire(p []byte, q *wireQuery) bool {
 	off += 4
 
 	q.edns, q.do, q.nsid, q.ecs, q.ecsFamily, q.ecsSource = false, false, false, false, 0, 0
-	q.cookie, q.cookieOutcome = false, dnscookie.None
+	q.cookie, q.cookieOutcome, q.validCookie = false, dnscookie.None, false
 	if ar == 1 {
 		var ok bool
 		if off, ok = q.parseOPT(p, off); !ok {
@@ -285,11 +290,6 @@ func (q *wireQuery) sizeLimit(ours uint16) int {
 	}
 	return max(dns.MinMsgSize, int(min(q.udpSize, ours)))
 }
-
-// ValidServerCookie reports whether the query Answer judged last came
-// with a valid server cookie of ours: its source address is not spoofed,
-// so the rate limiter exempts it.
-func (q *wireQuery) ValidServerCookie() bool { return q.cookieOutcome == dnscookie.Valid }
 
 // Shape is what parseWire reads of a query where the fast path patches
 // its replies, for those who vary a query there: dnsserver's tests that
