@@ -37,7 +37,7 @@ func newCookieServer(t testing.TB, rollover bool) (*Server, *prometheus.Registry
 		secrets.Previous, secrets.HasPrevious = otherSecret, true
 	}
 	reg := prometheus.NewRegistry()
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, Cookies: CookieConfig{Secrets: secrets}},
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, Cookies: CookieConfig{Secrets: secrets}}),
 		Deps{Log: zerolog.Nop(), Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
