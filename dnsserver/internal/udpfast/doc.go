@@ -80,9 +80,12 @@
 //     copied. A limited reply is dropped (Dropped) or slipped: the cached
 //     reply's header with TC set and its question, patched as a reply is,
 //     the same bytes as the general path's slip. Neither counts as an
-//     answer; both count in Metrics.RRL, and one per batch is logged.
+//     answer; both count in Metrics.RRL, and one per batch is logged. A
+//     query with a valid server cookie (judged before the entry is looked
+//     up) proves its source and is never limited; the general path names
+//     the account of its reply all the same, for the entry.
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
-//     all-down by policy), added per batch in Flush; the query log, when
+//     all-down by policy, cookies by outcome), added per batch in Flush; the query log, when
 //     on, sends every query through the general path.
 package udpfast
