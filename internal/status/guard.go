@@ -149,13 +149,18 @@ func classify(r *http.Request) access {
 	return accessRead
 }
 
-// bearer is the request's bearer token, or "" without one.
-func bearer(r *http.Request) string {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return ""
+// bearer is the request's token, or "" without one: a bearer token, or
+// when basic is true the password of HTTP basic authentication (any user
+// name), which is what a browser can send to the status page when it
+// asks. The admin API takes bearer tokens only.
+func bearer(r *http.Request, basic bool) string {
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(got)
 	}
-	return strings.TrimSpace(got)
+	if _, password, ok := r.BasicAuth(); ok && basic {
+		return password
+	}
+	return ""
 }
 
 // tokenIs compares in constant time, so that the time of a refusal says
@@ -186,13 +191,17 @@ const (
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	need := classify(r)
+	if need == accessAdmin && g.admin == "" {
+		// No admin API: the routes answer 404, as any unknown one.
+		need = accessOpen
+	}
 	if need != accessOpen && (need == accessAdmin || g.acc.ReadNeedsToken) {
 		src := sourceOf(r.RemoteAddr)
 		if g.limiter.limited(src) {
 			g.refuse(w, r, src, refusedLimited)
 			return
 		}
-		got := bearer(r)
+		got := bearer(r, need == accessRead)
 		ok := tokenIs(got, g.admin) || need == accessRead && tokenIs(got, g.acc.ReadToken)
 		if !ok {
 			reason := refusedWrong
@@ -230,6 +239,11 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, src netip.Prefix,
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="popdns"`)
+	if classify(r) == accessRead {
+		// A browser asks for a user name and password: the token is the
+		// password.
+		w.Header().Add("WWW-Authenticate", `Basic realm="popdns: the password is the read or admin token"`)
+	}
 	http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 }
 
