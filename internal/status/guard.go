@@ -279,7 +279,8 @@ type failureLimiter struct {
 	mu sync.Mutex // guards the fields below
 	// sources holds each source's window; the zero Prefix is the shared
 	// account of those past maxFailureSources.
-	sources map[netip.Prefix]*failureWindow
+	sources   map[netip.Prefix]*failureWindow
+	lastSweep time.Time // when ended windows were last dropped
 	// lastLog and notLogged sample the log: one line a second at most,
 	// saying how many refusals went unlogged before it.
 	lastLog   time.Time
@@ -315,24 +316,29 @@ func (l *failureLimiter) fail(src netip.Prefix) {
 func (l *failureLimiter) windowLocked(src netip.Prefix, create bool) *failureWindow {
 	now := l.now()
 	w, ok := l.sources[src]
-	if !ok && !create {
-		return nil
-	}
-	if !ok {
-		if len(l.sources) >= maxFailureSources {
+	if !ok && len(l.sources) >= maxFailureSources {
+		// Full: drop the ended windows, at most once a second, since
+		// that walks the whole table; if still full, a source not
+		// remembered is in the shared account.
+		if now.Sub(l.lastSweep) >= time.Second || now.Before(l.lastSweep) {
+			l.lastSweep = now
 			for p, old := range l.sources {
 				if now.Sub(old.start) >= time.Minute {
 					delete(l.sources, p)
 				}
 			}
-			if len(l.sources) >= maxFailureSources {
-				src = netip.Prefix{}
-			}
 		}
-		if w, ok = l.sources[src]; !ok {
-			w = &failureWindow{start: now}
-			l.sources[src] = w
+		if len(l.sources) >= maxFailureSources {
+			src = netip.Prefix{}
+			w, ok = l.sources[src]
 		}
+	}
+	if !ok {
+		if !create {
+			return nil
+		}
+		w = &failureWindow{start: now}
+		l.sources[src] = w
 	}
 	if now.Sub(w.start) >= time.Minute {
 		w.start, w.n = now, 0
