@@ -405,3 +405,56 @@ func refusedCount(t *testing.T, reg *prometheus.Registry, reason string) float64
 	t.Fatalf("no popdns_http_refused_total{reason=%q}", reason)
 	return 0
 }
+
+// TestMetricsCached: /metrics answers from a reply at most a second old,
+// one per format and compression, so that scraping it in a loop costs one
+// encoding a second.
+func TestMetricsCached(t *testing.T) {
+	clock := dnstest.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_total", Help: "Test."})
+	reg.MustRegister(c)
+	h := guardedHandler(t, Access{ReadNeedsToken: true}, false, HTTPConfig{}, clock, reg, zerolog.Nop())
+	scrape := func(encoding string) string {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		if encoding != "" {
+			req.Header.Set("Accept-Encoding", encoding)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("/metrics: %d", rec.Code)
+		}
+		if encoding == "gzip" {
+			return rec.Header().Get("Content-Encoding")
+		}
+		for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+			if strings.HasPrefix(line, "test_total ") {
+				return line
+			}
+		}
+		t.Fatalf("no test_total in %q", rec.Body)
+		return ""
+	}
+	if got := scrape(""); got != "test_total 0" {
+		t.Fatalf("first scrape: %s", got)
+	}
+	c.Inc()
+	clock.Advance(999 * time.Millisecond)
+	if got := scrape(""); got != "test_total 0" {
+		t.Errorf("within the second: %s, want the cached 0", got)
+	}
+	if got := scrape("gzip"); got != "gzip" {
+		t.Errorf("a client that takes gzip got Content-Encoding %q", got)
+	}
+	clock.Advance(time.Millisecond)
+	if got := scrape(""); got != "test_total 1" {
+		t.Errorf("a second later: %s, want 1", got)
+	}
+	for accept, want := range map[string]bool{"gzip": true, "gzip, deflate": true, "br;q=1.0, gzip;q=0.5": true,
+		"*": true, "gzip;q=0": false, "identity": false, "": false} {
+		if acceptsGzip(accept) != want {
+			t.Errorf("acceptsGzip(%q) = %v", accept, !want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/rs/zerolog"
 )
 
@@ -262,8 +264,8 @@ func (r *Reporter) Handler(e Endpoints) http.Handler {
 		// needs no token and is asked often.
 		fmt.Fprintf(w, "ready: %s, %s\n", plural(len(r.indexOf(r.srv.Zones()).zones), "zone", "zones"), plural(len(r.health.Status().Results), "probe", "probes"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(newCachedGatherer(e.Metrics, metricsMaxAge, r.now),
-		promhttp.HandlerOpts{Registry: e.Metrics}))
+	mux.Handle("GET /metrics", newCachedMetrics(promhttp.HandlerFor(newCachedGatherer(e.Metrics, metricsMaxAge, r.now),
+		promhttp.HandlerOpts{Registry: e.Metrics}), metricsMaxAge, r.now))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, req *http.Request) {
 		r.serveStatus(w, req, func(w http.ResponseWriter, st Status) {
 			w.Header().Set("Content-Type", "application/json")
@@ -355,6 +357,93 @@ func (c *cachedGatherer) Gather() ([]*dto.MetricFamily, error) {
 	c.at = now
 	return c.mfs, c.err
 }
+
+// cachedMetrics answers /metrics from a reply at most maxAge old: with
+// ten thousand zones encoding the metrics costs about 30 ms of CPU even
+// once gathered. A reply depends on the format and compression the
+// client accepts, so one is kept for each; there are few of them.
+type cachedMetrics struct {
+	h      http.Handler
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex // guards replies, and is held while one is made
+	replies map[string]*cachedReply
+}
+
+// maxCachedReplies bounds the replies kept, in case clients send formats
+// in ever new spellings: past it, a reply is made afresh, not kept.
+const maxCachedReplies = 8
+
+type cachedReply struct {
+	at     time.Time
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func newCachedMetrics(h http.Handler, maxAge time.Duration, now func() time.Time) *cachedMetrics {
+	return &cachedMetrics{h: h, maxAge: maxAge, now: now, replies: map[string]*cachedReply{}}
+}
+
+func (c *cachedMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := string(expfmt.Negotiate(r.Header)) + "|" + strconv.FormatBool(acceptsGzip(r.Header.Get("Accept-Encoding")))
+	c.mu.Lock()
+	now := c.now()
+	reply, ok := c.replies[key]
+	if age := now.Sub(reply.atOrZero()); !ok || age < 0 || age >= c.maxAge {
+		rec := &replyRecorder{header: http.Header{}, code: http.StatusOK}
+		c.h.ServeHTTP(rec, r)
+		reply = &cachedReply{at: now, code: rec.code, header: rec.header, body: rec.body.Bytes()}
+		for k, old := range c.replies {
+			if now.Sub(old.at) >= c.maxAge {
+				delete(c.replies, k)
+			}
+		}
+		if len(c.replies) < maxCachedReplies {
+			c.replies[key] = reply
+		}
+	}
+	c.mu.Unlock()
+	maps.Copy(w.Header(), reply.header)
+	w.WriteHeader(reply.code)
+	_, _ = w.Write(reply.body) // the client went away: nothing to tell it
+}
+
+func (r *cachedReply) atOrZero() time.Time {
+	if r == nil {
+		return time.Time{}
+	}
+	return r.at
+}
+
+// acceptsGzip reads Accept-Encoding as promhttp does: gzip (or *) listed
+// without q=0.
+func acceptsGzip(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.TrimSpace(coding)
+		if coding != "gzip" && coding != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(params, " ", "")
+		if q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000" {
+			return true
+		}
+	}
+	return false
+}
+
+// replyRecorder keeps a reply in memory.
+type replyRecorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *replyRecorder) Header() http.Header         { return r.header }
+func (r *replyRecorder) WriteHeader(code int)        { r.code = code }
+func (r *replyRecorder) Write(p []byte) (int, error) { return r.body.Write(p) }
 
 // httpErrorLog sends net/http's own complaints (a TLS handshake on the
 // plain port, a failed accept) to log.
