@@ -269,6 +269,10 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 			admin = status.NewAdmin(a.status, srv, adminToken, log)
 		}
 		acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
+		if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
+			log.Warn().Str("http", cfg.httpAddr).
+				Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
+		}
 		a.http = cfg.httpLimits.NewServer(httpHandler(built, a.status, admin, acc, cfg.httpLimits, log), log)
 	}
 	return a, nil

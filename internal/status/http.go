@@ -387,7 +387,8 @@ func newCachedMetrics(h http.Handler, maxAge time.Duration, now func() time.Time
 }
 
 func (c *cachedMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := string(expfmt.Negotiate(r.Header)) + "|" + strconv.FormatBool(acceptsGzip(r.Header.Get("Accept-Encoding")))
+	// The format as promhttp picks it, with its default formats.
+	key := string(expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)) + "|" + strconv.FormatBool(acceptsGzip(r.Header.Get("Accept-Encoding")))
 	c.mu.Lock()
 	now := c.now()
 	reply, ok := c.replies[key]
