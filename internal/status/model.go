@@ -2,7 +2,9 @@
 // fare: the status model (Status, built with steer, which alone decides
 // which PoPs and targets get clients), readiness, the status page with its
 // world map, the admin API that sets runtime PoP states, and the HTTP
-// endpoint that serves them with /healthz, /metrics and /explain. It reads
+// endpoint that serves them with /healthz, /metrics and /explain, and
+// guards it: bearer tokens, failed authentications limited per source,
+// bounded bodies and the server's timeouts (guard.go). It reads
 // the running server through the small interfaces declared in http.go and
 // admin.go, and changes nothing but the PoP states the admin API sets.
 package status
