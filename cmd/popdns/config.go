@@ -17,6 +17,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -49,6 +50,11 @@ type fileConfig struct {
 	ZoneMissingGrace *time.Duration
 	Cookies          cookiesConfig
 	RateLimit        rateLimitConfig
+	// ReadTokenFile, HTTPPublicWithoutToken and HTTPLimits guard the
+	// HTTP endpoint.
+	ReadTokenFile          string
+	HTTPPublicWithoutToken bool
+	HTTPLimits             httpLimitsConfig
 
 	lines map[string]int // field → the line of its value
 }
@@ -72,6 +78,18 @@ type rateLimitConfig struct {
 	TableSize          int
 	Exempt             *[]string
 	LogOnly            bool
+}
+
+// httpLimitsConfig is the http_limits mapping: the HTTP endpoint's
+// timeouts and size limits, each defaulted by status.HTTPConfig.
+type httpLimitsConfig struct {
+	ReadHeaderTimeout     time.Duration
+	ReadTimeout           time.Duration
+	WriteTimeout          time.Duration
+	IdleTimeout           time.Duration
+	MaxHeaderBytes        int
+	MaxBodyBytes          int64
+	AuthFailuresPerMinute int
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -124,6 +142,13 @@ type config struct {
 	// cookieSecretFile holds the DNS cookie secrets, read into
 	// dns.Cookies.Secrets; "" when not configured.
 	cookieSecretFile string
+	// readTokenFile holds a bearer token for the HTTP endpoint's read
+	// routes only; "" means none.
+	readTokenFile string
+	// httpPublicWithoutToken serves the read routes to anyone on a
+	// listener beyond loopback, as the operator asked.
+	httpPublicWithoutToken bool
+	httpLimits             status.HTTPConfig
 }
 
 const (
@@ -234,6 +259,12 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			})
 		case "rate_limit":
 			d.walk(e.Field(), e.Value, rateLimitKeys, func(e yamlx.Entry) { d.rateLimit(e, &fc.RateLimit) })
+		case "read_token_file":
+			d.decode(e, &fc.ReadTokenFile, "a file name")
+		case "http_public_without_token":
+			d.decode(e, &fc.HTTPPublicWithoutToken, "true or false")
+		case "http_limits":
+			d.walk(e.Field(), e.Value, httpLimitsKeys, func(e yamlx.Entry) { d.httpLimits(e, &fc.HTTPLimits) })
 		}
 	})
 	if len(d.errs) > 0 {
@@ -250,12 +281,15 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
-		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "cookies"}}
+		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
+		"http_limits", "cookies"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
 	rateLimitKeys = yamlx.Keys{Names: []string{"enabled", "responses_per_second", "burst", "slip", "ipv4_prefix",
 		"ipv6_prefix", "table_size", "exempt", "log_only"}}
+	httpLimitsKeys = yamlx.Keys{Names: []string{"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
+		"max_header_bytes", "max_body_bytes", "auth_failures_per_minute"}}
 )
 
 // cookiesKeys are the keys of the cookies mapping.
@@ -379,6 +413,38 @@ func (rc rateLimitConfig) config(bad func(field, format string, args ...any), wr
 	return cfg
 }
 
+// httpLimits decodes one key of the http_limits mapping.
+func (d *configDecoder) httpLimits(e yamlx.Entry, hl *httpLimitsConfig) {
+	switch e.Key {
+	case "read_header_timeout":
+		d.decode(e, &hl.ReadHeaderTimeout, "a duration such as 5s")
+	case "read_timeout":
+		d.decode(e, &hl.ReadTimeout, "a duration such as 10s")
+	case "write_timeout":
+		d.decode(e, &hl.WriteTimeout, "a duration such as 30s")
+	case "idle_timeout":
+		d.decode(e, &hl.IdleTimeout, "a duration such as 60s")
+	case "max_header_bytes":
+		d.decode(e, &hl.MaxHeaderBytes, "a size in bytes")
+	case "max_body_bytes":
+		d.decode(e, &hl.MaxBodyBytes, "a size in bytes")
+	case "auth_failures_per_minute":
+		d.decode(e, &hl.AuthFailuresPerMinute, "a whole number")
+	}
+}
+
+// httpLimitsKeyOf names the configuration key of each field of
+// status.HTTPConfig.
+var httpLimitsKeyOf = map[string]string{
+	"ReadHeaderTimeout":     "http_limits.read_header_timeout",
+	"ReadTimeout":           "http_limits.read_timeout",
+	"WriteTimeout":          "http_limits.write_timeout",
+	"IdleTimeout":           "http_limits.idle_timeout",
+	"MaxHeaderBytes":        "http_limits.max_header_bytes",
+	"MaxBodyBytes":          "http_limits.max_body_bytes",
+	"AuthFailuresPerMinute": "http_limits.auth_failures_per_minute",
+}
+
 // validate checks the decoded file, applies defaults in one place and
 // resolves the zones directory relative to the config file's directory.
 func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
@@ -487,12 +553,39 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.geoCity, cfg.geoASN = resolve(fc.GeoIP.City), resolve(fc.GeoIP.ASN)
 	cfg.stateDir = resolve(fc.StateDir)
 	cfg.adminTokenFile = resolve(fc.AdminTokenFile)
+	var adminToken string
 	if cfg.adminTokenFile != "" && baseDir != "" {
-		if _, err := readAdminToken(cfg.adminTokenFile); err != nil {
+		if adminToken, err = readAdminToken(cfg.adminTokenFile); err != nil {
 			bad("admin_token_file", "%v", err)
 		}
 		if cfg.httpAddr == "" {
 			bad("admin_token_file", "the admin API is served on the http endpoint, which is off")
+		}
+	}
+	cfg.readTokenFile = resolve(fc.ReadTokenFile)
+	if cfg.readTokenFile != "" && baseDir != "" {
+		readToken, err := readAdminToken(cfg.readTokenFile)
+		switch {
+		case err != nil:
+			bad("read_token_file", "%v", err)
+		case readToken == adminToken:
+			bad("read_token_file", "holds the admin token: a read token must differ, or it would set PoP states")
+		}
+		if cfg.httpAddr == "" {
+			bad("read_token_file", "guards the http endpoint, which is off")
+		}
+	}
+	cfg.httpPublicWithoutToken = fc.HTTPPublicWithoutToken
+	hl := fc.HTTPLimits
+	cfg.httpLimits, err = status.HTTPConfig{ReadHeaderTimeout: hl.ReadHeaderTimeout, ReadTimeout: hl.ReadTimeout,
+		WriteTimeout: hl.WriteTimeout, IdleTimeout: hl.IdleTimeout, MaxHeaderBytes: hl.MaxHeaderBytes,
+		MaxBodyBytes: hl.MaxBodyBytes, AuthFailuresPerMinute: hl.AuthFailuresPerMinute}.Provision()
+	for _, e := range unjoin(err) {
+		var ce *status.ConfigError
+		if errors.As(e, &ce) {
+			bad(httpLimitsKeyOf[ce.Field], "%s", ce.Problem)
+		} else {
+			bad("http_limits", "%v", e)
 		}
 	}
 
@@ -565,8 +658,53 @@ var probesKeyOf = map[string]string{
 	"Fall":     "probes.fall",
 }
 
-// readAdminToken reads the admin API's bearer token: the file's first
-// line, which must be long enough not to be guessed.
+// httpExposed reports whether the HTTP endpoint listens beyond loopback
+// and nothing guards its read routes: no token, and no
+// http_public_without_token.
+func (c *config) httpExposed() bool {
+	return c.httpAddr != "" && !loopbackAddr(c.httpAddr) && c.adminTokenFile == "" && c.readTokenFile == "" &&
+		!c.httpPublicWithoutToken
+}
+
+// httpReadNeedsToken: the read routes need a token on a listener beyond
+// loopback unless the operator said otherwise, and wherever a read token
+// is configured.
+func (c *config) httpReadNeedsToken() bool {
+	return !loopbackAddr(c.httpAddr) && !c.httpPublicWithoutToken || c.readTokenFile != ""
+}
+
+// loopbackAddr reports whether addr (host:port) listens on loopback only;
+// an empty host listens everywhere.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// exposureProblem is what is wrong with an HTTP endpoint that listens
+// beyond loopback with nothing to guard it.
+const exposureProblem = "%q listens beyond loopback and no token guards the status, /status and /explain: " +
+	"set read_token_file (or admin_token_file), or http_public_without_token: true (-http-public-without-token) " +
+	"to serve them to anyone"
+
+// checkHTTPExposure refuses an HTTP endpoint beyond loopback that nothing
+// guards, naming where its address came from: the -http flag (httpFlag
+// true) or the file's line of http.
+func (c *config) checkHTTPExposure(httpFlag bool) error {
+	if !c.httpExposed() {
+		return nil
+	}
+	if httpFlag {
+		return fmt.Errorf("-http "+exposureProblem, c.httpAddr)
+	}
+	return &yamlx.Error{File: c.source, Line: c.lines["http"], Field: "http", Msg: fmt.Sprintf(exposureProblem, c.httpAddr)}
+}
+
+// readAdminToken reads a bearer token, the admin API's or the read one:
+// the file's first line, which must be long enough not to be guessed.
 func readAdminToken(file string) (string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -597,8 +735,22 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
-// loadConfigFile reads, decodes and validates a configuration file.
+// loadConfigFile reads, decodes and validates a configuration file, and
+// refuses one whose HTTP endpoint nothing guards.
 func loadConfigFile(file string) (*config, error) {
+	cfg, err := readConfigFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.checkHTTPExposure(false); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// readConfigFile reads, decodes and validates a configuration file; the
+// serve flags may still change its HTTP endpoint.
+func readConfigFile(file string) (*config, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
