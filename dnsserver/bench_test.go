@@ -1,15 +1,18 @@
 package dnsserver
 
 import (
+	"encoding/hex"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
@@ -192,16 +195,26 @@ func BenchmarkGeoAnswerGeoLite(b *testing.B) {
 func BenchmarkFastPath(b *testing.B) {
 	s := newGeoServer(b)
 	s.SetZones(loadMergedZones(b))
+	s.now = func() time.Time { return cookieNow }
 	ecs := ecsQueries(1000, "www.geo.test.")
+	// A resolver's cookie, as it sends it back: valid, made by s for fastSrc.
+	valid := validCookie(s, fastSrc.Addr())
+	ecsCookie := make([]*dns.Msg, len(ecs))
+	for i, m := range ecs {
+		ecsCookie[i] = withOpts(m, withCookie(valid))
+	}
 	for _, tc := range []struct {
 		name string
 		reqs []*dns.Msg
 	}{
 		{"static_A", []*dns.Msg{query("static.example.test.", dns.TypeA)}},
 		{"static_A_EDNS", []*dns.Msg{query("www.example.test.", dns.TypeA, withEDNS(1232, false))}},
+		{"static_A_EDNS_client_cookie", []*dns.Msg{query("www.example.test.", dns.TypeA, withCookie(clientCookie))}},
+		{"static_A_EDNS_valid_cookie", []*dns.Msg{query("www.example.test.", dns.TypeA, withCookie(valid))}},
 		{"NXDOMAIN", []*dns.Msg{query("nope.example.test.", dns.TypeA)}},
 		{"geo_A", []*dns.Msg{query("www.geo.test.", dns.TypeA)}},
 		{"geo_A_ECS_1000_networks", ecs},
+		{"geo_A_ECS_1000_networks_valid_cookie", ecsCookie},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			f := newFastPath(s)
@@ -217,6 +230,11 @@ func BenchmarkFastPath(b *testing.B) {
 			out := make([]byte, 0, s.cfg.UDPSize)
 			b.ReportAllocs()
 			i, slow := 0, 0
+			// cpu-ns/op, the thread's CPU time, holds where ns/op swings
+			// with the machine's other load: compare cases by it.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu := threadCPU()
 			start := time.Now()
 			for b.Loop() {
 				if _, res := f.Answer(packets[i%len(packets)], fastSrc.Addr(), out); res != udpfast.Answered {
@@ -229,8 +247,18 @@ func BenchmarkFastPath(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(slow)/float64(i), "slow/op")
+			b.ReportMetric(float64(threadCPU()-cpu)/float64(i), "cpu-ns/op")
 		})
 	}
+}
+
+// validCookie is the COOKIE option data a client at src sends back to s:
+// clientCookie and the server cookie s gave it.
+func validCookie(s *Server, src netip.Addr) string {
+	c, _ := hex.DecodeString(clientCookie)
+	var sc [dnscookie.ServerLen]byte
+	dnscookie.Make(&sc, &s.cookies.Load().Current, c, src, s.cookieTime())
+	return clientCookie + hex.EncodeToString(sc[:])
 }
 
 // BenchmarkFastPathRRL measures what rate limiting adds to the fast path:
@@ -357,6 +385,72 @@ func BenchmarkFastPathRRLRatio(b *testing.B) {
 			b.ReportMetric(float64(took[0])/float64(n), "ns/query-off")
 			b.ReportMetric(float64(took[1])/float64(n), "ns/query-on")
 			b.ReportMetric(float64(took[1])/float64(took[0]), "on/off")
+		})
+	}
+}
+
+// BenchmarkFastPathCookieRatio answers the same question through the fast
+// path without a cookie and with one (a client cookie alone, and a valid
+// server cookie sent back), a batch of 64 of each in turn, and reports the
+// ratio of their thread CPU times: interleaved, the machine's other load
+// stays out of the ratio.
+func BenchmarkFastPathCookieRatio(b *testing.B) {
+	s := newGeoServer(b)
+	s.SetZones(loadMergedZones(b))
+	s.now = func() time.Time { return cookieNow }
+	valid := validCookie(s, fastSrc.Addr())
+	for _, q := range []struct {
+		name string
+		opts []func(*dns.Msg)
+	}{
+		{"static_A", nil},
+		{"geo_A_ECS", []func(*dns.Msg){withECS("81.2.69.0", 24)}},
+	} {
+		name := "www.example.test."
+		if q.name != "static_A" {
+			name = "www.geo.test."
+		}
+		var packets [3][]byte
+		none := withEDNS(1232, false)
+		if q.opts != nil {
+			none = func(*dns.Msg) {} // ECS brought the OPT record
+		}
+		for i, ck := range []func(*dns.Msg){none, withCookie(clientCookie), withCookie(valid)} {
+			p, err := query(name, dns.TypeA, append(append([]func(*dns.Msg){}, q.opts...), ck)...).Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			packets[i] = p
+		}
+		b.Run(q.name, func(b *testing.B) {
+			f := newFastPath(s)
+			for _, p := range packets {
+				fastUDP(b, f, p, fastSrc) // learn
+			}
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			out := make([]byte, 0, s.cfg.UDPSize)
+			var took [3]time.Duration
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, p := range packets {
+					cpu, start := threadCPU(), time.Now()
+					for range 64 {
+						if _, res := f.Answer(p, fastSrc.Addr(), out); res != udpfast.Answered {
+							b.Fatal("not answered by the fast path")
+						}
+					}
+					f.Flush(start)
+					took[i] += threadCPU() - cpu
+				}
+				n += 64
+			}
+			b.ReportMetric(float64(took[0])/float64(n), "cpu-ns/query-none")
+			b.ReportMetric(float64(took[1])/float64(n), "cpu-ns/query-client")
+			b.ReportMetric(float64(took[2])/float64(n), "cpu-ns/query-valid")
+			b.ReportMetric(float64(took[1])/float64(took[0]), "client/none")
+			b.ReportMetric(float64(took[2])/float64(took[0]), "valid/none")
 		})
 	}
 }

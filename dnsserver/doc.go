@@ -10,6 +10,10 @@
 // query reads from the snapshot is immutable, so RRs are shared between
 // replies and never modified.
 //
+// DNS cookies (RFC 7873) are answered on both paths (cookie.go): package
+// dnscookie makes and checks the interoperable server cookie of RFC 9018,
+// under secrets a reload may replace (Server.SetCookieSecrets).
+//
 // On Linux, UDP goes through a fast path, package
 // dnsserver/internal/udpfast: one reader per socket answers a query of a
 // shape it has seen from the packed reply the general path gave it,

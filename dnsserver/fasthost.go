@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
@@ -65,6 +66,9 @@ func (h fastHost) Panicked(p any) {
 		Msg("panic on the UDP fast path; the general path answers")
 }
 
+// Cookies are the secrets and time the general path makes cookies with.
+func (h fastHost) Cookies() (*dnscookie.Secrets, uint32) { return h.s.cookies.Load(), h.s.cookieTime() }
+
 // fastConfig is what the fast path's readers read of the configuration,
 // and the metrics their replies count in.
 func (s *Server) fastConfig() udpfast.Config {
@@ -72,6 +76,7 @@ func (s *Server) fastConfig() udpfast.Config {
 	return udpfast.Config{
 		UDPSize:  s.cfg.UDPSize,
 		QueryLog: s.cfg.QueryLog,
+		Cookies:  s.cookies.Load() != nil,
 		RRL:      s.limiter,
 		Metrics: udpfast.Metrics{
 			Duration: m.durationUDP,
@@ -82,6 +87,7 @@ func (s *Server) fastConfig() udpfast.Config {
 			ECS:     m.ecs,
 			Answers: m.answers,
 			AllDown: m.allDown,
+			Cookies: m.cookies,
 			RRL:     &m.rrlN,
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
@@ -51,6 +52,21 @@ type Config struct {
 	// RateLimit is response rate limiting of UDP replies (package rrl);
 	// the zero value limits at rrl's defaults. TCP is never limited.
 	RateLimit rrl.Config
+	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
+	Cookies CookieConfig
+}
+
+// CookieConfig configures DNS cookies (see cookie.go for what a query's
+// COOKIE option gets).
+type CookieConfig struct {
+	// Off ignores COOKIE options, as a server without cookies does.
+	Off bool
+	// Secrets make and check server cookies. nil: New makes a random
+	// secret, so that no other instance accepts this one's cookies, nor
+	// this one after a restart; clients then just learn a new cookie.
+	// Instances behind one address (anycast, a load balancer) share a
+	// secret so that a client's cookie is valid at each of them.
+	Secrets *dnscookie.Secrets
 }
 
 // Deps are what a Server uses but does not own.
@@ -118,6 +134,9 @@ func (cfg Config) Provision() (Config, error) {
 	}
 	if cfg.TCPMaxQueries < 0 {
 		bad("TCPMaxQueries", "must not be negative (0 means unlimited)")
+	}
+	if sec := cfg.Cookies.Secrets; sec != nil && sec.Current == (dnscookie.Secret{}) {
+		bad("Cookies.Secrets", "the secret is all zeros")
 	}
 	steering, err := cfg.Steering.Provision()
 	for _, e := range unjoin(err) {
@@ -192,8 +211,10 @@ type Server struct {
 	overrides  atomic.Pointer[steer.Overrides] // nil: none
 	steering   steer.Options                   // provisioned
 	cache      decisionCache
-	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
-	serving    atomic.Bool                    // every listener is answering
+	zones      atomic.Pointer[zones.Snapshot]    // nil until the first SetZones
+	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
+	now        func() time.Time                  // the clock cookies are made at
+	serving    atomic.Bool                       // every listener is answering
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -223,7 +244,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
 		log:        log,
@@ -234,7 +255,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		locator:    deps.Locator,
 		health:     deps.Health,
 		steering:   cfg.Steering,
-	}, nil
+		now:        systemNow,
+	}
+	if !cfg.Cookies.Off {
+		secrets := cfg.Cookies.Secrets
+		if secrets == nil {
+			if secrets, err = dnscookie.RandomSecrets(); err != nil {
+				return nil, err
+			}
+		}
+		c := *secrets // the caller's may change; ours must not
+		s.cookies.Store(&c)
+	}
+	return s, nil
 }
 
 // allDown records that an answer of geo record g had no eligible target

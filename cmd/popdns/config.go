@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/rrl"
@@ -47,6 +48,7 @@ type fileConfig struct {
 	// ZoneMissingGrace is a pointer so that 0 (drop at once) differs
 	// from absent (the default).
 	ZoneMissingGrace *time.Duration
+	Cookies          cookiesConfig
 	RateLimit        rateLimitConfig
 	// ReadTokenFile, HTTPPublicWithoutToken and HTTPLimits guard the
 	// HTTP endpoint.
@@ -55,6 +57,12 @@ type fileConfig struct {
 	HTTPLimits             httpLimitsConfig
 
 	lines map[string]int // field → the line of its value
+}
+
+// cookiesConfig configures DNS cookies (RFC 7873, RFC 9018).
+type cookiesConfig struct {
+	Enabled    *bool // nil: not set (on)
+	SecretFile string
 }
 
 // rateLimitConfig is the rate_limit mapping: response rate limiting of
@@ -131,6 +139,9 @@ type config struct {
 	// zoneMissingGrace is how long a zone or latency file gone from the
 	// directory keeps serving its last good version (zones.Loader).
 	zoneMissingGrace time.Duration
+	// cookieSecretFile holds the DNS cookie secrets, read into
+	// dns.Cookies.Secrets; "" when not configured.
+	cookieSecretFile string
 	// readTokenFile holds a bearer token for the HTTP endpoint's read
 	// routes only; "" means none.
 	readTokenFile string
@@ -158,6 +169,7 @@ var dnsKeyOf = map[string]string{
 	"Steering.PathInflation": "path_inflation",
 	"Steering.LatencyMaxAge": "latency_max_age",
 	"Steering.PenaltyWeight": "probes.penalty_weight",
+	"Cookies.Secrets":        "cookies.secret_file",
 	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
 	// checked as they are read).
 	"RateLimit.ResponsesPerSecond": "rate_limit.responses_per_second",
@@ -236,6 +248,15 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		case "zone_missing_grace":
 			fc.ZoneMissingGrace = new(time.Duration)
 			d.decode(e, fc.ZoneMissingGrace, "a duration such as 5s")
+		case "cookies":
+			d.walk(e.Field(), e.Value, cookiesKeys, func(e yamlx.Entry) {
+				switch e.Key {
+				case "enabled":
+					d.decode(e, &fc.Cookies.Enabled, "true or false")
+				case "secret_file":
+					d.decode(e, &fc.Cookies.SecretFile, "a file name")
+				}
+			})
 		case "rate_limit":
 			d.walk(e.Field(), e.Value, rateLimitKeys, func(e yamlx.Entry) { d.rateLimit(e, &fc.RateLimit) })
 		case "read_token_file":
@@ -261,7 +282,7 @@ var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
-		"http_limits"}}
+		"http_limits", "cookies"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -270,6 +291,9 @@ var (
 	httpLimitsKeys = yamlx.Keys{Names: []string{"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
 		"max_header_bytes", "max_body_bytes", "auth_failures_per_minute"}}
 )
+
+// cookiesKeys are the keys of the cookies mapping.
+var cookiesKeys = yamlx.Keys{Names: []string{"enabled", "secret_file"}}
 
 // configDecoder collects the errors of one configuration file.
 type configDecoder struct {
@@ -475,6 +499,22 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		cfg.zoneMissingGrace = *g
 	}
 	cfg.probes = fc.Probes.defaults(bad)
+	cfg.dns.Cookies.Off = fc.Cookies.Enabled != nil && !*fc.Cookies.Enabled
+	cfg.cookieSecretFile = fc.Cookies.SecretFile
+	if f := cfg.cookieSecretFile; f != "" && !filepath.IsAbs(f) && baseDir != "" {
+		cfg.cookieSecretFile = filepath.Join(baseDir, f)
+	}
+	switch {
+	case cfg.cookieSecretFile == "":
+	case cfg.dns.Cookies.Off:
+		bad("cookies.secret_file", "set while cookies.enabled is false")
+	case baseDir != "":
+		secrets, err := readCookieSecrets(cfg.cookieSecretFile)
+		if err != nil {
+			bad("cookies.secret_file", "%v", err)
+		}
+		cfg.dns.Cookies.Secrets = secrets
+	}
 	// dnsserver (and steer, through it) defaults and checks its own
 	// configuration; a bad value is reported under the key it came from.
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
@@ -568,6 +608,16 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		return nil, problems
 	}
 	return cfg, nil
+}
+
+// readCookieSecrets reads the DNS cookie secret file (dnscookie.ParseSecrets):
+// its error names the file and its line.
+func readCookieSecrets(file string) (*dnscookie.Secrets, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return dnscookie.ParseSecrets(file, data)
 }
 
 // unjoin lists the errors err joins (errors.Join), or err alone: a

@@ -72,7 +72,7 @@ func TestExampleConfigSetsEveryKey(t *testing.T) {
 func configKeys() []string {
 	keys := slices.Clone(topKeys.Names)
 	for section, ks := range map[string]yamlx.Keys{"log": logKeys, "geoip": geoipKeys, "probes": probesKeys,
-		"rate_limit": rateLimitKeys} {
+		"rate_limit": rateLimitKeys, "cookies": cookiesKeys} {
 		for _, k := range ks.Names {
 			keys = append(keys, section+"."+k)
 		}

@@ -258,6 +258,8 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if err != nil {
 			return reload.Config{}, err
 		}
+		// The cookie secrets apply at once: a rollover needs no restart.
+		srv.SetCookieSecrets(next.dns.Cookies.Secrets)
 		return next.reloadConfig(), nil
 	}
 	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
@@ -308,6 +310,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "tcp_idle_timeout", Value: d.TCPIdleTimeout.String()},
 		{Name: "tcp_max_queries", Value: fmt.Sprint(d.TCPMaxQueries)},
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
+		{Name: "cookies.enabled", Value: fmt.Sprint(!d.Cookies.Off)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
 		{Name: "rate_limit", Value: d.RateLimit.String()},
 	}

@@ -22,6 +22,7 @@ const module = "github.com/popdns/popdns/"
 // both: nothing imports zones from below.
 var allowed = map[string][]string{
 	"geo":                        {},
+	"dnscookie":                  {},
 	"healthprobe":                {},
 	"internal/yamlx":             {},
 	"internal/fswatch":           {},
@@ -30,15 +31,15 @@ var allowed = map[string][]string{
 	"latency":                    {"pops", "internal/yamlx"},
 	"zones":                      {"pops", "latency", "geo", "healthprobe", "internal/yamlx"},
 	"steer":                      {"zones", "pops", "latency", "geo", "healthprobe"},
-	"dnsserver":                  {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver/internal/udpfast", "internal/rrl"},
-	"dnsserver/internal/udpfast": {"zones", "steer", "internal/rrl"},
+	"dnsserver":                  {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnsserver/internal/udpfast", "internal/rrl"},
+	"dnsserver/internal/udpfast": {"zones", "steer", "dnscookie", "internal/rrl"},
 	"internal/reload":            {"zones", "pops", "geo", "healthprobe", "internal/fswatch"},
 	"internal/status":            {"zones", "pops", "healthprobe", "steer"},
 	"internal/dnstest":           {},
 	"internal/geodbgen":          {},
 	"internal/tools/mkgeodb":     {"internal/geodbgen"},
 	"internal/archtest":          {},
-	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl"},
+	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl"},
 	"crosscheck":                 {}, // tests only
 	"bench/steer":                {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -52,6 +53,14 @@ type Path struct {
 	refreshes int // stale memoised decisions re-decided in this batch
 	cands     steer.Candidates
 	nextID    uint32 // of the last entry made
+	// The cookie secrets and time read for this batch (Host.Cookies),
+	// once its first cookie is seen; nil: not yet.
+	secrets   *dnscookie.Secrets
+	cookieNow uint32
+	// Replies by what their query's COOKIE option was, since the last
+	// flush, and their counters, resolved on first use.
+	cookieN       [dnscookie.NumOutcomes]uint64
+	cookieCounter [dnscookie.NumOutcomes]prometheus.Counter
 	// Rate limiting (Config.RRL): the time checks are made at, read once
 	// per batch (Begin, or the first check after Flush), and the limited
 	// replies since the last flush, by action and class, with the last
@@ -94,6 +103,9 @@ const RefreshesPerBatch = 4
 
 // fastReply is a packed reply and what answering with it counts.
 type fastReply struct {
+	// wire is the reply; for a query with a cookie, it ends with the
+	// COOKIE option, whose data (the client's cookie and ours, the last
+	// dnscookie.ReplyLen octets) is zero here and written per query.
 	wire []byte
 	size int // the general path's measure: the reply fits a limit ≥ size
 	// ecs is the offset of the ECS option's SCOPE byte, its ADDRESS
@@ -129,7 +141,25 @@ const (
 
 // New returns a fast path answering for host, for one reader.
 func New(host Host, cfg Config) *Path {
-	return &Path{host: host, cfg: cfg}
+	f := &Path{host: host, cfg: cfg}
+	f.q.cookiesOn = cfg.Cookies
+	return f
+}
+
+// judgeCookie judges the query's COOKIE option and makes the server
+// cookie its reply carries, as the general path does (dnscookie's
+// Secrets.Reply), with the batch's secrets and time. parseWire has
+// refused malformed options.
+func (f *Path) judgeCookie(packet []byte, src netip.Addr) {
+	q := &f.q
+	if f.secrets == nil {
+		f.secrets, f.cookieNow = f.host.Cookies()
+		if f.secrets == nil {
+			return // cookies turned off meanwhile: the general path learns so
+		}
+	}
+	q.cookieOutcome = f.secrets.Reply(&q.replyCookie, packet[q.cookieOff:q.cookieOff+q.cookieLen], src, f.cookieNow)
+	q.validCookie = q.cookieOutcome == dnscookie.Valid
 }
 
 // Answer answers packet from src into out (whose capacity must hold
@@ -147,6 +177,11 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	if f.snap != snap {
 		f.snap = snap
 		f.dropEntries()
+	}
+	if q.cookie {
+		if f.judgeCookie(packet, src); q.cookieOutcome == dnscookie.None {
+			return nil, ToLearn
+		}
 	}
 	e := f.cache[string(q.key[:q.keyLen])]
 	if e == nil {
@@ -219,6 +254,15 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			}
 		}
 	}
+	if q.cookie {
+		// The reply's COOKIE option is its last bytes (remember).
+		c := out[len(out)-dnscookie.ReplyLen:]
+		copy(c, packet[q.cookieOff:q.cookieOff+dnscookie.ClientLen])
+		copy(c[dnscookie.ClientLen:], q.replyCookie[:])
+	}
+	if f.cfg.Cookies {
+		f.cookieN[q.cookieOutcome]++
+	}
 	if r.count == 0 {
 		f.pending = append(f.pending, r)
 	}
@@ -283,6 +327,7 @@ func (f *Path) flushLimited() {
 func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
+	f.secrets = nil
 	f.nowOK = false
 	if f.limited {
 		f.flushLimited()
@@ -328,6 +373,16 @@ func (f *Path) Flush(start time.Time) {
 		f.scopeN[sc] = 0
 	}
 	f.scopes = f.scopes[:0]
+	for o, n := range f.cookieN {
+		if n == 0 {
+			continue
+		}
+		if f.cookieCounter[o] == nil {
+			f.cookieCounter[o] = m.Cookies.WithLabelValues(dnscookie.Outcome(o).String())
+		}
+		f.cookieCounter[o].Add(float64(n))
+		f.cookieN[o] = 0
+	}
 }
 
 // variant is the entry's reply for decision cd, or nil.
@@ -371,16 +426,30 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	switch {
 	case tr.Snap == nil || tr.Snap != f.snap || !tr.Whole || tr.Rcode == dns.RcodeFormatError:
 		return
+	case tr.Rcode == dns.RcodeBadCookie:
+		return // a refusal that depended on the cookie
 	case q.lowerLabels != q.labels && !tr.CaseSafe:
 		return
 	case tr.Decisions > 1:
 		return
 	}
 	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode, rrl: tr.RRL}
+	cookieOpt := 0
+	if q.cookie {
+		// The COOKIE option is the last thing in the reply (respondTo
+		// puts the OPT record last and the cookie last in it), and its
+		// data is the query's: not kept.
+		cookieOpt = 4 + dnscookie.ReplyLen
+		c := len(wire) - cookieOpt
+		if c < 12+11 || binary.BigEndian.Uint16(wire[c:]) != dns.EDNS0COOKIE ||
+			binary.BigEndian.Uint16(wire[c+2:]) != dnscookie.ReplyLen {
+			return
+		}
+		clear(r.wire[c+4:])
+	}
 	if q.ecs && tr.Rcode != dns.RcodeFormatError {
-		// The ECS option is the last thing in the reply (respond puts the
-		// OPT record last and ECS last in it).
-		r.ecs = len(wire) - q.ecsRawLen - 1
+		// The ECS option comes last in the reply but for the cookie.
+		r.ecs = len(wire) - cookieOpt - q.ecsRawLen - 1
 		if r.ecs < 12+4 || binary.BigEndian.Uint16(wire[r.ecs-3:]) != q.ecsFamily || wire[r.ecs-1] != q.ecsSource {
 			return
 		}
@@ -487,3 +556,33 @@ func (w *captureWriter) Close() error        { return nil }
 func (w *captureWriter) TsigStatus() error   { return nil }
 func (w *captureWriter) TsigTimersOnly(bool) {}
 func (w *captureWriter) Hijack()             {}
+
+// BadCookie writes into out, and returns, the reply that refuses to
+// answer the query Answer last read, packet, until it comes back with a
+// valid server cookie: BADCOOKIE, the question, and an OPT record with the
+// client cookie and a new server cookie (RFC 7873 §5.2.3), as dnsserver's
+// badCookieReply makes it on the general path. The rate limiter sends it
+// instead of a truncated reply to a limited query with a client cookie,
+// where the server requires cookies. nil when the query had no cookie (or
+// the reader did not judge it: it went to the general path). It does not
+// allocate when out holds 512 octets.
+func (f *Path) BadCookie(packet, out []byte) []byte {
+	q := &f.q
+	if !q.cookie || q.cookieOutcome == dnscookie.None {
+		return nil
+	}
+	const qr, rdcd = 1 << 15, 1<<8 | 1<<4
+	out = append(out[:0], packet[:q.nameEnd+4]...)
+	flags := binary.BigEndian.Uint16(packet[2:])&rdcd | qr | dns.RcodeBadCookie&0xf
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint64(out[4:], 1<<48|1) // QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 1
+	do := byte(0)
+	if q.do {
+		do = 0x80
+	}
+	out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(f.cfg.UDPSize>>8), byte(f.cfg.UDPSize),
+		dns.RcodeBadCookie>>4, 0, do, 0, 0, 4+dnscookie.ReplyLen,
+		0, dns.EDNS0COOKIE, 0, dnscookie.ReplyLen)
+	out = append(out, packet[q.cookieOff:q.cookieOff+dnscookie.ClientLen]...)
+	return append(out, q.replyCookie[:]...)
+}
