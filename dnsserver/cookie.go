@@ -87,11 +87,10 @@ func (s *Server) SetCookieSecrets(secrets *dnscookie.Secrets) {
 // badCookieReply is the reply that refuses to answer req, from src, until
 // it comes back with a valid server cookie: BADCOOKIE with the client
 // cookie and a new server cookie, and nothing else (RFC 7873 §5.2.3).
-// The rate limiter sends it instead of a truncated reply to a query that
-// carried a client cookie, where the server requires cookies of limited
-// clients (a query with a valid one is exempt); nil when req carried no
-// usable client cookie (the limiter
-// then slips or drops as for any query).
+// The rate limiter slips it instead of a truncated reply to a limited
+// query that carried a client cookie (a query with a valid server cookie
+// is exempt); nil when req carried no usable client cookie: the limiter
+// then slips TC=1.
 func (s *Server) badCookieReply(req *dns.Msg, src netip.Addr) *dns.Msg {
 	e := parseEDNS(req)
 	ck := s.judgeCookie(e, src)

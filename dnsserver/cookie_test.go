@@ -405,15 +405,44 @@ func TestCookiesExemptFromRRL(t *testing.T) {
 		}
 	}
 	answered := 0
+	var slips [][]byte
 	for range 8 {
 		if b, fast, _ := fastUDP(t, f, clientOnly, fastSrc); !fast {
 			t.Fatal("client cookie: not answered by the fast path")
 		} else if full(b) {
 			answered++
+		} else if b != nil {
+			slips = append(slips, b)
 		}
 	}
 	if answered != 1 { // the burst
 		t.Errorf("client cookie: %d of 8 full answers, want 1 (the burst)", answered)
+	}
+	// A limited query with a client cookie slips as BADCOOKIE with the
+	// server cookie that exempts it, not as TC=1, on both paths alike; the
+	// query sent again with that cookie is answered in full.
+	if b := generalUDP(s, clientOnly, fastSrc); b != nil {
+		slips = append(slips, b)
+	}
+	if len(slips) != 4 {
+		t.Fatalf("client cookie: %d slipped replies of 8 limited, want 4 (slip 2)", len(slips))
+	}
+	want := clientCookie + serverCookie(testSecret, fastSrc.Addr().String(), 0)
+	for i, b := range slips {
+		var m dns.Msg
+		if err := m.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		if m.Rcode != dns.RcodeBadCookie || m.Truncated || len(m.Answer) != 0 || replyCookie(t, &m) != want {
+			t.Fatalf("slipped reply %d (the last from the general path) is not BADCOOKIE with cookie %s:\n%v", i, want, &m)
+		}
+		if i > 0 && !bytes.Equal(b, slips[0]) {
+			t.Errorf("slipped reply %d differs from the first:\n%x\n%x", i, b, slips[0])
+		}
+	}
+	again, _ := query("www.example.test.", dns.TypeA, withCookie(want)).Pack()
+	if b, _, _ := fastUDP(t, f, again, fastSrc); !full(b) {
+		t.Error("the query sent again with the server cookie of BADCOOKIE is not answered in full")
 	}
 	if n := testutilCounter(t, s.metrics.rrlN[rrl.Drop][rrl.Answer]); n != 4 {
 		t.Errorf("%v drops counted in the answer class, want 4", n)

@@ -29,5 +29,7 @@
 // internal/rrl; ratelimit.go) once the reply's class is known and before
 // it is fitted, packed or copied: one Limiter, shared by every reader and
 // the general path, decides whether a reply goes out, goes out as a
-// minimal truncated reply (slip), or is dropped. TCP is never limited.
+// minimal truncated reply (slip), or is dropped. A query with a client
+// cookie slips as BADCOOKIE with the server cookie that exempts its next
+// query instead (cookie.go). TCP is never limited.
 package dnsserver

@@ -103,7 +103,14 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 			return nil, tr
 		case rrl.Slip:
 			written = true
-			if err := w.WriteMsg(slipReply(resp)); err != nil {
+			// A client with a cookie is told the server cookie that
+			// exempts it, so that it retries over UDP (RFC 7873 §5.4);
+			// any other gets TC=1 and retries over TCP.
+			reply := s.badCookieReply(req, sourceAddr(w.RemoteAddr()))
+			if reply == nil {
+				reply = slipReply(resp)
+			}
+			if err := w.WriteMsg(reply); err != nil {
 				s.log.Debug().Err(err).Msg("write reply")
 			}
 			return nil, tr

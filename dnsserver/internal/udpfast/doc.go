@@ -79,7 +79,8 @@
 //     address, at the time its batch was read (Path.Begin), before it is
 //     copied. A limited reply is dropped (Dropped) or slipped: the cached
 //     reply's header with TC set and its question, patched as a reply is,
-//     the same bytes as the general path's slip. Neither counts as an
+//     the same bytes as the general path's slip; for a query with a
+//     client cookie, Path.BadCookie's reply instead. Neither counts as an
 //     answer; both count in Metrics.RRL, and one per batch is logged. A
 //     query with a valid server cookie (judged before the entry is looked
 //     up) proves its source and is never limited; the general path names

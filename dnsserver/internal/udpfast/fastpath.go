@@ -230,6 +230,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		case rrl.Drop:
 			return nil, Dropped
 		case rrl.Slip:
+			if bc := f.BadCookie(packet, out); bc != nil {
+				return bc, Answered // as the general path: the cookie that exempts it
+			}
 			return slip(r, q, packet, out), Answered
 		}
 	}
@@ -561,9 +564,8 @@ func (w *captureWriter) Hijack()             {}
 // answer the query Answer last read, packet, until it comes back with a
 // valid server cookie: BADCOOKIE, the question, and an OPT record with the
 // client cookie and a new server cookie (RFC 7873 §5.2.3), as dnsserver's
-// badCookieReply makes it on the general path. The rate limiter sends it
-// instead of a truncated reply to a limited query with a client cookie,
-// where the server requires cookies. nil when the query had no cookie (or
+// badCookieReply makes it on the general path. The rate limiter slips it
+// instead of a truncated reply to a limited query with a client cookie. nil when the query had no cookie (or
 // the reader did not judge it: it went to the general path). It does not
 // allocate when out holds 512 octets.
 func (f *Path) BadCookie(packet, out []byte) []byte {
