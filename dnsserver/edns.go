@@ -11,7 +11,10 @@ type ednsRequest struct {
 	udpSize uint16 // what the client can receive over UDP
 	do      bool   // DNSSEC OK, echoed (RFC 3225 §3)
 	nsid    bool   // the client asked for our NSID (RFC 5001 §2.1)
-	count   int    // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
+	// keepalive: the query carried edns-tcp-keepalive (RFC 7828); over
+	// TCP the reply signals the idle timeout (keepaliveOption)
+	keepalive bool
+	count     int // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
 }
 
 func parseEDNS(req *dns.Msg) ednsRequest {
@@ -32,6 +35,9 @@ func parseEDNS(req *dns.Msg) ednsRequest {
 		for _, o := range opt.Option {
 			if o.Option() == dns.EDNS0NSID {
 				e.nsid = true
+			}
+			if o.Option() == dns.EDNS0TCPKEEPALIVE {
+				e.keepalive = true
 			}
 			// Other options we do not implement are ignored (RFC 6891 §6.1.2).
 		}

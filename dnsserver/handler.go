@@ -85,6 +85,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if resp == nil {
 		return nil, tr
 	}
+	if tcp && edns.keepalive {
+		s.signalKeepalive(resp)
+	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
 	err := w.WriteMsg(resp)
