@@ -11,10 +11,11 @@ type ednsRequest struct {
 	udpSize uint16 // what the client can receive over UDP
 	do      bool   // DNSSEC OK, echoed (RFC 3225 §3)
 	nsid    bool   // the client asked for our NSID (RFC 5001 §2.1)
+	count   int    // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
+
 	// keepalive: the query carried edns-tcp-keepalive (RFC 7828); over
-	// TCP the reply signals the idle timeout (keepaliveOption)
+	// TCP the reply signals the idle timeout (signalKeepalive)
 	keepalive bool
-	count     int // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
 }
 
 func parseEDNS(req *dns.Msg) ednsRequest {

@@ -72,7 +72,8 @@ type Config struct {
 	Steering steer.Options
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
-	// by; 0 reads the process's. Tests set it.
+	// by; 0 reads the process's, and a negative one is unknown. Tests set
+	// it.
 	fileLimit int
 }
 
@@ -233,7 +234,7 @@ func (cfg *Config) provisionTCP(bad func(field, format string, args ...any)) {
 	if cfg.fileLimit == 0 {
 		cfg.fileLimit = fileLimit()
 	}
-	n := cfg.fileLimit
+	n := max(cfg.fileLimit, 0)
 	reserve := min(max(fdReserveMin, n/4), n/2)
 	switch {
 	case cfg.TCPMaxConnections < 0:

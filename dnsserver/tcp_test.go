@@ -1,0 +1,526 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func TestProvisionTCPLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		in                    Config
+		wantMax, wantPrefix   int
+		wantErrField, wantErr string
+	}{
+		{name: "20000 descriptors", in: Config{fileLimit: 20000}, wantMax: 15000, wantPrefix: 1500},
+		{name: "1024 descriptors", in: Config{fileLimit: 1024}, wantMax: 768, wantPrefix: 76},
+		{name: "few descriptors keep half", in: Config{fileLimit: 300}, wantMax: 150, wantPrefix: 15},
+		{name: "many descriptors, memory caps", in: Config{fileLimit: 1 << 20}, wantMax: DefaultTCPMaxConnections, wantPrefix: DefaultTCPMaxConnections / 10},
+		{name: "unknown limit", in: Config{fileLimit: -1}, wantMax: tcpLimitUnknown, wantPrefix: tcpLimitUnknown / 10},
+		{name: "set by hand", in: Config{fileLimit: 20000, TCPMaxConnections: 50, TCPMaxConnectionsPerPrefix: 50}, wantMax: 50, wantPrefix: 50},
+		{name: "by hand up to the minimum reserve", in: Config{fileLimit: 20000, TCPMaxConnections: 19744}, wantMax: 19744, wantPrefix: 1974},
+		{name: "by hand past the minimum reserve", in: Config{fileLimit: 20000, TCPMaxConnections: 19745},
+			wantErrField: "TCPMaxConnections", wantErr: "leaves fewer than 256 of the process's 20000 file descriptors"},
+		{name: "per prefix over the cap", in: Config{fileLimit: 20000, TCPMaxConnections: 10, TCPMaxConnectionsPerPrefix: 11},
+			wantErrField: "TCPMaxConnectionsPerPrefix", wantErr: "11 is more than the 10"},
+		{name: "negative", in: Config{fileLimit: 20000, TCPMaxConnections: -1}, wantErrField: "TCPMaxConnections", wantErr: "negative"},
+		{name: "v4 prefix", in: Config{fileLimit: 20000, TCPPrefixV4: 33}, wantErrField: "TCPPrefixV4", wantErr: "33 is not a prefix length"},
+		{name: "v6 prefix", in: Config{fileLimit: 20000, TCPPrefixV6: -1}, wantErrField: "TCPPrefixV6", wantErr: "-1 is not a prefix length"},
+		{name: "read timeout", in: Config{fileLimit: 20000, TCPReadTimeout: -time.Second}, wantErrField: "TCPReadTimeout", wantErr: "negative"},
+		{name: "grace", in: Config{fileLimit: 20000, ShutdownGrace: -time.Second}, wantErrField: "ShutdownGrace", wantErr: "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Listen = []string{"127.0.0.1:0"}
+			got, err := tc.in.Provision()
+			if tc.wantErr != "" {
+				var ce *ConfigError
+				if !errors.As(err, &ce) || ce.Field != tc.wantErrField || !strings.Contains(ce.Problem, tc.wantErr) {
+					t.Fatalf("error %v, want %s: …%s…", err, tc.wantErrField, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.TCPMaxConnections != tc.wantMax || got.TCPMaxConnectionsPerPrefix != tc.wantPrefix {
+				t.Errorf("got %d, %d per prefix; want %d, %d", got.TCPMaxConnections, got.TCPMaxConnectionsPerPrefix, tc.wantMax, tc.wantPrefix)
+			}
+			if got.TCPReadTimeout != DefaultTCPReadTimeout || got.TCPPrefixV4 != 24 || got.TCPPrefixV6 != 56 || got.ShutdownGrace != DefaultShutdownGrace {
+				t.Errorf("defaults: %+v", got)
+			}
+			again, err := got.Provision()
+			if err != nil || again.TCPMaxConnections != got.TCPMaxConnections {
+				t.Errorf("Provision is not idempotent: %v, %d", err, again.TCPMaxConnections)
+			}
+		})
+	}
+}
+
+func TestFileLimitRead(t *testing.T) {
+	if n := fileLimit(); n <= 0 {
+		t.Skipf("no descriptor limit here (%d)", n)
+	}
+	var cfg Config
+	cfg.provisionTCP(func(string, string, ...any) {})
+	if cfg.fileLimit != fileLimit() || cfg.TCPMaxConnections <= 0 || cfg.TCPMaxConnections > cfg.fileLimit {
+		t.Errorf("limit %d gave %d connections", cfg.fileLimit, cfg.TCPMaxConnections)
+	}
+}
+
+// frame is m packed with its TCP length prefix.
+func frame(t testing.TB, m *dns.Msg) []byte {
+	t.Helper()
+	p, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(p))), p...)
+}
+
+// readFrame reads one reply from c within limit.
+func readFrame(c net.Conn, limit time.Duration) (*dns.Msg, error) {
+	c.SetReadDeadline(time.Now().Add(limit))
+	var n [2]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, binary.BigEndian.Uint16(n[:]))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	return m, m.Unpack(buf)
+}
+
+// dialFrom connects to addr over TCP from the loopback address src.
+func dialFrom(t testing.TB, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedWithin reports whether the server closes c within limit, reading
+// and discarding anything it sends first.
+func closedWithin(c net.Conn, limit time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(limit))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func askTCP(t testing.TB, c net.Conn, id uint16) {
+	t.Helper()
+	q := query("www.example.test.", dns.TypeA)
+	q.Id = id
+	if _, err := c.Write(frame(t, q)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := readFrame(c, 2*time.Second)
+	if err != nil || r.Id != id || len(r.Answer) != 1 {
+		t.Fatalf("reply %v, %v", r, err)
+	}
+}
+
+func TestTCPPipelinedInOrder(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr := startServer(t, s)[0]
+	c := dialFrom(t, "127.0.0.1", addr)
+	var batch []byte
+	const n = 50
+	for i := range n {
+		q := query("www.example.test.", dns.TypeA)
+		if i%5 == 4 {
+			q = query("nope.example.test.", dns.TypeA)
+		}
+		q.Id = uint16(1000 + i)
+		batch = append(batch, frame(t, q)...)
+		if i == 10 {
+			batch = append(batch, 0, 0) // an empty frame between: skipped
+		}
+	}
+	if _, err := c.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		r, err := readFrame(c, 2*time.Second)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		want := dns.RcodeSuccess
+		if i%5 == 4 {
+			want = dns.RcodeNameError
+		}
+		if r.Id != uint16(1000+i) || r.Rcode != want {
+			t.Fatalf("reply %d: id %d rcode %d, want id %d rcode %d", i, r.Id, r.Rcode, 1000+i, want)
+		}
+	}
+}
+
+// TestTCPIdleTimeout: a connection that sends only empty frames, or
+// responses, or junk shorter than a header, is closed once the idle
+// timeout after its last query is over: none of them resets it.
+func TestTCPIdleNotResetByNonQueries(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"empty frame", []byte{0, 0}},
+		{"short junk", []byte{0, 3, 1, 2, 3}},
+		{"a response", func() []byte {
+			r := query("www.example.test.", dns.TypeA)
+			r.Response = true
+			return frame(t, r)
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t, Config{TCPIdleTimeout: idle, TCPReadTimeout: time.Second})
+			addr := startServer(t, s)[0]
+			c := dialFrom(t, "127.0.0.1", addr)
+			askTCP(t, c, 1)
+			start := time.Now()
+			tick := time.NewTicker(idle / 4)
+			defer tick.Stop()
+			closed := make(chan time.Duration, 1)
+			go func() {
+				closedWithin(c, 5*time.Second)
+				closed <- time.Since(start)
+			}()
+			for {
+				select {
+				case took := <-closed:
+					if took < idle || took > idle+700*time.Millisecond {
+						t.Errorf("closed after %v, want about %v", took, idle)
+					}
+					if n := metricValue(t, s.tcpMetrics.timedOut.WithLabelValues("idle")); n != 1 {
+						t.Errorf("idle timeouts counted %v, want 1", n)
+					}
+					return
+				case <-tick.C:
+					c.Write(tc.frame)
+				}
+			}
+		})
+	}
+}
+
+// TestTCPIdleTimeoutRestartsWithQueries: a query answered moves the idle
+// deadline.
+func TestTCPIdleTimeoutRestartsWithQueries(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	s := newTestServer(t, Config{TCPIdleTimeout: idle})
+	addr := startServer(t, s)[0]
+	c := dialFrom(t, "127.0.0.1", addr)
+	tick := time.NewTicker(idle / 3)
+	defer tick.Stop()
+	for i := range 6 { // twice the idle timeout
+		<-tick.C
+		askTCP(t, c, uint16(i))
+	}
+	if n := metricValue(t, s.tcpMetrics.timedOut.WithLabelValues("idle")); n != 0 {
+		t.Errorf("idle timeouts %v, want 0", n)
+	}
+}
+
+// TestTCPTrickle: a query sent a byte at a time must still come whole
+// within the read timeout, however soon each byte follows the last.
+func TestTCPTrickle(t *testing.T) {
+	const read = 300 * time.Millisecond
+	s := newTestServer(t, Config{TCPIdleTimeout: 10 * time.Second, TCPReadTimeout: read})
+	addr := startServer(t, s)[0]
+	c := dialFrom(t, "127.0.0.1", addr)
+	askTCP(t, c, 1)
+	f := frame(t, query("www.example.test.", dns.TypeA))
+	start := time.Now()
+	closed := make(chan time.Duration, 1)
+	go func() {
+		closedWithin(c, 5*time.Second)
+		closed <- time.Since(start)
+	}()
+	tick := time.NewTicker(read / 5)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case took := <-closed:
+			if took < read || took > read+700*time.Millisecond {
+				t.Errorf("closed after %v, want about %v", took, read)
+			}
+			if n := metricValue(t, s.tcpMetrics.timedOut.WithLabelValues("read")); n != 1 {
+				t.Errorf("read timeouts %v, want 1", n)
+			}
+			return
+		case <-tick.C:
+			if i < len(f)-1 {
+				c.Write(f[i : i+1])
+			}
+		}
+	}
+}
+
+// TestTCPFirstQueryWithinReadTimeout: a connection that sends nothing is
+// closed after the read timeout, not the idle timeout.
+func TestTCPFirstQueryWithinReadTimeout(t *testing.T) {
+	s := newTestServer(t, Config{TCPIdleTimeout: 10 * time.Second, TCPReadTimeout: 200 * time.Millisecond})
+	addr := startServer(t, s)[0]
+	c := dialFrom(t, "127.0.0.1", addr)
+	start := time.Now()
+	if !closedWithin(c, 3*time.Second) {
+		t.Fatal("a silent connection stayed open")
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("closed after %v", took)
+	}
+}
+
+// TestTCPConnectionLimits: beyond the per-prefix and the global limit a
+// connection is accepted and closed at once, and counted; a network
+// under its own limit gets in while the global limit allows.
+func TestTCPConnectionLimits(t *testing.T) {
+	s := newTestServer(t, Config{TCPMaxConnections: 3, TCPMaxConnectionsPerPrefix: 2})
+	addr := startServer(t, s)[0]
+	held := []net.Conn{dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)}
+	for i, c := range held {
+		askTCP(t, c, uint16(i))
+	}
+	steps := []struct {
+		src    string
+		admit  bool
+		reason string
+	}{
+		{"127.0.0.3", false, "per_prefix"}, // 127.0.0.0/24 has its 2
+		{"127.0.1.1", true, ""},            // another /24: the third in all
+		{"127.0.2.1", false, "global"},
+	}
+	for _, st := range steps {
+		c := dialFrom(t, st.src, addr)
+		if st.admit {
+			askTCP(t, c, 9)
+			continue
+		}
+		if !closedWithin(c, 2*time.Second) {
+			t.Errorf("%s: connection over the %s limit left open", st.src, st.reason)
+		}
+	}
+	m := s.tcpMetrics
+	for reason, want := range map[string]float64{"per_prefix": 1, "global": 1} {
+		if n := metricValue(t, m.refused.WithLabelValues(reason)); n != want {
+			t.Errorf("refused %s: %v, want %v", reason, n, want)
+		}
+	}
+	if n := metricValue(t, m.open); n != 3 {
+		t.Errorf("open %v, want 3", n)
+	}
+	if n := metricValue(t, m.accepted); n != 3 {
+		t.Errorf("accepted %v, want 3", n)
+	}
+	// One closes: its network may connect again.
+	held[0].Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for metricValue(t, m.open) != 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // the server sees the close on its own time
+	}
+	askTCP(t, dialFrom(t, "127.0.0.4", addr), 10)
+}
+
+func TestTCPKeepalive(t *testing.T) {
+	s := newTestServer(t, Config{TCPIdleTimeout: 7 * time.Second})
+	addr := startServer(t, s)[0]
+	keepalive := func(m *dns.Msg) {
+		m.SetEdns0(1232, false)
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
+	}
+	for _, tc := range []struct {
+		name  string
+		proto string
+		opts  []func(*dns.Msg)
+		want  uint16 // 0: no option in the reply
+	}{
+		{"tcp asked", "tcp", []func(*dns.Msg){keepalive}, 70},
+		{"tcp not asked", "tcp", []func(*dns.Msg){withEDNS(1232, false)}, 0},
+		{"udp asked: ignored", "udp", []func(*dns.Msg){keepalive}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exchange(t, tc.proto, addr, query("www.example.test.", dns.TypeA, tc.opts...))
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Fatalf("reply %v", r)
+			}
+			var got uint16
+			var seen bool
+			if opt := r.IsEdns0(); opt != nil {
+				for _, o := range opt.Option {
+					if k, ok := o.(*dns.EDNS0_TCP_KEEPALIVE); ok {
+						got, seen = k.Timeout, true
+					}
+				}
+			}
+			if got != tc.want || seen != (tc.want != 0) {
+				t.Errorf("keepalive %d (present %v), want %d", got, seen, tc.want)
+			}
+		})
+	}
+}
+
+// TestTCPFormErrAsMiekg: a frame acceptQuery rejects, or that does not
+// decode, gets FORMERR echoing the ID, as miekg/dns's server answered.
+func TestTCPFormErr(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr := startServer(t, s)[0]
+	q := query("www.example.test.", dns.TypeA)
+	q.Id = 77
+	p, _ := q.Pack()
+	twoQuestions := append([]byte(nil), p...)
+	twoQuestions[5] = 2
+	for name, packet := range map[string][]byte{"two questions": twoQuestions, "cut short": p[:len(p)-3]} {
+		t.Run(name, func(t *testing.T) {
+			r := new(dns.Msg)
+			if err := r.Unpack(rawExchange(t, "tcp", addr, packet)); err != nil {
+				t.Fatal(err)
+			}
+			if r.Id != 77 || r.Rcode != dns.RcodeFormatError || !r.Response {
+				t.Errorf("reply %v", r)
+			}
+		})
+	}
+}
+
+// TestShutdownAnswersQueuedUDP: queries queued in the UDP socket when the
+// server is told to stop are answered, those the fast path answers and
+// those it hands to the general path: here all of them were sent before
+// Serve started, with its context already done.
+func TestShutdownAnswersQueuedUDP(t *testing.T) {
+	s := newTestServer(t, Config{ShutdownGrace: 5 * time.Second})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addrs()[0]
+	udp, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	const n = 100 // well within the default receive buffer
+	replies := make(chan int, 1)
+	go func() {
+		got := map[uint16]bool{}
+		buf := make([]byte, 4096)
+		udp.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for len(got) < n {
+			k, err := udp.Read(buf)
+			if err != nil {
+				break
+			}
+			r := new(dns.Msg)
+			if r.Unpack(buf[:k]) == nil {
+				got[r.Id] = true
+			}
+		}
+		replies <- len(got)
+	}()
+	for i := range n {
+		q := query("www.example.test.", dns.TypeA)
+		if i%4 == 3 {
+			q.Question[0].Qclass = dns.ClassCHAOS // not the fast path's: handed off
+		}
+		q.Id = uint16(i)
+		p, _ := q.Pack()
+		if _, err := udp.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Serve(ctx) }()
+	if err := dnstest.Receive(t, done, 10*time.Second, "Serve to return"); err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %v, past its grace period", took)
+	}
+	if got := dnstest.Receive(t, replies, 15*time.Second, "UDP replies"); got != n {
+		t.Errorf("%d of %d queued queries answered", got, n)
+	}
+}
+
+// TestShutdownAnswersPipelinedTCP: queries pipelined on an open
+// connection when the server is told to stop are answered, then the
+// connection closes.
+func TestShutdownAnswersPipelinedTCP(t *testing.T) {
+	s := newTestServer(t, Config{ShutdownGrace: 5 * time.Second, TCPIdleTimeout: time.Minute})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addrs()[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	tcp := dialFrom(t, "127.0.0.1", addr)
+	askTCP(t, tcp, 60000)
+	// An idle connection, waiting in a read, is closed at once: shutdown
+	// waits for neither its idle timeout nor the grace period.
+	idle := dialFrom(t, "127.0.0.2", addr)
+	askTCP(t, idle, 60001)
+	const n = 2000
+	var batch []byte
+	for i := range n {
+		q := query("www.example.test.", dns.TypeA)
+		q.Id = uint16(i)
+		batch = append(batch, frame(t, q)...)
+	}
+	// The replies are read only after the cancel: the server fills the
+	// socket's buffers and waits to write, with most queries unread.
+	if _, err := tcp.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	got := 0
+	for ; got < n; got++ {
+		r, err := readFrame(tcp, 10*time.Second)
+		if err != nil || r.Id != uint16(got) {
+			break
+		}
+	}
+	if got != n {
+		t.Errorf("%d of %d pipelined queries answered", got, n)
+	}
+	if !closedWithin(tcp, 2*time.Second) {
+		t.Error("connection left open after shutdown")
+	}
+	if !closedWithin(idle, 2*time.Second) {
+		t.Error("idle connection left open after shutdown")
+	}
+	if err := dnstest.Receive(t, done, 2*time.Second, "Serve to return"); err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// metricValue reads a counter or a gauge.
+func metricValue(t testing.TB, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Gauge != nil {
+		return m.GetGauge().GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
