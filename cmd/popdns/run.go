@@ -282,6 +282,11 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "nsid", Value: d.NSID},
 		{Name: "tcp_idle_timeout", Value: d.TCPIdleTimeout.String()},
 		{Name: "tcp_max_queries", Value: fmt.Sprint(d.TCPMaxQueries)},
+		{Name: "tcp_max_connections", Value: fmt.Sprint(d.TCPMaxConnections)},
+		{Name: "tcp_max_connections_per_prefix", Value: fmt.Sprint(d.TCPMaxConnectionsPerPrefix)},
+		{Name: "tcp_prefix_v4, tcp_prefix_v6", Value: fmt.Sprint(d.TCPPrefixV4, d.TCPPrefixV6)},
+		{Name: "tcp_read_timeout", Value: d.TCPReadTimeout.String()},
+		{Name: "shutdown_grace", Value: d.ShutdownGrace.String()},
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
 	}
