@@ -43,6 +43,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryDrainsOnSIGTERM(t, bin)
 	})
+	t.Run("TCP flood", func(t *testing.T) {
+		t.Parallel()
+		testBinaryTCPFlood(t, bin)
+	})
 }
 
 // testBinaryServesDemo starts the binary on free loopback ports with the
