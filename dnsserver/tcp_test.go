@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -524,3 +525,80 @@ func metricValue(t testing.TB, c prometheus.Metric) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// FuzzTCPStream serves arbitrary bytes as one TCP connection's stream,
+// which then ends. Property: the connection answers, in order, no more
+// messages than the stream held whole frames of at least a header, each
+// reply a whole DNS response with the ID of one of them, and serve
+// returns once the stream is read; nothing panics. The connection is in
+// memory (streamConn): a socket per input ran out of loopback ports.
+func FuzzTCPStream(f *testing.F) {
+	q := func(name string, qtype uint16, opts ...func(*dns.Msg)) []byte {
+		return frame(f, query(name, qtype, opts...))
+	}
+	f.Add(q("www.example.test.", dns.TypeA))                                                 // one query
+	f.Add(append(q("www.example.test.", dns.TypeA), q("big.example.test.", dns.TypeTXT)...)) // pipelined
+	f.Add(append([]byte{0, 0, 0, 0}, q("www.example.test.", dns.TypeA)...))                  // empty frames first
+	f.Add(q("www.example.test.", dns.TypeA)[:20])                                            // cut short
+	f.Add([]byte{0xff, 0xff, 1, 2, 3})                                                       // a frame longer than sent
+	f.Add([]byte{0, 12, 0, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0})                              // a bare response header
+	f.Add([]byte{0, 12, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0})                                 // two questions: FORMERR
+	f.Add([]byte{0})                                                                         // half a length
+	s := newTestServer(f, Config{})
+	ts := newTCPServer(s)
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		var ids []uint16 // of whole frames with a header, in order
+		for rest := stream; len(rest) >= 2; {
+			n := int(binary.BigEndian.Uint16(rest))
+			if len(rest) < 2+n {
+				break
+			}
+			if n >= 12 {
+				ids = append(ids, binary.BigEndian.Uint16(rest[2:]))
+			}
+			rest = rest[2+n:]
+		}
+		c := &streamConn{in: bytes.NewReader(stream)}
+		tc, refused := ts.admit(c)
+		if tc == nil {
+			t.Fatalf("refused: %s", refused)
+		}
+		tc.serve()
+		out, next := c.out.Bytes(), 0
+		for len(out) > 0 {
+			if len(out) < 2 || len(out) < 2+int(binary.BigEndian.Uint16(out)) {
+				t.Fatalf("a reply cut short: %x", out)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(out[2 : 2+int(binary.BigEndian.Uint16(out))]); err != nil {
+				t.Fatalf("reply does not decode: %v", err)
+			}
+			out = out[2+int(binary.BigEndian.Uint16(out)):]
+			for next < len(ids) && ids[next] != r.Id {
+				next++
+			}
+			if next == len(ids) || !r.Response {
+				t.Fatalf("reply %v: not a response to one of the frames %v, in order", r, ids)
+			}
+			next++
+		}
+	})
+}
+
+// streamConn is a TCP connection in memory: reads take in, then EOF;
+// writes go to out.
+type streamConn struct {
+	in  *bytes.Reader
+	out bytes.Buffer
+}
+
+func (c *streamConn) Read(b []byte) (int, error)  { return c.in.Read(b) }
+func (c *streamConn) Write(b []byte) (int, error) { return c.out.Write(b) }
+func (c *streamConn) Close() error                { return nil }
+func (c *streamConn) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+func (c *streamConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
+func (c *streamConn) SetDeadline(time.Time) error      { return nil }
+func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
