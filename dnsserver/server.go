@@ -46,7 +46,8 @@ type Config struct {
 	// longer. Default 2 s.
 	TCPReadTimeout time.Duration
 	// TCPMaxConnections caps the TCP connections open at once, over all
-	// listeners; one more is accepted and closed at once. Default: the
+	// listeners; one more takes the place of the least active (tcp.go).
+	// Default: the
 	// file-descriptor limit (RLIMIT_NOFILE) less a reserve of a quarter
 	// of it, at least 256, for health probes, HTTP, reloads and zone
 	// files, and at most DefaultTCPMaxConnections. A value that leaves

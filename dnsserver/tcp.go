@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +29,12 @@ import (
 // Connections are limited in number, globally and per source prefix, so
 // that they cannot take the file descriptors the health probes, HTTP and
 // reloads need (Config.TCPMaxConnections documents the arithmetic). A
-// connection beyond a limit is accepted and closed at once, and counted.
+// connection over its network's limit is accepted and closed at once, and
+// counted. At the global limit, a new connection from a network under its
+// own takes the place of the connection that has gone longest without a
+// query answered (of a few sampled): else a flood from enough networks
+// would hold every connection and no resolver could get in, while a
+// resolver that asks keeps its connection over those that only wait.
 
 // tcpServer serves DNS over TCP on every listener of a Server. Its limits
 // hold across listeners.
@@ -42,7 +48,8 @@ type tcpServer struct {
 
 	mu       sync.Mutex // mu guards the fields below
 	draining bool
-	open     int
+	open     int // connections being served, evicted ones until they end
+	evicting int // of open, those closed to make room, not yet ended
 	byPrefix map[netip.Prefix]int
 	conns    map[*tcpConn]struct{}
 }
@@ -126,27 +133,65 @@ func acceptRetryable(err error) bool {
 }
 
 // admit takes c under the connection limits, or says which it is over:
-// "global", "per_prefix" (or "shutdown").
+// "per_prefix", "global" (when no connection can make room), or
+// "shutdown". At the global limit it evicts the least active connection
+// of evictSample: that one's descriptor is released as soon as its
+// goroutine sees the close, so the descriptors in use exceed the limit by
+// at most the evictions under way, for microseconds.
 func (t *tcpServer) admit(c net.Conn) (*tcpConn, string) {
 	remote := addrPortOf(c.RemoteAddr())
 	prefix := t.prefixOf(remote.Addr())
+	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.draining:
 		return nil, "shutdown"
-	case t.open >= t.cfg.TCPMaxConnections:
-		return nil, "global"
 	case t.byPrefix[prefix] >= t.cfg.TCPMaxConnectionsPerPrefix:
 		return nil, "per_prefix"
+	case t.open-t.evicting >= t.cfg.TCPMaxConnections:
+		victim := t.leastActiveLocked()
+		if victim == nil {
+			return nil, "global"
+		}
+		victim.evicted = true
+		t.evicting++
+		victim.conn.Close()
+		t.m.evicted.Inc()
 	}
-	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: time.Now()}
+	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now}
+	tc.active.Store(now.UnixNano())
 	t.open++
 	t.byPrefix[prefix]++
 	t.conns[tc] = struct{}{}
 	t.wg.Add(1)
 	t.m.open.Inc()
 	return tc, ""
+}
+
+// evictSample is how many connections admit compares to pick the one to
+// evict: a few, so that admitting at the limit costs the same whatever
+// the limit. Go starts each map iteration at a random place.
+const evictSample = 16
+
+// leastActiveLocked is the connection of a sample that has gone longest
+// without a query answered (or since it was accepted), not already
+// evicted; nil if there is none.
+func (t *tcpServer) leastActiveLocked() *tcpConn {
+	var victim *tcpConn
+	seen := 0
+	for tc := range t.conns {
+		if tc.evicted {
+			continue
+		}
+		if victim == nil || tc.active.Load() < victim.active.Load() {
+			victim = tc
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	return victim
 }
 
 // prefixOf is the network a source address counts against.
@@ -163,6 +208,9 @@ func (t *tcpServer) prefixOf(a netip.Addr) netip.Prefix {
 func (t *tcpServer) release(tc *tcpConn) {
 	t.mu.Lock()
 	t.open--
+	if tc.evicted {
+		t.evicting--
+	}
 	if t.byPrefix[tc.prefix]--; t.byPrefix[tc.prefix] <= 0 {
 		delete(t.byPrefix, tc.prefix)
 	}
@@ -218,6 +266,10 @@ type tcpConn struct {
 	end      int
 	out      []byte // the reply being written, with its length prefix; reused
 	closed   bool   // the handler called Close
+	// active is when a query was last answered (Unix nanoseconds; the
+	// accept time before the first): what eviction goes by.
+	active  atomic.Int64
+	evicted bool // closed to make room; tcpServer.mu guards it
 
 	mu       sync.Mutex // mu guards draining, and the read deadline against drain
 	draining bool
@@ -270,7 +322,9 @@ func (c *tcpConn) serve() {
 		if frame, ok := c.nextFrame(); ok {
 			if c.answer(frame) {
 				queries++
-				idleBy = time.Now().Add(cfg.TCPIdleTimeout)
+				now := time.Now()
+				c.active.Store(now.UnixNano())
+				idleBy = now.Add(cfg.TCPIdleTimeout)
 				if c.closed || (cfg.TCPMaxQueries > 0 && queries >= cfg.TCPMaxQueries) {
 					return
 				}
@@ -480,6 +534,7 @@ type tcpMetrics struct {
 	refused      *prometheus.CounterVec
 	timedOut     *prometheus.CounterVec
 	acceptErrors prometheus.Counter
+	evicted      prometheus.Counter
 }
 
 func newTCPMetrics(reg prometheus.Registerer) (*tcpMetrics, error) {
@@ -500,6 +555,10 @@ func newTCPMetrics(reg prometheus.Registerer) (*tcpMetrics, error) {
 			Namespace: "popdns", Subsystem: "dns", Name: "tcp_connections_timed_out_total",
 			Help: "TCP connections closed by a timeout: idle (no query within the idle timeout) or read (a message not read whole within the read timeout).",
 		}, []string{"reason"}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "tcp_connections_evicted_total",
+			Help: "TCP connections closed at the global limit to make room for a new one: the least active of a sample.",
+		}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "tcp_accept_errors_total",
 			Help: "Failed TCP accepts (out of file descriptors, for one), each followed by a pause.",
@@ -511,7 +570,7 @@ func newTCPMetrics(reg prometheus.Registerer) (*tcpMetrics, error) {
 	for _, r := range []string{"idle", "read"} {
 		m.timedOut.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.open, m.accepted, m.refused, m.timedOut, m.acceptErrors} {
+	for _, c := range []prometheus.Collector{m.open, m.accepted, m.refused, m.timedOut, m.acceptErrors, m.evicted} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -289,54 +289,54 @@ func TestTCPFirstQueryWithinReadTimeout(t *testing.T) {
 	}
 }
 
-// TestTCPConnectionLimits: beyond the per-prefix and the global limit a
-// connection is accepted and closed at once, and counted; a network
-// under its own limit gets in while the global limit allows.
+// TestTCPConnectionLimits: over its network's limit a connection is
+// accepted and closed at once, and counted; at the global limit a new one
+// takes the place of the connection that has gone longest without a
+// query, and those that asked since keep theirs.
 func TestTCPConnectionLimits(t *testing.T) {
 	s := newTestServer(t, Config{TCPMaxConnections: 3, TCPMaxConnectionsPerPrefix: 2})
 	addr := startServer(t, s)[0]
-	held := []net.Conn{dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)}
-	for i, c := range held {
-		askTCP(t, c, uint16(i))
-	}
-	steps := []struct {
-		src    string
-		admit  bool
-		reason string
-	}{
-		{"127.0.0.3", false, "per_prefix"}, // 127.0.0.0/24 has its 2
-		{"127.0.1.1", true, ""},            // another /24: the third in all
-		{"127.0.2.1", false, "global"},
-	}
-	for _, st := range steps {
-		c := dialFrom(t, st.src, addr)
-		if st.admit {
-			askTCP(t, c, 9)
-			continue
-		}
-		if !closedWithin(c, 2*time.Second) {
-			t.Errorf("%s: connection over the %s limit left open", st.src, st.reason)
-		}
-	}
 	m := s.tcpMetrics
-	for reason, want := range map[string]float64{"per_prefix": 1, "global": 1} {
-		if n := metricValue(t, m.refused.WithLabelValues(reason)); n != want {
-			t.Errorf("refused %s: %v, want %v", reason, n, want)
-		}
+	oldest := dialFrom(t, "127.0.0.1", addr)
+	askTCP(t, oldest, 1)
+	second := dialFrom(t, "127.0.0.2", addr)
+	askTCP(t, second, 2)
+	// 127.0.0.0/24 has its two.
+	if c := dialFrom(t, "127.0.0.3", addr); !closedWithin(c, 2*time.Second) {
+		t.Error("a connection over its network's limit was left open")
+	}
+	if n := metricValue(t, m.refused.WithLabelValues("per_prefix")); n != 1 {
+		t.Errorf("refused per_prefix: %v, want 1", n)
+	}
+	third := dialFrom(t, "127.0.1.1", addr) // another /24: the third in all
+	askTCP(t, third, 3)
+	askTCP(t, second, 4) // second and third have asked since oldest did
+	if n := metricValue(t, m.open); n != 3 {
+		t.Errorf("open %v, want 3", n)
+	}
+	// At the global limit: the new connection is served, oldest goes.
+	askTCP(t, dialFrom(t, "127.0.2.1", addr), 5)
+	if !closedWithin(oldest, 2*time.Second) {
+		t.Error("the least active connection was not closed to make room")
+	}
+	askTCP(t, second, 6)
+	askTCP(t, third, 7)
+	if n := metricValue(t, m.evicted); n != 1 {
+		t.Errorf("evicted %v, want 1", n)
+	}
+	if n := metricValue(t, m.accepted); n != 4 {
+		t.Errorf("accepted %v, want 4", n)
+	}
+	if n := metricValue(t, m.refused.WithLabelValues("global")); n != 0 {
+		t.Errorf("refused global: %v, want 0", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for metricValue(t, m.open) != 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // the evicted one's goroutine ends on its own time
 	}
 	if n := metricValue(t, m.open); n != 3 {
 		t.Errorf("open %v, want 3", n)
 	}
-	if n := metricValue(t, m.accepted); n != 3 {
-		t.Errorf("accepted %v, want 3", n)
-	}
-	// One closes: its network may connect again.
-	held[0].Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for metricValue(t, m.open) != 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // the server sees the close on its own time
-	}
-	askTCP(t, dialFrom(t, "127.0.0.4", addr), 10)
 }
 
 func TestTCPKeepalive(t *testing.T) {

@@ -28,9 +28,10 @@ import (
 // it with idle and trickling connections. While 200 come from 127.0.0.x,
 // a TCP query from another network is answered within 1 s, UDP and
 // /healthz answer; while 400 more from twenty /24s hold every connection
-// allowed, the health probe of a TCP target on loopback keeps succeeding
-// and /healthz answers: the connections never take the descriptors the
-// reserve keeps. Before the limits, such a flood took every descriptor
+// allowed, the health probe of a TCP target on loopback keeps succeeding,
+// /healthz answers (the connections never take the descriptors the
+// reserve keeps), and a fresh TCP query is still answered, in place of a
+// flood connection. Before the limits, such a flood took every descriptor
 // and every probe failed with "too many open files".
 func testBinaryTCPFlood(t *testing.T, bin string) {
 	target, err := net.Listen("tcp", "127.0.0.1:0") // the probed PoP
@@ -214,10 +215,16 @@ pops:
 	if _, err := ask("udp", ""); err != nil {
 		t.Errorf("UDP query with the connections full: %v", err)
 	}
-	for _, reason := range []string{"global", "per_prefix"} {
-		if n := metric(`popdns_dns_tcp_connections_refused_total{reason="` + reason + `"}`); n <= 0 {
-			t.Errorf("refused %s: %v", reason, n)
-		}
+	if n := metric(`popdns_dns_tcp_connections_refused_total{reason="per_prefix"}`); n <= 0 {
+		t.Errorf("refused per_prefix: %v", n)
+	}
+	// A fresh query still gets in, in place of a connection that never
+	// asked.
+	if took, err := ask("tcp", "127.0.201.1"); err != nil || took > time.Second {
+		t.Errorf("fresh TCP query with every connection taken: %v after %v", err, took)
+	}
+	if n := metric("popdns_dns_tcp_connections_evicted_total"); n <= 0 {
+		t.Errorf("evicted %v, want some", n)
 	}
 	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)); err == nil && len(fds) >= 300 {
 		t.Errorf("%d descriptors open of 300", len(fds))
