@@ -20,4 +20,12 @@
 // wires it in (Serve) and implements its udpfast.Host (fasthost.go): the
 // snapshot, the decision epoch and cache, Server.decide (the one decision
 // function of both paths), and the general path returning its trace.
+//
+// TCP is served by dnsserver's own loop (tcp.go), not miekg/dns's: it
+// bounds connections globally and per source network below the
+// file-descriptor limit, closes a connection that sends no query within
+// the idle timeout whatever else it sends, and on shutdown answers the
+// queries each connection has received. Serve's shutdown answers what the
+// UDP sockets hold as well: the fast path's readers drain their sockets
+// and the general path the queries handed to it.
 package dnsserver
