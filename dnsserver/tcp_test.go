@@ -7,7 +7,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -604,3 +607,46 @@ func (c *streamConn) RemoteAddr() net.Addr {
 func (c *streamConn) SetDeadline(time.Time) error      { return nil }
 func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// emfileListener fails every Accept as a process out of descriptors does,
+// counting the calls, until it is closed.
+type emfileListener struct {
+	calls  atomic.Int32
+	closed chan struct{}
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	l.calls.Add(1)
+	select {
+	case <-l.closed:
+		return nil, net.ErrClosed
+	default:
+	}
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+}
+func (l *emfileListener) Close() error   { close(l.closed); return nil }
+func (l *emfileListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// TestTCPAcceptBacksOff: an Accept failing with EMFILE is retried after a
+// pause that doubles (5 ms, 10 ms, …), not at once, and each failure is
+// counted; shutdown ends the pause.
+func TestTCPAcceptBacksOff(t *testing.T) {
+	s := newTestServer(t, Config{})
+	ts := newTCPServer(s)
+	l := &emfileListener{closed: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- ts.serve(l) }()
+	time.Sleep(300 * time.Millisecond) // pauses of 5+10+20+40+80 ms fit; a spinning loop makes thousands of calls
+	calls := l.calls.Load()
+	if calls < 3 || calls > 8 {
+		t.Errorf("%d accepts in 300 ms, want the 5 or 6 that doubling pauses allow", calls)
+	}
+	if n := metricValue(t, ts.m.acceptErrors); n != float64(calls) {
+		t.Errorf("accept errors counted %v, want %d", n, calls)
+	}
+	l.Close()
+	ts.shutdown()
+	if err := dnstest.Receive(t, done, 2*time.Second, "the accept loop to end"); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
