@@ -530,11 +530,12 @@ func (s *Server) shutdown(tcp *tcpServer, udps []*serving) {
 	graceCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	s.mu.Lock()
+	var tls []net.Listener
 	for _, l := range s.listeners {
-		l.tcp.Close()
+		tls = append(tls, l.tcp)
 	}
 	s.mu.Unlock()
-	tcp.shutdown()
+	tcp.shutdown(tls...)
 	tcpDone := make(chan struct{})
 	go func() {
 		tcp.wg.Wait()

@@ -220,9 +220,9 @@ func (t *tcpServer) release(tc *tcpConn) {
 	t.wg.Done()
 }
 
-// shutdown stops accepting (the caller closes the listeners) and tells
-// every connection to answer the queries it has received and close.
-func (t *tcpServer) shutdown() {
+// shutdown stops accepting, closing the listeners, and tells every
+// connection to answer the queries it has received and close.
+func (t *tcpServer) shutdown(listeners ...net.Listener) {
 	t.mu.Lock()
 	t.draining = true
 	conns := make([]*tcpConn, 0, len(t.conns))
@@ -230,7 +230,10 @@ func (t *tcpServer) shutdown() {
 		conns = append(conns, tc)
 	}
 	t.mu.Unlock()
-	close(t.stopping)
+	close(t.stopping) // before the listeners close: their Accept's error is shutdown's
+	for _, l := range listeners {
+		l.Close()
+	}
 	for _, tc := range conns {
 		tc.drain()
 	}

@@ -644,8 +644,7 @@ func TestTCPAcceptBacksOff(t *testing.T) {
 	if n := metricValue(t, ts.m.acceptErrors); n != float64(calls) {
 		t.Errorf("accept errors counted %v, want %d", n, calls)
 	}
-	l.Close()
-	ts.shutdown()
+	ts.shutdown(l)
 	if err := dnstest.Receive(t, done, 2*time.Second, "the accept loop to end"); err != nil {
 		t.Errorf("serve: %v", err)
 	}
