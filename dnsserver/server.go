@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -47,11 +49,10 @@ type Config struct {
 	TCPReadTimeout time.Duration
 	// TCPMaxConnections caps the TCP connections open at once, over all
 	// listeners; one more takes the place of the least active (tcp.go).
-	// Default: the
-	// file-descriptor limit (RLIMIT_NOFILE) less a reserve of a quarter
-	// of it, at least 256, for health probes, HTTP, reloads and zone
-	// files, and at most DefaultTCPMaxConnections. A value that leaves
-	// fewer than 256 descriptors is an error.
+	// Default: the file-descriptor limit (RLIMIT_NOFILE) less a reserve
+	// of a quarter of it, at least 256, for health probes, HTTP, reloads
+	// and zone files, and at most DefaultTCPMaxConnections. A value that
+	// leaves fewer than 256 descriptors is an error.
 	TCPMaxConnections int
 	// TCPMaxConnectionsPerPrefix caps the TCP connections open at once
 	// from one source network (TCPPrefixV4, TCPPrefixV6), so that one
@@ -71,11 +72,29 @@ type Config struct {
 	// Steering holds the parameters of PoP selection; New provisions it
 	// (steer.Options.Provision).
 	Steering steer.Options
+	// RateLimit is response rate limiting of UDP replies (package rrl);
+	// the zero value limits at rrl's defaults. TCP is never limited.
+	RateLimit rrl.Config
+	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
+	Cookies CookieConfig
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
 	// by; 0 reads the process's, and a negative one is unknown. Tests set
 	// it.
 	fileLimit int
+}
+
+// CookieConfig configures DNS cookies (see cookie.go for what a query's
+// COOKIE option gets).
+type CookieConfig struct {
+	// Off ignores COOKIE options, as a server without cookies does.
+	Off bool
+	// Secrets make and check server cookies. nil: New makes a random
+	// secret, so that no other instance accepts this one's cookies, nor
+	// this one after a restart; clients then just learn a new cookie.
+	// Instances behind one address (anycast, a load balancer) share a
+	// secret so that a client's cookie is valid at each of them.
+	Secrets *dnscookie.Secrets
 }
 
 // Deps are what a Server uses but does not own.
@@ -151,6 +170,9 @@ func (cfg Config) Provision() (Config, error) {
 	case cfg.ShutdownGrace < 0:
 		bad("ShutdownGrace", "must not be negative")
 	}
+	if sec := cfg.Cookies.Secrets; sec != nil && sec.Current == (dnscookie.Secret{}) {
+		bad("Cookies.Secrets", "the secret is all zeros")
+	}
 	steering, err := cfg.Steering.Provision()
 	for _, e := range unjoin(err) {
 		var oe *steer.OptionError
@@ -161,6 +183,16 @@ func (cfg Config) Provision() (Config, error) {
 		}
 	}
 	cfg.Steering = steering
+	rateLimit, err := cfg.RateLimit.Provision()
+	for _, e := range unjoin(err) {
+		var re *rrl.ConfigError
+		if errors.As(e, &re) {
+			bad("RateLimit."+re.Field, "%s", re.Problem)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	cfg.RateLimit = rateLimit
 	return cfg, errors.Join(errs...)
 }
 
@@ -277,6 +309,8 @@ type Server struct {
 	nsidHex    string
 	log        zerolog.Logger
 	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
+	limiter    *rrl.Limiter   // nil: rate limiting off
+	rrlLog     zerolog.Logger // sampled as allDownLog
 	metrics    *metrics
 	tcpMetrics *tcpMetrics
 	locator    Locator
@@ -284,8 +318,10 @@ type Server struct {
 	overrides  atomic.Pointer[steer.Overrides] // nil: none
 	steering   steer.Options                   // provisioned
 	cache      decisionCache
-	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
-	serving    atomic.Bool                    // every listener is answering
+	zones      atomic.Pointer[zones.Snapshot]    // nil until the first SetZones
+	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
+	now        func() time.Time                  // the clock cookies are made at
+	serving    atomic.Bool                       // every listener is answering
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -315,17 +351,35 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
 	log := deps.Log.With().Str("component", "dnsserver").Logger()
-	return &Server{
+	limiter, err := rrl.New(cfg.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: %w", err)
+	}
+	s := &Server{
 		tcpMetrics: tm,
 		cfg:        cfg,
 		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
 		log:        log,
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		limiter:    limiter,
+		rrlLog:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,
 		health:     deps.Health,
 		steering:   cfg.Steering,
-	}, nil
+		now:        systemNow,
+	}
+	if !cfg.Cookies.Off {
+		secrets := cfg.Cookies.Secrets
+		if secrets == nil {
+			if secrets, err = dnscookie.RandomSecrets(); err != nil {
+				return nil, err
+			}
+		}
+		c := *secrets // the caller's may change; ours must not
+		s.cookies.Store(&c)
+	}
+	return s, nil
 }
 
 // allDown records that an answer of geo record g had no eligible target

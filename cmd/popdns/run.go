@@ -91,6 +91,8 @@ func parseServeFlags(args []string) (*config, error) {
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
 	listen := fl.String("listen", "", "DNS listen `addresses`, comma-separated host:port (overrides the config)")
 	httpAddr := fl.String("http", "", "HTTP endpoint `host:port`, \"off\" to disable (overrides the config)")
+	httpPublic := fl.Bool("http-public-without-token", false,
+		"serve the status page, /status and /explain without a token on an HTTP endpoint beyond loopback (sets http_public_without_token)")
 	zonesDir := fl.String("zones", "", "zones `directory` (overrides the config)")
 	rest, err := parseArgs(fl, args)
 	if err != nil {
@@ -103,7 +105,7 @@ func parseServeFlags(args []string) (*config, error) {
 	if *configFile == "" {
 		cfg, err = demoConfig()
 	} else {
-		cfg, err = loadConfigFile(*configFile)
+		cfg, err = readConfigFile(*configFile)
 	}
 	if err != nil {
 		return nil, err
@@ -126,6 +128,12 @@ func parseServeFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-http %q: %w", *httpAddr, err)
 		}
 		cfg.httpAddr = *httpAddr
+	}
+	if *httpPublic {
+		cfg.httpPublicWithoutToken = true
+	}
+	if err := cfg.checkHTTPExposure(*httpAddr != ""); err != nil {
+		return nil, err
 	}
 	if *zonesDir != "" {
 		if st, err := os.Stat(*zonesDir); err != nil || !st.IsDir() {
@@ -215,7 +223,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	a := &app{cfg: cfg, log: log, dns: srv, built: built}
 	// HTTP first: it is the one socket Listen cannot take back, so a busy
 	// HTTP port leaves no DNS socket bound behind it.
-	var adminToken string
+	var adminToken, readToken string
 	if cfg.httpAddr != "" {
 		l, err := net.Listen("tcp", cfg.httpAddr)
 		if err != nil {
@@ -228,6 +236,13 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 				l.Close()
 				built.close()
 				return nil, fmt.Errorf("admin_token_file: %w", err)
+			}
+		}
+		if cfg.readTokenFile != "" {
+			if readToken, err = readAdminToken(cfg.readTokenFile); err != nil {
+				l.Close()
+				built.close()
+				return nil, fmt.Errorf("read_token_file: %w", err)
 			}
 		}
 	}
@@ -243,6 +258,8 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if err != nil {
 			return reload.Config{}, err
 		}
+		// The cookie secrets apply at once: a rollover needs no restart.
+		srv.SetCookieSecrets(next.dns.Cookies.Secrets)
 		return next.reloadConfig(), nil
 	}
 	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
@@ -253,15 +270,22 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if cfg.adminTokenFile != "" {
 			admin = status.NewAdmin(a.status, srv, adminToken, log)
 		}
-		a.http = &http.Server{Handler: httpHandler(built, a.status, admin), ReadHeaderTimeout: 5 * time.Second}
+		acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
+		if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
+			log.Warn().Str("http", cfg.httpAddr).
+				Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
+		}
+		a.http = cfg.httpLimits.NewServer(httpHandler(built, a.status, admin, acc, cfg.httpLimits, log), log)
 	}
 	return a, nil
 }
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
-// admin API when admin is not nil.
-func httpHandler(s *server, rep *status.Reporter, admin *status.Admin) http.Handler {
-	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin})
+// admin API when admin is not nil, guarded by acc and limits.
+func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, acc status.Access, limits status.HTTPConfig,
+	log zerolog.Logger) http.Handler {
+	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
+		Access: acc, Limits: limits, Log: log})
 }
 
 // reloadConfig is what the reloader reads of c.
@@ -278,6 +302,9 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "http", Value: c.httpAddr},
 		{Name: "zones", Value: c.zonesDir},
 		{Name: "admin_token_file", Value: c.adminTokenFile},
+		{Name: "read_token_file", Value: c.readTokenFile},
+		{Name: "http_public_without_token", Value: fmt.Sprint(c.httpPublicWithoutToken)},
+		{Name: "http_limits", Value: fmt.Sprintf("%+v", c.httpLimits)},
 		{Name: "edns_udp_size", Value: fmt.Sprint(d.UDPSize)},
 		{Name: "nsid", Value: d.NSID},
 		{Name: "tcp_idle_timeout", Value: d.TCPIdleTimeout.String()},
@@ -288,7 +315,9 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "tcp_read_timeout", Value: d.TCPReadTimeout.String()},
 		{Name: "shutdown_grace", Value: d.ShutdownGrace.String()},
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
+		{Name: "cookies.enabled", Value: fmt.Sprint(!d.Cookies.Off)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
+		{Name: "rate_limit", Value: d.RateLimit.String()},
 	}
 	return rc
 }

@@ -339,6 +339,7 @@ func (r *udpReader) resetHeaders() {
 // counts them.
 func (r *udpReader) serveBatch() {
 	start := time.Now() // one clock read per batch, and one in flush
+	r.fast.Begin(start)
 	m := 0
 	for i := range r.got {
 		if r.handle(i, m) {
@@ -441,6 +442,9 @@ func (r *udpReader) handle(i, m int) (queued bool) {
 		default:
 			reply = append(r.out[m][:0], b...)
 		}
+	}
+	if res == Dropped {
+		return false
 	}
 	if res == HandOff {
 		handedOff = true
