@@ -43,9 +43,9 @@ type Config struct {
 	// default 0 is unlimited.
 	TCPMaxQueries int
 	// TCPReadTimeout bounds the time to read one whole query over TCP
-	// from its first byte, and the wait for a new connection's first
-	// query, so that a client trickling bytes holds a connection no
-	// longer. Default 2 s.
+	// from its first byte, and (with TCPIdleTimeout, whichever is
+	// shorter) the wait for a new connection's first query, so that a
+	// client trickling bytes holds a connection no longer. Default 2 s.
 	TCPReadTimeout time.Duration
 	// TCPMaxConnections caps the TCP connections open at once, over all
 	// listeners; one more takes the place of the least active (tcp.go).

@@ -308,8 +308,9 @@ func (c *tcpConn) setReadDeadline(d time.Time) bool {
 // limit or shutdown. The idle deadline moves only when a query is
 // answered: a zero-length frame, a response, or anything else that is
 // not a query keeps the connection no longer. The first query must come
-// within the read timeout of the connection, as a client sends it at
-// once; later ones within the idle timeout of the last. Once a frame has
+// within the read or the idle timeout of the connection, whichever is
+// shorter, as a client sends it at once; later ones within the idle
+// timeout of the last. Once a frame has
 // begun, the whole of it must come within the read timeout, so that a
 // client cannot trickle one query for as long as it keeps sending.
 func (c *tcpConn) serve() {
@@ -317,7 +318,7 @@ func (c *tcpConn) serve() {
 	defer c.conn.Close()
 	cfg := c.t.cfg
 	c.buf = make([]byte, tcpBufSize)
-	idleBy := c.accepted.Add(cfg.TCPReadTimeout)
+	idleBy := c.accepted.Add(min(cfg.TCPReadTimeout, cfg.TCPIdleTimeout))
 	var frameStart time.Time // when the first byte of the frame being read came
 	queries := 0
 	eof := false

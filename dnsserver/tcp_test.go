@@ -279,18 +279,28 @@ func TestTCPTrickle(t *testing.T) {
 	}
 }
 
-// TestTCPFirstQueryWithinReadTimeout: a connection that sends nothing is
-// closed after the read timeout, not the idle timeout.
-func TestTCPFirstQueryWithinReadTimeout(t *testing.T) {
-	s := newTestServer(t, Config{TCPIdleTimeout: 10 * time.Second, TCPReadTimeout: 200 * time.Millisecond})
-	addr := startServer(t, s)[0]
-	c := dialFrom(t, "127.0.0.1", addr)
-	start := time.Now()
-	if !closedWithin(c, 3*time.Second) {
-		t.Fatal("a silent connection stayed open")
-	}
-	if took := time.Since(start); took > 1500*time.Millisecond {
-		t.Errorf("closed after %v", took)
+// TestTCPFirstQueryDeadline: a connection that sends nothing is closed
+// after the read or the idle timeout, whichever is shorter.
+func TestTCPFirstQueryDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		idle, read time.Duration
+	}{
+		{"read timeout shorter", 10 * time.Second, 200 * time.Millisecond},
+		{"idle timeout shorter", 200 * time.Millisecond, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t, Config{TCPIdleTimeout: tc.idle, TCPReadTimeout: tc.read})
+			addr := startServer(t, s)[0]
+			c := dialFrom(t, "127.0.0.1", addr)
+			start := time.Now()
+			if !closedWithin(c, 3*time.Second) {
+				t.Fatal("a silent connection stayed open")
+			}
+			if took := time.Since(start); took > 1500*time.Millisecond {
+				t.Errorf("closed after %v", took)
+			}
+		})
 	}
 }
 
