@@ -32,4 +32,12 @@
 // minimal truncated reply (slip), or is dropped. A query with a client
 // cookie slips as BADCOOKIE with the server cookie that exempts its next
 // query instead (cookie.go). TCP is never limited.
+//
+// TCP is served by dnsserver's own loop (tcp.go), not miekg/dns's: it
+// bounds connections globally and per source network below the
+// file-descriptor limit, closes a connection that sends no query within
+// the idle timeout whatever else it sends, and on shutdown answers the
+// queries each connection has received. Serve's shutdown answers what the
+// UDP sockets hold as well: the fast path's readers drain their sockets
+// and the general path the queries handed to it.
 package dnsserver

@@ -18,6 +18,10 @@ type ednsRequest struct {
 	// is the first one's data.
 	cookies int
 	cookie  []byte
+
+	// keepalive: the query carried edns-tcp-keepalive (RFC 7828); over
+	// TCP the reply signals the idle timeout (signalKeepalive)
+	keepalive bool
 }
 
 func parseEDNS(req *dns.Msg) ednsRequest {
@@ -44,6 +48,8 @@ func parseEDNS(req *dns.Msg) ednsRequest {
 				if e.cookies++; e.cookies == 1 {
 					e.cookie, _ = hex.DecodeString(o.Cookie)
 				}
+			case *dns.EDNS0_TCP_KEEPALIVE:
+				e.keepalive = true
 			}
 			// Other options we do not implement are ignored (RFC 6891 §6.1.2).
 		}

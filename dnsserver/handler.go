@@ -87,6 +87,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if resp == nil {
 		return nil, tr
 	}
+	if tcp && edns.keepalive {
+		s.signalKeepalive(resp)
+	}
 	// Rate limiting comes before the reply is fitted and packed: a
 	// dropped reply costs neither. TCP is never limited, nor a query
 	// whose valid server cookie proves its source.

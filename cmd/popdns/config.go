@@ -56,6 +56,13 @@ type fileConfig struct {
 	HTTPPublicWithoutToken bool
 	HTTPLimits             httpLimitsConfig
 
+	// TCP connection limits and shutdown (dnsserver.Config documents them).
+	TCPMaxConnections          int
+	TCPMaxConnectionsPerPrefix int
+	TCPPrefixV4, TCPPrefixV6   int
+	TCPReadTimeout             time.Duration
+	ShutdownGrace              time.Duration
+
 	lines map[string]int // field → the line of its value
 }
 
@@ -179,6 +186,14 @@ var dnsKeyOf = map[string]string{
 	"RateLimit.IPv6Prefix":         "rate_limit.ipv6_prefix",
 	"RateLimit.TableSize":          "rate_limit.table_size",
 	"RateLimit.Exempt":             "rate_limit.exempt",
+
+	// TCP connection limits and shutdown
+	"TCPReadTimeout":             "tcp_read_timeout",
+	"TCPMaxConnections":          "tcp_max_connections",
+	"TCPMaxConnectionsPerPrefix": "tcp_max_connections_per_prefix",
+	"TCPPrefixV4":                "tcp_prefix_v4",
+	"TCPPrefixV6":                "tcp_prefix_v6",
+	"ShutdownGrace":              "shutdown_grace",
 }
 
 // decodeConfig strictly decodes a configuration file: every mapping goes
@@ -265,6 +280,18 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			d.decode(e, &fc.HTTPPublicWithoutToken, "true or false")
 		case "http_limits":
 			d.walk(e.Field(), e.Value, httpLimitsKeys, func(e yamlx.Entry) { d.httpLimits(e, &fc.HTTPLimits) })
+		case "tcp_max_connections":
+			d.decode(e, &fc.TCPMaxConnections, "a whole number")
+		case "tcp_max_connections_per_prefix":
+			d.decode(e, &fc.TCPMaxConnectionsPerPrefix, "a whole number")
+		case "tcp_prefix_v4":
+			d.decode(e, &fc.TCPPrefixV4, "a prefix length from 1 to 32")
+		case "tcp_prefix_v6":
+			d.decode(e, &fc.TCPPrefixV6, "a prefix length from 1 to 128")
+		case "tcp_read_timeout":
+			d.decode(e, &fc.TCPReadTimeout, "a duration such as 2s")
+		case "shutdown_grace":
+			d.decode(e, &fc.ShutdownGrace, "a duration such as 5s")
 		}
 	})
 	if len(d.errs) > 0 {
@@ -282,7 +309,9 @@ var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
-		"http_limits", "cookies"}}
+		"http_limits", "cookies",
+		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
+		"shutdown_grace"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -490,6 +519,11 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.NSID = fc.NSID
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
+	cfg.dns.TCPMaxConnections = fc.TCPMaxConnections
+	cfg.dns.TCPMaxConnectionsPerPrefix = fc.TCPMaxConnectionsPerPrefix
+	cfg.dns.TCPPrefixV4, cfg.dns.TCPPrefixV6 = fc.TCPPrefixV4, fc.TCPPrefixV6
+	cfg.dns.TCPReadTimeout = fc.TCPReadTimeout
+	cfg.dns.ShutdownGrace = fc.ShutdownGrace
 	cfg.dns.QueryLog = fc.QueryLog
 	cfg.zoneMissingGrace = defaultZoneMissingGrace
 	if g := fc.ZoneMissingGrace; g != nil {
