@@ -108,15 +108,22 @@ func scenarios() []scenario {
 				a.notes = append(a.notes, fmt.Sprintf("%d sources, one per /24", s.SpoofSources))
 				return a, err
 			}},
+		{Name: "reflection", Unit: "queries",
+			About: "UDP flood for the 4×250-byte TXT from one forged source, the victim of a reflection (amplification)",
+			run: func(ctx context.Context, t target, s scale) (attack, error) {
+				f := udpFlood{server: t.dns, sources: []netip.Addr{netip.MustParseAddr("127.66.0.1")}, ports: s.OneNamePorts,
+					rate: s.UDPRate, count: s.UDPCount, dur: s.UDPDur, packet: fixedQuery("big."+zoneName, dns.TypeTXT)}
+				return f.run(ctx)
+			}},
 		{Name: "one-name", Unit: "queries", About: "UDP flood of one name (www A) from one source",
 			run: func(ctx context.Context, t target, s scale) (attack, error) {
 				f := udpFlood{server: t.dns, sources: []netip.Addr{netip.MustParseAddr("127.9.9.9")}, ports: s.OneNamePorts,
 					rate: s.UDPRate, count: s.UDPCount, dur: s.UDPDur, packet: fixedQuery("www."+zoneName, dns.TypeA)}
 				return f.run(ctx)
 			}},
-		{Name: "nxdomain", Unit: "queries", About: "UDP flood of random subdomains (NXDOMAIN) from 16 sources",
+		{Name: "nxdomain", Unit: "queries", About: "UDP flood of random subdomains (NXDOMAIN) from 4 sources",
 			run: func(ctx context.Context, t target, s scale) (attack, error) {
-				f := udpFlood{server: t.dns, sources: spreadSources(16, 2), ports: 1,
+				f := udpFlood{server: t.dns, sources: spreadSources(4, 2), ports: 1,
 					rate: s.UDPRate, count: s.UDPCount, dur: s.UDPDur, packet: randomSubdomain()}
 				return f.run(ctx)
 			}},
