@@ -4,18 +4,27 @@
 #   docker run --rm -p 5353:5353/udp -p 5353:5353/tcp -p 8053:8053 popdns
 #   dig @127.0.0.1 -p 5353 www.example.test
 #
-# With no arguments the image serves the built-in demo zone. To serve your
-# own zones, mount a configuration and a zone directory and name the config
-# (the -listen/-http defaults below are replaced by your arguments, so the
-# config must listen on 0.0.0.0 itself):
+# With no arguments the image serves the built-in demo zone, and its status
+# page to anyone (-http-public-without-token, below): the demo's zones and
+# PoPs are public anyway. To serve your own zones, mount a configuration,
+# a zone directory and a token file, and name the config (the -listen/-http
+# defaults below are replaced by your arguments, so the config must listen
+# on 0.0.0.0 itself):
 #
+#   head -c 24 /dev/urandom | base64 > read.token
 #   docker run --rm -p 5353:5353/udp -p 5353:5353/tcp -p 8053:8053 \
 #     -v "$PWD/popdns.yaml:/etc/popdns/popdns.yaml:ro" \
 #     -v "$PWD/zones:/var/lib/popdns/zones:ro" \
+#     -v "$PWD/read.token:/etc/popdns/read.token:ro" \
 #     popdns -config /etc/popdns/popdns.yaml
+#   curl -H "Authorization: Bearer $(cat read.token)" http://127.0.0.1:8053/status
 #
-# with, in popdns.yaml: listen: ["0.0.0.0:5353"], http: 0.0.0.0:8053 and
-# zones: /var/lib/popdns/zones. See docs/configuration.md.
+# with, in popdns.yaml: listen: ["0.0.0.0:5353"], http: 0.0.0.0:8053,
+# zones: /var/lib/popdns/zones and read_token_file: read.token (relative to
+# the config's directory). An http address beyond loopback with no token
+# file is refused at start, unless the config says
+# http_public_without_token: true; /healthz, /readyz and /metrics never need
+# a token. See docs/configuration.md, "Hardening: HTTP".
 #
 # Serving on port 53. The process runs as the unprivileged user nonroot
 # (65532), which the kernel normally keeps off ports below 1024. Set
@@ -71,7 +80,9 @@ USER 65532:65532
 VOLUME ["/etc/popdns", "/var/lib/popdns/zones"]
 EXPOSE 5353/udp 5353/tcp 8053
 ENTRYPOINT ["/usr/local/bin/popdns"]
-# The built-in demo, reachable from outside the container. /healthz and
+# The built-in demo, reachable from outside the container, its status page
+# served without a token on purpose (the demo has nothing private; your own
+# configuration should name a token file instead, see above). /healthz and
 # /readyz on port 8053 are the liveness and readiness probes (the image has
 # no shell or curl for a HEALTHCHECK).
-CMD ["-listen", "0.0.0.0:5353", "-http", "0.0.0.0:8053"]
+CMD ["-listen", "0.0.0.0:5353", "-http", "0.0.0.0:8053", "-http-public-without-token"]

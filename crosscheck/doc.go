@@ -8,6 +8,10 @@
 //   - Unbound with its subnetcache module, as a resolver in front of
 //     popdns: clients in different subnets get different PoPs through it,
 //     and its cache honours the ECS scopes popdns returns.
+//   - DNS cookies (slow tests, -tags slow): dig and kdig send a client
+//     cookie, send back the server cookie they got, and popdns counts it
+//     valid; knotd with its cookies module under the same secret accepts
+//     popdns's server cookies and popdns knotd's (RFC 9018).
 //   - The real GeoLite2 City database: clients on six continents get their
 //     nearest PoP, with the database network as the ECS scope.
 //

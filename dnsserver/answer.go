@@ -246,6 +246,9 @@ type outcome struct {
 	ecs    ecsUse      // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
+	// cookie is what the query's COOKIE option was and what the reply
+	// sends back (validCookie says whether it was valid).
+	cookie cookieReply
 	// trace is what shaped the reply, as the fast path learns it
 	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
 	// the answer is built; serve adds the rest.
@@ -253,6 +256,10 @@ type outcome struct {
 	// explained holds each geo decision's explanation, when the request
 	// is Server.Explain's.
 	explained []GeoDecision
+	// validCookie: the query carried a valid server cookie (RFC 7873
+	// §5.4), which proves its source address, so rate limiting skips it.
+	// respondTo sets it from cookie.
+	validCookie bool
 }
 
 // ecsUse is what a query's client subnet option did.

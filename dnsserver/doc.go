@@ -10,6 +10,10 @@
 // query reads from the snapshot is immutable, so RRs are shared between
 // replies and never modified.
 //
+// DNS cookies (RFC 7873) are answered on both paths (cookie.go): package
+// dnscookie makes and checks the interoperable server cookie of RFC 9018,
+// under secrets a reload may replace (Server.SetCookieSecrets).
+//
 // On Linux, UDP goes through a fast path, package
 // dnsserver/internal/udpfast: one reader per socket answers a query of a
 // shape it has seen from the packed reply the general path gave it,
@@ -20,4 +24,20 @@
 // wires it in (Serve) and implements its udpfast.Host (fasthost.go): the
 // snapshot, the decision epoch and cache, Server.decide (the one decision
 // function of both paths), and the general path returning its trace.
+//
+// Both paths rate-limit UDP replies (response rate limiting, package
+// internal/rrl; ratelimit.go) once the reply's class is known and before
+// it is fitted, packed or copied: one Limiter, shared by every reader and
+// the general path, decides whether a reply goes out, goes out as a
+// minimal truncated reply (slip), or is dropped. A query with a client
+// cookie slips as BADCOOKIE with the server cookie that exempts its next
+// query instead (cookie.go). TCP is never limited.
+//
+// TCP is served by dnsserver's own loop (tcp.go), not miekg/dns's: it
+// bounds connections globally and per source network below the
+// file-descriptor limit, closes a connection that sends no query within
+// the idle timeout whatever else it sends, and on shutdown answers the
+// queries each connection has received. Serve's shutdown answers what the
+// UDP sockets hold as well: the fast path's readers drain their sockets
+// and the general path the queries handed to it.
 package dnsserver

@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"encoding/hex"
+
 	"github.com/miekg/dns"
 )
 
@@ -12,6 +14,14 @@ type ednsRequest struct {
 	do      bool   // DNSSEC OK, echoed (RFC 3225 §3)
 	nsid    bool   // the client asked for our NSID (RFC 5001 §2.1)
 	count   int    // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
+	// cookies counts the OPT record's COOKIE options (RFC 7873); cookie
+	// is the first one's data.
+	cookies int
+	cookie  []byte
+
+	// keepalive: the query carried edns-tcp-keepalive (RFC 7828); over
+	// TCP the reply signals the idle timeout (signalKeepalive)
+	keepalive bool
 }
 
 func parseEDNS(req *dns.Msg) ednsRequest {
@@ -30,8 +40,16 @@ func parseEDNS(req *dns.Msg) ednsRequest {
 		e.udpSize = opt.UDPSize()
 		e.do = opt.Do()
 		for _, o := range opt.Option {
-			if o.Option() == dns.EDNS0NSID {
+			switch o := o.(type) {
+			case *dns.EDNS0_NSID:
 				e.nsid = true
+			case *dns.EDNS0_COOKIE:
+				// miekg/dns keeps the data in hex, whatever its length.
+				if e.cookies++; e.cookies == 1 {
+					e.cookie, _ = hex.DecodeString(o.Cookie)
+				}
+			case *dns.EDNS0_TCP_KEEPALIVE:
+				e.keepalive = true
 			}
 			// Other options we do not implement are ignored (RFC 6891 §6.1.2).
 		}

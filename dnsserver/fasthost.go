@@ -5,7 +5,9 @@ import (
 	"runtime/debug"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,10 @@ func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg) udpfast.Trace 
 
 func (h fastHost) LogAllDown(g *zones.Geo, servfail bool) { h.s.logAllDown(g, servfail) }
 
+func (h fastHost) LogLimited(src netip.Addr, class rrl.Class, act rrl.Action) {
+	h.s.logLimited(src, class, act)
+}
+
 // Panicked contains a panic of the fast path: it is counted and logged,
 // and the query goes to the general path.
 func (h fastHost) Panicked(p any) {
@@ -60,6 +66,9 @@ func (h fastHost) Panicked(p any) {
 		Msg("panic on the UDP fast path; the general path answers")
 }
 
+// Cookies are the secrets and time the general path makes cookies with.
+func (h fastHost) Cookies() (*dnscookie.Secrets, uint32) { return h.s.cookies.Load(), h.s.cookieTime() }
+
 // fastConfig is what the fast path's readers read of the configuration,
 // and the metrics their replies count in.
 func (s *Server) fastConfig() udpfast.Config {
@@ -67,6 +76,8 @@ func (s *Server) fastConfig() udpfast.Config {
 	return udpfast.Config{
 		UDPSize:  s.cfg.UDPSize,
 		QueryLog: s.cfg.QueryLog,
+		Cookies:  s.cookies.Load() != nil,
+		RRL:      s.limiter,
 		Metrics: udpfast.Metrics{
 			Duration: m.durationUDP,
 			Scope:    m.scopeAll,
@@ -76,6 +87,8 @@ func (s *Server) fastConfig() udpfast.Config {
 			ECS:     m.ecs,
 			Answers: m.answers,
 			AllDown: m.allDown,
+			Cookies: m.cookies,
+			RRL:     &m.rrlN,
 		},
 	}
 }

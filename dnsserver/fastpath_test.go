@@ -68,6 +68,8 @@ func fastUDP(t testing.TB, f *udpfast.Path, packet []byte, src netip.AddrPort) (
 		return out, true, false
 	case udpfast.HandOff:
 		return nil, false, true
+	case udpfast.Dropped:
+		return nil, true, false
 	}
 	b, ok := f.Learn(packet, src, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53})
 	if !ok {
@@ -259,6 +261,8 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 		query("alldown.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)),
 		query("nope.geo.test.", dns.TypeA),
 		query("elsewhere.invalid.", dns.TypeA),
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24), withCookie(clientCookie)),
+		query("www.geo.test.", dns.TypeA, withCookie(clientCookie+"0100000000000000ffffffffffffffff")), // invalid
 	}
 	const general, perPacket, batched = 0, 1, 2
 	dump := func(how int) map[string]string {
@@ -352,21 +356,25 @@ func FuzzFastPath(f *testing.F) {
 		}
 		return b
 	}
-	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24))), uint64(0x15), byte(3), byte(1))     // geo, ECS
-	f.Add(seed(query("www.geo.test.", dns.TypeAAAA, withECS("2a00:1450::", 32))), uint64(0), byte(9), byte(2))   // IPv6 ECS
-	f.Add(seed(query("ruled.geo.test.", dns.TypeA, withECS("203.0.113.0", 26))), uint64(0xff), byte(1), byte(0)) // CIDR rule
-	f.Add(seed(query("two.geo.test.", dns.TypeA, withEDNS(512, true))), uint64(2), byte(0), byte(3))             // two answers, DO
-	f.Add(seed(query("www.example.test.", dns.TypeA)), uint64(0x2a), byte(0), byte(0))                           // static
-	f.Add(seed(query("big.example.test.", dns.TypeTXT, withEDNS(4096, false))), uint64(0), byte(0), byte(0))     // large
-	f.Add(seed(query("x.wild.example.test.", dns.TypeTXT)), uint64(0x3), byte(0), byte(0))                       // wildcard
-	f.Add(seed(query("host.sub.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                       // referral
-	f.Add(seed(query("chain1.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                         // CNAME chain
-	f.Add(seed(query("nope.example.test.", dns.TypeA, withECS("1.2.3.0", 24))), uint64(0x3), byte(5), byte(0))   // NXDOMAIN, ECS
-	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 22, 0, 81, 2, 68))), uint64(0x3), byte(4), byte(0))   // ECS /22
-	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 0, 81, 2, 69, 0))), uint64(0), byte(1), byte(0))  // ADDRESS too long: FORMERR
-	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 16, 81, 2, 69))), uint64(0), byte(1), byte(0))    // SCOPE not 0: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24))), uint64(0x15), byte(3), byte(1))                            // geo, ECS
+	f.Add(seed(query("www.geo.test.", dns.TypeAAAA, withECS("2a00:1450::", 32))), uint64(0), byte(9), byte(2))                          // IPv6 ECS
+	f.Add(seed(query("ruled.geo.test.", dns.TypeA, withECS("203.0.113.0", 26))), uint64(0xff), byte(1), byte(0))                        // CIDR rule
+	f.Add(seed(query("two.geo.test.", dns.TypeA, withEDNS(512, true))), uint64(2), byte(0), byte(3))                                    // two answers, DO
+	f.Add(seed(query("www.example.test.", dns.TypeA)), uint64(0x2a), byte(0), byte(0))                                                  // static
+	f.Add(seed(query("big.example.test.", dns.TypeTXT, withEDNS(4096, false))), uint64(0), byte(0), byte(0))                            // large
+	f.Add(seed(query("x.wild.example.test.", dns.TypeTXT)), uint64(0x3), byte(0), byte(0))                                              // wildcard
+	f.Add(seed(query("host.sub.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                                              // referral
+	f.Add(seed(query("chain1.example.test.", dns.TypeA)), uint64(0x3), byte(0), byte(0))                                                // CNAME chain
+	f.Add(seed(query("nope.example.test.", dns.TypeA, withECS("1.2.3.0", 24))), uint64(0x3), byte(5), byte(0))                          // NXDOMAIN, ECS
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 22, 0, 81, 2, 68))), uint64(0x3), byte(4), byte(0))                          // ECS /22
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 0, 81, 2, 69, 0))), uint64(0), byte(1), byte(0))                         // ADDRESS too long: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, rawECS(1, 24, 16, 81, 2, 69))), uint64(0), byte(1), byte(0))                           // SCOPE not 0: FORMERR
+	f.Add(seed(query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24), withCookie(clientCookie))), uint64(1), byte(1), byte(0))     // client cookie
+	f.Add(seed(query("www.example.test.", dns.TypeA, withCookie(clientCookie+clientCookie+clientCookie))), uint64(1), byte(1), byte(1)) // invalid server cookie
+	f.Add(seed(query("www.example.test.", dns.TypeA, withCookie(clientCookie+"01"))), uint64(1), byte(1), byte(1))                      // malformed: FORMERR
 	s := newGeoServer(f)
 	s.SetZones(loadMergedZones(f))
+	s.now = func() time.Time { return cookieNow } // both paths make the same cookie
 	fp := newFastPath(s)
 	srcs := []netip.AddrPort{fastSrc, netip.MustParseAddrPort("126.5.5.5:1"), netip.MustParseAddrPort("[2a00:1450::1]:2"), netip.MustParseAddrPort("81.2.69.7:3")}
 	f.Fuzz(func(t *testing.T, packet []byte, caseMask uint64, ecsShift, srcIdx byte) {
@@ -379,7 +387,8 @@ func FuzzFastPath(f *testing.F) {
 		if !ok {
 			return
 		}
-		// A variant of the same shape: another ID, case and ECS network.
+		// A variant of the same shape: another ID, case, ECS network and
+		// cookie.
 		v := append([]byte(nil), packet...)
 		binary.BigEndian.PutUint16(v, ^q.ID)
 		for i, n := 13, 0; i < q.NameEnd; i++ {
@@ -396,6 +405,10 @@ func FuzzFastPath(f *testing.F) {
 			if rem := q.ECSSource % 8; rem != 0 {
 				v[q.ECSRaw+q.ECSRawLen-1] &= byte(0xff << (8 - rem))
 			}
+		}
+		if q.Cookie {
+			// Another client cookie, or another (so invalid) server cookie.
+			v[q.CookieOff+int(ecsShift)%q.CookieLen] ^= 0x5a
 		}
 		checkSame(t, s, fp, [][]byte{v, packet, v}, src)
 	})

@@ -178,7 +178,7 @@ func newGeoServer(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}}, Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}}), Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +466,7 @@ func TestLatencyTableOverridesDistance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{LatencyMaxAge: 24 * time.Hour}},
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{LatencyMaxAge: 24 * time.Hour}}),
 		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
 	if err != nil {
 		t.Fatal(err)
@@ -520,7 +520,7 @@ func TestPartialTableCalibratesDistance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := New(Config{Listen: []string{"127.0.0.1:0"}}, Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+			s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}}), Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/internal/rrl"
 )
 
 // acceptQuery screens a message by its header before miekg/dns decodes the
@@ -85,6 +87,38 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if resp == nil {
 		return nil, tr
 	}
+	if tcp && edns.keepalive {
+		s.signalKeepalive(resp)
+	}
+	// Rate limiting comes before the reply is fitted and packed: a
+	// dropped reply costs neither. TCP is never limited, nor a query
+	// whose valid server cookie proves its source.
+	// The account is named even for a valid cookie: the fast path keeps
+	// it with the reply, which answers the next query of the same shape
+	// whatever its cookie.
+	var account rrl.Account
+	if s.limiter != nil && !tcp {
+		account = rrlAccount(req, resp, &out)
+	}
+	if s.limiter != nil && !tcp && !out.validCookie {
+		switch s.rateLimit(sourceAddr(w.RemoteAddr()), account, start) {
+		case rrl.Drop:
+			return nil, tr
+		case rrl.Slip:
+			written = true
+			// A client with a cookie is told the server cookie that
+			// exempts it, so that it retries over UDP (RFC 7873 §5.4);
+			// any other gets TC=1 and retries over TCP.
+			reply := s.badCookieReply(req, sourceAddr(w.RemoteAddr()))
+			if reply == nil {
+				reply = slipReply(resp)
+			}
+			if err := w.WriteMsg(reply); err != nil {
+				s.log.Debug().Err(err).Msg("write reply")
+			}
+			return nil, tr
+		}
+	}
 	limit := s.sizeLimit(edns, tcp)
 	size := fit(resp, limit, out.cut)
 	err := w.WriteMsg(resp)
@@ -97,6 +131,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	tr = out.trace
 	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
 	tr.Zone, tr.PoP = out.zone, out.pop
+	tr.RRL = account
 	return resp, tr
 }
 
@@ -133,6 +168,9 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	ecs, ecsOK := parseECS(req)
 	q := &request{s: s, resp: resp, explain: explain}
 	q.client = sourceAddr(src)
+	// The cookie is the source address's, whatever the client subnet.
+	q.cookie = s.judgeCookie(edns, q.client)
+	q.validCookie = q.cookie.outcome == dnscookie.Valid
 	switch {
 	case !ecsOK: // FORMERR: a malformed option neither placed the client nor was ignored
 	case ecs.usable():
@@ -141,10 +179,13 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	case ecs.present:
 		q.ecs = ecsIgnored
 	}
-	if ecsOK {
-		s.answer(req, q, edns)
-	} else {
+	switch {
+	case !ecsOK:
 		resp.Rcode = dns.RcodeFormatError // RFC 7871 §7.2.1
+	case q.cookie.outcome == dnscookie.Malformed:
+		resp.Rcode = dns.RcodeFormatError // RFC 7873 §5.2.2
+	default:
+		s.answer(req, q, edns)
 	}
 	// An OPT in the reply exactly when the query had one (RFC 6891 §7), last
 	// in the additional section.
@@ -153,6 +194,10 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 		if ecs.present && ecsOK && resp.Rcode != dns.RcodeFormatError {
 			q.replyScope = q.ecsScope(ecs)
 			opt.Option = append(opt.Option, ecs.reply(q.replyScope))
+		}
+		// The cookie last: the fast path patches it there.
+		if q.cookie.echo() {
+			opt.Option = append(opt.Option, q.cookie.option())
 		}
 		resp.Extra = append(resp.Extra, opt)
 	}
@@ -189,6 +234,14 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	resp := q.resp
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
+		return
+	}
+	if len(req.Question) == 0 && edns.count == 1 && q.cookie.echo() {
+		// A query for a server cookie (RFC 7873 §5.4): the reply is the
+		// cookie, and BADCOOKIE if the one the query sent is not valid.
+		if q.cookie.outcome == dnscookie.Invalid {
+			resp.Rcode = dns.RcodeBadCookie
+		}
 		return
 	}
 	if edns.count > 1 || len(req.Question) != 1 {
@@ -267,6 +320,9 @@ func (s *Server) observe(req, resp *dns.Msg, out *outcome, tcp bool, start time.
 			zone = out.zone.Origin()
 		}
 		s.metrics.observeGeo(out, resp.Rcode)
+		if s.cookies.Load() != nil {
+			s.metrics.cookies.WithLabelValues(out.cookie.outcome.String()).Inc()
+		}
 	}
 	s.metrics.requests.WithLabelValues(proto, zone, qtypeLabel(qtype), rcodeLabel(resp.Rcode)).Inc()
 	duration := s.metrics.durationUDP

@@ -78,7 +78,7 @@ func newProbedServer(t *testing.T, weight *float64) (*Server, *fakeHealth) {
 		t.Fatal(err)
 	}
 	h := &fakeHealth{}
-	s, err := New(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{PenaltyWeight: weight}},
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, Steering: steer.Options{PenaltyWeight: weight}}),
 		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces, Health: h})
 	if err != nil {
 		t.Fatal(err)

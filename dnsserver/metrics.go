@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,6 +19,11 @@ type metrics struct {
 	ecs                      *prometheus.CounterVec
 	scope                    *batchHistogram
 	scopeAll                 *histSeries // scope's one series
+	cookies                  *prometheus.CounterVec
+	// rrl counts replies over their rate limit by what was done (every
+	// action but rrl.Pass) and class; rrlN holds its series.
+	rrl  *prometheus.CounterVec
+	rrlN [rrl.NumActions][rrl.NumClasses]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +48,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "dns", Name: "ecs_requests_total",
 			Help: "Queries with an EDNS Client Subnet option, by whether it placed the client (used) or not (ignored: SOURCE 0 or an unroutable network).",
 		}, []string{"ecs"}),
+		cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "popdns", Subsystem: "dns", Name: "cookies_total",
+			Help: "Queries by what their DNS COOKIE option was: none, client_only, valid (a server cookie of ours), invalid (a server cookie that is not: answered with a new one), malformed (FORMERR). Not counted when cookies are off.",
+		}, []string{"outcome"}),
+	}
+	m.rrl = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "rrl", Name: "responses_total",
+		Help: "UDP replies over their response rate limit, by what was done (slipped: sent truncated, dropped, logged: sent, log_only) and class (answer, nxdomain, nodata, referral, error).",
+	}, []string{"action", "class"})
+	for a := rrl.Slip; a < rrl.NumActions; a++ {
+		for c := range rrl.NumClasses {
+			m.rrlN[a][c] = m.rrl.WithLabelValues(a.String(), c.String())
+		}
 	}
 	var series []*histSeries
 	m.duration, series = newBatchHistogram("popdns_dns_request_duration_seconds",
@@ -52,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
 		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
 	m.scopeAll = series[0]
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope, m.rrl, m.cookies} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -41,7 +41,7 @@ func TestQtypeLabelIsBounded(t *testing.T) {
 func TestQueryLog(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		var buf bytes.Buffer
-		s, err := New(Config{Listen: []string{"127.0.0.1:0"}, QueryLog: on}, Deps{Log: zerolog.New(&buf), Metrics: prometheus.NewRegistry()})
+		s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, QueryLog: on}), Deps{Log: zerolog.New(&buf), Metrics: prometheus.NewRegistry()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,15 +8,16 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -41,12 +42,59 @@ type Config struct {
 	// TCPMaxQueries closes a TCP connection after this many queries;
 	// default 0 is unlimited.
 	TCPMaxQueries int
+	// TCPReadTimeout bounds the time to read one whole query over TCP
+	// from its first byte, and (with TCPIdleTimeout, whichever is
+	// shorter) the wait for a new connection's first query, so that a
+	// client trickling bytes holds a connection no longer. Default 2 s.
+	TCPReadTimeout time.Duration
+	// TCPMaxConnections caps the TCP connections open at once, over all
+	// listeners; one more takes the place of the least active (tcp.go).
+	// Default: the file-descriptor limit (RLIMIT_NOFILE) less a reserve
+	// of a quarter of it, at least 256, for health probes, HTTP, reloads
+	// and zone files, and at most DefaultTCPMaxConnections. A value that
+	// leaves fewer than 256 descriptors is an error.
+	TCPMaxConnections int
+	// TCPMaxConnectionsPerPrefix caps the TCP connections open at once
+	// from one source network (TCPPrefixV4, TCPPrefixV6), so that one
+	// network cannot take them all. Default: a tenth of
+	// TCPMaxConnections, at least 1.
+	TCPMaxConnectionsPerPrefix int
+	// TCPPrefixV4 and TCPPrefixV6 are the prefix lengths of a source
+	// network for TCPMaxConnectionsPerPrefix. Default 24 and 56.
+	TCPPrefixV4, TCPPrefixV6 int
+	// ShutdownGrace bounds how long Serve, once its context is done,
+	// answers the queries it has read (and those the kernel holds for it)
+	// before it closes what is left. Default 5 s.
+	ShutdownGrace time.Duration
 	// QueryLog logs every query at info level. Meant for debugging: it
 	// costs far more than answering.
 	QueryLog bool
 	// Steering holds the parameters of PoP selection; New provisions it
 	// (steer.Options.Provision).
 	Steering steer.Options
+	// RateLimit is response rate limiting of UDP replies (package rrl);
+	// the zero value limits at rrl's defaults. TCP is never limited.
+	RateLimit rrl.Config
+	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
+	Cookies CookieConfig
+
+	// fileLimit is the file-descriptor limit the TCP defaults are sized
+	// by; 0 reads the process's, and a negative one is unknown. Tests set
+	// it.
+	fileLimit int
+}
+
+// CookieConfig configures DNS cookies (see cookie.go for what a query's
+// COOKIE option gets).
+type CookieConfig struct {
+	// Off ignores COOKIE options, as a server without cookies does.
+	Off bool
+	// Secrets make and check server cookies. nil: New makes a random
+	// secret, so that no other instance accepts this one's cookies, nor
+	// this one after a restart; clients then just learn a new cookie.
+	// Instances behind one address (anycast, a load balancer) share a
+	// secret so that a client's cookie is valid at each of them.
+	Secrets *dnscookie.Secrets
 }
 
 // Deps are what a Server uses but does not own.
@@ -115,6 +163,16 @@ func (cfg Config) Provision() (Config, error) {
 	if cfg.TCPMaxQueries < 0 {
 		bad("TCPMaxQueries", "must not be negative (0 means unlimited)")
 	}
+	cfg.provisionTCP(bad)
+	switch {
+	case cfg.ShutdownGrace == 0:
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	case cfg.ShutdownGrace < 0:
+		bad("ShutdownGrace", "must not be negative")
+	}
+	if sec := cfg.Cookies.Secrets; sec != nil && sec.Current == (dnscookie.Secret{}) {
+		bad("Cookies.Secrets", "the secret is all zeros")
+	}
 	steering, err := cfg.Steering.Provision()
 	for _, e := range unjoin(err) {
 		var oe *steer.OptionError
@@ -125,6 +183,16 @@ func (cfg Config) Provision() (Config, error) {
 		}
 	}
 	cfg.Steering = steering
+	rateLimit, err := cfg.RateLimit.Provision()
+	for _, e := range unjoin(err) {
+		var re *rrl.ConfigError
+		if errors.As(e, &re) {
+			bad("RateLimit."+re.Field, "%s", re.Problem)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	cfg.RateLimit = rateLimit
 	return cfg, errors.Join(errs...)
 }
 
@@ -163,6 +231,77 @@ const DefaultUDPSize = 1232
 // DefaultTCPIdleTimeout applies when Config.TCPIdleTimeout is 0.
 const DefaultTCPIdleTimeout = 10 * time.Second
 
+// Defaults of the TCP limits and of shutdown; see Config.
+const (
+	DefaultTCPReadTimeout = 2 * time.Second
+	// DefaultTCPMaxConnections is the most TCP connections the default
+	// allows whatever the file-descriptor limit: each costs memory too
+	// (a goroutine and its buffers, some 10–20 KiB).
+	DefaultTCPMaxConnections = 20000
+	DefaultTCPPrefixV4       = 24
+	DefaultTCPPrefixV6       = 56
+	DefaultShutdownGrace     = 5 * time.Second
+	// fdReserveMin is the fewest file descriptors the TCP connections
+	// leave to everything else: listeners, probes (one socket each while
+	// probing), HTTP, zone and GeoIP files being read, fsnotify, the
+	// runtime.
+	fdReserveMin = 256
+	// tcpLimitUnknown is the default where the descriptor limit cannot
+	// be read.
+	tcpLimitUnknown = 1000
+)
+
+// provisionTCP applies the TCP connection limits' defaults, sized by the
+// file-descriptor limit, and checks them. With a limit of n descriptors,
+// a reserve of max(256, n/4) (at most n/2) stays for everything but DNS
+// connections and the default cap is n less that reserve, at most
+// DefaultTCPMaxConnections: 20000 descriptors give 15000 connections and
+// 1500 per source network. A cap set by hand may take all but 256.
+func (cfg *Config) provisionTCP(bad func(field, format string, args ...any)) {
+	switch {
+	case cfg.TCPReadTimeout == 0:
+		cfg.TCPReadTimeout = DefaultTCPReadTimeout
+	case cfg.TCPReadTimeout < 0:
+		bad("TCPReadTimeout", "must not be negative")
+	}
+	if cfg.fileLimit == 0 {
+		cfg.fileLimit = fileLimit()
+	}
+	n := max(cfg.fileLimit, 0)
+	reserve := min(max(fdReserveMin, n/4), n/2)
+	switch {
+	case cfg.TCPMaxConnections < 0:
+		bad("TCPMaxConnections", "must not be negative (0 sizes it by the file-descriptor limit)")
+	case cfg.TCPMaxConnections == 0 && n > 0:
+		cfg.TCPMaxConnections = max(1, min(n-reserve, DefaultTCPMaxConnections))
+	case cfg.TCPMaxConnections == 0:
+		cfg.TCPMaxConnections = tcpLimitUnknown
+	case n > 0 && cfg.TCPMaxConnections > n-min(fdReserveMin, n/2):
+		bad("TCPMaxConnections", "%d leaves fewer than %d of the process's %d file descriptors (RLIMIT_NOFILE) for health probes, HTTP and reloads; raise the limit (ulimit -n, systemd LimitNOFILE=) or lower this",
+			cfg.TCPMaxConnections, min(fdReserveMin, n/2), n)
+	}
+	switch {
+	case cfg.TCPMaxConnectionsPerPrefix < 0:
+		bad("TCPMaxConnectionsPerPrefix", "must not be negative (0 means a tenth of tcp_max_connections)")
+	case cfg.TCPMaxConnectionsPerPrefix == 0:
+		cfg.TCPMaxConnectionsPerPrefix = max(1, cfg.TCPMaxConnections/10)
+	case cfg.TCPMaxConnectionsPerPrefix > cfg.TCPMaxConnections && cfg.TCPMaxConnections > 0:
+		bad("TCPMaxConnectionsPerPrefix", "%d is more than the %d connections allowed in all", cfg.TCPMaxConnectionsPerPrefix, cfg.TCPMaxConnections)
+	}
+	if cfg.TCPPrefixV4 == 0 {
+		cfg.TCPPrefixV4 = DefaultTCPPrefixV4
+	}
+	if cfg.TCPPrefixV4 < 1 || cfg.TCPPrefixV4 > 32 {
+		bad("TCPPrefixV4", "%d is not a prefix length from 1 to 32", cfg.TCPPrefixV4)
+	}
+	if cfg.TCPPrefixV6 == 0 {
+		cfg.TCPPrefixV6 = DefaultTCPPrefixV6
+	}
+	if cfg.TCPPrefixV6 < 1 || cfg.TCPPrefixV6 > 128 {
+		bad("TCPPrefixV6", "%d is not a prefix length from 1 to 128", cfg.TCPPrefixV6)
+	}
+}
+
 // Server answers DNS queries over UDP and TCP from the latest zones
 // snapshot. Its methods are safe for concurrent use.
 type Server struct {
@@ -170,14 +309,19 @@ type Server struct {
 	nsidHex    string
 	log        zerolog.Logger
 	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
+	limiter    *rrl.Limiter   // nil: rate limiting off
+	rrlLog     zerolog.Logger // sampled as allDownLog
 	metrics    *metrics
+	tcpMetrics *tcpMetrics
 	locator    Locator
 	health     HealthSource
 	overrides  atomic.Pointer[steer.Overrides] // nil: none
 	steering   steer.Options                   // provisioned
 	cache      decisionCache
-	zones      atomic.Pointer[zones.Snapshot] // nil until the first SetZones
-	serving    atomic.Bool                    // every listener is answering
+	zones      atomic.Pointer[zones.Snapshot]    // nil until the first SetZones
+	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
+	now        func() time.Time                  // the clock cookies are made at
+	serving    atomic.Bool                       // every listener is answering
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -202,17 +346,40 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
+	tm, err := newTCPMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
+	}
 	log := deps.Log.With().Str("component", "dnsserver").Logger()
-	return &Server{
+	limiter, err := rrl.New(cfg.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: %w", err)
+	}
+	s := &Server{
+		tcpMetrics: tm,
 		cfg:        cfg,
 		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
 		log:        log,
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		limiter:    limiter,
+		rrlLog:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,
 		health:     deps.Health,
 		steering:   cfg.Steering,
-	}, nil
+		now:        systemNow,
+	}
+	if !cfg.Cookies.Off {
+		secrets := cfg.Cookies.Secrets
+		if secrets == nil {
+			if secrets, err = dnscookie.RandomSecrets(); err != nil {
+				return nil, err
+			}
+		}
+		c := *secrets // the caller's may change; ours must not
+		s.cookies.Store(&c)
+	}
+	return s, nil
 }
 
 // allDown records that an answer of geo record g had no eligible target
@@ -320,65 +487,66 @@ func (s *Server) Addrs() []string {
 }
 
 // Serve answers queries on the bound sockets until ctx is done, then shuts
-// down gracefully: it stops reading and lets queries in flight finish.
+// down gracefully within Config.ShutdownGrace: it stops reading and
+// accepting, answers every query it has read — and those the kernel
+// already holds for it: the UDP sockets' queues, and what each TCP
+// connection has received — and returns once all are answered, or the
+// grace period is over.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if len(s.listeners) == 0 {
 		s.mu.Unlock()
 		return errors.New("dnsserver: Serve before Listen")
 	}
-	var all []*serving
+	var udps []*serving
 	var fast []*udpfast.Socket
-	stopped := make(chan *serving, 2*len(s.listeners))
+	stopped := make(chan *serving, len(s.listeners))
 	fastErr := make(chan error, len(s.listeners))
+	tcpErr := make(chan error, len(s.listeners))
+	tcp := newTCPServer(s)
 	for _, l := range s.listeners {
 		// The fast path's readers own the UDP socket where they can, and
 		// hand what they do not answer to the miekg/dns server.
 		udpConn := l.udp
-		if u, err := udpfast.NewSocket(l.udp, fastHost{s}, s.fastConfig()); err != nil {
+		var u *udpfast.Socket
+		if fu, err := udpfast.NewSocket(l.udp, fastHost{s}, s.fastConfig()); err != nil {
 			s.log.Warn().Err(err).Msg("UDP fast path unavailable; answering through miekg/dns only")
-		} else if u != nil {
+		} else if fu != nil {
+			u = fu
 			fast = append(fast, u)
 			udpConn = u.Handoff()
 		}
-		udp := &dns.Server{
-			PacketConn:    udpConn,
-			Handler:       s,
-			UDPSize:       dns.MaxMsgSize,
-			MsgAcceptFunc: acceptQuery,
-			ReadTimeout:   time.Second,
-			WriteTimeout:  time.Second,
+		srv := &dns.Server{
+			PacketConn:     udpConn,
+			Handler:        s,
+			UDPSize:        dns.MaxMsgSize,
+			MsgAcceptFunc:  acceptQuery,
+			ReadTimeout:    time.Second,
+			WriteTimeout:   time.Second,
+			DecorateReader: screenReader, // malformed ECS: FORMERR with OPT (screenECS)
 		}
-		tcp := &dns.Server{
-			Listener:      l.tcp,
-			Handler:       s,
-			MsgAcceptFunc: acceptQuery,
-			ReadTimeout:   2 * time.Second,
-			WriteTimeout:  2 * time.Second,
-			IdleTimeout:   func() time.Duration { return s.cfg.TCPIdleTimeout },
-			MaxTCPQueries: s.cfg.TCPMaxQueries,
-		}
-		if s.cfg.TCPMaxQueries == 0 {
-			tcp.MaxTCPQueries = -1
-		}
-		for _, srv := range []*dns.Server{udp, tcp} {
-			srv.DecorateReader = screenReader // malformed ECS: FORMERR with OPT (screenECS)
-			sv := &serving{srv: srv, started: make(chan struct{}), stopped: make(chan struct{})}
-			srv.NotifyStartedFunc = func() { close(sv.started) }
-			all = append(all, sv)
-			go func() {
-				defer close(sv.stopped)
-				sv.err = srv.ActivateAndServe()
-				stopped <- sv
-			}()
-		}
+		sv := &serving{srv: srv, fast: u, started: make(chan struct{}), stopped: make(chan struct{})}
+		srv.NotifyStartedFunc = func() { close(sv.started) }
+		udps = append(udps, sv)
+		go func() {
+			defer close(sv.stopped)
+			sv.err = srv.ActivateAndServe()
+			stopped <- sv
+		}()
+		tcp.wg.Add(1)
+		go func() {
+			defer tcp.wg.Done()
+			if err := tcp.serve(l.tcp); err != nil {
+				tcpErr <- fmt.Errorf("dnsserver: serve tcp: %w", err)
+			}
+		}()
 	}
 	for _, u := range fast {
 		u.Start(fastErr)
 	}
 	s.mu.Unlock()
 	go func() {
-		for _, sv := range all {
+		for _, sv := range udps {
 			select {
 			case <-sv.started:
 			case <-sv.stopped:
@@ -398,47 +566,93 @@ func (s *Server) Serve(ctx context.Context) error {
 		err = fmt.Errorf("dnsserver: serve: %w", sv.err)
 	case ferr := <-fastErr:
 		err = ferr
+	case terr := <-tcpErr:
+		err = terr
 	}
-	// The fast path's readers stop first: what they read is answered or
-	// handed off before the miekg/dns servers stop.
-	for _, u := range fast {
-		u.Shutdown()
-	}
-	// Stop reading, let the queries in flight be answered, and wait for
-	// every serving goroutine before returning. miekg/dns refuses to shut
-	// down a server that has not marked itself started, so each is shut
-	// down only once it has (or found already gone).
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	for _, sv := range all {
-		select {
-		case <-sv.started:
-			if serr := sv.srv.ShutdownContext(shutdownCtx); serr != nil && !strings.Contains(serr.Error(), "not started") {
-				err = errors.Join(err, fmt.Errorf("dnsserver: shutdown: %w", serr))
-			}
-		case <-sv.stopped:
-		}
-	}
-	for _, sv := range all {
-		<-sv.stopped
-	}
-	for _, u := range fast {
-		u.Close()
-	}
+	s.shutdown(tcp, udps)
 	return err
 }
 
-// serving is one miekg/dns server run by Serve.
-type serving struct {
-	srv     *dns.Server
-	started chan struct{} // closed once it serves
-	stopped chan struct{} // closed when ActivateAndServe has returned
-	err     error         // what it returned; read after stopped
+// shutdown stops reading and answers what was read, within the grace
+// period. TCP stops accepting and each connection answers what it has
+// received, then closes. Each fast path reader reads its socket's queue
+// once more, up to what was there (drainUDP), answering it or handing it
+// off; then the general path's UDP server answers every query handed off
+// and stops. What the grace period does not cover is dropped.
+func (s *Server) shutdown(tcp *tcpServer, udps []*serving) {
+	deadline := time.Now().Add(s.cfg.ShutdownGrace)
+	graceCtx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	s.mu.Lock()
+	var tls []net.Listener
+	for _, l := range s.listeners {
+		tls = append(tls, l.tcp)
+	}
+	s.mu.Unlock()
+	tcp.shutdown(tls...)
+	tcpDone := make(chan struct{})
+	go func() {
+		tcp.wg.Wait()
+		close(tcpDone)
+	}()
+	for _, sv := range udps {
+		if sv.fast != nil {
+			sv.fast.Shutdown(deadline)
+		}
+	}
+	// miekg/dns refuses to shut down a server that has not marked itself
+	// started, so each is shut down only once it has (or found gone). A
+	// server reading the fast path's hand-off is told to finish instead:
+	// it reads every query queued for it, answers them and returns.
+	for _, sv := range udps {
+		select {
+		case <-sv.started:
+			if sv.fast != nil {
+				sv.fast.FinishHandoff()
+			} else {
+				sv.srv.ShutdownContext(graceCtx)
+			}
+		case <-sv.stopped:
+		case <-graceCtx.Done():
+		}
+	}
+	for _, sv := range udps {
+		select {
+		case <-sv.stopped:
+		case <-graceCtx.Done():
+			// Past the grace period: stop it whatever it still holds.
+			if sv.fast != nil {
+				sv.fast.CloseHandoff()
+			}
+			select {
+			case <-sv.started:
+				sv.srv.ShutdownContext(graceCtx)
+			case <-sv.stopped:
+			}
+			<-sv.stopped
+		}
+	}
+	select {
+	case <-tcpDone:
+	case <-graceCtx.Done():
+		tcp.closeAll()
+		<-tcpDone
+	}
+	for _, sv := range udps {
+		if sv.fast != nil {
+			sv.fast.Close()
+		}
+	}
 }
 
-// shutdownGrace bounds how long shutdown waits for queries in flight and
-// open TCP connections.
-const shutdownGrace = 5 * time.Second
+// serving is one miekg/dns UDP server run by Serve.
+type serving struct {
+	srv     *dns.Server
+	fast    *udpfast.Socket // the fast path reading the socket; nil: none
+	started chan struct{}   // closed once it serves
+	stopped chan struct{}   // closed when ActivateAndServe has returned
+	err     error           // what it returned; read after stopped
+}
 
 // Run binds and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {

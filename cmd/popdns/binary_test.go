@@ -39,6 +39,14 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryReloadsOnSIGHUP(t, bin)
 	})
+	t.Run("answers what it holds on SIGTERM", func(t *testing.T) {
+		t.Parallel()
+		testBinaryDrainsOnSIGTERM(t, bin)
+	})
+	t.Run("TCP flood", func(t *testing.T) {
+		t.Parallel()
+		testBinaryTCPFlood(t, bin)
+	})
 }
 
 // testBinaryServesDemo starts the binary on free loopback ports with the

@@ -13,8 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -46,10 +49,58 @@ type fileConfig struct {
 	// ZoneMissingGrace is a pointer so that 0 (drop at once) differs
 	// from absent (the default).
 	ZoneMissingGrace *time.Duration
+	Cookies          cookiesConfig
+	RateLimit        rateLimitConfig
+	// ReadTokenFile, HTTPPublicWithoutToken and HTTPLimits guard the
+	// HTTP endpoint.
+	ReadTokenFile          string
+	HTTPPublicWithoutToken bool
+	HTTPLimits             httpLimitsConfig
+
+	// TCP connection limits and shutdown (dnsserver.Config documents them).
+	TCPMaxConnections          int
+	TCPMaxConnectionsPerPrefix int
+	TCPPrefixV4, TCPPrefixV6   int
+	TCPReadTimeout             time.Duration
+	ShutdownGrace              time.Duration
+
 	// ZoneMaxFileSize is as written, e.g. "256MiB"; "" when not set.
 	ZoneMaxFileSize string
 
 	lines map[string]int // field → the line of its value
+}
+
+// cookiesConfig configures DNS cookies (RFC 7873, RFC 9018).
+type cookiesConfig struct {
+	Enabled    *bool // nil: not set (on)
+	SecretFile string
+}
+
+// rateLimitConfig is the rate_limit mapping: response rate limiting of
+// UDP replies (package rrl). Pointers tell a value written from one left
+// out, where the two differ.
+type rateLimitConfig struct {
+	Enabled            *bool
+	ResponsesPerSecond int
+	Burst              int
+	Slip               *int
+	IPv4Prefix         int
+	IPv6Prefix         int
+	TableSize          int
+	Exempt             *[]string
+	LogOnly            bool
+}
+
+// httpLimitsConfig is the http_limits mapping: the HTTP endpoint's
+// timeouts and size limits, each defaulted by status.HTTPConfig.
+type httpLimitsConfig struct {
+	ReadHeaderTimeout     time.Duration
+	ReadTimeout           time.Duration
+	WriteTimeout          time.Duration
+	IdleTimeout           time.Duration
+	MaxHeaderBytes        int
+	MaxBodyBytes          int64
+	AuthFailuresPerMinute int
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -102,6 +153,16 @@ type config struct {
 	// zoneMaxFileSize is the largest zone or latency file loaded, in
 	// bytes (zones.Loader).
 	zoneMaxFileSize int64
+	// cookieSecretFile holds the DNS cookie secrets, read into
+	// dns.Cookies.Secrets; "" when not configured.
+	cookieSecretFile string
+	// readTokenFile holds a bearer token for the HTTP endpoint's read
+	// routes only; "" means none.
+	readTokenFile string
+	// httpPublicWithoutToken serves the read routes to anyone on a
+	// listener beyond loopback, as the operator asked.
+	httpPublicWithoutToken bool
+	httpLimits             status.HTTPConfig
 }
 
 const (
@@ -122,6 +183,24 @@ var dnsKeyOf = map[string]string{
 	"Steering.PathInflation": "path_inflation",
 	"Steering.LatencyMaxAge": "latency_max_age",
 	"Steering.PenaltyWeight": "probes.penalty_weight",
+	"Cookies.Secrets":        "cookies.secret_file",
+	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
+	// checked as they are read).
+	"RateLimit.ResponsesPerSecond": "rate_limit.responses_per_second",
+	"RateLimit.Burst":              "rate_limit.burst",
+	"RateLimit.Slip":               "rate_limit.slip",
+	"RateLimit.IPv4Prefix":         "rate_limit.ipv4_prefix",
+	"RateLimit.IPv6Prefix":         "rate_limit.ipv6_prefix",
+	"RateLimit.TableSize":          "rate_limit.table_size",
+	"RateLimit.Exempt":             "rate_limit.exempt",
+
+	// TCP connection limits and shutdown
+	"TCPReadTimeout":             "tcp_read_timeout",
+	"TCPMaxConnections":          "tcp_max_connections",
+	"TCPMaxConnectionsPerPrefix": "tcp_max_connections_per_prefix",
+	"TCPPrefixV4":                "tcp_prefix_v4",
+	"TCPPrefixV6":                "tcp_prefix_v6",
+	"ShutdownGrace":              "shutdown_grace",
 }
 
 // decodeConfig strictly decodes a configuration file: every mapping goes
@@ -193,6 +272,35 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			d.decode(e, fc.ZoneMissingGrace, "a duration such as 5s")
 		case "zone_max_file_size":
 			d.decode(e, &fc.ZoneMaxFileSize, "a size such as 256MiB")
+		case "cookies":
+			d.walk(e.Field(), e.Value, cookiesKeys, func(e yamlx.Entry) {
+				switch e.Key {
+				case "enabled":
+					d.decode(e, &fc.Cookies.Enabled, "true or false")
+				case "secret_file":
+					d.decode(e, &fc.Cookies.SecretFile, "a file name")
+				}
+			})
+		case "rate_limit":
+			d.walk(e.Field(), e.Value, rateLimitKeys, func(e yamlx.Entry) { d.rateLimit(e, &fc.RateLimit) })
+		case "read_token_file":
+			d.decode(e, &fc.ReadTokenFile, "a file name")
+		case "http_public_without_token":
+			d.decode(e, &fc.HTTPPublicWithoutToken, "true or false")
+		case "http_limits":
+			d.walk(e.Field(), e.Value, httpLimitsKeys, func(e yamlx.Entry) { d.httpLimits(e, &fc.HTTPLimits) })
+		case "tcp_max_connections":
+			d.decode(e, &fc.TCPMaxConnections, "a whole number")
+		case "tcp_max_connections_per_prefix":
+			d.decode(e, &fc.TCPMaxConnectionsPerPrefix, "a whole number")
+		case "tcp_prefix_v4":
+			d.decode(e, &fc.TCPPrefixV4, "a prefix length from 1 to 32")
+		case "tcp_prefix_v6":
+			d.decode(e, &fc.TCPPrefixV6, "a prefix length from 1 to 128")
+		case "tcp_read_timeout":
+			d.decode(e, &fc.TCPReadTimeout, "a duration such as 2s")
+		case "shutdown_grace":
+			d.decode(e, &fc.ShutdownGrace, "a duration such as 5s")
 		}
 	})
 	if len(d.errs) > 0 {
@@ -209,11 +317,21 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 var (
 	topKeys = yamlx.Keys{Names: []string{"listen", "zones", "http", "log", "query_log", "edns_udp_size", "nsid",
 		"tcp_idle_timeout", "tcp_max_queries", "pops", "geoip", "path_inflation", "latency_max_age", "state_dir",
-		"probes", "admin_token_file", "zone_missing_grace", "zone_max_file_size"}}
-	logKeys    = yamlx.Keys{Names: []string{"level", "format"}}
-	geoipKeys  = yamlx.Keys{Names: []string{"city", "asn"}}
-	probesKeys = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
+		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
+		"http_limits", "cookies",
+		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
+		"shutdown_grace", "zone_max_file_size"}}
+	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
+	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
+	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
+	rateLimitKeys = yamlx.Keys{Names: []string{"enabled", "responses_per_second", "burst", "slip", "ipv4_prefix",
+		"ipv6_prefix", "table_size", "exempt", "log_only"}}
+	httpLimitsKeys = yamlx.Keys{Names: []string{"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
+		"max_header_bytes", "max_body_bytes", "auth_failures_per_minute"}}
 )
+
+// cookiesKeys are the keys of the cookies mapping.
+var cookiesKeys = yamlx.Keys{Names: []string{"enabled", "secret_file"}}
 
 // configDecoder collects the errors of one configuration file.
 type configDecoder struct {
@@ -278,6 +396,93 @@ func (d *configDecoder) probes(e yamlx.Entry, pc *probesConfig) {
 	}
 }
 
+// rateLimit decodes one key of the rate_limit mapping.
+func (d *configDecoder) rateLimit(e yamlx.Entry, rc *rateLimitConfig) {
+	switch e.Key {
+	case "enabled":
+		d.decode(e, &rc.Enabled, "true or false")
+	case "responses_per_second":
+		d.decode(e, &rc.ResponsesPerSecond, "a whole number of replies per second, 1 or more")
+	case "burst":
+		d.decode(e, &rc.Burst, "a whole number of replies, 1 or more")
+	case "slip":
+		d.decode(e, &rc.Slip, "a whole number from 0 to 10")
+	case "ipv4_prefix":
+		d.decode(e, &rc.IPv4Prefix, "a prefix length from 1 to 32")
+	case "ipv6_prefix":
+		d.decode(e, &rc.IPv6Prefix, "a prefix length from 1 to 128")
+	case "table_size":
+		d.decode(e, &rc.TableSize, "a whole number of buckets")
+	case "exempt":
+		rc.Exempt = new([]string)
+		d.decode(e, rc.Exempt, "a list of networks such as 192.0.2.0/24 or addresses")
+	case "log_only":
+		d.decode(e, &rc.LogOnly, "true or false")
+	}
+}
+
+// config is rate_limit as rrl.Config, which dnsserver provisions; a
+// written 0, which rrl reads as its default, is reported here.
+func (rc rateLimitConfig) config(bad func(field, format string, args ...any), written func(field string) bool) rrl.Config {
+	cfg := rrl.Config{Off: rc.Enabled != nil && !*rc.Enabled, ResponsesPerSecond: rc.ResponsesPerSecond,
+		Burst: rc.Burst, Slip: rc.Slip, IPv4Prefix: rc.IPv4Prefix, IPv6Prefix: rc.IPv6Prefix,
+		TableSize: rc.TableSize, LogOnly: rc.LogOnly}
+	for key, v := range map[string]int{"responses_per_second": rc.ResponsesPerSecond, "burst": rc.Burst,
+		"ipv4_prefix": rc.IPv4Prefix, "ipv6_prefix": rc.IPv6Prefix, "table_size": rc.TableSize} {
+		if field := "rate_limit." + key; v == 0 && written(field) {
+			bad(field, "must not be 0 (leave it out for the default; enabled: false turns rate limiting off)")
+		}
+	}
+	if rc.Exempt != nil {
+		cfg.Exempt = []netip.Prefix{} // a list written empty exempts none
+		for _, s := range *rc.Exempt {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil {
+					bad("rate_limit.exempt", "%q is not a network such as 192.0.2.0/24 or an address", s)
+					continue
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			cfg.Exempt = append(cfg.Exempt, p.Masked())
+		}
+	}
+	return cfg
+}
+
+// httpLimits decodes one key of the http_limits mapping.
+func (d *configDecoder) httpLimits(e yamlx.Entry, hl *httpLimitsConfig) {
+	switch e.Key {
+	case "read_header_timeout":
+		d.decode(e, &hl.ReadHeaderTimeout, "a duration such as 5s")
+	case "read_timeout":
+		d.decode(e, &hl.ReadTimeout, "a duration such as 10s")
+	case "write_timeout":
+		d.decode(e, &hl.WriteTimeout, "a duration such as 30s")
+	case "idle_timeout":
+		d.decode(e, &hl.IdleTimeout, "a duration such as 60s")
+	case "max_header_bytes":
+		d.decode(e, &hl.MaxHeaderBytes, "a size in bytes")
+	case "max_body_bytes":
+		d.decode(e, &hl.MaxBodyBytes, "a size in bytes")
+	case "auth_failures_per_minute":
+		d.decode(e, &hl.AuthFailuresPerMinute, "a whole number")
+	}
+}
+
+// httpLimitsKeyOf names the configuration key of each field of
+// status.HTTPConfig.
+var httpLimitsKeyOf = map[string]string{
+	"ReadHeaderTimeout":     "http_limits.read_header_timeout",
+	"ReadTimeout":           "http_limits.read_timeout",
+	"WriteTimeout":          "http_limits.write_timeout",
+	"IdleTimeout":           "http_limits.idle_timeout",
+	"MaxHeaderBytes":        "http_limits.max_header_bytes",
+	"MaxBodyBytes":          "http_limits.max_body_bytes",
+	"AuthFailuresPerMinute": "http_limits.auth_failures_per_minute",
+}
+
 // validate checks the decoded file, applies defaults in one place and
 // resolves the zones directory relative to the config file's directory.
 func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
@@ -323,6 +528,11 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.NSID = fc.NSID
 	cfg.dns.TCPIdleTimeout = fc.TCPIdleTimeout
 	cfg.dns.TCPMaxQueries = fc.TCPMaxQueries
+	cfg.dns.TCPMaxConnections = fc.TCPMaxConnections
+	cfg.dns.TCPMaxConnectionsPerPrefix = fc.TCPMaxConnectionsPerPrefix
+	cfg.dns.TCPPrefixV4, cfg.dns.TCPPrefixV6 = fc.TCPPrefixV4, fc.TCPPrefixV6
+	cfg.dns.TCPReadTimeout = fc.TCPReadTimeout
+	cfg.dns.ShutdownGrace = fc.ShutdownGrace
 	cfg.dns.QueryLog = fc.QueryLog
 	cfg.zoneMissingGrace = defaultZoneMissingGrace
 	if g := fc.ZoneMissingGrace; g != nil {
@@ -340,10 +550,27 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		cfg.zoneMaxFileSize = n
 	}
 	cfg.probes = fc.Probes.defaults(bad)
+	cfg.dns.Cookies.Off = fc.Cookies.Enabled != nil && !*fc.Cookies.Enabled
+	cfg.cookieSecretFile = fc.Cookies.SecretFile
+	if f := cfg.cookieSecretFile; f != "" && !filepath.IsAbs(f) && baseDir != "" {
+		cfg.cookieSecretFile = filepath.Join(baseDir, f)
+	}
+	switch {
+	case cfg.cookieSecretFile == "":
+	case cfg.dns.Cookies.Off:
+		bad("cookies.secret_file", "set while cookies.enabled is false")
+	case baseDir != "":
+		secrets, err := readCookieSecrets(cfg.cookieSecretFile)
+		if err != nil {
+			bad("cookies.secret_file", "%v", err)
+		}
+		cfg.dns.Cookies.Secrets = secrets
+	}
 	// dnsserver (and steer, through it) defaults and checks its own
 	// configuration; a bad value is reported under the key it came from.
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
 		PenaltyWeight: fc.Probes.PenaltyWeight}
+	cfg.dns.RateLimit = fc.RateLimit.config(bad, func(field string) bool { return fc.lines[field] != 0 })
 	dnsCfg, err := cfg.dns.Provision()
 	for _, e := range unjoin(err) {
 		var ce *dnsserver.ConfigError
@@ -377,12 +604,39 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.geoCity, cfg.geoASN = resolve(fc.GeoIP.City), resolve(fc.GeoIP.ASN)
 	cfg.stateDir = resolve(fc.StateDir)
 	cfg.adminTokenFile = resolve(fc.AdminTokenFile)
+	var adminToken string
 	if cfg.adminTokenFile != "" && baseDir != "" {
-		if _, err := readAdminToken(cfg.adminTokenFile); err != nil {
+		if adminToken, err = readAdminToken(cfg.adminTokenFile); err != nil {
 			bad("admin_token_file", "%v", err)
 		}
 		if cfg.httpAddr == "" {
 			bad("admin_token_file", "the admin API is served on the http endpoint, which is off")
+		}
+	}
+	cfg.readTokenFile = resolve(fc.ReadTokenFile)
+	if cfg.readTokenFile != "" && baseDir != "" {
+		readToken, err := readAdminToken(cfg.readTokenFile)
+		switch {
+		case err != nil:
+			bad("read_token_file", "%v", err)
+		case readToken == adminToken:
+			bad("read_token_file", "holds the admin token: a read token must differ, or it would set PoP states")
+		}
+		if cfg.httpAddr == "" {
+			bad("read_token_file", "guards the http endpoint, which is off")
+		}
+	}
+	cfg.httpPublicWithoutToken = fc.HTTPPublicWithoutToken
+	hl := fc.HTTPLimits
+	cfg.httpLimits, err = status.HTTPConfig{ReadHeaderTimeout: hl.ReadHeaderTimeout, ReadTimeout: hl.ReadTimeout,
+		WriteTimeout: hl.WriteTimeout, IdleTimeout: hl.IdleTimeout, MaxHeaderBytes: hl.MaxHeaderBytes,
+		MaxBodyBytes: hl.MaxBodyBytes, AuthFailuresPerMinute: hl.AuthFailuresPerMinute}.Provision()
+	for _, e := range unjoin(err) {
+		var ce *status.ConfigError
+		if errors.As(e, &ce) {
+			bad(httpLimitsKeyOf[ce.Field], "%s", ce.Problem)
+		} else {
+			bad("http_limits", "%v", e)
 		}
 	}
 
@@ -428,6 +682,16 @@ func parseSize(s string) (int64, error) {
 	return n * factor, nil
 }
 
+// readCookieSecrets reads the DNS cookie secret file (dnscookie.ParseSecrets):
+// its error names the file and its line.
+func readCookieSecrets(file string) (*dnscookie.Secrets, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return dnscookie.ParseSecrets(file, data)
+}
+
 // unjoin lists the errors err joins (errors.Join), or err alone: a
 // package's Provision reports every bad field at once.
 func unjoin(err error) []error {
@@ -466,8 +730,53 @@ var probesKeyOf = map[string]string{
 	"Fall":     "probes.fall",
 }
 
-// readAdminToken reads the admin API's bearer token: the file's first
-// line, which must be long enough not to be guessed.
+// httpExposed reports whether the HTTP endpoint listens beyond loopback
+// and nothing guards its read routes: no token, and no
+// http_public_without_token.
+func (c *config) httpExposed() bool {
+	return c.httpAddr != "" && !loopbackAddr(c.httpAddr) && c.adminTokenFile == "" && c.readTokenFile == "" &&
+		!c.httpPublicWithoutToken
+}
+
+// httpReadNeedsToken: the read routes need a token on a listener beyond
+// loopback unless the operator said otherwise, and wherever a read token
+// is configured.
+func (c *config) httpReadNeedsToken() bool {
+	return !loopbackAddr(c.httpAddr) && !c.httpPublicWithoutToken || c.readTokenFile != ""
+}
+
+// loopbackAddr reports whether addr (host:port) listens on loopback only;
+// an empty host listens everywhere.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// exposureProblem is what is wrong with an HTTP endpoint that listens
+// beyond loopback with nothing to guard it.
+const exposureProblem = "%q listens beyond loopback and no token guards the status, /status and /explain: " +
+	"set read_token_file (or admin_token_file), or http_public_without_token: true (-http-public-without-token) " +
+	"to serve them to anyone"
+
+// checkHTTPExposure refuses an HTTP endpoint beyond loopback that nothing
+// guards, naming where its address came from: the -http flag (httpFlag
+// true) or the file's line of http.
+func (c *config) checkHTTPExposure(httpFlag bool) error {
+	if !c.httpExposed() {
+		return nil
+	}
+	if httpFlag {
+		return fmt.Errorf("-http "+exposureProblem, c.httpAddr)
+	}
+	return &yamlx.Error{File: c.source, Line: c.lines["http"], Field: "http", Msg: fmt.Sprintf(exposureProblem, c.httpAddr)}
+}
+
+// readAdminToken reads a bearer token, the admin API's or the read one:
+// the file's first line, which must be long enough not to be guessed.
 func readAdminToken(file string) (string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -498,8 +807,22 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
-// loadConfigFile reads, decodes and validates a configuration file.
+// loadConfigFile reads, decodes and validates a configuration file, and
+// refuses one whose HTTP endpoint nothing guards.
 func loadConfigFile(file string) (*config, error) {
+	cfg, err := readConfigFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.checkHTTPExposure(false); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// readConfigFile reads, decodes and validates a configuration file; the
+// serve flags may still change its HTTP endpoint.
+func readConfigFile(file string) (*config, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err

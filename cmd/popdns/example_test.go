@@ -71,7 +71,8 @@ func TestExampleConfigSetsEveryKey(t *testing.T) {
 // its own tables, so that a key added there must be added to the example.
 func configKeys() []string {
 	keys := slices.Clone(topKeys.Names)
-	for section, ks := range map[string]yamlx.Keys{"log": logKeys, "geoip": geoipKeys, "probes": probesKeys} {
+	for section, ks := range map[string]yamlx.Keys{"log": logKeys, "geoip": geoipKeys, "probes": probesKeys,
+		"rate_limit": rateLimitKeys, "cookies": cookiesKeys} {
 		for _, k := range ks.Names {
 			keys = append(keys, section+"."+k)
 		}

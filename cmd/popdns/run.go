@@ -92,6 +92,8 @@ func parseServeFlags(args []string) (*config, error) {
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
 	listen := fl.String("listen", "", "DNS listen `addresses`, comma-separated host:port (overrides the config)")
 	httpAddr := fl.String("http", "", "HTTP endpoint `host:port`, \"off\" to disable (overrides the config)")
+	httpPublic := fl.Bool("http-public-without-token", false,
+		"serve the status page, /status and /explain without a token on an HTTP endpoint beyond loopback (sets http_public_without_token)")
 	zonesDir := fl.String("zones", "", "zones `directory` (overrides the config)")
 	rest, err := parseArgs(fl, args)
 	if err != nil {
@@ -104,7 +106,7 @@ func parseServeFlags(args []string) (*config, error) {
 	if *configFile == "" {
 		cfg, err = demoConfig()
 	} else {
-		cfg, err = loadConfigFile(*configFile)
+		cfg, err = readConfigFile(*configFile)
 	}
 	if err != nil {
 		return nil, err
@@ -127,6 +129,12 @@ func parseServeFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-http %q: %w", *httpAddr, err)
 		}
 		cfg.httpAddr = *httpAddr
+	}
+	if *httpPublic {
+		cfg.httpPublicWithoutToken = true
+	}
+	if err := cfg.checkHTTPExposure(*httpAddr != ""); err != nil {
+		return nil, err
 	}
 	if *zonesDir != "" {
 		if st, err := os.Stat(*zonesDir); err != nil || !st.IsDir() {
@@ -260,7 +268,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	a := &app{cfg: cfg, log: log, dns: srv, built: built}
 	// HTTP first: it is the one socket Listen cannot take back, so a busy
 	// HTTP port leaves no DNS socket bound behind it.
-	var adminToken string
+	var adminToken, readToken string
 	if cfg.httpAddr != "" {
 		l, err := net.Listen("tcp", cfg.httpAddr)
 		if err != nil {
@@ -275,6 +283,13 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 				return nil, fmt.Errorf("admin_token_file: %w", err)
 			}
 		}
+		if cfg.readTokenFile != "" {
+			if readToken, err = readAdminToken(cfg.readTokenFile); err != nil {
+				l.Close()
+				built.close()
+				return nil, fmt.Errorf("read_token_file: %w", err)
+			}
+		}
 	}
 	if err := srv.Listen(); err != nil {
 		if a.httpListener != nil {
@@ -285,7 +300,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	files := &lateFiles{}
 	a.status = status.New(status.Deps{Server: srv, Health: built.prober, Files: files})
-	a.serveEarly(adminToken)
+	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {
 		srv.SetZones(partial)
@@ -311,6 +326,8 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if err != nil {
 			return reload.Config{}, err
 		}
+		// The cookie secrets apply at once: a rollover needs no restart.
+		srv.SetCookieSecrets(next.dns.Cookies.Secrets)
 		return next.reloadConfig(), nil
 	}
 	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
@@ -321,18 +338,24 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 
 // serveEarly starts answering DNS, and HTTP when it is on, before the
 // zones are loaded; serve takes them over, stopEarly stops them.
-func (a *app) serveEarly(adminToken string) {
+func (a *app) serveEarly(adminToken, readToken string) {
 	dnsCtx, stop := context.WithCancel(context.Background())
 	a.stopDNS, a.dnsDone = stop, make(chan error, 1)
 	go func() { a.dnsDone <- a.dns.Serve(dnsCtx) }()
 	if a.httpListener == nil {
 		return
 	}
+	cfg, log := a.cfg, a.log
 	var admin *status.Admin
-	if a.cfg.adminTokenFile != "" {
-		admin = status.NewAdmin(a.status, a.dns, adminToken, a.log)
+	if cfg.adminTokenFile != "" {
+		admin = status.NewAdmin(a.status, a.dns, adminToken, log)
 	}
-	a.http = &http.Server{Handler: httpHandler(a.built, a.status, admin), ReadHeaderTimeout: 5 * time.Second}
+	acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
+	if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
+		log.Warn().Str("http", cfg.httpAddr).
+			Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
+	}
+	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, acc, cfg.httpLimits, log), log)
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
 }
@@ -364,9 +387,11 @@ func (f *lateFiles) FileErrors() map[string]string {
 }
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
-// admin API when admin is not nil.
-func httpHandler(s *server, rep *status.Reporter, admin *status.Admin) http.Handler {
-	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin})
+// admin API when admin is not nil, guarded by acc and limits.
+func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, acc status.Access, limits status.HTTPConfig,
+	log zerolog.Logger) http.Handler {
+	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
+		Access: acc, Limits: limits, Log: log})
 }
 
 // reloadConfig is what the reloader reads of c.
@@ -383,12 +408,22 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "http", Value: c.httpAddr},
 		{Name: "zones", Value: c.zonesDir},
 		{Name: "admin_token_file", Value: c.adminTokenFile},
+		{Name: "read_token_file", Value: c.readTokenFile},
+		{Name: "http_public_without_token", Value: fmt.Sprint(c.httpPublicWithoutToken)},
+		{Name: "http_limits", Value: fmt.Sprintf("%+v", c.httpLimits)},
 		{Name: "edns_udp_size", Value: fmt.Sprint(d.UDPSize)},
 		{Name: "nsid", Value: d.NSID},
 		{Name: "tcp_idle_timeout", Value: d.TCPIdleTimeout.String()},
 		{Name: "tcp_max_queries", Value: fmt.Sprint(d.TCPMaxQueries)},
+		{Name: "tcp_max_connections", Value: fmt.Sprint(d.TCPMaxConnections)},
+		{Name: "tcp_max_connections_per_prefix", Value: fmt.Sprint(d.TCPMaxConnectionsPerPrefix)},
+		{Name: "tcp_prefix_v4, tcp_prefix_v6", Value: fmt.Sprint(d.TCPPrefixV4, d.TCPPrefixV6)},
+		{Name: "tcp_read_timeout", Value: d.TCPReadTimeout.String()},
+		{Name: "shutdown_grace", Value: d.ShutdownGrace.String()},
 		{Name: "query_log", Value: fmt.Sprint(d.QueryLog)},
+		{Name: "cookies.enabled", Value: fmt.Sprint(!d.Cookies.Off)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
+		{Name: "rate_limit", Value: d.RateLimit.String()},
 	}
 	return rc
 }

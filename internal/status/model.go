@@ -2,12 +2,16 @@
 // fare: the status model (Status, built with steer, which alone decides
 // which PoPs and targets get clients), readiness, the status page with its
 // world map, the admin API that sets runtime PoP states, and the HTTP
-// endpoint that serves them with /healthz, /metrics and /explain. It reads
+// endpoint that serves them with /healthz, /metrics and /explain, and
+// guards it: bearer tokens, failed authentications limited per source,
+// bounded bodies and the server's timeouts (guard.go). It reads
 // the running server through the small interfaces declared in http.go and
 // admin.go, and changes nothing but the PoP states the admin API sets.
 package status
 
 import (
+	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
@@ -19,18 +23,34 @@ import (
 // Status is what GET /status reports, and what the status page at GET /
 // draws: the zones, the PoPs, every geo target and every probe.
 type Status struct {
-	Generation uint64            `json:"generation"`
-	LoadedAt   time.Time         `json:"loaded_at"`
-	Ready      bool              `json:"ready"`
-	NotReady   string            `json:"not_ready,omitempty"` // why not, when not ready
-	Zones      []Zone            `json:"zones"`
-	Errors     map[string]string `json:"errors"` // file → why its latest version is not served
-	PoPs       []PoP             `json:"pops"`
-	Targets    []Target          `json:"targets"`
-	// TargetsLeftOut counts geo targets not listed, past maxStatusTargets.
+	Generation uint64    `json:"generation"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	Ready      bool      `json:"ready"`
+	NotReady   string    `json:"not_ready,omitempty"` // why not, when not ready
+	// Zones lists the zones of one page, or the one zone asked for
+	// (Query); ZoneCount counts them all and ZonesWithErrors those whose
+	// file's latest version failed.
+	Zones           []Zone `json:"zones"`
+	ZoneCount       int    `json:"zone_count"`
+	ZonesWithErrors int    `json:"zones_with_errors"`
+	// Page is the page of zones listed, of Pages, ZonesPerPage to a page;
+	// 0 when one zone was asked for.
+	Page         int               `json:"page,omitempty"`
+	Pages        int               `json:"pages"`
+	ZonesPerPage int               `json:"zones_per_page"`
+	Errors       map[string]string `json:"errors"` // file → why its latest version is not served
+	PoPs         []PoP             `json:"pops"`
+	// Targets are the geo targets of the zones listed.
+	Targets []Target `json:"targets"`
+	// TargetsLeftOut counts geo targets of those zones not listed, past
+	// maxStatusTargets.
 	TargetsLeftOut int     `json:"targets_left_out,omitempty"`
 	Probes         []Probe `json:"probes"`
 	Latency        int     `json:"latency_entries"`
+
+	// servedFiles are the files of every zone served, listed or not; nil
+	// in a Status built by hand, whose zones are all listed.
+	servedFiles map[string]bool
 }
 
 // Zone is one zone served, and whether its file's latest version failed.
@@ -116,20 +136,137 @@ const maxStatusTargets = 5000
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// Build gathers the status of snap (nil before the first load) under
-// the probe results health (nil: no probes) and the operators' runtime
-// PoP states. Which PoPs and targets get clients is steer's to say: the
-// status only reports it.
+// ZonesPerPage is how many zones a status lists: a server with ten
+// thousand zones answers /status and draws its page from a page of them,
+// not all (108 ms of CPU for the page, before).
+const ZonesPerPage = 100
+
+// Query selects the zones a status lists, and so the geo targets.
+type Query struct {
+	// Zone is one zone's origin, such as example.com.; "" lists a page.
+	Zone string
+	// Page is the page of zones, from 1; 0 means 1, and a page past the
+	// last lists none.
+	Page int
+}
+
+// ErrNoZone is the error of a Query for a zone that is not served.
+var ErrNoZone = errors.New("no such zone")
+
+// Build gathers the status of snap with the first page of its zones; see
+// BuildPage.
 func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Overrides, now func() time.Time) Status {
-	st := Status{Zones: []Zone{}, Errors: map[string]string{}, PoPs: []PoP{}, Targets: []Target{}, Probes: []Probe{}}
+	st, _ := BuildPage(snap, health, overrides, now, Query{})
+	return st
+}
+
+// BuildPage gathers the status of snap (nil before the first load) under
+// the probe results health (nil: no probes) and the operators' runtime
+// PoP states, listing the zones and targets q selects; the PoPs' counts
+// and the summary cover every zone. Which PoPs and targets get clients is
+// steer's to say: the status only reports it. Its error is ErrNoZone for a
+// q.Zone that is not served; the status is still filled in.
+func BuildPage(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Overrides, now func() time.Time, q Query) (Status, error) {
+	return buildPage(indexOf(snap), health, overrides, now, q, nil)
+}
+
+// snapIndex is what the status reads of every zone of a snapshot, which
+// never changes: sorting ten thousand zones and collecting their probes
+// cost more than the rest of a page. A Reporter keeps the index of the
+// snapshot served.
+type snapIndex struct {
+	snap   *zones.Snapshot // nil before the first load
+	zones  []*zones.Zone   // sorted by origin
+	probes []healthprobe.Target
+	files  map[string]bool // the zones' files
+}
+
+func indexOf(snap *zones.Snapshot) *snapIndex {
 	if snap == nil {
-		return st
+		return &snapIndex{}
+	}
+	idx := &snapIndex{snap: snap, zones: snap.Zones(), probes: snap.Probes(), files: map[string]bool{}}
+	for _, z := range idx.zones {
+		idx.files[z.File()] = true
+	}
+	return idx
+}
+
+// popCounts counts the geo targets at each PoP over every zone of idx:
+// all of them, those that get clients, and those that do not because a
+// probe says down. They change only with the strict epoch (zones, health
+// verdicts, operators' states), so a Reporter counts them once per epoch;
+// with ten thousand zones counting is most of the cost of a status.
+type popCounts struct {
+	idx   *snapIndex
+	epoch steer.Epoch
+	byPoP map[string]popCount
+}
+
+type popCount struct{ targets, up, unhealthy int }
+
+func countTargets(idx *snapIndex, env *steer.Env) *popCounts {
+	c := &popCounts{idx: idx, epoch: env.Epoch.Strict(), byPoP: map[string]popCount{}}
+	for _, z := range idx.zones {
+		for _, g := range z.Geos() {
+			for i := range g.Targets {
+				t := &g.Targets[i]
+				pc := c.byPoP[t.Name()]
+				pc.targets++
+				switch healthy, _ := env.TargetHealth(t); {
+				case env.Eligible(t):
+					pc.up++
+				case !healthy:
+					pc.unhealthy++
+				}
+				c.byPoP[t.Name()] = pc
+			}
+		}
+	}
+	return c
+}
+
+// buildPage is BuildPage on an index, counting the PoPs' targets anew
+// unless cache (nil: none) holds their counts for this epoch.
+func buildPage(idx *snapIndex, health *healthprobe.Status, overrides *steer.Overrides, now func() time.Time, q Query,
+	cache *atomic.Pointer[popCounts]) (Status, error) {
+	snap := idx.snap
+	st := Status{Zones: []Zone{}, Errors: map[string]string{}, PoPs: []PoP{}, Targets: []Target{}, Probes: []Probe{},
+		ZonesPerPage: ZonesPerPage}
+	if snap == nil {
+		if q.Zone != "" {
+			return st, ErrNoZone
+		}
+		st.Page = max(q.Page, 1)
+		return st, nil
 	}
 	st.Generation, st.LoadedAt, st.Latency = snap.Generation(), snap.LoadedAt(), snap.Latency().Len()
+	st.servedFiles = idx.files
 	for file, err := range snap.FileErrors() {
 		st.Errors[file] = err.Error()
 	}
-	for _, z := range snap.Zones() {
+	all := idx.zones
+	st.ZoneCount = len(all)
+	st.Pages = (len(all) + ZonesPerPage - 1) / ZonesPerPage
+	for _, z := range all {
+		if st.Errors[z.File()] != "" {
+			st.ZonesWithErrors++
+		}
+	}
+	var listed []*zones.Zone
+	var err error
+	if q.Zone != "" {
+		if z := snap.Match(q.Zone); z != nil && z.Origin() == q.Zone {
+			listed = []*zones.Zone{z}
+		} else {
+			err = ErrNoZone
+		}
+	} else {
+		st.Page = max(q.Page, 1)
+		from := min((st.Page-1)*ZonesPerPage, len(all))
+		listed = all[from:min(from+ZonesPerPage, len(all))]
+	}
+	for _, z := range listed {
 		st.Zones = append(st.Zones, Zone{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
 			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
 	}
@@ -139,7 +276,6 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 	opt, _ := steer.Options{}.Provision()
 	env := steer.NewEnv(opt, snap, health, overrides, now)
 	inv := snap.PoPs()
-	popIndex := map[string]int{}
 	for _, name := range inv.Names() {
 		p := inv.Get(name)
 		ps := PoP{Name: name, Lat: p.Point.Lat, Lon: p.Point.Lon, Country: p.Country, Continent: p.Continent,
@@ -147,33 +283,38 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 		if o := overrides.State(name); o != pops.Active {
 			ps.Override = o.String()
 		}
-		popIndex[name] = len(st.PoPs)
 		st.PoPs = append(st.PoPs, ps)
 	}
 
-	for _, z := range snap.Zones() {
+	var counts *popCounts
+	if cache != nil {
+		if c := cache.Load(); c != nil && c.idx == idx && c.epoch == env.Epoch.Strict() {
+			counts = c
+		}
+	}
+	if counts == nil {
+		counts = countTargets(idx, &env)
+		if cache != nil {
+			cache.Store(counts)
+		}
+	}
+	for i := range st.PoPs {
+		c := counts.byPoP[st.PoPs[i].Name]
+		st.PoPs[i].Targets, st.PoPs[i].TargetsUp, st.PoPs[i].TargetsUnhealthy = c.targets, c.up, c.unhealthy
+	}
+	for _, z := range listed {
 		for _, g := range z.Geos() {
 			for i := range g.Targets {
+				if len(st.Targets) >= maxStatusTargets {
+					st.TargetsLeftOut++
+					continue
+				}
 				t := &g.Targets[i]
 				ts := Target{Zone: z.Origin(), Name: g.Owner, PoP: t.Name(), State: env.TargetState(t).String()}
 				ts.Healthy, _ = env.TargetHealth(t)
 				ts.Eligible = env.Eligible(t)
 				describeTargetProbes(&ts, t, &env)
-				if j, ok := popIndex[t.Name()]; ok {
-					ps := &st.PoPs[j]
-					ps.Targets++
-					switch {
-					case ts.Eligible:
-						ps.TargetsUp++
-					case !ts.Healthy:
-						ps.TargetsUnhealthy++
-					}
-				}
-				if len(st.Targets) < maxStatusTargets {
-					st.Targets = append(st.Targets, ts)
-				} else {
-					st.TargetsLeftOut++
-				}
+				st.Targets = append(st.Targets, ts)
 			}
 		}
 	}
@@ -182,7 +323,7 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 		ps.Up = env.PoPUp(inv.Get(ps.Name), ps.TargetsUp, ps.Targets)
 	}
 
-	for _, t := range snap.Probes() {
+	for _, t := range idx.probes {
 		ps := Probe{ID: t.ID, Kind: string(t.Kind), Addr: t.Addr, Interval: t.Interval.String(), Healthy: true}
 		if r, ok := env.ProbeResult(t.ID); ok {
 			ps.Probed, ps.Healthy = r.Probed(), r.Healthy
@@ -197,7 +338,7 @@ func Build(snap *zones.Snapshot, health *healthprobe.Status, overrides *steer.Ov
 		}
 		st.Probes = append(st.Probes, ps)
 	}
-	return st
+	return st, err
 }
 
 // describeTargetProbes fills in what ts shows of t's probes: their ids,

@@ -1,6 +1,10 @@
 package status
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -10,6 +14,7 @@ import (
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const statusZone = `
@@ -105,4 +110,129 @@ func TestStatusFollowsSelection(t *testing.T) {
 			t.Errorf("down probe %+v; want no current RTT, last RTT 12 ms", ps)
 		}
 	}
+}
+
+// TestStatusPages: /status and the page list one page of zones, or one
+// zone with its targets, while the summary and the PoPs' counts cover
+// every zone.
+func TestStatusPages(t *testing.T) {
+	snap := manyZones(t, 250)
+	srv := &fakeServer{snap: snap}
+	srv.serving.Store(true)
+	rep := New(Deps{Server: srv, Health: fakeHealth{firstDone: make(chan struct{})}})
+	h := rep.Handler(Endpoints{Metrics: prometheus.NewRegistry()})
+	get := func(path string) (*httptest.ResponseRecorder, Status) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		var st Status
+		if rec.Code == 200 {
+			if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+		}
+		return rec, st
+	}
+	tests := []struct {
+		path        string
+		code        int
+		zones       int
+		first       string
+		page, pages int
+	}{
+		{"/status", 200, 100, "z00000.test.", 1, 3},
+		{"/status?page=2", 200, 100, "z00100.test.", 2, 3},
+		{"/status?page=3", 200, 50, "z00200.test.", 3, 3},
+		{"/status?page=4", 200, 0, "", 4, 3},
+		{"/status?zone=Z00123.test", 200, 1, "z00123.test.", 0, 3},
+		{"/status?zone=z00123.test.", 200, 1, "z00123.test.", 0, 3},
+		{"/status?zone=www.z00123.test", 404, 0, "", 0, 0},
+		{"/status?zone=nowhere.example", 404, 0, "", 0, 0},
+		{"/status?page=0", 400, 0, "", 0, 0},
+		{"/status?page=x", 400, 0, "", 0, 0},
+		{"/status?page=1&zone=z00001.test", 400, 0, "", 0, 0},
+	}
+	for _, tc := range tests {
+		rec, st := get(tc.path)
+		if rec.Code != tc.code {
+			t.Errorf("%s: %d %q, want %d", tc.path, rec.Code, rec.Body, tc.code)
+			continue
+		}
+		if tc.code != 200 {
+			continue
+		}
+		if len(st.Zones) != tc.zones || st.Page != tc.page || st.Pages != tc.pages || st.ZoneCount != 250 {
+			t.Errorf("%s: %d zones, page %d of %d, %d in all; want %d, page %d of %d, 250", tc.path,
+				len(st.Zones), st.Page, st.Pages, st.ZoneCount, tc.zones, tc.page, tc.pages)
+		}
+		if tc.first != "" && st.Zones[0].Origin != tc.first {
+			t.Errorf("%s: first zone %s, want %s", tc.path, st.Zones[0].Origin, tc.first)
+		}
+		if len(st.Targets) != 2*len(st.Zones) {
+			t.Errorf("%s: %d targets for %d zones, want theirs only", tc.path, len(st.Targets), len(st.Zones))
+		}
+		for _, p := range st.PoPs {
+			if p.Targets != 250 {
+				t.Errorf("%s: PoP %s counts %d targets, want 250 (every zone)", tc.path, p.Name, p.Targets)
+			}
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?page=2", nil))
+	page := rec.Body.String()
+	for _, want := range []string{"<b>250</b> zones", "page 2 of 3", `<a href="/?page=1">1</a>`, "<b>2</b>",
+		`<a href="/?page=3">3</a>`, `<a href="/?zone=z00100.test.">z00100.test.</a>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page 2 lacks %q", want)
+		}
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?zone=z00007.test", nil))
+	if page := rec.Body.String(); !strings.Contains(page, "showing z00007.test.") || strings.Contains(page, "z00008.test.") {
+		t.Errorf("the page of one zone shows others, or not it")
+	}
+}
+
+// TestPageLinks: the first, the last and three either side of the page.
+func TestPageLinks(t *testing.T) {
+	var got []int
+	for _, l := range pageLinks(50, 100) {
+		got = append(got, l.Page)
+	}
+	if fmt.Sprint(got) != "[1 47 48 49 50 51 52 53 100]" {
+		t.Errorf("links %v", got)
+	}
+	if pageLinks(1, 1) != nil {
+		t.Error("links for a single page")
+	}
+}
+
+// FuzzParseQuery: any query of / or /status either is refused or selects
+// a zone as a lowercase FQDN, or a page from 1, never both.
+func FuzzParseQuery(f *testing.F) {
+	for _, seed := range []string{
+		"",                          // the first page
+		"page=2",                    // a page
+		"zone=Example.COM",          // a zone, any case, no final dot
+		"zone=a.&page=1",            // both: refused
+		"page=-1",                   // refused
+		"page=99999999999999999999", // out of int range
+		"zone=%00%ff",               // bytes that are no name
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		req := httptest.NewRequest("GET", "/status", nil)
+		req.URL.RawQuery = raw
+		q, err := parseQuery(req)
+		if err != nil {
+			return
+		}
+		if q.Zone != "" && q.Page != 0 || q.Page < 0 || q.Page > maxPage {
+			t.Fatalf("%q: %+v", raw, q)
+		}
+		if q.Zone != "" && (q.Zone != strings.ToLower(q.Zone) || !strings.HasSuffix(q.Zone, ".")) {
+			t.Fatalf("%q: zone %q", raw, q.Zone)
+		}
+	})
 }

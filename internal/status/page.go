@@ -89,6 +89,33 @@ type statusPage struct {
 	// FileErrors are broken files that no served zone comes from, such as
 	// a new zone whose first version does not load.
 	FileErrors []fileError
+	// ZoneTotal counts every zone served; OneZone is the zone asked for
+	// alone, and PageLinks lead to the other pages of zones.
+	ZoneTotal int
+	OneZone   string
+	PageLinks []pageLink
+}
+
+// pageLink is one link to a page of zones.
+type pageLink struct {
+	Page    int
+	Current bool
+}
+
+// pageLinks are the links to the pages of zones around page of pages:
+// the first, the last and a few either side, so that ten thousand zones
+// do not make a hundred links.
+func pageLinks(page, pages int) []pageLink {
+	if pages <= 1 {
+		return nil
+	}
+	var out []pageLink
+	for n := 1; n <= pages; n++ {
+		if n == 1 || n == pages || n >= page-3 && n <= page+3 {
+			out = append(out, pageLink{n, n == page})
+		}
+	}
+	return out
 }
 
 type stateCount struct {
@@ -155,10 +182,20 @@ func newStatusPage(st Status, now time.Time) statusPage {
 		p.Counts = append(p.Counts, stateCount{c, counts[c]})
 	}
 	p.Dots = placeDots(st.PoPs)
+	// A Status built by hand may list its zones without counting them.
+	p.ZoneTotal = max(st.ZoneCount, len(st.Zones))
+	if st.Page == 0 && len(st.Zones) == 1 {
+		p.OneZone = st.Zones[0].Origin
+	} else {
+		p.PageLinks = pageLinks(st.Page, st.Pages)
+	}
 
-	served := map[string]bool{}
-	for _, z := range st.Zones {
-		served[z.File] = true
+	served := st.servedFiles
+	if served == nil {
+		served = map[string]bool{}
+		for _, z := range st.Zones {
+			served[z.File] = true
+		}
 	}
 	for file, err := range st.Errors {
 		if !served[file] {

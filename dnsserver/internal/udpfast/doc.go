@@ -25,13 +25,15 @@
 //
 //   - What keys an entry (wireQuery.key, built by parseWire): the question
 //     name lower-cased, its type, the shape bits (RD, CD, EDNS present, DO,
-//     NSID asked, ECS present and its family), the ECS SOURCE
+//     NSID asked, ECS present and its family, COOKIE present when
+//     cookies are on), the ECS SOURCE
 //     PREFIX-LENGTH, and how many of the name's last labels are all lower
 //     case. Anything else that could change the reply's bytes makes
 //     parseWire refuse the query: other opcodes, classes and section
 //     counts, EDNS versions, options other than one ECS, NSID, COOKIE and
-//     PADDING, a malformed ECS, compression pointers and names that need
-//     escaping. Those go to the general path.
+//     PADDING, a malformed ECS, a malformed or second COOKIE (which the
+//     general path answers FORMERR), compression pointers and names that
+//     need escaping. Those go to the general path.
 //   - What an entry holds (fastEntry): for a static answer, one packed
 //     reply; for a geo record, one packed reply per distinct Decision
 //     (answered targets in order, NODATA, SERVFAIL, all-down), at most
@@ -39,13 +41,20 @@
 //     but the key (and, for geo, one decision) shaped it: the snapshot it
 //     was answered from is the reader's, fit cut nothing (Trace.Whole),
 //     the rcode is not FORMERR, the question's case cannot change the
-//     compression (Trace.CaseSafe), and at most one geo decision was made.
+//     compression (Trace.CaseSafe), and at most one geo decision was made;
+//     never a BADCOOKIE reply.
 //     The same key answered two different ways is dropped, never guessed.
 //   - What a cached reply may be patched with, and nothing else: the
 //     message ID, the question name's bytes as asked (0x20 case), and for
 //     ECS the SCOPE PREFIX-LENGTH (ReplyScope of the decision's scope) and
-//     the ADDRESS bytes echoed as the query sent them. The reply's ECS
-//     option is its last bytes, which remember checks before keeping it.
+//     the ADDRESS bytes echoed as the query sent them; for COOKIE, the
+//     option's data: the client cookie as the query sent it and the server
+//     cookie made for this query (dnscookie's Secrets.Reply, with the
+//     secrets and the time of Host.Cookies read once per batch, as the
+//     general path makes it). The reply's COOKIE option, when the query
+//     has one, is its last bytes (its data is zeroed in the entry: no
+//     client's cookie is kept), and its ECS option comes just before;
+//     remember checks both before keeping it.
 //     A reply larger than the query's size limit is not patched down: the
 //     general path fits it.
 //   - Which decision a geo query gets: the reader's memo (decisionMemo)
@@ -64,8 +73,20 @@
 //     decided until their turn. Caches are bounded (fastCacheCap entries,
 //     MemoCap memoised decisions, and as many shared decisions in
 //     dnsserver's cache) and start over when full.
+//   - Rate limiting (Config.RRL, package rrl): a reply is charged to the
+//     account its entry learnt from the general path (Trace.RRL: the class
+//     and name the general path charged for it), for the packet's source
+//     address, at the time its batch was read (Path.Begin), before it is
+//     copied. A limited reply is dropped (Dropped) or slipped: the cached
+//     reply's header with TC set and its question, patched as a reply is,
+//     the same bytes as the general path's slip; for a query with a
+//     client cookie, Path.BadCookie's reply instead. Neither counts as an
+//     answer; both count in Metrics.RRL, and one per batch is logged. A
+//     query with a valid server cookie (judged before the entry is looked
+//     up) proves its source and is never limited; the general path names
+//     the account of its reply all the same, for the entry.
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
-//     all-down by policy), added per batch in Flush; the query log, when
+//     all-down by policy, cookies by outcome), added per batch in Flush; the query log, when
 //     on, sends every query through the general path.
 package udpfast

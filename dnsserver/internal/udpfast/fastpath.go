@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,25 @@ type Path struct {
 	refreshes int // stale memoised decisions re-decided in this batch
 	cands     steer.Candidates
 	nextID    uint32 // of the last entry made
+	// The cookie secrets and time read for this batch (Host.Cookies),
+	// once its first cookie is seen; nil: not yet.
+	secrets   *dnscookie.Secrets
+	cookieNow uint32
+	// Replies by what their query's COOKIE option was, since the last
+	// flush, and their counters, resolved on first use.
+	cookieN       [dnscookie.NumOutcomes]uint64
+	cookieCounter [dnscookie.NumOutcomes]prometheus.Counter
+	// Rate limiting (Config.RRL): the time checks are made at, read once
+	// per batch (Begin, or the first check after Flush), and the limited
+	// replies since the last flush, by action and class, with the last
+	// one for the log.
+	now      int64
+	nowOK    bool
+	limitedN [rrl.NumActions][rrl.NumClasses]uint32
+	limited  bool
+	lastSrc  netip.Addr
+	lastAcct rrl.Account
+	lastAct  rrl.Action
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -82,12 +103,17 @@ const RefreshesPerBatch = 4
 
 // fastReply is a packed reply and what answering with it counts.
 type fastReply struct {
+	// wire is the reply; for a query with a cookie, it ends with the
+	// COOKIE option, whose data (the client's cookie and ours, the last
+	// dnscookie.ReplyLen octets) is zero here and written per query.
 	wire []byte
 	size int // the general path's measure: the reply fits a limit ≥ size
 	// ecs is the offset of the ECS option's SCOPE byte, its ADDRESS
 	// following; 0 when the reply has none.
 	ecs   int
 	rcode int
+	// rrl is the rate-limit account the reply is charged to.
+	rrl rrl.Account
 	// The decision this reply answers, for geo entries; allDown is its
 	// record when when_all_down decided it, and allDownN counts each
 	// answer with it.
@@ -110,11 +136,30 @@ const (
 	Answered Result = iota // the reply is ready
 	ToLearn                // a plain query it has no reply for: Learn answers it through the general path
 	HandOff                // not a plain query: miekg/dns's server must see it
+	Dropped                // over its rate limit: no reply at all
 )
 
 // New returns a fast path answering for host, for one reader.
 func New(host Host, cfg Config) *Path {
-	return &Path{host: host, cfg: cfg}
+	f := &Path{host: host, cfg: cfg}
+	f.q.cookiesOn = cfg.Cookies
+	return f
+}
+
+// judgeCookie judges the query's COOKIE option and makes the server
+// cookie its reply carries, as the general path does (dnscookie's
+// Secrets.Reply), with the batch's secrets and time. parseWire has
+// refused malformed options.
+func (f *Path) judgeCookie(packet []byte, src netip.Addr) {
+	q := &f.q
+	if f.secrets == nil {
+		f.secrets, f.cookieNow = f.host.Cookies()
+		if f.secrets == nil {
+			return // cookies turned off meanwhile: the general path learns so
+		}
+	}
+	q.cookieOutcome = f.secrets.Reply(&q.replyCookie, packet[q.cookieOff:q.cookieOff+q.cookieLen], src, f.cookieNow)
+	q.validCookie = q.cookieOutcome == dnscookie.Valid
 }
 
 // Answer answers packet from src into out (whose capacity must hold
@@ -132,6 +177,11 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	if f.snap != snap {
 		f.snap = snap
 		f.dropEntries()
+	}
+	if q.cookie {
+		if f.judgeCookie(packet, src); q.cookieOutcome == dnscookie.None {
+			return nil, ToLearn
+		}
 	}
 	e := f.cache[string(q.key[:q.keyLen])]
 	if e == nil {
@@ -175,6 +225,17 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
 	}
+	if f.cfg.RRL != nil && !q.validCookie {
+		switch f.rateLimit(src, r.rrl) {
+		case rrl.Drop:
+			return nil, Dropped
+		case rrl.Slip:
+			if bc := f.BadCookie(packet, out); bc != nil {
+				return bc, Answered // as the general path: the cookie that exempts it
+			}
+			return slip(r, q, packet, out), Answered
+		}
+	}
 	out = append(out[:0], r.wire...)
 	binary.BigEndian.PutUint16(out, q.id)
 	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
@@ -196,6 +257,15 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			}
 		}
 	}
+	if q.cookie {
+		// The reply's COOKIE option is its last bytes (remember).
+		c := out[len(out)-dnscookie.ReplyLen:]
+		copy(c, packet[q.cookieOff:q.cookieOff+dnscookie.ClientLen])
+		copy(c[dnscookie.ClientLen:], q.replyCookie[:])
+	}
+	if f.cfg.Cookies {
+		f.cookieN[q.cookieOutcome]++
+	}
 	if r.count == 0 {
 		f.pending = append(f.pending, r)
 	}
@@ -204,12 +274,67 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	return out, Answered
 }
 
+// Begin tells the fast path that a batch read at t starts: rate limiting
+// checks its replies at t. Without it, the first check after a flush
+// reads the clock.
+func (f *Path) Begin(t time.Time) {
+	if f.cfg.RRL != nil {
+		f.now, f.nowOK = f.cfg.RRL.Now(t), true
+	}
+}
+
+// rateLimit is the verdict on a reply of account a to src, counted.
+func (f *Path) rateLimit(src netip.Addr, a rrl.Account) rrl.Action {
+	if !f.nowOK {
+		f.Begin(time.Now())
+	}
+	act := f.cfg.RRL.Check(src, a, f.now)
+	if act != rrl.Pass {
+		f.limitedN[act][a.Class]++
+		f.limited = true
+		f.lastSrc, f.lastAcct, f.lastAct = src, a, act
+	}
+	return act
+}
+
+// slip writes into out the minimal truncated reply that stands for r when
+// its rate is over the limit: r's header with TC set and no records but
+// the question, patched as a reply is; the general path's slipReply
+// writes the same bytes.
+func slip(r *fastReply, q *wireQuery, packet, out []byte) []byte {
+	out = append(out[:0], r.wire[:q.nameEnd+4]...)
+	binary.BigEndian.PutUint16(out, q.id)
+	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
+	out[2] |= 1 << 1 // TC
+	clear(out[6:12]) // ANCOUNT, NSCOUNT, ARCOUNT
+	return out
+}
+
+// flushLimited counts and logs the limited replies since the last flush.
+func (f *Path) flushLimited() {
+	f.limited = false
+	for a := range f.limitedN {
+		for c, n := range f.limitedN[a] {
+			if n > 0 {
+				f.cfg.Metrics.RRL[a][c].Add(float64(n))
+				f.limitedN[a][c] = 0
+			}
+		}
+	}
+	f.host.LogLimited(f.lastSrc, f.lastAcct.Class, f.lastAct)
+}
+
 // Flush adds what the replies Answer made since the last flush count to
 // the metrics, with the duration of each the time since start, when the
 // batch holding them was read. The next query reads the epoch afresh.
 func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
+	f.secrets = nil
+	f.nowOK = false
+	if f.limited {
+		f.flushLimited()
+	}
 	if f.answered == 0 {
 		return
 	}
@@ -251,6 +376,16 @@ func (f *Path) Flush(start time.Time) {
 		f.scopeN[sc] = 0
 	}
 	f.scopes = f.scopes[:0]
+	for o, n := range f.cookieN {
+		if n == 0 {
+			continue
+		}
+		if f.cookieCounter[o] == nil {
+			f.cookieCounter[o] = m.Cookies.WithLabelValues(dnscookie.Outcome(o).String())
+		}
+		f.cookieCounter[o].Add(float64(n))
+		f.cookieN[o] = 0
+	}
 }
 
 // variant is the entry's reply for decision cd, or nil.
@@ -294,16 +429,30 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	switch {
 	case tr.Snap == nil || tr.Snap != f.snap || !tr.Whole || tr.Rcode == dns.RcodeFormatError:
 		return
+	case tr.Rcode == dns.RcodeBadCookie:
+		return // a refusal that depended on the cookie
 	case q.lowerLabels != q.labels && !tr.CaseSafe:
 		return
 	case tr.Decisions > 1:
 		return
 	}
-	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode}
+	r := &fastReply{wire: append([]byte(nil), wire...), size: tr.Size, rcode: tr.Rcode, rrl: tr.RRL}
+	cookieOpt := 0
+	if q.cookie {
+		// The COOKIE option is the last thing in the reply (respondTo
+		// puts the OPT record last and the cookie last in it), and its
+		// data is the query's: not kept.
+		cookieOpt = 4 + dnscookie.ReplyLen
+		c := len(wire) - cookieOpt
+		if c < 12+11 || binary.BigEndian.Uint16(wire[c:]) != dns.EDNS0COOKIE ||
+			binary.BigEndian.Uint16(wire[c+2:]) != dnscookie.ReplyLen {
+			return
+		}
+		clear(r.wire[c+4:])
+	}
 	if q.ecs && tr.Rcode != dns.RcodeFormatError {
-		// The ECS option is the last thing in the reply (respond puts the
-		// OPT record last and ECS last in it).
-		r.ecs = len(wire) - q.ecsRawLen - 1
+		// The ECS option comes last in the reply but for the cookie.
+		r.ecs = len(wire) - cookieOpt - q.ecsRawLen - 1
 		if r.ecs < 12+4 || binary.BigEndian.Uint16(wire[r.ecs-3:]) != q.ecsFamily || wire[r.ecs-1] != q.ecsSource {
 			return
 		}
@@ -410,3 +559,32 @@ func (w *captureWriter) Close() error        { return nil }
 func (w *captureWriter) TsigStatus() error   { return nil }
 func (w *captureWriter) TsigTimersOnly(bool) {}
 func (w *captureWriter) Hijack()             {}
+
+// BadCookie writes into out, and returns, the reply that refuses to
+// answer the query Answer last read, packet, until it comes back with a
+// valid server cookie: BADCOOKIE, the question, and an OPT record with the
+// client cookie and a new server cookie (RFC 7873 §5.2.3), as dnsserver's
+// badCookieReply makes it on the general path. The rate limiter slips it
+// instead of a truncated reply to a limited query with a client cookie. nil when the query had no cookie (or
+// the reader did not judge it: it went to the general path). It does not
+// allocate when out holds 512 octets.
+func (f *Path) BadCookie(packet, out []byte) []byte {
+	q := &f.q
+	if !q.cookie || q.cookieOutcome == dnscookie.None {
+		return nil
+	}
+	const qr, rdcd = 1 << 15, 1<<8 | 1<<4
+	out = append(out[:0], packet[:q.nameEnd+4]...)
+	flags := binary.BigEndian.Uint16(packet[2:])&rdcd | qr | dns.RcodeBadCookie&0xf
+	binary.BigEndian.PutUint16(out[2:], flags)
+	binary.BigEndian.PutUint64(out[4:], 1<<48|1) // QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 1
+	do := byte(0)
+	if q.do {
+		do = 0x80
+	}
+	out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(f.cfg.UDPSize>>8), byte(f.cfg.UDPSize),
+		dns.RcodeBadCookie>>4, 0, do, 0, 0, 4+dnscookie.ReplyLen,
+		0, dns.EDNS0COOKIE, 0, dnscookie.ReplyLen)
+	out = append(out, packet[q.cookieOff:q.cookieOff+dnscookie.ClientLen]...)
+	return append(out, q.replyCookie[:]...)
+}

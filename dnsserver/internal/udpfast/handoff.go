@@ -20,6 +20,10 @@ type handoffConn struct {
 	send   func(b []byte, to *Peer) error
 	closed chan struct{}
 	once   sync.Once
+	// finishing is closed when no more packets will be given: ReadFrom
+	// returns what is queued, then net.ErrClosed.
+	finishing  chan struct{}
+	finishOnce sync.Once
 
 	mu       sync.Mutex // mu guards the fields below
 	deadline time.Time
@@ -47,11 +51,12 @@ func (p *Peer) String() string  { return p.addr.String() }
 
 func newHandoffConn(local net.Addr, send func([]byte, *Peer) error) *handoffConn {
 	return &handoffConn{
-		in:     make(chan handoff, 256),
-		local:  local,
-		send:   send,
-		closed: make(chan struct{}),
-		wake:   make(chan struct{}),
+		in:        make(chan handoff, 256),
+		local:     local,
+		send:      send,
+		closed:    make(chan struct{}),
+		finishing: make(chan struct{}),
+		wake:      make(chan struct{}),
 	}
 }
 
@@ -64,9 +69,23 @@ func (c *handoffConn) give(h handoff) {
 	}
 }
 
-// ReadFrom implements net.PacketConn.
+// finish ends the hand-off once its queue is read; the readers no longer
+// give.
+func (c *handoffConn) finish() { c.finishOnce.Do(func() { close(c.finishing) }) }
+
+// ReadFrom implements net.PacketConn. A packet queued is returned even
+// past the deadline or once finishing: miekg/dns's server sets a
+// deadline in the past to stop, and what is queued was read from the
+// socket already.
 func (c *handoffConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
+		select {
+		case h := <-c.in:
+			return copy(b, h.packet), h.from, nil
+		case <-c.closed:
+			return 0, nil, net.ErrClosed
+		default:
+		}
 		c.mu.Lock()
 		deadline, wake := c.deadline, c.wake
 		c.mu.Unlock()
@@ -86,6 +105,14 @@ func (c *handoffConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return copy(b, h.packet), h.from, nil
 		case <-wake:
 			stopTimer(timer)
+		case <-c.finishing:
+			stopTimer(timer)
+			select {
+			case h := <-c.in:
+				return copy(b, h.packet), h.from, nil
+			default:
+				return 0, nil, net.ErrClosed
+			}
 		case <-timeout:
 			return 0, nil, errHandoffTimeout
 		case <-c.closed:

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +38,15 @@ type Host interface {
 	// Panicked counts and logs a panic of the fast path; the query then
 	// goes to the general path.
 	Panicked(p any)
+	// Cookies are the secrets server cookies are made and checked with
+	// now, and the time to make them at (seconds since 1970), as the
+	// general path reads them. Called once per batch with a cookie, when
+	// Config.Cookies is set.
+	Cookies() (*dnscookie.Secrets, uint32)
+	// LogLimited logs, sampled, that a reply to src was over its rate
+	// limit and what was done (package rrl); the fast path counts them
+	// itself (Metrics.RRL) and logs one per batch.
+	LogLimited(src netip.Addr, class rrl.Class, act rrl.Action)
 }
 
 // Config is what the fast path reads of the server's configuration, and
@@ -45,7 +56,13 @@ type Config struct {
 	UDPSize uint16
 	// QueryLog sends every query through the general path, which logs it.
 	QueryLog bool
-	Metrics  Metrics
+	// Cookies: the server answers DNS cookies (Host.Cookies); else
+	// COOKIE options are ignored, as the general path then does.
+	Cookies bool
+	// RRL limits the rate of replies, shared with the general path and
+	// every other reader; nil: off.
+	RRL     *rrl.Limiter
+	Metrics Metrics
 }
 
 // Metrics are the server's collectors that the fast path's replies count
@@ -61,6 +78,10 @@ type Metrics struct {
 	ECS      *prometheus.CounterVec // by use: "used", "ignored"
 	Answers  *prometheus.CounterVec // by the PoP answered first
 	AllDown  *prometheus.CounterVec // by the when_all_down policy
+	Cookies  *prometheus.CounterVec // by dnscookie.Outcome, when Config.Cookies
+	// RRL counts replies over their rate limit by action (not rrl.Pass)
+	// and class.
+	RRL *[rrl.NumActions][rrl.NumClasses]prometheus.Counter
 }
 
 // Histogram takes n observations of one value at a time: the fast path
@@ -103,6 +124,9 @@ type Trace struct {
 	Decision  *Decision
 	Client    netip.Addr
 	Epoch     steer.Epoch
+	// RRL is the rate-limit account the reply is charged to; its class
+	// and name hold for every query of the same shape (and decision).
+	RRL rrl.Account
 }
 
 // Decided records a geo decision that shaped the reply.

@@ -2,7 +2,10 @@
 
 package udpfast
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // Socket is the Linux fast path's socket (udp_linux.go). Elsewhere the
 // miekg/dns server reads UDP itself.
@@ -12,5 +15,7 @@ type Socket struct{}
 func NewSocket(net.PacketConn, Host, Config) (*Socket, error) { return nil, nil }
 func (u *Socket) Handoff() net.PacketConn                     { return nil }
 func (u *Socket) Start(chan<- error)                          {}
-func (u *Socket) Shutdown()                                   {}
+func (u *Socket) Shutdown(time.Time)                          {}
+func (u *Socket) FinishHandoff()                              {}
+func (u *Socket) CloseHandoff()                               {}
 func (u *Socket) Close()                                      {}

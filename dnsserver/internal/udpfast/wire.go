@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnscookie"
 )
 
 // wireQuery is a query read straight from the wire by parseWire, for the
@@ -30,12 +31,28 @@ type wireQuery struct {
 	do      bool
 	nsid    bool
 
+	// cookiesOn: the server answers COOKIE options (Config.Cookies);
+	// the reader sets it once. cookie: the query has one, well formed,
+	// its data packet[cookieOff:cookieOff+cookieLen]. What it was and
+	// the server cookie the reply carries are judged in Answer.
+	cookiesOn     bool
+	cookie        bool
+	cookieOff     int
+	cookieLen     int
+	cookieOutcome dnscookie.Outcome
+	replyCookie   [dnscookie.ServerLen]byte
+
 	ecs       bool // one ECS option (RFC 7871), well formed
 	ecsFamily uint16
 	ecsSource uint8
 	ecsAddr   netip.Addr // the ECS network address, masked
 	ecsRaw    int        // offset of the ECS ADDRESS bytes in the packet
 	ecsRawLen int
+
+	// validCookie: the query carries a valid server cookie (RFC 7873
+	// §5.4), which proves its source, so rate limiting skips it.
+	// Path.judgeCookie sets it.
+	validCookie bool
 }
 
 // Shape bits of the fast-path key: everything besides the name and type
@@ -48,6 +65,7 @@ const (
 	shapeNSID
 	shapeECS
 	shapeECS6
+	shapeCookie // a well-formed COOKIE option, when cookies are on
 )
 
 // maxKeyLen: a 255-byte name, the type, the shape, the ECS source
@@ -61,7 +79,9 @@ const maxKeyLen = 255 + 2 + 1 + 1 + 1
 // that need no escaping in presentation form and no compression pointer.
 // Anything else, or a query that the general path would answer with
 // FORMERR, NOTIMP, REFUSED for its class or type, or BADVERS, reports
-// false. It does not allocate.
+// false: with cookies on, that includes a COOKIE option of a length
+// other than 8 or 16 to 40 and a second COOKIE option (RFC 7873 §5.2.2).
+// It does not allocate.
 func parseWire(p []byte, q *wireQuery) bool {
 	if len(p) < 12+5 {
 		return false
@@ -132,6 +152,7 @@ func parseWire(p []byte, q *wireQuery) bool {
 	off += 4
 
 	q.edns, q.do, q.nsid, q.ecs, q.ecsFamily, q.ecsSource = false, false, false, false, 0, 0
+	q.cookie, q.cookieOutcome, q.validCookie = false, dnscookie.None, false
 	if ar == 1 {
 		var ok bool
 		if off, ok = q.parseOPT(p, off); !ok {
@@ -165,6 +186,9 @@ func parseWire(p []byte, q *wireQuery) bool {
 		if q.ecsFamily == 2 {
 			shape |= shapeECS6
 		}
+	}
+	if q.cookie {
+		shape |= shapeCookie
 	}
 	q.key[k+2] = shape
 	q.key[k+3] = q.ecsSource
@@ -204,7 +228,15 @@ func (q *wireQuery) parseOPT(p []byte, off int) (int, bool) {
 		switch code {
 		case dns.EDNS0NSID:
 			q.nsid = true
-		case dns.EDNS0COOKIE, dns.EDNS0PADDING:
+		case dns.EDNS0COOKIE:
+			if !q.cookiesOn {
+				break // ignored, as the general path does with cookies off
+			}
+			if _, _, ok := dnscookie.Split(p[off : off+n]); q.cookie || !ok {
+				return 0, false // FORMERR, from the general path
+			}
+			q.cookie, q.cookieOff, q.cookieLen = true, off, n
+		case dns.EDNS0PADDING:
 			// Decoded without error by miekg/dns and ignored.
 		case dns.EDNS0SUBNET:
 			if q.ecs || !q.parseECS(p[off:off+n], off) {
@@ -269,14 +301,18 @@ type Shape struct {
 	ECSSource uint8
 	ECSRaw    int // offset of the ECS ADDRESS bytes
 	ECSRawLen int
+	Cookie    bool // a COOKIE option, its data at packet[CookieOff:CookieOff+CookieLen]
+	CookieOff int
+	CookieLen int
 }
 
-// ParseShape parses packet as the fast path does; false when the fast
-// path would not answer it itself.
+// ParseShape parses packet as the fast path does, with cookies on; false
+// when the fast path would not answer it itself.
 func ParseShape(packet []byte) (Shape, bool) {
-	var q wireQuery
+	q := wireQuery{cookiesOn: true}
 	if !parseWire(packet, &q) {
 		return Shape{}, false
 	}
-	return Shape{ID: q.id, NameEnd: q.nameEnd, ECS: q.ecs, ECSSource: q.ecsSource, ECSRaw: q.ecsRaw, ECSRawLen: q.ecsRawLen}, true
+	return Shape{ID: q.id, NameEnd: q.nameEnd, ECS: q.ecs, ECSSource: q.ecsSource, ECSRaw: q.ecsRaw, ECSRawLen: q.ecsRawLen,
+		Cookie: q.cookie, CookieOff: q.cookieOff, CookieLen: q.cookieLen}, true
 }
