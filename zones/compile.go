@@ -11,94 +11,219 @@ import (
 
 // nodeBuild gathers one name's records while a file is validated; the
 // lines are kept so that every error can point at the entry that caused it.
+// node is the name's Node, its RRsets growing alongside sets.
 type nodeBuild struct {
-	name  string
-	order []uint16 // RRset types in order of first appearance
-	sets  map[uint16]*setBuild
+	name string
+	node *Node
+	sets []setBuild // in order of first appearance, as node.rrsets; a name has a few types
 }
 
 type setBuild struct {
-	recs []*recordSpec
+	rrtype uint16
+	recs   []*recordSpec
+}
+
+// setDedup finds the duplicates among the records of one type at one
+// name: most RRsets have one record, which needs none of this. keys holds
+// the identity (identityKey) of each record of the type seen so far, and
+// seen the records, which a TTL that differs may have kept out of recs;
+// byKey indexes them once there are many.
+type setDedup struct {
+	keys  []string
+	seen  []*recordSpec
+	byKey map[string]*recordSpec
+}
+
+// set returns the RRset build of type t, or nil.
+func (nb *nodeBuild) set(t uint16) *setBuild {
+	if k := nb.setIndex(t); k >= 0 {
+		return &nb.sets[k]
+	}
+	return nil
+}
+
+// setIndex returns the index of the RRset build of type t, or -1.
+func (nb *nodeBuild) setIndex(t uint16) int {
+	for i := range nb.sets {
+		if nb.sets[i].rrtype == t {
+			return i
+		}
+	}
+	return -1
+}
+
+// geoBuilds finds the builds of the names that have geo records, which
+// compileGeos checks against the name's other records.
+func geoBuilds(specs []*geoSpec, builds []*nodeBuild) map[string]*nodeBuild {
+	if len(specs) == 0 {
+		return nil
+	}
+	out := make(map[string]*nodeBuild, len(specs))
+	for _, gs := range specs {
+		out[gs.owner] = nil
+	}
+	for _, nb := range builds {
+		if _, ok := out[nb.name]; ok {
+			out[nb.name] = nb
+		}
+	}
+	return out
+}
+
+// setIndexMin is the size from which an RRset build indexes its records'
+// identities in a map instead of comparing them one by one.
+const setIndexMin = 16
+
+// dedups holds the duplicate finders of the RRsets that have more than
+// one record: most have one, which needs none, and a big zone has
+// millions.
+type dedups map[setRef]*setDedup
+
+// setRef names an RRset build: the name's build and the index of the set.
+type setRef struct {
+	nb *nodeBuild
+	k  int
+}
+
+// duplicate returns the record seen before in the RRset build at ref that
+// is the same record as rec (RFC 2181 §5: owner, type and RDATA alike), or
+// nil, and remembers rec. scratch is reused between calls.
+func (ds dedups) duplicate(ref setRef, rec *recordSpec, scratch *[]byte) *recordSpec {
+	sb := &ref.nb.sets[ref.k]
+	if len(sb.recs) == 0 { // the first record of the type is always added
+		return nil
+	}
+	d := ds[ref]
+	if d == nil {
+		var first string
+		first, *scratch = identityKey(sb.recs[0].rr, *scratch)
+		d = &setDedup{keys: []string{first}, seen: []*recordSpec{sb.recs[0]}}
+		ds[ref] = d
+	}
+	var key string
+	key, *scratch = identityKey(rec.rr, *scratch)
+	if d.byKey != nil {
+		if dup := d.byKey[key]; dup != nil {
+			return dup
+		}
+	} else if i := slices.Index(d.keys, key); i >= 0 {
+		return d.seen[i]
+	}
+	d.keys, d.seen = append(d.keys, key), append(d.seen, rec)
+	switch {
+	case d.byKey != nil:
+		d.byKey[key] = rec
+	case len(d.keys) >= setIndexMin:
+		d.byKey = make(map[string]*recordSpec, len(d.keys))
+		for i, k := range d.keys {
+			d.byKey[k] = d.seen[i]
+		}
+	}
+	return nil
 }
 
 // compile validates a decoded file as a whole and builds the immutable Zone.
 // It reports every problem it finds; the Zone is nil if there was any.
+// The zone's nodes are built as the records are checked, so that a big
+// zone's names are not held twice, once to check and once to serve.
 func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
-	builds := make(map[string]*nodeBuild, len(spec.records))
-	var names []string // first-appearance order, for deterministic errors
+	nodes := make(map[string]*Node, spec.owners)
+	builds := make([]*nodeBuild, 0, spec.owners) // first-appearance order, for deterministic errors
+	var apex *nodeBuild
+	// A name's records come one after another (decodeFile reads each
+	// owner's list whole, and refuses an owner written twice), so the
+	// name of the record before finds the build; byName is made only if
+	// a name came back.
+	var cur *nodeBuild
+	var byName map[string]*nodeBuild
 	var soa *recordSpec
-	seen := make(map[string]*recordSpec, len(spec.records)) // by identityKey
 	var scratch []byte
+	dups := dedups{}
 
-	for i := range spec.records {
-		rec := &spec.records[i]
+	for i := range spec.records.len() {
+		rec := spec.records.at(i)
 		hdr := rec.rr.Header()
 		name := hdr.Name
 		switch hdr.Rrtype {
 		case dns.TypeDNAME:
-			errs.Addf(file, rec.line, rec.field, "DNAME is not supported")
+			errs.Addf(file, rec.line, rec.field(), "DNAME is not supported")
 			continue
 		case dns.TypeSOA:
 			if name != origin {
-				errs.Addf(file, rec.line, rec.field, "SOA belongs at the zone apex (@), not at %s", name)
+				errs.Addf(file, rec.line, rec.field(), "SOA belongs at the zone apex (@), not at %s", name)
 				continue
 			}
 			if soa != nil {
-				errs.Addf(file, rec.line, rec.field, "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
+				errs.Addf(file, rec.line, rec.field(), "duplicate SOA (first at line %d); a zone has exactly one", soa.line)
 				continue
 			}
 			soa = rec
 		}
-		nb := builds[name]
-		if nb == nil {
-			nb = &nodeBuild{name: name, sets: map[uint16]*setBuild{}}
-			builds[name] = nb
-			names = append(names, name)
+		if cur == nil || cur.name != name {
+			if nodes[name] != nil {
+				if byName == nil {
+					byName = make(map[string]*nodeBuild, len(builds))
+					for _, nb := range builds {
+						byName[nb.name] = nb
+					}
+				}
+				cur = byName[name]
+			} else {
+				cur = &nodeBuild{name: name, node: &Node{name: name}}
+				nodes[name] = cur.node
+				builds = append(builds, cur)
+				if byName != nil {
+					byName[name] = cur
+				}
+				if name == origin {
+					apex = cur
+				}
+			}
 		}
-		sb := nb.sets[hdr.Rrtype]
-		if sb == nil {
-			sb = &setBuild{}
-			nb.sets[hdr.Rrtype] = sb
-			nb.order = append(nb.order, hdr.Rrtype)
+		nb := cur
+		k := nb.setIndex(hdr.Rrtype)
+		if k < 0 {
+			k = len(nb.sets)
+			nb.sets = append(nb.sets, setBuild{rrtype: hdr.Rrtype})
+			nb.node.rrsets = append(nb.node.rrsets, RRset{Type: hdr.Rrtype})
 		}
-		var key string
-		key, scratch = identityKey(rec.rr, scratch)
-		if dupOf := seen[key]; dupOf != nil {
-			errs.Addf(file, rec.line, rec.field, "duplicate record (same as line %d)", dupOf.line)
+		if dupOf := dups.duplicate(setRef{nb, k}, rec, &scratch); dupOf != nil {
+			errs.Addf(file, rec.line, rec.field(), "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
-		seen[key] = rec
+		sb := &nb.sets[k]
 		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
 			first := sb.recs[0]
-			errs.Addf(file, rec.line, rec.field+".ttl",
+			errs.Addf(file, rec.line, rec.field()+".ttl",
 				"TTL %d differs from TTL %d of the same RRset at line %d; RFC 2181 §5.2 requires one TTL per RRset",
 				hdr.Ttl, first.rr.Header().Ttl, first.line)
 			continue
 		}
 		sb.recs = append(sb.recs, rec)
+		rs := &nb.node.rrsets[k]
+		rs.RRs = append(rs.RRs, rec.rr)
 	}
 
 	if soa == nil {
 		errs.Addf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
 	}
-	if apex := builds[origin]; apex == nil || apex.sets[dns.TypeNS] == nil {
+	if apex == nil || apex.set(dns.TypeNS) == nil {
 		errs.Addf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
 	}
 
 	cuts := map[string]bool{}
-	for _, name := range names {
-		nb := builds[name]
-		if nb.sets[dns.TypeNS] != nil && name != origin {
-			cuts[name] = true
+	for _, nb := range builds {
+		if nb.set(dns.TypeNS) != nil && nb.name != origin {
+			cuts[nb.name] = true
 		}
 	}
-	for _, name := range names {
-		checkNode(file, origin, builds[name], cuts, &errs)
+	for _, nb := range builds {
+		checkNode(file, origin, nb, cuts, &errs)
 	}
 	probes := pops.ProbeSet{}
-	geos := compileGeos(file, origin, spec.geos, builds, cuts, inv, probes, &errs)
+	geos := compileGeos(file, origin, spec.geos, geoBuilds(spec.geos, builds), cuts, inv, probes, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -107,23 +232,14 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		origin:     origin,
 		file:       file,
 		labels:     dns.CountLabel(origin),
-		nodes:      make(map[string]*Node, len(builds)),
-		records:    len(spec.records),
+		nodes:      nodes,
+		records:    spec.records.len(),
 		autoSerial: soa.autoSerial,
 		hash:       sha256.Sum256(data),
 		probes:     probes.Sorted(),
 	}
-	for _, name := range names {
-		nb := builds[name]
-		node := &Node{name: name, cut: cuts[name], rrsets: make([]RRset, 0, len(nb.order))}
-		for _, t := range nb.order {
-			rrs := make([]dns.RR, len(nb.sets[t].recs))
-			for i, rec := range nb.sets[t].recs {
-				rrs[i] = rec.rr
-			}
-			node.rrsets = append(node.rrsets, RRset{Type: t, RRs: rrs})
-		}
-		z.nodes[name] = node
+	for name := range cuts {
+		nodes[name].cut = true
 	}
 	for owner, g := range geos {
 		node := z.nodes[owner]
@@ -182,41 +298,41 @@ func identityKey(rr dns.RR, scratch []byte) (string, []byte) {
 // CNAME exclusivity (RFC 1034 §3.6.2, RFC 2181 §10.1), what may sit at and
 // below a zone cut, and where DS may appear.
 func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *ErrorList) {
-	firstRec := func(t uint16) *recordSpec { return nb.sets[t].recs[0] }
-	if cn := nb.sets[dns.TypeCNAME]; cn != nil {
+	firstRec := func(t uint16) *recordSpec { return nb.set(t).recs[0] }
+	if cn := nb.set(dns.TypeCNAME); cn != nil {
 		if len(cn.recs) > 1 {
-			errs.Addf(file, cn.recs[1].line, cn.recs[1].field, "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
+			errs.Addf(file, cn.recs[1].line, cn.recs[1].field(), "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
 		}
-		for _, t := range nb.order {
-			if t != dns.TypeCNAME && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeCNAME && len(sb.recs) > 0 {
 				other := firstRec(t)
-				errs.Addf(file, other.line, other.field, "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
+				errs.Addf(file, other.line, other.field(), "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
 					dns.TypeToString[t], cn.recs[0].line)
 			}
 		}
 	}
-	if strings.HasPrefix(nb.name, "*.") && nb.sets[dns.TypeNS] != nil {
+	if strings.HasPrefix(nb.name, "*.") && nb.set(dns.TypeNS) != nil {
 		rec := firstRec(dns.TypeNS)
-		errs.Addf(file, rec.line, rec.field, "NS at a wildcard name is not supported (RFC 4592 §4.2)")
+		errs.Addf(file, rec.line, rec.field(), "NS at a wildcard name is not supported (RFC 4592 §4.2)")
 	}
-	if ds := nb.sets[dns.TypeDS]; ds != nil && !cuts[nb.name] {
+	if ds := nb.set(dns.TypeDS); ds != nil && !cuts[nb.name] {
 		rec := ds.recs[0]
-		errs.Addf(file, rec.line, rec.field, "DS belongs only at a delegation (a name with NS records below the apex)")
+		errs.Addf(file, rec.line, rec.field(), "DS belongs only at a delegation (a name with NS records below the apex)")
 	}
 	if cuts[nb.name] {
-		for _, t := range nb.order {
-			if t != dns.TypeNS && t != dns.TypeDS && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeNS && t != dns.TypeDS && len(sb.recs) > 0 {
 				rec := firstRec(t)
-				errs.Addf(file, rec.line, rec.field, "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
+				errs.Addf(file, rec.line, rec.field(), "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
 					dns.TypeToString[t], nb.name)
 			}
 		}
 	}
 	if cut := cutAbove(nb.name, origin, cuts); cut != "" {
-		for _, t := range nb.order {
-			if t != dns.TypeA && t != dns.TypeAAAA && len(nb.sets[t].recs) > 0 {
+		for _, sb := range nb.sets {
+			if t := sb.rrtype; t != dns.TypeA && t != dns.TypeAAAA && len(sb.recs) > 0 {
 				rec := firstRec(t)
-				errs.Addf(file, rec.line, rec.field, "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
+				errs.Addf(file, rec.line, rec.field(), "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
 					dns.TypeToString[t], cut)
 			}
 		}
@@ -236,8 +352,8 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 		lines[gs.owner] = gs.line
 		if nb := builds[gs.owner]; nb != nil {
 			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-				if set := nb.sets[t]; set != nil && len(set.recs) > 0 {
-					errs.Addf(file, set.recs[0].line, set.recs[0].field, "%s cannot sit beside the geo record at line %d, which answers %s itself",
+				if set := nb.set(t); set != nil && len(set.recs) > 0 {
+					errs.Addf(file, set.recs[0].line, set.recs[0].field(), "%s cannot sit beside the geo record at line %d, which answers %s itself",
 						dns.TypeToString[t], gs.line, dns.TypeToString[t])
 				}
 			}

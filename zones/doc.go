@@ -19,7 +19,12 @@
 //
 // Loading is pure: Load reads an fs.FS, so tests use fstest.MapFS and the
 // binary uses os.DirFS or an embedded demo. Watching the directory for
-// changes is internal/fswatch's job, and the reloader's.
+// changes is internal/fswatch's job, and the reloader's. Load reads the
+// zone files in parallel, and a Loader can hand out snapshots of the files
+// loaded so far (Loader.Progress), so that a start serves its small zones
+// while a huge one loads. Big files cost memory in proportion to their
+// records (docs/zones.md): one over Loader.MaxFileSize is refused, and one
+// of 1 MiB or more is parsed a part of its records at a time.
 //
 // Every YAML mapping it reads goes through internal/yamlx, so that an
 // unknown or repeated key is an Error with file, line and field, never a

@@ -22,11 +22,26 @@ const maxTTL = 1<<31 - 1
 // recordSpec is one record entry of a zone file, decoded and parsed but not
 // yet checked against the rest of the zone.
 type recordSpec struct {
-	rr         dns.RR
+	rr dns.RR
+	// ownerKey, index and rrtype name the record in errors: "www", 1 and
+	// A make field's "records.www[1].a". Only a record in error needs its
+	// field, and a big zone has millions of records: the owner's key is
+	// one string for all its records.
+	ownerKey   string
 	line       int    // line of the record entry, for error messages
-	field      string // "records.www[1].a", names the entry in errors
+	index      int32  // of the entry in its owner's list
+	rrtype     uint16 // 0 until the entry's type is known
 	ttlSet     bool   // the entry had its own ttl
 	autoSerial bool   // an SOA whose serial is "auto"
+}
+
+// field names the record's entry in errors, e.g. "records.www[1].a".
+func (r *recordSpec) field() string {
+	f := yamlx.Field("records", r.ownerKey) + "[" + strconv.Itoa(int(r.index)) + "]"
+	if r.rrtype == 0 {
+		return f
+	}
+	return f + "." + strings.ToLower(dns.TypeToString[r.rrtype])
 }
 
 // fileSpec is a zone file after decoding: the origin, the default TTL and
@@ -34,9 +49,37 @@ type recordSpec struct {
 type fileSpec struct {
 	origin  string
 	ttl     uint32
-	records []recordSpec
+	records recordList
 	geos    []*geoSpec
+	owners  int // owner names: about the names of the zone
 }
+
+// recordList is the records of a file in file order, in blocks that never
+// move once filled: a big zone's records are not copied (and, while
+// copied, held twice) each time a single slice would grow, and a
+// *recordSpec stays valid.
+type recordList struct {
+	blocks [][]recordSpec
+	n      int
+}
+
+// recordBlock is the number of records in a block: 4096 of 48 bytes.
+const recordBlock = 4096
+
+func (l *recordList) add(rec recordSpec) {
+	if l.n%recordBlock == 0 {
+		l.blocks = append(l.blocks, make([]recordSpec, 0, recordBlock))
+	}
+	last := &l.blocks[len(l.blocks)-1]
+	*last = append(*last, rec)
+	l.n++
+}
+
+// len is the number of records.
+func (l *recordList) len() int { return l.n }
+
+// at returns record i.
+func (l *recordList) at(i int) *recordSpec { return &l.blocks[i/recordBlock][i%recordBlock] }
 
 // fileKeys are the keys of a zone file's top level.
 var fileKeys = yamlx.Keys{Names: []string{"origin", "ttl", "records"}}
@@ -50,21 +93,48 @@ func isRRType(key string) bool {
 	return ok
 }
 
+// splitMin is the size from which a zone file's records are parsed a part
+// at a time (yamlx.SplitBlock), and splitPart the size of a part: big
+// enough that a part costs little more than its nodes, small enough that
+// the nodes of one part are little memory.
+const (
+	splitMin  = 1 << 20
+	splitPart = 64 << 10
+)
+
 // decodeFile decodes one YAML zone file. It keeps going after an error so
-// that one run reports every mistake in the file.
-func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
+// that one run reports every mistake in the file. A big file's records are
+// parsed in parts, each part's nodes dropped once decoded, when the parts
+// mean what the whole does; otherwise, and whenever a part fails to parse,
+// the file is parsed whole.
+func decodeFile(file string, data []byte) (*fileSpec, ErrorList) {
+	if len(data) >= splitMin {
+		if head, parts, ok := yamlx.SplitBlock(data, "records", splitPart); ok {
+			if spec, errs, ok := decodeParts(file, head, parts); ok {
+				return spec, errs
+			}
+		}
+	}
+	spec, errs, _ := decodeParts(file, data, nil)
+	return spec, errs
+}
+
+// decodeParts decodes a zone file: head is the file, or, when parts is
+// not nil, the file without its records, which parts then hold. It reports
+// false when a part does not parse on its own.
+func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, errs ErrorList, ok bool) {
 	defer func() { errs.SortByLine() }()
 	root, perr := yamlx.Parse(file, data)
 	if perr != nil {
-		return nil, ErrorList{perr}
+		return nil, ErrorList{perr}, parts == nil
 	}
 	if root == nil {
 		errs.Addf(file, 0, "", "empty zone file: expected keys origin, ttl and records")
-		return nil, errs
+		return nil, errs, true
 	}
 	if root.Kind != yaml.MappingNode {
 		errs.Addf(file, root.Line, "", "a zone file is a mapping with keys origin, ttl and records")
-		return nil, errs
+		return nil, errs, true
 	}
 
 	spec := &fileSpec{ttl: DefaultTTL}
@@ -101,25 +171,31 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 		if !hasOrigin {
 			errs.Addf(file, root.Line, "origin", "missing: every zone file names its origin, e.g. origin: example.com.")
 		}
-		return nil, errs
+		return nil, errs, true
 	}
 	if recordsNode == nil {
 		errs.Addf(file, root.Line, "records", "missing: a zone needs at least an SOA and NS records at @")
-		return nil, errs
+		return nil, errs, true
 	}
-	if recordsNode.Kind != yaml.MappingNode {
+	if parts == nil && recordsNode.Kind != yaml.MappingNode {
 		errs.Addf(file, recordsNode.Line, "records", "must map owner names to lists of records")
-		return nil, errs
+		return nil, errs, true
 	}
 
-	// The walk rejects an owner written twice alike; owners tells the
-	// spellings of one name apart (www, WWW, www.example.com.).
-	owners := map[string]int{}
+	// owners holds each owner name's first key and its line: the walk of
+	// a whole file rejects a key written twice alike, the walk of parts
+	// leaves it to this map, which also tells the spellings of one name
+	// apart (www, WWW, www.example.com.).
+	type firstKey struct {
+		key  string
+		line int
+	}
+	owners := map[string]firstKey{}
 	// keys holds the keys of one record entry; one slice serves them all,
 	// since a big zone has millions.
 	var keys []yamlx.Entry
 	addKey := func(e yamlx.Entry) { keys = append(keys, e) }
-	errs.Add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, func(e yamlx.Entry) {
+	decodeOwner := func(e yamlx.Entry) {
 		field, list := e.Field(), e.Value
 		owner, msg := ownerName(e.Key, spec.origin)
 		if msg != "" {
@@ -127,10 +203,15 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 			return
 		}
 		if first, dup := owners[owner]; dup {
-			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first)
+			if first.key == e.Key { // as the walk of a whole file says it
+				errs.Addf(file, e.Line, field, "repeated key (first at line %d)", first.line)
+				return
+			}
+			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first.line)
 			return
 		}
-		owners[owner] = e.Line
+		owners[owner] = firstKey{e.Key, e.Line}
+		spec.owners++
 		if list.Kind != yaml.SequenceNode {
 			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
 			return
@@ -153,13 +234,26 @@ func decodeFile(file string, data []byte) (_ *fileSpec, errs ErrorList) {
 				}
 				continue
 			}
-			rec, ok := decodeRecord(file, owner, entryField, entry.Line, keys, spec, &errs)
+			at := recordSpec{ownerKey: e.Key, index: int32(j), line: entry.Line}
+			rec, ok := decodeRecord(file, owner, entryField, at, keys, spec, &errs)
 			if ok {
-				spec.records = append(spec.records, rec)
+				spec.records.add(rec)
 			}
 		}
-	}))
-	return spec, errs
+	}
+	if parts == nil {
+		errs.Add(yamlx.Walk(file, "records", recordsNode, yamlx.Keys{}, decodeOwner))
+		return spec, errs, true
+	}
+	walk := yamlx.NewParts(file, "records", yamlx.Keys{})
+	for _, p := range parts {
+		n, ok := yamlx.ParsePart(file, p)
+		if !ok {
+			return nil, nil, false
+		}
+		errs.Add(walk.Walk(n, decodeOwner))
+	}
+	return spec, errs, true
 }
 
 // ownerName turns a records key into a canonical lowercase FQDN.
@@ -213,9 +307,10 @@ func badOwnerRune(r rune) bool {
 // decodeRecord decodes one entry such as `a: 192.0.2.1` or
 // `{ a: 192.0.2.1, ttl: 60 }`, whose keys the walk has checked, and
 // parses its RDATA with miekg/dns, so that every type miekg/dns knows is
-// accepted in its presentation format.
-func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
-	rec := recordSpec{line: line, field: field}
+// accepted in its presentation format. rec has the entry's place: its
+// owner's key, index and line.
+func decodeRecord(file, owner, field string, rec recordSpec, keys []yamlx.Entry, spec *fileSpec, errs *ErrorList) (recordSpec, bool) {
+	line := rec.line
 	ttl := spec.ttl
 	var typeKey *yamlx.Entry
 	ok := true
@@ -249,20 +344,19 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 	valNode := typeKey.Value
 	typeName := strings.ToUpper(typeKey.Key)
 	rrtype := dns.StringToType[typeName]
-	field += "." + strings.ToLower(typeKey.Key)
-	rec.field = field
+	rec.rrtype = rrtype
 
 	var rdata string
 	switch {
 	case rrtype == dns.TypeSOA && valNode.Kind == yaml.MappingNode:
-		rdata, rec.autoSerial, ok = soaFromMapping(file, field, valNode, errs)
+		rdata, rec.autoSerial, ok = soaFromMapping(file, rec.field(), valNode, errs)
 		if !ok {
 			return rec, false
 		}
 	default:
 		s, isScalar := yamlx.Scalar(valNode)
 		if !isScalar {
-			errs.Addf(file, valNode.Line, field, "the record data must be a single value in presentation format")
+			errs.Addf(file, valNode.Line, rec.field(), "the record data must be a single value in presentation format")
 			return rec, false
 		}
 		rdata = s
@@ -270,13 +364,13 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 			var msg string
 			rdata, rec.autoSerial, msg = soaShortForm(rdata)
 			if msg != "" {
-				errs.Addf(file, valNode.Line, field, "%s", msg)
+				errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 				return rec, false
 			}
 		}
 	}
 	if strings.TrimSpace(rdata) == "" {
-		errs.Addf(file, valNode.Line, field, "empty record data")
+		errs.Addf(file, valNode.Line, rec.field(), "empty record data")
 		return rec, false
 	}
 	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
@@ -285,7 +379,7 @@ func decodeRecord(file, owner, field string, line int, keys []yamlx.Entry, spec 
 
 	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
 	if msg != "" {
-		errs.Addf(file, valNode.Line, field, "%s", msg)
+		errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 		return rec, false
 	}
 	rec.rr = rr
@@ -323,6 +417,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 	if rr.Header().Name != owner {
 		return nil, "bad " + typeName + " data: the owner name did not survive parsing"
 	}
+	rr.Header().Name = owner // the name's one copy: the parser made another
 	canonicalNames(rr)
 	// Some fields (hex digests, for instance) are checked only when packed;
 	// a record we cannot put on the wire must fail here, not per query.

@@ -516,6 +516,21 @@ func TestParseFileErrors(t *testing.T) {
 			want: []wantErr{{11, "records.www[2].a", "duplicate record (same as line 9)"}},
 		},
 		{
+			// Past setIndexMin records the identities are in a map.
+			name: "duplicates in a big RRset, one after a TTL refused",
+			in: zoneHead + "  www:\n    - a: 192.0.2.1\n    - a: 192.0.2.2\n    - a: 192.0.2.3\n    - a: 192.0.2.4\n    - a: 192.0.2.5\n    - a: 192.0.2.6\n    - a: 192.0.2.7\n    - a: 192.0.2.8\n    - a: 192.0.2.9\n    - a: 192.0.2.10\n    - a: 192.0.2.11\n    - a: 192.0.2.12\n    - a: 192.0.2.13\n    - a: 192.0.2.14\n    - a: 192.0.2.15\n    - a: 192.0.2.16\n    - a: 192.0.2.17\n    - a: 192.0.2.18\n    - a: 192.0.2.19\n    - a: 192.0.2.20\n" + // 9-28
+				"    - { a: 192.0.2.30, ttl: 5 }\n" + // 29
+				"    - a: 192.0.2.20\n" + // 30
+				"    - { a: 192.0.2.30, ttl: 5 }\n" + // 31
+				"    - a: 192.0.2.2\n", // 32
+			want: []wantErr{
+				{29, "records.www[20].a.ttl", "TTL 5 differs from TTL 3600"},
+				{30, "records.www[21].a", "duplicate record (same as line 28)"},
+				{31, "records.www[22].a", "duplicate record (same as line 29)"},
+				{32, "records.www[23].a", "duplicate record (same as line 10)"},
+			},
+		},
+		{
 			name: "duplicate record, target names differing in case",
 			in:   zoneHead + "  www:\n    - mx: 10 Mail\n    - mx: 10 mail.EXAMPLE.test.\n",
 			want: []wantErr{{10, "records.www[1].mx", "duplicate record (same as line 9)"}},

@@ -35,7 +35,16 @@ type Snapshot struct {
 	// remembered holds auto serials of an earlier run (RememberedSerials),
 	// for zones this process serves for the first time.
 	remembered map[string]SerialRecord
+	// loading lists the zone files still loading when Loader.Progress
+	// was handed this snapshot; nil in the one Load returns.
+	loading []string
 }
+
+// Loading lists, sorted, the zone files that were still loading when the
+// snapshot was built (Loader.Progress): what a starting server does not
+// answer for yet. It is empty for the snapshot a load returns. Do not
+// modify it.
+func (s *Snapshot) Loading() []string { return s.loading }
 
 // source is what a file's zone or latency entries were built from: the
 // file's bytes (by hash) and the PoP inventory that resolved their PoPs.

@@ -36,17 +36,18 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return &usageError{fl: fl, err: errors.New("no PATH to check")}
 	}
 	var inv *pops.Inventory
+	var maxSize int64 // 0: zones.DefaultMaxFileSize
 	if *configFile != "" {
 		cfg, err := loadConfigFile(*configFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError{}
 		}
-		inv = cfg.pops
+		inv, maxSize = cfg.pops, cfg.zoneMaxFileSize
 	}
 	failed := false
 	for _, path := range paths {
-		if err := checkPath(path, inv, stdout, stderr); err != nil {
+		if err := checkPath(path, inv, maxSize, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		}
@@ -57,13 +58,13 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func checkPath(path string, inv *pops.Inventory, stdout, stderr io.Writer) error {
+func checkPath(path string, inv *pops.Inventory, maxSize int64, stdout, stderr io.Writer) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.IsDir() {
-		return checkZoneDir(path, inv, nil, stdout)
+		return checkZoneDir(path, inv, nil, maxSize, stdout)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -85,7 +86,7 @@ func checkPath(path string, inv *pops.Inventory, stdout, stderr io.Writer) error
 		// The server starts from the auto serials an earlier run left in
 		// state_dir; check reads them the same way but never writes them.
 		warn := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}})
-		return checkZoneDir(cfg.zonesDir, cfg.pops, reload.RememberedSerials(cfg.stateDir, warn), stdout)
+		return checkZoneDir(cfg.zonesDir, cfg.pops, reload.RememberedSerials(cfg.stateDir, warn), cfg.zoneMaxFileSize, stdout)
 	}
 	z, err := zones.ParseFile(path, data, inv)
 	if err != nil {
@@ -118,9 +119,10 @@ func looksLikeZone(data []byte) bool {
 }
 
 // checkZoneDir loads dir as the server would with prev as its last
-// snapshot, so that auto serials are the ones it would serve.
-func checkZoneDir(dir string, inv *pops.Inventory, prev *zones.Snapshot, stdout io.Writer) error {
-	snap, err := zones.Load(os.DirFS(dir), inv, prev)
+// snapshot, so that auto serials are the ones it would serve, and with
+// its file size limit, maxSize (0: the default).
+func checkZoneDir(dir string, inv *pops.Inventory, prev *zones.Snapshot, maxSize int64, stdout io.Writer) error {
+	snap, err := zones.Loader{MaxFileSize: maxSize}.Load(os.DirFS(dir), inv, prev)
 	if err != nil {
 		var list zones.ErrorList
 		if errors.As(err, &list) {

@@ -127,3 +127,19 @@ func rememberSerials(cfg *config, srv *server) {
 	reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv.dns, Prober: srv.prober, Locator: srv.locator,
 		Log: zerolog.Nop(), Metrics: prometheus.NewRegistry()})
 }
+
+// TestCheckMaxFileSize: check holds zone files to the configuration's
+// zone_max_file_size, as the server does, both ways of naming it.
+func TestCheckMaxFileSize(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/example.test.yaml", staticZone+"# "+strings.Repeat("x", 2048)+"\n")
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nzone_max_file_size: 2KiB\n")
+	want := "example.test.yaml: 2.2 KiB, larger than the limit of 2 KiB per file (zone_max_file_size): not loaded"
+	for _, args := range [][]string{{"check", cfgFile}, {"check", "-config", cfgFile, filepath.Join(dir, "zones")}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, &stdout, &stderr)
+		if err == nil || !strings.Contains(stderr.String(), want) {
+			t.Errorf("%q: %v\n%s, want an error with %q", args, err, stderr.String(), want)
+		}
+	}
+}

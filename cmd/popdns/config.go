@@ -21,6 +21,7 @@ import (
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
@@ -62,6 +63,9 @@ type fileConfig struct {
 	TCPPrefixV4, TCPPrefixV6   int
 	TCPReadTimeout             time.Duration
 	ShutdownGrace              time.Duration
+
+	// ZoneMaxFileSize is as written, e.g. "256MiB"; "" when not set.
+	ZoneMaxFileSize string
 
 	lines map[string]int // field → the line of its value
 }
@@ -146,6 +150,9 @@ type config struct {
 	// zoneMissingGrace is how long a zone or latency file gone from the
 	// directory keeps serving its last good version (zones.Loader).
 	zoneMissingGrace time.Duration
+	// zoneMaxFileSize is the largest zone or latency file loaded, in
+	// bytes (zones.Loader).
+	zoneMaxFileSize int64
 	// cookieSecretFile holds the DNS cookie secrets, read into
 	// dns.Cookies.Secrets; "" when not configured.
 	cookieSecretFile string
@@ -263,6 +270,8 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		case "zone_missing_grace":
 			fc.ZoneMissingGrace = new(time.Duration)
 			d.decode(e, fc.ZoneMissingGrace, "a duration such as 5s")
+		case "zone_max_file_size":
+			d.decode(e, &fc.ZoneMaxFileSize, "a size such as 256MiB")
 		case "cookies":
 			d.walk(e.Field(), e.Value, cookiesKeys, func(e yamlx.Entry) {
 				switch e.Key {
@@ -311,7 +320,7 @@ var (
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
-		"shutdown_grace"}}
+		"shutdown_grace", "zone_max_file_size"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -532,6 +541,14 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		}
 		cfg.zoneMissingGrace = *g
 	}
+	cfg.zoneMaxFileSize = zones.DefaultMaxFileSize
+	if fc.ZoneMaxFileSize != "" {
+		n, err := parseSize(fc.ZoneMaxFileSize)
+		if err != nil {
+			bad("zone_max_file_size", "%v", err)
+		}
+		cfg.zoneMaxFileSize = n
+	}
 	cfg.probes = fc.Probes.defaults(bad)
 	cfg.dns.Cookies.Off = fc.Cookies.Enabled != nil && !*fc.Cookies.Enabled
 	cfg.cookieSecretFile = fc.Cookies.SecretFile
@@ -642,6 +659,27 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		return nil, problems
 	}
 	return cfg, nil
+}
+
+// sizeUnits are the units parseSize accepts, by their factor in bytes.
+var sizeUnits = map[string]int64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+
+// parseSize reads a size in bytes: a whole number with an optional unit
+// (B, KB, MB, GB, KiB, MiB, GiB; any case, a space allowed before it),
+// at least 1 KiB and at most 1 TiB, so that a forgotten unit or a typo
+// does not refuse every zone or allow any.
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	factor, ok := sizeUnits[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 256MiB (a whole number and B, KB, MB, GB, KiB, MiB or GiB)", s)
+	}
+	if n > (1<<40)/factor || n*factor < 1<<10 {
+		return 0, fmt.Errorf("%q must be from 1KiB to 1024GiB", s)
+	}
+	return n * factor, nil
 }
 
 // readCookieSecrets reads the DNS cookie secret file (dnscookie.ParseSecrets):

@@ -86,6 +86,9 @@ func TestConfigErrors(t *testing.T) {
 		{"sub-mapping not a mapping", "zones: zones\nlog: debug\n", "popdns.yaml:2: log: must be a mapping"},
 		{"udp size out of range", "zones: zones\nedns_udp_size: 70000\n", `popdns.yaml:2: edns_udp_size: must be a size in bytes from 512 to 65535, got "70000"`},
 		{"admin API needs http", "zones: zones\nhttp: off\nadmin_token_file: popdns.yaml\n", "admin API is served on the http endpoint"},
+		{"zone size without a number", "zones: zones\nzone_max_file_size: big\n", `popdns.yaml:2: zone_max_file_size: "big" is not a size such as 256MiB`},
+		{"zone size too small", "zones: zones\nzone_max_file_size: 100\n", `popdns.yaml:2: zone_max_file_size: "100" must be from 1KiB to 1024GiB`},
+		{"zone size not a single value", "zones: zones\nzone_max_file_size: [1]\n", `popdns.yaml:2: zone_max_file_size: must be a size such as 256MiB, got "seq"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -14,22 +15,21 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/zonegen"
 )
 
-// The big zone has the shape of the one in zones/load_bench_test.go: 700k
-// names, the first 500k with an A record, the first 250k a TXT record, the
-// last 250k an AAAA record, plus 10k CNAMEs: 1.01M records beside the SOA,
-// NS and glue. The A record of h0.r0 is the one the benchmark changes.
+// The big zone is zonegen.Million. The A record of h0.r0 is the one the
+// benchmark changes.
 const (
-	millionNames   = 700_000
-	millionA       = 500_000
-	millionTXT     = 250_000
-	millionAAAA    = 250_000
-	millionCNAMEs  = 10_000
-	millionRecords = millionA + millionTXT + millionAAAA + millionCNAMEs + 3
 	millionFile    = "bench.test.yaml"
 	millionOrigin  = "bench.test."
 	millionChanged = "h0.r0.bench.test."
+)
+
+var (
+	millionRecords = zonegen.Million.Records()
+	millionA       = zonegen.Million.A
+	millionAddr    = zonegen.Addr
 )
 
 // millionZone is the big zone file in three parts: what comes before the
@@ -40,43 +40,15 @@ type millionZone struct {
 
 func millionLine(addr string) string { return "    - a: " + addr + "\n" }
 
-// millionAddr is the A record of hi.r(i%256) for i < millionA.
-func millionAddr(i int) string {
-	return fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
-}
-
 func newMillionZone() *millionZone {
-	var head, tail strings.Builder
-	head.WriteString(`origin: bench.test.
-ttl: 300
-records:
-  "@":
-    - soa: { mname: ns1, rname: hostmaster, serial: auto }
-    - ns: ns1
-  ns1:
-    - a: 192.0.2.53
-  h0.r0:
-`)
-	tail.Grow(40 << 20)
-	for i := range millionNames {
-		if i > 0 {
-			fmt.Fprintf(&tail, "  h%d.r%d:\n", i, i%256)
-			if i < millionA {
-				fmt.Fprintf(&tail, "    - a: %s\n", millionAddr(i))
-			}
-		}
-		if i < millionTXT {
-			fmt.Fprintf(&tail, "    - txt: v=bench%d tag=%x\n", i, i*2654435761)
-		}
-		if i >= millionNames-millionAAAA {
-			fmt.Fprintf(&tail, "    - aaaa: 2001:db8:%x:%x::1\n", i>>16, i&0xffff)
-		}
+	data := zonegen.Million.Bytes()
+	at := "  h0.r0:\n"
+	i := bytes.Index(data, []byte(at+millionLine(millionAddr(0))))
+	if i < 0 {
+		panic("zonegen.Million has no A record at h0.r0")
 	}
-	for j := range millionCNAMEs {
-		k := j * (millionNames / millionCNAMEs)
-		fmt.Fprintf(&tail, "  c%d:\n    - cname: h%d.r%d\n", j, k, k%256)
-	}
-	return &millionZone{head: []byte(head.String()), tail: []byte(tail.String())}
+	i += len(at)
+	return &millionZone{head: data[:i], tail: data[i+len(millionLine(millionAddr(0))):]}
 }
 
 // write writes the zone, with addr as h0.r0's address, to a temporary file

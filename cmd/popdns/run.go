@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,7 +158,9 @@ func newLogger(cfg *config, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).With().Timestamp().Logger()
 }
 
-// app is a started popdns: zones loaded, sockets bound, not yet serving.
+// app is a started popdns: zones loaded, sockets bound, DNS and HTTP
+// already answering (they did while the zones loaded), the reloader and
+// the probes not yet running.
 type app struct {
 	cfg          *config
 	log          zerolog.Logger
@@ -167,6 +170,12 @@ type app struct {
 	status       *status.Reporter
 	http         *http.Server // nil when the HTTP endpoint is off
 	httpListener net.Listener
+	// stopDNS ends the DNS server's Serve, which start began so that the
+	// zones loaded first answer while the others load; dnsDone has what
+	// Serve returned. httpDone is the same for HTTP (nil when off).
+	stopDNS  context.CancelFunc
+	dnsDone  chan error
+	httpDone chan error
 }
 
 // server is the DNS server and what it was built with.
@@ -183,16 +192,28 @@ func (s *server) close() { s.locator.Close() }
 // newServer loads the zones and the GeoIP databases and builds the DNS
 // server, without binding anything.
 func newServer(cfg *config, log zerolog.Logger) (*server, error) {
-	snap, err := zones.Load(cfg.zonesFS, cfg.pops, reload.RememberedSerials(cfg.stateDir, log))
+	s, err := buildServer(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
+		return nil, err
 	}
+	snap, err := loadZones(cfg, log, nil)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.setZones(snap); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// buildServer opens the GeoIP databases and builds the DNS server, with
+// no zones yet (it answers REFUSED) and without binding anything.
+func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	s := &server{metrics: prometheus.NewRegistry()}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.prober = healthprobe.New(log, s.metrics)
-	if err := s.prober.SetTargets(snap.Probes()); err != nil {
-		return nil, fmt.Errorf("probes: %w", err)
-	}
 	deps := dnsserver.Deps{Log: log, Metrics: s.metrics, Health: s.prober}
 	db, err := openGeoIP(cfg)
 	if err != nil {
@@ -205,17 +226,41 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 		s.close()
 		return nil, err
 	}
-	s.dns.SetZones(snap)
 	return s, nil
 }
 
-// start builds the server and binds every socket, so that a bad zone or a
-// busy port fails the start with a clear error before anything is served;
-// then it wires the reloader, which applies args, the serve flags, to
-// every configuration it rereads, and the status. clock is the reloader's
-// (nil: the system clock).
+// loadZones loads the zones directory as a start does: the files in
+// parallel, and, when progress is not nil, handing it the zones loaded so
+// far while others still load. Any error fails the start. Memory the load
+// used and no longer needs goes back to the OS.
+func loadZones(cfg *config, log zerolog.Logger, progress func(*zones.Snapshot)) (*zones.Snapshot, error) {
+	loader := zones.Loader{MaxFileSize: cfg.zoneMaxFileSize, Progress: progress}
+	snap, err := loader.Load(cfg.zonesFS, cfg.pops, reload.RememberedSerials(cfg.stateDir, log))
+	if err != nil {
+		return nil, fmt.Errorf("zones in %s:\n%w", cfg.zonesDir, err)
+	}
+	reload.ReturnMemory(nil, snap)
+	return snap, nil
+}
+
+// setZones serves snap and probes what it names.
+func (s *server) setZones(snap *zones.Snapshot) error {
+	if err := s.prober.SetTargets(snap.Probes()); err != nil {
+		return fmt.Errorf("probes: %w", err)
+	}
+	s.dns.SetZones(snap)
+	return nil
+}
+
+// start binds every socket, so that a busy port fails the start with a
+// clear error, then serves DNS and HTTP while it loads the zones: each
+// zone answers as soon as it is loaded, and /readyz names those still
+// loading, so that a huge zone does not keep the others down. A bad zone
+// still fails the start once every file is loaded. Then it wires the
+// reloader, which applies args, the serve flags, to every configuration
+// it rereads. clock is the reloader's (nil: the system clock).
 func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (*app, error) {
-	built, err := newServer(cfg, log)
+	built, err := buildServer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +298,29 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		built.close()
 		return nil, err
 	}
+	files := &lateFiles{}
+	a.status = status.New(status.Deps{Server: srv, Health: built.prober, Files: files})
+	a.serveEarly(adminToken, readToken)
+	var announced bool
+	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {
+		srv.SetZones(partial)
+		if !announced && len(partial.Zones()) > 0 {
+			announced = true
+			ev := log.Info().Int("zones", len(partial.Zones())).Strs("loading", partial.Loading()).Strs("dns", srv.Addrs())
+			if a.httpListener != nil {
+				ev = ev.Str("http", a.httpListener.Addr().String())
+			}
+			ev.Msg("serving the zones loaded so far while the others load")
+		}
+	})
+	if err == nil {
+		err = built.setZones(snap)
+	}
+	if err != nil {
+		a.stopEarly()
+		built.close()
+		return nil, err
+	}
 	load := func() (reload.Config, error) {
 		next, err := parseServeFlags(args)
 		if err != nil {
@@ -264,20 +332,58 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
 		Locator: built.locator, Log: log, Metrics: built.metrics, Clock: clock})
-	a.status = status.New(status.Deps{Server: srv, Health: built.prober, Files: a.reloader})
-	if a.httpListener != nil {
-		var admin *status.Admin
-		if cfg.adminTokenFile != "" {
-			admin = status.NewAdmin(a.status, srv, adminToken, log)
-		}
-		acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
-		if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
-			log.Warn().Str("http", cfg.httpAddr).
-				Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
-		}
-		a.http = cfg.httpLimits.NewServer(httpHandler(built, a.status, admin, acc, cfg.httpLimits, log), log)
-	}
+	files.set(a.reloader)
 	return a, nil
+}
+
+// serveEarly starts answering DNS, and HTTP when it is on, before the
+// zones are loaded; serve takes them over, stopEarly stops them.
+func (a *app) serveEarly(adminToken, readToken string) {
+	dnsCtx, stop := context.WithCancel(context.Background())
+	a.stopDNS, a.dnsDone = stop, make(chan error, 1)
+	go func() { a.dnsDone <- a.dns.Serve(dnsCtx) }()
+	if a.httpListener == nil {
+		return
+	}
+	cfg, log := a.cfg, a.log
+	var admin *status.Admin
+	if cfg.adminTokenFile != "" {
+		admin = status.NewAdmin(a.status, a.dns, adminToken, log)
+	}
+	acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
+	if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
+		log.Warn().Str("http", cfg.httpAddr).
+			Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
+	}
+	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, acc, cfg.httpLimits, log), log)
+	a.httpDone = make(chan error, 1)
+	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
+}
+
+// stopEarly stops what serveEarly started, when the start fails.
+func (a *app) stopEarly() {
+	a.stopDNS()
+	<-a.dnsDone
+	if a.http != nil {
+		a.http.Close()
+		<-a.httpDone
+	}
+}
+
+// lateFiles is the reloader's FileErrors once there is a reloader: the
+// status serves /readyz while the zones load, before it exists.
+type lateFiles struct {
+	r atomic.Pointer[reload.Reloader]
+}
+
+func (f *lateFiles) set(r *reload.Reloader) { f.r.Store(r) }
+
+// FileErrors is the reloader's, or none before there is one.
+func (f *lateFiles) FileErrors() map[string]string {
+	if r := f.r.Load(); r != nil {
+		return r.FileErrors()
+	}
+	return nil
 }
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
@@ -291,7 +397,7 @@ func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, acc statu
 // reloadConfig is what the reloader reads of c.
 func (c *config) reloadConfig() reload.Config {
 	rc := reload.Config{Source: c.source, ZonesDir: c.zonesDir, ZonesFS: c.zonesFS, ZonesOnDisk: c.zonesOnDisk,
-		PoPs: c.pops, ZoneMissingGrace: c.zoneMissingGrace, GeoCity: c.geoCity, GeoASN: c.geoASN,
+		PoPs: c.pops, ZoneMissingGrace: c.zoneMissingGrace, ZoneMaxFileSize: c.zoneMaxFileSize, GeoCity: c.geoCity, GeoASN: c.geoASN,
 		GeoEmbedded: c.geoCityBytes != nil, StateDir: c.stateDir, LogLevel: c.logLevel}
 	if c.source != demoSource {
 		rc.ConfigFile = c.source
@@ -362,12 +468,20 @@ func (a *app) serve(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	g.Go(func() error { return a.reloader.Run(ctx, hup) })
-	g.Go(func() error { return a.dns.Serve(ctx) })
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			a.stopDNS()
+			return <-a.dnsDone
+		case err := <-a.dnsDone:
+			return err
+		}
+	})
 	g.Go(func() error { return a.built.prober.Run(ctx) })
 	g.Go(func() error { return a.status.Run(ctx) })
 	if a.http != nil {
 		g.Go(func() error {
-			if err := a.http.Serve(a.httpListener); !errors.Is(err, http.ErrServerClosed) {
+			if err := <-a.httpDone; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
 			}
 			return nil

@@ -37,6 +37,7 @@ var allowed = map[string][]string{
 	"internal/status":            {"zones", "pops", "healthprobe", "steer"},
 	"internal/dnstest":           {},
 	"internal/geodbgen":          {},
+	"internal/zonegen":           {},
 	"internal/tools/mkgeodb":     {"internal/geodbgen"},
 	"internal/archtest":          {},
 	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl"},

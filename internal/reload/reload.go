@@ -20,6 +20,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +40,8 @@ import (
 
 // Config is what the reloader reads, and how, as one configuration says.
 // Of a configuration reread while serving, the reloader takes the log
-// level, the PoP inventory, the GeoIP paths and the missing-file grace;
+// level, the PoP inventory, the GeoIP paths, the missing-file grace and
+// the file size limit;
 // everything else applies after a restart, and a change to it is warned
 // about (Restart).
 type Config struct {
@@ -57,6 +60,9 @@ type Config struct {
 	// ZoneMissingGrace is how long a zone or latency file gone from the
 	// directory keeps serving its last good version (zones.Loader).
 	ZoneMissingGrace time.Duration
+	// ZoneMaxFileSize is the largest zone or latency file loaded
+	// (zones.Loader.MaxFileSize); 0 is the default.
+	ZoneMaxFileSize int64
 	// GeoCity and GeoASN are the database paths; "" when not configured.
 	GeoCity, GeoASN string
 	// GeoEmbedded says the databases are built in (the demo's): they
@@ -295,6 +301,7 @@ func (r *Reloader) Reload(why string) {
 		return
 	}
 	r.dns.SetZones(next)
+	r.returnMemory(prev, next)
 	r.recordZones(prev, next)
 	r.serials = saveSerials(cfg.StateDir, next, r.serials, r.log)
 	if !r.reportZones(cfg, next, err) {
@@ -309,6 +316,67 @@ func (r *Reloader) Reload(why string) {
 	}
 	ev.Str("why", why).Str("result", result).Uint64("generation", next.Generation()).
 		Dur("took", time.Since(start)).Msg("reloaded")
+}
+
+// returnMin is the number of records whose memory a load must leave
+// behind as garbage, or a swap of snapshots free, before it is handed
+// back: some 25 MB of heap (docs/zones.md), far more than a small
+// zone's reload makes, so that small reloads cost no forced GC.
+const returnMin = 100_000
+
+// returnDelay is how long after a swap the reloader has the old zones
+// collected: long enough for the queries in flight to let go of them.
+const returnDelay = time.Second
+
+// ReturnMemory hands the memory a start's load used and no longer needs
+// back to the OS at once (debug.FreeOSMemory) when it loaded many records;
+// otherwise the Go runtime keeps the heap it grew for the load, and a
+// server held its peak RSS for minutes. It is for a start, before the
+// server is ready: it holds the heap lock while it returns the memory, and
+// queries that allocate wait (300-400 ms during a reload of the
+// million-record zone, which is why a reload only has the GC run). prev is
+// the snapshot served before, nil at a start.
+func ReturnMemory(prev, next *zones.Snapshot) bool {
+	if churn(prev, next) < returnMin {
+		return false
+	}
+	debug.FreeOSMemory()
+	return true
+}
+
+// returnMemory has the zones a reload's swap dropped or replaced
+// collected, when there are many records: the runtime then returns the
+// memory the GC freed in the background, within some 20 s for a 50 MB
+// zone, without stalling queries as ReturnMemory would. They become
+// garbage only once nothing holds them, so the GC runs returnDelay after
+// the swap. A UDP reader keeps the snapshot it last answered from until
+// its next packet: on a server that gets no query meanwhile the old zones
+// go with the next GC after one, within the runtime's two minutes at the
+// latest.
+func (r *Reloader) returnMemory(prev, next *zones.Snapshot) {
+	if churn(prev, next) >= returnMin {
+		r.clock.AfterFunc(returnDelay, runtime.GC)
+	}
+}
+
+// churn counts the records of the zones next serves that prev did not (a
+// zone reloaded counts as new) and of those prev served that next does
+// not: what a swap from prev to next leaves as garbage.
+func churn(prev, next *zones.Snapshot) int {
+	churn := 0
+	for _, z := range next.Zones() {
+		if prev == nil || prev.Match(z.Origin()) != z {
+			churn += z.Records() // new: its load's garbage is about its size
+		}
+	}
+	if prev != nil {
+		for _, z := range prev.Zones() {
+			if next.Match(z.Origin()) != z {
+				churn += z.Records()
+			}
+		}
+	}
+	return churn
 }
 
 // loadConfigAndZones rereads the configuration and loads the zones under
@@ -328,7 +396,7 @@ func (r *Reloader) loadConfigAndZones(prev *zones.Snapshot) (Config, bool, *zone
 	if cand != nil {
 		use = *cand
 	}
-	loader := zones.Loader{MissingGrace: use.ZoneMissingGrace, Now: r.clock.Now}
+	loader := zones.Loader{MissingGrace: use.ZoneMissingGrace, MaxFileSize: use.ZoneMaxFileSize, Now: r.clock.Now}
 	next, err := loader.Load(use.ZonesFS, use.PoPs, prev)
 	// A zone that names a PoP the new configuration removes fails to
 	// load and keeps serving its last good version, PoP and all, while
@@ -338,7 +406,7 @@ func (r *Reloader) loadConfigAndZones(prev *zones.Snapshot) (Config, bool, *zone
 		if unknown := next.UnknownPoPs(cand.PoPs); len(unknown) > 0 {
 			r.failed("config", cur.Source, popsInUse(cur, unknown))
 			cand = nil
-			loader.MissingGrace = cur.ZoneMissingGrace
+			loader.MissingGrace, loader.MaxFileSize = cur.ZoneMissingGrace, cur.ZoneMaxFileSize
 			next, err = loader.Load(cur.ZonesFS, cur.PoPs, prev)
 		}
 	}
@@ -450,6 +518,7 @@ func (r *Reloader) merge(next Config) *Config {
 	}
 	out.GeoCity, out.GeoASN = next.GeoCity, next.GeoASN
 	out.ZoneMissingGrace = next.ZoneMissingGrace
+	out.ZoneMaxFileSize = next.ZoneMaxFileSize
 	return &out
 }
 

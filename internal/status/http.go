@@ -195,12 +195,17 @@ func (r *Reporter) serveStatus(w http.ResponseWriter, req *http.Request, write f
 }
 
 // NotReady says why the server is not ready to take traffic, or "" when
-// it is: every zone loaded (a start with a bad zone fails outright), the
-// listeners serving and the first round of probes done or out of time.
+// it is: every zone loaded (a start with a bad zone fails outright; while
+// a start loads, it names the zone files still loading, whose zones do
+// not answer yet), the listeners serving and the first round of probes
+// done or out of time.
 func (r *Reporter) NotReady() string {
+	snap := r.srv.Zones()
 	switch {
-	case r.srv.Zones() == nil:
+	case snap == nil:
 		return "zones not loaded"
+	case len(snap.Loading()) > 0:
+		return loadingReason(snap)
 	case !r.srv.Serving():
 		return "DNS listeners not serving yet"
 	}
@@ -217,6 +222,22 @@ func (r *Reporter) NotReady() string {
 		}
 	}
 	return fmt.Sprintf("first probe round running: %d of %d probes answered", probed, len(st.Results))
+}
+
+// loadingMax is the number of loading files NotReady names; it counts the
+// rest, so that a start with 10,000 zones does not write them all.
+const loadingMax = 10
+
+// loadingReason says which zone files a partial snapshot is still waiting
+// for.
+func loadingReason(snap *zones.Snapshot) string {
+	loading := snap.Loading()
+	names := strings.Join(loading[:min(len(loading), loadingMax)], ", ")
+	if len(loading) > loadingMax {
+		names += fmt.Sprintf(" and %d more", len(loading)-loadingMax)
+	}
+	return fmt.Sprintf("zones loading: %s still loading (%s), %s served so far", plural(len(loading), "file", "files"), names,
+		plural(len(snap.Zones()), "zone", "zones"))
 }
 
 // Endpoints are the routes of the HTTP endpoint that are not the

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,19 +44,61 @@ type fakeFiles map[string]string
 
 func (f fakeFiles) FileErrors() map[string]string { return f }
 
-func testSnapshot(t *testing.T) *zones.Snapshot {
-	t.Helper()
-	snap, err := zones.Load(fstest.MapFS{"example.test.yaml": {Data: []byte(`origin: example.test.
+const exampleZone = `origin: example.test.
 records:
   "@":
     - soa: ns1 hostmaster 1 7200 3600 1209600 300
     - ns: ns1
   ns1:
     - a: 192.0.2.53
-`)}}, nil, nil)
+`
+
+func testSnapshot(t *testing.T) *zones.Snapshot {
+	t.Helper()
+	snap, err := zones.Load(fstest.MapFS{"example.test.yaml": {Data: []byte(exampleZone)}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snap
+}
+
+// blockedFS is a MapFS whose files named big* cannot be read until release
+// is closed.
+type blockedFS struct {
+	fstest.MapFS
+	release chan struct{}
+}
+
+func (f blockedFS) ReadFile(name string) ([]byte, error) {
+	if strings.HasPrefix(name, "big") {
+		<-f.release
+	}
+	return f.MapFS.ReadFile(name)
+}
+
+// loadingSnapshot is a snapshot a start serves while big files load: the
+// zone of testSnapshot served, n zone files still loading.
+func loadingSnapshot(t *testing.T, n int) *zones.Snapshot {
+	t.Helper()
+	fsys := blockedFS{MapFS: fstest.MapFS{"example.test.yaml": {Data: []byte(exampleZone)}}, release: make(chan struct{})}
+	for i := range n {
+		fsys.MapFS[fmt.Sprintf("big%02d.yaml", i)] = &fstest.MapFile{Data: []byte(exampleZone)}
+	}
+	partial := make(chan *zones.Snapshot, 1)
+	l := zones.Loader{Workers: n + 1, Progress: func(s *zones.Snapshot) {
+		select {
+		case partial <- s:
+		default:
+		}
+	}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Load(fsys, nil, nil) // the big files repeat example.test.: errors, unread here
+	}()
+	snap := dnstest.Receive(t, partial, dnstest.WaitLimit, "a snapshot of the zones loaded so far")
+	close(fsys.release)
+	dnstest.Receive(t, done, dnstest.WaitLimit, "the load to end")
 	return snap
 }
 
@@ -83,6 +126,8 @@ func TestReadiness(t *testing.T) {
 		want   string
 	}{
 		{"no zones", func() {}, http.StatusServiceUnavailable, "not ready: zones not loaded"},
+		{"zones loading", func() { srv.snap = loadingSnapshot(t, 12) }, http.StatusServiceUnavailable,
+			"not ready: zones loading: 12 files still loading (big00.yaml, big01.yaml, big02.yaml, big03.yaml, big04.yaml, big05.yaml, big06.yaml, big07.yaml, big08.yaml, big09.yaml and 2 more), 1 zone served so far"},
 		{"not serving", func() { srv.snap = testSnapshot(t) }, http.StatusServiceUnavailable, "not ready: DNS listeners not serving yet"},
 		{"first round running", func() { srv.serving.Store(true) },
 			http.StatusServiceUnavailable, "not ready: first probe round running: 0 of 0 probes answered"},

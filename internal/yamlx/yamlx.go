@@ -6,7 +6,9 @@
 // value to the caller. Parse reads a file into its root node and locates
 // syntax errors. Error is the one located error type of every YAML file,
 // ErrorList the list a decoder returns them in; Scalar and ScalarList read
-// the values.
+// the values. SplitBlock, ParsePart and Parts read a file's one big
+// mapping (a zone's records) a part at a time, so that its tree of nodes
+// is never all in memory.
 //
 // The package knows nothing of what keys mean: the packages that own the
 // data (zones, pops, latency, cmd/popdns) say which keys a mapping has and
