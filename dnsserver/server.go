@@ -471,6 +471,19 @@ func bind(addr string) (listener, error) {
 	}
 }
 
+// TCPLimits are the TCP connection limits the server runs with, as
+// provisioned from the file-descriptor limit, for operators to see.
+type TCPLimits struct {
+	Connections, PerPrefix int
+	FileLimit              int // RLIMIT_NOFILE as read at start; 0: unknown
+}
+
+// TCPLimits reports the TCP connection limits in force.
+func (s *Server) TCPLimits() TCPLimits {
+	return TCPLimits{Connections: s.cfg.TCPMaxConnections, PerPrefix: s.cfg.TCPMaxConnectionsPerPrefix,
+		FileLimit: max(s.cfg.fileLimit, 0)}
+}
+
 // Serving reports whether Serve has every listener answering queries.
 func (s *Server) Serving() bool { return s.serving.Load() }
 

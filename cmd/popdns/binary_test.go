@@ -169,6 +169,9 @@ func testBinaryReloadsOnSIGHUP(t *testing.T, bin string) {
 		Why     string   `json:"why"`
 		Result  string   `json:"result"`
 		DNS     []string `json:"dns"`
+		MaxConn int      `json:"tcp_max_connections"`
+		PerPfx  int      `json:"tcp_max_connections_per_prefix"`
+		NoFile  int      `json:"file_limit"`
 		raw     string
 	}
 	lines := make(chan logLine, 100)
@@ -213,6 +216,12 @@ func testBinaryReloadsOnSIGHUP(t *testing.T, bin string) {
 	serving := next("serving line", func(l logLine) bool { return l.Message == "popdns serving" })
 	if len(serving.DNS) != 1 {
 		t.Fatalf("serving line without one DNS address: %s", serving.raw)
+	}
+	// The operator sees the TCP limits sized from the descriptor limit:
+	// below it, with a reserve, and a tenth of them per network.
+	if serving.NoFile <= 0 || serving.MaxConn <= 0 || serving.MaxConn >= serving.NoFile || serving.PerPfx != max(1, serving.MaxConn/10) {
+		t.Errorf("serving line's TCP limits: %d connections, %d per network, file limit %d: %s",
+			serving.MaxConn, serving.PerPfx, serving.NoFile, serving.raw)
 	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)

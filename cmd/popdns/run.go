@@ -515,7 +515,10 @@ func (a *app) logServing() {
 		origins = append(origins, z.Origin())
 	}
 	addrs := a.dns.Addrs()
-	ev := a.log.Info().Str("config", a.cfg.source).Strs("zones", origins).Strs("dns", addrs)
+	tcp := a.dns.TCPLimits()
+	ev := a.log.Info().Str("config", a.cfg.source).Strs("zones", origins).Strs("dns", addrs).
+		Int("tcp_max_connections", tcp.Connections).Int("tcp_max_connections_per_prefix", tcp.PerPrefix).
+		Int("file_limit", tcp.FileLimit)
 	if a.httpListener != nil {
 		ev = ev.Str("http", a.httpListener.Addr().String())
 	}
