@@ -55,7 +55,7 @@ type fileConfig struct {
 	// HTTP endpoint.
 	ReadTokenFile          string
 	HTTPPublicWithoutToken bool
-	HTTPLimits             httpLimitsConfig
+	HTTPLimits             status.HTTPConfig // the http_limits mapping, provisioned in validate
 
 	// TCP connection limits and shutdown (dnsserver.Config documents them).
 	TCPMaxConnections          int
@@ -89,18 +89,6 @@ type rateLimitConfig struct {
 	TableSize          int
 	Exempt             *[]string
 	LogOnly            bool
-}
-
-// httpLimitsConfig is the http_limits mapping: the HTTP endpoint's
-// timeouts and size limits, each defaulted by status.HTTPConfig.
-type httpLimitsConfig struct {
-	ReadHeaderTimeout     time.Duration
-	ReadTimeout           time.Duration
-	WriteTimeout          time.Duration
-	IdleTimeout           time.Duration
-	MaxHeaderBytes        int
-	MaxBodyBytes          int64
-	AuthFailuresPerMinute int
 }
 
 // probesConfig holds the defaults of every health probe, each of which may
@@ -452,7 +440,7 @@ func (rc rateLimitConfig) config(bad func(field, format string, args ...any), wr
 }
 
 // httpLimits decodes one key of the http_limits mapping.
-func (d *configDecoder) httpLimits(e yamlx.Entry, hl *httpLimitsConfig) {
+func (d *configDecoder) httpLimits(e yamlx.Entry, hl *status.HTTPConfig) {
 	switch e.Key {
 	case "read_header_timeout":
 		d.decode(e, &hl.ReadHeaderTimeout, "a duration such as 5s")
@@ -627,10 +615,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		}
 	}
 	cfg.httpPublicWithoutToken = fc.HTTPPublicWithoutToken
-	hl := fc.HTTPLimits
-	cfg.httpLimits, err = status.HTTPConfig{ReadHeaderTimeout: hl.ReadHeaderTimeout, ReadTimeout: hl.ReadTimeout,
-		WriteTimeout: hl.WriteTimeout, IdleTimeout: hl.IdleTimeout, MaxHeaderBytes: hl.MaxHeaderBytes,
-		MaxBodyBytes: hl.MaxBodyBytes, AuthFailuresPerMinute: hl.AuthFailuresPerMinute}.Provision()
+	cfg.httpLimits, err = fc.HTTPLimits.Provision()
 	for _, e := range unjoin(err) {
 		var ce *status.ConfigError
 		if errors.As(e, &ce) {
