@@ -268,7 +268,7 @@ type tcpConn struct {
 	start    int
 	end      int
 	out      []byte // the reply being written, with its length prefix; reused
-	closed   bool   // the handler called Close
+	closed   bool   // the handler called Close, or a reply could not be written whole: the stream ends
 	// active is when a query was last answered (Unix nanoseconds; the
 	// accept time before the first): what eviction goes by.
 	active  atomic.Int64
@@ -323,6 +323,9 @@ func (c *tcpConn) serve() {
 	queries := 0
 	eof := false
 	for {
+		if c.closed {
+			return
+		}
 		if frame, ok := c.nextFrame(); ok {
 			if c.answer(frame) {
 				queries++
@@ -407,25 +410,35 @@ func (c *tcpConn) nextFrame() ([]byte, bool) {
 	return m, true
 }
 
-// makeRoom leaves room in buf for the rest of the frame being read: the
-// unread bytes move to the front, and the buffer grows for a frame larger
-// than it, or shrinks back once such a frame is done.
+// makeRoom leaves room in buf to read more of the frame being read: the
+// unread bytes move to the front when the frame would not fit after them,
+// and a full buffer doubles, up to the frame's size, rather than growing
+// to the size its first two bytes declare: a client that sends a length
+// of 65535 and nothing more holds tcpBufSize bytes, not 64 KiB, so memory
+// follows what clients send. It shrinks back once a large frame is done.
 func (c *tcpConn) makeRoom() {
 	have := c.end - c.start
 	need := tcpBufSize
 	if have >= 2 {
 		need = max(need, 2+int(binary.BigEndian.Uint16(c.buf[c.start:])))
 	}
-	if len(c.buf) < need || (len(c.buf) > tcpBufSize && need == tcpBufSize) {
-		nb := make([]byte, need)
-		copy(nb, c.buf[c.start:c.end])
-		c.buf, c.start, c.end = nb, 0, have
-		return
-	}
-	if c.end == len(c.buf) || c.start > 0 && len(c.buf)-c.start < need {
+	if c.start > 0 && (c.end == len(c.buf) || len(c.buf)-c.start < need) {
 		copy(c.buf, c.buf[c.start:c.end])
 		c.start, c.end = 0, have
 	}
+	switch {
+	case c.end == len(c.buf) && len(c.buf) < need:
+		c.resize(min(need, 2*len(c.buf)))
+	case len(c.buf) > tcpBufSize && need == tcpBufSize && have <= tcpBufSize:
+		c.resize(tcpBufSize)
+	}
+}
+
+func (c *tcpConn) resize(size int) {
+	have := c.end - c.start
+	nb := make([]byte, size)
+	copy(nb, c.buf[c.start:c.end])
+	c.buf, c.start, c.end = nb, 0, have
 }
 
 // answer handles one frame as miekg/dns's server does: a message too
@@ -516,6 +529,9 @@ func (w tcpWriter) Write(b []byte) (int, error) {
 	c.out = out[:0]
 	c.conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 	if _, err := c.conn.Write(out); err != nil {
+		// Part of the frame may have gone: a next reply would be read
+		// from the middle of this one. The connection ends here.
+		c.closed = true
 		return 0, err
 	}
 	return len(b), nil

@@ -659,3 +659,99 @@ func TestTCPAcceptBacksOff(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestTCPBufferFollowsWhatArrives: a frame's buffer grows with the bytes
+// that came, not to the length its first two bytes declare, so a client
+// that sends a length of 65535 and trickles holds little memory; a whole
+// frame, however it is cut, is read intact, and the buffer shrinks back
+// after it.
+func TestTCPBufferFollowsWhatArrives(t *testing.T) {
+	msg := make([]byte, 40000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	frame := binary.BigEndian.AppendUint16(nil, uint16(len(msg)))
+	frame = append(frame, msg...)
+	small := []byte{0, 3, 'a', 'b', 'c'}
+	stream := append(append(append([]byte(nil), small...), frame...), small...)
+
+	for _, chunk := range []int{1, 2, 100, 511, 512, 4096, len(stream)} {
+		c := &tcpConn{buf: make([]byte, tcpBufSize)}
+		var got [][]byte
+		maxBuf := 0
+		for off := 0; off < len(stream) || c.end > c.start; {
+			if m, ok := c.nextFrame(); ok {
+				got = append(got, append([]byte(nil), m...))
+				continue
+			}
+			if off == len(stream) {
+				break
+			}
+			c.makeRoom()
+			n := copy(c.buf[c.end:], stream[off:min(off+chunk, len(stream))])
+			if n == 0 {
+				t.Fatalf("chunk %d: no room to read at offset %d (buffer %d, start %d, end %d)", chunk, off, len(c.buf), c.start, c.end)
+			}
+			c.end += n
+			off += n
+			maxBuf = max(maxBuf, len(c.buf))
+			// Never more than twice what has arrived of the frame being
+			// read, nor less than the smallest buffer.
+			if have := c.end - c.start; len(c.buf) > max(tcpBufSize, 2*have) {
+				t.Fatalf("chunk %d: a %d-byte buffer for %d bytes received", chunk, len(c.buf), have)
+			}
+		}
+		if len(got) != 3 || string(got[0]) != "abc" || !bytes.Equal(got[1], msg) || string(got[2]) != "abc" {
+			t.Fatalf("chunk %d: frames read wrong: %d of them", chunk, len(got))
+		}
+		c.makeRoom()
+		if len(c.buf) != tcpBufSize || maxBuf < len(frame) {
+			t.Errorf("chunk %d: buffer %d after the large frame (largest %d), want back to %d", chunk, len(c.buf), maxBuf, tcpBufSize)
+		}
+	}
+
+	// Only the length: the buffer stays at its smallest.
+	c := &tcpConn{buf: make([]byte, tcpBufSize)}
+	c.makeRoom()
+	c.end += copy(c.buf, []byte{0xff, 0xff})
+	c.makeRoom()
+	if len(c.buf) != tcpBufSize {
+		t.Errorf("a declared length of 65535 with nothing after it grew the buffer to %d", len(c.buf))
+	}
+}
+
+// failingWriteConn is a streamConn whose writes fail after the first.
+type failingWriteConn struct {
+	streamConn
+	writes int
+}
+
+func (c *failingWriteConn) Write(b []byte) (int, error) {
+	c.writes++
+	if c.writes > 1 {
+		return len(b) / 2, errors.New("write: broken pipe")
+	}
+	return c.streamConn.Write(b)
+}
+
+// TestTCPWriteFailureEndsConnection: a reply that cannot be written whole
+// (a timeout, a reset) may have sent part of its frame, so the connection
+// ends there: the queries pipelined after it are not answered into a
+// corrupt stream.
+func TestTCPWriteFailureEndsConnection(t *testing.T) {
+	s := newTestServer(t, Config{})
+	ts := newTCPServer(s)
+	var stream []byte
+	for range 4 {
+		stream = append(stream, frame(t, query("www.example.test.", dns.TypeA))...)
+	}
+	c := &failingWriteConn{streamConn: streamConn{in: bytes.NewReader(stream)}}
+	tc, refused := ts.admit(c)
+	if tc == nil {
+		t.Fatalf("refused: %s", refused)
+	}
+	tc.serve()
+	if c.writes != 2 {
+		t.Errorf("%d writes, want 2: the first answered, the second failed, no more after it", c.writes)
+	}
+}
