@@ -65,15 +65,25 @@ func (s *Server) logLimited(src netip.Addr, class rrl.Class, act rrl.Action) {
 }
 
 // slipReply is the minimal reply that a limited reply slips out as: resp's
-// header with TC set and the question, nothing else, so that a real
-// resolver retries over TCP (which is never limited) while a forged
-// source gets no more bytes than it sent. The fast path writes the same
-// bytes (udpfast's slip). An extended rcode needs an OPT record, which a
-// slip leaves out: its low bits stand.
+// header with TC set, the question and, when the query had one, a bare OPT
+// record (RFC 6891 §7: a reply to a query with OPT has one), nothing else,
+// so that a real resolver retries over TCP (which is never limited) while a
+// forged source gets no more bytes than it sent. The fast path writes the
+// same bytes (udpfast's slip). Without an OPT record an extended rcode
+// cannot be sent: its low bits stand.
 func slipReply(resp *dns.Msg) *dns.Msg {
 	m := &dns.Msg{MsgHdr: resp.MsgHdr, Question: resp.Question}
 	m.Truncated = true
-	m.Rcode &= 0xf
 	m.Compress = false
+	if opt := resp.IsEdns0(); opt != nil {
+		bare := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		bare.SetUDPSize(opt.UDPSize())
+		if opt.Do() {
+			bare.SetDo()
+		}
+		m.Extra = []dns.RR{bare}
+	} else {
+		m.Rcode &= 0xf
+	}
 	return m
 }

@@ -99,9 +99,18 @@ func TestRRLBothPaths(t *testing.T) {
 			if err := r.Unpack(slips[1]); err != nil {
 				t.Fatal(err)
 			}
+			// An OPT record, bare, exactly when the query had one (RFC
+			// 6891 §7).
+			wantExtra := 0
+			if q := m.IsEdns0(); q != nil {
+				wantExtra = 1
+				if o := r.IsEdns0(); o == nil || len(o.Option) != 0 || o.Do() != q.Do() || o.UDPSize() != DefaultUDPSize {
+					t.Errorf("slipped reply's OPT record is not bare, with the DO bit echoed and our size: %v", o)
+				}
+			}
 			if !r.Truncated || r.Id != m.Id || len(r.Question) != 1 || r.Question[0] != m.Question[0] ||
-				len(r.Answer)+len(r.Ns)+len(r.Extra) != 0 {
-				t.Errorf("slipped reply is not header, question and TC:\n%v", r)
+				len(r.Answer)+len(r.Ns) != 0 || len(r.Extra) != wantExtra {
+				t.Errorf("slipped reply is not header, question, TC and an OPT record if the query had one:\n%v", r)
 			}
 			if len(slips[1]) > len(p) {
 				t.Errorf("a slipped reply of %d bytes amplifies a query of %d", len(slips[1]), len(p))

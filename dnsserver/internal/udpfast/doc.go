@@ -78,7 +78,8 @@
 //     and name the general path charged for it), for the packet's source
 //     address, at the time its batch was read (Path.Begin), before it is
 //     copied. A limited reply is dropped (Dropped) or slipped: the cached
-//     reply's header with TC set and its question, patched as a reply is,
+//     reply's header with TC set, its question and a bare OPT record if
+//     the query had one, patched as a reply is,
 //     the same bytes as the general path's slip; for a query with a
 //     client cookie, Path.BadCookie's reply instead. Neither counts as an
 //     answer; both count in Metrics.RRL, and one per batch is logged. A

@@ -233,7 +233,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			if bc := f.BadCookie(packet, out); bc != nil {
 				return bc, Answered // as the general path: the cookie that exempts it
 			}
-			return slip(r, q, packet, out), Answered
+			return slip(r, q, packet, out, f.cfg.UDPSize), Answered
 		}
 	}
 	out = append(out[:0], r.wire...)
@@ -298,15 +298,25 @@ func (f *Path) rateLimit(src netip.Addr, a rrl.Account) rrl.Action {
 }
 
 // slip writes into out the minimal truncated reply that stands for r when
-// its rate is over the limit: r's header with TC set and no records but
-// the question, patched as a reply is; the general path's slipReply
-// writes the same bytes.
-func slip(r *fastReply, q *wireQuery, packet, out []byte) []byte {
+// its rate is over the limit: r's header with TC set, the question and, if
+// the query had one, a bare OPT record advertising udpSize (RFC 6891 §7),
+// patched as a reply is; the general path's slipReply writes the same
+// bytes. The cached replies the fast path answers have no extended rcode,
+// so the OPT record's is 0.
+func slip(r *fastReply, q *wireQuery, packet, out []byte, udpSize uint16) []byte {
 	out = append(out[:0], r.wire[:q.nameEnd+4]...)
 	binary.BigEndian.PutUint16(out, q.id)
 	copy(out[12:q.nameEnd], packet[12:q.nameEnd])
 	out[2] |= 1 << 1 // TC
 	clear(out[6:12]) // ANCOUNT, NSCOUNT, ARCOUNT
+	if q.edns {
+		out[11] = 1
+		do := byte(0)
+		if q.do {
+			do = 0x80
+		}
+		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(udpSize>>8), byte(udpSize), 0, 0, do, 0, 0, 0)
+	}
 	return out
 }
 
