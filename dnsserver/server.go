@@ -608,9 +608,17 @@ func (s *Server) shutdown(tcp *tcpServer, udps []*serving) {
 		tcp.wg.Wait()
 		close(tcpDone)
 	}()
+	// Every socket stops at once, then drains: stopped one after the
+	// other, the last would go on answering new queries while the first
+	// drained, and get no time of its own.
 	for _, sv := range udps {
 		if sv.fast != nil {
-			sv.fast.Shutdown(deadline)
+			sv.fast.Stop(deadline)
+		}
+	}
+	for _, sv := range udps {
+		if sv.fast != nil {
+			sv.fast.Wait()
 		}
 	}
 	// miekg/dns refuses to shut down a server that has not marked itself

@@ -53,7 +53,11 @@ type Socket struct {
 	handoff *handoffConn
 	stop    atomic.Bool
 	drainBy time.Time // set before stop: how long the reader may drain
-	wg      sync.WaitGroup
+	// queueMax bounds how many datagrams a drain reads: as many as the
+	// receive buffer can hold of the smallest, so that a drain under a
+	// load that goes on ends once it has read what was queued at the stop.
+	queueMax int
+	wg       sync.WaitGroup
 }
 
 const (
@@ -65,6 +69,13 @@ const (
 	// keepArmedBelow is the batch length from which the reader takes the
 	// socket out of its epoll set (see Socket).
 	keepArmedBelow = 8
+	// minTruesize is less than the receive buffer space the kernel
+	// charges the smallest datagram (its skb's truesize, some 768 bytes
+	// on Linux), so SO_RCVBUF / minTruesize is more datagrams than the
+	// queue can hold; defaultQueueMax stands in where SO_RCVBUF is not
+	// read.
+	minTruesize     = 256
+	defaultQueueMax = 4096
 )
 
 // NewSocket prepares pc for the fast path, answering for host; nil when
@@ -103,6 +114,12 @@ func NewSocket(pc net.PacketConn, host Host, cfg Config) (*Socket, error) {
 			return nil, fmt.Errorf("udpfast: prepare UDP socket: %w", err)
 		}
 	}
+	u.queueMax = defaultQueueMax
+	_ = rc.Control(func(fd uintptr) {
+		if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil && n > 0 {
+			u.queueMax = n / minTruesize
+		}
+	})
 	if err := u.detach(conn, rc); err != nil {
 		return nil, fmt.Errorf("udpfast: prepare UDP socket: %w", err)
 	}
@@ -157,20 +174,25 @@ func (u *Socket) Start(errc chan<- error) {
 	}()
 }
 
-// Shutdown stops the reader and waits for it. Before it stops, the
-// reader drains the socket (drain): the queries queued in it when
-// Shutdown was called are read too, as long as deadline allows. Every
-// query it read has been answered or handed off when Shutdown returns;
-// FinishHandoff then lets the general path answer those handed off.
-func (u *Socket) Shutdown(deadline time.Time) {
+// Stop tells the reader to stop reading new queries and answer, until
+// deadline, what the socket holds; it does not wait. A server with several
+// sockets stops them all before it waits for any, so that each drains from
+// the moment of the stop.
+func (u *Socket) Stop(deadline time.Time) {
 	u.drainBy = deadline
 	u.stop.Store(true)
 	u.ep.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
-	u.wg.Wait()
 }
 
+// Wait waits for the reader that Stop stopped. Before it stops, the reader
+// drains the socket (drain): the queries queued in it at the stop are read
+// too, as long as the deadline allows. Every query it read has been
+// answered or handed off when Wait returns; FinishHandoff then lets the
+// general path answer those handed off.
+func (u *Socket) Wait() { u.wg.Wait() }
+
 // FinishHandoff tells the general path's server, once the reader has
-// stopped (Shutdown), that the hand-off ends: it reads every query still
+// stopped (Stop, Wait), that the hand-off ends: it reads every query still
 // queued, then its reads fail with net.ErrClosed, which ends it after it
 // has answered them.
 func (u *Socket) FinishHandoff() { u.handoff.finish() }
@@ -203,6 +225,12 @@ func (u *Socket) sendTo(b []byte, to *Peer) error {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			// The send buffer is full, which is rare: wait for room, but
+			// not past the grace period of a shutdown, which waits for
+			// this reply's handler.
+			if u.stop.Load() && !time.Now().Before(u.drainBy) {
+				return os.NewSyscallError("sendmsg", err)
+			}
 			if werr := waitWritable(u.fd); werr != nil {
 				return werr
 			}
@@ -303,13 +331,14 @@ func (r *udpReader) run() error {
 }
 
 // drain answers, on shutdown, the queries the socket already holds: it
-// reads batches until one is short, which means the reader has caught up
-// with what was queued (under a steady load it stops at once), or the
-// socket is empty, or the grace period is over. Before it, a shutdown
-// under load left the socket's queue unread: 6 of 2,885 queued queries
-// were answered.
+// reads batches until one is short (it has caught up with the queue), the
+// socket is empty, it has read as many datagrams as the receive buffer
+// could hold at the stop (queueMax: under a load that goes on, what came
+// after the stop is not its to answer), or the grace period is over.
+// Before it, a shutdown under load left the socket's queue unread: 6 of
+// 2,885 queued queries were answered.
 func (r *udpReader) drain() {
-	for time.Now().Before(r.u.drainBy) {
+	for read := 0; read < r.u.queueMax && time.Now().Before(r.u.drainBy); read += r.got {
 		r.resetHeaders()
 		if !r.recvBatch() || r.errno != 0 {
 			return

@@ -15,7 +15,8 @@ type Socket struct{}
 func NewSocket(net.PacketConn, Host, Config) (*Socket, error) { return nil, nil }
 func (u *Socket) Handoff() net.PacketConn                     { return nil }
 func (u *Socket) Start(chan<- error)                          {}
-func (u *Socket) Shutdown(time.Time)                          {}
+func (u *Socket) Stop(time.Time)                              {}
+func (u *Socket) Wait()                                       {}
 func (u *Socket) FinishHandoff()                              {}
 func (u *Socket) CloseHandoff()                               {}
 func (u *Socket) Close()                                      {}
