@@ -90,10 +90,15 @@ func (b *nodeBuilder) node(kind yaml.Kind, tag string) *yaml.Node {
 	return n
 }
 
+// maxImplicitKey is the longest key fastPart reads. YAML limits a key
+// written without `?` to 1024 characters, and yaml.v3 refuses a longer
+// one: such a part is left to yaml.v3, which says so.
+const maxImplicitKey = 1000
+
 // key reads a line `key:` (nothing after the colon) starting at column.
 func (b *nodeBuilder) key(body []byte, line, column int) (*yaml.Node, bool) {
 	text, ok := bytes.CutSuffix(body, []byte(":"))
-	if !ok {
+	if !ok || len(text) > maxImplicitKey {
 		return nil, false
 	}
 	if len(text) >= 2 && text[0] == '"' && text[len(text)-1] == '"' {
@@ -121,7 +126,7 @@ func (b *nodeBuilder) item(body []byte, line, column int) (*yaml.Node, bool) {
 		return nil, false
 	}
 	i := bytes.Index(rest, []byte(": "))
-	if i <= 0 {
+	if i <= 0 || i > maxImplicitKey {
 		return nil, false
 	}
 	k, v := rest[:i], rest[i+2:]
