@@ -331,11 +331,13 @@ const returnDelay = time.Second
 // ReturnMemory hands the memory a start's load used and no longer needs
 // back to the OS at once (debug.FreeOSMemory) when it loaded many records;
 // otherwise the Go runtime keeps the heap it grew for the load, and a
-// server held its peak RSS for minutes. It is for a start, before the
-// server is ready: it holds the heap lock while it returns the memory, and
-// queries that allocate wait (300-400 ms during a reload of the
-// million-record zone, which is why a reload only has the GC run). prev is
-// the snapshot served before, nil at a start.
+// server held its peak RSS for minutes. It is for the end of a start's
+// load, before the server is ready: it holds the heap lock while it
+// returns the memory, and queries that allocate wait (300-400 ms during a
+// reload of the million-record zone, which is why a reload only has the GC
+// run). The zones a start already serves while a big one loads see that
+// pause once, which a start can afford and a reload cannot. prev is the
+// snapshot served before, nil at a start.
 func ReturnMemory(prev, next *zones.Snapshot) bool {
 	if churn(prev, next) < returnMin {
 		return false
