@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -47,6 +49,75 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryTCPFlood(t, bin)
 	})
+	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
+		t.Parallel()
+		testBinaryStopsDespiteSlowHTTP(t, bin)
+	})
+}
+
+// testBinaryStopsDespiteSlowHTTP: an HTTP client that is still sending its
+// request at SIGTERM is cut off at the end of shutdown_grace, and popdns
+// exits 0 then. Before, HTTP had a grace of its own, 5 s, whatever
+// shutdown_grace said, and its end was an error: exit status 1.
+func testBinaryStopsDespiteSlowHTTP(t *testing.T, bin string) {
+	dir := t.TempDir()
+	zonesDir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "zones"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "popdns.yaml")
+	if err := os.WriteFile(conf, []byte("listen: [\"127.0.0.1:0\"]\nhttp: 127.0.0.1:0\nzones: "+zonesDir+"\nshutdown_grace: 1s\nlog: { format: json }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-config", conf)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var serving struct {
+		HTTP string `json:"http"`
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "popdns serving") {
+			if err := json.Unmarshal(sc.Bytes(), &serving); err != nil {
+				t.Fatalf("serving line %q: %v", sc.Text(), err)
+			}
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if serving.HTTP == "" {
+		t.Fatal("no serving line with an HTTP address")
+	}
+	slow, err := net.DialTimeout("tcp", serving.HTTP, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.Write([]byte("GET /status HTTP/1.1\r\nHost: popdns\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server read what was sent: the request is under way
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	took := time.Since(start)
+	if err != nil {
+		t.Errorf("exit after SIGTERM with a slow HTTP client: %v, want status 0", err)
+	}
+	// The grace is 1 s; HTTP's own timeouts (5 s for headers) must not be
+	// what ends it.
+	if took > 3500*time.Millisecond {
+		t.Errorf("stopped %v after SIGTERM, with shutdown_grace 1s", took)
+	}
 }
 
 // testBinaryServesDemo starts the binary on free loopback ports with the

@@ -488,9 +488,20 @@ func (a *app) serve(ctx context.Context) error {
 		})
 		g.Go(func() error {
 			<-ctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// The same grace as DNS's. A client still holding a request
+			// after it is cut off: that is the end of the grace, not a
+			// failure of the shutdown.
+			grace := a.cfg.dns.ShutdownGrace
+			if grace <= 0 {
+				grace = dnsserver.DefaultShutdownGrace
+			}
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 			defer cancel()
-			return a.http.Shutdown(shutdownCtx)
+			if err := a.http.Shutdown(shutdownCtx); err != nil {
+				a.log.Warn().Err(err).Msg("HTTP requests still running at the end of the shutdown grace; closed")
+				a.http.Close()
+			}
+			return nil
 		})
 	}
 	// "Serving" also means that changes to the files are seen from now on:
