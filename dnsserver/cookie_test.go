@@ -118,6 +118,8 @@ func TestCookies(t *testing.T) {
 		{"no question, valid cookie: NOERROR", query(".", dns.TypeA, withCookie(fresh), noQuestion), false, false, dns.RcodeSuccess, fresh, "valid"},
 		{"no question, invalid cookie: BADCOOKIE", query(".", dns.TypeA, withCookie(clientCookie+serverCookie(otherSecret, client, 0)), noQuestion), false, false, dns.RcodeBadCookie, "new", "invalid"},
 		{"no question, no cookie: FORMERR", query(".", dns.TypeA, withEDNS(1232, false), noQuestion), false, false, dns.RcodeFormatError, "", "none"},
+		{"no question, EDNS version 1: BADVERS first", query(".", dns.TypeA, withCookie(fresh), noQuestion,
+			func(m *dns.Msg) { m.IsEdns0().SetVersion(1) }), false, false, dns.RcodeBadVers, fresh, "valid"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

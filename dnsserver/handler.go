@@ -238,8 +238,12 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	}
 	if len(req.Question) == 0 && edns.count == 1 && q.cookie.echo() {
 		// A query for a server cookie (RFC 7873 §5.4): the reply is the
-		// cookie, and BADCOOKIE if the one the query sent is not valid.
-		if q.cookie.outcome == dnscookie.Invalid {
+		// cookie, and BADCOOKIE if the one the query sent is not valid;
+		// an EDNS version we do not speak comes first, as for any query.
+		switch {
+		case edns.version != 0:
+			resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
+		case q.cookie.outcome == dnscookie.Invalid:
 			resp.Rcode = dns.RcodeBadCookie
 		}
 		return

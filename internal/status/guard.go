@@ -154,7 +154,8 @@ func classify(r *http.Request) access {
 // name), which is what a browser can send to the status page when it
 // asks. The admin API takes bearer tokens only.
 func bearer(r *http.Request, basic bool) string {
-	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+	// The scheme's name is case-insensitive (RFC 9110 §11.1).
+	if scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return strings.TrimSpace(got)
 	}
 	if _, password, ok := r.BasicAuth(); ok && basic {

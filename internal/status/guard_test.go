@@ -458,3 +458,24 @@ func TestMetricsCached(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerSchemeCaseInsensitive: the scheme's name is matched in any
+// case (RFC 9110 §11.1), the token exactly.
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	for _, tc := range []struct{ header, want string }{
+		{"Bearer tok", "tok"},
+		{"bearer tok", "tok"},
+		{"BEARER  tok ", "tok"},
+		{"Bearertok", ""},
+		{"Basic dXNlcjpwdw==", ""},
+		{"", ""},
+	} {
+		r := httptest.NewRequest("GET", "/status", nil)
+		if tc.header != "" {
+			r.Header.Set("Authorization", tc.header)
+		}
+		if got := bearer(r, false); got != tc.want {
+			t.Errorf("Authorization %q: token %q, want %q", tc.header, got, tc.want)
+		}
+	}
+}
