@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 )
 
 // testBinaryTCPFlood runs popdns with 300 file descriptors (ulimit -n),
@@ -39,6 +40,7 @@ func testBinaryTCPFlood(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	defer target.Close()
+	probed := make(chan struct{}, 1000) // a token per probe that reached the target
 	go func() {
 		for {
 			c, err := target.Accept()
@@ -46,6 +48,10 @@ func testBinaryTCPFlood(t *testing.T, bin string) {
 				return
 			}
 			c.Close()
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	dir := t.TempDir()
@@ -204,7 +210,14 @@ pops:
 	}
 	waitOpen(150)
 	errorsBefore := probeErrors(t, httpAddr)
-	time.Sleep(time.Second) // five probe rounds with every connection taken
+	// Five probes reach the target with every connection taken: they
+	// did not share the budget the flood used up.
+	for len(probed) > 0 {
+		<-probed
+	}
+	for i := range 5 {
+		dnstest.Receive(t, probed, 5*time.Second, fmt.Sprintf("probe %d with the connections full", i+1))
+	}
 	if after := probeErrors(t, httpAddr); after != errorsBefore {
 		t.Errorf("probe errors went from %d to %d with the connections full", errorsBefore, after)
 	}
