@@ -1,7 +1,6 @@
 package zones
 
 import (
-	"crypto/sha256"
 	"slices"
 	"strings"
 
@@ -126,7 +125,7 @@ func (ds dedups) duplicate(ref setRef, rec *recordSpec, scratch *[]byte) *record
 // It reports every problem it finds; the Zone is nil if there was any.
 // The zone's nodes are built as the records are checked, so that a big
 // zone's names are not held twice, once to check and once to serve.
-func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
+func compile(file string, hash [32]byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
 	nodes := make(map[string]*Node, spec.owners)
@@ -235,7 +234,7 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		nodes:      nodes,
 		records:    spec.records.len(),
 		autoSerial: soa.autoSerial,
-		hash:       sha256.Sum256(data),
+		hash:       hash,
 		probes:     probes.Sorted(),
 	}
 	for name := range cuts {
