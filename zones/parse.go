@@ -246,8 +246,11 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 		return spec, errs, true
 	}
 	walk := yamlx.NewParts(file, "records", yamlx.Keys{})
+	// decodeOwner keeps no node, only strings read from them: each part's
+	// nodes can take the place of the part's before.
+	var pp yamlx.PartParser
 	for _, p := range parts {
-		n, ok := yamlx.ParsePart(file, p)
+		n, ok := pp.Parse(file, p)
 		if !ok {
 			return nil, nil, false
 		}
