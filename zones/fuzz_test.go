@@ -325,7 +325,7 @@ func FuzzPlainAddrRR(f *testing.F) {
 			typeName = "A"
 		}
 		ttl &= maxTTL
-		fast := plainAddrRR(owner, ttl, typeName, rdata)
+		fast := plainAddrRR(owner, ttl, typeName, rdata, &addrAlloc{})
 		if fast == nil {
 			return
 		}
@@ -338,3 +338,4 @@ func FuzzPlainAddrRR(f *testing.F) {
 		}
 	})
 }
+

@@ -3,7 +3,9 @@ package zones
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,6 +52,7 @@ type fileSpec struct {
 	origin  string
 	ttl     uint32
 	records recordList
+	addrs   addrAlloc // the A and AAAA records'
 	geos    []*geoSpec
 	owners  int // owner names: about the names of the zone
 }
@@ -380,7 +383,7 @@ func decodeRecord(file, owner, field string, rec recordSpec, keys []yamlx.Entry,
 		rdata = quoteTXT(rdata)
 	}
 
-	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
+	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin, &spec.addrs)
 	if msg != "" {
 		errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 		return rec, false
@@ -393,11 +396,11 @@ var zoneParserNoiseRE = regexp.MustCompile(`^(?:dns: )?|(?: at line: \d+:\d+)$`)
 
 // parseRR parses one record in presentation format, relative names in the
 // RDATA completed with the zone origin.
-func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, string) {
+func parseRR(owner string, ttl uint32, typeName, rdata, origin string, al *addrAlloc) (dns.RR, string) {
 	if strings.ContainsAny(rdata, "\n\r") {
 		return nil, "record data must be on one line"
 	}
-	if rr := plainAddrRR(owner, ttl, typeName, rdata); rr != nil {
+	if rr := plainAddrRR(owner, ttl, typeName, rdata, al); rr != nil {
 		return rr, ""
 	}
 	return parseRRText(owner, ttl, typeName, rdata, origin)
@@ -422,6 +425,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 	}
 	rr.Header().Name = owner // the name's one copy: the parser made another
 	canonicalNames(rr)
+	shortA(rr)
 	// Some fields (hex digests, for instance) are checked only when packed;
 	// a record we cannot put on the wire must fail here, not per query.
 	if _, err := dns.PackRR(rr, make([]byte, dns.Len(rr)+64), 0, nil, false); err != nil {
@@ -437,7 +441,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 // reject, so that the parser decides and words the error. "Plain" means
 // bytes that the master-file lexer takes literally (no escapes, quotes,
 // comments, parentheses or blanks), so that it would yield the same tokens.
-func plainAddrRR(owner string, ttl uint32, typeName, rdata string) dns.RR {
+func plainAddrRR(owner string, ttl uint32, typeName, rdata string, al *addrAlloc) dns.RR {
 	var digits string
 	switch typeName {
 	case "A":
@@ -450,24 +454,83 @@ func plainAddrRR(owner string, ttl uint32, typeName, rdata string) dns.RR {
 	if rdata == "" || strings.Trim(rdata, digits) != "" || !plainOwner(owner) {
 		return nil
 	}
-	ip := net.ParseIP(rdata)
-	if ip == nil {
+	addr, err := netip.ParseAddr(rdata) // as net.ParseIP, without its 16-byte copy
+	if err != nil {
 		return nil
 	}
 	// Rdlength as parseRR's packing check leaves it.
 	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: ttl}
 	if typeName == "A" {
-		if strings.Contains(rdata, ":") {
+		if !addr.Is4() {
 			return nil
 		}
 		hdr.Rrtype, hdr.Rdlength = dns.TypeA, net.IPv4len
-		return &dns.A{Hdr: hdr, A: ip}
+		a := addr.As4()
+		rr := al.newA()
+		rr.Hdr, rr.A = hdr, al.ip(a[:])
+		return rr
 	}
 	if !strings.Contains(rdata, ":") {
 		return nil
 	}
 	hdr.Rrtype, hdr.Rdlength = dns.TypeAAAA, net.IPv6len
-	return &dns.AAAA{Hdr: hdr, AAAA: ip}
+	a := addr.As16()
+	rr := al.newAAAA()
+	rr.Hdr, rr.AAAA = hdr, al.ip(a[:])
+	return rr
+}
+
+// addrAlloc hands out A and AAAA records, and their addresses, from
+// blocks. Most records of a big zone are addresses, and one allocation
+// each rounds a 56-byte record up to 64 bytes and a 4-byte address up to
+// 16, shared with whatever else was allocated beside it. A block lives as
+// long as a record in it: all are a zone's, which goes as a whole. A nil
+// *addrAlloc allocates each alone. It is not safe for concurrent use.
+type addrAlloc struct {
+	a    []dns.A
+	aaaa []dns.AAAA
+	ips  []byte
+}
+
+// addrBlock is the number of records in a block.
+const addrBlock = 256
+
+func (al *addrAlloc) newA() *dns.A {
+	if al == nil {
+		return new(dns.A)
+	}
+	if len(al.a) == 0 {
+		al.a = make([]dns.A, addrBlock)
+	}
+	rr := &al.a[0]
+	al.a = al.a[1:]
+	return rr
+}
+
+func (al *addrAlloc) newAAAA() *dns.AAAA {
+	if al == nil {
+		return new(dns.AAAA)
+	}
+	if len(al.aaaa) == 0 {
+		al.aaaa = make([]dns.AAAA, addrBlock)
+	}
+	rr := &al.aaaa[0]
+	al.aaaa = al.aaaa[1:]
+	return rr
+}
+
+// ip returns a copy of b, with no room to grow into the next address.
+func (al *addrAlloc) ip(b []byte) net.IP {
+	if al == nil {
+		return slices.Clone(b)
+	}
+	if len(al.ips) < len(b) {
+		al.ips = make([]byte, addrBlock*net.IPv6len)
+	}
+	ip := al.ips[:len(b):len(b)]
+	copy(ip, b)
+	al.ips = al.ips[len(b):]
+	return ip
 }
 
 // plainOwner reports whether owner is an absolute domain name of lowercase
@@ -481,6 +544,17 @@ func plainOwner(owner string) bool {
 	}
 	_, ok := dns.IsDomainName(owner)
 	return ok && dns.IsFqdn(owner)
+}
+
+// shortA keeps an A record's address in 4 bytes, as plainAddrRR builds
+// it, not in the 16 of the parser's net.ParseIP: 12 bytes per A record of
+// a big zone. Packed, printed and compared, the two are the same.
+func shortA(rr dns.RR) {
+	if v, ok := rr.(*dns.A); ok {
+		if ip4 := v.A.To4(); ip4 != nil {
+			v.A = slices.Clone(ip4)
+		}
+	}
 }
 
 // canonicalNames lowercases the domain names inside RDATA of the common
