@@ -339,3 +339,22 @@ func FuzzPlainAddrRR(f *testing.F) {
 	})
 }
 
+// FuzzOwnerName holds ownerName's shortcut (a relative key without a
+// backslash makes a name under the origin) to dns.IsSubDomain: every name
+// it accepts is the origin or under it.
+func FuzzOwnerName(f *testing.F) {
+	for _, k := range []string{"@", "www", "WWW", "a.b", `a\`, `a\.b`, `a\046b`, "x.example.test.", "x.other.", "*", "-", ".a", "a."} {
+		f.Add(k, "example.test.")
+		f.Add(k, ".")
+	}
+	f.Fuzz(func(t *testing.T, key, origin string) {
+		origin = strings.ToLower(dns.Fqdn(origin))
+		if _, ok := dns.IsDomainName(origin); !ok {
+			return
+		}
+		name, msg := ownerName(key, origin)
+		if msg == "" && !dns.IsSubDomain(origin, name) {
+			t.Fatalf("ownerName(%q, %q) = %q, which is not under the origin", key, origin, name)
+		}
+	})
+}

@@ -213,7 +213,14 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first.line)
 			return
 		}
-		owners[owner] = firstKey{e.Key, e.Line}
+		// The key as written names the owner's records in errors; most
+		// keys (www for www.example.com.) are the start of the name, which
+		// can hold them instead of a string of their own per name.
+		key := e.Key
+		if strings.HasPrefix(owner, key) {
+			key = owner[:len(key)]
+		}
+		owners[owner] = firstKey{key, e.Line}
 		spec.owners++
 		if list.Kind != yaml.SequenceNode {
 			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
@@ -237,7 +244,7 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 				}
 				continue
 			}
-			at := recordSpec{ownerKey: e.Key, index: int32(j), line: entry.Line}
+			at := recordSpec{ownerKey: key, index: int32(j), line: entry.Line}
 			rec, ok := decodeRecord(file, owner, entryField, at, keys, spec, &errs)
 			if ok {
 				spec.records.add(rec)
@@ -265,9 +272,14 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 // ownerName turns a records key into a canonical lowercase FQDN.
 func ownerName(key, origin string) (string, string) {
 	var name string
+	// below: name is origin or a name under it by how it was made, which
+	// a backslash could undo (a\ ends in an escaped dot). Then
+	// dns.IsSubDomain, whose label split allocates, need not say so for
+	// each of a big zone's names.
+	below := false
 	switch {
 	case key == "@":
-		name = origin
+		name, below = origin, true
 	case key == "":
 		return "", "empty owner name (use @ for the zone apex)"
 	case dns.IsFqdn(key):
@@ -275,7 +287,7 @@ func ownerName(key, origin string) (string, string) {
 	case origin == ".":
 		name = strings.ToLower(key) + "."
 	default:
-		name = strings.ToLower(key) + "." + origin
+		name, below = strings.ToLower(key)+"."+origin, !strings.Contains(key, `\`)
 	}
 	if strings.ContainsFunc(key, badOwnerRune) {
 		return "", "not a valid owner name: no spaces, control characters, double quotes, parentheses or ; in a name"
@@ -283,7 +295,7 @@ func ownerName(key, origin string) (string, string) {
 	if _, ok := dns.IsDomainName(name); !ok || strings.Contains(name, "..") {
 		return "", "not a valid owner name"
 	}
-	if !dns.IsSubDomain(origin, name) {
+	if !below && !dns.IsSubDomain(origin, name) {
 		return "", name + " is outside the zone " + origin
 	}
 	return name, ""
