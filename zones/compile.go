@@ -1,7 +1,6 @@
 package zones
 
 import (
-	"crypto/sha256"
 	"slices"
 	"strings"
 
@@ -9,62 +8,96 @@ import (
 	"github.com/popdns/popdns/pops"
 )
 
-// nodeBuild gathers one name's records while a file is validated; the
-// lines are kept so that every error can point at the entry that caused it.
-// node is the name's Node, its RRsets growing alongside sets.
+// nodeBuild is one name while a file is checked: its Node, whose RRsets
+// grow as its records come, and where in builder.firsts the first records
+// of those RRsets are, so that every error can point at the entry that
+// caused it. A big zone has a million names and more RRsets: this and an
+// int32 per RRset are all that compile keeps of them beside what it
+// serves (it kept a slice of records per RRset, 60 MB of the peak of a
+// million-record load).
 type nodeBuild struct {
-	name string
-	node *Node
-	sets []setBuild // in order of first appearance, as node.rrsets; a name has a few types
+	node  *Node
+	first int32 // firsts[first+k] is the first record of node.rrsets[k]
 }
 
-type setBuild struct {
-	rrtype uint16
-	recs   []*recordSpec
+// builder holds the build state of compile that the checks after the
+// records read: the names in first-appearance order, for deterministic
+// errors, and the first record of each RRset, an index in spec.records.
+type builder struct {
+	spec   *fileSpec
+	builds []nodeBuild
+	firsts []int32
 }
 
-// setDedup finds the duplicates among the records of one type at one
-// name: most RRsets have one record, which needs none of this. keys holds
-// the identity (identityKey) of each record of the type seen so far, and
-// seen the records, which a TTL that differs may have kept out of recs;
-// byKey indexes them once there are many.
-type setDedup struct {
-	keys  []string
-	seen  []*recordSpec
-	byKey map[string]*recordSpec
-}
-
-// set returns the RRset build of type t, or nil.
-func (nb *nodeBuild) set(t uint16) *setBuild {
-	if k := nb.setIndex(t); k >= 0 {
-		return &nb.sets[k]
-	}
-	return nil
-}
-
-// setIndex returns the index of the RRset build of type t, or -1.
-func (nb *nodeBuild) setIndex(t uint16) int {
-	for i := range nb.sets {
-		if nb.sets[i].rrtype == t {
+// set returns the index of the RRset of type t of nb, or -1.
+func (nb nodeBuild) set(t uint16) int {
+	for i := range nb.node.rrsets {
+		if nb.node.rrsets[i].Type == t {
 			return i
 		}
 	}
 	return -1
 }
 
+// first returns the first record of nb's RRset k.
+func (b *builder) first(nb nodeBuild, k int) *recordSpec {
+	return b.spec.records.at(int(b.firsts[int(nb.first)+k]))
+}
+
+// firstOf returns the first record of nb's RRset of type t, or nil.
+func (b *builder) firstOf(nb nodeBuild, t uint16) *recordSpec {
+	if k := nb.set(t); k >= 0 {
+		return b.first(nb, k)
+	}
+	return nil
+}
+
+// second returns the second record of nb's RRset k, which has two or
+// more: the first record after the first that holds its second RR. Only
+// an error needs it, so it is looked for rather than kept.
+func (b *builder) second(nb nodeBuild, k int) *recordSpec {
+	want := nb.node.rrsets[k].RRs[1]
+	for i := int(b.firsts[int(nb.first)+k]) + 1; i < b.spec.records.len(); i++ {
+		if rec := b.spec.records.at(i); rec.rr == want {
+			return rec
+		}
+	}
+	return b.first(nb, k) // not reached: the record was added
+}
+
+// addSet starts the RRset of type t at the name builds[bi], whose first
+// record is record i, and returns its index in the node's RRsets. A name's
+// firsts are contiguous: a name whose records came back after another's
+// (which decodeFile does not allow today) has them moved to the end.
+func (b *builder) addSet(bi int, t uint16, i int) int {
+	nb := &b.builds[bi]
+	n := len(nb.node.rrsets)
+	if n > 0 && int(nb.first)+n != len(b.firsts) {
+		moved := len(b.firsts)
+		b.firsts = append(b.firsts, b.firsts[nb.first:int(nb.first)+n]...)
+		nb.first = int32(moved)
+	}
+	if n == 0 {
+		nb.first = int32(len(b.firsts))
+	}
+	b.firsts = append(b.firsts, int32(i))
+	nb.node.rrsets = append(nb.node.rrsets, RRset{Type: t})
+	return n
+}
+
 // geoBuilds finds the builds of the names that have geo records, which
 // compileGeos checks against the name's other records.
-func geoBuilds(specs []*geoSpec, builds []*nodeBuild) map[string]*nodeBuild {
+func geoBuilds(specs []*geoSpec, builds []nodeBuild) map[string]nodeBuild {
 	if len(specs) == 0 {
 		return nil
 	}
-	out := make(map[string]*nodeBuild, len(specs))
+	out := make(map[string]nodeBuild, len(specs))
 	for _, gs := range specs {
-		out[gs.owner] = nil
+		out[gs.owner] = nodeBuild{}
 	}
 	for _, nb := range builds {
-		if _, ok := out[nb.name]; ok {
-			out[nb.name] = nb
+		if _, ok := out[nb.node.name]; ok {
+			out[nb.node.name] = nb
 		}
 	}
 	return out
@@ -74,30 +107,41 @@ func geoBuilds(specs []*geoSpec, builds []*nodeBuild) map[string]*nodeBuild {
 // identities in a map instead of comparing them one by one.
 const setIndexMin = 16
 
+// setDedup finds the duplicates among the records of one type at one
+// name: most RRsets have one record, which needs none of this. keys holds
+// the identity (identityKey) of each record of the type seen so far, and
+// seen the records, which a TTL that differs may have kept out of the
+// RRset; byKey indexes them once there are many.
+type setDedup struct {
+	keys  []string
+	seen  []*recordSpec
+	byKey map[string]*recordSpec
+}
+
 // dedups holds the duplicate finders of the RRsets that have more than
 // one record: most have one, which needs none, and a big zone has
 // millions.
 type dedups map[setRef]*setDedup
 
-// setRef names an RRset build: the name's build and the index of the set.
+// setRef names an RRset being built: the index of the name's build and
+// the index of the set.
 type setRef struct {
-	nb *nodeBuild
-	k  int
+	b, k int32
 }
 
-// duplicate returns the record seen before in the RRset build at ref that
-// is the same record as rec (RFC 2181 §5: owner, type and RDATA alike), or
-// nil, and remembers rec. scratch is reused between calls.
-func (ds dedups) duplicate(ref setRef, rec *recordSpec, scratch *[]byte) *recordSpec {
-	sb := &ref.nb.sets[ref.k]
-	if len(sb.recs) == 0 { // the first record of the type is always added
+// duplicate returns the record seen before in the RRset at ref, whose
+// first record is first, that is the same record as rec (RFC 2181 §5:
+// owner, type and RDATA alike), or nil, and remembers rec. scratch is
+// reused between calls.
+func (ds dedups) duplicate(ref setRef, first, rec *recordSpec, scratch *[]byte) *recordSpec {
+	if first == rec { // the first record of the type is always added
 		return nil
 	}
 	d := ds[ref]
 	if d == nil {
-		var first string
-		first, *scratch = identityKey(sb.recs[0].rr, *scratch)
-		d = &setDedup{keys: []string{first}, seen: []*recordSpec{sb.recs[0]}}
+		var key string
+		key, *scratch = identityKey(first.rr, *scratch)
+		d = &setDedup{keys: []string{key}, seen: []*recordSpec{first}}
 		ds[ref] = d
 	}
 	var key string
@@ -126,18 +170,18 @@ func (ds dedups) duplicate(ref setRef, rec *recordSpec, scratch *[]byte) *record
 // It reports every problem it finds; the Zone is nil if there was any.
 // The zone's nodes are built as the records are checked, so that a big
 // zone's names are not held twice, once to check and once to serve.
-func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
+func compile(file string, hash [32]byte, spec *fileSpec, inv *pops.Inventory) (*Zone, ErrorList) {
 	var errs ErrorList
 	origin := spec.origin
 	nodes := make(map[string]*Node, spec.owners)
-	builds := make([]*nodeBuild, 0, spec.owners) // first-appearance order, for deterministic errors
-	var apex *nodeBuild
+	b := &builder{spec: spec, builds: make([]nodeBuild, 0, spec.owners), firsts: make([]int32, 0, spec.records.len())}
+	apex := -1
 	// A name's records come one after another (decodeFile reads each
 	// owner's list whole, and refuses an owner written twice), so the
 	// name of the record before finds the build; byName is made only if
 	// a name came back.
-	var cur *nodeBuild
-	var byName map[string]*nodeBuild
+	cur := -1
+	var byName map[string]int
 	var soa *recordSpec
 	var scratch []byte
 	dups := dedups{}
@@ -161,19 +205,20 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 			}
 			soa = rec
 		}
-		if cur == nil || cur.name != name {
+		if cur < 0 || b.builds[cur].node.name != name {
 			if nodes[name] != nil {
 				if byName == nil {
-					byName = make(map[string]*nodeBuild, len(builds))
-					for _, nb := range builds {
-						byName[nb.name] = nb
+					byName = make(map[string]int, len(b.builds))
+					for bi, nb := range b.builds {
+						byName[nb.node.name] = bi
 					}
 				}
 				cur = byName[name]
 			} else {
-				cur = &nodeBuild{name: name, node: &Node{name: name}}
-				nodes[name] = cur.node
-				builds = append(builds, cur)
+				cur = len(b.builds)
+				node := &Node{name: name}
+				nodes[name] = node
+				b.builds = append(b.builds, nodeBuild{node: node})
 				if byName != nil {
 					byName[name] = cur
 				}
@@ -182,26 +227,23 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 				}
 			}
 		}
-		nb := cur
-		k := nb.setIndex(hdr.Rrtype)
+		nb := b.builds[cur]
+		k := nb.set(hdr.Rrtype)
 		if k < 0 {
-			k = len(nb.sets)
-			nb.sets = append(nb.sets, setBuild{rrtype: hdr.Rrtype})
-			nb.node.rrsets = append(nb.node.rrsets, RRset{Type: hdr.Rrtype})
+			k = b.addSet(cur, hdr.Rrtype, i)
+			nb = b.builds[cur]
 		}
-		if dupOf := dups.duplicate(setRef{nb, k}, rec, &scratch); dupOf != nil {
+		first := b.first(nb, k)
+		if dupOf := dups.duplicate(setRef{int32(cur), int32(k)}, first, rec, &scratch); dupOf != nil {
 			errs.Addf(file, rec.line, rec.field(), "duplicate record (same as line %d)", dupOf.line)
 			continue
 		}
-		sb := &nb.sets[k]
-		if len(sb.recs) > 0 && sb.recs[0].rr.Header().Ttl != hdr.Ttl {
-			first := sb.recs[0]
+		if first != rec && first.rr.Header().Ttl != hdr.Ttl {
 			errs.Addf(file, rec.line, rec.field()+".ttl",
 				"TTL %d differs from TTL %d of the same RRset at line %d; RFC 2181 §5.2 requires one TTL per RRset",
 				hdr.Ttl, first.rr.Header().Ttl, first.line)
 			continue
 		}
-		sb.recs = append(sb.recs, rec)
 		rs := &nb.node.rrsets[k]
 		rs.RRs = append(rs.RRs, rec.rr)
 	}
@@ -209,21 +251,21 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 	if soa == nil {
 		errs.Addf(file, 0, "records.@.soa", "missing: the zone apex needs an SOA record")
 	}
-	if apex == nil || apex.set(dns.TypeNS) == nil {
+	if apex < 0 || b.builds[apex].set(dns.TypeNS) < 0 {
 		errs.Addf(file, 0, "records.@.ns", "missing: the zone apex needs at least one NS record")
 	}
 
 	cuts := map[string]bool{}
-	for _, nb := range builds {
-		if nb.set(dns.TypeNS) != nil && nb.name != origin {
-			cuts[nb.name] = true
+	for _, nb := range b.builds {
+		if nb.set(dns.TypeNS) >= 0 && nb.node.name != origin {
+			cuts[nb.node.name] = true
 		}
 	}
-	for _, nb := range builds {
-		checkNode(file, origin, nb, cuts, &errs)
+	for _, nb := range b.builds {
+		b.checkNode(file, origin, nb, cuts, &errs)
 	}
 	probes := pops.ProbeSet{}
-	geos := compileGeos(file, origin, spec.geos, geoBuilds(spec.geos, builds), cuts, inv, probes, &errs)
+	geos := b.compileGeos(file, origin, spec.geos, geoBuilds(spec.geos, b.builds), cuts, inv, probes, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -235,7 +277,7 @@ func compile(file string, data []byte, spec *fileSpec, inv *pops.Inventory) (*Zo
 		nodes:      nodes,
 		records:    spec.records.len(),
 		autoSerial: soa.autoSerial,
-		hash:       sha256.Sum256(data),
+		hash:       hash,
 		probes:     probes.Sorted(),
 	}
 	for name := range cuts {
@@ -297,41 +339,43 @@ func identityKey(rr dns.RR, scratch []byte) (string, []byte) {
 // checkNode applies the rules that involve more than one record at a name:
 // CNAME exclusivity (RFC 1034 §3.6.2, RFC 2181 §10.1), what may sit at and
 // below a zone cut, and where DS may appear.
-func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *ErrorList) {
-	firstRec := func(t uint16) *recordSpec { return nb.set(t).recs[0] }
-	if cn := nb.set(dns.TypeCNAME); cn != nil {
-		if len(cn.recs) > 1 {
-			errs.Addf(file, cn.recs[1].line, cn.recs[1].field(), "a name has at most one CNAME (first at line %d)", cn.recs[0].line)
+func (b *builder) checkNode(file, origin string, nb nodeBuild, cuts map[string]bool, errs *ErrorList) {
+	name, sets := nb.node.name, nb.node.rrsets
+	if cn := nb.set(dns.TypeCNAME); cn >= 0 {
+		first := b.first(nb, cn)
+		if len(sets[cn].RRs) > 1 {
+			second := b.second(nb, cn)
+			errs.Addf(file, second.line, second.field(), "a name has at most one CNAME (first at line %d)", first.line)
 		}
-		for _, sb := range nb.sets {
-			if t := sb.rrtype; t != dns.TypeCNAME && len(sb.recs) > 0 {
-				other := firstRec(t)
+		for k := range sets {
+			if t := sets[k].Type; t != dns.TypeCNAME {
+				other := b.first(nb, k)
 				errs.Addf(file, other.line, other.field(), "%s cannot sit beside the CNAME at line %d (RFC 1034 §3.6.2): a CNAME owner has no other data",
-					dns.TypeToString[t], cn.recs[0].line)
+					dns.TypeToString[t], first.line)
 			}
 		}
 	}
-	if strings.HasPrefix(nb.name, "*.") && nb.set(dns.TypeNS) != nil {
-		rec := firstRec(dns.TypeNS)
+	if strings.HasPrefix(name, "*.") && nb.set(dns.TypeNS) >= 0 {
+		rec := b.firstOf(nb, dns.TypeNS)
 		errs.Addf(file, rec.line, rec.field(), "NS at a wildcard name is not supported (RFC 4592 §4.2)")
 	}
-	if ds := nb.set(dns.TypeDS); ds != nil && !cuts[nb.name] {
-		rec := ds.recs[0]
+	if ds := nb.set(dns.TypeDS); ds >= 0 && !cuts[name] {
+		rec := b.first(nb, ds)
 		errs.Addf(file, rec.line, rec.field(), "DS belongs only at a delegation (a name with NS records below the apex)")
 	}
-	if cuts[nb.name] {
-		for _, sb := range nb.sets {
-			if t := sb.rrtype; t != dns.TypeNS && t != dns.TypeDS && len(sb.recs) > 0 {
-				rec := firstRec(t)
+	if cuts[name] {
+		for k := range sets {
+			if t := sets[k].Type; t != dns.TypeNS && t != dns.TypeDS {
+				rec := b.first(nb, k)
 				errs.Addf(file, rec.line, rec.field(), "%s at %s is hidden by the delegation there; only NS and DS belong at a zone cut",
-					dns.TypeToString[t], nb.name)
+					dns.TypeToString[t], name)
 			}
 		}
 	}
-	if cut := cutAbove(nb.name, origin, cuts); cut != "" {
-		for _, sb := range nb.sets {
-			if t := sb.rrtype; t != dns.TypeA && t != dns.TypeAAAA && len(sb.recs) > 0 {
-				rec := firstRec(t)
+	if cut := cutAbove(name, origin, cuts); cut != "" {
+		for k := range sets {
+			if t := sets[k].Type; t != dns.TypeA && t != dns.TypeAAAA {
+				rec := b.first(nb, k)
 				errs.Addf(file, rec.line, rec.field(), "%s below the delegation at %s would never be served; only glue (A, AAAA) belongs there",
 					dns.TypeToString[t], cut)
 			}
@@ -341,7 +385,7 @@ func checkNode(file, origin string, nb *nodeBuild, cuts map[string]bool, errs *E
 
 // compileGeos checks each geo record against the rest of the zone and
 // resolves its targets in the PoP inventory.
-func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeBuild, cuts map[string]bool, inv *pops.Inventory, probes pops.ProbeSet, errs *ErrorList) map[string]*Geo {
+func (b *builder) compileGeos(file, origin string, specs []*geoSpec, builds map[string]nodeBuild, cuts map[string]bool, inv *pops.Inventory, probes pops.ProbeSet, errs *ErrorList) map[string]*Geo {
 	geos := map[string]*Geo{}
 	lines := map[string]int{}
 	for _, gs := range specs {
@@ -350,10 +394,10 @@ func compileGeos(file, origin string, specs []*geoSpec, builds map[string]*nodeB
 			continue
 		}
 		lines[gs.owner] = gs.line
-		if nb := builds[gs.owner]; nb != nil {
+		if nb := builds[gs.owner]; nb.node != nil {
 			for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-				if set := nb.set(t); set != nil && len(set.recs) > 0 {
-					errs.Addf(file, set.recs[0].line, set.recs[0].field(), "%s cannot sit beside the geo record at line %d, which answers %s itself",
+				if rec := b.firstOf(nb, t); rec != nil {
+					errs.Addf(file, rec.line, rec.field(), "%s cannot sit beside the geo record at line %d, which answers %s itself",
 						dns.TypeToString[t], gs.line, dns.TypeToString[t])
 				}
 			}

@@ -325,7 +325,7 @@ func FuzzPlainAddrRR(f *testing.F) {
 			typeName = "A"
 		}
 		ttl &= maxTTL
-		fast := plainAddrRR(owner, ttl, typeName, rdata)
+		fast := plainAddrRR(owner, ttl, typeName, rdata, &addrAlloc{})
 		if fast == nil {
 			return
 		}
@@ -335,6 +335,51 @@ func FuzzPlainAddrRR(f *testing.F) {
 		}
 		if !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("fast %#v != parser %#v", fast, slow)
+		}
+	})
+}
+
+// FuzzPlainTXT holds the TXT fast path of decodeRecord to what the
+// master-file parser makes of the same text, quoted as decodeRecord quotes
+// it: whenever the fast path builds a record, the parser builds an equal
+// one.
+func FuzzPlainTXT(f *testing.F) {
+	for _, s := range []string{"v=spf1 -all", "v=bench1 tag=9e3779b1", "a;b", `a"b`, `a\b`, "(x)", "x y", " x ", "\t", strings.Repeat("x", 255), strings.Repeat("y", 256), "é", "a{b}[c]$ORIGIN @"} {
+		f.Add("www.example.test.", uint32(300), s)
+		f.Add("*.Example.test.", uint32(0), s)
+	}
+	f.Fuzz(func(t *testing.T, owner string, ttl uint32, text string) {
+		ttl &= maxTTL
+		fast := plainTXT(owner, ttl, dns.TypeTXT, text)
+		if fast == nil {
+			return
+		}
+		slow, msg := parseRRText(owner, ttl, "TXT", quoteTXT(text), "example.test.")
+		if msg != "" {
+			t.Fatalf("fast path accepted %q TXT %q; the parser says %s", owner, text, msg)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast %#v != parser %#v", fast, slow)
+		}
+	})
+}
+
+// FuzzOwnerName holds ownerName's shortcut (a relative key without a
+// backslash makes a name under the origin) to dns.IsSubDomain: every name
+// it accepts is the origin or under it.
+func FuzzOwnerName(f *testing.F) {
+	for _, k := range []string{"@", "www", "WWW", "a.b", `a\`, `a\.b`, `a\046b`, "x.example.test.", "x.other.", "*", "-", ".a", "a."} {
+		f.Add(k, "example.test.")
+		f.Add(k, ".")
+	}
+	f.Fuzz(func(t *testing.T, key, origin string) {
+		origin = strings.ToLower(dns.Fqdn(origin))
+		if _, ok := dns.IsDomainName(origin); !ok {
+			return
+		}
+		name, msg := ownerName(key, origin)
+		if msg == "" && !dns.IsSubDomain(origin, name) {
+			t.Fatalf("ownerName(%q, %q) = %q, which is not under the origin", key, origin, name)
 		}
 	})
 }

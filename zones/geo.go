@@ -332,7 +332,7 @@ func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin
 				errs.Addf(file, val.Line, f, "must be a host name")
 				return
 			}
-			rr, msg := parseRR(owner, ttl, "CNAME", s, origin)
+			rr, msg := parseRR(owner, ttl, "CNAME", s, origin, nil)
 			if msg != "" {
 				errs.Addf(file, val.Line, f, "%s", msg)
 				return

@@ -38,7 +38,7 @@ func IsZoneFile(name string) bool {
 // PoPs in inv. file names it in errors. An "auto" serial becomes the
 // current time; Load does better, with the history of the file.
 func ParseFile(file string, data []byte, inv *pops.Inventory) (*Zone, error) {
-	z, errs := parse(file, data, inv)
+	z, errs := parse(file, data, sha256.Sum256(data), inv)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -48,7 +48,10 @@ func ParseFile(file string, data []byte, inv *pops.Inventory) (*Zone, error) {
 	return z, nil
 }
 
-func parse(file string, data []byte, inv *pops.Inventory) (*Zone, ErrorList) {
+// parse decodes and compiles data, whose SHA-256 is hash. Nothing it
+// keeps points into data, and data is not used after decoding, so that a
+// big file's bytes are collected before compile builds the zone.
+func parse(file string, data []byte, hash [32]byte, inv *pops.Inventory) (*Zone, ErrorList) {
 	spec, errs := decodeFile(file, data)
 	if spec == nil || len(errs) > 0 {
 		return nil, errs
@@ -60,9 +63,11 @@ func parse(file string, data []byte, inv *pops.Inventory) (*Zone, ErrorList) {
 		// garbage is gone before compile starts, and the GC's next goal
 		// is twice what is live, not twice that and the garbage: the
 		// peak RSS of the million-record load went from 600 to 510 MB.
+		// The file's bytes go with it (their hash is taken): a 40 MB
+		// file held through compile added 40 MB to the peak.
 		runtime.GC()
 	}
-	z, errs := compile(file, data, spec, inv)
+	z, errs := compile(file, hash, spec, inv)
 	// compile checks in passes (names, then geo records, then the zone
 	// as a whole); an operator reads the file top to bottom.
 	errs.SortByLine()
@@ -499,7 +504,7 @@ func (l Loader) loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Sna
 			return prev.byFile[name], old, nil
 		}
 	}
-	z, errs := parse(name, data, inv)
+	z, errs := parse(name, data, src.hash, inv)
 	if len(errs) > 0 {
 		return nil, source{}, errs
 	}

@@ -3,7 +3,9 @@ package zones
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,6 +52,7 @@ type fileSpec struct {
 	origin  string
 	ttl     uint32
 	records recordList
+	addrs   addrAlloc // the A and AAAA records'
 	geos    []*geoSpec
 	owners  int // owner names: about the names of the zone
 }
@@ -210,7 +213,14 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 			errs.Addf(file, e.Line, field, "names %s again (first at line %d); put all its records in one list", owner, first.line)
 			return
 		}
-		owners[owner] = firstKey{e.Key, e.Line}
+		// The key as written names the owner's records in errors; most
+		// keys (www for www.example.com.) are the start of the name, which
+		// can hold them instead of a string of their own per name.
+		key := e.Key
+		if strings.HasPrefix(owner, key) {
+			key = owner[:len(key)]
+		}
+		owners[owner] = firstKey{key, e.Line}
 		spec.owners++
 		if list.Kind != yaml.SequenceNode {
 			errs.Addf(file, list.Line, field, "must be a list of records, e.g. - a: 192.0.2.1")
@@ -234,7 +244,7 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 				}
 				continue
 			}
-			at := recordSpec{ownerKey: e.Key, index: int32(j), line: entry.Line}
+			at := recordSpec{ownerKey: key, index: int32(j), line: entry.Line}
 			rec, ok := decodeRecord(file, owner, entryField, at, keys, spec, &errs)
 			if ok {
 				spec.records.add(rec)
@@ -246,8 +256,11 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 		return spec, errs, true
 	}
 	walk := yamlx.NewParts(file, "records", yamlx.Keys{})
+	// decodeOwner keeps no node, only strings read from them: each part's
+	// nodes can take the place of the part's before.
+	var pp yamlx.PartParser
 	for _, p := range parts {
-		n, ok := yamlx.ParsePart(file, p)
+		n, ok := pp.Parse(file, p)
 		if !ok {
 			return nil, nil, false
 		}
@@ -259,9 +272,14 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 // ownerName turns a records key into a canonical lowercase FQDN.
 func ownerName(key, origin string) (string, string) {
 	var name string
+	// below: name is origin or a name under it by how it was made, which
+	// a backslash could undo (a\ ends in an escaped dot). Then
+	// dns.IsSubDomain, whose label split allocates, need not say so for
+	// each of a big zone's names.
+	below := false
 	switch {
 	case key == "@":
-		name = origin
+		name, below = origin, true
 	case key == "":
 		return "", "empty owner name (use @ for the zone apex)"
 	case dns.IsFqdn(key):
@@ -269,7 +287,7 @@ func ownerName(key, origin string) (string, string) {
 	case origin == ".":
 		name = strings.ToLower(key) + "."
 	default:
-		name = strings.ToLower(key) + "." + origin
+		name, below = strings.ToLower(key)+"."+origin, !strings.Contains(key, `\`)
 	}
 	if strings.ContainsFunc(key, badOwnerRune) {
 		return "", "not a valid owner name: no spaces, control characters, double quotes, parentheses or ; in a name"
@@ -277,7 +295,7 @@ func ownerName(key, origin string) (string, string) {
 	if _, ok := dns.IsDomainName(name); !ok || strings.Contains(name, "..") {
 		return "", "not a valid owner name"
 	}
-	if !dns.IsSubDomain(origin, name) {
+	if !below && !dns.IsSubDomain(origin, name) {
 		return "", name + " is outside the zone " + origin
 	}
 	return name, ""
@@ -374,10 +392,14 @@ func decodeRecord(file, owner, field string, rec recordSpec, keys []yamlx.Entry,
 		return rec, false
 	}
 	if (rrtype == dns.TypeTXT || rrtype == dns.TypeSPF) && !strings.HasPrefix(strings.TrimSpace(rdata), `"`) {
+		if rr := plainTXT(owner, ttl, rrtype, rdata); rr != nil {
+			rec.rr = rr
+			return rec, true
+		}
 		rdata = quoteTXT(rdata)
 	}
 
-	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin)
+	rr, msg := parseRR(owner, ttl, typeName, rdata, spec.origin, &spec.addrs)
 	if msg != "" {
 		errs.Addf(file, valNode.Line, rec.field(), "%s", msg)
 		return rec, false
@@ -390,11 +412,11 @@ var zoneParserNoiseRE = regexp.MustCompile(`^(?:dns: )?|(?: at line: \d+:\d+)$`)
 
 // parseRR parses one record in presentation format, relative names in the
 // RDATA completed with the zone origin.
-func parseRR(owner string, ttl uint32, typeName, rdata, origin string) (dns.RR, string) {
+func parseRR(owner string, ttl uint32, typeName, rdata, origin string, al *addrAlloc) (dns.RR, string) {
 	if strings.ContainsAny(rdata, "\n\r") {
 		return nil, "record data must be on one line"
 	}
-	if rr := plainAddrRR(owner, ttl, typeName, rdata); rr != nil {
+	if rr := plainAddrRR(owner, ttl, typeName, rdata, al); rr != nil {
 		return rr, ""
 	}
 	return parseRRText(owner, ttl, typeName, rdata, origin)
@@ -419,6 +441,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 	}
 	rr.Header().Name = owner // the name's one copy: the parser made another
 	canonicalNames(rr)
+	shortA(rr)
 	// Some fields (hex digests, for instance) are checked only when packed;
 	// a record we cannot put on the wire must fail here, not per query.
 	if _, err := dns.PackRR(rr, make([]byte, dns.Len(rr)+64), 0, nil, false); err != nil {
@@ -434,7 +457,7 @@ func parseRRText(owner string, ttl uint32, typeName, rdata, origin string) (dns.
 // reject, so that the parser decides and words the error. "Plain" means
 // bytes that the master-file lexer takes literally (no escapes, quotes,
 // comments, parentheses or blanks), so that it would yield the same tokens.
-func plainAddrRR(owner string, ttl uint32, typeName, rdata string) dns.RR {
+func plainAddrRR(owner string, ttl uint32, typeName, rdata string, al *addrAlloc) dns.RR {
 	var digits string
 	switch typeName {
 	case "A":
@@ -447,24 +470,106 @@ func plainAddrRR(owner string, ttl uint32, typeName, rdata string) dns.RR {
 	if rdata == "" || strings.Trim(rdata, digits) != "" || !plainOwner(owner) {
 		return nil
 	}
-	ip := net.ParseIP(rdata)
-	if ip == nil {
+	addr, err := netip.ParseAddr(rdata) // as net.ParseIP, without its 16-byte copy
+	if err != nil {
 		return nil
 	}
 	// Rdlength as parseRR's packing check leaves it.
 	hdr := dns.RR_Header{Name: owner, Class: dns.ClassINET, Ttl: ttl}
 	if typeName == "A" {
-		if strings.Contains(rdata, ":") {
+		if !addr.Is4() {
 			return nil
 		}
 		hdr.Rrtype, hdr.Rdlength = dns.TypeA, net.IPv4len
-		return &dns.A{Hdr: hdr, A: ip}
+		a := addr.As4()
+		rr := al.newA()
+		rr.Hdr, rr.A = hdr, al.ip(a[:])
+		return rr
 	}
 	if !strings.Contains(rdata, ":") {
 		return nil
 	}
 	hdr.Rrtype, hdr.Rdlength = dns.TypeAAAA, net.IPv6len
-	return &dns.AAAA{Hdr: hdr, AAAA: ip}
+	a := addr.As16()
+	rr := al.newAAAA()
+	rr.Hdr, rr.AAAA = hdr, al.ip(a[:])
+	return rr
+}
+
+// addrAlloc hands out A and AAAA records, and their addresses, from
+// blocks. Most records of a big zone are addresses, and one allocation
+// each rounds a 56-byte record up to 64 bytes and a 4-byte address up to
+// 16, shared with whatever else was allocated beside it. A block lives as
+// long as a record in it: all are a zone's, which goes as a whole. A nil
+// *addrAlloc allocates each alone. It is not safe for concurrent use.
+type addrAlloc struct {
+	a    []dns.A
+	aaaa []dns.AAAA
+	ips  []byte
+}
+
+// addrBlock is the number of records in a block.
+const addrBlock = 256
+
+func (al *addrAlloc) newA() *dns.A {
+	if al == nil {
+		return new(dns.A)
+	}
+	if len(al.a) == 0 {
+		al.a = make([]dns.A, addrBlock)
+	}
+	rr := &al.a[0]
+	al.a = al.a[1:]
+	return rr
+}
+
+func (al *addrAlloc) newAAAA() *dns.AAAA {
+	if al == nil {
+		return new(dns.AAAA)
+	}
+	if len(al.aaaa) == 0 {
+		al.aaaa = make([]dns.AAAA, addrBlock)
+	}
+	rr := &al.aaaa[0]
+	al.aaaa = al.aaaa[1:]
+	return rr
+}
+
+// ip returns a copy of b, with no room to grow into the next address.
+func (al *addrAlloc) ip(b []byte) net.IP {
+	if al == nil {
+		return slices.Clone(b)
+	}
+	if len(al.ips) < len(b) {
+		al.ips = make([]byte, addrBlock*net.IPv6len)
+	}
+	ip := al.ips[:len(b):len(b)]
+	copy(ip, b)
+	al.ips = al.ips[len(b):]
+	return ip
+}
+
+// plainTXT builds the TXT record of one character-string that the zone
+// parser would build from quoteTXT(text), without the parser, whose
+// lexer and scratch cost a big zone's load more than its TXT records
+// themselves. It returns nil for anything but a plain owner name and up
+// to 255 bytes of printable ASCII with nothing the lexer reads specially
+// inside quotes (no quotes, backslashes, parentheses or ;), and for any
+// type but TXT.
+func plainTXT(owner string, ttl uint32, rrtype uint16, text string) dns.RR {
+	if rrtype != dns.TypeTXT || text == "" || len(text) > 255 || !plainOwner(owner) {
+		return nil
+	}
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '(' || c == ')' || c == ';' {
+			return nil
+		}
+	}
+	// Rdlength as parseRR's packing check leaves it.
+	return &dns.TXT{
+		Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl, Rdlength: uint16(1 + len(text))},
+		Txt: []string{text},
+	}
 }
 
 // plainOwner reports whether owner is an absolute domain name of lowercase
@@ -478,6 +583,17 @@ func plainOwner(owner string) bool {
 	}
 	_, ok := dns.IsDomainName(owner)
 	return ok && dns.IsFqdn(owner)
+}
+
+// shortA keeps an A record's address in 4 bytes, as plainAddrRR builds
+// it, not in the 16 of the parser's net.ParseIP: 12 bytes per A record of
+// a big zone. Packed, printed and compared, the two are the same.
+func shortA(rr dns.RR) {
+	if v, ok := rr.(*dns.A); ok {
+		if ip4 := v.A.To4(); ip4 != nil {
+			v.A = slices.Clone(ip4)
+		}
+	}
 }
 
 // canonicalNames lowercases the domain names inside RDATA of the common

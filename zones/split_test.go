@@ -88,7 +88,7 @@ func TestCompileNameComesBack(t *testing.T) {
 	for _, r := range recs {
 		spec.records.add(r)
 	}
-	_, errs = compile("x.yaml", nil, spec, nil)
+	_, errs = compile("x.yaml", [32]byte{}, spec, nil)
 	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "duplicate record (same as line 9)") {
 		t.Fatalf("errors %v, want the duplicate at www only", errs)
 	}
@@ -97,7 +97,7 @@ func TestCompileNameComesBack(t *testing.T) {
 	for _, r := range recs {
 		spec.records.add(r)
 	}
-	z, errs := compile("x.yaml", nil, spec, nil)
+	z, errs := compile("x.yaml", [32]byte{}, spec, nil)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

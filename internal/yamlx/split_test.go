@@ -2,6 +2,8 @@ package yamlx
 
 import (
 	"fmt"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -173,4 +175,50 @@ func FuzzFastPart(f *testing.F) {
 		}
 		sameNode(t, data, got, want)
 	})
+}
+
+// TestPartParserReuse: a PartParser that reads parts one after another,
+// big and small, each into the nodes of the one before, gives for each
+// the nodes a fresh ParsePart gives, and reads the later parts without
+// allocating nodes again.
+func TestPartParserReuse(t *testing.T) {
+	part := func(first, n int) Part {
+		var b strings.Builder
+		for i := first; i < first+n; i++ {
+			fmt.Fprintf(&b, "  h%d:\n    - a: 10.0.0.%d\n    - txt: v=%d\n", i, i%256, i)
+		}
+		return Part{Data: []byte(b.String()), Line: 3 * first}
+	}
+	parts := []Part{part(0, 600), part(600, 3), part(603, 900), part(1503, 1)}
+	var pp PartParser
+	for _, p := range parts {
+		got, ok := pp.Parse(file, p)
+		want, wok := ParsePart(file, p)
+		if !ok || !wok {
+			t.Fatalf("part at line %d: PartParser %v, ParsePart %v", p.Line, ok, wok)
+		}
+		sameNode(t, p.Data, got, want)
+		if len(got.Content) != len(want.Content) {
+			t.Fatalf("part at line %d: %d nodes, want %d", p.Line, len(got.Content), len(want.Content))
+		}
+	}
+	big := parts[2]
+	fresh := allocBytes(func() { ParsePart(file, big) })
+	reused := allocBytes(func() { pp.Parse(file, big) })
+	if reused > fresh/2 {
+		t.Errorf("a reused PartParser allocates %d bytes per part, a fresh one %d: the nodes are not reused", reused, fresh)
+	}
+}
+
+// allocBytes is what f allocates, in bytes, the least of a few runs.
+func allocBytes(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }

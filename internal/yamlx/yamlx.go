@@ -13,7 +13,8 @@
 // The package knows nothing of what keys mean: the packages that own the
 // data (zones, pops, latency, cmd/popdns) say which keys a mapping has and
 // check the values. Its functions keep no state, never modify the nodes they read,
-// and are safe for concurrent use.
+// and are safe for concurrent use; a PartParser reuses its memory from one
+// part to the next, for one file at a time.
 package yamlx
 
 import (
