@@ -185,6 +185,11 @@ func plainText(s []byte) bool {
 	if bytes.IndexByte([]byte("-?:,[]{}#&*!|>'\"%@`"), s[0]) >= 0 {
 		return false
 	}
+	// "..." at the start of a line ends the document ("---", which
+	// starts one, begins with an indicator already).
+	if bytes.HasPrefix(s, []byte("...")) {
+		return false
+	}
 	return bytes.IndexByte(s, '#') < 0 && !bytes.Contains(s, []byte(": "))
 }
 
