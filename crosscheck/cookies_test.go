@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,34 +244,10 @@ func TestCookiesKnotInterop(t *testing.T) {
 // module on under cookieSecret.
 func startKnotWithCookies(t *testing.T, knotd, dir string) string {
 	t.Helper()
-	for _, sub := range []string{"run", "db"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logPath := filepath.Join(dir, "knotd.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		logFile.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("knotd log:\n%s", out)
-		}
-	})
 	conf := strings.Replace(knotConf, "template:\n  - id: default\n",
 		"mod-cookies:\n  - id: shared\n    secret: 0x"+cookieSecret+"\ntemplate:\n  - id: default\n    global-module: mod-cookies/shared\n", 1)
 	if conf == knotConf {
 		t.Fatal("knotConf has no template to add the cookies module to")
 	}
-	return startDaemon(t, "knotd", logFile, func(port int) []string {
-		c := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin).Replace(conf)
-		confPath := filepath.Join(dir, "knot.conf")
-		if err := os.WriteFile(confPath, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return []string{knotd, "-c", confPath}
-	}, waitReady)
+	return startKnotConf(t, knotd, dir, conf)
 }

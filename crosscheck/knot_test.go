@@ -335,6 +335,13 @@ zone:
 // returns its address once it answers for the zone.
 func startKnot(t *testing.T, knotd, dir string) string {
 	t.Helper()
+	return startKnotConf(t, knotd, dir, knotConf)
+}
+
+// startKnotConf is startKnot with conf, a knotConf changed by the caller,
+// in its place.
+func startKnotConf(t *testing.T, knotd, dir, conf string) string {
+	t.Helper()
 	for _, sub := range []string{"run", "db"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -353,9 +360,9 @@ func startKnot(t *testing.T, knotd, dir string) string {
 		}
 	})
 	return startDaemon(t, "knotd", logFile, func(port int) []string {
-		conf := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin).Replace(knotConf)
+		c := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin).Replace(conf)
 		confPath := filepath.Join(dir, "knot.conf")
-		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		if err := os.WriteFile(confPath, []byte(c), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return []string{knotd, "-c", confPath}

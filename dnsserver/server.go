@@ -238,8 +238,8 @@ const (
 	// allows whatever the file-descriptor limit: each costs memory too
 	// (a goroutine and its buffers, some 10–20 KiB).
 	DefaultTCPMaxConnections = 20000
-	DefaultTCPPrefixV4       = 24
-	DefaultTCPPrefixV6       = 56
+	DefaultTCPPrefixV4       = rrl.DefaultIPv4Prefix // the source network rate limiting accounts by
+	DefaultTCPPrefixV6       = rrl.DefaultIPv6Prefix
 	DefaultShutdownGrace     = 5 * time.Second
 	// fdReserveMin is the fewest file descriptors the TCP connections
 	// leave to everything else: listeners, probes (one socket each while
