@@ -65,7 +65,7 @@ func TestCoveringNSEC(t *testing.T) {
 	for _, name := range []string{
 		"foo.example.test.",
 		"a.example.test.",
-		"[.example.test.",     // decremented to 'Z': must skip upper case
+		"[.example.test.",      // decremented to 'Z': must skip upper case
 		"b\\000.example.test.", // last octet 0
 		"\\000.example.test.",  // no sibling before: the parent
 		"\\255.example.test.",
