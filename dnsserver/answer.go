@@ -35,6 +35,10 @@ type request struct {
 	tailored bool // a geo decision shaped the answer
 	outcome
 	cands steer.Candidates
+	// do: the query set DNSSEC OK, so answers from signed zones carry
+	// their signatures and proofs; co: it set Compact Answers OK too, so
+	// a nonexistent name keeps its NXDOMAIN (RFC 9824 §4).
+	do, co bool
 	// explain: Server.Explain asks, which decides afresh and records each
 	// decision in outcome.explained.
 	explain bool
@@ -80,8 +84,15 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 			resp.Ns = append(resp.Ns, ns.RRs...)
 			resp.Extra = append(resp.Extra, ns.Additional...)
 			q.cut = m.Node.Name()
+			if q.signs(zone) {
+				q.proveDelegation(zone, m.Node)
+			}
 			return
 		case zones.NameError:
+			if q.signs(zone) {
+				q.denyName(zone, name)
+				return
+			}
 			resp.Rcode = dns.RcodeNameError
 			resp.Ns = append(resp.Ns, zone.NegativeSOA())
 			return
@@ -95,19 +106,19 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 			cname = node.RRset(dns.TypeCNAME).RRs[0]
 		case g != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeCNAME || qtype == dns.TypeANY):
 			var done bool
-			cname, done = q.answerGeo(zone, g, synthesize, name)
+			cname, done = q.answerGeo(zone, node, g, synthesize, name)
 			if done {
 				return
 			}
 			if qtype == dns.TypeCNAME || qtype == dns.TypeANY {
 				// The CNAME is the answer itself: it is not followed
 				// (RFC 1034 §4.3.2 step 3a).
-				resp.Answer = appendAnswer(resp.Answer, []dns.RR{cname}, synthesize, name)
+				q.appendCNAME(zone, cname, synthesize, node, name)
 				return
 			}
 		}
 		if cname != nil {
-			resp.Answer = appendAnswer(resp.Answer, []dns.RR{cname}, synthesize, name)
+			q.appendCNAME(zone, cname, synthesize, node, name)
 			target := strings.ToLower(cname.(*dns.CNAME).Target)
 			if hops+1 >= maxCNAMEChain || chainVisits(resp.Answer, target) {
 				return
@@ -121,16 +132,21 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 		}
 
 		var set *zones.RRset
-		if qtype == dns.TypeANY {
+		switch {
+		case qtype == dns.TypeANY:
 			set = minimalANY(node)
-		} else {
+		case qtype == dns.TypeNSEC && !synthesize && q.signs(zone):
+			// The name's own compact NSEC is its NSEC RRset.
+			resp.Answer = append(resp.Answer, q.s.signer.nodeNSEC(zone, node)...)
+			return
+		default:
 			set = node.RRset(qtype)
 		}
 		if set == nil {
-			resp.Ns = append(resp.Ns, zone.NegativeSOA()) // NODATA (RFC 2308 §2.2)
+			q.noData(zone, node, synthesize, name) // RFC 2308 §2.2
 			return
 		}
-		resp.Answer = appendAnswer(resp.Answer, set.RRs, synthesize, name)
+		q.appendSigned(zone, set.RRs, synthesize, node, name)
 		resp.Extra = append(resp.Extra, set.Additional...)
 		return
 	}
@@ -139,7 +155,7 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 // answerGeo answers from a geo record. It returns a CNAME to follow when
 // the chosen target answers with one; otherwise the answer is complete
 // (done).
-func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, name string) (cname dns.RR, done bool) {
+func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, synthesize bool, name string) (cname dns.RR, done bool) {
 	qtype := q.qtype
 	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
 		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
@@ -151,7 +167,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		q.resp.Answer, q.resp.Ns, q.resp.Extra = nil, nil, nil
 		return nil, true
 	case d.NoData:
-		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
+		q.noData(zone, node, synthesize, name)
 		return nil, true
 	}
 	first := &g.Targets[d.Ranked[0]]
@@ -162,7 +178,7 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		return first.CNAME, false
 	}
 	if q.qtype == dns.TypeCNAME {
-		q.resp.Ns = append(q.resp.Ns, zone.NegativeSOA())
+		q.noData(zone, node, synthesize, name)
 		return nil, true
 	}
 	for _, idx := range d.Ranked {
@@ -174,6 +190,9 @@ func (q *request) answerGeo(zone *zones.Zone, g *zones.Geo, synthesize bool, nam
 		// A CNAME target has no addresses, so it adds nothing here: a
 		// CNAME cannot share its name with other data.
 		q.resp.Answer = appendAnswer(q.resp.Answer, rrs, synthesize, name)
+	}
+	if q.signs(zone) {
+		q.signGeo(zone, node, g, qtype, d.Ranked, synthesize, name)
 	}
 	return nil, true
 }
@@ -253,6 +272,10 @@ type outcome struct {
 	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
 	// the answer is built; serve adds the rest.
 	trace udpfast.Trace
+	// nxname: the answer denies the name exists the compact way (RFC
+	// 9824), NOERROR unless the query set CO; rate limiting counts it as
+	// NXDOMAIN.
+	nxname bool
 	// explained holds each geo decision's explanation, when the request
 	// is Server.Explain's.
 	explained []GeoDecision

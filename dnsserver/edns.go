@@ -12,6 +12,7 @@ type ednsRequest struct {
 	version uint8  // EDNS version; only 0 exists (RFC 6891 §6.1.3)
 	udpSize uint16 // what the client can receive over UDP
 	do      bool   // DNSSEC OK, echoed (RFC 3225 §3)
+	co      bool   // Compact Answers OK (RFC 9824 §4), echoed with DO
 	nsid    bool   // the client asked for our NSID (RFC 5001 §2.1)
 	count   int    // OPT records seen; more than one is FORMERR (RFC 6891 §6.1.1)
 	// cookies counts the OPT record's COOKIE options (RFC 7873); cookie
@@ -23,6 +24,10 @@ type ednsRequest struct {
 	// TCP the reply signals the idle timeout (signalKeepalive)
 	keepalive bool
 }
+
+// ednsCO is the Compact Answers OK flag in an OPT record's TTL field,
+// the bit after DO (RFC 9824 §4).
+const ednsCO = 1 << 14
 
 func parseEDNS(req *dns.Msg) ednsRequest {
 	var e ednsRequest
@@ -39,6 +44,7 @@ func parseEDNS(req *dns.Msg) ednsRequest {
 		e.version = opt.Version()
 		e.udpSize = opt.UDPSize()
 		e.do = opt.Do()
+		e.co = opt.Hdr.Ttl&ednsCO != 0
 		for _, o := range opt.Option {
 			switch o := o.(type) {
 			case *dns.EDNS0_NSID:
@@ -64,6 +70,9 @@ func (s *Server) replyOPT(e ednsRequest) *dns.OPT {
 	opt.SetUDPSize(s.cfg.UDPSize)
 	if e.do {
 		opt.SetDo()
+		if e.co {
+			opt.Hdr.Ttl |= ednsCO
+		}
 	}
 	if e.nsid && s.nsidHex != "" {
 		opt.Option = append(opt.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: s.nsidHex})

@@ -23,6 +23,8 @@ var _ udpfast.Host = fastHost{}
 
 func (h fastHost) Snapshot() *zones.Snapshot { return h.s.zones.Load() }
 
+func (h fastHost) Signatures() uint64 { return h.s.signer.generation() }
+
 func (h fastHost) Epoch(snap *zones.Snapshot) steer.Epoch { return h.s.decisionEnv(snap).Epoch }
 
 func (h fastHost) Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch steer.Epoch) *udpfast.Decision {

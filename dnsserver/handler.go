@@ -83,6 +83,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 		}
 	}()
 	edns := parseEDNS(req)
+	sigs := s.signer.generation() // before any signature is read
 	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false)
 	if resp == nil {
 		return nil, tr
@@ -132,6 +133,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
 	tr.Zone, tr.PoP = out.zone, out.pop
 	tr.RRL = account
+	tr.Signatures = sigs
 	return resp, tr
 }
 
@@ -166,7 +168,7 @@ func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, explain: explain}
+	q := &request{s: s, resp: resp, explain: explain, do: edns.do, co: edns.do && edns.co}
 	q.client = sourceAddr(src)
 	// The cookie is the source address's, whatever the client subnet.
 	q.cookie = s.judgeCookie(edns, q.client)

@@ -18,6 +18,8 @@ func rrlAccount(req, resp *dns.Msg, out *outcome) rrl.Account {
 		class = rrl.NXDomain
 	case dns.RcodeSuccess:
 		switch {
+		case out.nxname:
+			class = rrl.NXDomain
 		case len(resp.Answer) > 0:
 			class = rrl.Answer
 		case out.cut != "":

@@ -322,6 +322,7 @@ type Server struct {
 	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
 	now        func() time.Time                  // the clock cookies are made at
 	serving    atomic.Bool                       // every listener is answering
+	signer     *signer                           // the signatures of signed zones' answers
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -369,6 +370,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		steering:   cfg.Steering,
 		now:        systemNow,
 	}
+	sm, err := newSignMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
+	}
+	s.signer = newSigner(time.Now, log, sm)
 	if !cfg.Cookies.Off {
 		secrets := cfg.Cookies.Secrets
 		if secrets == nil {
@@ -419,7 +425,12 @@ func (s *Server) Overrides() *steer.Overrides { return s.overrides.Load() }
 
 // SetZones makes snap the data that queries are answered from. The swap is
 // atomic: a query in flight finishes with the snapshot it started with.
-func (s *Server) SetZones(snap *zones.Snapshot) { s.zones.Store(snap) }
+// Signed zones are presigned in the background (while Serve runs); until
+// then their answers are signed as they are asked.
+func (s *Server) SetZones(snap *zones.Snapshot) {
+	s.zones.Store(snap)
+	s.signer.setZones(snap)
+}
 
 // Zones returns the snapshot being served, or nil before the first SetZones.
 func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
@@ -558,6 +569,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		u.Start(fastErr)
 	}
 	s.mu.Unlock()
+	signCtx, stopSigning := context.WithCancel(ctx)
+	signDone := make(chan struct{})
+	go func() {
+		defer close(signDone)
+		s.signer.run(signCtx)
+	}()
+	defer func() {
+		stopSigning()
+		<-signDone
+	}()
 	go func() {
 		for _, sv := range udps {
 			select {

@@ -194,6 +194,16 @@ func compile(file string, hash [32]byte, spec *fileSpec, inv *pops.Inventory) (*
 		case dns.TypeDNAME:
 			errs.Addf(file, rec.line, rec.field(), "DNAME is not supported")
 			continue
+		case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeNSEC3PARAM:
+			errs.Addf(file, rec.line, rec.field(), "popdns signs zones itself (see dnssec: in docs/dnssec.md): a zone file holds no %s records",
+				dns.TypeToString[hdr.Rrtype])
+			continue
+		case dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY:
+			if spec.dnssec != nil && name == origin {
+				errs.Addf(file, rec.line, rec.field(), "the zone's %s records are made from its keys (dnssec.keys): remove this one",
+					dns.TypeToString[hdr.Rrtype])
+				continue
+			}
 		case dns.TypeSOA:
 			if name != origin {
 				errs.Addf(file, rec.line, rec.field(), "SOA belongs at the zone apex (@), not at %s", name)
@@ -279,6 +289,8 @@ func compile(file string, hash [32]byte, spec *fileSpec, inv *pops.Inventory) (*
 		autoSerial: soa.autoSerial,
 		hash:       hash,
 		probes:     probes.Sorted(),
+		defaultTTL: spec.ttl,
+		keysSpec:   spec.dnssec,
 	}
 	for name := range cuts {
 		nodes[name].cut = true

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -41,6 +43,12 @@ func ParseFile(file string, data []byte, inv *pops.Inventory) (*Zone, error) {
 	z, errs := parse(file, data, sha256.Sum256(data), inv)
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	if z.keysSpec != nil {
+		// The key directory is relative to the zone file's.
+		if errs := z.loadKeys(os.DirFS(filepath.Dir(file)), z.keysSpec, time.Now()); len(errs) > 0 {
+			return nil, errs
+		}
 	}
 	if z.autoSerial {
 		z.setSerial(unixSerial(time.Now()))
@@ -500,13 +508,18 @@ func (l Loader) loadFile(fsys fs.FS, name string, inv *pops.Inventory, prev *Sna
 	// resolved to *PoP), so a parse would build what prev serves, auto
 	// serial included: autoSerial keeps the serial of unchanged content.
 	if prev != nil && prev.byFile[name] != nil {
-		if old, ok := prev.sources[name]; ok && old == src {
+		if old, ok := prev.sources[name]; ok && old == src && prev.byFile[name].keysCurrent(fsys, now) {
 			return prev.byFile[name], old, nil
 		}
 	}
 	z, errs := parse(name, data, src.hash, inv)
 	if len(errs) > 0 {
 		return nil, source{}, errs
+	}
+	if z.keysSpec != nil {
+		if errs := z.loadKeys(fsys, z.keysSpec, now); len(errs) > 0 {
+			return nil, source{}, errs
+		}
 	}
 	z.loadedAt = now
 	if z.autoSerial {

@@ -54,7 +54,8 @@ type fileSpec struct {
 	records recordList
 	addrs   addrAlloc // the A and AAAA records'
 	geos    []*geoSpec
-	owners  int // owner names: about the names of the zone
+	owners  int         // owner names: about the names of the zone
+	dnssec  *dnssecSpec // nil: the zone is not signed
 }
 
 // recordList is the records of a file in file order, in blocks that never
@@ -85,7 +86,7 @@ func (l *recordList) len() int { return l.n }
 func (l *recordList) at(i int) *recordSpec { return &l.blocks[i/recordBlock][i%recordBlock] }
 
 // fileKeys are the keys of a zone file's top level.
-var fileKeys = yamlx.Keys{Names: []string{"origin", "ttl", "records"}}
+var fileKeys = yamlx.Keys{Names: []string{"origin", "ttl", "records", "dnssec"}}
 
 // entryKeys are the keys of one record entry: a record type and ttl, or
 // geo alone.
@@ -168,6 +169,8 @@ func decodeParts(file string, data []byte, parts []yamlx.Part) (_ *fileSpec, err
 			spec.ttl = ttl
 		case "records":
 			recordsNode = val
+		case "dnssec":
+			spec.dnssec = decodeDNSSEC(file, val, &errs)
 		}
 	}))
 	if spec.origin == "" {

@@ -24,6 +24,12 @@ type Zone struct {
 	probes     []healthprobe.Target // of its geo targets, sorted by ID
 	geos       []*Geo               // sorted by owner
 	loadedAt   time.Time            // when Load compiled this version of the file
+	defaultTTL uint32               // the file's ttl
+	// keysSpec is the file's dnssec block, until loadKeys reads the keys
+	// into signing; keysHash fingerprints the key files read.
+	keysSpec *dnssecSpec
+	signing  *Signing
+	keysHash [32]byte
 }
 
 // LoadedAt is when this version of the zone was loaded: a reload that

@@ -31,6 +31,7 @@ type Path struct {
 	cfg   Config
 	q     wireQuery
 	snap  *zones.Snapshot // the snapshot the entries were learnt from
+	sigs  uint64          // and the signatures' generation (Host.Signatures)
 	cache map[string]*fastEntry
 	w     captureWriter
 	// Metric handles resolved on first use, so that no series appears
@@ -174,8 +175,8 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	if snap == nil || f.cfg.QueryLog {
 		return nil, ToLearn
 	}
-	if f.snap != snap {
-		f.snap = snap
+	if sigs := f.host.Signatures(); f.snap != snap || f.sigs != sigs {
+		f.snap, f.sigs = snap, sigs
 		f.dropEntries()
 	}
 	if q.cookie {
@@ -437,7 +438,7 @@ func (f *Path) Learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte,
 func (f *Path) remember(tr *Trace, wire []byte) {
 	q := &f.q
 	switch {
-	case tr.Snap == nil || tr.Snap != f.snap || !tr.Whole || tr.Rcode == dns.RcodeFormatError:
+	case tr.Snap == nil || tr.Snap != f.snap || tr.Signatures != f.sigs || !tr.Whole || tr.Rcode == dns.RcodeFormatError:
 		return
 	case tr.Rcode == dns.RcodeBadCookie:
 		return // a refusal that depended on the cookie

@@ -19,6 +19,11 @@ type Host interface {
 	// Snapshot is the zones snapshot queries are answered from now; nil
 	// before the first. Called once per query: it must not block.
 	Snapshot() *zones.Snapshot
+	// Signatures is the generation of the presigned signatures replies
+	// from signed zones carry now: a reply learnt under another one is
+	// dropped, so that re-signed RRsets reach clients. Called once per
+	// query: it must not block.
+	Signatures() uint64
 	// Epoch is the decision epoch (steer.Epoch) of a decision made now
 	// from snap. Called once per batch with a geo answer.
 	Epoch(snap *zones.Snapshot) steer.Epoch
@@ -124,6 +129,9 @@ type Trace struct {
 	Decision  *Decision
 	Client    netip.Addr
 	Epoch     steer.Epoch
+	// Signatures is the generation of presigned signatures (Host.Signatures)
+	// when the reply was made.
+	Signatures uint64
 	// RRL is the rate-limit account the reply is charged to; its class
 	// and name hold for every query of the same shape (and decision).
 	RRL rrl.Account

@@ -209,6 +209,11 @@ func (q *wireQuery) parseOPT(p []byte, off int) (int, bool) {
 		return 0, false
 	}
 	q.do = p[off+7]&0x80 != 0
+	if p[off+7]&0x40 != 0 {
+		// Compact Answers OK (RFC 9824 §4) changes a signed denial's
+		// rcode: rare enough to leave to the general path than to key.
+		return 0, false
+	}
 	rdlen := int(binary.BigEndian.Uint16(p[off+9:]))
 	off += 11
 	end := off + rdlen

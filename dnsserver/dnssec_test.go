@@ -1,0 +1,310 @@
+package dnsserver
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnssec"
+	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+const signedZone = `
+origin: signed.test.
+dnssec:
+  keys: keys/
+  algorithm: %s
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 60
+    - ns: ns1
+    - mx: 10 mail
+  ns1:
+    - a: 192.0.2.53
+  mail:
+    - a: 192.0.2.25
+  www:
+    - a: 192.0.2.80
+    - a: 192.0.2.81
+    - aaaa: 2001:db8::80
+    - txt: hello
+  alias:
+    - cname: www
+  "*.wild":
+    - a: 192.0.2.99
+    - txt: wildcard
+  a.b.ent:
+    - a: 192.0.2.7
+  secure:
+    - ns: ns.secure
+    - ds: 12345 15 2 2BB183AF5F22588179A53B0A98631FAD1A292118B5B4A1E34B9D0A0F70F8B7E6
+  ns.secure:
+    - a: 192.0.2.54
+  insecure:
+    - ns: ns.elsewhere.test.
+  geo:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1, aaaa: 2001:db8::1 }
+          iad: { a: 192.0.2.2 }
+          sin: { a: 192.0.2.3 }
+  two:
+    - geo:
+        answers: 2
+        targets:
+          fra: { a: 192.0.2.1 }
+          iad: { a: 192.0.2.2 }
+          sin: { a: 192.0.2.3 }
+`
+
+// testKeyFiles makes a key pair for zone as BIND writes it, into fsys
+// under dir, and returns its DNSKEY.
+func testKeyFiles(t testing.TB, fsys fstest.MapFS, dir, zone string, alg uint8, flags uint16) *dns.DNSKEY {
+	t.Helper()
+	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Flags: flags, Protocol: 3, Algorithm: alg}
+	priv, err := k.Generate(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("%s/K%s+%03d+%05d", dir, zone, alg, k.KeyTag())
+	fsys[base+".key"] = &fstest.MapFile{Data: []byte(k.String() + "\n")}
+	fsys[base+".private"] = &fstest.MapFile{Data: []byte(k.PrivateKeyString(priv))}
+	return k
+}
+
+// newSignedServer serves signed.test. signed with a KSK and a ZSK of alg,
+// and returns the keys by tag.
+func newSignedServer(t testing.TB, alg uint8) (*Server, map[uint16]*dns.DNSKEY) {
+	t.Helper()
+	inv, err := pops.New(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"signed.test.yaml": {Data: []byte(fmt.Sprintf(signedZone, dnssec.AlgorithmName(alg))), ModTime: time.Unix(1e9, 0)}}
+	keys := map[uint16]*dns.DNSKEY{}
+	for _, flags := range []uint16{257, 256} {
+		k := testKeyFiles(t, fsys, "keys", "signed.test.", alg, flags)
+		keys[k.KeyTag()] = k
+	}
+	snap, err := zones.Load(fsys, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}}), Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetZones(snap)
+	return s, keys
+}
+
+// verifySigned checks that every RRset of resp's answer and authority
+// sections is signed by a key of keys, valid now, except the NS RRset of
+// a referral, and returns how many RRsets it verified.
+func verifySigned(t *testing.T, resp *dns.Msg, keys map[uint16]*dns.DNSKEY) int {
+	t.Helper()
+	verified := 0
+	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns} {
+		type setKey struct {
+			name  string
+			rtype uint16
+		}
+		sets := map[setKey][]dns.RR{}
+		var order []setKey
+		sigs := map[setKey][]*dns.RRSIG{}
+		for _, rr := range sec {
+			h := rr.Header()
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				k := setKey{strings.ToLower(h.Name), sig.TypeCovered}
+				sigs[k] = append(sigs[k], sig)
+				continue
+			}
+			k := setKey{strings.ToLower(h.Name), h.Rrtype}
+			if sets[k] == nil {
+				order = append(order, k)
+			}
+			sets[k] = append(sets[k], rr)
+		}
+		for _, k := range order {
+			if k.rtype == dns.TypeNS && !resp.Authoritative {
+				if len(sigs[k]) > 0 {
+					t.Errorf("referral NS RRset %s is signed", k.name)
+				}
+				continue
+			}
+			if len(sigs[k]) == 0 {
+				t.Errorf("RRset %s %s has no RRSIG", k.name, dns.TypeToString[k.rtype])
+				continue
+			}
+			for _, sig := range sigs[k] {
+				key := keys[sig.KeyTag]
+				if key == nil {
+					t.Errorf("RRSIG of %s %s by unknown key %d", k.name, dns.TypeToString[k.rtype], sig.KeyTag)
+					continue
+				}
+				if err := sig.Verify(key, sets[k]); err != nil {
+					t.Errorf("RRSIG of %s %s does not verify: %v\n%s", k.name, dns.TypeToString[k.rtype], err, sig)
+				}
+				if !sig.ValidityPeriod(time.Now()) {
+					t.Errorf("RRSIG of %s %s not valid now: %s", k.name, dns.TypeToString[k.rtype], sig)
+				}
+				verified++
+			}
+		}
+	}
+	return verified
+}
+
+// withDO sets DNSSEC OK, and Compact Answers OK when co is set.
+func withDO(co bool) func(*dns.Msg) {
+	return func(m *dns.Msg) {
+		m.SetEdns0(1232, true)
+		if co {
+			m.IsEdns0().Hdr.Ttl |= ednsCO
+		}
+	}
+}
+
+func rrOf(sec []dns.RR, t uint16) []dns.RR {
+	var out []dns.RR
+	for _, rr := range sec {
+		if rr.Header().Rrtype == t {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+func TestSignedAnswers(t *testing.T) {
+	for _, alg := range []uint8{dnssec.AlgorithmEd25519, dnssec.AlgorithmECDSAP256} {
+		s, keys := newSignedServer(t, alg)
+		for _, tc := range []struct {
+			name   string
+			qname  string
+			qtype  uint16
+			co     bool
+			client string
+			rcode  int
+			// answer and ns list the types each section holds, RRSIGs aside.
+			answer, ns []uint16
+			// nsec is the bitmap of the authority section's NSEC, if any.
+			nsec string
+			aa   bool
+		}{
+			{name: "static", qname: "www.signed.test.", qtype: dns.TypeA, answer: []uint16{dns.TypeA}, aa: true},
+			{name: "DNSKEY", qname: "signed.test.", qtype: dns.TypeDNSKEY, answer: []uint16{dns.TypeDNSKEY}, aa: true},
+			{name: "CDS", qname: "signed.test.", qtype: dns.TypeCDS, answer: []uint16{dns.TypeCDS}, aa: true},
+			{name: "NODATA", qname: "www.signed.test.", qtype: dns.TypeMX, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "A TXT AAAA RRSIG NSEC", aa: true},
+			{name: "apex NODATA", qname: "signed.test.", qtype: dns.TypeTXT, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "NS SOA MX RRSIG NSEC DNSKEY CDS CDNSKEY", aa: true},
+			{name: "nonexistent", qname: "nope.signed.test.", qtype: dns.TypeA, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "RRSIG NSEC NXNAME", aa: true},
+			{name: "nonexistent CO", qname: "nope.signed.test.", qtype: dns.TypeA, co: true, rcode: dns.RcodeNameError, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "RRSIG NSEC NXNAME", aa: true},
+			{name: "CNAME", qname: "alias.signed.test.", qtype: dns.TypeA, answer: []uint16{dns.TypeCNAME, dns.TypeA}, aa: true},
+			{name: "wildcard", qname: "x.wild.signed.test.", qtype: dns.TypeA, answer: []uint16{dns.TypeA}, ns: []uint16{dns.TypeNSEC}, nsec: "RRSIG NSEC", aa: true},
+			{name: "deep wildcard", qname: "y.x.wild.signed.test.", qtype: dns.TypeTXT, answer: []uint16{dns.TypeTXT}, ns: []uint16{dns.TypeNSEC}, nsec: "RRSIG NSEC", aa: true},
+			{name: "wildcard NODATA", qname: "x.wild.signed.test.", qtype: dns.TypeMX, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "A TXT RRSIG NSEC", aa: true},
+			{name: "ENT", qname: "b.ent.signed.test.", qtype: dns.TypeA, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "RRSIG NSEC", aa: true},
+			{name: "secure referral", qname: "host.secure.signed.test.", qtype: dns.TypeA, ns: []uint16{dns.TypeNS, dns.TypeDS}},
+			{name: "insecure referral", qname: "host.insecure.signed.test.", qtype: dns.TypeA, ns: []uint16{dns.TypeNS, dns.TypeNSEC}, nsec: "NS RRSIG NSEC"},
+			{name: "DS", qname: "secure.signed.test.", qtype: dns.TypeDS, answer: []uint16{dns.TypeDS}, aa: true},
+			{name: "no DS", qname: "insecure.signed.test.", qtype: dns.TypeDS, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "NS RRSIG NSEC", aa: true},
+			{name: "NSEC", qname: "www.signed.test.", qtype: dns.TypeNSEC, answer: []uint16{dns.TypeNSEC}, aa: true},
+			{name: "geo EU", qname: "geo.signed.test.", qtype: dns.TypeA, client: "85.214.0.0", answer: []uint16{dns.TypeA}, aa: true},
+			{name: "geo US", qname: "geo.signed.test.", qtype: dns.TypeA, client: "8.8.8.0", answer: []uint16{dns.TypeA}, aa: true},
+			{name: "geo AAAA", qname: "geo.signed.test.", qtype: dns.TypeAAAA, client: "8.8.8.0", answer: []uint16{dns.TypeAAAA}, aa: true},
+			{name: "geo NODATA", qname: "geo.signed.test.", qtype: dns.TypeMX, client: "8.8.8.0", ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "A AAAA RRSIG NSEC", aa: true},
+			{name: "geo two", qname: "two.signed.test.", qtype: dns.TypeA, client: "85.214.0.0", answer: []uint16{dns.TypeA}, aa: true},
+		} {
+			t.Run(fmt.Sprintf("%s/%s", dnssec.AlgorithmName(alg), tc.name), func(t *testing.T) {
+				opts := []func(*dns.Msg){withDO(tc.co)}
+				if tc.client != "" {
+					opts = append(opts, withECS(tc.client, 24))
+				}
+				resp := ask(t, s, tc.qname, tc.qtype, opts...)
+				if resp.Rcode != tc.rcode || resp.Authoritative != tc.aa {
+					t.Fatalf("rcode %s AA %v, want %s AA %v\n%s", dns.RcodeToString[resp.Rcode], resp.Authoritative,
+						dns.RcodeToString[tc.rcode], tc.aa, resp)
+				}
+				types := func(sec []dns.RR) []uint16 {
+					var ts []uint16
+					for _, rr := range sec {
+						if rt := rr.Header().Rrtype; rt != dns.TypeRRSIG && !slices.Contains(ts, rt) {
+							ts = append(ts, rt)
+						}
+					}
+					return ts
+				}
+				if got := types(resp.Answer); !slices.Equal(got, tc.answer) {
+					t.Errorf("answer types %v, want %v\n%s", got, tc.answer, resp)
+				}
+				if got := types(resp.Ns); !slices.Equal(got, tc.ns) {
+					t.Errorf("authority types %v, want %v\n%s", got, tc.ns, resp)
+				}
+				if tc.nsec != "" {
+					nsecs := rrOf(resp.Ns, dns.TypeNSEC)
+					if len(nsecs) != 1 {
+						t.Fatalf("%d NSEC records, want 1\n%s", len(nsecs), resp)
+					}
+					n := nsecs[0].(*dns.NSEC)
+					var bits []string
+					for _, b := range n.TypeBitMap {
+						bits = append(bits, dns.Type(b).String())
+					}
+					if got := strings.Join(bits, " "); got != tc.nsec {
+						t.Errorf("NSEC bitmap %q, want %q\n%s", got, tc.nsec, n)
+					}
+				}
+				if testing.Verbose() {
+					t.Log(resp)
+				}
+				if n := verifySigned(t, resp, keys); n == 0 {
+					t.Errorf("no signature verified\n%s", resp)
+				}
+				if opt := resp.IsEdns0(); opt == nil || !opt.Do() || (opt.Hdr.Ttl&ednsCO != 0) != tc.co {
+					t.Errorf("reply OPT %v: DO must be echoed, CO when asked", opt)
+				}
+				// Without DO, no DNSSEC records at all, but for the ones asked for.
+				plain := ask(t, s, tc.qname, tc.qtype, func(m *dns.Msg) {
+					m.SetEdns0(1232, false)
+					if tc.client != "" {
+						withECS(tc.client, 24)(m)
+					}
+				})
+				for _, sec := range [][]dns.RR{plain.Answer, plain.Ns} {
+					for _, rr := range sec {
+						switch rr.Header().Rrtype {
+						case dns.TypeRRSIG, dns.TypeNSEC:
+							if rr.Header().Rrtype != tc.qtype {
+								t.Errorf("a query without DO got %s", rr)
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// ask sends one query for qname through ServeDNS, from 192.0.2.200.
+func ask(t *testing.T, s *Server, qname string, qtype uint16, opts ...func(*dns.Msg)) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(qname, qtype)
+	for _, o := range opts {
+		o(m)
+	}
+	w := dnstest.NewUDP("192.0.2.200")
+	s.ServeDNS(w, m)
+	if w.Msg == nil {
+		t.Fatalf("no reply to %s %s", qname, dns.TypeToString[qtype])
+	}
+	return w.Msg
+}
