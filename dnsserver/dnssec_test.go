@@ -1,7 +1,9 @@
 package dnsserver
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -307,4 +309,85 @@ func ask(t *testing.T, s *Server, qname string, qtype uint16, opts ...func(*dns.
 		t.Fatalf("no reply to %s %s", qname, dns.TypeToString[qtype])
 	}
 	return w.Msg
+}
+
+// TestFastPathMatchesGeneralPathSigned holds the fast path to the general
+// path's signed replies, and checks that it answers them itself once
+// learnt, and learns them again after a presigning pass.
+func TestFastPathMatchesGeneralPathSigned(t *testing.T) {
+	s, _ := newSignedServer(t, dnssec.AlgorithmEd25519)
+	f := newFastPath(s)
+	src := netip.MustParseAddrPort("126.5.5.5:5353")
+	names := []string{"signed.test.", "www.signed.test.", "nope.signed.test.", "alias.signed.test.", "x.wild.signed.test.",
+		"b.ent.signed.test.", "host.secure.signed.test.", "insecure.signed.test.", "geo.signed.test.", "two.signed.test."}
+	for _, name := range names {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeDNSKEY, dns.TypeDS, dns.TypeNSEC, dns.TypeANY} {
+			for _, m := range []*dns.Msg{query(name, qt, withEDNS(1232, true)), query(name, qt, withEDNS(1232, false)),
+				query(name, qt, withEDNS(1232, true), withECS("81.2.69.0", 24)), query(name, qt, withDO(true))} {
+				checkSame(t, s, f, variants(t, m), src)
+			}
+		}
+	}
+	signedWWW := query("www.signed.test.", dns.TypeA, withEDNS(1232, true))
+	vs := variants(t, signedWWW)
+	if got := checkSame(t, s, f, vs, src); got < len(vs)-2 {
+		t.Errorf("signed www: fast path answered %d of %d", got, len(vs))
+	}
+	geo := variants(t, query("geo.signed.test.", dns.TypeA, withEDNS(1232, true), withECS("81.2.69.0", 24)))
+	if got := checkSame(t, s, f, geo, src); got < len(geo)-2 {
+		t.Errorf("signed geo: fast path answered %d of %d", got, len(geo))
+	}
+	before := s.signer.generation()
+	s.signer.pass(context.Background())
+	if s.signer.generation() == before {
+		t.Fatalf("a presigning pass left the generation at %d", before)
+	}
+	if _, isFast, _ := fastUDP(t, f, vs[0], src); isFast {
+		t.Errorf("the fast path answered from a reply learnt under the signatures before the pass")
+	}
+	if got := checkSame(t, s, f, vs, src); got < len(vs)-2 {
+		t.Errorf("after the pass: fast path answered %d of %d", got, len(vs))
+	}
+}
+
+// TestPresignCoversAnswers checks that after a presigning pass the
+// answers a zone enumerates need no signing on the query path: only names
+// that do not exist (and combined geo answers) do.
+func TestPresignCoversAnswers(t *testing.T) {
+	s, _ := newSignedServer(t, dnssec.AlgorithmEd25519)
+	s.signer.pass(context.Background())
+	misses := func() float64 { return counterValue(s.signer.metrics.misses) }
+	for _, tc := range []struct {
+		qname string
+		qtype uint16
+		ecs   string
+		signs bool
+	}{
+		{"www.signed.test.", dns.TypeA, "", false},
+		{"www.signed.test.", dns.TypeMX, "", false},
+		{"signed.test.", dns.TypeDNSKEY, "", false},
+		{"alias.signed.test.", dns.TypeA, "", false},
+		{"b.ent.signed.test.", dns.TypeA, "", false},
+		{"host.insecure.signed.test.", dns.TypeA, "", false},
+		{"host.secure.signed.test.", dns.TypeA, "", false},
+		{"geo.signed.test.", dns.TypeA, "85.214.0.0", false},
+		{"geo.signed.test.", dns.TypeA, "8.8.8.0", false},
+		{"nope.signed.test.", dns.TypeA, "", true},
+		{"x.wild.signed.test.", dns.TypeA, "", true}, // the proof of the next closer name
+	} {
+		before := misses()
+		opts := []func(*dns.Msg){withDO(false)}
+		if tc.ecs != "" {
+			opts = append(opts, withECS(tc.ecs, 24))
+		}
+		ask(t, s, tc.qname, tc.qtype, opts...)
+		if signed := misses() > before; signed != tc.signs {
+			t.Errorf("%s %s: signed on the query path: %v, want %v", tc.qname, dns.TypeToString[tc.qtype], signed, tc.signs)
+		}
+		before = misses()
+		ask(t, s, tc.qname, tc.qtype, opts...)
+		if misses() > before {
+			t.Errorf("%s %s: signed again on the second query", tc.qname, dns.TypeToString[tc.qtype])
+		}
+	}
 }

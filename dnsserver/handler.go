@@ -148,7 +148,8 @@ func caseSafe(resp *dns.Msg) bool {
 			switch rr.Header().Rrtype {
 			case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeMX, dns.TypePTR,
 				dns.TypeSRV, dns.TypeNAPTR, dns.TypeSVCB, dns.TypeHTTPS, dns.TypeTXT, dns.TypeCAA,
-				dns.TypeDS, dns.TypeDNSKEY, dns.TypeTLSA, dns.TypeSSHFP, dns.TypeOPT:
+				dns.TypeDS, dns.TypeDNSKEY, dns.TypeTLSA, dns.TypeSSHFP, dns.TypeOPT,
+				dns.TypeRRSIG, dns.TypeNSEC, dns.TypeCDS, dns.TypeCDNSKEY:
 			default:
 				return false
 			}
