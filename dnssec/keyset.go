@@ -178,3 +178,41 @@ func ParseAlgorithm(s string) (uint8, bool) {
 	}
 	return 0, false
 }
+
+// KeyInfo describes one key for people: explain, /status and
+// `popdns dnssec keys` show it.
+type KeyInfo struct {
+	Tag       uint16 `json:"tag"`
+	Role      string `json:"role"` // KSK, ZSK, or CSK (a KSK that also signs the zone's data)
+	Algorithm string `json:"algorithm"`
+	State     string `json:"state"`
+	Signs     bool   `json:"signs"` // signs something at the time described
+	File      string `json:"file"`
+	// DS is the key's DS record (SHA-256) for a KSK, to give the parent.
+	DS string `json:"ds,omitempty"`
+}
+
+// Describe says what each key is and does at t.
+func (ks *KeySet) Describe(t time.Time) []KeyInfo {
+	f := ks.InForce(t)
+	infos := make([]KeyInfo, 0, len(ks.keys))
+	for _, k := range ks.keys {
+		zsk, ksk := slices.Contains(f.ZSK, k), slices.Contains(f.KSK, k)
+		role := "ZSK"
+		if k.IsKSK() {
+			role = "KSK"
+			if zsk {
+				role = "CSK"
+			}
+		}
+		info := KeyInfo{Tag: k.Tag, Role: role, Algorithm: AlgorithmName(k.DNSKEY.Algorithm),
+			State: k.StateAt(t).String(), Signs: zsk || ksk, File: k.File}
+		if k.IsKSK() {
+			if ds := k.DNSKEY.ToDS(dns.SHA256); ds != nil {
+				info.DS = ds.String()
+			}
+		}
+		infos = append(infos, info)
+	}
+	return infos
+}

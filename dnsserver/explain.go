@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -20,6 +22,9 @@ type ExplainRequest struct {
 	Type   uint16
 	Source netip.Addr   // the query's source address; default 127.0.0.1
 	ECS    netip.Prefix // the client subnet the resolver sends; invalid: none
+	// DNSSEC sets DO, as a validating resolver does: the answer from a
+	// signed zone carries its signatures and proofs.
+	DNSSEC bool
 }
 
 // Explanation is the answer to an ExplainRequest and every step that led to
@@ -32,6 +37,23 @@ type Explanation struct {
 	Answer    []string      `json:"answer"`
 	ECSScope  *int          `json:"ecs_scope,omitempty"` // nil when no ECS option was sent
 	Decisions []GeoDecision `json:"decisions"`           // one per geo record on the way
+	// Authority is the authority section, when the question was asked
+	// with DNSSEC (the proofs of a signed answer are there).
+	Authority []string `json:"authority,omitempty"`
+	// DNSSEC is how the question's zone is signed; nil for an unsigned
+	// zone.
+	DNSSEC *ExplainedDNSSEC `json:"dnssec,omitempty"`
+}
+
+// ExplainedDNSSEC is how the question's zone signs, and whether this
+// answer was signed.
+type ExplainedDNSSEC struct {
+	Zone string `json:"zone"`
+	// Signed: the answer carries RRSIGs (only asked with DNSSEC, DO).
+	Signed bool             `json:"signed"`
+	Keys   []dnssec.KeyInfo `json:"keys"`
+	// Expiration is when the signatures made now expire.
+	Expiration time.Time `json:"expiration"`
 }
 
 // GeoDecision is how one geo record chose.
@@ -95,7 +117,7 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 	}
 	req := new(dns.Msg)
 	req.SetQuestion(dns.Fqdn(r.Name), r.Type)
-	req.SetEdns0(dns.DefaultMsgSize, false)
+	req.SetEdns0(dns.DefaultMsgSize, r.DNSSEC)
 	if r.ECS.IsValid() {
 		p := r.ECS.Masked()
 		family := uint16(2)
@@ -117,8 +139,22 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 	ex.Decisions = append(ex.Decisions, out.explained...)
 	ex.Rcode = dns.RcodeToString[resp.Rcode]
 	ex.Answer = make([]string, 0, len(resp.Answer))
+	signed := false
 	for _, rr := range resp.Answer {
 		ex.Answer = append(ex.Answer, strings.ReplaceAll(rr.String(), "\t", " "))
+		signed = signed || rr.Header().Rrtype == dns.TypeRRSIG
+	}
+	if r.DNSSEC {
+		for _, rr := range resp.Ns {
+			ex.Authority = append(ex.Authority, strings.ReplaceAll(rr.String(), "\t", " "))
+			signed = signed || rr.Header().Rrtype == dns.TypeRRSIG
+		}
+	}
+	if z := out.zone; z != nil && z.DNSSEC() != nil {
+		now := s.signer.now()
+		w, _ := s.signer.window()
+		ex.DNSSEC = &ExplainedDNSSEC{Zone: z.Origin(), Signed: signed, Keys: z.DNSSEC().Keys.Describe(now),
+			Expiration: time.Unix(int64(w.Expiration), 0).UTC()}
 	}
 	if opt := resp.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {

@@ -188,3 +188,20 @@ func (z *Zone) Nodes() []*Node {
 // CutAtOrAbove returns the zone cut at name or the closest above it, or
 // nil when name (a lowercase FQDN in the zone) is not at or below a cut.
 func (z *Zone) CutAtOrAbove(name string) *Node { return z.cutAtOrAbove(name) }
+
+// NextKeyEvent is the first time at which the keys of a signed zone of
+// the snapshot change what they do (a key published, activated, retired
+// or removed by its timing metadata), or zero if no such time is ahead:
+// a load at or after it makes those zones again (keysCurrent).
+func (s *Snapshot) NextKeyEvent() time.Time {
+	var first time.Time
+	for _, z := range s.zones {
+		if z.signing == nil {
+			continue
+		}
+		if next := z.signing.Keys.NextEvent(z.signing.At); !next.IsZero() && (first.IsZero() || next.Before(first)) {
+			first = next
+		}
+	}
+	return first
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
@@ -23,13 +24,14 @@ import (
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns explain", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "usage: popdns explain [-config FILE] [-ecs PREFIX] [-client ADDR] [-json] NAME [TYPE]")
+		fmt.Fprintln(fl.Output(), "usage: popdns explain [-config FILE] [-ecs PREFIX] [-client ADDR] [-dnssec] [-json] NAME [TYPE]")
 		fl.PrintDefaults()
 	}
 	configFile := fl.String("config", "", "configuration `file` (default: the built-in demo)")
 	ecs := fl.String("ecs", "", "the client subnet a resolver sends, e.g. 81.2.69.0/24; it places the client when it can")
 	client := fl.String("client", "", "the address the query comes from (the resolver's, with -ecs), e.g. 81.2.69.142; it places the client without a usable -ecs")
 	asJSON := fl.Bool("json", false, "print JSON, as GET /explain does")
+	withDNSSEC := fl.Bool("dnssec", false, "ask with DNSSEC OK, as a validating resolver does: a signed zone's answer shows its signatures and proofs")
 	rest, err := parseArgs(fl, args)
 	if err != nil {
 		return err
@@ -45,6 +47,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	req.DNSSEC = *withDNSSEC
 	var cfg *config
 	if *configFile == "" {
 		cfg, err = demoConfig()
@@ -161,6 +164,23 @@ func printExplanation(w io.Writer, ex *dnsserver.Explanation) {
 	for _, a := range ex.Answer {
 		fmt.Fprintf(w, "answer    %s\n", a)
 	}
+	for _, a := range ex.Authority {
+		fmt.Fprintf(w, "authority %s\n", a)
+	}
+	if d := ex.DNSSEC; d != nil {
+		signed := "not signed (ask with -dnssec, as a validating resolver does)"
+		if d.Signed {
+			signed = "signed, valid until " + d.Expiration.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "dnssec    zone %s: %s\n", d.Zone, signed)
+		for _, k := range d.Keys {
+			signs := ""
+			if k.Signs {
+				signs = ", signing"
+			}
+			fmt.Fprintf(w, "key       %d %s %s %s%s (%s)\n", k.Tag, k.Role, k.Algorithm, k.State, signs, k.File)
+		}
+	}
 	if ex.ECSScope != nil {
 		fmt.Fprintf(w, "ecs scope /%d\n", *ex.ECSScope)
 	} else {
@@ -185,6 +205,7 @@ func explainHandler(srv *dnsserver.Server) http.Handler {
 			ecs, source = source, ""
 		}
 		req, err := explainRequest(q.Get("name"), q.Get("type"), ecs, source)
+		req.DNSSEC = q.Get("dnssec") == "1" || q.Get("dnssec") == "true"
 		if err == nil {
 			var ex *dnsserver.Explanation
 			if ex, err = srv.Explain(req); err == nil {

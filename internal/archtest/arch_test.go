@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 	"dnsserver":                  {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver/internal/udpfast", "internal/rrl"},
 	"dnsserver/internal/udpfast": {"zones", "steer", "dnscookie", "internal/rrl"},
 	"internal/reload":            {"zones", "pops", "geo", "healthprobe", "internal/fswatch"},
-	"internal/status":            {"zones", "pops", "healthprobe", "steer"},
+	"internal/status":            {"zones", "pops", "healthprobe", "steer", "dnssec"},
 	"internal/dnstest":           {},
 	"internal/geodbgen":          {},
 	"internal/zonegen":           {},

@@ -309,7 +309,7 @@ func (r *Reloader) Reload(why string) {
 	}
 	r.cfg = cfg
 	r.publish(next)
-	r.wakeFor(next.Missing())
+	r.wakeFor(next.Missing(), next.NextKeyEvent())
 	ev, result := r.log.Info(), "ok"
 	if len(failed) > 0 {
 		ev, result = r.log.Warn().Strs("failed", failed), "error"
@@ -484,13 +484,15 @@ func (r *Reloader) publish(snap *zones.Snapshot) {
 }
 
 // wakeFor arranges a reload for when the first of the missing files'
-// grace periods ends, replacing the one arranged before.
-func (r *Reloader) wakeFor(missing map[string]zones.Missing) {
+// grace periods ends or keyEvent comes (a DNSSEC key's timing changes
+// what the keys do: zones.Snapshot.NextKeyEvent), replacing the one
+// arranged before.
+func (r *Reloader) wakeFor(missing map[string]zones.Missing, keyEvent time.Time) {
 	if r.stopWake != nil {
 		r.stopWake()
 		r.stopWake = nil
 	}
-	var first time.Time
+	first := keyEvent
 	for _, m := range missing {
 		if first.IsZero() || m.Until.Before(first) {
 			first = m.Until

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -61,6 +62,9 @@ type Zone struct {
 	Records  int       `json:"records"`
 	LoadedAt time.Time `json:"loaded_at"`       // when the version serving was loaded
 	Error    string    `json:"error,omitempty"` // its file's latest version failed: this is the last good one
+	// DNSSEC lists the keys of a signed zone, as of the status's time;
+	// nil for an unsigned zone.
+	DNSSEC []dnssec.KeyInfo `json:"dnssec,omitempty"`
 }
 
 // PoP is one PoP: where it is, what the operators say and what its
@@ -267,8 +271,12 @@ func buildPage(idx *snapIndex, health *healthprobe.Status, overrides *steer.Over
 		listed = all[from:min(from+ZonesPerPage, len(all))]
 	}
 	for _, z := range listed {
-		st.Zones = append(st.Zones, Zone{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
-			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]})
+		zs := Zone{Origin: z.Origin(), File: z.File(), Serial: z.Serial(), Records: z.Records(),
+			LoadedAt: z.LoadedAt(), Error: st.Errors[z.File()]}
+		if s := z.DNSSEC(); s != nil {
+			zs.DNSSEC = s.Keys.Describe(s.At)
+		}
+		st.Zones = append(st.Zones, zs)
 	}
 
 	// Status ranks nothing, so the documented defaults serve as options;
