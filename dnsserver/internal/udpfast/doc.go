@@ -32,8 +32,9 @@
 //     parseWire refuse the query: other opcodes, classes and section
 //     counts, EDNS versions, options other than one ECS, NSID, COOKIE and
 //     PADDING, a malformed ECS, a malformed or second COOKIE (which the
-//     general path answers FORMERR), compression pointers and names that
-//     need escaping. Those go to the general path.
+//     general path answers FORMERR), the CO flag (which changes a signed
+//     denial's rcode), compression pointers and names that need
+//     escaping. Those go to the general path.
 //   - What an entry holds (fastEntry): for a static answer, one packed
 //     reply; for a geo record, one packed reply per distinct Decision
 //     (answered targets in order, NODATA, SERVFAIL, all-down), at most
@@ -65,7 +66,9 @@
 //     the option is usable, else the source address, as the general path
 //     decides.
 //   - What invalidates: a new zones snapshot drops every entry and the memo
-//     (entries belong to one snapshot); a new strict epoch (zones
+//     (entries belong to one snapshot), and so does a new generation of
+//     presigned signatures (Host.Signatures), so that re-signed RRsets
+//     reach clients; a new strict epoch (zones
 //     generation, health, operator overrides) starts the memo and the
 //     shared cache over; a move of the gradual part (probe penalties,
 //     latency ages) marks memoised decisions stale, and a reader re-decides
