@@ -39,6 +39,8 @@ type request struct {
 	// their signatures and proofs; co: it set Compact Answers OK too, so
 	// a nonexistent name keeps its NXDOMAIN (RFC 9824 §4).
 	do, co bool
+	// lim is rate limiting's verdict, asked early (nil: not limited).
+	lim *limitCheck
 	// explain: Server.Explain asks, which decides afresh and records each
 	// decision in outcome.explained.
 	explain bool

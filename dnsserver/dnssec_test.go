@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,26 +89,40 @@ func testKeyFiles(t testing.TB, fsys fstest.MapFS, dir, zone string, alg uint8, 
 // and returns the keys by tag.
 func newSignedServer(t testing.TB, alg uint8) (*Server, map[uint16]*dns.DNSKEY) {
 	t.Helper()
-	inv, err := pops.New(sixPoPs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys, keys := signedFiles(t, alg)
+	return serveFiles(t, fsys, Config{}), keys
+}
+
+// signedFiles is signed.test.'s zone file and keys, a KSK and a ZSK.
+func signedFiles(t testing.TB, alg uint8) (fstest.MapFS, map[uint16]*dns.DNSKEY) {
+	t.Helper()
 	fsys := fstest.MapFS{"signed.test.yaml": {Data: []byte(fmt.Sprintf(signedZone, dnssec.AlgorithmName(alg))), ModTime: time.Unix(1e9, 0)}}
 	keys := map[uint16]*dns.DNSKEY{}
 	for _, flags := range []uint16{257, 256} {
 		k := testKeyFiles(t, fsys, "keys", "signed.test.", alg, flags)
 		keys[k.KeyTag()] = k
 	}
+	return fsys, keys
+}
+
+// serveFiles is a server of the zones in fsys, with the six PoPs.
+func serveFiles(t testing.TB, fsys fstest.MapFS, cfg Config) *Server {
+	t.Helper()
+	inv, err := pops.New(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	snap, err := zones.Load(fsys, inv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}}), Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
+	cfg.Listen = []string{"127.0.0.1:0"}
+	s, err := New(testConfig(cfg), Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: testPlaces})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetZones(snap)
-	return s, keys
+	return s
 }
 
 // verifySigned checks that every RRset of resp's answer and authority
@@ -389,5 +405,139 @@ func TestPresignCoversAnswers(t *testing.T) {
 		if misses() > before {
 			t.Errorf("%s %s: signed again on the second query", tc.qname, dns.TypeToString[tc.qtype])
 		}
+	}
+}
+
+// TestUnsignedWithoutDO: without DO, a signed zone answers every question
+// but for its keys exactly as the same zone unsigned does, byte for byte.
+func TestUnsignedWithoutDO(t *testing.T) {
+	fsys, _ := signedFiles(t, dnssec.AlgorithmEd25519)
+	signed := serveFiles(t, fsys, Config{})
+	plainFS := fstest.MapFS{"signed.test.yaml": {Data: []byte(strings.Replace(fmt.Sprintf(signedZone, "ed25519"),
+		"dnssec:\n  keys: keys/\n  algorithm: ed25519\n", "", 1)), ModTime: time.Unix(1e9, 0)}}
+	plain := serveFiles(t, plainFS, Config{})
+	src := netip.MustParseAddrPort("192.0.2.200:5300")
+	names := []string{"signed.test.", "www.signed.test.", "nope.signed.test.", "alias.signed.test.", "x.wild.signed.test.",
+		"b.ent.signed.test.", "host.secure.signed.test.", "secure.signed.test.", "insecure.signed.test.", "geo.signed.test.", "two.signed.test."}
+	compared := 0
+	for _, name := range names {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeTXT, dns.TypeDS, dns.TypeNSEC, dns.TypeANY, dns.TypeSOA, dns.TypeNS} {
+			for _, m := range []*dns.Msg{query(name, qt), query(name, qt, withEDNS(1232, false)), query(name, qt, withECS("81.2.69.0", 24))} {
+				p, err := m.Pack()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, want := generalUDP(signed, p, src), generalUDP(plain, p, src)
+				if !bytes.Equal(got, want) {
+					var g, w dns.Msg
+					g.Unpack(got)
+					w.Unpack(want)
+					t.Errorf("%s %s without DO: signed zone answers\n%v\nunsigned zone answers\n%v", name, dns.TypeToString[qt], &g, &w)
+				}
+				compared++
+			}
+		}
+	}
+	if compared == 0 {
+		t.Fatal("nothing compared")
+	}
+}
+
+// TestSignaturesAgreeAcrossInstances: two servers with the same keys
+// (a fleet, or one server before and after a restart) send the same
+// signed replies, byte for byte, with Ed25519.
+func TestSignaturesAgreeAcrossInstances(t *testing.T) {
+	fsys, _ := signedFiles(t, dnssec.AlgorithmEd25519)
+	a, b := serveFiles(t, fsys, Config{}), serveFiles(t, fsys, Config{})
+	b.signer.pass(context.Background()) // one presigned, the other signing as asked
+	src := netip.MustParseAddrPort("192.0.2.200:5300")
+	for _, name := range []string{"www.signed.test.", "nope.signed.test.", "x.wild.signed.test.", "geo.signed.test.", "two.signed.test."} {
+		p, err := query(name, dns.TypeA, withEDNS(1232, true), withECS("81.2.69.0", 24)).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra, rb := generalUDP(a, p, src), generalUDP(b, p, src)
+		if !bytes.Equal(ra, rb) {
+			var x, y dns.Msg
+			x.Unpack(ra)
+			y.Unpack(rb)
+			t.Errorf("%s: two instances differ:\n%v\n%v", name, &x, &y)
+		}
+	}
+}
+
+// TestSignerNewPeriod: a pass in the next period re-signs with the next
+// window, and a new generation tells the fast path.
+func TestSignerNewPeriod(t *testing.T) {
+	s, keys := newSignedServer(t, dnssec.AlgorithmEd25519)
+	now := time.Now()
+	s.signer.now = func() time.Time { return now }
+	s.signer.pass(context.Background())
+	gen, w := s.signer.generation(), dnssec.WindowAt(now)
+	s.signer.pass(context.Background())
+	if s.signer.generation() != gen {
+		t.Errorf("a pass with nothing new made generation %d of %d", s.signer.generation(), gen)
+	}
+	now = dnssec.NextPeriod(now).Add(time.Minute)
+	s.signer.pass(context.Background())
+	if s.signer.generation() == gen {
+		t.Fatal("a pass in a new period kept the generation")
+	}
+	next := dnssec.WindowAt(now)
+	if next == w {
+		t.Fatal("the next period has the same window")
+	}
+	resp := ask(t, s, "www.signed.test.", dns.TypeA, withDO(false))
+	for _, rr := range resp.Answer {
+		if sig, ok := rr.(*dns.RRSIG); ok && (sig.Inception != next.Inception || sig.Expiration != next.Expiration) {
+			t.Errorf("after the period changed: %s, want the window %+v", sig, next)
+		}
+	}
+	if verifySigned(t, resp, keys) == 0 {
+		t.Error("nothing verified")
+	}
+}
+
+// TestSignedNXDomainFloodBoundedByRRL: a flood of nonexistent names with
+// DO from one network costs no more signatures than rate limiting lets
+// replies through: a dropped or slipped reply is not signed for.
+func TestSignedNXDomainFloodBoundedByRRL(t *testing.T) {
+	fsys, keys := signedFiles(t, dnssec.AlgorithmEd25519)
+	s := serveFiles(t, fsys, Config{RateLimit: rrl.Config{ResponsesPerSecond: 5, Burst: 5, Slip: intp(2), Exempt: []netip.Prefix{}}})
+	src := netip.MustParseAddrPort("198.51.100.7:5300")
+	full, slipped := 0, 0
+	const n = 300
+	for i := range n {
+		p, err := query(fmt.Sprintf("r%d.signed.test.", i), dns.TypeA, withEDNS(1232, true)).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply := generalUDP(s, p, src)
+		if reply == nil {
+			continue
+		}
+		var m dns.Msg
+		if err := m.Unpack(reply); err != nil {
+			t.Fatal(err)
+		}
+		if m.Truncated {
+			slipped++
+			continue
+		}
+		full++
+		if len(rrOf(m.Ns, dns.TypeNSEC)) != 1 {
+			t.Errorf("a full reply without its NSEC: %v", &m)
+		}
+		verifySigned(t, &m, keys)
+	}
+	made := counterValue(s.signer.metrics.signed.WithLabelValues("query"))
+	// Each full reply signs its NSEC (one ZSK); the SOA's RRSIG is made
+	// once; the loop takes well under a second, so the rate adds at most
+	// a few replies beyond the burst.
+	if full < 5 || full > 15 || slipped == 0 {
+		t.Errorf("%d full and %d slipped replies of %d: the limiter did not limit", full, slipped, n)
+	}
+	if made > float64(full+1) {
+		t.Errorf("%v signatures made on the query path for %d full replies", made, full)
 	}
 }

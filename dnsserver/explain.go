@@ -131,7 +131,7 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 		return nil, errors.New("explain: no zones loaded")
 	}
 	ex := &Explanation{Query: dns.Fqdn(r.Name) + " " + dns.TypeToString[r.Type], Decisions: []GeoDecision{}}
-	resp, out := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, true)
+	resp, out := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, true, nil)
 	ex.Client, ex.Via = out.client.String(), "source address"
 	if out.ecs == ecsUsed {
 		ex.Via = "ecs"

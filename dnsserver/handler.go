@@ -84,7 +84,11 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	}()
 	edns := parseEDNS(req)
 	sigs := s.signer.generation() // before any signature is read
-	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false)
+	var lim *limitCheck
+	if s.limiter != nil && !tcp {
+		lim = &limitCheck{src: sourceAddr(w.RemoteAddr()), start: start}
+	}
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false, lim)
 	if resp == nil {
 		return nil, tr
 	}
@@ -102,7 +106,11 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 		account = rrlAccount(req, resp, &out)
 	}
 	if s.limiter != nil && !tcp && !out.validCookie {
-		switch s.rateLimit(sourceAddr(w.RemoteAddr()), account, start) {
+		act := lim.act
+		if !lim.checked {
+			act = s.rateLimit(lim.src, account, start)
+		}
+		switch act {
 		case rrl.Drop:
 			return nil, tr
 		case rrl.Slip:
@@ -162,14 +170,17 @@ func caseSafe(resp *dns.Msg) bool {
 // its size. It returns nil when the query deserves no reply, and what was
 // decided: the zone, the zone cut of a referral, the PoP, and how geo
 // records decided, explained when explain is set.
-func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool) (*dns.Msg, outcome) {
+//
+// lim, when not nil, lets the answer consult rate limiting before it
+// signs what it must sign for this query alone (limitCheck).
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool, lim *limitCheck) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, explain: explain, do: edns.do, co: edns.do && edns.co}
+	q := &request{s: s, resp: resp, explain: explain, do: edns.do, co: edns.do && edns.co, lim: lim}
 	q.client = sourceAddr(src)
 	// The cookie is the source address's, whatever the client subnet.
 	q.cookie = s.judgeCookie(edns, q.client)

@@ -35,6 +35,29 @@ func rrlAccount(req, resp *dns.Msg, out *outcome) rrl.Account {
 	return rrl.Account{Class: class, Name: zoneAccount(out)}
 }
 
+// limitCheck lets an answer ask rate limiting for its verdict before
+// serve does, so that a reply the limiter will drop or slip costs no
+// signature made for it alone: the NSEC of a nonexistent name is signed
+// only for replies that will be sent, and a random-subdomain flood with
+// DO costs at most the limiter's rate in signatures. serve then uses the
+// verdict instead of asking again.
+type limitCheck struct {
+	src     netip.Addr
+	start   time.Time
+	checked bool
+	act     rrl.Action
+}
+
+// allows asks the limiter about a, once, and reports whether the reply
+// will be sent in full.
+func (l *limitCheck) allows(s *Server, a rrl.Account) bool {
+	if !l.checked {
+		l.checked = true
+		l.act = s.rateLimit(l.src, a, l.start)
+	}
+	return l.act == rrl.Pass || l.act == rrl.Logged
+}
+
 // zoneAccount names the zone of a reply that is not an answer; replies
 // about no zone of ours share one name.
 func zoneAccount(out *outcome) uint64 {

@@ -3,6 +3,8 @@ package dnsserver
 import (
 	"strings"
 
+	"github.com/popdns/popdns/internal/rrl"
+
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/zones"
@@ -135,6 +137,9 @@ func (q *request) denyName(zone *zones.Zone, name string) {
 		q.resp.Rcode = dns.RcodeNameError
 	}
 	q.appendNegativeSOA(zone)
+	if q.lim != nil && !q.validCookie && !q.lim.allows(q.s, rrl.Account{Class: rrl.NXDomain, Name: zoneAccount(&q.outcome)}) {
+		return // dropped or slipped: not worth a signature
+	}
 	q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecNXName, name, nil)...)
 }
 
