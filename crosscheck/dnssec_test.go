@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -560,7 +562,18 @@ func runValidationSuite(t *testing.T, sign signer) {
 
 	t.Run("wrong anchor", func(t *testing.T) {
 		ub, logPath := startValidatingUnbound(t, []*dns.DS{unrelatedDS(t, signedOrigin)}, chain.stubs())
-		checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "")
+		checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "", "no keys have a DS")
+	})
+
+	// A broken signature: the RRSIG over www's A RRset is corrupted on
+	// its way to the resolver, www's AAAA is not.
+	t.Run("broken signature", func(t *testing.T) {
+		stubs := chain.stubs()
+		stubs[signedOrigin] = startCorruptingRelay(t, chain.parent.addr, absName("www"), dns.TypeA)
+		ub, logPath := startValidatingUnbound(t, chain.parent.ds, stubs)
+		checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "", "signature crypto failed")
+		checkValidated(t, queryValidated(t, ub, absName("www"), dns.TypeAAAA, ""),
+			want{rcode: dns.RcodeSuccess, ad: true, answer: []string{"AAAA 2001:db8::10"}})
 	})
 
 	if chain.parent.rekey != nil {
@@ -569,36 +582,37 @@ func runValidationSuite(t *testing.T, sign signer) {
 		t.Run("keys swapped", func(t *testing.T) {
 			chain.parent.rekey(t)
 			ub, logPath := startValidatingUnbound(t, chain.parent.ds, chain.stubs())
-			checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "")
+			checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "", "no keys have a DS")
 		})
 	}
 }
 
-// checkBogus asks the resolver for name/qtype and wants SERVFAIL, with
-// the validator's reason in its log.
-func checkBogus(t *testing.T, ub, logPath, name string, qtype uint16, ecs string) {
+// checkBogus asks the resolver for name/qtype (from the client subnet
+// ecs, if not "") and wants SERVFAIL, and the validator's first reason
+// for name in its log, which must contain why if why is not "".
+func checkBogus(t *testing.T, ub, logPath, name string, qtype uint16, ecs, why string) {
 	t.Helper()
 	m := queryValidated(t, ub, name, qtype, ecs)
 	if m.Rcode != dns.RcodeServerFailure || m.AuthenticatedData || len(m.Answer) > 0 {
-		t.Errorf("%s %s with a trust anchor that matches no key: rcode %s, AD %t, %d answers; want SERVFAIL:\n%s",
+		t.Errorf("%s %s, which must not validate: rcode %s, AD %t, %d answers; want SERVFAIL:\n%s",
 			name, dns.TypeToString[qtype], dns.RcodeToString[m.Rcode], m.AuthenticatedData, len(m.Answer), m)
 	}
 	log, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("validation failure <%s %s IN>", name, dns.TypeToString[qtype])
-	var reason string
+	prefix := fmt.Sprintf("validation failure <%s %s IN>: ", name, dns.TypeToString[qtype])
 	for line := range strings.Lines(string(log)) {
-		if strings.Contains(line, prefix) {
-			reason = strings.TrimSpace(line)
+		if _, reason, ok := strings.Cut(line, prefix); ok {
+			reason = strings.TrimSpace(reason)
+			if !strings.Contains(reason, why) {
+				t.Errorf("%s %s is bogus because %q; want a reason with %q", name, dns.TypeToString[qtype], reason, why)
+			}
+			t.Logf("%s %s: SERVFAIL, EDE %s; unbound: %s", name, dns.TypeToString[qtype], edeOf(m), reason)
+			return
 		}
 	}
-	if reason == "" {
-		t.Errorf("unbound's log has no %q line", prefix)
-		return
-	}
-	t.Logf("SERVFAIL, EDE %s; unbound: %s", edeOf(m), reason)
+	t.Errorf("unbound's log has no %q line", prefix)
 }
 
 // checkKeyConsistency checks, as dnssec-verify would, that the zone's
@@ -766,12 +780,63 @@ func TestDNSSECUnsignedIsBogus(t *testing.T) {
 	pop := startPopdns(t, loadYAMLZone(t, signedOrigin, parentYAML), nil, prometheus.NewRegistry())
 	anchor := []*dns.DS{unrelatedDS(t, signedOrigin)}
 	ub, logPath := startValidatingUnbound(t, anchor, map[string]string{signedOrigin: pop})
-	checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "")
-	checkBogus(t, ub, logPath, absName("nope"), dns.TypeA, "192.0.2.64/26")
+	checkBogus(t, ub, logPath, absName("www"), dns.TypeA, "", "no DNSKEY rrset")
+	checkBogus(t, ub, logPath, absName("nope"), dns.TypeA, "192.0.2.64/26", "no DNSKEY rrset")
 
 	delv := findDelv(t)
 	out, _ := runDelv(t, delv, pop, writeDelvAnchor(t, signedOrigin, anchor), signedOrigin, absName("www"), "A")
 	if strings.Contains(out, "fully validated") || !strings.Contains(out, "resolution failed") {
 		t.Errorf("delv validated an unsigned zone under a trust anchor:\n%s", out)
 	}
+}
+
+// startCorruptingRelay relays DNS over UDP and TCP from a port of
+// 127.0.0.1 to upstream, flipping a bit in the signature of every RRSIG
+// that covers qtype at name: a signer whose signature is broken in
+// transit. It returns the relay's address.
+func startCorruptingRelay(t *testing.T, upstream, name string, qtype uint16) string {
+	t.Helper()
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		_, tcp := w.LocalAddr().(*net.TCPAddr)
+		r, err := exchange(upstream, tcp, req, queryTimeout)
+		if err != nil {
+			return // the resolver retries, and reports a timeout at worst
+		}
+		for _, rr := range slices.Concat(r.msg.Answer, r.msg.Ns) {
+			if sig, ok := rr.(*dns.RRSIG); ok && sig.TypeCovered == qtype && strings.EqualFold(sig.Hdr.Name, name) {
+				b, err := base64.StdEncoding.DecodeString(sig.Signature)
+				if err != nil || len(b) == 0 {
+					continue
+				}
+				b[len(b)/2] ^= 0x01
+				sig.Signature = base64.StdEncoding.EncodeToString(b)
+			}
+		}
+		_ = w.WriteMsg(r.msg)
+	})
+	for range 5 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenPacket("udp", l.Addr().String())
+		if err != nil {
+			l.Close()
+			continue // the UDP port is someone else's: another port
+		}
+		for _, s := range []*dns.Server{{Listener: l, Handler: handler}, {PacketConn: pc, Handler: handler}} {
+			started := make(chan struct{})
+			s.NotifyStartedFunc = func() { close(started) }
+			done := make(chan error, 1)
+			go func() { done <- s.ActivateAndServe() }()
+			dnstest.Receive(t, started, waitFor, "the relay to start")
+			t.Cleanup(func() {
+				_ = s.Shutdown() // ActivateAndServe returns then
+				dnstest.Receive(t, done, waitFor, "the relay to stop")
+			})
+		}
+		return l.Addr().String()
+	}
+	t.Fatal("no port of 127.0.0.1 free for both TCP and UDP")
+	return ""
 }
