@@ -43,6 +43,9 @@ policy:
     nsec3: off
     manual: on
     cds-cdnskey-publish: always
+mod-onlinesign:
+  - id: test
+    policy: test
 template:
   - id: default
     storage: "{{dir}}"
@@ -51,14 +54,27 @@ template:
 zone:
   - domain: {{origin}}
     file: zone.zone
-    dnssec-signing: on
-    dnssec-policy: test
+{{signing}}
 `
 
-// knotSigner is the signer that runs knotd with automatic signing. Its
-// rekey makes a new CSK with keymgr, deletes the old one and has knotd
-// sign the zone again (knotc zone-sign).
-func knotSigner(knotd string) signer {
+// How knotd signs: the whole zone at load, with an NSEC chain, or each
+// answer as it goes out (mod-onlinesign), denying a name's existence as
+// RFC 9824 does, NOERROR with a minimally covering NSEC ("black lies").
+const (
+	knotSignZone = `    dnssec-signing: on
+    dnssec-policy: test`
+	knotSignOnline = `    module: mod-onlinesign/test`
+)
+
+// knotSigner is the signer that runs knotd signing the zone (online:
+// mod-onlinesign). Its rekey makes a new CSK with keymgr, deletes the old
+// one and has knotd use the new (knotc zone-sign, or reload for the
+// module).
+func knotSigner(knotd string, online bool) signer {
+	signing, resign := knotSignZone, "zone-sign"
+	if online {
+		signing, resign = knotSignOnline, "reload"
+	}
 	return func(t *testing.T, origin, zoneYAML string) *signedServer {
 		t.Helper()
 		keymgr, knotc := knotTool(t, "keymgr"), knotTool(t, "knotc")
@@ -77,7 +93,7 @@ func knotSigner(knotd string) signer {
 		}
 		confPath := filepath.Join(dir, "knot.conf")
 		writeConf := func(port int) {
-			c := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin).Replace(knotSigningConf)
+			c := strings.NewReplacer("{{dir}}", dir, "{{port}}", strconv.Itoa(port), "{{origin}}", origin, "{{signing}}", signing).Replace(knotSigningConf)
 			if err := os.WriteFile(confPath, []byte(c), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +124,7 @@ func knotSigner(knotd string) signer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &signedServer{addr: addr, ds: ds}
+		s := &signedServer{addr: addr, ds: ds, compactDenial: online}
 		s.rekey = func(t *testing.T) {
 			t.Helper()
 			list, err := runTool(keymgr, "-c", confPath, origin, "list")
@@ -126,8 +142,12 @@ func knotSigner(knotd string) signer {
 					}
 				}
 			}
-			if out, err := runTool(knotc, "-c", confPath, "zone-sign", origin); err != nil {
-				t.Fatalf("knotc zone-sign: %v\n%s", err, out)
+			argv := []string{knotc, "-c", confPath, resign}
+			if resign == "zone-sign" {
+				argv = append(argv, origin)
+			}
+			if out, err := runTool(argv...); err != nil {
+				t.Fatalf("knotc %s: %v\n%s", resign, err, out)
 			}
 			newDS, err := waitNewKeys(addr, origin, ds)
 			if err != nil {
