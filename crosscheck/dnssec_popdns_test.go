@@ -1,0 +1,215 @@
+//go:build slow
+
+package crosscheck
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// popdnsDNSSECBlock opts a zone file into signing with the key files of
+// keys/ beside it.
+const popdnsDNSSECBlock = `
+dnssec:
+  keys: keys/
+  algorithm: ed25519
+`
+
+// writeZoneKey writes a new Ed25519 CSK (flags 257) for origin into dir in
+// BIND's key file format, with miekg/dns's writer rather than popdns's, so
+// that popdns is checked reading files it did not write itself. The files
+// carry no timing metadata: the key is published and active at once.
+func writeZoneKey(t *testing.T, dir, origin string) *dns.DNSKEY {
+	t.Helper()
+	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 300},
+		Flags: dns.ZONE | dns.SEP, Protocol: 3, Algorithm: dns.ED25519}
+	priv, err := k.Generate(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, fmt.Sprintf("K%s+%03d+%05d", origin, k.Algorithm, k.KeyTag()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".key", []byte(k.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".private", []byte(k.PrivateKeyString(priv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// popdnsSigner is the signer that runs popdns in-process, the zone file
+// with a dnssec block and a key written by writeZoneKey, with inv as its
+// PoP inventory and loc locating its clients (both may be nil). Its rekey
+// replaces the key files with a new key's and loads the zone again, as a
+// reload does; popdns denies existence compactly (RFC 9824).
+func popdnsSigner(inv *pops.Inventory, loc dnsserver.Locator) signer {
+	return func(t *testing.T, origin, zoneYAML string) *signedServer {
+		t.Helper()
+		dir := t.TempDir()
+		keyDir := filepath.Join(dir, "keys")
+		key := writeZoneKey(t, keyDir, origin)
+		if err := os.WriteFile(filepath.Join(dir, origin+"yaml"), []byte(zoneYAML+popdnsDNSSECBlock), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		load := func(t *testing.T) *zones.Snapshot {
+			t.Helper()
+			snap, err := zones.Load(os.DirFS(dir), inv, nil)
+			if err != nil {
+				t.Fatalf("load %s with its keys: %v", origin, err)
+			}
+			return snap
+		}
+		srv, addr := startPopdnsServer(t, load(t), loc)
+		if err := waitSigned(addr, origin, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := dsFromServer(addr, origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := key.ToDS(dns.SHA256); !slices.ContainsFunc(ds, func(d *dns.DS) bool { return dsRdata(d) == dsRdata(want) }) {
+			t.Fatalf("%s: popdns publishes keys with DS %v, the key file's is %s", origin, ds, dsRdata(want))
+		}
+		return &signedServer{addr: addr, ds: ds, compactDenial: true, rekey: func(t *testing.T) {
+			t.Helper()
+			entries, err := os.ReadDir(keyDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if err := os.Remove(filepath.Join(keyDir, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeZoneKey(t, keyDir, origin)
+			srv.SetZones(load(t))
+			newDS, err := waitNewKeys(addr, origin, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: keys swapped, DS now %s", origin, dsRdata(newDS[0]))
+		}}
+	}
+}
+
+// startPopdnsServer is startPopdns (geolite_test.go) that also returns the
+// server, for a test that gives it new zones.
+func startPopdnsServer(t *testing.T, snap *zones.Snapshot, loc dnsserver.Locator) (*dnsserver.Server, string) {
+	t.Helper()
+	srv, err := dnsserver.New(dnsserver.Config{Listen: []string{"127.0.0.1:0"}},
+		dnsserver.Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetZones(snap)
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := dnstest.Receive(t, done, 10*time.Second, "popdns Serve to return"); err != nil {
+			t.Errorf("popdns Serve: %v", err)
+		}
+	})
+	return srv, srv.Addrs()[0]
+}
+
+// TestDNSSECPopdnsValidation runs the validation suite against popdns
+// signing the test zones online: the same answers Knot's signing proves
+// (TestDNSSECKnotValidation), with popdns's compact denial, and a key
+// swapped underneath through a reload.
+func TestDNSSECPopdnsValidation(t *testing.T) {
+	findUnbound(t)
+	runValidationSuite(t, popdnsSigner(nil, nil))
+}
+
+// TestDNSSECPopdnsGeo serves geoZoneYAML signed, its www one target per
+// PoP on six continents, and asks a validating unbound with the synthetic
+// GeoIP databases' client subnets of each PoP's network (ECS through
+// subnetcache): each answer is its PoP's, and validates with AD.
+func TestDNSSECPopdnsGeo(t *testing.T) {
+	findUnbound(t)
+	db, err := geo.Open("../testdata/geo/city.mmdb", "../testdata/geo/asn.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	t.Cleanup(func() { _ = loc.Close() })
+	inv, err := pops.New(geoPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := popdnsSigner(inv, loc)(t, geoOrigin, geoZoneYAML)
+	ub, logPath := startValidatingUnbound(t, srv.ds, map[string]string{geoOrigin: srv.addr})
+
+	// The subnets are networks of testdata/geo/README.md.
+	cases := []struct {
+		subnet    string
+		continent string
+		qtype     uint16
+		want      string // PoP
+	}{
+		{"192.0.2.0/26", "Europe", dns.TypeA, "fra"},
+		{"192.0.2.64/26", "North America", dns.TypeA, "iad"},
+		{"192.0.2.128/26", "Asia", dns.TypeA, "sin"},
+		{"192.0.2.192/26", "South America", dns.TypeAAAA, "gru"},
+		{"198.51.100.0/26", "Oceania", dns.TypeA, "syd"},
+		{"2001:db8:6::/48", "Asia (IPv6)", dns.TypeAAAA, "nrt"},
+		{"2001:db8:1::/48", "Europe (IPv6)", dns.TypeA, "fra"},
+	}
+	for _, c := range cases {
+		t.Run(c.continent+"/"+c.want, func(t *testing.T) {
+			m := queryValidated(t, ub, geoName, c.qtype, c.subnet)
+			if !m.AuthenticatedData || m.Rcode != dns.RcodeSuccess {
+				t.Errorf("%s %s from %s: rcode %s, AD %t; want NOERROR with AD (EDE %s):\n%s",
+					geoName, dns.TypeToString[c.qtype], c.subnet, dns.RcodeToString[m.Rcode], m.AuthenticatedData, edeOf(m), m)
+			}
+			var pops []string
+			for _, p := range answerPoPs(m) {
+				if !strings.HasPrefix(p, geoName) { // the RRSIG, shown as itself
+					pops = append(pops, p)
+				}
+			}
+			if !slices.Equal(pops, []string{c.want}) {
+				t.Errorf("%s %s from %s: PoPs %v, want [%s]:\n%s", geoName, dns.TypeToString[c.qtype], c.subnet, pops, c.want, m)
+			}
+			scope := -1
+			if e := ecsOf(m); e != nil {
+				scope = int(e.SourceScope)
+			}
+			t.Logf("%s %s from %s: %v, AD %t, ECS scope /%d, %d RRSIG", geoName, dns.TypeToString[c.qtype], c.subnet, pops, m.AuthenticatedData, scope, len(m.Answer)-len(pops))
+		})
+	}
+
+	// The key swapped underneath and loaded again: the unbound above, its
+	// cache holding the old DNSKEY, and a fresh one, fetching the new,
+	// both find that no key matches the DS they trust, for a subnet not
+	// asked before.
+	t.Run("keys swapped", func(t *testing.T) {
+		srv.rekey(t)
+		checkBogus(t, ub, logPath, geoName, dns.TypeA, "198.51.100.64/26", "")
+		fresh, freshLog := startValidatingUnbound(t, srv.ds, map[string]string{geoOrigin: srv.addr})
+		checkBogus(t, fresh, freshLog, geoName, dns.TypeA, "192.0.2.64/26", "no keys have a DS")
+	})
+}
