@@ -125,6 +125,10 @@ func knotSigner(knotd string, online bool) signer {
 			t.Fatal(err)
 		}
 		s := &signedServer{addr: addr, ds: ds, compactDenial: online}
+		if online {
+			s.knownFailures = map[string]string{"big-over-tcp": "Knot 3.2's mod-onlinesign answers SERVFAIL, not TC, " +
+				"over UDP when an answer with its RRSIG exceeds the UDP size (kdig +dnssec big TXT: SERVFAIL; +tcp: NOERROR, 1281 B)"}
+		}
 		s.rekey = func(t *testing.T) {
 			t.Helper()
 			list, err := runTool(keymgr, "-c", confPath, origin, "list")

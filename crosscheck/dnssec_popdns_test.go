@@ -160,7 +160,8 @@ func TestDNSSECPopdnsGeo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := popdnsSigner(inv, loc)(t, geoOrigin, geoZoneYAML)
+	// geoZoneYAML ends in its records: cdn is a CNAME to the geo name.
+	srv := popdnsSigner(inv, loc)(t, geoOrigin, geoZoneYAML+"  cdn:\n    - cname: www\n")
 	ub, logPath := startValidatingUnbound(t, srv.ds, map[string]string{geoOrigin: srv.addr})
 
 	// The subnets are networks of testdata/geo/README.md.
@@ -201,6 +202,16 @@ func TestDNSSECPopdnsGeo(t *testing.T) {
 			t.Logf("%s %s from %s: %v, AD %t, ECS scope /%d, %d RRSIG", geoName, dns.TypeToString[c.qtype], c.subnet, pops, m.AuthenticatedData, scope, len(m.Answer)-len(pops))
 		})
 	}
+
+	// A CNAME to the geo name, and a type the geo name has not: the
+	// CNAME and the PoP's RRset are signed, NODATA is proven.
+	t.Run("cname to geo", func(t *testing.T) {
+		m := queryValidated(t, ub, "cdn."+geoOrigin, dns.TypeAAAA, "192.0.2.128/26")
+		checkValidated(t, m, want{rcode: dns.RcodeSuccess, ad: true, answer: []string{"CNAME " + geoName, "AAAA 2001:db8::3"}})
+	})
+	t.Run("geo nodata", func(t *testing.T) {
+		checkValidated(t, queryValidated(t, ub, geoName, dns.TypeTXT, "198.51.100.0/26"), want{rcode: dns.RcodeSuccess, ad: true})
+	})
 
 	// The key swapped underneath and loaded again: the unbound above, its
 	// cache holding the old DNSKEY, and a fresh one, fetching the new,
