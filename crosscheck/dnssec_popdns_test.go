@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/dnstest"
@@ -23,21 +24,21 @@ import (
 )
 
 // popdnsDNSSECBlock opts a zone file into signing with the key files of
-// keys/ beside it.
+// keys/ beside it, with the algorithm named (ed25519 or ecdsap256).
 const popdnsDNSSECBlock = `
 dnssec:
   keys: keys/
-  algorithm: ed25519
+  algorithm: %s
 `
 
-// writeZoneKey writes a new Ed25519 CSK (flags 257) for origin into dir in
+// writeZoneKey writes a new CSK (flags 257) of algorithm alg for origin into dir in
 // BIND's key file format, with miekg/dns's writer rather than popdns's, so
 // that popdns is checked reading files it did not write itself. The files
 // carry no timing metadata: the key is published and active at once.
-func writeZoneKey(t *testing.T, dir, origin string) *dns.DNSKEY {
+func writeZoneKey(t *testing.T, dir, origin string, alg uint8) *dns.DNSKEY {
 	t.Helper()
 	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 300},
-		Flags: dns.ZONE | dns.SEP, Protocol: 3, Algorithm: dns.ED25519}
+		Flags: dns.ZONE | dns.SEP, Protocol: 3, Algorithm: alg}
 	priv, err := k.Generate(256)
 	if err != nil {
 		t.Fatal(err)
@@ -56,17 +57,18 @@ func writeZoneKey(t *testing.T, dir, origin string) *dns.DNSKEY {
 }
 
 // popdnsSigner is the signer that runs popdns in-process, the zone file
-// with a dnssec block and a key written by writeZoneKey, with inv as its
+// with a dnssec block and a key of alg written by writeZoneKey, with inv as its
 // PoP inventory and loc locating its clients (both may be nil). Its rekey
 // replaces the key files with a new key's and loads the zone again, as a
 // reload does; popdns denies existence compactly (RFC 9824).
-func popdnsSigner(inv *pops.Inventory, loc dnsserver.Locator) signer {
+func popdnsSigner(inv *pops.Inventory, loc dnsserver.Locator, alg uint8) signer {
 	return func(t *testing.T, origin, zoneYAML string) *signedServer {
 		t.Helper()
 		dir := t.TempDir()
 		keyDir := filepath.Join(dir, "keys")
-		key := writeZoneKey(t, keyDir, origin)
-		if err := os.WriteFile(filepath.Join(dir, origin+"yaml"), []byte(zoneYAML+popdnsDNSSECBlock), 0o644); err != nil {
+		key := writeZoneKey(t, keyDir, origin, alg)
+		block := fmt.Sprintf(popdnsDNSSECBlock, dnssec.AlgorithmName(alg))
+		if err := os.WriteFile(filepath.Join(dir, origin+"yaml"), []byte(zoneYAML+block), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		load := func(t *testing.T) *zones.Snapshot {
@@ -99,7 +101,7 @@ func popdnsSigner(inv *pops.Inventory, loc dnsserver.Locator) signer {
 					t.Fatal(err)
 				}
 			}
-			writeZoneKey(t, keyDir, origin)
+			writeZoneKey(t, keyDir, origin, alg)
 			srv.SetZones(load(t))
 			newDS, err := waitNewKeys(addr, origin, ds)
 			if err != nil {
@@ -136,12 +138,14 @@ func startPopdnsServer(t *testing.T, snap *zones.Snapshot, loc dnsserver.Locator
 }
 
 // TestDNSSECPopdnsValidation runs the validation suite against popdns
-// signing the test zones online: the same answers Knot's signing proves
-// (TestDNSSECKnotValidation), with popdns's compact denial, and a key
-// swapped underneath through a reload.
+// signing the test zones online, with either algorithm: the same answers
+// Knot's signing proves (TestDNSSECKnotValidation), with popdns's compact
+// denial, and a key swapped underneath through a reload.
 func TestDNSSECPopdnsValidation(t *testing.T) {
 	findUnbound(t)
-	runValidationSuite(t, popdnsSigner(nil, nil))
+	for _, alg := range []uint8{dnssec.AlgorithmEd25519, dnssec.AlgorithmECDSAP256} {
+		t.Run(dnssec.AlgorithmName(alg), func(t *testing.T) { runValidationSuite(t, popdnsSigner(nil, nil, alg)) })
+	}
 }
 
 // TestDNSSECPopdnsGeo serves geoZoneYAML signed, its www one target per
@@ -161,7 +165,7 @@ func TestDNSSECPopdnsGeo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// geoZoneYAML ends in its records: cdn is a CNAME to the geo name.
-	srv := popdnsSigner(inv, loc)(t, geoOrigin, geoZoneYAML+"  cdn:\n    - cname: www\n")
+	srv := popdnsSigner(inv, loc, dnssec.AlgorithmEd25519)(t, geoOrigin, geoZoneYAML+"  cdn:\n    - cname: www\n")
 	ub, logPath := startValidatingUnbound(t, srv.ds, map[string]string{geoOrigin: srv.addr})
 
 	// The subnets are networks of testdata/geo/README.md.
