@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,5 +228,120 @@ func TestDNSSECPopdnsGeo(t *testing.T) {
 		checkBogus(t, ub, logPath, geoName, dns.TypeA, "198.51.100.64/26", "")
 		fresh, freshLog := startValidatingUnbound(t, srv.ds, map[string]string{geoOrigin: srv.addr})
 		checkBogus(t, fresh, freshLog, geoName, dns.TypeA, "192.0.2.64/26", "no keys have a DS")
+	})
+}
+
+// popdnsBinarySigner is popdnsSigner on the real binary bin: a
+// configuration file, a zones directory holding the zone file and its
+// keys/, and the reloader. Its rekey swaps the key files and sends
+// SIGHUP, the documented way to reload at once.
+func popdnsBinarySigner(bin string) signer {
+	return func(t *testing.T, origin, zoneYAML string) *signedServer {
+		t.Helper()
+		s, _ := startPopdnsBinary(t, bin, origin, zoneYAML)
+		return s
+	}
+}
+
+// startPopdnsBinary runs bin serving origin signed, and returns it and the
+// directory of its key files.
+func startPopdnsBinary(t *testing.T, bin, origin, zoneYAML string) (*signedServer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	zonesDir := filepath.Join(dir, "zones")
+	keyDir := filepath.Join(zonesDir, "keys")
+	key := writeZoneKey(t, keyDir, origin, dnssec.AlgorithmEd25519)
+	block := fmt.Sprintf(popdnsDNSSECBlock, dnssec.AlgorithmName(dnssec.AlgorithmEd25519))
+	if err := os.WriteFile(filepath.Join(zonesDir, origin+"yaml"), []byte(zoneYAML+block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "popdns.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		logFile.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("popdns log (%s):\n%s", origin, out)
+		}
+	})
+	addr, proc := startDaemonProcess(t, "popdns", logFile, func(port int) []string {
+		conf := filepath.Join(dir, "popdns.yaml")
+		data := fmt.Sprintf("listen: [\"127.0.0.1:%d\"]\nhttp: off\nzones: %s\nlog: { format: json }\n", port, zonesDir)
+		if err := os.WriteFile(conf, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{bin, "-config", conf}
+	}, func(addr string, exited <-chan error) error {
+		return waitSigned(addr, origin, "", exited)
+	})
+	ds, err := dsFromServer(addr, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := key.ToDS(dns.SHA256); !slices.ContainsFunc(ds, func(d *dns.DS) bool { return dsRdata(d) == dsRdata(want) }) {
+		t.Fatalf("%s: popdns publishes keys with DS %v, the key file's is %s", origin, ds, dsRdata(want))
+	}
+	return &signedServer{addr: addr, ds: ds, compactDenial: true, rekey: func(t *testing.T) {
+		t.Helper()
+		swapKeyFiles(t, keyDir, origin)
+		if err := proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		newDS, err := waitNewKeys(addr, origin, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: keys swapped, SIGHUP, DS now %s", origin, dsRdata(newDS[0]))
+	}}, keyDir
+}
+
+// swapKeyFiles removes the key files of keyDir and writes a new key's.
+func swapKeyFiles(t *testing.T, keyDir, origin string) {
+	t.Helper()
+	entries, err := os.ReadDir(keyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(keyDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeZoneKey(t, keyDir, origin, dnssec.AlgorithmEd25519)
+}
+
+// buildPopdns builds the real binary into a directory of t's.
+func buildPopdns(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "popdns")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/popdns")
+	cmd.WaitDelay = time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestDNSSECPopdnsBinary runs the validation suite against the real
+// binary: the zone's keys found through its configuration and zone file,
+// and a key swapped underneath picked up by a reload on SIGHUP.
+func TestDNSSECPopdnsBinary(t *testing.T) {
+	findUnbound(t)
+	bin := buildPopdns(t)
+	runValidationSuite(t, popdnsBinarySigner(bin))
+
+	// The reloader watches the zones directory, and reloads on a change of
+	// a zone file; key files change in keys/ below it.
+	t.Run("key files swapped, no signal", func(t *testing.T) {
+		t.Skip("a known failure: the reloader does not watch a zone's keys directory, so swapped key files " +
+			"are used only from the next reload (SIGHUP, or a change in the zones directory itself); remove this skip when it does")
+		srv, keyDir := startPopdnsBinary(t, bin, signedOrigin, parentZoneYAML(dsRdata(unrelatedDS(t, secureOrigin))))
+		swapKeyFiles(t, keyDir, signedOrigin)
+		if _, err := waitNewKeys(srv.addr, signedOrigin, srv.ds); err != nil {
+			t.Error(err)
+		}
 	})
 }
