@@ -12,13 +12,19 @@
 //     cookie, send back the server cookie they got, and popdns counts it
 //     valid; knotd with its cookies module under the same secret accepts
 //     popdns's server cookies and popdns knotd's (RFC 9018).
+//   - DNSSEC (slow tests): a signing server under test (Knot DNS signing
+//     itself, or popdns) serves a signed zone; a validating Unbound with
+//     the zone's DS as trust anchor must set AD on every answer the zone
+//     can prove, positive and negative, and answer SERVFAIL when the
+//     anchor matches no key; delv validates the same names on its own, and
+//     kdig +dnssec sees the signatures.
 //   - The real GeoLite2 City database: clients on six continents get their
 //     nearest PoP, with the database network as the ECS scope.
 //
 // Each test skips, saying what to install or fetch, when its peer is
 // missing; .ci/run installs them all:
 //
-//	apt-get install knot knot-dnsutils unbound
+//	apt-get install knot knot-dnsutils unbound bind9-dnsutils
 //
 // and README.md ("Running the tests") says how to fetch GeoLite2.
 package crosscheck

@@ -377,6 +377,14 @@ func startKnotConf(t *testing.T, knotd, dir, conf string) string {
 // are tried.
 func startDaemon(t *testing.T, name string, out io.Writer, command func(port int) []string, ready func(addr string, exited <-chan error) error) string {
 	t.Helper()
+	addr, _ := startDaemonProcess(t, name, out, command, ready)
+	return addr
+}
+
+// startDaemonProcess is startDaemon that also returns the process, for a
+// test that signals it.
+func startDaemonProcess(t *testing.T, name string, out io.Writer, command func(port int) []string, ready func(addr string, exited <-chan error) error) (string, *os.Process) {
+	t.Helper()
 	const attempts = 3
 	var lastErr error
 	for range attempts {
@@ -400,12 +408,12 @@ func startDaemon(t *testing.T, name string, out io.Writer, command func(port int
 		t.Cleanup(stop)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if lastErr = ready(addr, exited); lastErr == nil {
-			return addr
+			return addr, cmd.Process
 		}
 		stop()
 	}
 	t.Fatalf("%s did not start: %v", name, lastErr)
-	return ""
+	return "", nil
 }
 
 // freePort finds a port that is free for both UDP and TCP on 127.0.0.1.
