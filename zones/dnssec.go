@@ -86,7 +86,7 @@ func keysFingerprint(fsys fs.FS, dir string) [32]byte {
 	entries, _ := fs.ReadDir(fsys, dir)
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasPrefix(name, "K") {
+		if e.IsDir() || !IsKeyFile(name) {
 			continue
 		}
 		data, err := fs.ReadFile(fsys, path.Join(dir, name))
@@ -204,4 +204,10 @@ func (s *Snapshot) NextKeyEvent() time.Time {
 		}
 	}
 	return first
+}
+
+// IsKeyFile reports whether name is the name of a key file as BIND writes
+// them: K<zone>+<algorithm>+<tag>.key or .private.
+func IsKeyFile(name string) bool {
+	return strings.HasPrefix(name, "K") && (strings.HasSuffix(name, ".key") || strings.HasSuffix(name, ".private"))
 }

@@ -102,7 +102,7 @@ func signedExchange(t *testing.T, proto, addr, name string, qtype uint16, key *d
 // TestSignedZoneServed serves a signed zone over real UDP and TCP sockets:
 // answers, compact denials and wildcard answers verify with the zone's
 // key, presigning runs, and a key swapped underneath (the operator's new
-// key files, picked up by a reload) takes over the signing, so that a
+// key files, seen by the watch on the key directory) takes over the signing, so that a
 // resolver anchored on the old key's DS would fail.
 func TestSignedZoneServed(t *testing.T) {
 	dir := t.TempDir()
@@ -132,10 +132,14 @@ func TestSignedZoneServed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := writeKeyPair(t, keyDir, "signed.test.", 257)
 	n := r.reloads()
-	r.reloader.Reload("test")
+	next := writeKeyPair(t, keyDir, "signed.test.", 257)
+	// The key directory is watched: no signal needed.
 	r.waitReloads(t, n)
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), `"message":"zone signed"`) &&
+			r.dns.Zones().Match("signed.test.").DNSSEC().Keys.Keys()[0].Tag == next.KeyTag()
+	}, "the new key to sign")
 	resp := signedExchange(t, "udp", r.addr, "www.signed.test.", dns.TypeA, next)
 	for _, rr := range resp.Answer {
 		if s, ok := rr.(*dns.RRSIG); ok && s.KeyTag == key.KeyTag() {

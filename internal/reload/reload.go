@@ -233,6 +233,13 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if cfg.ZonesOnDisk {
 		w := fswatch.New(fswatch.DefaultDebounce, r.log)
 		w.Watch(cfg.ZonesDir, zones.IsDataFile)
+		// The key directories of the zones signed now: a key file added,
+		// changed or removed makes its zone again. A zone signed later
+		// has its keys read at each reload, and watched from the next
+		// start.
+		for _, dir := range keyDirs(cfg.ZonesDir, r.dns.Zones()) {
+			w.Watch(dir, zones.IsKeyFile)
+		}
 		w.NoticeChmod(r.failing.Load)
 		for _, p := range []string{cfg.ConfigFile, cfg.GeoCity, cfg.GeoASN} {
 			if p != "" {
@@ -481,6 +488,29 @@ func (r *Reloader) publish(snap *zones.Snapshot) {
 	errs := maps.Clone(r.errors)
 	r.fileErrors.Store(&errs)
 	r.failing.Store(len(errs) > 0 || len(snap.FileErrors()) > 0)
+}
+
+// keyDirs lists the directories of the key files of snap's signed zones,
+// as paths: a relative one is the zone directory's.
+func keyDirs(zonesDir string, snap *zones.Snapshot) []string {
+	if snap == nil {
+		return nil
+	}
+	var dirs []string
+	for _, z := range snap.Zones() {
+		s := z.DNSSEC()
+		if s == nil {
+			continue
+		}
+		dir := s.KeysDir
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(zonesDir, dir)
+		}
+		if !slices.Contains(dirs, filepath.Clean(dir)) {
+			dirs = append(dirs, filepath.Clean(dir))
+		}
+	}
+	return dirs
 }
 
 // wakeFor arranges a reload for when the first of the missing files'
