@@ -12,6 +12,7 @@ import (
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -142,7 +143,15 @@ func checkZoneDir(dir string, inv *pops.Inventory, prev *zones.Snapshot, maxSize
 }
 
 func printZone(w io.Writer, path string, z *zones.Zone) {
-	fmt.Fprintf(w, "ok   %s: zone %s serial %d, %d records\n", path, strings.TrimSuffix(z.Origin(), ".")+".", z.Serial(), z.Records())
+	signed := ""
+	if s := z.DNSSEC(); s != nil {
+		var keys []string
+		for _, k := range s.Keys.Describe(s.At) {
+			keys = append(keys, fmt.Sprintf("%d %s %s", k.Tag, k.Role, k.State))
+		}
+		signed = fmt.Sprintf(", signed (%s: %s)", dnssec.AlgorithmName(s.Keys.Algorithm()), strings.Join(keys, ", "))
+	}
+	fmt.Fprintf(w, "ok   %s: zone %s serial %d, %d records%s\n", path, strings.TrimSuffix(z.Origin(), ".")+".", z.Serial(), z.Records(), signed)
 }
 
 // plural is n and the noun that goes with it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -183,5 +184,28 @@ func TestSignedZoneDelv(t *testing.T) {
 	out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", wrong, "+root=signed.test", "www.signed.test", "A").CombinedOutput()
 	if strings.Contains(string(out), "fully validated") {
 		t.Errorf("delv validated with a trust anchor of another key:\n%s", out)
+	}
+}
+
+// TestCheckSignedZone: popdns check names a signed zone's keys, and
+// reports a broken key directory against the zone file's dnssec.keys
+// line.
+func TestCheckSignedZone(t *testing.T) {
+	dir := t.TempDir()
+	zone := writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"check", zone}, &out, &errOut); err != nil {
+		t.Fatalf("check: %v\n%s", err, errOut.String())
+	}
+	if want := fmt.Sprintf("signed (ed25519: %d CSK active)", key.KeyTag()); !strings.Contains(out.String(), want) {
+		t.Errorf("check printed %q, want %q in it", out.String(), want)
+	}
+	other := writeFile(t, dir, "other/signed.test.yaml", strings.Replace(signedTestZone, "keys: keys/", "keys: nokeys/", 1))
+	out.Reset()
+	errOut.Reset()
+	err := run(context.Background(), []string{"check", other}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error()+errOut.String(), "signed.test.yaml:3: dnssec.keys:") {
+		t.Errorf("check of a zone without its key directory: %v\n%s", err, errOut.String())
 	}
 }
