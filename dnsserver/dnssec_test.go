@@ -541,3 +541,47 @@ func TestSignedNXDomainFloodBoundedByRRL(t *testing.T) {
 		t.Errorf("%v signatures made on the query path for %d full replies", made, full)
 	}
 }
+
+// FuzzServeDNSSigned sends arbitrary queries to a signed zone: names that
+// do not exist are signed for as they come, and the NSECs made from them
+// face the internet.
+func FuzzServeDNSSigned(f *testing.F) {
+	seed := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(seed(query("www.signed.test.", dns.TypeA, withDO(false))), false)                           // signed answer
+	f.Add(seed(query("nope.signed.test.", dns.TypeA, withDO(false))), false)                          // compact denial
+	f.Add(seed(query("nope.signed.test.", dns.TypeA, withDO(true))), true)                            // CO: NXDOMAIN
+	f.Add(seed(query("\\000.x.wild.signed.test.", dns.TypeTXT, withDO(false))), false)                // wildcard, odd label
+	f.Add(seed(query("\\255\\255.wild.signed.test.", dns.TypeA, withDO(false))), false)               // covering NSEC edges
+	f.Add(seed(query("host.insecure.signed.test.", dns.TypeA, withDO(false))), false)                 // referral, no DS
+	f.Add(seed(query("geo.signed.test.", dns.TypeA, withDO(false), withECS("81.2.69.0", 24))), false) // signed geo
+	f.Add(seed(query("signed.test.", dns.TypeDNSKEY, withDO(false))), true)                           // keys
+	f.Add(seed(query(strings.Repeat("a.", 60)+"signed.test.", dns.TypeA, withDO(false))), false)      // long name
+	s, keys := newSignedServer(f, dnssec.AlgorithmEd25519)
+	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {
+		reply := serveFuzzed(t, s, packet, tcp)
+		if reply == nil {
+			return
+		}
+		var m dns.Msg
+		if m.Unpack(reply) != nil || m.Truncated {
+			return
+		}
+		for _, rr := range m.Ns {
+			if n, ok := rr.(*dns.NSEC); ok && len(m.Question) == 1 {
+				q := strings.ToLower(m.Question[0].Name)
+				if !dns.IsSubDomain("signed.test.", n.Hdr.Name) || !dns.IsSubDomain("signed.test.", n.NextDomain) {
+					t.Errorf("NSEC %s leaves the zone, for %s", n, q)
+				}
+			}
+		}
+		if opt := m.IsEdns0(); opt != nil && opt.Do() && m.Rcode == dns.RcodeSuccess {
+			verifySigned(t, &m, keys)
+		}
+	})
+}

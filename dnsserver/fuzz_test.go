@@ -66,9 +66,9 @@ func FuzzServeDNSGeo(f *testing.F) {
 }
 
 // serveFuzzed is the property both fuzzers check.
-func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
+func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) []byte {
 	if len(packet) < 12 {
-		return // the server drops these before decoding
+		return nil // the server drops these before decoding
 	}
 	h := dns.Header{
 		Id:      binary.BigEndian.Uint16(packet[0:]),
@@ -79,12 +79,12 @@ func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
 		Arcount: binary.BigEndian.Uint16(packet[10:]),
 	}
 	if acceptQuery(h) != dns.MsgAccept {
-		return // miekg/dns answers these itself with FORMERR or NOTIMP
+		return nil // miekg/dns answers these itself with FORMERR or NOTIMP
 	}
 	screened := screenECS(packet) // as the server's reader does
 	req := new(dns.Msg)
 	if err := req.Unpack(screened); err != nil {
-		return // likewise
+		return nil // likewise
 	}
 	w := dnstest.NewUDP("192.0.2.1")
 	if tcp {
@@ -95,7 +95,7 @@ func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
 		t.Fatalf("%d replies to one query", w.Writes)
 	}
 	if w.Writes == 0 {
-		return
+		return nil
 	}
 	if w.PackErr != nil {
 		t.Fatalf("reply does not pack: %v", w.PackErr)
@@ -112,6 +112,7 @@ func serveFuzzed(t *testing.T, s *Server, packet []byte, tcp bool) {
 	if got := testutilCounter(t, s.metrics.panics); got != 0 {
 		t.Fatalf("a panic was contained for %v", req)
 	}
+	return w.Wire
 }
 
 // FuzzScreenECS checks screenECS on arbitrary bytes: it leaves what it
