@@ -1,11 +1,17 @@
 package dnssec
 
-import "github.com/miekg/dns"
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+)
 
 // DS is the DS record of k for the parent zone, with the DNSKEY's owner
 // and TTL, its digest made with digest: dns.SHA256 (2), or dns.SHA384
 // (4); 0 means SHA-256, which every validator knows (RFC 8624 §3.3). It
-// is nil for another digest type.
+// is nil for another digest type. The digest is in upper case, as BIND's
+// dnssec-dsfromkey prints it, so that what popdns prints can be compared
+// with it.
 func DS(k *Key, digest uint8) *dns.DS {
 	switch digest {
 	case 0:
@@ -14,7 +20,11 @@ func DS(k *Key, digest uint8) *dns.DS {
 	default:
 		return nil
 	}
-	return k.DNSKEY.ToDS(digest)
+	ds := k.DNSKEY.ToDS(digest)
+	if ds != nil {
+		ds.Digest = strings.ToUpper(ds.Digest)
+	}
+	return ds
 }
 
 // Role is what a key does among keys, as operators name it: "ZSK" for a
