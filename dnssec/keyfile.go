@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -480,4 +482,17 @@ func privateKey(dk *dns.DNSKEY, p *private, pub []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("PrivateKey: a %T is no crypto.Signer", pk)
 	}
 	return signer, nil
+}
+
+// ReadKeyDir is ReadKeys on the local directory dir; the keys' File, and
+// the files the errors name, are dir joined with the file's name.
+func ReadKeyDir(dir string) ([]*Key, error) {
+	keys, err := ReadKeys(os.DirFS(dir), ".")
+	if err != nil {
+		return nil, withDir(err, dir)
+	}
+	for _, k := range keys {
+		k.File = filepath.Join(dir, k.File)
+	}
+	return keys, nil
 }
