@@ -19,7 +19,7 @@ import (
 
 // dnssecUsage is the usage of popdns dnssec: its commands.
 const dnssecUsage = `usage:
-  popdns dnssec keygen [-dir DIR] [-algorithm ed25519|ecdsap256] [-ksk-zsk] [-ttl SECONDS] [-publish WHEN] [-activate WHEN] ZONE
+  popdns dnssec keygen [-dir DIR] [-algorithm ed25519|ecdsap256] [-ksk-zsk | -role ROLE] [-ttl SECONDS] [-publish WHEN] [-activate WHEN] ZONE
                                        write a new CSK (or a KSK and a ZSK) as BIND key files, print the DS
   popdns dnssec settime [-dir DIR] -key TAG [-publish WHEN] [-activate WHEN] [-inactive WHEN] [-delete WHEN]
                         [-sync-publish WHEN] [-sync-delete WHEN]
@@ -77,7 +77,8 @@ func runKeygen(args []string, now time.Time, stdout, stderr io.Writer) error {
 	fl.Usage = func() {
 		fmt.Fprintln(fl.Output(), `usage: popdns dnssec keygen [flags] ZONE
 Writes a new combined signing key (CSK, flags 257) for ZONE into DIR, or with
--ksk-zsk a key signing key (257) and a zone signing key (256), as BIND's files
+-ksk-zsk a key signing key (257) and a zone signing key (256), or with -role
+one key of that role (a rollover's new key), as BIND's files
 K<zone>.+<algorithm>+<tag>.key and .private. Prints the files and the DS
 records to give the parent zone. Never overwrites a file.`)
 		fl.PrintDefaults()
@@ -85,6 +86,7 @@ records to give the parent zone. Never overwrites a file.`)
 	dir := fl.String("dir", ".", "the zone's key `directory` (its dnssec.keys)")
 	algName := fl.String("algorithm", "ed25519", "ed25519 (15) or ecdsap256 (13)")
 	kskZSK := fl.Bool("ksk-zsk", false, "write a KSK and a ZSK instead of one CSK")
+	role := fl.String("role", "csk", "the one key's `ROLE`: csk, ksk (flags 257 both) or zsk (256)")
 	ttl := fl.Uint("ttl", 3600, "the DNSKEY record's TTL in `seconds`")
 	publishS := fl.String("publish", "now", "`WHEN` the key enters the DNSKEY RRset")
 	activateS := fl.String("activate", "now", "`WHEN` the key starts signing")
@@ -123,12 +125,22 @@ records to give the parent zone. Never overwrites a file.`)
 	} else if !st.IsDir() {
 		return fmt.Errorf("%s: not a directory", *dir)
 	}
-	flags := []uint16{dns.ZONE | dns.SEP}
-	if *kskZSK {
-		flags = append(flags, dns.ZONE)
+	var flags []uint16
+	var roles []string
+	switch {
+	case *kskZSK && *role != "csk":
+		return &usageError{fl: fl, err: errors.New("-ksk-zsk and -role: one or the other")}
+	case *kskZSK:
+		flags, roles = []uint16{dns.ZONE | dns.SEP, dns.ZONE}, []string{"KSK", "ZSK"}
+	case *role == "csk" || *role == "ksk":
+		flags, roles = []uint16{dns.ZONE | dns.SEP}, []string{strings.ToUpper(*role)}
+	case *role == "zsk":
+		flags, roles = []uint16{dns.ZONE}, []string{"ZSK"}
+	default:
+		return &usageError{fl: fl, err: fmt.Errorf("-role %q: want csk, ksk or zsk", *role)}
 	}
 	var made []*dnssec.Key
-	for _, f := range flags {
+	for i, f := range flags {
 		k, err := newKey(*dir, zone, alg, f, uint32(*ttl), now, made)
 		if err != nil {
 			return err
@@ -140,11 +152,7 @@ records to give the parent zone. Never overwrites a file.`)
 		}
 		k.File = kf
 		made = append(made, k)
-		role := "CSK"
-		if *kskZSK {
-			role = map[bool]string{true: "KSK", false: "ZSK"}[k.IsKSK()]
-		}
-		fmt.Fprintf(stdout, "; %s %d (%s): %s %s\n", role, k.Tag, dnssec.AlgorithmName(alg), kf, pf)
+		fmt.Fprintf(stdout, "; %s %d (%s): %s %s\n", roles[i], k.Tag, dnssec.AlgorithmName(alg), kf, pf)
 	}
 	fmt.Fprintf(stdout, "; %s\n", timingSummary(timing))
 	for _, k := range made {

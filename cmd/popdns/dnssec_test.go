@@ -89,6 +89,15 @@ func TestDNSSECKeygen(t *testing.T) {
 	if ds := mustRun(t, "dnssec", "ds", "-keys", dir2, "example.test"); len(dsRE.FindAllString(ds, -1)) != 1 {
 		t.Errorf("ds printed %q", ds)
 	}
+
+	// A new ZSK for a rollover: no DS.
+	out = mustRun(t, "dnssec", "keygen", "-dir", dir2, "-role", "zsk", "-algorithm", "ecdsap256", "-activate", "+1d", "example.test.")
+	if !strings.Contains(out, "; ZSK ") || dsRE.MatchString(out) {
+		t.Errorf("keygen -role zsk printed:\n%s", out)
+	}
+	if keys, err := dnssec.ReadKeyDir(dir2); err != nil || len(keys) != 3 {
+		t.Errorf("%d keys, %v", len(keys), err)
+	}
 }
 
 func TestDNSSECSettime(t *testing.T) {
@@ -174,6 +183,10 @@ func TestDNSSECCommandErrors(t *testing.T) {
 			[]string{`unit "m": want s, mi (minutes), h, d or w`}},
 		{"keygen activating before publishing", []string{"dnssec", "keygen", "-dir", dir, "-publish", "+2d", "example.test"}, true, nil,
 			[]string{"is before publish", "could not be validated until its DNSKEY is published"}},
+		{"keygen with an unknown role", []string{"dnssec", "keygen", "-dir", dir, "-role", "sep", "example.test"}, true, nil,
+			[]string{`-role "sep": want csk, ksk or zsk`}},
+		{"keygen with a role and -ksk-zsk", []string{"dnssec", "keygen", "-dir", dir, "-role", "zsk", "-ksk-zsk", "example.test"}, true, nil,
+			[]string{"-ksk-zsk and -role: one or the other"}},
 		{"keygen into a missing directory", []string{"dnssec", "keygen", "-dir", filepath.Join(dir, "nope"), "example.test"}, true, nil,
 			[]string{"no such file or directory"}},
 
