@@ -47,8 +47,9 @@ const maxKeyFileSize = 64 << 10
 const timeLayout = "20060102150405"
 
 // keyFileName is BIND's name for a key file: K<zone>.+<algorithm>+<tag>,
-// then .key or .private. The zone has no final dot, except the root's.
-var keyFileName = regexp.MustCompile(`^K(.+)\.\+([0-9]{3})\+([0-9]{5})\.(key|private)$`)
+// then .key or .private, the zone without its final dot (so the root's
+// files are K.+<algorithm>+<tag>).
+var keyFileName = regexp.MustCompile(`^K(.*)\.\+([0-9]{3})\+([0-9]{5})\.(key|private)$`)
 
 // ReadKeys reads every key pair in the directory dir of fsys: the BIND
 // files K<zone>.+<algorithm>+<tag>.key, with the DNSKEY record, and .private,
@@ -153,9 +154,6 @@ func readPair(fsys fs.FS, dir, base string, name []string) (*Key, error) {
 		errs = append(errs, &KeyFileError{File: keyFile, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	owner := strings.TrimSuffix(dk.Hdr.Name, ".")
-	if owner == "" {
-		owner = "."
-	}
 	fileAlg, _ := strconv.Atoi(name[2])
 	fileTag, _ := strconv.Atoi(name[3])
 	switch {
@@ -164,7 +162,7 @@ func readPair(fsys fs.FS, dir, base string, name []string) (*Key, error) {
 	case dk.Algorithm != AlgorithmEd25519 && dk.Algorithm != AlgorithmECDSAP256:
 		fail("%s", unsupported(dk.Algorithm))
 	case !strings.EqualFold(name[1], owner):
-		fail("the file name says zone %s, but the DNSKEY is for %s (a renamed file?)", name[1], dk.Hdr.Name)
+		fail("the file name says zone %s., but the DNSKEY is for %s (a renamed file?)", name[1], dk.Hdr.Name)
 	case fileAlg != int(dk.Algorithm):
 		fail("the file name says algorithm %d, but the DNSKEY has %d (a renamed file?)", fileAlg, dk.Algorithm)
 	case fileTag != int(dk.KeyTag()):

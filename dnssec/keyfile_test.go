@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,7 +184,7 @@ func TestReadKeysErrors(t *testing.T) {
 			[]string{"keys/" + edBase + ".private: no public key file " + edBase + ".key beside it"}},
 		{"renamed to another zone", map[string]string{
 			"keys/Kother.test.+015+" + tag + ".key": edKey, "keys/Kother.test.+015+" + tag + ".private": edPriv},
-			[]string{fmt.Sprintf("keys/Kother.test.+015+%s.key:%d: the file name says zone other.test, but the DNSKEY is for example.test. (a renamed file?)", tag, keyLine)}},
+			[]string{fmt.Sprintf("keys/Kother.test.+015+%s.key:%d: the file name says zone other.test., but the DNSKEY is for example.test. (a renamed file?)", tag, keyLine)}},
 		{"renamed to another tag", map[string]string{
 			"keys/Kexample.test.+015+00001.key": edKey, "keys/Kexample.test.+015+00001.private": edPriv},
 			[]string{fmt.Sprintf("keys/Kexample.test.+015+00001.key:%d: the file name says key tag 1, but the DNSKEY's tag is %d (a renamed file?)", keyLine, atoi(tag))}},
@@ -376,5 +377,40 @@ func TestReadKeysLocal(t *testing.T) {
 	}
 	if len(keys) != 1 || keys[0].Tag != k.Tag || keys[0].DNSKEY.PublicKey != k.DNSKEY.PublicKey {
 		t.Errorf("read %v, wrote tag %d", keys, k.Tag)
+	}
+}
+
+// TestRootKey: the root zone's files are K.+<algorithm>+<tag>, as BIND
+// names them.
+func TestRootKey(t *testing.T) {
+	dir := t.TempDir()
+	k, err := GenerateKey(".", AlgorithmEd25519, 257, 3600, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kf, _, err := WriteKeyFiles(dir, k, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("K.+015+%05d.key", k.Tag); filepath.Base(kf) != want {
+		t.Errorf("file %s, want %s", filepath.Base(kf), want)
+	}
+	keys, err := ReadKeyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys[0].DNSKEY.Hdr.Name != "." || keys[0].File != kf {
+		t.Errorf("owner %q file %q", keys[0].DNSKEY.Hdr.Name, keys[0].File)
+	}
+	if p, err := exec.LookPath("dnssec-keygen"); err == nil {
+		bind := t.TempDir()
+		cmd := exec.Command(p, "-q", "-a", "ED25519", ".")
+		cmd.Dir = bind
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("dnssec-keygen: %v\n%s", err, out)
+		}
+		if keys, err := ReadKeyDir(bind); err != nil || keys[0].DNSKEY.Hdr.Name != "." {
+			t.Errorf("BIND's root key: %v, %v", keys, err)
+		}
 	}
 }

@@ -50,11 +50,7 @@ func GenerateKey(zone string, alg uint8, flags uint16, ttl uint32, now time.Time
 // KeyFileBase is the name BIND gives k's files, without .key or .private:
 // K<zone>.+<algorithm>+<tag>.
 func KeyFileBase(k *Key) string {
-	zone := strings.TrimSuffix(k.DNSKEY.Hdr.Name, ".")
-	if zone == "" {
-		zone = "."
-	}
-	return fmt.Sprintf("K%s.+%03d+%05d", zone, k.DNSKEY.Algorithm, k.Tag)
+	return fmt.Sprintf("K%s.+%03d+%05d", strings.TrimSuffix(k.DNSKEY.Hdr.Name, "."), k.DNSKEY.Algorithm, k.Tag)
 }
 
 // WriteKeyFiles writes k into dir as BIND's dnssec-keygen would: the .key
