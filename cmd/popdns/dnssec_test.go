@@ -1,211 +1,279 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnssec"
 )
 
-const signedTestZone = `origin: signed.test.
-dnssec:
-  keys: keys/
-records:
-  "@":
-    - soa: ns1 hostmaster 1 7200 3600 1209600 60
-    - ns: ns1
-  ns1:
-    - a: 192.0.2.53
-  www:
-    - a: 192.0.2.10
-  "*.wild":
-    - txt: wildcard
-`
-
-// writeKeyPair writes a key pair for zone into dir as BIND names and
-// writes it, and returns its DNSKEY.
-func writeKeyPair(t *testing.T, dir, zone string, flags uint16) *dns.DNSKEY {
+// runCmd runs popdns with args in-process.
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
-		Flags: flags, Protocol: 3, Algorithm: dns.ED25519}
-	priv, err := k.Generate(256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(dir, fmt.Sprintf("K%s+%03d+%05d", zone, k.Algorithm, k.KeyTag()))
-	if err := os.WriteFile(base+".key", []byte(k.String()+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(base+".private", []byte(k.PrivateKeyString(priv)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k
+	var o, e bytes.Buffer
+	err = run(context.Background(), args, &o, &e)
+	return o.String(), e.String(), err
 }
 
-// signedExchange asks addr over proto with DO set and checks that every
-// RRset of the answer and authority sections verifies with key.
-func signedExchange(t *testing.T, proto, addr, name string, qtype uint16, key *dns.DNSKEY) *dns.Msg {
+func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	q.SetEdns0(1232, true)
-	resp, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(q, addr)
-	if err != nil {
-		t.Fatalf("%s %s: %v", proto, name, err)
+	out, errOut, err := runCmd(t, args...)
+	if err != nil || errOut != "" {
+		t.Fatalf("%q: %v\nstdout %s\nstderr %s", args, err, out, errOut)
 	}
-	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns} {
-		sets := map[string][]dns.RR{}
-		var sigs []*dns.RRSIG
-		for _, rr := range sec {
-			if s, ok := rr.(*dns.RRSIG); ok {
-				sigs = append(sigs, s)
-				continue
-			}
-			k := strings.ToLower(rr.Header().Name) + "/" + dns.TypeToString[rr.Header().Rrtype]
-			sets[k] = append(sets[k], rr)
-		}
-		for k, set := range sets {
-			verified := false
-			for _, s := range sigs {
-				if strings.ToLower(s.Hdr.Name)+"/"+dns.TypeToString[s.TypeCovered] != k {
-					continue
-				}
-				if s.KeyTag != key.KeyTag() {
-					t.Errorf("%s %s: %s signed by key %d, want %d", proto, name, k, s.KeyTag, key.KeyTag())
-					continue
-				}
-				if err := s.Verify(key, set); err != nil {
-					t.Errorf("%s %s: %s does not verify: %v", proto, name, k, err)
-					continue
-				}
-				verified = true
-			}
-			if !verified {
-				t.Errorf("%s %s: %s has no valid RRSIG\n%s", proto, name, k, resp)
-			}
-		}
-	}
-	if len(resp.Answer)+len(resp.Ns) == 0 {
-		t.Errorf("%s %s: empty reply %s", proto, name, resp)
-	}
-	return resp
+	return out
 }
 
-// TestSignedZoneServed serves a signed zone over real UDP and TCP sockets:
-// answers, compact denials and wildcard answers verify with the zone's
-// key, presigning runs, and a key swapped underneath (the operator's new
-// key files, seen by the watch on the key directory) takes over the signing, so that a
-// resolver anchored on the old key's DS would fail.
-func TestSignedZoneServed(t *testing.T) {
+var dsRE = regexp.MustCompile(`(?m)^example\.test\. IN DS [0-9]+ (13|15) 2 [0-9A-F]{64}$`)
+
+func TestDNSSECKeygen(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
-	keyDir := filepath.Join(dir, "zones", "keys")
-	key := writeKeyPair(t, keyDir, "signed.test.", 257)
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
-	r.waitLog(t, `"message":"zone signed"`)
-
-	for _, proto := range []string{"udp", "tcp"} {
-		signedExchange(t, proto, r.addr, "www.signed.test.", dns.TypeA, key)
-		signedExchange(t, proto, r.addr, "signed.test.", dns.TypeDNSKEY, key)
-		nx := signedExchange(t, proto, r.addr, "nope.signed.test.", dns.TypeA, key)
-		if nx.Rcode != dns.RcodeSuccess || len(nx.Ns) != 4 {
-			t.Errorf("%s: compact denial %s", proto, nx)
-		}
-		signedExchange(t, proto, r.addr, "a.wild.signed.test.", dns.TypeTXT, key)
-	}
-
-	// The operator replaces the key: the new one signs after a reload.
-	entries, err := os.ReadDir(keyDir)
+	out := mustRun(t, "dnssec", "keygen", "-dir", dir, "Example.Test")
+	keys, err := dnssec.ReadKeyDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if err := os.Remove(filepath.Join(keyDir, e.Name())); err != nil {
+	if len(keys) != 1 || keys[0].DNSKEY.Flags != 257 || keys[0].DNSKEY.Algorithm != dnssec.AlgorithmEd25519 ||
+		keys[0].DNSKEY.Hdr.Ttl != 3600 || keys[0].StateAt(time.Now()) != dnssec.Active {
+		t.Fatalf("keys %+v", keys)
+	}
+	k := keys[0]
+	if !strings.Contains(out, "; CSK ") || !strings.Contains(out, k.File) || len(dsRE.FindAllString(out, -1)) != 1 ||
+		!strings.Contains(out, dsLine(dnssec.DS(k, 0))) {
+		t.Errorf("keygen printed:\n%s", out)
+	}
+	if ds := mustRun(t, "dnssec", "ds", "-keys", dir, "example.test"); ds != dsLine(dnssec.DS(k, 0))+"\n" {
+		t.Errorf("ds printed %q", ds)
+	}
+	if p, err := exec.LookPath("dnssec-dsfromkey"); err == nil {
+		bind, err := exec.Command(p, "-2", k.File).Output()
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	n := r.reloads()
-	next := writeKeyPair(t, keyDir, "signed.test.", 257)
-	// The key directory is watched: no signal needed.
-	r.waitReloads(t, n)
-	waitFor(t, 5*time.Second, func() bool {
-		return strings.Contains(r.logs.String(), `"message":"zone signed"`) &&
-			r.dns.Zones().Match("signed.test.").DNSSEC().Keys.Keys()[0].Tag == next.KeyTag()
-	}, "the new key to sign")
-	resp := signedExchange(t, "udp", r.addr, "www.signed.test.", dns.TypeA, next)
-	for _, rr := range resp.Answer {
-		if s, ok := rr.(*dns.RRSIG); ok && s.KeyTag == key.KeyTag() {
-			t.Errorf("the old key still signs after the reload: %s", s)
+		if ds := mustRun(t, "dnssec", "ds", "-keys", dir, "example.test"); ds != string(bind) {
+			t.Errorf("ds printed %q, BIND's dnssec-dsfromkey %q", ds, bind)
 		}
 	}
-}
 
-// TestSignedZoneDelv has BIND's delv validate popdns's answers from the
-// zone's DS, over real sockets: the check an independent validator makes.
-func TestSignedZoneDelv(t *testing.T) {
-	delv, err := exec.LookPath("delv")
+	dir2 := t.TempDir()
+	out = mustRun(t, "dnssec", "keygen", "-dir", dir2, "-ksk-zsk", "-algorithm", "ecdsap256", "-ttl", "600", "-publish", "now", "-activate", "+1h", "example.test.")
+	keys, err = dnssec.ReadKeyDir(dir2)
 	if err != nil {
-		t.Skip("delv not found: apt-get install bind9-dnsutils")
+		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
-	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
-	ds := key.ToDS(dns.SHA256)
-	anchor := writeFile(t, dir, "anchor.conf", fmt.Sprintf("trust-anchors { signed.test. static-ds %d %d %d %q; };\n",
-		ds.KeyTag, ds.Algorithm, ds.DigestType, ds.Digest))
-	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
-	host, port, _ := strings.Cut(r.addr, ":")
-	for _, tc := range []struct{ name, qtype, want string }{
-		{"www.signed.test", "A", "; fully validated"},
-		{"signed.test", "DNSKEY", "; fully validated"},
-		{"a.wild.signed.test", "TXT", "; fully validated"},
-		{"nope.signed.test", "A", "; negative response, fully validated"},
-		{"www.signed.test", "MX", "; negative response, fully validated"},
-	} {
-		out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", anchor, "+root=signed.test", "+tcp", tc.name, tc.qtype).CombinedOutput()
-		if !strings.Contains(string(out), tc.want) {
-			t.Errorf("delv %s %s: want %q in\n%s", tc.name, tc.qtype, tc.want, out)
+	if len(keys) != 2 || keys[0].IsKSK() == keys[1].IsKSK() {
+		t.Fatalf("keys %+v", keys)
+	}
+	for _, k := range keys {
+		if k.DNSKEY.Algorithm != dnssec.AlgorithmECDSAP256 || k.DNSKEY.Hdr.Ttl != 600 || k.Timing.Activate.Sub(k.Timing.Publish) != time.Hour {
+			t.Errorf("%s: %+v %+v", k.File, k.DNSKEY, k.Timing)
 		}
 	}
-	// Anchored on another key's DS, the same answers do not validate: the
-	// check above can fail.
-	other := writeKeyPair(t, filepath.Join(dir, "other"), "signed.test.", 257).ToDS(dns.SHA256)
-	wrong := writeFile(t, dir, "wrong.conf", fmt.Sprintf("trust-anchors { signed.test. static-ds %d %d %d %q; };\n",
-		other.KeyTag, other.Algorithm, other.DigestType, other.Digest))
-	out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", wrong, "+root=signed.test", "www.signed.test", "A").CombinedOutput()
-	if strings.Contains(string(out), "fully validated") {
-		t.Errorf("delv validated with a trust anchor of another key:\n%s", out)
+	if !strings.Contains(out, "; KSK ") || !strings.Contains(out, "; ZSK ") || len(dsRE.FindAllString(out, -1)) != 1 {
+		t.Errorf("keygen -ksk-zsk printed:\n%s", out)
+	}
+	// Published, not yet active: keys lists them and says popdns would
+	// refuse them; ds prints the KSK's.
+	out, errOut, err := runCmd(t, "dnssec", "keys", "-keys", dir2, "example.test")
+	if err == nil || !strings.Contains(errOut, "popdns would refuse these keys now: no key is active now") ||
+		strings.Count(out, "published") != 2 || !strings.Contains(out, "KSK") || !strings.Contains(out, "ZSK") {
+		t.Errorf("keys: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	if ds := mustRun(t, "dnssec", "ds", "-keys", dir2, "example.test"); len(dsRE.FindAllString(ds, -1)) != 1 {
+		t.Errorf("ds printed %q", ds)
+	}
+
+	// A new ZSK for a rollover: no DS.
+	out = mustRun(t, "dnssec", "keygen", "-dir", dir2, "-role", "zsk", "-algorithm", "ecdsap256", "-activate", "+1d", "example.test.")
+	if !strings.Contains(out, "; ZSK ") || dsRE.MatchString(out) {
+		t.Errorf("keygen -role zsk printed:\n%s", out)
+	}
+	if keys, err := dnssec.ReadKeyDir(dir2); err != nil || len(keys) != 3 {
+		t.Errorf("%d keys, %v", len(keys), err)
 	}
 }
 
-// TestCheckSignedZone: popdns check names a signed zone's keys, and
-// reports a broken key directory against the zone file's dnssec.keys
-// line.
-func TestCheckSignedZone(t *testing.T) {
+func TestDNSSECSettime(t *testing.T) {
 	dir := t.TempDir()
-	zone := writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
-	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
-	var out, errOut strings.Builder
-	if err := run(context.Background(), []string{"check", zone}, &out, &errOut); err != nil {
-		t.Fatalf("check: %v\n%s", err, errOut.String())
+	mustRun(t, "dnssec", "keygen", "-dir", dir, "example.test")
+	keys, err := dnssec.ReadKeyDir(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("signed (ed25519: %d CSK active)", key.KeyTag()); !strings.Contains(out.String(), want) {
-		t.Errorf("check printed %q, want %q in it", out.String(), want)
+	tag := strings.TrimLeft(strings.Split(strings.TrimSuffix(filepath.Base(keys[0].File), ".key"), "+")[2], "0")
+	out := mustRun(t, "dnssec", "settime", "-dir", dir, "-key", tag, "-inactive", "20300101000000", "-delete", "20300201000000",
+		"-sync-publish", "none")
+	if !strings.Contains(out, "inactive 2030-01-01T00:00:00Z, delete 2030-02-01T00:00:00Z") {
+		t.Errorf("settime printed %q", out)
 	}
-	other := writeFile(t, dir, "other/signed.test.yaml", strings.Replace(signedTestZone, "keys: keys/", "keys: nokeys/", 1))
-	out.Reset()
-	errOut.Reset()
-	err := run(context.Background(), []string{"check", other}, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error()+errOut.String(), "signed.test.yaml:3: dnssec.keys:") {
-		t.Errorf("check of a zone without its key directory: %v\n%s", err, errOut.String())
+	got, err := dnssec.ReadKeyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := keys[0].Timing
+	want.Inactive = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	want.Delete = time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
+	if got[0].Timing != want {
+		t.Errorf("timing %+v\nwant %+v", got[0].Timing, want)
+	}
+	// Retired and then deleted, its DS is printed with -all only.
+	mustRun(t, "dnssec", "settime", "-dir", dir, "-key", tag, "-inactive", "-2d", "-delete", "-1d", "-publish", "-3d", "-activate", "-3d")
+	if _, errOut, err := runCmd(t, "dnssec", "ds", "-keys", dir, "example.test"); err == nil || !strings.Contains(errOut, "-all prints") {
+		t.Errorf("ds of a deleted key: %v %q", err, errOut)
+	}
+	if ds := mustRun(t, "dnssec", "ds", "-keys", dir, "-all", "example.test"); len(dsRE.FindAllString(ds, -1)) != 1 {
+		t.Errorf("ds -all printed %q", ds)
+	}
+	if out := mustRun(t, "dnssec", "settime", "-dir", dir, "-key", tag, "-inactive", "none", "-delete", "none"); !strings.Contains(out, "activate") ||
+		strings.Contains(out, "delete") {
+		t.Errorf("settime to none printed %q", out)
+	}
+}
+
+func TestDNSSECCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "dnssec", "keygen", "-dir", dir, "example.test")
+	keys, err := dnssec.ReadKeyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := strings.TrimLeft(strings.Split(strings.TrimSuffix(filepath.Base(keys[0].File), ".key"), "+")[2], "0")
+	broken := t.TempDir()
+	base := filepath.Join(broken, strings.TrimSuffix(filepath.Base(keys[0].File), ".key"))
+	copyFile(t, keys[0].File, base+".key")
+	private, err := os.ReadFile(strings.TrimSuffix(keys[0].File, ".key") + ".private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".private", bytes.Replace(private, []byte("Activate: "), []byte("Activate: 2026"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantErr    bool
+		wantStdout []string
+		wantStderr []string
+	}{
+		{"help dnssec", []string{"help", "dnssec"}, false, []string{"popdns dnssec keygen", "popdns dnssec settime", "popdns dnssec ds", "popdns dnssec keys", "WHEN is now"}, nil},
+		{"help dnssec keygen", []string{"help", "dnssec", "keygen"}, false, []string{"usage: popdns dnssec keygen", "-ksk-zsk", "-algorithm"}, nil},
+		{"help dnssec settime", []string{"help", "dnssec", "settime"}, false, []string{"-sync-publish WHEN", "WHEN the key stops signing"}, nil},
+		{"help dnssec of an unknown command", []string{"help", "dnssec", "sign"}, true, nil, []string{`unknown command "sign"`}},
+		{"dnssec -h", []string{"dnssec", "-h"}, false, []string{"popdns dnssec keygen"}, nil},
+		{"dnssec ds -h", []string{"dnssec", "ds", "-h"}, false, []string{"usage: popdns dnssec ds", "-keys"}, nil},
+		{"help lists dnssec", []string{"help"}, false, []string{"popdns dnssec COMMAND"}, nil},
+		{"dnssec without a command", []string{"dnssec"}, true, nil, []string{"want a command: keygen, settime, ds or keys", "usage:"}},
+		{"dnssec with an unknown command", []string{"dnssec", "sign"}, true, nil, []string{`unknown command "sign"`}},
+
+		{"keygen without a zone", []string{"dnssec", "keygen", "-dir", dir}, true, nil, []string{"want ZONE, got 0 arguments", "usage: popdns dnssec keygen"}},
+		{"keygen of a bad zone", []string{"dnssec", "keygen", "-dir", dir, "a..b"}, true, nil, []string{`ZONE "a..b" is not a domain name`}},
+		{"keygen with an unknown algorithm", []string{"dnssec", "keygen", "-dir", dir, "-algorithm", "rsasha256", "example.test"}, true, nil,
+			[]string{`-algorithm "rsasha256": want ed25519 or ecdsap256`}},
+		{"keygen with a bad time", []string{"dnssec", "keygen", "-dir", dir, "-activate", "tomorrow", "example.test"}, true, nil,
+			[]string{`-activate: "tomorrow": want now, none, an offset such as +2d, or a UTC time YYYYMMDDHHMMSS`}},
+		{"keygen with months", []string{"dnssec", "keygen", "-dir", dir, "-activate", "+1m", "example.test"}, true, nil,
+			[]string{`unit "m": want s, mi (minutes), h, d or w`}},
+		{"keygen activating before publishing", []string{"dnssec", "keygen", "-dir", dir, "-publish", "+2d", "example.test"}, true, nil,
+			[]string{"is before publish", "could not be validated until its DNSKEY is published"}},
+		{"keygen with an unknown role", []string{"dnssec", "keygen", "-dir", dir, "-role", "sep", "example.test"}, true, nil,
+			[]string{`-role "sep": want csk, ksk or zsk`}},
+		{"keygen with a role and -ksk-zsk", []string{"dnssec", "keygen", "-dir", dir, "-role", "zsk", "-ksk-zsk", "example.test"}, true, nil,
+			[]string{"-ksk-zsk and -role: one or the other"}},
+		{"keygen into a missing directory", []string{"dnssec", "keygen", "-dir", filepath.Join(dir, "nope"), "example.test"}, true, nil,
+			[]string{"no such file or directory"}},
+
+		{"settime without -key", []string{"dnssec", "settime", "-dir", dir, "-delete", "+1d"}, true, nil, []string{`-key "": want the key's tag`}},
+		{"settime of a missing key", []string{"dnssec", "settime", "-dir", dir, "-key", "1", "-delete", "+1d"}, true, nil, []string{"no key with tag 1"}},
+		{"settime out of order", []string{"dnssec", "settime", "-dir", dir, "-key", tag, "-inactive", "+2d", "-delete", "+1d"}, true, nil,
+			[]string{"delete", "is before inactive", "could not be validated once its DNSKEY is gone"}},
+		{"settime of a broken key", []string{"dnssec", "settime", "-dir", broken, "-key", tag, "-delete", "+1d"}, true, nil,
+			[]string{base + ".private:6: Activate: \"2026"}},
+
+		{"ds without -keys", []string{"dnssec", "ds", "example.test"}, true, nil, []string{"-keys DIR missing"}},
+		{"ds with -config", []string{"dnssec", "ds", "-config", "popdns.yaml", "example.test"}, true, nil, []string{"not there yet", "-keys DIR"}},
+		{"ds of another zone", []string{"dnssec", "ds", "-keys", dir, "other.test"}, true, nil,
+			[]string{keys[0].File + ": a key for example.test., not for other.test."}},
+		{"ds of a broken key", []string{"dnssec", "ds", "-keys", broken, "example.test"}, true, nil,
+			[]string{base + ".private:6: Activate: \"2026"}},
+		{"ds of a missing directory", []string{"dnssec", "ds", "-keys", filepath.Join(dir, "nope"), "example.test"}, true, nil,
+			[]string{filepath.Join(dir, "nope") + ": no such key directory"}},
+		{"keys", []string{"dnssec", "keys", "-keys", dir, "example.test"}, false, []string{"TAG", tag + "  CSK   257    ed25519    active"}, nil},
+		{"keys with two zones", []string{"dnssec", "keys", "-keys", dir, "example.test", "x"}, true, nil, []string{"want ZONE, got 2 arguments"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := runCmd(t, tc.args...)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("%q: error %v, want error %v\nstdout %s\nstderr %s", tc.args, err, tc.wantErr, stdout, stderr)
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			// main prints a returned error other than exitError itself.
+			if err != nil && err.Error() != (exitError{}).Error() {
+				stderr += err.Error()
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		err  string
+	}{
+		{"now", now, ""},
+		{"none", time.Time{}, ""},
+		{"+1h", now.Add(time.Hour), ""},
+		{"+2d", now.Add(48 * time.Hour), ""},
+		{"+1w", now.Add(7 * 24 * time.Hour), ""},
+		{"+1d12h30mi10s", now.Add(36*time.Hour + 30*time.Minute + 10*time.Second), ""},
+		{"-1d", now.Add(-24 * time.Hour), ""},
+		{"20270101020304", time.Date(2027, 1, 1, 2, 3, 4, 0, time.UTC), ""},
+		{"20271301020304", time.Time{}, "is not a time YYYYMMDDHHMMSS"},
+		{"+", time.Time{}, "no offset after the sign"},
+		{"+d", time.Time{}, "want a number before each unit"},
+		{"+1y", time.Time{}, `unit "y"`},
+		{"+1000000w", time.Time{}, "over 100 years"},
+		{"2027-01-01", time.Time{}, "want now, none"},
+		{"", time.Time{}, "want now, none"},
+	} {
+		got, err := parseWhen(tc.in, now)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseWhen(%q): %v, want an error with %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
 	}
 }

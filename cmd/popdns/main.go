@@ -3,6 +3,7 @@
 //	popdns [flags]              serve (the built-in demo without -config)
 //	popdns check PATH...        validate zone files, zone directories or configs
 //	popdns explain NAME [TYPE]  explain the answer a client would get
+//	popdns dnssec COMMAND ...   make and handle DNSSEC key files (keygen, settime, ds, keys)
 //	popdns version              print the version
 //	popdns help [COMMAND]       print the usage of popdns or of a command
 //
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // commands are the words dispatch takes as a command rather than as an
 // argument of the server: help and the usage name them all.
-const commands = "check, explain, version and help"
+const commands = "check, explain, dnssec, version and help"
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -58,6 +59,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runCheck(args[1:], stdout, stderr)
 	case "explain":
 		return runExplain(args[1:], stdout, stderr)
+	case "dnssec":
+		return runDNSSEC(args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout)
 	case "help":
@@ -71,12 +74,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns help", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "usage: popdns help [COMMAND]  (commands: %s)\n", commands)
+		fmt.Fprintf(fl.Output(), "usage: popdns help [COMMAND]  (commands: %s; popdns help dnssec COMMAND)\n", commands)
 	}
 	rest, err := parseArgs(fl, args)
 	switch {
 	case err != nil:
 		return err
+	case len(rest) > 0 && rest[0] == "dnssec":
+		return dnssecHelp(rest[1:], stdout, stderr)
 	case len(rest) > 1:
 		return &usageError{fl: fl, err: fmt.Errorf("want at most one command, got %q", rest)}
 	case len(rest) == 0, rest[0] == "help":
@@ -109,6 +114,8 @@ func serveUsage(fl *flag.FlagSet) {
   popdns [flags]                      serve (the built-in demo without -config)
   popdns check [-config FILE] PATH... validate zone files, zone directories or configuration files
   popdns explain [flags] NAME [TYPE]  explain the answer a client would get (popdns help explain)
+  popdns dnssec COMMAND ...           make and handle DNSSEC key files: keygen, settime, ds, keys
+                                      (popdns help dnssec)
   popdns version                      print the version
   popdns help [COMMAND]               print this, or a command's usage and flags
 

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const signedTestZone = `origin: signed.test.
+dnssec:
+  keys: keys/
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 60
+    - ns: ns1
+  ns1:
+    - a: 192.0.2.53
+  www:
+    - a: 192.0.2.10
+  "*.wild":
+    - txt: wildcard
+`
+
+// writeKeyPair writes a key pair for zone into dir as BIND names and
+// writes it, and returns its DNSKEY.
+func writeKeyPair(t *testing.T, dir, zone string, flags uint16) *dns.DNSKEY {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Flags: flags, Protocol: 3, Algorithm: dns.ED25519}
+	priv, err := k.Generate(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, fmt.Sprintf("K%s+%03d+%05d", zone, k.Algorithm, k.KeyTag()))
+	if err := os.WriteFile(base+".key", []byte(k.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".private", []byte(k.PrivateKeyString(priv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// signedExchange asks addr over proto with DO set and checks that every
+// RRset of the answer and authority sections verifies with key.
+func signedExchange(t *testing.T, proto, addr, name string, qtype uint16, key *dns.DNSKEY) *dns.Msg {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.SetEdns0(1232, true)
+	resp, _, err := (&dns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(q, addr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", proto, name, err)
+	}
+	for _, sec := range [][]dns.RR{resp.Answer, resp.Ns} {
+		sets := map[string][]dns.RR{}
+		var sigs []*dns.RRSIG
+		for _, rr := range sec {
+			if s, ok := rr.(*dns.RRSIG); ok {
+				sigs = append(sigs, s)
+				continue
+			}
+			k := strings.ToLower(rr.Header().Name) + "/" + dns.TypeToString[rr.Header().Rrtype]
+			sets[k] = append(sets[k], rr)
+		}
+		for k, set := range sets {
+			verified := false
+			for _, s := range sigs {
+				if strings.ToLower(s.Hdr.Name)+"/"+dns.TypeToString[s.TypeCovered] != k {
+					continue
+				}
+				if s.KeyTag != key.KeyTag() {
+					t.Errorf("%s %s: %s signed by key %d, want %d", proto, name, k, s.KeyTag, key.KeyTag())
+					continue
+				}
+				if err := s.Verify(key, set); err != nil {
+					t.Errorf("%s %s: %s does not verify: %v", proto, name, k, err)
+					continue
+				}
+				verified = true
+			}
+			if !verified {
+				t.Errorf("%s %s: %s has no valid RRSIG\n%s", proto, name, k, resp)
+			}
+		}
+	}
+	if len(resp.Answer)+len(resp.Ns) == 0 {
+		t.Errorf("%s %s: empty reply %s", proto, name, resp)
+	}
+	return resp
+}
+
+// TestSignedZoneServed serves a signed zone over real UDP and TCP sockets:
+// answers, compact denials and wildcard answers verify with the zone's
+// key, presigning runs, and a key swapped underneath (the operator's new
+// key files, seen by the watch on the key directory) takes over the signing, so that a
+// resolver anchored on the old key's DS would fail.
+func TestSignedZoneServed(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	keyDir := filepath.Join(dir, "zones", "keys")
+	key := writeKeyPair(t, keyDir, "signed.test.", 257)
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	r.waitLog(t, `"message":"zone signed"`)
+
+	for _, proto := range []string{"udp", "tcp"} {
+		signedExchange(t, proto, r.addr, "www.signed.test.", dns.TypeA, key)
+		signedExchange(t, proto, r.addr, "signed.test.", dns.TypeDNSKEY, key)
+		nx := signedExchange(t, proto, r.addr, "nope.signed.test.", dns.TypeA, key)
+		if nx.Rcode != dns.RcodeSuccess || len(nx.Ns) != 4 {
+			t.Errorf("%s: compact denial %s", proto, nx)
+		}
+		signedExchange(t, proto, r.addr, "a.wild.signed.test.", dns.TypeTXT, key)
+	}
+
+	// The operator replaces the key: the new one signs after a reload.
+	entries, err := os.ReadDir(keyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(keyDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := r.reloads()
+	next := writeKeyPair(t, keyDir, "signed.test.", 257)
+	// The key directory is watched: no signal needed.
+	r.waitReloads(t, n)
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), `"message":"zone signed"`) &&
+			r.dns.Zones().Match("signed.test.").DNSSEC().Keys.Keys()[0].Tag == next.KeyTag()
+	}, "the new key to sign")
+	resp := signedExchange(t, "udp", r.addr, "www.signed.test.", dns.TypeA, next)
+	for _, rr := range resp.Answer {
+		if s, ok := rr.(*dns.RRSIG); ok && s.KeyTag == key.KeyTag() {
+			t.Errorf("the old key still signs after the reload: %s", s)
+		}
+	}
+}
+
+// TestSignedZoneDelv has BIND's delv validate popdns's answers from the
+// zone's DS, over real sockets: the check an independent validator makes.
+func TestSignedZoneDelv(t *testing.T) {
+	delv, err := exec.LookPath("delv")
+	if err != nil {
+		t.Skip("delv not found: apt-get install bind9-dnsutils")
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
+	ds := key.ToDS(dns.SHA256)
+	anchor := writeFile(t, dir, "anchor.conf", fmt.Sprintf("trust-anchors { signed.test. static-ds %d %d %d %q; };\n",
+		ds.KeyTag, ds.Algorithm, ds.DigestType, ds.Digest))
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", "zones: zones\n"))
+	host, port, _ := strings.Cut(r.addr, ":")
+	for _, tc := range []struct{ name, qtype, want string }{
+		{"www.signed.test", "A", "; fully validated"},
+		{"signed.test", "DNSKEY", "; fully validated"},
+		{"a.wild.signed.test", "TXT", "; fully validated"},
+		{"nope.signed.test", "A", "; negative response, fully validated"},
+		{"www.signed.test", "MX", "; negative response, fully validated"},
+	} {
+		out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", anchor, "+root=signed.test", "+tcp", tc.name, tc.qtype).CombinedOutput()
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("delv %s %s: want %q in\n%s", tc.name, tc.qtype, tc.want, out)
+		}
+	}
+	// Anchored on another key's DS, the same answers do not validate: the
+	// check above can fail.
+	other := writeKeyPair(t, filepath.Join(dir, "other"), "signed.test.", 257).ToDS(dns.SHA256)
+	wrong := writeFile(t, dir, "wrong.conf", fmt.Sprintf("trust-anchors { signed.test. static-ds %d %d %d %q; };\n",
+		other.KeyTag, other.Algorithm, other.DigestType, other.Digest))
+	out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", wrong, "+root=signed.test", "www.signed.test", "A").CombinedOutput()
+	if strings.Contains(string(out), "fully validated") {
+		t.Errorf("delv validated with a trust anchor of another key:\n%s", out)
+	}
+}
+
+// TestCheckSignedZone: popdns check names a signed zone's keys, and
+// reports a broken key directory against the zone file's dnssec.keys
+// line.
+func TestCheckSignedZone(t *testing.T) {
+	dir := t.TempDir()
+	zone := writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"check", zone}, &out, &errOut); err != nil {
+		t.Fatalf("check: %v\n%s", err, errOut.String())
+	}
+	if want := fmt.Sprintf("signed (ed25519: %d CSK active)", key.KeyTag()); !strings.Contains(out.String(), want) {
+		t.Errorf("check printed %q, want %q in it", out.String(), want)
+	}
+	other := writeFile(t, dir, "other/signed.test.yaml", strings.Replace(signedTestZone, "keys: keys/", "keys: nokeys/", 1))
+	out.Reset()
+	errOut.Reset()
+	err := run(context.Background(), []string{"check", other}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error()+errOut.String(), "signed.test.yaml:3: dnssec.keys:") {
+		t.Errorf("check of a zone without its key directory: %v\n%s", err, errOut.String())
+	}
+}
