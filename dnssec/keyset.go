@@ -216,3 +216,15 @@ func (ks *KeySet) Describe(t time.Time) []KeyInfo {
 	}
 	return infos
 }
+
+// KeysOf returns the keys of keys that belong to zone (a lowercase FQDN):
+// a key directory may hold several zones' keys, as BIND's often do.
+func KeysOf(keys []*Key, zone string) []*Key {
+	var mine []*Key
+	for _, k := range keys {
+		if k.DNSKEY.Hdr.Name == zone {
+			mine = append(mine, k)
+		}
+	}
+	return mine
+}

@@ -123,9 +123,16 @@ func (z *Zone) DNSSEC() *Signing { return z.signing }
 func (z *Zone) loadKeys(fsys fs.FS, spec *dnssecSpec, now time.Time) ErrorList {
 	var errs ErrorList
 	kfs, dir := keysFS(fsys, spec.keysDir)
-	keys, err := dnssec.ReadKeys(kfs, dir)
+	all, err := dnssec.ReadKeys(kfs, dir)
 	if err != nil {
 		errs.Addf(z.file, spec.keysLine, "dnssec.keys", "%v", err)
+		return errs
+	}
+	// Other zones' keys may share the directory, as with BIND.
+	keys := dnssec.KeysOf(all, z.origin)
+	if len(keys) == 0 {
+		errs.Addf(z.file, spec.keysLine, "dnssec.keys", "%s: no key of %s among its %d keys: make one with popdns dnssec keygen",
+			spec.keysDir, z.origin, len(all))
 		return errs
 	}
 	ks, err := dnssec.NewKeySet(z.origin, spec.algorithm, keys, now)
@@ -210,4 +217,38 @@ func (s *Snapshot) NextKeyEvent() time.Time {
 // them: K<zone>+<algorithm>+<tag>.key or .private.
 func IsKeyFile(name string) bool {
 	return strings.HasPrefix(name, "K") && (strings.HasSuffix(name, ".key") || strings.HasSuffix(name, ".private"))
+}
+
+// KeysDirOf reads the origin of a zone file (path, with contents data)
+// and the key directory its dnssec block names, as a path: a relative one
+// is taken from the file's directory. ok is false for a file without a
+// dnssec block. It reads nothing else, so that the DNSSEC commands work
+// on a zone whose records would need the server's PoPs.
+func KeysDirOf(path string, data []byte) (origin, dir string, ok bool, err error) {
+	root, perr := yamlx.Parse(path, data)
+	if perr != nil {
+		return "", "", false, perr
+	}
+	if root == nil || root.Kind != yaml.MappingNode {
+		return "", "", false, fmt.Errorf("%s: not a zone file", path)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := yamlx.Resolve(root.Content[i]), yamlx.Resolve(root.Content[i+1])
+		switch key.Value {
+		case "origin":
+			o, _ := yamlx.Scalar(val)
+			origin = dns.CanonicalName(o)
+		case "dnssec":
+			var errs ErrorList
+			spec := decodeDNSSEC(path, val, &errs)
+			if len(errs) > 0 {
+				return "", "", false, errs
+			}
+			dir, ok = spec.keysDir, true
+		}
+	}
+	if ok && !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(path), dir)
+	}
+	return origin, dir, ok, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
+	"github.com/popdns/popdns/zones"
 )
 
 // dnssecUsage is the usage of popdns dnssec: its commands.
@@ -261,7 +262,7 @@ file or the new one, never half of one. A reload of the zone takes the change.`)
 func runDS(args []string, now time.Time, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("popdns dnssec ds", flag.ContinueOnError)
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), `usage: popdns dnssec ds -keys DIR [-all] ZONE
+		fmt.Fprintln(fl.Output(), `usage: popdns dnssec ds {-keys DIR ZONE | -config FILE ZONE | -zone-file FILE} [-all]
 Prints the DS records (SHA-256) of ZONE's keys with the SEP flag (KSK, CSK)
 that are published now, one per line, as BIND's dnssec-dsfromkey prints them:
 what to give the parent zone. With -all, of every such key in DIR, also those
@@ -269,21 +270,38 @@ not yet published (for a double-DS rollover) and those deleted.`)
 		fl.PrintDefaults()
 	}
 	keysDir := fl.String("keys", "", "the zone's key `directory`")
-	configFile := fl.String("config", "", "configuration `file` whose zone ZONE is (not yet: use -keys)")
-	zoneFile := fl.String("zone-file", "", "a zone `file` with a dnssec block (not yet: use -keys)")
+	configFile := fl.String("config", "", "the configuration `file` of the server serving ZONE: its zone file's dnssec block names the key directory")
+	zoneFile := fl.String("zone-file", "", "a zone `file` with a dnssec block, naming the key directory")
 	all := fl.Bool("all", false, "print the DS of every KSK and CSK, published or not")
 	rest, err := parseArgs(fl, args)
 	if err != nil {
 		return err
 	}
-	if *configFile != "" || *zoneFile != "" {
-		// TODO(lead): find the zone's key directory through its dnssec
-		// block once zones has one.
-		return errors.New("popdns dnssec ds: -config and -zone-file are not there yet (zones have no dnssec block yet); give the key directory with -keys DIR")
-	}
-	zone, err := zoneAndKeys(fl, rest, *keysDir)
-	if err != nil {
-		return err
+	var zone string
+	switch {
+	case *zoneFile != "":
+		if len(rest) > 1 {
+			return &usageError{fl: fl, err: fmt.Errorf("want at most ZONE with -zone-file, got %d arguments", len(rest))}
+		}
+		origin, dir, err := keysDirOfFile(*zoneFile)
+		if err != nil {
+			return err
+		}
+		*keysDir, zone = dir, origin
+	case *configFile != "":
+		if len(rest) != 1 {
+			return &usageError{fl: fl, err: fmt.Errorf("want ZONE, got %d arguments", len(rest))}
+		}
+		if zone, err = zoneArg(rest[0]); err != nil {
+			return &usageError{fl: fl, err: err}
+		}
+		if *keysDir, err = keysDirOfZone(*configFile, zone); err != nil {
+			return err
+		}
+	default:
+		if zone, err = zoneAndKeys(fl, rest, *keysDir); err != nil {
+			return err
+		}
 	}
 	keys, err := readZoneKeys(*keysDir, zone)
 	if err != nil {
@@ -371,20 +389,67 @@ func zoneAndKeys(fl *flag.FlagSet, rest []string, keysDir string) (string, error
 	return zone, nil
 }
 
-// readZoneKeys reads the keys in dir, which must all be zone's, as the
-// server requires of a zone's key directory.
+// readZoneKeys reads zone's keys in dir. Keys of other zones there are
+// left alone, as the server does: several zones may share a directory.
 func readZoneKeys(dir, zone string) ([]*dnssec.Key, error) {
 	keys, err := dnssec.ReadKeyDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, k := range keys {
-		if k.DNSKEY.Hdr.Name != zone {
-			errs = append(errs, fmt.Errorf("%s: a key for %s, not for %s", k.File, k.DNSKEY.Hdr.Name, zone))
-		}
+	mine := dnssec.KeysOf(keys, zone)
+	if len(mine) == 0 {
+		return nil, fmt.Errorf("%s: no key of %s among its %d keys", dir, zone, len(keys))
 	}
-	return keys, errors.Join(errs...)
+	return mine, nil
+}
+
+// keysDirOfFile reads a zone file's origin and the key directory its
+// dnssec block names.
+func keysDirOfFile(path string) (origin, dir string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	origin, dir, ok, err := zones.KeysDirOf(path, data)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", fmt.Errorf("%s: no dnssec block: the zone is not signed", path)
+	}
+	return origin, dir, nil
+}
+
+// keysDirOfZone finds zone's file in the zone directory of the
+// configuration file cfgFile and the key directory its dnssec block names.
+func keysDirOfZone(cfgFile, zone string) (string, error) {
+	cfg, err := loadConfigFile(cfgFile)
+	if err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(cfg.zonesDir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !zones.IsZoneFile(e.Name()) {
+			continue
+		}
+		path := filepath.Join(cfg.zonesDir, e.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		origin, dir, ok, err := zones.KeysDirOf(path, data)
+		if err != nil || origin != zone {
+			continue
+		}
+		if !ok {
+			return "", fmt.Errorf("%s: zone %s has no dnssec block: it is not signed", path, zone)
+		}
+		return dir, nil
+	}
+	return "", fmt.Errorf("%s: no zone file in %s has origin %s", cfgFile, cfg.zonesDir, zone)
 }
 
 // zoneArg reads a zone's name as a person types it, to a lowercase FQDN.

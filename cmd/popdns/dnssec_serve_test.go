@@ -209,3 +209,34 @@ func TestCheckSignedZone(t *testing.T) {
 		t.Errorf("check of a zone without its key directory: %v\n%s", err, errOut.String())
 	}
 }
+
+// TestDSFromZoneAndConfig: popdns dnssec ds finds the key directory
+// through a zone file's dnssec block, or through the configuration's zone
+// directory, and prints the DS BIND's dnssec-dsfromkey would.
+func TestDSFromZoneAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	zone := writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	writeFile(t, dir, "zones/plain.test.yaml", "origin: plain.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n")
+	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
+	writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "other.test.", 257) // a shared directory
+	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\n")
+	ds := key.ToDS(dns.SHA256)
+	want := fmt.Sprintf("signed.test. IN DS %d 15 2 %s\n", ds.KeyTag, strings.ToUpper(ds.Digest))
+	for _, args := range [][]string{
+		{"dnssec", "ds", "-zone-file", zone},
+		{"dnssec", "ds", "-config", cfg, "signed.test"},
+	} {
+		var out, errOut strings.Builder
+		if err := run(context.Background(), args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		if out.String() != want {
+			t.Errorf("%v printed %q, want %q", args, out.String(), want)
+		}
+	}
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"dnssec", "ds", "-config", cfg, "plain.test"}, &out, &errOut); err == nil ||
+		!strings.Contains(err.Error()+errOut.String(), "not signed") {
+		t.Errorf("ds of an unsigned zone: %v %s", err, errOut.String())
+	}
+}
