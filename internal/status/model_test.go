@@ -3,7 +3,10 @@ package status
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/popdns/popdns/dnssec"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -235,4 +238,56 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatalf("%q: zone %q", raw, q.Zone)
 		}
 	})
+}
+
+// TestStatusSignedZone: a signed zone lists its keys with their tags,
+// roles and states; an unsigned one none.
+func TestStatusSignedZone(t *testing.T) {
+	fsys := fstest.MapFS{
+		"signed.test.yaml": {Data: []byte("origin: signed.test.\ndnssec:\n  keys: keys\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n")},
+		"plain.test.yaml":  {Data: []byte("origin: plain.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n")},
+	}
+	var tags []uint16
+	for _, flags := range []uint16{257, 256} {
+		k, err := dnssec.GenerateKey("signed.test.", dnssec.AlgorithmEd25519, flags, 3600, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		keyFile, privFile, err := dnssec.WriteKeyFiles(dir, k, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{keyFile, privFile} {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys["keys/"+filepath.Base(f)] = &fstest.MapFile{Data: data}
+		}
+		tags = append(tags, k.Tag)
+	}
+	snap, err := zones.Load(fsys, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := Build(snap, nil, nil, time.Now)
+	for _, z := range st.Zones {
+		switch z.Origin {
+		case "plain.test.":
+			if z.DNSSEC != nil {
+				t.Errorf("unsigned zone lists keys %+v", z.DNSSEC)
+			}
+		case "signed.test.":
+			if len(z.DNSSEC) != 2 {
+				t.Fatalf("signed zone lists keys %+v, want 2", z.DNSSEC)
+			}
+			for _, k := range z.DNSSEC {
+				want := map[uint16]string{tags[0]: "KSK", tags[1]: "ZSK"}[k.Tag]
+				if k.Role != want || k.State != "active" || !k.Signs || k.Algorithm != "ed25519" || (k.Role == "KSK") != (k.DS != "") {
+					t.Errorf("key %+v, want role %s, active, signing, a DS for the KSK", k, want)
+				}
+			}
+		}
+	}
 }
