@@ -240,3 +240,34 @@ func TestDSFromZoneAndConfig(t *testing.T) {
 		t.Errorf("ds of an unsigned zone: %v %s", err, errOut.String())
 	}
 }
+
+// TestExplainSigned: explain -dnssec shows the signatures and proofs of a
+// signed zone's answer and its keys; without -dnssec it says the answer
+// was not signed.
+func TestExplainSigned(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "zones/signed.test.yaml", signedTestZone)
+	key := writeKeyPair(t, filepath.Join(dir, "zones", "keys"), "signed.test.", 257)
+	cfg := writeFile(t, dir, "popdns.yaml", "zones: zones\n")
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"explain", "-config", cfg, "-dnssec", "nope.signed.test", "A"}, &out, &errOut); err != nil {
+		t.Fatalf("explain: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{
+		"rcode     NOERROR",
+		"authority nope.signed.test. 60 IN NSEC \\000.nope.signed.test. RRSIG NSEC NXNAME",
+		"dnssec    zone signed.test.: signed, valid until",
+		fmt.Sprintf("key       %d CSK ed25519 active, signing", key.KeyTag()),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("explain -dnssec lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"explain", "-config", cfg, "www.signed.test", "A"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "not signed (ask with -dnssec") || strings.Contains(out.String(), "RRSIG") {
+		t.Errorf("explain without -dnssec:\n%s", out.String())
+	}
+}
