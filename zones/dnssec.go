@@ -172,14 +172,6 @@ func (z *Zone) keysCurrent(fsys fs.FS, now time.Time) bool {
 	return keysFingerprint(fsys, s.KeysDir) == z.keysHash
 }
 
-// signedTypes are the types popdns makes for a signed zone: a zone file
-// that writes them is refused, since what it writes would not match the
-// keys (DNSKEY, CDS, CDNSKEY) or the answers (RRSIG, NSEC, NSEC3).
-var signedTypes = []uint16{dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3, dns.TypeNSEC3PARAM,
-	dns.TypeDNSKEY, dns.TypeCDS, dns.TypeCDNSKEY}
-
-// isSignedType reports whether t is one of signedTypes.
-func isSignedType(t uint16) bool { return slices.Contains(signedTypes, t) }
 
 // Nodes lists every node of the zone, sorted by name, for a signer that
 // signs them all. Do not modify the nodes.
