@@ -172,7 +172,6 @@ func (z *Zone) keysCurrent(fsys fs.FS, now time.Time) bool {
 	return keysFingerprint(fsys, s.KeysDir) == z.keysHash
 }
 
-
 // Nodes lists every node of the zone, sorted by name, for a signer that
 // signs them all. Do not modify the nodes.
 func (z *Zone) Nodes() []*Node {
