@@ -19,8 +19,9 @@ const (
 // its private half, and the timing metadata of its key files. A Key is
 // immutable.
 type Key struct {
-	// DNSKEY is the public key as published, owned by the zone's apex
-	// (lowercase FQDN), with the TTL the key file gives.
+	// DNSKEY is the public key, owned by the zone's apex (lowercase
+	// FQDN), with the TTL the key file gives; the zone publishes it with
+	// its own (InForce.ApexRRsets).
 	DNSKEY *dns.DNSKEY
 	// Signer signs with the private key: ed25519.PrivateKey or
 	// *ecdsa.PrivateKey when read from a .private file.
@@ -70,6 +71,8 @@ const (
 	Removed
 )
 
+// String is the state's name as explain, /status and the key commands
+// show it.
 func (s State) String() string {
 	switch s {
 	case Created:

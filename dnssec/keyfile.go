@@ -62,7 +62,16 @@ var keyFileName = regexp.MustCompile(`^K(.*)\.\+([0-9]{3})\+([0-9]{5})\.(key|pri
 // problem ReadKeys returns no keys. A directory with no key pair is an
 // error. Whether the keys fit a zone, and whether one is active, is
 // NewKeySet's to say.
-func ReadKeys(fsys fs.FS, dir string) ([]*Key, error) {
+func ReadKeys(fsys fs.FS, dir string) ([]*Key, error) { return readKeys(fsys, dir, "") }
+
+// ReadZoneKeys is ReadKeys for the files of zone (a lowercase FQDN) alone,
+// by their names: a directory several zones share, as BIND's often are,
+// gives each zone its keys, and a problem with another zone's files is not
+// this zone's.
+func ReadZoneKeys(fsys fs.FS, dir, zone string) ([]*Key, error) { return readKeys(fsys, dir, zone) }
+
+// readKeys is ReadKeys of the files of zone, or of every file for "".
+func readKeys(fsys fs.FS, dir, zone string) ([]*Key, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -82,6 +91,9 @@ func ReadKeys(fsys fs.FS, dir string) ([]*Key, error) {
 			continue
 		}
 		m := keyFileName.FindStringSubmatch(name)
+		if m != nil && zone != "" && !strings.EqualFold(m[1]+".", zone) && !(m[1] == "" && zone == ".") {
+			continue // another zone's
+		}
 		if m == nil {
 			errs = append(errs, &KeyFileError{File: path.Join(dir, name),
 				Msg: "not a key file name of BIND's form K<zone>.+<algorithm>+<tag>.key or .private"})
@@ -100,6 +112,10 @@ func ReadKeys(fsys fs.FS, dir string) ([]*Key, error) {
 		}
 	}
 	if len(pairs) == 0 && len(errs) == 0 {
+		if zone != "" {
+			return nil, &KeyFileError{File: dir, Msg: "no key files of " + zone + " (K" + strings.TrimSuffix(zone, ".") +
+				".+<algorithm>+<tag>.key and .private): make them with popdns dnssec keygen"}
+		}
 		return nil, &KeyFileError{File: dir, Msg: "no key files (K<zone>.+<algorithm>+<tag>.key and .private): make them with popdns dnssec keygen"}
 	}
 	bases := make([]string, 0, len(pairs))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -323,9 +324,9 @@ func flatten(errs []error) []error {
 	return out
 }
 
+// atoi reads a decimal tag; a tag's leading zeros do not make it octal.
 func atoi(s string) int {
-	var n int
-	fmt.Sscan(s, &n)
+	n, _ := strconv.Atoi(s)
 	return n
 }
 

@@ -140,7 +140,9 @@ func siblingBefore(name string) string {
 		if last == 0 {
 			return parent
 		}
-		return withFirstLabel(label[:last], parent)
+		// Before "a\000" come "a" and everything below it: the last of
+		// those is below "a", as deep as a name can go, all \255.
+		return lastDescendant(withFirstLabel(label[:last], parent))
 	}
 	label[last]--
 	if 'A' <= label[last] && label[last] <= 'Z' {
@@ -150,4 +152,26 @@ func siblingBefore(name string) string {
 		label = append(label, 0xff)
 	}
 	return withFirstLabel(label, parent)
+}
+
+// lastDescendant is the last name below name in canonical order: labels of
+// \255 octets, as many and as long as a name allows.
+func lastDescendant(name string) string {
+	for {
+		var buf [256]byte
+		n, err := dns.PackDomainName(name, buf[:], 0, nil, false)
+		if err != nil {
+			return name
+		}
+		room := 255 - n // octets left for more labels, each with its length
+		if room < 2 {
+			return name
+		}
+		l := min(63, room-1)
+		label := make([]byte, l)
+		for i := range label {
+			label[i] = 0xff
+		}
+		name = withFirstLabel(label, name)
+	}
 }

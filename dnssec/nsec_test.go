@@ -66,7 +66,7 @@ func TestCoveringNSEC(t *testing.T) {
 		"foo.example.test.",
 		"a.example.test.",
 		"[.example.test.",      // decremented to 'Z': must skip upper case
-		"b\\000.example.test.", // last octet 0
+		"b\\000.example.test.", // last octet 0: the last name below b.example.test. comes before
 		"\\000.example.test.",  // no sibling before: the parent
 		"\\255.example.test.",
 		long + ".example.test.",
@@ -86,6 +86,9 @@ func TestCoveringNSEC(t *testing.T) {
 		child := "x." + name
 		if fitsWire(child) && !canonicalLess(t, child, n.NextDomain) {
 			t.Errorf("%s: next %s does not sort after its descendants", name, n.NextDomain)
+		}
+		if name == "b\\000.example.test." && (n.Hdr.Name == "b.example.test." || !dns.IsSubDomain("b.example.test.", n.Hdr.Name)) {
+			t.Errorf("%s: owner %s is not the last name below b.example.test., which a zone could hold", name, n.Hdr.Name)
 		}
 		if dns.IsSubDomain(name, n.NextDomain) && n.NextDomain != name {
 			t.Errorf("%s: next %s is below it: that would say it exists", name, n.NextDomain)

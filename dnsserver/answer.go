@@ -102,17 +102,25 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 
 		node := m.Node
 		synthesize := m.Kind == zones.WildcardMatch
+		if synthesize && hops == 0 {
+			q.wildcard = node.Name()
+		}
 		var cname dns.RR
+		// A CNAME answers every type but itself and ANY (RFC 1034
+		// §3.6.2), and, in a signed answer, the NSEC and RRSIG its owner
+		// has (RFC 4035 §2.5).
+		follows := qtype != dns.TypeCNAME && qtype != dns.TypeANY &&
+			!(q.signs(zone) && (qtype == dns.TypeNSEC || qtype == dns.TypeRRSIG))
 		switch g := node.Geo(); {
-		case node.RRset(dns.TypeCNAME) != nil && qtype != dns.TypeCNAME && qtype != dns.TypeANY:
+		case node.RRset(dns.TypeCNAME) != nil && follows:
 			cname = node.RRset(dns.TypeCNAME).RRs[0]
-		case g != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeCNAME || qtype == dns.TypeANY):
+		case g != nil && (isAddressType(qtype) || qtype == dns.TypeCNAME || qtype == dns.TypeANY || follows && geoAliases(g)):
 			var done bool
 			cname, done = q.answerGeo(zone, node, g, synthesize, name)
 			if done {
 				return
 			}
-			if qtype == dns.TypeCNAME || qtype == dns.TypeANY {
+			if cname != nil && (qtype == dns.TypeCNAME || qtype == dns.TypeANY) {
 				// The CNAME is the answer itself: it is not followed
 				// (RFC 1034 §4.3.2 step 3a).
 				q.appendCNAME(zone, cname, synthesize, node, name)
@@ -137,9 +145,14 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 		switch {
 		case qtype == dns.TypeANY:
 			set = minimalANY(node)
-		case qtype == dns.TypeNSEC && !synthesize && q.signs(zone):
-			// The name's own compact NSEC is its NSEC RRset.
-			resp.Answer = append(resp.Answer, q.s.signer.nodeNSEC(zone, node)...)
+		case qtype == dns.TypeNSEC && q.signs(zone):
+			// The name's own compact NSEC is its NSEC RRset; a name a
+			// wildcard answers gets one made for it.
+			if synthesize {
+				resp.Answer = append(resp.Answer, q.s.signer.madeNSEC(zone, nsecWildcard, name, func() []uint16 { return nodeTypes(node) })...)
+			} else {
+				resp.Answer = append(resp.Answer, q.s.signer.nodeNSEC(zone, node)...)
+			}
 			return
 		default:
 			set = node.RRset(qtype)
@@ -149,7 +162,7 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 			return
 		}
 		q.appendSigned(zone, set.RRs, synthesize, node, name)
-		resp.Extra = append(resp.Extra, set.Additional...)
+		q.appendAdditional(zone, set.Additional)
 		return
 	}
 }
@@ -157,13 +170,21 @@ func (q *request) resolve(zone *zones.Zone, qname string) {
 // answerGeo answers from a geo record. It returns a CNAME to follow when
 // the chosen target answers with one; otherwise the answer is complete
 // (done).
+//
+// A geo record with CNAME targets also decides for other types (MX,
+// HTTPS…): a client sent to a CNAME target gets the CNAME, as any type
+// at a CNAME's owner does; for a client sent to an address target, the
+// name's other data answers (done is false, cname nil).
 func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, synthesize bool, name string) (cname dns.RR, done bool) {
 	qtype := q.qtype
-	if qtype == dns.TypeANY || qtype == dns.TypeCNAME {
+	other := !isAddressType(qtype) && qtype != dns.TypeCNAME && qtype != dns.TypeANY
+	if !isAddressType(qtype) {
 		qtype = dns.TypeA // decide as for an address; ANY gets one RRset (RFC 8482)
 	}
 	d := q.decideCached(g, qtype)
 	switch {
+	case other && (d.Servfail || d.NoData):
+		return nil, false
 	case d.Servfail:
 		q.resp.Rcode = dns.RcodeServerFailure
 		q.resp.Answer, q.resp.Ns, q.resp.Extra = nil, nil, nil
@@ -178,6 +199,9 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 	}
 	if first.CNAME != nil {
 		return first.CNAME, false
+	}
+	if other {
+		return nil, false
 	}
 	if q.qtype == dns.TypeCNAME {
 		q.noData(zone, node, synthesize, name)
@@ -274,6 +298,10 @@ type outcome struct {
 	// (udpfast.Trace): the snapshot and the geo decisions, recorded as
 	// the answer is built; serve adds the rest.
 	trace udpfast.Trace
+	// wildcard is the wildcard that answered the question's name, "" if
+	// none: rate limiting charges its answers to the wildcard, so that
+	// random names under it share one account.
+	wildcard string
 	// nxname: the answer denies the name exists the compact way (RFC
 	// 9824), NOERROR unless the query set CO; rate limiting counts it as
 	// NXDOMAIN.
@@ -308,6 +336,20 @@ func appendAnswer(answer, rrs []dns.RR, synthesize bool, name string) []dns.RR {
 		answer = append(answer, c)
 	}
 	return answer
+}
+
+// isAddressType reports whether t is A or AAAA, the types geo targets
+// hold.
+func isAddressType(t uint16) bool { return t == dns.TypeA || t == dns.TypeAAAA }
+
+// geoAliases reports whether a target of g answers with a CNAME.
+func geoAliases(g *zones.Geo) bool {
+	for i := range g.Targets {
+		if g.Targets[i].CNAME != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // chainVisits reports whether target already owns a CNAME in the answer: a loop.

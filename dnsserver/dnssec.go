@@ -2,7 +2,9 @@ package dnsserver
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +34,16 @@ import (
 // (dnssec.WindowAt), which is the same on every instance; a signature from
 // either place is always valid for at least another dnssec.Period.
 type signer struct {
-	now       func() time.Time
-	log       zerolog.Logger
+	now func() time.Time
+	log zerolog.Logger
+	// queryLog is log sampled, for what goes wrong on the query path.
+	queryLog  zerolog.Logger
 	metrics   *signMetrics
 	presigned atomic.Pointer[presigned] // nil until the first pass
-	made      sigCache
+	// made is the query path's cache; each pass that publishes starts a
+	// new one, so that what it held for zones no longer served (and the
+	// snapshots they belong to) can go.
+	made atomic.Pointer[sigCache]
 	// wake asks run for a pass (SetZones); buffered, never blocks.
 	wake chan struct{}
 	// zones is what the next pass signs; set by SetZones.
@@ -67,8 +74,9 @@ type sigSet struct {
 }
 
 func newSigner(now func() time.Time, log zerolog.Logger, m *signMetrics) *signer {
-	sg := &signer{now: now, log: log, metrics: m, wake: make(chan struct{}, 1)}
-	sg.made.init()
+	sg := &signer{now: now, log: log, metrics: m, wake: make(chan struct{}, 1),
+		queryLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
+	sg.made.Store(newSigCache())
 	return sg
 }
 
@@ -95,7 +103,7 @@ func (sg *signer) run(ctx context.Context) {
 	for {
 		sg.pass(ctx)
 		next := dnssec.NextPeriod(sg.now())
-		timer := time.NewTimer(time.Until(next) + time.Second)
+		timer := time.NewTimer(next.Sub(sg.now()) + time.Second)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -152,6 +160,7 @@ func (sg *signer) pass(ctx context.Context) {
 		return // nothing new to publish: keep gen, and what the fast path learnt
 	}
 	sg.presigned.Store(next)
+	sg.made.Store(newSigCache())
 }
 
 // presignZone signs every RRset of z that a reply can carry, and each
@@ -216,8 +225,7 @@ func presignZone(z *zones.Zone, w dnssec.Window) (*zoneSigs, int, error) {
 	return zs, made, nil
 }
 
-// zoneNodes lists z's nodes, found from the apex down through the names
-// the zone can answer.
+// zoneNodes lists z's nodes, in name order.
 func zoneNodes(z *zones.Zone) []*zones.Node { return z.Nodes() }
 
 // below reports whether node lies under a zone cut of z (not at it).
@@ -285,12 +293,15 @@ const (
 	nsecNXName            // compact denial of a nonexistent name
 	nsecWildcard          // compact NODATA of a name that exists through a wildcard
 	nsecCovering          // RFC 4470 proof for a wildcard answer's next closer name
+	nsecNode              // a node's own compact NSEC, when not presigned
+	nsecRuled             // a geo name's NSEC without the type a rule left a client no target of
 )
 
 // sigCache is the query path's cache of what it signed. It is bounded:
 // each shard starts over when full. A cached value made in another window
 // is made again.
 type sigCache struct {
+	seed   maphash.Seed
 	shards [sigShards]sigShard
 }
 
@@ -309,23 +320,16 @@ type sigCached struct {
 	rrs    []dns.RR
 }
 
-func (c *sigCache) init() {
+func newSigCache() *sigCache {
+	c := &sigCache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].m = map[sigKey]sigCached{}
 	}
+	return c
 }
 
 func (c *sigCache) shard(k *sigKey) *sigShard {
-	h := uint32(2166136261)
-	mix := func(b byte) { h = (h ^ uint32(b)) * 16777619 }
-	for i := 0; i < len(k.name); i++ {
-		mix(k.name[i])
-	}
-	mix(byte(k.n))
-	mix(byte(k.qtype))
-	mix(byte(k.targets))
-	mix(byte(k.nsec))
-	return &c.shards[h%sigShards]
+	return &c.shards[maphash.Comparable(c.seed, *k)%sigShards]
 }
 
 func (c *sigCache) get(k *sigKey, w dnssec.Window) ([]dns.RR, bool) {
@@ -394,7 +398,7 @@ func (sg *signer) nodeNSEC(z *zones.Zone, node *zones.Node) []dns.RR {
 			}
 		}
 	}
-	k := sigKey{zone: z, first: nil, name: node.Name(), nsec: nsecWildcard, qtype: 1}
+	k := sigKey{zone: z, name: node.Name(), nsec: nsecNode}
 	return sg.signNow(&k, w, nil, func() *dns.NSEC {
 		return dnssec.NoDataNSEC(node.Name(), nodeTypes(node), z.NegativeSOA().Header().Ttl)
 	})
@@ -411,7 +415,14 @@ func (sg *signer) madeNSEC(z *zones.Zone, kind nsecKind, name string, types func
 		case nsecNXName:
 			return dnssec.NXNameNSEC(name, ttl)
 		case nsecCovering:
-			return dnssec.CoveringNSEC(name, ttl)
+			n := dnssec.CoveringNSEC(name, ttl)
+			if ts := types(); ts != nil {
+				n.TypeBitMap = dnssec.NoDataNSEC(n.Hdr.Name, ts, ttl).TypeBitMap
+			}
+			return n
+		case nsecRuled:
+			owner, _, _ := strings.Cut(name, "/")
+			return dnssec.NoDataNSEC(owner, types(), ttl)
 		}
 		return dnssec.NoDataNSEC(name, types(), ttl)
 	})
@@ -420,7 +431,8 @@ func (sg *signer) madeNSEC(z *zones.Zone, kind nsecKind, name string, types func
 // signNow returns what the cache holds for k in window w, or signs it:
 // the RRSIGs of set(), or the NSEC nsec() followed by its RRSIGs.
 func (sg *signer) signNow(k *sigKey, w dnssec.Window, set func() []dns.RR, nsec func() *dns.NSEC) []dns.RR {
-	if rrs, ok := sg.made.get(k, w); ok {
+	made := sg.made.Load()
+	if rrs, ok := made.get(k, w); ok {
 		sg.metrics.hits.Inc()
 		return rrs
 	}
@@ -436,13 +448,13 @@ func (sg *signer) signNow(k *sigKey, w dnssec.Window, set func() []dns.RR, nsec 
 	}
 	sigs, err := dnssec.Sign(rrs, signingKeys(k.zone, rrs[0]), k.zone.Origin(), w)
 	if err != nil {
-		sg.log.Error().Err(err).Msg("sign on the query path; the answer goes unsigned")
+		sg.queryLog.Error().Err(err).Str("zone", k.zone.Origin()).Msg("sign on the query path; the answer goes unsigned")
 		return nil
 	}
 	out = append(out, sigs...)
 	sg.metrics.signed.WithLabelValues("query").Add(float64(len(sigs)))
 	sg.metrics.signSeconds.WithLabelValues("query").Add(time.Since(start).Seconds())
-	sg.made.put(k, w, slices.Clip(out))
+	made.put(k, w, slices.Clip(out))
 	return out
 }
 

@@ -54,6 +54,8 @@ records:
     - a: 192.0.2.54
   insecure:
     - ns: ns.elsewhere.test.
+  child:
+    - ns: ns1
   geo:
     - geo:
         targets:
@@ -67,6 +69,29 @@ records:
           fra: { a: 192.0.2.1 }
           iad: { a: 192.0.2.2 }
           sin: { a: 192.0.2.3 }
+  cdn:
+    - geo:
+        targets:
+          fra: { cname: fra.cdn.example. }
+          iad: { cname: iad.cdn.example. }
+  ruled:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1, aaaa: 2001:db8::1 }
+          sin: { a: 192.0.2.3 }
+        rules:
+          - { country: CN, only: [sin] }
+`
+
+// childZone is a zone below signed.test. that the same server holds: its
+// DS is the parent's to answer.
+const childZone = `
+origin: child.signed.test.
+records:
+  "@":
+    - soa: ns1.signed.test. hostmaster 1 7200 3600 1209600 60
+    - ns: ns1.signed.test.
+    - a: 192.0.2.77
 `
 
 // testKeyFiles makes a key pair for zone as BIND writes it, into fsys
@@ -96,7 +121,8 @@ func newSignedServer(t testing.TB, alg uint8) (*Server, map[uint16]*dns.DNSKEY) 
 // signedFiles is signed.test.'s zone file and keys, a KSK and a ZSK.
 func signedFiles(t testing.TB, alg uint8) (fstest.MapFS, map[uint16]*dns.DNSKEY) {
 	t.Helper()
-	fsys := fstest.MapFS{"signed.test.yaml": {Data: []byte(fmt.Sprintf(signedZone, dnssec.AlgorithmName(alg))), ModTime: time.Unix(1e9, 0)}}
+	fsys := fstest.MapFS{"signed.test.yaml": {Data: []byte(fmt.Sprintf(signedZone, dnssec.AlgorithmName(alg))), ModTime: time.Unix(1e9, 0)},
+		"child.signed.test.yaml": {Data: []byte(childZone), ModTime: time.Unix(1e9, 0)}}
 	keys := map[uint16]*dns.DNSKEY{}
 	for _, flags := range []uint16{257, 256} {
 		k := testKeyFiles(t, fsys, "keys", "signed.test.", alg, flags)
@@ -240,6 +266,17 @@ func TestSignedAnswers(t *testing.T) {
 			{name: "geo AAAA", qname: "geo.signed.test.", qtype: dns.TypeAAAA, client: "8.8.8.0", answer: []uint16{dns.TypeAAAA}, aa: true},
 			{name: "geo NODATA", qname: "geo.signed.test.", qtype: dns.TypeMX, client: "8.8.8.0", ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "A AAAA RRSIG NSEC", aa: true},
 			{name: "geo two", qname: "two.signed.test.", qtype: dns.TypeA, client: "85.214.0.0", answer: []uint16{dns.TypeA}, aa: true},
+			// A geo name with CNAME targets answers every type with the CNAME, never a NODATA that denies it.
+			{name: "geo CNAME HTTPS", qname: "cdn.signed.test.", qtype: dns.TypeHTTPS, client: "81.2.69.0", answer: []uint16{dns.TypeCNAME}, aa: true},
+			{name: "geo CNAME A", qname: "cdn.signed.test.", qtype: dns.TypeA, client: "81.2.69.0", answer: []uint16{dns.TypeCNAME}, aa: true},
+			// A rule leaves a CN client no AAAA: the proof must not list AAAA.
+			{name: "geo ruled NODATA", qname: "ruled.signed.test.", qtype: dns.TypeAAAA, client: "1.2.3.0", ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "A RRSIG NSEC", aa: true},
+			{name: "geo ruled AAAA", qname: "ruled.signed.test.", qtype: dns.TypeAAAA, client: "81.2.69.0", answer: []uint16{dns.TypeAAAA}, aa: true},
+			// The DS of a child zone we also serve comes from the parent side, signed.
+			{name: "DS of a hosted child", qname: "child.signed.test.", qtype: dns.TypeDS, ns: []uint16{dns.TypeSOA, dns.TypeNSEC}, nsec: "NS RRSIG NSEC", aa: true},
+			{name: "wildcard NSEC", qname: "x.wild.signed.test.", qtype: dns.TypeNSEC, answer: []uint16{dns.TypeNSEC}, aa: true},
+			{name: "NSEC at a CNAME", qname: "alias.signed.test.", qtype: dns.TypeNSEC, answer: []uint16{dns.TypeNSEC}, aa: true},
+			{name: "additional", qname: "signed.test.", qtype: dns.TypeMX, answer: []uint16{dns.TypeMX}, aa: true},
 		} {
 			t.Run(fmt.Sprintf("%s/%s", dnssec.AlgorithmName(alg), tc.name), func(t *testing.T) {
 				opts := []func(*dns.Msg){withDO(tc.co)}
@@ -584,4 +621,66 @@ func FuzzServeDNSSigned(f *testing.F) {
 			verifySigned(t, &m, keys)
 		}
 	})
+}
+
+// TestSignedAdditionalAndMeta: in-zone addresses in the additional
+// section carry their RRSIGs (RFC 4035 §3.1.1), referral glue does not,
+// and NXNAME cannot be asked for (RFC 9824 §3.5).
+func TestSignedAdditionalAndMeta(t *testing.T) {
+	s, keys := newSignedServer(t, dnssec.AlgorithmEd25519)
+	mx := ask(t, s, "signed.test.", dns.TypeMX, withDO(false))
+	var a *dns.A
+	var sig *dns.RRSIG
+	for _, rr := range mx.Extra {
+		switch rr := rr.(type) {
+		case *dns.A:
+			a = rr
+		case *dns.RRSIG:
+			sig = rr
+		}
+	}
+	if a == nil || sig == nil || sig.TypeCovered != dns.TypeA {
+		t.Fatalf("MX's additional address without its RRSIG:\n%s", mx)
+	}
+	if err := sig.Verify(keys[sig.KeyTag], []dns.RR{a}); err != nil {
+		t.Errorf("additional RRSIG does not verify: %v", err)
+	}
+	ref := ask(t, s, "host.secure.signed.test.", dns.TypeA, withDO(false))
+	for _, rr := range ref.Extra {
+		if rr.Header().Rrtype == dns.TypeRRSIG {
+			t.Errorf("referral glue signed: %s", rr)
+		}
+	}
+	if r := ask(t, s, "www.signed.test.", dnssec.TypeNXNAME, withDO(false)); r.Rcode != dns.RcodeFormatError {
+		t.Errorf("a query for NXNAME: %s, want FORMERR", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// TestSignedWildcardFloodBoundedByRRL: random names under a wildcard
+// share the wildcard's rate-limit account, and each reply's proof is
+// signed only for replies rate limiting sends.
+func TestSignedWildcardFloodBoundedByRRL(t *testing.T) {
+	fsys, _ := signedFiles(t, dnssec.AlgorithmEd25519)
+	s := serveFiles(t, fsys, Config{RateLimit: rrl.Config{ResponsesPerSecond: 5, Burst: 5, Slip: intp(2), Exempt: []netip.Prefix{}}})
+	src := netip.MustParseAddrPort("198.51.100.7:5300")
+	for _, qt := range []uint16{dns.TypeA, dns.TypeMX} { // an answer, and NODATA
+		before := counterValue(s.signer.metrics.signed.WithLabelValues("query"))
+		full := 0
+		for i := range 300 {
+			p, err := query(fmt.Sprintf("r%d.wild.signed.test.", i), qt, withEDNS(1232, true)).Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reply := generalUDP(s, p, src); reply != nil {
+				var m dns.Msg
+				if m.Unpack(reply) == nil && !m.Truncated {
+					full++
+				}
+			}
+		}
+		made := counterValue(s.signer.metrics.signed.WithLabelValues("query")) - before
+		if full > 15 || made > float64(full+2) {
+			t.Errorf("%s: %d full replies and %v signatures made for 300 random names under a wildcard", dns.TypeToString[qt], full, made)
+		}
+	}
 }

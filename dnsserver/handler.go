@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/rrl"
 )
@@ -278,8 +279,9 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	case question.Qtype == dns.TypeAXFR || question.Qtype == dns.TypeIXFR:
 		resp.Rcode = dns.RcodeRefused // zone transfers are not offered
 		return
-	case question.Qtype == dns.TypeOPT || question.Qtype == dns.TypeTSIG || question.Qtype == dns.TypeTKEY:
-		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1)
+	case question.Qtype == dns.TypeOPT || question.Qtype == dns.TypeTSIG || question.Qtype == dns.TypeTKEY ||
+		question.Qtype == dnssec.TypeNXNAME:
+		resp.Rcode = dns.RcodeFormatError // meta types cannot be asked for (RFC 6895 §3.1, RFC 9824 §3.5)
 		return
 	}
 	qname := strings.ToLower(question.Name)
@@ -289,6 +291,18 @@ func (s *Server) answer(req *dns.Msg, q *request, edns ednsRequest) {
 	if zone == nil {
 		resp.Rcode = dns.RcodeRefused
 		return
+	}
+	if question.Qtype == dns.TypeDS && zone.Origin() == qname && qname != "." {
+		// A zone's DS is its parent's data (RFC 4035 §3.1.4.1): when we
+		// serve the parent too, the parent side answers, signed as the
+		// parent is, so that a validator can follow the chain down.
+		parent := "."
+		if off, end := dns.NextLabel(qname, 0); !end {
+			parent = qname[off:]
+		}
+		if p := q.snap.Match(parent); p != nil {
+			zone = p
+		}
 	}
 	q.zone = zone
 	q.qtype = question.Qtype

@@ -30,7 +30,11 @@ func rrlAccount(req, resp *dns.Msg, out *outcome) rrl.Account {
 	}
 	if class == rrl.Answer {
 		q := req.Question[0] // an answer has a question
-		return rrl.Account{Class: class, Name: rrl.NameHash(q.Name, q.Qtype)}
+		name := q.Name
+		if out.wildcard != "" {
+			name = out.wildcard
+		}
+		return rrl.Account{Class: class, Name: rrl.NameHash(name, q.Qtype)}
 	}
 	return rrl.Account{Class: class, Name: zoneAccount(out)}
 }

@@ -1,9 +1,8 @@
 package dnsserver
 
 import (
+	"slices"
 	"strings"
-
-	"github.com/popdns/popdns/internal/rrl"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
@@ -33,6 +32,29 @@ func (q *request) appendSigned(zone *zones.Zone, rrs []dns.RR, synthesize bool, 
 	q.resp.Answer = append(q.resp.Answer, sigs...)
 	if synthesize {
 		q.proveWildcard(zone, node, name)
+	}
+}
+
+// appendAdditional appends the in-zone addresses an answer's targets
+// have (zones.RRset.Additional) to the additional section, each RRset
+// with its RRSIGs when the answer is signed (RFC 4035 §3.1.1); fit drops
+// them first when the reply is too big.
+func (q *request) appendAdditional(zone *zones.Zone, rrs []dns.RR) {
+	q.resp.Extra = append(q.resp.Extra, rrs...)
+	if !q.signs(zone) {
+		return
+	}
+	for i := 0; i < len(rrs); {
+		h := rrs[i].Header()
+		j := i + 1
+		for j < len(rrs) && rrs[j].Header().Rrtype == h.Rrtype && rrs[j].Header().Name == h.Name {
+			j++
+		}
+		// Addresses below a zone cut are glue, the child's: unsigned.
+		if zone.CutAtOrAbove(h.Name) == nil {
+			q.resp.Extra = append(q.resp.Extra, q.s.signer.rrsetSigs(zone, rrs[i:j])...)
+		}
+		i = j
 	}
 }
 
@@ -96,7 +118,18 @@ func (q *request) proveWildcard(zone *zones.Zone, wildcard *zones.Node, name str
 		return
 	}
 	nextCloser := dns.Fqdn(strings.Join(labels[len(labels)-depth:], "."))
-	q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecCovering, nextCloser, nil)...)
+	if !q.limitAllows() {
+		return // dropped or slipped: not worth a signature
+	}
+	q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecCovering, nextCloser, func() []uint16 {
+		// The covering NSEC's owner lies before the next closer name;
+		// should a name of the zone own it, it lists that name's types.
+		owner := dnssec.CoveringNSEC(nextCloser, 0).Hdr.Name
+		if n := zone.Node(strings.ToLower(owner)); n != nil {
+			return nodeTypes(n)
+		}
+		return nil
+	})...)
 }
 
 // noData fills the authority section of a NODATA answer at node (RFC 2308
@@ -110,10 +143,32 @@ func (q *request) noData(zone *zones.Zone, node *zones.Node, synthesize bool, na
 		return
 	}
 	if synthesize {
+		if !q.limitAllows() {
+			return // dropped or slipped: not worth a signature
+		}
 		q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecWildcard, name, func() []uint16 { return nodeTypes(node) })...)
 		return
 	}
+	if types := nodeTypes(node); slices.Contains(types, q.qtype) {
+		// A geo rule left this client no target of the type others get:
+		// the proof must not list it (RFC 4035 §5.4), so it lists the
+		// name's other types.
+		q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecRuled, node.Name()+"/"+dns.TypeToString[q.qtype], func() []uint16 {
+			return slices.DeleteFunc(types, func(t uint16) bool { return t == q.qtype })
+		})...)
+		return
+	}
 	q.resp.Ns = append(q.resp.Ns, q.s.signer.nodeNSEC(zone, node)...)
+}
+
+// limitAllows asks rate limiting, once per query, whether the reply
+// (as it stands: its account is what serve will charge) will be sent in
+// full: what is signed for this query alone is signed only then.
+func (q *request) limitAllows() bool {
+	if q.lim == nil || q.validCookie {
+		return true
+	}
+	return q.lim.allows(q.s, rrlAccount(q.resp, q.resp, &q.outcome))
 }
 
 // appendNegativeSOA adds the zone's negative SOA to the authority section,
@@ -137,7 +192,7 @@ func (q *request) denyName(zone *zones.Zone, name string) {
 		q.resp.Rcode = dns.RcodeNameError
 	}
 	q.appendNegativeSOA(zone)
-	if q.lim != nil && !q.validCookie && !q.lim.allows(q.s, rrl.Account{Class: rrl.NXDomain, Name: zoneAccount(&q.outcome)}) {
+	if !q.limitAllows() {
 		return // dropped or slipped: not worth a signature
 	}
 	q.resp.Ns = append(q.resp.Ns, q.s.signer.madeNSEC(zone, nsecNXName, name, nil)...)

@@ -76,18 +76,19 @@ func keysFS(fsys fs.FS, dir string) (fs.FS, string) {
 	return fsys, path.Clean(filepath.ToSlash(dir))
 }
 
-// keysFingerprint hashes the names and contents of the key files in dir,
+// keysFingerprint hashes the names and contents of zone's key files in dir,
 // so that a reload notices a key file that changed, came or went even
 // when the zone file did not change. A directory that cannot be read
 // hashes as empty: reading the keys then reports why.
-func keysFingerprint(fsys fs.FS, dir string) [32]byte {
+func keysFingerprint(fsys fs.FS, dir, zone string) [32]byte {
 	fsys, dir = keysFS(fsys, dir)
 	h := sha256.New()
 	entries, _ := fs.ReadDir(fsys, dir)
+	prefix := "K" + strings.TrimSuffix(zone, ".") + ".+"
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !IsKeyFile(name) {
-			continue
+		if e.IsDir() || !IsKeyFile(name) || len(name) < len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+			continue // another zone's keys do not make this zone again
 		}
 		data, err := fs.ReadFile(fsys, path.Join(dir, name))
 		if err != nil {
@@ -123,16 +124,11 @@ func (z *Zone) DNSSEC() *Signing { return z.signing }
 func (z *Zone) loadKeys(fsys fs.FS, spec *dnssecSpec, now time.Time) ErrorList {
 	var errs ErrorList
 	kfs, dir := keysFS(fsys, spec.keysDir)
-	all, err := dnssec.ReadKeys(kfs, dir)
+	// Other zones' keys may share the directory, as with BIND.
+	hash := keysFingerprint(fsys, spec.keysDir, z.origin) // before reading: a change in between is seen by the next reload
+	keys, err := dnssec.ReadZoneKeys(kfs, dir, z.origin)
 	if err != nil {
 		errs.Addf(z.file, spec.keysLine, "dnssec.keys", "%v", err)
-		return errs
-	}
-	// Other zones' keys may share the directory, as with BIND.
-	keys := dnssec.KeysOf(all, z.origin)
-	if len(keys) == 0 {
-		errs.Addf(z.file, spec.keysLine, "dnssec.keys", "%s: no key of %s among its %d keys: make one with popdns dnssec keygen",
-			spec.keysDir, z.origin, len(all))
 		return errs
 	}
 	ks, err := dnssec.NewKeySet(z.origin, spec.algorithm, keys, now)
@@ -155,7 +151,7 @@ func (z *Zone) loadKeys(fsys fs.FS, spec *dnssecSpec, now time.Time) ErrorList {
 		}
 	}
 	z.signing = s
-	z.keysHash = keysFingerprint(fsys, spec.keysDir)
+	z.keysHash = hash
 	return nil
 }
 
@@ -169,7 +165,7 @@ func (z *Zone) keysCurrent(fsys fs.FS, now time.Time) bool {
 	if next := s.Keys.NextEvent(s.At); !next.IsZero() && !now.Before(next) {
 		return false
 	}
-	return keysFingerprint(fsys, s.KeysDir) == z.keysHash
+	return keysFingerprint(fsys, s.KeysDir, z.origin) == z.keysHash
 }
 
 // Nodes lists every node of the zone, sorted by name, for a signer that
@@ -187,17 +183,24 @@ func (z *Zone) Nodes() []*Node {
 // nil when name (a lowercase FQDN in the zone) is not at or below a cut.
 func (z *Zone) CutAtOrAbove(name string) *Node { return z.cutAtOrAbove(name) }
 
-// NextKeyEvent is the first time at which the keys of a signed zone of
-// the snapshot change what they do (a key published, activated, retired
-// or removed by its timing metadata), or zero if no such time is ahead:
-// a load at or after it makes those zones again (keysCurrent).
-func (s *Snapshot) NextKeyEvent() time.Time {
+// NextKeyEvent is the first time after now at which the keys of a signed
+// zone of the snapshot change what they do (a key published, activated,
+// retired or removed by its timing metadata), or zero if no such time is
+// ahead: a load at or after it makes those zones again (keysCurrent).
+// An event already past is not ahead: a zone whose load at that event
+// failed keeps its last good keys until its files change, rather than
+// being loaded again at once, and again.
+func (s *Snapshot) NextKeyEvent(now time.Time) time.Time {
 	var first time.Time
 	for _, z := range s.zones {
 		if z.signing == nil {
 			continue
 		}
-		if next := z.signing.Keys.NextEvent(z.signing.At); !next.IsZero() && (first.IsZero() || next.Before(first)) {
+		from := z.signing.At
+		if now.After(from) {
+			from = now
+		}
+		if next := z.signing.Keys.NextEvent(from); !next.IsZero() && (first.IsZero() || next.Before(first)) {
 			first = next
 		}
 	}

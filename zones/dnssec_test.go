@@ -2,9 +2,12 @@ package zones
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
@@ -54,7 +57,7 @@ func TestDNSSECBlock(t *testing.T) {
 		{name: "no key files", keys: func(*testing.T, fstest.MapFS) {}, want: []wantErr{{3, "dnssec.keys", ""}}},
 		{name: "key of another zone", keys: func(t *testing.T, fsys fstest.MapFS) {
 			addKey(t, fsys, "keys", "other.test.", dnssec.AlgorithmEd25519, 257)
-		}, want: []wantErr{{3, "dnssec.keys", "no key of example.test. among its 1 keys"}}},
+		}, want: []wantErr{{3, "dnssec.keys", "no key files of example.test."}}},
 		{name: "algorithm mismatch", extra: "  algorithm: ecdsap256\n", want: []wantErr{{3, "dnssec.keys", "algorithm ed25519, but the zone signs with ecdsap256"}}},
 		{name: "DNSKEY written", records: "  \"@\":\n    - dnskey: 257 3 15 cGlja2xl\n", want: []wantErr{{0, "", "names example.test. again"}}},
 		{name: "RRSIG written", records: "  www:\n    - rrsig: A 15 3 300 20261210000000 20261119000000 1 example.test. cGlja2xl\n",
@@ -134,5 +137,49 @@ func TestDNSSECZoneKeys(t *testing.T) {
 	}
 	if broken.Match("example.test.") != nz {
 		t.Errorf("a broken key file replaced the zone that served")
+	}
+}
+
+// TestNextKeyEvent: a key's timing event ahead is the snapshot's next key
+// event; once past it is not, even while the zone loaded before it still
+// serves (its load at the event failed), so a reload is not arranged
+// again and again.
+func TestNextKeyEvent(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	k, err := dnssec.GenerateKey("example.test.", dnssec.AlgorithmEd25519, 257, 3600, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keyFile, _, err := dnssec.WriteKeyFiles(filepath.Join(dir, "keys"), k, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inactive := now.Add(time.Hour)
+	tm := k.Timing
+	tm.Inactive = inactive
+	if err := dnssec.SetTiming(keyFile, tm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, parseTestFile), signedFile("", ""), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Loader{Now: func() time.Time { return now }}.Load(os.DirFS(dir), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.NextKeyEvent(now); !got.Equal(inactive) {
+		t.Errorf("NextKeyEvent = %s, want the key's Inactive time %s", got, inactive)
+	}
+	if got := snap.NextKeyEvent(inactive.Add(time.Second)); !got.IsZero() {
+		t.Errorf("NextKeyEvent after the event = %s, want none", got)
+	}
+	// A load after the event fails (no key active), and keeps the zone.
+	later, err := Loader{Now: func() time.Time { return inactive.Add(time.Second) }}.Load(os.DirFS(dir), nil, snap)
+	if err == nil || later.Match("example.test.") != snap.Match("example.test.") {
+		t.Fatalf("a load with no key active: error %v; the last good zone must keep serving", err)
 	}
 }

@@ -25,7 +25,7 @@ const dnssecUsage = `usage:
   popdns dnssec settime [-dir DIR] -key TAG [-publish WHEN] [-activate WHEN] [-inactive WHEN] [-delete WHEN]
                         [-sync-publish WHEN] [-sync-delete WHEN]
                                        change a key's times, for a rollover
-  popdns dnssec ds -keys DIR [-all] ZONE
+  popdns dnssec ds {-keys DIR ZONE | -config FILE ZONE | -zone-file FILE} [-all]
                                        print the DS records to give the parent zone
   popdns dnssec keys -keys DIR ZONE    list a zone's keys, their roles, states and times
 

@@ -137,9 +137,10 @@ type Reloader struct {
 	log     zerolog.Logger
 	metrics metrics
 	clock   Clock
-	// due gets a value when a missing zone file's grace period ends; Run
+	// due gets why when a missing zone file's grace period ends or a
+	// DNSSEC key's timing event comes; Run
 	// reloads then, so that the file is dropped on time.
-	due chan struct{}
+	due chan string
 	// ready is closed once Run watches the files and has reloaded once.
 	ready chan struct{}
 	// failing is whether some file's latest version failed to load: the
@@ -196,7 +197,7 @@ func New(cfg Config, deps Deps) *Reloader {
 	deps.Metrics.MustRegister(m.reloads, m.last, m.lastOK, m.serials, m.zoneCount)
 	r := &Reloader{load: deps.Load, dns: deps.DNS, prober: deps.Prober, locator: deps.Locator, cfg: cfg,
 		log: deps.Log.With().Str("component", "reload").Logger(), metrics: m, clock: deps.Clock,
-		due: make(chan struct{}, 1), ready: make(chan struct{}), geoFiles: geoFiles(cfg),
+		due: make(chan string, 1), ready: make(chan struct{}), geoFiles: geoFiles(cfg),
 		lastError: map[string]string{}, errors: map[string]string{}}
 	r.fileErrors.Store(&map[string]string{})
 	snap := deps.DNS.Zones()
@@ -222,8 +223,8 @@ func (r *Reloader) Run(ctx context.Context, hup <-chan os.Signal) error {
 				return nil
 			case <-hup:
 				r.Reload("SIGHUP")
-			case <-r.due:
-				r.Reload("a missing file's grace period ended")
+			case why := <-r.due:
+				r.Reload(why)
 			}
 		}
 	})
@@ -316,7 +317,7 @@ func (r *Reloader) Reload(why string) {
 	}
 	r.cfg = cfg
 	r.publish(next)
-	r.wakeFor(next.Missing(), next.NextKeyEvent())
+	r.wakeFor(next.Missing(), next.NextKeyEvent(r.clock.Now()))
 	ev, result := r.log.Info(), "ok"
 	if len(failed) > 0 {
 		ev, result = r.log.Warn().Strs("failed", failed), "error"
@@ -522,10 +523,10 @@ func (r *Reloader) wakeFor(missing map[string]zones.Missing, keyEvent time.Time)
 		r.stopWake()
 		r.stopWake = nil
 	}
-	first := keyEvent
+	first, why := keyEvent, "a DNSSEC key's timing event came"
 	for _, m := range missing {
 		if first.IsZero() || m.Until.Before(first) {
-			first = m.Until
+			first, why = m.Until, "a missing file's grace period ended"
 		}
 	}
 	if first.IsZero() {
@@ -533,7 +534,7 @@ func (r *Reloader) wakeFor(missing map[string]zones.Missing, keyEvent time.Time)
 	}
 	r.stopWake = r.clock.AfterFunc(first.Sub(r.clock.Now()), func() {
 		select {
-		case r.due <- struct{}{}:
+		case r.due <- why:
 		default: // a reload is already due
 		}
 	})
