@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
-	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
