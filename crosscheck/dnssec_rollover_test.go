@@ -346,15 +346,21 @@ func (l *rollLab) published() []string {
 	return tags
 }
 
-// waitPopdns polls popdns until done, for at most rollLimit.
+// waitPopdns polls popdns until done, which an operator's change makes
+// true: it must within rollPropagation, the delay the procedures' waits
+// allow for, and fails the test after rollLimit.
 func (l *rollLab) waitPopdns(what string, done func() bool) {
 	l.t.Helper()
-	deadline := time.Now().Add(rollLimit)
+	start := time.Now()
 	for !done() {
-		if time.Now().After(deadline) {
+		if time.Since(start) > rollLimit {
 			l.t.Fatalf("%s still waiting for %s after %s", l.since(), what, rollLimit)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if took := time.Since(start); took > rollPropagation {
+		l.t.Errorf("%s popdns took %s for %s: more than the propagation delay of %s the procedure's waits allow for",
+			l.since(), took.Round(time.Millisecond), what, rollPropagation)
 	}
 }
 
@@ -633,6 +639,27 @@ func TestDNSSECRolloverTooEarly(t *testing.T) {
 		l.popdns("dnssec", "settime", "-dir", "zones/keys", "-key", old, "-inactive", "now", "-delete", "+1d")
 		l.waitPopdns("the new key to sign", func() bool { return slices.Equal(l.signers(child, dns.TypeDNSKEY), []string{newKey}) })
 		l.cached("swapped")
+		time.Sleep(rollTTL + rollPropagation)
+		checkBogus(t, l.ub, l.ubLog, "mail."+child, dns.TypeA, "", "signature missing")
+	})
+
+	// The KSK double-DS swap's two commands the other way round, the old
+	// KSK retired before the new one is active: the ZSK alone signs the
+	// DNSKEY RRset meanwhile, which no DS names (docs/dnssec.md warns of
+	// it). Once Unbound's RRset runs out, it answers SERVFAIL.
+	t.Run("KSK retired before the new one signs", func(t *testing.T) {
+		const child = "early-ksk.test."
+		l := newRollLab(t, bin, child, true, rollTTL)
+		keys := l.popdns("dnssec", "keys", "-keys", "zones/keys", child)
+		old, zsk := l.keyTag(keys, "KSK"), l.keyTag(keys, "ZSK")
+		l.popdns("dnssec", "keygen", "-dir", "zones/keys", "-role", "ksk", "-activate", "+1d", child)
+		l.setParentDS(dsRdatas(l.popdns("dnssec", "ds", "-keys", "zones/keys", "-all", child)))
+		l.soak("steps 1 and 2 done", rollTTL+rollPropagation)
+
+		l.popdns("dnssec", "settime", "-dir", "zones/keys", "-key", old, "-inactive", "now", "-delete", "+1d")
+		l.waitPopdns("the ZSK alone to sign the DNSKEY RRset", func() bool {
+			return slices.Equal(l.signers(child, dns.TypeDNSKEY), []string{zsk})
+		})
 		time.Sleep(rollTTL + rollPropagation)
 		checkBogus(t, l.ub, l.ubLog, "mail."+child, dns.TypeA, "", "signature missing")
 	})
