@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"net/netip"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -80,6 +81,26 @@ func TestDSFromParent(t *testing.T) {
 			}
 		})
 	}
+
+	// The UDP fast path answers from what the general path replied, so
+	// the parent's DS too, and the child's DNSKEY beside it.
+	t.Run("fast path", func(t *testing.T) {
+		f := newFastPath(s)
+		src := netip.MustParseAddrPort("126.5.5.5:5353")
+		for _, qt := range []uint16{dns.TypeDS, dns.TypeDNSKEY, dns.TypeSOA} {
+			vs := variants(t, query("secure.signed.test.", qt, withEDNS(1232, true)))
+			if got := checkSame(t, s, f, vs, src); got == 0 {
+				t.Errorf("%s: fast path answered %d of %d", dns.TypeToString[qt], got, len(vs))
+			}
+		}
+		r, isFast, _ := fastUDP(t, f, variants(t, query("secure.signed.test.", dns.TypeDS, withEDNS(1232, true)))[0], src)
+		m := new(dns.Msg)
+		if err := m.Unpack(r); err != nil || !isFast {
+			t.Fatalf("DS: fast %t, %v", isFast, err)
+		}
+		checkDSReply(t, m, dns.TypeDS, "")
+		verifySigned(t, m, parentKeys)
+	})
 
 	t.Run("child alone", func(t *testing.T) {
 		only := fstest.MapFS{}
