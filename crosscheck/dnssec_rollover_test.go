@@ -129,11 +129,11 @@ type rollLab struct {
 
 // rollQuery is one question asked through Unbound after every step.
 type rollQuery struct {
-	name   string // relative to the child
-	qtype  uint16
-	ecs    string   // client subnet, "" for none
-	answer []string // as want.answer; nil for NODATA and denial
-	any    bool     // any answer (DNSKEY): AD is what counts
+	name      string // relative to the child
+	qtype     uint16
+	ecs       string   // client subnet, "" for none
+	answer    []string // as want.answer; nil for NODATA and denial
+	anyAnswer bool     // any answer (DNSKEY, DS): AD is what counts
 }
 
 // rollQueries are a positive answer, NODATA, a name that does not exist
@@ -145,8 +145,8 @@ var rollQueries = []rollQuery{
 	{name: "nope", qtype: dns.TypeA},
 	{name: "geo", qtype: dns.TypeA, ecs: "192.0.2.0/26", answer: []string{"A 192.0.2.1"}},
 	{name: "geo", qtype: dns.TypeA, ecs: "192.0.2.64/26", answer: []string{"A 192.0.2.2"}},
-	{name: "@", qtype: dns.TypeDNSKEY, any: true},
-	{name: "@", qtype: dns.TypeDS, any: true},
+	{name: "@", qtype: dns.TypeDNSKEY, anyAnswer: true},
+	{name: "@", qtype: dns.TypeDS, anyAnswer: true},
 }
 
 // newRollLab makes the keys (a CSK, or with kskZSK a KSK and a ZSK) of
@@ -391,10 +391,10 @@ func (l *rollLab) validates(step string) {
 			}
 		}
 		slices.Sort(got)
-		if !q.any && !slices.Equal(got, q.answer) {
+		if !q.anyAnswer && !slices.Equal(got, q.answer) {
 			l.t.Errorf("%s: answer %q, want %q", what, got, q.answer)
 		}
-		if q.any && len(got) == 0 {
+		if q.anyAnswer && len(got) == 0 {
 			l.t.Errorf("%s: no answer", what)
 		}
 		l.answers++
