@@ -18,6 +18,11 @@
 //     can prove, positive and negative, and answer SERVFAIL when the
 //     anchor matches no key; delv validates the same names on its own, and
 //     kdig +dnssec sees the signatures.
+//   - DNSSEC rollovers (slow tests): the procedures of docs/dnssec.md
+//     (ZSK pre-publish, CSK and KSK double-DS) done step by step with the
+//     real binary's key commands against popdns serving the child and a
+//     signed parent; one validating Unbound, its cache kept warm, sets AD
+//     at every step, and a step left out makes it answer SERVFAIL.
 //   - The real GeoLite2 City database: clients on six continents get their
 //     nearest PoP, with the database network as the ECS scope.
 //
