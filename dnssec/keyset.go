@@ -89,7 +89,8 @@ type InForce struct {
 	// (then each is a combined signing key, a CSK).
 	ZSK []*Key
 	// KSK sign the DNSKEY, CDS and CDNSKEY RRsets: the active keys with
-	// the SEP flag, or, when there are none, the active ZSKs.
+	// the SEP flag; when there are none, the published ones (a DS may
+	// name them), else the active ZSKs.
 	KSK []*Key
 	// Published are the keys in the DNSKEY RRset; Sync those whose CDS
 	// and CDNSKEY are published.
@@ -121,7 +122,18 @@ func (ks *KeySet) InForce(t time.Time) InForce {
 		f.ZSK = ksk
 	}
 	if len(ksk) == 0 {
-		f.KSK = zsk
+		// No KSK active: the DS at the parent names a KSK still, if one
+		// is published (about to be active, or retired), so that one
+		// keeps signing the DNSKEY RRset; only a zone without KSKs has
+		// its ZSKs sign it.
+		for _, k := range f.Published {
+			if k.IsKSK() {
+				f.KSK = append(f.KSK, k)
+			}
+		}
+		if len(f.KSK) == 0 {
+			f.KSK = zsk
+		}
 	}
 	return f
 }
