@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/internal/rrl"
@@ -681,6 +682,34 @@ func TestSignedWildcardFloodBoundedByRRL(t *testing.T) {
 		made := counterValue(s.signer.metrics.signed.WithLabelValues("query")) - before
 		if full > 15 || made > float64(full+2) {
 			t.Errorf("%s: %d full replies and %v signatures made for 300 random names under a wildcard", dns.TypeToString[qt], full, made)
+		}
+	}
+}
+
+// TestFastPathSignedAllocations: once learnt, the fast path answers
+// signed replies (a static answer, a compact denial, a geo answer for a
+// client subnet) without allocating, as it answers unsigned ones.
+func TestFastPathSignedAllocations(t *testing.T) {
+	s, _ := newSignedServer(t, dnssec.AlgorithmEd25519)
+	s.signer.pass(context.Background())
+	f := newFastPath(s)
+	out := make([]byte, 0, maxUDPSize)
+	for _, m := range []*dns.Msg{
+		query("www.signed.test.", dns.TypeA, withEDNS(1232, true)),
+		query("nope.signed.test.", dns.TypeA, withEDNS(1232, true)),
+		query("geo.signed.test.", dns.TypeA, withEDNS(1232, true), withECS("81.2.69.0", 24)),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fastUDP(t, f, b, fastSrc) // learn
+		if _, res := f.Answer(b, fastSrc.Addr(), out); res != udpfast.Answered {
+			t.Fatalf("%v: not answered by the fast path once learnt", m.Question[0])
+		}
+		now := time.Now()
+		if n := testing.AllocsPerRun(200, func() { f.Answer(b, fastSrc.Addr(), out); f.Flush(now) }); n != 0 {
+			t.Errorf("%v: %.0f allocations per query, budget 0", m.Question[0], n)
 		}
 	}
 }
