@@ -17,6 +17,10 @@
 # without a twin is asked as it is: WORKLOADS=flood-do, the random
 # subdomain flood, whose every query is a new nonexistent name.
 #
+# LOAD sets the load generator's mode (default: max load, 4 sockets × 64
+# queries in flight), e.g. LOAD="-mode rate -rate 20000" for a flood at a
+# fixed rate, which a server that drops replies does not slow down.
+#
 # COUNTERS="SERIES ..." reads those series of the server's /metrics at the
 # measured window's edges (loadgen -counter), e.g.
 #   COUNTERS='popdns_dnssec_signatures_total{path="query"}'
@@ -27,6 +31,7 @@ ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-8s}
 WORKLOADS=${WORKLOADS:-"static geo-ecs"}
 COUNTERS=${COUNTERS:-}
+LOAD=${LOAD:-"-mode max -sockets 4 -outstanding 64"}
 loadgen=$out/bin/loadgen
 for f in "$loadgen" "$out/servers/popdns/popdns.yaml" "$out/queries/static.txt"; do
   [ -e "$f" ] || { echo "cmp.sh: $f is missing: run bench/run.sh -quick first" >&2; exit 1; }
@@ -68,9 +73,9 @@ for round in $(seq "$ROUNDS"); do
         dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 example.test SOA >/dev/null 2>&1 && break
         sleep 0.1
       done
-      # shellcheck disable=SC2086 # $metrics is words
-      taskset -c 1 "$loadgen" -server "127.0.0.1:$port" -queries "$out/queries/$wl.txt" -mode max \
-        -sockets 4 -outstanding 64 -duration "$DUR" -pid "$pid" -label "round=$round wl=$wl bin=$label" $metrics
+      # shellcheck disable=SC2086 # $LOAD and $metrics are words
+      taskset -c 1 "$loadgen" -server "127.0.0.1:$port" -queries "$out/queries/$wl.txt" $LOAD \
+        -duration "$DUR" -pid "$pid" -label "round=$round wl=$wl bin=$label" $metrics
       kill "$pid"
       wait "$pid" || true
     done
