@@ -260,11 +260,13 @@ security-poll-suffix=
 	if s.Signs != "" {
 		// Online signing: the bind backend keeps keys in its DNSSEC
 		// database; secure-zone makes one CSK of the algorithm. start.sh
-		// makes both before it execs the server, which keeps its PID.
+		// makes both the first time, then execs the server, which keeps
+		// its PID; the later runs keep the key.
 		conf += fmt.Sprintf("bind-dnssec-db=%[1]s/bind-dnssec.sqlite3\ndefault-ksk-algorithm=%[2]s\n", dir, s.Signs)
 		util := "pdnsutil --config-dir=" + shellWord(dir)
-		argv = []string{"sh", "-c", fmt.Sprintf("%[1]s create-bind-db %[2]s/bind-dnssec.sqlite3 >/dev/null && %[1]s secure-zone %[3]s >/dev/null && exec pdns_server --config-dir=%[2]s",
-			util, shellWord(dir), strings.TrimSuffix(p.d.Zone, "."))}
+		db := shellWord(dir + "/bind-dnssec.sqlite3")
+		argv = []string{"sh", "-c", fmt.Sprintf("if [ ! -e %[2]s ]; then %[1]s create-bind-db %[2]s >/dev/null && %[1]s secure-zone %[3]s >/dev/null || { rm -f %[2]s; exit 1; }; fi; exec pdns_server --config-dir=%[4]s",
+			util, db, strings.TrimSuffix(p.d.Zone, "."), shellWord(dir))}
 	}
 	named := fmt.Sprintf("zone \"%s\" { type master; file \"%s/zone.txt\"; };\n", strings.TrimSuffix(p.d.Zone, "."), dir)
 	err := writeFiles(dir, map[string]string{
