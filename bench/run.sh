@@ -9,7 +9,9 @@
 # Options (each also settable by the environment variable in brackets):
 #   -quick                       short windows, one run
 #   -runs N          [RUNS]      runs per server (default 3; -quick: 1)
-#   -servers "A B"   [SERVERS]   which servers (default: popdns knot gdnsd pdns coredns geodns)
+#   -servers "A B"   [SERVERS]   which servers (default: popdns knot gdnsd pdns coredns geodns
+#                                popdns-signed popdns-p256 pdns-signed; the last three serve a
+#                                signed copy of the zone and run the DO workloads, *-do)
 #   -workloads "A B" [WORKLOADS] which workloads (default: all in workload.yaml)
 #   -fixed-rate N    [FIXED_RATE] the rate every server gets in the fixed phase (default 10000)
 #   -go-peers        [BENCH_GO_PEERS=1] build CoreDNS and geodns into bench/out/gobin
@@ -21,8 +23,9 @@
 #   -slice D         [BENCH_SLICE] ask the scheduler for this slice (e.g. 100us) for the
 #                                servers and the load generator, so they run soon after
 #                                waking on a busy machine (Linux 6.12+; default: off)
-#   -perf                        profile popdns with perf under each workload in run 1, in an
-#                                extra max-load window (bench/out/perf/popdns-WORKLOAD.txt)
+#   -perf                        profile popdns (and popdns-signed, popdns-p256) with perf under each
+#                                workload in run 1, in an extra max-load window
+#                                (bench/out/perf/SERVER-WORKLOAD.txt)
 #   -o FILE                      where the report goes (default bench/RESULTS.md)
 #   [POPDNS_BIN]                 a prebuilt popdns to measure instead of building ./cmd/popdns
 #
@@ -42,7 +45,7 @@ GEODNS_VERSION=v3.4.1
 
 quick=0
 runs=${RUNS:-}
-servers=${SERVERS:-popdns knot gdnsd pdns coredns geodns}
+servers=${SERVERS:-popdns knot gdnsd pdns coredns geodns popdns-signed popdns-p256 pdns-signed}
 workloads=${WORKLOADS:-}
 fixed_rate=${FIXED_RATE:-10000}
 go_peers=${BENCH_GO_PEERS:-0}
@@ -190,10 +193,10 @@ geodns_bin=$(find_bin geodns)
 
 version_of() {
 	case $1 in
-	popdns) "$popdns_bin" version 2>&1 | sed -n 1p ;;
+	popdns | popdns-signed | popdns-p256) "$popdns_bin" version 2>&1 | sed -n 1p ;;
 	knot) knotd -V 2>&1 | sed -n 1p ;;
 	gdnsd) gdnsd -h 2>&1 | grep -m1 -o 'gdnsd version [^ ]*' ;;
-	pdns) pdns_server --version 2>&1 | grep -m1 -o 'PowerDNS Authoritative Server [^ ]*' ;;
+	pdns | pdns-signed) pdns_server --version 2>&1 | grep -m1 -o 'PowerDNS Authoritative Server [^ ]*' ;;
 	coredns) "$coredns_bin" -version 2>&1 | sed -n 1p ;;
 	geodns) "$geodns_bin" -version 2>&1 | sed -n 1p ;;
 	esac
@@ -205,6 +208,7 @@ for s in $servers; do
 	knot) command -v knotd >/dev/null || { skip knot "knotd is not installed"; continue; } ;;
 	gdnsd) command -v gdnsd >/dev/null || { skip gdnsd "gdnsd is not installed"; continue; } ;;
 	pdns) command -v pdns_server >/dev/null || { skip pdns "pdns_server is not installed"; continue; } ;;
+	pdns-signed) command -v pdns_server >/dev/null && command -v pdnsutil >/dev/null || { skip pdns-signed "pdns_server or pdnsutil is not installed"; continue; } ;;
 	coredns) [[ -n $coredns_bin ]] || { skip coredns "not built: run with -go-peers (go install github.com/coredns/coredns@$COREDNS_VERSION)"; continue; } ;;
 	geodns)
 		if [[ -z $geodns_bin ]]; then
@@ -291,6 +295,9 @@ start_server() { # start_server NAME RUN: pinned to core 0
 
 is_geo_server() { [[ $(awk -F'\t' -v s="$1" '$1 == s {print $3}' "$out/servers.tsv") == true ]]; }
 is_geo_workload() { [[ $(awk -F'\t' -v w="$1" '$1 == w {print $2}' "$out/workloads.tsv") == true ]]; }
+# A signing server runs the DO workloads (signed_of another) and only those.
+is_signing_server() { [[ $(awk -F'\t' -v s="$1" '$1 == s {print $4}' "$out/servers.tsv") == true ]]; }
+is_dnssec_workload() { [[ $(awk -F'\t' -v w="$1" '$1 == w {print $3}' "$out/workloads.tsv") == true ]]; }
 
 loadgen() { # loadgen RESULT_FILE ARGS...: pinned to core 1
 	local f=$1
@@ -323,19 +330,21 @@ dnsperf_static() { # dnsperf_static NAME
 	fi
 }
 
-# profile_popdns WORKLOAD QUERIES: an extra max-load window, not counted,
-# with perf recording popdns (its overhead would distort a measured one).
+# profile_popdns SERVER WORKLOAD QUERIES: an extra max-load window, not
+# counted, with perf recording popdns (its overhead would distort a
+# measured one).
 profile_popdns() {
 	command -v perf >/dev/null || { log "perf is not installed: no profile"; return 0; }
 	mkdir -p "$out/perf"
-	(sleep 1 && exec perf record -F 999 -g -p "$server_pid" -o "$out/perf/popdns-$1.data" -- sleep 4) \
-		>"$logs/perf-$1.log" 2>&1 &
+	local name=$1-$2
+	(sleep 1 && exec perf record -F 999 -g -p "$server_pid" -o "$out/perf/$name.data" -- sleep 4) \
+		>"$logs/perf-$name.log" 2>&1 &
 	local perf_pid=$!
-	loadgen "$out/perf/popdns-$1-load.json" -queries "$2" -mode max -warmup 0s -duration 6s || true
+	loadgen "$out/perf/$name-load.json" -queries "$3" -mode max -warmup 0s -duration 6s || true
 	wait "$perf_pid" || true
-	perf report -i "$out/perf/popdns-$1.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-		grep -E '^ +[0-9]' | awk 'NR <= 80' >"$out/perf/popdns-$1.txt" || true
-	log "perf profile of popdns under $1: $out/perf/popdns-$1.txt"
+	perf report -i "$out/perf/$name.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+		grep -E '^ +[0-9]' | awk 'NR <= 80' >"$out/perf/$name.txt" || true
+	log "perf profile of $1 under $2: $out/perf/$name.txt"
 }
 
 # --- The runs: servers interleaved (A B C A B C), workloads within each ---------
@@ -365,12 +374,13 @@ for run in $(seq "$runs"); do
 					continue
 				fi
 			fi
-			[[ $dnsperf_check == 1 ]] && dnsperf_static "$s"
+			[[ $dnsperf_check == 1 ]] && ! is_signing_server "$s" && dnsperf_static "$s"
 		fi
 		for w in $workloads; do
 			if is_geo_workload "$w" && { ! is_geo_server "$s" || [[ -n ${failed_geo[$s]:-} ]]; }; then
 				continue
 			fi
+			if is_dnssec_workload "$w"; then is_signing_server "$s" || continue; else ! is_signing_server "$s" || continue; fi
 			q=$out/queries/$w.txt
 			base=$results/${run}_${s}_${w}
 			if ! loadgen "${base}_max.json" -queries "$q" -mode max -duration "$max_dur"; then
@@ -385,8 +395,8 @@ for run in $(seq "$runs"); do
 			fi
 			loadgen "${base}_fixed.json" -queries "$q" -mode rate -rate "$fixed_rate" -duration "$fixed_dur" ||
 				log "warning: $s $w: fixed-rate run failed"
-			if [[ $perf_popdns == 1 && $s == popdns && $run == 1 ]]; then
-				profile_popdns "$w" "$q"
+			if [[ $perf_popdns == 1 && $s == popdns* && $run == 1 ]]; then
+				profile_popdns "$s" "$w" "$q"
 			fi
 		done
 		stop_server

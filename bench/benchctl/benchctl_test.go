@@ -81,6 +81,21 @@ func TestBuildQueries(t *testing.T) {
 				t.Errorf("%s: %s share %.3f, want %.3f (%v)", w.Name, k, got, share, kinds)
 			}
 		}
+		// A DO workload asks its twin's queries in the same order.
+		for _, o := range d.Workloads {
+			if o.Name != w.SignedOf {
+				continue
+			}
+			twin := buildQueries(d, o, clients)
+			for i, q := range qs {
+				if !q.DO || i >= len(twin) || twin[i].DO || q.Name != twin[i].Name || q.ECS != twin[i].ECS {
+					t.Fatalf("%s: query %d %+v, %s's %+v", w.Name, i, q, o.Name, twin[i])
+				}
+			}
+		}
+	}
+	if q := floodQuery(d); !q.DO || !q.Random {
+		t.Errorf("flood query %+v", q)
 	}
 }
 
@@ -114,7 +129,7 @@ func TestPrepareConfigs(t *testing.T) {
 		if s.Geo {
 			for i, pop := range d.PoPs {
 				a := pop.A.String()
-				if s.Name == "pdns" || s.Name == "geodns" {
+				if s.Base == "pdns" || s.Name == "pdns" || s.Name == "geodns" {
 					a = p.located[i].Addr.String()
 				}
 				mustHave = append(mustHave, a)
@@ -130,6 +145,15 @@ func TestPrepareConfigs(t *testing.T) {
 		}
 		if s.Geo && s.Name != "geodns" && !strings.Contains(text, p.mmdb) && s.Name != "pdns" {
 			t.Errorf("%s: configuration does not name the database", s.Name)
+		}
+		if s.Signs != "" {
+			want := map[string][]string{"popdns": {"algorithm: " + s.Signs, "Private-key-format", "DNSKEY"},
+				"pdns": {"default-ksk-algorithm=" + s.Signs, "secure-zone", "bind-dnssec-db"}}[s.Base]
+			for _, m := range want {
+				if !strings.Contains(text, m) {
+					t.Errorf("%s: configuration lacks %q", s.Name, m)
+				}
+			}
 		}
 	}
 }

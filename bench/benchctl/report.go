@@ -329,6 +329,12 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 		p("| %s | %s | %s | %s | %s | %s |\n", s.Name, okMark(v.Static), okMark(v.NXDomain), geo, agree, scope)
 	}
 	p("\n")
+	for _, s := range servers() {
+		if v := verifications[s.Name]; v != nil && s.Signs != "" {
+			p("%s, which signs (%s): with DO, the static answer, a German /24's geo answer and a missing name's denial "+
+				"carried RRSIGs: %s.\n\n", s.Name, s.Signs, okMark(v.Signed))
+		}
+	}
 	if v := verifications["popdns"]; v != nil && v.Ready != "" {
 		p("popdns is measured with its health probes running: each PoP is probed over HTTP every %s (timeout %s) "+
 			"on its health server (`benchctl healthd`, on core 1). Its `/readyz` before measuring: \"%s\". "+
@@ -342,8 +348,13 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 	p("| workload | server | CPU/q max | CPU/q half | CPU/q fixed | popdns ÷ server (max) | popdns ÷ server (fixed) |\n")
 	p("|---|---|---:|---:|---:|---:|---:|\n")
 	for _, wl := range d.Workloads {
-		pop := a[[3]string{"popdns", wl.Name, "max"}]
-		popFixed := a[[3]string{"popdns", wl.Name, "fixed"}]
+		// Signed workloads compare with popdns signing with Ed25519.
+		ref := "popdns"
+		if wl.DNSSEC() {
+			ref = "popdns-signed"
+		}
+		pop := a[[3]string{ref, wl.Name, "max"}]
+		popFixed := a[[3]string{ref, wl.Name, "fixed"}]
 		for _, s := range servers() {
 			mx := a[[3]string{s.Name, wl.Name, "max"}]
 			if mx == nil {
@@ -352,16 +363,18 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 			hf := a[[3]string{s.Name, wl.Name, "half"}]
 			fx := a[[3]string{s.Name, wl.Name, "fixed"}]
 			ratio, ratioFixed := "", ""
-			if pop != nil && s.Name != "popdns" && mx.cpu > 0 {
+			if pop != nil && s.Name != ref && mx.cpu > 0 {
 				ratio = fmt.Sprintf("%.2f", pop.cpu/mx.cpu)
 			}
-			if popFixed != nil && fx != nil && s.Name != "popdns" && fx.cpu > 0 {
+			if popFixed != nil && fx != nil && s.Name != ref && fx.cpu > 0 {
 				ratioFixed = fmt.Sprintf("%.2f", popFixed.cpu/fx.cpu)
 			}
 			p("| %s | %s | %s | %s | %s | %s | %s |\n", wl.Name, s.Name, fmtF(mx.cpu, 2), fmtF(cpuOf(hf), 2), fmtF(cpuOf(fx), 2), ratio, ratioFixed)
 		}
 	}
 	p("\n")
+
+	writeSignedRatios(w, d, a)
 
 	p("## Throughput, latency and memory (medians)\n\n")
 	p("*max QPS*: answered queries a second at max load. *server core*: the share of a core the server used then. " +
@@ -433,6 +446,57 @@ func writeReport(w io.Writer, d *workload.Description, ms []measurement, meta, v
 	}
 	sort.Ints(runs)
 	p("Raw loadgen results (%d files from runs %v) are in bench/out/results/, which git ignores.\n", len(ms), runs)
+}
+
+// writeSignedRatios writes what signing costs each server that signs: its
+// CPU per query under a workload with DO against its unsigned twin's under
+// the same queries without, both from this run.
+func writeSignedRatios(w io.Writer, d *workload.Description, a map[[3]string]*agg) {
+	type row struct {
+		wl         workload.Workload
+		s          *server
+		mx, base   *agg
+		fx, baseFx *agg
+	}
+	var rows []row
+	for _, wl := range d.Workloads {
+		if !wl.DNSSEC() {
+			continue
+		}
+		for _, s := range servers() {
+			if s.Signs == "" || a[[3]string{s.Name, wl.Name, "max"}] == nil {
+				continue
+			}
+			rows = append(rows, row{wl, s, a[[3]string{s.Name, wl.Name, "max"}], a[[3]string{s.Base, wl.SignedOf, "max"}],
+				a[[3]string{s.Name, wl.Name, "fixed"}], a[[3]string{s.Base, wl.SignedOf, "fixed"}]})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("## DNSSEC: signed ÷ unsigned\n\n")
+	p("Each signing server serves a signed copy of the zone and is asked the same queries as its unsigned twin, with " +
+		"DO=1: *signed ÷ unsigned* is its CPU per answered query against the twin's in this run (issue 14's target " +
+		"for popdns: geo+ECS at max load ≤ 1.2).\n\n")
+	p("| workload | server (algorithm) | unsigned twin | CPU/q max signed | unsigned | signed ÷ unsigned (max) | CPU/q fixed signed | unsigned | signed ÷ unsigned (fixed) | max QPS signed / unsigned |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		ratio := func(x, y *agg) string {
+			if x == nil || y == nil || y.cpu <= 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.2f", x.cpu/y.cpu)
+		}
+		baseQPS := 0.0
+		if r.base != nil {
+			baseQPS = r.base.qps
+		}
+		p("| %s | %s (%s) | %s %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", r.wl.Name, r.s.Name, r.s.Signs, r.s.Base, r.wl.SignedOf,
+			fmtF(r.mx.cpu, 2), fmtF(cpuOf(r.base), 2), ratio(r.mx, r.base), fmtF(cpuOf(r.fx), 2), fmtF(cpuOf(r.baseFx), 2),
+			ratio(r.fx, r.baseFx), fmtQPS(r.mx.qps), fmtQPS(baseQPS))
+	}
+	p("\n")
 }
 
 func cpuOf(a *agg) float64 {

@@ -38,6 +38,10 @@ type Verification struct {
 	Disagreements []string `json:"disagreements,omitempty"`
 	// ScopeDE is the ECS scope returned for a German /24 (-1: no ECS option).
 	ScopeDE int `json:"scope_de"`
+	// Signed tells, for a server that signs, that with DO the static
+	// answer, a German /24's geo answer and a missing name's denial came
+	// with RRSIGs.
+	Signed bool `json:"signed,omitempty"`
 	// Ready is what the server's /readyz said, for servers with a
 	// monitoring endpoint: for popdns, that its health probes ran.
 	Ready string `json:"ready,omitempty"`
@@ -94,6 +98,9 @@ func cmdVerify(args []string) error {
 		summary += fmt.Sprintf(", nearest PoP %d/%d required clients, agreement %.1f %% of %d, scope for a German /24: %d",
 			v.RequiredOK, v.Required, 100*v.Agreement, v.Checked, v.ScopeDE)
 	}
+	if s.Signs != "" {
+		summary += fmt.Sprintf(", signed answers with DO (%s) %v", s.Signs, v.Signed)
+	}
 	if v.Ready != "" {
 		summary += ", /readyz: " + v.Ready
 	}
@@ -115,11 +122,11 @@ func verify(s *server, addr string, d *workload.Description, clients []sample.Cl
 	perContinent int, margin float64, checked int) *Verification {
 	v := &Verification{Server: s.Name, Geo: s.Geo, ScopeDE: -1}
 	c := &dns.Client{Timeout: 2 * time.Second}
-	ask := func(name string, subnet netip.Prefix) (*dns.Msg, error) {
+	askDO := func(name string, subnet netip.Prefix, do bool) (*dns.Msg, error) {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
 		m.RecursionDesired = false
-		m.SetEdns0(1232, false)
+		m.SetEdns0(1232, do)
 		if subnet.IsValid() {
 			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1,
 				SourceNetmask: uint8(subnet.Bits()), Address: net.IP(subnet.Addr().AsSlice())})
@@ -133,6 +140,7 @@ func verify(s *server, addr string, d *workload.Description, clients []sample.Cl
 		}
 		return nil, err
 	}
+	ask := func(name string, subnet netip.Prefix) (*dns.Msg, error) { return askDO(name, subnet, false) }
 	popOf := map[netip.Addr]string{}
 	for i, p := range d.PoPs {
 		popOf[p.A] = p.Name
@@ -164,6 +172,10 @@ func verify(s *server, addr string, d *workload.Description, clients []sample.Cl
 		v.Failures = append(v.Failures, fmt.Sprintf("nxdomain: %v %v", r, err))
 	}
 	v.OK = v.Static && v.NXDomain
+	if s.Signs != "" {
+		v.Signed = verifySigned(v, askDO, d)
+		v.OK = v.OK && v.Signed
+	}
 	if !s.Geo {
 		if !v.OK {
 			v.Error = "wrong answers"
@@ -239,4 +251,42 @@ func verify(s *server, addr string, d *workload.Description, clients []sample.Cl
 		v.Error = "wrong answers"
 	}
 	return v
+}
+
+// verifySigned asks, with DO, for the static name, the geo name for a
+// client in Germany and a missing name, and tells whether each answer was
+// signed: an RRSIG over the answer's A RRset, or in a denial's authority
+// section. Failures go to v.
+func verifySigned(v *Verification, ask func(string, netip.Prefix, bool) (*dns.Msg, error), d *workload.Description) bool {
+	signed := func(rrs []dns.RR, covered uint16) bool {
+		for _, rr := range rrs {
+			if sig, ok := rr.(*dns.RRSIG); ok && (covered == 0 || sig.TypeCovered == covered) {
+				return true
+			}
+		}
+		return false
+	}
+	ok := true
+	for _, c := range []struct {
+		what, name string
+		subnet     netip.Prefix
+	}{
+		{"static", d.StaticFQDN(), netip.Prefix{}},
+		{"geo", d.GeoFQDN(), netip.MustParsePrefix("85.212.10.0/24")},
+		{"missing name", "nx-verify-do." + d.Zone, netip.Prefix{}},
+	} {
+		r, err := ask(c.name, c.subnet, true)
+		switch {
+		case err != nil:
+			v.Failures = append(v.Failures, fmt.Sprintf("signed %s: %v", c.what, err))
+			ok = false
+		case c.what == "missing name" && !signed(r.Ns, 0):
+			v.Failures = append(v.Failures, fmt.Sprintf("signed %s: no RRSIG in the authority section: %v", c.what, r))
+			ok = false
+		case c.what != "missing name" && !signed(r.Answer, dns.TypeA):
+			v.Failures = append(v.Failures, fmt.Sprintf("signed %s: no RRSIG over the A RRset: %v", c.what, r))
+			ok = false
+		}
+	}
+	return ok
 }

@@ -34,15 +34,16 @@ func unpackSlot(v int64) (sentNs int64, phase int32, rcode int) {
 }
 
 // packets holds the prebuilt queries: query i is buf[off[i]:off[i+1]],
-// with ID 0.
+// with ID 0. random[i] asks for a new first label on every send.
 type packets struct {
 	buf    []byte
 	off    []int
 	rcodes []int
+	random []bool
 }
 
 func buildPackets(qs []dnswire.Query) (*packets, error) {
-	p := &packets{off: make([]int, 0, len(qs)+1), rcodes: make([]int, len(qs))}
+	p := &packets{off: make([]int, 0, len(qs)+1), rcodes: make([]int, len(qs)), random: make([]bool, len(qs))}
 	for i, q := range qs {
 		p.off = append(p.off, len(p.buf))
 		var err error
@@ -50,6 +51,7 @@ func buildPackets(qs []dnswire.Query) (*packets, error) {
 			return nil, err
 		}
 		p.rcodes[i] = q.Rcode
+		p.random[i] = q.Random
 	}
 	p.off = append(p.off, len(p.buf))
 	return p, nil
@@ -95,6 +97,12 @@ type worker struct {
 	phase   *atomic.Int32
 	sendB   *batch
 	recvB   *batch
+	// salt and sends make a random query's first label: salt is this
+	// worker's own (runSalt), sends counts its random queries, so no two
+	// sends of a run, or of two runs against one server, ask the same
+	// name.
+	salt  uint32
+	sends uint64
 }
 
 func newWorker(c *conn, pk *packets, first int, start time.Time, timeout time.Duration, phase *atomic.Int32, batchN int) *worker {
@@ -117,6 +125,10 @@ func (w *worker) sendN(n int, ph int32) int {
 		id := w.id
 		w.id++
 		dnswire.SetID(buf, id)
+		if w.pk.random[q] {
+			dnswire.RandomLabel(buf[:len(pkt)], w.salt, w.sends)
+			w.sends++
+		}
 		w.sendB.iovs[i].SetLen(len(pkt))
 		// A slot still taken 65536 queries later was lost long ago.
 		if old := w.slots[id].Swap(packSlot(now, ph, w.pk.rcodes[q])); old != 0 {

@@ -6,11 +6,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,9 +187,94 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-queries", "q", "-mode", "burst"},
 		{"-queries", "q", "-sockets", "0"},
 		{"-queries", "q", "extra"},
+		{"-queries", "q", "-metrics", "http://127.0.0.1:1/metrics"},
+		{"-queries", "q", "-counter", "x_total"},
+		{"-queries", "q", "-metrics", "http://192.0.2.1/metrics", "-counter", "x_total"},
 	} {
 		if _, err := parseFlags(args); err == nil || errors.Is(err, nil) {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestRunRandom sends a list of one random query from two sockets and
+// checks that the server saw no name twice.
+func TestRunRandom(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	names := make(chan map[string]int, 1)
+	go func() {
+		seen := map[string]int{}
+		defer func() { names <- seen }()
+		buf := make([]byte, 1500)
+		for {
+			k, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			seen[string(buf[12:31])]++
+			buf[2] |= 0x80
+			if _, err := pc.WriteTo(buf[:k], addr); err != nil {
+				return
+			}
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "q.txt")
+	if err := os.WriteFile(path, []byte("rrrrrrrrrrrrrrrrrr.example.test. A - NOERROR do random\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runJSON(t, "-server", pc.LocalAddr().String(), "-queries", path, "-mode", "max", "-warmup", "20ms",
+		"-duration", "200ms", "-timeout", "5s", "-sockets", "2", "-outstanding", "8")
+	pc.Close()
+	var seen map[string]int
+	select {
+	case seen = <-names:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the responder did not stop")
+	}
+	if r.Answered == 0 || int64(len(seen)) < r.Answered {
+		t.Errorf("answered %d, %d distinct names", r.Answered, len(seen))
+	}
+	for name, n := range seen {
+		if n > 1 {
+			t.Errorf("%q asked %d times", name, n)
+		}
+	}
+}
+
+func TestParseCounters(t *testing.T) {
+	text := `# HELP popdns_dnssec_signatures_total RRSIGs made.
+# TYPE popdns_dnssec_signatures_total counter
+popdns_dnssec_signatures_total{path="presign"} 12
+popdns_dnssec_signatures_total{path="query"} 3.5e+06
+other_total 7 1700000000000
+`
+	got, err := parseCounters(strings.NewReader(text), []string{`popdns_dnssec_signatures_total{path="query"}`, "other_total"})
+	if err != nil || got[`popdns_dnssec_signatures_total{path="query"}`] != 3.5e6 || got["other_total"] != 7 {
+		t.Errorf("%v %v", got, err)
+	}
+	if _, err := parseCounters(strings.NewReader(text), []string{"missing_total"}); err == nil {
+		t.Error("a missing series: no error")
+	}
+	if _, err := parseCounters(strings.NewReader("x_total one\n"), []string{"x_total"}); err == nil {
+		t.Error("a bad value: no error")
+	}
+}
+
+// TestRunCounters reads a counter at the window's edges.
+func TestRunCounters(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "made_total{path=\"query\"} %d\n", n.Add(10))
+	}))
+	t.Cleanup(srv.Close)
+	addr := responder(t, 0)
+	r := runJSON(t, "-server", addr, "-queries", queryFile(t), "-warmup", "0s", "-duration", "100ms",
+		"-metrics", srv.URL+"/metrics", "-counter", `made_total{path="query"}`)
+	if got := r.Counters[`made_total{path="query"}`]; got != 10 || r.CounterRates[`made_total{path="query"}`] <= 0 {
+		t.Errorf("counters %v, rates %v", r.Counters, r.CounterRates)
 	}
 }

@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +47,8 @@ type config struct {
 	label       string
 	out         string
 	cpuprofile  string
+	metrics     string
+	counters    []string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -64,6 +69,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.label, "label", "", "a label copied into the output")
 	fs.StringVar(&c.out, "o", "", "write the JSON result here (default stdout)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write the load generator's own CPU profile here")
+	fs.StringVar(&c.metrics, "metrics", "", "the server's Prometheus text endpoint on loopback, e.g. http://127.0.0.1:15381/metrics, read at the window's edges for -counter")
+	fs.Func("counter", "a series of -metrics, as the endpoint writes it (e.g. `popdns_dnssec_signatures_total{path=\"query\"}`): its increase over the window is reported; repeatable", func(v string) error {
+		c.counters = append(c.counters, v)
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: loadgen -server 127.0.0.1:PORT -queries FILE [flags]\n\n%s\n", usage)
 		fs.PrintDefaults()
@@ -92,6 +102,15 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if err := loopbackOnly(c.server); err != nil {
 		errs = append(errs, err)
+	}
+	if (c.metrics == "") != (len(c.counters) == 0) {
+		errs = append(errs, errors.New("-metrics and -counter go together"))
+	} else if c.metrics != "" {
+		if u, err := url.Parse(c.metrics); err != nil || u.Scheme != "http" {
+			errs = append(errs, fmt.Errorf("-metrics %q: an http:// URL", c.metrics))
+		} else if err := loopbackOnly(u.Host); err != nil {
+			errs = append(errs, fmt.Errorf("-metrics: %w", err))
+		}
 	}
 	return &c, errors.Join(errs...)
 }
@@ -192,6 +211,10 @@ type Result struct {
 	// LoadgenUtil is the load generator's own CPU time over the window,
 	// as a share of a core: near 1, it was the limit.
 	LoadgenUtil float64 `json:"loadgen_cpu_util"`
+	// Counters are the -counter series' increases over the window, and
+	// CounterRates the same a second.
+	Counters     map[string]float64 `json:"counters,omitempty"`
+	CounterRates map[string]float64 `json:"counter_rates,omitempty"`
 }
 
 func latencyOf(h *hist.Histogram) Latency {
@@ -262,6 +285,7 @@ func run(cfg *config, stdout io.Writer) error {
 		}
 		defer c.uc.Close()
 		workers[i] = newWorker(c, pk, i*pk.len()/cfg.sockets, start, cfg.timeout, &phase, cfg.batch)
+		workers[i].salt = runSalt(start, i)
 	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
@@ -316,6 +340,12 @@ func run(cfg *config, stdout io.Writer) error {
 	if !wait(cfg.warmup) {
 		interrupted = true
 	}
+	ctr0, err := readCounters(cfg.metrics, cfg.counters)
+	if err != nil {
+		phase.Store(phaseDone)
+		wg.Wait()
+		return err
+	}
 	cpu0, core0, err := snapshot(pids)
 	if err != nil {
 		phase.Store(phaseDone)
@@ -330,6 +360,12 @@ func run(cfg *config, stdout io.Writer) error {
 	phase.Store(phaseDrain)
 	t2 := time.Now()
 	cpu1, core1, err := snapshot(pids)
+	if err != nil {
+		phase.Store(phaseDone)
+		wg.Wait()
+		return err
+	}
+	ctr1, err := readCounters(cfg.metrics, cfg.counters)
 	if err != nil {
 		phase.Store(phaseDone)
 		wg.Wait()
@@ -400,6 +436,13 @@ func run(cfg *config, stdout io.Writer) error {
 		res.RSSKiB, res.HWMKiB = mem.RSS, mem.HWM
 	}
 	res.LoadgenUtil = (cpu1.self - cpu0.self).Seconds() / window.Seconds()
+	if len(cfg.counters) > 0 {
+		res.Counters, res.CounterRates = map[string]float64{}, map[string]float64{}
+		for _, name := range cfg.counters {
+			res.Counters[name] = ctr1[name] - ctr0[name]
+			res.CounterRates[name] = res.Counters[name] / window.Seconds()
+		}
+	}
 	if c0, ok := diffCore(core0, core1, 0); ok {
 		res.Core0Other = max(0, c0-res.ServerUtil)
 	}
@@ -422,6 +465,9 @@ func run(cfg *config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(os.Stderr, "loadgen %s %s: %.0f answered/s, lost %d/%d, p50 %.0f µs, p99 %.0f µs (to the kernel's receive stamp: %.0f / %.0f µs)%s\n",
 		cfg.mode, cfg.queries, res.QPS, res.Lost, res.Sent, res.Latency.P50, res.Latency.P99, res.RxLatency.P50, res.RxLatency.P99, cpuNote(res))
+	for _, name := range cfg.counters {
+		fmt.Fprintf(os.Stderr, "loadgen   %s: +%.0f (%.0f/s)\n", name, res.Counters[name], res.CounterRates[name])
+	}
 	if interrupted {
 		return errors.New("stopped early (signal or -count)")
 	}
@@ -434,6 +480,61 @@ func cpuNote(r Result) string {
 	}
 	return ", server " + strconv.FormatFloat(r.CPUPerAnswer, 'f', 2, 64) + " µs CPU/answer (" +
 		strconv.FormatFloat(100*r.ServerUtil, 'f', 0, 64) + " % of a core)"
+}
+
+// readCounters reads the series names from the Prometheus text endpoint
+// at url; a series the endpoint does not write is an error.
+func readCounters(url string, names []string) (map[string]float64, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("-metrics %s: %s", url, resp.Status)
+	}
+	return parseCounters(resp.Body, names)
+}
+
+// parseCounters finds each of names, a series exactly as the text format
+// writes it, in r.
+func parseCounters(r io.Reader, names []string) (map[string]float64, error) {
+	got := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !slices.Contains(names, series) {
+			continue
+		}
+		// A sample may end with a timestamp.
+		value, _, _ = strings.Cut(strings.TrimSpace(value), " ")
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return nil, fmt.Errorf("-metrics: %s: %w", series, err)
+		}
+		got[series] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("-metrics: %w", err)
+	}
+	for _, n := range names {
+		if _, ok := got[n]; !ok {
+			return nil, fmt.Errorf("-metrics: no series %s", n)
+		}
+	}
+	return got, nil
+}
+
+// runSalt is worker i's salt for random labels: the run's start in
+// milliseconds (which repeats only after 2^26 ms, 18 hours) and i (up to
+// 64 sockets), so that runs against one server do not ask the same names.
+func runSalt(start time.Time, i int) uint32 {
+	return uint32(start.UnixMilli())<<6 | uint32(i&63)
 }
 
 type cpuSnap struct{ server, self time.Duration }

@@ -1,6 +1,7 @@
 // Package dnswire owns the load generator's DNS wire format: it builds
-// query packets (EDNS(0), optionally with an EDNS Client Subnet option) once,
-// before the load starts, and parses replies without allocating, far enough
+// query packets (EDNS(0), optionally with an EDNS Client Subnet option and
+// the DO bit) once, before the load starts, patches a random query's first
+// label per send (RandomLabel), and parses replies without allocating, far enough
 // to count them: ID, flags, rcode (extended by the OPT record), the answer
 // count, the first A/AAAA address and the ECS scope. Replies come from the
 // servers under test, so the parser never trusts a length or a pointer.
@@ -66,12 +67,24 @@ func TypeByName(name string) (uint16, bool) {
 
 // Query is one question to ask.
 type Query struct {
-	Name  string // fully qualified, e.g. www.example.test.
-	Type  uint16
-	EDNS  bool
-	ECS   netip.Prefix // zero: no ECS option; needs EDNS
-	Rcode int          // the rcode expected in the reply
+	Name string // fully qualified, e.g. www.example.test.
+	Type uint16
+	EDNS bool
+	ECS  netip.Prefix // zero: no ECS option; needs EDNS
+	// DO sets the DNSSEC OK bit (RFC 3225): the server signs its answer
+	// if the zone is signed. Needs EDNS.
+	DO bool
+	// Random asks for a new first label on every send (RandomLabel), so
+	// that every query is for a name never asked before: the random
+	// subdomain flood. The first label must be at least
+	// RandomLabelMin characters long.
+	Random bool
+	Rcode  int // the rcode expected in the reply
 }
+
+// RandomLabelMin is the shortest first label a Random query may have:
+// enough for a unique name per query over any run.
+const RandomLabelMin = 16
 
 // ErrName means a name cannot be encoded.
 var ErrName = errors.New("dnswire: bad name")
@@ -79,8 +92,13 @@ var ErrName = errors.New("dnswire: bad name")
 // Append appends q's packet to buf, with ID id and RD clear, and returns the
 // extended buffer.
 func Append(buf []byte, id uint16, q Query) ([]byte, error) {
+	if q.Random {
+		if first, _, _ := strings.Cut(q.Name, "."); len(first) < RandomLabelMin {
+			return nil, ErrName
+		}
+	}
 	arcount := byte(0)
-	if q.EDNS || q.ECS.IsValid() {
+	if q.EDNS || q.ECS.IsValid() || q.DO {
 		arcount = 1
 	}
 	buf = append(buf, byte(id>>8), byte(id), 0, 0, 0, 1, 0, 0, 0, 0, 0, arcount)
@@ -92,8 +110,13 @@ func Append(buf []byte, id uint16, q Query) ([]byte, error) {
 	if arcount == 0 {
 		return buf, nil
 	}
-	// OPT: root name, type, payload size, extended rcode/version/flags 0.
-	buf = append(buf, 0, 0, TypeOPT, UDPSize>>8, UDPSize&0xff, 0, 0, 0, 0)
+	// OPT: root name, type, payload size, extended rcode and version 0,
+	// flags: DO or nothing.
+	do := byte(0)
+	if q.DO {
+		do = 0x80
+	}
+	buf = append(buf, 0, 0, TypeOPT, UDPSize>>8, UDPSize&0xff, 0, 0, do, 0)
 	if !q.ECS.IsValid() {
 		return append(buf, 0, 0), nil
 	}
@@ -129,6 +152,33 @@ func appendName(buf []byte, name string) ([]byte, error) {
 // SetID overwrites the ID of a packet built by Append.
 func SetID(pkt []byte, id uint16) {
 	pkt[0], pkt[1] = byte(id>>8), byte(id)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// RandomLabel overwrites the first label of a packet built by Append with
+// salt in 8 hex digits, then n in hex, zero-padded, in the label's other
+// characters (at least 8: 2^32 sends per salt). The same packet with a new
+// n, or a new salt, asks for a name never asked before. It does not
+// allocate; a packet whose first label is shorter than RandomLabelMin is
+// left alone.
+func RandomLabel(pkt []byte, salt uint32, n uint64) {
+	if len(pkt) < 13 {
+		return
+	}
+	l := int(pkt[12])
+	if l < RandomLabelMin || 13+l > len(pkt) {
+		return
+	}
+	label := pkt[13 : 13+l]
+	for i := 7; i >= 0; i-- {
+		label[i] = hexDigits[salt&0xf]
+		salt >>= 4
+	}
+	for i := l - 1; i >= 8; i-- {
+		label[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
 }
 
 // Reply is what Parse reads from a reply.
@@ -274,7 +324,8 @@ func skipName(msg []byte, off int) (int, error) {
 }
 
 // FormatQuery writes q as one line of a query list: NAME TYPE ECS RCODE,
-// with "-" for no ECS and "noedns" appended for a query without EDNS.
+// with "-" for no ECS, then its flags: "noedns" for a query without EDNS,
+// "do" for one with the DO bit, "random" for a new first label per send.
 func FormatQuery(q Query) string {
 	ecs := "-"
 	if q.ECS.IsValid() {
@@ -290,8 +341,14 @@ func FormatQuery(q Query) string {
 		typ = "SOA"
 	}
 	s := q.Name + " " + typ + " " + ecs + " " + RcodeName(q.Rcode)
-	if !q.EDNS && !q.ECS.IsValid() {
+	if !q.EDNS && !q.ECS.IsValid() && !q.DO {
 		s += " noedns"
+	}
+	if q.DO {
+		s += " do"
+	}
+	if q.Random {
+		s += " random"
 	}
 	return s
 }
@@ -299,10 +356,22 @@ func FormatQuery(q Query) string {
 // ParseQuery reads a line written by FormatQuery.
 func ParseQuery(line string) (Query, error) {
 	f := strings.Fields(line)
-	if len(f) != 4 && (len(f) != 5 || f[4] != "noedns") {
-		return Query{}, errors.New("dnswire: a query line is NAME TYPE ECS|- RCODE [noedns]")
+	if len(f) < 4 {
+		return Query{}, errors.New("dnswire: a query line is NAME TYPE ECS|- RCODE [noedns|do] [random]")
 	}
-	q := Query{Name: f[0], EDNS: len(f) == 4}
+	q := Query{Name: f[0], EDNS: true}
+	for _, flag := range f[4:] {
+		switch {
+		case flag == "noedns" && q.EDNS && !q.DO:
+			q.EDNS = false
+		case flag == "do" && q.EDNS && !q.DO:
+			q.DO = true
+		case flag == "random" && !q.Random:
+			q.Random = true
+		default:
+			return Query{}, errors.New("dnswire: flag " + flag + ": the flags are noedns or do, then random, each once")
+		}
+	}
 	var ok bool
 	if q.Type, ok = TypeByName(f[1]); !ok {
 		return Query{}, errors.New("dnswire: unknown type " + f[1])
@@ -320,7 +389,7 @@ func ParseQuery(line string) (Query, error) {
 	if q.Rcode, ok = RcodeByName(f[3]); !ok {
 		return Query{}, errors.New("dnswire: unknown rcode " + f[3])
 	}
-	if _, err := appendName(nil, q.Name); err != nil {
+	if _, err := Append(nil, 0, q); err != nil {
 		return Query{}, err
 	}
 	return q, nil

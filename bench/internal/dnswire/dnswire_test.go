@@ -23,6 +23,8 @@ func TestAppendUnpacks(t *testing.T) {
 		{"ecs v6 /56", Query{Name: "www.example.test.", Type: TypeAAAA, EDNS: true, ECS: netip.MustParsePrefix("2001:db8:1:200::/56")}},
 		{"ecs /0", Query{Name: "x.example.test.", Type: TypeA, EDNS: true, ECS: netip.MustParsePrefix("0.0.0.0/0")}},
 		{"root", Query{Name: ".", Type: TypeNS}},
+		{"do", Query{Name: "www.example.test.", Type: TypeA, EDNS: true, DO: true}},
+		{"do ecs", Query{Name: "www.example.test.", Type: TypeA, EDNS: true, DO: true, ECS: netip.MustParsePrefix("203.0.113.0/24")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,8 +52,8 @@ func TestAppendUnpacks(t *testing.T) {
 			if opt == nil {
 				return
 			}
-			if opt.UDPSize() != UDPSize || opt.Version() != 0 {
-				t.Errorf("OPT %v", opt)
+			if opt.UDPSize() != UDPSize || opt.Version() != 0 || opt.Do() != tc.q.DO {
+				t.Errorf("OPT %v, DO %v", opt, tc.q.DO)
 			}
 			var ecs *dns.EDNS0_SUBNET
 			for _, o := range opt.Option {
@@ -198,6 +200,9 @@ func TestQueryLines(t *testing.T) {
 		{Name: "www.example.test.", Type: TypeA, EDNS: true, ECS: netip.MustParsePrefix("203.0.113.0/24")},
 		{Name: "static.example.test.", Type: TypeA, EDNS: true},
 		{Name: "nx-1.example.test.", Type: TypeAAAA, Rcode: 3},
+		{Name: "www.example.test.", Type: TypeA, EDNS: true, DO: true, ECS: netip.MustParsePrefix("203.0.113.0/24")},
+		{Name: "0123456789abcdef.example.test.", Type: TypeA, EDNS: true, DO: true, Random: true},
+		{Name: "0123456789abcdef.example.test.", Type: TypeA, Random: true, Rcode: 3},
 	}
 	for _, q := range qs {
 		line := FormatQuery(q)
@@ -207,9 +212,49 @@ func TestQueryLines(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "www A - NOERROR extra", "www TXT - NOERROR", "www A 1.2.3.0/33 NOERROR",
-		"www A - WHAT", "www A 1.2.3.0/24 NOERROR noedns", "a..b A - NOERROR"} {
+		"www A - WHAT", "www A 1.2.3.0/24 NOERROR noedns", "a..b A - NOERROR",
+		"www A - NOERROR noedns do", "www A - NOERROR do noedns", "www A - NOERROR do do", "www A - NOERROR random do",
+		"0123456789abcdef.example.test. A - NOERROR random random", "0123456789abcde.example.test. A - NOERROR random"} {
 		if _, err := ParseQuery(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestRandomLabel checks that every send of a random query asks for a new
+// name of the same shape, which miekg/dns reads back.
+func TestRandomLabel(t *testing.T) {
+	q := Query{Name: "0123456789abcdefgh.example.test.", Type: TypeA, EDNS: true, DO: true, Random: true}
+	pkt, err := Append(nil, 1, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range []struct {
+		salt uint32
+		n    uint64
+		want string
+	}{
+		{0, 0, "000000000000000000.example.test."},
+		{0xdeadbeef, 1, "deadbeef0000000001.example.test."},
+		{0xdeadbeef, 0xfedcba9876, "deadbeeffedcba9876.example.test."},
+		{1, 0xffffffffff, "00000001ffffffffff.example.test."},
+	} {
+		RandomLabel(pkt, c.salt, c.n)
+		var m dns.Msg
+		if err := m.Unpack(pkt); err != nil {
+			t.Fatalf("salt %x n %x: %v", c.salt, c.n, err)
+		}
+		name := m.Question[0].Name
+		if name != c.want || !m.IsEdns0().Do() {
+			t.Errorf("salt %x n %x: %s, DO %v; want %s", c.salt, c.n, name, m.IsEdns0().Do(), c.want)
+		}
+		if seen[name] {
+			t.Errorf("salt %x n %x: %s twice", c.salt, c.n, name)
+		}
+		seen[name] = true
+	}
+	if got := testing.AllocsPerRun(100, func() { RandomLabel(pkt, 7, 9) }); got != 0 {
+		t.Errorf("RandomLabel allocates %v times", got)
 	}
 }

@@ -56,7 +56,16 @@ type Workload struct {
 	// Geo marks a workload that needs geo answers: servers without geo
 	// (Knot, CoreDNS) skip it.
 	Geo bool `yaml:"geo"`
+	// SignedOf names an earlier workload whose queries this one asks
+	// with the DO bit set, in the same order: its mix and geo are that
+	// workload's. Such a workload runs on the servers that sign a copy of
+	// the zone, and they run nothing else, so the two compare signed and
+	// unsigned answers to the same questions.
+	SignedOf string `yaml:"signed_of"`
 }
+
+// DNSSEC tells whether w's queries set the DO bit, for a signed zone.
+func (w Workload) DNSSEC() bool { return w.SignedOf != "" }
 
 // The kinds of query a mix can hold.
 const (
@@ -159,11 +168,28 @@ func (d *Description) check() error {
 		d.ListSize = 20000
 	}
 	names := map[string]bool{}
-	for i, w := range d.Workloads {
+	for i := range d.Workloads {
+		w := &d.Workloads[i]
 		if w.Name == "" || names[w.Name] || strings.ContainsAny(w.Name, " /") {
 			bad("workloads[%d].name: unique, no spaces or slashes", i)
 		}
 		names[w.Name] = true
+		if w.SignedOf != "" {
+			j := slices.IndexFunc(d.Workloads[:i], func(o Workload) bool { return o.Name == w.SignedOf })
+			switch {
+			case j < 0:
+				bad("workloads[%d].signed_of: %q is not an earlier workload", i, w.SignedOf)
+				continue
+			case d.Workloads[j].SignedOf != "":
+				bad("workloads[%d].signed_of: %q is itself signed_of another", i, w.SignedOf)
+				continue
+			case len(w.Mix) > 0 || w.Geo:
+				bad("workloads[%d]: mix and geo come from signed_of %q, not given again", i, w.SignedOf)
+				continue
+			}
+			w.Mix, w.Geo = d.Workloads[j].Mix, d.Workloads[j].Geo
+			continue
+		}
 		sum := 0.0
 		for k, v := range w.Mix {
 			if !slices.Contains(kinds, k) {

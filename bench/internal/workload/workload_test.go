@@ -27,9 +27,14 @@ func TestBenchWorkload(t *testing.T) {
 	for _, w := range d.Workloads {
 		names[w.Name] = true
 	}
-	for _, n := range []string{"static", "geo", "geo-ecs", "mix"} {
+	for _, n := range []string{"static", "geo", "geo-ecs", "mix", "static-do", "geo-ecs-do"} {
 		if !names[n] {
 			t.Errorf("no workload %s", n)
+		}
+	}
+	for _, w := range d.Workloads {
+		if w.Name == "geo-ecs-do" && (!w.DNSSEC() || !w.Geo || w.Mix[KindGeoECS] != 1) {
+			t.Errorf("geo-ecs-do: %+v", w)
 		}
 	}
 }
@@ -46,6 +51,7 @@ pops:
 clients: { continents: [EU, NA], per_continent: 5, seed: 1 }
 workloads:
   - { name: mix, mix: { geo_ecs: 0.9, nxdomain: 0.1 }, geo: true }
+  - { name: mix-do, signed_of: mix }
 `
 	d, err := Parse([]byte(good))
 	if err != nil {
@@ -57,6 +63,9 @@ workloads:
 	if ks := d.Workloads[0].Kinds(); strings.Join(ks, ",") != "geo_ecs,nxdomain" {
 		t.Errorf("kinds %v", ks)
 	}
+	if w := d.Workloads[1]; !w.DNSSEC() || !w.Geo || strings.Join(w.Kinds(), ",") != "geo_ecs,nxdomain" || d.Workloads[0].DNSSEC() {
+		t.Errorf("signed_of: %+v", w)
+	}
 	cases := map[string]struct{ from, to, want string }{
 		"unknown key":      {"ns_a:", "nsa:", "field nsa not found"},
 		"bad address":      {"static_a: 192.0.2.11", "static_a: 2001:db8::1", "static_a"},
@@ -66,6 +75,8 @@ workloads:
 		"shares":           {"nxdomain: 0.1", "nxdomain: 0.2", "add up"},
 		"kind":             {"nxdomain: 0.1", "nxdomian: 0.1", "unknown kind"},
 		"geo name a label": {"geo_name: www", "geo_name: a.b", "geo_name"},
+		"signed_of":        {"signed_of: mix", "signed_of: max", "not an earlier workload"},
+		"signed_of a mix":  {"signed_of: mix }", "signed_of: mix, geo: true }", "come from signed_of"},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(strings.Replace(good, c.from, c.to, 1)))
