@@ -60,9 +60,9 @@ func KeyFileBase(k *Key) string {
 // same tag already there is an error (make another key). k.Signer must be
 // an ed25519.PrivateKey or an *ecdsa.PrivateKey.
 func WriteKeyFiles(dir string, k *Key, created time.Time) (keyFile, privateFile string, err error) {
-	private := k.DNSKEY.PrivateKeyString(k.Signer)
-	if private == "" {
-		return "", "", fmt.Errorf("cannot write the private key of a %T to a file", k.Signer)
+	keyText, privateText, err := KeyFiles(k, created)
+	if err != nil {
+		return "", "", err
 	}
 	base := filepath.Join(dir, KeyFileBase(k))
 	keyFile, privateFile = base+".key", base+".private"
@@ -71,21 +71,31 @@ func WriteKeyFiles(dir string, k *Key, created time.Time) (keyFile, privateFile 
 			return "", "", fmt.Errorf("%s exists: popdns does not overwrite key files", f)
 		}
 	}
-	created = created.UTC().Truncate(time.Second)
-	var b strings.Builder
-	b.WriteString(private)
-	fmt.Fprintf(&b, "Created: %s\n", created.Format(timeLayout))
-	writeTimes(&b, k.Timing, func(tag string, t time.Time) string {
-		return fmt.Sprintf("%s: %s\n", tag, t.Format(timeLayout))
-	})
-	if err := writeNew(privateFile, b.String(), 0o600); err != nil {
+	if err := writeNew(privateFile, string(privateText), 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeNew(keyFile, keyFileText(k.DNSKEY, created, k.Timing), 0o644); err != nil {
+	if err := writeNew(keyFile, string(keyText), 0o644); err != nil {
 		os.Remove(privateFile)
 		return "", "", err
 	}
 	return keyFile, privateFile, nil
+}
+
+// KeyFiles is what WriteKeyFiles writes for k: the .key and the .private
+// file's contents, as BIND writes them.
+func KeyFiles(k *Key, created time.Time) (key, private []byte, err error) {
+	priv := k.DNSKEY.PrivateKeyString(k.Signer)
+	if priv == "" {
+		return nil, nil, fmt.Errorf("cannot write the private key of a %T to a file", k.Signer)
+	}
+	created = created.UTC().Truncate(time.Second)
+	var b strings.Builder
+	b.WriteString(priv)
+	fmt.Fprintf(&b, "Created: %s\n", created.Format(timeLayout))
+	writeTimes(&b, k.Timing, func(tag string, t time.Time) string {
+		return fmt.Sprintf("%s: %s\n", tag, t.Format(timeLayout))
+	})
+	return []byte(keyFileText(k.DNSKEY, created, k.Timing)), []byte(b.String()), nil
 }
 
 // keyFileText is a .key file as BIND writes it: what the key is and its

@@ -13,19 +13,22 @@ import (
 	"github.com/popdns/popdns/dnssec"
 )
 
-// addKey makes a key pair for zone as BIND writes it into fsys under dir.
+// addKey makes a key pair for zone with popdns's key writer into fsys
+// under dir.
 func addKey(t *testing.T, fsys fstest.MapFS, dir, zone string, alg uint8, flags uint16) *dns.DNSKEY {
 	t.Helper()
-	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
-		Flags: flags, Protocol: 3, Algorithm: alg}
-	priv, err := k.Generate(256)
+	k, err := dnssec.GenerateKey(zone, alg, flags, 3600, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := fmt.Sprintf("%s/K%s+%03d+%05d", dir, zone, alg, k.KeyTag())
-	fsys[base+".key"] = &fstest.MapFile{Data: []byte(k.String() + "\n")}
-	fsys[base+".private"] = &fstest.MapFile{Data: []byte(k.PrivateKeyString(priv))}
-	return k
+	key, private, err := dnssec.KeyFiles(k, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := dir + "/" + dnssec.KeyFileBase(k)
+	fsys[base+".key"] = &fstest.MapFile{Data: key}
+	fsys[base+".private"] = &fstest.MapFile{Data: private}
+	return k.DNSKEY
 }
 
 const signedHead = `origin: example.test.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnssec"
 )
 
 const signedTestZone = `origin: signed.test.
@@ -28,27 +29,21 @@ records:
     - txt: wildcard
 `
 
-// writeKeyPair writes a key pair for zone into dir as BIND names and
-// writes it, and returns its DNSKEY.
+// writeKeyPair writes a key pair for zone into dir with popdns's key
+// writer, and returns its DNSKEY.
 func writeKeyPair(t *testing.T, dir, zone string, flags uint16) *dns.DNSKEY {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	k := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
-		Flags: flags, Protocol: 3, Algorithm: dns.ED25519}
-	priv, err := k.Generate(256)
+	k, err := dnssec.GenerateKey(zone, dnssec.AlgorithmEd25519, flags, 3600, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := filepath.Join(dir, fmt.Sprintf("K%s+%03d+%05d", zone, k.Algorithm, k.KeyTag()))
-	if err := os.WriteFile(base+".key", []byte(k.String()+"\n"), 0o644); err != nil {
+	if _, _, err := dnssec.WriteKeyFiles(dir, k, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(base+".private", []byte(k.PrivateKeyString(priv)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return k.DNSKEY
 }
 
 // signedExchange asks addr over proto with DO set and checks that every
