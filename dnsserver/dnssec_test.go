@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/dnssec"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/pops"
