@@ -486,7 +486,11 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(d), nil
 	}
-	return time.Time{}, fmt.Errorf("%q: want now, none, an offset such as +2d, or a UTC time YYYYMMDDHHMMSS", s)
+	// As keygen, settime and keys print times: RFC 3339.
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q: want now, none, an offset such as +2d, a UTC time YYYYMMDDHHMMSS, or RFC 3339 as keygen prints", s)
 }
 
 // parseOffset reads numbers with units: s, mi, h, d, w.

@@ -258,6 +258,8 @@ func TestParseWhen(t *testing.T) {
 		{"-1d", now.Add(-24 * time.Hour), ""},
 		{"20270101020304", time.Date(2027, 1, 1, 2, 3, 4, 0, time.UTC), ""},
 		{"20271301020304", time.Time{}, "is not a time YYYYMMDDHHMMSS"},
+		{"2027-01-01T02:03:04Z", time.Date(2027, 1, 1, 2, 3, 4, 0, time.UTC), ""}, // as keygen prints
+		{"2027-01-01T03:03:04+01:00", time.Date(2027, 1, 1, 2, 3, 4, 0, time.UTC), ""},
 		{"+", time.Time{}, "no offset after the sign"},
 		{"+d", time.Time{}, "want a number before each unit"},
 		{"+1y", time.Time{}, `unit "y"`},
