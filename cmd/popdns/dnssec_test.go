@@ -178,7 +178,7 @@ func TestDNSSECCommandErrors(t *testing.T) {
 		{"keygen with an unknown algorithm", []string{"dnssec", "keygen", "-dir", dir, "-algorithm", "rsasha256", "example.test"}, true, nil,
 			[]string{`-algorithm "rsasha256": want ed25519 or ecdsap256`}},
 		{"keygen with a bad time", []string{"dnssec", "keygen", "-dir", dir, "-activate", "tomorrow", "example.test"}, true, nil,
-			[]string{`-activate: "tomorrow": want now, none, an offset such as +2d, or a UTC time YYYYMMDDHHMMSS`}},
+			[]string{`-activate: "tomorrow": want now, none, an offset such as +2d, a UTC time YYYYMMDDHHMMSS, or RFC 3339`}},
 		{"keygen with months", []string{"dnssec", "keygen", "-dir", dir, "-activate", "+1m", "example.test"}, true, nil,
 			[]string{`unit "m": want s, mi (minutes), h, d or w`}},
 		{"keygen activating before publishing", []string{"dnssec", "keygen", "-dir", dir, "-publish", "+2d", "example.test"}, true, nil,
