@@ -28,6 +28,8 @@ var allowed = map[string][]string{
 	"internal/yamlx":             {},
 	"internal/fswatch":           {},
 	"internal/rrl":               {},
+	"internal/overrides":         {"pops"},
+	"internal/fleet":             {"pops", "healthprobe", "internal/overrides"},
 	"pops":                       {"geo", "healthprobe", "internal/yamlx"},
 	"latency":                    {"pops", "internal/yamlx"},
 	"zones":                      {"pops", "latency", "geo", "healthprobe", "internal/yamlx", "dnssec"},
