@@ -16,6 +16,13 @@
 // EWMA (alpha 0.3) and the baseline (p10 of the last 360 RTTs) are over
 // successful probes only.
 //
+// In a fleet, each instance publishes its Results as Observations, and
+// Combine turns every instance's fresh observations of a probe into one
+// Result by the fleet's Rule (majority, fraction, regional), the same on
+// every instance that holds the same observations; with too few
+// observers it keeps the local Result. Combine is pure: the transport
+// that carries observations lives in internal/fleet.
+//
 // Metrics: popdns_probe_up{target}, popdns_probe_rtt_seconds{target} and
 // popdns_probe_errors_total{target,reason}, where target is a configured
 // probe ID and reason one of the Reason constants.

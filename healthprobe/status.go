@@ -16,6 +16,9 @@ type Result struct {
 	LastChange time.Time // when Healthy last changed (or the first result)
 	LastError  string    // error of the last probe; empty if it succeeded
 	LastReason string    // its Reason constant; empty if it succeeded
+	// Quorum says how a fleet's Combine reached this Result; the zero
+	// value in a Prober's own Status.
+	Quorum Quorum
 
 	// steering is the tracker's SteeringPenalty, which has hysteresis;
 	// steered tells it was set (Results made by NewStatus callers have
