@@ -12,22 +12,23 @@ import (
 
 // Observation is one instance's published view of one probe, as a fleet
 // transport delivers it: the instance's Result reduced to what the other
-// instances need to decide the same way. It is a plain value.
+// instances need to decide the same way. It is a plain value; the JSON
+// form is what a transport may carry (durations in nanoseconds).
 //
 // RTT, Baseline and Penalty travel together because RTTs from different
 // vantage points are not comparable (ns1-fra sees a Frankfurt PoP at 2 ms,
 // ns2-sjc at 150 ms): only each observer's excess over its own baseline
 // says whether the PoP got slower.
 type Observation struct {
-	Instance string // the observer's cluster.instance; never empty
-	Region   string // the observer's cluster.region; may be empty
-	Healthy  bool   // its verdict after its own rise/fall hysteresis
-	RTT      time.Duration
-	Baseline time.Duration
+	Instance string        `json:"instance"`         // the observer's cluster.instance; never empty
+	Region   string        `json:"region,omitempty"` // the observer's cluster.region; may be empty
+	Healthy  bool          `json:"healthy"`          // its verdict after its own rise/fall hysteresis
+	RTT      time.Duration `json:"rtt_ns"`           // its smoothed RTT (Result.RTT)
+	Baseline time.Duration `json:"baseline_ns"`      // its own baseline (Result.Baseline)
 	// Penalty is the observer's SteeringPenalty: its RTT above its own
 	// baseline, in PenaltySteps, with its hysteresis already applied.
-	Penalty time.Duration
-	Checked time.Time // when the observer's last probe finished; zero: never probed
+	Penalty time.Duration `json:"penalty_ns"`
+	Checked time.Time     `json:"checked"` // when the observer's last probe finished; zero: never probed
 }
 
 // ObservationOf is what instance (in region) publishes for its Result r,

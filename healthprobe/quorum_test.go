@@ -1,6 +1,7 @@
 package healthprobe
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -458,4 +459,26 @@ func FuzzCombine(f *testing.F) {
 		local, fleet := fleetFrom(data)
 		checkCombine(t, local, fleet, uint64(len(data)))
 	})
+}
+
+// The JSON form is what a transport carries; one without the latency
+// fields (an older publisher) decodes to no penalty, not an error.
+func TestObservationJSON(t *testing.T) {
+	o := ob("ns1-fra", "eu", true, 15)
+	data, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"instance":"ns1-fra","region":"eu","healthy":true,"rtt_ns":25000000,"baseline_ns":10000000,"penalty_ns":15000000,"checked":"2026-12-01T12:00:00Z"}`
+	if string(data) != want {
+		t.Errorf("JSON = %s, want %s", data, want)
+	}
+	var back Observation
+	if err := json.Unmarshal(data, &back); err != nil || back != o {
+		t.Errorf("round trip = %+v, %v; want %+v", back, err, o)
+	}
+	var old Observation
+	if err := json.Unmarshal([]byte(`{"instance":"a","healthy":false,"rtt_ns":5,"checked":"2026-12-01T12:00:00Z"}`), &old); err != nil || !old.valid() || old.Penalty != 0 {
+		t.Errorf("older form = %+v, %v", old, err)
+	}
 }
