@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"slices"
 	"time"
 
 	"github.com/popdns/popdns/healthprobe"
@@ -191,3 +192,19 @@ func (env *Env) Eligible(t *zones.GeoTarget) bool {
 // eligible is the one rule of who gets clients, for Eligible and Rank,
 // which has the state and health at hand already.
 func eligible(state pops.AdminState, healthy bool) bool { return healthy && state == pops.Active }
+
+// EligiblePoPs returns the names of the PoPs with a target of g that is
+// [Env.Eligible], in target order, each once: how many PoPs could answer
+// g as health and admin states stand (the admin API's min_active rule
+// counts them). Rules that pin some clients to fewer targets are not
+// taken into account.
+func (env *Env) EligiblePoPs(g *zones.Geo) []string {
+	var names []string
+	for i := range g.Targets {
+		t := &g.Targets[i]
+		if env.Eligible(t) && !slices.Contains(names, t.PoP.Name) {
+			names = append(names, t.PoP.Name)
+		}
+	}
+	return names
+}

@@ -3,6 +3,7 @@ package steer
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -335,6 +336,37 @@ func TestPoPUp(t *testing.T) {
 			env := NewEnv(provisioned(t, Options{}), snap, healthprobe.NewStatus(1, 1, map[string]healthprobe.Result{"pop-fra": tc.popProbe}), ov, time.Now)
 			if got := env.PoPUp(fra, tc.eligible, tc.targets); got != tc.want {
 				t.Errorf("PoPUp = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEligiblePoPs(t *testing.T) {
+	snap := loadTest(t)
+	down := healthprobe.Result{}
+	tests := []struct {
+		name      string
+		record    string
+		results   map[string]healthprobe.Result
+		overrides map[string]pops.AdminState
+		want      []string
+	}{
+		{"all eligible", "www.steer.test.", nil, nil, []string{"fra", "iad", "sin"}},
+		{"drained and down", "www.steer.test.", nil, map[string]pops.AdminState{"fra": pops.Drain, "sin": pops.Down}, []string{"iad"}},
+		{"probe down", "www.steer.test.", map[string]healthprobe.Result{"pop-fra": down}, nil, []string{"iad", "sin"}},
+		{"target drained in its zone", "pinned.steer.test.", nil, nil, nil},
+		{"none left", "rules.steer.test.", nil, map[string]pops.AdminState{"fra": pops.Down, "iad": pops.Drain}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var health *healthprobe.Status
+			if tc.results != nil {
+				health = healthprobe.NewStatus(1, 1, tc.results)
+			}
+			var ov *Overrides
+			env := NewEnv(provisioned(t, Options{}), snap, health, ov.Next(tc.overrides), time.Now)
+			if got := env.EligiblePoPs(geoOf(t, snap, tc.record)); !slices.Equal(got, tc.want) {
+				t.Errorf("EligiblePoPs = %v, want %v", got, tc.want)
 			}
 		})
 	}
