@@ -116,8 +116,8 @@ func (c HTTPConfig) NewServer(h http.Handler, log zerolog.Logger) *http.Server {
 // Access says who may use the HTTP endpoint. /healthz, /readyz and
 // /metrics are open to all, for load balancers and Prometheus; the admin
 // API needs the admin token (Admin's); the rest (the status page,
-// /status, /explain) needs the admin or the read token when
-// ReadNeedsToken.
+// /status, /explain, GET /v1/overrides and its history) needs the admin
+// or the read token when ReadNeedsToken.
 type Access struct {
 	// ReadToken is a token for the read endpoints only; "" means none.
 	ReadToken string
@@ -142,6 +142,10 @@ func classify(r *http.Request) access {
 	switch r.URL.Path {
 	case "/healthz", "/readyz", "/metrics":
 		return accessOpen
+	}
+	if r.Method == http.MethodGet && (r.URL.Path == "/v1/overrides" || r.URL.Path == "/v1/overrides/history") {
+		// The overrides are part of the status: the read token reads them.
+		return accessRead
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
 		return accessAdmin

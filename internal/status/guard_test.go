@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/internal/dnstest"
-	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/internal/overrides"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -21,11 +21,6 @@ const (
 	testAdminToken = "admin-token-0123456789"
 	testReadToken  = "read-token-0123456789"
 )
-
-type fakeStates struct{ m map[string]pops.AdminState }
-
-func (f *fakeStates) PoPStates() map[string]pops.AdminState     { return f.m }
-func (f *fakeStates) SetPoPStates(m map[string]pops.AdminState) { f.m = m }
 
 // guardedHandler is the endpoint of a ready server with acc's rules, the
 // admin API on when admin is true, on clock and reg.
@@ -42,7 +37,9 @@ func guardedHandler(t *testing.T, acc Access, admin bool, limits HTTPConfig, clo
 	e := Endpoints{Metrics: reg, Access: acc, Limits: limits, Log: log,
 		Explain: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "explained") })}
 	if admin {
-		e.Admin = NewAdmin(rep, &fakeStates{}, testAdminToken, zerolog.Nop())
+		store, _ := overrides.OpenFile("", nil)
+		e.Admin = NewAdmin(rep, AdminConfig{Token: testAdminToken, Store: store, Log: zerolog.Nop()})
+		e.Overrides = store
 	}
 	return rep.Handler(e)
 }

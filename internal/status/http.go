@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -249,6 +250,9 @@ type Endpoints struct {
 	Explain http.Handler
 	// Admin serves the admin API; nil leaves it off.
 	Admin *Admin
+	// Overrides serves GET /v1/overrides and /v1/overrides/history, to
+	// the read token too; nil leaves them out.
+	Overrides overrides.Store
 	// Access is who may use which routes.
 	Access Access
 	// Limits are the body and failed-authentication limits; the zero
@@ -296,14 +300,21 @@ func (r *Reporter) Handler(e Endpoints) http.Handler {
 	if e.Explain != nil {
 		mux.Handle("GET /explain", e.Explain)
 	}
+	if e.Overrides != nil {
+		ro := overridesReader{store: e.Overrides, now: r.now}
+		mux.HandleFunc("GET /v1/overrides", ro.list)
+		mux.HandleFunc("GET /v1/overrides/history", ro.history)
+	}
 	if e.Admin != nil {
 		mux.HandleFunc("POST /v1/pops/{name}/state", e.Admin.setPoPState)
+		mux.HandleFunc("POST /v1/overrides/{pop}", e.Admin.putOverride)
+		mux.HandleFunc("DELETE /v1/overrides/{pop}", e.Admin.deleteOverride)
 	}
 	g := &guard{next: mux, acc: e.Access, maxBody: limits.MaxBodyBytes,
 		limiter: newFailureLimiter(limits.AuthFailuresPerMinute, r.now),
 		log:     e.Log.With().Str("component", "http").Logger(), refused: refusedCounter(e.Metrics)}
 	if e.Admin != nil {
-		g.admin = e.Admin.token
+		g.admin = e.Admin.cfg.Token
 	}
 	return g
 }

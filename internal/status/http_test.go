@@ -21,9 +21,8 @@ import (
 
 // What cmd/popdns wires in.
 var (
-	_ Server    = (*dnsserver.Server)(nil)
-	_ PoPStates = (*dnsserver.Server)(nil)
-	_ Health    = (*healthprobe.Prober)(nil)
+	_ Server = (*dnsserver.Server)(nil)
+	_ Health = (*healthprobe.Prober)(nil)
 )
 
 type fakeServer struct {
