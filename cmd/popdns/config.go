@@ -67,6 +67,9 @@ type fileConfig struct {
 	// ZoneMaxFileSize is as written, e.g. "256MiB"; "" when not set.
 	ZoneMaxFileSize string
 
+	// MinActive is the admin API's safety rule; nil: not set (1).
+	MinActive *int
+
 	lines map[string]int // field → the line of its value
 }
 
@@ -151,6 +154,9 @@ type config struct {
 	// listener beyond loopback, as the operator asked.
 	httpPublicWithoutToken bool
 	httpLimits             status.HTTPConfig
+	// minActive is the fewest eligible PoPs an override may leave a geo
+	// record with; 0 turns the rule off.
+	minActive int
 }
 
 const (
@@ -160,6 +166,9 @@ const (
 	// writes it again, and is short enough that a zone removed on
 	// purpose goes soon.
 	defaultZoneMissingGrace = 5 * time.Second
+	// defaultMinActive keeps an operator from draining the last PoP of a
+	// geo record by mistake.
+	defaultMinActive = 1
 )
 
 // dnsKeyOf names the configuration key of each field of dnsserver.Config.
@@ -289,6 +298,9 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			d.decode(e, &fc.TCPReadTimeout, "a duration such as 2s")
 		case "shutdown_grace":
 			d.decode(e, &fc.ShutdownGrace, "a duration such as 5s")
+		case "min_active":
+			fc.MinActive = new(int)
+			d.decode(e, fc.MinActive, "a whole number, 0 or more")
 		}
 	})
 	if len(d.errs) > 0 {
@@ -308,7 +320,7 @@ var (
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
-		"shutdown_grace", "zone_max_file_size"}}
+		"shutdown_grace", "zone_max_file_size", "min_active"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -615,6 +627,13 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		}
 	}
 	cfg.httpPublicWithoutToken = fc.HTTPPublicWithoutToken
+	cfg.minActive = defaultMinActive
+	if fc.MinActive != nil {
+		if *fc.MinActive < 0 {
+			bad("min_active", "%d: must not be negative (0 turns the rule off)", *fc.MinActive)
+		}
+		cfg.minActive = *fc.MinActive
+	}
 	cfg.httpLimits, err = fc.HTTPLimits.Provision()
 	for _, e := range unjoin(err) {
 		var ce *status.ConfigError

@@ -88,6 +88,8 @@ func TestConfigErrors(t *testing.T) {
 		{"admin API needs http", "zones: zones\nhttp: off\nadmin_token_file: popdns.yaml\n", "admin API is served on the http endpoint"},
 		{"zone size without a number", "zones: zones\nzone_max_file_size: big\n", `popdns.yaml:2: zone_max_file_size: "big" is not a size such as 256MiB`},
 		{"zone size too small", "zones: zones\nzone_max_file_size: 100\n", `popdns.yaml:2: zone_max_file_size: "100" must be from 1KiB to 1024GiB`},
+		{"negative min_active", "zones: zones\nmin_active: -1\n", "popdns.yaml:2: min_active: -1: must not be negative (0 turns the rule off)"},
+		{"min_active not a number", "zones: zones\nmin_active: two\n", "popdns.yaml:2: min_active: must be a whole number, 0 or more"},
 		{"zone size not a single value", "zones: zones\nzone_max_file_size: [1]\n", `popdns.yaml:2: zone_max_file_size: must be a size such as 256MiB, got "seq"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

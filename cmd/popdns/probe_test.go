@@ -352,7 +352,8 @@ func TestProbeMetricsAndReadiness(t *testing.T) {
 func TestAdminAPI(t *testing.T) {
 	r, _ := startProbedApp(t, "")
 	const token = "0123456789abcdef-secret"
-	h := r.handler(status.NewAdmin(r.status, r.dns, token, r.log))
+	h := r.handler(status.NewAdmin(r.status, status.AdminConfig{Token: token, Store: r.overrides, Sync: r.applier.Sync,
+		MinActive: 1, Log: r.log}))
 	post := func(path, auth, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", path, strings.NewReader(body))
 		if auth != "" {

@@ -124,13 +124,13 @@ func (r *runningApp) eventually(t *testing.T, name, subnet, want string) {
 // handler is the app's HTTP endpoint, served or not, with the admin API
 // when admin is not nil.
 func (a *app) handler(admin *status.Admin) http.Handler {
-	return httpHandler(a.built, a.status, admin, status.Access{}, status.HTTPConfig{}, zerolog.Nop())
+	return httpHandler(a.built, a.status, admin, a.overrides, status.Access{}, status.HTTPConfig{}, zerolog.Nop())
 }
 
 // serverHandler is the HTTP endpoint of a server that is not started, as
 // a fresh start would serve it before its first probe round.
 func serverHandler(srv *server) http.Handler {
-	return httpHandler(srv, status.New(status.Deps{Server: srv.dns, Health: srv.prober}), nil, status.Access{},
+	return httpHandler(srv, status.New(status.Deps{Server: srv.dns, Health: srv.prober}), nil, nil, status.Access{},
 		status.HTTPConfig{}, zerolog.Nop())
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/zones"
@@ -170,6 +171,9 @@ type app struct {
 	status       *status.Reporter
 	http         *http.Server // nil when the HTTP endpoint is off
 	httpListener net.Listener
+	// overrides keeps the operators' PoP states; applier applies them.
+	overrides overrides.Store
+	applier   *overrideApplier
 	// stopDNS ends the DNS server's Serve, which start began so that the
 	// zones loaded first answer while the others load; dnsDone has what
 	// Serve returned. httpDone is the same for HTTP (nil when off).
@@ -266,6 +270,19 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	srv := built.dns
 	a := &app{cfg: cfg, log: log, dns: srv, built: built}
+	// The overrides before anything answers: a restart must not answer
+	// with a PoP an operator drained. A file that cannot be read fails
+	// the start rather than silently undo a drain.
+	store, err := overrides.OpenFile(cfg.stateDir, nil)
+	if err != nil {
+		built.close()
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	a.overrides, a.applier = store, newOverrideApplier(store, srv, log)
+	if err := a.applier.Sync(context.Background()); err != nil {
+		built.close()
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
 	// HTTP first: it is the one socket Listen cannot take back, so a busy
 	// HTTP port leaves no DNS socket bound behind it.
 	var adminToken, readToken string
@@ -348,14 +365,15 @@ func (a *app) serveEarly(adminToken, readToken string) {
 	cfg, log := a.cfg, a.log
 	var admin *status.Admin
 	if cfg.adminTokenFile != "" {
-		admin = status.NewAdmin(a.status, a.dns, adminToken, log)
+		admin = status.NewAdmin(a.status, status.AdminConfig{Token: adminToken, Store: a.overrides, Sync: a.applier.Sync,
+			MinActive: cfg.minActive, Log: log})
 	}
 	acc := status.Access{ReadToken: readToken, ReadNeedsToken: cfg.httpReadNeedsToken()}
 	if !acc.ReadNeedsToken && !loopbackAddr(cfg.httpAddr) {
 		log.Warn().Str("http", cfg.httpAddr).
 			Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
 	}
-	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, acc, cfg.httpLimits, log), log)
+	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log), log)
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
 }
@@ -387,11 +405,12 @@ func (f *lateFiles) FileErrors() map[string]string {
 }
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
-// admin API when admin is not nil, guarded by acc and limits.
-func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, acc status.Access, limits status.HTTPConfig,
-	log zerolog.Logger) http.Handler {
+// admin API when admin is not nil and the overrides of store, guarded by
+// acc and limits.
+func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, store overrides.Store, acc status.Access,
+	limits status.HTTPConfig, log zerolog.Logger) http.Handler {
 	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
-		Access: acc, Limits: limits, Log: log})
+		Overrides: store, Access: acc, Limits: limits, Log: log})
 }
 
 // reloadConfig is what the reloader reads of c.
@@ -409,6 +428,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "zones", Value: c.zonesDir},
 		{Name: "admin_token_file", Value: c.adminTokenFile},
 		{Name: "read_token_file", Value: c.readTokenFile},
+		{Name: "min_active", Value: fmt.Sprint(c.minActive)},
 		{Name: "http_public_without_token", Value: fmt.Sprint(c.httpPublicWithoutToken)},
 		{Name: "http_limits", Value: fmt.Sprintf("%+v", c.httpLimits)},
 		{Name: "edns_udp_size", Value: fmt.Sprint(d.UDPSize)},
@@ -478,6 +498,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return a.built.prober.Run(ctx) })
+	g.Go(func() error { return a.applier.Run(ctx) })
 	g.Go(func() error { return a.status.Run(ctx) })
 	if a.http != nil {
 		g.Go(func() error {

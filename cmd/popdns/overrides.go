@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/popdns/popdns/internal/overrides"
+	"github.com/popdns/popdns/pops"
+	"github.com/rs/zerolog"
+)
+
+// popStates is where the overrides in force go: *dnsserver.Server.
+type popStates interface {
+	SetPoPStates(map[string]pops.AdminState)
+}
+
+// overrideApplier hands the overrides in force to the DNS server: at
+// start, whenever the store reports a change, after each write of the
+// admin API, and when the next one expires, so that an expiry lifts a
+// drain by itself.
+type overrideApplier struct {
+	store overrides.Store
+	dns   popStates
+	now   func() time.Time
+	// newTimer is the timer of the next expiry; it returns the channel
+	// and a stop function.
+	newTimer func(time.Duration) (<-chan time.Time, func() bool)
+	log      zerolog.Logger
+	// wake tells Run that the next expiry may have changed.
+	wake chan struct{}
+
+	mu sync.Mutex // guards the fields below; held across a read of the store and its application
+	// applied is the states last handed to the server; next is the
+	// expiry after which they change.
+	applied map[string]pops.AdminState
+	next    time.Time
+}
+
+func newOverrideApplier(store overrides.Store, dns popStates, log zerolog.Logger) *overrideApplier {
+	return &overrideApplier{store: store, dns: dns, now: time.Now, log: log.With().Str("component", "overrides").Logger(),
+		newTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		},
+		wake: make(chan struct{}, 1)}
+}
+
+// Sync reads the store and applies what is in force now. Reading under
+// the lock means that of two calls racing, the later one applies the
+// later list.
+func (ap *overrideApplier) Sync(ctx context.Context) error {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	list, err := ap.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := ap.now()
+	states := overrides.InForce(list, now)
+	if ap.applied == nil || !maps.Equal(states, ap.applied) {
+		ap.dns.SetPoPStates(states)
+		ev := ap.log.Info()
+		for pop, st := range states {
+			ev = ev.Str(pop, st.String())
+		}
+		ev.Int("overrides", len(states)).Msg("PoP overrides in force")
+		ap.applied = states
+	}
+	if next := overrides.NextExpiry(list, now); !next.Equal(ap.next) {
+		ap.next = next
+		select {
+		case ap.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (ap *overrideApplier) nextExpiry() time.Time {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	return ap.next
+}
+
+// Run watches the store and the expiries until ctx ends.
+func (ap *overrideApplier) Run(ctx context.Context) error {
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- ap.store.Watch(ctx, func([]overrides.Override) {
+			if err := ap.Sync(ctx); err != nil && ctx.Err() == nil {
+				ap.log.Error().Err(err).Msg("cannot read the overrides; the last ones read stay in force")
+			}
+		})
+	}()
+	for {
+		var fire <-chan time.Time
+		stop := func() bool { return false }
+		if next := ap.nextExpiry(); !next.IsZero() {
+			fire, stop = ap.newTimer(max(next.Sub(ap.now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return <-watchDone
+		case err := <-watchDone:
+			stop()
+			return err
+		case <-ap.wake:
+			stop()
+		case <-fire:
+			if err := ap.Sync(ctx); err != nil && ctx.Err() == nil {
+				ap.log.Error().Err(err).Msg("cannot read the overrides; the last ones read stay in force")
+			}
+		}
+	}
+}
