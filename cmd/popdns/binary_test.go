@@ -49,6 +49,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryTCPFlood(t, bin)
 	})
+	t.Run("overrides through popdns admin", func(t *testing.T) {
+		t.Parallel()
+		testBinaryOverrides(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)

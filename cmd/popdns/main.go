@@ -4,6 +4,7 @@
 //	popdns check PATH...        validate zone files, zone directories or configs
 //	popdns explain NAME [TYPE]  explain the answer a client would get
 //	popdns dnssec COMMAND ...   make and handle DNSSEC key files (keygen, settime, ds, keys)
+//	popdns admin COMMAND ...    drain, undrain, list and history of PoP overrides, through an instance's HTTP API
 //	popdns version              print the version
 //	popdns help [COMMAND]       print the usage of popdns or of a command
 //
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // commands are the words dispatch takes as a command rather than as an
 // argument of the server: help and the usage name them all.
-const commands = "check, explain, dnssec, version and help"
+const commands = "check, explain, dnssec, admin, version and help"
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -61,6 +62,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runExplain(args[1:], stdout, stderr)
 	case "dnssec":
 		return runDNSSEC(args[1:], stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, args[1:], stdout)
 	case "version":
 		return runVersion(args[1:], stdout)
 	case "help":
@@ -87,7 +90,7 @@ func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(rest) == 0, rest[0] == "help":
 		// The serve flags are popdns's own, so its -h is the overview.
 		return runServe(ctx, []string{"-h"}, stderr)
-	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version":
+	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version" || rest[0] == "admin":
 		return dispatch(ctx, []string{rest[0], "-h"}, stdout, stderr)
 	}
 	return &usageError{fl: fl, err: fmt.Errorf("unknown command %q", rest[0])}
@@ -116,6 +119,8 @@ func serveUsage(fl *flag.FlagSet) {
   popdns explain [flags] NAME [TYPE]  explain the answer a client would get (popdns help explain)
   popdns dnssec COMMAND ...           make and handle DNSSEC key files: keygen, settime, ds, keys
                                       (popdns help dnssec)
+  popdns admin COMMAND ...            drain, undrain, list and history of PoP overrides through a running
+                                      instance's HTTP API (popdns help admin)
   popdns version                      print the version
   popdns help [COMMAND]               print this, or a command's usage and flags
 

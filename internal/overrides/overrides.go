@@ -28,7 +28,7 @@ type Override struct {
 	Set       time.Time `json:"set"`
 	// Expires, when not zero, is when the override stops applying by
 	// itself.
-	Expires time.Time `json:"expires,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
 	// Revision is the store's revision of the PoP's override: a write
 	// names the revision it replaces (compare and set).
 	Revision uint64 `json:"revision"`
