@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,4 +97,55 @@ func TestOverrideApplierExpiry(t *testing.T) {
 	mu.Unlock()
 	fire <- now
 	want(map[string]pops.AdminState{})
+}
+
+// TestStartRefusesBadOverridesFile: an overrides.json that cannot be read
+// fails the start with its file and line, before anything is bound:
+// serving without it would silently undo a drain.
+func TestStartRefusesBadOverridesFile(t *testing.T) {
+	dir := t.TempDir()
+	writeStaticZone(t, dir)
+	writeFile(t, dir, "state/overrides.json", "{\n  \"version\": 1,\n  \"overrides\": [\n")
+	cfgFile := writeFile(t, dir, "popdns.yaml", "zones: zones\nstate_dir: state\n")
+	cfg, err := parseServeFlags([]string{"-config", cfgFile, "-listen", "127.0.0.1:0", "-http", "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(cfg, nil, zerolog.Nop(), nil)
+	want := filepath.Join(dir, "state", "overrides.json") + ":4: the file ends in the middle of its JSON"
+	if err == nil {
+		a.stopEarly()
+		t.Fatal("started")
+	}
+	if !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "state_dir: ") {
+		t.Fatalf("error %q, want state_dir: and %q", err, want)
+	}
+}
+
+// TestAdminCommandUsage: mistakes on popdns admin's command line are
+// usage errors, found before anything is sent.
+func TestAdminCommandUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "want a command: drain, undrain, list, history"},
+		{"unknown command", []string{"sleep"}, `unknown command "sleep"`},
+		{"drain without a PoP", []string{"drain"}, "drain takes 1 argument(s)"},
+		{"list with an argument", []string{"list", "fra"}, "list takes 0 argument(s)"},
+		{"for and until", []string{"drain", "fra", "-for", "1h", "-until", "2026-12-01T18:00:00Z"}, "-for and -until: give one"},
+		{"bad until", []string{"drain", "fra", "-until", "tomorrow"}, `-until "tomorrow": not an RFC 3339 time`},
+		{"negative for", []string{"drain", "fra", "-for", "-1h"}, "-for -1h0m0s: must be positive"},
+		{"no instance", []string{"list"}, "give -http URL or -config FILE"},
+		{"no token to write", []string{"drain", "fra", "-http", "127.0.0.1:1"}, "give -token-file FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			err := run(context.Background(), append([]string{"admin"}, tc.args...), &stdout, &stderr)
+			if err == nil || !strings.Contains(stderr.String()+err.Error(), tc.want) {
+				t.Fatalf("error %v, stderr %q; want %q", err, stderr.String(), tc.want)
+			}
+		})
+	}
 }

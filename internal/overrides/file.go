@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -86,6 +87,9 @@ func OpenFile(dir string, now func() time.Time) (*FileStore, error) {
 // decode fills s from a file's data; its errors begin with ":line:col: "
 // or ": ", to follow the file name.
 func (s *FileStore) decode(data []byte) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errors.New(": empty (popdns never writes an empty file)")
+	}
 	var f fileFormat
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -97,6 +101,9 @@ func (s *FileStore) decode(data []byte) error {
 			// Offset is just past the character that is wrong.
 			line, col := lineCol(data, syn.Offset-1)
 			return fmt.Errorf(":%d:%d: %w", line, col, err)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			line, _ := lineCol(data, int64(len(data)))
+			return fmt.Errorf(":%d: the file ends in the middle of its JSON (cut short?)", line)
 		case errors.As(err, &typ):
 			// Offset is past the value of the wrong type: its line.
 			line, _ := lineCol(data, typ.Offset)

@@ -193,7 +193,8 @@ func TestFileStoreBadFile(t *testing.T) {
 		{"state", `{"version": 1, "revisions": {"fra": 1}, "overrides": [{"pop": "fra", "state": "sleepy", "revision": 1}]}`, `state "sleepy"`},
 		{"revision", `{"version": 1, "overrides": [{"pop": "fra", "state": "drain", "revision": 3}]}`, "revision 3 is not in revisions"},
 		{"duplicate", `{"version": 1, "revisions": {"fra": 1}, "overrides": [{"pop": "fra", "state": "drain", "revision": 1}, {"pop": "fra", "state": "down", "revision": 1}]}`, "a second override of fra"},
-		{"empty", ``, "EOF"},
+		{"empty", ``, "overrides.json: empty"},
+		{"cut short", "{\n  \"version\": 1,\n  \"overrides\": [", "overrides.json:3: the file ends in the middle of its JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

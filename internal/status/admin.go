@@ -184,6 +184,9 @@ func (a *Admin) setPoPState(w http.ResponseWriter, r *http.Request) {
 	// The guard in front (Reporter.Handler) has checked the admin token.
 	name := r.PathValue("name")
 	c, err := decodeChange(w, r, false, false)
+	if snap := a.rep.srv.Zones(); err == nil && (snap == nil || snap.PoPs().Get(name) == nil) {
+		err = errorf(http.StatusNotFound, "no PoP %q in the configuration", name)
+	}
 	if err == nil {
 		_, err = a.write(r, name, c, c.State == pops.Active.String())
 	}
@@ -254,7 +257,9 @@ func (a *Admin) write(r *http.Request, pop string, c change, del bool) (override
 		o = overrides.Override{PoP: pop, State: state, StateName: state.String(), Who: c.Who, Why: c.Why,
 			Set: now, Expires: expires}
 	}
-	if snap := a.rep.srv.Zones(); snap == nil || snap.PoPs().Get(pop) == nil {
+	// A delete needs no PoP in the configuration: an override of a PoP
+	// since removed must be removable too.
+	if snap := a.rep.srv.Zones(); !del && (snap == nil || snap.PoPs().Get(pop) == nil) {
 		return overrides.Event{}, errorf(http.StatusNotFound, "no PoP %q in the configuration", pop)
 	}
 

@@ -113,6 +113,7 @@ func TestAdminOverrides(t *testing.T) {
 		{"undrain of nothing", "DELETE", "/v1/overrides/iad", testAdminToken, "", ``, 404, "no override of iad"},
 		{"legacy route sets through the store", "POST", "/v1/pops/sin/state", testAdminToken, "", `{"state":"down","why":"gone"}`, 200, `"name":"sin"`},
 		{"legacy active removes the override", "POST", "/v1/pops/sin/state", testAdminToken, "", `{"state":"active"}`, 200, `"name":"sin"`},
+		{"legacy route, unknown PoP", "POST", "/v1/pops/xyz/state", testAdminToken, "", `{"state":"active"}`, 404, `no PoP "xyz"`},
 		{"legacy takes no revision", "POST", "/v1/pops/sin/state", testAdminToken, "", `{"state":"down","revision":3}`, 400, "revision: not taken here"},
 		{"read token lists", "GET", "/v1/overrides", testReadToken, "", "", 200, `"in_force":{"fra":"down"}`},
 		{"history", "GET", "/v1/overrides/history?limit=2", testReadToken, "", "", 200, `"op":"delete","at":"2026-12-01T12:00:00Z","override":{"pop":"sin"`},
