@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/popdns/popdns/dnssec"
+	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/pops"
@@ -82,6 +83,10 @@ func checkPath(path string, inv *pops.Inventory, maxSize int64, stdout, stderr i
 		}
 		if db != nil {
 			db.Close()
+		}
+		// A start refuses an overrides file it cannot read: so does check.
+		if _, err := overrides.OpenFile(cfg.stateDir, nil); err != nil {
+			return fmt.Errorf("state_dir: %w", err)
 		}
 		fmt.Fprintf(stdout, "ok   %s: configuration, %s\n", path, plural(len(cfg.pops.Names()), "PoP", "PoPs"))
 		// The server starts from the auto serials an earlier run left in

@@ -111,6 +111,11 @@ func TestStartRefusesBadOverridesFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stdout, stderr strings.Builder
+	if err := run(context.Background(), []string{"check", cfgFile}, &stdout, &stderr); err == nil ||
+		!strings.Contains(stderr.String(), "overrides.json:4: the file ends in the middle") {
+		t.Errorf("popdns check: %v, stderr %q", err, stderr.String())
+	}
 	a, err := start(cfg, nil, zerolog.Nop(), nil)
 	want := filepath.Join(dir, "state", "overrides.json") + ":4: the file ends in the middle of its JSON"
 	if err == nil {
