@@ -429,6 +429,9 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "admin_token_file", Value: c.adminTokenFile},
 		{Name: "read_token_file", Value: c.readTokenFile},
 		{Name: "min_active", Value: fmt.Sprint(c.minActive)},
+		// The auto serials follow a new state_dir at once; the overrides
+		// stay in the file opened at start.
+		{Name: "state_dir (for the overrides)", Value: c.stateDir},
 		{Name: "http_public_without_token", Value: fmt.Sprint(c.httpPublicWithoutToken)},
 		{Name: "http_limits", Value: fmt.Sprintf("%+v", c.httpLimits)},
 		{Name: "edns_udp_size", Value: fmt.Sprint(d.UDPSize)},
