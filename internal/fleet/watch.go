@@ -1,0 +1,134 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// follow keeps the current entries of kv (by key, deleted and expired
+// ones gone) and calls emit with them once all were read and after every
+// change, until ctx ends or the fleet closes. emit must not keep the map.
+//
+// It reads the bucket again from scratch whenever the connection comes
+// back or the watch breaks, and emits only once the new read is
+// complete: meanwhile the consumer keeps what it was last given. With
+// ttl > 0 it also drops entries older than ttl by the server's clock, a
+// backstop for servers without per-message TTLs.
+func (f *Fleet) follow(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, emit func(map[string]jetstream.KeyValueEntry)) error {
+	var sweep <-chan time.Time
+	if ttl > 0 {
+		t := time.NewTicker(max(ttl/4, 250*time.Millisecond))
+		defer t.Stop()
+		sweep = t.C
+	}
+	for {
+		rc := f.reconnectedChan()
+		err := f.followOnce(ctx, kv, ttl, rc, sweep, emit)
+		if err != nil {
+			return err
+		}
+		f.log.Debug().Str("bucket", kv.Bucket()).Msg("fleet: watch restarting")
+	}
+}
+
+// followOnce runs one watcher. It returns nil to be started again, an
+// error when ctx ends or the fleet closes.
+func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.Duration, rc <-chan struct{}, sweep <-chan time.Time, emit func(map[string]jetstream.KeyValueEntry)) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := kv.WatchAll(wctx)
+	if err != nil {
+		// NATS away: wait for it (or a retry's worth) rather than spin.
+		f.log.Debug().Err(err).Str("bucket", kv.Bucket()).Msg("fleet: cannot watch yet")
+		return f.pause(ctx, rc, bindRetry)
+	}
+	defer func() { _ = w.Stop() }()
+	state := map[string]jetstream.KeyValueEntry{}
+	initDone := false
+	apply := func(e jetstream.KeyValueEntry) {
+		if e.Operation() == jetstream.KeyValuePut {
+			state[e.Key()] = e
+		} else {
+			delete(state, e.Key())
+		}
+		if initDone {
+			f.m.lag.Set(max(0, time.Since(e.Created()).Seconds()))
+		}
+	}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return f.pause(ctx, rc, bindRetry)
+			}
+			if e == nil {
+				initDone = true
+				if ttl > 0 {
+					expire(state, ttl)
+				}
+				emit(state)
+				continue
+			}
+			apply(e)
+			if !initDone {
+				continue
+			}
+			// Coalesce a burst into one emit.
+		drain:
+			for {
+				select {
+				case e, ok := <-w.Updates():
+					if !ok || e == nil {
+						break drain
+					}
+					apply(e)
+				default:
+					break drain
+				}
+			}
+			emit(state)
+		case <-sweep:
+			if initDone && expire(state, ttl) {
+				emit(state)
+			}
+		case <-rc:
+			return nil // resync
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.done:
+			return errClosed
+		}
+	}
+}
+
+// expire drops the entries of state older than ttl and reports whether
+// there were any.
+func expire(state map[string]jetstream.KeyValueEntry, ttl time.Duration) bool {
+	changed := false
+	for k, e := range state {
+		if time.Since(e.Created()) >= ttl {
+			delete(state, k)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// pause waits d, or until a reconnection, ctx's end or Close; nil to go
+// on.
+func (f *Fleet) pause(ctx context.Context, rc <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-rc:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.done:
+		return errClosed
+	}
+}
