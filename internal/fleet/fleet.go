@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, reg prometheus.Re
 	}
 	urls := cfg.NATS
 	if cfg.Embedded != nil {
-		if f.srv, err = startEmbedded(ctx, cfg, f.log); err != nil {
+		if f.srv, err = startEmbedded(ctx, cfg, log); err != nil {
 			return nil, err
 		}
 		// The local server first: it is the nearest and shares fate
@@ -228,12 +228,12 @@ func (f *Fleet) bind(ctx context.Context) {
 }
 
 func (f *Fleet) bindOnce(ctx context.Context) error {
-	// Creating a replicated stream waits for its peers to elect a
-	// leader: more than one request's worth.
-	ctx, cancel := context.WithTimeout(ctx, 5*f.cfg.Timeout)
+	// A request made before the cluster has a JetStream leader goes
+	// unanswered: better to ask again soon than to wait long.
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	r := f.replicas()
-	ov, err := f.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	ov, err := f.ensureBucket(ctx, jetstream.KeyValueConfig{
 		Bucket:      OverridesBucket,
 		Description: "popdns operators' overrides per PoP; history is the audit trail",
 		History:     uint8(f.cfg.History),
@@ -252,18 +252,36 @@ func (f *Fleet) bindOnce(ctx context.Context) error {
 		LimitMarkerTTL: f.cfg.ObservationTTL,
 	}
 	perMsg := true
-	obs, err := f.js.CreateOrUpdateKeyValue(ctx, obsCfg)
+	obs, err := f.ensureBucket(ctx, obsCfg)
 	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
 		// An older server: the bucket's age limit expires them, and
 		// watchers drop them by their age.
 		obsCfg.LimitMarkerTTL, obsCfg.TTL, perMsg = 0, f.cfg.ObservationTTL, false
-		obs, err = f.js.CreateOrUpdateKeyValue(ctx, obsCfg)
+		obs, err = f.ensureBucket(ctx, obsCfg)
 	}
 	if err != nil {
 		return fmt.Errorf("bucket %s (replicas %d): %w", ObservationsBucket, r, err)
 	}
 	f.ovKV, f.obsKV, f.obsPerMsgTTL = ov, obs, perMsg
 	return nil
+}
+
+// ensureBucket binds the bucket cfg names if it is there as cfg says,
+// and creates or updates it otherwise: the instances of a fleet start
+// together, and all but the first find it made.
+func (f *Fleet) ensureBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if kv, err := f.js.KeyValue(ctx, cfg.Bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil {
+			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+				sc := bs.StreamInfo().Config
+				if bs.History() == int64(cfg.History) && sc.Replicas == cfg.Replicas && sc.MaxAge == cfg.TTL &&
+					sc.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL && sc.Storage == cfg.Storage {
+					return kv, nil
+				}
+			}
+		}
+	}
+	return f.js.CreateOrUpdateKeyValue(ctx, cfg)
 }
 
 // replicas is the buckets' replication: the configured figure, or 1 for

@@ -55,7 +55,7 @@ func openFleet(t *testing.T, cfg Config) *Fleet {
 
 func testLogger(t *testing.T) zerolog.Logger {
 	if testing.Verbose() {
-		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	}
 	return zerolog.Nop()
 }

@@ -47,7 +47,11 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	defer func() { _ = w.Stop() }()
 	state := map[string]jetstream.KeyValueEntry{}
 	initDone := false
+	var stall stallCheck
+	check := time.NewTicker(stallPeriod)
+	defer check.Stop()
 	apply := func(e jetstream.KeyValueEntry) {
+		stall.seen(e.Revision())
 		if e.Operation() == jetstream.KeyValuePut {
 			state[e.Key()] = e
 		} else {
@@ -65,6 +69,7 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 			}
 			if e == nil {
 				initDone = true
+				stall.baseline(ctx, kv, f.cfg.Timeout)
 				if ttl > 0 {
 					expire(state, ttl)
 				}
@@ -92,6 +97,12 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		case <-sweep:
 			if initDone && expire(state, ttl) {
 				emit(state)
+			}
+		case <-check.C:
+			if initDone && stall.stalled(ctx, kv, f.cfg.Timeout) {
+				f.log.Warn().Str("bucket", kv.Bucket()).Uint64("waiting_for", stall.suspect).Uint64("seen", stall.maxSeen).
+					Msg("fleet: watch stalled (its server gone?); resyncing")
+				return nil
 			}
 		case <-rc:
 			return nil // resync
@@ -131,4 +142,70 @@ func (f *Fleet) pause(ctx context.Context, rc <-chan struct{}, d time.Duration) 
 	case <-f.done:
 		return errClosed
 	}
+}
+
+// stallPeriod is how often a watch checks that it still gets what the
+// bucket is written.
+const stallPeriod = time.Second
+
+// stallCheck finds a watch whose consumer is gone while the connection
+// stays up: in a cluster, the server hosting the watch's consumer died.
+// nats.go notices after two missed heartbeats (10 s) at best; comparing
+// the bucket's last sequence with what the watch delivered notices
+// within two periods. A write the watch has not delivered a whole
+// period after the bucket had it, with nothing delivered meanwhile,
+// means a stall.
+type stallCheck struct {
+	maxSeen uint64 // the highest revision delivered
+	recv    bool   // something was delivered since suspect was set
+	lastSeq uint64 // the bucket's last sequence at the previous check; 0: none yet
+	suspect uint64 // a sequence the watch should have delivered by the next check
+}
+
+func (s *stallCheck) seen(rev uint64) {
+	s.maxSeen = max(s.maxSeen, rev)
+	s.recv = true
+}
+
+// baseline takes the bucket's last sequence when the watch has
+// delivered the initial values: what it must deliver from then on is
+// what comes after. (Not the highest revision delivered: the last
+// messages may be gone, expired.)
+func (s *stallCheck) baseline(ctx context.Context, kv jetstream.KeyValue, timeout time.Duration) {
+	if last, ok := lastSeq(ctx, kv, timeout); ok {
+		s.lastSeq = last
+	}
+}
+
+func lastSeq(ctx context.Context, kv jetstream.KeyValue, timeout time.Duration) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, false
+	}
+	return bs.StreamInfo().State.LastSeq, true
+}
+
+// stalled asks the bucket for its last sequence and reports whether the
+// watch is stalled. A failed request says nothing (NATS away is the
+// reconnection's business).
+func (s *stallCheck) stalled(ctx context.Context, kv jetstream.KeyValue, timeout time.Duration) bool {
+	last, ok := lastSeq(ctx, kv, timeout)
+	if !ok {
+		return false
+	}
+	if s.suspect != 0 && s.maxSeen < s.suspect && !s.recv {
+		return true
+	}
+	s.suspect = 0
+	if s.lastSeq != 0 && last > s.lastSeq && s.maxSeen < last {
+		s.suspect, s.recv = last, false
+	}
+	s.lastSeq = last
+	return false
 }
