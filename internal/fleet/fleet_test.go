@@ -233,3 +233,38 @@ func TestMetricsReRegister(t *testing.T) {
 		f.Close()
 	}
 }
+
+// Close ends the watches running on the fleet: they return nil.
+func TestCloseEndsWatches(t *testing.T) {
+	srv := runServer(t, t.TempDir(), 0)
+	f := openFleet(t, Config{Instance: "ns1", NATS: []string{srv.ClientURL()}})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	started := make(chan struct{}, 2)
+	done := make(chan error, 2)
+	go func() {
+		done <- f.Overrides().Watch(ctx, func([]overrides.Override) { started <- struct{}{} })
+	}()
+	go func() {
+		done <- f.WatchObservations(ctx, func(map[string][]Observation) { started <- struct{}{} })
+	}()
+	for range 2 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("watches did not report within 10s")
+		}
+	}
+	f.Close()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("watch ended by Close: %v; want nil", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a watch did not return within 10s of Close")
+		}
+	}
+	checkGoroutines(t)
+}

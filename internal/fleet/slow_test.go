@@ -202,6 +202,21 @@ func TestEmbeddedCluster(t *testing.T) {
 		t.Errorf("n2 List = %+v; want fra and ams", l)
 	}
 
+	// The other survivor gone too: n2 alone has no quorum. Writes fail
+	// within the timeout; the watch keeps what it had.
+	writer.Close()
+	_, calls := w2.list()
+	start = time.Now()
+	_, err = fl[1].Overrides().Put(t.Context(), overrides.Override{PoP: "lhr", State: pops.Drain}, 0)
+	d := time.Since(start)
+	t.Logf("n2 alone (no quorum): Put failed after %v: %v", d.Round(time.Millisecond), err)
+	if !errors.Is(err, overrides.ErrUnavailable) || d > 2500*time.Millisecond {
+		t.Errorf("Put without quorum: %v after %v; want ErrUnavailable within the 2s timeout", err, d)
+	}
+	if l, c := w2.list(); c != calls || len(l) != 2 {
+		t.Errorf("without quorum n2's watch got %d more lists, now %+v; want fra and ams kept", c-calls, l)
+	}
+
 	w2.stop()
 	for _, f := range fl {
 		f.Close()
