@@ -1,3 +1,5 @@
+//go:build !popdns_noembed
+
 package fleet
 
 import (
@@ -10,10 +12,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// The embedded server costs about 14 MB of binary (the NATS client about
+// 3 MB): an operator with a NATS service of their own may build with
+// -tags popdns_noembed (embedded_none.go).
+
 // startEmbedded runs the NATS server cfg.Embedded describes, named after
 // the instance (JetStream clusters need unique server names), and waits
 // until it takes connections or ctx ends.
-func startEmbedded(ctx context.Context, cfg Config, log zerolog.Logger) (*server.Server, error) {
+func startEmbedded(ctx context.Context, cfg Config, log zerolog.Logger) (embeddedServer, error) {
 	e := cfg.Embedded
 	host, port, _ := splitHostPort(e.Listen) // checked by Provision
 	opts := &server.Options{
@@ -52,6 +58,8 @@ func startEmbedded(ctx context.Context, cfg Config, log zerolog.Logger) (*server
 	}
 	return s, nil
 }
+
+type embeddedServer = *server.Server
 
 // natsPort maps port 0 (any free port, as net.Listen takes it) to the
 // server's way of saying so; its 0 means 4222.

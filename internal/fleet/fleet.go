@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +35,7 @@ type Fleet struct {
 	reg prometheus.Registerer
 	m   metrics
 
-	srv *server.Server // embedded; nil without
+	srv embeddedServer // nil without an embedded server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 

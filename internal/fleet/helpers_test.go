@@ -1,3 +1,5 @@
+//go:build !popdns_noembed
+
 package fleet
 
 import (
