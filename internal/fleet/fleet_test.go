@@ -270,3 +270,29 @@ func TestCloseEndsWatches(t *testing.T) {
 	}
 	checkGoroutines(t)
 }
+
+// A watch abandoned with more entries pending than its channel holds
+// (a resync of a big bucket) leaves no nats.go goroutine blocked.
+func TestAbandonedWatchNoLeak(t *testing.T) {
+	srv := runServer(t, t.TempDir(), 0)
+	f := openFleet(t, Config{Instance: "ns1", NATS: []string{srv.ClientURL()}})
+	for i := range 400 {
+		if err := f.Publish(t.Context(), fmt.Sprintf("p%d", i), Observation{Healthy: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := f.obsKV.WatchAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(w.Updates()) < cap(w.Updates()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch's channel holds %d of %d after 5s", len(w.Updates()), cap(w.Updates()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopWatch(w)
+	f.Close()
+	checkGoroutines(t)
+}

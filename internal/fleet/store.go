@@ -204,7 +204,7 @@ func readAll(ctx context.Context, kv jetstream.KeyValue, opts ...jetstream.Watch
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = w.Stop() }()
+	defer stopWatch(w)
 	var out []jetstream.KeyValueEntry
 	for {
 		select {

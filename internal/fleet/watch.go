@@ -44,7 +44,7 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 		f.log.Debug().Err(err).Str("bucket", kv.Bucket()).Msg("fleet: cannot watch yet")
 		return f.pause(ctx, rc, bindRetry)
 	}
-	defer func() { _ = w.Stop() }()
+	defer stopWatch(w)
 	state := map[string]jetstream.KeyValueEntry{}
 	initDone := false
 	var stall stallCheck
@@ -208,4 +208,24 @@ func (s *stallCheck) stalled(ctx context.Context, kv jetstream.KeyValue, timeout
 	}
 	s.lastSeq = last
 	return false
+}
+
+// stopWatch stops w and reads what it still delivers: nats.go's delivery
+// goroutine may be blocked handing w an entry (its channel holds 256),
+// and would stay blocked forever. Bounded, in case the channel is never
+// closed.
+func stopWatch(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
 }
