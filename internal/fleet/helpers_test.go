@@ -96,7 +96,8 @@ func (w *watcher) stop() {
 	select {
 	case <-w.done:
 	case <-time.After(5 * time.Second):
-		panic("Watch did not return within 5s of its context's end")
+		buf := make([]byte, 1<<20)
+		panic("Watch did not return within 5s of its context's end:\n" + string(buf[:runtime.Stack(buf, true)]))
 	}
 	w.done <- nil // stop is idempotent
 }

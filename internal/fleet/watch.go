@@ -212,10 +212,12 @@ func (s *stallCheck) stalled(ctx context.Context, kv jetstream.KeyValue, timeout
 
 // stopWatch stops w and reads what it still delivers: nats.go's delivery
 // goroutine may be blocked handing w an entry (its channel holds 256),
-// and would stay blocked forever. Bounded, in case the channel is never
-// closed.
+// and would stay blocked forever. Stop runs on its own: after the
+// unsubscription it asks the server to delete the consumer, which waits
+// out the request timeout while NATS is away (the goroutine ends then,
+// or when the connection closes).
 func stopWatch(w jetstream.KeyWatcher) {
-	_ = w.Stop()
+	go func() { _ = w.Stop() }()
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()
 	for {
