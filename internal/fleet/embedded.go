@@ -5,6 +5,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -40,6 +41,18 @@ func startEmbedded(ctx context.Context, cfg Config, log zerolog.Logger) (embedde
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	// The server only logs a failure to listen and never becomes ready:
+	// try the addresses first for an error that says why.
+	for _, a := range []string{e.Listen, e.ClusterListen} {
+		if a == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: embedded NATS: %w", err)
+		}
+		l.Close()
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,4 +296,38 @@ func TestAbandonedWatchNoLeak(t *testing.T) {
 	stopWatch(w)
 	f.Close()
 	checkGoroutines(t)
+}
+
+// One instance with its own embedded server: the buckets work, and
+// Close shuts the server down (a second Open on the same store finds
+// the override again).
+func TestEmbeddedSingle(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *Fleet {
+		return openFleet(t, Config{Instance: "solo", Embedded: &Embedded{Listen: "127.0.0.1:0", StoreDir: dir}})
+	}
+	f := open()
+	if _, err := f.Overrides().Put(t.Context(), overrides.Override{PoP: "fra", State: pops.Down, Who: "alice"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f = open()
+	l, err := f.Overrides().List(t.Context())
+	if err != nil || len(l) != 1 || l[0].State != pops.Down {
+		t.Errorf("after a restart: %+v, %v; want fra down", l, err)
+	}
+	f.Close()
+	checkGoroutines(t)
+}
+
+// An embedded server that cannot listen fails Open with the reason.
+func TestEmbeddedPortInUse(t *testing.T) {
+	srv := runServer(t, t.TempDir(), 0)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	addr := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	_, err := Open(ctx, Config{Instance: "x", Embedded: &Embedded{Listen: addr, StoreDir: t.TempDir()}}, testLogger(t), prometheus.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("Open on a port in use: %v", err)
+	}
 }
