@@ -49,8 +49,11 @@ type Fleet struct {
 	ovKV, obsKV  jetstream.KeyValue
 	obsPerMsgTTL bool // observations carry their own TTL (nats-server ≥ 2.11)
 
-	// mu guards reconnected.
+	// mu guards reconnected and lastErr.
 	mu sync.Mutex
+	// lastErr is the last asynchronous error logged: a wrong password
+	// fails every reconnection attempt, and is logged once.
+	lastErr string
 	// reconnected is closed, and replaced, on every reconnection: the
 	// watchers then read their bucket again.
 	reconnected chan struct{}
@@ -113,7 +116,16 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, reg prometheus.Re
 			}
 			f.log.Warn().Err(err).Msg("fleet: disconnected from NATS; keeping the last state, writes fail until it is back")
 		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			f.asyncError(err)
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			f.asyncError(err)
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			f.mu.Lock()
+			f.lastErr = ""
+			f.mu.Unlock()
 			f.m.reconnects.Inc()
 			f.log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("fleet: reconnected to NATS; resyncing")
 			f.signalReconnect()
@@ -195,6 +207,19 @@ func (f *Fleet) signalReconnect() {
 	close(f.reconnected)
 	f.reconnected = make(chan struct{})
 	f.mu.Unlock()
+}
+
+func (f *Fleet) asyncError(err error) {
+	if err == nil || f.closing() {
+		return
+	}
+	f.mu.Lock()
+	repeat := err.Error() == f.lastErr
+	f.lastErr = err.Error()
+	f.mu.Unlock()
+	if !repeat {
+		f.log.Warn().Err(err).Msg("fleet: NATS error")
+	}
 }
 
 func (f *Fleet) reconnectedChan() <-chan struct{} {

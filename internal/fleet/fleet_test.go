@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -329,5 +330,32 @@ func TestEmbeddedPortInUse(t *testing.T) {
 	_, err := Open(ctx, Config{Instance: "x", Embedded: &Embedded{Listen: addr, StoreDir: t.TempDir()}}, testLogger(t), prometheus.NewRegistry())
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("Open on a port in use: %v", err)
+	}
+}
+
+// User and password reach the server; a wrong password leaves the
+// fleet unconnected, writes failing.
+func TestUserPassword(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
+		Username: "popdns", Password: "s3cret", NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	good := openFleet(t, Config{Instance: "ns1", NATS: []string{s.ClientURL()}, User: "popdns", Password: "s3cret"})
+	if _, err := good.Overrides().Put(t.Context(), overrides.Override{PoP: "fra", State: pops.Drain}, 0); err != nil {
+		t.Errorf("with the password: %v", err)
+	}
+	bad, err := Open(t.Context(), Config{Instance: "ns2", NATS: []string{s.ClientURL()}, User: "popdns", Password: "wrong"}, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if _, err := bad.Overrides().Put(t.Context(), overrides.Override{PoP: "ams", State: pops.Drain}, 0); !errors.Is(err, overrides.ErrUnavailable) || bad.Connected() {
+		t.Errorf("with a wrong password: %v (connected %v); want ErrUnavailable", err, bad.Connected())
 	}
 }
