@@ -131,6 +131,9 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, reg prometheus.Re
 			f.signalReconnect()
 		}),
 	}
+	if f.srv != nil {
+		opts = append(opts, nats.DontRandomize()) // the local server first
+	}
 	if cfg.User != "" {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}

@@ -50,6 +50,10 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 	var stall stallCheck
 	check := time.NewTicker(stallPeriod)
 	defer check.Stop()
+	// A watch whose initial values stop coming (its server lost
+	// mid-read) is started again rather than waited for.
+	initDeadline := time.NewTimer(initTimeout(f.cfg.Timeout))
+	defer initDeadline.Stop()
 	apply := func(e jetstream.KeyValueEntry) {
 		stall.seen(e.Revision())
 		if e.Operation() == jetstream.KeyValuePut {
@@ -98,6 +102,11 @@ func (f *Fleet) followOnce(ctx context.Context, kv jetstream.KeyValue, ttl time.
 			if initDone && expire(state, ttl) {
 				emit(state)
 			}
+		case <-initDeadline.C:
+			if !initDone {
+				f.log.Warn().Str("bucket", kv.Bucket()).Int("read", len(state)).Msg("fleet: reading the bucket takes too long; starting again")
+				return nil
+			}
 		case <-check.C:
 			if initDone && stall.stalled(ctx, kv, f.cfg.Timeout) {
 				f.log.Warn().Str("bucket", kv.Bucket()).Uint64("waiting_for", stall.suspect).Uint64("seen", stall.maxSeen).
@@ -143,6 +152,11 @@ func (f *Fleet) pause(ctx context.Context, rc <-chan struct{}, d time.Duration) 
 		return errClosed
 	}
 }
+
+// initTimeout bounds the read of a bucket's current values by a watch:
+// generous (thousands of keys come in well under a second), since
+// starting again does not make it faster.
+func initTimeout(timeout time.Duration) time.Duration { return 10 * timeout }
 
 // stallPeriod is how often a watch checks that it still gets what the
 // bucket is written.
