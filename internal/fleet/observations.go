@@ -6,20 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/popdns/popdns/healthprobe"
 )
 
-// Observation is one instance's verdict on one probe.
-type Observation struct {
-	Instance string        `json:"instance"`
-	Region   string        `json:"region,omitempty"`
-	Healthy  bool          `json:"healthy"`
-	RTT      time.Duration `json:"rtt_ns"` // smoothed
-	Checked  time.Time     `json:"checked"`
-}
+// Observation is one instance's verdict on one probe, as the fleet
+// shares it: healthprobe's, which Combine reads.
+type Observation = healthprobe.Observation
 
 // Publish writes obs as this instance's observation of probeID (key
 // <probe>.<instance>), to expire ObservationTTL after this write unless
