@@ -16,6 +16,7 @@ import (
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/fleet"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/internal/yamlx"
@@ -69,6 +70,9 @@ type fileConfig struct {
 
 	// MinActive is the admin API's safety rule; nil: not set (1).
 	MinActive *int
+
+	// Cluster is the cluster mapping; nil: not set (one instance).
+	Cluster *fleet.Config
 
 	lines map[string]int // field → the line of its value
 }
@@ -157,6 +161,9 @@ type config struct {
 	// minActive is the fewest eligible PoPs an override may leave a geo
 	// record with; 0 turns the rule off.
 	minActive int
+	// cluster, provisioned, runs this instance as one of a fleet: the
+	// overrides in its NATS bucket; nil: one instance.
+	cluster *fleet.Config
 }
 
 const (
@@ -301,6 +308,9 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		case "min_active":
 			fc.MinActive = new(int)
 			d.decode(e, fc.MinActive, "a whole number, 0 or more")
+		case "cluster":
+			fc.Cluster = &fleet.Config{}
+			d.walk(e.Field(), e.Value, clusterKeys, func(e yamlx.Entry) { d.cluster(e, fc.Cluster) })
 		}
 	})
 	if len(d.errs) > 0 {
@@ -320,7 +330,7 @@ var (
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
-		"shutdown_grace", "zone_max_file_size", "min_active"}}
+		"shutdown_grace", "zone_max_file_size", "min_active", "cluster"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -634,6 +644,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		}
 		cfg.minActive = *fc.MinActive
 	}
+	cfg.cluster = clusterConfig(fc.Cluster, baseDir, cfg.stateDir, bad)
 	cfg.httpLimits, err = fc.HTTPLimits.Provision()
 	for _, e := range unjoin(err) {
 		var ce *status.ConfigError

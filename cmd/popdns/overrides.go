@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -103,7 +104,11 @@ func (ap *overrideApplier) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			stop()
-			return <-watchDone
+			// A store's Watch may end with ctx's error: the end asked for.
+			if err := <-watchDone; ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+				return err
+			}
+			return nil
 		case err := <-watchDone:
 			stop()
 			return err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ type runningApp struct {
 	*app
 	logs *dnstest.LogBuffer
 	addr string
+	stop func() // stops it and waits, once; the test's cleanup calls it too
 }
 
 func startApp(t testing.TB, configFile string) *runningApp {
@@ -67,13 +69,14 @@ func startAppWith(t testing.TB, configFile string, clock reload.Clock, change fu
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx) }()
-	t.Cleanup(func() {
+	r := &runningApp{app: a, logs: logs, addr: a.dns.Addrs()[0]}
+	r.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := dnstest.Receive(t, done, 10*time.Second, "serve to return"); err != nil {
 			t.Error(err)
 		}
 	})
-	r := &runningApp{app: a, logs: logs, addr: a.dns.Addrs()[0]}
+	t.Cleanup(r.stop)
 	// Changes made before the watcher is ready would go unseen. A first
 	// load of a million records takes seconds, hence the long wait.
 	r.waitLogFor(t, "popdns serving", time.Minute)

@@ -22,6 +22,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/fleet"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/status"
@@ -173,7 +174,9 @@ type app struct {
 	httpListener net.Listener
 	// overrides keeps the operators' PoP states; applier applies them.
 	overrides overrides.Store
-	applier   *overrideApplier
+	// fleet is this instance's part of a fleet (cluster:); nil: alone.
+	fleet   *fleet.Fleet
+	applier *overrideApplier
 	// stopDNS ends the DNS server's Serve, which start began so that the
 	// zones loaded first answer while the others load; dnsDone has what
 	// Serve returned. httpDone is the same for HTTP (nil when off).
@@ -273,15 +276,38 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	// The overrides before anything answers: a restart must not answer
 	// with a PoP an operator drained. A file that cannot be read fails
 	// the start rather than silently undo a drain.
-	store, err := overrides.OpenFile(cfg.stateDir, nil)
-	if err != nil {
-		built.close()
-		return nil, fmt.Errorf("state_dir: %w", err)
+	var store overrides.Store
+	if cfg.cluster != nil {
+		// A fleet's overrides are in its NATS bucket, shared by every
+		// instance. NATS is not waited for beyond its timeout: an
+		// instance that cannot reach it serves, and applies the
+		// overrides once it can.
+		f, err := fleet.Open(context.Background(), *cfg.cluster, log, built.metrics)
+		if err != nil {
+			built.close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		select {
+		case <-f.Ready():
+		case <-time.After(cfg.cluster.Timeout):
+		}
+		a.fleet, store = f, f.Overrides()
+	} else {
+		fs, err := overrides.OpenFile(cfg.stateDir, nil)
+		if err != nil {
+			built.close()
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+		store = fs
 	}
 	a.overrides, a.applier = store, newOverrideApplier(store, srv, log)
 	if err := a.applier.Sync(context.Background()); err != nil {
-		built.close()
-		return nil, fmt.Errorf("state_dir: %w", err)
+		if a.fleet == nil || !errors.Is(err, overrides.ErrUnavailable) {
+			a.closeFleet()
+			built.close()
+			return nil, fmt.Errorf("state_dir: %w", err)
+		}
+		log.Warn().Err(err).Msg("NATS cannot be reached: serving without the fleet's overrides until it can")
 	}
 	// HTTP first: it is the one socket Listen cannot take back, so a busy
 	// HTTP port leaves no DNS socket bound behind it.
@@ -289,6 +315,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	if cfg.httpAddr != "" {
 		l, err := net.Listen("tcp", cfg.httpAddr)
 		if err != nil {
+			a.closeFleet()
 			built.close()
 			return nil, fmt.Errorf("http: %w", err)
 		}
@@ -296,6 +323,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if cfg.adminTokenFile != "" {
 			if adminToken, err = readAdminToken(cfg.adminTokenFile); err != nil {
 				l.Close()
+				a.closeFleet()
 				built.close()
 				return nil, fmt.Errorf("admin_token_file: %w", err)
 			}
@@ -303,6 +331,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if cfg.readTokenFile != "" {
 			if readToken, err = readAdminToken(cfg.readTokenFile); err != nil {
 				l.Close()
+				a.closeFleet()
 				built.close()
 				return nil, fmt.Errorf("read_token_file: %w", err)
 			}
@@ -312,6 +341,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		if a.httpListener != nil {
 			a.httpListener.Close()
 		}
+		a.closeFleet()
 		built.close()
 		return nil, err
 	}
@@ -335,6 +365,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	if err != nil {
 		a.stopEarly()
+		a.closeFleet()
 		built.close()
 		return nil, err
 	}
@@ -376,6 +407,15 @@ func (a *app) serveEarly(adminToken, readToken string) {
 	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log), log)
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
+}
+
+// closeFleet leaves the fleet, if this instance is in one.
+func (a *app) closeFleet() {
+	if a.fleet != nil {
+		if err := a.fleet.Close(); err != nil {
+			a.log.Warn().Err(err).Msg("leaving the fleet")
+		}
+	}
 }
 
 // stopEarly stops what serveEarly started, when the start fails.
@@ -536,6 +576,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	a.logServing()
 	err := g.Wait()
+	a.closeFleet()
 	a.built.close()
 	a.log.Info().Msg("popdns stopped")
 	return err

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/popdns/popdns/internal/overrides"
+	"github.com/popdns/popdns/pops"
+)
+
+// freeAddr is a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestFleetOverrides runs three instances as a fleet: the first embeds
+// the NATS server, the others connect to it. A drain written through one
+// instance changes the answers of the other two within a second; an
+// expiry lifts it everywhere by itself; a restarted instance applies it
+// from the bucket.
+func TestFleetOverrides(t *testing.T) {
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := freeAddr(t)
+	start := func(name string, cluster string) (*runningApp, string) {
+		dir := t.TempDir()
+		writeFile(t, dir, "city.mmdb", string(city))
+		writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+		return startApp(t, writeFile(t, dir, "popdns.yaml", geoConfig+"cluster:\n  instance: "+name+"\n"+cluster)), dir
+	}
+	ns1, _ := start("ns1", fmt.Sprintf("  nats_embedded: { listen: %s, store_dir: %s }\n", natsAddr, filepath.Join(t.TempDir(), "nats")))
+	peer := fmt.Sprintf("  nats: nats://%s\n", natsAddr)
+	ns2, _ := start("ns2", peer)
+	ns3, ns3dir := start("ns3", peer)
+	instances := []*runningApp{ns1, ns2, ns3}
+	// 192.0.2.64/26 is Ashburn in the test database: iad, unless drained.
+	const client, iad, fra = "192.0.2.64/26", "192.0.2.2", "192.0.2.1"
+	for _, r := range instances {
+		r.eventually(t, "www.geo.test.", client, iad)
+	}
+
+	// within waits for every instance in rs to answer want, and reports
+	// how long the slowest took.
+	within := func(what string, limit time.Duration, want string, rs ...*runningApp) time.Duration {
+		t.Helper()
+		begin := time.Now()
+		for _, r := range rs {
+			for r.answer(t, "www.geo.test.", client) != want {
+				if time.Since(begin) > limit {
+					t.Fatalf("%s: an instance still answers otherwise than %s after %s", what, want, limit)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		took := time.Since(begin)
+		t.Logf("%s: every instance answered %s after %s", what, want, took.Round(time.Millisecond))
+		return took
+	}
+
+	ctx := context.Background()
+	drain := overrides.Override{PoP: "iad", State: pops.Drain, StateName: "drain", Who: "test", Why: "fleet test",
+		Set: time.Now()}
+	if _, err := ns2.overrides.Put(ctx, drain, 0); err != nil {
+		t.Fatalf("drain through ns2: %v", err)
+	}
+	if err := ns2.applier.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	within("drain written through ns2", time.Second, fra, ns1, ns2, ns3)
+
+	// ns3 restarted: it applies the drain from the bucket.
+	ns3.stop()
+	ns3 = startApp(t, filepath.Join(ns3dir, "popdns.yaml"))
+	if got := ns3.answer(t, "www.geo.test.", client); got != fra {
+		t.Errorf("ns3 after a restart answers %s, want %s: the drain from the bucket", got, fra)
+	}
+
+	// Undrain through ns1, then a drain that expires by itself.
+	list, err := ns1.overrides.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list through ns1: %v %v", list, err)
+	}
+	if err := ns1.overrides.Delete(ctx, "iad", list[0].Revision, "test", "done"); err != nil {
+		t.Fatal(err)
+	}
+	within("undrain written through ns1", time.Second, iad, ns1, ns2, ns3)
+	list, _ = ns1.overrides.List(ctx)
+	rev := uint64(0)
+	for _, o := range list {
+		if o.PoP == "iad" {
+			rev = o.Revision
+		}
+	}
+	short := drain
+	short.Expires = time.Now().Add(1500 * time.Millisecond)
+	if _, err := ns1.overrides.Put(ctx, short, rev); err != nil {
+		t.Fatalf("a drain for 1.5 s: %v", err)
+	}
+	within("a drain for 1.5 s", time.Second, fra, ns1, ns2, ns3)
+	within("its expiry", 3*time.Second, iad, ns1, ns2, ns3)
+	hist, err := ns3.overrides.History(ctx, 10)
+	if err != nil || len(hist) < 3 {
+		t.Errorf("history through ns3: %d events, %v; want the drain, the undrain and the short drain", len(hist), err)
+	}
+}
