@@ -22,9 +22,13 @@ import (
 // immutable once decoded.
 type ProbeSpec struct {
 	target healthprobe.Target // unset fields are zero
-	file   string
-	line   int
-	field  string
+	// id is the probe's name as written (id:), "" to name it from what
+	// it probes: a fleet whose instances reach one target by different
+	// addresses names the probe, so that their verdicts count together.
+	id    string
+	file  string
+	line  int
+	field string
 }
 
 // probeKinds maps the key that names a probe's address to its kind, and
@@ -42,8 +46,8 @@ var probeKinds = map[string]struct {
 // probeKeys are the keys of a probe.
 var probeKeys = yamlx.Keys{
 	Names: []string{"http", "https", "tcp", "dns", "method", "path", "expect", "body", "host", "server_name",
-		"insecure_skip_verify", "qname", "qtype", "interval", "timeout", "rise", "fall", "jitter"},
-	Expect: "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter",
+		"insecure_skip_verify", "qname", "qtype", "interval", "timeout", "rise", "fall", "jitter", "id"},
+	Expect: "http, https, tcp or dns, and method, path, expect, body, host, server_name, insecure_skip_verify, qname, qtype, interval, timeout, rise, fall, jitter, id",
 }
 
 // DecodeProbe decodes a probe such as
@@ -125,6 +129,13 @@ func decodeProbe(file, field string, n *yaml.Node, errs *yamlx.ErrorList) (*Prob
 			return
 		}
 		switch e.Key {
+		case "id":
+			if s == "" || len(s) > 100 || strings.ContainsFunc(s, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+			}) {
+				bad("must be a name of letters, digits, '-', '_' and '.', at most 100 long, got %q", s)
+			}
+			ps.id = s
 		case "method":
 			if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' }) {
 				bad("must be an HTTP method in capitals such as GET or HEAD, got %q", s)
@@ -317,6 +328,9 @@ func (ps *ProbeSpec) Resolve(d healthprobe.Defaults) (healthprobe.Target, *yamlx
 		return v, &yamlx.Error{File: ps.file, Line: ps.line, Field: ps.field, Msg: msg}
 	}
 	v.ID = probeID(v, d)
+	if ps.id != "" {
+		v.ID = ps.id
+	}
 	return v, nil
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 
+	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/fleet"
 	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
@@ -121,3 +123,23 @@ func clusterConfig(c *fleet.Config, baseDir, stateDir string, bad func(field, fo
 	}
 	return &p
 }
+
+// healthSource is the probes as the DNS server and the status read them:
+// the prober's own results, or, once this instance is in a fleet, the
+// fleet's combination of every instance's (fleet.Health).
+type healthSource struct {
+	prober *healthprobe.Prober
+	fleet  atomic.Pointer[fleet.Health]
+}
+
+// Status is the results answers are decided with.
+func (h *healthSource) Status() *healthprobe.Status {
+	if f := h.fleet.Load(); f != nil {
+		return f.Status()
+	}
+	return h.prober.Status()
+}
+
+// FirstRoundDone is the prober's: readiness waits for this instance's
+// own first round.
+func (h *healthSource) FirstRoundDone() <-chan struct{} { return h.prober.FirstRoundDone() }

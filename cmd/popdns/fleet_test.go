@@ -11,6 +11,7 @@ import (
 
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/pops"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // freeAddr is a loopback address with a port nothing listens on now.
@@ -114,5 +115,97 @@ func TestFleetOverrides(t *testing.T) {
 	hist, err := ns3.overrides.History(ctx, 10)
 	if err != nil || len(hist) < 3 {
 		t.Errorf("history through ns3: %d events, %v; want the drain, the undrain and the short drain", len(hist), err)
+	}
+}
+
+// TestFleetHealth: iad's health endpoint is up, but one of three
+// instances probes it at a closed port (its path to iad is broken). Under
+// majority every instance keeps sending Ashburn's clients to iad, and the
+// one that cannot reach it says it diverges; under local that one alone
+// sends them to fra.
+func TestFleetHealth(t *testing.T) {
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	closed := freeAddr(t)
+	const client, iad, fra = "192.0.2.64/26", "192.0.2.2", "192.0.2.1"
+	for _, tc := range []struct {
+		rule     string
+		ns3Wants string
+	}{
+		{"majority", iad},
+		{"local", fra},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			natsAddr := freeAddr(t)
+			start := func(name, probeAddr, cluster string) *runningApp {
+				dir := t.TempDir()
+				writeFile(t, dir, "city.mmdb", string(city))
+				writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+				cfg := fmt.Sprintf(`zones: zones
+geoip: { city: city.mmdb }
+probes: { interval: 1s, timeout: 500ms, rise: 1, fall: 1, jitter: 0s }
+pops:
+  fra: { lat: 50.11, lon: 8.68 }
+  iad: { lat: 38.95, lon: -77.45, probe: { id: iad-health, tcp: "%s" } }
+cluster:
+  instance: %s
+  health: %s
+  min_observers: 2
+  observation_ttl: 3s
+%s`, probeAddr, name, tc.rule, cluster)
+				return startApp(t, writeFile(t, dir, "popdns.yaml", cfg))
+			}
+			peer := fmt.Sprintf("  nats: nats://%s\n", natsAddr)
+			ns1 := start("ns1", up.Addr().String(), fmt.Sprintf("  nats_embedded: { listen: %s, store_dir: %s }\n", natsAddr, filepath.Join(t.TempDir(), "nats")))
+			ns2 := start("ns2", up.Addr().String(), peer)
+			ns3 := start("ns3", closed, peer)
+			begin := time.Now()
+			for _, r := range []*runningApp{ns1, ns2} {
+				r.eventually(t, "www.geo.test.", client, iad)
+			}
+			ns3.eventually(t, "www.geo.test.", client, tc.ns3Wants)
+			// It must stay so once every instance has published: the
+			// fleet's verdict, not a moment before the first round.
+			deadline := time.Now().Add(4 * time.Second)
+			for time.Now().Before(deadline) {
+				st, ok := ns3.fleetHealth.Status().Result("iad-health")
+				if ok && st.Quorum.Observers == 3 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			st, _ := ns3.fleetHealth.Status().Result("iad-health")
+			if st.Quorum.Observers != 3 {
+				t.Fatalf("ns3 sees %d observers of iad-health after %s, want 3", st.Quorum.Observers, time.Since(begin).Round(time.Millisecond))
+			}
+			for name, r := range map[string]*runningApp{"ns1": ns1, "ns2": ns2} {
+				if got := r.answer(t, "www.geo.test.", client); got != iad {
+					t.Errorf("%s answers %s, want iad's %s", name, got, iad)
+				}
+			}
+			if got := ns3.answer(t, "www.geo.test.", client); got != tc.ns3Wants {
+				t.Errorf("ns3 answers %s under %s, want %s", got, tc.rule, tc.ns3Wants)
+			}
+			t.Logf("%s: three observers of iad-health after %s; ns3 answers %s", tc.rule, time.Since(begin).Round(time.Millisecond), tc.ns3Wants)
+			if got := testutil.ToFloat64(ns3.fleetHealth.Divergent()); got != 1 {
+				t.Errorf("ns3's divergence gauge %v, want 1: its own verdict on iad-health differs from the fleet's", got)
+			}
+		})
 	}
 }

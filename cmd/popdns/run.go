@@ -175,8 +175,9 @@ type app struct {
 	// overrides keeps the operators' PoP states; applier applies them.
 	overrides overrides.Store
 	// fleet is this instance's part of a fleet (cluster:); nil: alone.
-	fleet   *fleet.Fleet
-	applier *overrideApplier
+	fleet       *fleet.Fleet
+	fleetHealth *fleet.Health
+	applier     *overrideApplier
 	// stopDNS ends the DNS server's Serve, which start began so that the
 	// zones loaded first answer while the others load; dnsDone has what
 	// Serve returned. httpDone is the same for HTTP (nil when off).
@@ -191,6 +192,7 @@ type server struct {
 	metrics *prometheus.Registry
 	locator *geo.Locator
 	prober  *healthprobe.Prober
+	health  *healthSource // what the DNS server and the status read of the probes
 }
 
 // close releases the GeoIP databases once nothing queries any more.
@@ -221,7 +223,8 @@ func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	s := &server{metrics: prometheus.NewRegistry()}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.prober = healthprobe.New(log, s.metrics)
-	deps := dnsserver.Deps{Log: log, Metrics: s.metrics, Health: s.prober}
+	s.health = &healthSource{prober: s.prober}
+	deps := dnsserver.Deps{Log: log, Metrics: s.metrics, Health: s.health}
 	db, err := openGeoIP(cfg)
 	if err != nil {
 		return nil, err
@@ -292,6 +295,14 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		case <-time.After(cfg.cluster.Timeout):
 		}
 		a.fleet, store = f, f.Overrides()
+		h, err := f.NewHealth(built.prober.Status)
+		if err != nil {
+			a.closeFleet()
+			built.close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		a.fleetHealth = h
+		built.health.fleet.Store(h)
 	} else {
 		fs, err := overrides.OpenFile(cfg.stateDir, nil)
 		if err != nil {
@@ -346,7 +357,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return nil, err
 	}
 	files := &lateFiles{}
-	a.status = status.New(status.Deps{Server: srv, Health: built.prober, Files: files})
+	a.status = status.New(status.Deps{Server: srv, Health: built.health, Files: files})
 	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {
@@ -408,6 +419,11 @@ func (a *app) serveEarly(adminToken, readToken string) {
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
 }
+
+// fleetHealthEvery is how often a fleet member publishes its own probe
+// verdicts that changed and combines the fleet's again: well within a
+// probe interval.
+const fleetHealthEvery = time.Second
 
 // closeFleet leaves the fleet, if this instance is in one.
 func (a *app) closeFleet() {
@@ -542,6 +558,9 @@ func (a *app) serve(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.built.prober.Run(ctx) })
 	g.Go(func() error { return a.applier.Run(ctx) })
+	if a.fleetHealth != nil {
+		g.Go(func() error { return a.fleetHealth.Run(ctx, fleetHealthEvery) })
+	}
 	g.Go(func() error { return a.status.Run(ctx) })
 	if a.http != nil {
 		g.Go(func() error {
