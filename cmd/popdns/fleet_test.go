@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/pops"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -208,4 +210,85 @@ cluster:
 			}
 		})
 	}
+}
+
+// runNATS runs a NATS server with JetStream on 127.0.0.1:port (0: any),
+// keeping its data in dir, until stopped or the test ends.
+func runNATS(t *testing.T, dir string, port int) *natsserver.Server {
+	t.Helper()
+	if port == 0 {
+		port = natsserver.RANDOM_PORT
+	}
+	s, err := natsserver.NewServer(&natsserver.Options{ServerName: "test", Host: "127.0.0.1", Port: port,
+		JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready within 10 s")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// TestFleetWithoutNATS: two instances on an external NATS server. With
+// NATS gone they keep answering with the overrides they had, a write
+// fails at once and says why, and once NATS is back a change made through
+// one reaches the other.
+func TestFleetWithoutNATS(t *testing.T) {
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsDir := t.TempDir()
+	ns := runNATS(t, natsDir, 0)
+	port := ns.Addr().(*net.TCPAddr).Port
+	start := func(name string) *runningApp {
+		dir := t.TempDir()
+		writeFile(t, dir, "city.mmdb", string(city))
+		writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+		return startApp(t, writeFile(t, dir, "popdns.yaml", geoConfig+fmt.Sprintf(
+			"cluster:\n  instance: %s\n  nats: nats://127.0.0.1:%d\n  timeout: 1s\n", name, port)))
+	}
+	ns1, ns2 := start("ns1"), start("ns2")
+	const client, iad, fra = "192.0.2.64/26", "192.0.2.2", "192.0.2.1"
+	ctx := context.Background()
+	drain := overrides.Override{PoP: "iad", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()}
+	if _, err := ns1.overrides.Put(ctx, drain, 0); err != nil {
+		t.Fatal(err)
+	}
+	ns1.eventually(t, "www.geo.test.", client, fra)
+	ns2.eventually(t, "www.geo.test.", client, fra)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	for name, r := range map[string]*runningApp{"ns1": ns1, "ns2": ns2} {
+		if got := r.answer(t, "www.geo.test.", client); got != fra {
+			t.Errorf("%s with NATS gone answers %s, want the drained answer %s", name, got, fra)
+		}
+	}
+	begin := time.Now()
+	_, err = ns1.overrides.Put(ctx, overrides.Override{PoP: "fra", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()}, 0)
+	if !errors.Is(err, overrides.ErrUnavailable) || time.Since(begin) > 3*time.Second {
+		t.Errorf("a write with NATS gone: %v after %s; want ErrUnavailable at once", err, time.Since(begin))
+	}
+
+	runNATS(t, natsDir, port) // back, with its data
+	begin = time.Now()
+	deadline := begin.Add(10 * time.Second)
+	for {
+		list, err := ns2.overrides.List(ctx)
+		if err == nil && len(list) == 1 {
+			if err := ns2.overrides.Delete(ctx, "iad", list[0].Revision, "test", "NATS is back"); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NATS back, but ns2 could not undrain within 10 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ns1.eventually(t, "www.geo.test.", client, iad)
+	t.Logf("NATS back: an undrain through ns2 reached ns1 %s after the restart", time.Since(begin).Round(time.Millisecond))
 }
