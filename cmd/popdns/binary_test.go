@@ -53,6 +53,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryOverrides(t, bin)
 	})
+	t.Run("fleet", func(t *testing.T) {
+		t.Parallel()
+		testBinaryFleet(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)
