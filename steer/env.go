@@ -129,10 +129,15 @@ func (env *Env) PoPState(p *pops.PoP) pops.AdminState {
 	return max(p.State, env.Overrides.State(p.Name))
 }
 
-// TargetState is t's admin state: its own, its PoP's and the operators'
-// override of its PoP, the strongest winning.
+// TargetState is t's admin state: its own, its PoP's, and the operators'
+// overrides of its PoP and of this target alone (zones.TargetKey), the
+// strongest winning.
 func (env *Env) TargetState(t *zones.GeoTarget) pops.AdminState {
-	return max(t.State, env.PoPState(t.PoP))
+	st := max(t.State, env.PoPState(t.PoP))
+	if env.Overrides != nil && len(env.Overrides.states) > 0 {
+		st = max(st, env.Overrides.State(t.Key()))
+	}
+	return st
 }
 
 // Probes are the probes whose results count for t: its PoP's and its own,

@@ -432,6 +432,7 @@ func (b *builder) compileGeos(file, origin string, specs []*geoSpec, builds map[
 				continue
 			}
 			g.Targets[i].PoP = pop
+			g.Targets[i].key = TargetKey(pop.Name, g.Targets[i].Owner)
 			if ps := gs.probes[i]; ps != nil {
 				t, err := ps.Resolve(inv.ProbeDefaults())
 				if err != nil {

@@ -77,6 +77,10 @@ func (s TargetSet) Has(i int) bool { return s&(1<<uint(i)) != 0 }
 // GeoTarget is one PoP a geo record may answer with, and what it answers.
 // Like all snapshot data it must not be modified.
 type GeoTarget struct {
+	// Owner is the geo record's owner name (a lowercase FQDN): an
+	// operator's override may name the target as TargetKey(PoP, Owner).
+	Owner  string
+	key    string // TargetKey(PoP.Name, Owner), made once
 	PoP    *pops.PoP
 	State  pops.AdminState // the target's own override; the PoP's state applies too
 	BiasMS float64         // added to the estimated RTT: > 0 pushes the target back
@@ -87,6 +91,19 @@ type GeoTarget struct {
 	// target is healthy only when this probe and its PoP's say so.
 	Probe string
 	Line  int
+}
+
+// TargetKey names one geo record's target at one PoP for operators'
+// overrides: "fra@www.example.com.", beside a PoP's own "fra".
+func TargetKey(pop, owner string) string { return pop + "@" + owner }
+
+// Key is t's TargetKey, made when the zone was compiled: the query path
+// looks overrides up by it without allocating.
+func (t *GeoTarget) Key() string {
+	if t.key == "" {
+		return TargetKey(t.PoP.Name, t.Owner)
+	}
+	return t.key
 }
 
 // Name is the target's PoP name.
@@ -290,7 +307,7 @@ func (gs *geoSpec) targetSet(file string, line int, field string, names []string
 }
 
 func decodeGeoTarget(file, owner, field string, n *yaml.Node, ttl uint32, origin string, errs *ErrorList) (GeoTarget, *pops.ProbeSpec, bool) {
-	var t GeoTarget
+	t := GeoTarget{Owner: owner}
 	var probe *pops.ProbeSpec
 	if n.Kind != yaml.MappingNode {
 		errs.Addf(file, n.Line, field, "a target is a mapping such as { a: [192.0.2.1] }")

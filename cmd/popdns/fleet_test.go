@@ -292,3 +292,39 @@ func TestFleetWithoutNATS(t *testing.T) {
 	ns1.eventually(t, "www.geo.test.", client, iad)
 	t.Logf("NATS back: an undrain through ns2 reached ns1 %s after the restart", time.Since(begin).Round(time.Millisecond))
 }
+
+// TestTargetOverride: an override may name one geo record's target at a
+// PoP (pop@owner): it drains that record's iad, and leaves the PoP's other
+// records alone.
+func TestTargetOverride(t *testing.T) {
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "city.mmdb", string(city))
+	writeFile(t, dir, "zones/geo.test.yaml", geoZone+`  api:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.11 }
+          iad: { a: 192.0.2.12 }
+`)
+	r := startApp(t, writeFile(t, dir, "popdns.yaml", geoConfig))
+	const client = "192.0.2.64/26" // Ashburn: iad
+	r.eventually(t, "www.geo.test.", client, "192.0.2.2")
+	r.eventually(t, "api.geo.test.", client, "192.0.2.12")
+	ctx := context.Background()
+	o := overrides.Override{PoP: "iad@www.geo.test.", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()}
+	if _, err := r.overrides.Put(ctx, o, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.applier.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.answer(t, "www.geo.test.", client); got != "192.0.2.1" {
+		t.Errorf("www with its iad target drained: %s, want fra's 192.0.2.1", got)
+	}
+	if got := r.answer(t, "api.geo.test.", client); got != "192.0.2.12" {
+		t.Errorf("api, whose iad target is not drained: %s, want iad's 192.0.2.12", got)
+	}
+}

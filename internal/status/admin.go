@@ -15,6 +15,7 @@ import (
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 )
 
@@ -184,8 +185,8 @@ func (a *Admin) setPoPState(w http.ResponseWriter, r *http.Request) {
 	// The guard in front (Reporter.Handler) has checked the admin token.
 	name := r.PathValue("name")
 	c, err := decodeChange(w, r, false, false)
-	if snap := a.rep.srv.Zones(); err == nil && (snap == nil || snap.PoPs().Get(name) == nil) {
-		err = errorf(http.StatusNotFound, "no PoP %q in the configuration", name)
+	if err == nil {
+		name, err = subject(a.rep.srv.Zones(), name)
 	}
 	if err == nil {
 		_, err = a.write(r, name, c, c.State == pops.Active.String())
@@ -259,8 +260,12 @@ func (a *Admin) write(r *http.Request, pop string, c change, del bool) (override
 	}
 	// A delete needs no PoP in the configuration: an override of a PoP
 	// since removed must be removable too.
-	if snap := a.rep.srv.Zones(); !del && (snap == nil || snap.PoPs().Get(pop) == nil) {
-		return overrides.Event{}, errorf(http.StatusNotFound, "no PoP %q in the configuration", pop)
+	if !del {
+		var err error
+		if pop, err = subject(a.rep.srv.Zones(), pop); err != nil {
+			return overrides.Event{}, err
+		}
+		o.PoP = pop
 	}
 
 	a.mu.Lock()
@@ -463,4 +468,33 @@ func (o overridesReader) history(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(HistoryList{Events: events})
+}
+
+// subject checks what an override names against snap: a PoP of the
+// configuration ("fra"), or one geo record's target at a PoP
+// ("fra@www.example.com.", zones.TargetKey), and returns it in its
+// canonical form (the owner lower case, with its final dot).
+func subject(snap *zones.Snapshot, name string) (string, error) {
+	pop, owner, target := strings.Cut(name, "@")
+	if snap == nil || snap.PoPs().Get(pop) == nil {
+		return "", errorf(http.StatusNotFound, "no PoP %q in the configuration", pop)
+	}
+	if !target {
+		return pop, nil
+	}
+	owner = strings.ToLower(owner)
+	if !strings.HasSuffix(owner, ".") {
+		owner += "."
+	}
+	if z := snap.Match(owner); z != nil {
+		if n := z.Node(owner); n != nil && n.Geo() != nil {
+			for i := range n.Geo().Targets {
+				if n.Geo().Targets[i].PoP.Name == pop {
+					return zones.TargetKey(pop, owner), nil
+				}
+			}
+			return "", errorf(http.StatusNotFound, "the geo record %s has no target at %s", owner, pop)
+		}
+	}
+	return "", errorf(http.StatusNotFound, "no geo record %s in the zones served", owner)
 }

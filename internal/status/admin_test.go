@@ -145,3 +145,48 @@ func TestAdminOverrides(t *testing.T) {
 		t.Fatalf("list after iad's expiry: %s", rec.Body.String())
 	}
 }
+
+// TestOverrideSubject: an override names a PoP, or one geo record's
+// target at a PoP; anything else is refused with what is missing.
+func TestOverrideSubject(t *testing.T) {
+	inv, err := pops.New(pops.PoP{Name: "fra"}, pops.PoP{Name: "iad"}, pops.PoP{Name: "sin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := zones.Load(fstest.MapFS{"geo.test.yaml": {Data: []byte(`origin: geo.test.
+records:
+  "@":
+    - soa: ns1 hostmaster 1 7200 3600 1209600 300
+    - ns: ns1
+  ns1:
+    - a: 192.0.2.53
+  www:
+    - geo:
+        targets:
+          fra: { a: 192.0.2.1 }
+          iad: { a: 192.0.2.2 }
+`)}}, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want, err string }{
+		{"fra", "fra", ""},
+		{"fra@www.geo.test.", "fra@www.geo.test.", ""},
+		{"iad@WWW.geo.test", "iad@www.geo.test.", ""},
+		{"nope", "", `no PoP "nope"`},
+		{"sin@www.geo.test.", "", "has no target at sin"},
+		{"fra@ns1.geo.test.", "", "no geo record ns1.geo.test."},
+		{"fra@www.other.test.", "", "no geo record www.other.test."},
+	} {
+		got, err := subject(snap, tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("subject(%q): %q, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("subject(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
