@@ -38,6 +38,8 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
   popdns admin history [-n N]
 
 Talks to a running popdns's HTTP API (its admin API for drain and undrain).
+POP is a PoP's name (fra), or one geo record's target at it
+(fra@www.example.com.), which leaves the PoP's other records alone.
 
 flags:
 `)
