@@ -4,8 +4,10 @@
 // world map, the admin API that sets runtime PoP states, and the HTTP
 // endpoint that serves them with /healthz, /metrics and /explain, and
 // guards it: bearer tokens, failed authentications limited per source,
-// bounded bodies and the server's timeouts (guard.go). It reads
-// the running server through the small interfaces declared in http.go and
+// bounded bodies and the server's timeouts (guard.go). In a fleet it also
+// shows the instance, its health rule, whether NATS is reachable, the
+// overrides and each probe's observers (fleet.go). It reads the running
+// server through the small interfaces declared in http.go, fleet.go and
 // admin.go, and changes nothing but the PoP states the admin API sets.
 package status
 
