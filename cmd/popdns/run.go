@@ -357,7 +357,11 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return nil, err
 	}
 	files := &lateFiles{}
-	a.status = status.New(status.Deps{Server: srv, Health: built.health, Files: files})
+	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides}
+	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
+		deps.Fleet = a.fleet
+	}
+	a.status = status.New(deps)
 	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {

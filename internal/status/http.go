@@ -60,6 +60,12 @@ type Deps struct {
 	// Files is nil when nothing reloads: only the snapshot's file errors
 	// are reported then.
 	Files Files
+	// Overrides is read for the overrides the status lists; nil leaves
+	// them out.
+	Overrides OverrideLister
+	// Fleet is the fleet this instance is part of; nil when it runs
+	// alone.
+	Fleet Fleet
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -75,6 +81,11 @@ type Reporter struct {
 	files  Files
 	now    func() time.Time
 	after  func(time.Duration) <-chan time.Time
+	// ovStore and fleet are nil when not given.
+	ovStore OverrideLister
+	fleet   Fleet
+	// ovCache is the last list of overrides read from ovStore.
+	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
 	// run out of time: readiness waits for it.
 	probesSettled chan struct{}
@@ -105,8 +116,8 @@ func New(deps Deps) *Reporter {
 	if deps.After == nil {
 		deps.After = time.After
 	}
-	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, now: deps.Now, after: deps.After,
-		probesSettled: make(chan struct{})}
+	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet,
+		now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -146,10 +157,16 @@ func (r *Reporter) Status() Status {
 // StatusOf gathers the status with the zones and targets q selects; its
 // error is BuildPage's.
 func (r *Reporter) StatusOf(q Query) (Status, error) {
+	return r.statusOf(context.Background(), q)
+}
+
+// statusOf is StatusOf, reading the overrides under ctx.
+func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 	st, err := buildPage(r.indexOf(r.srv.Zones()), r.health.Status(), r.srv.Overrides(), r.now, q, &r.counts)
 	if r.files != nil {
 		maps.Copy(st.Errors, r.files.FileErrors())
 	}
+	r.addFleet(ctx, &st)
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""
 	return st, err
@@ -187,7 +204,7 @@ func (r *Reporter) serveStatus(w http.ResponseWriter, req *http.Request, write f
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	st, err := r.StatusOf(q)
+	st, err := r.statusOf(req.Context(), q)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("zone %s: %v", q.Zone, err), http.StatusNotFound)
 		return

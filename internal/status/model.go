@@ -4,8 +4,10 @@
 // world map, the admin API that sets runtime PoP states, and the HTTP
 // endpoint that serves them with /healthz, /metrics and /explain, and
 // guards it: bearer tokens, failed authentications limited per source,
-// bounded bodies and the server's timeouts (guard.go). It reads
-// the running server through the small interfaces declared in http.go and
+// bounded bodies and the server's timeouts (guard.go). In a fleet it also
+// shows the instance, its health rule, whether NATS is reachable, the
+// overrides and each probe's observers (fleet.go). It reads the running
+// server through the small interfaces declared in http.go, fleet.go and
 // admin.go, and changes nothing but the PoP states the admin API sets.
 package status
 
@@ -48,6 +50,19 @@ type Status struct {
 	TargetsLeftOut int     `json:"targets_left_out,omitempty"`
 	Probes         []Probe `json:"probes"`
 	Latency        int     `json:"latency_entries"`
+
+	// Fleet is this instance's place in its fleet; nil when it runs
+	// alone.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+	// Overrides are the operators' overrides as the store holds them,
+	// sorted by PoP; nil (left out) when the status has no store. When
+	// the store cannot be read, they are the last list read (none if
+	// there was none), OverridesStale is set, OverridesError says why and
+	// OverridesAsOf is when that list was read (zero: never).
+	Overrides      []OverrideStatus `json:"overrides,omitzero"`
+	OverridesStale bool             `json:"overrides_stale,omitempty"`
+	OverridesError string           `json:"overrides_error,omitempty"`
+	OverridesAsOf  time.Time        `json:"overrides_as_of,omitzero"`
 
 	// servedFiles are the files of every zone served, listed or not; nil
 	// in a Status built by hand, whose zones are all listed.
@@ -132,6 +147,9 @@ type Probe struct {
 	LastChange        time.Time `json:"last_change,omitzero"`
 	LastError         string    `json:"last_error,omitempty"`
 	LastReason        string    `json:"last_reason,omitempty"`
+	// Quorum is how the fleet's observers decided; nil for an instance
+	// alone.
+	Quorum *Quorum `json:"quorum,omitempty"`
 }
 
 // maxStatusTargets bounds the targets /status lists, so that a server with
@@ -343,6 +361,9 @@ func buildPage(idx *snapIndex, health *healthprobe.Status, overrides *steer.Over
 				ps.LastRTTMS = ms(r.RTT)
 			}
 			ps.Checked, ps.LastChange, ps.LastError, ps.LastReason = r.Checked, r.LastChange, r.LastError, r.LastReason
+			if r.Quorum != (healthprobe.Quorum{}) {
+				ps.Quorum = quorumOf(r.Quorum)
+			}
 		}
 		st.Probes = append(st.Probes, ps)
 	}

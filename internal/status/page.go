@@ -94,6 +94,11 @@ type statusPage struct {
 	ZoneTotal int
 	OneZone   string
 	PageLinks []pageLink
+	// OverridesShown: the status has a store of overrides (a list, maybe
+	// empty) or could not read it; ObserversShown: its probes carry the
+	// fleet's quorum, drawn as a column of their table.
+	OverridesShown bool
+	ObserversShown bool
 }
 
 // pageLink is one link to a page of zones.
@@ -203,6 +208,8 @@ func newStatusPage(st Status, now time.Time) statusPage {
 		}
 	}
 	slices.SortFunc(p.FileErrors, func(a, b fileError) int { return cmp.Compare(a.File, b.File) })
+	p.OverridesShown = st.Overrides != nil || st.OverridesStale
+	p.ObserversShown = st.Fleet != nil || slices.ContainsFunc(st.Probes, func(pr Probe) bool { return pr.Quorum != nil })
 	return p
 }
 

@@ -95,7 +95,9 @@ func consoleProblems(stderr string) []string {
 
 func TestStatusPageInChromium(t *testing.T) {
 	bin := chromiumPath(t)
-	fixture := statusPageFixture(time.Now())
+	// The fleet's fixture draws everything the page has: the PoPs, the
+	// fleet line and the overrides too.
+	fixture := fleetPageFixture(time.Now())
 
 	var mu sync.Mutex
 	var stray []string // requests other than the page's: all of them escaped the CSP
@@ -163,6 +165,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if n := strings.Count(dom, `<circle class="dot `); n != len(fixture.PoPs) {
 		t.Errorf("the browser's DOM has %d dots, want %d", n, len(fixture.PoPs))
+	}
+	for _, want := range []string{"NATS NOT CONNECTED", `<h2 id="overrides-title">`, `<td class="quorum">3/3 healthy</td>`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the browser's DOM lacks %s", want)
+		}
 	}
 
 	checkScreenshot(t, shot)
