@@ -161,7 +161,7 @@ func TestFleetHealth(t *testing.T) {
 				writeFile(t, dir, "zones/geo.test.yaml", geoZone)
 				cfg := fmt.Sprintf(`zones: zones
 geoip: { city: city.mmdb }
-probes: { interval: 1s, timeout: 500ms, rise: 1, fall: 1, jitter: 0s }
+probes: { interval: 1s, timeout: 900ms, rise: 1, fall: 2, jitter: 0s }
 pops:
   fra: { lat: 50.11, lon: 8.68 }
   iad: { lat: 38.95, lon: -77.45, probe: { id: iad-health, tcp: "%s" } }
