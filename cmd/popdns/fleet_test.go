@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,18 @@ cluster:
 				t.Errorf("ns3 answers %s under %s, want %s", got, tc.rule, tc.ns3Wants)
 			}
 			t.Logf("%s: three observers of iad-health after %s; ns3 answers %s", tc.rule, time.Since(begin).Round(time.Millisecond), tc.ns3Wants)
+			// ns3's status lists every observer's verdict.
+			var verdicts []string
+			for _, p := range ns3.status.Status().Probes {
+				if p.ID == "iad-health" && p.Quorum != nil {
+					for _, v := range p.Quorum.Verdicts {
+						verdicts = append(verdicts, fmt.Sprintf("%s:%v", v.Instance, v.Healthy))
+					}
+				}
+			}
+			if got := strings.Join(verdicts, " "); got != "ns1:true ns2:true ns3:false" {
+				t.Errorf("ns3's status lists the verdicts %q, want ns1 and ns2 up, ns3 down", got)
+			}
 			if got := testutil.ToFloat64(ns3.fleetHealth.Divergent()); got != 1 {
 				t.Errorf("ns3's divergence gauge %v, want 1: its own verdict on iad-health differs from the fleet's", got)
 			}

@@ -359,7 +359,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	files := &lateFiles{}
 	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides}
 	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
-		deps.Fleet = a.fleet
+		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
 	}
 	a.status = status.New(deps)
 	a.serveEarly(adminToken, readToken)

@@ -161,3 +161,23 @@ func (h *Health) recombine(now time.Time) {
 // Divergent is the gauge of probes whose local verdict differs from the
 // fleet's, for tests and the status.
 func (h *Health) Divergent() prometheus.Gauge { return h.divergent }
+
+// Observations are the fleet's observations as last received, by probe
+// ID, those older than the observation TTL left out: what the combination
+// counted, for the status.
+func (h *Health) Observations() map[string][]Observation {
+	p := h.observed.Load()
+	if p == nil {
+		return nil
+	}
+	now := time.Now()
+	out := make(map[string][]Observation, len(*p))
+	for id, obs := range *p {
+		for _, o := range obs {
+			if h.rule.MaxAge <= 0 || now.Sub(o.Checked) <= h.rule.MaxAge {
+				out[id] = append(out[id], o)
+			}
+		}
+	}
+	return out
+}

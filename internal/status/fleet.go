@@ -22,6 +22,22 @@ type Fleet interface {
 	Member() (instance, region, rule string, minObservers int)
 }
 
+// Observations are the fleet's fresh observations, by probe ID:
+// *fleet.Health.
+type Observations interface {
+	Observations() map[string][]healthprobe.Observation
+}
+
+// Verdict is one instance's observation of a probe, as the fleet shares
+// it.
+type Verdict struct {
+	Instance string    `json:"instance"`
+	Region   string    `json:"region,omitempty"`
+	Healthy  bool      `json:"healthy"`
+	RTTMS    float64   `json:"rtt_ms"`
+	Checked  time.Time `json:"checked"`
+}
+
 // OverrideLister lists the operators' overrides: an overrides.Store. A
 // fleet's List fails while NATS is away.
 type OverrideLister interface {
@@ -63,6 +79,9 @@ type Quorum struct {
 	Fallback bool `json:"fallback"`
 	// Self: this instance's own observation was among those counted.
 	Self bool `json:"self"`
+	// Verdicts are the fresh observations, each instance's, sorted by
+	// instance.
+	Verdicts []Verdict `json:"verdicts,omitempty"`
 }
 
 func quorumOf(q healthprobe.Quorum) *Quorum {
@@ -95,9 +114,17 @@ func (r *Reporter) addFleet(ctx context.Context, st *Status) {
 		st.Fleet = fs
 		// A combined status always carries a quorum; the zero one is the
 		// local rule with no observers yet.
+		var obs map[string][]healthprobe.Observation
+		if r.observations != nil {
+			obs = r.observations.Observations()
+		}
 		for i := range st.Probes {
 			if st.Probes[i].Quorum == nil {
 				st.Probes[i].Quorum = &Quorum{Rule: healthprobe.RuleLocal.String()}
+			}
+			for _, o := range obs[st.Probes[i].ID] {
+				st.Probes[i].Quorum.Verdicts = append(st.Probes[i].Quorum.Verdicts, Verdict{Instance: o.Instance,
+					Region: o.Region, Healthy: o.Healthy, RTTMS: ms(o.RTT), Checked: o.Checked})
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -240,7 +241,7 @@ func TestStatusFleetLocalQuorum(t *testing.T) {
 			switch {
 			case !inFleet && p.Quorum != nil:
 				t.Errorf("alone: probe %s has quorum %+v", p.ID, *p.Quorum)
-			case inFleet && (p.Quorum == nil || *p.Quorum != Quorum{Rule: "local"}):
+			case inFleet && (p.Quorum == nil || !reflect.DeepEqual(*p.Quorum, Quorum{Rule: "local"})):
 				t.Errorf("in a fleet: probe %s has quorum %+v; want rule local, no observers", p.ID, p.Quorum)
 			}
 		}
@@ -328,6 +329,20 @@ func TestStatusPageFleet(t *testing.T) {
 		}(),
 		want:    []string{`<h2 id="overrides-title">Overrides <small>0</small></h2>`, "No overrides."},
 		notWant: []string{`class="fleet"`, "overrides-stale", "<th>observers</th>"},
+	}, {
+		name: "each observer's verdict",
+		st: func() Status {
+			st := withQuorum(statusPageFixture(statusPageNow))
+			st.Fleet = &FleetStatus{Instance: "ns3", Rule: "majority", MinObservers: 2, Connected: true}
+			st.Probes[0].Quorum.Verdicts = []Verdict{{Instance: "ns1", Healthy: true}, {Instance: "ns2", Healthy: true},
+				{Instance: "ns3"}}
+			return st
+		}(),
+		want: []string{`<br><span class="note">ns1 up, ns2 up, ns3 <b>down</b></span>`},
+	}, {
+		name: "the browser test's fixture",
+		st:   fleetPageFixture(statusPageNow),
+		want: []string{"NATS NOT CONNECTED"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,8 +64,10 @@ type Deps struct {
 	// them out.
 	Overrides OverrideLister
 	// Fleet is the fleet this instance is part of; nil when it runs
-	// alone.
-	Fleet Fleet
+	// alone. Observations, with it, are the observers' verdicts the
+	// status lists per probe.
+	Fleet        Fleet
+	Observations Observations
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -82,8 +84,9 @@ type Reporter struct {
 	now    func() time.Time
 	after  func(time.Duration) <-chan time.Time
 	// ovStore and fleet are nil when not given.
-	ovStore OverrideLister
-	fleet   Fleet
+	ovStore      OverrideLister
+	fleet        Fleet
+	observations Observations
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -116,7 +119,7 @@ func New(deps Deps) *Reporter {
 	if deps.After == nil {
 		deps.After = time.After
 	}
-	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet,
+	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
 		now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
 }
 
