@@ -69,20 +69,31 @@ RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
       -ldflags "-s -w -X main.version=${VERSION}" \
       -o /out/popdns ./cmd/popdns && \
     if [ "$SETCAP" = 1 ]; then setcap cap_net_bind_service=+ep /out/popdns; fi && \
-    mkdir -p /out/etc/popdns /out/var/lib/popdns/zones
+    mkdir -p /out/etc/popdns /out/var/lib/popdns/zones /out/var/lib/popdns/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="popdns" \
+      org.opencontainers.image.description="A latency-aware GeoDNS authoritative server" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="https://github.com/popdns/popdns"
 COPY --from=build /out/popdns /usr/local/bin/popdns
 COPY --from=build --chown=65532:65532 /out/etc/popdns /etc/popdns
 COPY --from=build --chown=65532:65532 /out/var/lib/popdns /var/lib/popdns
 USER 65532:65532
-# The configuration file (popdns.yaml) and the zone files.
-VOLUME ["/etc/popdns", "/var/lib/popdns/zones"]
+# The configuration file (popdns.yaml), the zone files, and state_dir
+# (auto serials, the operators' overrides; set state_dir:
+# /var/lib/popdns/state in your configuration to keep them).
+VOLUME ["/etc/popdns", "/var/lib/popdns/zones", "/var/lib/popdns/state"]
 EXPOSE 5353/udp 5353/tcp 8053
 ENTRYPOINT ["/usr/local/bin/popdns"]
 # The built-in demo, reachable from outside the container, its status page
 # served without a token on purpose (the demo has nothing private; your own
 # configuration should name a token file instead, see above). /healthz and
-# /readyz on port 8053 are the liveness and readiness probes (the image has
-# no shell or curl for a HEALTHCHECK).
+# /readyz on port 8053 are the liveness and readiness probes; the
+# HEALTHCHECK asks /readyz with popdns itself (the image has no shell or
+# curl). A configuration with another http port needs
+# --health-cmd '/usr/local/bin/popdns healthcheck -url 127.0.0.1:PORT'.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/popdns", "healthcheck", "-url", "127.0.0.1:8053"]
 CMD ["-listen", "0.0.0.0:5353", "-http", "0.0.0.0:8053", "-http-public-without-token"]

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // commands are the words dispatch takes as a command rather than as an
 // argument of the server: help and the usage name them all.
-const commands = "check, explain, dnssec, admin, version and help"
+const commands = "check, explain, dnssec, admin, healthcheck, version and help"
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -64,6 +64,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runDNSSEC(args[1:], stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], stdout)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stdout)
 	case "version":
 		return runVersion(args[1:], stdout)
 	case "help":
@@ -90,7 +92,7 @@ func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(rest) == 0, rest[0] == "help":
 		// The serve flags are popdns's own, so its -h is the overview.
 		return runServe(ctx, []string{"-h"}, stderr)
-	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version" || rest[0] == "admin":
+	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version" || rest[0] == "admin" || rest[0] == "healthcheck":
 		return dispatch(ctx, []string{rest[0], "-h"}, stdout, stderr)
 	}
 	return &usageError{fl: fl, err: fmt.Errorf("unknown command %q", rest[0])}
