@@ -187,7 +187,7 @@ func presignZone(z *zones.Zone, w dnssec.Window) (*zoneSigs, int, error) {
 	if err := add([]dns.RR{z.NegativeSOA()}); err != nil {
 		return nil, 0, err
 	}
-	for _, node := range zoneNodes(z) {
+	for _, node := range z.Nodes() {
 		if below(z, node) {
 			continue // occluded by a zone cut: never answered
 		}
@@ -224,9 +224,6 @@ func presignZone(z *zones.Zone, w dnssec.Window) (*zoneSigs, int, error) {
 	}
 	return zs, made, nil
 }
-
-// zoneNodes lists z's nodes, in name order.
-func zoneNodes(z *zones.Zone) []*zones.Node { return z.Nodes() }
 
 // below reports whether node lies under a zone cut of z (not at it).
 func below(z *zones.Zone, node *zones.Node) bool {

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,10 +19,6 @@ import (
 // one instance (and its server) gone, a drain written through another
 // still applies on both that remain.
 func TestFleetEmbeddedCluster(t *testing.T) {
-	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var clientAddrs, routeAddrs [3]string
 	for i := range 3 {
 		clientAddrs[i], routeAddrs[i] = freeAddr(t), freeAddr(t)
@@ -37,9 +32,7 @@ func TestFleetEmbeddedCluster(t *testing.T) {
 				routes = append(routes, "nats-route://"+routeAddrs[j])
 			}
 		}
-		dir := t.TempDir()
-		writeFile(t, dir, "city.mmdb", string(city))
-		writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+		dir := geoDir(t, geoZone)
 		cfg := geoConfig + fmt.Sprintf("cluster:\n  instance: ns%d\n  timeout: 2s\n  nats_embedded:\n    listen: %s\n    cluster_listen: %s\n    routes: [%s]\n    store_dir: %s\n",
 			i+1, clientAddrs[i], routeAddrs[i], strings.Join(routes, ", "), filepath.Join(dir, "nats"))
 		file := writeFile(t, dir, "popdns.yaml", cfg)

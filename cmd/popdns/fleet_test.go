@@ -17,6 +17,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
+// geoDir writes a directory for an instance serving zone (geo.test.) with
+// the test GeoIP database, and returns it.
+func geoDir(t *testing.T, zone string) string {
+	t.Helper()
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "city.mmdb", string(city))
+	writeFile(t, dir, "zones/geo.test.yaml", zone)
+	return dir
+}
+
 // freeAddr is a loopback address with a port nothing listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -34,15 +48,9 @@ func freeAddr(t *testing.T) string {
 // expiry lifts it everywhere by itself; a restarted instance applies it
 // from the bucket.
 func TestFleetOverrides(t *testing.T) {
-	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
 	natsAddr := freeAddr(t)
 	start := func(name string, cluster string) (*runningApp, string) {
-		dir := t.TempDir()
-		writeFile(t, dir, "city.mmdb", string(city))
-		writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+		dir := geoDir(t, geoZone)
 		return startApp(t, writeFile(t, dir, "popdns.yaml", geoConfig+"cluster:\n  instance: "+name+"\n"+cluster)), dir
 	}
 	ns1, _ := start("ns1", fmt.Sprintf("  nats_embedded: { listen: %s, store_dir: %s }\n", natsAddr, filepath.Join(t.TempDir(), "nats")))
@@ -127,10 +135,6 @@ func TestFleetOverrides(t *testing.T) {
 // one that cannot reach it says it diverges; under local that one alone
 // sends them to fra.
 func TestFleetHealth(t *testing.T) {
-	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -157,9 +161,7 @@ func TestFleetHealth(t *testing.T) {
 		t.Run(tc.rule, func(t *testing.T) {
 			natsAddr := freeAddr(t)
 			start := func(name, probeAddr, cluster string) *runningApp {
-				dir := t.TempDir()
-				writeFile(t, dir, "city.mmdb", string(city))
-				writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+				dir := geoDir(t, geoZone)
 				cfg := fmt.Sprintf(`zones: zones
 geoip: { city: city.mmdb }
 probes: { interval: 1s, timeout: 900ms, rise: 1, fall: 2, jitter: 0s }
@@ -250,17 +252,11 @@ func runNATS(t *testing.T, dir string, port int) *natsserver.Server {
 // fails at once and says why, and once NATS is back a change made through
 // one reaches the other.
 func TestFleetWithoutNATS(t *testing.T) {
-	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
 	natsDir := t.TempDir()
 	ns := runNATS(t, natsDir, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
 	start := func(name string) *runningApp {
-		dir := t.TempDir()
-		writeFile(t, dir, "city.mmdb", string(city))
-		writeFile(t, dir, "zones/geo.test.yaml", geoZone)
+		dir := geoDir(t, geoZone)
 		return startApp(t, writeFile(t, dir, "popdns.yaml", geoConfig+fmt.Sprintf(
 			"cluster:\n  instance: %s\n  nats: nats://127.0.0.1:%d\n  timeout: 1s\n", name, port)))
 	}
@@ -282,7 +278,7 @@ func TestFleetWithoutNATS(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	_, err = ns1.overrides.Put(ctx, overrides.Override{PoP: "fra", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()}, 0)
+	_, err := ns1.overrides.Put(ctx, overrides.Override{PoP: "fra", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()}, 0)
 	if !errors.Is(err, overrides.ErrUnavailable) || time.Since(begin) > 3*time.Second {
 		t.Errorf("a write with NATS gone: %v after %s; want ErrUnavailable at once", err, time.Since(begin))
 	}
@@ -310,13 +306,7 @@ func TestFleetWithoutNATS(t *testing.T) {
 // PoP (pop@owner): it drains that record's iad, and leaves the PoP's other
 // records alone.
 func TestTargetOverride(t *testing.T) {
-	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeFile(t, dir, "city.mmdb", string(city))
-	writeFile(t, dir, "zones/geo.test.yaml", geoZone+`  api:
+	dir := geoDir(t, geoZone+`  api:
     - geo:
         targets:
           fra: { a: 192.0.2.11 }
