@@ -1,0 +1,15 @@
+// Package traffic owns the counts of what the DNS server answered that the
+// status page and Prometheus show: queries per zone, geo answers per
+// (zone, record, PoP answered first), and the catchment, geo answers per
+// (PoP, client country) and (PoP, client continent). Both of dnsserver's
+// paths count here, on the query path, with atomic adds on counters
+// resolved before the query (Counters.SetZones builds the table the query
+// reads through one atomic.Pointer): no lock, no allocation. Memory is
+// bounded by the configuration: one fixed array of country slots per PoP,
+// one counter per geo record target and per zone, and counters a reload
+// removes are dropped.
+//
+// Rates come from a ring of samples of the counters that Counters.Run
+// takes every SampleEvery, an hour of them: nothing on the query path.
+// Report reads the counters and the ring.
+package traffic

@@ -1,0 +1,319 @@
+package traffic
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+)
+
+// SampleEvery is how often Run samples the counters; the ring holds an
+// hour of samples.
+const SampleEvery = 10 * time.Second
+
+const ringLen = int(time.Hour/SampleEvery) + 1
+
+// sample is the counters at one time: totals per PoP and zone, and the
+// catchment's growth since the sample before, only what grew.
+type sample struct {
+	at    time.Time
+	pops  map[string]uint64
+	zones map[string]uint64
+	grew  []growth
+}
+
+// growth is how much one PoP's answers to one country and continent grew
+// between two samples.
+type growth struct {
+	pop       string
+	countries []countryN
+	conts     [len(Continents)]uint64
+}
+
+type countryN struct {
+	country uint16
+	n       uint64
+}
+
+// ring holds the last ringLen samples and the catchment counts of the
+// last one, to take differences from.
+type ring struct {
+	s     []sample // oldest first once full: s[next:] then s[:next]
+	next  int
+	last  map[*PoP]*[NumCountries]uint64
+	lastK map[*PoP]*[len(Continents)]uint64
+}
+
+func (r *ring) add(s sample) {
+	if len(r.s) < ringLen {
+		r.s = append(r.s, s)
+		return
+	}
+	r.s[r.next] = s
+	r.next = (r.next + 1) % ringLen
+}
+
+// each calls f with the samples, newest first.
+func (r *ring) each(f func(*sample) bool) {
+	for i := range r.s {
+		j := (r.next - 1 - i + 2*len(r.s)) % len(r.s)
+		if !f(&r.s[j]) {
+			return
+		}
+	}
+}
+
+// Run samples the counters every SampleEvery until ctx is done.
+func (c *Counters) Run(ctx context.Context) {
+	t := time.NewTicker(SampleEvery)
+	defer t.Stop()
+	c.Sample(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			c.Sample(now)
+		}
+	}
+}
+
+// Sample records the counters as they are at now; Run calls it, tests
+// call it with their own clock.
+func (c *Counters) Sample(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := sample{at: now, pops: make(map[string]uint64, len(c.pops)), zones: make(map[string]uint64, len(c.zones))}
+	last := make(map[*PoP]*[NumCountries]uint64, len(c.pops))
+	lastK := make(map[*PoP]*[len(Continents)]uint64, len(c.pops))
+	for name, p := range c.pops {
+		s.pops[name] = p.total()
+		cur := new([NumCountries]uint64)
+		prev := c.ring.last[p] // nil: a new PoP, from 0
+		g := growth{pop: name}
+		for i := range p.countries {
+			cur[i] = p.countries[i].Load()
+			var was uint64
+			if prev != nil {
+				was = prev[i]
+			}
+			if cur[i] > was {
+				g.countries = append(g.countries, countryN{uint16(i), cur[i] - was})
+			}
+		}
+		curK := new([len(Continents)]uint64)
+		for i := range p.continents {
+			curK[i] = p.continents[i].Load()
+			if prev := c.ring.lastK[p]; prev != nil {
+				g.conts[i] = diff(curK[i], prev[i])
+			} else {
+				g.conts[i] = curK[i]
+			}
+		}
+		if len(g.countries) > 0 || g.conts != [len(Continents)]uint64{} {
+			s.grew = append(s.grew, g)
+		}
+		last[p], lastK[p] = cur, curK
+	}
+	for origin, z := range c.zones {
+		s.zones[origin] = z.Load()
+	}
+	c.ring.last, c.ring.lastK = last, lastK
+	c.ring.add(s)
+}
+
+// Report is the traffic as /status shows it (the "traffic" object).
+type Report struct {
+	// Since is when counting began; SampledAt the newest sample rates
+	// are taken to.
+	Since     time.Time `json:"since"`
+	SampledAt time.Time `json:"sampled_at,omitzero"`
+	PoPs      []PoPRate `json:"pops"`
+	Zones     []Rate    `json:"zones"`
+	// Countries and Continents are the catchment: where each country's
+	// (each continent's) geo answers went, busiest first.
+	Countries  []Catchment `json:"countries"`
+	Continents []Catchment `json:"continents"`
+}
+
+// Rate is one PoP's or zone's queries per second over the last minute
+// and the last hour (over what of them has been sampled), and its count
+// since Since.
+type Rate struct {
+	Name     string  `json:"name"`
+	PerSecM  float64 `json:"qps_1m"`
+	PerSecH  float64 `json:"qps_1h"`
+	Total    uint64  `json:"total"`
+	LastHour uint64  `json:"last_hour"`
+}
+
+// PoPRate is a PoP's geo answers: its rate, and its share of all geo
+// answers over the last hour and since Since (0–1).
+type PoPRate struct {
+	Rate
+	ShareH     float64 `json:"share_1h"`
+	ShareTotal float64 `json:"share_total"`
+}
+
+// Catchment is one country's or continent's geo answers per PoP.
+type Catchment struct {
+	Code string `json:"code"`
+	// Continent is a country's continent ("--": unknown); empty for a
+	// continent.
+	Continent string     `json:"continent,omitempty"`
+	Total     uint64     `json:"total"`
+	LastHour  uint64     `json:"last_hour"`
+	Top       string     `json:"top_pop"` // the PoP most of the last hour's answers (else all) went to
+	PoPs      []PoPCount `json:"pops"`
+}
+
+// PoPCount is the answers one PoP gave a country or continent.
+type PoPCount struct {
+	PoP      string `json:"pop"`
+	Total    uint64 `json:"total"`
+	LastHour uint64 `json:"last_hour"`
+}
+
+// Report is the traffic as of the newest sample (the totals: now).
+func (c *Counters) Report() Report {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rep := Report{Since: c.start, PoPs: []PoPRate{}, Zones: []Rate{}, Countries: []Catchment{}, Continents: []Catchment{}}
+	var newest *sample
+	var minute, hour *sample // the oldest samples within a minute and an hour of newest
+	c.ring.each(func(s *sample) bool {
+		if newest == nil {
+			newest = s
+		}
+		age := newest.at.Sub(s.at)
+		if age > time.Hour {
+			return false
+		}
+		hour = s
+		if age <= time.Minute {
+			minute = s
+		}
+		return true
+	})
+	rate := func(name string, now uint64, of func(*sample) map[string]uint64) Rate {
+		r := Rate{Name: name, Total: now}
+		if newest == nil {
+			return r
+		}
+		r.Total = of(newest)[name]
+		if d := newest.at.Sub(minute.at).Seconds(); d > 0 {
+			r.PerSecM = float64(diff(of(newest)[name], of(minute)[name])) / d
+		}
+		r.LastHour = diff(of(newest)[name], of(hour)[name])
+		if d := newest.at.Sub(hour.at).Seconds(); d > 0 {
+			r.PerSecH = float64(r.LastHour) / d
+		}
+		return r
+	}
+	if newest != nil {
+		rep.SampledAt = newest.at
+	}
+	pops := func(s *sample) map[string]uint64 { return s.pops }
+	zs := func(s *sample) map[string]uint64 { return s.zones }
+	var sumH, sumT uint64
+	for name, p := range c.pops {
+		r := rate(name, p.total(), pops)
+		sumH += r.LastHour
+		sumT += r.Total
+		rep.PoPs = append(rep.PoPs, PoPRate{Rate: r})
+	}
+	for i := range rep.PoPs {
+		p := &rep.PoPs[i]
+		if sumH > 0 {
+			p.ShareH = float64(p.LastHour) / float64(sumH)
+		}
+		if sumT > 0 {
+			p.ShareTotal = float64(p.Total) / float64(sumT)
+		}
+	}
+	for origin, z := range c.zones {
+		rep.Zones = append(rep.Zones, rate(origin, z.Load(), zs))
+	}
+	slices.SortFunc(rep.PoPs, func(a, b PoPRate) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(rep.Zones, func(a, b Rate) int { return cmp.Compare(a.Name, b.Name) })
+	rep.Countries, rep.Continents = c.catchmentLocked(newest, hour)
+	return rep
+}
+
+// catchmentLocked is the catchment: totals as of newest, the last hour's
+// growth from the samples after hour.
+func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents []Catchment) {
+	type key struct {
+		pop  string
+		slot int
+	}
+	totalC, hourC := map[key]uint64{}, map[key]uint64{}
+	totalK, hourK := map[key]uint64{}, map[key]uint64{}
+	if newest != nil {
+		for p, cur := range c.ring.last {
+			for i, n := range cur {
+				if n > 0 {
+					totalC[key{p.name, i}] += n
+				}
+			}
+			for i, n := range c.ring.lastK[p] {
+				if n > 0 {
+					totalK[key{p.name, i}] += n
+				}
+			}
+		}
+		c.ring.each(func(s *sample) bool {
+			if s == hour {
+				return false
+			}
+			for _, g := range s.grew {
+				for _, cn := range g.countries {
+					hourC[key{g.pop, int(cn.country)}] += cn.n
+				}
+				for i, n := range g.conts {
+					if n > 0 {
+						hourK[key{g.pop, i}] += n
+					}
+				}
+			}
+			return true
+		})
+	}
+	build := func(total, hour map[key]uint64, code func(int) string, cont func(int) string) []Catchment {
+		by := map[int]*Catchment{}
+		for k, n := range total {
+			ct := by[k.slot]
+			if ct == nil {
+				ct = &Catchment{Code: code(k.slot), Continent: cont(k.slot)}
+				by[k.slot] = ct
+			}
+			ct.Total += n
+			ct.LastHour += hour[k]
+			ct.PoPs = append(ct.PoPs, PoPCount{PoP: k.pop, Total: n, LastHour: hour[k]})
+		}
+		out := make([]Catchment, 0, len(by))
+		for _, ct := range by {
+			slices.SortFunc(ct.PoPs, func(a, b PoPCount) int {
+				return cmp.Or(cmp.Compare(b.LastHour, a.LastHour), cmp.Compare(b.Total, a.Total), cmp.Compare(a.PoP, b.PoP))
+			})
+			ct.Top = ct.PoPs[0].PoP
+			out = append(out, *ct)
+		}
+		slices.SortFunc(out, func(a, b Catchment) int {
+			return cmp.Or(cmp.Compare(b.LastHour, a.LastHour), cmp.Compare(b.Total, a.Total), cmp.Compare(a.Code, b.Code))
+		})
+		return out
+	}
+	countries = build(totalC, hourC, CountryCode, func(i int) string { return Continents[continentOf[i].Load()] })
+	continents = build(totalK, hourK, func(i int) string { return Continents[i] }, func(int) string { return "" })
+	return countries, continents
+}
+
+// diff is now − then, 0 when a counter restarted (dropped and made anew
+// by a reload).
+func diff(now, then uint64) uint64 {
+	if now < then {
+		return 0
+	}
+	return now - then
+}
