@@ -357,7 +357,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return nil, err
 	}
 	files := &lateFiles{}
-	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides}
+	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides, Traffic: srv}
 	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
 		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
 	}

@@ -43,6 +43,7 @@ var allowed = map[string][]string{
 	"internal/geodbgen":          {},
 	"internal/zonegen":           {},
 	"internal/tools/mkgeodb":     {"internal/geodbgen"},
+	"internal/tools/mkcountries": {},
 	"internal/archtest":          {},
 	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl", "internal/overrides", "internal/fleet", "internal/traffic"},
 	"crosscheck":                 {}, // tests only

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/overrides"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,12 @@ type Files interface {
 	FileErrors() map[string]string
 }
 
+// TrafficSource is what the server answered, as the status reads it:
+// *dnsserver.Server.
+type TrafficSource interface {
+	Traffic() traffic.Report
+}
+
 // Deps is what a Reporter reads. Server and Health are required.
 type Deps struct {
 	Server Server
@@ -68,6 +75,9 @@ type Deps struct {
 	// status lists per probe.
 	Fleet        Fleet
 	Observations Observations
+	// Traffic is read for the status's traffic and catchment; nil leaves
+	// them out.
+	Traffic TrafficSource
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -87,6 +97,7 @@ type Reporter struct {
 	ovStore      OverrideLister
 	fleet        Fleet
 	observations Observations
+	traffic      TrafficSource
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -120,7 +131,7 @@ func New(deps Deps) *Reporter {
 		deps.After = time.After
 	}
 	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
-		now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
+		traffic: deps.Traffic, now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -170,6 +181,10 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 		maps.Copy(st.Errors, r.files.FileErrors())
 	}
 	r.addFleet(ctx, &st)
+	if r.traffic != nil {
+		t := r.traffic.Traffic()
+		st.Traffic = &t
+	}
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""
 	return st, err

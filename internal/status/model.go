@@ -18,6 +18,7 @@ import (
 
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -63,6 +64,11 @@ type Status struct {
 	OverridesStale bool             `json:"overrides_stale,omitempty"`
 	OverridesError string           `json:"overrides_error,omitempty"`
 	OverridesAsOf  time.Time        `json:"overrides_as_of,omitzero"`
+	// Traffic is what the server answered: queries per second per PoP and
+	// zone over the last minute and hour, the share of geo answers by
+	// PoP, and the catchment (which countries and continents went to
+	// which PoP); nil when the status has no traffic source.
+	Traffic *traffic.Report `json:"traffic,omitempty"`
 
 	// servedFiles are the files of every zone served, listed or not; nil
 	// in a Status built by hand, whose zones are all listed.
