@@ -260,7 +260,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
 	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
 	d := steer.Rank(g, qtype, client, loc, env, cands)
-	cd := cached(&d, loc)
+	cd := cached(&d, s.traffic.PlaceOf(loc.Country, loc.Continent))
 	if keep {
 		s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
 	}
@@ -268,11 +268,11 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 }
 
 // cached is the part of d that answers need, to share through the cache.
-// loc is where the client was placed, which the catchment counts.
-func cached(d *steer.Decision, loc geo.Location) *udpfast.Decision {
+// place is where the client was located, which the catchment counts.
+func cached(d *steer.Decision, place traffic.Place) *udpfast.Decision {
 	return &udpfast.Decision{Ranked: slices.Clone(d.Answered()), Untailored: d.Untailored,
 		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope,
-		Place: traffic.PlaceOf(loc.Country, loc.Continent)}
+		Place: place}
 }
 
 // decisionEnv is what a geo decision made now from snap reads; its Epoch

@@ -23,27 +23,24 @@ func (c *Counter) Add(n uint64) {
 func (c *Counter) Load() uint64 { return c.n.Load() }
 
 // PoP is the catchment of one PoP: its geo answers by the client's
-// country and continent. Safe for concurrent use.
+// place (one add per answer; continents are summed when read). Safe for
+// concurrent use.
 type PoP struct {
-	name       string
-	countries  [NumCountries]atomic.Uint64
-	continents [len(Continents)]atomic.Uint64
+	name   string
+	places [NumPlaces]atomic.Uint64
 }
 
 // Name is the PoP's name.
 func (p *PoP) Name() string { return p.name }
 
 // Count counts one geo answer to a client at pl.
-func (p *PoP) Count(pl Place) {
-	p.countries[pl.Country()].Add(1)
-	p.continents[pl.Continent()].Add(1)
-}
+func (p *PoP) Count(pl Place) { p.places[pl].Add(1) }
 
 // total is the PoP's geo answers.
 func (p *PoP) total() uint64 {
 	var n uint64
-	for i := range p.continents {
-		n += p.continents[i].Load()
+	for i := range p.places {
+		n += p.places[i].Load()
 	}
 	return n
 }
@@ -87,6 +84,11 @@ type Counters struct {
 	records map[RecordKey]*Target
 	zones   map[string]*Counter
 	ring    ring
+
+	// continentOf is, per country slot, the continent PlaceOf last saw
+	// it on: the report and Prometheus sum countries into continents
+	// with it.
+	continentOf [NumCountries]atomic.Uint32
 }
 
 // New returns empty counters; start is when counting began.
@@ -183,8 +185,12 @@ func (c *Counters) Continents(f func(pop string, continent int, n uint64)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, p := range c.pops {
-		for i := range p.continents {
-			f(name, i, p.continents[i].Load())
+		var k [len(Continents)]uint64
+		for i := range p.places {
+			k[c.continent(i)] += p.places[i].Load()
+		}
+		for i, n := range k {
+			f(name, i, n)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package traffic owns the counts of what the DNS server answered that the
 // status page and Prometheus show: queries per zone, geo answers per
 // (zone, record, PoP answered first), and the catchment, geo answers per
-// (PoP, client country) and (PoP, client continent). Both of dnsserver's
+// (PoP, client's place): its country, or its continent when the GeoIP
+// database names no country; continents are summed from countries when
+// read, so that an answer costs one add. Both of dnsserver's
 // paths count here, on the query path, with atomic adds on counters
 // resolved before the query (Counters.SetZones builds the table the query
 // reads through one atomic.Pointer): no lock, no allocation. Memory is

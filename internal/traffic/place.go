@@ -1,29 +1,27 @@
 package traffic
 
-import "sync/atomic"
-
 // NumCountries is the number of country slots: every pair of letters A–Z
 // (ISO 3166-1 alpha-2 codes are such pairs) and slot 0, unknown.
 const NumCountries = 26*26 + 1
 
-// Continents are the continent codes a Place may hold, index 0 unknown.
+// NumPlaces is the number of places a client may be counted at: the
+// country slots, then one slot per continent for a client the GeoIP
+// database places on a continent but in no country.
+const NumPlaces = NumCountries + len(Continents)
+
+// Continents are the continent codes, index 0 unknown.
 var Continents = [8]string{"--", "AF", "AN", "AS", "EU", "NA", "OC", "SA"}
 
-// Place is a client's country and continent in 16 bits, so that it can
-// travel with a memoised decision: the country's slot (CountryIndex)
-// shifted by 3, and the continent's index in Continents.
+// Place is where a client is, as the catchment counts it: a slot, small
+// enough to travel with a memoised decision. Counters.PlaceOf makes it.
 type Place uint16
 
-// continentOf is, per country slot, the continent the last place made for
-// it named: the report shows each country's continent from it. Written
-// when a decision is made, never on a memoised answer.
-var continentOf [NumCountries]atomic.Uint32
-
-// PlaceOf is the place of a client located in country (ISO 3166-1 alpha-2)
-// and continent; anything else than two letters, and an unknown continent,
-// count as unknown.
-func PlaceOf(country, continent string) Place {
-	c := CountryIndex(country)
+// PlaceOf is the place of a client located in country (ISO 3166-1
+// alpha-2) and continent, and notes the country's continent for the
+// report. Anything else than two letters counts as no country, an
+// unknown continent as unknown. Called when a decision is made, never on
+// a memoised answer.
+func (c *Counters) PlaceOf(country, continent string) Place {
 	k := 0
 	for i := 1; i < len(Continents); i++ {
 		if Continents[i] == continent {
@@ -31,17 +29,32 @@ func PlaceOf(country, continent string) Place {
 			break
 		}
 	}
-	if c != 0 && continentOf[c].Load() != uint32(k) {
-		continentOf[c].Store(uint32(k))
+	slot := CountryIndex(country)
+	if slot == 0 {
+		return Place(NumCountries + k)
 	}
-	return Place(c<<3 | k)
+	if c.continentOf[slot].Load() != uint32(k) {
+		c.continentOf[slot].Store(uint32(k))
+	}
+	return Place(slot)
 }
 
-// Country is the place's country slot.
-func (p Place) Country() int { return int(p >> 3) }
+// country is the place's country slot (0: none).
+func (p Place) country() int {
+	if int(p) >= NumCountries {
+		return 0
+	}
+	return int(p)
+}
 
-// Continent is the place's index in Continents.
-func (p Place) Continent() int { return int(p & 7) }
+// continent is the index in Continents of the continent of the client at
+// slot.
+func (c *Counters) continent(slot int) int {
+	if slot >= NumCountries {
+		return slot - NumCountries
+	}
+	return int(c.continentOf[slot].Load())
+}
 
 // CountryIndex is the slot of an ISO 3166-1 alpha-2 code, upper or lower
 // case; 0 for anything else.
@@ -56,7 +69,7 @@ func CountryIndex(code string) int {
 	return 1 + int(a-'a')*26 + int(b-'a')
 }
 
-// CountryCode is the code of slot i, "--" for unknown.
+// CountryCode is the code of slot i, "--" for none.
 func CountryCode(i int) string {
 	if i <= 0 || i >= NumCountries {
 		return "--"

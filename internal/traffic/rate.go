@@ -22,26 +22,24 @@ type sample struct {
 	grew  []growth
 }
 
-// growth is how much one PoP's answers to one country and continent grew
-// between two samples.
+// growth is how much one PoP's answers to each place grew between two
+// samples: only the places that grew.
 type growth struct {
-	pop       string
-	countries []countryN
-	conts     [len(Continents)]uint64
+	pop    string
+	places []placeN
 }
 
-type countryN struct {
-	country uint16
-	n       uint64
+type placeN struct {
+	place uint16
+	n     uint64
 }
 
 // ring holds the last ringLen samples and the catchment counts of the
 // last one, to take differences from.
 type ring struct {
-	s     []sample // oldest first once full: s[next:] then s[:next]
-	next  int
-	last  map[*PoP]*[NumCountries]uint64
-	lastK map[*PoP]*[len(Continents)]uint64
+	s    []sample // oldest first once full: s[next:] then s[:next]
+	next int
+	last map[*PoP]*[NumPlaces]uint64
 }
 
 func (r *ring) add(s sample) {
@@ -84,41 +82,31 @@ func (c *Counters) Sample(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := sample{at: now, pops: make(map[string]uint64, len(c.pops)), zones: make(map[string]uint64, len(c.zones))}
-	last := make(map[*PoP]*[NumCountries]uint64, len(c.pops))
-	lastK := make(map[*PoP]*[len(Continents)]uint64, len(c.pops))
+	last := make(map[*PoP]*[NumPlaces]uint64, len(c.pops))
 	for name, p := range c.pops {
-		s.pops[name] = p.total()
-		cur := new([NumCountries]uint64)
+		cur := new([NumPlaces]uint64)
 		prev := c.ring.last[p] // nil: a new PoP, from 0
 		g := growth{pop: name}
-		for i := range p.countries {
-			cur[i] = p.countries[i].Load()
+		for i := range p.places {
+			cur[i] = p.places[i].Load()
+			s.pops[name] += cur[i]
 			var was uint64
 			if prev != nil {
 				was = prev[i]
 			}
 			if cur[i] > was {
-				g.countries = append(g.countries, countryN{uint16(i), cur[i] - was})
+				g.places = append(g.places, placeN{uint16(i), cur[i] - was})
 			}
 		}
-		curK := new([len(Continents)]uint64)
-		for i := range p.continents {
-			curK[i] = p.continents[i].Load()
-			if prev := c.ring.lastK[p]; prev != nil {
-				g.conts[i] = diff(curK[i], prev[i])
-			} else {
-				g.conts[i] = curK[i]
-			}
-		}
-		if len(g.countries) > 0 || g.conts != [len(Continents)]uint64{} {
+		if len(g.places) > 0 {
 			s.grew = append(s.grew, g)
 		}
-		last[p], lastK[p] = cur, curK
+		last[p] = cur
 	}
 	for origin, z := range c.zones {
 		s.zones[origin] = z.Load()
 	}
-	c.ring.last, c.ring.lastK = last, lastK
+	c.ring.last = last
 	c.ring.add(s)
 }
 
@@ -249,16 +237,15 @@ func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents 
 	}
 	totalC, hourC := map[key]uint64{}, map[key]uint64{}
 	totalK, hourK := map[key]uint64{}, map[key]uint64{}
+	add := func(country, continent map[key]uint64, pop string, place int, n uint64) {
+		country[key{pop, Place(place).country()}] += n
+		continent[key{pop, c.continent(place)}] += n
+	}
 	if newest != nil {
 		for p, cur := range c.ring.last {
 			for i, n := range cur {
 				if n > 0 {
-					totalC[key{p.name, i}] += n
-				}
-			}
-			for i, n := range c.ring.lastK[p] {
-				if n > 0 {
-					totalK[key{p.name, i}] += n
+					add(totalC, totalK, p.name, i, n)
 				}
 			}
 		}
@@ -267,13 +254,8 @@ func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents 
 				return false
 			}
 			for _, g := range s.grew {
-				for _, cn := range g.countries {
-					hourC[key{g.pop, int(cn.country)}] += cn.n
-				}
-				for i, n := range g.conts {
-					if n > 0 {
-						hourK[key{g.pop, i}] += n
-					}
+				for _, pn := range g.places {
+					add(hourC, hourK, g.pop, int(pn.place), pn.n)
 				}
 			}
 			return true
@@ -304,7 +286,7 @@ func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents 
 		})
 		return out
 	}
-	countries = build(totalC, hourC, CountryCode, func(i int) string { return Continents[continentOf[i].Load()] })
+	countries = build(totalC, hourC, CountryCode, func(i int) string { return Continents[c.continent(i)] })
 	continents = build(totalK, hourK, func(i int) string { return Continents[i] }, func(int) string { return "" })
 	return countries, continents
 }

@@ -55,11 +55,12 @@ func TestPlace(t *testing.T) {
 		{"ZZ", "OC", "ZZ", "OC"},
 		{"AA", "AF", "AA", "AF"},
 	} {
-		p := PlaceOf(tc.country, tc.continent)
-		if got := CountryCode(p.Country()); got != tc.code {
+		c := New(time.Time{})
+		p := c.PlaceOf(tc.country, tc.continent)
+		if got := CountryCode(p.country()); got != tc.code {
 			t.Errorf("PlaceOf(%q, %q) country %q, want %q", tc.country, tc.continent, got, tc.code)
 		}
-		if got := Continents[p.Continent()]; got != tc.cont {
+		if got := Continents[c.continent(int(p))]; got != tc.cont {
 			t.Errorf("PlaceOf(%q, %q) continent %q, want %q", tc.country, tc.continent, got, tc.cont)
 		}
 	}
@@ -74,7 +75,7 @@ func TestRates(t *testing.T) {
 	snap := load(t, testZone, "fra", "iad")
 	c.SetZones(snap)
 	g := snap.Match("t.test.").Geos()[0]
-	de, us := PlaceOf("DE", "EU"), PlaceOf("US", "NA")
+	de, us := c.PlaceOf("DE", "EU"), c.PlaceOf("US", "NA")
 	count := func(i int, pl Place, n int) {
 		for range n {
 			c.Target(g, i).Count(pl)
@@ -160,7 +161,7 @@ func TestCountAllocs(t *testing.T) {
 	snap := load(t, testZone, "fra", "iad")
 	c.SetZones(snap)
 	g := snap.Match("t.test.").Geos()[0]
-	pl := PlaceOf("DE", "EU")
+	pl := c.PlaceOf("DE", "EU")
 	if n := testing.AllocsPerRun(100, func() {
 		c.Target(g, 1).Count(pl)
 		c.Zone("t.test.").Add(1)
