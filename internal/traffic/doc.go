@@ -7,7 +7,7 @@
 // paths count here, on the query path, with atomic adds on counters
 // resolved before the query (Counters.SetZones builds the table the query
 // reads through one atomic.Pointer): no lock, no allocation. Memory is
-// bounded by the configuration: one fixed array of country slots per PoP,
+// bounded by the configuration: one fixed array of places per PoP,
 // one counter per geo record target and per zone, and counters a reload
 // removes are dropped.
 //

@@ -162,50 +162,67 @@ type PoPCount struct {
 	LastHour uint64 `json:"last_hour"`
 }
 
-// Report is the traffic as of the newest sample (the totals: now).
-func (c *Counters) Report() Report {
+// Report is the traffic now: totals read from the counters, rates and
+// the last hour's counts from them and the ring's samples.
+func (c *Counters) Report() Report { return c.ReportAt(time.Now()) }
+
+// ReportAt is Report with the counters read at now.
+func (c *Counters) ReportAt(now time.Time) Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rep := Report{Since: c.start, PoPs: []PoPRate{}, Zones: []Rate{}, Countries: []Catchment{}, Continents: []Catchment{}}
-	var newest *sample
-	var minute, hour *sample // the oldest samples within a minute and an hour of newest
+	// The bases of the windows: the oldest samples within a minute and an
+	// hour of now; nil when there is none, and the server started
+	// within the window: the base is then the start, when every count
+	// was 0.
+	var minute, hour *sample
+	minuteOK, hourOK := now.Sub(c.start) <= time.Minute, now.Sub(c.start) <= time.Hour
 	c.ring.each(func(s *sample) bool {
-		if newest == nil {
-			newest = s
+		if rep.SampledAt.IsZero() {
+			rep.SampledAt = s.at
 		}
-		age := newest.at.Sub(s.at)
+		age := now.Sub(s.at)
 		if age > time.Hour {
 			return false
 		}
-		hour = s
+		hour, hourOK = s, true
 		if age <= time.Minute {
-			minute = s
+			minute, minuteOK = s, true
 		}
 		return true
 	})
-	rate := func(name string, now uint64, of func(*sample) map[string]uint64) Rate {
-		r := Rate{Name: name, Total: now}
-		if newest == nil {
-			return r
+	since := func(base *sample, ok bool, name string, n uint64, of func(*sample) map[string]uint64) (uint64, float64) {
+		if !ok {
+			return 0, 0
 		}
-		r.Total = of(newest)[name]
-		if d := newest.at.Sub(minute.at).Seconds(); d > 0 {
-			r.PerSecM = float64(diff(of(newest)[name], of(minute)[name])) / d
+		at := c.start
+		if base != nil {
+			at, n = base.at, diff(n, of(base)[name])
 		}
-		r.LastHour = diff(of(newest)[name], of(hour)[name])
-		if d := newest.at.Sub(hour.at).Seconds(); d > 0 {
-			r.PerSecH = float64(r.LastHour) / d
+		if d := now.Sub(at).Seconds(); d > 0 {
+			return n, float64(n) / d
 		}
-		return r
+		return n, 0
 	}
-	if newest != nil {
-		rep.SampledAt = newest.at
+	rate := func(name string, n uint64, of func(*sample) map[string]uint64) Rate {
+		r := Rate{Name: name, Total: n}
+		_, r.PerSecM = since(minute, minuteOK, name, n, of)
+		r.LastHour, r.PerSecH = since(hour, hourOK, name, n, of)
+		return r
 	}
 	pops := func(s *sample) map[string]uint64 { return s.pops }
 	zs := func(s *sample) map[string]uint64 { return s.zones }
 	var sumH, sumT uint64
+	live := make(map[*PoP]*[NumPlaces]uint64, len(c.pops))
 	for name, p := range c.pops {
-		r := rate(name, p.total(), pops)
+		cur := new([NumPlaces]uint64)
+		var total uint64
+		for i := range p.places {
+			cur[i] = p.places[i].Load()
+			total += cur[i]
+		}
+		live[p] = cur
+		r := rate(name, total, pops)
 		sumH += r.LastHour
 		sumT += r.Total
 		rep.PoPs = append(rep.PoPs, PoPRate{Rate: r})
@@ -224,13 +241,14 @@ func (c *Counters) Report() Report {
 	}
 	slices.SortFunc(rep.PoPs, func(a, b PoPRate) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(rep.Zones, func(a, b Rate) int { return cmp.Compare(a.Name, b.Name) })
-	rep.Countries, rep.Continents = c.catchmentLocked(newest, hour)
+	rep.Countries, rep.Continents = c.catchmentLocked(live, hour, hourOK)
 	return rep
 }
 
-// catchmentLocked is the catchment: totals as of newest, the last hour's
-// growth from the samples after hour.
-func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents []Catchment) {
+// catchmentLocked is the catchment: totals as live has them, the last
+// hour's counts as live less the newest sample, plus the growth of the
+// samples after hour (when hourOK; nil hour: since the start).
+func (c *Counters) catchmentLocked(live map[*PoP]*[NumPlaces]uint64, hour *sample, hourOK bool) (countries, continents []Catchment) {
 	type key struct {
 		pop  string
 		slot int
@@ -241,14 +259,24 @@ func (c *Counters) catchmentLocked(newest, hour *sample) (countries, continents 
 		country[key{pop, Place(place).country()}] += n
 		continent[key{pop, c.continent(place)}] += n
 	}
-	if newest != nil {
-		for p, cur := range c.ring.last {
-			for i, n := range cur {
-				if n > 0 {
-					add(totalC, totalK, p.name, i, n)
-				}
+	for p, cur := range live {
+		last := c.ring.last[p] // nil: not sampled yet
+		for i, n := range cur {
+			if n == 0 {
+				continue
+			}
+			add(totalC, totalK, p.name, i, n)
+			if !hourOK {
+				continue
+			}
+			if last == nil || hour == nil {
+				add(hourC, hourK, p.name, i, n) // all since the start, or since the PoP came
+			} else {
+				add(hourC, hourK, p.name, i, diff(n, last[i]))
 			}
 		}
+	}
+	if hourOK && hour != nil {
 		c.ring.each(func(s *sample) bool {
 			if s == hour {
 				return false

@@ -93,7 +93,7 @@ func TestRates(t *testing.T) {
 	for s := 7; s <= 12; s++ {
 		c.Sample(t0.Add(time.Duration(s) * SampleEvery))
 	}
-	r := c.Report()
+	r := c.ReportAt(t0.Add(12 * SampleEvery))
 	want := map[string]PoPRate{
 		"fra": {Rate: Rate{Name: "fra", PerSecM: 2, PerSecH: 720.0 / 120, Total: 720, LastHour: 720}, ShareH: 720.0 / 810, ShareTotal: 720.0 / 810},
 		"iad": {Rate: Rate{Name: "iad", PerSecM: 0.5, PerSecH: 90.0 / 120, Total: 90, LastHour: 90}, ShareH: 90.0 / 810, ShareTotal: 90.0 / 810},
@@ -121,7 +121,8 @@ func TestRates(t *testing.T) {
 	for s := 13; s <= 13+ringLen; s++ {
 		c.Sample(t0.Add(time.Duration(s) * SampleEvery))
 	}
-	r = c.Report()
+	later := t0.Add(time.Duration(13+ringLen) * SampleEvery)
+	r = c.ReportAt(later)
 	for _, p := range r.PoPs {
 		if p.LastHour != 0 || p.PerSecH != 0 || p.Total != want[p.Name].Total {
 			t.Errorf("an hour later: %+v", p)
@@ -129,6 +130,17 @@ func TestRates(t *testing.T) {
 	}
 	if r.Countries[0].LastHour != 0 || r.Countries[0].Total != 750 {
 		t.Errorf("an hour later: %+v", r.Countries[0])
+	}
+
+	// Answers since the newest sample count at once; the minute is from
+	// the oldest sample within it, 55 s before.
+	count(1, us, 30)
+	r = c.ReportAt(later.Add(5 * time.Second))
+	if r.PoPs[1].Name != "iad" || r.PoPs[1].Total != 120 || r.PoPs[1].LastHour != 30 || r.PoPs[1].PerSecM != 30.0/55 {
+		t.Errorf("answers since the last sample: %+v", r.PoPs[1])
+	}
+	if us := r.Countries[0]; us.Code != "US" || us.LastHour != 30 || us.Total != 90 {
+		t.Errorf("answers since the last sample: %+v", us)
 	}
 
 	// A reload without iad keeps fra's count and drops iad's.
