@@ -27,23 +27,22 @@ func (c *Counter) Load() uint64 { return c.n.Load() }
 // concurrent use.
 type PoP struct {
 	name   string
+	id     uint32 // unique among the Counters' PoPs
 	places [NumPlaces]atomic.Uint64
 }
+
+// ID is a number unique among the PoPs of one Counters, for a reader's
+// own tables.
+func (p *PoP) ID() uint32 { return p.id }
+
+// Add counts n geo answers to clients at pl.
+func (p *PoP) Add(pl Place, n uint64) { p.places[pl].Add(n) }
 
 // Name is the PoP's name.
 func (p *PoP) Name() string { return p.name }
 
 // Count counts one geo answer to a client at pl.
 func (p *PoP) Count(pl Place) { p.places[pl].Add(1) }
-
-// total is the PoP's geo answers.
-func (p *PoP) total() uint64 {
-	var n uint64
-	for i := range p.places {
-		n += p.places[i].Load()
-	}
-	return n
-}
 
 // Target is what an answer that one geo record's target was first in
 // counts in: the record's answers at that PoP, and the PoP's catchment.
@@ -84,6 +83,7 @@ type Counters struct {
 	records map[RecordKey]*Target
 	zones   map[string]*Counter
 	ring    ring
+	popIDs  uint32 // the last PoP.id given
 
 	// continentOf is, per country slot, the continent PlaceOf last saw
 	// it on: the report and Prometheus sum countries into continents
@@ -112,7 +112,8 @@ func (c *Counters) SetZones(snap *zones.Snapshot) {
 		p := pops[name]
 		if p == nil {
 			if p = c.pops[name]; p == nil {
-				p = &PoP{name: name}
+				c.popIDs++
+				p = &PoP{name: name, id: c.popIDs}
 			}
 			pops[name] = p
 		}
