@@ -11,9 +11,9 @@ import (
 	"github.com/popdns/popdns/zones"
 )
 
-// TestPlaceCounts: a reader's counts reach the shared counters at the
-// flush, every one of them, also past the table's capacity.
-func TestPlaceCounts(t *testing.T) {
+// placeTestCounters are traffic counters with two PoPs, fra and iad.
+func placeTestCounters(t testing.TB) (c *traffic.Counters, fra, iad *traffic.PoP) {
+	t.Helper()
 	inv, err := pops.New(pops.PoP{Name: "fra", Point: geo.Point{Lat: 50, Lon: 8}}, pops.PoP{Name: "iad", Point: geo.Point{Lat: 39, Lon: -77}})
 	if err != nil {
 		t.Fatal(err)
@@ -35,10 +35,16 @@ records:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := traffic.New(time.Time{})
+	c = traffic.New(time.Time{})
 	c.SetZones(snap)
 	g := snap.Match("t.test.").Geos()[0]
-	fra, iad := c.Target(g, 0).PoP, c.Target(g, 1).PoP
+	return c, c.Target(g, 0).PoP, c.Target(g, 1).PoP
+}
+
+// TestPlaceCounts: a reader's counts reach the shared counters at the
+// flush, every one of them, also past the table's capacity.
+func TestPlaceCounts(t *testing.T) {
+	c, fra, iad := placeTestCounters(t)
 	for _, tc := range []struct {
 		name      string
 		countries []string
@@ -82,5 +88,28 @@ records:
 	pl := c.PlaceOf("DE", "EU")
 	if n := testing.AllocsPerRun(100, func() { pc.add(fra, pl); pc.flush() }); n != 0 {
 		t.Errorf("%v allocations per count", n)
+	}
+}
+
+
+// BenchmarkPlaceCounts is what counting one answer's catchment costs the
+// fast path: an add to the reader's table per answer, over 40 places as a
+// batch of many clients has, and its flush per batch of 64.
+func BenchmarkPlaceCounts(b *testing.B) {
+	c, fra, _ := placeTestCounters(b)
+	var places []traffic.Place
+	for a := 'A'; a < 'A'+40/4; a++ {
+		for _, k := range "ABCD" {
+			places = append(places, c.PlaceOf(string([]rune{a, k}), "EU"))
+		}
+	}
+	var pc placeCounts
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		pc.add(fra, places[i%len(places)])
+		if i++; i%64 == 0 {
+			pc.flush()
+		}
 	}
 }
