@@ -27,16 +27,8 @@ func (c *Counter) Load() uint64 { return c.n.Load() }
 // concurrent use.
 type PoP struct {
 	name   string
-	id     uint32 // unique among the Counters' PoPs
 	places [NumPlaces]atomic.Uint64
 }
-
-// ID is a number unique among the PoPs of one Counters, for a reader's
-// own tables.
-func (p *PoP) ID() uint32 { return p.id }
-
-// Add counts n geo answers to clients at pl.
-func (p *PoP) Add(pl Place, n uint64) { p.places[pl].Add(n) }
 
 // Name is the PoP's name.
 func (p *PoP) Name() string { return p.name }
@@ -83,7 +75,6 @@ type Counters struct {
 	records map[RecordKey]*Target
 	zones   map[string]*Counter
 	ring    ring
-	popIDs  uint32 // the last PoP.id given
 
 	// continentOf is, per country slot, the continent PlaceOf last saw
 	// it on: the report and Prometheus sum countries into continents
@@ -112,8 +103,7 @@ func (c *Counters) SetZones(snap *zones.Snapshot) {
 		p := pops[name]
 		if p == nil {
 			if p = c.pops[name]; p == nil {
-				c.popIDs++
-				p = &PoP{name: name, id: c.popIDs}
+				p = &PoP{name: name}
 			}
 			pops[name] = p
 		}

@@ -94,9 +94,8 @@
 //     all-down by policy, cookies by outcome), added per batch in Flush; the query log, when
 //     on, sends every query through the general path. It counts in the
 //     same traffic counters too (package traffic, Trace.Target and
-//     Trace.ZoneCount): the catchment of the PoP answered first, for the
-//     client's place (Decision.Place), which a memoised decision carries
-//     (clientReply.place) since a memo hit does not locate the client,
-//     counted per query in the reader's own table (placeCounts) and
-//     added per batch, as the record's and the zone's counts are.
+//     Trace.ZoneCount): per query, the catchment of the PoP answered
+//     first, for the client's place (Decision.Place), which a memoised
+//     decision carries (clientReply.place) since a memo hit does not
+//     locate the client; per batch, the record's and the zone's counts.
 package udpfast

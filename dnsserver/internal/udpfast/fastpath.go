@@ -45,7 +45,6 @@ type Path struct {
 	answered              int
 	pending               []*fastReply // replies with a count
 	ecsUsedN, ecsIgnoredN uint64
-	places                placeCounts // the catchment of the replies
 	scopeN                [129]uint32 // by ECS scope
 	scopes                []uint8     // the scopes with a count
 	// The decision epoch read for this batch, and its snapshot: health
@@ -278,7 +277,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		f.pending = append(f.pending, r)
 	}
 	if r.target != nil {
-		f.places.add(r.target.PoP, place) // the record's count is added per flush
+		r.target.PoP.Count(place) // the record's count is added per flush
 	}
 	r.count++
 	f.answered++
@@ -362,7 +361,6 @@ func (f *Path) Flush(start time.Time) {
 	m := &f.cfg.Metrics
 	m.Duration.ObserveN(time.Since(start).Seconds(), uint64(f.answered))
 	f.answered = 0
-	f.places.flush()
 	var allDown *fastReply // one of the batch's all-down replies, for the log
 	for _, r := range f.pending {
 		r.requests.Add(float64(r.count))
