@@ -1,0 +1,802 @@
+package main
+
+// The JSON Schemas in schemas/ are written by hand for editors
+// (yaml-language-server); the Go decoders stay the authority. These tests
+// tie the two together so that they cannot drift:
+//
+//   - TestSchemaExamples feeds every example and fixture (the YAML blocks
+//     of the docs, testdata/, the demo, the bench configurations) through
+//     both, and they must agree;
+//   - TestSchemaKeys derives the keys each mapping of the decoders knows
+//     from the decoders themselves (the "unknown key (expected ...)" error
+//     of a key they do not know) and compares them with the schema's
+//     properties at the same place, at every level, both ways;
+//   - TestSchemaMutations adds an unknown key to every mapping and puts a
+//     mapping in place of every single value of a full zone and
+//     configuration: both must reject each.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/zones"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+)
+
+// schemaDir is the repository's schemas directory, from cmd/popdns.
+const schemaDir = "../../schemas"
+
+// compileSchema compiles one of the schemas.
+func compileSchema(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open(filepath.Join(schemaDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(name)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return sch
+}
+
+// rawSchema reads a schema as plain JSON, for the walks over its keys.
+func rawSchema(t *testing.T, name string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(schemaDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m
+}
+
+// yamlValue turns a YAML document into the JSON value an editor's
+// validator sees: YAML 1.2 core types (yaml-language-server's default, so
+// yes and on are strings), aliases and merge keys resolved, mapping keys
+// as written. It goes through JSON text so that the validator gets the
+// types it gets from a JSON decoder.
+func yamlValue(data []byte) (any, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	v, err := nodeValue(doc.Content[0])
+	if err != nil {
+		return nil, err
+	}
+	text, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(text))
+}
+
+func nodeValue(n *yaml.Node) (any, error) {
+	n = yamlx.Resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		var merged []map[string]any
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := yamlx.Resolve(n.Content[i]), n.Content[i+1]
+			if k.Value == "<<" && k.ShortTag() == "!!merge" {
+				vv := yamlx.Resolve(v)
+				srcs := []*yaml.Node{vv}
+				if vv.Kind == yaml.SequenceNode {
+					srcs = vv.Content
+				}
+				for _, s := range srcs {
+					sv, err := nodeValue(s)
+					if err != nil {
+						return nil, err
+					}
+					sm, ok := sv.(map[string]any)
+					if !ok {
+						return nil, errors.New("merge of a non-mapping")
+					}
+					merged = append(merged, sm)
+				}
+				continue
+			}
+			val, err := nodeValue(v)
+			if err != nil {
+				return nil, err
+			}
+			m[k.Value] = val
+		}
+		for _, sm := range merged {
+			for k, v := range sm {
+				if _, ok := m[k]; !ok {
+					m[k] = v
+				}
+			}
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		l := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeValue(c)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		return l, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			var b bool
+			err := n.Decode(&b)
+			return b, err
+		case "!!int", "!!float":
+			var f any
+			if err := n.Decode(&f); err != nil {
+				return nil, err
+			}
+			switch f := f.(type) {
+			case int:
+				return json.Number(strconv.Itoa(f)), nil
+			case int64:
+				return json.Number(strconv.FormatInt(f, 10)), nil
+			case uint64:
+				return json.Number(strconv.FormatUint(f, 10)), nil
+			case float64:
+				return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+			}
+			return n.Value, nil
+		}
+		return n.Value, nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected node kind %d", n.Line, n.Kind)
+}
+
+// sample is one YAML file or docs block, as a zone or a configuration.
+type sample struct {
+	name string // file, or file:line for a docs block
+	data []byte
+	zone bool
+}
+
+// decodeZone runs a zone file through the zone decoder as popdns check
+// does, with an inventory that has every PoP its geo records name (which
+// PoPs exist is the configuration's business) and, for a signed zone,
+// freshly made keys.
+func decodeZone(t *testing.T, s sample) error {
+	t.Helper()
+	v, _ := yamlValue(s.data)
+	names := map[string]bool{}
+	collectTargets(v, names)
+	var inv strings.Builder
+	for name := range names {
+		if name != "" && strings.IndexFunc(name, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') }) < 0 {
+			fmt.Fprintf(&inv, "%s: { lat: 1, lon: 1 }\n", name)
+		}
+	}
+	var invNode yaml.Node
+	if err := yaml.Unmarshal([]byte(inv.String()), &invNode); err != nil {
+		t.Fatal(err)
+	}
+	var n *yaml.Node
+	if len(invNode.Content) > 0 {
+		n = invNode.Content[0]
+	}
+	p, err := pops.Decode("pops", n, healthprobe.Defaults{})
+	if err != nil {
+		t.Fatalf("%s: the PoPs of its targets: %v", s.name, err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "zone.yaml")
+	if err := os.WriteFile(file, s.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := v.(map[string]any); ok {
+		if ds, ok := m["dnssec"].(map[string]any); ok {
+			if keys, ok := ds["keys"].(string); ok && !filepath.IsAbs(keys) {
+				origin, _ := m["origin"].(string)
+				alg := fmt.Sprint(ds["algorithm"])
+				if ds["algorithm"] == nil {
+					alg = "ed25519"
+				}
+				kd := filepath.Join(dir, keys)
+				if err := os.MkdirAll(kd, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				// A key that cannot be made is the zone decoder's to
+				// report: the algorithm is checked there too.
+				_ = runKeygen([]string{"-dir", kd, "-algorithm", alg, origin}, time.Now(), io.Discard, io.Discard)
+			}
+		}
+	}
+	_, err = zones.ParseFile(file, s.data, p)
+	return err
+}
+
+// collectTargets gathers the names of every geo record's targets.
+func collectTargets(v any, names map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			if strings.EqualFold(k, "geo") {
+				if g, ok := c.(map[string]any); ok {
+					if ts, ok := g["targets"].(map[string]any); ok {
+						for name := range ts {
+							names[name] = true
+						}
+					}
+				}
+			}
+			collectTargets(c, names)
+		}
+	case []any:
+		for _, c := range v {
+			collectTargets(c, names)
+		}
+	}
+}
+
+// decodeConfigSample runs a configuration through the decoder and the
+// checks of its values, without the file system (the zones directory,
+// the token and key files), which is no schema's business.
+func decodeConfigSample(s sample) error {
+	fc, err := decodeConfig(s.name, s.data)
+	if err != nil {
+		return err
+	}
+	cfg, err := fc.validate(s.name, "")
+	if err != nil {
+		return err
+	}
+	return cfg.checkHTTPExposure(false)
+}
+
+func decodeSample(t *testing.T, s sample) error {
+	if s.zone {
+		return decodeZone(t, s)
+	}
+	return decodeConfigSample(s)
+}
+
+// validateSample runs a sample through its schema.
+func validateSample(zoneSch, configSch *jsonschema.Schema, s sample) error {
+	v, err := yamlValue(s.data)
+	if err != nil {
+		return err
+	}
+	if s.zone {
+		return zoneSch.Validate(v)
+	}
+	return configSch.Validate(v)
+}
+
+var fenceRE = regexp.MustCompile("(?m)^( *)```yaml\n")
+
+// docBlocks returns the YAML code blocks of a Markdown file that are zone
+// files or configurations, whole or in part: a block of a zone's records
+// (indented, as in "  www:") is completed into a zone with an apex, and a
+// configuration block without zones gets one, so that each example is
+// checked where it stands. Latency tables (lists) are not zones or
+// configurations; blocks that are pieces of a geo record (indented deeper)
+// cannot stand alone.
+func docBlocks(t *testing.T, file string) []sample {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sample
+	for _, m := range fenceRE.FindAllSubmatchIndex(data, -1) {
+		indent := string(data[m[2]:m[3]])
+		rest := data[m[1]:]
+		end := bytes.Index(rest, []byte("\n"+indent+"```"))
+		if end < 0 {
+			t.Fatalf("%s: unterminated code block", file)
+		}
+		var b strings.Builder
+		for _, line := range strings.SplitAfter(string(rest[:end+1]), "\n") {
+			b.WriteString(strings.TrimPrefix(line, indent))
+		}
+		text := b.String()
+		line := bytes.Count(data[:m[1]], []byte("\n")) + 1
+		name := fmt.Sprintf("%s:%d", file, line)
+		first := ""
+		for _, l := range strings.Split(text, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+				first = l
+				break
+			}
+		}
+		switch {
+		case strings.HasPrefix(first, "- "):
+			continue // a latency table
+		case strings.HasPrefix(first, "  ") && !strings.HasPrefix(first, "   "):
+			// records of a zone
+			zone := "origin: example.com.\nrecords:\n" + text
+			if !strings.Contains(text, "\n  \"@\":") && !strings.HasPrefix(text, "  \"@\":") {
+				zone += "  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n"
+			}
+			out = append(out, sample{name: name, data: []byte(zone), zone: true})
+		case strings.HasPrefix(first, " "):
+			continue // a piece of a geo record
+		case looksLikeZone([]byte(text)):
+			out = append(out, sample{name: name, data: []byte(text), zone: true})
+		default:
+			if !regexp.MustCompile(`(?m)^zones:`).MatchString(text) {
+				text += "\nzones: zones\n"
+			}
+			out = append(out, sample{name: name, data: []byte(text)})
+		}
+	}
+	// The files a console session shows with cat, such as the broken
+	// configurations of "Decoding is strict".
+	for _, m := range catRE.FindAllSubmatchIndex(data, -1) {
+		rest := data[m[1]:]
+		end := bytes.Index(rest, []byte("\n$ "))
+		if end < 0 {
+			t.Fatalf("%s: a cat without the next command", file)
+		}
+		text := rest[:end+1]
+		name := fmt.Sprintf("%s:%d", file, bytes.Count(data[:m[1]], []byte("\n"))+1)
+		out = append(out, sample{name: name, data: text, zone: looksLikeZone(text)})
+	}
+	return out
+}
+
+var catRE = regexp.MustCompile(`(?m)^\$ cat [^ ]+\.yaml\n`)
+
+// fileSamples reads YAML files; a configuration without zones (a
+// fragment the bench merges into a whole one) gets one.
+func fileSamples(t *testing.T, patterns ...string) []sample {
+	t.Helper()
+	var out []sample
+	for _, p := range patterns {
+		files, err := filepath.Glob(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 0 {
+			t.Fatalf("%s: no files", p)
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := sample{name: f, data: data, zone: looksLikeZone(data)}
+			if !s.zone && !regexp.MustCompile(`(?m)^zones:`).Match(data) {
+				s.data = append(slices.Clip(data), "\nzones: zones\n"...)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// schemaBlind lists the examples the decoder rejects for reasons no JSON
+// Schema can express, each with the reason; every other example the
+// decoder rejects, the schema must reject too.
+var schemaBlind = map[string]string{
+	"../../docs/zones.md:194": "three ways to write one SOA, shown together: a zone has exactly one SOA and needs NS at its apex",
+	"../../docs/zones.md:209": "the long-form SOA alone: a zone needs NS records at its apex",
+}
+
+func TestSchemaExamples(t *testing.T) {
+	zoneSch, configSch := compileSchema(t, "zone.schema.json"), compileSchema(t, "config.schema.json")
+	var samples []sample
+	for _, f := range []string{"../../README.md", "../../docs/configuration.md", "../../docs/zones.md", "../../docs/dnssec.md", "../../docs/fleet.md", "../../docs/hardening.md"} {
+		samples = append(samples, docBlocks(t, f)...)
+	}
+	samples = append(samples, fileSamples(t,
+		"../../testdata/popdns.yaml", "../../testdata/zones/*.yaml",
+		"demo/popdns.yaml", "demo/zones/*.yaml",
+		"../../bench/probedemo/popdns.yaml", "../../bench/probedemo/zones/*.yaml",
+		"../../bench/settings/*.yaml")...)
+	// Not checked: bench/abuse/knobs/*.yaml are text/template fragments
+	// ({{.TCPIdleTimeout}}), not YAML until executed; bench/workload.yaml
+	// and testdata/geo/networks.yaml are inputs of other tools.
+	zonesSeen, configsSeen := 0, 0
+	for _, s := range samples {
+		derr := decodeSample(t, s)
+		serr := validateSample(zoneSch, configSch, s)
+		if s.zone {
+			zonesSeen++
+		} else {
+			configsSeen++
+		}
+		reason, blind := schemaBlind[s.name]
+		switch {
+		case derr == nil && serr != nil:
+			t.Errorf("%s: the decoder accepts it, the schema rejects it:\n%v", s.name, serr)
+		case derr != nil && serr == nil && !blind:
+			t.Errorf("%s: the decoder rejects it, the schema accepts it (add it to schemaBlind if no schema can tell):\n%v\n%s", s.name, derr, s.data)
+		case derr == nil && blind:
+			t.Errorf("%s: listed in schemaBlind (%s) but the decoder accepts it", s.name, reason)
+		case derr != nil && serr != nil && blind:
+			t.Errorf("%s: listed in schemaBlind (%s) but the schema rejects it too", s.name, reason)
+		}
+	}
+	if zonesSeen < 10 || configsSeen < 10 {
+		t.Errorf("checked %d zones and %d configurations: the examples were not found", zonesSeen, configsSeen)
+	}
+	t.Logf("checked %d zones and %d configurations against both", zonesSeen, configsSeen)
+}
+
+// fullZone has every mapping a zone file can have: the top level, a
+// record entry, the long-form SOA, dnssec, a geo record, a target, a
+// probe and a rule.
+const fullZone = `origin: example.com.
+ttl: 300
+dnssec: { keys: keys/, algorithm: ed25519, dnskey_ttl: 3600 }
+records:
+  "@":
+    - soa: { mname: ns1, rname: hostmaster, serial: auto, refresh: 7200, retry: 3600, expire: 1209600, minimum: 300 }
+    - { ns: ns1, ttl: 3600 }
+  ns1:
+    - a: 192.0.2.53
+  www:
+    - geo:
+        ttl: 20
+        answers: 1
+        when_all_down: fallback
+        fallback: [fra]
+        spread_ms: 5
+        targets:
+          fra: { a: 192.0.2.10, aaaa: 2001:db8::10, bias_ms: 5, state: active, probe: { https: 192.0.2.10, path: /healthz, expect: 200, method: GET, body: ok, host: www.example.com, server_name: www.example.com, insecure_skip_verify: false, interval: 5s, timeout: 1s, rise: 2, fall: 3, jitter: 1s, id: fra-www } }
+          iad: { a: [192.0.2.20, 192.0.2.21] }
+        rules:
+          - { country: [CN, HK], only: [fra], exclude: [iad] }
+`
+
+// fullConfig is testdata/popdns.yaml, which sets every key, with the
+// embedded NATS server's mapping added to its cluster (the file's last
+// key).
+func fullConfig(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("../../testdata/popdns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(data, "  nats_embedded: { listen: 127.0.0.1:4222, cluster_listen: 10.0.0.5:6222, routes: [nats://10.0.0.6:6222], cluster_name: popdns, store_dir: nats }\n"...)
+}
+
+// decodeErrors decodes a zone or a configuration and returns its located
+// errors, unsorted.
+func decodeErrors(t *testing.T, s sample) yamlx.ErrorList {
+	t.Helper()
+	var err error
+	if s.zone {
+		err = decodeZone(t, s)
+	} else {
+		var fc *fileConfig
+		if fc, err = decodeConfig(s.name, s.data); err == nil {
+			_, err = fc.validate(s.name, "")
+		}
+	}
+	var list yamlx.ErrorList
+	var one *yamlx.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &list):
+	case errors.As(err, &one):
+		list = yamlx.ErrorList{one}
+	default:
+		t.Fatalf("%s: an error without a place: %v", s.name, err)
+	}
+	return list
+}
+
+// place is one mapping or value of a document: its path of keys and list
+// indexes, and its node.
+type place struct {
+	path []string // keys, and "[i]" for list items
+	node *yaml.Node
+}
+
+// places lists every mapping and scalar of the document under n, in file
+// order.
+func places(n *yaml.Node, path []string, out *[]place) {
+	n = yamlx.Resolve(n)
+	*out = append(*out, place{slices.Clone(path), n})
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			places(n.Content[i+1], append(path, n.Content[i].Value), out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			places(c, append(path, "["+strconv.Itoa(i)+"]"), out)
+		}
+	}
+}
+
+// encode writes the document back as YAML.
+func encode(t *testing.T, doc *yaml.Node) []byte {
+	t.Helper()
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// subschema finds the schema of the value at path in the raw schema, as a
+// validator would: $ref resolved, properties, then patternProperties,
+// then additionalProperties; items for a list; of anyOf and oneOf, the
+// branch for a mapping (the only values these tests look into). It
+// returns the schema and its location, or nil where the schema has none.
+func subschema(root map[string]any, path []string) (map[string]any, string) {
+	cur, loc := root, "#"
+	resolve := func() {
+		for {
+			ref, ok := cur["$ref"].(string)
+			if !ok {
+				break
+			}
+			loc = ref
+			cur = root
+			for _, p := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+				cur = cur[p].(map[string]any)
+			}
+		}
+		for _, kw := range []string{"anyOf", "oneOf"} {
+			if _, own := cur["properties"]; own {
+				break
+			}
+			branches, _ := cur[kw].([]any)
+			for i, b := range branches {
+				bm := b.(map[string]any)
+				if typ := fmt.Sprint(bm["type"]); strings.Contains(typ, "object") || strings.Contains(typ, "array") || bm["$ref"] != nil {
+					cur, loc = bm, fmt.Sprintf("%s/%s/%d", loc, kw, i)
+					break
+				}
+			}
+		}
+	}
+	resolve()
+	for _, key := range path {
+		var next map[string]any
+		switch {
+		case strings.HasPrefix(key, "["):
+			next, _ = cur["items"].(map[string]any)
+			loc += "/items"
+		default:
+			if props, ok := cur["properties"].(map[string]any); ok && props[key] != nil {
+				next, loc = props[key].(map[string]any), loc+"/properties/"+key
+				break
+			}
+			pats, _ := cur["patternProperties"].(map[string]any)
+			for _, pat := range slices.Sorted(mapsKeys(pats)) {
+				if regexp.MustCompile(pat).MatchString(key) {
+					next, loc = pats[pat].(map[string]any), loc+"/patternProperties/"+pat
+					break
+				}
+			}
+			if next == nil {
+				next, _ = cur["additionalProperties"].(map[string]any)
+				loc += "/additionalProperties"
+			}
+		}
+		if next == nil {
+			return nil, loc
+		}
+		cur = next
+		resolve()
+	}
+	return cur, loc
+}
+
+func mapsKeys(m map[string]any) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+var expectedRE = regexp.MustCompile(`unknown key \(expected (.*)\)$`)
+
+// expectedKeys reads the keys an "unknown key (expected ...)" error
+// lists: "a, b or c", or a mapping's own wording of them.
+func expectedKeys(msg string) []string {
+	msg = strings.TrimPrefix(msg, "one of ")
+	msg = strings.NewReplacer(" and/or ", ", ", " or ", ", ", ", and ", ", ").Replace(msg)
+	keys := strings.Split(msg, ", ")
+	slices.Sort(keys)
+	return keys
+}
+
+// schemaExcludedTypes are the record types the decoder's keys allow
+// (every type miekg/dns names) that the schema leaves out, because the
+// decoder rejects every record of them: ANY, None and Reserved, which the
+// zone parser does not know, and DNAME, which popdns does not support.
+// TestSchemaKeys checks that the decoder does reject each. (The other meta
+// types, AXFR, IXFR, MAILA, MAILB, OPT, TKEY and TSIG, load from RFC 3597
+// data, so the schema allows them as the decoder does.)
+var schemaExcludedTypes = []string{"ANY", "NONE", "RESERVED", "DNAME"}
+
+func TestSchemaKeys(t *testing.T) {
+	for _, tc := range []struct {
+		schema string
+		doc    sample
+	}{
+		{"zone.schema.json", sample{name: "zone.yaml", data: []byte(fullZone), zone: true}},
+		{"config.schema.json", sample{name: "popdns.yaml", data: fullConfig(t)}},
+	} {
+		t.Run(tc.schema, func(t *testing.T) {
+			raw := rawSchema(t, tc.schema)
+			if errs := decodeErrors(t, tc.doc); len(errs) > 0 {
+				t.Fatalf("the full document does not decode: %v", errs)
+			}
+			var doc yaml.Node
+			if err := yaml.Unmarshal(tc.doc.data, &doc); err != nil {
+				t.Fatal(err)
+			}
+			var all []place
+			places(doc.Content[0], nil, &all)
+			visited := map[string]bool{}
+			entryChecked := false
+			for _, p := range all {
+				if p.node.Kind != yaml.MappingNode {
+					continue
+				}
+				field := strings.ReplaceAll(strings.Join(append(slices.Clone(p.path), "zz_unknown"), "."), ".[", "[")
+				k, v := &yaml.Node{Kind: yaml.ScalarNode, Value: "zz_unknown"}, &yaml.Node{Kind: yaml.ScalarNode, Value: "1"}
+				p.node.Content = append(p.node.Content, k, v)
+				data := encode(t, &doc)
+				p.node.Content = p.node.Content[:len(p.node.Content)-2]
+				var known []string
+				open := true
+				for _, e := range decodeErrors(t, sample{name: tc.doc.name, data: data, zone: tc.doc.zone}) {
+					if m := expectedRE.FindStringSubmatch(e.Msg); m != nil && e.Field == field {
+						known, open = expectedKeys(m[1]), false
+					}
+				}
+				sch, loc := subschema(raw, p.path)
+				if sch == nil {
+					t.Errorf("%s: no schema", field)
+					continue
+				}
+				visited[loc] = true
+				closed := sch["additionalProperties"] == false
+				if open != !closed {
+					t.Errorf("%s (%s): the decoder takes any key: %v; the schema: %v", field, loc, open, !closed)
+					continue
+				}
+				if open {
+					continue
+				}
+				if slices.Equal(known, []string{"a record type", "geo", "ttl"}) {
+					if !entryChecked {
+						checkEntryKeys(t, sch)
+						entryChecked = true
+					}
+					continue
+				}
+				var props []string
+				for name := range sch["properties"].(map[string]any) {
+					props = append(props, name)
+				}
+				slices.Sort(props)
+				if !slices.Equal(known, props) {
+					t.Errorf("%s (%s): the decoder knows %v, the schema %v", field, loc, known, props)
+				}
+			}
+			// Vice versa: every closed mapping of the schema is one the
+			// decoder has.
+			for _, loc := range closedObjects(raw, "#") {
+				if !visited[loc] {
+					t.Errorf("%s: a mapping of the schema that no mapping of the decoder matched", loc)
+				}
+			}
+		})
+	}
+}
+
+// closedObjects lists the locations of the schema's mappings with a fixed
+// set of keys, leaving out the conditions (if, then, else, not), which
+// constrain a mapping found elsewhere.
+func closedObjects(v any, loc string) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		if v["additionalProperties"] == false {
+			out = append(out, loc)
+		}
+		for _, k := range slices.Sorted(mapsKeys(v)) {
+			switch k {
+			case "if", "then", "else", "not":
+				continue
+			}
+			out = append(out, closedObjects(v[k], loc+"/"+k)...)
+		}
+	case []any:
+		for i, c := range v {
+			out = append(out, closedObjects(c, loc+"/"+strconv.Itoa(i))...)
+		}
+	}
+	return out
+}
+
+// checkEntryKeys compares the keys of a record entry in the schema with
+// the decoder's: ttl, geo and every record type miekg/dns names, in any
+// case, but for schemaExcludedTypes.
+func checkEntryKeys(t *testing.T, entry map[string]any) {
+	t.Helper()
+	var pats []*regexp.Regexp
+	for pat := range entry["patternProperties"].(map[string]any) {
+		pats = append(pats, regexp.MustCompile(pat))
+	}
+	known := func(key string) bool {
+		for _, re := range pats {
+			if re.MatchString(key) {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range dns.StringToType {
+		want := !slices.Contains(schemaExcludedTypes, strings.ToUpper(name))
+		for _, key := range []string{name, strings.ToLower(name), strings.ToUpper(name[:1]) + strings.ToLower(name[1:])} {
+			if known(key) != want {
+				t.Errorf("record entry: the schema allows %s: %v, want %v", key, known(key), want)
+			}
+		}
+	}
+	for _, key := range []string{"ttl", "TTL", "geo", "Geo"} {
+		if !known(key) {
+			t.Errorf("record entry: the schema does not allow %s", key)
+		}
+	}
+	if known("adress") || known("zz_unknown") {
+		t.Error("record entry: the schema allows keys that are no record type")
+	}
+	for name := range entry["properties"].(map[string]any) {
+		if !known(name) {
+			t.Errorf("record entry: property %s matches no pattern", name)
+		}
+	}
+	// The decoder knows the excluded types' keys, but rejects their
+	// records.
+	for _, typ := range schemaExcludedTypes {
+		zone := "origin: example.com.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n  x:\n    - " + strings.ToLower(typ) + ": '\\# 0'\n"
+		if errs := decodeErrors(t, sample{name: "zone.yaml", data: []byte(zone), zone: true}); len(errs) == 0 {
+			t.Errorf("the decoder accepts a %s record, which the schema leaves out", typ)
+		}
+	}
+}
