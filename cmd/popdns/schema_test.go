@@ -37,6 +37,7 @@ import (
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -191,6 +192,9 @@ type sample struct {
 	name string // file, or file:line for a docs block
 	data []byte
 	zone bool
+	// dir is the directory a configuration's files are in; "" checks it
+	// without them.
+	dir string
 }
 
 // decodeZone runs a zone file through the zone decoder as popdns check
@@ -321,7 +325,7 @@ func decodeConfigSample(s sample) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := fc.validate(s.name, "")
+	cfg, err := fc.validate(s.name, s.dir)
 	if err != nil {
 		return err
 	}
@@ -485,6 +489,10 @@ var schemaBlind = []struct{ file, line, reason string }{
 		"the long-form SOA alone: a zone needs NS records at its apex"},
 }
 
+// fieldBlind lists the fields where an example the decoder and the schema
+// both reject has a problem only the decoder can see, and why.
+var fieldBlind = map[string]string{}
+
 // blindReason is why the decoder rejects s where no schema can tell, or
 // "" when s is not in schemaBlind.
 func blindReason(s sample) string {
@@ -511,7 +519,7 @@ func TestSchemaExamples(t *testing.T) {
 	// ({{.TCPIdleTimeout}}), not YAML until executed; bench/workload.yaml
 	// and testdata/geo/networks.yaml are inputs of other tools.
 	zonesSeen, configsSeen := 0, 0
-	blindSeen := map[string]bool{}
+	blindSeen, fieldBlindSeen := map[string]bool{}, map[string]bool{}
 	for _, s := range samples {
 		derr := decodeSample(t, s)
 		serr := validateSample(zoneSch, configSch, s)
@@ -534,11 +542,26 @@ func TestSchemaExamples(t *testing.T) {
 			t.Errorf("%s: listed in schemaBlind (%s) but the decoder accepts it", s.name, reason)
 		case derr != nil && serr != nil && blind:
 			t.Errorf("%s: listed in schemaBlind (%s) but the schema rejects it too", s.name, reason)
+		case derr != nil && serr != nil:
+			// Each problem at the place the decoder names, but those no
+			// schema can see.
+			for _, e := range unflagged(derr, serr) {
+				if r := fieldBlind[e.Field]; r == "" {
+					t.Errorf("%s: the schema finds nothing at the decoder's %s (%s); it found %q", s.name, e.Field, e.Msg, schemaFields(serr))
+				} else {
+					fieldBlindSeen[e.Field] = true
+				}
+			}
 		}
 	}
 	for _, b := range schemaBlind {
 		if !blindSeen[b.reason] {
 			t.Errorf("schemaBlind: no example of %s has %q", b.file, b.line)
+		}
+	}
+	for field, reason := range fieldBlind {
+		if !fieldBlindSeen[field] {
+			t.Errorf("fieldBlind: no example has an error at %s (%s)", field, reason)
 		}
 	}
 	if zonesSeen < 10 || configsSeen < 10 {
@@ -659,10 +682,7 @@ func subschema(root map[string]any, path []string) (map[string]any, string) {
 				break
 			}
 			loc = ref
-			cur = root
-			for _, p := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
-				cur = cur[p].(map[string]any)
-			}
+			cur, _ = subschemaAt(root, ref)
 		}
 		for _, kw := range []string{"anyOf", "oneOf"} {
 			if _, own := cur["properties"]; own {
@@ -902,11 +922,16 @@ func TestSchemaMutations(t *testing.T) {
 	zoneSch, configSch := compileSchema(t, "zone.schema.json"), compileSchema(t, "config.schema.json")
 	both := func(t *testing.T, what string, s sample) {
 		t.Helper()
-		if err := decodeSample(t, s); err == nil {
+		derr, serr := decodeSample(t, s), validateSample(zoneSch, configSch, s)
+		if derr == nil {
 			t.Errorf("%s: the decoder accepts it", what)
 		}
-		if err := validateSample(zoneSch, configSch, s); err == nil {
+		if serr == nil {
 			t.Errorf("%s: the schema accepts it", what)
+		}
+		// Each at the place the decoder names.
+		for _, e := range unflagged(derr, serr) {
+			t.Errorf("%s: the schema finds nothing at the decoder's %s (%s); it found %q", what, e.Field, e.Msg, schemaFields(serr))
 		}
 	}
 	for _, base := range []sample{
@@ -963,6 +988,17 @@ func TestSchemaMutations(t *testing.T) {
 	}
 	config := func(extra string) sample {
 		return sample{name: "popdns.yaml", data: []byte("zones: zones\n" + extra + "\n")}
+	}
+	// withFiles is a configuration checked beside the files it names, for
+	// the rules about them.
+	filesDir := t.TempDir()
+	writeFile(t, filesDir, "admin.token", "admin-token-0123456789abcdef\n")
+	writeFile(t, filesDir, "read.token", "read-token-0123456789abcdef\n")
+	writeFile(t, filesDir, "zones/.keep", "")
+	withFiles := func(extra string) sample {
+		s := config(extra)
+		s.name, s.dir = filepath.Join(filesDir, s.name), filesDir
+		return s
 	}
 	for _, tc := range []struct {
 		what string
@@ -1040,7 +1076,154 @@ func TestSchemaMutations(t *testing.T) {
 		{"a fraction over 1", config("cluster: { health: fraction, fraction: 1.5 }")},
 		{"history 65", config("cluster: { history: 65 }")},
 		{"cookies enabled maybe", config("cookies: { enabled: maybe }")},
+		{"an ASN database without a City one", config("geoip: { asn: asn.mmdb }")},
+		{"a cookie secret with cookies off", config("cookies: { enabled: false, secret_file: cookie.key }")},
+		{"an admin token with http off", withFiles("http: off\nadmin_token_file: admin.token")},
+		{"a read token with http off", withFiles("http: \"\"\nread_token_file: read.token")},
+		{"http beyond loopback with no token", config("http: 0.0.0.0:8053")},
+		{"a cluster without a server", config("cluster: { instance: ns1 }")},
+		{"a cluster instance with a space", config("cluster: { instance: ns 1, nats: nats://10.0.0.5:4222 }")},
+		{"a NATS URL of another scheme", config("cluster: { nats: [http://10.0.0.5:4222] }")},
+		{"a NATS password without a user", config("cluster: { nats: nats://10.0.0.5:4222, password: secret }")},
+		{"NATS creds and a user", config("cluster: { nats: nats://10.0.0.5:4222, creds: a.creds, user: u, password: p }")},
+		{"NATS routes without cluster_listen", config("state_dir: state\ncluster: { nats_embedded: { routes: [10.0.0.6:6222] } }")},
 	} {
 		both(t, tc.what, tc.s)
 	}
+}
+
+// schemaFields lists where the schema found problems, as the decoders name
+// fields: "records.www[0].a" for the instance location
+// /records/www/0/a.
+func schemaFields(err error) []string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	var out []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		loc := e.InstanceLocation
+		if pn, ok := e.ErrorKind.(*kind.PropertyNames); ok {
+			// The library keeps a propertyNames error's location without
+			// copying it, so a sibling's can overwrite it
+			// (santhosh-tekuri/jsonschema#258, #269): the name alone says
+			// where.
+			out = append(out, "*."+pn.Property)
+			return
+		}
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		var b strings.Builder
+		for _, p := range loc {
+			if _, err := strconv.Atoi(p); err == nil {
+				b.WriteString("[" + p + "]")
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		}
+		out = append(out, b.String())
+	}
+	walk(ve)
+	return out
+}
+
+// within reports whether field a is b or inside it.
+func within(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+}
+
+// unflagged lists the decoder's errors in derr at fields where the schema
+// found nothing: neither at the field, nor inside it, nor at a mapping
+// around it (but the file's top level, where a missing key is reported,
+// which would excuse everything).
+func unflagged(derr, serr error) []*yamlx.Error {
+	var list yamlx.ErrorList
+	var one *yamlx.Error
+	switch {
+	case errors.As(derr, &list):
+	case errors.As(derr, &one):
+		list = yamlx.ErrorList{one}
+	}
+	flagged := schemaFields(serr)
+	var out []*yamlx.Error
+	for _, e := range list {
+		found := false
+		for _, f := range flagged {
+			if name, ok := strings.CutPrefix(f, "*."); ok && strings.HasSuffix(e.Field, "."+name) ||
+				within(f, e.Field) || f != "" && within(e.Field, f) || f == "" && !strings.ContainsAny(e.Field, ".[") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestSchemaHelp checks what an editor shows from the schemas: every key
+// has a description for its hover, and every pattern a message in words
+// (yaml-language-server's patternErrorMessage) instead of the regular
+// expression.
+func TestSchemaHelp(t *testing.T) {
+	for _, name := range []string{"zone.schema.json", "config.schema.json"} {
+		raw := rawSchema(t, name)
+		described := func(v any) bool {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return true // false: a key not allowed, in a condition
+			}
+			if ref, ok := m["$ref"].(string); ok {
+				m, _ = subschemaAt(raw, ref)
+			}
+			return m != nil && m["description"] != nil
+		}
+		var walk func(v any, loc string)
+		walk = func(v any, loc string) {
+			switch v := v.(type) {
+			case map[string]any:
+				if _, ok := v["pattern"]; ok && v["patternErrorMessage"] == nil && !strings.HasSuffix(loc, "/not/propertyNames/not") && !strings.Contains(loc, "/if/") {
+					t.Errorf("%s %s: a pattern without a patternErrorMessage", name, loc)
+				}
+				if props, ok := v["properties"].(map[string]any); ok && !strings.Contains(loc, "/if") && !strings.Contains(loc, "/then") && !strings.Contains(loc, "/else") {
+					for k, p := range props {
+						if !described(p) {
+							t.Errorf("%s %s/properties/%s: no description", name, loc, k)
+						}
+					}
+				}
+				for _, k := range slices.Sorted(mapsKeys(v)) {
+					walk(v[k], loc+"/"+k)
+				}
+			case []any:
+				for i, c := range v {
+					walk(c, loc+"/"+strconv.Itoa(i))
+				}
+			}
+		}
+		walk(raw, "#")
+	}
+}
+
+// subschemaAt returns the schema at a local reference such as
+// #/definitions/probe.
+func subschemaAt(root map[string]any, ref string) (map[string]any, bool) {
+	cur := root
+	for _, p := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		next, ok := cur[p].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur = next
+	}
+	return cur, true
 }
