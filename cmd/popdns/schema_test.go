@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/miekg/dns"
@@ -355,7 +356,8 @@ var fenceRE = regexp.MustCompile("(?m)^( *)```yaml\n")
 
 // docBlocks returns the YAML code blocks of a Markdown file that are zone
 // files or configurations, whole or in part: a block of a zone's records
-// (indented, as in "  www:") is completed into a zone with an apex, and a
+// (indented, as in "  www:", or "    - a: ...") is completed into a zone
+// with an apex, and a
 // configuration block without zones gets one, so that each example is
 // checked where it stands. Latency tables (lists) are not zones or
 // configurations; blocks that are pieces of a geo record (indented deeper)
@@ -397,6 +399,10 @@ func docBlocks(t *testing.T, file string) []sample {
 			if !strings.Contains(text, "\n  \"@\":") && !strings.HasPrefix(text, "  \"@\":") {
 				zone += "  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n"
 			}
+			out = append(out, sample{name: name, data: []byte(zone), zone: true})
+		case strings.HasPrefix(first, "    - "):
+			// entries of an owner's list
+			zone := "origin: example.com.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n  x:\n" + text
 			out = append(out, sample{name: name, data: []byte(zone), zone: true})
 		case strings.HasPrefix(first, " "):
 			continue // a piece of a geo record
@@ -478,6 +484,40 @@ func checkModeline(t *testing.T, s sample) {
 	}
 }
 
+// abuseSamples renders the abuse suite's templates (bench/abuse) as the
+// suite does, with every knob fragment appended, and its zone.
+func abuseSamples(t *testing.T) []sample {
+	t.Helper()
+	const dir = "../../bench/abuse"
+	params := map[string]any{"DNSPort": 5353, "HTTPPort": 8053, "TCPProbe": "127.0.0.1:9001",
+		"HTTPProbe": "127.0.0.1:9002", "TCPIdleTimeout": 2 * time.Second, "ServerNofile": 1024,
+		"Zone": "abuse.test.", "BigTXT": strings.Repeat("x", 250)}
+	render := func(file string, p any) string {
+		tmpl, err := template.New(filepath.Base(file)).Option("missingkey=error").ParseFiles(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := tmpl.Execute(&b, p); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		return b.String()
+	}
+	knobFiles, err := filepath.Glob(dir + "/knobs/*.yaml")
+	if err != nil || len(knobFiles) == 0 {
+		t.Fatalf("no knobs in %s/knobs: %v", dir, err)
+	}
+	var knobs []map[string]string
+	for _, f := range knobFiles {
+		knobs = append(knobs, map[string]string{"Name": filepath.Base(f), "Text": render(f, params)})
+	}
+	params["Knobs"] = knobs
+	return []sample{
+		{name: dir + "/popdns.yaml.tmpl", data: []byte(render(dir+"/popdns.yaml.tmpl", params))},
+		{name: dir + "/zone.yaml.tmpl", data: []byte(render(dir+"/zone.yaml.tmpl", params)), zone: true},
+	}
+}
+
 // schemaBlind lists the examples the decoder rejects for reasons no JSON
 // Schema can express, each with the reason; every other example the
 // decoder rejects, the schema must reject too.
@@ -515,9 +555,9 @@ func TestSchemaExamples(t *testing.T) {
 		"demo/popdns.yaml", "demo/zones/*.yaml",
 		"../../bench/probedemo/popdns.yaml", "../../bench/probedemo/zones/*.yaml",
 		"../../bench/settings/*.yaml")...)
-	// Not checked: bench/abuse/knobs/*.yaml are text/template fragments
-	// ({{.TCPIdleTimeout}}), not YAML until executed; bench/workload.yaml
-	// and testdata/geo/networks.yaml are inputs of other tools.
+	samples = append(samples, abuseSamples(t)...)
+	// Not checked: bench/workload.yaml and testdata/geo/networks.yaml are
+	// inputs of other tools.
 	zonesSeen, configsSeen := 0, 0
 	blindSeen, fieldBlindSeen := map[string]bool{}, map[string]bool{}
 	for _, s := range samples {
