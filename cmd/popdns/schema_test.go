@@ -20,6 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"path/filepath"
@@ -803,6 +806,9 @@ func expectedKeys(msg string) []string {
 var schemaExcludedTypes = []string{"ANY", "NONE", "RESERVED", "DNAME"}
 
 func TestSchemaKeys(t *testing.T) {
+	// seen holds the key sets the decoders named, each as its keys
+	// joined, to compare with the key tables of their code.
+	seen := map[string]bool{}
 	for _, tc := range []struct {
 		schema string
 		doc    sample
@@ -853,6 +859,7 @@ func TestSchemaKeys(t *testing.T) {
 				if open {
 					continue
 				}
+				seen[strings.Join(known, ",")] = true
 				if slices.Equal(known, []string{"a record type", "geo", "ttl"}) {
 					if !entryChecked {
 						checkEntryKeys(t, sch)
@@ -878,6 +885,121 @@ func TestSchemaKeys(t *testing.T) {
 			}
 		})
 	}
+	// And every key table in the decoders' code is one of the mappings
+	// compared above, so that a new mapping cannot be left out of the
+	// full documents, and so of the schemas.
+	tables := keyTables(t, "../../zones", "../../pops", ".")
+	for _, table := range tables {
+		if !seen[table.keys] {
+			t.Errorf("%s: the key table %s is no mapping of the full zone or configuration (fullZone, fullConfig)", table.pos, table.keys)
+		}
+	}
+	if len(tables) < 15 {
+		t.Errorf("found %d key tables in the decoders' code: the scan is broken", len(tables))
+	}
+}
+
+// keyTable is one yamlx.Keys literal of a decoder: its names, sorted
+// and joined, or its Expect text as the unknown-key error words it.
+type keyTable struct {
+	pos  string
+	keys string
+}
+
+// keyTables finds the yamlx.Keys literals with Names in the non-test Go
+// files of dirs. Names is a list of strings, or a variable assigned one
+// in the same file.
+func keyTables(t *testing.T, dirs ...string) []keyTable {
+	t.Helper()
+	var out []keyTable
+	fset := token.NewFileSet()
+	for _, dir := range dirs {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, file, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lists := map[string][]string{} // variables assigned a []string literal
+			ast.Inspect(f, func(n ast.Node) bool {
+				if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == 1 && len(as.Rhs) == 1 {
+					if id, ok := as.Lhs[0].(*ast.Ident); ok {
+						if l, ok := stringList(as.Rhs[0]); ok {
+							lists[id.Name] = l
+						}
+					}
+				}
+				return true
+			})
+			ast.Inspect(f, func(n ast.Node) bool {
+				cl, ok := n.(*ast.CompositeLit)
+				if !ok {
+					return true
+				}
+				sel, ok := cl.Type.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "Keys" {
+					return true
+				}
+				var names []string
+				expect := ""
+				for _, el := range cl.Elts {
+					kv, ok := el.(*ast.KeyValueExpr)
+					if !ok {
+						continue
+					}
+					switch kv.Key.(*ast.Ident).Name {
+					case "Names":
+						if l, ok := stringList(kv.Value); ok {
+							names = l
+						} else if id, ok := kv.Value.(*ast.Ident); ok {
+							names = lists[id.Name]
+						}
+					case "Expect":
+						if lit, ok := kv.Value.(*ast.BasicLit); ok {
+							expect, _ = strconv.Unquote(lit.Value)
+						}
+					}
+				}
+				if len(names) == 0 {
+					return true // Keys{}: any key
+				}
+				keys := slices.Sorted(slices.Values(names))
+				if expect != "" {
+					keys = expectedKeys(expect)
+				}
+				out = append(out, keyTable{pos: fset.Position(cl.Pos()).String(), keys: strings.Join(keys, ",")})
+				return true
+			})
+		}
+	}
+	return out
+}
+
+// stringList reads a []string{"a", "b"} literal.
+func stringList(e ast.Expr) ([]string, bool) {
+	cl, ok := e.(*ast.CompositeLit)
+	if !ok {
+		return nil, false
+	}
+	if at, ok := cl.Type.(*ast.ArrayType); !ok || fmt.Sprint(at.Elt) != "string" {
+		return nil, false
+	}
+	var out []string
+	for _, el := range cl.Elts {
+		lit, ok := el.(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return nil, false
+		}
+		s, _ := strconv.Unquote(lit.Value)
+		out = append(out, s)
+	}
+	return out, true
 }
 
 // closedObjects lists the locations of the schema's mappings with a fixed
