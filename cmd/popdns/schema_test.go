@@ -1178,6 +1178,9 @@ func TestSchemaMutations(t *testing.T) {
 		{"null record data", zone("- a: 192.0.2.53", "- a:")},
 		{"record data on two lines", zone("- a: 192.0.2.53", "- txt: \"a\\nb\"")},
 		{"a geo entry with a ttl beside it", zone("    - geo:\n", "    - ttl: 5\n      geo:\n")},
+		{"an SOA with six fields", zone("    - soa: { mname: ns1, rname: hostmaster, serial: auto, refresh: 7200, retry: 3600, expire: 1209600, minimum: 300 }", "    - soa: ns1 hostmaster 1 7200 3600 1209600 # 300")},
+		{"an SOA with eight fields", zone("    - soa: { mname: ns1, rname: hostmaster, serial: auto, refresh: 7200, retry: 3600, expire: 1209600, minimum: 300 }", "    - soa: ns1 hostmaster 1 7200 3600 1209600 300 300")},
+		{"a short-form SOA with a mailbox", zone("    - soa: { mname: ns1, rname: hostmaster, serial: auto, refresh: 7200, retry: 3600, expire: 1209600, minimum: 300 }", "    - soa: ns1 hostmaster@example.com. 1 7200 3600 1209600 300")},
 		{"a mailbox as rname", zone("rname: hostmaster,", "rname: hostmaster@example.com,")},
 		{"a long-form SOA without mname", zone("mname: ns1, ", "")},
 		{"an SOA serial that is no number", zone("serial: auto", "serial: soon")},
@@ -1217,6 +1220,8 @@ func TestSchemaMutations(t *testing.T) {
 		{"edns_udp_size below 512", config("edns_udp_size: 100")},
 		{"a negative tcp_max_queries", config("tcp_max_queries: -1")},
 		{"http without a port", config("http: \"8053\"")},
+		{"http with a host name", config("http: localhost:8053")},
+		{"a listen port over 65535", config("listen: [\"127.0.0.1:99999\"]")},
 		{"a PoP name in capitals", config("pops: { Tokyo: { lat: 35.77, lon: 140.39 } }")},
 		{"a PoP without lon", config("pops: { sin: { lat: 1.35 } }")},
 		{"a latitude over 90", config("pops: { iad: { lat: 138.95, lon: -77.45 } }")},
@@ -1388,4 +1393,36 @@ func subschemaAt(root map[string]any, ref string) (map[string]any, bool) {
 		cur = next
 	}
 	return cur, true
+}
+
+// TestSchemaStricter pins down where the schemas are stricter than the
+// decoders, on purpose: each example here loads, but an editor flags it.
+// The decoders take values that YAML 1.2, which yaml-language-server
+// reads, types otherwise than the docs write them: YAML 1.1 booleans
+// (yes, on), numbers where a name or a path is meant, and numbers quoted
+// as strings. Flagging them nudges a file towards the documented form and
+// costs nothing. Anything else the decoders accept, the schemas must too
+// (TestSchemaExamples).
+func TestSchemaStricter(t *testing.T) {
+	zoneSch, configSch := compileSchema(t, "zone.schema.json"), compileSchema(t, "config.schema.json")
+	geoZone := func(geo string) sample {
+		return sample{name: "zone.yaml", zone: true, data: []byte("origin: example.com.\nrecords:\n  \"@\":\n" +
+			"    - soa: ns1 hostmaster 1 7200 3600 1209600 300\n    - ns: ns1\n  www:\n    - geo:\n" + geo)}
+	}
+	for _, tc := range []struct {
+		what string
+		s    sample
+	}{
+		{"a YAML 1.1 boolean", sample{name: "popdns.yaml", data: []byte("zones: zones\nquery_log: yes\n")}},
+		{"a number as a name", sample{name: "popdns.yaml", data: []byte("zones: zones\nnsid: 123\n")}},
+		{"a quoted number of answers", geoZone("        answers: \"1\"\n        targets: { fra: { a: 192.0.2.1 } }\n")},
+		{"a quoted bias", geoZone("        targets: { fra: { a: 192.0.2.1, bias_ms: \"5\" } }\n")},
+	} {
+		if err := decodeSample(t, tc.s); err != nil {
+			t.Errorf("%s: the decoder rejects it: %v", tc.what, err)
+		}
+		if err := validateSample(zoneSch, configSch, tc.s); err == nil {
+			t.Errorf("%s: the schema accepts it", tc.what)
+		}
+	}
 }
