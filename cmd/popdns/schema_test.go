@@ -393,6 +393,14 @@ func docBlocks(t *testing.T, file string) []sample {
 				break
 			}
 		}
+		if probes := probeLines(text); probes != nil {
+			// Probes shown one a line, each checked as a PoP's.
+			for i, p := range probes {
+				cfg := "zones: zones\npops:\n  fra: { lat: 50.11, lon: 8.68, " + p + " }\n"
+				out = append(out, sample{name: fmt.Sprintf("%s+%d", name, i), data: []byte(cfg)})
+			}
+			continue
+		}
 		switch {
 		case strings.HasPrefix(first, "- "):
 			continue // a latency table
@@ -429,6 +437,19 @@ func docBlocks(t *testing.T, file string) []sample {
 		text := rest[:end+1]
 		name := fmt.Sprintf("%s:%d", file, bytes.Count(data[:m[1]], []byte("\n"))+1)
 		out = append(out, sample{name: name, data: text, zone: looksLikeZone(text)})
+	}
+	return out
+}
+
+// probeLines returns the lines of a block that shows probes one a line
+// ("probe: { tcp: ... }"), or nil for any other block.
+func probeLines(text string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if !strings.HasPrefix(l, "probe: {") {
+			return nil
+		}
+		out = append(out, l)
 	}
 	return out
 }
@@ -561,11 +582,14 @@ func TestSchemaExamples(t *testing.T) {
 	samples = append(samples, abuseSamples(t)...)
 	// Not checked: bench/workload.yaml and testdata/geo/networks.yaml are
 	// inputs of other tools.
-	zonesSeen, configsSeen := 0, 0
+	zonesSeen, configsSeen, rejected := 0, 0, 0
 	blindSeen, fieldBlindSeen := map[string]bool{}, map[string]bool{}
 	for _, s := range samples {
 		derr := decodeSample(t, s)
 		serr := validateSample(zoneSch, configSch, s)
+		if derr != nil {
+			rejected++
+		}
 		if s.zone {
 			zonesSeen++
 		} else {
@@ -610,7 +634,7 @@ func TestSchemaExamples(t *testing.T) {
 	if zonesSeen < 10 || configsSeen < 10 {
 		t.Errorf("checked %d zones and %d configurations: the examples were not found", zonesSeen, configsSeen)
 	}
-	t.Logf("checked %d zones and %d configurations against both", zonesSeen, configsSeen)
+	t.Logf("checked %d zones and %d configurations against both; the decoder rejects %d of them", zonesSeen, configsSeen, rejected)
 }
 
 // fullZone has every mapping a zone file can have: the top level, a
