@@ -25,9 +25,10 @@
 //     at every step, and a step left out makes it answer SERVFAIL.
 //   - The real GeoLite2 City database: clients on six continents get their
 //     nearest PoP, with the database network as the ECS scope.
-//   - yaml-language-server, the language server of editors' YAML support:
-//     it validates the bundled configurations and zones with schemas/ as an
-//     editor does, and flags each problem of broken ones on its line.
+//   - yaml-language-server (a slow test), the language server of editors'
+//     YAML support: it validates the bundled configurations and zones with
+//     schemas/ as an editor does, and flags each problem of broken ones on
+//     its line.
 //
 // Each test skips, saying what to install or fetch, when its peer is
 // missing; .ci/run installs them all:
