@@ -52,8 +52,11 @@ type Path struct {
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
-	cands     steer.Candidates
-	nextID    uint32 // of the last entry made
+	// Geo decisions found (memo or shared cache) and ranked afresh since
+	// the last flush: plain counts, added to the metrics once a batch.
+	decisionHitN, decisionMissN uint64
+	cands                       steer.Candidates
+	nextID                      uint32 // of the last entry made
 	// The cookie secrets and time read for this batch (Host.Cookies),
 	// once its first cookie is seen; nil: not yet.
 	secrets   *dnscookie.Secrets
@@ -191,6 +194,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	usable := q.usableECS()
 	r := e.static
 	tailored, scope := false, 0
+	// counted is the decision count this query adds to; one handed to
+	// the general path adds nothing, since that path counts its own.
+	var counted *uint64
 	if r == nil {
 		client := src
 		if usable {
@@ -214,16 +220,25 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 				// between the two.
 				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, &f.cands)
 				f.epoch = epoch
+				counted = &f.decisionMissN
+			} else {
+				counted = &f.decisionHitN
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, ToLearn
 			}
 			cr.tailored, cr.scope = !cd.Untailored, uint8(cd.Scope)
 			f.memo.remember(e, client, epoch, cr)
+		} else {
+			counted = &f.decisionHitN
 		}
+		*counted++
 		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
+		if counted != nil {
+			*counted--
+		}
 		return nil, ToLearn // the general path fits it to the client
 	}
 	if f.cfg.RRL != nil && !q.validCookie {
@@ -346,6 +361,7 @@ func (f *Path) Flush(start time.Time) {
 	if f.limited {
 		f.flushLimited()
 	}
+	f.flushDecisions()
 	if f.answered == 0 {
 		return
 	}
@@ -397,6 +413,19 @@ func (f *Path) Flush(start time.Time) {
 		f.cookieCounter[o].Add(float64(n))
 		f.cookieN[o] = 0
 	}
+}
+
+// flushDecisions adds the decisions counted since the last flush to the
+// metrics, when it has them (a Path made without metrics counts nothing).
+func (f *Path) flushDecisions() {
+	m := &f.cfg.Metrics
+	if f.decisionHitN > 0 && m.DecisionHit != nil {
+		m.DecisionHit.Add(float64(f.decisionHitN))
+	}
+	if f.decisionMissN > 0 && m.DecisionMiss != nil {
+		m.DecisionMiss.Add(float64(f.decisionMissN))
+	}
+	f.decisionHitN, f.decisionMissN = 0, 0
 }
 
 // variant is the entry's reply for decision cd, or nil.
