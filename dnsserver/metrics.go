@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -72,6 +73,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Geo decisions looked up, by result: hit (served from the decision cache or a UDP reader's memo of it) or miss (ranked afresh).",
 	}, []string{"result"})
 	m.decisionHit, m.decisionMiss = m.decisions.WithLabelValues("hit"), m.decisions.WithLabelValues("miss")
+	// At zero from the start, so that a rate or an alert over them has a
+	// series before the first event.
+	for _, p := range []zones.AllDownPolicy{zones.AllDownNearest, zones.AllDownAll, zones.AllDownFallback, zones.AllDownServfail} {
+		m.allDown.WithLabelValues(p.String())
+	}
+	m.ecs.WithLabelValues("used")
+	m.ecs.WithLabelValues("ignored")
 	var series []*histSeries
 	m.duration, series = newBatchHistogram("popdns_dns_request_duration_seconds",
 		"Time from a decoded query to its reply being written.",
