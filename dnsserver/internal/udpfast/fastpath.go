@@ -52,11 +52,8 @@ type Path struct {
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
-	// Geo decisions found (memo or shared cache) and ranked afresh since
-	// the last flush: plain counts, added to the metrics once a batch.
-	decisionHitN, decisionMissN uint64
-	cands                       steer.Candidates
-	nextID                      uint32 // of the last entry made
+	cands     steer.Candidates
+	nextID    uint32 // of the last entry made
 	// The cookie secrets and time read for this batch (Host.Cookies),
 	// once its first cookie is seen; nil: not yet.
 	secrets   *dnscookie.Secrets
@@ -76,6 +73,9 @@ type Path struct {
 	lastSrc  netip.Addr
 	lastAcct rrl.Account
 	lastAct  rrl.Action
+	// Geo decisions found (memo or shared cache) and ranked afresh since
+	// the last flush: plain counts, added to the metrics once a batch.
+	decisionHitN, decisionMissN uint64
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -194,9 +194,10 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	usable := q.usableECS()
 	r := e.static
 	tailored, scope := false, 0
-	// counted is the decision count this query adds to; one handed to
-	// the general path adds nothing, since that path counts its own.
-	var counted *uint64
+	// decided is how this query's geo decision was found; it is counted
+	// once the fast path answers: one handed to the general path is
+	// counted there.
+	decided := notDecided
 	if r == nil {
 		client := src
 		if usable {
@@ -220,9 +221,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 				// between the two.
 				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, &f.cands)
 				f.epoch = epoch
-				counted = &f.decisionMissN
+				decided = decisionMiss
 			} else {
-				counted = &f.decisionHitN
+				decided = decisionHit
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, ToLearn
@@ -230,16 +231,18 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			cr.tailored, cr.scope = !cd.Untailored, uint8(cd.Scope)
 			f.memo.remember(e, client, epoch, cr)
 		} else {
-			counted = &f.decisionHitN
+			decided = decisionHit
 		}
-		*counted++
 		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
-		if counted != nil {
-			*counted--
-		}
 		return nil, ToLearn // the general path fits it to the client
+	}
+	switch decided {
+	case decisionHit:
+		f.decisionHitN++
+	case decisionMiss:
+		f.decisionMissN++
 	}
 	if f.cfg.RRL != nil && !q.validCookie {
 		switch f.rateLimit(src, r.rrl) {
@@ -414,6 +417,13 @@ func (f *Path) Flush(start time.Time) {
 		f.cookieN[o] = 0
 	}
 }
+
+// How a query's geo decision was found, for the decision counts.
+const (
+	notDecided = iota
+	decisionHit
+	decisionMiss
+)
 
 // flushDecisions adds the decisions counted since the last flush to the
 // metrics, when it has them (a Path made without metrics counts nothing).
