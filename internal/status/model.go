@@ -6,7 +6,9 @@
 // guards it: bearer tokens, failed authentications limited per source,
 // bounded bodies and the server's timeouts (guard.go). In a fleet it also
 // shows the instance, its health rule, whether NATS is reachable, the
-// overrides and each probe's observers (fleet.go). It reads the running
+// overrides and each probe's observers (fleet.go). Its Prometheus
+// collector exports the same health and admin state per PoP and geo
+// target, and readiness (metrics.go). It reads the running
 // server through the small interfaces declared in http.go, fleet.go and
 // admin.go, and changes nothing but the PoP states the admin API sets.
 package status
