@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/geo"
-	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/fswatch"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
