@@ -18,6 +18,7 @@ import (
 
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -63,6 +64,13 @@ type Status struct {
 	OverridesStale bool             `json:"overrides_stale,omitempty"`
 	OverridesError string           `json:"overrides_error,omitempty"`
 	OverridesAsOf  time.Time        `json:"overrides_as_of,omitzero"`
+
+	// Build is the binary serving; GeoIP its GeoIP databases, with their
+	// ages; Events the last health, override, reload and GeoIP events,
+	// newest first (timeline.go).
+	Build  BuildInfo      `json:"build"`
+	GeoIP  []GeoIPDB      `json:"geoip"`
+	Events []events.Event `json:"events"`
 
 	// servedFiles are the files of every zone served, listed or not; nil
 	// in a Status built by hand, whose zones are all listed.
