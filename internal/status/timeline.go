@@ -2,6 +2,8 @@ package status
 
 import (
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/popdns/popdns/geo"
@@ -70,3 +72,46 @@ func (r *Reporter) addTimeline(st *Status) {
 		st.Events = []events.Event{}
 	}
 }
+
+// BuiltDate is the day the database was built, as the page shows it.
+func (d GeoIPDB) BuiltDate() string { return d.BuiltAt.UTC().Format(time.DateOnly) }
+
+// AgeText is the database's age as the page shows it: "2,535 days".
+func (d GeoIPDB) AgeText() string {
+	if d.AgeDays == 1 {
+		return "1 day"
+	}
+	return thousands(d.AgeDays) + " days"
+}
+
+// thousands writes n with a comma between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// StaleGeoIP are the databases the page's banner warns about.
+func (p statusPage) StaleGeoIP() []GeoIPDB {
+	var out []GeoIPDB
+	for _, d := range p.GeoIP {
+		if d.Stale {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// EventClass is the class of an event's row, by its level.
+func (p statusPage) EventClass(e events.Event) string { return "ev-" + string(e.Level) }
