@@ -23,7 +23,8 @@ func healthEvents(ev *events.Log) func(healthprobe.Change) {
 			ev.Add(events.Health, events.Info, subject, "up: "+c.Addr+" passes its probe again")
 			return
 		}
-		ev.Add(events.Health, events.Error, subject, fmt.Sprintf("down: %s fails its probe (%s): %s", c.Addr, c.Reason, c.Err))
+		// Err starts with the reason ("refused: dial tcp …").
+		ev.Add(events.Health, events.Error, subject, fmt.Sprintf("down: %s fails its probe: %s", c.Addr, c.Err))
 	}
 }
 

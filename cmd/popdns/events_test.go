@@ -94,7 +94,7 @@ func TestHealthEvents(t *testing.T) {
 	got := eventLines(ev.List())
 	want := []string{
 		"health info ams-api, ams-web: up: 192.0.2.1:443 passes its probe again",
-		"health error ams-api, ams-web: down: 192.0.2.1:443 fails its probe (timeout): timeout: i/o timeout",
+		"health error ams-api, ams-web: down: 192.0.2.1:443 fails its probe: timeout: i/o timeout",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -6,9 +6,12 @@
 // guards it: bearer tokens, failed authentications limited per source,
 // bounded bodies and the server's timeouts (guard.go). In a fleet it also
 // shows the instance, its health rule, whether NATS is reachable, the
-// overrides and each probe's observers (fleet.go). It reads the running
-// server through the small interfaces declared in http.go, fleet.go and
-// admin.go, and changes nothing but the PoP states the admin API sets.
+// overrides and each probe's observers (fleet.go). It also shows the
+// build, the GeoIP databases' ages (loudly when one is out of date) and
+// the timeline of events that internal/events keeps (timeline.go). It
+// reads the running server through the small interfaces declared in
+// http.go, fleet.go, admin.go and timeline.go, and changes nothing but the
+// PoP states the admin API sets.
 package status
 
 import (
