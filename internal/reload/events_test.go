@@ -163,3 +163,18 @@ func writeGeoCity(t *testing.T, path string, built time.Time) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyEventOnTimeline: the reload a DNSSEC key's timing event asks for
+// says so on the timeline; another reload does not.
+func TestKeyEventOnTimeline(t *testing.T) {
+	tr := newTestReloader(t)
+	tr.Reload("SIGHUP")
+	if got := lines(tr.events.List()); len(got) != 0 {
+		t.Fatalf("a reload that changed nothing recorded %q", got)
+	}
+	tr.Reload(keyEventWhy)
+	got := lines(tr.events.List())
+	if len(got) != 1 || !strings.HasPrefix(got[0], "keys info : "+keyEventWhy) {
+		t.Errorf("events %q, want one keys event", got)
+	}
+}
