@@ -44,12 +44,15 @@ func testBinaryEvents(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	zone := filepath.Join(dir, "zones", "geo.test.yaml")
+	const token = "admin-token-of-the-events-test"
 	for name, data := range map[string]string{"GeoLite2-City.mmdb": string(city), "zones/geo.test.yaml": overridesZone,
+		"admin.token": token + "\n",
 		"popdns.yaml": `listen: ["127.0.0.1:0"]
 http: 127.0.0.1:0
 zones: zones
 geoip: { city: GeoLite2-City.mmdb }
 state_dir: state
+admin_token_file: admin.token
 log: { format: json }
 pops:
   fra: { lat: 50.11, lon: 8.68 }
@@ -135,6 +138,31 @@ pops:
 		t.Errorf("events not newest first: %v before %v", fixed.At, broken.At)
 	}
 	t.Logf("timeline: %q / %q", fixed.Message, broken.Message)
+
+	// An override set through the admin API, then expiring by itself.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/pops/iad/state",
+		strings.NewReader(`{"state": "drain", "who": "tester", "why": "timeline test", "expires": "1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("drain through the admin API: %d %s", resp.StatusCode, body)
+	}
+	evs = waitEvents(t, ctx, httpAddr, before+4)
+	expired, set := evs[0], evs[1]
+	if set.Kind != "override" || set.Level != "warn" || set.Subject != "iad" || !strings.HasPrefix(set.Message, "drain set by tester: timeline test; expires ") {
+		t.Errorf("event %+v, want iad's drain set", set)
+	}
+	if expired.Kind != "override" || expired.Subject != "iad" || expired.Message != "drain set by tester expired" {
+		t.Errorf("event %+v, want iad's drain expired", expired)
+	}
 }
 
 func get(t *testing.T, ctx context.Context, url string) string {
