@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,10 +152,10 @@ func (s *scripted) count(addr string) int {
 
 // start returns a running Prober with the fake clock and probe, stopped at
 // test cleanup.
-func start(t *testing.T, clk *fakeClock, pf probeFunc, reg prometheus.Registerer) *Prober {
+func start(t *testing.T, clk *fakeClock, pf probeFunc, reg prometheus.Registerer, opts ...Option) *Prober {
 	t.Helper()
-	p := New(zerolog.Nop(), reg, WithClock(clk.Now, clk.NewTimer),
-		WithJitter(func(time.Duration) time.Duration { return 0 }), withProbe(pf))
+	p := New(zerolog.Nop(), reg, append([]Option{WithClock(clk.Now, clk.NewTimer),
+		WithJitter(func(time.Duration) time.Duration { return 0 }), withProbe(pf)}, opts...)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -263,6 +264,50 @@ func TestProberRiseFall(t *testing.T) {
 	}
 	if n := sp.count(tg.Addr); n != len(steps) {
 		t.Errorf("%d probes, want %d", n, len(steps))
+	}
+}
+
+// TestProberOnChange: a probe going down and up again reports two
+// changes, and the results between them none.
+func TestProberOnChange(t *testing.T) {
+	clk := newFakeClock()
+	sp := newScripted()
+	var mu sync.Mutex
+	var changes []Change
+	p := start(t, clk, sp.probe, prometheus.NewRegistry(), WithOnChange(func(c Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		c.IDs = slices.Clone(c.IDs)
+		changes = append(changes, c)
+	}))
+	tg := Target{ID: "ams-web", Kind: KindTCP, Addr: "10.0.0.1:80", Interval: 10 * time.Second, Timeout: time.Second, Rise: 1, Fall: 2}
+	same := tg
+	same.ID = "ams-api" // shares the probe
+	if err := p.SetTargets([]Target{tg, same}); err != nil {
+		t.Fatal(err)
+	}
+	refused := &ProbeError{ReasonRefused, errors.New("connection refused")}
+	for i, err := range []error{nil, refused, refused, refused, nil, nil} {
+		if i > 0 {
+			clk.waitTimers(t, 1)
+			clk.Advance(tg.Interval)
+		}
+		gen := p.Status().Generation
+		sp.next <- err
+		waitStatus(t, p, func(s *Status) bool { return s.Generation > gen })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) != 2 {
+		t.Fatalf("changes = %+v, want down then up", changes)
+	}
+	down, up := changes[0], changes[1]
+	ids := []string{"ams-api", "ams-web"}
+	if down.Healthy || down.Reason != ReasonRefused || down.Err != "refused: connection refused" || !slices.Equal(down.IDs, ids) || down.Addr != tg.Addr {
+		t.Errorf("down = %+v", down)
+	}
+	if !up.Healthy || up.Reason != "" || up.Err != "" || !slices.Equal(up.IDs, ids) || !up.At.After(down.At) {
+		t.Errorf("up = %+v (down at %v)", up, down.At)
 	}
 }
 

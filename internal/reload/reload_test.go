@@ -15,6 +15,7 @@ import (
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,7 @@ type testReloader struct {
 	dir     string // the zones directory
 	metrics *prometheus.Registry
 	logs    *dnstest.LogBuffer
+	events  *events.Log
 }
 
 // newTestReloader loads the zones in a fresh directory holding testZone
@@ -78,9 +80,9 @@ func newTestReloader(t *testing.T) *testReloader {
 	}
 	dns := &fakeDNS{}
 	dns.SetZones(snap)
-	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &dnstest.LogBuffer{}}
+	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &dnstest.LogBuffer{}, events: events.New(0, nil)}
 	tr.Reloader = New(cfg, Deps{Load: func() (Config, error) { return cfg, nil }, DNS: dns, Prober: fakeProber{},
-		Locator: fakeLocator{}, Log: zerolog.New(tr.logs), Metrics: tr.metrics})
+		Locator: fakeLocator{}, Log: zerolog.New(tr.logs), Metrics: tr.metrics, Events: tr.events})
 	return tr
 }
 
