@@ -220,6 +220,9 @@ func (p *Prober) SetTargets(targets []Target) error {
 		old.ids = nw.ids
 		slices.Sort(old.ids)
 	}
+	for id := range byID {
+		p.metrics.create(id)
+	}
 	for k, w := range want {
 		if _, ok := p.workers[k]; ok {
 			continue
@@ -301,7 +304,7 @@ func (p *Prober) record(w *worker, rtt time.Duration, err error, reason string) 
 	changed := w.state.observe(p.now(), rtt, err, reason)
 	r := w.state.result()
 	for _, id := range w.ids {
-		p.metrics.observe(id, r, reason)
+		p.metrics.observe(id, r, rtt, reason)
 	}
 	if changed { // the first success is no change: unprobed counts as up
 		ev := p.log.Info()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 )
 
@@ -178,6 +180,13 @@ func TestProberRiseFall(t *testing.T) {
 	if r, ok := p.Status().Result("pop1"); !ok || !r.Healthy || r.Probed() {
 		t.Fatalf("before the first probe: %+v %t, want healthy and unprobed", r, ok)
 	}
+	// Every outcome and the histogram exist, at zero, before any probe.
+	if n := seriesCount(t, reg, "popdns_probe_results_total"); n != len(outcomes) {
+		t.Errorf("%d results_total series before the first probe, want %d", n, len(outcomes))
+	}
+	if n := seriesCount(t, reg, "popdns_probe_duration_seconds"); n != 1 {
+		t.Errorf("%d duration_seconds series before the first probe, want 1", n)
+	}
 	select {
 	case <-p.FirstRoundDone():
 		t.Fatal("first round done before any result")
@@ -236,6 +245,22 @@ func TestProberRiseFall(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "popdns_probe_rtt_seconds", "pop1", ""); got != 0.005 {
 		t.Errorf("rtt_seconds = %v, want 0.005", got)
+	}
+	for outcome, want := range map[string]float64{"ok": 4, ReasonRefused: 4, ReasonTimeout: 0, ReasonOther: 0} {
+		if got := testutil.ToFloat64(p.metrics.results.WithLabelValues("pop1", outcome)); got != want {
+			t.Errorf("results_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	// Only the four successes have an RTT to observe.
+	if n := testutil.CollectAndCount(p.metrics.duration); n != 1 {
+		t.Errorf("%d duration series, want 1", n)
+	}
+	h := &dto.Metric{}
+	if err := p.metrics.duration.WithLabelValues("pop1").(prometheus.Metric).Write(h); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.GetHistogram().GetSampleCount(); got != 4 {
+		t.Errorf("duration_seconds count = %d, want 4 (the successes)", got)
 	}
 	if n := sp.count(tg.Addr); n != len(steps) {
 		t.Errorf("%d probes, want %d", n, len(steps))
@@ -365,6 +390,12 @@ func TestProberSetTargets(t *testing.T) {
 	}
 	if n := seriesCount(t, reg, "popdns_probe_up"); n != 2 {
 		t.Errorf("%d up series, want 2 (a1, c)", n)
+	}
+	if n := seriesCount(t, reg, "popdns_probe_results_total"); n != 2*len(outcomes) {
+		t.Errorf("%d results_total series, want %d (a1, c)", n, 2*len(outcomes))
+	}
+	if n := seriesCount(t, reg, "popdns_probe_duration_seconds"); n != 2 {
+		t.Errorf("%d duration_seconds series, want 2 (a1, c)", n)
 	}
 
 	// Bad input changes nothing.

@@ -225,7 +225,7 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 // no zones yet (it answers REFUSED) and without binding anything.
 func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	s := &server{metrics: prometheus.NewRegistry()}
-	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoMetric())
 	s.events = events.New(events.DefaultSize, nil)
 	s.prober = healthprobe.New(log, s.metrics, healthprobe.WithOnChange(healthEvents(s.events)))
 	s.health = &healthSource{prober: s.prober}
@@ -236,6 +236,7 @@ func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	}
 	// A Locator even without databases: one configured later is swapped in.
 	s.locator = geo.NewLocator(db, log)
+	s.metrics.MustRegister(s.locator.Collector())
 	deps.Locator = s.locator
 	if s.dns, err = dnsserver.New(cfg.dns, deps); err != nil {
 		s.close()
@@ -372,6 +373,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
 	}
 	a.status = status.New(deps)
+	built.metrics.MustRegister(a.status.Collector())
 	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {

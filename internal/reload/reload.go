@@ -168,6 +168,11 @@ type Reloader struct {
 	stopWake  func() bool // stops the pending grace timer; nil when none
 }
 
+// reloadKinds are the values of popdns_reload_total's what label: what a
+// reload loads (the zone files, the configuration file, the GeoIP
+// databases) and the prober taking the new zones' probes.
+var reloadKinds = []string{"zones", "config", "geoip", "probes"}
+
 type metrics struct {
 	reloads   *prometheus.CounterVec
 	last      *prometheus.GaugeVec
@@ -188,7 +193,7 @@ func New(cfg Config, deps Deps) *Reloader {
 	}
 	m := metrics{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "popdns", Subsystem: "reload", Name: "total",
-			Help: "Reload attempts, one per reload and kind (zones, config, geoip, probes), by result: error when any file of that kind failed to load (zones counts one per reload, however many files failed)."},
+			Help: "Reload attempts, one per reload and kind (zones, config, geoip, probes: the prober taking the new zones' probes), by result: error when any file of that kind failed to load (zones counts one per reload, however many files failed)."},
 			[]string{"what", "result"}),
 		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "reload", Name: "last_timestamp_seconds",
 			Help: "When each kind of reload last ended with each result."}, []string{"what", "result"}),
@@ -200,6 +205,13 @@ func New(cfg Config, deps Deps) *Reloader {
 			Help: "Zones served."}),
 	}
 	deps.Metrics.MustRegister(m.reloads, m.last, m.lastOK, m.serials, m.zoneCount)
+	// Every kind and result at zero from the start, so that an alert on
+	// increase(...{result="error"}) has a series before the first failure.
+	for _, what := range reloadKinds {
+		for _, result := range []string{"ok", "error"} {
+			m.reloads.WithLabelValues(what, result)
+		}
+	}
 	r := &Reloader{load: deps.Load, dns: deps.DNS, prober: deps.Prober, locator: deps.Locator, cfg: cfg,
 		log: deps.Log.With().Str("component", "reload").Logger(), metrics: m, clock: deps.Clock, events: deps.Events,
 		due: make(chan string, 1), ready: make(chan struct{}), geoFiles: geoFiles(cfg),
@@ -320,6 +332,7 @@ func (r *Reloader) Reload(why string) {
 			Msg("reloaded nothing: the prober refused the new probes; the last good zones and configuration keep serving")
 		return
 	}
+	r.count("probes", "ok")
 	r.dns.SetZones(next)
 	r.returnMemory(prev, next)
 	r.recordZones(prev, next)

@@ -117,6 +117,31 @@ func (tr *testReloader) counter(t *testing.T, labels map[string]string) float64 
 	return 0
 }
 
+// seriesOf counts the series of popdns_reload_total{what,result}.
+func seriesOf(t *testing.T, tr *testReloader, what, result string) int {
+	t.Helper()
+	families, err := tr.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() != "popdns_reload_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["what"] == what && got["result"] == result {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // TestReloadCountsAttempts: popdns_reload_total counts reload attempts,
 // one per reload for zones however many files failed (it counted one
 // per bad file plus one).
@@ -142,6 +167,16 @@ func TestReloadCountsAttempts(t *testing.T) {
 			if tc.fixFirst {
 				for _, f := range []string{"a.yaml", "b.yaml", "c.yaml"} {
 					os.Remove(filepath.Join(tr.dir, f))
+				}
+			}
+			if tc.name == "one bad file" {
+				// Every kind and result exists before anything counted.
+				for _, what := range reloadKinds {
+					for _, result := range []string{"ok", "error"} {
+						if got := seriesOf(t, tr, what, result); got != 1 {
+							t.Errorf("popdns_reload_total{what=%s,result=%s}: %d series, want 1", what, result, got)
+						}
+					}
 				}
 			}
 			n0, other0 := tr.counter(t, tc.labels), tr.counter(t, tc.other)

@@ -8,7 +8,9 @@
 // shows the instance, its health rule, whether NATS is reachable, the
 // overrides and each probe's observers (fleet.go). It also shows the
 // build, the GeoIP databases' ages (loudly when one is out of date) and
-// the timeline of events that internal/events keeps (timeline.go). It
+// the timeline of events that internal/events keeps (timeline.go). Its
+// Prometheus collector exports the health and admin state per PoP and geo
+// target, and readiness (metrics.go). It
 // reads the running server through the small interfaces declared in
 // http.go, fleet.go, admin.go and timeline.go, and changes nothing but the
 // PoP states the admin API sets.
