@@ -33,6 +33,9 @@ type Object struct {
 type typeMeta struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
 }
 
 // Decode splits a YAML stream into documents and decodes each strictly into
@@ -100,7 +103,7 @@ func decodeOne(doc []byte) (Object, error) {
 	// UnmarshalStrict: an unknown field or a duplicate key is an error,
 	// and a value of the wrong type always is.
 	if err := sigsyaml.UnmarshalStrict(doc, into); err != nil {
-		return Object{}, fmt.Errorf("%s: %w", tm.Kind, err)
+		return Object{}, fmt.Errorf("%s %s: %w", tm.Kind, tm.Metadata.Name, err)
 	}
 	o.Name = name()
 	if o.Name == "" {

@@ -138,6 +138,7 @@ func TestHelmRejectsBadValues(t *testing.T) {
 		"geoip.mode=maxmind",
 		"replicaz=3",
 		"cluster.health=most",
+		"config.listen={:53}",
 	} {
 		t.Run(set, func(t *testing.T) {
 			out, err := Helm(helm, "template", "popdns", chart, "--set", set)
@@ -167,16 +168,16 @@ func TestBrokenManifests(t *testing.T) {
 	for _, tc := range []struct {
 		name, old, new, want string
 	}{
-		{"unknown field", "imagePullPolicy: IfNotPresent", "imagePulPolicy: IfNotPresent", `unknown field "spec.template.spec.containers[0].imagePulPolicy"`},
+		{"unknown field", "image: ghcr.io/popdns/popdns:latest\n", "image: ghcr.io/popdns/popdns:latest\n        imagePulPolicy: Always\n", `Deployment popdns: error unmarshaling JSON: while decoding JSON: json: unknown field "imagePulPolicy"`},
 		{"wrong type", "replicas: 3", "replicas: three", "cannot unmarshal"},
 		{"unknown kind", "kind: PodDisruptionBudget", "kind: PodDisruptionBudjet", `kind "PodDisruptionBudjet"`},
 		{"duplicate key", "  maxUnavailable: 1\n", "  maxUnavailable: 1\n  maxUnavailable: 2\n", "already set in map"},
-		{"selector mismatch", "      labels:\n        app.kubernetes.io/name: popdns\n        app.kubernetes.io/part-of: popdns\n    spec:", "      labels:\n        app.kubernetes.io/name: popdnz\n        app.kubernetes.io/part-of: popdns\n    spec:", "selector does not match"},
-		{"mount without volume", "- name: state\n          mountPath", "- name: statee\n          mountPath", "mounts volume statee"},
-		{"liveness elsewhere", "path: /healthz, port: http }\n            periodSeconds: 10", "path: /status, port: http }\n            periodSeconds: 10", "livenessProbe asks /status"},
+		{"selector mismatch", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdns\n    spec:", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdnz\n    spec:", "selector does not match"},
+		{"mount without volume", "- mountPath: /var/lib/popdns/state\n          name: state\n", "- mountPath: /var/lib/popdns/state\n          name: statee\n", "mounts volume statee"},
+		{"liveness elsewhere", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /healthz", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /status", "livenessProbe asks /status"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
-		{"writable root", "readOnlyRootFilesystem: true\n          capabilities:\n            add:", "readOnlyRootFilesystem: false\n          capabilities:\n            add:", "container popdns: readOnlyRootFilesystem"},
+		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},
 		{"extra capability", "- NET_BIND_SERVICE", "- SYS_ADMIN", "adds capability SYS_ADMIN"},
 		{"service port", "targetPort: dns-tcp", "targetPort: dns", "targetPort dns/TCP"},
 		{"missing configmap", "name: popdns-config\n", "name: popdns-conf\n", `ConfigMap "popdns-config" is not among`},
