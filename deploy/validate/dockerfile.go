@@ -29,7 +29,7 @@ func DockerfileBuildLine(dockerfile []byte) (string, error) {
 		}
 	}
 	if len(found) != 1 {
-		return "", fmt.Errorf("Dockerfile: want one RUN with go build, found %d", len(found))
+		return "", fmt.Errorf("dockerfile: want one RUN with go build, found %d", len(found))
 	}
 	return found[0], nil
 }
@@ -51,7 +51,7 @@ func BuildWithDockerfileLine(dockerfile, repo, outDir, version string) (string, 
 		return "", err
 	}
 	if !outFlag.MatchString(line) {
-		return "", fmt.Errorf("Dockerfile: the build line %q no longer writes -o /out/popdns", line)
+		return "", fmt.Errorf("dockerfile: the build line %q no longer writes -o /out/popdns", line)
 	}
 	bin := filepath.Join(outDir, "popdns")
 	line = outFlag.ReplaceAllLiteralString(line, "-o "+bin)
@@ -60,7 +60,7 @@ func BuildWithDockerfileLine(dockerfile, repo, outDir, version string) (string, 
 	// VERSION is the Dockerfile's ARG; the shell expands ${VERSION}.
 	cmd.Env = append(os.Environ(), "VERSION="+version)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("Dockerfile build line %q: %w\n%s", line, err, out)
+		return "", fmt.Errorf("the Dockerfile's build line %q: %w\n%s", line, err, out)
 	}
 	return bin, nil
 }
