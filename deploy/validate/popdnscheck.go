@@ -11,16 +11,32 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
-// PopdnsCheck lays out the popdns container's files as the kubelet would
-// (each ConfigMap behind its ..data link, the tokens, empty volumes) under
-// root, with the GeoIP files popdns.yaml names copied from geoCity and
-// geoASN, and runs `popdns check` on the config: the config the manifests
-// ship must be one popdns accepts, with the zones beside it. Paths in
-// popdns.yaml under /etc/popdns and /var/lib/popdns are moved under root.
+// PopdnsCheck lays out the popdns container's files under root (Layout) and
+// runs `popdns check` on the config: the config the manifests ship must be
+// one popdns accepts, with the zones beside it.
 func PopdnsCheck(popdns, root, geoCity, geoASN string, objs []Object) ([]byte, error) {
+	checked, shipped, err := Layout(root, geoCity, geoASN, objs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(popdns, "check", checked).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("popdns check of %s (as shipped in %s): %w\n%s", checked, shipped, err, out)
+	}
+	return out, nil
+}
+
+// Layout writes the popdns container's files under root as the kubelet
+// would lay them out: each ConfigMap behind its ..data link, the token
+// files, the GeoIP files popdns.yaml names (copied from geoCity and
+// geoASN), empty directories for the other volumes. It returns the path of
+// a copy of popdns.yaml with its paths under /etc/popdns and
+// /var/lib/popdns moved under root, and the path popdns.yaml has in the
+// pod.
+func Layout(root, geoCity, geoASN string, objs []Object) (checked, shipped string, err error) {
 	ws := Workloads(objs)
 	if len(ws) != 1 {
-		return nil, fmt.Errorf("want one workload, got %d", len(ws))
+		return "", "", fmt.Errorf("want one workload, got %d", len(ws))
 	}
 	spec := ws[0].Pod.Spec
 	configMaps := map[string]map[string]string{}
@@ -49,24 +65,24 @@ func PopdnsCheck(popdns, root, geoCity, geoASN string, objs []Object) ([]byte, e
 			switch {
 			case isCM && cm != "" && shipped:
 				if err := writeConfigMap(dir, data); err != nil {
-					return nil, err
+					return "", "", err
 				}
 				if _, ok := data["popdns.yaml"]; ok {
 					config = filepath.Join(m.MountPath, "popdns.yaml")
 				}
 			default:
 				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return nil, err
+					return "", "", err
 				}
 			}
 		}
 	}
 	if config == "" {
-		return nil, fmt.Errorf("no ConfigMap with popdns.yaml is mounted in the popdns container")
+		return "", "", fmt.Errorf("no ConfigMap with popdns.yaml is mounted in the popdns container")
 	}
 	text, err := os.ReadFile(filepath.Join(root, config))
 	if err != nil {
-		return nil, err
+		return "", "", err
 	}
 	var cfg struct {
 		ReadToken  string `json:"read_token_file"`
@@ -80,7 +96,7 @@ func PopdnsCheck(popdns, root, geoCity, geoASN string, objs []Object) ([]byte, e
 		} `json:"cluster"`
 	}
 	if err := sigsyaml.Unmarshal(text, &cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", config, err)
+		return "", "", fmt.Errorf("%s: %w", config, err)
 	}
 	for _, f := range []struct {
 		path string
@@ -99,15 +115,15 @@ func PopdnsCheck(popdns, root, geoCity, geoASN string, objs []Object) ([]byte, e
 		data := f.data
 		if f.from != "" {
 			if data, err = os.ReadFile(f.from); err != nil {
-				return nil, err
+				return "", "", err
 			}
 		}
 		p := filepath.Join(root, f.path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return nil, err
+			return "", "", err
 		}
 		if err := os.WriteFile(p, data, 0o600); err != nil {
-			return nil, err
+			return "", "", err
 		}
 	}
 	moved := strings.NewReplacer(
@@ -116,15 +132,11 @@ func PopdnsCheck(popdns, root, geoCity, geoASN string, objs []Object) ([]byte, e
 	).Replace(string(text))
 	// Beside the mounted one, which is read-only in the pod and stays as
 	// shipped.
-	checked := filepath.Join(root, "popdns-checked.yaml")
+	checked = filepath.Join(root, "popdns-checked.yaml")
 	if err := os.WriteFile(checked, []byte(moved), 0o644); err != nil {
-		return nil, err
+		return "", "", err
 	}
-	out, err := exec.Command(popdns, "check", checked).CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("popdns check of %s (as shipped in %s): %w\n%s", checked, config, err, out)
-	}
-	return out, nil
+	return checked, config, nil
 }
 
 // writeConfigMap writes data into dir the way the kubelet does: the files
