@@ -74,6 +74,13 @@ func Check(objs []Object) error {
 			if !selects(o.PDB.Spec.Selector, ws) {
 				fail(o.Source, "PodDisruptionBudget", o.Name, "selector %v matches no workload's pods", o.PDB.Spec.Selector.MatchLabels)
 			}
+			// The eviction API honours maxUnavailable only for pods of a
+			// controller with a scale subresource.
+			for _, o2 := range objs {
+				if o2.DaemonSet != nil && o.PDB.Spec.MaxUnavailable != nil && selects(o.PDB.Spec.Selector, Workloads([]Object{o2})) {
+					fail(o.Source, "PodDisruptionBudget", o.Name, "maxUnavailable on DaemonSet %s's pods, which the eviction API refuses", o2.Name)
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -181,6 +181,10 @@ func TestBrokenManifests(t *testing.T) {
 		{"extra capability", "- NET_BIND_SERVICE", "- SYS_ADMIN", "adds capability SYS_ADMIN"},
 		{"service port", "targetPort: dns-tcp", "targetPort: dns", "targetPort dns/TCP"},
 		{"missing configmap", "name: popdns-config\n", "name: popdns-conf\n", `ConfigMap "popdns-config" is not among`},
+		{"budget on a DaemonSet",
+			"kind: Deployment\nmetadata:\n  labels:\n    app.kubernetes.io/name: popdns\n    app.kubernetes.io/part-of: popdns\n  name: popdns\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: popdns\n  strategy:\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0\n    type: RollingUpdate\n",
+			"kind: DaemonSet\nmetadata:\n  labels:\n    app.kubernetes.io/name: popdns\n    app.kubernetes.io/part-of: popdns\n  name: popdns\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: popdns\n",
+			"maxUnavailable on DaemonSet"},
 		{"bad zone", "- a: 192.0.2.53", "- a: 192.0.2.300", "popdns check"},
 		{"bad popdns.yaml", "format: json", "format: text", "popdns check"},
 	} {
