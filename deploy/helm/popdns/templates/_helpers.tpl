@@ -25,7 +25,8 @@ tokens, GeoIP, cluster), with .Values.config merged over it.
 */}}
 {{- define "popdns.config" -}}
 {{- $v := .Values -}}
-{{- $c := dict "listen" (list (printf ":%d" (int $v.dnsPort))) "http" (printf ":%d" (int $v.httpPort)) "zones" "/var/lib/popdns/zones" "state_dir" "/var/lib/popdns/state" -}}
+{{- $listen := $v.listen | default (list (printf ":%d" (int $v.dnsPort))) -}}
+{{- $c := dict "listen" $listen "http" (printf ":%d" (int $v.httpPort)) "zones" "/var/lib/popdns/zones" "state_dir" "/var/lib/popdns/state" -}}
 {{- if $v.tokens.read -}}
 {{- $_ := set $c "read_token_file" "/etc/popdns/tokens/read.token" -}}
 {{- end -}}
