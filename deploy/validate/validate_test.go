@@ -124,6 +124,17 @@ func TestHelm(t *testing.T) {
 				t.Fatal(err)
 			}
 			validate(t, "helm template "+name, rendered)
+			// NET_BIND_SERVICE is added only for the image's file
+			// capability or a port below 1024.
+			objs, _ := Decode(name, rendered)
+			for _, w := range Workloads(objs) {
+				for _, c := range w.Pod.Spec.Containers {
+					added := c.SecurityContext != nil && c.SecurityContext.Capabilities != nil && len(c.SecurityContext.Capabilities.Add) > 0
+					if c.Name == "popdns" && added != (name != "values-minimal.yaml") {
+						t.Errorf("%s: container popdns adds %v", name, c.SecurityContext.Capabilities.Add)
+					}
+				}
+			}
 		})
 	}
 }
