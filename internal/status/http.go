@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -68,6 +69,11 @@ type Deps struct {
 	// status lists per probe.
 	Fleet        Fleet
 	Observations Observations
+	// Events is the timeline the status lists; GeoIP the databases whose
+	// ages it shows (nil: none); Build the binary (timeline.go).
+	Events *events.Log
+	GeoIP  GeoIP
+	Build  BuildInfo
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -87,6 +93,10 @@ type Reporter struct {
 	ovStore      OverrideLister
 	fleet        Fleet
 	observations Observations
+	// events, geoip and build are shown as given (timeline.go).
+	events *events.Log
+	geoip  GeoIP
+	build  BuildInfo
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -120,7 +130,8 @@ func New(deps Deps) *Reporter {
 		deps.After = time.After
 	}
 	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
-		now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
+		now: deps.Now, after: deps.After, probesSettled: make(chan struct{}),
+		events: deps.Events, geoip: deps.GeoIP, build: deps.Build}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -170,6 +181,7 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 		maps.Copy(st.Errors, r.files.FileErrors())
 	}
 	r.addFleet(ctx, &st)
+	r.addTimeline(&st)
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""
 	return st, err

@@ -92,5 +92,9 @@
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
 //     all-down by policy, cookies by outcome), added per batch in Flush; the query log, when
-//     on, sends every query through the general path.
+//     on, sends every query through the general path. A geo answer's
+//     decision counts as a hit when the memo or the shared cache had it
+//     and a miss when it was ranked afresh (Metrics.DecisionHit and
+//     DecisionMiss); a query handed to the general path is counted there
+//     instead, once.
 package udpfast
