@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 var fenceRE = regexp.MustCompile("(?m)^( *)```yaml\n")
@@ -200,6 +203,41 @@ func abuseSamples(t *testing.T) []sample {
 	}
 }
 
+// configMapSamples returns the files that Kubernetes ConfigMaps hold
+// (data keys ending in .yaml), such as the manifests' popdns.yaml and
+// zones.
+func configMapSamples(t *testing.T, pattern string) []sample {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s: no ConfigMaps: %v", pattern, err)
+	}
+	var out []sample
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cm struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := yaml.Unmarshal(data, &cm); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if cm.Kind != "ConfigMap" {
+			t.Fatalf("%s: a %s, not a ConfigMap", f, cm.Kind)
+		}
+		for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
+			if strings.HasSuffix(key, ".yaml") {
+				text := []byte(cm.Data[key])
+				out = append(out, sample{name: f + ":" + key, data: text, zone: looksLikeZone(text)})
+			}
+		}
+	}
+	return out
+}
+
 // schemaBlind lists the examples the decoder rejects for reasons no JSON
 // Schema can express, each with the reason; every other example the
 // decoder rejects, the schema must reject too.
@@ -238,6 +276,7 @@ func TestSchemaExamples(t *testing.T) {
 		"../../bench/probedemo/popdns.yaml", "../../bench/probedemo/zones/*.yaml",
 		"../../bench/settings/*.yaml")...)
 	samples = append(samples, abuseSamples(t)...)
+	samples = append(samples, configMapSamples(t, "../../deploy/kubernetes/configmap-*.yaml")...)
 	// Not checked: bench/workload.yaml and testdata/geo/networks.yaml are
 	// inputs of other tools.
 	zonesSeen, configsSeen, rejected := 0, 0, 0
