@@ -73,6 +73,13 @@ func packages(t *testing.T) map[string][]string {
 		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
 			return filepath.SkipDir
 		}
+		if d.IsDir() && path != root {
+			// A directory with its own go.mod is another module (as
+			// deploy/validate is): not popdns's, so not its layering.
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
+		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
