@@ -25,11 +25,16 @@
 //     at every step, and a step left out makes it answer SERVFAIL.
 //   - The real GeoLite2 City database: clients on six continents get their
 //     nearest PoP, with the database network as the ECS scope.
+//   - yaml-language-server (a slow test), the language server of editors'
+//     YAML support: it validates the bundled configurations and zones with
+//     schemas/ as an editor does, and flags each problem of broken ones on
+//     its line.
 //
 // Each test skips, saying what to install or fetch, when its peer is
 // missing; .ci/run installs them all:
 //
-//	apt-get install knot knot-dnsutils unbound bind9-dnsutils
+//	apt-get install knot knot-dnsutils unbound bind9-dnsutils nodejs npm
+//	npm install -g yaml-language-server@1.25.0
 //
 // and README.md ("Running the tests") says how to fetch GeoLite2.
 package crosscheck

@@ -233,6 +233,11 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	var cd *udpfast.Decision
 	if !q.explain {
 		cd = q.s.cache.get(cacheKey{geo: g, qtype: qtype, client: q.client}, env.Epoch)
+		if cd != nil {
+			q.s.metrics.decisionHit.Inc()
+		} else {
+			q.s.metrics.decisionMiss.Inc()
+		}
 	}
 	if cd == nil {
 		var d steer.Decision

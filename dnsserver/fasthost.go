@@ -86,10 +86,12 @@ func (s *Server) fastConfig() udpfast.Config {
 			Requests: func(zone string, qtype uint16, rcode int) prometheus.Counter {
 				return m.requests.WithLabelValues("udp", zone, qtypeLabel(qtype), rcodeLabel(rcode))
 			},
-			ECS:     m.ecs,
-			AllDown: m.allDown,
-			Cookies: m.cookies,
-			RRL:     &m.rrlN,
+			ECS:          m.ecs,
+			AllDown:      m.allDown,
+			Cookies:      m.cookies,
+			RRL:          &m.rrlN,
+			DecisionHit:  m.decisionHit,
+			DecisionMiss: m.decisionMiss,
 		},
 	}
 }

@@ -330,9 +330,30 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 			t.Errorf("general path: %s = %q, want value:3", k, want[k])
 		}
 	}
+	const hit, miss = "popdns_geo_decision_cache_requests_total{result=hit,}", "popdns_geo_decision_cache_requests_total{result=miss,}"
+	decisions := func(m map[string]string) (h, n int) {
+		fmt.Sscanf(m[hit], "value:%d", &h)
+		fmt.Sscanf(m[miss], "value:%d", &n)
+		return h, h + n
+	}
+	wantHits, wantLookups := decisions(want)
+	if wantHits == 0 || wantLookups == wantHits {
+		t.Errorf("general path: %d decision lookups, %d hits: want both hits and misses", wantLookups, wantHits)
+	}
 	for _, how := range []int{perPacket, batched} {
 		got := dump(how)
+		// A decision the fast path makes for a reply it has not learnt
+		// yet is counted by the general path that answers, as a hit: it
+		// finds it in the shared cache. Each query still counts once.
+		if hits, lookups := decisions(got); lookups != wantLookups || hits < wantHits {
+			t.Errorf("fast path (batched: %v): %d decision lookups, %d hits; general path %d, %d", how == batched, lookups, hits, wantLookups, wantHits)
+		}
+		delete(got, hit)
+		delete(got, miss)
 		for k, v := range want {
+			if k == hit || k == miss {
+				continue
+			}
 			if got[k] != v {
 				t.Errorf("%s (fast path, batched: %v): fast path %q, general path %q", k, how == batched, got[k], v)
 			}

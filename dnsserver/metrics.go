@@ -4,6 +4,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/traffic"
+	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,6 +26,11 @@ type metrics struct {
 	// action but rrl.Pass) and class; rrlN holds its series.
 	rrl  *prometheus.CounterVec
 	rrlN [rrl.NumActions][rrl.NumClasses]prometheus.Counter
+	// decisions counts geo decisions asked of a cache, by whether it had
+	// them; decisionHit and decisionMiss are its two series, resolved
+	// once so that counting hashes no label.
+	decisions                 *prometheus.CounterVec
+	decisionHit, decisionMiss prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, error) {
@@ -60,6 +66,18 @@ func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, erro
 			m.rrlN[a][c] = m.rrl.WithLabelValues(a.String(), c.String())
 		}
 	}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "geo", Name: "decision_cache_requests_total",
+		Help: "Geo decisions looked up, by result: hit (served from the decision cache or a UDP reader's memo of it) or miss (ranked afresh).",
+	}, []string{"result"})
+	m.decisionHit, m.decisionMiss = m.decisions.WithLabelValues("hit"), m.decisions.WithLabelValues("miss")
+	// At zero from the start, so that a rate or an alert over them has a
+	// series before the first event.
+	for _, p := range []zones.AllDownPolicy{zones.AllDownNearest, zones.AllDownAll, zones.AllDownFallback, zones.AllDownServfail} {
+		m.allDown.WithLabelValues(p.String())
+	}
+	m.ecs.WithLabelValues("used")
+	m.ecs.WithLabelValues("ignored")
 	var series []*histSeries
 	m.duration, series = newBatchHistogram("popdns_dns_request_duration_seconds",
 		"Time from a decoded query to its reply being written.",
@@ -69,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, erro
 		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
 		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
 	m.scopeAll = series[0]
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.geo, m.ecs, m.scope, m.rrl, m.cookies} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.geo, m.ecs, m.scope, m.rrl, m.cookies, m.decisions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

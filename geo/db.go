@@ -29,6 +29,9 @@ type DB struct {
 	asn  *maxminddb.Reader // nil without an ASN database
 	// free releases the copies the readers read from, after they close.
 	free []func() error
+	// cityPath and asnPath are the files read, for Info; "" for
+	// databases held in memory or not configured.
+	cityPath, asnPath string
 
 	closed atomic.Bool // set by Close; for tests and to make Close idempotent
 }
@@ -64,7 +67,7 @@ func (e *OpenError) Unwrap() error { return e.Err }
 //
 // An error is an [*OpenError].
 func Open(cityPath, asnPath string) (*DB, error) {
-	db := &DB{}
+	db := &DB{cityPath: cityPath, asnPath: asnPath}
 	var err error
 	if db.city, err = db.read(cityPath, "City", "city database "+cityPath); err != nil {
 		return nil, &OpenError{Path: cityPath, Kind: "City", Err: err}

@@ -11,6 +11,9 @@
 // replaced database only once no lookup uses it any more. [DistanceKm] and
 // [FibreRTT] turn two [Point]s into a distance and a latency estimate.
 //
+// A Locator's Collector exports popdns_geoip_build_timestamp_seconds, read
+// from the metadata of the databases serving at each scrape (metrics.go).
+//
 // Values of this package are immutable once built, and every exported
 // function and method is safe for concurrent use unless its doc comment says
 // otherwise. This package imports no other popdns package.

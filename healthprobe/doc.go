@@ -23,8 +23,11 @@
 // observers it keeps the local Result. Combine is pure: the transport
 // that carries observations lives in internal/fleet.
 //
-// Metrics: popdns_probe_up{target}, popdns_probe_rtt_seconds{target} and
-// popdns_probe_errors_total{target,reason}, where target is a configured
+// Metrics: popdns_probe_up{target}, popdns_probe_rtt_seconds{target},
+// popdns_probe_errors_total{target,reason}, popdns_probe_duration_seconds{target}
+// (a histogram of successful probes' RTTs) and
+// popdns_probe_results_total{target,outcome} (outcome ok or a reason, all
+// created with the target), where target is a configured
 // probe ID and reason one of the Reason constants.
 //
 // This package imports no other popdns package.

@@ -43,6 +43,27 @@ func WithJitter(jitter func(most time.Duration) time.Duration) Option {
 	return func(p *Prober) { p.jitter = jitter }
 }
 
+// Change is a probe's change of state, as WithOnChange reports it.
+type Change struct {
+	// IDs are the probe IDs that share the probe, sorted.
+	IDs  []string
+	Addr string
+	// Healthy is the new state; Reason and Err say why a probe went
+	// down (Err is "" when it went up).
+	Healthy bool
+	Reason  string
+	Err     string
+	At      time.Time
+}
+
+// WithOnChange has f called at each change of a probe's state (rise or
+// fall reached, or a first result that is a failure), in the order of the
+// changes. f runs with the Prober's lock held: it must be quick and must
+// not call the Prober. It must not keep Change.IDs.
+func WithOnChange(f func(Change)) Option {
+	return func(p *Prober) { p.onChange = f }
+}
+
 // withProbe replaces the probe function (tests).
 func withProbe(f probeFunc) Option {
 	return func(p *Prober) { p.probe = f }
@@ -58,6 +79,7 @@ type Prober struct {
 	newTimer func(time.Duration) Timer
 	jitter   func(time.Duration) time.Duration
 	probe    probeFunc
+	onChange func(Change) // nil: nobody is told
 
 	status    atomic.Pointer[Status] // never nil after New
 	firstDone chan struct{}          // closed once the first round is done
@@ -198,6 +220,9 @@ func (p *Prober) SetTargets(targets []Target) error {
 		old.ids = nw.ids
 		slices.Sort(old.ids)
 	}
+	for id := range byID {
+		p.metrics.create(id)
+	}
 	for k, w := range want {
 		if _, ok := p.workers[k]; ok {
 			continue
@@ -279,7 +304,7 @@ func (p *Prober) record(w *worker, rtt time.Duration, err error, reason string) 
 	changed := w.state.observe(p.now(), rtt, err, reason)
 	r := w.state.result()
 	for _, id := range w.ids {
-		p.metrics.observe(id, r, reason)
+		p.metrics.observe(id, r, rtt, reason)
 	}
 	if changed { // the first success is no change: unprobed counts as up
 		ev := p.log.Info()
@@ -288,6 +313,13 @@ func (p *Prober) record(w *worker, rtt time.Duration, err error, reason string) 
 		}
 		ev.Strs("targets", w.ids).Str("addr", w.target.Addr).Bool("healthy", r.Healthy).
 			Msg("probe state changed")
+		if p.onChange != nil {
+			c := Change{IDs: w.ids, Addr: w.target.Addr, Healthy: r.Healthy, At: r.Checked}
+			if !r.Healthy {
+				c.Reason, c.Err = r.LastReason, r.LastError
+			}
+			p.onChange(c)
+		}
 	}
 	p.publishLocked()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/popdns/popdns/internal/dnstest"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 )
 
@@ -149,10 +152,10 @@ func (s *scripted) count(addr string) int {
 
 // start returns a running Prober with the fake clock and probe, stopped at
 // test cleanup.
-func start(t *testing.T, clk *fakeClock, pf probeFunc, reg prometheus.Registerer) *Prober {
+func start(t *testing.T, clk *fakeClock, pf probeFunc, reg prometheus.Registerer, opts ...Option) *Prober {
 	t.Helper()
-	p := New(zerolog.Nop(), reg, WithClock(clk.Now, clk.NewTimer),
-		WithJitter(func(time.Duration) time.Duration { return 0 }), withProbe(pf))
+	p := New(zerolog.Nop(), reg, append([]Option{WithClock(clk.Now, clk.NewTimer),
+		WithJitter(func(time.Duration) time.Duration { return 0 }), withProbe(pf)}, opts...)...)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -176,6 +179,13 @@ func TestProberRiseFall(t *testing.T) {
 	}
 	if r, ok := p.Status().Result("pop1"); !ok || !r.Healthy || r.Probed() {
 		t.Fatalf("before the first probe: %+v %t, want healthy and unprobed", r, ok)
+	}
+	// Every outcome and the histogram exist, at zero, before any probe.
+	if n := seriesCount(t, reg, "popdns_probe_results_total"); n != len(outcomes) {
+		t.Errorf("%d results_total series before the first probe, want %d", n, len(outcomes))
+	}
+	if n := seriesCount(t, reg, "popdns_probe_duration_seconds"); n != 1 {
+		t.Errorf("%d duration_seconds series before the first probe, want 1", n)
 	}
 	select {
 	case <-p.FirstRoundDone():
@@ -236,8 +246,68 @@ func TestProberRiseFall(t *testing.T) {
 	if got := metricValue(t, reg, "popdns_probe_rtt_seconds", "pop1", ""); got != 0.005 {
 		t.Errorf("rtt_seconds = %v, want 0.005", got)
 	}
+	for outcome, want := range map[string]float64{"ok": 4, ReasonRefused: 4, ReasonTimeout: 0, ReasonOther: 0} {
+		if got := testutil.ToFloat64(p.metrics.results.WithLabelValues("pop1", outcome)); got != want {
+			t.Errorf("results_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	// Only the four successes have an RTT to observe.
+	if n := testutil.CollectAndCount(p.metrics.duration); n != 1 {
+		t.Errorf("%d duration series, want 1", n)
+	}
+	h := &dto.Metric{}
+	if err := p.metrics.duration.WithLabelValues("pop1").(prometheus.Metric).Write(h); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.GetHistogram().GetSampleCount(); got != 4 {
+		t.Errorf("duration_seconds count = %d, want 4 (the successes)", got)
+	}
 	if n := sp.count(tg.Addr); n != len(steps) {
 		t.Errorf("%d probes, want %d", n, len(steps))
+	}
+}
+
+// TestProberOnChange: a probe going down and up again reports two
+// changes, and the results between them none.
+func TestProberOnChange(t *testing.T) {
+	clk := newFakeClock()
+	sp := newScripted()
+	var mu sync.Mutex
+	var changes []Change
+	p := start(t, clk, sp.probe, prometheus.NewRegistry(), WithOnChange(func(c Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		c.IDs = slices.Clone(c.IDs)
+		changes = append(changes, c)
+	}))
+	tg := Target{ID: "ams-web", Kind: KindTCP, Addr: "10.0.0.1:80", Interval: 10 * time.Second, Timeout: time.Second, Rise: 1, Fall: 2}
+	same := tg
+	same.ID = "ams-api" // shares the probe
+	if err := p.SetTargets([]Target{tg, same}); err != nil {
+		t.Fatal(err)
+	}
+	refused := &ProbeError{ReasonRefused, errors.New("connection refused")}
+	for i, err := range []error{nil, refused, refused, refused, nil, nil} {
+		if i > 0 {
+			clk.waitTimers(t, 1)
+			clk.Advance(tg.Interval)
+		}
+		gen := p.Status().Generation
+		sp.next <- err
+		waitStatus(t, p, func(s *Status) bool { return s.Generation > gen })
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) != 2 {
+		t.Fatalf("changes = %+v, want down then up", changes)
+	}
+	down, up := changes[0], changes[1]
+	ids := []string{"ams-api", "ams-web"}
+	if down.Healthy || down.Reason != ReasonRefused || down.Err != "refused: connection refused" || !slices.Equal(down.IDs, ids) || down.Addr != tg.Addr {
+		t.Errorf("down = %+v", down)
+	}
+	if !up.Healthy || up.Reason != "" || up.Err != "" || !slices.Equal(up.IDs, ids) || !up.At.After(down.At) {
+		t.Errorf("up = %+v (down at %v)", up, down.At)
 	}
 }
 
@@ -320,6 +390,12 @@ func TestProberSetTargets(t *testing.T) {
 	}
 	if n := seriesCount(t, reg, "popdns_probe_up"); n != 2 {
 		t.Errorf("%d up series, want 2 (a1, c)", n)
+	}
+	if n := seriesCount(t, reg, "popdns_probe_results_total"); n != 2*len(outcomes) {
+		t.Errorf("%d results_total series, want %d (a1, c)", n, 2*len(outcomes))
+	}
+	if n := seriesCount(t, reg, "popdns_probe_duration_seconds"); n != 2 {
+		t.Errorf("%d duration_seconds series, want 2 (a1, c)", n)
 	}
 
 	// Bad input changes nothing.

@@ -57,6 +57,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryFleet(t, bin)
 	})
+	t.Run("timeline and GeoIP age", func(t *testing.T) {
+		t.Parallel()
+		testBinaryEvents(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/pops"
 	"github.com/rs/zerolog"
@@ -37,6 +38,10 @@ type overrideApplier struct {
 	// expiry after which they change.
 	applied map[string]pops.AdminState
 	next    time.Time
+	// events is the timeline each override set, cleared or expired goes
+	// to (nil: none); inForce the overrides last seen in force.
+	events  *events.Log
+	inForce map[string]overrides.Override
 }
 
 func newOverrideApplier(store overrides.Store, dns popStates, log zerolog.Logger) *overrideApplier {
@@ -59,6 +64,7 @@ func (ap *overrideApplier) Sync(ctx context.Context) error {
 		return err
 	}
 	now := ap.now()
+	ap.inForce = overrideEvents(ap.events, ap.inForce, list, now)
 	states := overrides.InForce(list, now)
 	if ap.applied == nil || !maps.Equal(states, ap.applied) {
 		ap.dns.SetPoPStates(states)

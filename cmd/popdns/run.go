@@ -22,6 +22,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/fleet"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
@@ -193,6 +194,9 @@ type server struct {
 	locator *geo.Locator
 	prober  *healthprobe.Prober
 	health  *healthSource // what the DNS server and the status read of the probes
+	// events is the timeline of the status page: the probes, the
+	// overrides and the reloader record into it.
+	events *events.Log
 }
 
 // close releases the GeoIP databases once nothing queries any more.
@@ -221,8 +225,9 @@ func newServer(cfg *config, log zerolog.Logger) (*server, error) {
 // no zones yet (it answers REFUSED) and without binding anything.
 func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	s := &server{metrics: prometheus.NewRegistry()}
-	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.prober = healthprobe.New(log, s.metrics)
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoMetric())
+	s.events = events.New(events.DefaultSize, nil)
+	s.prober = healthprobe.New(log, s.metrics, healthprobe.WithOnChange(healthEvents(s.events)))
 	s.health = &healthSource{prober: s.prober}
 	deps := dnsserver.Deps{Log: log, Metrics: s.metrics, Health: s.health}
 	db, err := openGeoIP(cfg)
@@ -231,6 +236,7 @@ func buildServer(cfg *config, log zerolog.Logger) (*server, error) {
 	}
 	// A Locator even without databases: one configured later is swapped in.
 	s.locator = geo.NewLocator(db, log)
+	s.metrics.MustRegister(s.locator.Collector())
 	deps.Locator = s.locator
 	if s.dns, err = dnsserver.New(cfg.dns, deps); err != nil {
 		s.close()
@@ -270,10 +276,13 @@ func (s *server) setZones(snap *zones.Snapshot) error {
 // reloader, which applies args, the serve flags, to every configuration
 // it rereads. clock is the reloader's (nil: the system clock).
 func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (*app, error) {
+	started := time.Now()
 	built, err := buildServer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	built.events.Add(events.Start, events.Info, cfg.source, versionString()+" starting")
+	reload.WarnOldGeoIP(built.locator.Info(), started, log, built.events)
 	srv := built.dns
 	a := &app{cfg: cfg, log: log, dns: srv, built: built}
 	// The overrides before anything answers: a restart must not answer
@@ -312,6 +321,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		store = fs
 	}
 	a.overrides, a.applier = store, newOverrideApplier(store, srv, log)
+	a.applier.events = built.events
 	if err := a.applier.Sync(context.Background()); err != nil {
 		if a.fleet == nil || !errors.Is(err, overrides.ErrUnavailable) {
 			a.closeFleet()
@@ -357,11 +367,13 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return nil, err
 	}
 	files := &lateFiles{}
-	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides, Traffic: srv}
+	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides,
+		Events: built.events, GeoIP: built.locator, Build: buildInfo(started), Traffic: srv}
 	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
 		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
 	}
 	a.status = status.New(deps)
+	built.metrics.MustRegister(a.status.Collector())
 	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {
@@ -394,7 +406,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return next.reloadConfig(), nil
 	}
 	a.reloader = reload.New(cfg.reloadConfig(), reload.Deps{Load: load, DNS: srv, Prober: built.prober,
-		Locator: built.locator, Log: log, Metrics: built.metrics, Clock: clock})
+		Locator: built.locator, Log: log, Metrics: built.metrics, Clock: clock, Events: built.events})
 	files.set(a.reloader)
 	return a, nil
 }

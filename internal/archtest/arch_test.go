@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"internal/yamlx":             {},
 	"internal/fswatch":           {},
 	"internal/rrl":               {},
+	"internal/events":            {},
 	"internal/overrides":         {"pops"},
 	"internal/fleet":             {"pops", "healthprobe", "internal/overrides"},
 	"pops":                       {"geo", "healthprobe", "internal/yamlx"},
@@ -37,15 +38,15 @@ var allowed = map[string][]string{
 	"internal/traffic":           {"zones"},
 	"dnsserver":                  {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver/internal/udpfast", "internal/rrl", "internal/traffic"},
 	"dnsserver/internal/udpfast": {"zones", "steer", "dnscookie", "internal/rrl", "internal/traffic"},
-	"internal/reload":            {"zones", "pops", "geo", "healthprobe", "internal/fswatch"},
-	"internal/status":            {"zones", "pops", "healthprobe", "steer", "dnssec", "internal/overrides", "internal/traffic"},
+	"internal/reload":            {"zones", "pops", "geo", "healthprobe", "internal/fswatch", "internal/events"},
+	"internal/status":            {"zones", "pops", "healthprobe", "steer", "dnssec", "internal/overrides", "geo", "internal/events", "internal/traffic"},
 	"internal/dnstest":           {},
 	"internal/geodbgen":          {},
 	"internal/zonegen":           {},
 	"internal/tools/mkgeodb":     {"internal/geodbgen"},
 	"internal/tools/mkcountries": {},
 	"internal/archtest":          {},
-	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl", "internal/overrides", "internal/fleet", "internal/traffic"},
+	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl", "internal/overrides", "internal/fleet", "internal/events", "internal/traffic"},
 	"crosscheck":                 {}, // tests only
 	"bench/steer":                {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
 	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
@@ -73,6 +74,13 @@ func packages(t *testing.T) map[string][]string {
 		}
 		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
 			return filepath.SkipDir
+		}
+		if d.IsDir() && path != root {
+			// A directory with its own go.mod is another module (as
+			// deploy/validate is): not popdns's, so not its layering.
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir
+			}
 		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil

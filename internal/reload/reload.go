@@ -30,6 +30,7 @@ import (
 
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/fswatch"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
@@ -123,6 +124,9 @@ type Deps struct {
 	Log     zerolog.Logger
 	Metrics prometheus.Registerer
 	Clock   Clock // nil: the system clock
+	// Events is the timeline where each file that fails, loads again or
+	// is replaced is recorded; nil records nothing.
+	Events *events.Log
 }
 
 // Reloader brings a running popdns up to date with its files. Run watches
@@ -137,6 +141,7 @@ type Reloader struct {
 	log     zerolog.Logger
 	metrics metrics
 	clock   Clock
+	events  *events.Log // nil: none
 	// due gets why when a missing zone file's grace period ends or a
 	// DNSSEC key's timing event comes; Run
 	// reloads then, so that the file is dropped on time.
@@ -163,6 +168,11 @@ type Reloader struct {
 	stopWake  func() bool // stops the pending grace timer; nil when none
 }
 
+// reloadKinds are the values of popdns_reload_total's what label: what a
+// reload loads (the zone files, the configuration file, the GeoIP
+// databases) and the prober taking the new zones' probes.
+var reloadKinds = []string{"zones", "config", "geoip", "probes"}
+
 type metrics struct {
 	reloads   *prometheus.CounterVec
 	last      *prometheus.GaugeVec
@@ -183,7 +193,7 @@ func New(cfg Config, deps Deps) *Reloader {
 	}
 	m := metrics{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "popdns", Subsystem: "reload", Name: "total",
-			Help: "Reload attempts, one per reload and kind (zones, config, geoip, probes), by result: error when any file of that kind failed to load (zones counts one per reload, however many files failed)."},
+			Help: "Reload attempts, one per reload and kind (zones, config, geoip, probes: the prober taking the new zones' probes), by result: error when any file of that kind failed to load (zones counts one per reload, however many files failed)."},
 			[]string{"what", "result"}),
 		last: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "reload", Name: "last_timestamp_seconds",
 			Help: "When each kind of reload last ended with each result."}, []string{"what", "result"}),
@@ -195,8 +205,15 @@ func New(cfg Config, deps Deps) *Reloader {
 			Help: "Zones served."}),
 	}
 	deps.Metrics.MustRegister(m.reloads, m.last, m.lastOK, m.serials, m.zoneCount)
+	// Every kind and result at zero from the start, so that an alert on
+	// increase(...{result="error"}) has a series before the first failure.
+	for _, what := range reloadKinds {
+		for _, result := range []string{"ok", "error"} {
+			m.reloads.WithLabelValues(what, result)
+		}
+	}
 	r := &Reloader{load: deps.Load, dns: deps.DNS, prober: deps.Prober, locator: deps.Locator, cfg: cfg,
-		log: deps.Log.With().Str("component", "reload").Logger(), metrics: m, clock: deps.Clock,
+		log: deps.Log.With().Str("component", "reload").Logger(), metrics: m, clock: deps.Clock, events: deps.Events,
 		due: make(chan string, 1), ready: make(chan struct{}), geoFiles: geoFiles(cfg),
 		lastError: map[string]string{}, errors: map[string]string{}}
 	r.fileErrors.Store(&map[string]string{})
@@ -279,12 +296,19 @@ func (r *Reloader) Ready() <-chan struct{} { return r.ready }
 // but must not change it.
 func (r *Reloader) FileErrors() map[string]string { return *r.fileErrors.Load() }
 
+// keyEventWhy is why a reload comes when a DNSSEC key's timing changes
+// what the keys do.
+const keyEventWhy = "a DNSSEC key's timing event came"
+
 // Reload rereads everything and swaps in what loaded. why says what
 // asked, for the log.
 func (r *Reloader) Reload(why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
+	if why == keyEventWhy {
+		r.events.Add(events.Keys, events.Info, "", keyEventWhy+": the signed zones follow their keys' new roles")
+	}
 	var failed []string // the kinds of file that failed, for the log line
 	prev := r.dns.Zones()
 	cfg, applied, next, err := r.loadConfigAndZones(prev)
@@ -308,6 +332,7 @@ func (r *Reloader) Reload(why string) {
 			Msg("reloaded nothing: the prober refused the new probes; the last good zones and configuration keep serving")
 		return
 	}
+	r.count("probes", "ok")
 	r.dns.SetZones(next)
 	r.returnMemory(prev, next)
 	r.recordZones(prev, next)
@@ -441,10 +466,12 @@ func (r *Reloader) reportZones(cfg Config, next *zones.Snapshot, err error) bool
 	}
 	missing := next.Missing()
 	for file, ferr := range next.FileErrors() {
-		if _, ok := missing[file]; ok {
-			r.logOnce(file, ferr, r.log.Warn(), "zone file missing; its last good version keeps serving for a grace period")
-		} else {
-			r.logOnce(file, ferr, r.log.Error().Str("what", "zones"), "reload failed; what was serving keeps serving")
+		if m, ok := missing[file]; ok {
+			if r.logOnce(file, ferr, r.log.Warn(), "zone file missing; its last good version keeps serving for a grace period") {
+				r.events.Add(events.Reload, events.Warn, file, "missing: its last good version keeps serving until "+m.Until.UTC().Format(time.RFC3339))
+			}
+		} else if r.logOnce(file, ferr, r.log.Error().Str("what", "zones"), "reload failed; what was serving keeps serving") {
+			r.events.Add(events.Reload, events.Error, file, "failed, the last good version keeps serving: "+ferr.Error())
 		}
 	}
 	served := map[string]bool{}
@@ -523,7 +550,7 @@ func (r *Reloader) wakeFor(missing map[string]zones.Missing, keyEvent time.Time)
 		r.stopWake()
 		r.stopWake = nil
 	}
-	first, why := keyEvent, "a DNSSEC key's timing event came"
+	first, why := keyEvent, keyEventWhy
 	for _, m := range missing {
 		if first.IsZero() || m.Until.Before(first) {
 			first, why = m.Until, "a missing file's grace period ended"
@@ -566,11 +593,13 @@ func (r *Reloader) apply(cand, parsed Config) {
 		i := slices.IndexFunc(cur.Restart, func(c Setting) bool { return c.Name == s.Name })
 		if i < 0 || cur.Restart[i].Value != s.Value {
 			r.log.Warn().Str("setting", s.Name).Msg("changed in the configuration; it applies after a restart")
+			r.events.Add(events.Reload, events.Warn, cand.Source, s.Name+" changed: it applies after a restart")
 		}
 	}
 	zerolog.SetGlobalLevel(cand.LogLevel)
 	if cand.PoPs != cur.PoPs {
 		r.log.Info().Strs("pops", cand.PoPs.Names()).Msg("PoP inventory changed")
+		r.events.Add(events.Reload, events.Info, cand.Source, "PoP inventory changed: "+strings.Join(cand.PoPs.Names(), ", "))
 	}
 }
 
@@ -609,6 +638,11 @@ func (r *Reloader) reloadGeoIP(cfg Config) bool {
 	}
 	r.count("geoip", "ok")
 	r.log.Info().Str("city", cfg.GeoCity).Str("asn", cfg.GeoASN).Msg("GeoIP databases replaced")
+	infos := db.Info()
+	for _, i := range infos {
+		r.events.Add(events.GeoIP, events.Info, i.File, fmt.Sprintf("replaced: %s built %s", i.Type, i.Built.Format(time.DateOnly)))
+	}
+	WarnOldGeoIP(infos, r.clock.Now(), r.log, r.events)
 	return true
 }
 
@@ -676,17 +710,31 @@ func (r *Reloader) count(what, result string) {
 // /status shows it until recovered, and the log says it once.
 func (r *Reloader) failed(what, file string, err error) {
 	r.errors[file] = err.Error()
-	r.logOnce(file, err, r.log.Error().Str("what", what), "reload failed; what was serving keeps serving")
+	if r.logOnce(file, err, r.log.Error().Str("what", what), "reload failed; what was serving keeps serving") {
+		r.fileEvent(what, events.Error, file, "failed, the last good version keeps serving: "+err.Error())
+	}
 }
 
-// logOnce logs ev with file and err, once per distinct error of file.
-func (r *Reloader) logOnce(file string, err error, ev *zerolog.Event, msg string) {
+// logOnce logs ev with file and err, once per distinct error of file; it
+// reports whether it did.
+func (r *Reloader) logOnce(file string, err error, ev *zerolog.Event, msg string) bool {
 	if r.lastError[file] == err.Error() {
 		ev.Discard()
-		return
+		return false
 	}
 	r.lastError[file] = err.Error()
 	ev.Str("file", file).Err(err).Msg(msg)
+	return true
+}
+
+// fileEvent records an event of file, a file of kind what (zones,
+// config, geoip, probes), on the timeline.
+func (r *Reloader) fileEvent(what string, level events.Level, file, msg string) {
+	kind := events.Reload
+	if what == "geoip" {
+		kind = events.GeoIP
+	}
+	r.events.Add(kind, level, file, msg)
 }
 
 // recovered records that file, outside the zone snapshot, loaded: the
@@ -695,6 +743,7 @@ func (r *Reloader) recovered(file string) {
 	delete(r.errors, file)
 	if _, ok := r.lastError[file]; ok {
 		r.log.Info().Str("file", file).Msg("file loads again")
+		r.events.Add(events.Reload, events.Info, file, "loads again")
 		delete(r.lastError, file)
 	}
 }
@@ -709,14 +758,58 @@ func (r *Reloader) recordZones(prev, next *zones.Snapshot) {
 		if prev != nil && prev.Match(z.Origin()) == nil {
 			r.log.Info().Str("zone", z.Origin()).Str("file", z.File()).Msg("zone added")
 		}
+		if prev != nil {
+			r.zoneEvent(prev, z)
+		}
 	}
 	if prev != nil {
 		for _, z := range prev.Zones() {
 			if !seen[z.Origin()] {
 				r.metrics.serials.DeleteLabelValues(z.Origin())
 				r.log.Info().Str("zone", z.Origin()).Str("file", z.File()).Msg("zone removed: its file is gone")
+				r.events.Add(events.Reload, events.Warn, z.File(), "zone "+z.Origin()+" removed: its file is gone")
 			}
 		}
 	}
 	r.metrics.zoneCount.Set(float64(len(seen)))
+}
+
+// zoneEvent records on the timeline that z, served from now on, was added,
+// reloaded or loads again after its file failed; nothing when prev
+// already served it.
+func (r *Reloader) zoneEvent(prev *zones.Snapshot, z *zones.Zone) {
+	old := prev.Match(z.Origin())
+	if old == z {
+		return
+	}
+	what := "reloaded"
+	switch {
+	case r.lastError[z.File()] != "":
+		// reportZones logs "file loads again"; the timeline says it once,
+		// here, with the serial.
+		what = "loads again"
+	case old == nil || old.Origin() != z.Origin():
+		what = "added"
+	}
+	r.events.Add(events.Reload, events.Info, z.File(), fmt.Sprintf("zone %s %s, serial %d", z.Origin(), what, z.Serial()))
+}
+
+// WarnOldGeoIP logs a warning, and records one on the timeline ev, for
+// each database of infos older than geo.StaleAge at now: clients are then
+// sent by where their networks were.
+func WarnOldGeoIP(infos []geo.DBInfo, now time.Time, log zerolog.Logger, ev *events.Log) {
+	for _, i := range infos {
+		if !i.Stale(now) {
+			continue
+		}
+		days := int(i.Age(now).Hours() / 24)
+		name := i.File
+		if name == "" {
+			name = i.Type + " (built in)"
+		}
+		log.Warn().Str("file", i.File).Str("type", i.Type).Time("built", i.Built).Int("age_days", days).
+			Msg("GeoIP database is older than 60 days: client locations are out of date; update it")
+		ev.Add(events.GeoIP, events.Warn, name,
+			fmt.Sprintf("%s built %s (%d days ago): locations are out of date", i.Type, i.Built.Format(time.DateOnly), days))
+	}
 }

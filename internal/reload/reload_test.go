@@ -15,6 +15,7 @@ import (
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,7 @@ type testReloader struct {
 	dir     string // the zones directory
 	metrics *prometheus.Registry
 	logs    *dnstest.LogBuffer
+	events  *events.Log
 }
 
 // newTestReloader loads the zones in a fresh directory holding testZone
@@ -78,9 +80,9 @@ func newTestReloader(t *testing.T) *testReloader {
 	}
 	dns := &fakeDNS{}
 	dns.SetZones(snap)
-	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &dnstest.LogBuffer{}}
+	tr := &testReloader{dir: dir, metrics: prometheus.NewRegistry(), logs: &dnstest.LogBuffer{}, events: events.New(0, nil)}
 	tr.Reloader = New(cfg, Deps{Load: func() (Config, error) { return cfg, nil }, DNS: dns, Prober: fakeProber{},
-		Locator: fakeLocator{}, Log: zerolog.New(tr.logs), Metrics: tr.metrics})
+		Locator: fakeLocator{}, Log: zerolog.New(tr.logs), Metrics: tr.metrics, Events: tr.events})
 	return tr
 }
 
@@ -115,6 +117,31 @@ func (tr *testReloader) counter(t *testing.T, labels map[string]string) float64 
 	return 0
 }
 
+// seriesOf counts the series of popdns_reload_total{what,result}.
+func seriesOf(t *testing.T, tr *testReloader, what, result string) int {
+	t.Helper()
+	families, err := tr.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() != "popdns_reload_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["what"] == what && got["result"] == result {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // TestReloadCountsAttempts: popdns_reload_total counts reload attempts,
 // one per reload for zones however many files failed (it counted one
 // per bad file plus one).
@@ -140,6 +167,16 @@ func TestReloadCountsAttempts(t *testing.T) {
 			if tc.fixFirst {
 				for _, f := range []string{"a.yaml", "b.yaml", "c.yaml"} {
 					os.Remove(filepath.Join(tr.dir, f))
+				}
+			}
+			if tc.name == "one bad file" {
+				// Every kind and result exists before anything counted.
+				for _, what := range reloadKinds {
+					for _, result := range []string{"ok", "error"} {
+						if got := seriesOf(t, tr, what, result); got != 1 {
+							t.Errorf("popdns_reload_total{what=%s,result=%s}: %d series, want 1", what, result, got)
+						}
+					}
 				}
 			}
 			n0, other0 := tr.counter(t, tc.labels), tr.counter(t, tc.other)

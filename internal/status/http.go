@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
@@ -75,6 +76,11 @@ type Deps struct {
 	// status lists per probe.
 	Fleet        Fleet
 	Observations Observations
+	// Events is the timeline the status lists; GeoIP the databases whose
+	// ages it shows (nil: none); Build the binary (timeline.go).
+	Events *events.Log
+	GeoIP  GeoIP
+	Build  BuildInfo
 	// Traffic is read for the status's traffic and catchment; nil leaves
 	// them out.
 	Traffic TrafficSource
@@ -97,7 +103,11 @@ type Reporter struct {
 	ovStore      OverrideLister
 	fleet        Fleet
 	observations Observations
-	traffic      TrafficSource
+	// events, geoip and build are shown as given (timeline.go).
+	events  *events.Log
+	geoip   GeoIP
+	build   BuildInfo
+	traffic TrafficSource
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -131,7 +141,8 @@ func New(deps Deps) *Reporter {
 		deps.After = time.After
 	}
 	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
-		traffic: deps.Traffic, now: deps.Now, after: deps.After, probesSettled: make(chan struct{})}
+		now: deps.Now, after: deps.After, probesSettled: make(chan struct{}),
+		events: deps.Events, geoip: deps.GeoIP, build: deps.Build, traffic: deps.Traffic}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -181,6 +192,7 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 		maps.Copy(st.Errors, r.files.FileErrors())
 	}
 	r.addFleet(ctx, &st)
+	r.addTimeline(&st)
 	if r.traffic != nil {
 		t := r.traffic.Traffic()
 		st.Traffic = &t

@@ -6,12 +6,17 @@
 // guards it: bearer tokens, failed authentications limited per source,
 // bounded bodies and the server's timeouts (guard.go). In a fleet it also
 // shows the instance, its health rule, whether NATS is reachable, the
-// overrides and each probe's observers (fleet.go). It shows the traffic
-// the server counts (package traffic): rates per PoP and zone, and the
-// catchment, drawn on the map with a zoomed Europe inset (catchment.go,
-// countries_gen.go). It reads the running
-// server through the small interfaces declared in http.go, fleet.go and
-// admin.go, and changes nothing but the PoP states the admin API sets.
+// overrides and each probe's observers (fleet.go). It also shows the
+// build, the GeoIP databases' ages (loudly when one is out of date) and
+// the timeline of events that internal/events keeps (timeline.go). Its
+// Prometheus collector exports the health and admin state per PoP and geo
+// target, and readiness (metrics.go). It shows the traffic the server
+// counts (package traffic): rates per PoP and zone, and the catchment,
+// drawn on the map with a zoomed Europe inset (catchment.go,
+// countries_gen.go). It
+// reads the running server through the small interfaces declared in
+// http.go, fleet.go, admin.go and timeline.go, and changes nothing but the
+// PoP states the admin API sets.
 package status
 
 import (
@@ -21,6 +26,7 @@ import (
 
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
@@ -72,6 +78,13 @@ type Status struct {
 	// PoP, and the catchment (which countries and continents went to
 	// which PoP); nil when the status has no traffic source.
 	Traffic *traffic.Report `json:"traffic,omitempty"`
+
+	// Build is the binary serving; GeoIP its GeoIP databases, with their
+	// ages; Events the last health, override, reload and GeoIP events,
+	// newest first (timeline.go).
+	Build  BuildInfo      `json:"build"`
+	GeoIP  []GeoIPDB      `json:"geoip"`
+	Events []events.Event `json:"events"`
 
 	// servedFiles are the files of every zone served, listed or not; nil
 	// in a Status built by hand, whose zones are all listed.

@@ -98,7 +98,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	bin := chromiumPath(t)
 	// The fleet's fixture draws everything the page has: the PoPs, the
 	// fleet line and the overrides too.
-	fixture := fleetPageFixture(time.Now())
+	fixture := withTimeline(fleetPageFixture(time.Now()), time.Now())
 
 	var mu sync.Mutex
 	var stray []string // requests other than the page's: all of them escaped the CSP
@@ -167,7 +167,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	if n := strings.Count(dom, `<circle class="dot `); n != len(fixture.PoPs) {
 		t.Errorf("the browser's DOM has %d dots, want %d", n, len(fixture.PoPs))
 	}
-	for _, want := range []string{"NATS NOT CONNECTED", `<h2 id="overrides-title">`, `<td class="quorum">3/3 healthy</td>`} {
+	for _, want := range []string{"NATS NOT CONNECTED", `<h2 id="overrides-title">`, `<td class="quorum">3/3 healthy</td>`,
+		`<p class="banner geoip-stale" role="alert">GeoIP database GeoLite2-City.mmdb was built 2019-12-24`,
+		`<h2 id="timeline-title">Timeline`, `<tr class="ev-error">`, `<span class="lvl warn">warn</span>`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the browser's DOM lacks %s", want)
 		}

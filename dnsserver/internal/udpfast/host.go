@@ -87,6 +87,9 @@ type Metrics struct {
 	// RRL counts replies over their rate limit by action (not rrl.Pass)
 	// and class.
 	RRL *[rrl.NumActions][rrl.NumClasses]prometheus.Counter
+	// DecisionHit and DecisionMiss count geo decisions found in the
+	// reader's memo or the shared cache, and those ranked afresh.
+	DecisionHit, DecisionMiss prometheus.Counter
 }
 
 // Histogram takes n observations of one value at a time: the fast path
