@@ -181,3 +181,52 @@ func TestCountAllocs(t *testing.T) {
 		t.Errorf("%v allocations per count", n)
 	}
 }
+
+// TestConcurrentCounting: queries count while the ticker samples, the
+// status reports and a reload swaps the table; no count is lost (run it
+// with -race).
+func TestConcurrentCounting(t *testing.T) {
+	c := New(time.Now())
+	snap := load(t, testZone, "fra", "iad")
+	c.SetZones(snap)
+	g := snap.Match("t.test.").Geos()[0]
+	pl := c.PlaceOf("DE", "EU")
+	const workers, each = 4, 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			c.Sample(time.Now())
+			_ = c.Report()
+			if i%10 == 0 {
+				c.SetZones(snap) // the same names: the counters are kept
+			}
+		}
+	}()
+	finished := make(chan struct{}, workers)
+	for range workers {
+		go func() {
+			for range each {
+				c.Target(g, 0).Count(pl)
+				c.Zone("t.test.").Add(1)
+			}
+			finished <- struct{}{}
+		}()
+	}
+	for range workers {
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+			t.Fatal("counting did not finish")
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sampling did not finish")
+	}
+	r := c.Report()
+	if r.PoPs[0].Name != "fra" || r.PoPs[0].Total != workers*each || r.Zones[0].Total != workers*each {
+		t.Errorf("after %d answers: %+v, %+v", workers*each, r.PoPs, r.Zones)
+	}
+}
