@@ -10,6 +10,7 @@ import (
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -196,6 +197,7 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 	first := &g.Targets[d.Ranked[0]]
 	if q.pop == "" {
 		q.pop = first.Name()
+		q.target, q.place = q.s.traffic.Target(g, int(d.Ranked[0])), d.Place
 	}
 	if first.CNAME != nil {
 		return first.CNAME, false
@@ -263,7 +265,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
 	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
 	d := steer.Rank(g, qtype, client, loc, env, cands)
-	cd := cached(&d)
+	cd := cached(&d, s.traffic.PlaceOf(loc.Country, loc.Continent))
 	if keep {
 		s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
 	}
@@ -271,9 +273,11 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 }
 
 // cached is the part of d that answers need, to share through the cache.
-func cached(d *steer.Decision) *udpfast.Decision {
+// place is where the client was located, which the catchment counts.
+func cached(d *steer.Decision, place traffic.Place) *udpfast.Decision {
 	return &udpfast.Decision{Ranked: slices.Clone(d.Answered()), Untailored: d.Untailored,
-		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope}
+		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope,
+		Place: place}
 }
 
 // decisionEnv is what a geo decision made now from snap reads; its Epoch
@@ -293,7 +297,11 @@ type outcome struct {
 	cut    string      // the zone cut of a referral in the answer, for truncation
 	zone   *zones.Zone // the zone the question is in; nil: none of ours
 	pop    string      // the PoP of the first geo answer, "" if none
-	ecs    ecsUse      // what the query's client subnet option did
+	// target is what the first geo answer counts in (nil: none, or not
+	// counted), place where its client is.
+	target *traffic.Target
+	place  traffic.Place
+	ecs    ecsUse // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
 	// cookie is what the query's COOKIE option was and what the reply

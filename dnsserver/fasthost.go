@@ -87,7 +87,6 @@ func (s *Server) fastConfig() udpfast.Config {
 				return m.requests.WithLabelValues("udp", zone, qtypeLabel(qtype), rcodeLabel(rcode))
 			},
 			ECS:          m.ecs,
-			Answers:      m.answers,
 			AllDown:      m.allDown,
 			Cookies:      m.cookies,
 			RRL:          &m.rrlN,

@@ -268,7 +268,7 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 	dump := func(how int) map[string]string {
 		reg := prometheus.NewRegistry()
 		s := newGeoServer(t)
-		m, err := newMetrics(reg)
+		m, err := newMetrics(reg, s.traffic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,9 +313,17 @@ func TestFastPathCountsAsGeneralPath(t *testing.T) {
 				}
 			}
 		}
+		// The catchment by country, which only /status shows.
+		s.traffic.Sample(time.Now())
+		for _, c := range s.traffic.Report().Countries {
+			out["catchment "+c.Code] = fmt.Sprint(c.PoPs)
+		}
 		return out
 	}
 	want := dump(general)
+	if want["catchment DE"] == "" || want["catchment JP"] == "" {
+		t.Errorf("general path: no catchment for DE and JP: %v", want)
+	}
 	// Three rounds of one query each for the all-down names.
 	for _, policy := range []string{"fallback", "servfail", "nearest"} {
 		if k := "popdns_geo_all_down_total{policy=" + policy + ",}"; want[k] != "value:3" {

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,7 +17,7 @@ type metrics struct {
 	// durationUDP and durationTCP are duration's two series.
 	durationUDP, durationTCP *histSeries
 	allDown                  *prometheus.CounterVec
-	answers                  *prometheus.CounterVec
+	geo                      trafficCollector
 	ecs                      *prometheus.CounterVec
 	scope                    *batchHistogram
 	scopeAll                 *histSeries // scope's one series
@@ -32,8 +33,9 @@ type metrics struct {
 	decisionHit, decisionMiss prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, error) {
 	m := &metrics{
+		geo: trafficCollector{tr},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "requests_total",
 			Help: "DNS queries answered, by transport, zone (none: not ours), query type and response code.",
@@ -46,10 +48,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "popdns", Subsystem: "geo", Name: "all_down_total",
 			Help: "Geo answers for which no target was eligible, by the when_all_down policy that decided.",
 		}, []string{"policy"}),
-		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "popdns", Subsystem: "geo", Name: "answers_total",
-			Help: "Answers from geo records, by the PoP answered first.",
-		}, []string{"pop"}),
 		ecs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "ecs_requests_total",
 			Help: "Queries with an EDNS Client Subnet option, by whether it placed the client (used) or not (ignored: SOURCE 0 or an unroutable network).",
@@ -89,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
 		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
 	m.scopeAll = series[0]
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.answers, m.ecs, m.scope, m.rrl, m.cookies, m.decisions} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.geo, m.ecs, m.scope, m.rrl, m.cookies, m.decisions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -108,9 +106,36 @@ func (m *metrics) observeGeo(q *outcome, rcode int) {
 	if q.ecs != ecsAbsent && rcode != dns.RcodeFormatError {
 		m.scopeAll.observe(float64(q.replyScope))
 	}
-	if q.pop != "" {
-		m.answers.WithLabelValues(q.pop).Inc()
-	}
+}
+
+// trafficCollector exports the traffic counters (package traffic) that
+// both paths count geo answers in, read at scrape time: a series for each
+// geo record target and PoP of the snapshot served, from 0, gone when a
+// reload removes it. Clients' countries are not a label (too many
+// series): /status shows them.
+type trafficCollector struct{ c *traffic.Counters }
+
+var (
+	geoAnswersDesc = prometheus.NewDesc("popdns_geo_answers_total",
+		"Answers from geo records, by zone, record (owner name) and the PoP answered first.",
+		[]string{"zone", "record", "pop"}, nil)
+	catchmentDesc = prometheus.NewDesc("popdns_geo_catchment_answers_total",
+		"Answers from geo records, by the client's continent (AF AN AS EU NA OC SA, -- unknown) and the PoP answered first.",
+		[]string{"continent", "pop"}, nil)
+)
+
+func (t trafficCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- geoAnswersDesc
+	ch <- catchmentDesc
+}
+
+func (t trafficCollector) Collect(ch chan<- prometheus.Metric) {
+	t.c.Records(func(k traffic.RecordKey, n uint64) {
+		ch <- prometheus.MustNewConstMetric(geoAnswersDesc, prometheus.CounterValue, float64(n), k.Zone, k.Record, k.PoP)
+	})
+	t.c.Continents(func(pop string, continent int, n uint64) {
+		ch <- prometheus.MustNewConstMetric(catchmentDesc, prometheus.CounterValue, float64(n), traffic.Continents[continent], pop)
+	})
 }
 
 // qtypeLabel keeps the qtype label bounded: types outside this list are

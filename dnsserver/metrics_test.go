@@ -81,9 +81,19 @@ func TestGeoMetrics(t *testing.T) {
 	} {
 		s.ServeDNS(dnstest.NewUDP("126.5.5.5"), q)
 	}
-	for pop, want := range map[string]float64{"fra": 1, "iad": 1, "nrt": 2, "sin": 0} {
-		if got := testutilCounter(t, s.metrics.answers.WithLabelValues(pop)); got != want {
-			t.Errorf("geo answers_total{pop=%s} = %v, want %v", pop, got, want)
+	got := gatherCounters(t, s.metrics.geo)
+	for series, want := range map[string]float64{
+		`popdns_geo_answers_total{pop="fra",record="www.geo.test.",zone="geo.test."}`: 1,
+		`popdns_geo_answers_total{pop="iad",record="www.geo.test.",zone="geo.test."}`: 1,
+		`popdns_geo_answers_total{pop="nrt",record="www.geo.test.",zone="geo.test."}`: 2,
+		`popdns_geo_answers_total{pop="sin",record="www.geo.test.",zone="geo.test."}`: 0, // there from the start
+		`popdns_geo_catchment_answers_total{continent="EU",pop="fra"}`:                1,
+		`popdns_geo_catchment_answers_total{continent="NA",pop="iad"}`:                1,
+		`popdns_geo_catchment_answers_total{continent="AS",pop="nrt"}`:                2,
+		`popdns_geo_catchment_answers_total{continent="--",pop="sin"}`:                0,
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present: %v), want %v", series, v, ok, want)
 		}
 	}
 	for use, want := range map[string]float64{"used": 3, "ignored": 1} {
@@ -96,6 +106,33 @@ func TestGeoMetrics(t *testing.T) {
 	if h.GetSampleCount() != 4 || h.GetSampleSum() != 64 {
 		t.Errorf("scope histogram: %d samples summing to %v, want 4 summing to 64", h.GetSampleCount(), h.GetSampleSum())
 	}
+}
+
+// gatherCounters is every counter series c exports, by name and labels.
+func gatherCounters(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName() + "{"
+			for i, l := range m.GetLabel() {
+				if i > 0 {
+					key += ","
+				}
+				key += l.GetName() + "=\"" + l.GetValue() + "\""
+			}
+			out[key+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	return out
 }
 
 // gatherHistogram is the series of c with the given label value ("" for

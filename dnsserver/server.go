@@ -18,6 +18,7 @@ import (
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -323,6 +324,7 @@ type Server struct {
 	now        func() time.Time                  // the clock cookies are made at
 	serving    atomic.Bool                       // every listener is answering
 	signer     *signer                           // the signatures of signed zones' answers
+	traffic    *traffic.Counters                 // what was answered, for /status and Prometheus
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
@@ -343,7 +345,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Metrics == nil {
 		panic("dnsserver: New without a metrics registerer")
 	}
-	m, err := newMetrics(deps.Metrics)
+	tr := traffic.New(time.Now())
+	m, err := newMetrics(deps.Metrics, tr)
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
@@ -369,6 +372,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		health:     deps.Health,
 		steering:   cfg.Steering,
 		now:        systemNow,
+		traffic:    tr,
 	}
 	sm, err := newSignMetrics(deps.Metrics)
 	if err != nil {
@@ -428,9 +432,14 @@ func (s *Server) Overrides() *steer.Overrides { return s.overrides.Load() }
 // Signed zones are presigned in the background (while Serve runs); until
 // then their answers are signed as they are asked.
 func (s *Server) SetZones(snap *zones.Snapshot) {
+	s.traffic.SetZones(snap) // first: snap's answers find their counters
 	s.zones.Store(snap)
 	s.signer.setZones(snap)
 }
+
+// Traffic is what the server answered: queries per zone, geo answers per
+// record target and the catchment, and their rates while Serve runs.
+func (s *Server) Traffic() traffic.Report { return s.traffic.Report() }
 
 // Zones returns the snapshot being served, or nil before the first SetZones.
 func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
@@ -575,9 +584,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer close(signDone)
 		s.signer.run(signCtx)
 	}()
+	trafficDone := make(chan struct{})
+	go func() {
+		defer close(trafficDone)
+		s.traffic.Run(signCtx)
+	}()
 	defer func() {
 		stopSigning()
 		<-signDone
+		<-trafficDone
 	}()
 	go func() {
 		for _, sv := range udps {

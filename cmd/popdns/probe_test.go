@@ -321,7 +321,7 @@ func TestProbeMetricsAndReadiness(t *testing.T) {
 			{"popdns_probe_up", map[string]string{"target": fraProbe}, func(v float64) bool { return v == 1 }},
 			{"popdns_probe_rtt_seconds", map[string]string{"target": fraProbe}, func(v float64) bool { return v > 0 && v < 0.15 }},
 			{"popdns_probe_errors_total", map[string]string{"target": iadProbe, "reason": "refused"}, func(v float64) bool { return v >= 1 }},
-			{"popdns_geo_answers_total", map[string]string{"pop": "fra"}, func(v float64) bool { return v >= 1 }},
+			{"popdns_geo_answers_total", map[string]string{"zone": "geo.test.", "record": "www.geo.test.", "pop": "fra"}, func(v float64) bool { return v >= 1 }},
 			{"popdns_dns_ecs_requests_total", map[string]string{"ecs": "used"}, func(v float64) bool { return v >= 2 }},
 			{"popdns_dns_ecs_scope_prefix_length", nil, func(v float64) bool { return v >= 2 }},
 			{"popdns_dns_requests_total", map[string]string{"zone": "geo.test.", "qtype": "A", "rcode": "NOERROR"}, func(v float64) bool { return v >= 2 }},

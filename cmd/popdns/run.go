@@ -368,7 +368,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	files := &lateFiles{}
 	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides,
-		Events: built.events, GeoIP: built.locator, Build: buildInfo(started)}
+		Events: built.events, GeoIP: built.locator, Build: buildInfo(started), Traffic: srv}
 	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
 		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/overrides"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,12 @@ type Files interface {
 	FileErrors() map[string]string
 }
 
+// TrafficSource is what the server answered, as the status reads it:
+// *dnsserver.Server.
+type TrafficSource interface {
+	Traffic() traffic.Report
+}
+
 // Deps is what a Reporter reads. Server and Health are required.
 type Deps struct {
 	Server Server
@@ -74,6 +81,9 @@ type Deps struct {
 	Events *events.Log
 	GeoIP  GeoIP
 	Build  BuildInfo
+	// Traffic is read for the status's traffic and catchment; nil leaves
+	// them out.
+	Traffic TrafficSource
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -94,9 +104,10 @@ type Reporter struct {
 	fleet        Fleet
 	observations Observations
 	// events, geoip and build are shown as given (timeline.go).
-	events *events.Log
-	geoip  GeoIP
-	build  BuildInfo
+	events  *events.Log
+	geoip   GeoIP
+	build   BuildInfo
+	traffic TrafficSource
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -131,7 +142,7 @@ func New(deps Deps) *Reporter {
 	}
 	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
 		now: deps.Now, after: deps.After, probesSettled: make(chan struct{}),
-		events: deps.Events, geoip: deps.GeoIP, build: deps.Build}
+		events: deps.Events, geoip: deps.GeoIP, build: deps.Build, traffic: deps.Traffic}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -182,6 +193,10 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 	}
 	r.addFleet(ctx, &st)
 	r.addTimeline(&st)
+	if r.traffic != nil {
+		t := r.traffic.Traffic()
+		st.Traffic = &t
+	}
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""
 	return st, err

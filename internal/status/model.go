@@ -10,7 +10,10 @@
 // build, the GeoIP databases' ages (loudly when one is out of date) and
 // the timeline of events that internal/events keeps (timeline.go). Its
 // Prometheus collector exports the health and admin state per PoP and geo
-// target, and readiness (metrics.go). It
+// target, and readiness (metrics.go). It shows the traffic the server
+// counts (package traffic): rates per PoP and zone, and the catchment,
+// drawn on the map with a zoomed Europe inset (catchment.go,
+// countries_gen.go). It
 // reads the running server through the small interfaces declared in
 // http.go, fleet.go, admin.go and timeline.go, and changes nothing but the
 // PoP states the admin API sets.
@@ -24,6 +27,7 @@ import (
 	"github.com/popdns/popdns/dnssec"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/events"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -69,6 +73,11 @@ type Status struct {
 	OverridesStale bool             `json:"overrides_stale,omitempty"`
 	OverridesError string           `json:"overrides_error,omitempty"`
 	OverridesAsOf  time.Time        `json:"overrides_as_of,omitzero"`
+	// Traffic is what the server answered: queries per second per PoP and
+	// zone over the last minute and hour, the share of geo answers by
+	// PoP, and the catchment (which countries and continents went to
+	// which PoP); nil when the status has no traffic source.
+	Traffic *traffic.Report `json:"traffic,omitempty"`
 
 	// Build is the binary serving; GeoIP its GeoIP databases, with their
 	// ages; Events the last health, override, reload and GeoIP events,

@@ -99,6 +99,9 @@ type statusPage struct {
 	// fleet's quorum, drawn as a column of their table.
 	OverridesShown bool
 	ObserversShown bool
+	// Traffic is the traffic section and the catchment on the map; nil
+	// when the status has no traffic.
+	Traffic *trafficPage
 }
 
 // pageLink is one link to a page of zones.
@@ -209,6 +212,9 @@ func newStatusPage(st Status, now time.Time) statusPage {
 	}
 	slices.SortFunc(p.FileErrors, func(a, b fileError) int { return cmp.Compare(a.File, b.File) })
 	p.OverridesShown = st.Overrides != nil || st.OverridesStale
+	if st.Traffic != nil {
+		p.Traffic = newTrafficPage(st.Traffic, st.PoPs)
+	}
 	p.ObserversShown = st.Fleet != nil || slices.ContainsFunc(st.Probes, func(pr Probe) bool { return pr.Quorum != nil })
 	return p
 }
@@ -279,12 +285,15 @@ func labelSpotAt(x, y, w, d float64, dir [2]float64) labelSpot {
 // as those of one region, would otherwise print their names over each
 // other. The worst off are labelled first, so that theirs sit closest.
 // A label pushed away from its dot gets a leader line.
-func placeDots(pops []PoP) []popDot {
+func placeDots(pops []PoP) []popDot { return placeDotsOn(pops, mapProject, mapWidth, mapHeight) }
+
+// placeDotsOn is placeDots on a map of width × height drawn with project.
+func placeDotsOn(pops []PoP, project func(lat, lon float64) (x, y float64), width, height float64) []popDot {
 	order := make([]int, len(pops))
 	taken := make([]labelBox, 0, 2*len(pops))
 	for i, p := range pops {
 		order[i] = i
-		x, y := mapProject(p.Lat, p.Lon)
+		x, y := project(p.Lat, p.Lon)
 		r := dotRadius + 1
 		taken = append(taken, labelBox{x - r, y - r, x + r, y + r})
 	}
@@ -299,7 +308,7 @@ func placeDots(pops []PoP) []popDot {
 		if class != "up" {
 			label += " (" + class + ")"
 		}
-		x, y := mapProject(p.Lat, p.Lon)
+		x, y := project(p.Lat, p.Lon)
 		w := float64(len([]rune(label))) * labelCharWidth
 		spots := make([]labelSpot, 0, 3*len(labelDirections))
 		for _, extra := range []float64{0, 16, 32} {
@@ -310,12 +319,12 @@ func placeDots(pops []PoP) []popDot {
 		// When nothing is free, beside the dot on the side that stays on
 		// the map.
 		pick := 0
-		if x > mapWidth/2 {
+		if x > width/2 {
 			pick = 1
 		}
 	search:
 		for c, s := range spots {
-			if !s.b.inside(mapWidth, mapHeight) {
+			if !s.b.inside(width, height) {
 				continue
 			}
 			for j, t := range taken {

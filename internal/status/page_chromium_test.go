@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,4 +244,109 @@ func copyScreenshot(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, data, 0o644)
+}
+
+// TestTrafficPageInChromium draws the demo of the traffic section and the
+// catchment (trafficPageFixture: PoPs close together in Europe, traffic
+// from many countries) in Chromium, under the page's CSP, and takes the
+// screenshot the docs show: with POPDNS_UPDATE_SCREENSHOT=1 it is written
+// to docs/img/status-page.png, else to a temporary directory.
+func TestTrafficPageInChromium(t *testing.T) {
+	bin := chromiumPath(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	fixture := trafficPageFixture(now)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { WritePage(w, fixture, now) })
+	var mu sync.Mutex
+	var stray []string
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stray = append(stray, r.Method+" "+r.URL.String())
+		mu.Unlock()
+		http.NotFound(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	shot := filepath.Join(dir, "status-page.png")
+	const width, height = 1280, 1400
+	var shotRun, domRun chromiumRun
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		shotRun = runChromium(ctx, bin, filepath.Join(dir, "profile-shot"),
+			"--screenshot="+shot, fmt.Sprintf("--window-size=%d,%d", width, height), srv.URL+"/")
+	})
+	wg.Go(func() {
+		domRun = runChromium(ctx, bin, filepath.Join(dir, "profile-dom"), "--dump-dom", srv.URL+"/")
+	})
+	wg.Wait()
+	for name, r := range map[string]chromiumRun{"screenshot": shotRun, "dump-dom": domRun} {
+		if r.err != nil {
+			t.Fatalf("%s: chromium: %v\n%s", name, r.err, r.stderr)
+		}
+		if bad := consoleProblems(r.stderr); len(bad) > 0 {
+			t.Errorf("%s: the browser console reports:\n%s", name, strings.Join(bad, "\n"))
+		}
+	}
+	mu.Lock()
+	if len(stray) > 0 {
+		t.Errorf("the page made requests beyond itself: %q", stray)
+	}
+	mu.Unlock()
+
+	dom := domRun.stdout
+	for _, want := range []string{`<section class="traffic"`, `<svg class="inset"`, `data-country="DE"`, `data-country="BR"`, `<path class="flow"`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the browser's DOM lacks %s", want)
+		}
+	}
+	for _, name := range []string{"ams", "fra", "lhr", "cdg"} {
+		// On the world map and in the inset.
+		if n := strings.Count(dom, `data-pop="`+name+`"`); n != 2 {
+			t.Errorf("the browser's DOM has %d dots for %s, want 2", n, name)
+		}
+	}
+
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	img, format, err := image.Decode(f)
+	f.Close()
+	if err != nil || format != "png" {
+		t.Fatalf("screenshot: %v (%s)", err, format)
+	}
+	if b := img.Bounds(); b.Dx() != width || b.Dy() != height {
+		t.Errorf("screenshot is %v, want %d×%d", b.Size(), width, height)
+	}
+	// The PoPs' colours (popPalette) are drawn: swatches and share bars
+	// of the busiest.
+	colours := map[[3]uint32]int{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[[3]uint32{r >> 8, g >> 8, bl >> 8}]++
+		}
+	}
+	for _, name := range []string{"fra", "iad"} {
+		i := slices.IndexFunc(fixture.PoPs, func(p PoP) bool { return p.Name == name })
+		var c [3]uint32
+		if _, err := fmt.Sscanf(popPalette[i], "#%02x%02x%02x", &c[0], &c[1], &c[2]); err != nil {
+			t.Fatal(err)
+		}
+		if n := colours[c]; n < 50 {
+			t.Errorf("screenshot has %d pixels of %s's colour %s, want at least 50", n, name, popPalette[i])
+		}
+	}
+	if os.Getenv("POPDNS_UPDATE_SCREENSHOT") == "1" {
+		dst := filepath.Join("..", "..", "docs", "img", "status-page.png")
+		if err := copyScreenshot(shot, dst); err != nil {
+			t.Fatalf("updating the docs' screenshot: %v", err)
+		}
+		t.Logf("wrote %s", dst)
+	}
 }

@@ -96,5 +96,10 @@
 //     decision counts as a hit when the memo or the shared cache had it
 //     and a miss when it was ranked afresh (Metrics.DecisionHit and
 //     DecisionMiss); a query handed to the general path is counted there
-//     instead, once.
+//     instead, once. It counts in the same traffic counters too (package
+//     traffic, Trace.Target and Trace.ZoneCount): per query, the
+//     catchment of the PoP answered first, for the client's place
+//     (Decision.Place), which a memoised decision carries
+//     (clientReply.place) since a memo hit does not locate the client;
+//     per batch, the record's and the zone's counts.
 package udpfast

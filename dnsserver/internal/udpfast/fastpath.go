@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,7 +128,11 @@ type fastReply struct {
 	allDownN         prometheus.Counter
 
 	requests prometheus.Counter
-	pop      prometheus.Counter // nil when no PoP answered
+	// target is what the reply counts in as a geo answer (nil: none), per
+	// query for its client's place; zone as a query of its zone (nil: none
+	// of ours), per flush.
+	target *traffic.Target
+	zone   *traffic.Counter
 	// count is how many times the reply was answered since the reader's
 	// last flush; a reply belongs to one reader.
 	count uint32
@@ -198,6 +203,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	// once the fast path answers: one handed to the general path is
 	// counted there.
 	decided := notDecided
+	var place traffic.Place
 	if r == nil {
 		client := src
 		if usable {
@@ -228,12 +234,12 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, ToLearn
 			}
-			cr.tailored, cr.scope = !cd.Untailored, uint8(cd.Scope)
+			cr.tailored, cr.scope, cr.place = !cd.Untailored, uint8(cd.Scope), cd.Place
 			f.memo.remember(e, client, epoch, cr)
 		} else {
 			decided = decisionHit
 		}
-		r, tailored, scope = cr.r, cr.tailored, int(cr.scope)
+		r, tailored, scope, place = cr.r, cr.tailored, int(cr.scope), cr.place
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
@@ -287,6 +293,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	}
 	if r.count == 0 {
 		f.pending = append(f.pending, r)
+	}
+	if r.target != nil {
+		r.target.PoP.Count(place) // the record's count is added per flush
 	}
 	r.count++
 	f.answered++
@@ -374,9 +383,10 @@ func (f *Path) Flush(start time.Time) {
 	var allDown *fastReply // one of the batch's all-down replies, for the log
 	for _, r := range f.pending {
 		r.requests.Add(float64(r.count))
-		if r.pop != nil {
-			r.pop.Add(float64(r.count))
+		if r.target != nil {
+			r.target.Answers.Add(uint64(r.count))
 		}
+		r.zone.Add(uint64(r.count))
 		if r.allDown != nil {
 			r.allDownN.Add(float64(r.count))
 			allDown = r
@@ -513,9 +523,7 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	}
 	m := &f.cfg.Metrics
 	r.requests = m.Requests(zone, q.qtype, tr.Rcode)
-	if tr.PoP != "" {
-		r.pop = m.Answers.WithLabelValues(tr.PoP)
-	}
+	r.target, r.zone = tr.Target, tr.ZoneCount
 	if len(f.cache) >= fastCacheCap || f.nextID == math.MaxUint32 {
 		f.dropEntries()
 	}
@@ -551,7 +559,7 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	// re-deciding it when the decision is a refresh of a stale one.
 	if e = f.cache[key]; e != nil {
 		if v := e.variant(cd); v != nil {
-			f.memo.remember(e, tr.Client, tr.Epoch, clientReply{r: v, scope: uint8(cd.Scope), tailored: !cd.Untailored})
+			f.memo.remember(e, tr.Client, tr.Epoch, clientReply{r: v, scope: uint8(cd.Scope), tailored: !cd.Untailored, place: cd.Place})
 		}
 	}
 }

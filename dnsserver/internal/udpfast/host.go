@@ -6,6 +6,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnscookie"
 	"github.com/popdns/popdns/internal/rrl"
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +82,6 @@ type Metrics struct {
 	// origin ("none": not ours), query type and rcode.
 	Requests func(zone string, qtype uint16, rcode int) prometheus.Counter
 	ECS      *prometheus.CounterVec // by use: "used", "ignored"
-	Answers  *prometheus.CounterVec // by the PoP answered first
 	AllDown  *prometheus.CounterVec // by the when_all_down policy
 	Cookies  *prometheus.CounterVec // by dnscookie.Outcome, when Config.Cookies
 	// RRL counts replies over their rate limit by action (not rrl.Pass)
@@ -111,19 +111,26 @@ type Decision struct {
 	// answer with such a decision counts.
 	AllDown bool
 	Scope   int // ECS scope of the decision
+	// Place is where the client was located, which the catchment
+	// counts: a memoised decision answers without locating it again.
+	Place traffic.Place
 }
 
 // Trace is what a reply of the general path depended on besides the
 // question's bytes: the fast path keeps a packed reply for the next query
 // of the same shape only when it shows that nothing else could change it.
 type Trace struct {
-	Snap     *zones.Snapshot // the snapshot answered from; nil: none (an error, or no reply)
-	Size     int             // the reply's length as fit measured it, before any cut
-	Whole    bool            // fit cut nothing
-	Rcode    int
-	Zone     *zones.Zone // the zone the question is in; nil: none of ours
-	PoP      string      // the PoP answered first, "" if none
-	CaseSafe bool        // every name outside the question is lower case (see dnsserver's caseSafe)
+	Snap  *zones.Snapshot // the snapshot answered from; nil: none (an error, or no reply)
+	Size  int             // the reply's length as fit measured it, before any cut
+	Whole bool            // fit cut nothing
+	Rcode int
+	Zone  *zones.Zone // the zone the question is in; nil: none of ours
+	PoP   string      // the PoP answered first, "" if none
+	// Target is what the answer counts in as a geo answer (nil: none),
+	// ZoneCount what it counts in as a query of Zone (nil: none).
+	Target    *traffic.Target
+	ZoneCount *traffic.Counter
+	CaseSafe  bool // every name outside the question is lower case (see dnsserver's caseSafe)
 	// Decisions counts geo decisions; the first one's record, the type it
 	// decided for, the decision, its client and epoch are kept.
 	Decisions int

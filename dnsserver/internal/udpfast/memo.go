@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net/netip"
 
+	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/steer"
 )
 
@@ -15,6 +16,7 @@ type clientReply struct {
 	r        *fastReply
 	scope    uint8
 	tailored bool
+	place    traffic.Place // the decision's (Decision.Place), for the catchment
 	gradual  uint32
 }
 

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/popdns/popdns/steer"
 )
@@ -132,5 +133,17 @@ func TestDecisionMemo(t *testing.T) {
 		if n := m.len(); n > MemoCap {
 			t.Fatalf("%d decisions memoised, cap %d", n, MemoCap)
 		}
+	}
+}
+
+// TestMemoSlotSize: a memoised decision carries its client's place (for
+// the catchment) in the slot's padding; the memo's memory stays what
+// MemoCap's comment says.
+func TestMemoSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(memoSlot[v4MemoKey]{}); n != 24 {
+		t.Errorf("IPv4 memo slot: %d bytes, want 24", n)
+	}
+	if n := unsafe.Sizeof(memoSlot[v6MemoKey]{}); n != 32 {
+		t.Errorf("IPv6 memo slot: %d bytes, want 32", n)
 	}
 }
