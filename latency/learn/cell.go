@@ -1,0 +1,103 @@
+package learn
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// CellKind is the granularity of a cell, finest first: the order in
+// which a lookup borrows.
+type CellKind uint8
+
+// Cell kinds.
+const (
+	// CellPrefix is a client's /24 (IPv4) or /48 (IPv6).
+	CellPrefix CellKind = iota + 1
+	// CellNetwork is the GeoIP network that contains the client's cell,
+	// when it is wider than the cell.
+	CellNetwork
+	// CellAS is the client's autonomous system, when known.
+	CellAS
+)
+
+func (k CellKind) String() string {
+	switch k {
+	case CellPrefix:
+		return "prefix"
+	case CellNetwork:
+		return "network"
+	case CellAS:
+		return "as"
+	}
+	return fmt.Sprintf("CellKind(%d)", uint8(k))
+}
+
+// Cell is a set of clients whose measurements are pooled: Prefix for
+// CellPrefix and CellNetwork, ASN for CellAS. Cells are comparable and
+// small; the zero Cell is none.
+type Cell struct {
+	Kind   CellKind
+	Prefix netip.Prefix
+	ASN    uint32
+}
+
+// IsValid reports whether c is a cell rather than the zero Cell.
+func (c Cell) IsValid() bool { return c.Kind != 0 }
+
+// String is the cell as explain shows it: "198.51.100.0/24",
+// "network 198.51.96.0/20", "AS64500".
+func (c Cell) String() string {
+	switch c.Kind {
+	case CellPrefix:
+		return c.Prefix.String()
+	case CellNetwork:
+		return "network " + c.Prefix.String()
+	case CellAS:
+		return fmt.Sprintf("AS%d", c.ASN)
+	}
+	return "none"
+}
+
+// Client is what a lookup knows of a client: its cells, finest first.
+// Build it with ClientOf, so that ingest and lookup agree on the cells.
+type Client struct {
+	cells [3]Cell
+}
+
+// ClientOf gives the cells of a client at addr: its /24 or /48, the
+// GeoIP network the database matched for it (network; kept only when it
+// contains addr and is wider than the /24 or /48, else it adds nothing),
+// and its AS (asn; 0 is unknown). It does not allocate.
+func ClientOf(addr netip.Addr, network netip.Prefix, asn uint32) Client {
+	var c Client
+	cell := CellOf(addr)
+	if !cell.IsValid() {
+		return c
+	}
+	c.cells[0] = Cell{Kind: CellPrefix, Prefix: cell}
+	if network.IsValid() {
+		if a := network.Addr(); a.Is4In6() {
+			network = netip.PrefixFrom(a.Unmap(), network.Bits()-96) // invalid if < 96
+		}
+		network = network.Masked()
+		if network.IsValid() && network.Bits() < cell.Bits() && network.Contains(cell.Addr()) {
+			c.cells[1] = Cell{Kind: CellNetwork, Prefix: network}
+		}
+	}
+	if asn != 0 {
+		c.cells[2] = Cell{Kind: CellAS, ASN: asn}
+	}
+	return c
+}
+
+// Cells lists the client's cells, finest first, skipping those it does
+// not have.
+func (c Client) Cells() []Cell {
+	var out []Cell
+	for _, cell := range c.cells {
+		if cell.IsValid() {
+			out = append(out, cell)
+		}
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package learn
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
+
+// Snapshot is the aggregator's state at one instant, reduced to what a
+// lookup needs: for each (cell, PoP) whose decayed sample weight reached
+// MinSamples at that instant, the smoothed RTT, the weight and the time of
+// the newest sample. Whether an entry may decide is fixed when the
+// snapshot is built, not when it is read, so that a decision depends on
+// the snapshot alone and caches can key on it. It is immutable and safe
+// for concurrent use; a nil *Snapshot is empty.
+type Snapshot struct {
+	at     time.Time
+	cells  map[Cell]span
+	stats  []stat
+	popIdx map[string]uint16
+	pops   []string
+}
+
+// span is a cell's stats: stats[lo:hi], sorted by PoP index.
+type span struct{ lo, hi int32 }
+
+type stat struct {
+	pop     uint16
+	rtt     float64
+	samples float64
+	updated int64 // Unix ns
+}
+
+// Estimate is what a lookup found for one PoP: the smoothed RTT, the
+// cell it was learned in, its sample weight (decayed to the snapshot's
+// time) and the time of its newest sample.
+type Estimate struct {
+	RTTMS   float64
+	Cell    Cell
+	Samples float64
+	Updated time.Time
+}
+
+// Snapshot builds an immutable snapshot of the state at now, evicting
+// stale entries first. It takes the aggregator's lock for one pass over
+// the entries; publish the result (atomic.Pointer) for the query path.
+func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pruneLocked(now)
+	s := &Snapshot{at: now, cells: map[Cell]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
+	for i, p := range s.pops {
+		s.popIdx[p] = uint16(i)
+	}
+	type keyed struct {
+		cell Cell
+		stat
+	}
+	var all []keyed
+	nowNS := now.UnixNano()
+	for k, e := range a.entries {
+		w := e.wt
+		if e.last < nowNS {
+			w *= a.decay(nowNS - e.last)
+		}
+		if w < a.cfg.MinSamples {
+			continue
+		}
+		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
+	}
+	slices.SortFunc(all, func(x, y keyed) int {
+		if c := compareCells(x.cell, y.cell); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.pop, y.pop)
+	})
+	s.stats = make([]stat, len(all))
+	for i, k := range all {
+		s.stats[i] = k.stat
+		sp, ok := s.cells[k.cell]
+		if !ok {
+			sp.lo = int32(i)
+		}
+		sp.hi = int32(i + 1)
+		s.cells[k.cell] = sp
+	}
+	return s
+}
+
+func compareCells(a, b Cell) int {
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ASN, b.ASN)
+}
+
+// At is the time the snapshot was built at.
+func (s *Snapshot) At() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.at
+}
+
+// Len is the number of (cell, PoP) entries that may decide.
+func (s *Snapshot) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.stats)
+}
+
+// Found is a client's cells as a snapshot holds them, for estimating
+// several PoPs with one set of cell lookups.
+type Found struct {
+	s     *Snapshot
+	cells [3]Cell
+	spans [3]span
+}
+
+// Find looks up the client's cells. It does not allocate.
+func (s *Snapshot) Find(c Client) Found {
+	f := Found{s: s, cells: c.cells}
+	if s == nil {
+		return f
+	}
+	for i, cell := range c.cells {
+		if cell.IsValid() {
+			f.spans[i] = s.cells[cell]
+		}
+	}
+	return f
+}
+
+// Estimate returns the learned RTT to pop from the finest of the client's
+// cells that has one (prefix, then network, then AS), and false when none
+// has. It does not allocate.
+func (f Found) Estimate(pop string) (Estimate, bool) {
+	if f.s == nil {
+		return Estimate{}, false
+	}
+	idx, ok := f.s.popIdx[pop]
+	if !ok {
+		return Estimate{}, false
+	}
+	for i, sp := range f.spans {
+		for j := sp.lo; j < sp.hi; j++ {
+			st := &f.s.stats[j]
+			if st.pop == idx {
+				return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated)}, true
+			}
+			if st.pop > idx {
+				break
+			}
+		}
+	}
+	return Estimate{}, false
+}
+
+// Lookup is Find(c).Estimate(pop).
+func (s *Snapshot) Lookup(c Client, pop string) (Estimate, bool) {
+	return s.Find(c).Estimate(pop)
+}
