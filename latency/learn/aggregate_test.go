@@ -229,7 +229,7 @@ func TestAggregatorMatchesModel(t *testing.T) {
 // snapEntry reads one (cell, PoP) of a snapshot, without borrowing.
 func snapEntry(s *Snapshot, k modelKey) (Estimate, bool) {
 	var c Client
-	c.cells[0] = k.cell
+	c.cells[0], c.keys[0] = k.cell, k.cell.key()
 	return s.Lookup(c, k.pop)
 }
 

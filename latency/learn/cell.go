@@ -58,10 +58,38 @@ func (c Cell) String() string {
 	return "none"
 }
 
-// Client is what a lookup knows of a client: its cells, finest first.
-// Build it with ClientOf, so that ingest and lookup agree on the cells.
+// key packs a cell into 64 bits, which the snapshot's map hashes and
+// compares in a few instructions: kind (2 bits), IPv6 (1), prefix length
+// (7) and the top 48 address bits. A prefix cell is exactly /24 or /48
+// and a network cell is wider (ClientOf sees to it), so 48 bits hold
+// every address that matters; Load and Ingest only make such cells.
+func (c Cell) key() uint64 {
+	k := uint64(c.Kind) << 62
+	switch c.Kind {
+	case CellAS:
+		return k | uint64(c.ASN)
+	case CellPrefix, CellNetwork:
+		a := c.Prefix.Addr()
+		var top uint64
+		if a.Is4() {
+			b := a.As4()
+			top = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+		} else {
+			b := a.As16()
+			top = uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
+			k |= 1 << 61
+		}
+		return k | uint64(c.Prefix.Bits()&0x7f)<<48 | top
+	}
+	return 0
+}
+
+// Client is what a lookup knows of a client: its cells, finest first,
+// and their keys. Build it with ClientOf, so that ingest and lookup agree
+// on the cells.
 type Client struct {
 	cells [3]Cell
+	keys  [3]uint64
 }
 
 // ClientOf gives the cells of a client at addr: its /24 or /48, the
@@ -86,6 +114,9 @@ func ClientOf(addr netip.Addr, network netip.Prefix, asn uint32) Client {
 	}
 	if asn != 0 {
 		c.cells[2] = Cell{Kind: CellAS, ASN: asn}
+	}
+	for i, cell := range c.cells {
+		c.keys[i] = cell.key()
 	}
 	return c
 }

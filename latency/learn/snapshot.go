@@ -16,7 +16,8 @@ import (
 // for concurrent use; a nil *Snapshot is empty.
 type Snapshot struct {
 	at     time.Time
-	cells  map[Cell]span
+	cells  map[uint64]span // by Cell.key
+	list   []Cell          // every cell, in stats order, for export
 	stats  []stat
 	popIdx map[string]uint16
 	pops   []string
@@ -49,7 +50,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pruneLocked(now)
-	s := &Snapshot{at: now, cells: map[Cell]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
+	s := &Snapshot{at: now, cells: map[uint64]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
 	for i, p := range s.pops {
 		s.popIdx[p] = uint16(i)
 	}
@@ -78,12 +79,14 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	s.stats = make([]stat, len(all))
 	for i, k := range all {
 		s.stats[i] = k.stat
-		sp, ok := s.cells[k.cell]
+		key := k.cell.key()
+		sp, ok := s.cells[key]
 		if !ok {
 			sp.lo = int32(i)
+			s.list = append(s.list, k.cell)
 		}
 		sp.hi = int32(i + 1)
-		s.cells[k.cell] = sp
+		s.cells[key] = sp
 	}
 	return s
 }
@@ -131,9 +134,9 @@ func (s *Snapshot) Find(c Client) Found {
 	if s == nil {
 		return f
 	}
-	for i, cell := range c.cells {
-		if cell.IsValid() {
-			f.spans[i] = s.cells[cell]
+	for i, key := range c.keys {
+		if key != 0 {
+			f.spans[i] = s.cells[key]
 		}
 	}
 	return f
