@@ -86,9 +86,10 @@ var (
 	ErrTooManyPoPs = errors.New("too many distinct PoP names")
 )
 
-// entryKey identifies an entry: a cell and an interned PoP.
+// entryKey identifies an entry: a cell (Cell.key, 8 bytes where a Cell
+// takes 48, which halves the memory an entry costs) and an interned PoP.
 type entryKey struct {
-	cell Cell
+	cell uint64
 	pop  uint16
 }
 
@@ -168,8 +169,8 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 			newPoPs[m.PoP] = true
 			continue // its entries are all new; counted below
 		}
-		for _, c := range clients[m.Prefix].cells {
-			if k := (entryKey{c, idx}); c.IsValid() && a.entries[k] == nil {
+		for _, c := range clients[m.Prefix].keys {
+			if k := (entryKey{c, idx}); c != 0 && a.entries[k] == nil {
 				newKeys[k] = true
 			}
 		}
@@ -179,18 +180,16 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	}
 	newCount := len(newKeys)
 	if len(newPoPs) > 0 {
-		seen := map[struct {
-			c   Cell
-			pop string
-		}]bool{}
+		type newKey struct {
+			cell uint64
+			pop  string
+		}
+		seen := map[newKey]bool{}
 		for _, m := range ms {
 			if newPoPs[m.PoP] {
-				for _, c := range clients[m.Prefix].cells {
-					if c.IsValid() {
-						seen[struct {
-							c   Cell
-							pop string
-						}{c, m.PoP}] = true
+				for _, c := range clients[m.Prefix].keys {
+					if c != 0 {
+						seen[newKey{c, m.PoP}] = true
 					}
 				}
 			}
@@ -211,8 +210,8 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 			continue
 		}
 		idx := a.internLocked(m.PoP)
-		for _, c := range clients[m.Prefix].cells {
-			if c.IsValid() {
+		for _, c := range clients[m.Prefix].keys {
+			if c != 0 {
 				a.addLocked(entryKey{c, idx}, t.UnixNano(), m.Weight, math.Log(m.RTTMS), &res)
 			}
 		}

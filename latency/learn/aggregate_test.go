@@ -430,3 +430,33 @@ func TestIngestRefused(t *testing.T) {
 		t.Fatalf("%+v %v, %d entries", res, err, agg.Len())
 	}
 }
+
+// TestCellKey: a cell's packed key is unique and unpacks to the cell, for
+// every shape of cell ClientOf makes.
+func TestCellKey(t *testing.T) {
+	cells := []Cell{
+		{Kind: CellPrefix, Prefix: pfx("198.51.100.0/24")},
+		{Kind: CellPrefix, Prefix: pfx("255.255.255.0/24")},
+		{Kind: CellPrefix, Prefix: pfx("0.0.0.0/24")},
+		{Kind: CellPrefix, Prefix: pfx("2001:db8:ffff::/48")},
+		{Kind: CellPrefix, Prefix: pfx("::/48")},
+		{Kind: CellNetwork, Prefix: pfx("198.51.96.0/20")},
+		{Kind: CellNetwork, Prefix: pfx("198.51.100.0/23")},
+		{Kind: CellNetwork, Prefix: pfx("0.0.0.0/0")},
+		{Kind: CellNetwork, Prefix: pfx("::/0")},
+		{Kind: CellNetwork, Prefix: pfx("2001:db8:fffe::/47")},
+		{Kind: CellAS, ASN: 1},
+		{Kind: CellAS, ASN: 1<<32 - 1},
+	}
+	seen := map[uint64]Cell{}
+	for _, c := range cells {
+		k := c.key()
+		if got := cellOfKey(k); got != c {
+			t.Errorf("%v: key %#x unpacks to %v", c, k, got)
+		}
+		if other, dup := seen[k]; dup || k == 0 {
+			t.Errorf("%v: key %#x is also %v's (or zero)", c, k, other)
+		}
+		seen[k] = c
+	}
+}

@@ -84,6 +84,26 @@ func (c Cell) key() uint64 {
 	return 0
 }
 
+// cellOfKey unpacks a key made by Cell.key.
+func cellOfKey(k uint64) Cell {
+	kind := CellKind(k >> 62)
+	switch kind {
+	case CellAS:
+		return Cell{Kind: kind, ASN: uint32(k)}
+	case CellPrefix, CellNetwork:
+		bits, top := int(k>>48&0x7f), k&(1<<48-1)
+		if k>>61&1 == 0 {
+			return Cell{Kind: kind, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(top >> 16), byte(top >> 8), byte(top)}), bits)}
+		}
+		var b [16]byte
+		for i := range 6 {
+			b[i] = byte(top >> (40 - 8*i))
+		}
+		return Cell{Kind: kind, Prefix: netip.PrefixFrom(netip.AddrFrom16(b), bits)}
+	}
+	return Cell{}
+}
+
 // Client is what a lookup knows of a client: its cells, finest first,
 // and their keys. Build it with ClientOf, so that ingest and lookup agree
 // on the cells.

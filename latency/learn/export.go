@@ -18,8 +18,8 @@ func (s *Snapshot) WriteTable(w io.Writer) error {
 	fmt.Fprintf(bw, "# learned latency at %s; AS cells are not exported\n", s.At().UTC().Format("2006-01-02T15:04:05Z"))
 	bw.WriteString("prefix,pop,rtt_ms,timestamp\n")
 	if s != nil {
-		for _, cell := range s.list {
-			sp := s.cells[cell.key()]
+		for _, key := range s.keys {
+			cell, sp := cellOfKey(key), s.cells[key]
 			if cell.Kind == CellAS {
 				continue
 			}

@@ -81,11 +81,12 @@ func (a *Aggregator) Save(dir string, now time.Time) error {
 	err = enc.Encode(stateHeader{Format: stateFormat, Version: stateVersion, Saved: now.UTC(), Entries: len(list)})
 	for i := 0; err == nil && i < len(list); i++ {
 		e := &list[i]
-		se := stateEntry{Kind: e.key.cell.Kind.String(), PoP: pops[e.key.pop], Sum: e.sum, Weight: e.wt, Last: e.last}
-		if e.key.cell.Kind == CellAS {
-			se.ASN = e.key.cell.ASN
+		c := cellOfKey(e.key.cell)
+		se := stateEntry{Kind: c.Kind.String(), PoP: pops[e.key.pop], Sum: e.sum, Weight: e.wt, Last: e.last}
+		if c.Kind == CellAS {
+			se.ASN = c.ASN
 		} else {
-			se.Prefix = e.key.cell.Prefix.String()
+			se.Prefix = c.Prefix.String()
 		}
 		err = enc.Encode(se)
 	}
@@ -179,7 +180,7 @@ func (a *Aggregator) load(data []byte, now time.Time) error {
 			continue
 		}
 		if a.entries[k] != nil {
-			return fmt.Errorf("line %d: %s to %s listed twice", i+2, k.cell, se.PoP)
+			return fmt.Errorf("line %d: %s to %s listed twice", i+2, cellOfKey(k.cell), se.PoP)
 		}
 		a.seq++
 		e := &entry{key: k, sum: se.Sum, wt: se.Weight, last: se.Last, seq: a.seq}
@@ -202,11 +203,14 @@ func (a *Aggregator) checkEntryLocked(se *stateEntry) (entryKey, error) {
 			return entryKey{}, fmt.Errorf("prefix: %q is not a network", se.Prefix)
 		}
 		c = Cell{Kind: CellNetwork, Prefix: p}
-		if se.Kind == "prefix" {
+		cell := CellOf(p.Addr())
+		switch {
+		case se.Kind == "prefix" && cell != p:
+			return entryKey{}, fmt.Errorf("prefix: %s is not a /%d or /%d cell", p, CellBits4, CellBits6)
+		case se.Kind == "prefix":
 			c.Kind = CellPrefix
-			if CellOf(p.Addr()) != p {
-				return entryKey{}, fmt.Errorf("prefix: %s is not a /%d or /%d cell", p, CellBits4, CellBits6)
-			}
+		case p.Addr().Is4In6() || p.Bits() >= cell.Bits():
+			return entryKey{}, fmt.Errorf("prefix: network %s is not wider than a /%d or /%d cell", p, CellBits4, CellBits6)
 		}
 	case "as":
 		if se.ASN == 0 {
@@ -228,7 +232,7 @@ func (a *Aggregator) checkEntryLocked(se *stateEntry) (entryKey, error) {
 	if _, known := a.popIdx[se.PoP]; !known && len(a.pops) >= MaxPoPs {
 		return entryKey{}, fmt.Errorf("pop: more than %d PoPs", MaxPoPs)
 	}
-	return entryKey{c, a.internLocked(se.PoP)}, nil
+	return entryKey{c.key(), a.internLocked(se.PoP)}, nil
 }
 
 // strictJSON decodes one JSON object, refusing unknown fields and

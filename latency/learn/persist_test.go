@@ -46,8 +46,8 @@ func randomAggregator(t testing.TB, cfg Config, seed uint64) (*Aggregator, []Mea
 // need not keep).
 func dump(s *Snapshot) string {
 	var lines []string
-	for _, c := range s.list {
-		sp := s.cells[c.key()]
+	for _, k := range s.keys {
+		c, sp := cellOfKey(k), s.cells[k]
 		for _, st := range s.stats[sp.lo:sp.hi] {
 			lines = append(lines, strings.Join([]string{c.String(), s.pops[st.pop], time.Unix(0, st.updated).UTC().Format(time.RFC3339Nano), ftoa(st.rtt), ftoa(st.samples)}, " "))
 		}
@@ -132,6 +132,7 @@ func TestLoadCorrupt(t *testing.T) {
 		{"bad kind", entry(strings.Replace(good, `"prefix",`, `"city",`, 1)), `line 2: kind: "city" is not prefix, network or as`},
 		{"bad prefix", entry(strings.Replace(good, "198.51.100.0/24", "198.51.100.1/24", 1)), `line 2: prefix: "198.51.100.1/24" is not a network`},
 		{"not a cell", entry(strings.Replace(good, "198.51.100.0/24", "198.51.100.0/25", 1)), "line 2: prefix: 198.51.100.0/25 is not a /24 or /48 cell"},
+		{"network too fine", entry(strings.Replace(good, `"prefix",`, `"network",`, 1)), "line 2: prefix: network 198.51.100.0/24 is not wider than a /24 or /48 cell"},
 		{"no asn", entry(`{"kind":"as","pop":"fra","sum":4.6,"weight":2,"last_ns":1}`), "line 2: asn: missing"},
 		{"bad pop", entry(strings.Replace(good, `"fra"`, `"FRA"`, 1)), `line 2: pop: "FRA" is not a PoP name`},
 		{"zero weight", entry(strings.Replace(good, `"weight":2`, `"weight":0`, 1)), "line 2: weight: 0, sum 4.6: not a running mean"},
@@ -198,8 +199,8 @@ func TestWriteTable(t *testing.T) {
 		byKey[e.Prefix.String()+" "+e.PoP] = e
 	}
 	want := 0
-	for _, c := range snap.list {
-		sp := snap.cells[c.key()]
+	for _, k := range snap.keys {
+		c, sp := cellOfKey(k), snap.cells[k]
 		for _, st := range snap.stats[sp.lo:sp.hi] {
 			if c.Kind == CellAS {
 				continue

@@ -17,7 +17,7 @@ import (
 type Snapshot struct {
 	at     time.Time
 	cells  map[uint64]span // by Cell.key
-	list   []Cell          // every cell, in stats order, for export
+	keys   []uint64        // every cell, in stats order, for export
 	stats  []stat
 	popIdx map[string]uint16
 	pops   []string
@@ -55,7 +55,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		s.popIdx[p] = uint16(i)
 	}
 	type keyed struct {
-		cell Cell
+		cell uint64
 		stat
 	}
 	var all []keyed
@@ -71,7 +71,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
 	}
 	slices.SortFunc(all, func(x, y keyed) int {
-		if c := compareCells(x.cell, y.cell); c != 0 {
+		if c := cmp.Compare(x.cell, y.cell); c != 0 {
 			return c
 		}
 		return cmp.Compare(x.pop, y.pop)
@@ -79,29 +79,15 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	s.stats = make([]stat, len(all))
 	for i, k := range all {
 		s.stats[i] = k.stat
-		key := k.cell.key()
-		sp, ok := s.cells[key]
+		sp, ok := s.cells[k.cell]
 		if !ok {
 			sp.lo = int32(i)
-			s.list = append(s.list, k.cell)
+			s.keys = append(s.keys, k.cell)
 		}
 		sp.hi = int32(i + 1)
-		s.cells[key] = sp
+		s.cells[k.cell] = sp
 	}
 	return s
-}
-
-func compareCells(a, b Cell) int {
-	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-		return c
-	}
-	if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ASN, b.ASN)
 }
 
 // At is the time the snapshot was built at.
