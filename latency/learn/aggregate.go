@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/popdns/popdns/pops"
 )
 
 // Defaults of Config, applied by NewAggregator where a field is zero.
@@ -76,6 +78,7 @@ type LocateFunc func(addr netip.Addr) (network netip.Prefix, asn uint32)
 type IngestResult struct {
 	Applied    int // measurements added
 	Stale      int // measurements older than StaleAfter, skipped
+	Invalid    int // measurements ParseBatch would not have made, skipped
 	NewEntries int // (cell, PoP) entries created
 	Evicted    int // entries evicted to make room
 }
@@ -117,6 +120,7 @@ type Aggregator struct {
 	pops    []string
 	popIdx  map[string]uint16
 	seq     int64
+	gen     uint64 // snapshots built
 }
 
 // NewAggregator returns an empty aggregator with cfg's zero fields
@@ -148,7 +152,7 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	var res IngestResult
 	clients := make(map[netip.Prefix]Client)
 	for _, m := range ms {
-		if _, ok := clients[m.Prefix]; ok {
+		if _, ok := clients[m.Prefix]; ok || !m.valid() {
 			continue
 		}
 		var network netip.Prefix
@@ -164,6 +168,9 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	newPoPs := map[string]bool{}
 	newKeys := map[entryKey]bool{}
 	for _, m := range ms {
+		if !m.valid() {
+			continue
+		}
 		idx, known := a.popIdx[m.PoP]
 		if !known {
 			newPoPs[m.PoP] = true
@@ -201,6 +208,10 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	}
 	staleBefore := now.Add(-a.cfg.StaleAfter)
 	for _, m := range ms {
+		if !m.valid() {
+			res.Invalid++
+			continue
+		}
 		t := m.Time
 		if t.IsZero() || t.After(now) {
 			t = now
@@ -218,6 +229,14 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 		res.Applied++
 	}
 	return res, nil
+}
+
+// valid reports whether m keeps ParseBatch's rules, for measurements
+// that came another way (a fleet peer, a test): one NaN or negative RTT
+// would poison an entry's sums for good.
+func (m *Measurement) valid() bool {
+	return m.Prefix.IsValid() && CellOf(m.Prefix.Addr()) == m.Prefix && !m.Prefix.Addr().Is4In6() &&
+		m.RTTMS > 0 && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
 }
 
 func (a *Aggregator) internLocked(pop string) uint16 {

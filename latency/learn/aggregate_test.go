@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -122,10 +124,10 @@ func (m *model) want(k modelKey, now time.Time) (Estimate, bool) {
 	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: wt, Updated: time.Unix(0, e.last)}, true
 }
 
-func close(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
 
 func sameEstimate(got, want Estimate) bool {
-	return close(got.RTTMS, want.RTTMS) && close(got.Samples, want.Samples) && got.Cell == want.Cell && got.Updated.Equal(want.Updated)
+	return near(got.RTTMS, want.RTTMS) && near(got.Samples, want.Samples) && got.Cell == want.Cell && got.Updated.Equal(want.Updated)
 }
 
 // TestAggregatorMatchesModel feeds random measurement streams to the
@@ -257,7 +259,7 @@ func TestDecay(t *testing.T) {
 		{2*time.Hour + time.Second, 0, false}, // stale: evicted
 	} {
 		got, ok := agg.Snapshot(now.Add(tt.at)).Lookup(c, "fra")
-		if ok != tt.ok || ok && (!close(got.Samples, tt.samples) || !close(got.RTTMS, wantRTT) || !got.Updated.Equal(now)) {
+		if ok != tt.ok || ok && (!near(got.Samples, tt.samples) || !near(got.RTTMS, wantRTT) || !got.Updated.Equal(now)) {
 			t.Errorf("at +%v: got %+v %v, want %v samples, %v ms, %v", tt.at, got, ok, tt.samples, wantRTT, tt.ok)
 		}
 	}
@@ -279,7 +281,7 @@ func TestClipping(t *testing.T) {
 	mean := (math.Log(2000) + 2*math.Log(20)) / 3
 	want := math.Exp((3*mean + (mean - math.Log(3))) / 4)
 	got, _ := agg.Snapshot(now).Lookup(ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0), "fra")
-	if !close(got.RTTMS, want) {
+	if !near(got.RTTMS, want) {
 		t.Errorf("rtt %v, want %v", got.RTTMS, want)
 	}
 }
@@ -319,7 +321,7 @@ func TestBorrowing(t *testing.T) {
 		{ClientOf(netip.MustParseAddr("192.0.2.1"), netip.Prefix{}, 0), "fra", "", 0, 0},
 	} {
 		got, ok := snap.Lookup(tt.client, tt.pop)
-		if ok != (tt.cell != "") || ok && (got.Cell.String() != tt.cell || !close(got.Samples, tt.samples) || !close(got.RTTMS, tt.rtt)) {
+		if ok != (tt.cell != "") || ok && (got.Cell.String() != tt.cell || !near(got.Samples, tt.samples) || !near(got.RTTMS, tt.rtt)) {
 			t.Errorf("%v %s: got %+v (%v) %v, want %s %v samples %v ms", tt.client.Cells(), tt.pop, got, got.Cell, ok, tt.cell, tt.samples, tt.rtt)
 		}
 	}
@@ -458,5 +460,98 @@ func TestCellKey(t *testing.T) {
 			t.Errorf("%v: key %#x is also %v's (or zero)", c, k, other)
 		}
 		seen[k] = c
+	}
+}
+
+// TestIngestInvalid: measurements that did not come through ParseBatch
+// are checked again, and a bad one is skipped, not folded into the sums.
+func TestIngestInvalid(t *testing.T) {
+	good := Measurement{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 10, Weight: 1}
+	for _, tt := range []struct {
+		name string
+		edit func(*Measurement)
+	}{
+		{"zero prefix", func(m *Measurement) { m.Prefix = netip.Prefix{} }},
+		{"not a cell", func(m *Measurement) { m.Prefix = pfx("198.51.100.0/25") }},
+		{"4in6", func(m *Measurement) { m.Prefix = pfx("::ffff:198.51.100.0/48") }},
+		{"NaN rtt", func(m *Measurement) { m.RTTMS = math.NaN() }},
+		{"negative rtt", func(m *Measurement) { m.RTTMS = -1 }},
+		{"huge rtt", func(m *Measurement) { m.RTTMS = 1e9 }},
+		{"zero weight", func(m *Measurement) { m.Weight = 0 }},
+		{"inf weight", func(m *Measurement) { m.Weight = math.Inf(1) }},
+		{"bad pop", func(m *Measurement) { m.PoP = "" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			agg := NewAggregator(Config{MinSamples: 1})
+			bad := good
+			tt.edit(&bad)
+			res, err := agg.Ingest([]Measurement{good, bad, good}, now, nil)
+			if err != nil || res != (IngestResult{Applied: 2, Invalid: 1, NewEntries: 1}) {
+				t.Fatalf("%+v %v", res, err)
+			}
+			e, ok := agg.Snapshot(now).Lookup(ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0), "fra")
+			if !ok || !near(e.RTTMS, 10) || e.Samples != 2 {
+				t.Errorf("%+v %v, want 10 ms from 2 samples", e, ok)
+			}
+		})
+	}
+}
+
+// TestConcurrent runs ingest, snapshots, saves and lookups on published
+// snapshots at once, for the race detector.
+func TestConcurrent(t *testing.T) {
+	agg := NewAggregator(Config{MinSamples: 1, MaxEntries: 500})
+	var pub atomic.Pointer[Snapshot]
+	pub.Store(agg.Snapshot(now))
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i), 0}), 24)
+				if _, err := agg.Ingest([]Measurement{{Prefix: p, PoP: []string{"fra", "iad"}[w], RTTMS: float64(1 + i), Weight: 1}}, now, locate); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%20 == 0 {
+					pub.Store(agg.Snapshot(now))
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			if err := agg.Save(dir, now); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := ClientOf(netip.MustParseAddr("198.51.7.1"), pfx("198.51.0.0/20"), 64501)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				pub.Load().Lookup(c, "fra")
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-done
+	final := agg.Snapshot(now)
+	if final.Generation() < 2 || final.Len() == 0 {
+		t.Errorf("generation %d, %d entries", final.Generation(), final.Len())
+	}
+	if _, err := Load(dir, Config{}, now); err != nil {
+		t.Error(err)
 	}
 }

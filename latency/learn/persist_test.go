@@ -58,8 +58,6 @@ func dump(s *Snapshot) string {
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
-func mathAbs(f float64) float64 { return math.Abs(f) }
-
 func TestSaveLoad(t *testing.T) {
 	cfg := Config{HalfLife: 20 * time.Minute, MinSamples: 1, MaxEntries: 50, MaxNewPerIngest: 1000}
 	agg, _ := randomAggregator(t, cfg, 1)
@@ -207,7 +205,7 @@ func TestWriteTable(t *testing.T) {
 			}
 			want++
 			e, ok := byKey[c.Prefix.String()+" "+snap.pops[st.pop]]
-			if !ok || mathAbs(e.RTTMS-st.rtt) > 0.0005 || e.Measured.Unix() != st.updated/1e9 {
+			if !ok || math.Abs(e.RTTMS-st.rtt) > 0.0005 || e.Measured.Unix() != st.updated/1e9 {
 				t.Errorf("%v %s: table has %v, want %v ms", c, snap.pops[st.pop], e, st.rtt)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 // for concurrent use; a nil *Snapshot is empty.
 type Snapshot struct {
 	at     time.Time
+	gen    uint64
 	cells  map[uint64]span // by Cell.key
 	keys   []uint64        // every cell, in stats order, for export
 	stats  []stat
@@ -50,7 +51,8 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pruneLocked(now)
-	s := &Snapshot{at: now, cells: map[uint64]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
+	a.gen++
+	s := &Snapshot{at: now, gen: a.gen, cells: map[uint64]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
 	for i, p := range s.pops {
 		s.popIdx[p] = uint16(i)
 	}
@@ -96,6 +98,15 @@ func (s *Snapshot) At() time.Time {
 		return time.Time{}
 	}
 	return s.at
+}
+
+// Generation numbers the snapshots of one aggregator from 1, so that
+// caches of decisions made under one can tell it from the next; 0 for nil.
+func (s *Snapshot) Generation() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.gen
 }
 
 // Len is the number of (cell, PoP) entries that may decide.

@@ -66,7 +66,7 @@ func TestLookupAllocs(t *testing.T) {
 
 func TestSnapshotNil(t *testing.T) {
 	var s *Snapshot
-	if s.Len() != 0 || !s.At().IsZero() {
+	if s.Len() != 0 || !s.At().IsZero() || s.Generation() != 0 {
 		t.Error("a nil snapshot is not empty")
 	}
 	if _, ok := s.Lookup(ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0), "fra"); ok {
