@@ -121,13 +121,13 @@ func (m *model) want(k modelKey, now time.Time) (Estimate, bool) {
 	if wt < m.cfg.MinSamples {
 		return Estimate{}, false
 	}
-	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: wt, Updated: time.Unix(0, e.last)}, true
+	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: wt, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
 
 func sameEstimate(got, want Estimate) bool {
-	return near(got.RTTMS, want.RTTMS) && near(got.Samples, want.Samples) && got.Cell == want.Cell && got.Updated.Equal(want.Updated)
+	return near(got.RTTMS, want.RTTMS) && near(got.Samples, want.Samples) && got.Cell == want.Cell && got.Updated.Equal(want.Updated) && got.Age == want.Age
 }
 
 // TestAggregatorMatchesModel feeds random measurement streams to the
@@ -259,7 +259,7 @@ func TestDecay(t *testing.T) {
 		{2*time.Hour + time.Second, 0, false}, // stale: evicted
 	} {
 		got, ok := agg.Snapshot(now.Add(tt.at)).Lookup(c, "fra")
-		if ok != tt.ok || ok && (!near(got.Samples, tt.samples) || !near(got.RTTMS, wantRTT) || !got.Updated.Equal(now)) {
+		if ok != tt.ok || ok && (!near(got.Samples, tt.samples) || !near(got.RTTMS, wantRTT) || !got.Updated.Equal(now) || got.Age != tt.at) {
 			t.Errorf("at +%v: got %+v %v, want %v samples, %v ms, %v", tt.at, got, ok, tt.samples, wantRTT, tt.ok)
 		}
 	}

@@ -137,8 +137,8 @@ func ParseBatch(data []byte, opt ParseOptions) (*Batch, error) {
 		return nil, fmt.Errorf("learn: %w: %d lines, at most %d", ErrTooLarge, n, opt.MaxLines)
 	}
 	b := &Batch{Format: opt.Format}
-	var header []string // CSV columns, once read
-	rest := data
+	var header []string                              // CSV columns, once read
+	rest := bytes.TrimPrefix(data, []byte("\ufeff")) // a spreadsheet's byte order mark
 	for lineNo := 1; len(rest) > 0; lineNo++ {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte{'\n'})

@@ -108,6 +108,12 @@ func TestParseBatch(t *testing.T) {
 			},
 		},
 		{name: "empty", in: "\n# nothing\n", format: FormatAuto},
+		{
+			name:   "byte order mark",
+			in:     "\ufeffprefix,pop,rtt_ms\n198.51.100.0/24,fra,3\n",
+			format: FormatCSV,
+			want:   []Measurement{{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 3, Weight: 1}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,12 +36,14 @@ type stat struct {
 
 // Estimate is what a lookup found for one PoP: the smoothed RTT, the
 // cell it was learned in, its sample weight (decayed to the snapshot's
-// time) and the time of its newest sample.
+// time), the time of its newest sample and its age at the snapshot's
+// time: what explain shows as "which cell and how many samples decided".
 type Estimate struct {
 	RTTMS   float64
 	Cell    Cell
 	Samples float64
 	Updated time.Time
+	Age     time.Duration
 }
 
 // Snapshot builds an immutable snapshot of the state at now, evicting
@@ -154,7 +156,7 @@ func (f Found) Estimate(pop string) (Estimate, bool) {
 		for j := sp.lo; j < sp.hi; j++ {
 			st := &f.s.stats[j]
 			if st.pop == idx {
-				return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated)}, true
+				return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
 			}
 			if st.pop > idx {
 				break
