@@ -555,3 +555,38 @@ func TestConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRouteChange pins how fast an entry follows a step from 20 ms to
+// 50 ms under a steady stream (one sample every 10 s): half way (in log
+// space) after one half-life, within 10 % of 50 ms after log2(1/0.115) ≈
+// 3.1 half-lives, since ln(45/20)/ln(50/20) = 0.885 of the weight must be
+// new. docs/learned-latency.md quotes these figures.
+func TestRouteChange(t *testing.T) {
+	const h = 10 * time.Minute
+	agg := NewAggregator(Config{HalfLife: h, MinSamples: 3, ClipFactor: 3})
+	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
+	clock := now
+	feed := func(rtt float64, d time.Duration) {
+		for end := clock.Add(d); clock.Before(end); clock = clock.Add(10 * time.Second) {
+			if _, err := agg.Ingest([]Measurement{{Prefix: c.cells[0].Prefix, PoP: "fra", RTTMS: rtt, Weight: 1, Time: clock}}, clock, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	feed(20, 2*time.Hour)
+	var half, within time.Duration
+	for step := time.Duration(0); within == 0 && step < 2*time.Hour; step += 10 * time.Second {
+		feed(50, 10*time.Second)
+		e, _ := agg.Snapshot(clock).Lookup(c, "fra")
+		if half == 0 && e.RTTMS >= math.Sqrt(20*50) {
+			half = step + 10*time.Second
+		}
+		if e.RTTMS >= 45 {
+			within = step + 10*time.Second
+		}
+	}
+	t.Logf("half way after %v, within 10 %% after %v", half, within)
+	if half < h-time.Minute || half > h+time.Minute || within < 30*time.Minute || within > 33*time.Minute {
+		t.Errorf("half way after %v, within 10 %% after %v; want about %v and 31 min", half, within, h)
+	}
+}
