@@ -47,22 +47,19 @@ type Estimate struct {
 }
 
 // Snapshot builds an immutable snapshot of the state at now, evicting
-// stale entries first. It takes the aggregator's lock for one pass over
-// the entries; publish the result (atomic.Pointer) for the query path.
+// stale entries first. It holds the aggregator's lock only for one pass
+// over the entries, and sorts and indexes outside it; publish the result
+// (atomic.Pointer) for the query path.
 func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.pruneLocked(now)
-	a.gen++
-	s := &Snapshot{at: now, gen: a.gen, cells: map[uint64]span{}, popIdx: make(map[string]uint16, len(a.pops)), pops: slices.Clone(a.pops)}
-	for i, p := range s.pops {
-		s.popIdx[p] = uint16(i)
-	}
 	type keyed struct {
 		cell uint64
 		stat
 	}
-	var all []keyed
+	a.mu.Lock()
+	a.pruneLocked(now)
+	a.gen++
+	s := &Snapshot{at: now, gen: a.gen, pops: slices.Clone(a.pops)}
+	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
 		w := e.wt
@@ -74,6 +71,12 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		}
 		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
 	}
+	a.mu.Unlock()
+
+	s.popIdx = make(map[string]uint16, len(s.pops))
+	for i, p := range s.pops {
+		s.popIdx[p] = uint16(i)
+	}
 	slices.SortFunc(all, func(x, y keyed) int {
 		if c := cmp.Compare(x.cell, y.cell); c != 0 {
 			return c
@@ -83,13 +86,17 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	s.stats = make([]stat, len(all))
 	for i, k := range all {
 		s.stats[i] = k.stat
-		sp, ok := s.cells[k.cell]
-		if !ok {
-			sp.lo = int32(i)
+		if i == 0 || all[i-1].cell != k.cell {
 			s.keys = append(s.keys, k.cell)
 		}
-		sp.hi = int32(i + 1)
-		s.cells[k.cell] = sp
+	}
+	s.cells = make(map[uint64]span, len(s.keys))
+	lo := 0
+	for i := range all {
+		if i+1 == len(all) || all[i+1].cell != all[i].cell {
+			s.cells[all[i].cell] = span{lo: int32(lo), hi: int32(i + 1)}
+			lo = i + 1
+		}
 	}
 	return s
 }
