@@ -193,7 +193,7 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 		}
 		seen := map[newKey]bool{}
 		for _, m := range ms {
-			if newPoPs[m.PoP] {
+			if newPoPs[m.PoP] && m.valid() {
 				for _, c := range clients[m.Prefix].keys {
 					if c != 0 {
 						seen[newKey{c, m.PoP}] = true

@@ -20,6 +20,7 @@ const (
 	CellAS
 )
 
+// String is the kind as the state file writes it: prefix, network, as.
 func (k CellKind) String() string {
 	switch k {
 	case CellPrefix:

@@ -22,6 +22,7 @@ const (
 	FormatCSV
 )
 
+// String names the format as errors and logs show it.
 func (f Format) String() string {
 	switch f {
 	case FormatJSONLines:
@@ -87,6 +88,7 @@ type LineError struct {
 	Msg   string
 }
 
+// Error is "line 7: rtt_ms: why", or "line 7: why" for the line as a whole.
 func (e LineError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
