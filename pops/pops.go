@@ -149,6 +149,14 @@ var popNameOK = func(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }
 
+// ValidName reports whether name is a well-formed PoP name: lowercase
+// letters, digits, - and _, not empty. Decode holds the configuration's
+// names to it, and parsers of outside data that name PoPs (measurements)
+// check their syntax with it before asking whether the PoP exists.
+func ValidName(name string) bool {
+	return name != "" && strings.IndexFunc(name, func(r rune) bool { return !popNameOK(r) }) < 0
+}
+
 // Decode decodes the `pops` mapping of a server configuration file:
 //
 //	pops:
@@ -173,7 +181,7 @@ func Decode(file string, n *yaml.Node, probeDefaults healthprobe.Defaults) (*Inv
 	}
 	errs.Add(yamlx.Walk(file, "pops", n, yamlx.Keys{}, func(e yamlx.Entry) {
 		name, field := e.Key, e.Field()
-		if name == "" || strings.IndexFunc(name, func(r rune) bool { return !popNameOK(r) }) >= 0 {
+		if !ValidName(name) {
 			errs.Addf(file, e.Line, field, "a PoP name is lowercase letters, digits, - and _")
 			return
 		}

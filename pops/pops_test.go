@@ -166,3 +166,14 @@ func TestEqualComparesProbes(t *testing.T) {
 		t.Error("inventories with other probe defaults compare equal: zones would keep stale probes on reload")
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"fra": true, "us-east_1": true, "2b": true,
+		"": false, "FRA": false, "fra.1": false, "fra ": false, "über": false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"internal/fleet":             {"pops", "healthprobe", "internal/overrides"},
 	"pops":                       {"geo", "healthprobe", "internal/yamlx"},
 	"latency":                    {"pops", "internal/yamlx"},
+	"latency/learn":              {"latency", "pops", "geo"},
 	"zones":                      {"pops", "latency", "geo", "healthprobe", "internal/yamlx", "dnssec"},
 	"steer":                      {"zones", "pops", "latency", "geo", "healthprobe"},
 	"internal/traffic":           {"zones"},

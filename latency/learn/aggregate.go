@@ -1,0 +1,343 @@
+package learn
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/popdns/popdns/pops"
+)
+
+// Defaults of Config, applied by NewAggregator where a field is zero.
+const (
+	DefaultHalfLife   = 10 * time.Minute
+	DefaultStaleAfter = 6 * time.Hour
+	DefaultMinSamples = 3
+	DefaultClipFactor = 3
+	DefaultMaxEntries = 1_000_000
+	// MaxPoPs bounds the distinct PoP names an aggregator holds, for
+	// callers that check names' syntax only.
+	MaxPoPs = 1024
+)
+
+// Config tunes an Aggregator. Zero fields take their defaults.
+type Config struct {
+	// HalfLife is how fast old samples lose weight: a sample HalfLife old
+	// counts half. Shorter follows route changes faster; longer keeps
+	// sparse cells usable.
+	HalfLife time.Duration
+	// StaleAfter evicts an entry whose newest sample is older.
+	StaleAfter time.Duration
+	// MinSamples is the decayed weight an entry needs to decide a lookup.
+	// It also arms outlier clipping: below it, a cell has no mean to clip to.
+	MinSamples float64
+	// ClipFactor clips a sample to the entry's mean × or ÷ this factor, so
+	// that one wild RTT moves the mean by a bounded amount.
+	ClipFactor float64
+	// MaxEntries bounds the (cell, PoP) entries held; when a new one would
+	// exceed it, the least recently measured is evicted.
+	MaxEntries int
+	// MaxNewPerIngest refuses an Ingest that would create more new
+	// entries, so that one batch cannot flush more than this much of the
+	// table (default MaxEntries/10).
+	MaxNewPerIngest int
+}
+
+func (c Config) withDefaults() Config {
+	if c.HalfLife <= 0 {
+		c.HalfLife = DefaultHalfLife
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = DefaultStaleAfter
+	}
+	if c.MinSamples <= 0 {
+		c.MinSamples = DefaultMinSamples
+	}
+	if c.ClipFactor <= 1 {
+		c.ClipFactor = DefaultClipFactor
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = DefaultMaxEntries
+	}
+	if c.MaxNewPerIngest <= 0 {
+		c.MaxNewPerIngest = max(1, c.MaxEntries/10)
+	}
+	return c
+}
+
+// LocateFunc gives the GeoIP network and the AS number of the clients
+// at addr (an address of their cell), zero values when unknown. The
+// aggregator calls it once per distinct cell of a batch.
+type LocateFunc func(addr netip.Addr) (network netip.Prefix, asn uint32)
+
+// IngestResult counts what an Ingest did.
+type IngestResult struct {
+	Applied    int // measurements added
+	Stale      int // measurements older than StaleAfter, skipped
+	Invalid    int // measurements ParseBatch would not have made, skipped
+	NewEntries int // (cell, PoP) entries created
+	Evicted    int // entries evicted to make room
+}
+
+// Errors of Ingest, which changes nothing when it returns one.
+var (
+	ErrTooManyNew  = errors.New("too many new cells in one ingest")
+	ErrTooManyPoPs = errors.New("too many distinct PoP names")
+)
+
+// entryKey identifies an entry: a cell (Cell.key, 8 bytes where a Cell
+// takes 48, which halves the memory an entry costs) and an interned PoP.
+type entryKey struct {
+	cell uint64
+	pop  uint16
+}
+
+// entry is the running state of one (cell, PoP): sum and weight are
+// Σ wᵢ·2^(−(last−tᵢ)/HalfLife)·ln(rttᵢ) and Σ wᵢ·2^(−(last−tᵢ)/HalfLife),
+// decayed to last, the newest sample time (Unix ns). seq orders entries
+// with equal last by their latest update, for a deterministic eviction.
+type entry struct {
+	key       entryKey
+	sum, wt   float64
+	last, seq int64
+	index     int // in the age heap
+}
+
+// Aggregator pools measurements into (cell, PoP) entries. It is safe for
+// concurrent use; Snapshot publishes its state for the query path, which
+// never touches the Aggregator itself.
+type Aggregator struct {
+	cfg Config
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	entries map[entryKey]*entry
+	age     ageHeap // oldest first
+	pops    []string
+	popIdx  map[string]uint16
+	seq     int64
+	gen     uint64 // snapshots built
+}
+
+// NewAggregator returns an empty aggregator with cfg's zero fields
+// defaulted.
+func NewAggregator(cfg Config) *Aggregator {
+	return &Aggregator{
+		cfg:     cfg.withDefaults(),
+		entries: map[entryKey]*entry{},
+		popIdx:  map[string]uint16{},
+	}
+}
+
+// Config returns the configuration in effect, defaults applied.
+func (a *Aggregator) Config() Config { return a.cfg }
+
+// Len is the number of (cell, PoP) entries held.
+func (a *Aggregator) Len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.entries)
+}
+
+// Ingest adds measurements taken for clients whose GeoIP network and AS
+// locate gives (nil: prefix cells only). A measurement without a time
+// counts as taken at now; one after now counts as now. Ingest is all or
+// nothing: it refuses a batch that would create more than MaxNewPerIngest
+// entries (ErrTooManyNew) or name more than MaxPoPs PoPs in all.
+func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) (IngestResult, error) {
+	var res IngestResult
+	clients := make(map[netip.Prefix]Client)
+	for _, m := range ms {
+		if _, ok := clients[m.Prefix]; ok || !m.valid() {
+			continue
+		}
+		var network netip.Prefix
+		var asn uint32
+		if locate != nil {
+			network, asn = locate(m.Prefix.Addr())
+		}
+		clients[m.Prefix] = ClientOf(m.Prefix.Addr(), network, asn)
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	newPoPs := map[string]bool{}
+	newKeys := map[entryKey]bool{}
+	for _, m := range ms {
+		if !m.valid() {
+			continue
+		}
+		idx, known := a.popIdx[m.PoP]
+		if !known {
+			newPoPs[m.PoP] = true
+			continue // its entries are all new; counted below
+		}
+		for _, c := range clients[m.Prefix].keys {
+			if k := (entryKey{c, idx}); c != 0 && a.entries[k] == nil {
+				newKeys[k] = true
+			}
+		}
+	}
+	if len(a.pops)+len(newPoPs) > MaxPoPs {
+		return res, fmt.Errorf("learn: %w: %d, at most %d", ErrTooManyPoPs, len(a.pops)+len(newPoPs), MaxPoPs)
+	}
+	newCount := len(newKeys)
+	if len(newPoPs) > 0 {
+		type newKey struct {
+			cell uint64
+			pop  string
+		}
+		seen := map[newKey]bool{}
+		for _, m := range ms {
+			if newPoPs[m.PoP] && m.valid() {
+				for _, c := range clients[m.Prefix].keys {
+					if c != 0 {
+						seen[newKey{c, m.PoP}] = true
+					}
+				}
+			}
+		}
+		newCount += len(seen)
+	}
+	if newCount > a.cfg.MaxNewPerIngest {
+		return res, fmt.Errorf("learn: %w: %d, at most %d", ErrTooManyNew, newCount, a.cfg.MaxNewPerIngest)
+	}
+	staleBefore := now.Add(-a.cfg.StaleAfter)
+	for _, m := range ms {
+		if !m.valid() {
+			res.Invalid++
+			continue
+		}
+		t := m.Time
+		if t.IsZero() || t.After(now) {
+			t = now
+		}
+		if t.Before(staleBefore) {
+			res.Stale++
+			continue
+		}
+		idx := a.internLocked(m.PoP)
+		for _, c := range clients[m.Prefix].keys {
+			if c != 0 {
+				a.addLocked(entryKey{c, idx}, t.UnixNano(), m.Weight, math.Log(m.RTTMS), &res)
+			}
+		}
+		res.Applied++
+	}
+	return res, nil
+}
+
+// valid reports whether m keeps ParseBatch's rules, for measurements
+// that came another way (a fleet peer, a test): one NaN or negative RTT
+// would poison an entry's sums for good.
+func (m *Measurement) valid() bool {
+	return m.Prefix.IsValid() && CellOf(m.Prefix.Addr()) == m.Prefix && !m.Prefix.Addr().Is4In6() &&
+		m.RTTMS > 0 && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
+}
+
+func (a *Aggregator) internLocked(pop string) uint16 {
+	if idx, ok := a.popIdx[pop]; ok {
+		return idx
+	}
+	idx := uint16(len(a.pops))
+	a.pops = append(a.pops, pop)
+	a.popIdx[pop] = idx
+	return idx
+}
+
+// addLocked adds one sample (time t in Unix ns, weight w, x = ln rtt).
+func (a *Aggregator) addLocked(k entryKey, t int64, w, x float64, res *IngestResult) {
+	a.seq++
+	e := a.entries[k]
+	if e == nil {
+		e = &entry{key: k, last: t, seq: a.seq}
+		a.entries[k] = e
+		heap.Push(&a.age, e)
+		res.NewEntries++
+		if len(a.entries) > a.cfg.MaxEntries {
+			// The oldest goes, which is the new entry itself when its
+			// sample is older than everything held.
+			old := heap.Pop(&a.age).(*entry)
+			a.evictLocked(old)
+			res.Evicted++
+			if old == e {
+				return
+			}
+		}
+	}
+	e.seq = a.seq
+	if t > e.last {
+		f := a.decay(t - e.last)
+		e.sum *= f
+		e.wt *= f
+		e.last = t
+	} else {
+		w *= a.decay(e.last - t)
+	}
+	if e.wt >= a.cfg.MinSamples {
+		mean, clip := e.sum/e.wt, math.Log(a.cfg.ClipFactor)
+		x = min(max(x, mean-clip), mean+clip)
+	}
+	e.sum += w * x
+	e.wt += w
+	heap.Fix(&a.age, e.index)
+}
+
+// decay is the factor a weight keeps over d nanoseconds.
+func (a *Aggregator) decay(d int64) float64 {
+	return math.Exp2(-float64(d) / float64(a.cfg.HalfLife))
+}
+
+func (a *Aggregator) evictLocked(e *entry) {
+	delete(a.entries, e.key)
+}
+
+// Prune evicts the entries whose newest sample is older than StaleAfter
+// at now, and returns how many.
+func (a *Aggregator) Prune(now time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pruneLocked(now)
+}
+
+func (a *Aggregator) pruneLocked(now time.Time) int {
+	cutoff := now.Add(-a.cfg.StaleAfter).UnixNano()
+	n := 0
+	for len(a.age) > 0 && a.age[0].last < cutoff {
+		a.evictLocked(heap.Pop(&a.age).(*entry))
+		n++
+	}
+	return n
+}
+
+// ageHeap orders entries by (last, seq), oldest first.
+type ageHeap []*entry
+
+func (h ageHeap) Len() int { return len(h) }
+func (h ageHeap) Less(i, j int) bool {
+	if h[i].last != h[j].last {
+		return h[i].last < h[j].last
+	}
+	return h[i].seq < h[j].seq
+}
+func (h ageHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *ageHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *ageHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}

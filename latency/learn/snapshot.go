@@ -1,0 +1,179 @@
+package learn
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
+
+// Snapshot is the aggregator's state at one instant, reduced to what a
+// lookup needs: for each (cell, PoP) whose decayed sample weight reached
+// MinSamples at that instant, the smoothed RTT, the weight and the time of
+// the newest sample. Whether an entry may decide is fixed when the
+// snapshot is built, not when it is read, so that a decision depends on
+// the snapshot alone and caches can key on it. It is immutable and safe
+// for concurrent use; a nil *Snapshot is empty.
+type Snapshot struct {
+	at     time.Time
+	gen    uint64
+	cells  map[uint64]span // by Cell.key
+	keys   []uint64        // every cell, in stats order, for export
+	stats  []stat
+	popIdx map[string]uint16
+	pops   []string
+}
+
+// span is a cell's stats: stats[lo:hi], sorted by PoP index.
+type span struct{ lo, hi int32 }
+
+type stat struct {
+	pop     uint16
+	rtt     float64
+	samples float64
+	updated int64 // Unix ns
+}
+
+// Estimate is what a lookup found for one PoP: the smoothed RTT, the
+// cell it was learned in, its sample weight (decayed to the snapshot's
+// time), the time of its newest sample and its age at the snapshot's
+// time: what explain shows as "which cell and how many samples decided".
+type Estimate struct {
+	RTTMS   float64
+	Cell    Cell
+	Samples float64
+	Updated time.Time
+	Age     time.Duration
+}
+
+// Snapshot builds an immutable snapshot of the state at now, evicting
+// stale entries first. It holds the aggregator's lock only for one pass
+// over the entries, and sorts and indexes outside it; publish the result
+// (atomic.Pointer) for the query path.
+func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
+	type keyed struct {
+		cell uint64
+		stat
+	}
+	a.mu.Lock()
+	a.pruneLocked(now)
+	a.gen++
+	s := &Snapshot{at: now, gen: a.gen, pops: slices.Clone(a.pops)}
+	all := make([]keyed, 0, len(a.entries))
+	nowNS := now.UnixNano()
+	for k, e := range a.entries {
+		w := e.wt
+		if e.last < nowNS {
+			w *= a.decay(nowNS - e.last)
+		}
+		if w < a.cfg.MinSamples {
+			continue
+		}
+		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
+	}
+	a.mu.Unlock()
+
+	s.popIdx = make(map[string]uint16, len(s.pops))
+	for i, p := range s.pops {
+		s.popIdx[p] = uint16(i)
+	}
+	slices.SortFunc(all, func(x, y keyed) int {
+		if c := cmp.Compare(x.cell, y.cell); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.pop, y.pop)
+	})
+	s.stats = make([]stat, len(all))
+	for i, k := range all {
+		s.stats[i] = k.stat
+		if i == 0 || all[i-1].cell != k.cell {
+			s.keys = append(s.keys, k.cell)
+		}
+	}
+	s.cells = make(map[uint64]span, len(s.keys))
+	lo := 0
+	for i := range all {
+		if i+1 == len(all) || all[i+1].cell != all[i].cell {
+			s.cells[all[i].cell] = span{lo: int32(lo), hi: int32(i + 1)}
+			lo = i + 1
+		}
+	}
+	return s
+}
+
+// At is the time the snapshot was built at.
+func (s *Snapshot) At() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.at
+}
+
+// Generation numbers the snapshots of one aggregator from 1, so that
+// caches of decisions made under one can tell it from the next; 0 for nil.
+func (s *Snapshot) Generation() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.gen
+}
+
+// Len is the number of (cell, PoP) entries that may decide.
+func (s *Snapshot) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.stats)
+}
+
+// Found is a client's cells as a snapshot holds them, for estimating
+// several PoPs with one set of cell lookups.
+type Found struct {
+	s     *Snapshot
+	cells [3]Cell
+	spans [3]span
+}
+
+// Find looks up the client's cells. It does not allocate.
+func (s *Snapshot) Find(c Client) Found {
+	f := Found{s: s, cells: c.cells}
+	if s == nil {
+		return f
+	}
+	for i, key := range c.keys {
+		if key != 0 {
+			f.spans[i] = s.cells[key]
+		}
+	}
+	return f
+}
+
+// Estimate returns the learned RTT to pop from the finest of the client's
+// cells that has one (prefix, then network, then AS), and false when none
+// has. It does not allocate.
+func (f Found) Estimate(pop string) (Estimate, bool) {
+	if f.s == nil {
+		return Estimate{}, false
+	}
+	idx, ok := f.s.popIdx[pop]
+	if !ok {
+		return Estimate{}, false
+	}
+	for i, sp := range f.spans {
+		for j := sp.lo; j < sp.hi; j++ {
+			st := &f.s.stats[j]
+			if st.pop == idx {
+				return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
+			}
+			if st.pop > idx {
+				break
+			}
+		}
+	}
+	return Estimate{}, false
+}
+
+// Lookup is Find(c).Estimate(pop).
+func (s *Snapshot) Lookup(c Client, pop string) (Estimate, bool) {
+	return s.Find(c).Estimate(pop)
+}
