@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -17,6 +19,7 @@ import (
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/reuseport"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
@@ -78,6 +81,11 @@ type Config struct {
 	RateLimit rrl.Config
 	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
 	Cookies CookieConfig
+	// ReusePortOff binds the listen addresses exclusively. By default (on
+	// Linux) they are bound with SO_REUSEPORT, so that a new process can
+	// bind them while this one serves and take over without losing a
+	// query (package internal/reuseport; Listen, Serve).
+	ReusePortOff bool
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
 	// by; 0 reads the process's, and a negative one is unknown. Tests set
@@ -323,11 +331,16 @@ type Server struct {
 	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
 	now        func() time.Time                  // the clock cookies are made at
 	serving    atomic.Bool                       // every listener is answering
+	served     chan struct{}                     // closed the first time serving turns true
+	servedOnce sync.Once                         // closes served
 	signer     *signer                           // the signatures of signed zones' answers
 	traffic    *traffic.Counters                 // what was answered, for /status and Prometheus
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
+	// takingOver: at Listen another process served an address, which
+	// this one takes over once it serves (Serve).
+	takingOver bool
 }
 
 // listener is one address, bound for both transports.
@@ -373,6 +386,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		steering:   cfg.Steering,
 		now:        systemNow,
 		traffic:    tr,
+		served:     make(chan struct{}),
 	}
 	sm, err := newSignMetrics(deps.Metrics)
 	if err != nil {
@@ -446,14 +460,26 @@ func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
 
 // Listen binds every configured address for UDP and TCP. After it returns
 // without error, Addrs reports the bound addresses and Serve may be called.
+//
+// Unless Config.ReusePortOff, the addresses are bound with SO_REUSEPORT
+// and, if another process (of the same user, with SO_REUSEPORT too)
+// already serves one, this Server is taking over (TakingOver): the other
+// keeps getting every query until this one's Serve reads its sockets.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.listeners) > 0 {
 		return errors.New("dnsserver: already listening")
 	}
+	share := !s.cfg.ReusePortOff && reuseport.Supported()
+	s.takingOver = false
 	for _, addr := range s.cfg.Listen {
-		l, err := bind(addr)
+		if share && reuseport.Held(addr) {
+			s.takingOver = true
+		}
+	}
+	for _, addr := range s.cfg.Listen {
+		l, err := bind(addr, share)
 		if err != nil {
 			s.closeListenersLocked()
 			return err
@@ -463,16 +489,26 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// bind opens UDP and TCP on addr. For port 0 both must end up on the same
-// port, so it takes TCP's port for UDP and retries if that one is taken.
-func bind(addr string) (listener, error) {
+// TakingOver reports whether Listen found another process serving an
+// address: Serve then takes the traffic over from it once it reads, and
+// the caller should call Serve only once it is ready to answer in full.
+func (s *Server) TakingOver() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takingOver
+}
+
+// bind opens UDP and TCP on addr, with SO_REUSEPORT when share is true.
+// For port 0 both must end up on the same port, so it takes TCP's port
+// for UDP and retries if that one is taken.
+func bind(addr string, share bool) (listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return listener{}, fmt.Errorf("dnsserver: listen address %q: %w", addr, err)
 	}
 	const attempts = 20
 	for i := 0; ; i++ {
-		tl, err := net.Listen("tcp", addr)
+		tl, err := reuseport.ListenTCP(addr, share)
 		if err != nil {
 			return listener{}, fmt.Errorf("dnsserver: %w", err)
 		}
@@ -480,7 +516,7 @@ func bind(addr string) (listener, error) {
 		if port == "0" {
 			udpAddr = net.JoinHostPort(host, strconv.Itoa(tl.Addr().(*net.TCPAddr).Port))
 		}
-		pc, err := net.ListenPacket("udp", udpAddr)
+		pc, err := reuseport.ListenUDP(udpAddr, share)
 		if err == nil {
 			return listener{udp: pc, tcp: tl}, nil
 		}
@@ -506,6 +542,10 @@ func (s *Server) TCPLimits() TCPLimits {
 
 // Serving reports whether Serve has every listener answering queries.
 func (s *Server) Serving() bool { return s.serving.Load() }
+
+// Served is closed once Serve first has every listener answering queries
+// and, when taking over (TakingOver), has steered every new query to them.
+func (s *Server) Served() <-chan struct{} { return s.served }
 
 // Addrs lists the bound addresses (host:port, UDP and TCP alike), in the
 // order of Config.Listen.
@@ -577,6 +617,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, u := range fast {
 		u.Start(fastErr)
 	}
+	listeners, takingOver := slices.Clone(s.listeners), s.takingOver
 	s.mu.Unlock()
 	signCtx, stopSigning := context.WithCancel(ctx)
 	signDone := make(chan struct{})
@@ -594,7 +635,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		<-signDone
 		<-trafficDone
 	}()
+	watchDone := make(chan struct{})
 	go func() {
+		defer close(watchDone)
 		for _, sv := range udps {
 			select {
 			case <-sv.started:
@@ -604,7 +647,11 @@ func (s *Server) Serve(ctx context.Context) error {
 				return
 			}
 		}
+		if takingOver {
+			s.takeOver(listeners, udps)
+		}
 		s.serving.Store(true)
+		s.servedOnce.Do(func() { close(s.served) })
 	}()
 	defer s.serving.Store(false)
 
@@ -618,8 +665,37 @@ func (s *Server) Serve(ctx context.Context) error {
 	case terr := <-tcpErr:
 		err = terr
 	}
+	<-watchDone // it steers the sockets shutdown closes
 	s.shutdown(tcp, udps)
 	return err
+}
+
+// takeOver steers every address's reuseport groups, UDP and TCP, to this
+// process's sockets, which are being read: the process that served them
+// gets nothing new, and on SIGTERM answers what it holds and closes
+// (package internal/reuseport). A failure leaves that group's traffic with
+// the other process, and its queue to be lost when it closes: logged.
+func (s *Server) takeOver(listeners []listener, udps []*serving) {
+	var failed error
+	for i, l := range listeners {
+		var err error
+		if u := udps[i].fast; u != nil {
+			err = reuseport.SteerControl(u, reuseport.Newest)
+		} else if c, ok := l.udp.(syscall.Conn); ok {
+			err = reuseport.Steer(c, reuseport.Newest)
+		}
+		if c, ok := l.tcp.(syscall.Conn); ok && err == nil {
+			err = reuseport.Steer(c, reuseport.Newest)
+		}
+		if err != nil {
+			failed = errors.Join(failed, fmt.Errorf("%s: %w", l.tcp.Addr(), err))
+		}
+	}
+	if failed != nil {
+		s.log.Error().Err(failed).Msg("could not take the DNS addresses over from the process serving them: it keeps their queries, and loses those it holds when it stops")
+		return
+	}
+	s.log.Info().Int("addresses", len(listeners)).Msg("took the DNS addresses over: every new query comes here; the process that served them may stop")
 }
 
 // shutdown stops reading and answers what was read, within the grace

@@ -44,6 +44,7 @@ type tcpServer struct {
 	m        *tcpMetrics
 	errLog   zerolog.Logger // sampled: accept errors under descriptor pressure
 	stopping chan struct{}  // closed by shutdown: stop accepting, drain
+	drainEnd time.Time      // the latest a listener's backlog is accepted; set before stopping closes
 	wg       sync.WaitGroup // the accept loops and every connection
 
 	mu       sync.Mutex // mu guards the fields below
@@ -76,18 +77,33 @@ const (
 	// what the kernel has already received is read at once; this only
 	// ends the read when there is nothing.
 	drainPoll = 5 * time.Millisecond
+	// acceptDrainIdle and acceptDrainMax bound the accepting of a
+	// listener's backlog on shutdown: connections the kernel completed
+	// but nobody accepted yet, reset if the listener closes with them.
+	// Accepting stops once none has come for acceptDrainIdle, and at
+	// most acceptDrainMax after the shutdown. A process that another has
+	// taken over from (package reuseport) gets no new connections, so
+	// its backlog only empties; one that stops alone, under load, gets
+	// new ones all the time and must not take them for long.
+	acceptDrainIdle = 20 * time.Millisecond
+	acceptDrainMax  = 500 * time.Millisecond
 )
 
-// serve accepts connections on l until shutdown; an error other than
-// shutdown's closing l ends it. A failed Accept (out of descriptors, for
-// one) pauses it, 5 ms doubling up to a second, as net/http's does.
+// serve accepts connections on l until shutdown, then accepts l's
+// backlog (acceptDrainIdle) and closes l; an error other than shutdown's
+// ends it. A failed Accept (out of descriptors, for one) pauses it, 5 ms
+// doubling up to a second, as net/http's does.
 func (t *tcpServer) serve(l net.Listener) error {
+	if _, ok := l.(deadliner); ok {
+		defer l.Close() // else acceptDrainDeadline closes it
+	}
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			select {
 			case <-t.stopping:
+				// The backlog is empty (a timeout), or l was closed.
 				return nil
 			default:
 			}
@@ -107,7 +123,14 @@ func (t *tcpServer) serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		tc, refused := t.admit(c)
+		backlog := false
+		select {
+		case <-t.stopping:
+			backlog = true
+			t.acceptDrainDeadline(l)
+		default:
+		}
+		tc, refused := t.admit(c, backlog)
 		if tc == nil {
 			c.Close()
 			t.m.refused.WithLabelValues(refused).Inc()
@@ -134,18 +157,19 @@ func acceptRetryable(err error) bool {
 
 // admit takes c under the connection limits, or says which it is over:
 // "per_prefix", "global" (when no connection can make room), or
-// "shutdown". At the global limit it evicts the least active connection
+// "shutdown" (but for a connection of the backlog shutdown accepts). At
+// the global limit it evicts the least active connection
 // of evictSample: that one's descriptor is released as soon as its
 // goroutine sees the close, so the descriptors in use exceed the limit by
 // at most the evictions under way, for microseconds.
-func (t *tcpServer) admit(c net.Conn) (*tcpConn, string) {
+func (t *tcpServer) admit(c net.Conn, backlog bool) (*tcpConn, string) {
 	remote := addrPortOf(c.RemoteAddr())
 	prefix := t.prefixOf(remote.Addr())
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.draining:
+	case t.draining && !backlog:
 		return nil, "shutdown"
 	case t.byPrefix[prefix] >= t.cfg.TCPMaxConnectionsPerPrefix:
 		return nil, "per_prefix"
@@ -159,7 +183,7 @@ func (t *tcpServer) admit(c net.Conn) (*tcpConn, string) {
 		victim.conn.Close()
 		t.m.evicted.Inc()
 	}
-	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now}
+	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now, backlog: backlog}
 	tc.active.Store(now.UnixNano())
 	t.open++
 	t.byPrefix[prefix]++
@@ -230,14 +254,29 @@ func (t *tcpServer) shutdown(listeners ...net.Listener) {
 		conns = append(conns, tc)
 	}
 	t.mu.Unlock()
-	close(t.stopping) // before the listeners close: their Accept's error is shutdown's
+	t.drainEnd = time.Now().Add(acceptDrainMax)
+	close(t.stopping) // before the listeners stop: their Accept's error is shutdown's
 	for _, l := range listeners {
-		l.Close()
+		t.acceptDrainDeadline(l)
 	}
 	for _, tc := range conns {
 		tc.drain()
 	}
 }
+
+// acceptDrainDeadline sets the deadline of l's next Accept while the
+// backlog is being accepted; a listener without deadlines is closed.
+func (t *tcpServer) acceptDrainDeadline(l net.Listener) {
+	dl, ok := l.(deadliner)
+	if !ok {
+		l.Close()
+		return
+	}
+	dl.SetDeadline(minTime(time.Now().Add(acceptDrainIdle), t.drainEnd))
+}
+
+// deadliner is a listener whose Accept can time out, as *net.TCPListener's.
+type deadliner interface{ SetDeadline(time.Time) error }
 
 // closeAll ends every connection still open, when the grace period is
 // over.
@@ -273,6 +312,10 @@ type tcpConn struct {
 	// accept time before the first): what eviction goes by.
 	active  atomic.Int64
 	evicted bool // closed to make room; tcpServer.mu guards it
+	// backlog: accepted on shutdown, from the listener's backlog; it
+	// gets the time of any new connection for its first query, then
+	// drains.
+	backlog bool
 
 	mu       sync.Mutex // mu guards draining, and the read deadline against drain
 	draining bool
@@ -334,6 +377,10 @@ func (c *tcpConn) serve() {
 				idleBy = now.Add(cfg.TCPIdleTimeout)
 				if c.closed || (cfg.TCPMaxQueries > 0 && queries >= cfg.TCPMaxQueries) {
 					return
+				}
+				if c.backlog {
+					c.backlog = false
+					c.drain()
 				}
 			}
 			frameStart = time.Time{}

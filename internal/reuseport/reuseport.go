@@ -113,8 +113,22 @@ func Steer(c syscall.Conn, index uint32) error {
 	if err != nil {
 		return fmt.Errorf("reuseport: steer: %w", err)
 	}
+	return SteerControl(rc, index)
+}
+
+// Controller runs f on a socket's descriptor, as syscall.RawConn's Control
+// does: for a socket that is no longer a net.Conn (the UDP fast path's).
+type Controller interface {
+	Control(f func(fd uintptr)) error
+}
+
+// SteerControl is Steer for the socket c controls.
+func SteerControl(c Controller, index uint32) error {
+	if !supported {
+		return nil
+	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = steer(int(fd), index) }); err != nil {
+	if err := c.Control(func(fd uintptr) { serr = steer(int(fd), index) }); err != nil {
 		return fmt.Errorf("reuseport: steer: %w", err)
 	}
 	if serr != nil {
