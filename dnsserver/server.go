@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -339,8 +338,11 @@ type Server struct {
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
 	// takingOver: at Listen another process served an address, which
-	// this one takes over once it serves (Serve).
+	// this one takes over when told (TakeOver).
 	takingOver bool
+	// fast are the UDP fast path's sockets while Serve runs, by
+	// listener (nil where there is none); nil outside Serve.
+	fast []*udpfast.Socket
 }
 
 // listener is one address, bound for both transports.
@@ -490,8 +492,7 @@ func (s *Server) Listen() error {
 }
 
 // TakingOver reports whether Listen found another process serving an
-// address: Serve then takes the traffic over from it once it reads, and
-// the caller should call Serve only once it is ready to answer in full.
+// address: until TakeOver, that one keeps getting every query.
 func (s *Server) TakingOver() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -617,7 +618,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, u := range fast {
 		u.Start(fastErr)
 	}
-	listeners, takingOver := slices.Clone(s.listeners), s.takingOver
+	s.fast = make([]*udpfast.Socket, len(udps))
+	for i, sv := range udps {
+		s.fast[i] = sv.fast
+	}
 	s.mu.Unlock()
 	signCtx, stopSigning := context.WithCancel(ctx)
 	signDone := make(chan struct{})
@@ -635,9 +639,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		<-signDone
 		<-trafficDone
 	}()
-	watchDone := make(chan struct{})
 	go func() {
-		defer close(watchDone)
 		for _, sv := range udps {
 			select {
 			case <-sv.started:
@@ -646,9 +648,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			}
-		}
-		if takingOver {
-			s.takeOver(listeners, udps)
 		}
 		s.serving.Store(true)
 		s.servedOnce.Do(func() { close(s.served) })
@@ -665,21 +664,32 @@ func (s *Server) Serve(ctx context.Context) error {
 	case terr := <-tcpErr:
 		err = terr
 	}
-	<-watchDone // it steers the sockets shutdown closes
+	s.mu.Lock()
+	s.fast = nil // closed by shutdown: TakeOver must not steer them
+	s.mu.Unlock()
 	s.shutdown(tcp, udps)
 	return err
 }
 
-// takeOver steers every address's reuseport groups, UDP and TCP, to this
-// process's sockets, which are being read: the process that served them
-// gets nothing new, and on SIGTERM answers what it holds and closes
-// (package internal/reuseport). A failure leaves that group's traffic with
-// the other process, and its queue to be lost when it closes: logged.
-func (s *Server) takeOver(listeners []listener, udps []*serving) {
+// TakeOver steers every address's reuseport groups, UDP and TCP, to this
+// Server's sockets: the process that served them when Listen bound them
+// (TakingOver) gets nothing new, and on SIGTERM answers what it holds and
+// closes (package internal/reuseport). Call it once Served is closed and
+// everything else the process does at start is done: from then on every
+// query waits for this process, and a reader starved by the rest of a
+// start would let its socket overflow. A failure leaves that group's
+// traffic with the other process, and its queue to be lost when it
+// closes.
+func (s *Server) TakeOver() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fast == nil {
+		return errors.New("dnsserver: TakeOver while not serving")
+	}
 	var failed error
-	for i, l := range listeners {
+	for i, l := range s.listeners {
 		var err error
-		if u := udps[i].fast; u != nil {
+		if u := s.fast[i]; u != nil {
 			err = reuseport.SteerControl(u, reuseport.Newest)
 		} else if c, ok := l.udp.(syscall.Conn); ok {
 			err = reuseport.Steer(c, reuseport.Newest)
@@ -692,10 +702,10 @@ func (s *Server) takeOver(listeners []listener, udps []*serving) {
 		}
 	}
 	if failed != nil {
-		s.log.Error().Err(failed).Msg("could not take the DNS addresses over from the process serving them: it keeps their queries, and loses those it holds when it stops")
-		return
+		return fmt.Errorf("dnsserver: take the addresses over: %w", failed)
 	}
-	s.log.Info().Int("addresses", len(listeners)).Msg("took the DNS addresses over: every new query comes here; the process that served them may stop")
+	s.log.Info().Int("addresses", len(s.listeners)).Msg("took the DNS addresses over: every new query comes here; the process that served them may stop")
+	return nil
 }
 
 // shutdown stops reading and answers what was read, within the grace

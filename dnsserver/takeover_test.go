@@ -93,6 +93,12 @@ func TestTakeOver(t *testing.T) {
 		dnstest.Receive(t, newDone, 10*time.Second, "the new server's Serve to return")
 	}()
 	dnstest.Receive(t, newer.Served(), 5*time.Second, "the new server to serve")
+	if got := answeredBy(t, addr, n); got["udp "+oldID] != n || got["tcp "+oldID] != n {
+		t.Errorf("serving, not taken over: answers %v; want all %d of each from old", got, n)
+	}
+	if err := newer.TakeOver(); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("the new server took over %v after its Serve", time.Since(start))
 	if got := answeredBy(t, addr, n); got["udp "+newID] != n || got["tcp "+newID] != n {
 		t.Errorf("taken over: answers %v; want all %d of each from new", got, n)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,16 +80,20 @@ geoip: { city: geo/city.mmdb, asn: geo/asn.mmdb }
 	a := startRestartProc(ctx, t, bin, dir, "a")
 	a.waitLine(t, 20*time.Second, "popdns serving")
 
+	rcvbufErrors := udpRcvbufErrors()
 	load := newRestartLoad(dnsAddr)
 	stopLoad := load.run(ctx)
 	pause(t, ctx, time.Second)
 
+	events := func(what string) { t.Logf("%v: %s", time.Since(load.start).Round(time.Millisecond), what) }
 	b := startRestartProc(ctx, t, bin, dir, "b")
+	events("B started")
 	takeover := time.Now()
 	b.waitLine(t, 20*time.Second, "took the DNS addresses over", "popdns serving")
 	waitReady(t, ctx, httpAddr)
 	t.Logf("B took over %v after it started", time.Since(takeover).Round(time.Millisecond))
 
+	events("B ready")
 	term := time.Now()
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -96,6 +101,7 @@ geoip: { city: geo/city.mmdb, asn: geo/asn.mmdb }
 	if err := a.wait(t, 15*time.Second); err != nil {
 		t.Errorf("A exited: %v", err)
 	}
+	events("A exited")
 	t.Logf("A exited %v after SIGTERM", time.Since(term).Round(time.Millisecond))
 	pause(t, ctx, time.Second)
 	stopLoad()
@@ -106,10 +112,13 @@ geoip: { city: geo/city.mmdb, asn: geo/asn.mmdb }
 	if err := b.wait(t, 15*time.Second); err != nil {
 		t.Errorf("B exited: %v", err)
 	}
+	// The whole system's count (other processes' too): a datagram
+	// dropped because a socket's receive buffer was full.
+	t.Logf("UDP receive buffer overflows during the test: %d", udpRcvbufErrors()-rcvbufErrors)
 	for _, st := range []*loadStats{&load.udp, &load.tcp} {
 		t.Logf("%s; %.0f queries a second over %v", st, float64(st.sent.Load())/load.took.Seconds(), load.took.Round(time.Millisecond))
 		if lost := st.sent.Load() - st.answered.Load(); lost != 0 || st.bad.Load() != 0 {
-			t.Errorf("%s: %d of %d queries lost, %d bad answers", st.name, lost, st.sent.Load(), st.bad.Load())
+			t.Errorf("%s: %d of %d queries lost, %d bad answers; the lost were sent at %v", st.name, lost, st.sent.Load(), st.bad.Load(), st.lostAt)
 		}
 		if st.byA.Load() == 0 || st.byB.Load() == 0 {
 			t.Errorf("%s: answers from A %d, from B %d; want both", st.name, st.byA.Load(), st.byB.Load())
@@ -117,7 +126,29 @@ geoip: { city: geo/city.mmdb, asn: geo/asn.mmdb }
 	}
 }
 
-// freeAddr is a loopback address whose port was free for UDP and TCP.
+// udpRcvbufErrors is Udp RcvbufErrors of /proc/net/snmp, or 0.
+func udpRcvbufErrors() int {
+	b, _ := os.ReadFile("/proc/net/snmp")
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "Udp: ") {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(line)
+			continue
+		}
+		for i, v := range strings.Fields(line) {
+			if i < len(names) && names[i] == "RcvbufErrors" {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// restartAddr is a loopback address whose port was free for UDP and TCP.
 func restartAddr(t *testing.T) string {
 	t.Helper()
 	for range 20 {
@@ -256,8 +287,9 @@ type loadStats struct {
 	sent, answered, bad atomic.Int64
 	byA, byB, retried   atomic.Int64
 	maxLatency          atomic.Int64 // nanoseconds
-	firstErrMu          sync.Mutex
+	firstErrMu          sync.Mutex   // firstErrMu guards the fields below
 	firstErr            error
+	lostAt              []time.Duration // when each lost query was sent, from the start of the load
 }
 
 func (s *loadStats) String() string {
@@ -272,6 +304,14 @@ func (s *loadStats) fail(err error) {
 	if s.firstErr == nil {
 		s.firstErr = err
 	}
+	s.firstErrMu.Unlock()
+}
+
+// lose records that the query sent at sent went unanswered.
+func (s *loadStats) lose(sent time.Duration, err error) {
+	s.fail(err)
+	s.firstErrMu.Lock()
+	s.lostAt = append(s.lostAt, sent)
 	s.firstErrMu.Unlock()
 }
 
@@ -401,7 +441,7 @@ func (l *restartLoad) udpQuery() {
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
-			l.udp.fail(err)
+			l.udp.lose(start.Sub(l.start), err)
 			return
 		}
 		r := new(dns.Msg)
@@ -437,7 +477,7 @@ func (l *restartLoad) tcpQuery(conn net.Conn) (ok bool) {
 	defer c.Close()
 	r, err := exchangeTCP(c, q, start.Add(restartTimeout))
 	if err != nil {
-		l.tcp.fail(err)
+		l.tcp.lose(start.Sub(l.start), err)
 		return false
 	}
 	l.tcp.answer(r, time.Since(start))

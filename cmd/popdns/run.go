@@ -600,16 +600,6 @@ func (a *app) serve(ctx context.Context) error {
 			return err
 		}
 	})
-	if a.takingOver && a.httpListener != nil {
-		g.Go(func() error {
-			select {
-			case <-a.dns.Served():
-				a.takeOverHTTP()
-			case <-ctx.Done():
-			}
-			return nil
-		})
-	}
 	g.Go(func() error { return a.built.prober.Run(ctx) })
 	g.Go(func() error { return a.applier.Run(ctx) })
 	if a.fleetHealth != nil {
@@ -647,6 +637,15 @@ func (a *app) serve(ctx context.Context) error {
 	case <-a.reloader.Ready():
 	case <-ctx.Done():
 	}
+	if a.takingOver {
+		// Last, so that the rest of the start does not compete with
+		// the readers once every query comes here.
+		select {
+		case <-a.dns.Served():
+			a.takeOver()
+		case <-ctx.Done():
+		}
+	}
 	a.logServing()
 	err := g.Wait()
 	a.closeFleet()
@@ -655,10 +654,18 @@ func (a *app) serve(ctx context.Context) error {
 	return err
 }
 
-// takeOverHTTP steers the HTTP address to this process once its DNS
-// serves (package reuseport), so that /readyz and the status answered
-// there are this process's from then on.
-func (a *app) takeOverHTTP() {
+// takeOver steers the DNS addresses, then the HTTP address, to this
+// process (package reuseport), so that every query, and /readyz and the
+// status, are this process's from then on. A failure leaves the other
+// process answering (and losing what its sockets hold when it stops).
+func (a *app) takeOver() {
+	if err := a.dns.TakeOver(); err != nil {
+		a.log.Error().Err(err).Msg("could not take the DNS addresses over: the process serving them keeps answering")
+		return
+	}
+	if a.httpListener == nil {
+		return
+	}
 	if err := reuseport.Steer(a.httpListener.(*net.TCPListener), reuseport.Newest); err != nil {
 		a.log.Error().Err(err).Msg("could not take the HTTP address over: the process serving it keeps answering it")
 	}
