@@ -124,6 +124,13 @@ geoip: { city: geo/city.mmdb, asn: geo/asn.mmdb }
 			t.Errorf("%s: answers from A %d, from B %d; want both", st.name, st.byA.Load(), st.byB.Load())
 		}
 	}
+	if t.Failed() {
+		for _, p := range []*proc{a, b} {
+			p.mu.Lock()
+			t.Logf("%s logged:\n%s", p.cmd.Args[2], strings.Join(p.log, "\n"))
+			p.mu.Unlock()
+		}
+	}
 }
 
 // udpRcvbufErrors is Udp RcvbufErrors of /proc/net/snmp, or 0.
