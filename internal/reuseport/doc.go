@@ -21,7 +21,8 @@
 //     which is this process's own when it is alone, and the running
 //     process's when it is taking over, so that everything new keeps going
 //     to the process that answers until the new one is ready;
-//   - TakeOver, once the new process reads, steers to index 1: every new
+//   - once the new process reads and is ready, Steer(Newest) steers to
+//     index 1 (dnsserver's Server.TakeOver does it): every new
 //     datagram and connection goes to it, the old socket's queues only
 //     empty, and the old process drains them and closes. Its socket gone,
 //     the new one is index 0 of a group of one, where index 1 falls back
