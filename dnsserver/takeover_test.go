@@ -241,3 +241,54 @@ func TestTCPShutdownAcceptsBacklog(t *testing.T) {
 		t.Error("the listener still accepts after the backlog was drained")
 	}
 }
+
+// TestTCPShutdownWaitsForFirstQuery: a connection accepted before the
+// shutdown whose client has not written its query yet (it connects, then
+// writes) is answered when the query comes, well after drainPoll, rather
+// than closed for having nothing to drain.
+func TestTCPShutdownWaitsForFirstQuery(t *testing.T) {
+	s := newTestServer(t, Config{})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	l := s.listeners[0].tcp
+	ts := newTCPServer(s)
+	ts.wg.Add(1)
+	go func() {
+		defer ts.wg.Done()
+		if err := ts.serve(l); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	c, err := dns.DialTimeout("tcp", l.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		ts.mu.Lock()
+		open := ts.open
+		ts.mu.Unlock()
+		if open == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not accepted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ts.shutdown(l)
+	time.Sleep(10 * drainPoll) // the client is slow to write
+	if err := c.WriteMsg(query("www.example.test.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if r, err := c.ReadMsg(); err != nil {
+		t.Errorf("the first query, written after the shutdown: %v", err)
+	} else if len(r.Answer) != 1 {
+		t.Errorf("reply %v", r)
+	}
+	done := make(chan struct{})
+	go func() { ts.wg.Wait(); close(done) }()
+	dnstest.Receive(t, done, 5*time.Second, "the TCP server to stop")
+}

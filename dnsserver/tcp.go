@@ -183,7 +183,7 @@ func (t *tcpServer) admit(c net.Conn, backlog bool) (*tcpConn, string) {
 		victim.conn.Close()
 		t.m.evicted.Inc()
 	}
-	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now, backlog: backlog}
+	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now, waitFirst: true, draining: backlog}
 	tc.active.Store(now.UnixNano())
 	t.open++
 	t.byPrefix[prefix]++
@@ -312,13 +312,14 @@ type tcpConn struct {
 	// accept time before the first): what eviction goes by.
 	active  atomic.Int64
 	evicted bool // closed to make room; tcpServer.mu guards it
-	// backlog: accepted on shutdown, from the listener's backlog; it
-	// gets the time of any new connection for its first query, then
-	// drains.
-	backlog bool
 
-	mu       sync.Mutex // mu guards draining, and the read deadline against drain
+	mu       sync.Mutex // mu guards the fields below, and the read deadline against drain
 	draining bool
+	// waitFirst: no query answered yet. Draining, such a connection
+	// still gets the time of any new connection for its first query
+	// (one from the listener's backlog, or one whose client has not
+	// sent yet: a client connects, then writes), and drains after it.
+	waitFirst bool
 }
 
 // tcpBufSize holds a typical query; a larger frame grows the buffer for
@@ -326,21 +327,32 @@ type tcpConn struct {
 const tcpBufSize = 512
 
 // drain makes the connection answer what it has received and close:
-// a read waiting for more returns at once.
+// a read waiting for more returns at once. One still waiting for its
+// first query waits on (waitFirst).
 func (c *tcpConn) drain() {
 	c.mu.Lock()
 	c.draining = true
-	c.conn.SetReadDeadline(time.Now())
+	if !c.waitFirst {
+		c.conn.SetReadDeadline(time.Now())
+	}
+	c.mu.Unlock()
+}
+
+// answeredFirst records that the first query is answered: draining, the
+// connection now drains.
+func (c *tcpConn) answeredFirst() {
+	c.mu.Lock()
+	c.waitFirst = false
 	c.mu.Unlock()
 }
 
 // setReadDeadline sets the deadline of the next read: d, or while
-// draining, just long enough to take what the kernel holds. It reports
-// whether the connection is draining.
+// draining, just long enough to take what the kernel holds (but for the
+// first query). It reports whether the connection is draining.
 func (c *tcpConn) setReadDeadline(d time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.draining {
+	if c.draining && !c.waitFirst {
 		d = time.Now().Add(drainPoll)
 	}
 	c.conn.SetReadDeadline(d)
@@ -378,9 +390,8 @@ func (c *tcpConn) serve() {
 				if c.closed || (cfg.TCPMaxQueries > 0 && queries >= cfg.TCPMaxQueries) {
 					return
 				}
-				if c.backlog {
-					c.backlog = false
-					c.drain()
+				if queries == 1 {
+					c.answeredFirst()
 				}
 			}
 			frameStart = time.Time{}
