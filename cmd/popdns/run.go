@@ -661,8 +661,10 @@ func (a *app) serve(ctx context.Context) error {
 func (a *app) takeOver() {
 	if err := a.dns.TakeOver(); err != nil {
 		a.log.Error().Err(err).Msg("could not take the DNS addresses over: the process serving them keeps answering")
+		a.built.events.Add(events.Start, events.Error, a.cfg.source, "could not take the DNS addresses over: "+err.Error())
 		return
 	}
+	a.built.events.Add(events.Start, events.Info, a.cfg.source, "took the DNS addresses over from the process serving them")
 	if a.httpListener == nil {
 		return
 	}
