@@ -87,6 +87,12 @@ const (
 	// new ones all the time and must not take them for long.
 	acceptDrainIdle = 20 * time.Millisecond
 	acceptDrainMax  = 500 * time.Millisecond
+	// drainFirstWait is how long, once draining, a connection that has
+	// not sent its first query yet may take to send it (a client
+	// connects, then writes; one starved of CPU, or far away, writes
+	// later). Bounded so that connections that never ask do not hold a
+	// shutdown for tcp_read_timeout.
+	drainFirstWait = 500 * time.Millisecond
 )
 
 // serve accepts connections on l until shutdown, then accepts l's
@@ -184,6 +190,9 @@ func (t *tcpServer) admit(c net.Conn, backlog bool) (*tcpConn, string) {
 		t.m.evicted.Inc()
 	}
 	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now, waitFirst: true, draining: backlog}
+	if backlog {
+		tc.firstBy = now.Add(drainFirstWait)
+	}
 	tc.active.Store(now.UnixNano())
 	t.open++
 	t.byPrefix[prefix]++
@@ -320,6 +329,7 @@ type tcpConn struct {
 	// (one from the listener's backlog, or one whose client has not
 	// sent yet: a client connects, then writes), and drains after it.
 	waitFirst bool
+	firstBy   time.Time // draining and waitFirst: the first query's deadline
 }
 
 // tcpBufSize holds a typical query; a larger frame grows the buffer for
@@ -328,12 +338,15 @@ const tcpBufSize = 512
 
 // drain makes the connection answer what it has received and close:
 // a read waiting for more returns at once. One still waiting for its
-// first query waits on (waitFirst).
+// first query waits on, drainFirstWait at most (waitFirst).
 func (c *tcpConn) drain() {
 	c.mu.Lock()
 	c.draining = true
 	if !c.waitFirst {
 		c.conn.SetReadDeadline(time.Now())
+	} else {
+		c.firstBy = time.Now().Add(drainFirstWait)
+		c.conn.SetReadDeadline(c.firstBy)
 	}
 	c.mu.Unlock()
 }
@@ -352,8 +365,11 @@ func (c *tcpConn) answeredFirst() {
 func (c *tcpConn) setReadDeadline(d time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.draining && !c.waitFirst {
+	switch {
+	case c.draining && !c.waitFirst:
 		d = time.Now().Add(drainPoll)
+	case c.draining:
+		d = minTime(d, c.firstBy)
 	}
 	c.conn.SetReadDeadline(d)
 	return c.draining
