@@ -83,7 +83,7 @@ type Config struct {
 	// ReusePortOff binds the listen addresses exclusively. By default (on
 	// Linux) they are bound with SO_REUSEPORT, so that a new process can
 	// bind them while this one serves and take over without losing a
-	// query (package internal/reuseport; Listen, Serve).
+	// query (package internal/reuseport; Listen, TakeOver).
 	ReusePortOff bool
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
@@ -474,7 +474,7 @@ func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
 // Unless Config.ReusePortOff, the addresses are bound with SO_REUSEPORT
 // and, if another process (of the same user, with SO_REUSEPORT too)
 // already serves one, this Server is taking over (TakingOver): the other
-// keeps getting every query until this one's Serve reads its sockets.
+// keeps getting every query until TakeOver.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -525,7 +525,15 @@ func bind(addr string, share bool) (listener, error) {
 		if port == "0" {
 			udpAddr = net.JoinHostPort(host, strconv.Itoa(tl.Addr().(*net.TCPAddr).Port))
 		}
-		pc, err := reuseport.ListenUDP(udpAddr, share)
+		var pc *net.UDPConn
+		if port == "0" && share && reuseport.Held(udpAddr) {
+			// A port of our choosing another process of this user
+			// serves over UDP: joining its group would share its
+			// queries. Pick another.
+			err = syscall.EADDRINUSE
+		} else {
+			pc, err = reuseport.ListenUDP(udpAddr, share)
+		}
 		if err == nil {
 			// Best effort: the kernel caps it at net.core.rmem_max
 			// silently.
@@ -555,8 +563,8 @@ func (s *Server) TCPLimits() TCPLimits {
 // Serving reports whether Serve has every listener answering queries.
 func (s *Server) Serving() bool { return s.serving.Load() }
 
-// Served is closed once Serve first has every listener answering queries
-// and, when taking over (TakingOver), has steered every new query to them.
+// Served is closed once Serve first has every listener answering queries;
+// a Server taking over may then TakeOver.
 func (s *Server) Served() <-chan struct{} { return s.served }
 
 // Addrs lists the bound addresses (host:port, UDP and TCP alike), in the
