@@ -153,17 +153,27 @@ func TestSteerTCP(t *testing.T) {
 // TestExclusive checks that without share a second bind of the address
 // fails, and says why.
 func TestExclusive(t *testing.T) {
-	first, err := ListenUDP("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
+	// A port free for both (another process may hold the UDP port's
+	// number over TCP).
+	var addr string
+	for range 20 {
+		l, err := ListenTCP("127.0.0.1:0", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := ListenUDP(l.Addr().String(), false)
+		if err != nil {
+			l.Close()
+			continue
+		}
+		defer l.Close()
+		defer first.Close()
+		addr = l.Addr().String()
+		break
 	}
-	defer first.Close()
-	addr := first.LocalAddr().String()
-	l, err := ListenTCP(addr, false)
-	if err != nil {
-		t.Fatal(err)
+	if addr == "" {
+		t.Fatal("no port free for UDP and TCP")
 	}
-	defer l.Close()
 	for _, share := range []bool{false, true} {
 		if c, err := ListenUDP(addr, share); err == nil {
 			c.Close()
