@@ -40,4 +40,11 @@
 // queries each connection has received. Serve's shutdown answers what the
 // UDP sockets hold as well: the fast path's readers drain their sockets
 // and the general path the queries handed to it.
+//
+// Listen binds with SO_REUSEPORT (package internal/reuseport) so that a
+// new process can bind the same addresses while an old one serves: a
+// Server that finds its addresses served is TakingOver, and gets no query
+// until its caller, ready in full, calls TakeOver; the old one then gets
+// nothing new, and its shutdown empties its UDP queues and accepts its TCP
+// listeners' backlog rather than reset it (docs/operations.md).
 package dnsserver

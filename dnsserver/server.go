@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -17,6 +18,7 @@ import (
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/healthprobe"
+	"github.com/popdns/popdns/internal/reuseport"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/traffic"
 	"github.com/popdns/popdns/pops"
@@ -78,6 +80,11 @@ type Config struct {
 	RateLimit rrl.Config
 	// Cookies configures DNS cookies (RFC 7873, RFC 9018); on by default.
 	Cookies CookieConfig
+	// ReusePortOff binds the listen addresses exclusively. By default (on
+	// Linux) they are bound with SO_REUSEPORT, so that a new process can
+	// bind them while this one serves and take over without losing a
+	// query (package internal/reuseport; Listen, TakeOver).
+	ReusePortOff bool
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
 	// by; 0 reads the process's, and a negative one is unknown. Tests set
@@ -226,6 +233,14 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
+// udpReadBuffer is the receive buffer asked for each UDP socket, up to
+// net.core.rmem_max. The default (rmem_default, 208 KiB) holds some 200
+// queries: a reader that falls behind by 100 ms at 2,000 queries a second
+// overflows it, as TestBinaryRestart saw while a new process started on
+// the same two CPUs (7 of 4,491 lost, 7 receive-buffer overflows, before
+// anything was taken over). 4 MiB holds some 4,000.
+const udpReadBuffer = 4 << 20
+
 // DefaultUDPSize is the EDNS payload size advertised when Config leaves it 0.
 const DefaultUDPSize = 1232
 
@@ -323,11 +338,19 @@ type Server struct {
 	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
 	now        func() time.Time                  // the clock cookies are made at
 	serving    atomic.Bool                       // every listener is answering
+	served     chan struct{}                     // closed the first time serving turns true
+	servedOnce sync.Once                         // closes served
 	signer     *signer                           // the signatures of signed zones' answers
 	traffic    *traffic.Counters                 // what was answered, for /status and Prometheus
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener
+	// takingOver: at Listen another process served an address, which
+	// this one takes over when told (TakeOver).
+	takingOver bool
+	// fast are the UDP fast path's sockets while Serve runs, by
+	// listener (nil where there is none); nil outside Serve.
+	fast []*udpfast.Socket
 }
 
 // listener is one address, bound for both transports.
@@ -373,6 +396,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		steering:   cfg.Steering,
 		now:        systemNow,
 		traffic:    tr,
+		served:     make(chan struct{}),
 	}
 	sm, err := newSignMetrics(deps.Metrics)
 	if err != nil {
@@ -446,14 +470,26 @@ func (s *Server) Zones() *zones.Snapshot { return s.zones.Load() }
 
 // Listen binds every configured address for UDP and TCP. After it returns
 // without error, Addrs reports the bound addresses and Serve may be called.
+//
+// Unless Config.ReusePortOff, the addresses are bound with SO_REUSEPORT
+// and, if another process (of the same user, with SO_REUSEPORT too)
+// already serves one, this Server is taking over (TakingOver): the other
+// keeps getting every query until TakeOver.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.listeners) > 0 {
 		return errors.New("dnsserver: already listening")
 	}
+	share := !s.cfg.ReusePortOff && reuseport.Supported()
+	s.takingOver = false
 	for _, addr := range s.cfg.Listen {
-		l, err := bind(addr)
+		if share && reuseport.Held(addr) {
+			s.takingOver = true
+		}
+	}
+	for _, addr := range s.cfg.Listen {
+		l, err := bind(addr, share)
 		if err != nil {
 			s.closeListenersLocked()
 			return err
@@ -463,16 +499,25 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// bind opens UDP and TCP on addr. For port 0 both must end up on the same
-// port, so it takes TCP's port for UDP and retries if that one is taken.
-func bind(addr string) (listener, error) {
+// TakingOver reports whether Listen found another process serving an
+// address: until TakeOver, that one keeps getting every query.
+func (s *Server) TakingOver() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takingOver
+}
+
+// bind opens UDP and TCP on addr, with SO_REUSEPORT when share is true.
+// For port 0 both must end up on the same port, so it takes TCP's port
+// for UDP and retries if that one is taken.
+func bind(addr string, share bool) (listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return listener{}, fmt.Errorf("dnsserver: listen address %q: %w", addr, err)
 	}
 	const attempts = 20
 	for i := 0; ; i++ {
-		tl, err := net.Listen("tcp", addr)
+		tl, err := reuseport.ListenTCP(addr, share)
 		if err != nil {
 			return listener{}, fmt.Errorf("dnsserver: %w", err)
 		}
@@ -480,8 +525,19 @@ func bind(addr string) (listener, error) {
 		if port == "0" {
 			udpAddr = net.JoinHostPort(host, strconv.Itoa(tl.Addr().(*net.TCPAddr).Port))
 		}
-		pc, err := net.ListenPacket("udp", udpAddr)
+		var pc *net.UDPConn
+		if port == "0" && share && reuseport.Held(udpAddr) {
+			// A port of our choosing another process of this user
+			// serves over UDP: joining its group would share its
+			// queries. Pick another.
+			err = syscall.EADDRINUSE
+		} else {
+			pc, err = reuseport.ListenUDP(udpAddr, share)
+		}
 		if err == nil {
+			// Best effort: the kernel caps it at net.core.rmem_max
+			// silently.
+			_ = pc.SetReadBuffer(udpReadBuffer)
 			return listener{udp: pc, tcp: tl}, nil
 		}
 		tl.Close()
@@ -506,6 +562,10 @@ func (s *Server) TCPLimits() TCPLimits {
 
 // Serving reports whether Serve has every listener answering queries.
 func (s *Server) Serving() bool { return s.serving.Load() }
+
+// Served is closed once Serve first has every listener answering queries;
+// a Server taking over may then TakeOver.
+func (s *Server) Served() <-chan struct{} { return s.served }
 
 // Addrs lists the bound addresses (host:port, UDP and TCP alike), in the
 // order of Config.Listen.
@@ -577,6 +637,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, u := range fast {
 		u.Start(fastErr)
 	}
+	s.fast = make([]*udpfast.Socket, len(udps))
+	for i, sv := range udps {
+		s.fast[i] = sv.fast
+	}
 	s.mu.Unlock()
 	signCtx, stopSigning := context.WithCancel(ctx)
 	signDone := make(chan struct{})
@@ -605,6 +669,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}
 		s.serving.Store(true)
+		s.servedOnce.Do(func() { close(s.served) })
 	}()
 	defer s.serving.Store(false)
 
@@ -618,8 +683,48 @@ func (s *Server) Serve(ctx context.Context) error {
 	case terr := <-tcpErr:
 		err = terr
 	}
+	s.mu.Lock()
+	s.fast = nil // closed by shutdown: TakeOver must not steer them
+	s.mu.Unlock()
 	s.shutdown(tcp, udps)
 	return err
+}
+
+// TakeOver steers every address's reuseport groups, UDP and TCP, to this
+// Server's sockets: the process that served them when Listen bound them
+// (TakingOver) gets nothing new, and on SIGTERM answers what it holds and
+// closes (package internal/reuseport). Call it once Served is closed and
+// everything else the process does at start is done: from then on every
+// query waits for this process, and a reader starved by the rest of a
+// start would let its socket overflow. A failure leaves that group's
+// traffic with the other process, and its queue to be lost when it
+// closes.
+func (s *Server) TakeOver() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fast == nil {
+		return errors.New("dnsserver: TakeOver while not serving")
+	}
+	var failed error
+	for i, l := range s.listeners {
+		var err error
+		if u := s.fast[i]; u != nil {
+			err = reuseport.SteerControl(u, reuseport.Newest)
+		} else if c, ok := l.udp.(syscall.Conn); ok {
+			err = reuseport.Steer(c, reuseport.Newest)
+		}
+		if c, ok := l.tcp.(syscall.Conn); ok && err == nil {
+			err = reuseport.Steer(c, reuseport.Newest)
+		}
+		if err != nil {
+			failed = errors.Join(failed, fmt.Errorf("%s: %w", l.tcp.Addr(), err))
+		}
+	}
+	if failed != nil {
+		return fmt.Errorf("dnsserver: take the addresses over: %w", failed)
+	}
+	s.log.Info().Int("addresses", len(s.listeners)).Msg("took the DNS addresses over: every new query comes here; the process that served them may stop")
+	return nil
 }
 
 // shutdown stops reading and answers what was read, within the grace

@@ -44,6 +44,7 @@ type tcpServer struct {
 	m        *tcpMetrics
 	errLog   zerolog.Logger // sampled: accept errors under descriptor pressure
 	stopping chan struct{}  // closed by shutdown: stop accepting, drain
+	drainEnd time.Time      // the latest a listener's backlog is accepted; set before stopping closes
 	wg       sync.WaitGroup // the accept loops and every connection
 
 	mu       sync.Mutex // mu guards the fields below
@@ -76,18 +77,39 @@ const (
 	// what the kernel has already received is read at once; this only
 	// ends the read when there is nothing.
 	drainPoll = 5 * time.Millisecond
+	// acceptDrainIdle and acceptDrainMax bound the accepting of a
+	// listener's backlog on shutdown: connections the kernel completed
+	// but nobody accepted yet, reset if the listener closes with them.
+	// Accepting stops once none has come for acceptDrainIdle, and at
+	// most acceptDrainMax after the shutdown. A process that another has
+	// taken over from (package reuseport) gets no new connections, so
+	// its backlog only empties; one that stops alone, under load, gets
+	// new ones all the time and must not take them for long.
+	acceptDrainIdle = 20 * time.Millisecond
+	acceptDrainMax  = 500 * time.Millisecond
+	// drainFirstWait is how long, once draining, a connection that has
+	// not sent its first query yet may take to send it (a client
+	// connects, then writes; one starved of CPU, or far away, writes
+	// later). Bounded so that connections that never ask do not hold a
+	// shutdown for tcp_read_timeout.
+	drainFirstWait = 500 * time.Millisecond
 )
 
-// serve accepts connections on l until shutdown; an error other than
-// shutdown's closing l ends it. A failed Accept (out of descriptors, for
-// one) pauses it, 5 ms doubling up to a second, as net/http's does.
+// serve accepts connections on l until shutdown, then accepts l's
+// backlog (acceptDrainIdle) and closes l; an error other than shutdown's
+// ends it. A failed Accept (out of descriptors, for one) pauses it, 5 ms
+// doubling up to a second, as net/http's does.
 func (t *tcpServer) serve(l net.Listener) error {
+	if _, ok := l.(deadliner); ok {
+		defer l.Close() // else acceptDrainDeadline closes it
+	}
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			select {
 			case <-t.stopping:
+				// The backlog is empty (a timeout), or l was closed.
 				return nil
 			default:
 			}
@@ -107,7 +129,14 @@ func (t *tcpServer) serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		tc, refused := t.admit(c)
+		backlog := false
+		select {
+		case <-t.stopping:
+			backlog = true
+			t.acceptDrainDeadline(l)
+		default:
+		}
+		tc, refused := t.admit(c, backlog)
 		if tc == nil {
 			c.Close()
 			t.m.refused.WithLabelValues(refused).Inc()
@@ -134,18 +163,19 @@ func acceptRetryable(err error) bool {
 
 // admit takes c under the connection limits, or says which it is over:
 // "per_prefix", "global" (when no connection can make room), or
-// "shutdown". At the global limit it evicts the least active connection
+// "shutdown" (but for a connection of the backlog shutdown accepts). At
+// the global limit it evicts the least active connection
 // of evictSample: that one's descriptor is released as soon as its
 // goroutine sees the close, so the descriptors in use exceed the limit by
 // at most the evictions under way, for microseconds.
-func (t *tcpServer) admit(c net.Conn) (*tcpConn, string) {
+func (t *tcpServer) admit(c net.Conn, backlog bool) (*tcpConn, string) {
 	remote := addrPortOf(c.RemoteAddr())
 	prefix := t.prefixOf(remote.Addr())
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.draining:
+	case t.draining && !backlog:
 		return nil, "shutdown"
 	case t.byPrefix[prefix] >= t.cfg.TCPMaxConnectionsPerPrefix:
 		return nil, "per_prefix"
@@ -159,7 +189,10 @@ func (t *tcpServer) admit(c net.Conn) (*tcpConn, string) {
 		victim.conn.Close()
 		t.m.evicted.Inc()
 	}
-	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now}
+	tc := &tcpConn{t: t, conn: c, prefix: prefix, accepted: now, waitFirst: true, draining: backlog}
+	if backlog {
+		tc.firstBy = now.Add(drainFirstWait)
+	}
 	tc.active.Store(now.UnixNano())
 	t.open++
 	t.byPrefix[prefix]++
@@ -230,14 +263,29 @@ func (t *tcpServer) shutdown(listeners ...net.Listener) {
 		conns = append(conns, tc)
 	}
 	t.mu.Unlock()
-	close(t.stopping) // before the listeners close: their Accept's error is shutdown's
+	t.drainEnd = time.Now().Add(acceptDrainMax)
+	close(t.stopping) // before the listeners stop: their Accept's error is shutdown's
 	for _, l := range listeners {
-		l.Close()
+		t.acceptDrainDeadline(l)
 	}
 	for _, tc := range conns {
 		tc.drain()
 	}
 }
+
+// acceptDrainDeadline sets the deadline of l's next Accept while the
+// backlog is being accepted; a listener without deadlines is closed.
+func (t *tcpServer) acceptDrainDeadline(l net.Listener) {
+	dl, ok := l.(deadliner)
+	if !ok {
+		l.Close()
+		return
+	}
+	dl.SetDeadline(minTime(time.Now().Add(acceptDrainIdle), t.drainEnd))
+}
+
+// deadliner is a listener whose Accept can time out, as *net.TCPListener's.
+type deadliner interface{ SetDeadline(time.Time) error }
 
 // closeAll ends every connection still open, when the grace period is
 // over.
@@ -274,8 +322,14 @@ type tcpConn struct {
 	active  atomic.Int64
 	evicted bool // closed to make room; tcpServer.mu guards it
 
-	mu       sync.Mutex // mu guards draining, and the read deadline against drain
+	mu       sync.Mutex // mu guards the fields below, and the read deadline against drain
 	draining bool
+	// waitFirst: no query answered yet. Draining, such a connection
+	// still gets the time of any new connection for its first query
+	// (one from the listener's backlog, or one whose client has not
+	// sent yet: a client connects, then writes), and drains after it.
+	waitFirst bool
+	firstBy   time.Time // draining and waitFirst: the first query's deadline
 }
 
 // tcpBufSize holds a typical query; a larger frame grows the buffer for
@@ -283,22 +337,39 @@ type tcpConn struct {
 const tcpBufSize = 512
 
 // drain makes the connection answer what it has received and close:
-// a read waiting for more returns at once.
+// a read waiting for more returns at once. One still waiting for its
+// first query waits on, drainFirstWait at most (waitFirst).
 func (c *tcpConn) drain() {
 	c.mu.Lock()
 	c.draining = true
-	c.conn.SetReadDeadline(time.Now())
+	if !c.waitFirst {
+		c.conn.SetReadDeadline(time.Now())
+	} else {
+		c.firstBy = time.Now().Add(drainFirstWait)
+		c.conn.SetReadDeadline(c.firstBy)
+	}
+	c.mu.Unlock()
+}
+
+// answeredFirst records that the first query is answered: draining, the
+// connection now drains.
+func (c *tcpConn) answeredFirst() {
+	c.mu.Lock()
+	c.waitFirst = false
 	c.mu.Unlock()
 }
 
 // setReadDeadline sets the deadline of the next read: d, or while
-// draining, just long enough to take what the kernel holds. It reports
-// whether the connection is draining.
+// draining, just long enough to take what the kernel holds (but for the
+// first query). It reports whether the connection is draining.
 func (c *tcpConn) setReadDeadline(d time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.draining {
+	switch {
+	case c.draining && !c.waitFirst:
 		d = time.Now().Add(drainPoll)
+	case c.draining:
+		d = minTime(d, c.firstBy)
 	}
 	c.conn.SetReadDeadline(d)
 	return c.draining
@@ -334,6 +405,9 @@ func (c *tcpConn) serve() {
 				idleBy = now.Add(cfg.TCPIdleTimeout)
 				if c.closed || (cfg.TCPMaxQueries > 0 && queries >= cfg.TCPMaxQueries) {
 					return
+				}
+				if queries == 1 {
+					c.answeredFirst()
 				}
 			}
 			frameStart = time.Time{}

@@ -574,7 +574,7 @@ func FuzzTCPStream(f *testing.F) {
 			rest = rest[2+n:]
 		}
 		c := &streamConn{in: bytes.NewReader(stream)}
-		tc, refused := ts.admit(c)
+		tc, refused := ts.admit(c, false)
 		if tc == nil {
 			t.Fatalf("refused: %s", refused)
 		}
@@ -746,7 +746,7 @@ func TestTCPWriteFailureEndsConnection(t *testing.T) {
 		stream = append(stream, frame(t, query("www.example.test.", dns.TypeA))...)
 	}
 	c := &failingWriteConn{streamConn: streamConn{in: bytes.NewReader(stream)}}
-	tc, refused := ts.admit(c)
+	tc, refused := ts.admit(c, false)
 	if tc == nil {
 		t.Fatalf("refused: %s", refused)
 	}

@@ -74,6 +74,9 @@ type fileConfig struct {
 	// Cluster is the cluster mapping; nil: not set (one instance).
 	Cluster *fleet.Config
 
+	// ReusePort is reuse_port; nil: not set (on).
+	ReusePort *bool
+
 	lines map[string]int // field → the line of its value
 }
 
@@ -242,6 +245,8 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			})
 		case "query_log":
 			d.decode(e, &fc.QueryLog, "true or false")
+		case "reuse_port":
+			d.decode(e, &fc.ReusePort, "true or false")
 		case "edns_udp_size":
 			d.decode(e, &fc.UDPSize, "a size in bytes from 512 to 65535")
 		case "nsid":
@@ -330,7 +335,8 @@ var (
 		"probes", "admin_token_file", "zone_missing_grace", "rate_limit", "read_token_file", "http_public_without_token",
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
-		"shutdown_grace", "zone_max_file_size", "min_active", "cluster"}}
+		"shutdown_grace", "zone_max_file_size", "min_active", "cluster",
+		"reuse_port"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -544,6 +550,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.TCPReadTimeout = fc.TCPReadTimeout
 	cfg.dns.ShutdownGrace = fc.ShutdownGrace
 	cfg.dns.QueryLog = fc.QueryLog
+	cfg.dns.ReusePortOff = fc.ReusePort != nil && !*fc.ReusePort
 	cfg.zoneMissingGrace = defaultZoneMissingGrace
 	if g := fc.ZoneMissingGrace; g != nil {
 		if *g < 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/popdns/popdns/internal/fleet"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
+	"github.com/popdns/popdns/internal/reuseport"
 	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
@@ -180,11 +181,15 @@ type app struct {
 	fleetHealth *fleet.Health
 	applier     *overrideApplier
 	// stopDNS ends the DNS server's Serve, which start began so that the
-	// zones loaded first answer while the others load; dnsDone has what
-	// Serve returned. httpDone is the same for HTTP (nil when off).
+	// zones loaded first answer while the others load (or, taking over,
+	// once all are); dnsDone has what Serve returned. httpDone is the
+	// same for HTTP (nil when off).
 	stopDNS  context.CancelFunc
 	dnsDone  chan error
 	httpDone chan error
+	// takingOver: another process served the DNS addresses at start;
+	// this one takes them over, and the HTTP address, once it serves.
+	takingOver bool
 }
 
 // server is the DNS server and what it was built with.
@@ -334,7 +339,9 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	// HTTP port leaves no DNS socket bound behind it.
 	var adminToken, readToken string
 	if cfg.httpAddr != "" {
-		l, err := net.Listen("tcp", cfg.httpAddr)
+		// Shared as the DNS addresses are, so that a new process can
+		// take over (package reuseport); steered with them (serve).
+		l, err := reuseport.ListenTCP(cfg.httpAddr, !cfg.dns.ReusePortOff)
 		if err != nil {
 			a.closeFleet()
 			built.close()
@@ -374,6 +381,16 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	}
 	a.status = status.New(deps)
 	built.metrics.MustRegister(a.status.Collector())
+	// A process taking over from another reads nothing before its zones
+	// are loaded: until it serves, the other answers every query, and
+	// answers in full (dnsserver.Server.TakingOver).
+	a.takingOver = srv.TakingOver()
+	if a.takingOver {
+		log.Info().Strs("dns", cfg.dns.Listen).
+			Msg("another process serves these addresses: taking them over once the zones are loaded")
+	} else {
+		a.serveDNS()
+	}
 	a.serveEarly(adminToken, readToken)
 	var announced bool
 	snap, err := loadZones(cfg, log, func(partial *zones.Snapshot) {
@@ -389,6 +406,9 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	})
 	if err == nil {
 		err = built.setZones(snap)
+	}
+	if err == nil && a.takingOver {
+		a.serveDNS()
 	}
 	if err != nil {
 		a.stopEarly()
@@ -411,12 +431,17 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 	return a, nil
 }
 
-// serveEarly starts answering DNS, and HTTP when it is on, before the
-// zones are loaded; serve takes them over, stopEarly stops them.
-func (a *app) serveEarly(adminToken, readToken string) {
+// serveDNS starts answering DNS: before the zones are loaded, or, taking
+// over, once they are; serve takes it over, stopEarly stops it.
+func (a *app) serveDNS() {
 	dnsCtx, stop := context.WithCancel(context.Background())
 	a.stopDNS, a.dnsDone = stop, make(chan error, 1)
 	go func() { a.dnsDone <- a.dns.Serve(dnsCtx) }()
+}
+
+// serveEarly starts answering HTTP, when it is on, before the zones are
+// loaded; serve takes it over, stopEarly stops it.
+func (a *app) serveEarly(adminToken, readToken string) {
 	if a.httpListener == nil {
 		return
 	}
@@ -452,8 +477,10 @@ func (a *app) closeFleet() {
 
 // stopEarly stops what serveEarly started, when the start fails.
 func (a *app) stopEarly() {
-	a.stopDNS()
-	<-a.dnsDone
+	if a.stopDNS != nil {
+		a.stopDNS()
+		<-a.dnsDone
+	}
 	if a.http != nil {
 		a.http.Close()
 		<-a.httpDone
@@ -519,6 +546,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "cookies.enabled", Value: fmt.Sprint(!d.Cookies.Off)},
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
 		{Name: "rate_limit", Value: d.RateLimit.String()},
+		{Name: "reuse_port", Value: fmt.Sprint(!d.ReusePortOff)},
 	}
 	return rc
 }
@@ -609,12 +637,40 @@ func (a *app) serve(ctx context.Context) error {
 	case <-a.reloader.Ready():
 	case <-ctx.Done():
 	}
+	if a.takingOver {
+		// Last, so that the rest of the start does not compete with
+		// the readers once every query comes here.
+		select {
+		case <-a.dns.Served():
+			a.takeOver()
+		case <-ctx.Done():
+		}
+	}
 	a.logServing()
 	err := g.Wait()
 	a.closeFleet()
 	a.built.close()
 	a.log.Info().Msg("popdns stopped")
 	return err
+}
+
+// takeOver steers the DNS addresses, then the HTTP address, to this
+// process (package reuseport), so that every query, and /readyz and the
+// status, are this process's from then on. A failure leaves the other
+// process answering (and losing what its sockets hold when it stops).
+func (a *app) takeOver() {
+	if err := a.dns.TakeOver(); err != nil {
+		a.log.Error().Err(err).Msg("could not take the DNS addresses over: the process serving them keeps answering")
+		a.built.events.Add(events.Start, events.Error, a.cfg.source, "could not take the DNS addresses over: "+err.Error())
+		return
+	}
+	a.built.events.Add(events.Start, events.Info, a.cfg.source, "took the DNS addresses over from the process serving them")
+	if a.httpListener == nil {
+		return
+	}
+	if err := reuseport.Steer(a.httpListener.(*net.TCPListener), reuseport.Newest); err != nil {
+		a.log.Error().Err(err).Msg("could not take the HTTP address over: the process serving it keeps answering it")
+	}
 }
 
 // logServing writes the one line that tells a person what is served and

@@ -63,9 +63,24 @@ func saveSerials(stateDir string, snap *zones.Snapshot, last map[string]zones.Se
 		err = os.MkdirAll(stateDir, 0o755)
 	}
 	if err == nil {
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, data, 0o644); err == nil {
-			err = os.Rename(tmp, path)
+		// A temporary file of its own: during a restart two processes
+		// (package reuseport) may save at once, and with one name one
+		// could rename the other's half-written file into place.
+		var tmp *os.File
+		if tmp, err = os.CreateTemp(stateDir, SerialsFile+".*.tmp"); err == nil {
+			_, err = tmp.Write(data)
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Chmod(tmp.Name(), 0o644)
+			}
+			if err == nil {
+				err = os.Rename(tmp.Name(), path)
+			}
+			if err != nil {
+				os.Remove(tmp.Name())
+			}
 		}
 	}
 	if err != nil {

@@ -205,6 +205,14 @@ func (u *Socket) CloseHandoff() { u.handoff.Close() }
 // reads the queries the fast path does not answer from.
 func (u *Socket) Handoff() net.PacketConn { return u.handoff }
 
+// Control runs f on the socket's descriptor, for an option set while the
+// reader runs (the reuseport steering of a process taking over); not
+// after Close.
+func (u *Socket) Control(f func(fd uintptr)) error {
+	f(uintptr(u.fd))
+	return nil
+}
+
 // Close releases the socket; the handoff server must be done with it.
 func (u *Socket) Close() {
 	u.ep.Close()

@@ -20,3 +20,4 @@ func (u *Socket) Wait()                                       {}
 func (u *Socket) FinishHandoff()                              {}
 func (u *Socket) CloseHandoff()                               {}
 func (u *Socket) Close()                                      {}
+func (u *Socket) Control(func(uintptr)) error                 { return nil }
