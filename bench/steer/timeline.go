@@ -121,7 +121,7 @@ func (e RouteChange) apply(cs []client, aff []bool) [][]float64 {
 
 // qOutcome is a query-weighted score of one set of choices.
 type qOutcome struct {
-	Within10, Within5ms, Within20ms float64 // weighted shares
+	Within10, Within5ms, Within20ms  float64 // weighted shares
 	MeanExcess, P90Excess, P95Excess float64 // weighted, ms
 }
 
