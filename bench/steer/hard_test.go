@@ -336,21 +336,21 @@ func TestTimeline(t *testing.T) {
 	dist := distanceChoice(smp, cs)
 	tl := DefaultTimeline()
 	tl.Warm, tl.After = 20*time.Minute, 10*time.Minute
-	tl.RatePer24 = 50
+	tl.RatePer24 = 400 // the /20s' beacons spread over 16 /24s, of which the stand-in reads one
 	tl.Event = RouteChange{Scope: "country", Key: "DE", PoP: 0, AddMS: 80}
 	start := time.Now()
 	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, newStandInLearner(tl.Alpha, tl.MaxAge))
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("the timeline took %s", el)
 	}
-	if len(res.Modes) != 2 || res.Measured == 0 {
-		t.Fatalf("%d modes, %d measurements", len(res.Modes), res.Measured)
+	if len(res.Modes) != 2 || res.Measured == 0 || res.Skipped == 0 {
+		t.Fatalf("%d modes, %d measurements, %d skipped from other /24s", len(res.Modes), res.Measured, res.Skipped)
 	}
 	d, l := res.Modes[0], res.Modes[1]
 	if want := int((tl.Warm+tl.After)/tl.Step) + 1; len(l.Steps) != want {
 		t.Errorf("%d steps, want %d", len(l.Steps), want)
 	}
-	if lw, dw := l.at(0).All.Within10, d.at(0).All.Within10; lw <= dw || lw < 0.9 {
+	if lw, dw := l.at(0).All.Within10, d.at(0).All.Within10; lw <= dw+0.1 || lw < 0.85 {
 		t.Errorf("before the change: learned %.3f, distance %.3f within 10 %%", lw, dw)
 	}
 	if d.Converged >= 0 || d.at(tl.After).Affected >= d.at(0).Affected-0.02 {

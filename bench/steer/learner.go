@@ -65,3 +65,8 @@ func (l *standInLearner) Estimate(key netip.Prefix, pop string, at time.Time) (f
 	}
 	return e.rtt, true
 }
+
+// PerKeyOnly tells the timeline that this learner answers for a /24 only
+// from that /24's own measurements, so the measurements of a network's
+// other /24s need not be generated (they would fill memory unread).
+func (l *standInLearner) PerKeyOnly() bool { return true }

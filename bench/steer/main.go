@@ -167,6 +167,7 @@ type report struct {
 	Timelines  []*timelineResult
 	HardStatic []*modeResult
 	HardVia    map[string]float64 // weight share by viaECS, viaISP, viaPublic
+	HardPoPs   int                // how many PoPs the harder model ran with
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -276,37 +277,10 @@ func simulate(o *options, smp *sampleResult, locator *geo.Locator) (*report, err
 		if err != nil {
 			return nil, err
 		}
-		if o.Hard.Hard.DensePoPs {
-			defer usePoPs(densePoPs)()
-		}
-		hs, err := newSim(smp.remodel(&o.Hard), o.Hard, locator)
-		if err != nil {
+		if err := runHard(o, smp, locator, mainSpec, rep); err != nil {
 			return nil, err
 		}
-		hdist, _, err := hs.runStatic("distance only", nil)
-		if err != nil {
-			return nil, err
-		}
-		hcsv, _ := latencyCSV(hs.clients, &hs.model, mainSpec)
-		htable, _, err := hs.runStatic(mainSpec.String(), hcsv)
-		if err != nil {
-			return nil, err
-		}
-		hard, err := hs.timeline(o.Timeline, mainSpec, hdist.Choice, htable.Choice)
-		if err != nil {
-			return nil, err
-		}
-		rep.Timelines = []*timelineResult{kind, hard}
-		rep.HardStatic = []*modeResult{hdist, htable}
-		rep.HardVia = map[string]float64{}
-		var total float64
-		for _, c := range hs.clients {
-			rep.HardVia[c.Via] += c.Weight
-			total += c.Weight
-		}
-		for k := range rep.HardVia {
-			rep.HardVia[k] /= total
-		}
+		rep.Timelines = append([]*timelineResult{kind}, rep.Timelines...)
 	}
 
 	if o.Worst > 0 {
@@ -325,4 +299,42 @@ func simulate(o *options, smp *sampleResult, locator *geo.Locator) (*report, err
 		rep.Worst = w + w2
 	}
 	return rep, nil
+}
+
+// runHard runs the harder model's static modes and timeline into rep, with
+// its PoPs for the duration.
+func runHard(o *options, smp *sampleResult, locator *geo.Locator, mainSpec tableSpec, rep *report) error {
+	if o.Hard.Hard.DensePoPs {
+		defer usePoPs(densePoPs)()
+	}
+	hs, err := newSim(smp.remodel(&o.Hard), o.Hard, locator)
+	if err != nil {
+		return err
+	}
+	hdist, _, err := hs.runStatic("distance only", nil)
+	if err != nil {
+		return err
+	}
+	hcsv, _ := latencyCSV(hs.clients, &hs.model, mainSpec)
+	htable, _, err := hs.runStatic(mainSpec.String(), hcsv)
+	if err != nil {
+		return err
+	}
+	hard, err := hs.timeline(o.Timeline, mainSpec, hdist.Choice, htable.Choice)
+	if err != nil {
+		return err
+	}
+	rep.Timelines = append(rep.Timelines, hard)
+	rep.HardStatic = []*modeResult{hdist, htable}
+	rep.HardVia = map[string]float64{}
+	var total float64
+	for _, c := range hs.clients {
+		rep.HardVia[c.Via] += c.Weight
+		total += c.Weight
+	}
+	for k := range rep.HardVia {
+		rep.HardVia[k] /= total
+	}
+	rep.HardPoPs = len(thePoPs)
+	return nil
 }

@@ -161,8 +161,8 @@ func (r *report) writeTimelines(b *strings.Builder) {
 	h := r.Opt.Hard
 	hh := h.Hard
 	fmt.Fprintf(b, "\n### Over time, and in the harder model (distance only, static table, learned)\n\n")
-	fmt.Fprintf(b, "The **kind** model is the one above. The **harder** model (README.md, \"The harder model\") adds path inflation shared by an AS (%d synthetic ASes per country, lognormal σ %.2g, %.0f %% of (AS, PoP) pairs badly peered × %g–%g) and by a country (σ %.2g) toward each PoP, per-PoP peering quality (σ %.2g), with the per-network inflation narrowed to σ %.2g and its tail to %.0f %%; ",
-		hh.ASPerCountry, hh.ASSigma, hh.ASTailShare*100, hh.ASTailMin, hh.ASTailMax, hh.CountrySigma, hh.PoPSigma, h.InflationSigma, h.TailShare*100)
+	fmt.Fprintf(b, "The **kind** model is the one above, with the workload's %d PoPs. The **harder** model (README.md, \"The harder model\") runs with %d PoPs and adds path inflation shared by an AS (%d synthetic ASes per country, lognormal σ %.2g, %.0f %% of (AS, PoP) pairs badly peered × %g–%g) and by a country (σ %.2g) toward each PoP, per-PoP peering quality (σ %.2g), with the per-network inflation narrowed to σ %.2g and its tail to %.0f %%; ",
+		len(thePoPs), r.HardPoPs, hh.ASPerCountry, hh.ASSigma, hh.ASTailShare*100, hh.ASTailMin, hh.ASTailMax, hh.CountrySigma, hh.PoPSigma, h.InflationSigma, h.TailShare*100)
 	fmt.Fprintf(b, "geolocation error (%.0f %% of networks truly away from GeoLite2's point by an exponential distance whose 67th percentile is the accuracy radius, at most %g km; records with a radius ≥ %g km are country centroids, truly at a random city-level point of the country); ",
 		hh.GeoErrShare*100, hh.GeoErrMaxKm, hh.CentroidKm)
 	fmt.Fprintf(b, "and resolvers without ECS (%.0f %% of networks behind their ISP's resolver, one city of the country per AS; %.0f %% behind a public resolver's nearest site), decided for the resolver's address. By weight, %s of the harder model's clients send ECS, %s ask through an ISP resolver, %s through a public one.\n\n",

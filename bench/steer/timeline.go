@@ -253,6 +253,9 @@ type timelineResult struct {
 	Affected float64 // the event's clients, share of all weight
 	Modes    []*modeSeries
 	Measured int // measurements observed
+	// Skipped counts the beacons from a network's other /24s, which a
+	// per-/24 learner would store and never read, so they are not drawn.
+	Skipped int
 }
 
 // fixedMode is a mode whose choice does not change over the timeline.
@@ -309,6 +312,10 @@ func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback
 		members[key] = append(members[key], i)
 	}
 	dirty := map[netip.Prefix]bool{}
+	perKey := false
+	if pk, ok := learner.(interface{ PerKeyOnly() bool }); ok {
+		perKey = pk.PerKeyOnly()
+	}
 	steps := int(tl.Warm/tl.Step) + int(tl.After/tl.Step)
 	for s := 0; s <= steps; s++ {
 		t := time.Duration(s)*tl.Step - tl.Warm
@@ -323,7 +330,21 @@ func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback
 				mean := tl.RatePer24 * weight24(cs[i].Network) * tl.Step.Minutes() * tl.MeasureShare
 				for range poisson(rngs[i], mean) {
 					key := cs[i].seen().Masked()
-					dirty[key] = true
+					if cs[i].Via == viaECS || cs[i].Via == "" {
+						// The request came from any /24 of the network, all
+						// taken to see the queried one's RTTs; a learner that
+						// reads only the /24 it is asked for gets only the
+						// queried /24's.
+						from := subnet24(cs[i].Network, rngs[i])
+						if from != key && perKey {
+							res.Skipped++
+							continue
+						}
+						key = from
+					}
+					if _, ok := members[key]; ok {
+						dirty[key] = true
+					}
 					for _, p := range beaconPoPs(&cs[i], learned[i], tl.BeaconPoPs) {
 						r := rtt[i][p]
 						r += (m.NoiseFrac*r + m.NoiseMS) * rngs[i].ExpFloat64()
