@@ -408,4 +408,10 @@ func TestTimelineFlags(t *testing.T) {
 	if o.Timeline.Event != (RouteChange{Scope: "country", Key: "DE", PoP: 1, AddMS: 60}) || o.Hard.Hard.ASSigma != 0 {
 		t.Errorf("parsed %+v, %+v", o.Timeline.Event, o.Hard.Hard)
 	}
+	if got := flagsShown(o); !strings.Contains(got, "harder model or timeline flags changed") {
+		t.Errorf("the report's command line %q does not say the flags changed", got)
+	}
+	if d, _ := parseFlags(nil, nil); flagsShown(d) != "" {
+		t.Errorf("defaults shown as %q", flagsShown(d))
+	}
 }

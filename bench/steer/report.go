@@ -138,6 +138,11 @@ func flagsShown(o *options) string {
 	if o.Model != dm {
 		s = append(s, "(model flags changed)")
 	}
+	dh := d.Hard
+	dh.Seed = o.Hard.Seed
+	if o.Hard != dh || o.Timeline != d.Timeline || o.RunTimeline != d.RunTimeline {
+		s = append(s, "(harder model or timeline flags changed)")
+	}
 	if len(s) == 0 {
 		return ""
 	}
