@@ -168,6 +168,8 @@ type report struct {
 	HardStatic []*modeResult
 	HardVia    map[string]float64 // weight share by viaECS, viaISP, viaPublic
 	HardPoPs   int                // how many PoPs the harder model ran with
+	// HardCentroid is the weight share of country-level records.
+	HardCentroid float64
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -331,7 +333,11 @@ func runHard(o *options, smp *sampleResult, locator *geo.Locator, mainSpec table
 	for _, c := range hs.clients {
 		rep.HardVia[c.Via] += c.Weight
 		total += c.Weight
+		if o.Hard.Hard.CentroidKm > 0 && c.AccuracyKm >= o.Hard.Hard.CentroidKm {
+			rep.HardCentroid += c.Weight
+		}
 	}
+	rep.HardCentroid /= total
 	for k := range rep.HardVia {
 		rep.HardVia[k] /= total
 	}
