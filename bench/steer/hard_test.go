@@ -415,3 +415,34 @@ func TestTimelineFlags(t *testing.T) {
 		t.Errorf("defaults shown as %q", flagsShown(d))
 	}
 }
+
+// TestTimelineReport renders the timeline section from a run on the
+// synthetic world.
+func TestTimelineReport(t *testing.T) {
+	o, err := parseFlags(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp := synthWorld(14)
+	tl := o.Timeline
+	tl.Warm, tl.After = 5*time.Minute, 2*time.Minute
+	var tls []*timelineResult
+	for _, m := range []Model{DefaultModel(1), HardModel(1)} {
+		cs := smp.remodel(&m)
+		dist := distanceChoice(smp, cs)
+		tls = append(tls, runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, newStandInLearner(tl.Alpha, tl.MaxAge)))
+	}
+	r := &report{Opt: o, Timelines: tls, HardPoPs: 6, HardVia: map[string]float64{viaECS: 1},
+		HardStatic: []*modeResult{{Name: "distance only", ByVia: map[string]float64{viaECS: 0.5, viaISP: 0.25, viaPublic: 1}}}}
+	var b strings.Builder
+	r.writeTimelines(&b)
+	md := b.String()
+	for _, want := range []string{
+		"### Over time", "| kind | distance only |", "| harder | learned (stand-in: EWMA per /24) |",
+		"Issue 17's goal", "| distance only | 50.0 % | 25.0 % | 100.0 % |", "converged within 5 min (10s: met)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the timeline section lacks %q:\n%s", want, md)
+		}
+	}
+}
