@@ -409,7 +409,7 @@ log "measured in $(($(date +%s) - t_start)) s"
 # --- Steering quality: the choices rather than the speed (bench/steer) -----------
 # In-process, with popdns's own selector over the same GeoLite2 database; its
 # section is appended to the report.
-log "steering simulation (bench/steer, about a minute)"
+log "steering simulation (bench/steer, one to two minutes)"
 if go run ./bench/steer -db "$mmdb" -out "$out/steer.md" >"$out/logs/steer.log" 2>&1; then
 	{
 		echo

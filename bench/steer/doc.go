@@ -6,10 +6,16 @@
 // reports how close those choices are to the best
 // one. It runs three modes: distance only, a latency table built from a
 // sample of noisy measurements, and probe penalties while one PoP slows
-// down or dies, round by round as the prober would see it.
+// down or dies, round by round as the prober would see it. A timeline then
+// runs distance only, the static table and a learned mode (fed by a
+// measurement stream through the Learner interface; the learner here is a
+// stand-in) through a route change, in the kind model and in a harder one
+// with correlated path inflation, geolocation error and resolvers that
+// send no ECS.
 //
 // This directory, bench/steer, owns the simulation: the client sample,
-// the RTT model, the measurement and probe models, the scoring and the
+// the RTT models (kind and harder), the measurement and probe models, the
+// timeline, the scoring and the
 // Markdown report. README.md documents the model and its parameters. The
 // dnsserver.Server it builds holds the zones and explains the worst
 // choices in the report; it answers no query.

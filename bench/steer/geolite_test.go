@@ -24,7 +24,7 @@ func TestGeoLite(t *testing.T) {
 	if _, err := os.Stat(geoLitePath); err != nil {
 		t.Skipf("no GeoLite2 City database (README.md, \"Running the tests\", says how to fetch it into testdata/geo/real): %v", err)
 	}
-	o, err := parseFlags([]string{"-db", geoLitePath, "-per-continent", "40", "-rounds", "8", "-sweep", "1", "-worst", "2"}, os.Stderr)
+	o, err := parseFlags([]string{"-db", geoLitePath, "-per-continent", "40", "-rounds", "8", "-sweep", "1", "-worst", "2", "-warm", "10m", "-after", "5m"}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,10 @@ func TestGeoLite(t *testing.T) {
 		t.Errorf("a table of every network: %+v, want nearly all within 10 %%", rep.Full)
 	}
 	md := rep.markdown()
-	for _, want := range []string{"| distance only |", "### Slow PoP", "### Dead PoP", "Worst 2 of distance only"} {
+	if len(rep.Timelines) != 2 || len(rep.HardStatic) != 2 || rep.HardPoPs != len(densePoPs) || len(thePoPs) != 6 {
+		t.Errorf("%d timelines, %d harder static modes, %d harder PoPs, %d PoPs after", len(rep.Timelines), len(rep.HardStatic), rep.HardPoPs, len(thePoPs))
+	}
+	for _, want := range []string{"| distance only |", "### Slow PoP", "### Dead PoP", "Worst 2 of distance only", "### Over time", "| harder | learned (stand-in"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
 		}

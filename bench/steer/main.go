@@ -44,10 +44,15 @@ type options struct {
 	Worst        int
 	Model        Model
 	Probe        ProbeModel
+	// Hard is the harder model; Timeline the run over time of both
+	// models (skipped with -timeline=false).
+	Hard        Model
+	Timeline    Timeline
+	RunTimeline bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{Model: DefaultModel(1), Probe: DefaultProbeModel()}
+	o := &options{Model: DefaultModel(1), Probe: DefaultProbeModel(), Hard: HardModel(1), Timeline: DefaultTimeline()}
 	fs := flag.NewFlagSet("steer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.DB, "db", "testdata/geo/real/GeoLite2-City.mmdb", "GeoLite2 City database (../shared/tools/fetch-geolite.sh fetches it)")
@@ -68,13 +73,39 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.Model.InflationSigma, "inflation-sigma", o.Model.InflationSigma, "model: log-space sigma of the path inflation")
 	fs.Float64Var(&o.Model.TailShare, "tail-share", o.Model.TailShare, "model: share of (network, PoP) pairs that are badly routed")
 	fs.Float64Var(&o.Model.LastMileMedianMS, "last-mile-ms", o.Model.LastMileMedianMS, "model: median last-mile RTT per network, ms")
+	h, tl := &o.Hard.Hard, &o.Timeline
+	fs.BoolVar(&o.RunTimeline, "timeline", true, "run the timeline (learned mode, route change) over the kind and the harder model")
+	fs.Float64Var(&h.ASSigma, "as-sigma", h.ASSigma, "harder model: log-sigma of the inflation factor per (AS, PoP)")
+	fs.Float64Var(&h.CountrySigma, "country-sigma", h.CountrySigma, "harder model: log-sigma of the inflation factor per (country, PoP)")
+	fs.Float64Var(&h.ASTailShare, "as-tail-share", h.ASTailShare, "harder model: share of (AS, PoP) pairs badly peered (× as-tail-min..max)")
+	fs.IntVar(&h.ASPerCountry, "as-per-country", h.ASPerCountry, "harder model: synthetic ASes per country")
+	fs.BoolVar(&h.DensePoPs, "dense-pops", h.DensePoPs, "harder model: 22 PoPs instead of the workload's 6")
+	fs.Float64Var(&h.PoPSigma, "pop-sigma", h.PoPSigma, "harder model: log-sigma of each PoP's peering quality")
+	fs.Float64Var(&h.GeoErrShare, "geo-err-share", h.GeoErrShare, "harder model: share of networks truly away from GeoLite2's point (by its accuracy radius)")
+	fs.Float64Var(&h.CentroidKm, "centroid-km", h.CentroidKm, "harder model: accuracy radius from which a record is a country centroid (0: off)")
+	fs.Float64Var(&h.ISPResolverShare, "isp-resolver-share", h.ISPResolverShare, "harder model: share of networks behind an ISP resolver without ECS")
+	fs.Float64Var(&h.PublicResolverShare, "public-resolver-share", h.PublicResolverShare, "harder model: share of networks behind a public resolver without ECS")
+	fs.Float64Var(&tl.MeasureShare, "measure-share", tl.MeasureShare, "timeline: share of requests that yield an RTT measurement")
+	fs.Float64Var(&tl.RatePer24, "rate-per-24", tl.RatePer24, "timeline: requests per minute per /24 of a network")
+	fs.IntVar(&tl.BeaconPoPs, "beacon-pops", tl.BeaconPoPs, "timeline: PoPs one measurement covers (0: all)")
+	fs.StringVar(&tl.Event.Scope, "event", tl.Event.Scope, "timeline: route change scope: as, country or none")
+	fs.StringVar(&tl.Event.Key, "event-key", "", "timeline: the AS or country of the route change (empty: the heaviest on one PoP)")
+	eventPoP := fs.String("event-pop", "", "timeline: the PoP of the route change, with -event-key")
+	fs.Float64Var(&tl.Event.AddMS, "event-ms", tl.Event.AddMS, "timeline: ms the changed path gains (negative: loses)")
+	fs.DurationVar(&tl.Warm, "warm", tl.Warm, "timeline: measurements before the route change")
+	fs.DurationVar(&tl.After, "after", tl.After, "timeline: run after the route change")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("steer: unexpected arguments %q", fs.Args())
 	}
-	o.Model.Seed = o.Seed
+	o.Model.Seed, o.Hard.Seed = o.Seed, o.Seed
+	if *eventPoP != "" {
+		if tl.Event.PoP = popIndex(*eventPoP); tl.Event.PoP < 0 {
+			return nil, fmt.Errorf("steer: -event-pop: unknown PoP %q", *eventPoP)
+		}
+	}
 	o.Continents = strings.Split(strings.ToUpper(*continents), ",")
 	for _, f := range strings.Split(*sweep, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -99,6 +130,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("steer: -dead-pop: unknown PoP %q", o.DeadPoP)
 	case o.Rounds < 1:
 		return nil, errors.New("steer: -rounds must be at least 1")
+	case tl.Event.Scope != "as" && tl.Event.Scope != "country" && tl.Event.Scope != "none":
+		return nil, errors.New("steer: -event must be as, country or none")
+	case (tl.Event.Key == "") != (*eventPoP == ""):
+		return nil, errors.New("steer: -event-key and -event-pop go together")
+	case tl.MeasureShare < 0 || tl.MeasureShare > 1:
+		return nil, errors.New("steer: -measure-share must be between 0 and 1")
+	case tl.RatePer24 < 0:
+		return nil, errors.New("steer: -rate-per-24 must not be negative")
+	case tl.Warm < 0 || tl.After < tl.Step:
+		return nil, errors.New("steer: -warm must not be negative and -after at least 10s")
+	case h.GeoErrShare < 0 || h.GeoErrShare > 1 || h.ISPResolverShare < 0 || h.PublicResolverShare < 0 || h.ISPResolverShare+h.PublicResolverShare > 1:
+		return nil, errors.New("steer: -geo-err-share, -isp-resolver-share and -public-resolver-share are shares, the two resolver shares at most 1 together")
 	}
 	return o, nil
 }
@@ -119,6 +162,14 @@ type report struct {
 	Slow     *scenarioResult
 	Dead     *scenarioResult
 	Worst    string
+	// Timelines: the kind model's, then the harder one's; HardStatic the
+	// harder model's static modes by resolver kind.
+	Timelines  []*timelineResult
+	HardStatic []*modeResult
+	HardVia    map[string]float64 // weight share by viaECS, viaISP, viaPublic
+	HardPoPs   int                // how many PoPs the harder model ran with
+	// HardCentroid is the weight share of country-level records.
+	HardCentroid float64
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -223,6 +274,17 @@ func simulate(o *options, smp *sampleResult, locator *geo.Locator) (*report, err
 		return nil, err
 	}
 
+	if o.RunTimeline {
+		kind, err := s.timeline(o.Timeline, mainSpec, dist.Choice, rep.Main.Choice)
+		if err != nil {
+			return nil, err
+		}
+		if err := runHard(o, smp, locator, mainSpec, rep); err != nil {
+			return nil, err
+		}
+		rep.Timelines = append([]*timelineResult{kind}, rep.Timelines...)
+	}
+
 	if o.Worst > 0 {
 		w, err := s.explainWorst(distSrv, dist, o.Worst)
 		if err != nil {
@@ -239,4 +301,46 @@ func simulate(o *options, smp *sampleResult, locator *geo.Locator) (*report, err
 		rep.Worst = w + w2
 	}
 	return rep, nil
+}
+
+// runHard runs the harder model's static modes and timeline into rep, with
+// its PoPs for the duration.
+func runHard(o *options, smp *sampleResult, locator *geo.Locator, mainSpec tableSpec, rep *report) error {
+	if o.Hard.Hard.DensePoPs {
+		defer usePoPs(densePoPs)()
+	}
+	hs, err := newSim(smp.remodel(&o.Hard), o.Hard, locator)
+	if err != nil {
+		return err
+	}
+	hdist, _, err := hs.runStatic("distance only", nil)
+	if err != nil {
+		return err
+	}
+	hcsv, _ := latencyCSV(hs.clients, &hs.model, mainSpec)
+	htable, _, err := hs.runStatic(mainSpec.String(), hcsv)
+	if err != nil {
+		return err
+	}
+	hard, err := hs.timeline(o.Timeline, mainSpec, hdist.Choice, htable.Choice)
+	if err != nil {
+		return err
+	}
+	rep.Timelines = append(rep.Timelines, hard)
+	rep.HardStatic = []*modeResult{hdist, htable}
+	rep.HardVia = map[string]float64{}
+	var total float64
+	for _, c := range hs.clients {
+		rep.HardVia[c.Via] += c.Weight
+		total += c.Weight
+		if o.Hard.Hard.CentroidKm > 0 && c.AccuracyKm >= o.Hard.Hard.CentroidKm {
+			rep.HardCentroid += c.Weight
+		}
+	}
+	rep.HardCentroid /= total
+	for k := range rep.HardVia {
+		rep.HardVia[k] /= total
+	}
+	rep.HardPoPs = len(thePoPs)
+	return nil
 }

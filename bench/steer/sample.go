@@ -22,7 +22,18 @@ type client struct {
 	Subnet    netip.Prefix
 	Continent string
 	Country   string
-	Point     geo.Point
+	// Point is where GeoLite2 places the network: what popdns believes.
+	Point geo.Point
+	// AccuracyKm is GeoLite2's accuracy radius for it.
+	AccuracyKm float64
+	// At is where the network truly is (Model.place): Point unless the
+	// harder model moves it. AS is its (synthetic) AS.
+	At geo.Point
+	AS string
+	// Seen is the subnet popdns decides for: Subnet with ECS, else the
+	// resolver's /24; Via says which (viaECS, viaISP, viaPublic).
+	Seen netip.Prefix
+	Via  string
 	// Weight is the population proxy: the IPv4 /24s the network holds
 	// (capped at a /16), scaled by how many networks of its continent each
 	// sampled one stands for.
@@ -37,7 +48,29 @@ type sampleResult struct {
 	// Networks counts the routable IPv4 networks with coordinates, by
 	// continent.
 	Networks map[string]int
+	// Pools holds up to poolSize city-level networks per country, and
+	// Sites the public resolver's sites, for the harder model's placement.
+	Pools map[string][]poolPoint
+	Sites []resolverSite
 }
+
+// remodel returns the sample's clients placed and timed under m.
+func (s *sampleResult) remodel(m *Model) []client {
+	out := make([]client, len(s.Clients))
+	for i, c := range s.Clients {
+		m.place(&c, s.Pools, s.Sites)
+		c.True = make([]float64, len(thePoPs))
+		for j, p := range thePoPs {
+			c.True[j] = m.ClientRTT(&c, c.Subnet, p)
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// cityLevelKm: a record with an accuracy radius up to this is city-level,
+// good for a pool of true locations and for a resolver site's address.
+const cityLevelKm = 100
 
 // maxWeight24 caps a network's weight at a /16 of /24s, so that a few
 // large blocks placed at a country's centroid do not dominate.
@@ -62,11 +95,18 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 	}
 	cache := map[uintptr]sample.Location{}
 	counts := map[string]int{}
+	pools := map[string][]poolPoint{}
+	poolSeen := map[string]int{}
+	// The pools draw from their own stream, so the client sample is the
+	// same with or without them.
+	poolRand := rand.New(rand.NewPCG(m.Seed, 0x706f6f6c))
+	sites := publicSites()
 	for n := range db.NetworksWithin(netip.MustParsePrefix("0.0.0.0/0")) {
 		if err := n.Err(); err != nil {
 			return nil, fmt.Errorf("steer: walk GeoLite2: %w", err)
 		}
 		pl, ok := cache[n.Offset()]
+		newRecord := !ok
 		if !ok {
 			var err error
 			if pl, err = sample.Decode(n); err != nil {
@@ -79,6 +119,26 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 			continue
 		}
 		counts[pl.Continent]++
+		if pl.AccuracyKm > 0 && pl.AccuracyKm <= cityLevelKm {
+			pt := geo.Point{Lat: pl.Lat, Lon: pl.Lon}
+			pp := poolPoint{Subnet: netip.PrefixFrom(network.Masked().Addr(), max(24, network.Bits())), Point: pt}
+			poolSeen[pl.Country]++
+			switch {
+			case len(pools[pl.Country]) < poolSize:
+				pools[pl.Country] = append(pools[pl.Country], pp)
+			default:
+				if j := poolRand.IntN(poolSeen[pl.Country]); j < poolSize {
+					pools[pl.Country][j] = pp
+				}
+			}
+			if newRecord {
+				for i := range sites {
+					if d := geo.DistanceKm(pt, sites[i].Point); d < sites[i].Km {
+						sites[i].Km, sites[i].Subnet = d, pp.Subnet
+					}
+				}
+			}
+		}
 		rv := res[pl.Continent]
 		if rv == nil {
 			continue
@@ -94,7 +154,7 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 			}
 		}
 	}
-	out := &sampleResult{Networks: counts}
+	out := &sampleResult{Networks: counts, Pools: pools, Sites: sites}
 	for _, c := range continents {
 		rv := res[c]
 		if len(rv.kept) == 0 {
@@ -106,15 +166,12 @@ func sampleClients(db *maxminddb.Reader, continents []string, perContinent int, 
 			cl := client{
 				Network: network, Subnet: querySubnet(network, m.Seed),
 				Continent: pl.Continent, Country: pl.Country, Point: geo.Point{Lat: pl.Lat, Lon: pl.Lon},
-				Weight: weight24(network) * scale,
-			}
-			cl.True = make([]float64, len(thePoPs))
-			for j, p := range thePoPs {
-				cl.True[j] = m.TrueRTT(cl.Network, cl.Subnet, cl.Point, p)
+				AccuracyKm: pl.AccuracyKm, Weight: weight24(network) * scale,
 			}
 			out.Clients = append(out.Clients, cl)
 		}
 	}
+	out.Clients = out.remodel(m)
 	return out, nil
 }
 

@@ -103,7 +103,7 @@ func latencyCSV(cs []client, m *Model, spec tableSpec) (csv []byte, entries int)
 		}
 		for _, j := range measuredPoPs(c.Point, spec.NearestPoPs) {
 			p := thePoPs[j]
-			rtt := m.Measure(from, p.Name, m.TrueRTT(c.Network, from, c.Point, p))
+			rtt := m.Measure(from, p.Name, m.ClientRTT(&c, from, p))
 			fmt.Fprintf(&b, "%s,%s,%.1f\n", prefix, p.Name, rtt)
 			entries++
 		}
@@ -229,7 +229,7 @@ func (s *sim) choose(srv *dnsserver.Server, health dnsserver.HealthSource) ([]in
 	out := make([]int, len(s.clients))
 	var cands steer.Candidates
 	for i, c := range s.clients {
-		client := c.Subnet.Masked().Addr()
+		client := c.seen().Masked().Addr()
 		d := steer.Rank(g, dns.TypeA, client, s.locator.Locate(client), &env, &cands)
 		if d.N == 0 {
 			return nil, fmt.Errorf("steer: no answer for %s (%+v)", c.Subnet, d)
@@ -286,6 +286,8 @@ type modeResult struct {
 	Out     outcome
 	Choice  []int
 	ByCont  map[string]outcome
+	// ByVia is the weighted share within 10 % by how the query arrives.
+	ByVia map[string]float64
 }
 
 // runStatic runs one mode without probes: distance only (csv nil) or a
@@ -302,6 +304,14 @@ func (s *sim) runStatic(name string, csv []byte) (*modeResult, *dnsserver.Server
 	rtt := s.rtts(nil)
 	r := &modeResult{Name: name, Hits: -1, Choice: choice, Out: score(rtt, s.weights(), choice, nil)}
 	r.ByCont = s.byContinent(rtt, choice, nil)
+	r.ByVia = map[string]float64{}
+	for _, via := range []string{viaECS, viaISP, viaPublic} {
+		in := make([]bool, len(s.clients))
+		for i, c := range s.clients {
+			in[i] = c.Via == via || (c.Via == "" && via == viaECS)
+		}
+		r.ByVia[via] = scoreQ(rtt, s.weights(), choice, in).Within10
+	}
 	return r, srv, nil
 }
 

@@ -57,6 +57,9 @@ type Location struct {
 	Country   string
 	Lat, Lon  float64
 	HasPoint  bool
+	// AccuracyKm is the database's accuracy radius (MaxMind: the user is
+	// within it with 67 % confidence); 0 when the record has none.
+	AccuracyKm float64
 }
 
 type cityRecord struct {
@@ -72,11 +75,12 @@ type cityRecord struct {
 	Location struct {
 		Latitude  *float64 `maxminddb:"latitude"`
 		Longitude *float64 `maxminddb:"longitude"`
+		Accuracy  uint16   `maxminddb:"accuracy_radius"`
 	} `maxminddb:"location"`
 }
 
 func (c *cityRecord) location() Location {
-	l := Location{Continent: c.Continent.Code, Country: c.Country.ISOCode}
+	l := Location{Continent: c.Continent.Code, Country: c.Country.ISOCode, AccuracyKm: float64(c.Location.Accuracy)}
 	if l.Country == "" {
 		l.Country = c.RegisteredCountry.ISOCode
 	}

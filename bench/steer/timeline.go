@@ -1,0 +1,496 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// The timeline runs the modes over time: a measurement stream from a share
+// of the clients' requests feeds the learned mode, and at time 0 one path
+// (an AS's or a country's, to one PoP) changes.
+
+// Timeline says how the timeline runs.
+type Timeline struct {
+	Step  time.Duration // between two decisions and scores
+	Warm  time.Duration // measurements before the route change
+	After time.Duration // run after it
+	// RatePer24 is the requests per minute a network sends per /24 it
+	// holds (capped like the weight); MeasureShare of them yield an RTT
+	// measurement (a RUM beacon), to BeaconPoPs PoPs: the chosen one and
+	// the nearest others by the database's point (all when 0 or ≥ 6).
+	RatePer24    float64
+	MeasureShare float64
+	BeaconPoPs   int
+	// The learned mode's stabiliser: it leaves its PoP only for one
+	// estimated lower by more than MarginMS and MarginPct of the current.
+	MarginMS, MarginPct float64
+	// The stand-in learner's EWMA weight and how long an estimate lives.
+	Alpha  float64
+	MaxAge time.Duration
+	Event  RouteChange
+}
+
+// RouteChange is the event at time 0: the path from every network of one
+// AS or country (Scope "as" or "country"; "none": no event) to PoP gets
+// AddMS longer (negative: shorter, never below 1 ms). An empty Key picks
+// the (key, PoP) pair carrying the most weight on its best PoP.
+type RouteChange struct {
+	Scope string
+	Key   string
+	PoP   int
+	AddMS float64
+}
+
+func (e RouteChange) String() string {
+	if e.Scope == "none" || e.Scope == "" {
+		return "no route change"
+	}
+	return fmt.Sprintf("%s %s → %s %+g ms", e.Scope, e.Key, thePoPs[e.PoP].Name, e.AddMS)
+}
+
+// DefaultTimeline is the documented timeline (README.md).
+func DefaultTimeline() Timeline {
+	return Timeline{
+		Step: 10 * time.Second, Warm: time.Hour, After: 30 * time.Minute,
+		RatePer24: 10, MeasureShare: 0.01, BeaconPoPs: 0,
+		MarginMS: 3, MarginPct: 0.1,
+		Alpha: 0.1, MaxAge: time.Hour,
+		Event: RouteChange{Scope: "as", AddMS: 60},
+	}
+}
+
+// scopeKey is client c's key under scope.
+func scopeKey(c *client, scope string) string {
+	switch scope {
+	case "as":
+		return c.AS
+	case "country":
+		return c.Country
+	}
+	return ""
+}
+
+// pickEvent fills in e's key and PoP when e.Key is empty: the pair whose
+// networks put the most weight on that PoP as their best.
+func pickEvent(cs []client, e RouteChange) RouteChange {
+	if e.Scope == "none" || e.Scope == "" || e.Key != "" {
+		return e
+	}
+	type pair struct {
+		key string
+		pop int
+	}
+	w := map[pair]float64{}
+	var best pair
+	for i := range cs {
+		p := pair{scopeKey(&cs[i], e.Scope), bestPoP(cs[i].True, nil)}
+		w[p] += cs[i].Weight
+		if w[p] > w[best] || (w[p] == w[best] && (p.key < best.key || (p.key == best.key && p.pop < best.pop))) {
+			best = p
+		}
+	}
+	e.Key, e.PoP = best.key, best.pop
+	return e
+}
+
+// affected reports which clients the event touches.
+func (e RouteChange) affected(cs []client) []bool {
+	out := make([]bool, len(cs))
+	for i := range cs {
+		out[i] = e.Scope != "none" && e.Scope != "" && scopeKey(&cs[i], e.Scope) == e.Key
+	}
+	return out
+}
+
+// apply is the clients' RTTs after the event.
+func (e RouteChange) apply(cs []client, aff []bool) [][]float64 {
+	out := make([][]float64, len(cs))
+	for i := range cs {
+		out[i] = append([]float64(nil), cs[i].True...)
+		if aff[i] {
+			out[i][e.PoP] = max(1, out[i][e.PoP]+e.AddMS)
+		}
+	}
+	return out
+}
+
+// qOutcome is a query-weighted score of one set of choices.
+type qOutcome struct {
+	Within10, Within5ms, Within20ms  float64 // weighted shares
+	MeanExcess, P90Excess, P95Excess float64 // weighted, ms
+}
+
+// scoreQ scores choice against rtt, each client weighted by w, over the
+// clients with in[i] true (nil: all).
+func scoreQ(rtt [][]float64, w []float64, choice []int, in []bool) qOutcome {
+	var o qOutcome
+	type ex struct{ e, w float64 }
+	var xs []ex
+	var total float64
+	for i, c := range choice {
+		if in != nil && !in[i] {
+			continue
+		}
+		best := bestRTT(rtt[i], nil)
+		e := rtt[i][c] - best
+		total += w[i]
+		xs = append(xs, ex{e, w[i]})
+		if rtt[i][c] <= best*goodEnough {
+			o.Within10 += w[i]
+		}
+		if e <= 5 {
+			o.Within5ms += w[i]
+		}
+		if e <= 20 {
+			o.Within20ms += w[i]
+		}
+		o.MeanExcess += e * w[i]
+	}
+	if total == 0 {
+		return o
+	}
+	o.Within10 /= total
+	o.Within5ms /= total
+	o.Within20ms /= total
+	o.MeanExcess /= total
+	e := make([]float64, len(xs))
+	ws := make([]float64, len(xs))
+	for i, x := range xs {
+		e[i], ws[i] = x.e, x.w
+	}
+	o.P90Excess = weightedPercentile(e, ws, 0.90)
+	o.P95Excess = weightedPercentile(e, ws, 0.95)
+	return o
+}
+
+// withinShare is the weighted share of the clients with in[i] sent within
+// 10 % of their best: scoreQ's Within10, without the percentiles.
+func withinShare(rtt [][]float64, w []float64, choice []int, in []bool) float64 {
+	var got, total float64
+	for i, c := range choice {
+		if !in[i] {
+			continue
+		}
+		total += w[i]
+		if rtt[i][c] <= bestRTT(rtt[i], nil)*goodEnough {
+			got += w[i]
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return got / total
+}
+
+// weightedPercentile is the smallest v[i] such that the weight of the
+// values at most v[i] is at least q of the total (nearest rank, weighted).
+func weightedPercentile(v, w []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	sortByValue(idx, v)
+	var total float64
+	for _, x := range w {
+		total += x
+	}
+	var cum float64
+	for _, i := range idx {
+		cum += w[i]
+		if cum >= q*total*(1-1e-12) {
+			return v[i]
+		}
+	}
+	return v[idx[len(idx)-1]]
+}
+
+// stepResult is one mode at one step.
+type stepResult struct {
+	T        time.Duration // since the event
+	All      qOutcome
+	Affected float64 // within 10 %, weighted, over the event's clients
+	Moved    float64 // weight whose PoP changed since the last step, share of all
+}
+
+// modeSeries is one mode over the timeline.
+type modeSeries struct {
+	Name  string
+	Steps []stepResult // from -Warm to After, every Step
+	// Converged is the time after the event from which the event's
+	// clients stay within 2 points of their share within 10 % just before
+	// it; -1: not within the run.
+	Converged time.Duration
+	// MovedAfter is the weight moved after the event (summed over steps),
+	// ChurnBefore the weight moved in the last half hour before it, per
+	// hour; both shares of all weight.
+	MovedAfter, ChurnBefore float64
+}
+
+// at is the step at time t after the event (clamped to the run).
+func (ms *modeSeries) at(t time.Duration) stepResult {
+	for _, s := range ms.Steps {
+		if s.T >= t {
+			return s
+		}
+	}
+	return ms.Steps[len(ms.Steps)-1]
+}
+
+// timelineResult is the timeline of every mode.
+type timelineResult struct {
+	TL       Timeline
+	Event    RouteChange
+	EventStr string // Event as text, with the PoPs of the run
+	PoPs     int
+	Affected float64 // the event's clients, share of all weight
+	Modes    []*modeSeries
+	Measured int // measurements observed
+	// Skipped counts the beacons from a network's other /24s, which a
+	// per-/24 learner would store and never read, so they are not drawn.
+	Skipped int
+}
+
+// fixedMode is a mode whose choice does not change over the timeline.
+type fixedMode struct {
+	Name   string
+	Choice []int
+}
+
+// runTimeline runs the fixed modes and the learned mode (over learner,
+// falling back to fallback's choice for a key it knows nothing of) over
+// the timeline.
+func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback []int, learner Learner) *timelineResult {
+	ev := pickEvent(cs, tl.Event)
+	aff := ev.affected(cs)
+	pre := make([][]float64, len(cs))
+	for i := range cs {
+		pre[i] = cs[i].True
+	}
+	post := ev.apply(cs, aff)
+	w := make([]float64, len(cs))
+	var totalW, affW float64
+	for i := range cs {
+		w[i] = cs[i].Weight
+		totalW += w[i]
+		if aff[i] {
+			affW += w[i]
+		}
+	}
+	res := &timelineResult{TL: tl, Event: ev, EventStr: ev.String(), PoPs: len(thePoPs), Affected: affW / totalW}
+	series := make([]*modeSeries, len(fixed)+1)
+	prev := make([][]int, len(fixed)+1)
+	for k, f := range fixed {
+		series[k] = &modeSeries{Name: f.Name}
+	}
+	series[len(fixed)] = &modeSeries{Name: "learned (stand-in: EWMA per /24)"}
+
+	// Each client's beacons draw from its own stream.
+	rngs := make([]*rand.Rand, len(cs))
+	for i := range cs {
+		rngs[i] = rng(m.Seed, kindBeacon, cs[i].Network.String())
+	}
+	base := time.Unix(1_000_000, 0)
+	learned := slices.Clone(fallback)
+	// The learned mode decides per key, as popdns would, and a key's
+	// decision changes only when it is measured (an estimate that ages
+	// out is noticed at the key's next measurement).
+	keyChoice := map[netip.Prefix]int{}
+	members := map[netip.Prefix][]int{}
+	for i := range cs {
+		key := cs[i].seen().Masked()
+		if _, ok := keyChoice[key]; !ok {
+			keyChoice[key] = fallback[i]
+		}
+		members[key] = append(members[key], i)
+	}
+	dirty := map[netip.Prefix]bool{}
+	perKey := false
+	if pk, ok := learner.(interface{ PerKeyOnly() bool }); ok {
+		perKey = pk.PerKeyOnly()
+	}
+	steps := int(tl.Warm/tl.Step) + int(tl.After/tl.Step)
+	for s := 0; s <= steps; s++ {
+		t := time.Duration(s)*tl.Step - tl.Warm
+		now := base.Add(t)
+		rtt := pre
+		if t > 0 {
+			rtt = post
+		}
+		// The requests of the step before t, and their beacons.
+		if s > 0 {
+			for i := range cs {
+				mean := tl.RatePer24 * weight24(cs[i].Network) * tl.Step.Minutes() * tl.MeasureShare
+				for range poisson(rngs[i], mean) {
+					key := cs[i].seen().Masked()
+					if cs[i].Via == viaECS || cs[i].Via == "" {
+						// The request came from any /24 of the network, all
+						// taken to see the queried one's RTTs; a learner that
+						// reads only the /24 it is asked for gets only the
+						// queried /24's.
+						from := subnet24(cs[i].Network, rngs[i])
+						if from != key && perKey {
+							res.Skipped++
+							continue
+						}
+						key = from
+					}
+					if _, ok := members[key]; ok {
+						dirty[key] = true
+					}
+					for _, p := range beaconPoPs(&cs[i], learned[i], tl.BeaconPoPs) {
+						r := rtt[i][p]
+						r += (m.NoiseFrac*r + m.NoiseMS) * rngs[i].ExpFloat64()
+						learner.Observe(key, thePoPs[p].Name, r, now)
+						res.Measured++
+					}
+				}
+			}
+		}
+		for key := range dirty {
+			first := members[key][0]
+			c := learnedChoice(learner, key, keyChoice[key], fallback[first], now, tl)
+			keyChoice[key] = c
+			for _, i := range members[key] {
+				learned[i] = c
+			}
+		}
+		clear(dirty)
+		for k := range series {
+			choice := learned
+			if k < len(fixed) {
+				choice = fixed[k].Choice
+			}
+			sr := stepResult{T: t, All: scoreQ(rtt, w, choice, nil), Affected: withinShare(rtt, w, choice, aff)}
+			if prev[k] != nil {
+				var mv float64
+				for i := range choice {
+					if choice[i] != prev[k][i] {
+						mv += w[i]
+					}
+				}
+				sr.Moved = mv / totalW
+			}
+			prev[k] = append(prev[k][:0], choice...)
+			series[k].Steps = append(series[k].Steps, sr)
+		}
+	}
+	for _, ms := range series {
+		ms.summarise(tl)
+	}
+	res.Modes = series
+	return res
+}
+
+// summarise computes the convergence time and traffic moved of a series.
+func (ms *modeSeries) summarise(tl Timeline) {
+	before := ms.at(0).Affected
+	ms.Converged = -1
+	for i := len(ms.Steps) - 1; i >= 0 && ms.Steps[i].T > 0; i-- {
+		if ms.Steps[i].Affected < before-0.02 {
+			break
+		}
+		ms.Converged = ms.Steps[i].T
+	}
+	for _, s := range ms.Steps {
+		switch {
+		case s.T > 0:
+			ms.MovedAfter += s.Moved
+		case s.T > -30*time.Minute:
+			ms.ChurnBefore += s.Moved
+		}
+	}
+	ms.ChurnBefore *= float64(time.Hour) / float64(min(30*time.Minute, tl.Warm))
+}
+
+// learnedChoice is the learned mode's PoP for key: the lowest estimate,
+// unless it beats the current PoP's estimate by less than the margin; the
+// fallback when the learner knows neither the current PoP nor any other.
+func learnedChoice(l Learner, key netip.Prefix, cur, fallback int, now time.Time, tl Timeline) int {
+	curEst, curOK := l.Estimate(key, thePoPs[cur].Name, now)
+	best, bestEst := -1, math.Inf(1)
+	for p := range thePoPs {
+		if e, ok := l.Estimate(key, thePoPs[p].Name, now); ok && e < bestEst {
+			best, bestEst = p, e
+		}
+	}
+	switch {
+	case best < 0:
+		return fallback
+	case !curOK:
+		return best
+	case curEst-bestEst > max(tl.MarginMS, tl.MarginPct*curEst):
+		return best
+	}
+	return cur
+}
+
+// beaconPoPs are the PoPs one beacon of c measures: all, or the chosen one
+// and the k-1 others nearest the database's point.
+func beaconPoPs(c *client, chosen, k int) []int {
+	if k <= 0 || k >= len(thePoPs) {
+		return allPoPs()
+	}
+	out := []int{chosen}
+	for _, p := range measuredPoPs(c.Point, len(thePoPs)) {
+		if len(out) == k {
+			break
+		}
+		if p != chosen {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// allPoPs lists the indexes of thePoPs.
+func allPoPs() []int {
+	out := make([]int, len(thePoPs))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// poisson draws from a Poisson distribution of the given mean: Knuth's
+// product of uniforms when small, a rounded normal when large.
+func poisson(r *rand.Rand, mean float64) int {
+	switch {
+	case mean <= 0:
+		return 0
+	case mean > 30:
+		return max(0, int(math.Round(mean+math.Sqrt(mean)*r.NormFloat64())))
+	}
+	l, k, p := math.Exp(-mean), 0, 1.0
+	for {
+		p *= r.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+// sortByValue sorts idx by v[idx[i]], ties by index.
+func sortByValue(idx []int, v []float64) {
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := cmp.Compare(v[a], v[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+}
+
+// timeline runs distance only (dist), the static table of spec (table)
+// and the learned mode over s's clients.
+func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int) (*timelineResult, error) {
+	fixed := []fixedMode{{"distance only", dist}, {"static " + spec.String(), table}}
+	return runTimeline(s.clients, &s.model, tl, fixed, table, newStandInLearner(tl.Alpha, tl.MaxAge)), nil
+}
