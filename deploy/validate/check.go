@@ -170,6 +170,12 @@ func checkWorkload(w Workload, configMaps, accounts map[string]bool, fail func(s
 	}
 	checkProbe("livenessProbe", popdns.LivenessProbe, "/healthz")
 	checkProbe("readinessProbe", popdns.ReadinessProbe, "/readyz")
+	// popdns answers /healthz as soon as its HTTP endpoint is up, before
+	// the zones load: a startup probe on it holds liveness back for
+	// nothing.
+	if popdns.StartupProbe != nil {
+		checkProbe("startupProbe", popdns.StartupProbe, "/readyz")
+	}
 	mounted := map[string]bool{}
 	for _, m := range popdns.VolumeMounts {
 		mounted[m.MountPath] = true

@@ -186,6 +186,7 @@ func TestBrokenManifests(t *testing.T) {
 		{"selector mismatch", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdns\n    spec:", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdnz\n    spec:", "selector does not match"},
 		{"mount without volume", "- mountPath: /var/lib/popdns/state\n          name: state\n", "- mountPath: /var/lib/popdns/state\n          name: statee\n", "mounts volume statee"},
 		{"liveness elsewhere", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /healthz", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /status", "livenessProbe asks /status"},
+		{"startup on healthz", "startupProbe:\n          failureThreshold: 60\n          httpGet:\n            path: /readyz", "startupProbe:\n          failureThreshold: 60\n          httpGet:\n            path: /healthz", "startupProbe asks /healthz"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
 		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},
