@@ -60,9 +60,11 @@ func Check(objs []Object) error {
 		}
 	}
 	for _, w := range ws {
-		checkWorkload(w, configMaps, accounts, func(format string, args ...any) {
+		wfail := func(format string, args ...any) {
 			fail(w.Source, "workload", w.Name, format, args...)
-		})
+		}
+		checkWorkload(w, configMaps, accounts, wfail)
+		checkShutdown(w, objs, wfail)
 	}
 	for _, o := range objs {
 		switch {
@@ -225,6 +227,7 @@ func checkService(s *corev1.Service, ws []Workload, fail func(string, ...any)) {
 		fail("selector %v matches no workload's pods", s.Spec.Selector)
 		return
 	}
+	checkPreStop(s, target, fail)
 	var ports []corev1.ContainerPort
 	for _, c := range target.Pod.Spec.Containers {
 		ports = append(ports, c.Ports...)
