@@ -65,6 +65,7 @@ func Check(objs []Object) error {
 		}
 		checkWorkload(w, configMaps, accounts, wfail)
 		checkShutdown(w, objs, wfail)
+		checkAdminAPI(w, podCount(objs, w), objs, wfail)
 	}
 	for _, o := range objs {
 		switch {
@@ -86,6 +87,23 @@ func Check(objs []Object) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// podCount is how many pods w runs: a Deployment's replicas (1 when
+// unset), and for a DaemonSet 2, standing for one per node.
+func podCount(objs []Object, w Workload) int {
+	for _, o := range objs {
+		if o.Source != w.Source {
+			continue
+		}
+		switch {
+		case o.Deployment != nil && o.Deployment.Spec.Replicas != nil:
+			return int(*o.Deployment.Spec.Replicas)
+		case o.DaemonSet != nil:
+			return 2
+		}
+	}
+	return 1
 }
 
 func selects(sel *metav1.LabelSelector, ws []Workload) bool {

@@ -108,3 +108,18 @@ func checkPreStop(s *corev1.Service, target *Workload, fail func(string, ...any)
 		fail("LoadBalancer with externalTrafficPolicy: Local in front of %s, whose popdns preStop sleep is %v: at least %v, or the load balancer still sends a node's queries to its last pod after that pod stopped answering", target.Name, pre, minPreStopBehindLocalLB)
 	}
 }
+
+// checkAdminAPI: without cluster, each popdns keeps its own overrides, and
+// the admin API reached through a Service is one pod picked at random: a
+// drain would apply to that pod only, and the others would go on sending
+// clients to the PoP. More than one pod with the admin API needs cluster,
+// which shares the overrides over NATS.
+func checkAdminAPI(w Workload, pods int, objs []Object, fail func(string, ...any)) {
+	cfg, found, err := workloadConfig(w, objs)
+	if err != nil || !found {
+		return // checkShutdown reports it
+	}
+	if pods > 1 && cfg.AdminTokenFile != "" && cfg.Cluster == nil {
+		fail("%d pods with the admin API (admin_token_file) but no cluster: a drain through it reaches one pod and the others keep serving the PoP; set cluster, or drain through pops in popdns.yaml, which every pod applies", pods)
+	}
+}

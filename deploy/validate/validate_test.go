@@ -163,6 +163,39 @@ func TestHelmRejectsBadValues(t *testing.T) {
 	}
 }
 
+// TestHelmAdminNeedsCluster: the admin API on more than one pod needs
+// cluster, or a drain reaches one pod of several; one pod alone may have it.
+func TestHelmAdminNeedsCluster(t *testing.T) {
+	helm := tool(t, "HELM", "helm")
+	for _, tc := range []struct {
+		sets []string
+		ok   bool
+	}{
+		{[]string{"tokens.admin=true"}, false},
+		{[]string{"tokens.admin=true", "kind=DaemonSet", "pdb.enabled=false"}, false},
+		{[]string{"tokens.admin=true", "replicas=1"}, true},
+		{[]string{"tokens.admin=true", "cluster.enabled=true", "cluster.nats={nats://nats:4222}"}, true},
+	} {
+		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
+			args := []string{"template", "popdns", chart}
+			for _, s := range tc.sets {
+				args = append(args, "--set", s)
+			}
+			out, err := Helm(helm, args...)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatal(err)
+			case tc.ok:
+				validate(t, "helm template --set "+strings.Join(tc.sets, ","), out)
+			case err == nil:
+				t.Fatalf("rendered:\n%.300s", out)
+			case !strings.Contains(err.Error(), "tokens.admin needs cluster.enabled with more than one pod"):
+				t.Fatalf("failed, but not on the admin API: %v", err)
+			}
+		})
+	}
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
@@ -190,6 +223,7 @@ func TestBrokenManifests(t *testing.T) {
 		{"grace too short", "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds 30 is not more than the preStop sleep 30s plus shutdown_grace 5s"},
 		{"grace too short for shutdown_grace", "format: json\n", "format: json\n    shutdown_grace: 20s\n", "plus shutdown_grace 20s"},
 		{"short preStop behind a Local LB", "              seconds: 30", "              seconds: 5", "preStop sleep is 5s: at least 20s"},
+		{"admin API on 3 pods without cluster", "# admin_token_file:", "admin_token_file:", "3 pods with the admin API (admin_token_file) but no cluster"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
 		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},

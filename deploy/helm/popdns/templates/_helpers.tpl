@@ -31,6 +31,9 @@ tokens, GeoIP, cluster), with .Values.config merged over it.
 {{- $_ := set $c "read_token_file" "/etc/popdns/tokens/read.token" -}}
 {{- end -}}
 {{- if $v.tokens.admin -}}
+{{- if and (not $v.cluster.enabled) (or (eq $v.kind "DaemonSet") (gt (int $v.replicas) 1)) -}}
+{{- fail "tokens.admin needs cluster.enabled with more than one pod: without a cluster each pod keeps its own overrides, and a drain through the admin API reaches one of them (docs/kubernetes.md, state_dir). Drain through config.pops instead, or set replicas: 1" -}}
+{{- end -}}
 {{- $_ := set $c "admin_token_file" "/etc/popdns/tokens/admin.token" -}}
 {{- end -}}
 {{- if $v.tokens.publicWithoutToken -}}
