@@ -196,6 +196,60 @@ func TestHelmAdminNeedsCluster(t *testing.T) {
 	}
 }
 
+// TestHelmRollsOnlyForRestartKeys: the pod template changes (and helm
+// upgrade rolls the pods, node by node for a DaemonSet) only for a
+// popdns.yaml change that popdns cannot apply live.
+func TestHelmRollsOnlyForRestartKeys(t *testing.T) {
+	helm := tool(t, "HELM", "helm")
+	annotation := func(sets ...string) string {
+		t.Helper()
+		args := []string{"template", "popdns", chart}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		out, err := Helm(helm, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := Decode("helm template", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := Workloads(objs)
+		if len(ws) != 1 {
+			t.Fatalf("%d workloads", len(ws))
+		}
+		return ws[0].Pod.Annotations["checksum/config-restart"]
+	}
+	base := annotation()
+	if base == "" {
+		t.Fatal("no checksum/config-restart annotation by default")
+	}
+	for _, tc := range []struct {
+		set  string
+		roll bool
+	}{
+		{"config.pops.fra.state=drain", false},
+		{"config.probes.interval=10s", false},
+		{"config.log.level=debug", false},
+		{"config.zone_missing_grace=1h", false},
+		{"zones.extra\\.test\\.yaml=origin: extra.test.", false},
+		{"config.nsid=ns9", true},
+		{"config.rate_limit.responses_per_second=50", true},
+		{"config.probes.penalty_weight=2", true},
+		{"config.cookies.enabled=false", true},
+		{"listen={:53}", true},
+		{"tokens.read=false", true},
+	} {
+		if got := annotation(tc.set); (got != base) != tc.roll {
+			t.Errorf("--set %s: checksum %s (default %s), want a roll: %v", tc.set, got, base, tc.roll)
+		}
+	}
+	if got := annotation("rollOnConfigChange=false", "config.nsid=ns9"); got != "" {
+		t.Errorf("rollOnConfigChange=false: annotation %s", got)
+	}
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
