@@ -77,6 +77,9 @@ func Check(objs []Object) error {
 			if !selects(o.PDB.Spec.Selector, ws) {
 				fail(o.Source, "PodDisruptionBudget", o.Name, "selector %v matches no workload's pods", o.PDB.Spec.Selector.MatchLabels)
 			}
+			checkBudget(&o, objs, func(format string, args ...any) {
+				fail(o.Source, "PodDisruptionBudget", o.Name, format, args...)
+			})
 			// The eviction API honours maxUnavailable only for pods of a
 			// controller with a scale subresource.
 			for _, o2 := range objs {

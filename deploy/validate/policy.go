@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -121,5 +122,53 @@ func checkAdminAPI(w Workload, pods int, objs []Object, fail func(string, ...any
 	}
 	if pods > 1 && cfg.AdminTokenFile != "" && cfg.Cluster == nil {
 		fail("%d pods with the admin API (admin_token_file) but no cluster: a drain through it reaches one pod and the others keep serving the PoP; set cluster, or drain through pops in popdns.yaml, which every pod applies", pods)
+	}
+}
+
+// checkBudget: a PodDisruptionBudget over a Deployment must leave an
+// eviction possible and forbid some: maxUnavailable (or replicas minus
+// minAvailable) at least 1 and below the replicas. One that allows none
+// hangs every node drain; one that allows all, or covers a single pod,
+// protects nothing while it seems to.
+func checkBudget(pdb *Object, objs []Object, fail func(string, ...any)) {
+	for _, o := range objs {
+		if o.Deployment == nil || !selects(pdb.PDB.Spec.Selector, Workloads([]Object{o})) {
+			continue
+		}
+		replicas := 1
+		if r := o.Deployment.Spec.Replicas; r != nil {
+			replicas = int(*r)
+		}
+		if replicas < 2 {
+			fail("a budget over Deployment %s's %d replica protects nothing (a drain must evict it all the same): leave it out below 2 replicas", o.Name, replicas)
+			continue
+		}
+		spec := pdb.PDB.Spec
+		var allowed int
+		switch {
+		case spec.MaxUnavailable != nil:
+			n, err := intstr.GetScaledValueFromIntOrPercent(spec.MaxUnavailable, replicas, true)
+			if err != nil {
+				fail("maxUnavailable: %v", err)
+				continue
+			}
+			allowed = n
+		case spec.MinAvailable != nil:
+			n, err := intstr.GetScaledValueFromIntOrPercent(spec.MinAvailable, replicas, true)
+			if err != nil {
+				fail("minAvailable: %v", err)
+				continue
+			}
+			allowed = replicas - n
+		default:
+			fail("neither maxUnavailable nor minAvailable")
+			continue
+		}
+		switch {
+		case allowed < 1:
+			fail("allows no pod of Deployment %s's %d down: every node drain would hang", o.Name, replicas)
+		case allowed >= replicas:
+			fail("allows all %d pods of Deployment %s down at once: it protects nothing", replicas, o.Name)
+		}
 	}
 }

@@ -173,7 +173,7 @@ func TestHelmAdminNeedsCluster(t *testing.T) {
 	}{
 		{[]string{"tokens.admin=true"}, false},
 		{[]string{"tokens.admin=true", "kind=DaemonSet", "pdb.enabled=false"}, false},
-		{[]string{"tokens.admin=true", "replicas=1"}, true},
+		{[]string{"tokens.admin=true", "replicas=1"}, true}, // and no budget
 		{[]string{"tokens.admin=true", "cluster.enabled=true", "cluster.nats={nats://nats:4222}"}, true},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
@@ -278,6 +278,9 @@ func TestBrokenManifests(t *testing.T) {
 		{"grace too short for shutdown_grace", "format: json\n", "format: json\n    shutdown_grace: 20s\n", "plus shutdown_grace 20s"},
 		{"short preStop behind a Local LB", "              seconds: 30", "              seconds: 5", "preStop sleep is 5s: at least 20s"},
 		{"admin API on 3 pods without cluster", "# admin_token_file:", "admin_token_file:", "3 pods with the admin API (admin_token_file) but no cluster"},
+		{"budget over one replica", "replicas: 3", "replicas: 1", "budget over Deployment popdns's 1 replica protects nothing"},
+		{"budget allows none", "  maxUnavailable: 1\n  selector", "  minAvailable: 3\n  selector", "allows no pod of Deployment popdns's 3 down"},
+		{"budget allows all", "  maxUnavailable: 1\n  selector", "  maxUnavailable: 100%\n  selector", "allows all 3 pods"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
 		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},
