@@ -67,6 +67,26 @@ func Check(objs []Object) error {
 		checkShutdown(w, objs, wfail)
 		checkAdminAPI(w, podCount(objs, w), objs, wfail)
 	}
+	// DNS needs both UDP and TCP (a truncated answer is asked again over
+	// TCP): split over Services or not, whatever serves one serves both.
+	dnsProtocols := map[string]string{}
+	for _, o := range objs {
+		if o.Service == nil {
+			continue
+		}
+		for _, p := range o.Service.Spec.Ports {
+			if p.Port == 53 || strings.HasPrefix(p.TargetPort.StrVal, "dns-") {
+				dnsProtocols[protocol(p.Protocol)] = o.Source + ": Service " + o.Name
+			}
+		}
+	}
+	if len(dnsProtocols) > 0 {
+		for _, want := range []string{"UDP", "TCP"} {
+			if _, ok := dnsProtocols[want]; !ok {
+				errs = append(errs, fmt.Errorf("DNS over %s is served by no Service, though DNS over %s is", want, map[string]string{"UDP": "TCP", "TCP": "UDP"}[want]))
+			}
+		}
+	}
 	for _, o := range objs {
 		switch {
 		case o.Service != nil:

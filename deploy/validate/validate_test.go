@@ -102,6 +102,7 @@ var helmValues = []string{
 	"testdata/values-daemonset-cluster.yaml",
 	"testdata/values-minimal.yaml",
 	"testdata/values-geoipupdate-sidecar.yaml",
+	"testdata/values-per-protocol.yaml",
 }
 
 func TestHelm(t *testing.T) {
@@ -281,6 +282,7 @@ func TestBrokenManifests(t *testing.T) {
 		{"budget over one replica", "replicas: 3", "replicas: 1", "budget over Deployment popdns's 1 replica protects nothing"},
 		{"budget allows none", "  maxUnavailable: 1\n  selector", "  minAvailable: 3\n  selector", "allows no pod of Deployment popdns's 3 down"},
 		{"budget allows all", "  maxUnavailable: 1\n  selector", "  maxUnavailable: 100%\n  selector", "allows all 3 pods"},
+		{"DNS over UDP only", "  - name: dns-tcp\n    port: 53\n    protocol: TCP\n    targetPort: dns-tcp\n", "", "DNS over TCP is served by no Service"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
 		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},
