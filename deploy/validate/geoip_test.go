@@ -103,3 +103,63 @@ func TestGeoIPInitFailsSoft(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoIPSidecarSurvivesFailures runs the geoipupdate sidecar's loop
+// with a stand-in entry.sh that always fails: the loop must go on to the
+// next turn rather than exit, since a restarting container takes the pod
+// out of the Service.
+func TestGeoIPSidecarSurvivesFailures(t *testing.T) {
+	helm := tool(t, "HELM", "helm")
+	sh := tool(t, "SH", "sh")
+	rendered, err := Helm(helm, "template", "popdns", chart, "-f", "testdata/values-geoipupdate-sidecar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Decode("helm template", rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script string
+	for _, w := range Workloads(objs) {
+		for _, c := range w.Pod.Spec.Containers {
+			if c.Name == "geoipupdate" && len(c.Args) == 1 {
+				script = c.Args[0]
+			}
+		}
+	}
+	if !strings.Contains(script, "/usr/bin/entry.sh") {
+		t.Fatalf("no geoipupdate sidecar running /usr/bin/entry.sh in a script: %q", script)
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	entry := filepath.Join(dir, "entry.sh")
+	if err := os.WriteFile(entry, []byte("#!/bin/sh\necho x >> "+calls+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sh, "-c", strings.ReplaceAll(script, "/usr/bin/entry.sh", entry))
+	// 0 hours: no pause between turns.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POPDNS_GEOIP_HOURS=0"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("the loop ended (%v) after a failed update", err)
+		case <-ctx.Done():
+			t.Fatal("entry.sh was not run 3 times in 10 s")
+		case <-tick.C:
+		}
+		if b, _ := os.ReadFile(calls); strings.Count(string(b), "x") >= 3 {
+			break
+		}
+	}
+	cmd.Process.Kill()
+	<-exited
+}
