@@ -60,9 +60,32 @@ func Check(objs []Object) error {
 		}
 	}
 	for _, w := range ws {
-		checkWorkload(w, configMaps, accounts, func(format string, args ...any) {
+		wfail := func(format string, args ...any) {
 			fail(w.Source, "workload", w.Name, format, args...)
-		})
+		}
+		checkWorkload(w, configMaps, accounts, wfail)
+		checkShutdown(w, objs, wfail)
+		checkAdminAPI(w, podCount(objs, w), objs, wfail)
+	}
+	// DNS needs both UDP and TCP (a truncated answer is asked again over
+	// TCP): split over Services or not, whatever serves one serves both.
+	dnsProtocols := map[string]string{}
+	for _, o := range objs {
+		if o.Service == nil {
+			continue
+		}
+		for _, p := range o.Service.Spec.Ports {
+			if p.Port == 53 || strings.HasPrefix(p.TargetPort.StrVal, "dns-") {
+				dnsProtocols[protocol(p.Protocol)] = o.Source + ": Service " + o.Name
+			}
+		}
+	}
+	if len(dnsProtocols) > 0 {
+		for _, want := range []string{"UDP", "TCP"} {
+			if _, ok := dnsProtocols[want]; !ok {
+				errs = append(errs, fmt.Errorf("DNS over %s is served by no Service, though DNS over %s is", want, map[string]string{"UDP": "TCP", "TCP": "UDP"}[want]))
+			}
+		}
 	}
 	for _, o := range objs {
 		switch {
@@ -74,6 +97,9 @@ func Check(objs []Object) error {
 			if !selects(o.PDB.Spec.Selector, ws) {
 				fail(o.Source, "PodDisruptionBudget", o.Name, "selector %v matches no workload's pods", o.PDB.Spec.Selector.MatchLabels)
 			}
+			checkBudget(&o, objs, func(format string, args ...any) {
+				fail(o.Source, "PodDisruptionBudget", o.Name, format, args...)
+			})
 			// The eviction API honours maxUnavailable only for pods of a
 			// controller with a scale subresource.
 			for _, o2 := range objs {
@@ -84,6 +110,23 @@ func Check(objs []Object) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// podCount is how many pods w runs: a Deployment's replicas (1 when
+// unset), and for a DaemonSet 2, standing for one per node.
+func podCount(objs []Object, w Workload) int {
+	for _, o := range objs {
+		if o.Source != w.Source {
+			continue
+		}
+		switch {
+		case o.Deployment != nil && o.Deployment.Spec.Replicas != nil:
+			return int(*o.Deployment.Spec.Replicas)
+		case o.DaemonSet != nil:
+			return 2
+		}
+	}
+	return 1
 }
 
 func selects(sel *metav1.LabelSelector, ws []Workload) bool {
@@ -170,6 +213,12 @@ func checkWorkload(w Workload, configMaps, accounts map[string]bool, fail func(s
 	}
 	checkProbe("livenessProbe", popdns.LivenessProbe, "/healthz")
 	checkProbe("readinessProbe", popdns.ReadinessProbe, "/readyz")
+	// popdns answers /healthz as soon as its HTTP endpoint is up, before
+	// the zones load: a startup probe on it holds liveness back for
+	// nothing.
+	if popdns.StartupProbe != nil {
+		checkProbe("startupProbe", popdns.StartupProbe, "/readyz")
+	}
 	mounted := map[string]bool{}
 	for _, m := range popdns.VolumeMounts {
 		mounted[m.MountPath] = true
@@ -219,6 +268,7 @@ func checkService(s *corev1.Service, ws []Workload, fail func(string, ...any)) {
 		fail("selector %v matches no workload's pods", s.Spec.Selector)
 		return
 	}
+	checkPreStop(s, target, fail)
 	var ports []corev1.ContainerPort
 	for _, c := range target.Pod.Spec.Containers {
 		ports = append(ports, c.Ports...)

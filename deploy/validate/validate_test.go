@@ -102,6 +102,7 @@ var helmValues = []string{
 	"testdata/values-daemonset-cluster.yaml",
 	"testdata/values-minimal.yaml",
 	"testdata/values-geoipupdate-sidecar.yaml",
+	"testdata/values-per-protocol.yaml",
 }
 
 func TestHelm(t *testing.T) {
@@ -163,6 +164,93 @@ func TestHelmRejectsBadValues(t *testing.T) {
 	}
 }
 
+// TestHelmAdminNeedsCluster: the admin API on more than one pod needs
+// cluster, or a drain reaches one pod of several; one pod alone may have it.
+func TestHelmAdminNeedsCluster(t *testing.T) {
+	helm := tool(t, "HELM", "helm")
+	for _, tc := range []struct {
+		sets []string
+		ok   bool
+	}{
+		{[]string{"tokens.admin=true"}, false},
+		{[]string{"tokens.admin=true", "kind=DaemonSet", "pdb.enabled=false"}, false},
+		{[]string{"tokens.admin=true", "replicas=1"}, true}, // and no budget
+		{[]string{"tokens.admin=true", "cluster.enabled=true", "cluster.nats={nats://nats:4222}"}, true},
+	} {
+		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
+			args := []string{"template", "popdns", chart}
+			for _, s := range tc.sets {
+				args = append(args, "--set", s)
+			}
+			out, err := Helm(helm, args...)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatal(err)
+			case tc.ok:
+				validate(t, "helm template --set "+strings.Join(tc.sets, ","), out)
+			case err == nil:
+				t.Fatalf("rendered:\n%.300s", out)
+			case !strings.Contains(err.Error(), "tokens.admin needs cluster.enabled with more than one pod"):
+				t.Fatalf("failed, but not on the admin API: %v", err)
+			}
+		})
+	}
+}
+
+// TestHelmRollsOnlyForRestartKeys: the pod template changes (and helm
+// upgrade rolls the pods, node by node for a DaemonSet) only for a
+// popdns.yaml change that popdns cannot apply live.
+func TestHelmRollsOnlyForRestartKeys(t *testing.T) {
+	helm := tool(t, "HELM", "helm")
+	annotation := func(sets ...string) string {
+		t.Helper()
+		args := []string{"template", "popdns", chart}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		out, err := Helm(helm, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := Decode("helm template", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := Workloads(objs)
+		if len(ws) != 1 {
+			t.Fatalf("%d workloads", len(ws))
+		}
+		return ws[0].Pod.Annotations["checksum/config-restart"]
+	}
+	base := annotation()
+	if base == "" {
+		t.Fatal("no checksum/config-restart annotation by default")
+	}
+	for _, tc := range []struct {
+		set  string
+		roll bool
+	}{
+		{"config.pops.fra.state=drain", false},
+		{"config.probes.interval=10s", false},
+		{"config.log.level=debug", false},
+		{"config.zone_missing_grace=1h", false},
+		{"zones.extra\\.test\\.yaml=origin: extra.test.", false},
+		{"config.nsid=ns9", true},
+		{"config.rate_limit.responses_per_second=50", true},
+		{"config.probes.penalty_weight=2", true},
+		{"config.cookies.enabled=false", true},
+		{"listen={:53}", true},
+		{"tokens.read=false", true},
+	} {
+		if got := annotation(tc.set); (got != base) != tc.roll {
+			t.Errorf("--set %s: checksum %s (default %s), want a roll: %v", tc.set, got, base, tc.roll)
+		}
+	}
+	if got := annotation("rollOnConfigChange=false", "config.nsid=ns9"); got != "" {
+		t.Errorf("rollOnConfigChange=false: annotation %s", got)
+	}
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
@@ -186,6 +274,15 @@ func TestBrokenManifests(t *testing.T) {
 		{"selector mismatch", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdns\n    spec:", "    metadata:\n      labels:\n        app.kubernetes.io/name: popdnz\n    spec:", "selector does not match"},
 		{"mount without volume", "- mountPath: /var/lib/popdns/state\n          name: state\n", "- mountPath: /var/lib/popdns/state\n          name: statee\n", "mounts volume statee"},
 		{"liveness elsewhere", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /healthz", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /status", "livenessProbe asks /status"},
+		{"startup on healthz", "startupProbe:\n          failureThreshold: 60\n          httpGet:\n            path: /readyz", "startupProbe:\n          failureThreshold: 60\n          httpGet:\n            path: /healthz", "startupProbe asks /healthz"},
+		{"grace too short", "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds 30 is not more than the preStop sleep 30s plus shutdown_grace 5s"},
+		{"grace too short for shutdown_grace", "format: json\n", "format: json\n    shutdown_grace: 20s\n", "plus shutdown_grace 20s"},
+		{"short preStop behind a Local LB", "              seconds: 30", "              seconds: 5", "preStop sleep is 5s: at least 20s"},
+		{"admin API on 3 pods without cluster", "# admin_token_file:", "admin_token_file:", "3 pods with the admin API (admin_token_file) but no cluster"},
+		{"budget over one replica", "replicas: 3", "replicas: 1", "budget over Deployment popdns's 1 replica protects nothing"},
+		{"budget allows none", "  maxUnavailable: 1\n  selector", "  minAvailable: 3\n  selector", "allows no pod of Deployment popdns's 3 down"},
+		{"budget allows all", "  maxUnavailable: 1\n  selector", "  maxUnavailable: 100%\n  selector", "allows all 3 pods"},
+		{"DNS over UDP only", "  - name: dns-tcp\n    port: 53\n    protocol: TCP\n    targetPort: dns-tcp\n", "", "DNS over TCP is served by no Service"},
 		{"no readiness", "readinessProbe:", "xreadinessProbe:", "unknown field"},
 		{"root allowed", "runAsNonRoot: true", "runAsNonRoot: false", "runAsNonRoot must be true"},
 		{"writable root", "            - ALL\n          readOnlyRootFilesystem: true\n        startupProbe:", "            - ALL\n          readOnlyRootFilesystem: false\n        startupProbe:", "container popdns: readOnlyRootFilesystem"},

@@ -31,6 +31,9 @@ tokens, GeoIP, cluster), with .Values.config merged over it.
 {{- $_ := set $c "read_token_file" "/etc/popdns/tokens/read.token" -}}
 {{- end -}}
 {{- if $v.tokens.admin -}}
+{{- if and (not $v.cluster.enabled) (or (eq $v.kind "DaemonSet") (gt (int $v.replicas) 1)) -}}
+{{- fail "tokens.admin needs cluster.enabled with more than one pod: without a cluster each pod keeps its own overrides, and a drain through the admin API reaches one of them (docs/kubernetes.md, state_dir). Drain through config.pops instead, or set replicas: 1" -}}
+{{- end -}}
 {{- $_ := set $c "admin_token_file" "/etc/popdns/tokens/admin.token" -}}
 {{- end -}}
 {{- if $v.tokens.publicWithoutToken -}}
@@ -54,6 +57,23 @@ tokens, GeoIP, cluster), with .Values.config merged over it.
 {{- $_ := set $c "cluster" $cl -}}
 {{- end -}}
 {{- toYaml (mergeOverwrite $c (deepCopy $v.config)) -}}
+{{- end -}}
+
+{{/*
+The part of popdns.yaml that popdns cannot apply live: everything but the
+keys docs/configuration.md ("Reloading the configuration") lists as
+applied on reload (pops, probes but penalty_weight, geoip,
+zone_missing_grace, log.level, cookies but enabled). A key that is not on
+that list counts as needing a restart, so a new key errs on the side of a
+roll.
+*/}}
+{{- define "popdns.restartConfig" -}}
+{{- $cfg := include "popdns.config" . | fromYaml -}}
+{{- $r := omit $cfg "pops" "probes" "geoip" "zone_missing_grace" "log" "cookies" -}}
+{{- $_ := set $r "probes.penalty_weight" (dig "probes" "penalty_weight" "" $cfg) -}}
+{{- $_ := set $r "cookies.enabled" (dig "cookies" "enabled" "" $cfg) -}}
+{{- $_ := set $r "log" (omit (get $cfg "log" | default dict) "level") -}}
+{{- toYaml $r -}}
 {{- end -}}
 
 {{/* The popdns container's capabilities: NET_BIND_SERVICE only when needed. */}}
