@@ -181,6 +181,30 @@ func subschema(root map[string]any, path []string) (map[string]any, string) {
 	return cur, loc
 }
 
+// fieldOf names the value at path as the decoders do: "a.b[0].c".
+func fieldOf(path []string) string {
+	return strings.ReplaceAll(strings.Join(path, "."), ".[", "[")
+}
+
+// knownKeys returns the keys the decoder allows in the mapping at p of
+// doc, a parse of s, sorted, as its error for an unknown key lists them;
+// open is true when it takes any key.
+func knownKeys(t *testing.T, s sample, doc *yaml.Node, p place) (known []string, open bool) {
+	t.Helper()
+	field := fieldOf(append(slices.Clone(p.path), "zz_unknown"))
+	k, v := &yaml.Node{Kind: yaml.ScalarNode, Value: "zz_unknown"}, &yaml.Node{Kind: yaml.ScalarNode, Value: "1"}
+	p.node.Content = append(p.node.Content, k, v)
+	data := encode(t, doc)
+	p.node.Content = p.node.Content[:len(p.node.Content)-2]
+	open = true
+	for _, e := range decodeErrors(t, sample{name: s.name, data: data, zone: s.zone}) {
+		if m := expectedRE.FindStringSubmatch(e.Msg); m != nil && e.Field == field {
+			known, open = expectedKeys(m[1]), false
+		}
+	}
+	return known, open
+}
+
 var expectedRE = regexp.MustCompile(`unknown key \(expected (.*)\)$`)
 
 // expectedKeys reads the keys an "unknown key (expected ...)" error
@@ -230,18 +254,8 @@ func TestSchemaKeys(t *testing.T) {
 				if p.node.Kind != yaml.MappingNode {
 					continue
 				}
-				field := strings.ReplaceAll(strings.Join(append(slices.Clone(p.path), "zz_unknown"), "."), ".[", "[")
-				k, v := &yaml.Node{Kind: yaml.ScalarNode, Value: "zz_unknown"}, &yaml.Node{Kind: yaml.ScalarNode, Value: "1"}
-				p.node.Content = append(p.node.Content, k, v)
-				data := encode(t, &doc)
-				p.node.Content = p.node.Content[:len(p.node.Content)-2]
-				var known []string
-				open := true
-				for _, e := range decodeErrors(t, sample{name: tc.doc.name, data: data, zone: tc.doc.zone}) {
-					if m := expectedRE.FindStringSubmatch(e.Msg); m != nil && e.Field == field {
-						known, open = expectedKeys(m[1]), false
-					}
-				}
+				field := fieldOf(append(slices.Clone(p.path), "zz_unknown"))
+				known, open := knownKeys(t, tc.doc, &doc, p)
 				sch, loc := subschema(raw, p.path)
 				if sch == nil {
 					t.Errorf("%s: no schema", field)
