@@ -299,9 +299,29 @@ func TestSchemaKeys(t *testing.T) {
 	// And every key table in the decoders' code is one of the mappings
 	// compared above, so that a new mapping cannot be left out of the
 	// full documents, and so of the schemas.
-	tables, problems, err := keyTables("../../zones", "../../pops", ".")
+	scanned := []string{"../../zones", "../../pops", "."}
+	tables, problems, err := keyTables(scanned...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A package that reads YAML mappings outside the scan would have
+	// tables no test compares; latency's files have no schema.
+	users, err := yamlxUsers("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, dir := range append(scanned, "../../latency") {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		known[abs] = true
+	}
+	for _, dir := range users {
+		if !known[dir] {
+			t.Errorf("%s reads YAML mappings with yamlx, and keyTables does not scan it", dir)
+		}
 	}
 	for _, p := range problems {
 		t.Error(p)
@@ -526,6 +546,45 @@ func keyTablesOf(fset *token.FileSet, f *ast.File, keyVars map[string]bool, keyF
 		return true
 	})
 	return out, problems
+}
+
+// yamlxUsers lists the directories under root, as absolute paths, of the
+// non-test Go files that import internal/yamlx, but for
+// yamlx itself.
+func yamlxUsers(root string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "yamlx") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"github.com/popdns/popdns/internal/yamlx"` {
+				dir, err := filepath.Abs(filepath.Dir(path))
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(out, dir) {
+					out = append(out, dir)
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // isKeysLit reports whether e is a yamlx.Keys{...} literal.
