@@ -2,16 +2,19 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/popdns/popdns/internal/yamlx"
 	"go.yaml.in/yaml/v3"
 )
 
 // TestSchemaMutations breaks a full zone and a full configuration, one
 // place at a time, and wants both the decoder and the schema to reject
 // each: an unknown key in every mapping, a mapping or a nested list in
-// place of every single value, and values each decoder checks in a way a
+// place of every single value, a mapping as the value of every key a
+// decoder's mapping knows, and values each decoder checks in a way a
 // schema can say.
 func TestSchemaMutations(t *testing.T) {
 	zoneSch, configSch := compileSchema(t, "zone.schema.json"), compileSchema(t, "config.schema.json")
@@ -68,6 +71,53 @@ func TestSchemaMutations(t *testing.T) {
 						n++
 					}
 					*p.node = saved
+				}
+			}
+			// A mapping as the value of every key the decoder knows,
+			// those the full document leaves out too: a value decoded
+			// with yaml.v3's own rules into a struct or a map would take
+			// any key without a key table.
+			for _, p := range all {
+				if p.node.Kind != yaml.MappingNode {
+					continue
+				}
+				known, open := knownKeys(t, base, &doc, p)
+				if open {
+					continue
+				}
+				for _, key := range known {
+					if key == "a record type" {
+						continue // the record data of a type the full zone has is mutated above
+					}
+					what := fieldOf(append(slices.Clone(p.path), key)) + ": {zz: 1}"
+					var bad yaml.Node
+					if err := yaml.Unmarshal([]byte("{zz: 1}"), &bad); err != nil {
+						t.Fatal(err)
+					}
+					saved := slices.Clone(p.node.Content)
+					i := 0
+					for i < len(p.node.Content) && p.node.Content[i].Value != key {
+						i += 2
+					}
+					added := i >= len(p.node.Content)
+					if added {
+						p.node.Content = append(p.node.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, bad.Content[0])
+					} else {
+						p.node.Content[i+1] = bad.Content[0]
+					}
+					s := sample{name: base.name, data: encode(t, &doc), zone: base.zone}
+					both(t, what, s)
+					// The error is the value's, or, for a key added, may
+					// be the mapping's: ttl beside geo is one.
+					f := fieldOf(append(slices.Clone(p.path), key))
+					if !slices.ContainsFunc(decodeErrors(t, s), func(e *yamlx.Error) bool {
+						return e.Field == f || strings.HasPrefix(e.Field, f+".") || strings.HasPrefix(e.Field, f+"[") ||
+							added && e.Field == fieldOf(p.path)
+					}) {
+						t.Errorf("%s: the decoder finds nothing wrong at %s", what, f)
+					}
+					p.node.Content = saved
+					n++
 				}
 			}
 			t.Logf("%d mutations", n)
