@@ -30,7 +30,7 @@ records:
           iad: { a: 192.0.2.2 }
 `
 
-func load(t *testing.T, zone string, popNames ...string) *zones.Snapshot {
+func load(t testing.TB, zone string, popNames ...string) *zones.Snapshot {
 	t.Helper()
 	var list []pops.PoP
 	for i, n := range popNames {
@@ -394,4 +394,33 @@ func BenchmarkSample(b *testing.B) {
 		}
 		c.Sample(t0.Add(time.Duration(i) * SampleEvery))
 	}
+}
+
+// BenchmarkCount: one geo answer and its zone's query counted, as a
+// query does, from one goroutine and from GOMAXPROCS goroutines (the v4
+// and v6 fast-path readers and the general path) counting the same place
+// of the same target, the worst case for the shared cache lines.
+func BenchmarkCount(b *testing.B) {
+	c := New(time.Now)
+	snap := load(b, testZone, "fra", "iad")
+	c.SetZones(snap)
+	g := snap.Match("t.test.").Geos()[0]
+	tg, zc := c.Target(g, 0), c.Zone("t.test.")
+	pl := c.PlaceOf("DE", "EU")
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			tg.Count(pl)
+			zc.Add(1)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				tg.Count(pl)
+				zc.Add(1)
+			}
+		})
+	})
 }
