@@ -424,3 +424,25 @@ func BenchmarkCount(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkReport: the report of 100,000 zones, an hour of samples, a
+// hundred zones queried.
+func BenchmarkReport(b *testing.B) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := New(at(t0))
+	fakeZones(c, 100_000)
+	for s := range ringLen {
+		for j := 0; j < 100_000; j += 1000 {
+			c.zoneList[j].c.Add(1)
+		}
+		c.Sample(t0.Add(time.Duration(s) * SampleEvery))
+	}
+	now := t0.Add(time.Duration(ringLen-1) * SampleEvery)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if r := c.ReportAt(now); len(r.Zones) != 100 {
+			b.Fatalf("%d zones", len(r.Zones))
+		}
+	}
+}
