@@ -301,7 +301,9 @@ type outcome struct {
 	// counted), place where its client is.
 	target *traffic.Target
 	place  traffic.Place
-	ecs    ecsUse // what the query's client subnet option did
+	// zoneCount is zone's query counter, looked up once by observe.
+	zoneCount *traffic.Counter
+	ecs       ecsUse // what the query's client subnet option did
 	// replyScope is the ECS scope sent back, when the reply has ECS.
 	replyScope int
 	// cookie is what the query's COOKIE option was and what the reply

@@ -141,10 +141,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	tr = out.trace
 	tr.Size, tr.Whole, tr.Rcode = size, size <= limit, resp.Rcode
 	tr.Zone, tr.PoP = out.zone, out.pop
-	tr.Target = out.target
-	if out.zone != nil {
-		tr.ZoneCount = s.traffic.Zone(out.zone.Origin())
-	}
+	tr.Target, tr.ZoneCount = out.target, out.zoneCount
 	tr.RRL = account
 	tr.Signatures = sigs
 	return resp, tr
@@ -354,7 +351,8 @@ func (s *Server) observe(req, resp *dns.Msg, out *outcome, tcp bool, start time.
 	if out != nil {
 		if out.zone != nil {
 			zone = out.zone.Origin()
-			s.traffic.Zone(zone).Add(1)
+			out.zoneCount = s.traffic.Zone(zone)
+			out.zoneCount.Add(1)
 		}
 		out.target.Count(out.place)
 		s.metrics.observeGeo(out, resp.Rcode)

@@ -35,7 +35,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, error) {
 	m := &metrics{
-		geo: trafficCollector{tr},
+		geo: trafficCollector{tr, traffic.MaxRecordSeries},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "popdns", Subsystem: "dns", Name: "requests_total",
 			Help: "DNS queries answered, by transport, zone (none: not ours), query type and response code.",
@@ -111,13 +111,25 @@ func (m *metrics) observeGeo(q *outcome, rcode int) {
 // trafficCollector exports the traffic counters (package traffic) that
 // both paths count geo answers in, read at scrape time: a series for each
 // geo record target and PoP of the snapshot served, from 0, gone when a
-// reload removes it. Clients' countries are not a label (too many
-// series): /status shows them.
-type trafficCollector struct{ c *traffic.Counters }
+// reload removes it. Past traffic.MaxRecordSeries targets (whole records,
+// in zone order, as popdns_target_* are capped), the rest are summed per
+// PoP into zone="_other", record="_other", with the answers from records
+// a reload had just replaced, so that sum by (pop) stays exact. Clients'
+// countries are not a label (too many series): /status shows them.
+// The counts are copied out under traffic's lock and sent after it, so
+// that a slow scrape never holds a reload up.
+type trafficCollector struct {
+	c   *traffic.Counters
+	max int // the series of records: traffic.MaxRecordSeries, less in tests
+}
+
+// otherLabel is the zone and record of the geo answers without a series
+// of their own.
+const otherLabel = "_other"
 
 var (
 	geoAnswersDesc = prometheus.NewDesc("popdns_geo_answers_total",
-		"Answers from geo records, by zone, record (owner name) and the PoP answered first.",
+		"Answers from geo records, by zone, record (owner name) and the PoP answered first; zone and record \"_other\": the records past the cap on series.",
 		[]string{"zone", "record", "pop"}, nil)
 	catchmentDesc = prometheus.NewDesc("popdns_geo_catchment_answers_total",
 		"Answers from geo records, by the client's continent (AF AN AS EU NA OC SA, -- unknown) and the PoP answered first.",
@@ -130,12 +142,16 @@ func (t trafficCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (t trafficCollector) Collect(ch chan<- prometheus.Metric) {
-	t.c.Records(func(k traffic.RecordKey, n uint64) {
-		ch <- prometheus.MustNewConstMetric(geoAnswersDesc, prometheus.CounterValue, float64(n), k.Zone, k.Record, k.PoP)
-	})
-	t.c.Continents(func(pop string, continent int, n uint64) {
-		ch <- prometheus.MustNewConstMetric(catchmentDesc, prometheus.CounterValue, float64(n), traffic.Continents[continent], pop)
-	})
+	records, other := t.c.Records(t.max)
+	for _, r := range records {
+		ch <- prometheus.MustNewConstMetric(geoAnswersDesc, prometheus.CounterValue, float64(r.N), r.Zone, r.Record, r.PoP)
+	}
+	for _, o := range other {
+		ch <- prometheus.MustNewConstMetric(geoAnswersDesc, prometheus.CounterValue, float64(o.N), otherLabel, otherLabel, o.PoP)
+	}
+	for _, k := range t.c.Continents() {
+		ch <- prometheus.MustNewConstMetric(catchmentDesc, prometheus.CounterValue, float64(k.N), traffic.Continents[k.Continent], k.PoP)
+	}
 }
 
 // qtypeLabel keeps the qtype label bounded: types outside this list are

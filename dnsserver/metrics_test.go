@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/internal/dnstest"
+	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +89,7 @@ func TestGeoMetrics(t *testing.T) {
 		`popdns_geo_answers_total{pop="iad",record="www.geo.test.",zone="geo.test."}`: 1,
 		`popdns_geo_answers_total{pop="nrt",record="www.geo.test.",zone="geo.test."}`: 2,
 		`popdns_geo_answers_total{pop="sin",record="www.geo.test.",zone="geo.test."}`: 0, // there from the start
+		`popdns_geo_answers_total{pop="fra",record="_other",zone="_other"}`:           0,
 		`popdns_geo_catchment_answers_total{continent="EU",pop="fra"}`:                1,
 		`popdns_geo_catchment_answers_total{continent="NA",pop="iad"}`:                1,
 		`popdns_geo_catchment_answers_total{continent="AS",pop="nrt"}`:                2,
@@ -105,6 +108,46 @@ func TestGeoMetrics(t *testing.T) {
 	// Scopes 24, 16, 24 (the private subnet's own length) and 0.
 	if h.GetSampleCount() != 4 || h.GetSampleSum() != 64 {
 		t.Errorf("scope histogram: %d samples summing to %v, want 4 summing to 64", h.GetSampleCount(), h.GetSampleSum())
+	}
+}
+
+// TestGeoAnswersCapped: past the cap on series, whole records are summed
+// per PoP into zone="_other", and so are the answers from a record a
+// reload replaced while the query was on the old snapshot; sum by (pop)
+// stays the PoPs' geo answers.
+func TestGeoAnswersCapped(t *testing.T) {
+	s := newGeoServer(t)
+	old := s.Zones()
+	for _, q := range []*dns.Msg{
+		query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)), // fra
+		query("www.geo.test.", dns.TypeA, withECS("24.48.1.0", 24)), // iad
+		query("www.geo.test.", dns.TypeA),                           // nrt
+	} {
+		s.ServeDNS(dnstest.NewUDP("126.5.5.5"), q)
+	}
+	// A query that found the record before a reload counts after it.
+	geos := old.Match("geo.test.").Geos()
+	g := geos[slices.IndexFunc(geos, func(g *zones.Geo) bool { return g.Owner == "www.geo.test." })]
+	nrt := slices.IndexFunc(g.Targets, func(t zones.GeoTarget) bool { return t.Name() == "nrt" })
+	s.SetZones(newGeoServer(t).Zones())
+	s.traffic.Target(g, nrt).Count(0)
+
+	s.metrics.geo.max = 0
+	got := gatherCounters(t, s.metrics.geo)
+	for series, want := range map[string]float64{
+		`popdns_geo_answers_total{pop="fra",record="_other",zone="_other"}`: 1,
+		`popdns_geo_answers_total{pop="iad",record="_other",zone="_other"}`: 1,
+		`popdns_geo_answers_total{pop="nrt",record="_other",zone="_other"}`: 2,
+		`popdns_geo_answers_total{pop="sin",record="_other",zone="_other"}`: 0,
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present: %v), want %v", series, v, ok, want)
+		}
+	}
+	for series := range got {
+		if strings.Contains(series, "www.geo.test.") {
+			t.Errorf("%s past the cap", series)
+		}
 	}
 }
 

@@ -336,7 +336,7 @@ type Server struct {
 	cache      decisionCache
 	zones      atomic.Pointer[zones.Snapshot]    // nil until the first SetZones
 	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
-	now        func() time.Time                  // the clock cookies are made at
+	now        func() time.Time                  // the clock cookies are made at and traffic is counted by
 	serving    atomic.Bool                       // every listener is answering
 	served     chan struct{}                     // closed the first time serving turns true
 	servedOnce sync.Once                         // closes served
@@ -368,7 +368,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Metrics == nil {
 		panic("dnsserver: New without a metrics registerer")
 	}
-	tr := traffic.New(time.Now())
+	// The traffic counters read the server's clock, which tests set; s
+	// is made below, after counting begins.
+	var s *Server
+	tr := traffic.New(func() time.Time {
+		if s == nil {
+			return systemNow()
+		}
+		return s.now()
+	})
 	m, err := newMetrics(deps.Metrics, tr)
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
@@ -382,7 +390,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: %w", err)
 	}
-	s := &Server{
+	s = &Server{
 		tcpMetrics: tm,
 		cfg:        cfg,
 		nsidHex:    hex.EncodeToString([]byte(cfg.NSID)),
@@ -456,7 +464,10 @@ func (s *Server) Overrides() *steer.Overrides { return s.overrides.Load() }
 // Signed zones are presigned in the background (while Serve runs); until
 // then their answers are signed as they are asked.
 func (s *Server) SetZones(snap *zones.Snapshot) {
-	s.traffic.SetZones(snap) // first: snap's answers find their counters
+	// First: snap's answers find their counters. A query still on the
+	// snapshot before counts its geo answers in its PoP, unattributed
+	// (traffic.Counters.Target).
+	s.traffic.SetZones(snap)
 	s.zones.Store(snap)
 	s.signer.setZones(snap)
 }

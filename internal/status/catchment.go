@@ -112,8 +112,11 @@ type flow struct {
 
 // trafficPage is the traffic section and the catchment drawn on the map.
 type trafficPage struct {
-	PoPs       []trafficRow
-	Zones      []trafficRow
+	PoPs  []trafficRow
+	Zones []trafficRow // the busiest pageZones of the last hour
+	// OtherZones sums the rest the report has (its Zones past pageZones
+	// and its OtherZones); nil when there are none.
+	OtherZones *trafficRow
 	Countries  []catchRow
 	Continents []catchRow
 	// Measure is what the catchment counts: the last hour's answers, or,
@@ -143,6 +146,11 @@ type popColor struct{ Name, Color string }
 // maxFlows bounds the lines drawn: the busiest country→PoP pairs.
 const maxFlows = 80
 
+// pageZones bounds the zones the page lists: the busiest of the last hour
+// (the report has them busiest first), then one row for the others, so
+// that 100,000 zones do not make megabytes of HTML per refresh.
+const pageZones = 20
+
 func newTrafficPage(rep *traffic.Report, ps []PoP) *trafficPage {
 	tp := &trafficPage{Measure: "last hour"}
 	color := map[string]string{}
@@ -156,8 +164,20 @@ func newTrafficPage(rep *traffic.Report, ps []PoP) *trafficPage {
 		tp.PoPs = append(tp.PoPs, trafficRow{Name: p.Name, Color: color[p.Name], QPSM: fmtRate(p.PerSecM), QPSH: fmtRate(p.PerSecH),
 			Share: fmt.Sprintf("%.1f %%", 100*p.ShareH), ShareW: fmt.Sprintf("%.1f", 100*p.ShareH), Total: p.Total, LastHour: p.LastHour})
 	}
-	for _, z := range rep.Zones {
+	others := rep.OtherZones
+	for i, z := range rep.Zones {
+		if i >= pageZones {
+			others.Add(z)
+			continue
+		}
 		tp.Zones = append(tp.Zones, trafficRow{Name: z.Name, QPSM: fmtRate(z.PerSecM), QPSH: fmtRate(z.PerSecH), Total: z.Total, LastHour: z.LastHour})
+	}
+	if others.Zones > 0 {
+		name := fmt.Sprintf("%d other zones", others.Zones)
+		if others.Zones == 1 {
+			name = "1 other zone"
+		}
+		tp.OtherZones = &trafficRow{Name: name, QPSM: fmtRate(others.PerSecM), QPSH: fmtRate(others.PerSecH), Total: others.Total, LastHour: others.LastHour}
 	}
 	hour := slices.ContainsFunc(rep.Countries, func(c traffic.Catchment) bool { return c.LastHour > 0 })
 	if !hour {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -131,6 +132,34 @@ func trafficPageFixture(now time.Time) Status {
 	}
 	st.Traffic = demoTraffic(st.PoPs, now)
 	return st
+}
+
+// TestTrafficPageZones: the page lists the busiest pageZones zones and
+// one row summing the others, those the report lists past them and those
+// it left out.
+func TestTrafficPageZones(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	st := trafficPageFixture(now)
+	st.Traffic.Zones = nil
+	for i := range pageZones + 5 {
+		n := uint64(1000 - i)
+		st.Traffic.Zones = append(st.Traffic.Zones, traffic.Rate{Name: fmt.Sprintf("z%02d.test.", i), PerSecM: float64(n) / 60,
+			PerSecH: float64(n) / 3600, LastHour: n, Total: 2 * n})
+	}
+	st.Traffic.OtherZones = traffic.OtherZones{Zones: 80, PerSecM: 1, PerSecH: 0.5, LastHour: 1800, Total: 5000}
+	p := newStatusPage(st, now)
+	if len(p.Traffic.Zones) != pageZones || p.Traffic.Zones[0].Name != "z00.test." {
+		t.Errorf("%d zones on the page, first %+v", len(p.Traffic.Zones), p.Traffic.Zones[0])
+	}
+	// The five past pageZones: 1000-20 … 1000-24 in the last hour.
+	want := trafficRow{Name: "85 other zones", QPSM: fmtRate(1 + 4890.0/60), QPSH: fmtRate(0.5 + 4890.0/3600), LastHour: 1800 + 4890, Total: 5000 + 2*4890}
+	if o := p.Traffic.OtherZones; o == nil || *o != want {
+		t.Errorf("others %+v, want %+v", o, want)
+	}
+	page := renderTestStatusPage(t, st)
+	if !strings.Contains(page, `<tr class="others"><td class="name none">85 other zones</td>`) || strings.Contains(page, "z20.test.") {
+		t.Error("the page does not list the top zones and one row for the others")
+	}
 }
 
 // TestTrafficPage: the traffic section lists every PoP and zone with its

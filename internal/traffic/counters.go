@@ -1,6 +1,8 @@
 package traffic
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +12,12 @@ import (
 
 // Counter is one monotonic count, safe for concurrent use. A nil
 // *Counter counts nothing.
-type Counter struct{ n atomic.Uint64 }
+type Counter struct {
+	n atomic.Uint64
+	// sampled is n at the ring's newest sample (Counters.mu guards it):
+	// a sample stores only how much a zone grew since, not every zone.
+	sampled uint64
+}
 
 // Add adds n.
 func (c *Counter) Add(n uint64) {
@@ -59,6 +66,17 @@ type RecordKey struct{ Zone, Record, PoP string }
 type table struct {
 	geo   map[*zones.Geo][]*Target // by target index
 	zones map[string]*Counter      // by origin
+	// unattributed is, by PoP name, what an answer from a geo record of
+	// an older snapshot counts in (a query that began before a reload):
+	// its PoP's catchment and the PoP's unattributed answers, so that
+	// the totals per PoP stay exact.
+	unattributed map[string]*Target
+}
+
+// keyed is a geo record target's counter with its name.
+type keyed struct {
+	key RecordKey
+	t   *Target
 }
 
 // Counters holds the server's traffic counters and the ring of their
@@ -66,25 +84,40 @@ type table struct {
 // and never takes mu. Safe for concurrent use.
 type Counters struct {
 	tbl   atomic.Pointer[table]
+	now   func() time.Time
 	start time.Time
+
+	// continentOf is, per country slot, the continent PlaceOf last saw
+	// it on: the report and Prometheus sum countries into continents
+	// with it. Atomic: PlaceOf runs on the query path, without mu.
+	continentOf [NumCountries]atomic.Uint32
 
 	mu sync.Mutex // mu guards the fields below
 	// The counters the current table holds, which persist across a
 	// reload that keeps their names.
-	pops    map[string]*PoP
-	records map[RecordKey]*Target
-	zones   map[string]*Counter
-	ring    ring
-
-	// continentOf is, per country slot, the continent PlaceOf last saw
-	// it on: the report and Prometheus sum countries into continents
-	// with it.
-	continentOf [NumCountries]atomic.Uint32
+	pops         map[string]*PoP
+	records      map[RecordKey]*Target
+	zones        map[string]*Counter
+	unattributed map[string]*Counter // by PoP
+	// order is records' targets grouped by geo record, in zone order
+	// (origin order, records and targets in file order): the order
+	// Prometheus's cap on series keeps.
+	order [][]keyed
+	// zoneList is zones as a slice, which Sample walks.
+	zoneList []namedCounter
+	ring     ring
 }
 
-// New returns empty counters; start is when counting began.
-func New(start time.Time) *Counters {
-	c := &Counters{start: start, pops: map[string]*PoP{}, records: map[RecordKey]*Target{}, zones: map[string]*Counter{}}
+type namedCounter struct {
+	origin string
+	c      *Counter
+}
+
+// New returns empty counters that read the time from now (the server's
+// clock); counting begins at now().
+func New(now func() time.Time) *Counters {
+	c := &Counters{now: now, start: now(), pops: map[string]*PoP{}, records: map[RecordKey]*Target{},
+		zones: map[string]*Counter{}, unattributed: map[string]*Counter{}}
 	c.tbl.Store(&table{})
 	return c
 }
@@ -96,9 +129,11 @@ func New(start time.Time) *Counters {
 func (c *Counters) SetZones(snap *zones.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &table{geo: map[*zones.Geo][]*Target{}, zones: map[string]*Counter{}}
+	t := &table{geo: map[*zones.Geo][]*Target{}, zones: map[string]*Counter{}, unattributed: map[string]*Target{}}
 	pops := map[string]*PoP{}
 	records := map[RecordKey]*Target{}
+	var order [][]keyed
+	var zoneList []namedCounter
 	pop := func(name string) *PoP {
 		p := pops[name]
 		if p == nil {
@@ -122,8 +157,10 @@ func (c *Counters) SetZones(snap *zones.Snapshot) {
 				zc = new(Counter)
 			}
 			t.zones[origin] = zc
+			zoneList = append(zoneList, namedCounter{origin, zc})
 			for _, g := range z.Geos() {
 				targets := make([]*Target, len(g.Targets))
+				var group []keyed
 				for i := range g.Targets {
 					k := RecordKey{origin, g.Owner, g.Targets[i].Name()}
 					tg := records[k]
@@ -135,53 +172,128 @@ func (c *Counters) SetZones(snap *zones.Snapshot) {
 							tg = &Target{Answers: new(Counter), PoP: p}
 						}
 						records[k] = tg
+						group = append(group, keyed{k, tg})
 					}
 					targets[i] = tg
 				}
 				t.geo[g] = targets
+				if len(group) > 0 {
+					order = append(order, group)
+				}
 			}
 		}
 	}
-	c.pops, c.records, c.zones = pops, records, t.zones
+	unattributed := make(map[string]*Counter, len(pops))
+	for name, p := range pops {
+		u := c.unattributed[name]
+		if u == nil {
+			u = new(Counter)
+		}
+		unattributed[name] = u
+		t.unattributed[name] = &Target{Answers: u, PoP: p}
+	}
+	c.pops, c.records, c.zones, c.unattributed = pops, records, t.zones, unattributed
+	c.order, c.zoneList = order, zoneList
 	c.tbl.Store(t)
 }
 
 // Target is what an answer from g whose first target is g.Targets[i]
-// counts in; nil when g is not of the snapshot last given to SetZones (a
-// query still answering from an older one).
+// counts in. When g is not of the snapshot last given to SetZones (a
+// query still answering from the one before a reload), it is the PoP's
+// unattributed answers and catchment, so that no answer goes uncounted
+// per PoP; nil when the PoP is gone too, or i is out of range.
 func (c *Counters) Target(g *zones.Geo, i int) *Target {
-	ts := c.tbl.Load().geo[g]
-	if i < 0 || i >= len(ts) {
+	t := c.tbl.Load()
+	if ts, ok := t.geo[g]; ok {
+		if i < 0 || i >= len(ts) {
+			return nil
+		}
+		return ts[i]
+	}
+	if g == nil || i < 0 || i >= len(g.Targets) {
 		return nil
 	}
-	return ts[i]
+	return t.unattributed[g.Targets[i].Name()]
 }
 
 // Zone is the query counter of the zone with origin; nil when it is none
 // of the last snapshot's.
 func (c *Counters) Zone(origin string) *Counter { return c.tbl.Load().zones[origin] }
 
-// Records calls f with each geo record target's counter, for Prometheus.
-func (c *Counters) Records(f func(k RecordKey, n uint64)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, t := range c.records {
-		f(k, t.Answers.Load())
-	}
+// MaxRecordSeries is how many geo record targets get their own
+// Prometheus series (popdns_geo_answers_total): the cap status puts on
+// popdns_target_* series (status.MaxMetricTargets), so that a huge zone
+// set cannot hand Prometheus millions of series.
+const MaxRecordSeries = 10_000
+
+// RecordCount is the answers of one geo record target.
+type RecordCount struct {
+	RecordKey
+	N uint64
 }
 
-// Continents calls f with each PoP's answers to each continent (by index
-// in Continents), for Prometheus.
-func (c *Counters) Continents(f func(pop string, continent int, n uint64)) {
+// PoPTotal is a PoP's count of something.
+type PoPTotal struct {
+	PoP string
+	N   uint64
+}
+
+// Records is the geo record targets' answers for Prometheus, copied
+// under the lock so that a scrape never holds a reload up. records is the
+// first of them in zone order (origin order, records and targets in file
+// order), whole records only, at most max; other is, for every PoP in
+// name order, the answers of the rest plus those the query path could not
+// attribute to a record of the current snapshot (see Target): summed with
+// records by PoP, the PoP's exact geo answers.
+func (c *Counters) Records(max int) (records []RecordCount, other []PoPTotal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	rest := make(map[string]uint64, len(c.pops))
+	full := false
+	for _, group := range c.order {
+		full = full || len(records)+len(group) > max
+		for _, kt := range group {
+			n := kt.t.Answers.Load()
+			if full {
+				rest[kt.key.PoP] += n
+			} else {
+				records = append(records, RecordCount{kt.key, n})
+			}
+		}
+	}
+	for name, u := range c.unattributed {
+		rest[name] += u.Load()
+	}
+	other = make([]PoPTotal, 0, len(rest))
+	for name, n := range rest {
+		other = append(other, PoPTotal{name, n})
+	}
+	slices.SortFunc(other, func(a, b PoPTotal) int { return cmp.Compare(a.PoP, b.PoP) })
+	return records, other
+}
+
+// ContinentCount is one PoP's answers to one continent (by index in
+// Continents).
+type ContinentCount struct {
+	PoP       string
+	Continent int
+	N         uint64
+}
+
+// Continents is each PoP's answers to each continent, for Prometheus,
+// copied under the lock.
+func (c *Counters) Continents() []ContinentCount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ContinentCount, 0, len(c.pops)*len(Continents))
 	for name, p := range c.pops {
 		var k [len(Continents)]uint64
 		for i := range p.places {
 			k[c.continent(i)] += p.places[i].Load()
 		}
 		for i, n := range k {
-			f(name, i, n)
+			out = append(out, ContinentCount{name, i, n})
 		}
 	}
+	return out
 }

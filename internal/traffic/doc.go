@@ -12,6 +12,10 @@
 // removes are dropped.
 //
 // Rates come from a ring of samples of the counters that Counters.Run
-// takes every SampleEvery, an hour of them: nothing on the query path.
-// Report reads the counters and the ring.
+// takes every SampleEvery, an hour of them: nothing on the query path. A
+// sample holds only the zones and places that grew since the one before,
+// so the ring's memory follows the traffic, not the zones configured.
+// Report reads the counters and the ring, and lists only the busiest
+// zones of the hour; Prometheus gets a series per geo record target up to
+// MaxRecordSeries and the rest summed per PoP.
 package traffic

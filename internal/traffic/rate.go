@@ -13,13 +13,25 @@ const SampleEvery = 10 * time.Second
 
 const ringLen = int(time.Hour/SampleEvery) + 1
 
-// sample is the counters at one time: totals per PoP and zone, and the
-// catchment's growth since the sample before, only what grew.
+// MaxReportZones bounds the zones a Report lists: the busiest of the
+// last hour; Report.OtherZones sums the rest.
+const MaxReportZones = 100
+
+// sample is the counters at one time: totals per PoP, and the zones' and
+// the catchment's growth since the sample before, only what grew, so that
+// an hour of samples costs memory in proportion to the traffic, not to
+// the zones configured.
 type sample struct {
 	at    time.Time
 	pops  map[string]uint64
-	zones map[string]uint64
+	zones []zoneN
 	grew  []growth
+}
+
+// zoneN is how much one zone's queries grew between two samples.
+type zoneN struct {
+	origin string
+	n      uint64
 }
 
 // growth is how much one PoP's answers to each place grew between two
@@ -65,13 +77,13 @@ func (r *ring) each(f func(*sample) bool) {
 func (c *Counters) Run(ctx context.Context) {
 	t := time.NewTicker(SampleEvery)
 	defer t.Stop()
-	c.Sample(time.Now())
+	c.Sample(c.now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			c.Sample(now)
+		case <-t.C:
+			c.Sample(c.now())
 		}
 	}
 }
@@ -81,7 +93,7 @@ func (c *Counters) Run(ctx context.Context) {
 func (c *Counters) Sample(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := sample{at: now, pops: make(map[string]uint64, len(c.pops)), zones: make(map[string]uint64, len(c.zones))}
+	s := sample{at: now, pops: make(map[string]uint64, len(c.pops))}
 	last := make(map[*PoP]*[NumPlaces]uint64, len(c.pops))
 	for name, p := range c.pops {
 		cur := new([NumPlaces]uint64)
@@ -103,8 +115,12 @@ func (c *Counters) Sample(now time.Time) {
 		}
 		last[p] = cur
 	}
-	for origin, z := range c.zones {
-		s.zones[origin] = z.Load()
+	for _, z := range c.zoneList {
+		n := z.c.Load()
+		if n > z.c.sampled {
+			s.zones = append(s.zones, zoneN{z.origin, n - z.c.sampled})
+		}
+		z.c.sampled = n
 	}
 	c.ring.last = last
 	c.ring.add(s)
@@ -117,7 +133,11 @@ type Report struct {
 	Since     time.Time `json:"since"`
 	SampledAt time.Time `json:"sampled_at,omitzero"`
 	PoPs      []PoPRate `json:"pops"`
-	Zones     []Rate    `json:"zones"`
+	// Zones is the zones queried in the last hour (before an hour of
+	// samples: since the start), busiest first by the hour's rate, at
+	// most MaxReportZones of them; OtherZones sums the rest.
+	Zones      []Rate     `json:"zones"`
+	OtherZones OtherZones `json:"other_zones"`
 	// Countries and Continents are the catchment: where each country's
 	// (each continent's) geo answers went, busiest first.
 	Countries  []Catchment `json:"countries"`
@@ -133,6 +153,25 @@ type Rate struct {
 	PerSecH  float64 `json:"qps_1h"`
 	Total    uint64  `json:"total"`
 	LastHour uint64  `json:"last_hour"`
+}
+
+// OtherZones is the zones queried that Report.Zones leaves out: how many,
+// and their queries summed.
+type OtherZones struct {
+	Zones    int     `json:"zones"`
+	PerSecM  float64 `json:"qps_1m"`
+	PerSecH  float64 `json:"qps_1h"`
+	Total    uint64  `json:"total"`
+	LastHour uint64  `json:"last_hour"`
+}
+
+// Add adds r to o.
+func (o *OtherZones) Add(r Rate) {
+	o.Zones++
+	o.PerSecM += r.PerSecM
+	o.PerSecH += r.PerSecH
+	o.Total += r.Total
+	o.LastHour += r.LastHour
 }
 
 // PoPRate is a PoP's geo answers: its rate, and its share of all geo
@@ -164,13 +203,36 @@ type PoPCount struct {
 
 // Report is the traffic now: totals read from the counters, rates and
 // the last hour's counts from them and the ring's samples.
-func (c *Counters) Report() Report { return c.ReportAt(time.Now()) }
+func (c *Counters) Report() Report { return c.ReportAt(c.now()) }
 
 // ReportAt is Report with the counters read at now.
 func (c *Counters) ReportAt(now time.Time) Report {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	rep := Report{Since: c.start, PoPs: []PoPRate{}, Zones: []Rate{}, Countries: []Catchment{}, Continents: []Catchment{}}
+	rep, byHour := c.reportLocked(now)
+	c.mu.Unlock()
+	// Sorted outside the lock: there can be many zones.
+	slices.SortFunc(rep.Zones, func(a, b Rate) int {
+		if byHour {
+			if x := cmp.Compare(b.PerSecH, a.PerSecH); x != 0 {
+				return x
+			}
+		}
+		return cmp.Or(cmp.Compare(b.LastHour, a.LastHour), cmp.Compare(b.Total, a.Total), cmp.Compare(a.Name, b.Name))
+	})
+	if len(rep.Zones) > MaxReportZones {
+		for _, z := range rep.Zones[MaxReportZones:] {
+			rep.OtherZones.Add(z)
+		}
+		rep.Zones = slices.Clip(rep.Zones[:MaxReportZones])
+	}
+	return rep
+}
+
+// reportLocked is the report with its zones unsorted and uncapped: only
+// those queried within the last hour (when there is an hour to go by,
+// byHour; else since the start).
+func (c *Counters) reportLocked(now time.Time) (rep Report, byHour bool) {
+	rep = Report{Since: c.start, PoPs: []PoPRate{}, Zones: []Rate{}, Countries: []Catchment{}, Continents: []Catchment{}}
 	// The bases of the windows: the oldest samples within a minute and an
 	// hour of now; nil when there is none, and the server started
 	// within the window: the base is then the start, when every count
@@ -191,27 +253,25 @@ func (c *Counters) ReportAt(now time.Time) Report {
 		}
 		return true
 	})
-	since := func(base *sample, ok bool, name string, n uint64, of func(*sample) map[string]uint64) (uint64, float64) {
+	perSec := func(base *sample, n uint64) float64 {
+		at := c.start
+		if base != nil {
+			at = base.at
+		}
+		if d := now.Sub(at).Seconds(); d > 0 {
+			return float64(n) / d
+		}
+		return 0
+	}
+	since := func(base *sample, ok bool, name string, n uint64) (uint64, float64) {
 		if !ok {
 			return 0, 0
 		}
-		at := c.start
 		if base != nil {
-			at, n = base.at, diff(n, of(base)[name])
+			n = diff(n, base.pops[name])
 		}
-		if d := now.Sub(at).Seconds(); d > 0 {
-			return n, float64(n) / d
-		}
-		return n, 0
+		return n, perSec(base, n)
 	}
-	rate := func(name string, n uint64, of func(*sample) map[string]uint64) Rate {
-		r := Rate{Name: name, Total: n}
-		_, r.PerSecM = since(minute, minuteOK, name, n, of)
-		r.LastHour, r.PerSecH = since(hour, hourOK, name, n, of)
-		return r
-	}
-	pops := func(s *sample) map[string]uint64 { return s.pops }
-	zs := func(s *sample) map[string]uint64 { return s.zones }
 	var sumH, sumT uint64
 	live := make(map[*PoP]*[NumPlaces]uint64, len(c.pops))
 	for name, p := range c.pops {
@@ -222,7 +282,9 @@ func (c *Counters) ReportAt(now time.Time) Report {
 			total += cur[i]
 		}
 		live[p] = cur
-		r := rate(name, total, pops)
+		r := Rate{Name: name, Total: total}
+		_, r.PerSecM = since(minute, minuteOK, name, total)
+		r.LastHour, r.PerSecH = since(hour, hourOK, name, total)
 		sumH += r.LastHour
 		sumT += r.Total
 		rep.PoPs = append(rep.PoPs, PoPRate{Rate: r})
@@ -236,13 +298,56 @@ func (c *Counters) ReportAt(now time.Time) Report {
 			p.ShareTotal = float64(p.Total) / float64(sumT)
 		}
 	}
-	for origin, z := range c.zones {
-		rep.Zones = append(rep.Zones, rate(origin, z.Load(), zs))
-	}
 	slices.SortFunc(rep.PoPs, func(a, b PoPRate) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(rep.Zones, func(a, b Rate) int { return cmp.Compare(a.Name, b.Name) })
+
+	// A zone's count since a base sample is what it grew in the samples
+	// after the base, plus what it grew since the newest (live less
+	// sampled); with no base, all of it.
+	grewM, grewH := map[string]uint64{}, map[string]uint64{}
+	inMinute := minute != nil // newest first: until the minute's base
+	c.ring.each(func(s *sample) bool {
+		if s == hour {
+			return false
+		}
+		if s == minute {
+			inMinute = false
+		}
+		for _, z := range s.zones {
+			grewH[z.origin] += z.n
+			if inMinute {
+				grewM[z.origin] += z.n
+			}
+		}
+		return true
+	})
+	for _, z := range c.zoneList {
+		n := z.c.Load()
+		if n == 0 {
+			continue
+		}
+		pending := diff(n, z.c.sampled)
+		r := Rate{Name: z.origin, Total: n}
+		if minuteOK {
+			m := n
+			if minute != nil {
+				m = pending + grewM[z.origin]
+			}
+			r.PerSecM = perSec(minute, m)
+		}
+		if hourOK {
+			r.LastHour = n
+			if hour != nil {
+				r.LastHour = pending + grewH[z.origin]
+			}
+			r.PerSecH = perSec(hour, r.LastHour)
+			if r.LastHour == 0 {
+				continue
+			}
+		}
+		rep.Zones = append(rep.Zones, r)
+	}
 	rep.Countries, rep.Continents = c.catchmentLocked(live, hour, hourOK)
-	return rep
+	return rep, hourOK
 }
 
 // catchmentLocked is the catchment: totals as live has them, the last
