@@ -24,6 +24,13 @@ var (
 		[]string{"pop"}, nil)
 	popHealthyDesc = prometheus.NewDesc("popdns_pop_healthy",
 		"Whether the PoP's own probe says it is healthy (1; also 1 without a probe).", []string{"pop"}, nil)
+	popTargetsDesc = prometheus.NewDesc("popdns_pop_targets",
+		"The geo targets at the PoP, over every zone.", []string{"pop"}, nil)
+	popTargetsUpDesc = prometheus.NewDesc("popdns_pop_targets_up",
+		"The geo targets at the PoP that are eligible to be answered: active and healthy.", []string{"pop"}, nil)
+	popTargetsUnhealthyDesc = prometheus.NewDesc("popdns_pop_targets_unhealthy",
+		"The geo targets at the PoP that are active but not eligible because a probe says down; drained targets are not counted.",
+		[]string{"pop"}, nil)
 	popStateDesc = prometheus.NewDesc("popdns_pop_state",
 		"The PoP's admin state, the configuration's combined with the operators' runtime overrides: 1 for the current state (active, drain, down), 0 for the others.",
 		[]string{"pop", "state"}, nil)
@@ -56,7 +63,8 @@ func (r *Reporter) Collector() prometheus.Collector { return reporterCollector{r
 type reporterCollector struct{ r *Reporter }
 
 func (c reporterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{popUpDesc, popHealthyDesc, popStateDesc, targetUpDesc, targetHealthyDesc,
+	for _, d := range []*prometheus.Desc{popUpDesc, popHealthyDesc, popTargetsDesc, popTargetsUpDesc,
+		popTargetsUnhealthyDesc, popStateDesc, targetUpDesc, targetHealthyDesc,
 		targetStateDesc, targetsOmittedDesc, readyDesc} {
 		ch <- d
 	}
@@ -82,6 +90,9 @@ func (c reporterCollector) Collect(ch chan<- prometheus.Metric) {
 			pc := counts.byPoP[name]
 			ch <- prometheus.MustNewConstMetric(popUpDesc, prometheus.GaugeValue, bool01(env.PoPUp(p, pc.up, pc.targets)), name)
 			ch <- prometheus.MustNewConstMetric(popHealthyDesc, prometheus.GaugeValue, bool01(env.PoPHealthy(p)), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsDesc, prometheus.GaugeValue, float64(pc.targets), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsUpDesc, prometheus.GaugeValue, float64(pc.up), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsUnhealthyDesc, prometheus.GaugeValue, float64(pc.unhealthy), name)
 			state := env.PoPState(p)
 			for _, s := range adminStates {
 				ch <- prometheus.MustNewConstMetric(popStateDesc, prometheus.GaugeValue, bool01(s == state), name, s.String())

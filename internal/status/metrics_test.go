@@ -71,6 +71,12 @@ popdns_pop_state{pop="fra",state="drain"} 0
 popdns_pop_state{pop="iad",state="active"} 1
 popdns_pop_state{pop="iad",state="down"} 0
 popdns_pop_state{pop="iad",state="drain"} 0
+popdns_pop_targets{pop="fra"} 2
+popdns_pop_targets{pop="iad"} 2
+popdns_pop_targets_unhealthy{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="iad"} 0
+popdns_pop_targets_up{pop="fra"} 2
+popdns_pop_targets_up{pop="iad"} 1
 popdns_pop_up{pop="fra"} 1
 popdns_pop_up{pop="iad"} 1
 popdns_target_healthy{pop="fra",record="api.status.test.",zone="status.test."} 1
@@ -99,7 +105,23 @@ popdns_target_up{pop="iad",record="www.status.test.",zone="status.test."} 1
 		{"fra's targets down", map[string]healthprobe.Result{"pop-fra": up, "tcp://192.0.2.1:443": down, "tcp://192.0.2.11:443": down}, nil, `
 popdns_pop_healthy{pop="fra"} 1
 popdns_pop_up{pop="fra"} 0
+popdns_pop_targets_up{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="fra"} 2
 popdns_target_healthy{pop="fra",record="api.status.test.",zone="status.test."} 0
+popdns_target_up{pop="fra",record="www.status.test.",zone="status.test."} 0
+`},
+		// Taking every target at fra out one by one is no failure: none
+		// counts as unhealthy, whatever its probe says (PopdnsPoPDown
+		// stays quiet), though fra gets no clients.
+		{"fra's targets drained", map[string]healthprobe.Result{"pop-fra": up, "tcp://192.0.2.1:443": down, "tcp://192.0.2.11:443": up},
+			map[string]pops.AdminState{zones.TargetKey("fra", "www.status.test."): pops.Drain, zones.TargetKey("fra", "api.status.test."): pops.Down}, `
+popdns_pop_state{pop="fra",state="active"} 1
+popdns_pop_healthy{pop="fra"} 1
+popdns_pop_up{pop="fra"} 0
+popdns_pop_targets{pop="fra"} 2
+popdns_pop_targets_up{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="fra"} 0
+popdns_target_state{pop="fra",record="www.status.test.",state="drain",zone="status.test."} 1
 popdns_target_up{pop="fra",record="www.status.test.",zone="status.test."} 0
 `},
 		{"fra's probe down", map[string]healthprobe.Result{"pop-fra": down, "tcp://192.0.2.1:443": up, "tcp://192.0.2.11:443": up}, nil, `
@@ -134,9 +156,10 @@ popdns_target_up{pop="fra",record="api.status.test.",zone="status.test."} 0
 					t.Errorf("missing %s", line)
 				}
 			}
-			// Every PoP has its 5 series, every target 5.
-			if n := testutil.CollectAndCount(rep.Collector(), "popdns_pop_up", "popdns_pop_healthy", "popdns_pop_state"); n != 2*5 {
-				t.Errorf("%d PoP series, want 10", n)
+			// Every PoP has its 8 series, every target 5.
+			if n := testutil.CollectAndCount(rep.Collector(), "popdns_pop_up", "popdns_pop_healthy", "popdns_pop_state",
+				"popdns_pop_targets", "popdns_pop_targets_up", "popdns_pop_targets_unhealthy"); n != 2*8 {
+				t.Errorf("%d PoP series, want 16", n)
 			}
 			if n := testutil.CollectAndCount(rep.Collector(), "popdns_target_up", "popdns_target_healthy", "popdns_target_state"); n != 4*5 {
 				t.Errorf("%d target series, want 20", n)
