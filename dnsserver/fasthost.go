@@ -92,6 +92,7 @@ func (s *Server) fastConfig() udpfast.Config {
 			RRL:          &m.rrlN,
 			DecisionHit:  m.decisionHit,
 			DecisionMiss: m.decisionMiss,
+			DecisionMemo: m.decisionMemo,
 		},
 	}
 }

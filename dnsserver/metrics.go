@@ -26,11 +26,12 @@ type metrics struct {
 	// action but rrl.Pass) and class; rrlN holds its series.
 	rrl  *prometheus.CounterVec
 	rrlN [rrl.NumActions][rrl.NumClasses]prometheus.Counter
-	// decisions counts geo decisions asked of a cache, by whether it had
-	// them; decisionHit and decisionMiss are its two series, resolved
-	// once so that counting hashes no label.
-	decisions                 *prometheus.CounterVec
-	decisionHit, decisionMiss prometheus.Counter
+	// decisions counts geo decision lookups by what answered them: the
+	// shared cache (hit), a ranking (miss), a UDP reader's memo (memo);
+	// its three series are resolved once so that counting hashes no
+	// label.
+	decisions                               *prometheus.CounterVec
+	decisionHit, decisionMiss, decisionMemo prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, error) {
@@ -68,9 +69,10 @@ func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, erro
 	}
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "geo", Name: "decision_cache_requests_total",
-		Help: "Geo decisions looked up, by result: hit (served from the decision cache or a UDP reader's memo of it) or miss (ranked afresh).",
+		Help: "Geo decision lookups, by result: hit (found in the shared decision cache), miss (ranked afresh) or memo (found in a UDP reader's memo, without asking the shared cache).",
 	}, []string{"result"})
 	m.decisionHit, m.decisionMiss = m.decisions.WithLabelValues("hit"), m.decisions.WithLabelValues("miss")
+	m.decisionMemo = m.decisions.WithLabelValues("memo")
 	// At zero from the start, so that a rate or an alert over them has a
 	// series before the first event.
 	for _, p := range []zones.AllDownPolicy{zones.AllDownNearest, zones.AllDownAll, zones.AllDownFallback, zones.AllDownServfail} {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,13 +19,11 @@ import (
 
 const monitoringDir = "../../deploy/monitoring"
 
-// TestMonitoringFiles checks deploy/monitoring: promtool accepts the
-// alerting rules and their unit tests pass (each alert fires on synthetic
-// series and stays quiet when healthy), every dashboard query parses as
-// PromQL, and every popdns metric the dashboard and the rules query
-// exists in the /metrics of a running server with probes, PoPs, geo
-// records and a GeoIP database. The promtool parts skip without promtool
-// (Debian package prometheus), except in CI, which installs it.
+// TestMonitoringFiles checks deploy/monitoring without promtool: the
+// dashboard's JSON parses, the rules are complete, and every popdns metric
+// the dashboard and the rules query exists in the /metrics of a running
+// server with probes, PoPs, geo records and a GeoIP database.
+// TestMonitoringPromtool (-tags slow) runs promtool on them.
 func TestMonitoringFiles(t *testing.T) {
 	rules := filepath.Join(monitoringDir, "popdns-alerts.yaml")
 	dashboard := dashboardExprs(t)
@@ -35,28 +31,6 @@ func TestMonitoringFiles(t *testing.T) {
 	if len(dashboard) < 20 || len(alerts) < 5 {
 		t.Fatalf("%d dashboard queries and %d alerting rules: want every panel's and rule's", len(dashboard), len(alerts))
 	}
-
-	t.Run("promtool", func(t *testing.T) {
-		promtool := lookPromtool(t)
-		promtoolRun(t, promtool, "check", "rules", rules)
-		promtoolRun(t, promtool, "test", "rules", filepath.Join(monitoringDir, "popdns-alerts.test.yaml"))
-		// The dashboard's queries as recording rules, so that promtool
-		// parses each; Grafana's variables become what they stand for.
-		vars := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*")
-		type rule struct {
-			Record string `yaml:"record"`
-			Expr   string `yaml:"expr"`
-		}
-		var recs []rule
-		for i, e := range dashboard {
-			recs = append(recs, rule{Record: "dashboard:query" + string(rune('a'+i/26)) + string(rune('a'+i%26)), Expr: vars.Replace(e)})
-		}
-		out, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": recs}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		promtoolRun(t, promtool, "check", "rules", writeFile(t, t.TempDir(), "dashboard-rules.yaml", string(out)))
-	})
 
 	t.Run("metrics exist", func(t *testing.T) {
 		r, servers := startProbedApp(t, "")
@@ -111,29 +85,6 @@ func TestMetricNames(t *testing.T) {
 		if got := metricNames(tc.expr); !slices.Equal(got, tc.want) {
 			t.Errorf("metricNames(%q) = %v, want %v", tc.expr, got, tc.want)
 		}
-	}
-}
-
-func lookPromtool(t *testing.T) string {
-	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		msg := "promtool not found (apt-get install prometheus)"
-		if os.Getenv("POPDNS_CI") != "" {
-			t.Fatal(msg + "; POPDNS_CI is set (.ci/run installs it), so this is a failure")
-		}
-		t.Skip(msg)
-	}
-	return promtool
-}
-
-func promtoolRun(t *testing.T, promtool string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, promtool, args...).CombinedOutput()
-	if err != nil {
-		t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package events owns the timeline an operator reads first after "what
 // happened?": the last health, override, reload, GeoIP and DNSSEC key
-// events of a running popdns, newest first, in a bounded ring (Log). The
+// events of a running popdns, newest first, in bounded rings, one per
+// kind, with repeats folded into one event (Log). The
 // packages where things happen record into it (healthprobe through a
 // callback, internal/reload and cmd/popdns directly); the status page and
 // /status read it. Nothing on the query path touches it: its lock is
@@ -10,6 +11,8 @@
 package events
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,30 +51,58 @@ type Event struct {
 	Subject string `json:"subject,omitempty"`
 	Message string `json:"message"`
 	Level   Level  `json:"level"`
+	// Repeats counts the times it happened again after At, the last at
+	// Last, folded into this event (see Log.Record); Message is the
+	// latest wording.
+	Repeats int       `json:"repeats,omitempty"`
+	Last    time.Time `json:"last,omitzero"`
 }
 
-// DefaultSize is how many events a Log keeps unless told otherwise:
-// enough for a day of ordinary operation, small enough to list whole.
+// Times is how many times the event happened: 1 plus its repeats.
+func (e Event) Times() int { return e.Repeats + 1 }
+
+// DefaultSize is how many events of each kind a Log keeps unless told
+// otherwise: enough for a day of ordinary operation, small enough to list
+// whole.
 const DefaultSize = 200
 
 // MaxMessage bounds a message's length in bytes, so that a huge error
 // cannot make the ring's memory unbounded.
 const MaxMessage = 500
 
-// Log is a bounded ring of events. A nil *Log records nothing and lists
-// none, so a component built without one needs no checks. It is safe for
-// concurrent use.
-type Log struct {
-	now func() time.Time
+// CoalesceWindow is how soon after an event's last occurrence the same
+// event again is folded into it rather than recorded anew.
+const CoalesceWindow = time.Minute
 
-	mu   sync.Mutex // guards the fields below
-	ring []Event    // len is the capacity
-	next int        // where the next event goes
-	n    int        // events held, up to len(ring)
+// Log is a bounded record of events: a ring per kind, so that a storm of
+// one kind (a network blip flipping every probe) cannot evict the rarer
+// events that explain it (the reload or the override before it), listed
+// merged, newest first. A nil *Log records nothing and lists none, so a
+// component built without one needs no checks. It is safe for concurrent
+// use.
+type Log struct {
+	now  func() time.Time
+	size int // each ring's capacity
+
+	mu    sync.Mutex // guards the fields below
+	rings map[Kind]*ring
+	seq   uint64 // of the last event recorded
 }
 
-// New returns a Log keeping the last size events (DefaultSize when size
-// is not positive), timed by now (nil: time.Now).
+// ring is the last events of one kind, in a slice that grows to the
+// Log's size and then wraps.
+type ring struct {
+	ev   []entry
+	next int // where the next event goes: len(ev) until it is full
+}
+
+type entry struct {
+	Event
+	seq uint64 // the order recorded, across kinds
+}
+
+// New returns a Log keeping the last size events of each kind
+// (DefaultSize when size is not positive), timed by now (nil: time.Now).
 func New(size int, now func() time.Time) *Log {
 	if size <= 0 {
 		size = DefaultSize
@@ -79,7 +110,7 @@ func New(size int, now func() time.Time) *Log {
 	if now == nil {
 		now = time.Now
 	}
-	return &Log{now: now, ring: make([]Event, size)}
+	return &Log{now: now, size: size, rings: map[Kind]*ring{}}
 }
 
 // Add records an event that happens now. Message is cut to its first line
@@ -92,37 +123,115 @@ func (l *Log) Add(kind Kind, level Level, subject, message string) {
 	l.Record(Event{Kind: kind, Level: level, Subject: subject, Message: message})
 }
 
-// Record records e; a zero At is now. Its Message is cut as Add's.
+// Record records e; a zero At is now. Its Message is cut as Add's. An
+// event of a kind that coalesces (health, reload, GeoIP: what machines
+// repeat) that is the same as the newest of its kind and subject (same
+// level, and same message but for its numbers: an RTT, a line) and comes
+// within CoalesceWindow of that one's last occurrence is folded into it:
+// its Repeats and Last count it, so that a probe failing the same way or
+// a file failing to load on every save takes one line. Overrides and key
+// events never coalesce: each is its own act.
 func (l *Log) Record(e Event) {
 	if l == nil {
 		return
 	}
 	e.Message = FirstLine(e.Message)
 	e.Subject = clip(e.Subject)
+	e.Repeats, e.Last = 0, time.Time{}
 	if e.At.IsZero() {
 		e.At = l.now()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.ring[l.next] = e
-	l.next = (l.next + 1) % len(l.ring)
-	l.n = min(l.n+1, len(l.ring))
+	r := l.rings[e.Kind]
+	if r == nil {
+		r = &ring{}
+		l.rings[e.Kind] = r
+	}
+	if coalesces(e.Kind) {
+		if p := r.newestOf(e.Subject); p != nil && p.Level == e.Level && sameButNumbers(p.Message, e.Message) {
+			last := p.At
+			if !p.Last.IsZero() {
+				last = p.Last
+			}
+			if d := e.At.Sub(last); d >= 0 && d <= CoalesceWindow {
+				p.Repeats++
+				p.Last = e.At
+				p.Message = e.Message
+				return
+			}
+		}
+	}
+	l.seq++
+	if len(r.ev) < l.size {
+		r.ev = append(r.ev, entry{e, l.seq})
+	} else {
+		r.ev[r.next] = entry{e, l.seq}
+	}
+	r.next = (r.next + 1) % l.size
 }
 
+// coalesces says whether repeats of kind are folded (see Record).
+func coalesces(kind Kind) bool { return kind == Health || kind == Reload || kind == GeoIP }
+
+// newestOf is the newest event of subject in r, nil if none.
+func (r *ring) newestOf(subject string) *Event {
+	for i := 1; i <= len(r.ev); i++ {
+		if e := &r.ev[(r.next-i+len(r.ev))%len(r.ev)]; e.Subject == subject {
+			return &e.Event
+		}
+	}
+	return nil
+}
+
+// sameButNumbers says whether a and b are equal once each run of digits
+// is taken as the same: "timeout after 1.2s" and "after 1.35s" are.
+func sameButNumbers(a, b string) bool {
+	for a != "" && b != "" {
+		if isDigit(a[0]) && isDigit(b[0]) {
+			a, b = strings.TrimLeftFunc(a, isDigitRune), strings.TrimLeftFunc(b, isDigitRune)
+			continue
+		}
+		if a[0] != b[0] {
+			return false
+		}
+		a, b = a[1:], b[1:]
+	}
+	return a == "" && b == ""
+}
+
+func isDigit(c byte) bool     { return '0' <= c && c <= '9' }
+func isDigitRune(r rune) bool { return '0' <= r && r <= '9' }
+
 // List returns the events held, newest first (in the order recorded,
-// which is the order of At unless a caller passed its own times). The
-// caller owns the slice.
+// which is the order of At unless a caller passed its own times; an event
+// that repeated stays where it first happened). The caller owns the
+// slice.
 func (l *Log) List() []Event {
 	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]Event, 0, l.n)
-	for i := 1; i <= l.n; i++ {
-		out = append(out, l.ring[(l.next-i+len(l.ring))%len(l.ring)])
+	all := make([]entry, 0, l.held())
+	for _, r := range l.rings {
+		all = append(all, r.ev...)
+	}
+	l.mu.Unlock()
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(b.seq, a.seq) })
+	out := make([]Event, len(all))
+	for i := range all {
+		out[i] = all[i].Event
 	}
 	return out
+}
+
+// held counts the events held; l.mu is held.
+func (l *Log) held() int {
+	n := 0
+	for _, r := range l.rings {
+		n += len(r.ev)
+	}
+	return n
 }
 
 // FirstLine is s's first line, trimmed and cut to MaxMessage bytes: what

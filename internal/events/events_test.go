@@ -25,7 +25,7 @@ func TestLogBoundedNewestFirst(t *testing.T) {
 	n := 0
 	for _, tc := range tests {
 		for range tc.add {
-			l.Add(Reload, Info, "f", fmt.Sprintf("e%d", n))
+			l.Add(Override, Info, "f", fmt.Sprintf("e%d", n)) // overrides never coalesce
 			n++
 		}
 		got := l.List()
@@ -105,7 +105,7 @@ func TestLogConcurrent(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				l.Add(Health, Info, fmt.Sprint(w), fmt.Sprint(i))
+				l.Add(Override, Info, fmt.Sprint(w), fmt.Sprint(i))
 			}
 		})
 	}
@@ -133,6 +133,116 @@ func TestLogConcurrent(t *testing.T) {
 	for w, i := range last {
 		if i != 0 {
 			t.Errorf("writer %s: oldest is %d, want 0", w, i)
+		}
+	}
+}
+
+// TestCoalesce: an event that repeats the newest of its kind and subject
+// within CoalesceWindow of its last occurrence is folded into it; anything
+// else is an event of its own.
+func TestCoalesce(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	type add struct {
+		after   time.Duration // since t0
+		kind    Kind
+		level   Level
+		subject string
+		message string
+	}
+	down := func(after time.Duration, msg string) add { return add{after, Health, Error, "p1", msg} }
+	tests := []struct {
+		name string
+		adds []add
+		want []string // "message xTimes", newest first
+	}{
+		{"same again folds", []add{down(0, "down: timeout after 1.2s"), down(10*time.Second, "down: timeout after 1.35s")},
+			[]string{"down: timeout after 1.35s x2"}},
+		{"window slides with each repeat", []add{down(0, "down"), down(50*time.Second, "down"), down(100*time.Second, "down")},
+			[]string{"down x3"}},
+		{"past the window is new", []add{down(0, "down"), down(61*time.Second, "down")},
+			[]string{"down x1", "down x1"}},
+		{"different words are new", []add{down(0, "down: timeout"), down(time.Second, "down: refused")},
+			[]string{"down: refused x1", "down: timeout x1"}},
+		{"different level is new", []add{down(0, "x"), {time.Second, Health, Info, "p1", "x"}},
+			[]string{"x x1", "x x1"}},
+		{"only the subject's newest", []add{down(0, "down"), {time.Second, Health, Info, "p1", "up"}, down(2*time.Second, "down")},
+			[]string{"down x1", "up x1", "down x1"}},
+		{"other subjects between still fold", []add{down(0, "down"), {time.Second, Health, Error, "p2", "down"}, down(2*time.Second, "down")},
+			[]string{"down x1", "down x2"}},
+		{"overrides never fold", []add{{0, Override, Warn, "fra", "drain set by a"}, {time.Second, Override, Warn, "fra", "drain set by a"}},
+			[]string{"drain set by a x1", "drain set by a x1"}},
+		{"keys never fold", []add{{0, Keys, Info, "z.", "key 1 active"}, {time.Second, Keys, Info, "z.", "key 2 active"}},
+			[]string{"key 2 active x1", "key 1 active x1"}},
+		{"reloads fold", []add{{0, Reload, Error, "a.yaml", "a.yaml:3: bad"}, {time.Second, Reload, Error, "a.yaml", "a.yaml:4: bad"}},
+			[]string{"a.yaml:4: bad x2"}},
+		{"an earlier time is new", []add{down(time.Second, "down"), down(0, "down")},
+			[]string{"down x1", "down x1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := New(10, nil)
+			for _, a := range tc.adds {
+				l.Record(Event{At: t0.Add(a.after), Kind: a.kind, Level: a.level, Subject: a.subject, Message: a.message})
+			}
+			var got []string
+			for _, e := range l.List() {
+				got = append(got, fmt.Sprintf("%s x%d", e.Message, e.Times()))
+				if e.Repeats > 0 && !e.Last.After(e.At) {
+					t.Errorf("%+v: Last not after At", e)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("List = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStormKeepsRareKinds: a health storm (every probe down and up again)
+// evicts old health events only; the reload and override before it stay,
+// in their place in time.
+func TestStormKeepsRareKinds(t *testing.T) {
+	tick := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	l := New(5, func() time.Time { tick = tick.Add(time.Second); return tick })
+	l.Add(Reload, Info, "zones", "loaded")
+	l.Add(Override, Warn, "fra", "drain set by alice")
+	for i := range 20 {
+		l.Add(Health, Error, fmt.Sprintf("tcp://192.0.2.%d:443", i), "down: refused")
+	}
+	for i := range 20 {
+		l.Add(Health, Info, fmt.Sprintf("tcp://192.0.2.%d:443", i), "up")
+	}
+	got := l.List()
+	if len(got) != 5+2 {
+		t.Fatalf("holds %d events, want 5 health and the 2 others", len(got))
+	}
+	if got[5].Kind != Override || got[6].Kind != Reload {
+		t.Errorf("oldest two = %+v, %+v; want the override, then the reload", got[5], got[6])
+	}
+	for i, e := range got[:5] {
+		if want := fmt.Sprintf("tcp://192.0.2.%d:443", 19-i); e.Kind != Health || e.Subject != want {
+			t.Errorf("event %d = %+v, want %s up", i, e, want)
+		}
+	}
+}
+
+func TestSameButNumbers(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", true},
+		{"a", "a", true},
+		{"after 1.2s", "after 10.35s", true},
+		{"line 3", "line 3x", false},
+		{"a1", "a", false},
+		{"1", "", false},
+		{"a1b", "a22b", true},
+		{"ab", "a1b", false},
+	}
+	for _, tc := range tests {
+		if got := sameButNumbers(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameButNumbers(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

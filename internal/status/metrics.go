@@ -10,9 +10,12 @@ import (
 
 // MaxMetricTargets bounds the geo targets that get popdns_target_*
 // series: a server with a huge geo zone set must not hand Prometheus
-// millions of series. Targets are taken zone by zone in origin order;
-// popdns_target_series_omitted counts those left out, and the PoP gauges
-// still count every target.
+// millions of series. Records are taken whole, zone by zone in origin
+// order, up to the first whose targets would pass the bound: a record
+// with only some of its targets exported would make "every target of the
+// record down" (PopdnsGeoRecordAllTargetsDown) true of the subset while
+// an omitted target is up. popdns_target_series_omitted counts the
+// targets left out, and the PoP gauges still count every target.
 const MaxMetricTargets = 10000
 
 // adminStates are the values of the state label: every pops.AdminState.
@@ -24,6 +27,13 @@ var (
 		[]string{"pop"}, nil)
 	popHealthyDesc = prometheus.NewDesc("popdns_pop_healthy",
 		"Whether the PoP's own probe says it is healthy (1; also 1 without a probe).", []string{"pop"}, nil)
+	popTargetsDesc = prometheus.NewDesc("popdns_pop_targets",
+		"The geo targets at the PoP, over every zone.", []string{"pop"}, nil)
+	popTargetsUpDesc = prometheus.NewDesc("popdns_pop_targets_up",
+		"The geo targets at the PoP that are eligible to be answered: active and healthy.", []string{"pop"}, nil)
+	popTargetsUnhealthyDesc = prometheus.NewDesc("popdns_pop_targets_unhealthy",
+		"The geo targets at the PoP that are active but not eligible because a probe says down; drained targets are not counted.",
+		[]string{"pop"}, nil)
 	popStateDesc = prometheus.NewDesc("popdns_pop_state",
 		"The PoP's admin state, the configuration's combined with the operators' runtime overrides: 1 for the current state (active, drain, down), 0 for the others.",
 		[]string{"pop", "state"}, nil)
@@ -37,7 +47,7 @@ var (
 		"The target's admin state (its own, its PoP's and the overrides combined): 1 for the current state (active, drain, down), 0 for the others.",
 		[]string{"zone", "record", "pop", "state"}, nil)
 	targetsOmittedDesc = prometheus.NewDesc("popdns_target_series_omitted",
-		fmt.Sprintf("Geo targets without popdns_target_* series because there are more than %d.", MaxMetricTargets), nil, nil)
+		fmt.Sprintf("Geo targets without popdns_target_* series because there are more than %d (whole records are left out).", MaxMetricTargets), nil, nil)
 	readyDesc = prometheus.NewDesc("popdns_ready",
 		"Whether the server is ready (1), as GET /readyz says.", nil, nil)
 )
@@ -56,7 +66,8 @@ func (r *Reporter) Collector() prometheus.Collector { return reporterCollector{r
 type reporterCollector struct{ r *Reporter }
 
 func (c reporterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{popUpDesc, popHealthyDesc, popStateDesc, targetUpDesc, targetHealthyDesc,
+	for _, d := range []*prometheus.Desc{popUpDesc, popHealthyDesc, popTargetsDesc, popTargetsUpDesc,
+		popTargetsUnhealthyDesc, popStateDesc, targetUpDesc, targetHealthyDesc,
 		targetStateDesc, targetsOmittedDesc, readyDesc} {
 		ch <- d
 	}
@@ -82,20 +93,23 @@ func (c reporterCollector) Collect(ch chan<- prometheus.Metric) {
 			pc := counts.byPoP[name]
 			ch <- prometheus.MustNewConstMetric(popUpDesc, prometheus.GaugeValue, bool01(env.PoPUp(p, pc.up, pc.targets)), name)
 			ch <- prometheus.MustNewConstMetric(popHealthyDesc, prometheus.GaugeValue, bool01(env.PoPHealthy(p)), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsDesc, prometheus.GaugeValue, float64(pc.targets), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsUpDesc, prometheus.GaugeValue, float64(pc.up), name)
+			ch <- prometheus.MustNewConstMetric(popTargetsUnhealthyDesc, prometheus.GaugeValue, float64(pc.unhealthy), name)
 			state := env.PoPState(p)
 			for _, s := range adminStates {
 				ch <- prometheus.MustNewConstMetric(popStateDesc, prometheus.GaugeValue, bool01(s == state), name, s.String())
 			}
 		}
-		n := 0
+		n, full := 0, false
 		for _, z := range idx.zones {
 			for _, g := range z.Geos() {
+				if full = full || n+len(g.Targets) > MaxMetricTargets; full {
+					omitted += len(g.Targets)
+					continue
+				}
+				n += len(g.Targets)
 				for i := range g.Targets {
-					if n >= MaxMetricTargets {
-						omitted++
-						continue
-					}
-					n++
 					t := &g.Targets[i]
 					zone, record, pop := z.Origin(), g.Owner, t.Name()
 					healthy, _ := env.TargetHealth(t)

@@ -71,6 +71,12 @@ popdns_pop_state{pop="fra",state="drain"} 0
 popdns_pop_state{pop="iad",state="active"} 1
 popdns_pop_state{pop="iad",state="down"} 0
 popdns_pop_state{pop="iad",state="drain"} 0
+popdns_pop_targets{pop="fra"} 2
+popdns_pop_targets{pop="iad"} 2
+popdns_pop_targets_unhealthy{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="iad"} 0
+popdns_pop_targets_up{pop="fra"} 2
+popdns_pop_targets_up{pop="iad"} 1
 popdns_pop_up{pop="fra"} 1
 popdns_pop_up{pop="iad"} 1
 popdns_target_healthy{pop="fra",record="api.status.test.",zone="status.test."} 1
@@ -99,7 +105,23 @@ popdns_target_up{pop="iad",record="www.status.test.",zone="status.test."} 1
 		{"fra's targets down", map[string]healthprobe.Result{"pop-fra": up, "tcp://192.0.2.1:443": down, "tcp://192.0.2.11:443": down}, nil, `
 popdns_pop_healthy{pop="fra"} 1
 popdns_pop_up{pop="fra"} 0
+popdns_pop_targets_up{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="fra"} 2
 popdns_target_healthy{pop="fra",record="api.status.test.",zone="status.test."} 0
+popdns_target_up{pop="fra",record="www.status.test.",zone="status.test."} 0
+`},
+		// Taking every target at fra out one by one is no failure: none
+		// counts as unhealthy, whatever its probe says (PopdnsPoPDown
+		// stays quiet), though fra gets no clients.
+		{"fra's targets drained", map[string]healthprobe.Result{"pop-fra": up, "tcp://192.0.2.1:443": down, "tcp://192.0.2.11:443": up},
+			map[string]pops.AdminState{zones.TargetKey("fra", "www.status.test."): pops.Drain, zones.TargetKey("fra", "api.status.test."): pops.Down}, `
+popdns_pop_state{pop="fra",state="active"} 1
+popdns_pop_healthy{pop="fra"} 1
+popdns_pop_up{pop="fra"} 0
+popdns_pop_targets{pop="fra"} 2
+popdns_pop_targets_up{pop="fra"} 0
+popdns_pop_targets_unhealthy{pop="fra"} 0
+popdns_target_state{pop="fra",record="www.status.test.",state="drain",zone="status.test."} 1
 popdns_target_up{pop="fra",record="www.status.test.",zone="status.test."} 0
 `},
 		{"fra's probe down", map[string]healthprobe.Result{"pop-fra": down, "tcp://192.0.2.1:443": up, "tcp://192.0.2.11:443": up}, nil, `
@@ -134,9 +156,10 @@ popdns_target_up{pop="fra",record="api.status.test.",zone="status.test."} 0
 					t.Errorf("missing %s", line)
 				}
 			}
-			// Every PoP has its 5 series, every target 5.
-			if n := testutil.CollectAndCount(rep.Collector(), "popdns_pop_up", "popdns_pop_healthy", "popdns_pop_state"); n != 2*5 {
-				t.Errorf("%d PoP series, want 10", n)
+			// Every PoP has its 8 series, every target 5.
+			if n := testutil.CollectAndCount(rep.Collector(), "popdns_pop_up", "popdns_pop_healthy", "popdns_pop_state",
+				"popdns_pop_targets", "popdns_pop_targets_up", "popdns_pop_targets_unhealthy"); n != 2*8 {
+				t.Errorf("%d PoP series, want 16", n)
 			}
 			if n := testutil.CollectAndCount(rep.Collector(), "popdns_target_up", "popdns_target_healthy", "popdns_target_state"); n != 4*5 {
 				t.Errorf("%d target series, want 20", n)
@@ -188,17 +211,21 @@ popdns_target_up{pop="fra",record="api.status.test.",zone="status.test."} 0
 }
 
 // TestCollectorBoundsTargets: past MaxMetricTargets geo targets get no
-// series and are counted instead; the PoPs still count them all.
+// series and are counted instead; the PoPs still count them all. The
+// bound takes whole records: r0 has three targets and the others two, so
+// the record at the bound would straddle it, and is left out whole.
 func TestCollectorBoundsTargets(t *testing.T) {
 	inv, err := pops.New(pops.PoP{Name: "fra", Point: geo.Point{Lat: 50.11, Lon: 8.68}},
-		pops.PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}})
+		pops.PoP{Name: "iad", Point: geo.Point{Lat: 38.95, Lon: -77.45}},
+		pops.PoP{Name: "lhr", Point: geo.Point{Lat: 51.47, Lon: -0.45}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	b.WriteString("origin: big.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n  ns1:\n    - a: 192.0.2.53\n")
-	const records = MaxMetricTargets/2 + 10 // two targets each
-	for i := range records {
+	b.WriteString("  r0:\n    - geo:\n        targets:\n          fra: { a: 192.0.2.1 }\n          iad: { a: 192.0.2.2 }\n          lhr: { a: 192.0.2.3 }\n")
+	const records = MaxMetricTargets/2 + 10 // after r0, two targets each
+	for i := 1; i < records; i++ {
 		fmt.Fprintf(&b, "  r%d:\n    - geo:\n        targets:\n          fra: { a: 192.0.2.1 }\n          iad: { a: 192.0.2.2 }\n", i)
 	}
 	snap, err := zones.Load(fstest.MapFS{"big.test.yaml": {Data: []byte(b.String())}}, inv, nil)
@@ -206,15 +233,29 @@ func TestCollectorBoundsTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := New(Deps{Server: &metricsServer{snap: snap}, Health: metricsHealth{st: healthprobe.NewStatus(1, 1, nil), done: make(chan struct{})}})
-	if n := testutil.CollectAndCount(rep.Collector(), "popdns_target_up"); n != MaxMetricTargets {
-		t.Errorf("%d popdns_target_up series, want %d", n, MaxMetricTargets)
+	const exported = MaxMetricTargets - 1 // r0's 3 and 4998 records of 2; the next would make 10,001
+	if n := testutil.CollectAndCount(rep.Collector(), "popdns_target_up"); n != exported {
+		t.Errorf("%d popdns_target_up series, want %d", n, exported)
 	}
 	got := collected(t, rep)
-	if want := fmt.Sprintf("popdns_target_series_omitted %d", 2*records-MaxMetricTargets); !got[want] {
+	if want := fmt.Sprintf("popdns_target_series_omitted %d", 3+2*(records-1)-exported); !got[want] {
 		t.Errorf("no %q", want)
 	}
-	if !got[`popdns_pop_up{pop="fra"} 1`] {
-		t.Error("fra not up")
+	perRecord := map[string]int{}
+	for line := range got {
+		if rest, ok := strings.CutPrefix(line, "popdns_target_up{"); ok {
+			_, rec, _ := strings.Cut(rest, `record="`)
+			rec, _, _ = strings.Cut(rec, `"`)
+			perRecord[rec]++
+		}
+	}
+	for rec, n := range perRecord {
+		if want := map[bool]int{true: 3, false: 2}[rec == "r0.big.test."]; n != want {
+			t.Errorf("record %s has %d popdns_target_up series, want all its %d targets'", rec, n, want)
+		}
+	}
+	if !got[`popdns_pop_up{pop="fra"} 1`] || !got[fmt.Sprintf(`popdns_pop_targets{pop="fra"} %d`, records)] {
+		t.Error("fra not up, or not counting every target at it")
 	}
 }
 

@@ -122,8 +122,9 @@ type PoP struct {
 	Healthy bool `json:"healthy"`
 	Up      bool `json:"up"`
 	// TargetsUp and Targets count the geo targets at this PoP that get
-	// clients, and all of them; TargetsUnhealthy those that do not
-	// because a probe says down.
+	// clients, and all of them; TargetsUnhealthy those that are active
+	// but get none because a probe says down (a drained target is not
+	// counted, whatever its probes say).
 	TargetsUp        int `json:"targets_up"`
 	TargetsUnhealthy int `json:"targets_unhealthy"`
 	Targets          int `json:"targets"`
@@ -237,8 +238,10 @@ func indexOf(snap *zones.Snapshot) *snapIndex {
 }
 
 // popCounts counts the geo targets at each PoP over every zone of idx:
-// all of them, those that get clients, and those that do not because a
-// probe says down. They change only with the strict epoch (zones, health
+// all of them, those that get clients, and those meant to (active) that
+// do not because a probe says down. A target drained or down by its own
+// state or an operator's override is in neither: taking every target at
+// a PoP out one by one is a choice, not a failure to alert on. They change only with the strict epoch (zones, health
 // verdicts, operators' states), so a Reporter counts them once per epoch;
 // with ten thousand zones counting is most of the cost of a status.
 type popCounts struct {
@@ -260,7 +263,7 @@ func countTargets(idx *snapIndex, env *steer.Env) *popCounts {
 				switch healthy, _ := env.TargetHealth(t); {
 				case env.Eligible(t):
 					pc.up++
-				case !healthy:
+				case !healthy && env.TargetState(t) == pops.Active:
 					pc.unhealthy++
 				}
 				c.byPoP[t.Name()] = pc

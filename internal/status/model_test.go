@@ -76,6 +76,11 @@ func TestStatusFollowsSelection(t *testing.T) {
 		{"fra's targets all down", nil, "fra", false, "unhealthy", 0},
 		{"iad's other target drained", nil, "iad", true, "up", 1},
 		{"iad drained by an operator", map[string]pops.AdminState{"iad": pops.Drain}, "iad", false, "draining", 0},
+		// Every target at fra drained one by one (their probes are down
+		// too): a choice, not a failure, so draining as the PoP drained.
+		{"fra's targets drained one by one", map[string]pops.AdminState{
+			zones.TargetKey("fra", "www.status.test."): pops.Drain, zones.TargetKey("fra", "api.status.test."): pops.Drain,
+		}, "fra", false, "draining", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

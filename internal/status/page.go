@@ -156,8 +156,9 @@ var popClasses = []string{"up", "down", "draining", "unhealthy"}
 // operator's down wins over the probes, since the PoP gets no clients
 // either way; an unhealthy draining PoP is shown unhealthy, because that
 // is what needs someone to look. A PoP whose own probe is fine but none of
-// whose targets gets clients is not up: unhealthy if a target's probe is
-// down, else draining (every target taken out by its own state).
+// whose targets gets clients is not up: unhealthy if an active target's
+// probe is down, else draining (every target taken out by its own state
+// or an override).
 func popClass(p PoP) string {
 	switch {
 	case p.State == pops.Down.String():

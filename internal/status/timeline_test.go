@@ -106,7 +106,8 @@ func withTimeline(st Status, now time.Time) Status {
 	st.Events = []events.Event{
 		{At: now.Add(-2 * time.Minute), Kind: events.Reload, Level: events.Info, Subject: "example.com.yaml", Message: "zone example.com. loads again, serial 2026112202"},
 		{At: now.Add(-5 * time.Minute), Kind: events.Override, Level: events.Warn, Subject: "gru", Message: "drain set by alice: maintenance <b>now</b>"},
-		{At: now.Add(-9 * time.Minute), Kind: events.Health, Level: events.Error, Subject: "syd-web", Message: "down: refused: connection refused"},
+		{At: now.Add(-9 * time.Minute), Kind: events.Health, Level: events.Error, Subject: "syd-web", Message: "down: refused: connection refused",
+			Repeats: 2, Last: now.Add(-8 * time.Minute)},
 		{At: now.Add(-12 * time.Minute), Kind: events.Reload, Level: events.Error, Subject: "example.com.yaml", Message: "failed, the last good version keeps serving: line 3: bad"},
 	}
 	return st
@@ -126,7 +127,7 @@ func TestStatusPageTimeline(t *testing.T) {
 		banner,
 		`popdns <b>v1.4.0</b></span><span class="fact">revision 4654d1b</span><span class="fact">go1.26.0</span><span class="fact">started <span title="2026-11-21 10:00:00 UTC">26h 0m ago</span>`,
 		`<h2 id="timeline-title">Timeline <small>4 events, newest first</small></h2>`,
-		`<tr class="ev-error"><td class="when" title="2026-11-22 11:51:00 UTC">9m ago</td><td><span class="lvl error">error</span></td><td>health</td><td class="name long">syd-web</td><td class="long">down: refused: connection refused</td></tr>`,
+		`<tr class="ev-error"><td class="when" title="2026-11-22 11:51:00 UTC">9m ago</td><td><span class="lvl error">error</span></td><td>health</td><td class="name long">syd-web</td><td class="long">down: refused: connection refused <small class="repeats" title="last 2026-11-22 11:52:00 UTC">×3, last 8m ago</small></td></tr>`,
 		`drain set by alice: maintenance &lt;b&gt;now&lt;/b&gt;`,
 		`<td class="name long" title="/var/lib/popdns/GeoLite2-ASN.mmdb">GeoLite2-ASN.mmdb</td><td>ASN</td><td>GeoLite2-ASN</td><td class="when">2026-11-19</td><td class="num">3 days</td>`,
 		`<span class="no">NO: older than 60 days, locations are out of date</span>`,

@@ -92,11 +92,13 @@
 //   - Counting: every fast answer counts in the same metrics as a general
 //     one (Config.Metrics: requests, answers by PoP, ECS use and scope,
 //     all-down by policy, cookies by outcome), added per batch in Flush; the query log, when
-//     on, sends every query through the general path. A geo answer's
-//     decision counts as a hit when the memo or the shared cache had it
-//     and a miss when it was ranked afresh (Metrics.DecisionHit and
-//     DecisionMiss); a query handed to the general path is counted there
-//     instead, once. It counts in the same traffic counters too (package
+//     on, sends every query through the general path. Each lookup of a
+//     geo decision counts when it is made, whether the query is then
+//     answered here or handed over: memo when the reader's memo had it,
+//     else hit when the shared cache had it and miss when it was ranked
+//     afresh (Metrics.DecisionMemo, DecisionHit, DecisionMiss). A query
+//     handed to the general path after a lookup counts again there, as
+//     a hit when the fast path just decided it: two lookups. It counts in the same traffic counters too (package
 //     traffic, Trace.Target and Trace.ZoneCount): per query, the
 //     catchment of the PoP answered first, for the client's place
 //     (Decision.Place), which a memoised decision carries

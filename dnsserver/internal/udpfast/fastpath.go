@@ -74,9 +74,10 @@ type Path struct {
 	lastSrc  netip.Addr
 	lastAcct rrl.Account
 	lastAct  rrl.Action
-	// Geo decisions found (memo or shared cache) and ranked afresh since
-	// the last flush: plain counts, added to the metrics once a batch.
-	decisionHitN, decisionMissN uint64
+	// Geo decision lookups since the last flush, by what answered them:
+	// the shared cache (hit), a ranking afresh (miss), the reader's memo.
+	// Plain counts, added to the metrics once a batch.
+	decisionHitN, decisionMissN, decisionMemoN uint64
 }
 
 // fastCacheCap bounds one reader's entries. A flood of distinct names
@@ -199,10 +200,6 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	usable := q.usableECS()
 	r := e.static
 	tailored, scope := false, 0
-	// decided is how this query's geo decision was found; it is counted
-	// once the fast path answers: one handed to the general path is
-	// counted there.
-	decided := notDecided
 	var place traffic.Place
 	if r == nil {
 		client := src
@@ -227,9 +224,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 				// between the two.
 				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, &f.cands)
 				f.epoch = epoch
-				decided = decisionMiss
+				f.decisionMissN++
 			} else {
-				decided = decisionHit
+				f.decisionHitN++
 			}
 			if cr.r = e.variant(cd); cr.r == nil {
 				return nil, ToLearn
@@ -237,18 +234,12 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			cr.tailored, cr.scope, cr.place = !cd.Untailored, uint8(cd.Scope), cd.Place
 			f.memo.remember(e, client, epoch, cr)
 		} else {
-			decided = decisionHit
+			f.decisionMemoN++
 		}
 		r, tailored, scope, place = cr.r, cr.tailored, int(cr.scope), cr.place
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
-	}
-	switch decided {
-	case decisionHit:
-		f.decisionHitN++
-	case decisionMiss:
-		f.decisionMissN++
 	}
 	if f.cfg.RRL != nil && !q.validCookie {
 		switch f.rateLimit(src, r.rrl) {
@@ -428,13 +419,6 @@ func (f *Path) Flush(start time.Time) {
 	}
 }
 
-// How a query's geo decision was found, for the decision counts.
-const (
-	notDecided = iota
-	decisionHit
-	decisionMiss
-)
-
 // flushDecisions adds the decisions counted since the last flush to the
 // metrics, when it has them (a Path made without metrics counts nothing).
 func (f *Path) flushDecisions() {
@@ -445,7 +429,10 @@ func (f *Path) flushDecisions() {
 	if f.decisionMissN > 0 && m.DecisionMiss != nil {
 		m.DecisionMiss.Add(float64(f.decisionMissN))
 	}
-	f.decisionHitN, f.decisionMissN = 0, 0
+	if f.decisionMemoN > 0 && m.DecisionMemo != nil {
+		m.DecisionMemo.Add(float64(f.decisionMemoN))
+	}
+	f.decisionHitN, f.decisionMissN, f.decisionMemoN = 0, 0, 0
 }
 
 // variant is the entry's reply for decision cd, or nil.

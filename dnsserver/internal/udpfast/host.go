@@ -87,9 +87,11 @@ type Metrics struct {
 	// RRL counts replies over their rate limit by action (not rrl.Pass)
 	// and class.
 	RRL *[rrl.NumActions][rrl.NumClasses]prometheus.Counter
-	// DecisionHit and DecisionMiss count geo decisions found in the
-	// reader's memo or the shared cache, and those ranked afresh.
-	DecisionHit, DecisionMiss prometheus.Counter
+	// DecisionHit and DecisionMiss count the fast path's lookups of the
+	// shared decision cache that found a decision and those that ranked
+	// afresh; DecisionMemo those the reader's memo answered, without
+	// asking the shared cache.
+	DecisionHit, DecisionMiss, DecisionMemo prometheus.Counter
 }
 
 // Histogram takes n observations of one value at a time: the fast path
