@@ -73,16 +73,35 @@ func TestFleetEmbeddedCluster(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// Each instance binds its buckets once the cluster has formed and
+	// elected leaders, which takes seconds on a busy machine; what is
+	// measured starts once all three can read them.
+	for i, r := range apps {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if _, err := r.overrides.List(ctx); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("ns%d cannot read the overrides within 60 s: %v", i+1, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	begin := time.Now()
 	put(apps[0], overrides.Override{PoP: "iad", State: pops.Drain, StateName: "drain", Who: "test", Set: time.Now()})
 	for _, r := range apps {
-		r.eventually(t, "www.geo.test.", client, fra)
+		r.eventuallyWithin(t, 30*time.Second, "www.geo.test.", client, fra)
 	}
+	t.Logf("a drain through ns1 applied on all three %s after it was asked", time.Since(begin).Round(time.Millisecond))
 
 	apps[2].stop() // ns3 and its NATS server go
-	begin := time.Now()
+	begin = time.Now()
 	put(apps[1], overrides.Override{PoP: "iad", State: pops.Active, StateName: "active", Who: "test", Set: time.Now()})
+	// The server that went may have led the bucket's stream: the two left
+	// elect a new leader, and the watchers find it, within seconds on a
+	// busy machine (a 5 s wait failed under load).
 	for _, r := range apps[:2] {
-		r.eventually(t, "www.geo.test.", client, iad)
+		r.eventuallyWithin(t, 30*time.Second, "www.geo.test.", client, iad)
 	}
 	t.Logf("with one of three servers gone, an undrain through ns2 applied on ns1 and ns2 %s after it was asked",
 		time.Since(begin).Round(time.Millisecond))

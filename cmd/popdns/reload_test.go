@@ -111,14 +111,21 @@ func (r *runningApp) answer(t *testing.T, name, subnet string) string {
 // debounces for 200 ms, so a change shows up well within that.
 func (r *runningApp) eventually(t *testing.T, name, subnet, want string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	r.eventuallyWithin(t, 5*time.Second, name, subnet, want)
+}
+
+// eventuallyWithin is eventually with a wait of its own, for changes that
+// wait on something slower than a reload (a NATS leader election).
+func (r *runningApp) eventuallyWithin(t *testing.T, wait time.Duration, name, subnet, want string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		got := r.answer(t, name, subnet)
 		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: answer %s, want %s within 5 s; logs:\n%s", name, got, want, r.logs.String())
+			t.Fatalf("%s: answer %s, want %s within %s; logs:\n%s", name, got, want, wait, r.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

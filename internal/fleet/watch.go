@@ -172,7 +172,8 @@ const stallPeriod = time.Second
 type stallCheck struct {
 	maxSeen uint64 // the highest revision delivered
 	recv    bool   // something was delivered since suspect was set
-	lastSeq uint64 // the bucket's last sequence at the previous check; 0: none yet
+	lastSeq uint64 // the bucket's last sequence at the previous check, or the baseline
+	based   bool   // lastSeq holds a sequence (0 is one: an empty bucket's)
 	suspect uint64 // a sequence the watch should have delivered by the next check
 }
 
@@ -187,7 +188,7 @@ func (s *stallCheck) seen(rev uint64) {
 // messages may be gone, expired.)
 func (s *stallCheck) baseline(ctx context.Context, kv jetstream.KeyValue, timeout time.Duration) {
 	if last, ok := lastSeq(ctx, kv, timeout); ok {
-		s.lastSeq = last
+		s.lastSeq, s.based = last, true
 	}
 }
 
@@ -213,11 +214,24 @@ func (s *stallCheck) stalled(ctx context.Context, kv jetstream.KeyValue, timeout
 	if !ok {
 		return false
 	}
+	return s.check(last)
+}
+
+// check is stalled's verdict given the bucket's last sequence now.
+func (s *stallCheck) check(last uint64) bool {
 	if s.suspect != 0 && s.maxSeen < s.suspect && !s.recv {
 		return true
 	}
 	s.suspect = 0
-	if s.lastSeq != 0 && last > s.lastSeq && s.maxSeen < last {
+	if !s.based {
+		// The baseline could not be read when the initial values were
+		// in (a cluster still electing its leaders): what was delivered
+		// stands in for it, so that a write made since and never
+		// delivered is still found. At worst, messages that expired
+		// before the watch began cost one needless resync.
+		s.lastSeq, s.based = s.maxSeen, true
+	}
+	if last > s.lastSeq && s.maxSeen < last {
 		s.suspect, s.recv = last, false
 	}
 	s.lastSeq = last
