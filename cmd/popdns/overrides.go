@@ -32,6 +32,10 @@ type overrideApplier struct {
 	log      zerolog.Logger
 	// wake tells Run that the next expiry may have changed.
 	wake chan struct{}
+	// resync is how often Run reads the store whatever its watch says
+	// (0: never): a backstop that bounds how long a change a watch
+	// missed stays unapplied.
+	resync time.Duration
 
 	mu sync.Mutex // guards the fields below; held across a read of the store and its application
 	// applied is the states last handed to the server; next is the
@@ -50,8 +54,15 @@ func newOverrideApplier(store overrides.Store, dns popStates, log zerolog.Logger
 			t := time.NewTimer(d)
 			return t.C, t.Stop
 		},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), resync: overrideResync}
 }
+
+// overrideResync is how often the overrides are read again without a
+// change reported. A watch over NATS can miss a write while its cluster
+// elects new leaders (a server lost, or a cluster still forming) until its
+// stall check notices; one read of a small bucket every few seconds makes
+// sure a drain applies within this long anyway.
+const overrideResync = 5 * time.Second
 
 // Sync reads the store and applies what is in force now. Reading under
 // the lock means that of two calls racing, the later one applies the
@@ -101,6 +112,12 @@ func (ap *overrideApplier) Run(ctx context.Context) error {
 			}
 		})
 	}()
+	var resync <-chan time.Time
+	if ap.resync > 0 {
+		t := time.NewTicker(ap.resync)
+		defer t.Stop()
+		resync = t.C
+	}
 	for {
 		var fire <-chan time.Time
 		stop := func() bool { return false }
@@ -122,6 +139,11 @@ func (ap *overrideApplier) Run(ctx context.Context) error {
 			stop()
 		case <-fire:
 			if err := ap.Sync(ctx); err != nil && ctx.Err() == nil {
+				ap.log.Error().Err(err).Msg("cannot read the overrides; the last ones read stay in force")
+			}
+		case <-resync:
+			stop()
+			if err := ap.Sync(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, overrides.ErrUnavailable) {
 				ap.log.Error().Err(err).Msg("cannot read the overrides; the last ones read stay in force")
 			}
 		}

@@ -99,6 +99,60 @@ func TestOverrideApplierExpiry(t *testing.T) {
 	want(map[string]pops.AdminState{})
 }
 
+// deafStore is a store whose watch reports the first read and then
+// nothing, as a NATS watch that missed writes during a leader election.
+type deafStore struct{ overrides.Store }
+
+func (d deafStore) Watch(ctx context.Context, fn func([]overrides.Override)) error {
+	list, err := d.List(ctx)
+	if err != nil {
+		return err
+	}
+	fn(list)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestOverrideApplierResync: a write the store's watch never reports is
+// still applied, by the periodic read.
+func TestOverrideApplierResync(t *testing.T) {
+	store, err := overrides.OpenFile("", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordedStates{got: make(chan map[string]pops.AdminState, 10)}
+	ap := newOverrideApplier(deafStore{store}, rec, zerolog.Nop())
+	ap.resync = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ap.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	next := func() map[string]pops.AdminState {
+		t.Helper()
+		select {
+		case got := <-rec.got:
+			return got
+		case <-time.After(5 * time.Second):
+			t.Fatal("no states applied within 5 s")
+			return nil
+		}
+	}
+	if got := next(); len(got) != 0 {
+		t.Fatalf("at start: %v, want none", got)
+	}
+	if _, err := store.Put(ctx, overrides.Override{PoP: "fra", State: pops.Drain, Who: "t"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got["fra"] != pops.Drain || len(got) != 1 {
+		t.Fatalf("after a write the watch did not report: %v, want fra drained", got)
+	}
+}
+
 // TestStartRefusesBadOverridesFile: an overrides.json that cannot be read
 // fails the start with its file and line, before anything is bound:
 // serving without it would silently undo a drain.
