@@ -54,10 +54,11 @@ func Widen(g *zones.Geo, qtype uint16, client netip.Addr, d *Decision, env *Env,
 	}
 	floor := addrScope(g, client, env)
 	s := d.Scope
+	var alike alikeLoc
 	for s > floor {
 		p, _ := client.Prefix(s)
 		sib := sibling(p)
-		ok, used := sameWithin(g, qtype, sib, d, env, loc, budget, cands)
+		ok, used := sameWithin(g, qtype, sib, d, env, loc, budget, cands, &alike)
 		budget -= used
 		if !ok {
 			break
@@ -99,8 +100,10 @@ func sibling(p netip.Prefix) netip.Prefix {
 
 // sameWithin reports whether every network in p gets d's answer, and how
 // many networks it looked up; false also when the budget ran out first.
+// alike is a location known to answer as d, which need not be ranked
+// again: neighbouring networks are often placed alike.
 func sameWithin(g *zones.Geo, qtype uint16, p netip.Prefix, d *Decision, env *Env, loc Locator, budget int,
-	cands *Candidates) (same bool, used int) {
+	cands *Candidates, alike *alikeLoc) (same bool, used int) {
 	last := lastOf(p)
 	for a := p.Addr(); ; {
 		if used >= budget {
@@ -111,17 +114,28 @@ func sameWithin(g *zones.Geo, qtype uint16, p netip.Prefix, d *Decision, env *En
 		if !l.Prefix.IsValid() {
 			return false, used
 		}
-		// The client's address stands for a: inside the prefix being
-		// checked, addresses differ only by location (see addrScope).
-		if o := Rank(g, qtype, a, l, env, cands); !sameAnswer(&o, d) {
-			return false, used
-		}
 		end := lastOf(l.Prefix)
+		// Inside the prefix being checked, addresses differ only by
+		// location (see addrScope): a stands for all of its network.
+		l.Prefix = netip.Prefix{}
+		if !alike.ok || l != alike.loc {
+			if o := Rank(g, qtype, a, l, env, cands); !sameAnswer(&o, d) {
+				return false, used
+			}
+			*alike = alikeLoc{l, true}
+		}
 		if end.Compare(last) >= 0 {
 			return true, used
 		}
 		a = end.Next()
 	}
+}
+
+// alikeLoc is a location known to answer as the decision being widened,
+// its Prefix cleared; none until ok.
+type alikeLoc struct {
+	loc geo.Location
+	ok  bool
 }
 
 // sameAnswer reports whether two decisions answer alike: the same targets
