@@ -103,28 +103,30 @@ func TestWidenGeoLite(t *testing.T) {
 		clients = append(clients, p.Addr())
 	}
 	var cands Candidates
-	before, after := make([]int, 0, len(clients)), make([]int, 0, len(clients))
-	cl := &countingLocator{l: loc}
-	lookups, maxLookups := 0, 0
-	start := time.Now()
-	for _, c := range clients {
-		d := Rank(g, dns.TypeA, c, loc.Locate(c), &env, &cands)
-		cl.n = 0
-		s := Widen(g, dns.TypeA, c, &d, &env, cl, DefaultWidenBudget, &cands)
-		lookups += cl.n
-		maxLookups = max(maxLookups, cl.n)
-		before, after = append(before, d.Scope), append(after, s)
-	}
-	elapsed := time.Since(start)
 	pct := func(v []int, q float64) int {
 		s := slices.Clone(v)
 		slices.Sort(s)
 		return s[int(q*float64(len(s)-1))]
 	}
-	t.Logf("scopes of %d located /24s, six PoPs: before p10 /%d median /%d p90 /%d; after p10 /%d median /%d p90 /%d",
-		len(clients), pct(before, .1), pct(before, .5), pct(before, .9), pct(after, .1), pct(after, .5), pct(after, .9))
-	t.Logf("cost per decision (Rank + Widen, budget %d): %v, %.1f lookups on average, at most %d",
-		DefaultWidenBudget, elapsed/time.Duration(len(clients)), float64(lookups)/float64(len(clients)), maxLookups)
+	cl := &countingLocator{l: loc}
+	for _, budget := range []int{16, 64, DefaultWidenBudget, 4096} {
+		before, after := make([]int, 0, len(clients)), make([]int, 0, len(clients))
+		lookups, maxLookups := 0, 0
+		start := time.Now()
+		for _, c := range clients {
+			d := Rank(g, dns.TypeA, c, loc.Locate(c), &env, &cands)
+			cl.n = 0
+			s := Widen(g, dns.TypeA, c, &d, &env, cl, budget, &cands)
+			lookups += cl.n
+			maxLookups = max(maxLookups, cl.n)
+			before, after = append(before, d.Scope), append(after, s)
+		}
+		elapsed := time.Since(start)
+		t.Logf("budget %4d: %d located /24s, six PoPs: before p10 /%d median /%d p90 /%d; after p10 /%d median /%d p90 /%d; "+
+			"%v per decision (Rank + Widen), %.1f lookups on average, at most %d",
+			budget, len(clients), pct(before, .1), pct(before, .5), pct(before, .9), pct(after, .1), pct(after, .5), pct(after, .9),
+			elapsed/time.Duration(len(clients)), float64(lookups)/float64(len(clients)), maxLookups)
+	}
 
 	for _, s := range []string{"85.214.0.0", "85.212.0.0", "81.2.69.0", "8.8.8.0", "1.1.1.0"} {
 		c := netip.MustParseAddr(s)
