@@ -70,7 +70,7 @@ type widenWorld struct {
 	zone   string
 }
 
-func newWidenWorld(t *testing.T, rng *rand.Rand) *widenWorld {
+func newWidenWorld(t testing.TB, rng *rand.Rand) *widenWorld {
 	t.Helper()
 	w := &widenWorld{}
 	var bounds []netip.Addr
@@ -335,5 +335,19 @@ func TestSibling(t *testing.T) {
 		if got := sibling(netip.MustParsePrefix(c.in)); got.String() != c.want {
 			t.Errorf("sibling(%s) = %s, want %s", c.in, got, c.want)
 		}
+	}
+}
+
+// BenchmarkWiden widens one decision in a random database: the cost of a
+// decision cache miss on top of Rank.
+func BenchmarkWiden(b *testing.B) {
+	rng := rand.New(rand.NewPCG(17, 3))
+	w := newWidenWorld(b, rng)
+	client := randomAddr(rng, widenBase)
+	var cands Candidates
+	d := Rank(w.g, dns.TypeA, client, w.loc.Locate(client), &w.env, &cands)
+	b.ReportAllocs()
+	for b.Loop() {
+		Widen(w.g, dns.TypeA, client, &d, &w.env, w.loc, DefaultWidenBudget, &cands)
 	}
 }
