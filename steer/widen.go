@@ -11,10 +11,13 @@ import (
 // Locator places addresses, as the server's geo.Locator does: Locate
 // returns an address's Location, whose Prefix is the whole network that
 // Location holds for (the database network, intersected with the ASN
-// network, or the empty network around an address in none). It must be
-// safe for concurrent use.
+// network, or the empty network around an address in none); Network
+// returns that Prefix and the identity of the records the Location comes
+// from without decoding them, or false. It must be safe for concurrent
+// use.
 type Locator interface {
 	Locate(netip.Addr) geo.Location
+	Network(netip.Addr) (netip.Prefix, geo.RecordID, bool)
 }
 
 // DefaultWidenBudget is how many networks [Widen] may look up for one
@@ -34,14 +37,14 @@ const DefaultWidenBudget = 256
 // CIDR rules and latency spans. Widen grows it one bit at a time: the
 // prefix one bit shorter is the current one plus its sibling half, so it
 // only has to look the sibling's networks up with loc (every network,
-// gaps in the database included, come back from Locate as networks too)
-// and rank each one that is placed differently from the client. It stops
-// at the first sibling network with another answer (a wider prefix would
-// contain it too, so that is the widest), at the widest prefix no CIDR
-// rule and no latency span of any of g's PoPs splits (inside it the
-// client's address matters only through its location), and when it has
-// looked up budget networks (the result is then correct, only not the
-// widest). A record with spread is not widened: spread hashes the client
+// gaps in the database included, comes back from Network as a network)
+// and decode and rank each one whose records it has not yet found to
+// answer alike. It stops at the first sibling network with another answer
+// (a wider prefix would contain it too, so that is the widest), at the
+// widest prefix no CIDR rule and no latency span of any of g's PoPs
+// splits (inside it the client's address matters only through its
+// location), and when it has looked up budget networks (the result is
+// then correct, only not the widest). A record with spread is not widened: spread hashes the client
 // network at the scope, so a wider scope would change the choice it
 // stands for.
 //
@@ -54,7 +57,7 @@ func Widen(g *zones.Geo, qtype uint16, client netip.Addr, d *Decision, env *Env,
 	}
 	floor := addrScope(g, client, env)
 	s := d.Scope
-	var alike alikeLoc
+	var alike alikeSet
 	for s > floor {
 		p, _ := client.Prefix(s)
 		sib := sibling(p)
@@ -100,29 +103,36 @@ func sibling(p netip.Prefix) netip.Prefix {
 
 // sameWithin reports whether every network in p gets d's answer, and how
 // many networks it looked up; false also when the budget ran out first.
-// alike is a location known to answer as d, which need not be ranked
-// again: neighbouring networks are often placed alike.
+// alike holds records known to answer as d, which need not be decoded
+// and ranked again: neighbouring networks often share their records.
 func sameWithin(g *zones.Geo, qtype uint16, p netip.Prefix, d *Decision, env *Env, loc Locator, budget int,
-	cands *Candidates, alike *alikeLoc) (same bool, used int) {
+	cands *Candidates, alike *alikeSet) (same bool, used int) {
 	last := lastOf(p)
 	for a := p.Addr(); ; {
 		if used >= budget {
 			return false, used
 		}
-		l := loc.Locate(a)
+		np, id, ok := loc.Network(a)
 		used++
-		if !l.Prefix.IsValid() {
+		if !ok {
 			return false, used
 		}
-		end := lastOf(l.Prefix)
+		end := lastOf(np)
 		// Inside the prefix being checked, addresses differ only by
 		// location (see addrScope): a stands for all of its network.
-		l.Prefix = netip.Prefix{}
-		if !alike.ok || l != alike.loc {
-			if o := Rank(g, qtype, a, l, env, cands); !sameAnswer(&o, d) {
+		if !alike.has(id) {
+			l := loc.Locate(a)
+			if l.Prefix != np { // the database changed under us
 				return false, used
 			}
-			*alike = alikeLoc{l, true}
+			l.Prefix = netip.Prefix{}
+			if !alike.hasLoc(&l) {
+				if o := Rank(g, qtype, a, l, env, cands); !sameAnswer(&o, d) {
+					return false, used
+				}
+				alike.addLoc(&l)
+			}
+			alike.add(id)
 		}
 		if end.Compare(last) >= 0 {
 			return true, used
@@ -131,11 +141,43 @@ func sameWithin(g *zones.Geo, qtype uint16, p netip.Prefix, d *Decision, env *En
 	}
 }
 
-// alikeLoc is a location known to answer as the decision being widened,
-// its Prefix cleared; none until ok.
-type alikeLoc struct {
-	loc geo.Location
-	ok  bool
+// alikeSet holds the last few record identities and locations (Prefix
+// cleared) found to answer as the decision being widened, in rings: no
+// allocation. Records differ more often than locations do (GeoLite2 gives
+// many networks of one city records of their own).
+type alikeSet struct {
+	ids  [8]geo.RecordID
+	n    int
+	locs [8]geo.Location
+	nl   int
+}
+
+func (s *alikeSet) hasLoc(l *geo.Location) bool {
+	for i := range min(s.nl, len(s.locs)) {
+		if s.locs[i] == *l {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *alikeSet) addLoc(l *geo.Location) {
+	s.locs[s.nl%len(s.locs)] = *l
+	s.nl++
+}
+
+func (s *alikeSet) has(id geo.RecordID) bool {
+	for i := range min(s.n, len(s.ids)) {
+		if s.ids[i] == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *alikeSet) add(id geo.RecordID) {
+	s.ids[s.n%len(s.ids)] = id
+	s.n++
 }
 
 // sameAnswer reports whether two decisions answer alike: the same targets

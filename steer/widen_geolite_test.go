@@ -48,13 +48,18 @@ records:
           nrt: { a: 192.0.2.60 }
 `
 
-// countingLocator counts lookups, for the cost of widening.
+// countingLocator counts networks looked up, for the cost of widening.
 type countingLocator struct {
 	l *geo.Locator
 	n int
 }
 
-func (c *countingLocator) Locate(a netip.Addr) geo.Location { c.n++; return c.l.Locate(a) }
+func (c *countingLocator) Locate(a netip.Addr) geo.Location { return c.l.Locate(a) }
+
+func (c *countingLocator) Network(a netip.Addr) (netip.Prefix, geo.RecordID, bool) {
+	c.n++
+	return c.l.Network(a)
+}
 
 // TestWidenGeoLite reports the scopes the demo's www gets for 10,000
 // located /24s drawn at random from the real GeoLite2 City, before and
