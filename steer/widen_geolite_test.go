@@ -160,3 +160,43 @@ func TestWidenGeoLite(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWidenGeoLite widens the decisions of 1,000 located /24s drawn
+// from the real GeoLite2 City, one per op, with DefaultWidenBudget: what
+// a decision cache miss would cost on top of Rank.
+func BenchmarkWidenGeoLite(b *testing.B) {
+	path := filepath.Join(os.Getenv("POPDNS_GEOLITE_DIR"), "GeoLite2-City.mmdb")
+	if os.Getenv("POPDNS_GEOLITE_DIR") == "" {
+		path = "../testdata/geo/real/GeoLite2-City.mmdb"
+	}
+	db, err := geo.Open(path, "")
+	if err != nil {
+		b.Skipf("no GeoLite2 City: %v", err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	defer loc.Close()
+	inv, _ := pops.New(demoPoPs...)
+	snap, err := zones.Load(fstest.MapFS{"example.test.yaml": {Data: []byte(demoZone)}}, inv, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := geoOf(b, snap, "www.example.test.")
+	env := NewEnv(provisioned(b, Options{}), snap, nil, nil, time.Now)
+	rng := rand.New(rand.NewPCG(17, 24))
+	var clients []netip.Addr
+	var ds []Decision
+	var cands Candidates
+	for len(clients) < 1000 {
+		p, _ := randomAddr(rng, netip.MustParsePrefix("0.0.0.0/0")).Prefix(24)
+		if l := loc.Locate(p.Addr()); l.Found && l.HasPoint {
+			clients = append(clients, p.Addr())
+			ds = append(ds, Rank(g, dns.TypeA, p.Addr(), l, &env, &cands))
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		Widen(g, dns.TypeA, clients[i], &ds[i], &env, loc, DefaultWidenBudget, &cands)
+		i = (i + 1) % len(clients)
+	}
+}
