@@ -351,3 +351,38 @@ func BenchmarkWiden(b *testing.B) {
 		Widen(w.g, dns.TypeA, client, &d, &w.env, w.loc, DefaultWidenBudget, &cands)
 	}
 }
+
+// TestWidenIPv6 widens an IPv6 client over its alike sibling and stops at
+// a network that answers otherwise.
+func TestWidenIPv6(t *testing.T) {
+	src := &geodbgen.Source{BuildEpoch: 1735689600, Places: widenPlaces, City: []geodbgen.CityNetwork{
+		{Network: netip.MustParsePrefix("2001:db8::/48"), Place: "ber"},
+		{Network: netip.MustParsePrefix("2001:db8:1::/48"), Place: "muc"},
+		{Network: netip.MustParsePrefix("2001:db8:2::/47"), Place: "nyc"},
+	}}
+	city, err := src.CityDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.FromBytes(city, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	defer loc.Close()
+	inv, _ := pops.New(widenPoPs...)
+	zone := "origin: widen.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n  ns1:\n    - a: 192.0.2.53\n" +
+		"  www:\n    - geo:\n        targets:\n          fra: { aaaa: 2001:db8::f }\n          iad: { aaaa: 2001:db8::1 }\n"
+	snap, err := zones.Load(fstest.MapFS{"widen.test.yaml": {Data: []byte(zone)}}, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := geoOf(t, snap, "www.widen.test.")
+	env := NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now)
+	client := netip.MustParseAddr("2001:db8:1::1")
+	var cands Candidates
+	d := Rank(g, dns.TypeAAAA, client, loc.Locate(client), &env, &cands)
+	if got := Widen(g, dns.TypeAAAA, client, &d, &env, loc, DefaultWidenBudget, &cands); d.Scope != 48 || got != 47 {
+		t.Errorf("Rank scope /%d, widened /%d; want /48 widened to /47 (Berlin and Munich, not New York)", d.Scope, got)
+	}
+}
