@@ -391,3 +391,48 @@ var (
 type asnRecord struct {
 	ASN uint32 `maxminddb:"autonomous_system_number"`
 }
+
+// RecordID identifies the database records a Location is decoded from:
+// within one DB, addresses whose networks have equal RecordIDs get equal
+// Locations but for Prefix. IDs of different DBs never compare equal.
+// The zero RecordID is that of no lookup.
+type RecordID struct {
+	db        *DB
+	city, asn uintptr // record offsets; noRecord where the database has none
+}
+
+// noRecord stands for a lookup that did not reach a database (an IPv6
+// address in an IPv4 database, or no ASN database).
+const noRecord = ^uintptr(0)
+
+// Network returns what [DB.Lookup] would give as addr's Location.Prefix,
+// and the identity of the records its Location would be decoded from,
+// without decoding them: a walk of the search trees, about a seventh of
+// Lookup's cost. It lets a caller that looks up many neighbouring networks
+// decode each distinct record once. Errors are Lookup's.
+func (db *DB) Network(addr netip.Addr) (netip.Prefix, RecordID, error) {
+	if !addr.IsValid() {
+		return netip.Prefix{}, RecordID{}, ErrInvalidAddr
+	}
+	addr = addr.Unmap().WithZone("")
+	p := unknownPrefix(addr)
+	id := RecordID{db: db, city: noRecord, asn: noRecord}
+	if res, ok := lookup(db.city, addr); ok {
+		if err := res.Err(); err != nil {
+			return netip.Prefix{}, RecordID{}, fmt.Errorf("geo: look up %s in city database: %w", addr, err)
+		}
+		p, id.city = prefix(addr, res), res.Offset()
+	}
+	if db.asn != nil {
+		if res, ok := lookup(db.asn, addr); ok {
+			if err := res.Err(); err != nil {
+				return netip.Prefix{}, RecordID{}, fmt.Errorf("geo: look up %s in ASN database: %w", addr, err)
+			}
+			id.asn = res.Offset()
+			if q := prefix(addr, res); q.Bits() > p.Bits() {
+				p = q
+			}
+		}
+	}
+	return p, id, nil
+}

@@ -482,3 +482,48 @@ func FuzzLookup(f *testing.F) {
 		}
 	})
 }
+
+// TestNetwork checks Network against Lookup over every /28 of the test
+// databases' ranges, with and without the ASN database: the same prefix,
+// and one Location (but for Prefix) per RecordID.
+func TestNetwork(t *testing.T) {
+	for _, asn := range []string{"", testASNPath} {
+		db := openTestDB(t, asn)
+		other := openTestDB(t, asn)
+		byID := map[RecordID]Location{}
+		for _, base := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15", "10.0.0.0/24"} {
+			p := mustPrefix(base)
+			for a := p.Addr(); p.Contains(a); {
+				loc, err := db.Lookup(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				np, id, err := db.Network(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if np != loc.Prefix {
+					t.Fatalf("asn %q: Network(%s) = %s, Lookup's prefix %s", asn, a, np, loc.Prefix)
+				}
+				loc.Prefix = netip.Prefix{}
+				if prev, ok := byID[id]; ok && prev != loc {
+					t.Fatalf("asn %q: %s has the RecordID of %v but is %v", asn, a, prev, loc)
+				}
+				byID[id] = loc
+				if _, oid, _ := other.Network(a); oid == id {
+					t.Fatalf("two databases gave %s one RecordID", a)
+				}
+				for range 16 {
+					a = a.Next()
+				}
+			}
+		}
+		if len(byID) < 10 {
+			t.Errorf("asn %q: only %d distinct records: the test tests little", asn, len(byID))
+		}
+	}
+	db := openTestDB(t, "")
+	if _, _, err := db.Network(netip.Addr{}); !errors.Is(err, ErrInvalidAddr) {
+		t.Errorf("Network(zero Addr): %v, want ErrInvalidAddr", err)
+	}
+}

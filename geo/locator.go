@@ -65,6 +65,21 @@ func (l *Locator) Locate(addr netip.Addr) Location {
 	return loc
 }
 
+// Network is [DB.Network] in the current database: the network around
+// addr that one Location holds for, and the identity of its records. It
+// reports false without a database, for the zero Addr and on a lookup
+// error (not counted: Locate counts the same error when the caller
+// decodes).
+func (l *Locator) Network(addr netip.Addr) (netip.Prefix, RecordID, bool) {
+	r := l.acquire()
+	if r == nil {
+		return netip.Prefix{}, RecordID{}, false
+	}
+	p, id, err := r.db.Network(addr)
+	l.release(r)
+	return p, id, err == nil
+}
+
 // LookupErrors returns how many Locate calls have failed because of a
 // database error since the Locator was made, for a metric.
 func (l *Locator) LookupErrors() uint64 { return l.lookupErrors.Load() }

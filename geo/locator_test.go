@@ -267,3 +267,19 @@ func BenchmarkLocateParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestLocatorNetwork(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.7")
+	if _, _, ok := NewLocator(nil, zerolog.Nop()).Network(a); ok {
+		t.Error("Network without a database reported a network")
+	}
+	l := NewLocator(newTestDB(t), zerolog.Nop())
+	defer l.Close()
+	p, _, ok := l.Network(a)
+	if want := l.Locate(a).Prefix; !ok || p != want {
+		t.Errorf("Network(%s) = %s, %v; want %s, true", a, p, ok, want)
+	}
+	if _, _, ok := l.Network(netip.Addr{}); ok {
+		t.Error("Network(zero Addr) reported a network")
+	}
+}

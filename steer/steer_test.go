@@ -68,7 +68,7 @@ func loadTest(t *testing.T) *zones.Snapshot {
 	return snap
 }
 
-func geoOf(t *testing.T, snap *zones.Snapshot, name string) *zones.Geo {
+func geoOf(t testing.TB, snap *zones.Snapshot, name string) *zones.Geo {
 	t.Helper()
 	m := snap.Match(name).Lookup(name, dns.TypeA)
 	if m.Node == nil || m.Node.Geo() == nil {
@@ -77,7 +77,7 @@ func geoOf(t *testing.T, snap *zones.Snapshot, name string) *zones.Geo {
 	return m.Node.Geo()
 }
 
-func provisioned(t *testing.T, o Options) Options {
+func provisioned(t testing.TB, o Options) Options {
 	t.Helper()
 	o, err := o.Provision()
 	if err != nil {
