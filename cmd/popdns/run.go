@@ -485,12 +485,11 @@ func (a *app) serveEarly(adminToken, readToken string) {
 		log.Warn().Str("http", cfg.httpAddr).
 			Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
 	}
-	h := httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log)
+	var withLearned []func(*status.Endpoints)
 	if a.learned != nil {
-		h = a.status.Handler(status.Endpoints{Metrics: a.built.metrics, Explain: explainHandler(a.built.dns), Admin: admin,
-			Overrides: a.overrides, Access: acc, Limits: cfg.httpLimits, Log: log, Learned: a.learned, IngestToken: a.ingestToken})
+		withLearned = append(withLearned, func(e *status.Endpoints) { e.Learned, e.IngestToken = a.learned, a.ingestToken })
 	}
-	a.http = cfg.httpLimits.NewServer(h, log)
+	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log, withLearned...), log)
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
 }
@@ -539,11 +538,15 @@ func (f *lateFiles) FileErrors() map[string]string {
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
 // admin API when admin is not nil and the overrides of store, guarded by
-// acc and limits.
+// acc and limits; opts add optional routes (learned latency's).
 func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, store overrides.Store, acc status.Access,
-	limits status.HTTPConfig, log zerolog.Logger) http.Handler {
-	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
-		Overrides: store, Access: acc, Limits: limits, Log: log})
+	limits status.HTTPConfig, log zerolog.Logger, opts ...func(*status.Endpoints)) http.Handler {
+	e := status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
+		Overrides: store, Access: acc, Limits: limits, Log: log}
+	for _, opt := range opts {
+		opt(&e)
+	}
+	return rep.Handler(e)
 }
 
 // reloadConfig is what the reloader reads of c.
