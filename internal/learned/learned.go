@@ -81,6 +81,9 @@ type Deps struct {
 	Events *events.Log
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// NewTicker returns a channel that ticks every d and its stop func;
+	// nil: a time.Ticker. Tests tick by hand.
+	NewTicker func(d time.Duration) (<-chan time.Time, func())
 }
 
 // Sources of measurements, as the metrics label them.
@@ -123,6 +126,12 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.NewTicker == nil {
+		deps.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With().Str("component", "learned").Logger()}
 	if cfg.StateDir != "" {
@@ -291,15 +300,15 @@ func (s *Service) Save() error {
 // reads the inbox, until ctx ends; then it saves once more. It returns
 // nil: a failed save is logged and shown in Info, and serving goes on.
 func (s *Service) Run(ctx context.Context) error {
-	publish := time.NewTicker(s.cfg.PublishInterval)
-	defer publish.Stop()
-	save := time.NewTicker(s.cfg.SaveInterval)
-	defer save.Stop()
+	publish, stopPublish := s.deps.NewTicker(s.cfg.PublishInterval)
+	defer stopPublish()
+	save, stopSave := s.deps.NewTicker(s.cfg.SaveInterval)
+	defer stopSave()
 	var inbox <-chan time.Time
 	if s.cfg.Inbox != "" {
-		t := time.NewTicker(s.cfg.InboxPoll)
-		defer t.Stop()
-		inbox = t.C
+		var stop func()
+		inbox, stop = s.deps.NewTicker(s.cfg.InboxPoll)
+		defer stop()
 		s.ReadInbox()
 	}
 	for {
@@ -310,9 +319,9 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Error().Err(err).Msg("learned latency: saving the table at shutdown")
 			}
 			return nil
-		case <-publish.C:
+		case <-publish:
 			s.Publish()
-		case <-save.C:
+		case <-save:
 			if err := s.Save(); err != nil {
 				s.log.Error().Err(err).Msg("learned latency: saving the table")
 			}

@@ -159,3 +159,45 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("corrupt state: %d entries, load error %q; want empty and the file:line", s3.Snapshot().Len(), s3.Info().LoadError)
 	}
 }
+
+// TestRun: each tick does its work: the publish tick publishes, the save
+// tick saves, the inbox tick reads the inbox; the end saves once more.
+func TestRun(t *testing.T) {
+	state, inbox := t.TempDir(), t.TempDir()
+	// Made before Run, which only reads the map.
+	ticks := map[time.Duration]chan time.Time{time.Second: make(chan time.Time), 2 * time.Second: make(chan time.Time),
+		3 * time.Second: make(chan time.Time)}
+	published := make(chan *learn.Snapshot, 10)
+	s := New(Config{StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
+		InboxPoll: 3 * time.Second}, Deps{Log: zerolog.Nop(), Now: time.Now,
+		Publish:   func(p *learn.Snapshot) { published <- p },
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) { return ticks[d], func() {} }})
+	<-published // New's
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	if err := os.WriteFile(filepath.Join(inbox, "a.csv"), []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ticks[3*time.Second] <- time.Now()
+	ticks[3*time.Second] <- time.Now() // the first is read, the second waits for it to be done
+	if _, err := os.Stat(filepath.Join(inbox, "a.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a.csv after an inbox tick: %v", err)
+	}
+	ticks[1*time.Second] <- time.Now()
+	if p := <-published; p.Len() != 1 {
+		t.Errorf("published %d entries, want 1", p.Len())
+	}
+	ticks[2*time.Second] <- time.Now()
+	ticks[2*time.Second] <- time.Now()
+	if _, err := os.Stat(filepath.Join(state, learn.StateFile)); err != nil {
+		t.Errorf("no state file after a save tick: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p := <-published; p.Len() != 1 {
+		t.Errorf("published at the end %d entries, want 1", p.Len())
+	}
+}

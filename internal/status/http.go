@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/popdns/popdns/internal/learned"
 	stdlog "log"
 	"maps"
 	"net/http"
@@ -201,9 +202,11 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 		t := r.traffic.Traffic()
 		st.Traffic = &t
 	}
+	// Off is shown as off, so that a reader of /status need not know that
+	// a missing section means it.
+	st.Learned = &learned.Info{}
 	if r.learned != nil {
-		in := r.learned.Info()
-		st.Learned = &in
+		*st.Learned = r.learned.Info()
 	}
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""

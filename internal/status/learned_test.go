@@ -162,4 +162,10 @@ func TestLatencyIngestOff(t *testing.T) {
 	if w.Code != http.StatusMethodNotAllowed && w.Code != http.StatusNotFound {
 		t.Errorf("code %d, want 404 or 405", w.Code)
 	}
+	// A status without learned latency says it is off.
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/status", nil))
+	if !strings.Contains(w.Body.String(), `"learned":{"enabled":false,`) {
+		t.Errorf("status without learned latency: %s", w.Body)
+	}
 }
