@@ -111,8 +111,8 @@ type Service struct {
 }
 
 // New returns a Service with the state of cfg.StateDir loaded: a
-// corrupt state file is logged, naming it and its line, and the table
-// starts empty; it is never fatal. The first snapshot is published at
+// corrupt state file is logged, naming it and its line, renamed
+// *.corrupt, and the table starts empty; it is never fatal. The first snapshot is published at
 // once.
 func New(cfg Config, deps Deps) *Service {
 	if cfg.PublishInterval <= 0 {
@@ -137,7 +137,14 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.StateDir != "" {
 		agg, err := learn.Load(cfg.StateDir, cfg.Learn, deps.Now())
 		if err != nil {
-			s.log.Error().Err(err).Msg("learned latency: the state file cannot be read; learning afresh")
+			// Kept aside, not overwritten by the next save, so that the
+			// operator can see what was wrong with it.
+			path := filepath.Join(cfg.StateDir, learn.StateFile)
+			ev := s.log.Error().Err(err)
+			if rerr := os.Rename(path, path+".corrupt"); rerr == nil {
+				ev = ev.Str("kept_as", path+".corrupt")
+			}
+			ev.Msg("learned latency: the state file cannot be read; learning afresh")
 			s.loadErr = err.Error()
 		}
 		s.agg = agg

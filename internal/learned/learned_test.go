@@ -158,6 +158,9 @@ func TestPersistence(t *testing.T) {
 	if s3.Snapshot().Len() != 0 || !strings.Contains(s3.Info().LoadError, learn.StateFile+": line 1: ") {
 		t.Errorf("corrupt state: %d entries, load error %q; want empty and the file:line", s3.Snapshot().Len(), s3.Info().LoadError)
 	}
+	if _, err := os.Stat(filepath.Join(dir, learn.StateFile+".corrupt")); err != nil {
+		t.Errorf("the corrupt state file was not kept aside: %v", err)
+	}
 }
 
 // TestRun: each tick does its work: the publish tick publishes, the save
