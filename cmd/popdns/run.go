@@ -756,8 +756,13 @@ func newLearned(cfg *config, built *server, log zerolog.Logger) *learned.Service
 	srv := built.dns
 	return learned.New(*cfg.learned, learned.Deps{Log: log, Metrics: built.metrics, Locator: built.locator,
 		KnownPoP: func(name string) bool {
-			snap := srv.Zones()
-			return snap != nil && snap.PoPs().Get(name) != nil
+			// The inventory of the zones served, which a reload may
+			// change; the configuration's before the first is loaded.
+			inv := cfg.pops
+			if snap := srv.Zones(); snap != nil && snap.PoPs() != nil {
+				inv = snap.PoPs()
+			}
+			return inv != nil && inv.Get(name) != nil
 		},
 		Publish: srv.SetLearned, Events: built.events})
 }
