@@ -21,6 +21,7 @@ import (
 	"github.com/popdns/popdns/internal/reuseport"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/traffic"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -342,6 +343,8 @@ type Server struct {
 	servedOnce sync.Once                         // closes served
 	signer     *signer                           // the signatures of signed zones' answers
 	traffic    *traffic.Counters                 // what was answered, for /status and Prometheus
+	// learned is the learned-latency table (SetLearned); nil: none.
+	learned atomic.Pointer[learn.Snapshot]
 
 	mu        sync.Mutex // mu guards the fields below
 	listeners []listener

@@ -61,6 +61,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryEvents(t, bin)
 	})
+	t.Run("learned latency", func(t *testing.T) {
+		t.Parallel()
+		testBinaryLearned(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)

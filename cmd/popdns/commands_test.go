@@ -40,8 +40,8 @@ func TestCommandLine(t *testing.T) {
 		{"help help", []string{"help", "help"}, false, []string{"popdns explain"}, nil},
 		{"explain -h", []string{"explain", "-h"}, false, []string{explainUsage}, nil},
 		{"check -h", []string{"check", "-h"}, false, []string{"usage: popdns check"}, nil},
-		{"help of an unknown command", []string{"help", "serve"}, true, nil, []string{`popdns help: unknown command "serve"`, "check, explain, dnssec, admin, healthcheck, version and help"}},
-		{"an unknown command names the commands", []string{"chekc", "zones"}, true, nil, []string{`unexpected argument "chekc"`, "check, explain, dnssec, admin, healthcheck, version and help", "popdns explain"}},
+		{"help of an unknown command", []string{"help", "serve"}, true, nil, []string{`popdns help: unknown command "serve"`, "check, explain, dnssec, admin, healthcheck, latency, version and help"}},
+		{"an unknown command names the commands", []string{"chekc", "zones"}, true, nil, []string{`unexpected argument "chekc"`, "check, explain, dnssec, admin, healthcheck, latency, version and help", "popdns explain"}},
 
 		{"explain with flags after the name", []string{"explain", "www.geo.test", "-config", cfg, "-ecs", "198.51.100.0/26"}, false,
 			[]string{"client    198.51.100.0 (ecs)", "geo record www.geo.test."}, nil},

@@ -17,6 +17,7 @@ import (
 	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/fleet"
+	"github.com/popdns/popdns/internal/learned"
 	"github.com/popdns/popdns/internal/rrl"
 	"github.com/popdns/popdns/internal/status"
 	"github.com/popdns/popdns/internal/yamlx"
@@ -76,6 +77,9 @@ type fileConfig struct {
 
 	// ReusePort is reuse_port; nil: not set (on).
 	ReusePort *bool
+
+	// LearnedLatency is the learned_latency mapping.
+	LearnedLatency learnedConfig
 
 	lines map[string]int // field → the line of its value
 }
@@ -167,6 +171,10 @@ type config struct {
 	// cluster, provisioned, runs this instance as one of a fleet: the
 	// overrides in its NATS bucket; nil: one instance.
 	cluster *fleet.Config
+	// learned configures learned latency; nil: off. ingestTokenFile holds
+	// the bearer token of POST /v1/latency; "": no ingest over HTTP.
+	learned         *learned.Config
+	ingestTokenFile string
 }
 
 const (
@@ -313,6 +321,8 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 		case "min_active":
 			fc.MinActive = new(int)
 			d.decode(e, fc.MinActive, "a whole number, 0 or more")
+		case "learned_latency":
+			d.walk(e.Field(), e.Value, learnedKeys, func(e yamlx.Entry) { d.learnedLatency(e, &fc.LearnedLatency) })
 		case "cluster":
 			fc.Cluster = &fleet.Config{}
 			d.walk(e.Field(), e.Value, clusterKeys, func(e yamlx.Entry) { d.cluster(e, fc.Cluster) })
@@ -336,7 +346,7 @@ var (
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
 		"shutdown_grace", "zone_max_file_size", "min_active", "cluster",
-		"reuse_port"}}
+		"reuse_port", "learned_latency"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -652,6 +662,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 		cfg.minActive = *fc.MinActive
 	}
 	cfg.cluster = clusterConfig(fc.Cluster, baseDir, cfg.stateDir, bad)
+	cfg.learned, cfg.ingestTokenFile = fc.LearnedLatency.config(cfg, baseDir, adminToken, bad, resolve)
 	cfg.httpLimits, err = fc.HTTPLimits.Provision()
 	for _, e := range unjoin(err) {
 		var ce *status.ConfigError

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // commands are the words dispatch takes as a command rather than as an
 // argument of the server: help and the usage name them all.
-const commands = "check, explain, dnssec, admin, healthcheck, version and help"
+const commands = "check, explain, dnssec, admin, healthcheck, latency, version and help"
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -66,6 +66,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runAdmin(ctx, args[1:], stdout)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], stdout)
+	case "latency":
+		return runLatency(ctx, args[1:], stdout)
 	case "version":
 		return runVersion(args[1:], stdout)
 	case "help":
@@ -92,7 +94,7 @@ func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(rest) == 0, rest[0] == "help":
 		// The serve flags are popdns's own, so its -h is the overview.
 		return runServe(ctx, []string{"-h"}, stderr)
-	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version" || rest[0] == "admin" || rest[0] == "healthcheck":
+	case rest[0] == "check" || rest[0] == "explain" || rest[0] == "version" || rest[0] == "admin" || rest[0] == "healthcheck" || rest[0] == "latency":
 		return dispatch(ctx, []string{rest[0], "-h"}, stdout, stderr)
 	}
 	return &usageError{fl: fl, err: fmt.Errorf("unknown command %q", rest[0])}

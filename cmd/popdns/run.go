@@ -24,10 +24,12 @@ import (
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/internal/events"
 	"github.com/popdns/popdns/internal/fleet"
+	"github.com/popdns/popdns/internal/learned"
 	"github.com/popdns/popdns/internal/overrides"
 	"github.com/popdns/popdns/internal/reload"
 	"github.com/popdns/popdns/internal/reuseport"
 	"github.com/popdns/popdns/internal/status"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/zones"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -190,6 +192,19 @@ type app struct {
 	// takingOver: another process served the DNS addresses at start;
 	// this one takes them over, and the HTTP address, once it serves.
 	takingOver bool
+	// learned is the learned-latency table; nil when learned_latency is
+	// off. ingestToken guards POST /v1/latency ("": no ingest).
+	learned     *learned.Service
+	ingestToken string
+}
+
+// Learned is the latest published learned-latency snapshot; nil when
+// learned latency is off.
+func (a *app) Learned() *learn.Snapshot {
+	if a.learned == nil {
+		return nil
+	}
+	return a.learned.Snapshot()
 }
 
 // server is the DNS server and what it was built with.
@@ -364,6 +379,14 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 				return nil, fmt.Errorf("read_token_file: %w", err)
 			}
 		}
+		if cfg.ingestTokenFile != "" {
+			if a.ingestToken, err = readAdminToken(cfg.ingestTokenFile); err != nil {
+				l.Close()
+				a.closeFleet()
+				built.close()
+				return nil, fmt.Errorf("learned_latency.ingest_token_file: %w", err)
+			}
+		}
 	}
 	if err := srv.Listen(); err != nil {
 		if a.httpListener != nil {
@@ -373,11 +396,17 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		built.close()
 		return nil, err
 	}
+	if cfg.learned != nil {
+		a.learned = newLearned(cfg, built, log)
+	}
 	files := &lateFiles{}
 	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides,
 		Events: built.events, GeoIP: built.locator, Build: buildInfo(started), Traffic: srv}
 	if a.fleet != nil { // a nil *fleet.Fleet in the interface would not be nil
 		deps.Fleet, deps.Observations = a.fleet, a.fleetHealth
+	}
+	if a.learned != nil {
+		deps.Learned = a.learned
 	}
 	a.status = status.New(deps)
 	built.metrics.MustRegister(a.status.Collector())
@@ -456,7 +485,11 @@ func (a *app) serveEarly(adminToken, readToken string) {
 		log.Warn().Str("http", cfg.httpAddr).
 			Msg("the status page, /status and /explain are served to anyone, as http_public_without_token says")
 	}
-	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log), log)
+	var withLearned []func(*status.Endpoints)
+	if a.learned != nil {
+		withLearned = append(withLearned, func(e *status.Endpoints) { e.Learned, e.IngestToken = a.learned, a.ingestToken })
+	}
+	a.http = cfg.httpLimits.NewServer(httpHandler(a.built, a.status, admin, a.overrides, acc, cfg.httpLimits, log, withLearned...), log)
 	a.httpDone = make(chan error, 1)
 	go func() { a.httpDone <- a.http.Serve(a.httpListener) }()
 }
@@ -505,11 +538,15 @@ func (f *lateFiles) FileErrors() map[string]string {
 
 // httpHandler is the HTTP endpoint of s, reporting through rep, with the
 // admin API when admin is not nil and the overrides of store, guarded by
-// acc and limits.
+// acc and limits; opts add optional routes (learned latency's).
 func httpHandler(s *server, rep *status.Reporter, admin *status.Admin, store overrides.Store, acc status.Access,
-	limits status.HTTPConfig, log zerolog.Logger) http.Handler {
-	return rep.Handler(status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
-		Overrides: store, Access: acc, Limits: limits, Log: log})
+	limits status.HTTPConfig, log zerolog.Logger, opts ...func(*status.Endpoints)) http.Handler {
+	e := status.Endpoints{Metrics: s.metrics, Explain: explainHandler(s.dns), Admin: admin,
+		Overrides: store, Access: acc, Limits: limits, Log: log}
+	for _, opt := range opts {
+		opt(&e)
+	}
+	return rep.Handler(e)
 }
 
 // reloadConfig is what the reloader reads of c.
@@ -547,6 +584,7 @@ func (c *config) reloadConfig() reload.Config {
 		{Name: "path_inflation, latency_max_age, probes.penalty_weight", Value: d.Steering.String()},
 		{Name: "rate_limit", Value: d.RateLimit.String()},
 		{Name: "reuse_port", Value: fmt.Sprint(!d.ReusePortOff)},
+		{Name: "learned_latency", Value: fmt.Sprintf("%+v ingest_token_file=%s", c.learned, c.ingestTokenFile)},
 	}
 	return rc
 }
@@ -606,6 +644,10 @@ func (a *app) serve(ctx context.Context) error {
 		g.Go(func() error { return a.fleetHealth.Run(ctx, fleetHealthEvery) })
 	}
 	g.Go(func() error { return a.status.Run(ctx) })
+	if a.learned != nil {
+		// Saves once more when ctx ends: a SIGTERM keeps what was learned.
+		g.Go(func() error { return a.learned.Run(ctx) })
+	}
 	if a.http != nil {
 		g.Go(func() error {
 			if err := <-a.httpDone; !errors.Is(err, http.ErrServerClosed) {
@@ -704,4 +746,23 @@ func digHint(addr string, snap *zones.Snapshot) string {
 		name, qtype = "www."+z.Origin(), "A"
 	}
 	return fmt.Sprintf("dig @%s -p %s %s %s", host, port, strings.TrimSuffix(name, "."), qtype)
+}
+
+// newLearned starts the learned-latency table of cfg: its state loaded
+// from state_dir, its measurements located with built's GeoIP databases
+// and checked against the PoPs of the zones served, its snapshots handed
+// to the DNS server.
+func newLearned(cfg *config, built *server, log zerolog.Logger) *learned.Service {
+	srv := built.dns
+	return learned.New(*cfg.learned, learned.Deps{Log: log, Metrics: built.metrics, Locator: built.locator,
+		KnownPoP: func(name string) bool {
+			// The inventory of the zones served, which a reload may
+			// change; the configuration's before the first is loaded.
+			inv := cfg.pops
+			if snap := srv.Zones(); snap != nil && snap.PoPs() != nil {
+				inv = snap.PoPs()
+			}
+			return inv != nil && inv.Get(name) != nil
+		},
+		Publish: srv.SetLearned, Events: built.events})
 }

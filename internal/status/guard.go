@@ -134,6 +134,9 @@ const (
 	accessOpen access = iota
 	accessRead
 	accessAdmin
+	// accessIngest is POST /v1/latency: the ingest token only, which
+	// agents at the PoPs hold and which can do nothing else.
+	accessIngest
 )
 
 // classify says what r needs: the exempt paths are the monitoring ones,
@@ -143,7 +146,11 @@ func classify(r *http.Request) access {
 	case "/healthz", "/readyz", "/metrics":
 		return accessOpen
 	}
-	if r.Method == http.MethodGet && (r.URL.Path == "/v1/overrides" || r.URL.Path == "/v1/overrides/history") {
+	if r.URL.Path == "/v1/latency" && r.Method == http.MethodPost {
+		return accessIngest
+	}
+	if r.Method == http.MethodGet && (r.URL.Path == "/v1/overrides" || r.URL.Path == "/v1/overrides/history" ||
+		r.URL.Path == "/v1/latency") {
 		// The overrides are part of the status: the read token reads them.
 		return accessRead
 	}
@@ -181,6 +188,7 @@ type guard struct {
 	next    http.Handler
 	acc     Access
 	admin   string // the admin token; "" when the admin API is off
+	ingest  string // the ingest token; "" when ingest is off
 	maxBody int64
 	limiter *failureLimiter
 	log     zerolog.Logger
@@ -196,11 +204,37 @@ const (
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	need := classify(r)
-	if need == accessAdmin && g.admin == "" {
-		// No admin API: the routes answer 404, as any unknown one.
+	if need == accessAdmin && g.admin == "" || need == accessIngest && g.ingest == "" {
+		// No admin API (no ingest): the routes answer 404, as any
+		// unknown one.
 		need = accessOpen
 	}
-	if need != accessOpen && (need == accessAdmin || g.acc.ReadNeedsToken) {
+	maxBody := g.maxBody
+	if need == accessIngest {
+		maxBody = MaxIngestBody
+		src := sourceOf(r.RemoteAddr)
+		if g.limiter.limited(src) {
+			g.refuse(w, r, src, refusedLimited)
+			return
+		}
+		if got := bearer(r, false); !tokenIs(got, g.ingest) {
+			if tokenIs(got, g.admin) || tokenIs(got, g.acc.ReadToken) {
+				// A valid token of another kind: it is who the caller
+				// is, not what it may do, that is wrong.
+				g.refused.WithLabelValues(refusedWrong).Inc()
+				http.Error(w, "this token may not ingest measurements: POST /v1/latency takes the ingest token", http.StatusForbidden)
+				return
+			}
+			reason := refusedWrong
+			if got == "" {
+				reason = refusedMissing
+			}
+			g.limiter.fail(src)
+			g.refuse(w, r, src, reason)
+			return
+		}
+	}
+	if need == accessAdmin || need == accessRead && g.acc.ReadNeedsToken {
 		src := sourceOf(r.RemoteAddr)
 		if g.limiter.limited(src) {
 			g.refuse(w, r, src, refusedLimited)
@@ -218,15 +252,15 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.ContentLength > g.maxBody {
-		http.Error(w, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", r.ContentLength, g.maxBody),
+	if r.ContentLength > maxBody {
+		http.Error(w, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", r.ContentLength, maxBody),
 			http.StatusRequestEntityTooLarge)
 		return
 	}
 	// A body sent without a length (chunked) is cut off at the limit
 	// too: a handler that reads it gets *http.MaxBytesError, and the
 	// connection is closed after the reply.
-	r.Body = http.MaxBytesReader(w, r.Body, g.maxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	g.next.ServeHTTP(w, r)
 }
 

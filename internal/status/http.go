@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/popdns/popdns/internal/learned"
 	stdlog "log"
 	"maps"
 	"net/http"
@@ -84,6 +85,9 @@ type Deps struct {
 	// Traffic is read for the status's traffic and catchment; nil leaves
 	// them out.
 	Traffic TrafficSource
+	// Learned is read for the status's learned section; nil leaves it
+	// out.
+	Learned Learned
 	// Now is the clock of the page and of selection; nil means time.Now.
 	Now func() time.Time
 	// After is the timer of Run's wait for the first probe round; nil
@@ -108,6 +112,7 @@ type Reporter struct {
 	geoip   GeoIP
 	build   BuildInfo
 	traffic TrafficSource
+	learned Learned
 	// ovCache is the last list of overrides read from ovStore.
 	ovCache overridesCache
 	// probesSettled is closed once the first probe round is done, or has
@@ -142,7 +147,7 @@ func New(deps Deps) *Reporter {
 	}
 	return &Reporter{srv: deps.Server, health: deps.Health, files: deps.Files, ovStore: deps.Overrides, fleet: deps.Fleet, observations: deps.Observations,
 		now: deps.Now, after: deps.After, probesSettled: make(chan struct{}),
-		events: deps.Events, geoip: deps.GeoIP, build: deps.Build, traffic: deps.Traffic}
+		events: deps.Events, geoip: deps.GeoIP, build: deps.Build, traffic: deps.Traffic, learned: deps.Learned}
 }
 
 // Run settles readiness once the first probe round is done, or after the
@@ -196,6 +201,12 @@ func (r *Reporter) statusOf(ctx context.Context, q Query) (Status, error) {
 	if r.traffic != nil {
 		t := r.traffic.Traffic()
 		st.Traffic = &t
+	}
+	// Off is shown as off, so that a reader of /status need not know that
+	// a missing section means it.
+	st.Learned = &learned.Info{}
+	if r.learned != nil {
+		*st.Learned = r.learned.Info()
 	}
 	st.NotReady = r.NotReady()
 	st.Ready = st.NotReady == ""
@@ -307,6 +318,12 @@ type Endpoints struct {
 	Limits HTTPConfig
 	// Log gets the sampled refusals.
 	Log zerolog.Logger
+	// Learned serves GET /v1/latency (the read token) and, with
+	// IngestToken, POST /v1/latency; nil leaves both out.
+	Learned Learned
+	// IngestToken is the bearer token of POST /v1/latency alone; ""
+	// leaves ingest off.
+	IngestToken string
 }
 
 // Handler serves the monitoring endpoint: liveness, readiness, Prometheus
@@ -357,7 +374,14 @@ func (r *Reporter) Handler(e Endpoints) http.Handler {
 		mux.HandleFunc("POST /v1/overrides/{pop}", e.Admin.putOverride)
 		mux.HandleFunc("DELETE /v1/overrides/{pop}", e.Admin.deleteOverride)
 	}
-	g := &guard{next: mux, acc: e.Access, maxBody: limits.MaxBodyBytes,
+	if e.Learned != nil {
+		le := learnedEndpoint{e.Learned}
+		mux.HandleFunc("GET /v1/latency", le.table)
+		if e.IngestToken != "" {
+			mux.HandleFunc("POST /v1/latency", le.ingest)
+		}
+	}
+	g := &guard{next: mux, acc: e.Access, maxBody: limits.MaxBodyBytes, ingest: e.IngestToken,
 		limiter: newFailureLimiter(limits.AuthFailuresPerMinute, r.now),
 		log:     e.Log.With().Str("component", "http").Logger(), refused: refusedCounter(e.Metrics)}
 	if e.Admin != nil {

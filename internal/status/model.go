@@ -21,6 +21,7 @@ package status
 
 import (
 	"errors"
+	"github.com/popdns/popdns/internal/learned"
 	"sync/atomic"
 	"time"
 
@@ -78,6 +79,9 @@ type Status struct {
 	// PoP, and the catchment (which countries and continents went to
 	// which PoP); nil when the status has no traffic source.
 	Traffic *traffic.Report `json:"traffic,omitempty"`
+	// Learned is the learned-latency table ({"enabled": false} when
+	// learned_latency is off); nil in a Status built by hand.
+	Learned *learned.Info `json:"learned,omitempty"`
 
 	// Build is the binary serving; GeoIP its GeoIP databases, with their
 	// ages; Events the last health, override, reload and GeoIP events,

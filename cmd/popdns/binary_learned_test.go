@@ -1,0 +1,153 @@
+//go:build slow
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testBinaryLearned: a batch POSTed over real HTTP is in the table that
+// `popdns latency export -url` prints and is counted in /metrics; a file
+// renamed into the inbox is ingested and removed; after SIGTERM and a
+// start on the same state_dir, export shows the same table.
+func testBinaryLearned(t *testing.T, bin string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	city, err := os.ReadFile("../../testdata/geo/city.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ingestToken, readToken = "ingest-token-of-the-learned-test", "read-token-of-the-learned-test"
+	for name, data := range map[string]string{"city.mmdb": string(city), "zones/geo.test.yaml": overridesZone,
+		"ingest.token": ingestToken + "\n", "read.token": readToken + "\n",
+		"popdns.yaml": `listen: ["127.0.0.1:0"]
+http: 127.0.0.1:0
+zones: zones
+geoip: { city: city.mmdb }
+state_dir: state
+read_token_file: read.token
+log: { format: json }
+pops:
+  fra: { lat: 50.11, lon: 8.68 }
+  iad: { lat: 38.95, lon: -77.45 }
+learned_latency:
+  enabled: true
+  publish_interval: 1s
+  inbox: inbox
+  ingest_token_file: ingest.token
+`} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"state", "inbox"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "popdns.yaml")
+	b := startBinary(t, ctx, bin, conf)
+
+	post := func(token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+b.http+"/v1/latency", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	if code, _ := post(readToken, "{}"); code != http.StatusForbidden {
+		t.Errorf("the read token ingests: %d, want 403", code)
+	}
+	code, body := post(ingestToken, `{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5, "weight": 5}
+{"prefix": "192.0.2.0/24", "pop": "nrt", "rtt_ms": 12.5}
+`)
+	var rep struct {
+		Accepted, Rejected int
+		Errors             []struct {
+			Line  int
+			Field string
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &rep); code != 200 || err != nil || rep.Accepted != 1 || rep.Rejected != 1 ||
+		len(rep.Errors) != 1 || rep.Errors[0].Line != 2 || rep.Errors[0].Field != "pop" {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	// A file being written is not read; renamed into place, it is.
+	tmp := filepath.Join(dir, "inbox", ".agent.csv.tmp")
+	if err := os.WriteFile(tmp, []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "inbox", "agent.csv")); err != nil {
+		t.Fatal(err)
+	}
+
+	export := func() string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, bin, "latency", "export", "-url", b.http, "-config", conf).Output()
+		if err != nil {
+			t.Fatalf("popdns latency export -url: %v", err)
+		}
+		return string(out)
+	}
+	// Published every second, the inbox polled every 2 s.
+	var table string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		table = export()
+		if strings.Contains(table, "192.0.2.0/24,fra,12.500,") && strings.Contains(table, "198.51.100.0/24,iad,80.000,") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export never showed both measurements:\n%s", table)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inbox", "agent.csv")); !os.IsNotExist(err) {
+		t.Errorf("inbox file after ingest: %v, want removed", err)
+	}
+	resp, err := http.Get("http://" + b.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`popdns_learned_measurements_total{result="accepted",source="http"} 1`,
+		`popdns_learned_measurements_total{result="rejected",source="http"} 1`,
+		`popdns_learned_measurements_total{result="accepted",source="inbox"} 1`, "popdns_learned_cells 2"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+
+	b.stop(t)
+	b = startBinary(t, ctx, bin, conf)
+	if got := export(); stripComment(got) != stripComment(table) {
+		t.Errorf("after a restart:\n%s\nwant\n%s", got, table)
+	}
+	b.stop(t)
+}
+
+// stripComment drops the export's first line, which says when it was made.
+func stripComment(s string) string {
+	_, rest, _ := strings.Cut(s, "\n")
+	return rest
+}

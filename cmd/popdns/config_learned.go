@@ -1,0 +1,152 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/popdns/popdns/internal/learned"
+	"github.com/popdns/popdns/internal/yamlx"
+	"github.com/popdns/popdns/latency/learn"
+)
+
+// learnedConfig is the learned_latency mapping as written
+// (docs/configuration.md). Pointers tell a value written from one left
+// out where 0 is not the default.
+type learnedConfig struct {
+	Enabled         bool
+	HalfLife        time.Duration
+	MinWeight       *float64
+	MaxCells        *int
+	MaxAge          time.Duration
+	PublishInterval time.Duration
+	SaveInterval    time.Duration
+	Inbox           string
+	IngestTokenFile string
+	MarginMS        float64
+	MarginPct       float64
+}
+
+// learnedKeys are the keys of the learned_latency mapping.
+var learnedKeys = yamlx.Keys{Names: []string{"enabled", "half_life", "min_weight", "max_cells", "max_age",
+	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct"}}
+
+// learnedLatency decodes one key of the learned_latency mapping.
+func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
+	switch e.Key {
+	case "enabled":
+		d.decode(e, &lc.Enabled, "true or false")
+	case "half_life":
+		d.decode(e, &lc.HalfLife, "a duration such as 10m")
+	case "min_weight":
+		d.decode(e, &lc.MinWeight, "a number of samples such as 3")
+	case "max_cells":
+		d.decode(e, &lc.MaxCells, "a whole number of entries such as 1000000")
+	case "max_age":
+		d.decode(e, &lc.MaxAge, "a duration such as 6h")
+	case "publish_interval":
+		d.decode(e, &lc.PublishInterval, "a duration such as 10s")
+	case "save_interval":
+		d.decode(e, &lc.SaveInterval, "a duration such as 5m")
+	case "inbox":
+		d.decode(e, &lc.Inbox, "a directory")
+	case "ingest_token_file":
+		d.decode(e, &lc.IngestTokenFile, "a file name")
+	case "margin_ms":
+		d.decode(e, &lc.MarginMS, "a number of milliseconds, 0 or more")
+	case "margin_pct":
+		d.decode(e, &lc.MarginPct, "a percentage from 0 to 100")
+	}
+}
+
+// Bounds of learned_latency's values: beyond them a value is a typo (a
+// unit left out) more likely than a choice.
+const (
+	maxLearnedCells       = 100_000_000
+	minLearnedPublish     = time.Second
+	minLearnedSave        = time.Second
+	defaultLearnedMaxAge  = learn.DefaultStaleAfter
+	learnedMaxMarginMS    = 10_000
+	learnedMaxMarginPct   = 100
+	learnedMaxHalfLifeDay = 7 * 24 * time.Hour
+)
+
+// config validates the mapping: nil when learned latency is off (its
+// values are still checked). A
+// directory or file is resolved against the configuration's; the ingest
+// token must differ from the admin and the read tokens, so that a beacon
+// agent's token can do nothing else.
+func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func(field, format string, args ...any),
+	resolve func(string) string) (*learned.Config, string) {
+	out := &learned.Config{StateDir: cfg.stateDir, Inbox: resolve(lc.Inbox),
+		PublishInterval: lc.PublishInterval, SaveInterval: lc.SaveInterval, MaxAge: lc.MaxAge,
+		Margin: learn.Margin{MS: lc.MarginMS, Percent: lc.MarginPct}}
+	if lc.HalfLife < 0 || lc.HalfLife > learnedMaxHalfLifeDay {
+		bad("learned_latency.half_life", "%s: must be more than 0 and at most 168h", lc.HalfLife)
+	}
+	out.Learn.HalfLife = lc.HalfLife
+	if w := lc.MinWeight; w != nil {
+		if *w <= 0 || *w > 1e6 {
+			bad("learned_latency.min_weight", "%v: must be more than 0 (and at most 1000000)", *w)
+		}
+		out.Learn.MinSamples = *w
+	}
+	if n := lc.MaxCells; n != nil {
+		if *n < 1 || *n > maxLearnedCells {
+			bad("learned_latency.max_cells", "%d: must be from 1 to %d", *n, maxLearnedCells)
+		}
+		out.Learn.MaxEntries = *n
+	}
+	if lc.MaxAge < 0 {
+		bad("learned_latency.max_age", "%s: must be more than 0", lc.MaxAge)
+	}
+	if out.MaxAge == 0 {
+		out.MaxAge = defaultLearnedMaxAge
+	}
+	// One age for both: a measurement older than the age at which an
+	// entry is evicted could only be skipped at ingest.
+	out.Learn.StaleAfter = out.MaxAge
+	if lc.PublishInterval != 0 && lc.PublishInterval < minLearnedPublish {
+		bad("learned_latency.publish_interval", "%s: must be at least 1s", lc.PublishInterval)
+	}
+	if lc.SaveInterval != 0 && lc.SaveInterval < minLearnedSave {
+		bad("learned_latency.save_interval", "%s: must be at least 1s", lc.SaveInterval)
+	}
+	if lc.MarginMS < 0 || lc.MarginMS > learnedMaxMarginMS {
+		bad("learned_latency.margin_ms", "%v: must be from 0 to %d", lc.MarginMS, learnedMaxMarginMS)
+	}
+	if lc.MarginPct < 0 || lc.MarginPct > learnedMaxMarginPct {
+		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", lc.MarginPct)
+	}
+	if !lc.Enabled {
+		// The values are checked all the same, so that turning it on
+		// later finds no old typo; the files are not read.
+		return nil, ""
+	}
+	if out.Inbox != "" && baseDir != "" {
+		if st, err := os.Stat(out.Inbox); err != nil || !st.IsDir() {
+			bad("learned_latency.inbox", "%s is not a directory", out.Inbox)
+		}
+	}
+	tokenFile := resolve(lc.IngestTokenFile)
+	if tokenFile != "" && baseDir != "" {
+		tok, err := readAdminToken(tokenFile)
+		switch {
+		case err != nil:
+			bad("learned_latency.ingest_token_file", "%v", err)
+		case tok == adminToken:
+			bad("learned_latency.ingest_token_file", "holds the admin token: the ingest token must differ, or an agent could set PoP states")
+		case cfg.readTokenFile != "" && tokenMatches(cfg.readTokenFile, tok):
+			bad("learned_latency.ingest_token_file", "holds the read token: the ingest token must differ")
+		}
+		if cfg.httpAddr == "" {
+			bad("learned_latency.ingest_token_file", "guards POST /v1/latency on the http endpoint, which is off")
+		}
+	}
+	return out, tokenFile
+}
+
+// tokenMatches reports whether file holds tok.
+func tokenMatches(file, tok string) bool {
+	t, err := readAdminToken(file)
+	return err == nil && t == tok
+}

@@ -1,0 +1,437 @@
+// Package learned owns the running learned-latency table of a server: it
+// takes measurement batches (the HTTP endpoint's and the inbox
+// directory's files), locates their clients with the GeoIP databases at
+// ingest, never on the query path, pools them in a learn.Aggregator,
+// publishes an immutable learn.Snapshot every publish interval, and saves
+// the table in the state directory. It knows nothing of HTTP or DNS:
+// internal/status serves its endpoints, and cmd/popdns hands its
+// snapshots to the DNS server.
+//
+// A Service is safe for concurrent use. Its Run goroutine is the only one
+// that publishes, saves and reads the inbox; Ingest may be called from
+// any goroutine.
+package learned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/internal/events"
+	"github.com/popdns/popdns/latency/learn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config, applied by New where a field is zero.
+const (
+	DefaultPublishInterval = 10 * time.Second
+	DefaultSaveInterval    = 5 * time.Minute
+	// DefaultInboxPoll is how often the inbox is listed: files are
+	// renamed into place whole, so a poll sees each one once, complete.
+	DefaultInboxPoll = 2 * time.Second
+)
+
+// Config is a Service's configuration, validated by cmd/popdns.
+type Config struct {
+	// Learn tunes the aggregator (zero fields: learn's defaults).
+	Learn learn.Config
+	// MaxAge is the oldest measurement a batch may carry
+	// (learn.ParseOptions.MaxAge; 0: learn's default).
+	MaxAge time.Duration
+	// PublishInterval is how often a new snapshot is published.
+	PublishInterval time.Duration
+	// SaveInterval is how often the table is saved to StateDir.
+	SaveInterval time.Duration
+	// StateDir holds the state file (learn.StateFile); "" saves nothing.
+	StateDir string
+	// Inbox is a directory whose measurement files are ingested whole and
+	// then removed; "" has none.
+	Inbox string
+	// InboxPoll is how often the inbox is listed (0: DefaultInboxPoll).
+	InboxPoll time.Duration
+	// Margin is the stabiliser's, kept for the selection.
+	Margin learn.Margin
+}
+
+// Deps is what a Service reads and reports to.
+type Deps struct {
+	Log     zerolog.Logger
+	Metrics prometheus.Registerer // nil: not registered
+	// Locator locates a measurement's client at ingest (its GeoIP
+	// network and AS); nil: prefix cells only.
+	Locator *geo.Locator
+	// KnownPoP says whether the current inventory holds a PoP; nil: any
+	// well-formed name.
+	KnownPoP func(name string) bool
+	// Publish receives each snapshot published (the DNS server's
+	// SetLearned); nil: none.
+	Publish func(*learn.Snapshot)
+	// Events gets an event for an inbox file with bad lines; nil: none.
+	Events *events.Log
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// NewTicker returns a channel that ticks every d and its stop func;
+	// nil: a time.Ticker. Tests tick by hand.
+	NewTicker func(d time.Duration) (<-chan time.Time, func())
+}
+
+// Sources of measurements, as the metrics label them.
+const (
+	SourceHTTP  = "http"
+	SourceInbox = "inbox"
+)
+
+// Service is the running learned-latency table.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  zerolog.Logger
+	agg  *learn.Aggregator
+	snap atomic.Pointer[learn.Snapshot]
+
+	measurements *prometheus.CounterVec
+
+	// mu guards the fields below.
+	mu         sync.Mutex
+	lastIngest time.Time
+	lastSave   time.Time
+	saveErr    string
+	loadErr    string
+}
+
+// New returns a Service with the state of cfg.StateDir loaded: a
+// corrupt state file is logged, naming it and its line, renamed
+// *.corrupt, and the table starts empty; it is never fatal. The first snapshot is published at
+// once.
+func New(cfg Config, deps Deps) *Service {
+	if cfg.PublishInterval <= 0 {
+		cfg.PublishInterval = DefaultPublishInterval
+	}
+	if cfg.SaveInterval <= 0 {
+		cfg.SaveInterval = DefaultSaveInterval
+	}
+	if cfg.InboxPoll <= 0 {
+		cfg.InboxPoll = DefaultInboxPoll
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.NewTicker == nil {
+		deps.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With().Str("component", "learned").Logger()}
+	if cfg.StateDir != "" {
+		agg, err := learn.Load(cfg.StateDir, cfg.Learn, deps.Now())
+		if err != nil {
+			// Kept aside, not overwritten by the next save, so that the
+			// operator can see what was wrong with it.
+			path := filepath.Join(cfg.StateDir, learn.StateFile)
+			ev := s.log.Error().Err(err)
+			if rerr := os.Rename(path, path+".corrupt"); rerr == nil {
+				ev = ev.Str("kept_as", path+".corrupt")
+			}
+			ev.Msg("learned latency: the state file cannot be read; learning afresh")
+			s.loadErr = err.Error()
+		}
+		s.agg = agg
+	} else {
+		s.agg = learn.NewAggregator(cfg.Learn)
+	}
+	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
+		Help: "Latency measurements taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
+	}, []string{"source", "result"})
+	for _, src := range []string{SourceHTTP, SourceInbox} {
+		for _, res := range []string{"accepted", "rejected"} {
+			s.measurements.WithLabelValues(src, res)
+		}
+	}
+	if deps.Metrics != nil {
+		deps.Metrics.MustRegister(s.measurements,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "cells",
+				Help: "(cell, PoP) entries of the published learned-latency snapshot that may decide."},
+				func() float64 { return float64(s.snap.Load().Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "snapshot_age_seconds",
+				Help: "Age of the published learned-latency snapshot; more than a few publish intervals means the publisher is stuck."},
+				func() float64 { return s.deps.Now().Sub(s.snap.Load().At()).Seconds() }))
+	}
+	s.Publish()
+	return s
+}
+
+// Snapshot is the latest published snapshot; never nil after New.
+// Lock-free, for the query path.
+func (s *Service) Snapshot() *learn.Snapshot { return s.snap.Load() }
+
+// Margin is the stabiliser's margin from the configuration.
+func (s *Service) Margin() learn.Margin { return s.cfg.Margin }
+
+// Publish builds a snapshot of the table now, stores it and hands it to
+// Deps.Publish.
+func (s *Service) Publish() *learn.Snapshot {
+	snap := s.agg.Snapshot(s.deps.Now())
+	s.snap.Store(snap)
+	if s.deps.Publish != nil {
+		s.deps.Publish(snap)
+	}
+	return snap
+}
+
+// LineError is one bad line of a batch, as the endpoint reports it.
+type LineError struct {
+	Line  int    `json:"line"`
+	Field string `json:"field,omitempty"`
+	Error string `json:"error"`
+}
+
+// Report is what an ingest did: measurements accepted and rejected, and
+// the first learn.DefaultMaxErrors bad lines.
+type Report struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Errors   []LineError `json:"errors"`
+}
+
+// ErrRefused is wrapped by Ingest's error for a batch refused whole for
+// its size (too many lines or bytes, too many new cells): the endpoint's
+// 413. Any other error is the batch's format (a bad CSV header): 400.
+var ErrRefused = errors.New("batch refused")
+
+// Ingest parses data (format learn.FormatAuto detects it), locates each
+// measurement's client and adds the good ones to the table, counting
+// them under source. Bad lines are reported, never fatal; the error is
+// for a batch refused whole, of which nothing is taken.
+func (s *Service) Ingest(data []byte, format learn.Format, source string) (Report, error) {
+	now := s.deps.Now()
+	b, err := learn.ParseBatch(data, learn.ParseOptions{Format: format, Now: now, MaxAge: s.cfg.MaxAge, KnownPoP: s.deps.KnownPoP})
+	if err != nil {
+		s.measurements.WithLabelValues(source, "rejected").Inc()
+		if errors.Is(err, learn.ErrTooLarge) {
+			return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return Report{}, err
+	}
+	var locate learn.LocateFunc
+	if l := s.deps.Locator; l != nil {
+		locate = func(addr netip.Addr) (netip.Prefix, uint32) {
+			loc := l.Locate(addr)
+			if !loc.Found && loc.ASN == 0 {
+				return netip.Prefix{}, 0
+			}
+			return loc.Prefix, loc.ASN
+		}
+	}
+	res, err := s.agg.Ingest(b.Measurements, now, locate)
+	if err != nil {
+		s.measurements.WithLabelValues(source, "rejected").Add(float64(b.Lines))
+		return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	rep := Report{Accepted: res.Applied, Rejected: b.Rejected + res.Stale + res.Invalid, Errors: []LineError{}}
+	for _, e := range b.Errors {
+		rep.Errors = append(rep.Errors, LineError{Line: e.Line, Field: e.Field, Error: e.Msg})
+	}
+	s.measurements.WithLabelValues(source, "accepted").Add(float64(rep.Accepted))
+	s.measurements.WithLabelValues(source, "rejected").Add(float64(rep.Rejected))
+	s.mu.Lock()
+	s.lastIngest = now
+	s.mu.Unlock()
+	return rep, nil
+}
+
+// WriteTable writes the published snapshot in the latency-table CSV
+// format (learn.Snapshot.WriteTable).
+func (s *Service) WriteTable(w io.Writer) error { return s.snap.Load().WriteTable(w) }
+
+// Info is the learned table as the status shows it.
+type Info struct {
+	Enabled    bool      `json:"enabled"`
+	Cells      int       `json:"cells"`   // (cell, PoP) entries that may decide
+	Entries    int       `json:"entries"` // entries held, deciding or not
+	Published  time.Time `json:"published,omitzero"`
+	LastIngest time.Time `json:"last_ingest,omitzero"`
+	LastSave   time.Time `json:"last_save,omitzero"`
+	StateFile  string    `json:"state_file,omitempty"`
+	Inbox      string    `json:"inbox,omitempty"`
+	// SaveError and LoadError are the latest save's and the start's
+	// load's problems; "" when none.
+	SaveError string `json:"save_error,omitempty"`
+	LoadError string `json:"load_error,omitempty"`
+}
+
+// Info reports the table's state.
+func (s *Service) Info() Info {
+	snap := s.snap.Load()
+	in := Info{Enabled: true, Cells: snap.Len(), Entries: s.agg.Len(), Published: snap.At(), Inbox: s.cfg.Inbox}
+	if s.cfg.StateDir != "" {
+		in.StateFile = filepath.Join(s.cfg.StateDir, learn.StateFile)
+	}
+	s.mu.Lock()
+	in.LastIngest, in.LastSave, in.SaveError, in.LoadError = s.lastIngest, s.lastSave, s.saveErr, s.loadErr
+	s.mu.Unlock()
+	return in
+}
+
+// Save writes the table to the state directory (atomically: learn.Save);
+// a Service without one saves nothing.
+func (s *Service) Save() error {
+	if s.cfg.StateDir == "" {
+		return nil
+	}
+	now := s.deps.Now()
+	err := s.agg.Save(s.cfg.StateDir, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.saveErr = err.Error()
+		return err
+	}
+	s.lastSave, s.saveErr = now, ""
+	return nil
+}
+
+// Run publishes every PublishInterval, saves every SaveInterval, and
+// reads the inbox, until ctx ends; then it saves once more. It returns
+// nil: a failed save is logged and shown in Info, and serving goes on.
+func (s *Service) Run(ctx context.Context) error {
+	publish, stopPublish := s.deps.NewTicker(s.cfg.PublishInterval)
+	defer stopPublish()
+	save, stopSave := s.deps.NewTicker(s.cfg.SaveInterval)
+	defer stopSave()
+	var inbox <-chan time.Time
+	if s.cfg.Inbox != "" {
+		var stop func()
+		inbox, stop = s.deps.NewTicker(s.cfg.InboxPoll)
+		defer stop()
+		s.ReadInbox()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			s.Publish()
+			if err := s.Save(); err != nil {
+				s.log.Error().Err(err).Msg("learned latency: saving the table at shutdown")
+			}
+			return nil
+		case <-publish:
+			s.Publish()
+		case <-save:
+			if err := s.Save(); err != nil {
+				s.log.Error().Err(err).Msg("learned latency: saving the table")
+			}
+		case <-inbox:
+			s.ReadInbox()
+		}
+	}
+}
+
+// inboxExts are the names of files the inbox reads: a writer writes
+// under any other name (such as .name.tmp) and renames the file into
+// place when it is complete, so that a file half written is never read.
+var inboxExts = []string{".jsonl", ".ndjson", ".json", ".csv"}
+
+// InboxFile reports whether the inbox reads a file of this name.
+func InboxFile(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	return slices.Contains(inboxExts, strings.ToLower(filepath.Ext(name)))
+}
+
+// ReadInbox ingests each complete file of the inbox, in name order, and
+// removes it. A file's bad lines are logged with file:line and put on
+// the timeline; a file that cannot be read stays, and is tried again at
+// the next poll. A file refused whole (too large) is renamed *.rejected,
+// so that it is not tried for ever.
+func (s *Service) ReadInbox() {
+	if s.cfg.Inbox == "" {
+		return
+	}
+	ents, err := os.ReadDir(s.cfg.Inbox)
+	if err != nil {
+		s.log.Warn().Err(err).Str("inbox", s.cfg.Inbox).Msg("learned latency: cannot list the inbox")
+		return
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !InboxFile(e.Name()) {
+			continue
+		}
+		s.readInboxFile(filepath.Join(s.cfg.Inbox, e.Name()))
+	}
+}
+
+// maxInboxFile bounds a file read whole: ParseBatch refuses more.
+const maxInboxFile = learn.DefaultMaxBytes
+
+func (s *Service) readInboxFile(path string) {
+	format := learn.FormatAuto
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		format = learn.FormatCSV
+	case ".jsonl", ".ndjson", ".json":
+		format = learn.FormatJSONLines
+	}
+	data, err := readLimited(path, maxInboxFile+1)
+	if err != nil {
+		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: cannot read an inbox file; trying again later")
+		return
+	}
+	rep, err := s.Ingest(data, format, SourceInbox)
+	if err != nil {
+		s.log.Error().Err(err).Str("file", path).Msg("learned latency: inbox file refused whole; renamed *.rejected")
+		s.event(events.Error, path, "refused whole: "+err.Error())
+		if rerr := os.Rename(path, path+".rejected"); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", path).Msg("learned latency: cannot rename a refused inbox file")
+		}
+		return
+	}
+	for _, le := range rep.Errors {
+		ev := s.log.Warn().Str("file", fmt.Sprintf("%s:%d", path, le.Line)).Str("error", le.Error)
+		if le.Field != "" {
+			ev = ev.Str("field", le.Field)
+		}
+		ev.Msg("learned latency: bad line in an inbox file")
+	}
+	if rep.Rejected > 0 {
+		msg := fmt.Sprintf("%d measurements accepted, %d rejected", rep.Accepted, rep.Rejected)
+		if len(rep.Errors) > 0 {
+			e := rep.Errors[0]
+			msg += fmt.Sprintf("; first: %s:%d: %s", filepath.Base(path), e.Line, e.Error)
+		}
+		s.event(events.Warn, path, msg)
+	}
+	s.log.Info().Str("file", path).Int("accepted", rep.Accepted).Int("rejected", rep.Rejected).
+		Msg("learned latency: inbox file ingested")
+	if err := os.Remove(path); err != nil {
+		s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot remove an ingested inbox file")
+	}
+}
+
+func (s *Service) event(level events.Level, subject, msg string) {
+	if s.deps.Events != nil {
+		s.deps.Events.Add(events.Reload, level, subject, "learned latency: "+msg)
+	}
+}
+
+// readLimited reads up to limit bytes of a file.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}

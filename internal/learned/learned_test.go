@@ -1,0 +1,206 @@
+package learned
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/popdns/popdns/internal/events"
+	"github.com/popdns/popdns/latency/learn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+)
+
+var t0 = time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+
+func newTest(t *testing.T, cfg Config) (*Service, *prometheus.Registry, *events.Log) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	ev := events.New(events.DefaultSize, nil)
+	s := New(cfg, Deps{Log: zerolog.Nop(), Metrics: reg, Events: ev, Now: func() time.Time { return t0 },
+		KnownPoP: func(name string) bool { return name == "fra" || name == "iad" }})
+	return s, reg, ev
+}
+
+const good = `{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12, "weight": 5}
+{"prefix": "192.0.2.0/24", "pop": "lhr", "rtt_ms": 12}
+{"addr": "198.51.100.7", "pop": "iad", "rtt_ms": 80, "weight": 5}
+`
+
+func TestIngestReport(t *testing.T) {
+	s, reg, _ := newTest(t, Config{})
+	rep, err := s.Ingest([]byte(good), learn.FormatAuto, SourceHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Accepted != 2 || rep.Rejected != 1 || len(rep.Errors) != 1 || rep.Errors[0].Line != 2 || rep.Errors[0].Field != "pop" {
+		t.Fatalf("report %+v", rep)
+	}
+	if got := testutil.ToFloat64(s.measurements.WithLabelValues(SourceHTTP, "accepted")); got != 2 {
+		t.Errorf("accepted counter %v", got)
+	}
+	if n := s.Publish().Len(); n != 2 {
+		t.Errorf("snapshot holds %d deciding entries, want 2", n)
+	}
+	if got, err := testutil.GatherAndCount(reg, "popdns_learned_cells", "popdns_learned_snapshot_age_seconds", "popdns_learned_measurements_total"); err != nil || got != 6 {
+		t.Errorf("metrics: %d series, %v (want 4 counters pre-created and 2 gauges)", got, err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteTable(&buf); err != nil || !strings.Contains(buf.String(), "192.0.2.0/24,fra,12.000,") {
+		t.Errorf("table %q, %v", buf.String(), err)
+	}
+	if _, err := s.Ingest(bytes.Repeat([]byte("x"), learn.DefaultMaxBytes+1), learn.FormatCSV, SourceHTTP); !errors.Is(err, ErrRefused) {
+		t.Errorf("an oversized batch: %v, want ErrRefused", err)
+	}
+	if _, err := s.Ingest([]byte("colour,pop\n"), learn.FormatCSV, SourceHTTP); err == nil || errors.Is(err, ErrRefused) {
+		t.Errorf("a bad header: %v, want an error that is not ErrRefused", err)
+	}
+}
+
+func TestInbox(t *testing.T) {
+	dir := t.TempDir()
+	s, _, ev := newTest(t, Config{Inbox: dir})
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Being written: not a name the inbox reads.
+	write(".batch.csv.tmp", "prefix,pop,rtt_ms\n192.0.2.0/24,fra,")
+	write("notes.txt", "not a batch")
+	s.ReadInbox()
+	if s.agg.Len() != 0 {
+		t.Fatalf("a file being written was read: %d entries", s.agg.Len())
+	}
+	for _, n := range []string{".batch.csv.tmp", "notes.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: %v (must stay)", n, err)
+		}
+	}
+	// Renamed into place, whole: read and removed; its bad line on the
+	// timeline with file:line.
+	write(".batch.csv.tmp", "prefix,pop,rtt_ms,weight\n192.0.2.0/24,fra,20,5\n192.0.2.0/24,fra,oops,1\n")
+	if err := os.Rename(filepath.Join(dir, ".batch.csv.tmp"), filepath.Join(dir, "batch.csv")); err != nil {
+		t.Fatal(err)
+	}
+	s.ReadInbox()
+	if _, err := os.Stat(filepath.Join(dir, "batch.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("batch.csv after ingest: %v, want removed", err)
+	}
+	if s.agg.Len() == 0 {
+		t.Fatal("batch.csv was not ingested")
+	}
+	list := ev.List()
+	if len(list) != 1 || list[0].Level != events.Warn || !strings.Contains(list[0].Message, "batch.csv:3: ") {
+		t.Errorf("events %+v, want one warning naming batch.csv:3", list)
+	}
+	if got := testutil.ToFloat64(s.measurements.WithLabelValues(SourceInbox, "rejected")); got != 1 {
+		t.Errorf("inbox rejected %v, want 1", got)
+	}
+	// A file refused whole is set aside, not retried for ever.
+	write("huge.jsonl", strings.Repeat("\n", learn.DefaultMaxBytes+1))
+	s.ReadInbox()
+	if _, err := os.Stat(filepath.Join(dir, "huge.jsonl.rejected")); err != nil {
+		t.Errorf("huge.jsonl: %v, want renamed .rejected", err)
+	}
+}
+
+func TestInboxFile(t *testing.T) {
+	for name, want := range map[string]bool{"a.csv": true, "a.jsonl": true, "A.NDJSON": true, "a.json": true,
+		".a.csv": false, "a.csv.tmp": false, "a.csv.rejected": false, "a.txt": false, "a": false} {
+		if got := InboxFile(name); got != want {
+			t.Errorf("InboxFile(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestPersistence: what Run learned is saved when its context ends, and
+// a new Service on the same state_dir starts with the same table; a
+// corrupt state file starts empty, never fatal.
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	var published []*learn.Snapshot
+	s := New(Config{StateDir: dir, PublishInterval: time.Hour, SaveInterval: time.Hour}, Deps{Log: zerolog.Nop(),
+		Now: func() time.Time { return t0 }, Publish: func(p *learn.Snapshot) { published = append(published, p) }})
+	if _, err := s.Ingest([]byte(good), learn.FormatAuto, SourceHTTP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(published) != 2 || published[1].Len() != 2 {
+		t.Fatalf("published %d snapshots, want the first and one at shutdown with 2 entries", len(published))
+	}
+	var before, after bytes.Buffer
+	_ = s.WriteTable(&before)
+	if s.Info().LastSave.IsZero() {
+		t.Error("Info: no last save after Run ended")
+	}
+	s2 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	_ = s2.WriteTable(&after)
+	if before.String() != after.String() || s2.Snapshot().Len() != 2 {
+		t.Errorf("table after a restart:\n%s\nwant\n%s", after.String(), before.String())
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, learn.StateFile), []byte("{\"format\":\"x\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s3 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	if s3.Snapshot().Len() != 0 || !strings.Contains(s3.Info().LoadError, learn.StateFile+": line 1: ") {
+		t.Errorf("corrupt state: %d entries, load error %q; want empty and the file:line", s3.Snapshot().Len(), s3.Info().LoadError)
+	}
+	if _, err := os.Stat(filepath.Join(dir, learn.StateFile+".corrupt")); err != nil {
+		t.Errorf("the corrupt state file was not kept aside: %v", err)
+	}
+}
+
+// TestRun: each tick does its work: the publish tick publishes, the save
+// tick saves, the inbox tick reads the inbox; the end saves once more.
+func TestRun(t *testing.T) {
+	state, inbox := t.TempDir(), t.TempDir()
+	// Made before Run, which only reads the map.
+	ticks := map[time.Duration]chan time.Time{time.Second: make(chan time.Time), 2 * time.Second: make(chan time.Time),
+		3 * time.Second: make(chan time.Time)}
+	published := make(chan *learn.Snapshot, 10)
+	s := New(Config{StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
+		InboxPoll: 3 * time.Second}, Deps{Log: zerolog.Nop(), Now: time.Now,
+		Publish:   func(p *learn.Snapshot) { published <- p },
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) { return ticks[d], func() {} }})
+	<-published // New's
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	if err := os.WriteFile(filepath.Join(inbox, "a.csv"), []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ticks[3*time.Second] <- time.Now()
+	ticks[3*time.Second] <- time.Now() // the first is read, the second waits for it to be done
+	if _, err := os.Stat(filepath.Join(inbox, "a.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a.csv after an inbox tick: %v", err)
+	}
+	ticks[1*time.Second] <- time.Now()
+	if p := <-published; p.Len() != 1 {
+		t.Errorf("published %d entries, want 1", p.Len())
+	}
+	ticks[2*time.Second] <- time.Now()
+	ticks[2*time.Second] <- time.Now()
+	if _, err := os.Stat(filepath.Join(state, learn.StateFile)); err != nil {
+		t.Errorf("no state file after a save tick: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p := <-published; p.Len() != 1 {
+		t.Errorf("published at the end %d entries, want 1", p.Len())
+	}
+}
