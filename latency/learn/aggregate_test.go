@@ -590,3 +590,45 @@ func TestRouteChange(t *testing.T) {
 		t.Errorf("half way after %v, within 10 %% after %v; want about %v and 31 min", half, within, h)
 	}
 }
+
+// TestCountHalfLife: with a count half-life longer than the mean's, a
+// sparse entry keeps deciding between its samples, and its mean still
+// follows a change at the mean's half-life.
+func TestCountHalfLife(t *testing.T) {
+	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
+	ms := func(rtt float64, at time.Time) []Measurement {
+		return []Measurement{{Prefix: c.cells[0].Prefix, PoP: "fra", RTTMS: rtt, Weight: 1, Time: at}}
+	}
+	tests := []struct {
+		name   string
+		count  time.Duration
+		decide bool
+	}{{"count decays with the mean", 0, false}, {"count decays slower", 30 * time.Minute, true}}
+	for _, tc := range tests {
+		agg := NewAggregator(Config{HalfLife: time.Minute, CountHalfLife: tc.count, MinSamples: 3})
+		for i := range 5 {
+			if _, err := agg.Ingest(ms(20, now.Add(time.Duration(i)*time.Second)), now.Add(time.Duration(i)*time.Second), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Ten minutes on, 5 samples count 5·2^(-10) with the mean's
+		// half-life and 5·2^(-1/3) ≈ 3.97 with a 30 min count half-life.
+		later := now.Add(10 * time.Minute)
+		e, ok := agg.Snapshot(later).Lookup(c, "fra")
+		if ok != tc.decide || (ok && (math.Abs(e.RTTMS-20) > 1e-9 || math.Abs(e.Samples-5*math.Exp2(-10.0/30)) > 0.01)) {
+			t.Errorf("%s: lookup %+v, %v; want deciding %v", tc.name, e, ok, tc.decide)
+		}
+		// A step to 50 ms, a sample every 10 s: within 10 % after about
+		// 3.1 of the mean's half-lives whatever the count's.
+		clock := later
+		for range 19 {
+			clock = clock.Add(10 * time.Second)
+			if _, err := agg.Ingest(ms(50, clock), clock, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e, _ := agg.Snapshot(clock).Lookup(c, "fra"); e.RTTMS < 45 {
+			t.Errorf("%s: %.1f ms after 190 s of 50 ms, want ≥ 45", tc.name, e.RTTMS)
+		}
+	}
+}

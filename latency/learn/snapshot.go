@@ -62,9 +62,9 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
-		w := e.wt
+		w := e.n
 		if e.last < nowNS {
-			w *= a.decay(nowNS - e.last)
+			w *= a.decayCount(nowNS - e.last)
 		}
 		if w < a.cfg.MinSamples {
 			continue
