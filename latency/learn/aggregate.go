@@ -14,11 +14,16 @@ import (
 
 // Defaults of Config, applied by NewAggregator where a field is zero.
 const (
-	DefaultHalfLife   = 10 * time.Minute
-	DefaultStaleAfter = 6 * time.Hour
-	DefaultMinSamples = 3
-	DefaultClipFactor = 3
-	DefaultMaxEntries = 1_000_000
+	// DefaultHalfLife and DefaultCountHalfLife: a mean that follows a
+	// route change within a few minutes, and a sample count that keeps a
+	// sparse entry deciding for about an hour after its last samples
+	// (bench/steer's learned mode; docs/learned-latency.md).
+	DefaultHalfLife      = 2 * time.Minute
+	DefaultCountHalfLife = 30 * time.Minute
+	DefaultStaleAfter    = 6 * time.Hour
+	DefaultMinSamples    = 3
+	DefaultClipFactor    = 3
+	DefaultMaxEntries    = 1_000_000
 	// MaxPoPs bounds the distinct PoP names an aggregator holds, for
 	// callers that check names' syntax only.
 	MaxPoPs = 1024
@@ -31,7 +36,7 @@ type Config struct {
 	// sparse cells usable.
 	HalfLife time.Duration
 	// CountHalfLife is how fast the sample count that MinSamples gates
-	// decays (default HalfLife). Longer than HalfLife, it lets the mean
+	// decays (default DefaultCountHalfLife, or HalfLife when longer). Longer than HalfLife, it lets the mean
 	// follow a route change fast while a sparse entry (an alternative
 	// PoP measured now and then) keeps deciding between its samples; the
 	// mean of an entry without new samples does not move either way.
@@ -58,7 +63,7 @@ func (c Config) withDefaults() Config {
 		c.HalfLife = DefaultHalfLife
 	}
 	if c.CountHalfLife <= 0 {
-		c.CountHalfLife = c.HalfLife
+		c.CountHalfLife = max(DefaultCountHalfLife, c.HalfLife)
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter

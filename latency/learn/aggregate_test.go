@@ -144,7 +144,7 @@ func TestAggregatorMatchesModel(t *testing.T) {
 	}()
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 17))
-		cfg := Config{HalfLife: 5 * time.Minute, StaleAfter: 30 * time.Minute, MinSamples: 2, ClipFactor: 3, MaxEntries: 40 + rng.IntN(60), MaxNewPerIngest: 1 << 20}
+		cfg := Config{HalfLife: 5 * time.Minute, CountHalfLife: 5 * time.Minute, StaleAfter: 30 * time.Minute, MinSamples: 2, ClipFactor: 3, MaxEntries: 40 + rng.IntN(60), MaxNewPerIngest: 1 << 20}
 		agg := NewAggregator(cfg)
 		ref := &model{cfg: agg.Config(), entries: map[modelKey]*modelEntry{}}
 		clock := now
@@ -237,7 +237,7 @@ func snapEntry(s *Snapshot, k modelKey) (Estimate, bool) {
 
 func TestDecay(t *testing.T) {
 	const h = 10 * time.Minute
-	agg := NewAggregator(Config{HalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 1, ClipFactor: 10})
+	agg := NewAggregator(Config{HalfLife: h, CountHalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 1, ClipFactor: 10})
 	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
 	ms := []Measurement{
 		{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 10, Weight: 2, Time: now},
@@ -603,7 +603,7 @@ func TestCountHalfLife(t *testing.T) {
 		name   string
 		count  time.Duration
 		decide bool
-	}{{"count decays with the mean", 0, false}, {"count decays slower", 30 * time.Minute, true}}
+	}{{"count decays with the mean", time.Minute, false}, {"count decays slower (the default)", 0, true}}
 	for _, tc := range tests {
 		agg := NewAggregator(Config{HalfLife: time.Minute, CountHalfLife: tc.count, MinSamples: 3})
 		for i := range 5 {
