@@ -179,10 +179,13 @@ func (r *report) writeTimelines(b *strings.Builder) {
 			beacons, explored = ms.Beacons, ms.Explored
 		}
 	}
-	fmt.Fprintf(b, "Timeline: a step every %s; each network sends %g requests per minute per /24 it holds (capped at a /16), of which %s yield a measurement (a RUM beacon, of %s, with the measurement model's noise), keyed by the client's /24 (any /24 of its network) with ECS and by the resolver's /24 without. The learned modes run for %s before a route change and %s after it; they move a key only to a PoP estimated lower by more than %g ms and %g %%, and use the static table's choice while they know nothing.\n\n",
+	fmt.Fprintf(b, "Timeline: a step every %s; each network sends %g requests per minute per /24 it holds (capped at a /16), of which %s yield a measurement (a beacon measuring %s, with the measurement model's noise), keyed by the client's /24 (any /24 of its network) with ECS and by the resolver's /24 without. The learned modes run for %s before a route change and %s after it; they move a key only to a PoP estimated lower by more than %g ms and %g %%, and use the static table's choice while they know nothing.\n\n",
 		tl.Step, tl.RatePer24, pct(tl.MeasureShare), beaconText(tl.BeaconOthers), tl.Warm, tl.After, tl.MarginMS, tl.MarginPct*100)
-	fmt.Fprintf(b, "- **learned (latency/learn)**: the learned-latency package, as the server will run it: beacons ingested into a `learn.Aggregator` (half-life %s, min weight %g) whose `Snapshot` is published every %s; each key ranks every PoP by its estimate from the finest cell that has one (its /24, its GeoLite2 network, its AS), a PoP without data by its distance from the far edge of the location's accuracy circle (× %g + %g ms; a key seen without ECS counts as ≥ %g km uncertain), and moves only when `learn.ShouldMove` says so. Exploration: %s of a key's answers go to the best-ranked PoP whose data is missing or older than %s (%s of the harder model's beacons came from such answers).\n",
-		lo.HalfLife, lo.MinSamples, lo.PublishEvery, lo.UnmeasuredInflation, lo.UnmeasuredLastMileMS, lo.NoECSRadiusKm, pct(lo.ExploreShare), lo.ExploreAge, pct(float64(explored)/float64(max(1, beacons))))
+	fmt.Fprintf(b, "- **learned (latency/learn)**: the learned-latency package, as the server will run it: beacons ingested into a `learn.Aggregator` (half-life %s, count half-life %s, min weight %g) whose `Snapshot` is published every %s. Each key decides in the finest cell (its /24, its GeoLite2 network, its AS) where its current PoP has data at most %s old; it moves only to a measured PoP, when `learn.ShouldMove` says so, a coarser cell's estimate calibrated by the current PoP's; an unmeasured PoP is ranked by its distance from the far edge of the location's accuracy circle (× %g + %g ms; a key seen without ECS counts as ≥ %g km uncertain). Exploration: %s of a key's answers go to the best-ranked PoP whose data is missing or older than %s (%s of the RUM row's beacons in the harder model came from such answers; they are not in the scores). docs/learned-latency.md, \"Deciding with it\", has the design.\n",
+		lo.HalfLife, lo.CountHalfLife, lo.MinSamples, lo.PublishEvery, lo.ExploreAge, lo.UnmeasuredInflation, lo.UnmeasuredLastMileMS, lo.NoECSRadiusKm, pct(lo.ExploreShare), lo.ExploreAge, pct(float64(explored)/float64(max(1, beacons))))
+	if tl.CompareOthers != tl.BeaconOthers && tl.CompareOthers >= -1 {
+		fmt.Fprintf(b, "- **learned (latency/learn), beacons of %s**: the same, with multi-PoP beacons (NS1 Pulsar's style): what measuring the alternatives directly adds.\n", beaconText(tl.CompareOthers))
+	}
 	fmt.Fprintf(b, "- **%s**: a naive EWMA per /24 and PoP (α %g, forgotten after %s), no coarser cells, no exploration: it reads only the queried /24's own measurements. A comparison row, not popdns's learner.\n\n", standInName, tl.Alpha, tl.MaxAge)
 	b.WriteString("Shares are query-weighted (by the population proxy), just before the route change; excess = true RTT of the chosen PoP − the best, ms; churn = weight that changed PoP per hour, in the half hour before the change.\n\n")
 	b.WriteString("| model | mode | within 10 % | within +5 ms | within +20 ms | mean excess ms | p90 excess ms | p95 excess ms | churn per hour |\n")
@@ -233,7 +236,7 @@ func beaconText(k int) string {
 	case k < 0 || k+1 >= len(thePoPs):
 		return "every PoP"
 	case k == 0:
-		return "the PoP that answered only (RUM)"
+		return "the PoP that answered (RUM)"
 	}
 	return fmt.Sprintf("the PoP that answered and the %d others nearest", k)
 }
