@@ -13,9 +13,9 @@ import (
 // learnAdapter drives the learned mode with the learned-latency package
 // (latency/learn), as the server will: beacons are buffered and ingested
 // into a learn.Aggregator, which publishes an immutable Snapshot every
-// PublishEvery; every key is then decided again from the snapshot, with
-// learn's borrowing (the /24, then its GeoLite2 network, then its AS) and
-// learn's stabiliser (ShouldMove).
+// PublishEvery; every key is then decided again from the snapshot (Choose:
+// its cells the /24, its GeoLite2 network and its AS) with learn's
+// stabiliser (ShouldMove).
 type learnAdapter struct {
 	cfg     LearnOptions
 	margin  learn.Margin
@@ -155,7 +155,6 @@ func (a *learnAdapter) Publish(now time.Time) bool {
 		a.pending = a.pending[:0]
 	}
 	a.snap = a.agg.Snapshot(now)
-
 	a.next = now.Add(a.cfg.PublishEvery)
 	return true
 }
