@@ -71,7 +71,7 @@ func TestGeoLite(t *testing.T) {
 	if len(rep.Timelines) != 2 || len(rep.HardStatic) != 2 || rep.HardPoPs != len(densePoPs) || len(thePoPs) != 6 {
 		t.Errorf("%d timelines, %d harder static modes, %d harder PoPs, %d PoPs after", len(rep.Timelines), len(rep.HardStatic), rep.HardPoPs, len(thePoPs))
 	}
-	for _, want := range []string{"| distance only |", "### Slow PoP", "### Dead PoP", "Worst 2 of distance only", "### Over time", "| harder | learned (stand-in"} {
+	for _, want := range []string{"| distance only |", "### Slow PoP", "### Dead PoP", "Worst 2 of distance only", "### Over time", "| harder | " + standInName, "| harder | " + learnName + " |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
 		}

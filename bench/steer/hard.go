@@ -117,7 +117,7 @@ func destination(p geo.Point, deg, km float64) geo.Point {
 // the client's own subnet (ECS).
 func (m *Model) place(c *client, pools map[string][]poolPoint, sites []resolverSite) {
 	h := m.Hard
-	c.At, c.Seen, c.Via = c.Point, c.Subnet, viaECS
+	c.At, c.Seen, c.Via, c.SeenAt = c.Point, c.Subnet, viaECS, c.Point
 	c.AS = asOf(c.Country, c.Network, h.ASPerCountry)
 	pool := pools[c.Country]
 	r := rng(m.Seed, kindGeoErr, c.Network.String())
@@ -134,7 +134,8 @@ func (m *Model) place(c *client, pools map[string][]poolPoint, sites []resolverS
 		// The AS's resolver: one pool point per AS, the same for all its
 		// networks.
 		c.Via = viaISP
-		c.Seen = pool[int(uniform(m.Seed, kindResolver, c.AS)*float64(len(pool)))].Subnet
+		pp := pool[int(uniform(m.Seed, kindResolver, c.AS)*float64(len(pool)))]
+		c.Seen, c.SeenAt = pp.Subnet, pp.Point
 	case v >= h.ISPResolverShare && v < h.ISPResolverShare+h.PublicResolverShare:
 		best := -1
 		for i, s := range sites {
@@ -146,7 +147,7 @@ func (m *Model) place(c *client, pools map[string][]poolPoint, sites []resolverS
 			}
 		}
 		if best >= 0 {
-			c.Via, c.Seen = viaPublic, sites[best].Subnet
+			c.Via, c.Seen, c.SeenAt = viaPublic, sites[best].Subnet, sites[best].Point
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/latency/learn"
 )
 
 // synthWorld is a small synthetic sample: n networks per country in three
@@ -338,8 +339,9 @@ func TestTimeline(t *testing.T) {
 	tl.Warm, tl.After = 20*time.Minute, 10*time.Minute
 	tl.RatePer24 = 400 // the /20s' beacons spread over 16 /24s, of which the stand-in reads one
 	tl.Event = RouteChange{Scope: "country", Key: "DE", PoP: 0, AddMS: 80}
+	tl.BeaconOthers = -1 // the stand-in explores nothing: its beacons measure every PoP
 	start := time.Now()
-	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, newStandInLearner(tl.Alpha, tl.MaxAge))
+	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, namedLearner{standInName, newStandInLearner(tl.Alpha, tl.MaxAge), tl.BeaconOthers})
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("the timeline took %s", el)
 	}
@@ -430,7 +432,7 @@ func TestTimelineReport(t *testing.T) {
 	for _, m := range []Model{DefaultModel(1), HardModel(1)} {
 		cs := smp.remodel(&m)
 		dist := distanceChoice(smp, cs)
-		tls = append(tls, runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, newStandInLearner(tl.Alpha, tl.MaxAge)))
+		tls = append(tls, runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, timelineLearners(cs, tl)...))
 	}
 	r := &report{Opt: o, Timelines: tls, HardPoPs: 6, HardVia: map[string]float64{viaECS: 1},
 		HardStatic: []*modeResult{{Name: "distance only", ByVia: map[string]float64{viaECS: 0.5, viaISP: 0.25, viaPublic: 1}}}}
@@ -438,11 +440,58 @@ func TestTimelineReport(t *testing.T) {
 	r.writeTimelines(&b)
 	md := b.String()
 	for _, want := range []string{
-		"### Over time", "| kind | distance only |", "| harder | learned (stand-in: EWMA per /24) |",
+		"### Over time", "| kind | distance only |", "| harder | " + standInName + " |", "| harder | " + learnName + " |",
 		"Issue 17's goal", "| distance only | 50.0 % | 25.0 % | 100.0 % |", "converged within 5 min (10s: met)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the timeline section lacks %q:\n%s", want, md)
 		}
 	}
+}
+
+// TestTimelineLearn runs the learned mode over latency/learn on the
+// synthetic world with the defaults (RUM beacons of the answering PoP,
+// exploration): it ends up well above distance only, explores a bounded
+// share, and uses every cell kind. learn_slow_test.go checks convergence
+// after a route change, which needs beacons of every PoP.
+func TestTimelineLearn(t *testing.T) {
+	defer usePoPs(densePoPs)()
+	smp := synthWorld(49)
+	m := HardModel(2)
+	cs := smp.remodel(&m)
+	dist := distanceChoice(smp, cs)
+	tl := learnTestTimeline()
+	a := newLearnAdapter(cs, tl.Learn, learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100})
+	start := time.Now()
+	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, namedLearner{learnName, a, tl.BeaconOthers})
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("the timeline took %s", el)
+	}
+	d, l := res.Modes[0], res.Modes[1]
+	if a.errs != 0 || a.agg.Len() == 0 || l.Beacons == 0 {
+		t.Fatalf("%d ingest errors, %d entries, %d beacons", a.errs, a.agg.Len(), l.Beacons)
+	}
+	if lw, dw := l.at(0).All.Within10, d.at(0).All.Within10; lw < dw+0.1 {
+		t.Errorf("before the change, learned %.3f, distance %.3f within 10 %%", lw, dw)
+	}
+	if l.Explored == 0 || l.Explored > l.Beacons/50 {
+		t.Errorf("%d of %d beacons from exploring answers, want some, at most 2 %%", l.Explored, l.Beacons)
+	}
+	for _, kinds := range [][2]learn.CellKind{{learn.CellPrefix, learn.CellPrefix}, {learn.CellNetwork, learn.CellNetwork}, {learn.CellNetwork, learn.CellAS}} {
+		if a.moves[kinds] == 0 {
+			t.Errorf("no move from a %v estimate to a %v one: %v", kinds[0], kinds[1], a.moves)
+		}
+	}
+	t.Logf("within 10 %%: distance %.3f, learned %.3f; converged %v; churn %.2f/h; explored %d of %d beacons; moves by cell kind %v",
+		d.at(0).All.Within10, l.at(0).All.Within10, l.Converged, l.ChurnBefore, l.Explored, l.Beacons, a.moves)
+}
+
+// learnTestTimeline is the timeline of the learned mode's tests: shorter
+// than the default, with a denser stream for the small world.
+func learnTestTimeline() Timeline {
+	tl := DefaultTimeline()
+	tl.Warm, tl.After = 40*time.Minute, 10*time.Minute
+	tl.RatePer24 = 100
+	tl.Event = RouteChange{Scope: "country", Key: "DE", PoP: 0, AddMS: 80}
+	return tl
 }

@@ -34,6 +34,9 @@ type client struct {
 	// resolver's /24; Via says which (viaECS, viaISP, viaPublic).
 	Seen netip.Prefix
 	Via  string
+	// SeenAt is where the database places Seen: Point with ECS, the
+	// resolver's point without.
+	SeenAt geo.Point
 	// Weight is the population proxy: the IPv4 /24s the network holds
 	// (capped at a /16), scaled by how many networks of its continent each
 	// sampled one stands for.

@@ -8,6 +8,14 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/popdns/popdns/latency/learn"
+)
+
+// The learned modes' rows.
+const (
+	standInName = "learned, STAND-IN (EWMA per /24, for comparison)"
+	learnName   = "learned (latency/learn)"
 )
 
 // The timeline runs the modes over time: a measurement stream from a share
@@ -21,18 +29,25 @@ type Timeline struct {
 	After time.Duration // run after it
 	// RatePer24 is the requests per minute a network sends per /24 it
 	// holds (capped like the weight); MeasureShare of them yield an RTT
-	// measurement (a RUM beacon), to BeaconPoPs PoPs: the chosen one and
-	// the nearest others by the database's point (all when 0 or ≥ 6).
+	// measurement (a RUM beacon) of the PoP that answered the request,
+	// and of BeaconOthers other PoPs, the nearest by the database's point
+	// (NS1 Pulsar-style multi-PoP beacons; -1: every PoP).
 	RatePer24    float64
 	MeasureShare float64
-	BeaconPoPs   int
+	BeaconOthers int
+	// CompareOthers adds a row of the learned mode over latency/learn
+	// whose beacons measure that many others (-1: every PoP; below -1 or
+	// equal to BeaconOthers: no row), to show what multi-PoP beacons add.
+	CompareOthers int
 	// The learned mode's stabiliser: it leaves its PoP only for one
 	// estimated lower by more than MarginMS and MarginPct of the current.
 	MarginMS, MarginPct float64
 	// The stand-in learner's EWMA weight and how long an estimate lives.
 	Alpha  float64
 	MaxAge time.Duration
-	Event  RouteChange
+	// Learn tunes the learned mode over latency/learn (learnadapter.go).
+	Learn LearnOptions
+	Event RouteChange
 }
 
 // RouteChange is the event at time 0: the path from every network of one
@@ -57,9 +72,14 @@ func (e RouteChange) String() string {
 func DefaultTimeline() Timeline {
 	return Timeline{
 		Step: 10 * time.Second, Warm: time.Hour, After: 30 * time.Minute,
-		RatePer24: 10, MeasureShare: 0.01, BeaconPoPs: 0,
+		RatePer24: 10, MeasureShare: 0.01, BeaconOthers: 0, CompareOthers: -1,
 		MarginMS: 3, MarginPct: 0.1,
 		Alpha: 0.1, MaxAge: time.Hour,
+		Learn: LearnOptions{
+			HalfLife: 2 * time.Minute, CountHalfLife: 30 * time.Minute, MinSamples: 3, PublishEvery: 30 * time.Second,
+			ExploreShare: 0.01, ExploreAge: 10 * time.Minute,
+			UnmeasuredInflation: 1.7, UnmeasuredLastMileMS: 8, NoECSRadiusKm: 500,
+		},
 		Event: RouteChange{Scope: "as", AddMS: 60},
 	}
 }
@@ -232,6 +252,9 @@ type modeSeries struct {
 	// ChurnBefore the weight moved in the last half hour before it, per
 	// hour; both shares of all weight.
 	MovedAfter, ChurnBefore float64
+	// Beacons counts the beacons of a learned mode, Explored those whose
+	// request was answered by an exploring choice.
+	Beacons, Explored int
 }
 
 // at is the step at time t after the event (clamped to the run).
@@ -264,10 +287,30 @@ type fixedMode struct {
 	Choice []int
 }
 
-// runTimeline runs the fixed modes and the learned mode (over learner,
-// falling back to fallback's choice for a key it knows nothing of) over
-// the timeline.
-func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback []int, learner Learner) *timelineResult {
+// namedLearner is a learned mode: its row's name, its learner, and the
+// PoPs its beacons measure besides the one that answered (Timeline's
+// BeaconOthers).
+type namedLearner struct {
+	Name         string
+	Learner      Learner
+	BeaconOthers int
+}
+
+// publisher is a learner that publishes snapshots, as the server does, and
+// decides a key from the published one (learnAdapter): it is asked again
+// for every key at each publish, since a coarser cell's data changes the
+// estimates of keys that were not measured themselves.
+type publisher interface {
+	Learner
+	Publish(now time.Time) bool
+	info(c *client) keyInfo
+	Choose(k *keyInfo, cur int) (choice, explore int)
+}
+
+// runTimeline runs the fixed modes and each learned mode (falling back to
+// fallback's choice for a key its learner knows nothing of) over the
+// timeline.
+func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback []int, learners ...namedLearner) *timelineResult {
 	ev := pickEvent(cs, tl.Event)
 	aff := ev.affected(cs)
 	pre := make([][]float64, len(cs))
@@ -285,51 +328,112 @@ func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback
 		}
 	}
 	res := &timelineResult{TL: tl, Event: ev, EventStr: ev.String(), PoPs: len(thePoPs), Affected: affW / totalW}
-	series := make([]*modeSeries, len(fixed)+1)
-	prev := make([][]int, len(fixed)+1)
-	for k, f := range fixed {
-		series[k] = &modeSeries{Name: f.Name}
+	sc := &scorer{tl: tl, pre: pre, post: post, w: w, aff: aff, totalW: totalW}
+	for _, f := range fixed {
+		ms := &modeSeries{Name: f.Name}
+		var prev []int
+		for s := 0; s <= sc.steps(); s++ {
+			sc.add(ms, s, f.Choice, &prev)
+		}
+		res.Modes = append(res.Modes, ms)
 	}
-	series[len(fixed)] = &modeSeries{Name: "learned (stand-in: EWMA per /24)"}
+	for _, l := range learners {
+		res.Modes = append(res.Modes, runLearner(cs, m, tl, fallback, l, sc, res))
+	}
+	for _, ms := range res.Modes {
+		ms.summarise(tl)
+	}
+	return res
+}
 
-	// Each client's beacons draw from its own stream.
+// scorer scores one mode's choice at each step.
+type scorer struct {
+	tl        Timeline
+	pre, post [][]float64
+	w         []float64
+	aff       []bool
+	totalW    float64
+}
+
+func (sc *scorer) steps() int { return int(sc.tl.Warm/sc.tl.Step) + int(sc.tl.After/sc.tl.Step) }
+
+func (sc *scorer) at(s int) (time.Duration, [][]float64) {
+	t := time.Duration(s)*sc.tl.Step - sc.tl.Warm
+	if t > 0 {
+		return t, sc.post
+	}
+	return t, sc.pre
+}
+
+// add scores choice at step s into ms; prev is the last step's choice.
+func (sc *scorer) add(ms *modeSeries, s int, choice []int, prev *[]int) {
+	t, rtt := sc.at(s)
+	sr := stepResult{T: t, All: scoreQ(rtt, sc.w, choice, nil), Affected: withinShare(rtt, sc.w, choice, sc.aff)}
+	if *prev != nil {
+		var mv float64
+		for i := range choice {
+			if choice[i] != (*prev)[i] {
+				mv += sc.w[i]
+			}
+		}
+		sr.Moved = mv / sc.totalW
+	}
+	*prev = append((*prev)[:0], choice...)
+	ms.Steps = append(ms.Steps, sr)
+}
+
+// runLearner runs one learned mode over the timeline.
+func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLearner, sc *scorer, res *timelineResult) *modeSeries {
+	learner := nl.Learner
+	ms := &modeSeries{Name: nl.Name}
+	// Each client's beacons draw from its own stream, the same for every
+	// learner.
 	rngs := make([]*rand.Rand, len(cs))
 	for i := range cs {
 		rngs[i] = rng(m.Seed, kindBeacon, cs[i].Network.String())
 	}
 	base := time.Unix(1_000_000, 0)
 	learned := slices.Clone(fallback)
-	// The learned mode decides per key, as popdns would, and a key's
-	// decision changes only when it is measured (an estimate that ages
-	// out is noticed at the key's next measurement).
+	// The learned mode decides per key, as popdns would. A stand-in's
+	// key changes only when it is measured (an estimate that ages out is
+	// noticed at the key's next measurement); a publisher's keys are all
+	// decided again at each publish.
 	keyChoice := map[netip.Prefix]int{}
+	keyExplore := map[netip.Prefix]int{}
 	members := map[netip.Prefix][]int{}
+	var keys []netip.Prefix
 	for i := range cs {
 		key := cs[i].seen().Masked()
 		if _, ok := keyChoice[key]; !ok {
 			keyChoice[key] = fallback[i]
+			keys = append(keys, key)
 		}
 		members[key] = append(members[key], i)
+	}
+	pub, _ := learner.(publisher)
+	infos := map[netip.Prefix]*keyInfo{}
+	if pub != nil {
+		for _, key := range keys {
+			k := pub.info(&cs[members[key][0]])
+			infos[key] = &k
+		}
 	}
 	dirty := map[netip.Prefix]bool{}
 	perKey := false
 	if pk, ok := learner.(interface{ PerKeyOnly() bool }); ok {
 		perKey = pk.PerKeyOnly()
 	}
-	steps := int(tl.Warm/tl.Step) + int(tl.After/tl.Step)
-	for s := 0; s <= steps; s++ {
-		t := time.Duration(s)*tl.Step - tl.Warm
+	var prev []int
+	for s := 0; s <= sc.steps(); s++ {
+		t, rtt := sc.at(s)
 		now := base.Add(t)
-		rtt := pre
-		if t > 0 {
-			rtt = post
-		}
 		// The requests of the step before t, and their beacons.
 		if s > 0 {
 			for i := range cs {
 				mean := tl.RatePer24 * weight24(cs[i].Network) * tl.Step.Minutes() * tl.MeasureShare
+				seenKey := cs[i].seen().Masked()
 				for range poisson(rngs[i], mean) {
-					key := cs[i].seen().Masked()
+					key := seenKey
 					if cs[i].Via == viaECS || cs[i].Via == "" {
 						// The request came from any /24 of the network, all
 						// taken to see the queried one's RTTs; a learner that
@@ -345,48 +449,48 @@ func runTimeline(cs []client, m *Model, tl Timeline, fixed []fixedMode, fallback
 					if _, ok := members[key]; ok {
 						dirty[key] = true
 					}
-					for _, p := range beaconPoPs(&cs[i], learned[i], tl.BeaconPoPs) {
+					// The answer the beacon's request got: a share of a
+					// key's answers explores.
+					answered := learned[i]
+					if x, ok := keyExplore[seenKey]; ok && x >= 0 && rngs[i].Float64() < tl.Learn.ExploreShare {
+						answered = x
+						ms.Explored++
+					}
+					for _, p := range beaconPoPs(&cs[i], answered, nl.BeaconOthers) {
 						r := rtt[i][p]
 						r += (m.NoiseFrac*r + m.NoiseMS) * rngs[i].ExpFloat64()
 						learner.Observe(key, thePoPs[p].Name, r, now)
 						res.Measured++
 					}
+					ms.Beacons++
 				}
 			}
 		}
-		for key := range dirty {
-			first := members[key][0]
-			c := learnedChoice(learner, key, keyChoice[key], fallback[first], now, tl)
-			keyChoice[key] = c
-			for _, i := range members[key] {
-				learned[i] = c
+		switch {
+		case pub != nil:
+			if pub.Publish(now) {
+				for _, key := range keys {
+					c, x := pub.Choose(infos[key], keyChoice[key])
+					keyChoice[key], keyExplore[key] = c, x
+					for _, i := range members[key] {
+						learned[i] = c
+					}
+				}
+			}
+		default:
+			for key := range dirty {
+				first := members[key][0]
+				c := learnedChoice(learner, key, keyChoice[key], fallback[first], now, tl)
+				keyChoice[key] = c
+				for _, i := range members[key] {
+					learned[i] = c
+				}
 			}
 		}
 		clear(dirty)
-		for k := range series {
-			choice := learned
-			if k < len(fixed) {
-				choice = fixed[k].Choice
-			}
-			sr := stepResult{T: t, All: scoreQ(rtt, w, choice, nil), Affected: withinShare(rtt, w, choice, aff)}
-			if prev[k] != nil {
-				var mv float64
-				for i := range choice {
-					if choice[i] != prev[k][i] {
-						mv += w[i]
-					}
-				}
-				sr.Moved = mv / totalW
-			}
-			prev[k] = append(prev[k][:0], choice...)
-			series[k].Steps = append(series[k].Steps, sr)
-		}
+		sc.add(ms, s, learned, &prev)
 	}
-	for _, ms := range series {
-		ms.summarise(tl)
-	}
-	res.Modes = series
-	return res
+	return ms
 }
 
 // summarise computes the convergence time and traffic moved of a series.
@@ -432,15 +536,15 @@ func learnedChoice(l Learner, key netip.Prefix, cur, fallback int, now time.Time
 	return cur
 }
 
-// beaconPoPs are the PoPs one beacon of c measures: all, or the chosen one
-// and the k-1 others nearest the database's point.
+// beaconPoPs are the PoPs one beacon of c measures: the one that answered
+// and the k others nearest the database's point (all when k < 0).
 func beaconPoPs(c *client, chosen, k int) []int {
-	if k <= 0 || k >= len(thePoPs) {
+	if k < 0 || k+1 >= len(thePoPs) {
 		return allPoPs()
 	}
 	out := []int{chosen}
 	for _, p := range measuredPoPs(c.Point, len(thePoPs)) {
-		if len(out) == k {
+		if len(out) == k+1 {
 			break
 		}
 		if p != chosen {
@@ -492,5 +596,19 @@ func sortByValue(idx []int, v []float64) {
 // and the learned mode over s's clients.
 func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int) (*timelineResult, error) {
 	fixed := []fixedMode{{"distance only", dist}, {"static " + spec.String(), table}}
-	return runTimeline(s.clients, &s.model, tl, fixed, table, newStandInLearner(tl.Alpha, tl.MaxAge)), nil
+	return runTimeline(s.clients, &s.model, tl, fixed, table, timelineLearners(s.clients, tl)...), nil
+}
+
+// timelineLearners are the learned modes: the stand-in, for comparison,
+// then latency/learn.
+func timelineLearners(cs []client, tl Timeline) []namedLearner {
+	m := learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100}
+	out := []namedLearner{
+		{standInName, newStandInLearner(tl.Alpha, tl.MaxAge), tl.BeaconOthers},
+		{learnName, newLearnAdapter(cs, tl.Learn, m), tl.BeaconOthers},
+	}
+	if tl.CompareOthers != tl.BeaconOthers && tl.CompareOthers >= -1 {
+		out = append(out, namedLearner{fmt.Sprintf("%s, beacons of %s", learnName, beaconText(tl.CompareOthers)), newLearnAdapter(cs, tl.Learn, m), tl.CompareOthers})
+	}
+	return out
 }

@@ -14,11 +14,16 @@ import (
 
 // Defaults of Config, applied by NewAggregator where a field is zero.
 const (
-	DefaultHalfLife   = 10 * time.Minute
-	DefaultStaleAfter = 6 * time.Hour
-	DefaultMinSamples = 3
-	DefaultClipFactor = 3
-	DefaultMaxEntries = 1_000_000
+	// DefaultHalfLife and DefaultCountHalfLife: a mean that follows a
+	// route change within a few minutes, and a sample count that keeps a
+	// sparse entry deciding for about an hour after its last samples
+	// (bench/steer's learned mode; docs/learned-latency.md).
+	DefaultHalfLife      = 2 * time.Minute
+	DefaultCountHalfLife = 30 * time.Minute
+	DefaultStaleAfter    = 6 * time.Hour
+	DefaultMinSamples    = 3
+	DefaultClipFactor    = 3
+	DefaultMaxEntries    = 1_000_000
 	// MaxPoPs bounds the distinct PoP names an aggregator holds, for
 	// callers that check names' syntax only.
 	MaxPoPs = 1024
@@ -30,6 +35,12 @@ type Config struct {
 	// counts half. Shorter follows route changes faster; longer keeps
 	// sparse cells usable.
 	HalfLife time.Duration
+	// CountHalfLife is how fast the sample count that MinSamples gates
+	// decays (default DefaultCountHalfLife, or HalfLife when longer). Longer than HalfLife, it lets the mean
+	// follow a route change fast while a sparse entry (an alternative
+	// PoP measured now and then) keeps deciding between its samples; the
+	// mean of an entry without new samples does not move either way.
+	CountHalfLife time.Duration
 	// StaleAfter evicts an entry whose newest sample is older.
 	StaleAfter time.Duration
 	// MinSamples is the decayed weight an entry needs to decide a lookup.
@@ -50,6 +61,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.HalfLife <= 0 {
 		c.HalfLife = DefaultHalfLife
+	}
+	if c.CountHalfLife <= 0 {
+		c.CountHalfLife = max(DefaultCountHalfLife, c.HalfLife)
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter
@@ -98,11 +112,14 @@ type entryKey struct {
 
 // entry is the running state of one (cell, PoP): sum and weight are
 // Σ wᵢ·2^(−(last−tᵢ)/HalfLife)·ln(rttᵢ) and Σ wᵢ·2^(−(last−tᵢ)/HalfLife),
-// decayed to last, the newest sample time (Unix ns). seq orders entries
-// with equal last by their latest update, for a deterministic eviction.
+// decayed to last, the newest sample time (Unix ns); n is the same weight
+// decayed by CountHalfLife instead, which MinSamples gates. seq orders
+// entries with equal last by their latest update, for a deterministic
+// eviction.
 type entry struct {
 	key       entryKey
 	sum, wt   float64
+	n         float64
 	last, seq int64
 	index     int // in the age heap
 }
@@ -270,26 +287,38 @@ func (a *Aggregator) addLocked(k entryKey, t int64, w, x float64, res *IngestRes
 		}
 	}
 	e.seq = a.seq
+	wn := w
 	if t > e.last {
 		f := a.decay(t - e.last)
 		e.sum *= f
 		e.wt *= f
+		e.n *= a.decayCount(t - e.last)
 		e.last = t
 	} else {
 		w *= a.decay(e.last - t)
+		wn *= a.decayCount(e.last - t)
 	}
-	if e.wt >= a.cfg.MinSamples {
+	if e.n >= a.cfg.MinSamples {
 		mean, clip := e.sum/e.wt, math.Log(a.cfg.ClipFactor)
 		x = min(max(x, mean-clip), mean+clip)
 	}
 	e.sum += w * x
 	e.wt += w
+	e.n += wn
 	heap.Fix(&a.age, e.index)
 }
 
 // decay is the factor a weight keeps over d nanoseconds.
 func (a *Aggregator) decay(d int64) float64 {
 	return math.Exp2(-float64(d) / float64(a.cfg.HalfLife))
+}
+
+// decayCount is the factor the sample count keeps over d nanoseconds.
+func (a *Aggregator) decayCount(d int64) float64 {
+	if a.cfg.CountHalfLife == a.cfg.HalfLife {
+		return a.decay(d)
+	}
+	return math.Exp2(-float64(d) / float64(a.cfg.CountHalfLife))
 }
 
 func (a *Aggregator) evictLocked(e *entry) {

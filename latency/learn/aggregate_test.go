@@ -144,7 +144,7 @@ func TestAggregatorMatchesModel(t *testing.T) {
 	}()
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 17))
-		cfg := Config{HalfLife: 5 * time.Minute, StaleAfter: 30 * time.Minute, MinSamples: 2, ClipFactor: 3, MaxEntries: 40 + rng.IntN(60), MaxNewPerIngest: 1 << 20}
+		cfg := Config{HalfLife: 5 * time.Minute, CountHalfLife: 5 * time.Minute, StaleAfter: 30 * time.Minute, MinSamples: 2, ClipFactor: 3, MaxEntries: 40 + rng.IntN(60), MaxNewPerIngest: 1 << 20}
 		agg := NewAggregator(cfg)
 		ref := &model{cfg: agg.Config(), entries: map[modelKey]*modelEntry{}}
 		clock := now
@@ -237,7 +237,7 @@ func snapEntry(s *Snapshot, k modelKey) (Estimate, bool) {
 
 func TestDecay(t *testing.T) {
 	const h = 10 * time.Minute
-	agg := NewAggregator(Config{HalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 1, ClipFactor: 10})
+	agg := NewAggregator(Config{HalfLife: h, CountHalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 1, ClipFactor: 10})
 	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
 	ms := []Measurement{
 		{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 10, Weight: 2, Time: now},
@@ -588,5 +588,47 @@ func TestRouteChange(t *testing.T) {
 	t.Logf("half way after %v, within 10 %% after %v", half, within)
 	if half < h-time.Minute || half > h+time.Minute || within < 30*time.Minute || within > 33*time.Minute {
 		t.Errorf("half way after %v, within 10 %% after %v; want about %v and 31 min", half, within, h)
+	}
+}
+
+// TestCountHalfLife: with a count half-life longer than the mean's, a
+// sparse entry keeps deciding between its samples, and its mean still
+// follows a change at the mean's half-life.
+func TestCountHalfLife(t *testing.T) {
+	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
+	ms := func(rtt float64, at time.Time) []Measurement {
+		return []Measurement{{Prefix: c.cells[0].Prefix, PoP: "fra", RTTMS: rtt, Weight: 1, Time: at}}
+	}
+	tests := []struct {
+		name   string
+		count  time.Duration
+		decide bool
+	}{{"count decays with the mean", time.Minute, false}, {"count decays slower (the default)", 0, true}}
+	for _, tc := range tests {
+		agg := NewAggregator(Config{HalfLife: time.Minute, CountHalfLife: tc.count, MinSamples: 3})
+		for i := range 5 {
+			if _, err := agg.Ingest(ms(20, now.Add(time.Duration(i)*time.Second)), now.Add(time.Duration(i)*time.Second), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Ten minutes on, 5 samples count 5·2^(-10) with the mean's
+		// half-life and 5·2^(-1/3) ≈ 3.97 with a 30 min count half-life.
+		later := now.Add(10 * time.Minute)
+		e, ok := agg.Snapshot(later).Lookup(c, "fra")
+		if ok != tc.decide || (ok && (math.Abs(e.RTTMS-20) > 1e-9 || math.Abs(e.Samples-5*math.Exp2(-10.0/30)) > 0.01)) {
+			t.Errorf("%s: lookup %+v, %v; want deciding %v", tc.name, e, ok, tc.decide)
+		}
+		// A step to 50 ms, a sample every 10 s: within 10 % after about
+		// 3.1 of the mean's half-lives whatever the count's.
+		clock := later
+		for range 19 {
+			clock = clock.Add(10 * time.Second)
+			if _, err := agg.Ingest(ms(50, clock), clock, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e, _ := agg.Snapshot(clock).Lookup(c, "fra"); e.RTTMS < 45 {
+			t.Errorf("%s: %.1f ms after 190 s of 50 ms, want ≥ 45", tc.name, e.RTTMS)
+		}
 	}
 }

@@ -47,7 +47,10 @@ type stateEntry struct {
 	PoP    string  `json:"pop"`
 	Sum    float64 `json:"sum"`
 	Weight float64 `json:"weight"`
-	Last   int64   `json:"last_ns"`
+	// Count is the sample count MinSamples gates (Config.CountHalfLife);
+	// absent, it is Weight, as when both half-lives are equal.
+	Count float64 `json:"count,omitempty"`
+	Last  int64   `json:"last_ns"`
 }
 
 // Save writes the aggregator's state to dir/StateFile atomically: into a
@@ -83,6 +86,9 @@ func (a *Aggregator) Save(dir string, now time.Time) error {
 		e := &list[i]
 		c := cellOfKey(e.key.cell)
 		se := stateEntry{Kind: c.Kind.String(), PoP: pops[e.key.pop], Sum: e.sum, Weight: e.wt, Last: e.last}
+		if e.n != e.wt {
+			se.Count = e.n
+		}
 		if c.Kind == CellAS {
 			se.ASN = c.ASN
 		} else {
@@ -183,7 +189,10 @@ func (a *Aggregator) load(data []byte, now time.Time) error {
 			return fmt.Errorf("line %d: %s to %s listed twice", i+2, cellOfKey(k.cell), se.PoP)
 		}
 		a.seq++
-		e := &entry{key: k, sum: se.Sum, wt: se.Weight, last: se.Last, seq: a.seq}
+		e := &entry{key: k, sum: se.Sum, wt: se.Weight, n: se.Count, last: se.Last, seq: a.seq}
+		if se.Count == 0 {
+			e.n = se.Weight
+		}
 		a.entries[k] = e
 		heap.Push(&a.age, e)
 		if len(a.entries) > a.cfg.MaxEntries {
@@ -225,6 +234,9 @@ func (a *Aggregator) checkEntryLocked(se *stateEntry) (entryKey, error) {
 	}
 	if !(se.Weight > 0) || math.IsInf(se.Weight, 0) || math.IsNaN(se.Sum) || math.IsInf(se.Sum, 0) {
 		return entryKey{}, fmt.Errorf("weight: %v, sum %v: not a running mean", se.Weight, se.Sum)
+	}
+	if se.Count < 0 || math.IsInf(se.Count, 0) || math.IsNaN(se.Count) {
+		return entryKey{}, fmt.Errorf("count: %v is not a sample count", se.Count)
 	}
 	if mean := se.Sum / se.Weight; !(mean > math.Log(1e-9) && mean <= math.Log(MaxRTTMS)+1e-9) {
 		return entryKey{}, fmt.Errorf("sum: mean RTT %s ms is out of range", strconv.FormatFloat(math.Exp(mean), 'g', 4, 64))

@@ -59,7 +59,13 @@ func dump(s *Snapshot) string {
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func TestSaveLoad(t *testing.T) {
-	cfg := Config{HalfLife: 20 * time.Minute, MinSamples: 1, MaxEntries: 50, MaxNewPerIngest: 1000}
+	for _, count := range []time.Duration{0, time.Hour} {
+		testSaveLoad(t, Config{HalfLife: 20 * time.Minute, CountHalfLife: count, MinSamples: 1, MaxEntries: 50, MaxNewPerIngest: 1000})
+	}
+}
+
+// testSaveLoad round-trips an aggregator of cfg through its state file.
+func testSaveLoad(t *testing.T, cfg Config) {
 	agg, _ := randomAggregator(t, cfg, 1)
 	dir := t.TempDir()
 	if err := agg.Save(dir, now); err != nil {

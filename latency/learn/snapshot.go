@@ -62,9 +62,9 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
-		w := e.wt
+		w := e.n
 		if e.last < nowNS {
-			w *= a.decay(nowNS - e.last)
+			w *= a.decayCount(nowNS - e.last)
 		}
 		if w < a.cfg.MinSamples {
 			continue
@@ -159,15 +159,39 @@ func (f Found) Estimate(pop string) (Estimate, bool) {
 	if !ok {
 		return Estimate{}, false
 	}
-	for i, sp := range f.spans {
-		for j := sp.lo; j < sp.hi; j++ {
-			st := &f.s.stats[j]
-			if st.pop == idx {
-				return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
-			}
-			if st.pop > idx {
-				break
-			}
+	for i := range f.spans {
+		if e, ok := f.in(i, idx); ok {
+			return e, true
+		}
+	}
+	return Estimate{}, false
+}
+
+// EstimateIn returns the learned RTT to pop from the client's cell of
+// kind only, without borrowing: for comparing two PoPs within one cell,
+// as a caller that calibrates a coarser cell's estimate by the client's
+// own does. It does not allocate.
+func (f Found) EstimateIn(pop string, kind CellKind) (Estimate, bool) {
+	if f.s == nil || kind < CellPrefix || kind > CellAS {
+		return Estimate{}, false
+	}
+	idx, ok := f.s.popIdx[pop]
+	if !ok {
+		return Estimate{}, false
+	}
+	return f.in(int(kind-CellPrefix), idx)
+}
+
+// in is the estimate of PoP index idx in the client's i-th cell.
+func (f Found) in(i int, idx uint16) (Estimate, bool) {
+	sp := f.spans[i]
+	for j := sp.lo; j < sp.hi; j++ {
+		st := &f.s.stats[j]
+		if st.pop == idx {
+			return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
+		}
+		if st.pop > idx {
+			break
 		}
 	}
 	return Estimate{}, false

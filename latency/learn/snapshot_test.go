@@ -53,6 +53,7 @@ func TestLookupAllocs(t *testing.T) {
 				f.Estimate(p)
 			}
 		}},
+		{"in one cell", func() { snap.Find(clients[0]).EstimateIn("ams", CellNetwork) }},
 		{"client", func() { ClientOf(netip.MustParseAddr("100.1.2.3"), netip.MustParsePrefix("100.1.0.0/16"), 64501) }},
 	} {
 		if a := testing.AllocsPerRun(1000, tt.f); a != 0 {
@@ -61,6 +62,26 @@ func TestLookupAllocs(t *testing.T) {
 	}
 	if e, ok := snap.Lookup(clients[0], "ams"); !ok || e.Cell.Kind != CellNetwork {
 		t.Errorf("client 0 to ams: %+v %v, want borrowed from its network", e, ok)
+	}
+	f := snap.Find(clients[0])
+	for _, kind := range []CellKind{CellPrefix, CellNetwork, CellAS, 0, 9} {
+		e, ok := f.EstimateIn("ams", kind)
+		want, wantOK := snap.Find(ClientOf(clients[0].cells[0].Prefix.Addr(), netip.Prefix{}, 0)).Estimate("ams")
+		switch kind {
+		case CellNetwork, CellAS:
+			c := clients[0]
+			for i := range c.cells {
+				if c.cells[i].Kind != kind {
+					c.keys[i] = 0
+				}
+			}
+			want, wantOK = snap.Find(c).Estimate("ams")
+		case 0, 9:
+			want, wantOK = Estimate{}, false
+		}
+		if e != want || ok != wantOK || (ok && e.Cell.Kind != kind) {
+			t.Errorf("EstimateIn(ams, %v) = %+v %v, want %+v %v", kind, e, ok, want, wantOK)
+		}
 	}
 }
 
