@@ -51,7 +51,7 @@ var allowed = map[string][]string{
 	"internal/archtest":          {},
 	"cmd/popdns":                 {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver", "internal/yamlx", "internal/reload", "internal/status", "internal/rrl", "internal/overrides", "internal/fleet", "internal/events", "internal/traffic", "internal/reuseport", "latency/learn", "internal/learned"},
 	"crosscheck":                 {}, // tests only
-	"bench/steer":                {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample"},
+	"bench/steer":                {"zones", "pops", "geo", "healthprobe", "steer", "dnsserver", "bench/internal/sample", "latency/learn"},
 	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
 	"bench/benchctl":             {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
 	"bench/abuse":                {"bench/internal/procstat"},
