@@ -338,11 +338,14 @@ type Server struct {
 	zones      atomic.Pointer[zones.Snapshot]    // nil until the first SetZones
 	cookies    atomic.Pointer[dnscookie.Secrets] // nil: cookies are off
 	now        func() time.Time                  // the clock cookies are made at and traffic is counted by
-	serving    atomic.Bool                       // every listener is answering
-	served     chan struct{}                     // closed the first time serving turns true
-	servedOnce sync.Once                         // closes served
-	signer     *signer                           // the signatures of signed zones' answers
-	traffic    *traffic.Counters                 // what was answered, for /status and Prometheus
+	// acceptDrainMax bounds how long shutdown accepts a TCP listener's
+	// backlog; 0: the constant. Tests on a starved machine raise it.
+	acceptDrainMax time.Duration
+	serving        atomic.Bool       // every listener is answering
+	served         chan struct{}     // closed the first time serving turns true
+	servedOnce     sync.Once         // closes served
+	signer         *signer           // the signatures of signed zones' answers
+	traffic        *traffic.Counters // what was answered, for /status and Prometheus
 	// learned is the learned-latency table (SetLearned); nil: none.
 	learned atomic.Pointer[learn.Snapshot]
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +141,7 @@ func TestReusePortOff(t *testing.T) {
 // process that another has taken over from answers what its sockets hold.
 func TestShutdownAnswersBacklog(t *testing.T) {
 	s := newTestServer(t, Config{})
+	s.acceptDrainMax = 10 * time.Second // a starved CI machine may take its time
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +202,17 @@ func TestShutdownAnswersBacklog(t *testing.T) {
 // meantime are in the listener's backlog, which a close would reset, and
 // must be accepted and answered instead.
 func TestTCPShutdownAcceptsBacklog(t *testing.T) {
+	for _, late := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run(fmt.Sprintf("accept loop %s late", late), func(t *testing.T) { tcpShutdownAcceptsBacklog(t, late) })
+	}
+}
+
+// tcpShutdownAcceptsBacklog starts the accept loop late after the
+// shutdown, as on a starved machine: past acceptDrainIdle, the waiting
+// connections must still be accepted (backlogWaiting), not reset.
+func tcpShutdownAcceptsBacklog(t *testing.T, late time.Duration) {
 	s := newTestServer(t, Config{})
+	s.acceptDrainMax = 10 * time.Second // a starved CI machine may take its time
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +232,7 @@ func TestTCPShutdownAcceptsBacklog(t *testing.T) {
 	}
 	ts := newTCPServer(s)
 	ts.shutdown(l)
+	time.Sleep(late)
 	ts.wg.Add(1)
 	go func() {
 		defer ts.wg.Done()
@@ -291,4 +305,36 @@ func TestTCPShutdownWaitsForFirstQuery(t *testing.T) {
 	done := make(chan struct{})
 	go func() { ts.wg.Wait(); close(done) }()
 	dnstest.Receive(t, done, 5*time.Second, "the TCP server to stop")
+}
+
+// TestBacklogWaiting: a listener's accept queue is seen from TCP_INFO,
+// where the platform gives it.
+func TestBacklogWaiting(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_INFO of a listener is Linux's")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if backlogWaiting(l) {
+		t.Fatal("an empty accept queue is seen as waiting")
+	}
+	c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !backlogWaiting(l) {
+		t.Fatal("a completed connection in the accept queue is not seen")
+	}
+	a, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if backlogWaiting(l) {
+		t.Fatal("the accept queue is seen as waiting once emptied")
+	}
 }

@@ -109,6 +109,12 @@ func (t *tcpServer) serve(l net.Listener) error {
 		if err != nil {
 			select {
 			case <-t.stopping:
+				// A timeout with connections still waiting: this loop
+				// was slow, not the backlog empty.
+				if backlogWaiting(l) && time.Now().Before(t.drainEnd) {
+					t.acceptDrainDeadline(l)
+					continue
+				}
 				// The backlog is empty (a timeout), or l was closed.
 				return nil
 			default:
@@ -263,7 +269,11 @@ func (t *tcpServer) shutdown(listeners ...net.Listener) {
 		conns = append(conns, tc)
 	}
 	t.mu.Unlock()
-	t.drainEnd = time.Now().Add(acceptDrainMax)
+	drainMax := acceptDrainMax
+	if t.s.acceptDrainMax > 0 {
+		drainMax = t.s.acceptDrainMax
+	}
+	t.drainEnd = time.Now().Add(drainMax)
 	close(t.stopping) // before the listeners stop: their Accept's error is shutdown's
 	for _, l := range listeners {
 		t.acceptDrainDeadline(l)
