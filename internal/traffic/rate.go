@@ -238,7 +238,12 @@ func (c *Counters) reportLocked(now time.Time) (rep Report, byHour bool) {
 	// within the window: the base is then the start, when every count
 	// was 0.
 	var minute, hour *sample
-	minuteOK, hourOK := now.Sub(c.start) <= time.Minute, now.Sub(c.start) <= time.Hour
+	// A window that reaches back to the start keeps the start as its
+	// base, even with samples in it: the first sample may come after the
+	// first queries (its goroutine runs late on a busy machine), and
+	// taking it as the base would leave those out.
+	minuteFromStart, hourFromStart := now.Sub(c.start) <= time.Minute, now.Sub(c.start) <= time.Hour
+	minuteOK, hourOK := minuteFromStart, hourFromStart
 	c.ring.each(func(s *sample) bool {
 		if rep.SampledAt.IsZero() {
 			rep.SampledAt = s.at
@@ -247,8 +252,10 @@ func (c *Counters) reportLocked(now time.Time) (rep Report, byHour bool) {
 		if age > time.Hour {
 			return false
 		}
-		hour, hourOK = s, true
-		if age <= time.Minute {
+		if !hourFromStart {
+			hour, hourOK = s, true
+		}
+		if age <= time.Minute && !minuteFromStart {
 			minute, minuteOK = s, true
 		}
 		return true

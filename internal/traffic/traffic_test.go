@@ -74,6 +74,37 @@ func TestPlace(t *testing.T) {
 // TestRates: rates are differences of samples over the minute and the
 // hour; shares are of all geo answers; a reload that keeps a record keeps
 // its count and one that drops it drops it.
+// TestRatesBeforeFirstSample: answers counted before the first sample
+// (its ticker ran late) are in the last minute and hour, which reach back
+// to the start.
+func TestRatesBeforeFirstSample(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := New(at(t0))
+	snap := load(t, testZone, "fra", "iad")
+	c.SetZones(snap)
+	g := snap.Match("t.test.").Geos()[0]
+	de := c.PlaceOf("DE", "EU")
+	for range 21 {
+		c.Target(g, 0).Count(de)
+		c.Zone("t.test.").Add(1)
+	}
+	c.Sample(t0.Add(time.Second))
+	c.Target(g, 0).Count(de)
+	c.Zone("t.test.").Add(1)
+	r := c.ReportAt(t0.Add(2 * time.Second))
+	for _, p := range r.PoPs {
+		if p.Name == "fra" && (p.Total != 22 || p.LastHour != 22) {
+			t.Errorf("fra: total %d, last hour %d; want 22 and 22", p.Total, p.LastHour)
+		}
+	}
+	if len(r.Countries) != 1 || r.Countries[0].Total != 22 || r.Countries[0].LastHour != 22 {
+		t.Errorf("countries %+v; want DE with 22 in the last hour", r.Countries)
+	}
+	if len(r.Zones) != 1 || r.Zones[0].LastHour != 22 || r.Zones[0].PerSecM != 11 {
+		t.Errorf("zones %+v; want t.test. with 22 in the last hour, 11 a second", r.Zones)
+	}
+}
+
 func TestRates(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	c := New(at(t0))
