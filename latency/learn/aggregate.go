@@ -298,7 +298,12 @@ func (a *Aggregator) addLocked(k entryKey, t int64, w, x float64, res *IngestRes
 		w *= a.decay(e.last - t)
 		wn *= a.decayCount(e.last - t)
 	}
-	if e.n >= a.cfg.MinSamples {
+	// Clip against the mean only while it is known: after a silence of
+	// about a thousand half-lives the mean's weight underflows to 0
+	// while the count, decaying on its own longer half-life, may still
+	// say the entry decides; 0/0 would then make the entry NaN for good.
+	// The new sample starts the mean over instead.
+	if e.n >= a.cfg.MinSamples && e.wt > 0 {
 		mean, clip := e.sum/e.wt, math.Log(a.cfg.ClipFactor)
 		x = min(max(x, mean-clip), mean+clip)
 	}

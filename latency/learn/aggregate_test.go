@@ -632,3 +632,34 @@ func TestCountHalfLife(t *testing.T) {
 		}
 	}
 }
+
+// TestLongSilence: after a silence of a thousand half-lives an entry's
+// mean has no weight left while its count, on the longer count
+// half-life, still lets it decide. The next sample starts the mean over:
+// the estimate stays a number, and the table can still be saved and
+// loaded.
+func TestLongSilence(t *testing.T) {
+	a := NewAggregator(Config{HalfLife: 10 * time.Second})
+	t0 := time.Unix(1_800_000_000, 0)
+	p := netip.MustParsePrefix("198.51.100.0/24")
+	for i := range 3 {
+		if _, err := a.Ingest([]Measurement{{Prefix: p, PoP: "fra", RTTMS: 20, Weight: 1000}}, t0.Add(time.Duration(i)*time.Second), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t1 := t0.Add(3*time.Hour + 10*time.Minute)
+	if _, err := a.Ingest([]Measurement{{Prefix: p, PoP: "fra", RTTMS: 25, Weight: 1}}, t1, nil); err != nil {
+		t.Fatal(err)
+	}
+	e, ok := a.Snapshot(t1).Lookup(ClientOf(p.Addr(), netip.Prefix{}, 0), "fra")
+	if !ok || math.IsNaN(e.RTTMS) || math.Abs(e.RTTMS-25) > 1e-6 {
+		t.Errorf("estimate after the silence: %v (found %v), want 25", e.RTTMS, ok)
+	}
+	dir := t.TempDir()
+	if err := a.Save(dir, t1); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	if _, err := Load(dir, Config{HalfLife: 10 * time.Second}, t1); err != nil {
+		t.Errorf("Load of what was saved: %v", err)
+	}
+}

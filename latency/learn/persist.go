@@ -61,7 +61,9 @@ func (a *Aggregator) Save(dir string, now time.Time) error {
 	a.mu.Lock()
 	list := make([]entry, 0, len(a.entries))
 	for _, e := range a.entries {
-		list = append(list, *e)
+		if e.wt > 0 { // else its mean underflowed: nothing to keep, and Load would refuse it
+			list = append(list, *e)
+		}
 	}
 	pops := slices.Clone(a.pops)
 	a.mu.Unlock()

@@ -66,8 +66,8 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		if e.last < nowNS {
 			w *= a.decayCount(nowNS - e.last)
 		}
-		if w < a.cfg.MinSamples {
-			continue
+		if w < a.cfg.MinSamples || e.wt <= 0 {
+			continue // too few samples, or a mean whose weight underflowed: unknown
 		}
 		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
 	}
