@@ -101,6 +101,10 @@ type Service struct {
 	snap atomic.Pointer[learn.Snapshot]
 
 	measurements *prometheus.CounterVec
+	// unclaimable are the inbox files that could not be claimed (renamed
+	// out of the inbox's sight), so that each is logged once; only
+	// ReadInbox, on Run's goroutine, touches it.
+	unclaimable map[string]bool
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -384,17 +388,36 @@ func (s *Service) readInboxFile(path string) {
 	case ".jsonl", ".ndjson", ".json":
 		format = learn.FormatJSONLines
 	}
-	data, err := readLimited(path, maxInboxFile+1)
+	// Claim the file before reading it: renamed to a name the inbox
+	// ignores, it is ingested once even if it cannot be removed after
+	// (a directory shared with another user, a read-only mount), where
+	// it would otherwise come back at every poll and count again.
+	claimed := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".ingesting")
+	if err := os.Rename(path, claimed); err != nil {
+		if !s.unclaimable[path] {
+			if s.unclaimable == nil {
+				s.unclaimable = map[string]bool{}
+			}
+			s.unclaimable[path] = true
+			s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot claim an inbox file (rename it); left alone, not ingested")
+		}
+		return
+	}
+	delete(s.unclaimable, path)
+	data, err := readLimited(claimed, maxInboxFile+1)
 	if err != nil {
 		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: cannot read an inbox file; trying again later")
+		if rerr := os.Rename(claimed, path); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an unread inbox file back")
+		}
 		return
 	}
 	rep, err := s.Ingest(data, format, SourceInbox)
 	if err != nil {
 		s.log.Error().Err(err).Str("file", path).Msg("learned latency: inbox file refused whole; renamed *.rejected")
 		s.event(events.Error, path, "refused whole: "+err.Error())
-		if rerr := os.Rename(path, path+".rejected"); rerr != nil {
-			s.log.Error().Err(rerr).Str("file", path).Msg("learned latency: cannot rename a refused inbox file")
+		if rerr := os.Rename(claimed, path+".rejected"); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot rename a refused inbox file")
 		}
 		return
 	}
@@ -415,8 +438,8 @@ func (s *Service) readInboxFile(path string) {
 	}
 	s.log.Info().Str("file", path).Int("accepted", rep.Accepted).Int("rejected", rep.Rejected).
 		Msg("learned latency: inbox file ingested")
-	if err := os.Remove(path); err != nil {
-		s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot remove an ingested inbox file")
+	if err := os.Remove(claimed); err != nil {
+		s.log.Error().Err(err).Str("file", claimed).Msg("learned latency: cannot remove an ingested inbox file (it is not read again)")
 	}
 }
 

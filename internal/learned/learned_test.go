@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +110,48 @@ func TestInbox(t *testing.T) {
 	s.ReadInbox()
 	if _, err := os.Stat(filepath.Join(dir, "huge.jsonl.rejected")); err != nil {
 		t.Errorf("huge.jsonl: %v, want renamed .rejected", err)
+	}
+}
+
+// TestInboxOnce: a file the inbox cannot take out of sight (immutable
+// here, as a file of another user in a sticky directory) is never
+// ingested, rather than ingested again at every poll; one it claims is
+// ingested once and leaves nothing behind.
+func TestInboxOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := newTest(t, Config{Inbox: dir})
+	accepted := func() float64 { return testutil.ToFloat64(s.measurements.WithLabelValues(SourceInbox, "accepted")) }
+	path := filepath.Join(dir, "batch.csv")
+	if err := os.WriteFile(path, []byte("prefix,pop,rtt_ms\n192.0.2.0/24,fra,20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s.ReadInbox()
+	}
+	if got := accepted(); got != 1 {
+		t.Errorf("accepted %v after three polls, want 1", got)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the inbox holds %v after the ingest, want nothing", left)
+	}
+
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("no chattr")
+	}
+	stuck := filepath.Join(dir, "stuck.csv")
+	if err := os.WriteFile(stuck, []byte("prefix,pop,rtt_ms\n192.0.2.0/24,fra,20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(chattr, "+i", stuck).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s (not root, or a file system without it)", err, out)
+	}
+	defer exec.Command(chattr, "-i", stuck).Run()
+	for range 3 {
+		s.ReadInbox()
+	}
+	if got := accepted(); got != 1 {
+		t.Errorf("accepted %v after polls of a file that cannot be claimed, want still 1", got)
 	}
 }
 
