@@ -51,13 +51,7 @@ pops:
 cluster:
   instance: ns%d
 %s`, token, i+1, cluster)} {
-			p := filepath.Join(dir, name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, dir, name, data)
 		}
 		confs[i] = filepath.Join(dir, "popdns.yaml")
 	}

@@ -138,13 +138,7 @@ pops:
   fra: { lat: 50.11, lon: 8.68 }
   iad: { lat: 38.95, lon: -77.45 }
 `} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, dir, name, data)
 	}
 	conf := filepath.Join(dir, "popdns.yaml")
 	admin := func(inst *binaryInstance, args ...string) (string, error) {
