@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -298,6 +299,7 @@ type cityRecord struct {
 	country, registeredCountry, continent string
 	lat, lon                              float64
 	hasLat, hasLon                        bool
+	accuracyKm                            uint16
 }
 
 // fill copies rec into loc.
@@ -310,6 +312,7 @@ func (rec *cityRecord) fill(loc *Location) {
 	if rec.hasLat && rec.hasLon {
 		loc.Point = Point{Lat: rec.lat, Lon: rec.lon}
 		loc.HasPoint = true
+		loc.AccuracyKm = rec.accuracyKm
 	}
 }
 
@@ -330,6 +333,13 @@ func (rec *cityRecord) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cur
 					return floatValue(v, &rec.lat, &rec.hasLat)
 				case "longitude":
 					return floatValue(v, &rec.lon, &rec.hasLon)
+				case "accuracy_radius":
+					r, next, err := v.ReadUint()
+					if err != nil {
+						return mmdbdata.Cursor{}, mmdbdata.NormalizeUnmarshalError[uint16](err)
+					}
+					rec.accuracyKm = uint16(min(r, math.MaxUint16))
+					return next, nil
 				}
 				return v.Skip()
 			})

@@ -59,6 +59,17 @@ func TestLookup(t *testing.T) {
 	}
 	// at builds the expected Location of a network at a place.
 	at := func(pt Point, country, continent string) place { return place{pt, country, continent} }
+	// networks.yaml gives every place a 50 km accuracy radius, and Suva,
+	// placed as if at its country's centroid, 500 km.
+	accuracy := func(p place) uint16 {
+		switch {
+		case p.country == "":
+			return 0
+		case p.pt == suv:
+			return 500
+		}
+		return 50
+	}
 	tests := []struct {
 		addr       string
 		place      place  // zero: no point
@@ -147,12 +158,13 @@ func TestLookup(t *testing.T) {
 		t.Run(tt.addr, func(t *testing.T) {
 			addr := netip.MustParseAddr(tt.addr)
 			want := Location{
-				Point:     tt.place.pt,
-				HasPoint:  tt.place.country != "",
-				Country:   tt.place.country + tt.country,
-				Continent: tt.place.continent + tt.continent,
-				Prefix:    mustPrefix(tt.cityPrefix),
-				Found:     tt.found,
+				Point:      tt.place.pt,
+				HasPoint:   tt.place.country != "",
+				AccuracyKm: accuracy(tt.place),
+				Country:    tt.place.country + tt.country,
+				Continent:  tt.place.continent + tt.continent,
+				Prefix:     mustPrefix(tt.cityPrefix),
+				Found:      tt.found,
 			}
 			got, err := cityOnly.Lookup(addr)
 			if err != nil {

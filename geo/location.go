@@ -20,6 +20,12 @@ type Location struct {
 	// HasPoint is false for networks known only to a country, which have no
 	// coordinates.
 	HasPoint bool
+	// AccuracyKm is the database's accuracy radius around Point, in km
+	// (MaxMind: the radius within which the address is located with about
+	// 67 % confidence); 0 when the record gives none. GeoLite2 gives
+	// hundreds of km for addresses placed only at a country's centroid,
+	// which is how a distance estimate knows it is uncertain.
+	AccuracyKm uint16
 	// Country is the ISO 3166-1 alpha-2 code, e.g. "DE": the country of the
 	// network's location, or failing that the country where the network is
 	// registered.

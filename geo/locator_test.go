@@ -50,9 +50,9 @@ func TestLocatorLocate(t *testing.T) {
 		addr string
 		want Location
 	}{
-		{"192.0.2.1", Location{Point: fra, HasPoint: true, Country: "DE", Continent: "EU", ASN: 64496, Prefix: mustPrefix("192.0.2.0/26"), Found: true}},
-		{"::ffff:192.0.2.1", Location{Point: fra, HasPoint: true, Country: "DE", Continent: "EU", ASN: 64496, Prefix: mustPrefix("192.0.2.0/26"), Found: true}},
-		{"2001:db8:6::1", Location{Point: nrt, HasPoint: true, Country: "JP", Continent: "AS", ASN: 64502, Prefix: mustPrefix("2001:db8:6::/48"), Found: true}},
+		{"192.0.2.1", Location{Point: fra, HasPoint: true, AccuracyKm: 50, Country: "DE", Continent: "EU", ASN: 64496, Prefix: mustPrefix("192.0.2.0/26"), Found: true}},
+		{"::ffff:192.0.2.1", Location{Point: fra, HasPoint: true, AccuracyKm: 50, Country: "DE", Continent: "EU", ASN: 64496, Prefix: mustPrefix("192.0.2.0/26"), Found: true}},
+		{"2001:db8:6::1", Location{Point: nrt, HasPoint: true, AccuracyKm: 50, Country: "JP", Continent: "AS", ASN: 64502, Prefix: mustPrefix("2001:db8:6::/48"), Found: true}},
 		{"8.8.8.8", Location{Prefix: mustPrefix("0.0.0.0/1")}},
 		{"invalid", Location{}},
 	}

@@ -58,6 +58,8 @@ type Place struct {
 	Lon       float64 `yaml:"lon"`
 	Country   string  `yaml:"country"`
 	Continent string  `yaml:"continent"`
+	// AccuracyKm is the record's accuracy radius; 0 writes 50 km.
+	AccuracyKm uint16 `yaml:"accuracy_km"`
 }
 
 // CityNetwork is one network of the City database: either at a Place, or
@@ -205,7 +207,7 @@ func (s *Source) CityDB() ([]byte, error) {
 			rec["location"] = mmdbtype.Map{
 				"latitude":        mmdbtype.Float64(p.Lat),
 				"longitude":       mmdbtype.Float64(p.Lon),
-				"accuracy_radius": mmdbtype.Uint16(50),
+				"accuracy_radius": mmdbtype.Uint16(cmp.Or(p.AccuracyKm, 50)),
 			}
 		}
 		rec["continent"] = mmdbtype.Map{
