@@ -37,7 +37,7 @@ var allowed = map[string][]string{
 	"latency/learn":              {"latency", "pops", "geo"},
 	"internal/learned":           {"geo", "internal/events", "latency/learn"},
 	"zones":                      {"pops", "latency", "geo", "healthprobe", "internal/yamlx", "dnssec"},
-	"steer":                      {"zones", "pops", "latency", "geo", "healthprobe"},
+	"steer":                      {"zones", "pops", "latency", "latency/learn", "geo", "healthprobe"},
 	"internal/traffic":           {"zones"},
 	"dnsserver":                  {"zones", "pops", "geo", "healthprobe", "steer", "dnscookie", "dnssec", "dnsserver/internal/udpfast", "internal/rrl", "internal/traffic", "internal/reuseport", "latency/learn"},
 	"dnsserver/internal/udpfast": {"zones", "steer", "dnscookie", "internal/rrl", "internal/traffic"},
