@@ -3,12 +3,14 @@ package steer
 import (
 	"net/netip"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/zones"
 )
 
 var learnNow = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -261,5 +263,25 @@ func TestEpochLearned(t *testing.T) {
 	}
 	if !with.Epoch.Newer(env.Epoch) || env.Epoch.Newer(with.Epoch) {
 		t.Error("an epoch with a newer learned generation is not newer")
+	}
+}
+
+// BenchmarkRankLearned is BenchmarkRank with a learned table: the
+// client's /24 measured two PoPs, its network a third.
+func BenchmarkRankLearned(b *testing.B) {
+	inv, _ := pops.New(testPoPs...)
+	snap, err := zones.Load(fstest.MapFS{"steer.test.yaml": {Data: []byte(testZone)}}, inv, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt, _ := Options{}.Provision()
+	env := NewEnv(opt, snap, nil, nil, time.Now).WithLearned(learnedSnapshot(b, sample{"81.2.69.0/24", "fra", 20, 5, 0},
+		sample{"81.2.69.0/24", "iad", 90, 5, 0}, sample{"81.2.70.0/24", "fra", 25, 5, 0}, sample{"81.2.70.0/24", "sin", 200, 5, 0}))
+	g := snap.Match("www.steer.test.").Lookup("www.steer.test.", dns.TypeA).Node.Geo()
+	client := netip.MustParseAddr("81.2.69.10")
+	var cands Candidates
+	b.ReportAllocs()
+	for b.Loop() {
+		Rank(g, dns.TypeA, client, learnedBerlin, &env, &cands)
 	}
 }
