@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/rs/zerolog"
 )
 
@@ -62,6 +63,15 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.close()
+	if cfg.learned != nil && cfg.stateDir != "" {
+		// As the running server would decide: with the learned table it
+		// saved last (a running server may have learned more since).
+		agg, err := learn.Load(cfg.stateDir, cfg.learned.Learn, time.Now())
+		if err != nil {
+			return fmt.Errorf("learned latency: %w", err)
+		}
+		srv.dns.SetLearned(agg.Snapshot(time.Now()))
+	}
 	ex, err := srv.dns.Explain(req)
 	if err != nil {
 		return err
