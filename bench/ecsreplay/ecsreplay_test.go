@@ -271,3 +271,20 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("parseFlags: %+v, %v", o, err)
 	}
 }
+
+// FuzzProxyCount: the proxy reads whatever Unbound sends it; no datagram
+// may panic it, and each is counted once.
+func FuzzProxyCount(f *testing.F) {
+	q, _ := ecsQuery(testName, netip.MustParsePrefix("203.0.113.0/24"), true).Pack()
+	f.Add(q)                // a geo query with ECS
+	f.Add(q[:len(q)-3])     // cut inside the ECS option
+	f.Add([]byte{})         // empty
+	f.Add(make([]byte, 12)) // a header with no question
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := &proxy{geoName: testName, counts: upstream{Subnets: map[netip.Prefix]int{}}}
+		p.count(b)
+		if c := p.Reset(); c.Queries != 1 || c.Geo > 1 {
+			t.Errorf("one datagram counted as %+v", c)
+		}
+	})
+}

@@ -39,6 +39,7 @@ type options struct {
 	Seed                  uint64
 	Backends              []string
 	Popdns, Gdnsd         string
+	PopdnsRev             string
 	Unbound               string
 	Rate, Workers, Tries  int
 	Timeout, MaxTime      time.Duration
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the sample and its order")
 	backends := fs.String("backends", "popdns,gdnsd", "backends to measure, in order")
 	fs.StringVar(&o.Popdns, "popdns", "", "the popdns binary (required when popdns is measured)")
+	fs.StringVar(&o.PopdnsRev, "popdns-rev", "", "the popdns binary's source revision, for the report (e.g. git describe)")
 	fs.StringVar(&o.Gdnsd, "gdnsd", "gdnsd", "the gdnsd binary")
 	fs.StringVar(&o.Unbound, "unbound", "unbound", "the unbound binary")
 	fs.IntVar(&o.Rate, "rate", 5000, "queries a second at most, to Unbound and to each backend directly")
@@ -160,6 +162,9 @@ func runReport(ctx context.Context, args []string, stderr io.Writer) (*report, e
 		switch b {
 		case "popdns":
 			rep.Versions[b] = version(bins[b], "version")
+			if o.PopdnsRev != "" {
+				rep.Versions[b] += " at " + o.PopdnsRev
+			}
 		case "gdnsd":
 			rep.Versions[b] = version(bins[b], "-h")
 		}

@@ -95,8 +95,8 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "%d client /24s sampled from GeoLite2 City (%d routable IPv4 networks with coordinates; every /24 equally likely, "+
 		"a network larger than a /16 counted as a /16; seed %d), each asked once, in random order, of Unbound with subnetcache in front of "+
 		"each backend, with the /24 as the client's ECS. *Upstream* is the geo queries Unbound sent the backend, counted at a proxy between "+
-		"them; *wrong* is /24s whose answer through Unbound differs from the backend's own answer for that /24 asked directly; *ideal* is "+
-		"what a cache that keeps every answer at its scope and never evicts would send (*subnets asked*, the distinct ECS subnets among the "+
+		"them; *wrong* is /24s whose answer through Unbound differs from the backend's own answer for that /24 asked directly; *perfect cache* is "+
+		"what a cache that keeps every answer at its scope and never evicts would send, and answer wrong (*subnets asked*, the distinct ECS subnets among the "+
 		"upstream queries, must equal it; upstream queries beyond them are Unbound's retransmissions). Scopes are the backend's direct answers'. %s, %s.\n\n",
 		o.N, rep.Stats.Networks, o.Seed, rep.Date.Format("2006-01-02 15:04 UTC"), strings.Join(rep.versionList(), ", "))
 	fmt.Fprintf(&b, "| backend | /24s replayed | upstream queries | per /24 | subnets asked | wrong | failed | ECS scope p10 / median / p90 | perfect cache: upstream, wrong | replay time |\n")
