@@ -106,9 +106,12 @@ func (rep *report) markdown() string {
 			float64(r.Upstream)/float64(max(r.Replayed, 1)), r.Subnets, r.Wrong, r.Failed, r.ScopeP10, r.ScopeP50, r.ScopeP90, r.Ideal, r.IdealWrong,
 			r.Elapsed.Round(100*time.Millisecond))
 	}
-	if len(rep.Rows) == 2 && rep.Rows[1].Upstream > 0 {
-		fmt.Fprintf(&b, "\n%s ÷ %s upstream queries: %.2f.\n", rep.Rows[0].Backend, rep.Rows[1].Backend,
-			float64(rep.Rows[0].Upstream)/float64(rep.Rows[1].Upstream))
+	if len(rep.Rows) == 2 && rep.Rows[1].Upstream > 0 && rep.Rows[1].Subnets > 0 {
+		// Subnets asked is the figure that does not depend on timing: the
+		// same sample gives the same count at every run.
+		r0, r1 := rep.Rows[0], rep.Rows[1]
+		fmt.Fprintf(&b, "\n%s ÷ %s: %.2f× the subnets asked (%.2f× the upstream queries).\n", r0.Backend, r1.Backend,
+			float64(r0.Subnets)/float64(r1.Subnets), float64(r0.Upstream)/float64(r1.Upstream))
 	}
 	b.WriteString("\n")
 	for _, r := range rep.Rows {
@@ -117,7 +120,7 @@ func (rep *report) markdown() string {
 			notes = append(notes, fmt.Sprintf("**not to be trusted**: %d /24s unanswered through Unbound, %d asked directly, %d upstream queries lost", r.Failed, r.TruthFailed, r.Lost))
 		}
 		if r.Subnets != r.Upstream {
-			notes = append(notes, fmt.Sprintf("Unbound asked %d subnets again (its retransmissions: a reply later than its timeout)", r.Upstream-r.Subnets))
+			notes = append(notes, fmt.Sprintf("%d upstream queries repeated a subnet already asked (Unbound's retransmissions: a reply later than its timeout)", r.Upstream-r.Subnets))
 		}
 		if r.NoECS > 0 {
 			notes = append(notes, fmt.Sprintf("%d upstream queries without ECS", r.NoECS))
