@@ -55,6 +55,7 @@ var allowed = map[string][]string{
 	"bench/loadgen":              {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/workload"},
 	"bench/benchctl":             {"bench/internal/dnswire", "bench/internal/hist", "bench/internal/procstat", "bench/internal/sample", "bench/internal/workload", "geo"},
 	"bench/abuse":                {"bench/internal/procstat"},
+	"bench/ecsreplay":            {"bench/internal/sample", "bench/internal/workload"},
 	"bench/internal/dnswire":     {},
 	"bench/internal/hist":        {},
 	"bench/internal/procstat":    {},
