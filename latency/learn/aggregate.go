@@ -253,7 +253,7 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 // would poison an entry's sums for good.
 func (m *Measurement) valid() bool {
 	return m.Prefix.IsValid() && CellOf(m.Prefix.Addr()) == m.Prefix && !m.Prefix.Addr().Is4In6() &&
-		m.RTTMS > 0 && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
+		m.RTTMS >= MinRTTMS && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
 }
 
 func (a *Aggregator) internLocked(pop string) uint16 {

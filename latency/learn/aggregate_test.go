@@ -277,7 +277,7 @@ func TestClipping(t *testing.T) {
 	}
 	in(2000, 1) // not yet established: no mean to clip to
 	in(20, 2)   // weight 3: clipping armed from here
-	in(0.001, 1)
+	in(0.1, 1)
 	mean := (math.Log(2000) + 2*math.Log(20)) / 3
 	want := math.Exp((3*mean + (mean - math.Log(3))) / 4)
 	got, _ := agg.Snapshot(now).Lookup(ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0), "fra")
@@ -476,6 +476,7 @@ func TestIngestInvalid(t *testing.T) {
 		{"4in6", func(m *Measurement) { m.Prefix = pfx("::ffff:198.51.100.0/48") }},
 		{"NaN rtt", func(m *Measurement) { m.RTTMS = math.NaN() }},
 		{"negative rtt", func(m *Measurement) { m.RTTMS = -1 }},
+		{"tiny rtt", func(m *Measurement) { m.RTTMS = 1e-6 }},
 		{"huge rtt", func(m *Measurement) { m.RTTMS = 1e9 }},
 		{"zero weight", func(m *Measurement) { m.Weight = 0 }},
 		{"inf weight", func(m *Measurement) { m.Weight = math.Inf(1) }},

@@ -46,7 +46,7 @@ func Example() {
 	fmt.Println("move fra→iad:", learn.ShouldMove(13.2, 9, learn.Margin{MS: 5, Percent: 10}))
 	_ = snap.WriteTable(os.Stdout)
 	// Output:
-	// JSON lines: 4 lines, 3 good, 1 rejected: [line 4: rtt_ms: -3 is not a round-trip time (0 < rtt_ms <= 60000)]
+	// JSON lines: 4 lines, 3 good, 1 rejected: [line 4: rtt_ms: -3 is not a round-trip time (0.1 <= rtt_ms <= 60000)]
 	// fra: 13.2 ms from 85.214.0.0/24 (2 samples)
 	// iad: 95.0 ms from network 85.214.0.0/16 (2 samples)
 	// sin: no learned RTT; distance decides

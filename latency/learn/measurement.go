@@ -27,6 +27,11 @@ type Measurement struct {
 
 // Bounds of a measurement's values.
 const (
+	// MinRTTMS is the smallest round-trip time accepted, in ms: below any
+	// real client-to-PoP path (a client in the PoP's own rack sees
+	// about 0.1 ms). The mean is taken in log space, where one 1e-6 would
+	// pull an entry down by orders of magnitude before clipping is armed.
+	MinRTTMS = 0.1
 	// MaxRTTMS is the largest round-trip time accepted, in ms: a minute.
 	MaxRTTMS = 60_000
 	// MaxWeight bounds a measurement's weight, so that one line cannot
@@ -117,8 +122,8 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 		return bad("rtt_ms", "missing")
 	}
 	v, err := strconv.ParseFloat(rtt, 64)
-	if err != nil || !(v > 0 && v <= MaxRTTMS) {
-		return bad("rtt_ms", "%s is not a round-trip time (0 < rtt_ms <= %d)", quoteIfNeeded(rtt), MaxRTTMS)
+	if err != nil || !(v >= MinRTTMS && v <= MaxRTTMS) {
+		return bad("rtt_ms", "%s is not a round-trip time (%g <= rtt_ms <= %d)", quoteIfNeeded(rtt), MinRTTMS, MaxRTTMS)
 	}
 	m.RTTMS = v
 	m.Weight = 1
