@@ -20,8 +20,14 @@ import (
 
 var t0 = time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 
+// oneSample lets one line decide, so that the tests' few lines show.
+var oneSample = learn.Config{MinSamples: 0.5}
+
 func newTest(t *testing.T, cfg Config) (*Service, *prometheus.Registry, *events.Log) {
 	t.Helper()
+	if cfg.Learn.MinSamples == 0 {
+		cfg.Learn.MinSamples = oneSample.MinSamples
+	}
 	reg := prometheus.NewRegistry()
 	ev := events.New(events.DefaultSize, nil)
 	s := New(cfg, Deps{Log: zerolog.Nop(), Metrics: reg, Events: ev, Now: func() time.Time { return t0 },
@@ -170,7 +176,7 @@ func TestInboxFile(t *testing.T) {
 func TestPersistence(t *testing.T) {
 	dir := t.TempDir()
 	var published []*learn.Snapshot
-	s := New(Config{StateDir: dir, PublishInterval: time.Hour, SaveInterval: time.Hour}, Deps{Log: zerolog.Nop(),
+	s := New(Config{Learn: oneSample, StateDir: dir, PublishInterval: time.Hour, SaveInterval: time.Hour}, Deps{Log: zerolog.Nop(),
 		Now: func() time.Time { return t0 }, Publish: func(p *learn.Snapshot) { published = append(published, p) }})
 	if _, err := s.Ingest([]byte(good), learn.FormatAuto, SourceHTTP); err != nil {
 		t.Fatal(err)
@@ -180,24 +186,24 @@ func TestPersistence(t *testing.T) {
 	if err := s.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(published) != 2 || published[1].Len() != 2 {
-		t.Fatalf("published %d snapshots, want the first and one at shutdown with 2 entries", len(published))
+	if len(published) != 2 || published[1].Len() != 3 {
+		t.Fatalf("published %d snapshots (last with %d entries), want the first and one at shutdown with 3 entries (no KnownPoP: lhr too)", len(published), published[len(published)-1].Len())
 	}
 	var before, after bytes.Buffer
 	_ = s.WriteTable(&before)
 	if s.Info().LastSave.IsZero() {
 		t.Error("Info: no last save after Run ended")
 	}
-	s2 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	s2 := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
 	_ = s2.WriteTable(&after)
-	if before.String() != after.String() || s2.Snapshot().Len() != 2 {
+	if before.String() != after.String() || s2.Snapshot().Len() != 3 {
 		t.Errorf("table after a restart:\n%s\nwant\n%s", after.String(), before.String())
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, learn.StateFile), []byte("{\"format\":\"x\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s3 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	s3 := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
 	if s3.Snapshot().Len() != 0 || !strings.Contains(s3.Info().LoadError, learn.StateFile+": line 1: ") {
 		t.Errorf("corrupt state: %d entries, load error %q; want empty and the file:line", s3.Snapshot().Len(), s3.Info().LoadError)
 	}
@@ -214,7 +220,7 @@ func TestRun(t *testing.T) {
 	ticks := map[time.Duration]chan time.Time{time.Second: make(chan time.Time), 2 * time.Second: make(chan time.Time),
 		3 * time.Second: make(chan time.Time)}
 	published := make(chan *learn.Snapshot, 10)
-	s := New(Config{StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
+	s := New(Config{Learn: oneSample, StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
 		InboxPoll: 3 * time.Second}, Deps{Log: zerolog.Nop(), Now: time.Now,
 		Publish:   func(p *learn.Snapshot) { published <- p },
 		NewTicker: func(d time.Duration) (<-chan time.Time, func()) { return ticks[d], func() {} }})

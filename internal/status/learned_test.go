@@ -25,8 +25,9 @@ func learnedHandler(t *testing.T, readNeedsToken bool) (http.Handler, *learned.S
 	t.Helper()
 	srv := &fakeServer{snap: testSnapshot(t)}
 	srv.serving.Store(true)
-	l := learned.New(learned.Config{}, learned.Deps{Log: zerolog.Nop(),
-		KnownPoP: func(name string) bool { return name == "fra" || name == "iad" }})
+	l := learned.New(learned.Config{Learn: learn.Config{MinSamples: 0.5}}, // one line decides
+		learned.Deps{Log: zerolog.Nop(),
+			KnownPoP: func(name string) bool { return name == "fra" || name == "iad" }})
 	rep := New(Deps{Server: srv, Health: fakeHealth{firstDone: make(chan struct{})}, Learned: l})
 	store, _ := overrides.OpenFile("", nil)
 	e := Endpoints{Metrics: prometheus.NewRegistry(), Log: zerolog.Nop(), Learned: l, IngestToken: testIngestToken,

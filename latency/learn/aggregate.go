@@ -43,8 +43,10 @@ type Config struct {
 	CountHalfLife time.Duration
 	// StaleAfter evicts an entry whose newest sample is older.
 	StaleAfter time.Duration
-	// MinSamples is the decayed weight an entry needs to decide a lookup.
-	// It also arms outlier clipping: below it, a cell has no mean to clip to.
+	// MinSamples is the decayed count of measurements an entry needs to
+	// decide a lookup; each measurement counts at most 1 whatever its
+	// weight, so that one heavy line cannot decide alone. It also arms
+	// outlier clipping: below it, a cell has no mean to clip to.
 	MinSamples float64
 	// ClipFactor clips a sample to the entry's mean × or ÷ this factor, so
 	// that one wild RTT moves the mean by a bounded amount.
@@ -112,8 +114,9 @@ type entryKey struct {
 
 // entry is the running state of one (cell, PoP): sum and weight are
 // Σ wᵢ·2^(−(last−tᵢ)/HalfLife)·ln(rttᵢ) and Σ wᵢ·2^(−(last−tᵢ)/HalfLife),
-// decayed to last, the newest sample time (Unix ns); n is the same weight
-// decayed by CountHalfLife instead, which MinSamples gates. seq orders
+// decayed to last, the newest sample time (Unix ns); n is the sample
+// count that MinSamples gates, Σ min(wᵢ, 1) decayed by CountHalfLife:
+// each measurement counts at most once, whatever its weight. seq orders
 // entries with equal last by their latest update, for a deterministic
 // eviction.
 type entry struct {
@@ -287,7 +290,10 @@ func (a *Aggregator) addLocked(k entryKey, t int64, w, x float64, res *IngestRes
 		}
 	}
 	e.seq = a.seq
-	wn := w
+	// The count that MinSamples gates counts measurements, not weight:
+	// one line of weight 1000 (one beacon claiming many page views)
+	// must not decide a client's PoP alone. Weight still weights the mean.
+	wn := min(w, 1)
 	if t > e.last {
 		f := a.decay(t - e.last)
 		e.sum *= f
