@@ -139,7 +139,15 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With().Str("component", "learned").Logger()}
 	if cfg.StateDir != "" {
-		agg, err := learn.Load(cfg.StateDir, cfg.Learn, deps.Now())
+		agg, rep, err := learn.LoadState(cfg.StateDir, cfg.Learn, deps.Now())
+		if rep.Future > 0 {
+			s.log.Warn().Int("entries", rep.Future).Str("file", filepath.Join(cfg.StateDir, learn.StateFile)).
+				Msg("learned latency: the state file has samples newer than the clock (not yet synced?); taken as measured now")
+		}
+		if err == nil && rep.Entries+rep.Stale > 0 {
+			s.log.Info().Int("entries", rep.Entries).Int("stale", rep.Stale).Int("evicted", rep.Evicted).
+				Msg("learned latency: state loaded")
+		}
 		if err != nil {
 			// Kept aside, not overwritten by the next save, so that the
 			// operator can see what was wrong with it.

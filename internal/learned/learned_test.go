@@ -199,6 +199,16 @@ func TestPersistence(t *testing.T) {
 	if before.String() != after.String() || s2.Snapshot().Len() != 3 {
 		t.Errorf("table after a restart:\n%s\nwant\n%s", after.String(), before.String())
 	}
+	// A restart whose clock is behind the saver's (NTP not yet synced)
+	// keeps the table and says so (review M1).
+	var logBuf bytes.Buffer
+	behind := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.New(&logBuf), Now: func() time.Time { return t0.Add(-time.Hour) }})
+	if behind.Snapshot().Len() != 3 || behind.Info().LoadError != "" {
+		t.Errorf("clock an hour behind: %d entries, load error %q; want the 3 saved", behind.Snapshot().Len(), behind.Info().LoadError)
+	}
+	if !strings.Contains(logBuf.String(), "newer than the clock") {
+		t.Errorf("clock behind: no log line says so:\n%s", logBuf.String())
+	}
 
 	if err := os.WriteFile(filepath.Join(dir, learn.StateFile), []byte("{\"format\":\"x\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
