@@ -453,7 +453,7 @@ func (s *Service) readInboxFile(path string) {
 
 func (s *Service) event(level events.Level, subject, msg string) {
 	if s.deps.Events != nil {
-		s.deps.Events.Add(events.Reload, level, subject, "learned latency: "+msg)
+		s.deps.Events.Add(events.Learned, level, subject, msg)
 	}
 }
 

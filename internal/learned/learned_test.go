@@ -105,8 +105,8 @@ func TestInbox(t *testing.T) {
 		t.Fatal("batch.csv was not ingested")
 	}
 	list := ev.List()
-	if len(list) != 1 || list[0].Level != events.Warn || !strings.Contains(list[0].Message, "batch.csv:3: ") {
-		t.Errorf("events %+v, want one warning naming batch.csv:3", list)
+	if len(list) != 1 || list[0].Level != events.Warn || list[0].Kind != events.Learned || !strings.Contains(list[0].Message, "batch.csv:3: ") {
+		t.Errorf("events %+v, want one learned warning naming batch.csv:3 (not a reload: review M6)", list)
 	}
 	if got := testutil.ToFloat64(s.measurements.WithLabelValues(SourceInbox, "rejected")); got != 1 {
 		t.Errorf("inbox rejected %v, want 1", got)
