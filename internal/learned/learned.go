@@ -105,6 +105,9 @@ type Service struct {
 	// out of the inbox's sight), so that each is logged once; only
 	// ReadInbox, on Run's goroutine, touches it.
 	unclaimable map[string]bool
+	// skipped are the inbox names (and types) skipped as not regular
+	// files, so that each is logged once; Run's goroutine only, too.
+	skipped map[string]bool
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -363,11 +366,27 @@ func InboxFile(name string) bool {
 	return slices.Contains(inboxExts, strings.ToLower(filepath.Ext(name)))
 }
 
-// ReadInbox ingests each complete file of the inbox, in name order, and
-// removes it. A file's bad lines are logged with file:line and put on
-// the timeline; a file that cannot be read stays, and is tried again at
-// the next poll. A file refused whole (too large) is renamed *.rejected,
-// so that it is not tried for ever.
+// Bounds of one inbox poll: the Run goroutine that reads the inbox also
+// publishes, so a backlog of thousands of files is taken a poll at a
+// time, and the snapshot keeps its publish interval. At the defaults a
+// poll takes at most 64 MiB, and the inbox drains 100 files per 2 s.
+const (
+	// maxInboxFile bounds a file read whole: ParseBatch refuses more.
+	maxInboxFile         = learn.DefaultMaxBytes
+	maxInboxFilesPerPoll = 100
+	maxInboxBytesPerPoll = 8 * maxInboxFile
+)
+
+// ReadInbox ingests the complete files of the inbox, in name order, and
+// removes them, up to maxInboxFilesPerPoll files or maxInboxBytesPerPoll
+// bytes a call; the rest wait for the next. A file's bad lines are
+// logged with file:line and put on the timeline; a file that cannot be
+// read stays, and is tried again at the next poll. A file refused whole
+// (too large) is renamed *.rejected, so that it is not tried for ever.
+// Only regular files are read: a symlink, FIFO, device or socket under
+// an inbox name is skipped and logged once, since opening a FIFO would
+// block the Run loop for ever and a symlink would read a file the writer
+// of the inbox may not be able to read itself.
 func (s *Service) ReadInbox() {
 	if s.cfg.Inbox == "" {
 		return
@@ -377,18 +396,44 @@ func (s *Service) ReadInbox() {
 		s.log.Warn().Err(err).Str("inbox", s.cfg.Inbox).Msg("learned latency: cannot list the inbox")
 		return
 	}
+	files, bytes := 0, int64(0)
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !InboxFile(e.Name()) {
+		if !InboxFile(e.Name()) {
 			continue
 		}
-		s.readInboxFile(filepath.Join(s.cfg.Inbox, e.Name()))
+		path := filepath.Join(s.cfg.Inbox, e.Name())
+		if !e.Type().IsRegular() {
+			s.reportOnce(path, e.Type(), nil)
+			continue
+		}
+		if files >= maxInboxFilesPerPoll || bytes >= maxInboxBytesPerPoll {
+			s.log.Debug().Int("files", files).Int64("bytes", bytes).Msg("learned latency: inbox poll full; the rest at the next")
+			return
+		}
+		files++
+		bytes += s.readInboxFile(path)
 	}
 }
 
-// maxInboxFile bounds a file read whole: ParseBatch refuses more.
-const maxInboxFile = learn.DefaultMaxBytes
+// reportOnce logs a file the inbox skips, once per name and type.
+func (s *Service) reportOnce(path string, mode os.FileMode, err error) {
+	key := path + "\x00" + mode.Type().String()
+	if s.skipped[key] {
+		return
+	}
+	if s.skipped == nil {
+		s.skipped = map[string]bool{}
+	}
+	s.skipped[key] = true
+	ev := s.log.Error().Str("file", path).Str("type", mode.Type().String())
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	ev.Msg("learned latency: an inbox file that is not a regular file (symlink, FIFO, device); skipped")
+}
 
-func (s *Service) readInboxFile(path string) {
+// readInboxFile ingests one file and returns the bytes it read.
+func (s *Service) readInboxFile(path string) int64 {
 	format := learn.FormatAuto
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
@@ -409,16 +454,25 @@ func (s *Service) readInboxFile(path string) {
 			s.unclaimable[path] = true
 			s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot claim an inbox file (rename it); left alone, not ingested")
 		}
-		return
+		return 0
 	}
 	delete(s.unclaimable, path)
-	data, err := readLimited(claimed, maxInboxFile+1)
+	data, mode, err := readRegular(claimed, maxInboxFile+1)
+	if errors.Is(err, errNotRegular) {
+		// Replaced by something else between the listing and the claim:
+		// back under its name, where the next listing skips it.
+		s.reportOnce(path, mode, nil)
+		if rerr := os.Rename(claimed, path); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put a skipped inbox file back")
+		}
+		return 0
+	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: cannot read an inbox file; trying again later")
 		if rerr := os.Rename(claimed, path); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an unread inbox file back")
 		}
-		return
+		return 0
 	}
 	rep, err := s.Ingest(data, format, SourceInbox)
 	if err != nil {
@@ -427,7 +481,7 @@ func (s *Service) readInboxFile(path string) {
 		if rerr := os.Rename(claimed, path+".rejected"); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot rename a refused inbox file")
 		}
-		return
+		return int64(len(data))
 	}
 	for _, le := range rep.Errors {
 		ev := s.log.Warn().Str("file", fmt.Sprintf("%s:%d", path, le.Line)).Str("error", le.Error)
@@ -449,6 +503,7 @@ func (s *Service) readInboxFile(path string) {
 	if err := os.Remove(claimed); err != nil {
 		s.log.Error().Err(err).Str("file", claimed).Msg("learned latency: cannot remove an ingested inbox file (it is not read again)")
 	}
+	return int64(len(data))
 }
 
 func (s *Service) event(level events.Level, subject, msg string) {
@@ -457,12 +512,31 @@ func (s *Service) event(level events.Level, subject, msg string) {
 	}
 }
 
-// readLimited reads up to limit bytes of a file.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+// errNotRegular is readRegular's error for a file that is not a regular
+// file.
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular reads up to limit bytes of a regular file. It opens
+// without following a symlink and without blocking (openInbox: a FIFO
+// with no writer would block open for ever), and checks the type of what
+// it opened, not of the name listed: the name may have been replaced
+// since.
+func readRegular(path string, limit int64) ([]byte, os.FileMode, error) {
+	f, err := openInbox(path)
+	if errors.Is(err, errNotRegular) {
+		return nil, os.ModeSymlink, err
+	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, st.Mode(), errNotRegular
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit))
+	return data, st.Mode(), err
 }

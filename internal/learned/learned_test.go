@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,5 +268,36 @@ func TestRun(t *testing.T) {
 	}
 	if p := <-published; p.Len() != 1 {
 		t.Errorf("published at the end %d entries, want 1", p.Len())
+	}
+}
+
+// TestInboxPollBounded: a backlog is taken maxInboxFilesPerPoll files a
+// poll, so that the Run loop, which also publishes, is not held by it
+// (review M7).
+func TestInboxPollBounded(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := newTest(t, Config{Inbox: dir})
+	const n = maxInboxFilesPerPoll + 50
+	for i := range n {
+		data := fmt.Sprintf("prefix,pop,rtt_ms\n192.0.%d.0/24,fra,20\n", i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("b%03d.csv", i)), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	for _, want := range []int{n - maxInboxFilesPerPoll, 0} {
+		s.ReadInbox()
+		if got := left(); got != want {
+			t.Fatalf("%d files left after a poll, want %d", got, want)
+		}
+	}
+	if got := s.agg.Len(); got != n {
+		t.Errorf("%d entries, want %d", got, n)
 	}
 }
