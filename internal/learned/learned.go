@@ -40,6 +40,16 @@ const (
 	// DefaultInboxPoll is how often the inbox is listed: files are
 	// renamed into place whole, so a poll sees each one once, complete.
 	DefaultInboxPoll = 2 * time.Second
+	// DefaultNewWindow is the window over which learn.Config's
+	// MaxNewPerIngest is also a budget (learn.Config.NewWindow): at most
+	// a tenth of the table's entries new per minute, whatever the number
+	// of batches, so that flushing the table takes ten minutes at least.
+	DefaultNewWindow = time.Minute
+	// MaxConcurrentIngests bounds the HTTP batches read and parsed at
+	// once: each may hold a body of learn.DefaultMaxBytes and its parsed
+	// measurements (some 20 MiB in all), and the aggregator takes one
+	// batch at a time anyway. More wait outside (503, Retry-After).
+	MaxConcurrentIngests = 4
 )
 
 // Config is a Service's configuration, validated by cmd/popdns.
@@ -101,6 +111,9 @@ type Service struct {
 	snap atomic.Pointer[learn.Snapshot]
 
 	measurements *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	// ingestSlots holds a token per HTTP batch being read (AdmitIngest).
+	ingestSlots chan struct{}
 	// unclaimable are the inbox files that could not be claimed (renamed
 	// out of the inbox's sight), so that each is logged once; only
 	// ReadInbox, on Run's goroutine, touches it.
@@ -130,6 +143,9 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if cfg.InboxPoll <= 0 {
 		cfg.InboxPoll = DefaultInboxPoll
+	}
+	if cfg.Learn.NewWindow == 0 {
+		cfg.Learn.NewWindow = DefaultNewWindow
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -166,6 +182,14 @@ func New(cfg Config, deps Deps) *Service {
 	} else {
 		s.agg = learn.NewAggregator(cfg.Learn)
 	}
+	s.ingestSlots = make(chan struct{}, MaxConcurrentIngests)
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "learned", Name: "batches_refused_total",
+		Help: "Measurement batches refused whole, by reason: busy (as many HTTP batches being read as MaxConcurrentIngests: 503), budget (the new-cell budget of the window spent: 429), size (too many lines, bytes or new cells at once: 413).",
+	}, []string{"reason"})
+	for _, r := range []string{refusedBusy, refusedBudget, refusedSize} {
+		s.refused.WithLabelValues(r)
+	}
 	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
 		Help: "Latency measurements taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
@@ -176,7 +200,7 @@ func New(cfg Config, deps Deps) *Service {
 		}
 	}
 	if deps.Metrics != nil {
-		deps.Metrics.MustRegister(s.measurements,
+		deps.Metrics.MustRegister(s.measurements, s.refused,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "cells",
 				Help: "(cell, PoP) entries of the published learned-latency snapshot that may decide."},
 				func() float64 { return float64(s.snap.Load().Len()) }),
@@ -223,8 +247,35 @@ type Report struct {
 
 // ErrRefused is wrapped by Ingest's error for a batch refused whole for
 // its size (too many lines or bytes, too many new cells): the endpoint's
-// 413. Any other error is the batch's format (a bad CSV header): 400.
-var ErrRefused = errors.New("batch refused")
+// 413. ErrBusy is wrapped for one refused for now (the new-cell budget
+// of the window spent: learn.ErrNewBudget), which may pass later: 429.
+// Any other error is the batch's format (a bad CSV header): 400.
+var (
+	ErrRefused = errors.New("batch refused")
+	ErrBusy    = errors.New("batch refused for now; try again later")
+)
+
+// Reasons of popdns_learned_batches_refused_total.
+const (
+	refusedBusy   = "busy"
+	refusedBudget = "budget"
+	refusedSize   = "size"
+)
+
+// AdmitIngest takes one of MaxConcurrentIngests slots for an HTTP batch
+// about to be read, so that concurrent requests cannot each hold a
+// batch's worth of memory without bound; ok is false when all are taken
+// (counted; the endpoint answers 503 with Retry-After). The caller calls
+// release once, when the batch is ingested.
+func (s *Service) AdmitIngest() (release func(), ok bool) {
+	select {
+	case s.ingestSlots <- struct{}{}:
+		return func() { <-s.ingestSlots }, true
+	default:
+		s.refused.WithLabelValues(refusedBusy).Inc()
+		return nil, false
+	}
+}
 
 // Ingest parses data (format learn.FormatAuto detects it), locates each
 // measurement's client and adds the good ones to the table, counting
@@ -236,6 +287,7 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	if err != nil {
 		s.measurements.WithLabelValues(source, "rejected").Inc()
 		if errors.Is(err, learn.ErrTooLarge) {
+			s.refused.WithLabelValues(refusedSize).Inc()
 			return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		return Report{}, err
@@ -253,6 +305,11 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	res, err := s.agg.Ingest(b.Measurements, now, locate)
 	if err != nil {
 		s.measurements.WithLabelValues(source, "rejected").Add(float64(b.Lines))
+		if errors.Is(err, learn.ErrNewBudget) {
+			s.refused.WithLabelValues(refusedBudget).Inc()
+			return Report{}, fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		s.refused.WithLabelValues(refusedSize).Inc()
 		return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	rep := Report{Accepted: res.Applied, Rejected: b.Rejected + res.Stale + res.Invalid, Errors: []LineError{}}
@@ -411,7 +468,11 @@ func (s *Service) ReadInbox() {
 			return
 		}
 		files++
-		bytes += s.readInboxFile(path)
+		n, err := s.readInboxFile(path)
+		bytes += n
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -432,8 +493,9 @@ func (s *Service) reportOnce(path string, mode os.FileMode, err error) {
 	ev.Msg("learned latency: an inbox file that is not a regular file (symlink, FIFO, device); skipped")
 }
 
-// readInboxFile ingests one file and returns the bytes it read.
-func (s *Service) readInboxFile(path string) int64 {
+// readInboxFile ingests one file and returns the bytes it read, and
+// errInboxBusy when the poll is to stop there.
+func (s *Service) readInboxFile(path string) (int64, error) {
 	format := learn.FormatAuto
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
@@ -454,7 +516,7 @@ func (s *Service) readInboxFile(path string) int64 {
 			s.unclaimable[path] = true
 			s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot claim an inbox file (rename it); left alone, not ingested")
 		}
-		return 0
+		return 0, nil
 	}
 	delete(s.unclaimable, path)
 	data, mode, err := readRegular(claimed, maxInboxFile+1)
@@ -465,23 +527,32 @@ func (s *Service) readInboxFile(path string) int64 {
 		if rerr := os.Rename(claimed, path); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put a skipped inbox file back")
 		}
-		return 0
+		return 0, nil
 	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: cannot read an inbox file; trying again later")
 		if rerr := os.Rename(claimed, path); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an unread inbox file back")
 		}
-		return 0
+		return 0, nil
 	}
 	rep, err := s.Ingest(data, format, SourceInbox)
+	if errors.Is(err, ErrBusy) {
+		// The same file may pass when the budget has refilled: back in
+		// the inbox, and the rest of this poll waits too.
+		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: inbox file refused for now; tried again later")
+		if rerr := os.Rename(claimed, path); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an inbox file back")
+		}
+		return int64(len(data)), errInboxBusy
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("file", path).Msg("learned latency: inbox file refused whole; renamed *.rejected")
 		s.event(events.Error, path, "refused whole: "+err.Error())
 		if rerr := os.Rename(claimed, path+".rejected"); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot rename a refused inbox file")
 		}
-		return int64(len(data))
+		return int64(len(data)), nil
 	}
 	for _, le := range rep.Errors {
 		ev := s.log.Warn().Str("file", fmt.Sprintf("%s:%d", path, le.Line)).Str("error", le.Error)
@@ -503,7 +574,7 @@ func (s *Service) readInboxFile(path string) int64 {
 	if err := os.Remove(claimed); err != nil {
 		s.log.Error().Err(err).Str("file", claimed).Msg("learned latency: cannot remove an ingested inbox file (it is not read again)")
 	}
-	return int64(len(data))
+	return int64(len(data)), nil
 }
 
 func (s *Service) event(level events.Level, subject, msg string) {
@@ -511,6 +582,10 @@ func (s *Service) event(level events.Level, subject, msg string) {
 		s.deps.Events.Add(events.Learned, level, subject, msg)
 	}
 }
+
+// errInboxBusy stops an inbox poll: the aggregator refused a file for
+// now (ErrBusy), and would refuse the next ones too.
+var errInboxBusy = errors.New("inbox busy")
 
 // errNotRegular is readRegular's error for a file that is not a regular
 // file.

@@ -301,3 +301,30 @@ func TestInboxPollBounded(t *testing.T) {
 		t.Errorf("%d entries, want %d", got, n)
 	}
 }
+
+// TestInboxBudget: an inbox file refused for now (the window's new-cell
+// budget spent) stays in the inbox for a later poll, rather than being
+// set aside as *.rejected (review M4).
+func TestInboxBudget(t *testing.T) {
+	dir := t.TempDir()
+	s, reg, _ := newTest(t, Config{Inbox: dir, Learn: learn.Config{MinSamples: 0.5, MaxNewPerIngest: 1}})
+	for i, name := range []string{"a.csv", "b.csv"} {
+		data := fmt.Sprintf("prefix,pop,rtt_ms\n192.0.%d.0/24,fra,20\n", i)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ReadInbox()
+	if _, err := os.Stat(filepath.Join(dir, "a.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a.csv: %v, want ingested", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.csv")); err != nil {
+		t.Errorf("b.csv: %v, want left for a later poll", err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "popdns_learned_batches_refused_total"); err != nil || n != 3 {
+		t.Errorf("refused series: %d, %v", n, err)
+	}
+	if got := testutil.ToFloat64(s.refused.WithLabelValues(refusedBudget)); got != 1 {
+		t.Errorf("refused for the budget: %v, want 1", got)
+	}
+}

@@ -2,6 +2,7 @@ package learn
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -704,6 +705,57 @@ func TestWeightCountsOnce(t *testing.T) {
 			}
 			if ok && (!near(e.RTTMS, tt.rtt) || !near(e.Samples, tt.samples)) {
 				t.Errorf("%.6g ms from %.6g samples, want %g from %g", e.RTTMS, e.Samples, tt.rtt, tt.samples)
+			}
+		})
+	}
+}
+
+// TestNewBudget: with NewWindow, MaxNewPerIngest holds across ingests
+// (refilled over the window), so that many small batches cannot flush
+// the table where one large one may not; samples for entries held always
+// pass (review M4).
+func TestNewBudget(t *testing.T) {
+	batch := func(from, n int) []Measurement {
+		var ms []Measurement
+		for i := from; i < from+n; i++ {
+			ms = append(ms, Measurement{Prefix: pfx(fmt.Sprintf("198.51.%d.0/24", i)), PoP: "fra", RTTMS: 10, Weight: 1})
+		}
+		return ms
+	}
+	type step struct {
+		at      time.Duration
+		from, n int
+		refused bool
+		entries int
+	}
+	for _, tt := range []struct {
+		name   string
+		window time.Duration
+		steps  []step
+	}{
+		{"per ingest only", 0, []step{{0, 0, 6, false, 6}, {0, 6, 6, false, 12}, {0, 12, 6, false, 18}, {0, 18, 11, true, 18}}},
+		{"per window", time.Minute, []step{
+			{0, 0, 6, false, 6},
+			{0, 6, 6, true, 6},                  // 4 left
+			{0, 0, 6, false, 6},                 // held entries: no budget needed
+			{30 * time.Second, 6, 6, false, 12}, // 4 + 5 refilled
+			{30 * time.Second, 12, 4, true, 12}, // 3 left
+			{30 * time.Second, 12, 3, false, 15},
+			{10 * time.Minute, 15, 10, false, 25}, // full again, never more
+			{10 * time.Minute, 25, 1, true, 25},
+			{5 * time.Minute, 25, 1, true, 25}, // a clock that went back refills nothing
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			agg := NewAggregator(Config{MaxNewPerIngest: 10, NewWindow: tt.window})
+			for i, st := range tt.steps {
+				_, err := agg.Ingest(batch(st.from, st.n), now.Add(st.at), nil)
+				if refused := err != nil; refused != st.refused || agg.Len() != st.entries {
+					t.Fatalf("step %d: %v, %d entries; want refused %v, %d entries", i, err, agg.Len(), st.refused, st.entries)
+				}
+				if err != nil && !errors.Is(err, ErrNewBudget) && !errors.Is(err, ErrTooManyNew) {
+					t.Errorf("step %d: %v", i, err)
+				}
 			}
 		})
 	}
