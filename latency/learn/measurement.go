@@ -105,8 +105,8 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 	default:
 		return bad("prefix", "missing: give the client's prefix or addr")
 	}
-	if a := m.Prefix.Addr(); a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return bad(map[bool]string{true: "prefix", false: "addr"}[r.hasPrefix], "%s is not a client network (loopback, link-local, multicast or unspecified)", m.Prefix)
+	if !clientNetwork(m.Prefix.Addr()) {
+		return bad(map[bool]string{true: "prefix", false: "addr"}[r.hasPrefix], "%s is not a client network (loopback, link-local, multicast, unspecified or reserved)", m.Prefix)
 	}
 	m.PoP = strings.TrimSpace(r.pop)
 	switch {
@@ -156,6 +156,31 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 		m.Source = s
 	}
 	return m, nil
+}
+
+// notClients are the IPv4 ranges no client sends from: "this network"
+// (0/8), loopback, link-local, multicast and the reserved 240/4 with the
+// broadcast address. Private and documentation ranges are clients of
+// internal deployments (and of the examples).
+var notClients = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("224.0.0.0/3"),
+}
+
+// clientNetwork reports whether a cell's address may be a client's: for
+// IPv6 global unicast (2000::/3) or unique local (fc00::/7), where the
+// rest is loopback, link-local, multicast, mapped or reserved space.
+func clientNetwork(a netip.Addr) bool {
+	if a.Is4() {
+		for _, p := range notClients {
+			if p.Contains(a) {
+				return false
+			}
+		}
+		return true
+	}
+	b := a.As16()
+	return b[0]&0xe0 == 0x20 || b[0]&0xfe == 0xfc
 }
 
 func sourceOK(c rune) bool {

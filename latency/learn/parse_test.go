@@ -73,7 +73,7 @@ func TestParseBatch(t *testing.T) {
 				"line 3: prefix: 85.214.0.1/24 has host bits set; the network is 85.214.0.0/24",
 				"line 4: addr: give prefix or addr, not both",
 				"line 5: prefix: missing: give the client's prefix or addr",
-				"line 6: addr: 127.0.0.0/24 is not a client network (loopback, link-local, multicast or unspecified)",
+				"line 6: addr: 127.0.0.0/24 is not a client network (loopback, link-local, multicast, unspecified or reserved)",
 				`line 7: pop: "IAD" is not a PoP name (lowercase letters, digits, - and _)`,
 				`line 8: pop: unknown PoP "lhr"`,
 				"line 9: rtt_ms: 60001 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
@@ -272,3 +272,24 @@ func validMeasurement(m Measurement) error {
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestClientNetwork: the ranges a measurement may come from, as the
+// documentation lists them (review, low: reserved and IPv6 non-unicast
+// space was accepted).
+func TestClientNetwork(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"85.214.0.1": true, "10.1.2.3": true, "192.168.1.1": true, "198.51.100.7": true, "100.64.0.1": true,
+		"2a00:1450::1": true, "2001:db8::1": true, "fd00::1": true,
+		"0.1.2.3": false, "127.0.0.1": false, "169.254.1.1": false, "224.0.0.1": false, "239.1.1.1": false,
+		"240.1.2.3": false, "255.255.255.255": false,
+		"::1": false, "::": false, "fe80::1": false, "ff02::1": false, "100::1": false, "64:ff9b::1": false, "3fff::1": true,
+	} {
+		b, err := ParseBatch([]byte(`{"addr": "`+addr+`", "pop": "fra", "rtt_ms": 3}`), opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(b.Measurements) == 1; got != want {
+			t.Errorf("%s accepted %v, want %v (%v)", addr, got, want, b.Errors)
+		}
+	}
+}
