@@ -185,14 +185,14 @@ func New(cfg Config, deps Deps) *Service {
 	s.ingestSlots = make(chan struct{}, MaxConcurrentIngests)
 	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "batches_refused_total",
-		Help: "Measurement batches refused whole, by reason: busy (as many HTTP batches being read as MaxConcurrentIngests: 503), budget (the new-cell budget of the window spent: 429), size (too many lines, bytes or new cells at once: 413).",
+		Help: "Measurement batches refused whole, by reason: busy (as many HTTP batches being read as MaxConcurrentIngests: 503), budget (the new-cell budget of the window spent: 429), size (too many lines, bytes or new cells at once: 413), format (a CSV header without usable columns: 400).",
 	}, []string{"reason"})
-	for _, r := range []string{refusedBusy, refusedBudget, refusedSize} {
+	for _, r := range []string{refusedBusy, refusedBudget, refusedSize, refusedFormat} {
 		s.refused.WithLabelValues(r)
 	}
 	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
-		Help: "Latency measurements taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
+		Help: "Latency measurements (data lines: one measurement each) taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, the lines of a parsed batch refused whole; a batch not parsed counts in popdns_learned_batches_refused_total alone).",
 	}, []string{"source", "result"})
 	for _, src := range []string{SourceHTTP, SourceInbox} {
 		for _, res := range []string{"accepted", "rejected"} {
@@ -237,8 +237,10 @@ type LineError struct {
 	Error string `json:"error"`
 }
 
-// Report is what an ingest did: measurements accepted and rejected, and
-// the first learn.DefaultMaxErrors bad lines.
+// Report is what an ingest did: measurements accepted and rejected, in
+// data lines (a line is one measurement; Rejected counts bad lines and
+// good ones skipped as stale alike, as popdns_learned_measurements_total
+// does), and the first learn.DefaultMaxErrors bad lines.
 type Report struct {
 	Accepted int         `json:"accepted"`
 	Rejected int         `json:"rejected"`
@@ -260,6 +262,7 @@ const (
 	refusedBusy   = "busy"
 	refusedBudget = "budget"
 	refusedSize   = "size"
+	refusedFormat = "format"
 )
 
 // AdmitIngest takes one of MaxConcurrentIngests slots for an HTTP batch
@@ -285,11 +288,13 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	now := s.deps.Now()
 	b, err := learn.ParseBatch(data, learn.ParseOptions{Format: format, Now: now, MaxAge: s.cfg.MaxAge, KnownPoP: s.deps.KnownPoP})
 	if err != nil {
-		s.measurements.WithLabelValues(source, "rejected").Inc()
+		// Not parsed, so no lines to count as measurements: the batch
+		// is counted, by reason.
 		if errors.Is(err, learn.ErrTooLarge) {
 			s.refused.WithLabelValues(refusedSize).Inc()
 			return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+		s.refused.WithLabelValues(refusedFormat).Inc()
 		return Report{}, err
 	}
 	var locate learn.LocateFunc

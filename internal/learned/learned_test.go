@@ -321,7 +321,7 @@ func TestInboxBudget(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "b.csv")); err != nil {
 		t.Errorf("b.csv: %v, want left for a later poll", err)
 	}
-	if n, err := testutil.GatherAndCount(reg, "popdns_learned_batches_refused_total"); err != nil || n != 3 {
+	if n, err := testutil.GatherAndCount(reg, "popdns_learned_batches_refused_total"); err != nil || n != 4 {
 		t.Errorf("refused series: %d, %v", n, err)
 	}
 	if got := testutil.ToFloat64(s.refused.WithLabelValues(refusedBudget)); got != 1 {
