@@ -47,6 +47,7 @@ pops:
 learned_latency:
   enabled: true
   publish_interval: 1s
+  min_weight: 0.5 # one line decides: each counts at most 1 whatever its weight
   inbox: inbox
   ingest_token_file: ingest.token
 `} {
