@@ -15,8 +15,8 @@ import (
 
 var learnNow = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 
-// sample is one learned measurement of the test: a /24, a PoP, an RTT,
-// a weight (how many samples it stands for) and its age.
+// sample is learned measurements of the test: a /24, a PoP, an RTT,
+// a weight (how many measurements) and their age.
 type sample struct {
 	prefix string
 	pop    string
@@ -46,9 +46,14 @@ func learnedSnapshot(t testing.TB, samples ...sample) *learn.Snapshot {
 		return netip.Prefix{}, 64500
 	}
 	for _, s := range samples {
-		ms := []learn.Measurement{{Prefix: netip.MustParsePrefix(s.prefix), PoP: s.pop, RTTMS: s.rtt,
-			Weight: s.weight, Time: learnNow.Add(-s.age)}}
-		if res, err := agg.Ingest(ms, learnNow, locate); err != nil || res.Applied != 1 {
+		// A measurement counts at most once towards MinSamples: weight
+		// samples are weight measurements.
+		var ms []learn.Measurement
+		for range int(s.weight) {
+			ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(s.prefix), PoP: s.pop, RTTMS: s.rtt,
+				Weight: 1, Time: learnNow.Add(-s.age)})
+		}
+		if res, err := agg.Ingest(ms, learnNow, locate); err != nil || res.Applied != len(ms) {
 			t.Fatalf("ingest %+v: %+v, %v", s, res, err)
 		}
 	}

@@ -213,8 +213,11 @@ func newWidenWorld(t testing.TB, rng *rand.Rand) *widenWorld {
 			edge(p)
 			for _, pop := range widenPoPs {
 				if rng.IntN(2) == 0 {
-					ms = append(ms, learn.Measurement{Prefix: p, PoP: pop.Name, RTTMS: 5 + rng.Float64()*200,
-						Weight: float64(1 + rng.IntN(3)), Time: learnNow.Add(-time.Duration(rng.IntN(30)) * time.Minute)})
+					m := learn.Measurement{Prefix: p, PoP: pop.Name, RTTMS: 5 + rng.Float64()*200, Weight: 1,
+						Time: learnNow.Add(-time.Duration(rng.IntN(30)) * time.Minute)}
+					for range 1 + rng.IntN(3) {
+						ms = append(ms, m)
+					}
 				}
 			}
 		}
@@ -457,8 +460,10 @@ func TestWidenLearnedNetworkCell(t *testing.T) {
 	locate := func(a netip.Addr) (netip.Prefix, uint32) { return loc.Locate(a).Prefix, 0 }
 	var ms []learn.Measurement
 	for _, p := range []string{"198.18.2.0/24", "198.18.3.0/24"} {
-		ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "fra", RTTMS: 100, Weight: 2, Time: learnNow},
-			learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "iad", RTTMS: 5, Weight: 2, Time: learnNow})
+		for range 2 { // two measurements each: a /24 is no cell, the /23 of both is
+			ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "fra", RTTMS: 100, Weight: 1, Time: learnNow},
+				learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "iad", RTTMS: 5, Weight: 1, Time: learnNow})
+		}
 	}
 	if _, err := agg.Ingest(ms, learnNow, locate); err != nil {
 		t.Fatal(err)

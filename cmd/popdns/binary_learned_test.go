@@ -144,14 +144,16 @@ learned_latency:
 	}
 
 	// The table steers: the Frankfurt client's /24 has measured fra
-	// (12.5 ms, 5 samples) and is answered fra; once it measures iad
-	// at 2 ms (4 samples: min_weight is 3), better by more than the default
-	// margin (3 ms and 10 %),
-	// it is answered iad, over UDP and TCP, and explain says why.
+	// (12.5 ms) and is answered fra; once it measures iad at 2 ms,
+	// better by more than the default margin (3 ms and 10 %), it is
+	// answered iad, over UDP and TCP, and explain says why. fra, measured
+	// three times to iad's once, stays the cell's current PoP.
 	if got := b.answer(t); got != "192.0.2.10" {
 		t.Fatalf("before iad is measured: answered %s, want fra's 192.0.2.10", got)
 	}
-	if code, body := post(ingestToken, `{"prefix": "192.0.2.0/24", "pop": "iad", "rtt_ms": 2, "weight": 4}`); code != 200 {
+	if code, body := post(ingestToken, `{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}
+{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}
+{"prefix": "192.0.2.0/24", "pop": "iad", "rtt_ms": 2}`); code != 200 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
 	b.waitAnswer(t, "192.0.2.20", 10*time.Second)

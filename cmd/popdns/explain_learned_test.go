@@ -50,8 +50,15 @@ learned_latency:
 	now := time.Now()
 	agg := learn.NewAggregator(learn.Config{})
 	p := netip.MustParsePrefix("192.0.2.0/24")
-	if _, err := agg.Ingest([]learn.Measurement{{Prefix: p, PoP: "fra", RTTMS: 40, Weight: 10, Time: now},
-		{Prefix: p, PoP: "iad", RTTMS: 8, Weight: 5, Time: now}}, now, nil); err != nil {
+	var ms []learn.Measurement
+	for i := range 15 {
+		m := learn.Measurement{Prefix: p, PoP: "fra", RTTMS: 40, Weight: 1, Time: now}
+		if i%3 == 0 {
+			m.PoP, m.RTTMS = "iad", 8
+		}
+		ms = append(ms, m)
+	}
+	if _, err := agg.Ingest(ms, now, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o755); err != nil {
