@@ -96,3 +96,5 @@ func (s *Server) fastConfig() udpfast.Config {
 		},
 	}
 }
+
+func (h fastHost) Widenings() uint64 { return h.s.widen.done.Load() }

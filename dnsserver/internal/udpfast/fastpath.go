@@ -212,10 +212,16 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		}
 		epoch := f.epoch
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
-		if stale := found && !fresh; !found || stale && f.refreshes < RefreshesPerBatch {
+		// A decision being widened asks the shared cache again once a
+		// widening finished, which may have been its own.
+		rewiden := found && cr.widening != 0 && cr.widening != widenMark(f.host.Widenings())
+		if stale := found && !fresh; !found || rewiden || stale && f.refreshes < RefreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
+			// Read before the decision: a widening that finishes after it
+			// then moves the count past the mark.
+			mark := widenMark(f.host.Widenings())
 			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
@@ -228,15 +234,16 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			} else {
 				f.decisionHitN++
 			}
-			if cr.r = e.variant(cd); cr.r == nil {
+			v := e.variant(cd)
+			if v == nil {
 				return nil, ToLearn
 			}
-			cr.tailored, cr.scope, cr.place = !cd.Untailored, uint8(cd.Scope), cd.Place
+			cr = replyOf(v, cd, mark)
 			f.memo.remember(e, client, epoch, cr)
 		} else {
 			f.decisionMemoN++
 		}
-		r, tailored, scope, place = cr.r, cr.tailored, int(cr.scope), cr.place
+		r, tailored, scope, place = cr.r, cr.tailored(), cr.scopeBits(), cr.place
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
@@ -546,7 +553,9 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	// re-deciding it when the decision is a refresh of a stale one.
 	if e = f.cache[key]; e != nil {
 		if v := e.variant(cd); v != nil {
-			f.memo.remember(e, tr.Client, tr.Epoch, clientReply{r: v, scope: uint8(cd.Scope), tailored: !cd.Untailored, place: cd.Place})
+			// Marked for a recheck: the count may have moved past cd's
+			// widening already.
+			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd, recheckMark))
 		}
 	}
 }

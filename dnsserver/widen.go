@@ -1,0 +1,382 @@
+package dnsserver
+
+import (
+	"context"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ECS scope widening (docs/zones.md, "Client subnet"): a decision is
+// answered at once with Rank's scope, and the widener grows it in the
+// background with steer.Widen, which looks up to a budget of neighbouring
+// networks up (some 170 µs on GeoLite2 City): far too much for the query
+// path. What it proves is kept in the widened-prefix store, where the next
+// decision for any client inside the prefix finds it instead of ranking.
+
+// WidenConfig configures ECS scope widening.
+type WidenConfig struct {
+	// Off answers every client with Rank's scope (its database network,
+	// narrowed by rules and latency spans) and widens nothing.
+	Off bool
+	// PerSecond caps the widenings run per second, so that a flood of
+	// new client networks costs at most that much CPU (each at most
+	// steer.DefaultWidenBudget network lookups); the rest are dropped and
+	// keep Rank's scope. Default DefaultWidenPerSecond.
+	PerSecond int
+}
+
+// DefaultWidenPerSecond is WidenConfig.PerSecond's default: at ~170 µs a
+// widening, at most about a tenth of one core.
+const DefaultWidenPerSecond = 500
+
+const (
+	// widenQueue is how many decisions may wait to be widened; more are
+	// dropped (counted) rather than make the query path wait.
+	widenQueue = 256
+	// widenCap bounds the prefixes the store holds in one epoch: past it
+	// the store starts over, as the decision cache does.
+	widenCap = 32 * 1024
+	// widenShards spreads the store's locks.
+	widenShards = 32
+)
+
+// widenJob is one decision to widen: what it was made from, and the
+// decision as the caches share it.
+type widenJob struct {
+	g      *zones.Geo
+	qtype  uint16
+	client netip.Addr
+	env    steer.Env
+	d      steer.Decision
+	cd     *udpfast.Decision
+	db     uint64 // the locator's database generation when it was decided
+}
+
+// widener runs steer.Widen off the query path and keeps what it proves.
+// Its queue, store and counters are its own: nothing a reload or a probe
+// holds.
+type widener struct {
+	loc       steer.Locator // nil: widening off
+	dbGen     func() uint64 // the locator's database generation (0 when it has none)
+	perSecond int
+	budget    int
+	jobs      chan widenJob
+	store     widenStore
+	cache     *decisionCache
+	running   atomic.Bool // a worker drains jobs (Serve runs)
+	// done counts the widenings finished, whatever they found: a UDP
+	// reader re-reads the shared cache for a memoised decision waiting to
+	// be widened only once it moved (udpfast.Host.Widenings).
+	done atomic.Uint64
+	m    widenMetrics
+}
+
+// dbGenerations is what a Locator that can replace its database tells of
+// it; *geo.Locator implements it.
+type dbGenerations interface{ Generation() uint64 }
+
+func newWidener(cfg WidenConfig, loc Locator, cache *decisionCache, m widenMetrics) *widener {
+	w := &widener{perSecond: cfg.PerSecond, budget: steer.DefaultWidenBudget, cache: cache, m: m,
+		dbGen: func() uint64 { return 0 }}
+	if sl, ok := loc.(steer.Locator); ok && !cfg.Off {
+		w.loc = sl
+		w.jobs = make(chan widenJob, widenQueue)
+		if g, ok := loc.(dbGenerations); ok {
+			w.dbGen = g.Generation
+		}
+	}
+	return w
+}
+
+// wants reports whether d, made for a query, is worth widening: a worker
+// runs, and the answer depends on the client through a scope Widen can
+// grow (steer.Widen returns d.Scope for the rest).
+func (w *widener) wants(g *zones.Geo, d *steer.Decision) bool {
+	return w.loc != nil && w.running.Load() && !d.Untailored && g.SpreadMS == 0 && d.Scope > 0
+}
+
+// enqueue hands j to the worker without waiting: false when the queue is
+// full, and the decision keeps Rank's scope.
+func (w *widener) enqueue(j widenJob) bool {
+	select {
+	case w.jobs <- j:
+		return true
+	default:
+		w.m.dropped.Inc()
+		return false
+	}
+}
+
+// lookup is the widened decision whose prefix holds client, for g and
+// qtype in epoch e, or nil. It takes one shard's read lock per stored
+// prefix length and does not allocate.
+func (w *widener) lookup(g *zones.Geo, qtype uint16, client netip.Addr, e steer.Epoch) *udpfast.Decision {
+	if w.loc == nil {
+		return nil
+	}
+	return w.store.lookup(g, qtype, client, e, w.dbGen())
+}
+
+// run drains the queue until ctx is done, at most perSecond widenings a
+// second.
+func (w *widener) run(ctx context.Context) {
+	if w.loc == nil {
+		return
+	}
+	w.running.Store(true)
+	defer w.running.Store(false)
+	var cands steer.Candidates
+	// A window of a tenth of a second holds a tenth of the rate, so that
+	// a burst waits at most that long.
+	per := max(1, w.perSecond/10)
+	window, n := time.Now(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-w.jobs:
+			if n >= per {
+				if wait := time.Until(window.Add(100 * time.Millisecond)); wait > 0 {
+					t := time.NewTimer(wait)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
+				}
+				window, n = time.Now(), 0
+			}
+			if w.widen(&j, &cands) {
+				n++
+			}
+			w.done.Add(1)
+		}
+	}
+}
+
+// countingLocator counts Network lookups, to tell a widening that ran out
+// of budget.
+type countingLocator struct {
+	steer.Locator
+	n int
+}
+
+func (c *countingLocator) Network(a netip.Addr) (netip.Prefix, geo.RecordID, bool) {
+	c.n++
+	return c.Locator.Network(a)
+}
+
+// widen widens j's decision and publishes the result: the client's own
+// entry in the decision cache, and the prefix in the store when it is
+// wider than Rank's scope. It reports whether it ran steer.Widen (what the
+// rate counts).
+func (w *widener) widen(j *widenJob, cands *steer.Candidates) bool {
+	e := j.env.Epoch
+	if j.db != w.dbGen() {
+		w.m.stale.Inc() // the database changed: the decision is no longer the locator's
+		w.settle(j, j.d.Scope)
+		return false
+	}
+	if cd := w.store.lookup(j.g, j.qtype, j.client, e, j.db); cd != nil {
+		// Another widening already covers this client.
+		w.m.covered.Inc()
+		w.settle(j, cd.Scope)
+		return false
+	}
+	// Widen proves the neighbours of the client's network, not the
+	// network itself: rank the client again in the database it now
+	// reads, so that a decision made before the last swap is not widened.
+	loc := w.loc.Locate(j.client)
+	if again := steer.Rank(j.g, j.qtype, j.client, loc, &j.env, cands); !sameDecision(&again, &j.d) {
+		w.m.stale.Inc()
+		w.settle(j, j.d.Scope)
+		return false
+	}
+	cl := countingLocator{Locator: w.loc}
+	s := steer.Widen(j.g, j.qtype, j.client, &j.d, &j.env, &cl, w.budget, cands)
+	if w.dbGen() != j.db {
+		w.m.stale.Inc()
+		w.settle(j, j.d.Scope)
+		return true
+	}
+	if cl.n >= w.budget {
+		w.m.budget.Inc()
+	}
+	w.m.done.Inc()
+	w.m.bits.Observe(float64(s))
+	cd := w.settle(j, s)
+	if s < j.d.Scope {
+		p, _ := j.client.Prefix(s)
+		w.store.insert(widenKey{geo: j.g, qtype: j.qtype, p: p}, e, j.db, cd)
+	}
+	return true
+}
+
+// settle replaces the client's decision in the shared cache with one of
+// scope s that waits for no widening, so that the readers' memos stop
+// asking for it.
+func (w *widener) settle(j *widenJob, s int) *udpfast.Decision {
+	cd := *j.cd
+	cd.Scope, cd.Widening = s, false
+	w.cache.put(cacheKey{geo: j.g, qtype: j.qtype, client: j.client}, j.env.Epoch, &cd)
+	return &cd
+}
+
+// sameDecision reports whether a and b answer alike with the same scope.
+func sameDecision(a, b *steer.Decision) bool {
+	return a.NoData == b.NoData && a.Servfail == b.Servfail && a.AllDown == b.AllDown &&
+		a.Untailored == b.Untailored && a.Scope == b.Scope && slices.Equal(a.Answered(), b.Answered())
+}
+
+// widenStore holds widened prefixes with their decisions, by record and
+// query type, for one epoch and one database generation: any other starts
+// it over, which is what keeps a widened scope from outliving the inputs
+// it was proven under. Lookups take a shard's read lock, the store's own.
+type widenStore struct {
+	cur atomic.Pointer[widenGen]
+}
+
+type widenGen struct {
+	epoch steer.Epoch
+	db    uint64
+	n     atomic.Int64
+	// lens has bit L set when a prefix of L bits is stored, by family
+	// (0: IPv4, 1: IPv6), so that a lookup tries only those lengths.
+	lens   [2][3]atomic.Uint64
+	shards [widenShards]widenShard
+}
+
+type widenShard struct {
+	mu sync.RWMutex // mu guards m
+	m  map[widenKey]*udpfast.Decision
+}
+
+type widenKey struct {
+	geo   *zones.Geo
+	qtype uint16
+	p     netip.Prefix
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+func (g *widenGen) shard(p netip.Prefix, qtype uint16) *widenShard {
+	b := p.Addr().As16()
+	h := uint32(2166136261)
+	for _, x := range b {
+		h = (h ^ uint32(x)) * 16777619
+	}
+	h = (h ^ uint32(p.Bits())) * 16777619
+	h = (h ^ uint32(qtype)) * 16777619
+	return &g.shards[h%widenShards]
+}
+
+func (st *widenStore) lookup(geo *zones.Geo, qtype uint16, client netip.Addr, e steer.Epoch, db uint64) *udpfast.Decision {
+	g := st.cur.Load()
+	if g == nil || g.epoch != e || g.db != db || !client.IsValid() {
+		return nil
+	}
+	f := family(client)
+	for word := range g.lens[f] {
+		for set := g.lens[f][word].Load(); set != 0; set &= set - 1 {
+			p, err := client.Prefix(word*64 + bits.TrailingZeros64(set))
+			if err != nil {
+				continue
+			}
+			sh := g.shard(p, qtype)
+			sh.mu.RLock()
+			cd := sh.m[widenKey{geo: geo, qtype: qtype, p: p}]
+			sh.mu.RUnlock()
+			if cd != nil {
+				return cd
+			}
+		}
+	}
+	return nil
+}
+
+// insert keeps cd for k.p, proven in epoch e under database generation
+// db. A result of an older epoch or database is dropped; a newer one, or a
+// full store, starts the store over.
+func (st *widenStore) insert(k widenKey, e steer.Epoch, db uint64, cd *udpfast.Decision) {
+	for {
+		g := st.cur.Load()
+		switch {
+		case g == nil:
+		case g.epoch == e && g.db == db:
+			if g.n.Load() < widenCap {
+				g.put(k, cd)
+				return
+			}
+			// Full: start over.
+		case e.Newer(g.epoch) && db >= g.db, e == g.epoch && db > g.db:
+			// Newer: start over, which lets go of the old records.
+		default:
+			return // proven under inputs that have since moved on, or neither newer: the store's win
+		}
+		st.cur.CompareAndSwap(g, &widenGen{epoch: e, db: db})
+	}
+}
+
+func (g *widenGen) put(k widenKey, cd *udpfast.Decision) {
+	sh := g.shard(k.p, k.qtype)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[widenKey]*udpfast.Decision)
+	}
+	if _, ok := sh.m[k]; !ok {
+		g.n.Add(1)
+	}
+	sh.m[k] = cd
+	sh.mu.Unlock()
+	g.lens[family(k.p.Addr())][k.p.Bits()/64].Or(1 << (k.p.Bits() % 64))
+}
+
+// len is how many prefixes the store holds.
+func (st *widenStore) len() int {
+	if g := st.cur.Load(); g != nil {
+		return int(g.n.Load())
+	}
+	return 0
+}
+
+// widenMetrics count what the widener did.
+type widenMetrics struct {
+	done, dropped, budget, stale, covered prometheus.Counter
+	bits                                  prometheus.Observer
+}
+
+func newWidenMetrics(reg prometheus.Registerer) (widenMetrics, error) {
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "geo", Name: "ecs_widen_total",
+		Help: "Decisions handed to the ECS scope widener, by result: done (widened, perhaps not wider), dropped (the queue was full: Rank's scope kept), budget (done, but out of network lookups: correct, perhaps not the widest), stale (the database or the decision changed first), covered (a prefix widened before already held the client).",
+	}, []string{"result"})
+	bits := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "popdns", Subsystem: "geo", Name: "ecs_widen_scope_bits",
+		Help:    "ECS scope, in prefix bits, of each widened decision.",
+		Buckets: []float64{8, 12, 14, 16, 18, 20, 22, 24, 32, 48, 56, 64},
+	})
+	for _, c := range []prometheus.Collector{runs, bits} {
+		if err := reg.Register(c); err != nil {
+			return widenMetrics{}, err
+		}
+	}
+	return widenMetrics{done: runs.WithLabelValues("done"), dropped: runs.WithLabelValues("dropped"),
+		budget: runs.WithLabelValues("budget"), stale: runs.WithLabelValues("stale"),
+		covered: runs.WithLabelValues("covered"), bits: bits}, nil
+}

@@ -1,0 +1,331 @@
+package dnsserver
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
+	"github.com/popdns/popdns/geo"
+	"github.com/popdns/popdns/internal/traffic"
+	"github.com/popdns/popdns/pops"
+	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+)
+
+func TestWidenStore(t *testing.T) {
+	g1, g2 := &zones.Geo{}, &zones.Geo{}
+	e1 := steer.Epoch{Generation: 1}
+	e2 := steer.Epoch{Generation: 2}
+	eHealth := steer.Epoch{Generation: 1, Health: 1}
+	d16, d20, d40 := &udpfast.Decision{Scope: 16}, &udpfast.Decision{Scope: 20}, &udpfast.Decision{Scope: 40}
+	type op struct {
+		g     *zones.Geo
+		qtype uint16
+		p     string
+		e     steer.Epoch
+		db    uint64
+		cd    *udpfast.Decision
+	}
+	type probe struct {
+		g      *zones.Geo
+		qtype  uint16
+		client string
+		e      steer.Epoch
+		db     uint64
+		want   *udpfast.Decision
+	}
+	for _, tc := range []struct {
+		name   string
+		ops    []op
+		probes []probe
+	}{
+		{"inside and outside",
+			[]op{{g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.200.0", e1, 1, d16},
+				{g1, dns.TypeA, "198.19.0.0", e1, 1, nil},    // outside
+				{g1, dns.TypeAAAA, "198.18.1.0", e1, 1, nil}, // another type
+				{g2, dns.TypeA, "198.18.1.0", e1, 1, nil},    // another record
+				{g1, dns.TypeA, "198.18.1.0", e2, 1, nil},    // another epoch
+				{g1, dns.TypeA, "198.18.1.0", e1, 2, nil},    // another database
+				{g1, dns.TypeA, "::ffff:198.18.1.0", e1, 1, nil},
+			}},
+		{"two lengths",
+			[]op{{g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}, {g1, dns.TypeA, "10.1.16.0/20", e1, 1, d20},
+				{g1, dns.TypeA, "2001:db8::/40", e1, 1, d40}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.3.0", e1, 1, d16},
+				{g1, dns.TypeA, "10.1.31.255", e1, 1, d20},
+				{g1, dns.TypeA, "10.1.32.0", e1, 1, nil},
+				{g1, dns.TypeAAAA, "2001:db8:ff::", e1, 1, nil}, // AAAA stored nothing
+				{g1, dns.TypeA, "2001:db8:ff::", e1, 1, d40},
+				{g1, dns.TypeA, "2001:db8:100::", e1, 1, nil},
+			}},
+		{"a newer epoch drops the older one",
+			[]op{{g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}, {g1, dns.TypeA, "10.1.16.0/20", eHealth, 1, d20}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.3.0", e1, 1, nil},
+				{g1, dns.TypeA, "198.18.3.0", eHealth, 1, nil},
+				{g1, dns.TypeA, "10.1.16.1", eHealth, 1, d20},
+			}},
+		{"an older epoch is dropped",
+			[]op{{g1, dns.TypeA, "10.1.16.0/20", eHealth, 1, d20}, {g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.3.0", e1, 1, nil},
+				{g1, dns.TypeA, "10.1.16.1", eHealth, 1, d20},
+			}},
+		{"a newer database drops the older one",
+			[]op{{g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}, {g1, dns.TypeA, "10.1.16.0/20", e1, 2, d20}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.3.0", e1, 1, nil},
+				{g1, dns.TypeA, "198.18.3.0", e1, 2, nil},
+				{g1, dns.TypeA, "10.1.16.1", e1, 2, d20},
+			}},
+		{"an older database is dropped",
+			[]op{{g1, dns.TypeA, "10.1.16.0/20", e1, 2, d20}, {g1, dns.TypeA, "198.18.0.0/16", e1, 1, d16}},
+			[]probe{
+				{g1, dns.TypeA, "198.18.3.0", e1, 1, nil},
+				{g1, dns.TypeA, "10.1.16.1", e1, 2, d20},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st widenStore
+			for _, o := range tc.ops {
+				st.insert(widenKey{geo: o.g, qtype: o.qtype, p: netip.MustParsePrefix(o.p)}, o.e, o.db, o.cd)
+			}
+			for _, p := range tc.probes {
+				if got := st.lookup(p.g, p.qtype, netip.MustParseAddr(p.client), p.e, p.db); got != p.want {
+					t.Errorf("lookup %s in %+v db %d: %v, want %v", p.client, p.e, p.db, got, p.want)
+				}
+			}
+		})
+	}
+}
+
+// TestWidenStoreBounded checks that the store holds at most widenCap
+// prefixes, starting over when full, and that a lookup does not allocate.
+func TestWidenStoreBounded(t *testing.T) {
+	var st widenStore
+	g, e := &zones.Geo{}, steer.Epoch{Generation: 1}
+	cd := &udpfast.Decision{Scope: 22}
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 14), byte(i >> 6), byte(i << 2)}) }
+	for i := range widenCap + 10 {
+		p := netip.PrefixFrom(addr(i), 30)
+		st.insert(widenKey{geo: g, qtype: dns.TypeA, p: p}, e, 1, cd)
+		if n := st.len(); n > widenCap {
+			t.Fatalf("%d prefixes after %d inserts, cap %d", n, i+1, widenCap)
+		}
+	}
+	if n := st.len(); n != 10 {
+		t.Errorf("%d prefixes after starting over, want 10", n)
+	}
+	last := addr(widenCap + 9)
+	if st.lookup(g, dns.TypeA, last, e, 1) != cd {
+		t.Fatalf("the last prefix inserted is not found")
+	}
+	if n := testing.AllocsPerRun(100, func() { st.lookup(g, dns.TypeA, last, e, 1) }); n != 0 {
+		t.Errorf("lookup: %.0f allocations, want 0", n)
+	}
+}
+
+// TestWidenStoreConcurrent races inserts of advancing epochs against
+// lookups: a lookup finds only a decision proven in the epoch it asks for
+// (Place carries the epoch here). Run it with -race.
+func TestWidenStoreConcurrent(t *testing.T) {
+	var st widenStore
+	g := &zones.Geo{}
+	const epochs, perEpoch = 50, 200
+	decisions := make([]*udpfast.Decision, epochs+1)
+	for i := range decisions {
+		decisions[i] = &udpfast.Decision{Place: traffic.Place(i)}
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for gen := 1; gen <= epochs; gen++ {
+				e := steer.Epoch{Generation: uint64(gen)}
+				for i := range perEpoch {
+					a := netip.AddrFrom4([4]byte{10, byte(w), byte(i), 0})
+					st.insert(widenKey{geo: g, qtype: dns.TypeA, p: netip.PrefixFrom(a, 24)}, e, 1, decisions[gen])
+					if cd := st.lookup(g, dns.TypeA, a.Next(), e, 1); cd != nil && cd != decisions[gen] {
+						t.Errorf("epoch %d: found the decision of epoch %d", gen, cd.Place)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := st.len(); n == 0 || n > 4*perEpoch {
+		t.Errorf("%d prefixes at the end, want 1 to %d (the last epoch's)", n, 4*perEpoch)
+	}
+}
+
+// newWidenServer serves the geo test zone with the real Locator over the
+// generated test databases, which Widen needs (steer.Locator).
+func newWidenServer(t *testing.T, wc WidenConfig) (*Server, *prometheus.Registry) {
+	t.Helper()
+	db, err := geo.Open("../testdata/geo/city.mmdb", "../testdata/geo/asn.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	t.Cleanup(func() { loc.Close() })
+	reg := prometheus.NewRegistry()
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, Widen: wc}),
+		Deps{Log: zerolog.Nop(), Metrics: reg, Locator: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetZones(loadGeoZone(t))
+	return s, reg
+}
+
+func loadGeoZone(t *testing.T) *zones.Snapshot {
+	t.Helper()
+	p, err := pops.New(sixPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := zones.Load(fstest.MapFS{"geo.test.yaml": {Data: []byte(geoZone), ModTime: time.Unix(1e9, 0)}}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// rankScope is the scope Rank gives client now, and its first answer.
+func rankScope(t *testing.T, s *Server, name string, client string) (int, string) {
+	t.Helper()
+	snap := s.Zones()
+	node := snap.Match(name).Lookup(name, dns.TypeA).Node
+	g := node.Geo()
+	env := s.decisionEnv(snap)
+	a := netip.MustParseAddr(client)
+	var cands steer.Candidates
+	d := steer.Rank(g, dns.TypeA, a, s.locate(a), &env, &cands)
+	return d.Scope, g.Targets[d.Ranked[0]].A[0].(*dns.A).A.String()
+}
+
+type scoped struct {
+	answer string
+	scope  int
+}
+
+func askScope(t *testing.T, proto, addr, client string) scoped {
+	t.Helper()
+	r := exchange(t, proto, addr, query("www.geo.test.", dns.TypeA, withECS(client, 24)))
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("%s %s: %v", proto, client, r)
+	}
+	e := replyECS(t, r)
+	if e == nil {
+		t.Fatalf("%s %s: no ECS in the reply", proto, client)
+	}
+	return scoped{addrs(r.Answer)[0], int(e.SourceScope)}
+}
+
+// waitFor waits, at most 10 s, until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("%s: not within 10 s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// TestWidenEndToEnd runs the server on loopback sockets with the test
+// databases: a client is answered with Rank's scope, then, once the
+// widener ran, with the widened one over UDP (the fast path's memo
+// included) and TCP; a client inside the widened prefix gets it at once,
+// one outside its own; after a drain and after a reload, answers are
+// Rank's again until widened anew, never the stale wide scope.
+func TestWidenEndToEnd(t *testing.T) {
+	s, reg := newWidenServer(t, WidenConfig{})
+	addr := startServer(t, s)[0]
+	// The decisions made before the worker runs are not handed to it.
+	waitFor(t, "the widener's worker starts", s.widen.running.Load)
+	const x, inside, outside = "198.18.1.0", "198.18.200.0", "198.19.5.0" // London, London, Mumbai
+	rank, first := rankScope(t, s, "www.geo.test.", x)
+	if rank <= 16 {
+		t.Fatalf("Rank's scope for %s is /%d: the test database no longer splits 198.18.0.0/16", x, rank)
+	}
+	before := s.widen.done.Load()
+	if got := askScope(t, "udp", addr, x); got != (scoped{first, rank}) {
+		t.Fatalf("first UDP answer for %s: %v, want %v (Rank's)", x, got, scoped{first, rank})
+	}
+	waitFor(t, "a widening finishes", func() bool { return s.widen.done.Load() > before })
+	wide := s.widen.store.lookup(s.Zones().Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo(),
+		dns.TypeA, netip.MustParseAddr(x), s.decisionEnv(s.Zones()).Epoch, s.widen.dbGen())
+	if wide == nil || wide.Scope >= rank {
+		t.Fatalf("after widening, the store has %v for %s (Rank's scope /%d)", wide, x, rank)
+	}
+	t.Logf("%s: Rank's scope /%d, widened /%d", x, rank, wide.Scope)
+	want := scoped{first, wide.Scope}
+	for _, proto := range []string{"udp", "udp", "udp", "tcp"} { // the fast path answers the later UDP ones
+		if got := askScope(t, proto, addr, x); got != want {
+			t.Errorf("%s answer for %s after widening: %v, want %v", proto, x, got, want)
+		}
+	}
+	for _, proto := range []string{"udp", "udp", "tcp"} {
+		if got := askScope(t, proto, addr, inside); got != want {
+			t.Errorf("%s answer for %s, inside the widened prefix: %v, want %v", proto, inside, got, want)
+		}
+	}
+	oRank, oFirst := rankScope(t, s, "www.geo.test.", outside)
+	if got := askScope(t, "tcp", addr, outside); got != (scoped{oFirst, oRank}) {
+		t.Errorf("answer for %s, outside: %v, want %v (its own, Rank's)", outside, got, scoped{oFirst, oRank})
+	}
+	if n := testutil.ToFloat64(s.metrics.decisionMemo); n == 0 {
+		t.Logf("no answer came from a UDP reader's memo (no fast path here?)")
+	}
+
+	// A drain moves the epoch: the widened prefix is gone with it.
+	s.SetPoPStates(map[string]pops.AdminState{"fra": pops.Drain})
+	dRank, dFirst := rankScope(t, s, "www.geo.test.", inside)
+	if dFirst == first {
+		t.Fatalf("draining fra did not change the answer for %s (%s)", inside, dFirst)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		got := askScope(t, proto, addr, inside)
+		if got.answer != dFirst || got.scope < dRank && !widenedFor(s, inside, got.scope) {
+			t.Errorf("%s answer for %s after the drain: %v, want %s with Rank's scope /%d", proto, inside, got, dFirst, dRank)
+		}
+	}
+	s.SetPoPStates(map[string]pops.AdminState{"fra": pops.Active})
+
+	// A reload likewise: a client the old prefix held is ranked again.
+	s.SetZones(loadGeoZone(t))
+	const inside2 = "198.18.129.0"
+	r2, f2 := rankScope(t, s, "www.geo.test.", inside2)
+	if got := askScope(t, "udp", addr, inside2); got != (scoped{f2, r2}) {
+		t.Errorf("answer for %s after a reload: %v, want %v (Rank's, not the old widened /%d)", inside2, got, scoped{f2, r2}, wide.Scope)
+	}
+	if n := testutil.ToFloat64(s.widen.m.done); n < 1 {
+		t.Errorf("popdns_geo_ecs_widen_total{result=done} = %v", n)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Error(err)
+	}
+}
+
+// widenedFor reports whether the store holds a prefix of bits for client
+// in the current epoch: an answer that wide was proven, not left over.
+func widenedFor(s *Server, client string, bits int) bool {
+	g := s.Zones().Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo()
+	cd := s.widen.store.lookup(g, dns.TypeA, netip.MustParseAddr(client), s.decisionEnv(s.Zones()).Epoch, s.widen.dbGen())
+	return cd != nil && cd.Scope == bits
+}
