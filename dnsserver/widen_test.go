@@ -329,3 +329,36 @@ func widenedFor(s *Server, client string, bits int) bool {
 	cd := s.widen.store.lookup(g, dns.TypeA, netip.MustParseAddr(client), s.decisionEnv(s.Zones()).Epoch, s.widen.dbGen())
 	return cd != nil && cd.Scope == bits
 }
+
+// TestFastPathAllocsWidening checks that the fast path stays free of
+// allocations for decisions being widened: memoised while no widening
+// finishes, and asked of the shared cache again when one does.
+func TestFastPathAllocsWidening(t *testing.T) {
+	s, _ := newWidenServer(t, WidenConfig{})
+	s.widen.running.Store(true) // no worker: decisions wait in the queue, Widening
+	f := newFastPath(s)
+	out := make([]byte, 0, s.cfg.UDPSize)
+	for _, m := range []*dns.Msg{
+		query("www.geo.test.", dns.TypeA, withECS("198.18.1.0", 24)),
+		query("www.geo.test.", dns.TypeAAAA, withECS("2001:db8:1::", 48)),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fastUDP(t, f, b, fastSrc)
+		if _, res := f.Answer(b, fastSrc.Addr(), out); res != udpfast.Answered {
+			t.Fatalf("%v: not answered by the fast path once learnt", m.Question[0])
+		}
+		now := time.Now()
+		if n := testing.AllocsPerRun(200, func() { f.Answer(b, fastSrc.Addr(), out); f.Flush(now) }); n != 0 {
+			t.Errorf("%v, memoised while being widened: %.0f allocations per query, budget 0", m.Question[0], n)
+		}
+		if n := testing.AllocsPerRun(200, func() { s.widen.done.Add(1); f.Answer(b, fastSrc.Addr(), out); f.Flush(now) }); n != 0 {
+			t.Errorf("%v, asked again as widenings finish: %.0f allocations per query, budget 0", m.Question[0], n)
+		}
+	}
+	if len(s.widen.jobs) == 0 {
+		t.Error("no decision was handed to the widener")
+	}
+}
