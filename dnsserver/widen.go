@@ -367,7 +367,7 @@ func newWidenMetrics(reg prometheus.Registerer) (widenMetrics, error) {
 		Help: "Decisions handed to the ECS scope widener, by result: done (widened, perhaps not wider), dropped (the queue was full: Rank's scope kept), budget (done, but out of network lookups: correct, perhaps not the widest), stale (the database or the decision changed first), covered (a prefix widened before already held the client).",
 	}, []string{"result"})
 	bits := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: "popdns", Subsystem: "geo", Name: "ecs_widen_scope_bits",
+		Namespace: "popdns", Subsystem: "geo", Name: "ecs_widen_scope_prefix_length",
 		Help:    "ECS scope, in prefix bits, of each widened decision.",
 		Buckets: []float64{8, 12, 14, 16, 18, 20, 22, 24, 32, 48, 56, 64},
 	})
