@@ -53,8 +53,12 @@ type Path struct {
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
-	cands     steer.Candidates
-	nextID    uint32 // of the last entry made
+	// mark is widenMark of Host.Widenings as this batch first read it, 0
+	// before: a mark older than the count only costs a decision being
+	// widened one more look at the shared cache.
+	mark   uint8
+	cands  steer.Candidates
+	nextID uint32 // of the last entry made
 	// The cookie secrets and time read for this batch (Host.Cookies),
 	// once its first cookie is seen; nil: not yet.
 	secrets   *dnscookie.Secrets
@@ -214,14 +218,14 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
 		// A decision being widened asks the shared cache again once a
 		// widening finished, which may have been its own.
-		rewiden := found && cr.widening != 0 && cr.widening != widenMark(f.host.Widenings())
+		rewiden := found && cr.widening != 0 && cr.widening != f.widenMark()
 		if stale := found && !fresh; !found || rewiden || stale && f.refreshes < RefreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
 			// Read before the decision: a widening that finishes after it
 			// then moves the count past the mark.
-			mark := widenMark(f.host.Widenings())
+			mark := f.widenMark()
 			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
@@ -366,6 +370,7 @@ func (f *Path) flushLimited() {
 func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
+	f.mark = 0
 	f.secrets = nil
 	f.nowOK = false
 	if f.limited {
@@ -558,6 +563,14 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd, recheckMark))
 		}
 	}
+}
+
+// widenMark is the batch's mark of Host.Widenings, read once per batch.
+func (f *Path) widenMark() uint8 {
+	if f.mark == 0 {
+		f.mark = widenMark(f.host.Widenings())
+	}
+	return f.mark
 }
 
 // Memoised reports how many IPv4 and IPv6 client networks the reader's
