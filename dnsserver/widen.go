@@ -136,34 +136,54 @@ func (w *widener) run(ctx context.Context) {
 	w.running.Store(true)
 	defer w.running.Store(false)
 	var cands steer.Candidates
-	// A window of a tenth of a second holds a tenth of the rate, so that
-	// a burst waits at most that long.
-	per := max(1, w.perSecond/10)
-	window, n := time.Now(), 0
+	pace := newPacer(w.perSecond, time.Now)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-w.jobs:
-			if n >= per {
-				if wait := time.Until(window.Add(100 * time.Millisecond)); wait > 0 {
-					t := time.NewTimer(wait)
-					select {
-					case <-ctx.Done():
-						t.Stop()
-						return
-					case <-t.C:
-					}
+			if d := pace.wait(); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
 				}
-				window, n = time.Now(), 0
 			}
 			if w.widen(&j, &cands) {
-				n++
+				pace.ran()
 			}
 			w.done.Add(1)
 		}
 	}
 }
+
+// pacer spaces widenings perSecond a second, letting a tenth of a second's
+// worth through at once (a burst of new clients is widened at once; a
+// flood waits). It is the worker's own: no lock.
+type pacer struct {
+	interval, burst time.Duration
+	now             func() time.Time
+	tat             time.Time // when the next widening is due, at the steady rate
+}
+
+func newPacer(perSecond int, now func() time.Time) *pacer {
+	interval := time.Second / time.Duration(perSecond)
+	return &pacer{interval: interval, burst: time.Duration(max(1, perSecond/10)-1) * interval, now: now}
+}
+
+// wait is how long to wait before the next widening.
+func (p *pacer) wait() time.Duration {
+	now := p.now()
+	if p.tat.Before(now) {
+		p.tat = now
+	}
+	return p.tat.Sub(now) - p.burst
+}
+
+// ran counts a widening.
+func (p *pacer) ran() { p.tat = p.tat.Add(p.interval) }
 
 // countingLocator counts Network lookups, to tell a widening that ran out
 // of budget.

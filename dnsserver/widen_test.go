@@ -435,3 +435,62 @@ func BenchmarkFastPathWiden(b *testing.B) {
 		})
 	}
 }
+
+// TestPacer checks the widener's pace on a fake clock: a tenth of a
+// second's worth at once, then one widening per interval, so that n
+// widenings take (n − burst)/perSecond seconds.
+func TestPacer(t *testing.T) {
+	for _, tc := range []struct {
+		perSecond, n int
+		want         time.Duration // the fake time all n take
+	}{
+		{10, 30, 2900 * time.Millisecond},
+		{500, 50, 0},
+		{500, 550, time.Second},
+		{1, 3, 2 * time.Second},
+	} {
+		now := time.Unix(1e9, 0)
+		start := now
+		p := newPacer(tc.perSecond, func() time.Time { return now })
+		for range tc.n {
+			if d := p.wait(); d > 0 {
+				now = now.Add(d)
+			}
+			p.ran()
+		}
+		if got := now.Sub(start); got != tc.want {
+			t.Errorf("%d widenings at %d/s took %v, want %v", tc.n, tc.perSecond, got, tc.want)
+		}
+	}
+}
+
+// TestWidenFlood sends decisions for 1000 new client networks while the
+// worker is busy (here: not draining): the queue holds widenQueue of
+// them, the rest are dropped and counted, and their decisions keep Rank's
+// scope without waiting to be widened.
+func TestWidenFlood(t *testing.T) {
+	s, _ := newWidenServer(t, WidenConfig{})
+	s.widen.running.Store(true)
+	snap := s.Zones()
+	g := snap.Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo()
+	env := s.decisionEnv(snap)
+	var cands steer.Candidates
+	const n = 1000
+	waiting := 0
+	for i := range n {
+		client := netip.AddrFrom4([4]byte{198, 18 + byte(i>>8&1), byte(i), 0})
+		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		if cd.Widening {
+			waiting++
+		}
+		if got := s.cache.get(cacheKey{geo: g, qtype: dns.TypeA, client: client}, env.Epoch); got != cd {
+			t.Fatalf("%s: the cache holds %+v, decide returned %+v", client, got, cd)
+		}
+	}
+	if len(s.widen.jobs) != widenQueue || waiting != widenQueue {
+		t.Errorf("%d decisions queued, %d waiting to be widened; want %d", len(s.widen.jobs), waiting, widenQueue)
+	}
+	if got := testutil.ToFloat64(s.widen.m.dropped); got != n-widenQueue {
+		t.Errorf("dropped %v, want %d", got, n-widenQueue)
+	}
+}
