@@ -173,12 +173,7 @@ func TestWidenStoreConcurrent(t *testing.T) {
 // generated test databases, which Widen needs (steer.Locator).
 func newWidenServer(t *testing.T, wc WidenConfig) (*Server, *prometheus.Registry) {
 	t.Helper()
-	db, err := geo.Open("../testdata/geo/city.mmdb", "../testdata/geo/asn.mmdb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	loc := geo.NewLocator(db, zerolog.Nop())
-	t.Cleanup(func() { loc.Close() })
+	loc := testLocator(t)
 	reg := prometheus.NewRegistry()
 	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}, Widen: wc}),
 		Deps{Log: zerolog.Nop(), Metrics: reg, Locator: loc})
@@ -187,6 +182,24 @@ func newWidenServer(t *testing.T, wc WidenConfig) (*Server, *prometheus.Registry
 	}
 	s.SetZones(loadGeoZone(t))
 	return s, reg
+}
+
+// testLocator locates with the generated test databases until the test
+// ends.
+func testLocator(t *testing.T) *geo.Locator {
+	t.Helper()
+	loc := geo.NewLocator(testDB(t), zerolog.Nop())
+	t.Cleanup(func() { loc.Close() })
+	return loc
+}
+
+func testDB(t *testing.T) *geo.DB {
+	t.Helper()
+	db, err := geo.Open("../testdata/geo/city.mmdb", "../testdata/geo/asn.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 func loadGeoZone(t *testing.T) *zones.Snapshot {
@@ -492,5 +505,64 @@ func TestWidenFlood(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.widen.m.dropped); got != n-widenQueue {
 		t.Errorf("dropped %v, want %d", got, n-widenQueue)
+	}
+}
+
+// TestWidenDropsOnGeoIPSwap checks that widened prefixes hold for one
+// GeoIP database: after a swap (here without a zones reload, as when the
+// prober refuses a reload's probes), a client inside a widened prefix is
+// ranked again, and a widening proven under the old database is dropped.
+func TestWidenDropsOnGeoIPSwap(t *testing.T) {
+	loc := testLocator(t)
+	s, err := New(testConfig(Config{Listen: []string{"127.0.0.1:0"}}),
+		Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetZones(loadGeoZone(t))
+	s.widen.running.Store(true)
+	snap := s.Zones()
+	g := snap.Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo()
+	env := s.decisionEnv(snap)
+	var cands steer.Candidates
+	decide := func(a string) *udpfast.Decision {
+		client := netip.MustParseAddr(a)
+		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		return cd
+	}
+	drain := func() {
+		for len(s.widen.jobs) > 0 {
+			j := <-s.widen.jobs
+			s.widen.widen(&j, &cands)
+		}
+	}
+	x, inside := "198.18.1.0", "198.18.200.0"
+	rank := decide(x).Scope
+	drain()
+	if cd := decide(inside); cd.Scope >= rank || cd.Widening {
+		t.Fatalf("%s inside the widened prefix: %+v, want a scope wider than /%d", inside, cd, rank)
+	}
+	loc.Swap(testDB(t))
+	inRank := decide("198.18.129.0")
+	if !inRank.Widening || inRank.Scope <= 16 {
+		t.Errorf("after a GeoIP swap, a client inside the old widened prefix got %+v, want Rank's scope, being widened", inRank)
+	}
+
+	<-s.widen.jobs // 198.18.129.0's
+
+	// A widening of a decision made before the swap, run after it, is
+	// dropped.
+	stale := decide("198.18.66.0")
+	j := <-s.widen.jobs
+	if j.client != netip.MustParseAddr("198.18.66.0") {
+		t.Fatalf("the queue holds %s", j.client)
+	}
+	j.db--
+	s.widen.widen(&j, &cands)
+	if s.widen.store.lookup(g, dns.TypeA, netip.MustParseAddr("198.18.66.0"), env.Epoch, s.widen.dbGen()) != nil {
+		t.Errorf("a widening of a decision made under the old database was kept")
+	}
+	if got := testutil.ToFloat64(s.widen.m.stale); got != 1 || stale.Scope <= 16 {
+		t.Errorf("stale %v, want 1 (decision %+v)", got, stale)
 	}
 }
