@@ -16,12 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ECS scope widening (docs/zones.md, "Client subnet"): a decision is
-// answered at once with Rank's scope, and the widener grows it in the
-// background with steer.Widen, which looks up to a budget of neighbouring
-// networks up (some 170 µs on GeoLite2 City): far too much for the query
-// path. What it proves is kept in the widened-prefix store, where the next
-// decision for any client inside the prefix finds it instead of ranking.
+// ECS scope widening (docs/zones.md, "Client location and ECS"): a
+// decision is answered at once with Rank's scope, and the widener grows it
+// in the background with steer.Widen, which looks up as many as a budget
+// of neighbouring networks (some 170 µs on GeoLite2 City): far too much
+// for the query path. What it proves is kept in the widened-prefix store,
+// where the next decision for any client inside the prefix finds it
+// instead of ranking.
 
 // WidenConfig configures ECS scope widening.
 type WidenConfig struct {
@@ -308,7 +309,15 @@ func (g *widenGen) shard(p netip.Prefix, qtype uint16) *widenShard {
 
 func (st *widenStore) lookup(geo *zones.Geo, qtype uint16, client netip.Addr, e steer.Epoch, db uint64) *udpfast.Decision {
 	g := st.cur.Load()
-	if g == nil || g.epoch != e || g.db != db || !client.IsValid() {
+	if g == nil || !client.IsValid() {
+		return nil
+	}
+	if g.epoch != e || g.db != db {
+		if e.Newer(g.epoch) && db >= g.db || e == g.epoch && db > g.db {
+			// Let go of the old snapshot's records now, not at the next
+			// widening, which may never come.
+			st.cur.CompareAndSwap(g, nil)
+		}
 		return nil
 	}
 	f := family(client)

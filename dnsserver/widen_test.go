@@ -566,3 +566,34 @@ func TestWidenDropsOnGeoIPSwap(t *testing.T) {
 		t.Errorf("stale %v, want 1 (decision %+v)", got, stale)
 	}
 }
+
+// TestWidenStoreLetsGo checks that a lookup in a newer epoch or database
+// drops the older prefixes, and with them the old snapshot's records they
+// name, while one in an older epoch leaves them.
+func TestWidenStoreLetsGo(t *testing.T) {
+	g := &zones.Geo{}
+	p := netip.MustParsePrefix("198.18.0.0/16")
+	a := netip.MustParseAddr("198.18.1.0")
+	for _, tc := range []struct {
+		name  string
+		e     steer.Epoch
+		db    uint64
+		kept  bool
+		found bool
+	}{
+		{"same", steer.Epoch{Generation: 2}, 2, true, true},
+		{"newer epoch", steer.Epoch{Generation: 3}, 2, false, false},
+		{"newer database", steer.Epoch{Generation: 2}, 3, false, false},
+		{"older epoch", steer.Epoch{Generation: 1}, 2, true, false},
+		{"older database", steer.Epoch{Generation: 2}, 1, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st widenStore
+			st.insert(widenKey{geo: g, qtype: dns.TypeA, p: p}, steer.Epoch{Generation: 2}, 2, &udpfast.Decision{Scope: 16})
+			found := st.lookup(g, dns.TypeA, a, tc.e, tc.db) != nil
+			if kept := st.cur.Load() != nil; found != tc.found || kept != tc.kept {
+				t.Errorf("found %v, kept %v; want %v, %v", found, kept, tc.found, tc.kept)
+			}
+		})
+	}
+}
