@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -49,6 +50,9 @@ const (
 	widenCap = 32 * 1024
 	// widenShards spreads the store's locks.
 	widenShards = 32
+	// widenFilterLog is log2 of the bits of the store's filter: 64 KiB,
+	// which widenCap prefixes fill to some 6 % at most.
+	widenFilterLog = 19
 )
 
 // widenJob is one decision to widen: what it was made from, and the
@@ -274,7 +278,12 @@ type widenGen struct {
 	n     atomic.Int64
 	// lens has bit L set when a prefix of L bits is stored, by family
 	// (0: IPv4, 1: IPv6), so that a lookup tries only those lengths.
-	lens   [2][3]atomic.Uint64
+	lens [2][3]atomic.Uint64
+	// filter has the bit of each stored prefix's hash set, so that a
+	// lookup tries a shard only for a length that may hold the client:
+	// a decision-cache miss with 16 lengths stored took 0.7 µs of shard
+	// locks and map lookups without it.
+	filter [1 << widenFilterLog / 64]atomic.Uint64
 	shards [widenShards]widenShard
 }
 
@@ -296,15 +305,37 @@ func family(a netip.Addr) int {
 	return 1
 }
 
-func (g *widenGen) shard(p netip.Prefix, qtype uint16) *widenShard {
-	b := p.Addr().As16()
-	h := uint32(2166136261)
-	for _, x := range b {
-		h = (h ^ uint32(x)) * 16777619
+// prefixHash mixes a prefix and a query type, for the filter and the
+// shards.
+func prefixHash(p netip.Prefix, qtype uint16) uint64 {
+	a := p.Addr().As16()
+	return halvesHash(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), p.Bits(), qtype)
+}
+
+// halvesHash is prefixHash of the prefix of bits (of its family's) whose
+// masked address, as 16 bytes (IPv4 mapped), has the halves hi and lo.
+func halvesHash(hi, lo uint64, bits int, qtype uint16) uint64 {
+	const fib = 0x9e3779b97f4a7c15
+	h := hi*fib ^ lo
+	h = (h^uint64(bits)<<16^uint64(qtype))*fib ^ h>>29
+	return h * fib
+}
+
+// maskHalves keeps the first n of the 128 bits whose halves are hi and lo.
+func maskHalves(hi, lo uint64, n int) (uint64, uint64) {
+	if n >= 64 {
+		return hi, lo &^ (^uint64(0) >> (n - 64))
 	}
-	h = (h ^ uint32(p.Bits())) * 16777619
-	h = (h ^ uint32(qtype)) * 16777619
-	return &g.shards[h%widenShards]
+	return hi &^ (^uint64(0) >> n), 0
+}
+
+func (g *widenGen) shard(h uint64) *widenShard { return &g.shards[h>>59%widenShards] }
+
+// maybe reports whether a prefix of hash h may be stored: false means
+// it is not, without taking a lock.
+func (g *widenGen) maybe(h uint64) bool {
+	i := h >> (64 - widenFilterLog)
+	return g.filter[i/64].Load()&(1<<(i%64)) != 0
 }
 
 func (st *widenStore) lookup(geo *zones.Geo, qtype uint16, client netip.Addr, e steer.Epoch, db uint64) *udpfast.Decision {
@@ -320,14 +351,25 @@ func (st *widenStore) lookup(geo *zones.Geo, qtype uint16, client netip.Addr, e 
 		}
 		return nil
 	}
-	f := family(client)
+	f, offset := family(client), 0 // offset: where client's bits start in its 16 bytes
+	if f == 0 {
+		offset = 96
+	}
+	a := client.As16()
+	hi, lo := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])
 	for word := range g.lens[f] {
 		for set := g.lens[f][word].Load(); set != 0; set &= set - 1 {
-			p, err := client.Prefix(word*64 + bits.TrailingZeros64(set))
+			n := word*64 + bits.TrailingZeros64(set)
+			mh, ml := maskHalves(hi, lo, offset+n)
+			h := halvesHash(mh, ml, n, qtype)
+			if !g.maybe(h) {
+				continue
+			}
+			p, err := client.Prefix(n)
 			if err != nil {
 				continue
 			}
-			sh := g.shard(p, qtype)
+			sh := g.shard(h)
 			sh.mu.RLock()
 			cd := sh.m[widenKey{geo: geo, qtype: qtype, p: p}]
 			sh.mu.RUnlock()
@@ -343,6 +385,7 @@ func (st *widenStore) lookup(geo *zones.Geo, qtype uint16, client netip.Addr, e 
 // db. A result of an older epoch or database is dropped; a newer one, or a
 // full store, starts the store over.
 func (st *widenStore) insert(k widenKey, e steer.Epoch, db uint64, cd *udpfast.Decision) {
+	k.p = k.p.Masked() // as lookups hash it
 	for {
 		g := st.cur.Load()
 		switch {
@@ -363,7 +406,8 @@ func (st *widenStore) insert(k widenKey, e steer.Epoch, db uint64, cd *udpfast.D
 }
 
 func (g *widenGen) put(k widenKey, cd *udpfast.Decision) {
-	sh := g.shard(k.p, k.qtype)
+	h := prefixHash(k.p, k.qtype)
+	sh := g.shard(h)
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.m = make(map[widenKey]*udpfast.Decision)
@@ -373,6 +417,8 @@ func (g *widenGen) put(k widenKey, cd *udpfast.Decision) {
 	}
 	sh.m[k] = cd
 	sh.mu.Unlock()
+	i := h >> (64 - widenFilterLog)
+	g.filter[i/64].Or(1 << (i % 64))
 	g.lens[family(k.p.Addr())][k.p.Bits()/64].Or(1 << (k.p.Bits() % 64))
 }
 

@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -595,5 +597,68 @@ func TestWidenStoreLetsGo(t *testing.T) {
 				t.Errorf("found %v, kept %v; want %v, %v", found, kept, tc.found, tc.kept)
 			}
 		})
+	}
+}
+
+// BenchmarkWidenStoreMiss is what the store adds to a decision-cache
+// miss that it cannot answer: a lookup with 16 prefix lengths stored.
+func BenchmarkWidenStoreMiss(b *testing.B) {
+	var st widenStore
+	g, e := &zones.Geo{}, steer.Epoch{Generation: 1}
+	for bits := 8; bits < 24; bits++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(bits), 0, 0}), bits).Masked()
+		st.insert(widenKey{geo: g, qtype: dns.TypeA, p: p}, e, 1, &udpfast.Decision{Scope: bits})
+	}
+	a := netip.MustParseAddr("192.0.2.0")
+	b.ReportAllocs()
+	for b.Loop() {
+		if st.lookup(g, dns.TypeA, a, e, 1) != nil {
+			b.Fatal("found")
+		}
+	}
+}
+
+// TestWidenStoreBruteForce checks lookups against the brute force: random
+// prefixes of both families and every length are stored, and a random
+// address finds a decision iff some stored prefix holds it, and then one
+// of such a prefix.
+func TestWidenStoreBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 7))
+	randAddr := func(v6 bool) netip.Addr {
+		if v6 {
+			var b [16]byte
+			for i := range b {
+				b[i] = byte(rng.IntN(4)) // few distinct bytes, so that prefixes overlap
+			}
+			return netip.AddrFrom16(b)
+		}
+		return netip.AddrFrom4([4]byte{byte(rng.IntN(4)), byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+	}
+	var st widenStore
+	g, e := &zones.Geo{}, steer.Epoch{Generation: 1}
+	stored := map[netip.Prefix]*udpfast.Decision{}
+	for range 2000 {
+		v6 := rng.IntN(2) == 0
+		a := randAddr(v6)
+		p, _ := a.Prefix(rng.IntN(a.BitLen() + 1))
+		cd := &udpfast.Decision{Scope: p.Bits()}
+		st.insert(widenKey{geo: g, qtype: dns.TypeA, p: netip.PrefixFrom(a, p.Bits())}, e, 1, cd) // unmasked: insert masks
+		stored[p] = cd
+	}
+	for range 20000 {
+		a := randAddr(rng.IntN(2) == 0)
+		got := st.lookup(g, dns.TypeA, a, e, 1)
+		var holds []netip.Prefix
+		for p := range stored {
+			if p.Contains(a) {
+				holds = append(holds, p)
+			}
+		}
+		switch {
+		case got == nil && len(holds) > 0:
+			t.Fatalf("%s: nothing found, but %v hold it", a, holds)
+		case got != nil && !slices.ContainsFunc(holds, func(p netip.Prefix) bool { return stored[p] == got }):
+			t.Fatalf("%s: found /%d, which holds no prefix of %v", a, got.Scope, holds)
+		}
 	}
 }
