@@ -662,3 +662,38 @@ func TestWidenStoreBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestWidenSkips checks which decisions are not handed to the widener:
+// those of a record with spread (its choice hashes the client network at
+// the scope), those that depend on no client, and any while no worker
+// runs or widening is off.
+func TestWidenSkips(t *testing.T) {
+	client := netip.MustParseAddr("198.18.1.0")
+	for _, tc := range []struct {
+		name    string
+		off     bool
+		running bool
+		record  string
+		qtype   uint16
+		want    bool
+	}{
+		{"nearest", false, true, "www.geo.test.", dns.TypeA, true},
+		{"spread", false, true, "spread.geo.test.", dns.TypeA, false},
+		{"no target has the type", false, true, "two.geo.test.", dns.TypeAAAA, false},
+		{"no worker", false, false, "www.geo.test.", dns.TypeA, false},
+		{"off", true, true, "www.geo.test.", dns.TypeA, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newWidenServer(t, WidenConfig{Off: tc.off})
+			s.widen.running.Store(tc.running)
+			snap := s.Zones()
+			g := snap.Match(tc.record).Lookup(tc.record, tc.qtype).Node.Geo()
+			env := s.decisionEnv(snap)
+			var cands steer.Candidates
+			_, cd := s.decide(&env, g, tc.qtype, client, s.locate(client), &cands, true)
+			if queued := len(s.widen.jobs) == 1; cd.Widening != tc.want || queued != tc.want {
+				t.Errorf("widening %v, queued %v; want %v", cd.Widening, queued, tc.want)
+			}
+		})
+	}
+}
