@@ -64,7 +64,11 @@
 //     past that, a new decision (Host.Decide), made by the same function
 //     the general path calls. The client network is the ECS address when
 //     the option is usable, else the source address, as the general path
-//     decides.
+//     decides. A memoised decision that was Widening (the server widens
+//     its ECS scope in the background) is looked up in the shared cache
+//     again once Host.Widenings has moved since it was memoised (a mark
+//     read before the lookup, so that a widening finishing in between is
+//     not missed): the memo then holds the widened scope.
 //   - What invalidates: a new zones snapshot drops every entry and the memo
 //     (entries belong to one snapshot), and so does a new generation of
 //     presigned signatures (Host.Signatures), so that re-signed RRsets

@@ -53,8 +53,12 @@ type Path struct {
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
-	cands     steer.Candidates
-	nextID    uint32 // of the last entry made
+	// mark is widenMark of Host.Widenings as this batch first read it, 0
+	// before: a mark older than the count only costs a decision being
+	// widened one more look at the shared cache.
+	mark   uint8
+	cands  steer.Candidates
+	nextID uint32 // of the last entry made
 	// The cookie secrets and time read for this batch (Host.Cookies),
 	// once its first cookie is seen; nil: not yet.
 	secrets   *dnscookie.Secrets
@@ -212,10 +216,16 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		}
 		epoch := f.epoch
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
-		if stale := found && !fresh; !found || stale && f.refreshes < RefreshesPerBatch {
+		// A decision being widened asks the shared cache again once a
+		// widening finished, which may have been its own.
+		rewiden := found && cr.widening != 0 && cr.widening != f.widenMark()
+		if stale := found && !fresh; !found || rewiden || stale && f.refreshes < RefreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
+			// Read before the decision: a widening that finishes after it
+			// then moves the count past the mark.
+			mark := f.widenMark()
 			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
@@ -228,15 +238,16 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			} else {
 				f.decisionHitN++
 			}
-			if cr.r = e.variant(cd); cr.r == nil {
+			v := e.variant(cd)
+			if v == nil {
 				return nil, ToLearn
 			}
-			cr.tailored, cr.scope, cr.place = !cd.Untailored, uint8(cd.Scope), cd.Place
+			cr = replyOf(v, cd, mark)
 			f.memo.remember(e, client, epoch, cr)
 		} else {
 			f.decisionMemoN++
 		}
-		r, tailored, scope, place = cr.r, cr.tailored, int(cr.scope), cr.place
+		r, tailored, scope, place = cr.r, cr.tailored(), cr.scopeBits(), cr.place
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
@@ -359,6 +370,7 @@ func (f *Path) flushLimited() {
 func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
+	f.mark = 0
 	f.secrets = nil
 	f.nowOK = false
 	if f.limited {
@@ -546,9 +558,19 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	// re-deciding it when the decision is a refresh of a stale one.
 	if e = f.cache[key]; e != nil {
 		if v := e.variant(cd); v != nil {
-			f.memo.remember(e, tr.Client, tr.Epoch, clientReply{r: v, scope: uint8(cd.Scope), tailored: !cd.Untailored, place: cd.Place})
+			// Marked for a recheck: the count may have moved past cd's
+			// widening already.
+			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd, recheckMark))
 		}
 	}
+}
+
+// widenMark is the batch's mark of Host.Widenings, read once per batch.
+func (f *Path) widenMark() uint8 {
+	if f.mark == 0 {
+		f.mark = widenMark(f.host.Widenings())
+	}
+	return f.mark
 }
 
 // Memoised reports how many IPv4 and IPv6 client networks the reader's

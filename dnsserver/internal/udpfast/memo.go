@@ -13,12 +13,45 @@ import (
 // it patches, and the gradual part of the epoch it was made in, as the
 // memo numbers those (decisionMemo.gradualOf).
 type clientReply struct {
-	r        *fastReply
-	scope    uint8
-	tailored bool
-	place    traffic.Place // the decision's (Decision.Place), for the catchment
-	gradual  uint32
+	r       *fastReply
+	gradual uint32
+	place   traffic.Place // the decision's (Decision.Place), for the catchment
+	// scope is the decision's ECS scope plus one, 0 when it is
+	// Untailored: one byte for both keeps a slot at 24 bytes.
+	scope uint8
+	// widening is 0, or the decision was Widening and this is
+	// widenMark of Host.Widenings before it was looked up: once that
+	// moves, the shared cache may hold the widened decision.
+	widening uint8
 }
+
+// replyOf is the memo's reply r for decision cd, whose widenings mark
+// (when it is Widening) is mark.
+func replyOf(r *fastReply, cd *Decision, mark uint8) clientReply {
+	cr := clientReply{r: r, place: cd.Place}
+	if !cd.Untailored {
+		cr.scope = uint8(cd.Scope + 1)
+	}
+	if cd.Widening {
+		cr.widening = mark
+	}
+	return cr
+}
+
+// tailored reports whether the client's location shaped the decision.
+func (cr *clientReply) tailored() bool { return cr.scope != 0 }
+
+// scopeBits is the decision's ECS scope.
+func (cr *clientReply) scopeBits() int { return max(int(cr.scope)-1, 0) }
+
+// widenMark is the mark of a widenings count n: never 0, which marks a
+// settled decision, nor recheckMark. Marks repeat every 254 widenings,
+// which at worst leaves a decision narrow until the next one.
+func widenMark(n uint64) uint8 { return uint8(n%254) + 2 }
+
+// recheckMark marks a decision being widened that asks the shared cache
+// again at its next query, whatever the count.
+const recheckMark = 1
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
