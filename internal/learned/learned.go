@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,6 +61,9 @@ type Config struct {
 	InboxPoll time.Duration
 	// Margin is the stabiliser's, kept for the selection.
 	Margin learn.Margin
+	// FleetBuffer bounds the bytes of batches kept for the fleet while
+	// NATS is away (0: DefaultFleetBuffer).
+	FleetBuffer int
 }
 
 // Deps is what a Service reads and reports to.
@@ -84,6 +86,8 @@ type Deps struct {
 	// NewTicker returns a channel that ticks every d and its stop func;
 	// nil: a time.Ticker. Tests tick by hand.
 	NewTicker func(d time.Duration) (<-chan time.Time, func())
+	// Fleet shares the measurements with the other instances; nil: none.
+	Fleet Fleet
 }
 
 // Sources of measurements, as the metrics label them.
@@ -112,6 +116,10 @@ type Service struct {
 	lastSave   time.Time
 	saveErr    string
 	loadErr    string
+
+	// fleet is nil outside a fleet; the counters are its status's.
+	fleet                                                                    *fleetPart
+	fleetPublished, fleetReceived, fleetSkipped, fleetDropped, fleetRejected atomic.Uint64
 }
 
 // New returns a Service with the state of cfg.StateDir loaded: a
@@ -157,9 +165,13 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
-		Help: "Latency measurements taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
+		Help: "Latency measurements taken in, by source (http, inbox, fleet: peers') and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
 	}, []string{"source", "result"})
-	for _, src := range []string{SourceHTTP, SourceInbox} {
+	sources := []string{SourceHTTP, SourceInbox}
+	if deps.Fleet != nil {
+		sources = append(sources, SourceFleet)
+	}
+	for _, src := range sources {
 		for _, res := range []string{"accepted", "rejected"} {
 			s.measurements.WithLabelValues(src, res)
 		}
@@ -172,6 +184,12 @@ func New(cfg Config, deps Deps) *Service {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "snapshot_age_seconds",
 				Help: "Age of the published learned-latency snapshot; more than a few publish intervals means the publisher is stuck."},
 				func() float64 { return s.deps.Now().Sub(s.snap.Load().At()).Seconds() }))
+	}
+	if deps.Fleet != nil {
+		s.fleet = newFleetPart(deps.Fleet, cfg.FleetBuffer, deps.Metrics)
+		var why string
+		s.fleet.from, why = resumeFrom(cfg.StateDir, s.loadErr == "")
+		s.log.Info().Uint64("from", s.fleet.from).Str("instance", deps.Fleet.Instance()).Msg("learned latency: fleet stream: " + why)
 	}
 	s.Publish()
 	return s
@@ -229,17 +247,7 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 		}
 		return Report{}, err
 	}
-	var locate learn.LocateFunc
-	if l := s.deps.Locator; l != nil {
-		locate = func(addr netip.Addr) (netip.Prefix, uint32) {
-			loc := l.Locate(addr)
-			if !loc.Found && loc.ASN == 0 {
-				return netip.Prefix{}, 0
-			}
-			return loc.Prefix, loc.ASN
-		}
-	}
-	res, err := s.agg.Ingest(b.Measurements, now, locate)
+	res, err := s.agg.Ingest(b.Measurements, now, s.locate())
 	if err != nil {
 		s.measurements.WithLabelValues(source, "rejected").Add(float64(b.Lines))
 		return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -250,6 +258,11 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	}
 	s.measurements.WithLabelValues(source, "accepted").Add(float64(rep.Accepted))
 	s.measurements.WithLabelValues(source, "rejected").Add(float64(rep.Rejected))
+	if s.fleet != nil && len(b.Measurements) > 0 {
+		// Learned here already; the peers learn it from the stream, and
+		// this instance skips it when it comes back.
+		s.enqueue(encodeFleet(b.Measurements, now))
+	}
 	s.mu.Lock()
 	s.lastIngest = now
 	s.mu.Unlock()
@@ -274,6 +287,8 @@ type Info struct {
 	// load's problems; "" when none.
 	SaveError string `json:"save_error,omitempty"`
 	LoadError string `json:"load_error,omitempty"`
+	// Fleet is the sharing through the fleet's stream; nil outside one.
+	Fleet *FleetInfo `json:"fleet,omitempty"`
 }
 
 // Info reports the table's state.
@@ -286,6 +301,7 @@ func (s *Service) Info() Info {
 	s.mu.Lock()
 	in.LastIngest, in.LastSave, in.SaveError, in.LoadError = s.lastIngest, s.lastSave, s.saveErr, s.loadErr
 	s.mu.Unlock()
+	in.Fleet = s.fleetInfo()
 	return in
 }
 
@@ -296,7 +312,19 @@ func (s *Service) Save() error {
 		return nil
 	}
 	now := s.deps.Now()
-	err := s.agg.Save(s.cfg.StateDir, now)
+	var err error
+	if p := s.fleet; p != nil {
+		// The sequence with the table it matches, no peer's batch
+		// between: the cursor first, so that whichever state file a
+		// crash leaves has its cursor.
+		p.seqMu.Lock()
+		if err = saveCursor(s.cfg.StateDir, now, p.lastSeq); err == nil {
+			err = s.agg.Save(s.cfg.StateDir, now)
+		}
+		p.seqMu.Unlock()
+	} else {
+		err = s.agg.Save(s.cfg.StateDir, now)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -322,9 +350,22 @@ func (s *Service) Run(ctx context.Context) error {
 		defer stop()
 		s.ReadInbox()
 	}
+	stopFleet := func() {}
+	if s.fleet != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.publishLoop(fctx) }()
+		go func() { defer wg.Done(); s.follow(fctx) }()
+		stopFleet = func() { cancel(); wg.Wait() }
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			// Stopped first: the last save then has the last sequence
+			// taken in. What is still unpublished is lost with the
+			// process; this instance's table has it.
+			stopFleet()
 			s.Publish()
 			if err := s.Save(); err != nil {
 				s.log.Error().Err(err).Msg("learned latency: saving the table at shutdown")
