@@ -64,6 +64,9 @@ type Config struct {
 	// FleetBuffer bounds the bytes of batches kept for the fleet while
 	// NATS is away (0: DefaultFleetBuffer).
 	FleetBuffer int
+	// FleetStreamMaxBytes bounds the fleet's stream, which cmd/popdns
+	// makes (0: its default); the Service itself does not read it.
+	FleetStreamMaxBytes int64
 }
 
 // Deps is what a Service reads and reports to.
