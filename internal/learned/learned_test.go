@@ -222,7 +222,12 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	if err := os.WriteFile(filepath.Join(inbox, "a.csv"), []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
+	// Written aside and renamed into place, as the inbox asks: Run reads
+	// the inbox once as it starts, and could find the file still empty.
+	if err := os.WriteFile(filepath.Join(inbox, ".a.csv.tmp"), []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(inbox, ".a.csv.tmp"), filepath.Join(inbox, "a.csv")); err != nil {
 		t.Fatal(err)
 	}
 	ticks[3*time.Second] <- time.Now()
