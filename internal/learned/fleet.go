@@ -48,6 +48,9 @@ const (
 	// fleetRetry is the pause between attempts to publish while NATS is
 	// away.
 	fleetRetry = time.Second
+	// fleetFlush bounds the last attempt, at a clean stop, to publish
+	// what is still queued: a restart then loses nothing of it.
+	fleetFlush = 2 * time.Second
 	// FleetCursorFile holds the stream sequence the state file includes.
 	FleetCursorFile   = "learned-latency-fleet.json"
 	fleetCursorFormat = "popdns-learned-fleet"
@@ -208,13 +211,27 @@ func (s *Service) enqueue(batches []outBatch) {
 }
 
 // publishLoop publishes the queued batches in order, keeping each until
-// the stream took it, until ctx ends.
+// the stream took it, until ctx ends; then it tries, for fleetFlush at
+// most, to publish what is left.
 func (s *Service) publishLoop(ctx context.Context) {
+	s.publishQueued(ctx, true)
+	fctx, cancel := context.WithTimeout(context.Background(), fleetFlush)
+	defer cancel()
+	s.publishQueued(fctx, false)
+}
+
+// publishQueued publishes the queue's batches in order until ctx ends;
+// with wait, it waits for more and retries after a failure, else it
+// returns once the queue is empty or a publish failed.
+func (s *Service) publishQueued(ctx context.Context, wait bool) {
 	p := s.fleet
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
 	for {
+		if !wait && ctx.Err() != nil {
+			return
+		}
 		p.outMu.Lock()
 		var b outBatch
 		have := len(p.out) > 0
@@ -223,6 +240,9 @@ func (s *Service) publishLoop(ctx context.Context) {
 		}
 		p.outMu.Unlock()
 		if !have {
+			if !wait {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -249,7 +269,7 @@ func (s *Service) publishLoop(ctx context.Context) {
 			p.metrics.WithLabelValues("published").Add(float64(b.count))
 			continue
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !wait {
 			return
 		}
 		s.log.Debug().Err(err).Msg("learned latency: cannot publish to the fleet yet; keeping the batch")

@@ -5,12 +5,14 @@ package learned
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,5 +407,46 @@ func TestEncodeFleet(t *testing.T) {
 		if g, w := got[i], ms[i]; g.Prefix != w.Prefix || g.PoP != w.PoP || g.RTTMS != w.RTTMS || g.Weight != w.Weight || !g.Time.Equal(w.Time) || g.Source != w.Source {
 			t.Fatalf("measurement %d: %+v, want %+v", i, g, w)
 		}
+	}
+}
+
+// gateFleet fails every publish until open, then takes them.
+type gateFleet struct {
+	nopFleet
+	open      atomic.Bool
+	published atomic.Int64
+}
+
+func (g *gateFleet) Publish(_ context.Context, _ string, _ []byte, n int) error {
+	if !g.open.Load() {
+		return errors.New("store unavailable")
+	}
+	g.published.Add(int64(n))
+	return nil
+}
+
+// A clean stop publishes what is still queued (while NATS answers), so
+// that the peers do not lose it.
+func TestFleetFlushAtStop(t *testing.T) {
+	g := &gateFleet{}
+	s := New(Config{}, Deps{Log: zerolog.Nop(), Fleet: g})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if _, err := s.Ingest([]byte(batch(6, 10)), learn.FormatAuto, SourceHTTP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "a failed publish", func() bool { return s.Info().Fleet.Error != "" })
+	// The publisher now waits a second to try again; the stop comes
+	// first, and the last attempt finds NATS back.
+	g.open.Store(true)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s")
+	}
+	if n := g.published.Load(); n != 6 || s.Info().Fleet.Buffered != 0 {
+		t.Errorf("published %d at the stop, %+v; want all 6", n, s.Info().Fleet)
 	}
 }
