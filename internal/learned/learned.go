@@ -3,13 +3,19 @@
 // directory's files), locates their clients with the GeoIP databases at
 // ingest, never on the query path, pools them in a learn.Aggregator,
 // publishes an immutable learn.Snapshot every publish interval, and saves
-// the table in the state directory. It knows nothing of HTTP or DNS:
+// the table in the state directory. In a fleet (Deps.Fleet) it publishes
+// every batch it accepts to the fleet's stream and ingests every other
+// instance's, keeping beside the state file the stream sequence the
+// saved table includes, so that a restart counts nothing twice
+// (fleet.go; docs/learned-latency.md#in-a-fleet). It knows nothing of
+// HTTP, DNS or NATS:
 // internal/status serves its endpoints, and cmd/popdns hands its
 // snapshots to the DNS server.
 //
 // A Service is safe for concurrent use. Its Run goroutine is the only one
-// that publishes, saves and reads the inbox; Ingest may be called from
-// any goroutine.
+// that publishes, saves and reads the inbox (and starts the two that
+// publish to and follow the fleet's stream); Ingest may be called from
+// any goroutine, and never waits for NATS.
 package learned
 
 import (
