@@ -11,8 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/popdns/popdns/internal/overrides"
 )
 
 // The learned-latency stream: every instance appends the measurement
@@ -89,7 +87,7 @@ func (s *LatencyStream) bind(ctx context.Context) (jetstream.Stream, error) {
 	if s.stream != nil {
 		return s.stream, nil
 	}
-	if err := s.f.waitReadyNow(); err != nil {
+	if err := s.f.natsUp(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.f.cfg.Timeout)
@@ -118,32 +116,37 @@ func (s *LatencyStream) bind(ctx context.Context) (jetstream.Stream, error) {
 	}
 	st, err := s.f.js.CreateOrUpdateStream(ctx, want)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("stream %s: %w", LatencyStreamName, err))
+		return nil, fmt.Errorf("fleet: stream %s: %w", LatencyStreamName, err)
 	}
 	s.stream = st
 	return st, nil
 }
 
-// waitReadyNow fails at once unless the buckets are bound (NATS was
-// reached) and the connection is up.
-func (f *Fleet) waitReadyNow() error {
-	_, _, err := f.bound()
-	return err
+// natsUp fails at once unless the buckets are bound (NATS was reached)
+// and the connection is up; its errors are the stream's, which has no
+// overrides to speak of.
+func (f *Fleet) natsUp() error {
+	select {
+	case <-f.ready:
+	default:
+		return errors.New("fleet: NATS not reached yet (unreachable, or without JetStream)")
+	}
+	if !f.nc.IsConnected() {
+		return errors.New("fleet: disconnected from NATS")
+	}
+	return nil
 }
 
 // Publish appends one batch of count measurements under this
 // instance's subject. id makes a retry of the same batch idempotent
-// within two minutes. While NATS is away it fails at once with
-// overrides.ErrUnavailable: the caller keeps the batch and tries again.
+// within two minutes. While NATS is away it fails at once: the caller
+// keeps the batch and tries again.
 func (s *LatencyStream) Publish(ctx context.Context, id string, data []byte, count int) error {
 	if len(data) > LatencyMaxMsgSize {
 		return fmt.Errorf("fleet: latency batch of %d bytes, at most %d", len(data), LatencyMaxMsgSize)
 	}
 	if _, err := s.bind(ctx); err != nil {
 		return err
-	}
-	if !s.f.nc.IsConnected() {
-		return fmt.Errorf("%w: disconnected from NATS", overrides.ErrUnavailable)
 	}
 	m := nats.NewMsg(latencySubject(s.f.cfg.Instance))
 	m.Data = data
@@ -154,7 +157,7 @@ func (s *LatencyStream) Publish(ctx context.Context, id string, data []byte, cou
 		s.mu.Lock()
 		s.stream = nil // bound again next time, in case it was deleted
 		s.mu.Unlock()
-		return unavailable(fmt.Errorf("latency batch: %w", err))
+		return fmt.Errorf("fleet: latency batch: %w", err)
 	}
 	return nil
 }
