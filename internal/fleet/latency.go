@@ -208,23 +208,26 @@ func (s *LatencyStream) followOnce(ctx context.Context, next *uint64, fn func(ui
 	if err != nil {
 		return err
 	}
+	ictx, cancel := context.WithTimeout(ctx, s.f.cfg.Timeout)
+	info, err := st.Info(ictx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if *next == 0 {
+		// Only new messages: new as of the first attempt, so that one
+		// after a lost connection does not skip those sent meanwhile.
+		*next = info.State.LastSeq + 1
+	}
+	if *next > info.State.LastSeq+1 {
+		s.f.log.Warn().Uint64("from", *next).Uint64("last", info.State.LastSeq).
+			Msg("fleet: latency stream is behind the sequence this instance reached (made again?); reading it from its start")
+		*next = 1
+	}
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{latencySubjects + ">"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	}
-	if *next > 0 {
-		ictx, cancel := context.WithTimeout(ctx, s.f.cfg.Timeout)
-		info, err := st.Info(ictx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if *next > info.State.LastSeq+1 {
-			s.f.log.Warn().Uint64("from", *next).Uint64("last", info.State.LastSeq).
-				Msg("fleet: latency stream is behind the sequence this instance reached (made again?); reading it from its start")
-			*next = 1
-		}
-		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *next
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    *next,
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.f.cfg.Timeout)
 	cons, err := st.OrderedConsumer(cctx, occ)

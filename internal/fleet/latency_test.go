@@ -16,10 +16,20 @@ type followed struct {
 	data string
 }
 
-// follow runs Follow from from until it has handed out n messages.
+// followN runs Follow from from until it has handed out n messages.
 func followN(t *testing.T, s *LatencyStream, from uint64, n int) []followed {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	got, err := collect(t.Context(), s, from, n)
+	if len(got) != n {
+		t.Fatalf("Follow from %d: %v after %d messages %+v; want %d", from, err, len(got), got, n)
+	}
+	return got
+}
+
+// collect runs Follow from from until it has handed out n messages, or
+// for 10 s at most.
+func collect(ctx context.Context, s *LatencyStream, from uint64, n int) ([]followed, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var mu sync.Mutex
 	var got []followed
@@ -33,10 +43,7 @@ func followN(t *testing.T, s *LatencyStream, from uint64, n int) []followed {
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != n {
-		t.Fatalf("Follow from %d: %v after %d messages %+v; want %d", from, err, len(got), got, n)
-	}
-	return got
+	return got, err
 }
 
 // The stream: made with its bounds on first use, one subject per
@@ -80,6 +87,23 @@ func TestLatencyStream(t *testing.T) {
 	}
 	if got := followN(t, b, 100, 3); got[0] != want[0] {
 		t.Errorf("from beyond the end: %+v, want the stream from its start", got)
+	}
+	// From 0: what is published from now on.
+	ch := make(chan []followed, 1)
+	go func() {
+		got, _ := collect(ctx, b, 0, 1)
+		ch <- got
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ch) == 0 && time.Now().Before(deadline) {
+		// Published until the follower, started meanwhile, sees one.
+		if err := a.Publish(ctx, "new"+time.Now().String(), []byte("new"), 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := <-ch; len(got) != 1 || got[0].seq < 4 || got[0].data != "new" {
+		t.Errorf("from 0: %+v, want a message published after the start", got)
 	}
 	if got := latencySubject("ns.1-fra"); got != "popdns.learned.ns_2e1-fra" {
 		t.Errorf("subject %q", got)

@@ -252,6 +252,7 @@ func (s *Service) publishQueued(ctx context.Context, wait bool) {
 		}
 		err := p.f.Publish(ctx, b.id, b.data, b.count)
 		p.outMu.Lock()
+		wasFailing := p.lastErr != ""
 		if err == nil {
 			// The head may have been dropped meanwhile by a full buffer.
 			if len(p.out) > 0 && p.out[0].id == b.id {
@@ -267,12 +268,20 @@ func (s *Service) publishQueued(ctx context.Context, wait bool) {
 		if err == nil {
 			s.fleetPublished.Add(uint64(b.count))
 			p.metrics.WithLabelValues("published").Add(float64(b.count))
+			if wasFailing {
+				s.log.Info().Msg("learned latency: publishing to the fleet again")
+			}
 			continue
 		}
 		if ctx.Err() != nil || !wait {
 			return
 		}
-		s.log.Debug().Err(err).Msg("learned latency: cannot publish to the fleet yet; keeping the batch")
+		// Logged once per outage, not at every retry.
+		ev := s.log.Debug()
+		if !wasFailing {
+			ev = s.log.Warn()
+		}
+		ev.Err(err).Msg("learned latency: cannot publish to the fleet; keeping the batches queued and trying again every second")
 		retry.Reset(fleetRetry)
 		select {
 		case <-ctx.Done():
