@@ -2,6 +2,7 @@ package learned
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -31,4 +32,14 @@ func FuzzIngestPeer(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// nopFleet publishes nothing and hands out nothing.
+type nopFleet struct{}
+
+func (nopFleet) Instance() string                                   { return "ns0" }
+func (nopFleet) Publish(context.Context, string, []byte, int) error { return nil }
+func (nopFleet) Follow(ctx context.Context, _ uint64, _ func(uint64, string, []byte)) error {
+	<-ctx.Done()
+	return ctx.Err()
 }

@@ -366,15 +366,6 @@ func TestIngestPeer(t *testing.T) {
 	}
 }
 
-type nopFleet struct{}
-
-func (nopFleet) Instance() string                                   { return "ns0" }
-func (nopFleet) Publish(context.Context, string, []byte, int) error { return nil }
-func (nopFleet) Follow(ctx context.Context, _ uint64, _ func(uint64, string, []byte)) error {
-	<-ctx.Done()
-	return ctx.Err()
-}
-
 // What is published reads back as the measurements taken, times and
 // weights exact, in chunks within the message size limit.
 func TestEncodeFleet(t *testing.T) {
