@@ -27,6 +27,8 @@
 #                                workload in run 1, in an extra max-load window
 #                                (bench/out/perf/SERVER-WORKLOAD.txt)
 #   -o FILE                      where the report goes (default bench/RESULTS.md)
+#   -ecs-replay      [BENCH_ECS_REPLAY=1] last, replay 100,000 GeoLite2 /24s through Unbound
+#                                in front of popdns and gdnsd (bench/ecsreplay/run.sh, ~3 min)
 #   [POPDNS_BIN]                 a prebuilt popdns to measure instead of building ./cmd/popdns
 #
 # All traffic goes to 127.0.0.1. Every load is bounded in time and count.
@@ -52,6 +54,7 @@ go_peers=${BENCH_GO_PEERS:-0}
 no_install=${BENCH_NO_INSTALL:-0}
 dnsperf_check=1
 perf_popdns=0
+ecs_replay=${BENCH_ECS_REPLAY:-0}
 nice_level=${BENCH_NICE:-}
 slice=${BENCH_SLICE:-0}
 args="$*"
@@ -66,6 +69,7 @@ while [[ $# -gt 0 ]]; do
 	-no-install) no_install=1 ;;
 	-no-dnsperf) dnsperf_check=0 ;;
 	-perf) perf_popdns=1 ;;
+	-ecs-replay) ecs_replay=1 ;;
 	-nice) nice_level=$2; shift ;;
 	-slice) slice=$2; shift ;;
 	-o) report=$(realpath -m "$2"); shift ;;
@@ -417,4 +421,15 @@ if go run ./bench/steer -db "$mmdb" -out "$out/steer.md" >"$out/logs/steer.log" 
 	} >>"$report"
 else
 	log "warning: the steering simulation failed (bench/out/logs/steer.log); RESULTS.md has no steering section"
+fi
+
+# --- ECS scopes through a caching resolver (bench/ecsreplay), optional -------
+# Upstream queries and wrong answers through Unbound's subnetcache; its
+# section is appended to the report.
+if [[ $ecs_replay == 1 ]]; then
+	log "ECS replay through Unbound (bench/ecsreplay, about 3 minutes)"
+	ecs_flags=()
+	[[ $no_install == 1 ]] && ecs_flags+=(-no-install)
+	POPDNS_BIN=$popdns_bin bench/ecsreplay/run.sh -o "$report" "${ecs_flags[@]}" >"$logs/ecsreplay.log" 2>&1 ||
+		log "warning: the ECS replay failed (bench/out/logs/ecsreplay.log); RESULTS.md has no ECS replay section"
 fi

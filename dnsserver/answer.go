@@ -287,7 +287,7 @@ func (s *Server) decisionEnv(snap *zones.Snapshot) steer.Env {
 	if s.health != nil {
 		health = s.health.Status()
 	}
-	return steer.NewEnv(s.steering, snap, health, s.overrides.Load(), time.Now)
+	return steer.NewEnv(s.steering, snap, health, s.overrides.Load(), time.Now).WithLearned(s.learned.Load())
 }
 
 // outcome is what answering a query decided, beyond the reply itself:

@@ -67,6 +67,27 @@ type GeoDecision struct {
 	AllDown    bool                 `json:"all_down"`
 	Policy     string               `json:"when_all_down"`
 	Scope      int                  `json:"scope"`
+	// Learned is how learned latency took part; nil when learning is
+	// off.
+	Learned *ExplainedLearning `json:"learned,omitempty"`
+}
+
+// ExplainedLearning is how learned latency took part in a decision.
+type ExplainedLearning struct {
+	// Cell is the kind of the client's cell the RTTs were compared in
+	// (prefix, network or as); "" when it has no learned RTTs.
+	Cell string `json:"cell,omitempty"`
+	// Current is the PoP that cell measured most, which its clients are
+	// taken to be on; Held says the stabiliser kept them there although
+	// another ranked better, by less than the margin.
+	Current string `json:"current,omitempty"`
+	Held    bool   `json:"held"`
+	// MarginMS and MarginPct are the stabiliser's margin.
+	MarginMS  float64 `json:"margin_ms"`
+	MarginPct float64 `json:"margin_pct"`
+	// Explore is the PoP an exploring answer would put first: the best
+	// ranked alternative the cell has not measured lately; "" if none.
+	Explore string `json:"explore,omitempty"`
 }
 
 // ExplainedLocation is where the database placed the client.
@@ -79,6 +100,9 @@ type ExplainedLocation struct {
 	Country   string  `json:"country,omitempty"`
 	Continent string  `json:"continent,omitempty"`
 	ASN       uint32  `json:"asn,omitempty"`
+	// AccuracyKm is the database's accuracy radius, which distance
+	// estimates are taken from the far edge of.
+	AccuracyKm uint16 `json:"accuracy_km,omitempty"`
 }
 
 // ExplainedCandidate is one target of a geo record and how it fared.
@@ -90,8 +114,10 @@ type ExplainedCandidate struct {
 	RTTMS      *float64 `json:"rtt_ms,omitempty"` // estimate, bias and penalty included
 	Source     string   `json:"rtt_source,omitempty"`
 	Measured   string   `json:"measured,omitempty"` // the latency table entry used
-	BiasMS     float64  `json:"bias_ms"`
-	PenaltyMS  float64  `json:"penalty_ms"` // the probes' weighted latency penalty
+	// Learned is the learned estimate used, when rtt_source is learned.
+	Learned   *ExplainedEstimate `json:"learned,omitempty"`
+	BiasMS    float64            `json:"bias_ms"`
+	PenaltyMS float64            `json:"penalty_ms"` // the probes' weighted latency penalty
 	// Calibration is the factor a distance estimate was scaled by because
 	// the client's measured targets are that much slower than distance
 	// says; absent when not scaled.
@@ -101,6 +127,18 @@ type ExplainedCandidate struct {
 	Healthy     bool     `json:"healthy"`
 	Eligible    bool     `json:"eligible"`
 	Note        string   `json:"note,omitempty"`
+}
+
+// ExplainedEstimate is a learned RTT and where it came from: which cell
+// and how many samples decided.
+type ExplainedEstimate struct {
+	RTTMS   float64 `json:"rtt_ms"`
+	Cell    string  `json:"cell"`
+	Samples float64 `json:"samples"`
+	AgeS    float64 `json:"age_s"`
+	// Borrowed is the factor a coarser cell's RTT was scaled by to
+	// compare it in the client's cell; absent when not borrowed.
+	Borrowed float64 `json:"borrowed,omitempty"`
 }
 
 // Explain answers r exactly as ServeDNS would and reports how. It needs no
@@ -174,7 +212,18 @@ func (q *request) explainDecision(g *zones.Geo, d *steer.Decision, env *steer.En
 		Name: g.Owner, TTL: g.TTL, Answers: g.Answers, Scope: d.Scope,
 		AllDown: d.AllDown, Policy: g.WhenAllDown.String(),
 		Location: ExplainedLocation{Network: loc.Prefix.String(), Found: loc.Found, HasPoint: loc.HasPoint,
-			Lat: loc.Point.Lat, Lon: loc.Point.Lon, Country: loc.Country, Continent: loc.Continent, ASN: loc.ASN},
+			Lat: loc.Point.Lat, Lon: loc.Point.Lon, Country: loc.Country, Continent: loc.Continent, ASN: loc.ASN,
+			AccuracyKm: loc.AccuracyKm},
+	}
+	if env.Learned != nil {
+		m := env.Options.LearnedMargin
+		gd.Learned = &ExplainedLearning{Held: d.Held, MarginMS: m.MS, MarginPct: m.Percent}
+		if d.Level != 0 {
+			gd.Learned.Cell, gd.Learned.Current = d.Level.String(), g.Targets[d.Current].Name()
+		}
+		if d.HasExplore {
+			gd.Learned.Explore = g.Targets[d.Explore].Name()
+		}
 	}
 	if d.Rule != nil {
 		gd.Rule = d.Rule.Describe()
@@ -214,6 +263,11 @@ func (q *request) explainDecision(g *zones.Geo, d *steer.Decision, env *steer.En
 		}
 		if c.Entry != nil {
 			ec.Measured = c.Entry.String()
+		}
+		if c.Source == steer.Learned {
+			e := c.Learned
+			ec.Learned = &ExplainedEstimate{RTTMS: math.Round(e.RTTMS*10) / 10, Cell: e.Cell.String(),
+				Samples: math.Round(e.Samples*10) / 10, AgeS: math.Round(e.Age.Seconds()), Borrowed: math.Round(c.Borrowed*1000) / 1000}
 		}
 		gd.Candidates = append(gd.Candidates, ec)
 	}

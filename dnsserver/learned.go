@@ -2,15 +2,12 @@ package dnsserver
 
 import "github.com/popdns/popdns/latency/learn"
 
-// SetLearned makes snap the learned-latency table the server holds; nil
-// holds none. The swap is atomic, and the owner of the table (cmd/popdns's
-// learned.Service) publishes a new snapshot every publish interval.
-//
-// Selection does not read it yet: steer.Rank ranks by distance, latency
-// tables and probes only, and the decision cache is not keyed by the
-// table's generation. Wiring it into the selection (and the cache) is the
-// next step of issue 17; until then the table is learned, persisted,
-// exported and shown, but answers do not depend on it.
+// SetLearned makes snap the learned-latency table the server decides
+// with; nil holds none. The swap is atomic, and the owner of the table
+// (cmd/popdns's learned.Service) publishes a new snapshot every publish
+// interval. A snapshot's generation is a gradual part of the decision
+// epoch (steer.Epoch): cached decisions are re-made a few clients at a
+// time after a publish, not all at once.
 func (s *Server) SetLearned(snap *learn.Snapshot) { s.learned.Store(snap) }
 
 // Learned returns the learned-latency table set last; nil when none.

@@ -6,6 +6,33 @@
 // record's rules, spread and when_all_down policy, and the ECS scope over
 // which the decision holds.
 //
+// # Learned latency
+//
+// With a learned-latency table ([Env.WithLearned]: RTTs measured from real
+// clients, latency/learn), a candidate's RTT comes from it before the
+// latency table and the distance estimate. The client's RTTs are compared
+// in one cell: the finest (its /24 or /48, its GeoIP network, its AS) in
+// which an eligible target's PoP has a fresh estimate, the PoP measured
+// most there standing for the one its clients are on now (with
+// measurements from real traffic, the PoP that has been answering them
+// gets the most). A PoP that cell lacks borrows its estimate from a
+// coarser cell, scaled by how the current PoP compares in both; a PoP
+// nobody measured keeps its distance estimate, calibrated as today. The
+// stabiliser keeps the client on its current PoP unless the best one is
+// better by Options.LearnedMargin (learn.ShouldMove). Decision.Explore
+// names the best ranked alternative whose RTT the client's cell has not
+// measured lately, for the server's exploration share. A decision reads
+// the table's snapshot only, so it is pure, and its generation is a
+// gradual part of the Epoch.
+//
+// # Location uncertainty
+//
+// A distance estimate is taken from the far edge of the database's
+// accuracy circle (geo.Location.AccuracyKm): a client placed at a
+// country's centroid, hundreds of km uncertain, gets estimates that many
+// km longer, so that any measured RTT, its own or its network's or AS's,
+// beats them, while estimates among themselves keep their order.
+//
 // It is pure: [Rank] reads a record, a query type, the client's address and
 // location and an [Env], and does no I/O, takes no lock and does not
 // allocate. Everything that needs to know which PoP wins or whether a
@@ -22,8 +49,9 @@
 // get the same answer. [Widen] grows it to the widest prefix around the
 // client over which the answer provably does not change. A decision is a
 // function of the record, the Env, the client's Location (point, country,
-// continent, ASN) and its address only through CIDR rules, latency
-// spans and spread's hash. Inside a prefix that no CIDR rule of the record
+// continent, ASN, and the GeoIP network where it has learned RTTs) and its
+// address only through CIDR rules, latency spans, learned /24 and /48
+// cells and spread's hash. Inside a prefix that no CIDR rule of the record
 // and no latency span of any of its PoPs splits, addresses differ only by
 // location, so the prefix is correct iff every network in it (a gap in the
 // database is a network too, of unknown location) ranks to the same

@@ -6,6 +6,7 @@ import (
 
 	"github.com/popdns/popdns/healthprobe"
 	"github.com/popdns/popdns/latency"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
@@ -19,6 +20,9 @@ type Env struct {
 	Latency   *latency.Table      // nil: no table
 	Health    *healthprobe.Status // nil: no probes, every target healthy
 	Overrides *Overrides          // nil: none
+	// Learned is the learned-latency table; nil when learning is off.
+	// Set it with [Env.WithLearned].
+	Learned *learn.Snapshot
 	// Now is the time latency entries are aged against; zero when
 	// entries do not age (no table, or LatencyMaxAge 0).
 	Now time.Time
@@ -51,6 +55,14 @@ func NewEnv(opt Options, snap *zones.Snapshot, health *healthprobe.Status, overr
 	return env
 }
 
+// WithLearned returns env deciding with the learned-latency table snap
+// too (nil: none), its generation in the Epoch.
+func (env Env) WithLearned(snap *learn.Snapshot) Env {
+	env.Learned = snap
+	env.Epoch.Learned = snap.Generation()
+	return env
+}
+
 // Epoch is what makes a decision stale when it changes. Each part only
 // grows.
 type Epoch struct {
@@ -59,15 +71,17 @@ type Epoch struct {
 	Steering   uint64 // of the probes' status: health and penalties
 	Overrides  uint64 // of the operators' runtime PoP states
 	Bucket     int64  // time bucket, when latency entries can age out; else 0
+	Learned    uint64 // of the learned-latency table; 0: none
 }
 
 // Strict is the part of e that must apply at once: zones, health and
-// operators' states. The rest, probe penalties and latency ages, move
-// gradually (a few ms of RTT, an entry a minute older), so a cache may keep
+// operators' states. The rest, probe penalties, latency ages and the
+// learned table, move gradually (a few ms of RTT, an entry a minute
+// older, a smoothed mean a publish interval on), so a cache may keep
 // answering a decision made before they moved while it re-decides a few
 // clients at a time.
 func (e Epoch) Strict() Epoch {
-	e.Steering, e.Bucket = 0, 0
+	e.Steering, e.Bucket, e.Learned = 0, 0, 0
 	return e
 }
 
@@ -77,7 +91,8 @@ func (e Epoch) Strict() Epoch {
 // neither newer than the other.
 func (e Epoch) Newer(than Epoch) bool {
 	return e != than && e.Generation >= than.Generation && e.Health >= than.Health &&
-		e.Steering >= than.Steering && e.Overrides >= than.Overrides && e.Bucket >= than.Bucket
+		e.Steering >= than.Steering && e.Overrides >= than.Overrides && e.Bucket >= than.Bucket &&
+		e.Learned >= than.Learned
 }
 
 // Overrides are the operators' runtime admin states of PoPs, by name: one

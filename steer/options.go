@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/popdns/popdns/latency/learn"
 )
 
 // Options are the server-wide parameters of selection. The zero value of
@@ -24,12 +26,26 @@ type Options struct {
 	// above its own baseline) before it is added to the target's
 	// estimated RTT. nil means 1; 0 ignores penalties.
 	PenaltyWeight *float64
+	// LearnedMargin is the stabiliser's: a client whose decision rests
+	// on learned latency moves from the PoP its cell measured most to
+	// another only when that one is better by both of its parts
+	// (learn.ShouldMove). The zero Margin moves to anything better.
+	LearnedMargin learn.Margin
+	// LearnedFreshAge is how old a learned estimate may be and still
+	// stand for a client's current PoP, or spare a candidate from
+	// exploration. Default [DefaultLearnedFreshAge].
+	LearnedFreshAge time.Duration
 
 	weight float64 // PenaltyWeight or its default, set by Provision
 }
 
 // DefaultPathInflation applies when Options.PathInflation is 0.
 const DefaultPathInflation = 1.5
+
+// DefaultLearnedFreshAge applies when Options.LearnedFreshAge is 0: with
+// one sample in a hundred queries measured, a cell of a few queries a
+// minute refreshes its current PoP well within it.
+const DefaultLearnedFreshAge = 10 * time.Minute
 
 // OptionError is a bad value of one field of [Options]; Field is the Go
 // field name, which the caller maps to where the value came from.
@@ -61,6 +77,18 @@ func (o Options) Provision() (Options, error) {
 	if w := o.PenaltyWeight; w != nil && (*w < 0 || math.IsNaN(*w) || math.IsInf(*w, 0)) {
 		bad("PenaltyWeight", "%g is not a weight: 0 ignores probe RTTs, 1 counts them as they are", *w)
 	}
+	switch m := o.LearnedMargin; {
+	case m.MS < 0 || math.IsNaN(m.MS) || math.IsInf(m.MS, 0):
+		bad("LearnedMargin", "%g ms is not a margin", m.MS)
+	case m.Percent < 0 || m.Percent > 100 || math.IsNaN(m.Percent):
+		bad("LearnedMargin", "%g %% is not a percentage from 0 to 100", m.Percent)
+	}
+	switch {
+	case o.LearnedFreshAge == 0:
+		o.LearnedFreshAge = DefaultLearnedFreshAge
+	case o.LearnedFreshAge < 0:
+		bad("LearnedFreshAge", "must not be negative")
+	}
 	o.weight = 1
 	if o.PenaltyWeight != nil {
 		o.weight = *o.PenaltyWeight
@@ -75,7 +103,8 @@ func (o Options) String() string {
 	if o.PenaltyWeight != nil {
 		w = strconv.FormatFloat(*o.PenaltyWeight, 'g', -1, 64)
 	}
-	return fmt.Sprintf("{PathInflation:%g LatencyMaxAge:%s PenaltyWeight:%s}", o.PathInflation, o.LatencyMaxAge, w)
+	return fmt.Sprintf("{PathInflation:%g LatencyMaxAge:%s PenaltyWeight:%s LearnedMargin:%gms/%g%% LearnedFreshAge:%s}",
+		o.PathInflation, o.LatencyMaxAge, w, o.LearnedMargin.MS, o.LearnedMargin.Percent, o.LearnedFreshAge)
 }
 
 // penaltyWeight is the factor probe penalties are multiplied by.

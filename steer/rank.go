@@ -4,10 +4,12 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/latency"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 )
@@ -20,6 +22,7 @@ const (
 	Distance               // great-circle distance over fibre
 	Table                  // measured, from the latency table
 	Region                 // no coordinates: same country, then continent, first
+	Learned                // measured from real traffic: the learned-latency table
 )
 
 func (s Source) String() string {
@@ -30,6 +33,8 @@ func (s Source) String() string {
 		return "table"
 	case Region:
 		return "region"
+	case Learned:
+		return "learned"
 	}
 	return "order"
 }
@@ -54,6 +59,13 @@ type Candidate struct {
 	Calibration float64
 	Source      Source
 	Entry       *latency.Entry // the measurement used, when source is Table
+	// Learned is the learned estimate used, when Source is Learned: the
+	// cell it was learned in, its samples and its age.
+	Learned learn.Estimate
+	// Borrowed is the factor Learned's RTT was scaled by to compare it
+	// in the client's cell (Decision.Level): the client's current PoP's
+	// RTT there over its RTT in Learned's coarser cell. 0: not borrowed.
+	Borrowed float64
 }
 
 // Decision is the outcome of choosing among a geo record's targets.
@@ -67,6 +79,21 @@ type Decision struct {
 	Rule       *zones.GeoRule             // the rule that applied, or nil
 	Scope      int                        // ECS scope: prefix bits the decision depends on
 	Cands      int                        // how many candidates were ranked (for explain)
+
+	// Level is the kind of cell the client's learned estimates were
+	// compared in; 0 when learned latency did not take part. Current is
+	// the target whose PoP that cell measured most: the one its clients
+	// are taken to be on. Held says the stabiliser kept them there
+	// although another ranked better, by less than the margin.
+	Level   learn.CellKind
+	Current uint8
+	Held    bool
+	// Explore is the target an exploring answer puts first: the best
+	// ranked eligible one after the first answered whose learned RTT in
+	// the client's cell is missing or stale. HasExplore says there is
+	// one; there never is when learning is off or all targets are down.
+	Explore    uint8
+	HasExplore bool
 }
 
 // Rank chooses the targets of g that answer a query of type qtype from a
@@ -88,6 +115,14 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		return d
 	}
 	d.Scope = scopeBits(g, client, loc)
+	var found learn.Found
+	if env.Learned != nil {
+		found = env.Learned.Find(LearnedClient(client, loc))
+		// Inside the scope, every client must find the same prefix cell:
+		// its own, or none.
+		lo, hi := env.Learned.PrefixGap(client)
+		d.Scope = latency.ScopeWithin(client, d.Scope, lo, hi)
+	}
 	allowed := has
 	if r := matchRule(g, client, loc); r != nil {
 		d.Rule = r
@@ -126,7 +161,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		case c.Entry != nil:
 			c.RTTMS, c.Source = c.Entry.RTTMS, Table
 		case loc.HasPoint:
-			c.RTTMS = float64(geo.FibreRTT(c.Km, env.Options.PathInflation).Nanoseconds()) / 1e6
+			c.RTTMS = estimateMS(c.Km, loc.AccuracyKm, env.Options.PathInflation)
 			c.Source = Distance
 		case loc.Country != "" && loc.Country == t.PoP.Country:
 			// Placed only by country: a PoP in that country first, then
@@ -139,13 +174,19 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 			c.RTTMS = math.Inf(1)
 		}
 	}
-	calibrate(cands[:n], env.Options.PathInflation)
+	if env.Learned != nil {
+		d.Level, d.Current = applyLearned(found, g, cands[:n], env.Options.LearnedFreshAge)
+	}
+	calibrate(cands[:n], loc.AccuracyKm, env.Options.PathInflation)
 	for i := range cands[:n] {
 		c := &cands[i]
 		c.RTTMS += c.BiasMS + c.PenaltyMS
 	}
 	d.Cands = n
 	rank(cands[:n])
+	if d.Level != 0 {
+		d.Held = stabilise(cands[:n], d.Current, env.Options.LearnedMargin)
+	}
 
 	pool := d.Ranked[:0]
 	for _, c := range cands[:n] {
@@ -176,7 +217,131 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		spread(g, pool, cands[:n], client, d.Scope)
 	}
 	d.N = min(answers, len(pool))
+	if env.Learned != nil && !d.AllDown {
+		d.Explore, d.HasExplore = explore(cands[:n], pool[0], env.Options.LearnedFreshAge)
+	}
 	return d
+}
+
+// LearnedClient is the learned-latency client that addr, located at loc,
+// looks its RTTs up as: its /24 or /48, its GeoIP network and its AS. The
+// network counts only when the database found the address or its AS,
+// as at ingest (internal/learned), so that both build the same cells.
+func LearnedClient(addr netip.Addr, loc geo.Location) learn.Client {
+	network := loc.Prefix
+	if !loc.Found && loc.ASN == 0 {
+		network = netip.Prefix{}
+	}
+	return learn.ClientOf(addr, network, loc.ASN)
+}
+
+// applyLearned gives the candidates learned RTTs where the client has
+// them, compared in one cell: the finest in which an eligible target's PoP
+// has a fresh estimate (else any estimate), the target measured most
+// there being the client's current one. Taking one cell per client rather
+// than the finest per PoP keeps the PoPs compared alike: after a route
+// change a /24's few old samples would otherwise outrank its AS's fresh
+// ones. A PoP the cell has no estimate of borrows one from a coarser cell
+// (network, then AS), scaled by how the current PoP compares in the two;
+// without the current PoP there it has none. It returns the cell's kind
+// and the current target; 0 when the client has no learned RTTs.
+func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration) (learn.CellKind, uint8) {
+	cur, level := -1, learn.CellKind(0)
+	for _, needFresh := range [2]bool{true, false} {
+		for kind := learn.CellPrefix; kind <= learn.CellAS && cur < 0; kind++ {
+			most := 0.0
+			for i := range cs {
+				e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
+				if ok && cs[i].Eligible && (!needFresh || e.Age <= fresh) && e.Samples > most {
+					most, cur, level = e.Samples, i, kind
+				}
+			}
+		}
+		if cur >= 0 {
+			break
+		}
+	}
+	if cur < 0 {
+		return 0, 0
+	}
+	curPoP := g.Targets[cs[cur].Index].PoP.Name
+	own, _ := f.EstimateIn(curPoP, level)
+	for i := range cs {
+		c := &cs[i]
+		pop := g.Targets[c.Index].PoP.Name
+		if e, ok := f.EstimateIn(pop, level); ok {
+			c.RTTMS, c.Source, c.Learned = e.RTTMS, Learned, e
+			continue
+		}
+		for kind := level + 1; kind <= learn.CellAS; kind++ {
+			e, ok := f.EstimateIn(pop, kind)
+			if !ok {
+				continue
+			}
+			if base, ok := f.EstimateIn(curPoP, kind); ok {
+				scale := own.RTTMS / base.RTTMS
+				c.RTTMS, c.Source, c.Learned, c.Borrowed = e.RTTMS*scale, Learned, e, scale
+			}
+			break
+		}
+	}
+	return level, cs[cur].Index
+}
+
+// stabilise keeps the client on its current target when the best ranked
+// eligible one is not better by the margin (learn.ShouldMove): it moves
+// the current target ahead of it and reports so. Measurements are noisy,
+// and a client that follows every fluctuation between two PoPs of
+// similar RTT gains nothing and empties resolver caches.
+func stabilise(cs []Candidate, current uint8, m learn.Margin) bool {
+	best, at := -1, -1
+	for i := range cs {
+		if !cs[i].Eligible {
+			continue
+		}
+		if best < 0 {
+			best = i
+		}
+		if cs[i].Index == current {
+			at = i
+			break
+		}
+	}
+	if at <= best || learn.ShouldMove(cs[at].RTTMS, cs[best].RTTMS, m) {
+		return false
+	}
+	c := cs[at]
+	copy(cs[best+1:at+1], cs[best:at])
+	cs[best] = c
+	return true
+}
+
+// explore picks the target an exploring answer puts first instead of
+// first: the best ranked eligible other one whose RTT the client's own
+// cell has not measured lately, so that measurements come to exist for
+// the alternatives a client could move to.
+func explore(cs []Candidate, first uint8, fresh time.Duration) (uint8, bool) {
+	for i := range cs {
+		c := &cs[i]
+		if !c.Eligible || c.Index == first {
+			continue
+		}
+		if c.Source == Learned && c.Borrowed == 0 && c.Learned.Age <= fresh {
+			continue
+		}
+		return c.Index, true
+	}
+	return 0, false
+}
+
+// estimateMS is the RTT over the great-circle distance km, from the far
+// edge of the location's accuracy circle: a location known to hundreds of
+// km is a guess that many km long, and its estimates must lose to
+// measurements rather than beat them by being optimistic. For a location
+// known to a few km it changes little, and it keeps the order of
+// estimates among themselves.
+func estimateMS(km float64, accuracyKm uint16, inflation float64) float64 {
+	return float64(geo.FibreRTT(km+float64(accuracyKm), inflation).Nanoseconds()) / 1e6
 }
 
 // calibrate scales the distance estimates of a client that also has
@@ -187,15 +352,14 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 // measured ones. The factor is the median ratio, kept within [1, 4]: it
 // only ever corrects that optimism, and one odd measurement cannot throw
 // every estimate off.
-func calibrate(cs []Candidate, inflation float64) {
+func calibrate(cs []Candidate, accuracyKm uint16, inflation float64) {
 	var ratios [zones.MaxGeoTargets]float64
 	n, distance := 0, false
 	for i := range cs {
 		c := &cs[i]
 		switch {
-		case c.Source == Table && c.Km > 0:
-			est := float64(geo.FibreRTT(c.Km, inflation).Nanoseconds()) / 1e6
-			ratios[n] = c.RTTMS / est
+		case (c.Source == Table || c.Source == Learned) && c.Km > 0:
+			ratios[n] = c.RTTMS / estimateMS(c.Km, accuracyKm, inflation)
 			n++
 		case c.Source == Distance:
 			distance = true

@@ -72,11 +72,12 @@ func Widen(g *zones.Geo, qtype uint16, client netip.Addr, d *Decision, env *Env,
 }
 
 // addrScope is the scope that the client's address imposes through
-// everything but its location: the CIDR rules of g and the latency spans
+// everything but its location: the CIDR rules of g, the latency spans
 // of every PoP g names (all of them, whether the rules allow them or not,
-// so that it holds whatever the location). Inside a prefix of that length
-// around client every address matches the same CIDR rules and finds the
-// same latency entries.
+// so that it holds whatever the location) and the learned /24 and /48
+// cells. Inside a prefix of that length around client every address
+// matches the same CIDR rules and finds the same latency entries and
+// the same prefix cell.
 func addrScope(g *zones.Geo, client netip.Addr, env *Env) int {
 	s := scopeBits(g, client, geo.Location{})
 	if env.Latency != nil {
@@ -84,6 +85,10 @@ func addrScope(g *zones.Geo, client netip.Addr, env *Env) int {
 			_, lo, hi := env.Latency.Lookup(g.Targets[i].PoP.Name, client, env.Now, env.Options.LatencyMaxAge)
 			s = latency.ScopeWithin(client, s, lo, hi)
 		}
+	}
+	if env.Learned != nil {
+		lo, hi := env.Learned.PrefixGap(client)
+		s = latency.ScopeWithin(client, s, lo, hi)
 	}
 	return s
 }
@@ -120,7 +125,17 @@ func sameWithin(g *zones.Geo, qtype uint16, p netip.Prefix, d *Decision, env *En
 		end := lastOf(np)
 		// Inside the prefix being checked, addresses differ only by
 		// location (see addrScope): a stands for all of its network.
-		if !alike.has(id) {
+		// A network with learned RTTs of its own differs from every other
+		// network with its records, so it is ranked as itself.
+		if env.Learned.HasNetworkCell(np) {
+			l := loc.Locate(a)
+			if l.Prefix != np {
+				return false, used
+			}
+			if o := Rank(g, qtype, a, l, env, cands); !sameAnswer(&o, d) {
+				return false, used
+			}
+		} else if !alike.has(id) {
 			l := loc.Locate(a)
 			if l.Prefix != np { // the database changed under us
 				return false, used

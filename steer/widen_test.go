@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/geodbgen"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/zones"
 	"github.com/rs/zerolog"
@@ -63,11 +64,12 @@ func randomAddr(rng *rand.Rand, p netip.Prefix) netip.Addr {
 
 // widenWorld is one random database, record and latency table.
 type widenWorld struct {
-	loc    *geo.Locator
-	g      *zones.Geo
-	env    Env
-	bounds []netip.Addr // every address where some input changes, sorted
-	zone   string
+	loc     *geo.Locator
+	g       *zones.Geo
+	env     Env
+	bounds  []netip.Addr // every address where some input changes, sorted
+	zone    string
+	learned int // learned measurements, 0: learning off
 }
 
 func newWidenWorld(t testing.TB, rng *rand.Rand) *widenWorld {
@@ -193,6 +195,35 @@ func newWidenWorld(t testing.TB, rng *rand.Rand) *widenWorld {
 	}
 	w.g = geoOf(t, snap, "www.widen.test.")
 	w.env = NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now)
+	if rng.IntN(2) == 0 {
+		// Learned RTTs of random /24s, of random ages: their prefix,
+		// network and AS cells. A /24 measured less than MinSamples is
+		// no cell, while its network, pooling several, may be one.
+		agg := learn.NewAggregator(learn.Config{MinSamples: 3, HalfLife: time.Hour, CountHalfLife: time.Hour})
+		locate := func(a netip.Addr) (netip.Prefix, uint32) {
+			l := w.loc.Locate(a)
+			if !l.Found && l.ASN == 0 {
+				return netip.Prefix{}, 0
+			}
+			return l.Prefix, l.ASN
+		}
+		var ms []learn.Measurement
+		for range 1 + rng.IntN(12) {
+			p := netip.PrefixFrom(randomAddr(rng, widenBase), 24).Masked()
+			edge(p)
+			for _, pop := range widenPoPs {
+				if rng.IntN(2) == 0 {
+					ms = append(ms, learn.Measurement{Prefix: p, PoP: pop.Name, RTTMS: 5 + rng.Float64()*200,
+						Weight: float64(1 + rng.IntN(3)), Time: learnNow.Add(-time.Duration(rng.IntN(30)) * time.Minute)})
+				}
+			}
+		}
+		if _, err := agg.Ingest(ms, learnNow, locate); err != nil {
+			t.Fatal(err)
+		}
+		w.env = w.env.WithLearned(agg.Snapshot(learnNow))
+		w.learned = len(ms)
+	}
 	slices.SortFunc(bounds, netip.Addr.Compare)
 	w.bounds = slices.Compact(bounds)
 	return w
@@ -254,7 +285,8 @@ func TestWidenBruteForce(t *testing.T) {
 			l := w.loc.Locate(client)
 			d := Rank(w.g, dns.TypeA, client, l, &w.env, &cands)
 			s := Widen(w.g, dns.TypeA, client, &d, &w.env, w.loc, 1<<20, &cands)
-			where := fmt.Sprintf("world %d client %s (located %v, Rank scope %d, Widen %d)\n%s", wi, client, l, d.Scope, s, w.zone)
+			where := fmt.Sprintf("world %d client %s (located %v, Rank scope %d, Widen %d, %d learned)\n%s", wi, client, l, d.Scope, s,
+				w.learned, w.zone)
 			if s > d.Scope {
 				t.Fatalf("narrower than Rank: %s", where)
 			}
@@ -371,6 +403,8 @@ func TestWidenIPv6(t *testing.T) {
 	loc := geo.NewLocator(db, zerolog.Nop())
 	defer loc.Close()
 	inv, _ := pops.New(widenPoPs...)
+	// iad first: an address the database does not place (all but the
+	// two networks) is answered iad, so widening stops at the /22.
 	zone := "origin: widen.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n  ns1:\n    - a: 192.0.2.53\n" +
 		"  www:\n    - geo:\n        targets:\n          fra: { aaaa: 2001:db8::f }\n          iad: { aaaa: 2001:db8::1 }\n"
 	snap, err := zones.Load(fstest.MapFS{"widen.test.yaml": {Data: []byte(zone)}}, inv, nil)
@@ -384,5 +418,80 @@ func TestWidenIPv6(t *testing.T) {
 	d := Rank(g, dns.TypeAAAA, client, loc.Locate(client), &env, &cands)
 	if got := Widen(g, dns.TypeAAAA, client, &d, &env, loc, DefaultWidenBudget, &cands); d.Scope != 48 || got != 47 {
 		t.Errorf("Rank scope /%d, widened /%d; want /48 widened to /47 (Berlin and Munich, not New York)", d.Scope, got)
+	}
+}
+
+// TestWidenLearnedNetworkCell: a network whose own learned RTTs (a
+// network cell, pooled from /24s too little measured to be cells
+// themselves) send its clients elsewhere must stop the widening, though
+// its location answers as the client's.
+func TestWidenLearnedNetworkCell(t *testing.T) {
+	src := &geodbgen.Source{BuildEpoch: 1735689600, Places: widenPlaces, City: []geodbgen.CityNetwork{
+		{Network: netip.MustParsePrefix("198.18.0.0/23"), Place: "ber"},
+		{Network: netip.MustParsePrefix("198.18.2.0/23"), Place: "muc"}, // one record would merge the two
+	}}
+	city, err := src.CityDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.FromBytes(city, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := geo.NewLocator(db, zerolog.Nop())
+	t.Cleanup(func() { _ = loc.Close() })
+	inv, err := pops.New(widenPoPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// iad first: an address the database does not place (all but the
+	// two networks) is answered iad, so widening stops at the /22.
+	zone := "origin: widen.test.\nrecords:\n  \"@\":\n    - soa: ns1 hostmaster 1 7200 3600 1209600 60\n    - ns: ns1\n" +
+		"  ns1:\n    - a: 192.0.2.53\n  www:\n    - geo:\n        targets:\n          iad: { a: 192.0.2.2 }\n          fra: { a: 192.0.2.1 }\n"
+	snap, err := zones.Load(fstest.MapFS{"widen.test.yaml": {Data: []byte(zone)}}, inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := geoOf(t, snap, "www.widen.test.")
+	agg := learn.NewAggregator(learn.Config{MinSamples: 3})
+	locate := func(a netip.Addr) (netip.Prefix, uint32) { return loc.Locate(a).Prefix, 0 }
+	var ms []learn.Measurement
+	for _, p := range []string{"198.18.2.0/24", "198.18.3.0/24"} {
+		ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "fra", RTTMS: 100, Weight: 2, Time: learnNow},
+			learn.Measurement{Prefix: netip.MustParsePrefix(p), PoP: "iad", RTTMS: 5, Weight: 2, Time: learnNow})
+	}
+	if _, err := agg.Ingest(ms, learnNow, locate); err != nil {
+		t.Fatal(err)
+	}
+	ls := agg.Snapshot(learnNow)
+	if !ls.HasNetworkCell(netip.MustParsePrefix("198.18.2.0/23")) {
+		t.Fatal("the test needs a network cell")
+	}
+	if lo, _ := ls.PrefixGap(netip.MustParseAddr("198.18.0.1")); lo.IsValid() {
+		t.Fatal("the test needs no prefix cell")
+	}
+	for _, tt := range []struct {
+		name    string
+		learned bool
+		want    int
+	}{
+		{"without learned RTTs the networks answer alike", false, 22},
+		{"the network cell answers otherwise", true, 23},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now)
+			if tt.learned {
+				env = env.WithLearned(ls)
+			}
+			client := netip.MustParseAddr("198.18.0.10")
+			var cands Candidates
+			d := Rank(g, dns.TypeA, client, loc.Locate(client), &env, &cands)
+			if got := g.Targets[d.Ranked[0]].Name(); got != "fra" {
+				t.Fatalf("the client is answered %s, want fra", got)
+			}
+			if s := Widen(g, dns.TypeA, client, &d, &env, loc, 1<<10, &cands); s != tt.want {
+				t.Errorf("widened to /%d, want /%d", s, tt.want)
+			}
+		})
 	}
 }

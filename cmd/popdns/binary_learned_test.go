@@ -13,12 +13,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver"
 )
 
 // testBinaryLearned: a batch POSTed over real HTTP is in the table that
 // `popdns latency export -url` prints and is counted in /metrics; a file
 // renamed into the inbox is ingested and removed; after SIGTERM and a
-// start on the same state_dir, export shows the same table.
+// start on the same state_dir, export shows the same table. In between,
+// the table steers a client.
 func testBinaryLearned(t *testing.T, bin string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -43,6 +47,7 @@ pops:
 learned_latency:
   enabled: true
   publish_interval: 1s
+  min_weight: 0.5 # one line decides: each counts at most 1 whatever its weight
   inbox: inbox
   ingest_token_file: ingest.token
 `} {
@@ -137,6 +142,50 @@ learned_latency:
 			t.Errorf("/metrics has no %s", want)
 		}
 	}
+
+	// The table steers: the Frankfurt client's /24 has measured fra
+	// (12.5 ms, 5 samples) and is answered fra; once it measures iad
+	// at 2 ms (4 samples: min_weight is 3), better by more than the default
+	// margin (3 ms and 10 %),
+	// it is answered iad, over UDP and TCP, and explain says why.
+	if got := b.answer(t); got != "192.0.2.10" {
+		t.Fatalf("before iad is measured: answered %s, want fra's 192.0.2.10", got)
+	}
+	if code, body := post(ingestToken, `{"prefix": "192.0.2.0/24", "pop": "iad", "rtt_ms": 2, "weight": 4}`); code != 200 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	b.waitAnswer(t, "192.0.2.20", 10*time.Second)
+	q := new(dns.Msg)
+	q.SetQuestion("www.geo.test.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1,
+		SourceNetmask: 26, Address: []byte{192, 0, 2, 0}})
+	r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(q, b.dns)
+	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.20" {
+		t.Fatalf("over TCP: %v %v, want iad's 192.0.2.20", r, err)
+	}
+	ereq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/explain?name=www.geo.test&client=192.0.2.0/26", nil)
+	ereq.Header.Set("Authorization", "Bearer "+readToken)
+	eresp, err := http.DefaultClient.Do(ereq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex dnsserver.Explanation
+	err = json.NewDecoder(eresp.Body).Decode(&ex)
+	eresp.Body.Close()
+	if err != nil || len(ex.Decisions) != 1 {
+		t.Fatalf("explain: %v %+v", err, ex)
+	}
+	gd := ex.Decisions[0]
+	if gd.Learned == nil || gd.Learned.Cell != "prefix" || gd.Learned.Current != "fra" || gd.Learned.Held {
+		t.Errorf("explain's learned part: %+v, want compared in the prefix cell, current fra, not held", gd.Learned)
+	}
+	for _, c := range gd.Candidates {
+		if c.Source != "learned" || c.Learned == nil || c.Learned.Cell != "192.0.2.0/24" || c.Chosen != (c.PoP == "iad") {
+			t.Errorf("explain: candidate %+v (learned %+v), want learned in 192.0.2.0/24, iad chosen", c, c.Learned)
+		}
+	}
+	table = export() // with iad's entry, for the restart's comparison
 
 	b.stop(t)
 	b = startBinary(t, ctx, bin, conf)

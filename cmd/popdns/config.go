@@ -198,6 +198,7 @@ var dnsKeyOf = map[string]string{
 	"Steering.PathInflation": "path_inflation",
 	"Steering.LatencyMaxAge": "latency_max_age",
 	"Steering.PenaltyWeight": "probes.penalty_weight",
+	"Steering.LearnedMargin": "learned_latency.margin_ms",
 	"Cookies.Secrets":        "cookies.secret_file",
 	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
 	// checked as they are read).
@@ -596,7 +597,7 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	// dnsserver (and steer, through it) defaults and checks its own
 	// configuration; a bad value is reported under the key it came from.
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
-		PenaltyWeight: fc.Probes.PenaltyWeight}
+		PenaltyWeight: fc.Probes.PenaltyWeight, LearnedMargin: fc.LearnedLatency.margin()}
 	cfg.dns.RateLimit = fc.RateLimit.config(bad, func(field string) bool { return fc.lines[field] != 0 })
 	dnsCfg, err := cfg.dns.Provision()
 	for _, e := range unjoin(err) {

@@ -22,13 +22,32 @@ type learnedConfig struct {
 	SaveInterval    time.Duration
 	Inbox           string
 	IngestTokenFile string
-	MarginMS        float64
-	MarginPct       float64
+	MarginMS        *float64
+	MarginPct       *float64
 	// FleetBufferBytes and FleetStreamMaxBytes bound the sharing
 	// through a fleet: the batches kept while NATS is away, and the
 	// stream on the NATS servers.
 	FleetBufferBytes    int
 	FleetStreamMaxBytes int64
+}
+
+// The stabiliser's margins when unset: the simulation's (bench/steer),
+// below which moving a client gains less than measurement noise.
+const (
+	learnedDefaultMarginMS  = 3
+	learnedDefaultMarginPct = 10
+)
+
+// margin is the stabiliser's margin, defaults applied.
+func (lc learnedConfig) margin() learn.Margin {
+	m := learn.Margin{MS: learnedDefaultMarginMS, Percent: learnedDefaultMarginPct}
+	if lc.MarginMS != nil {
+		m.MS = *lc.MarginMS
+	}
+	if lc.MarginPct != nil {
+		m.Percent = *lc.MarginPct
+	}
+	return m
 }
 
 // learnedKeys are the keys of the learned_latency mapping.
@@ -95,7 +114,7 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	resolve func(string) string) (*learned.Config, string) {
 	out := &learned.Config{StateDir: cfg.stateDir, Inbox: resolve(lc.Inbox),
 		PublishInterval: lc.PublishInterval, SaveInterval: lc.SaveInterval, MaxAge: lc.MaxAge,
-		Margin: learn.Margin{MS: lc.MarginMS, Percent: lc.MarginPct}}
+		Margin: lc.margin()}
 	if lc.HalfLife < 0 || lc.HalfLife > learnedMaxHalfLifeDay {
 		bad("learned_latency.half_life", "%s: must be more than 0 and at most 168h", lc.HalfLife)
 	}
@@ -127,11 +146,11 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	if lc.SaveInterval != 0 && lc.SaveInterval < minLearnedSave {
 		bad("learned_latency.save_interval", "%s: must be at least 1s", lc.SaveInterval)
 	}
-	if lc.MarginMS < 0 || lc.MarginMS > learnedMaxMarginMS {
-		bad("learned_latency.margin_ms", "%v: must be from 0 to %d", lc.MarginMS, learnedMaxMarginMS)
+	if m := lc.margin(); m.MS < 0 || m.MS > learnedMaxMarginMS || m.MS != m.MS {
+		bad("learned_latency.margin_ms", "%v: must be from 0 to %d", m.MS, learnedMaxMarginMS)
 	}
-	if lc.MarginPct < 0 || lc.MarginPct > learnedMaxMarginPct {
-		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", lc.MarginPct)
+	if m := lc.margin(); m.Percent < 0 || m.Percent > learnedMaxMarginPct || m.Percent != m.Percent {
+		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", m.Percent)
 	}
 	out.FleetBuffer, out.FleetStreamMaxBytes = lc.FleetBufferBytes, lc.FleetStreamMaxBytes
 	if n := lc.FleetBufferBytes; n != 0 && (n < learnedMinFleetBuffer || n > learnedMaxFleetBuffer) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/rs/zerolog"
 )
 
@@ -62,6 +63,15 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.close()
+	if cfg.learned != nil && cfg.stateDir != "" {
+		// As the running server would decide: with the learned table it
+		// saved last (a running server may have learned more since).
+		agg, err := learn.Load(cfg.stateDir, cfg.learned.Learn, time.Now())
+		if err != nil {
+			return fmt.Errorf("learned latency: %w", err)
+		}
+		srv.dns.SetLearned(agg.Snapshot(time.Now()))
+	}
 	ex, err := srv.dns.Explain(req)
 	if err != nil {
 		return err
@@ -110,11 +120,29 @@ func printExplanation(w io.Writer, ex *dnsserver.Explanation) {
 		place := "unknown"
 		if l.HasPoint {
 			place = fmt.Sprintf("%.2f, %.2f", l.Lat, l.Lon)
+			if l.AccuracyKm > 0 {
+				place += fmt.Sprintf(" ± %d km", l.AccuracyKm)
+			}
 		}
 		fmt.Fprintf(w, "\ngeo record %s (answers %d, ttl %d, when_all_down %s)\n", d.Name, d.Answers, d.TTL, d.Policy)
 		fmt.Fprintf(w, "location  network %s, country %s, continent %s, AS%d, at %s\n",
 			l.Network, orDash(l.Country), orDash(l.Continent), l.ASN, place)
 		fmt.Fprintf(w, "rule      %s\n", orDash(d.Rule))
+		if lr := d.Learned; lr != nil {
+			switch {
+			case lr.Cell == "":
+				fmt.Fprintf(w, "learned   no learned RTTs for this client")
+			default:
+				fmt.Fprintf(w, "learned   compared in its %s cell; current PoP %s", lr.Cell, lr.Current)
+				if lr.Held {
+					fmt.Fprintf(w, ", held there (the best is not better by %g ms and %g %%)", lr.MarginMS, lr.MarginPct)
+				}
+			}
+			if lr.Explore != "" {
+				fmt.Fprintf(w, "; would explore %s", lr.Explore)
+			}
+			fmt.Fprintln(w)
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "rank\tpop\tdistance\tRTT\tsource\tbias\tstate\thealth\t\t")
 		rows := slices.Clone(d.Candidates)
@@ -152,6 +180,13 @@ func printExplanation(w io.Writer, ex *dnsserver.Explanation) {
 			}
 			if c.Measured != "" {
 				mark = strings.TrimSpace(mark + " measured " + c.Measured)
+			}
+			if e := c.Learned; e != nil {
+				from := fmt.Sprintf("learned in %s: %.1f ms, %.1f samples, %.0f s old", e.Cell, e.RTTMS, e.Samples, e.AgeS)
+				if e.Borrowed != 0 {
+					from += fmt.Sprintf(", scaled by %g", e.Borrowed)
+				}
+				mark = strings.TrimSpace(mark + " " + from)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g\t%s\t%s\t\t%s\n", rank, c.PoP, dist, rtt, orDash(c.Source), c.BiasMS, c.State, health, mark)
 		}

@@ -19,7 +19,8 @@ func savedState(t *testing.T, dir string) {
 	t.Helper()
 	agg := learn.NewAggregator(learn.Config{})
 	now := time.Now()
-	if _, err := agg.Ingest([]learn.Measurement{{Prefix: netip.MustParsePrefix("198.51.100.0/24"), PoP: "iad", RTTMS: 80, Weight: 5}}, now, nil); err != nil {
+	m := learn.Measurement{Prefix: netip.MustParsePrefix("198.51.100.0/24"), PoP: "iad", RTTMS: 80, Weight: 1}
+	if _, err := agg.Ingest([]learn.Measurement{m, m, m, m}, now, nil); err != nil { // past min_samples (3) while it decays
 		t.Fatal(err)
 	}
 	if err := agg.Save(dir, now); err != nil {

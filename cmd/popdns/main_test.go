@@ -439,7 +439,9 @@ func TestExplainCommand(t *testing.T) {
 	for _, want := range []string{
 		"client    198.51.100.0 (ecs)",
 		"network 198.51.100.0/26, country AU, continent OC",
-		"syd      0 km    0.0 ms  distance",
+		// 0 km away, estimated from the far edge of the database's 50 km.
+		"at -33.94, 151.18 ± 50 km",
+		"syd      0 km    0.8 ms  distance",
 		"answer    www.example.test. 30 IN A 192.0.2.50",
 		"ecs scope /26",
 	} {

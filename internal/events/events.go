@@ -1,6 +1,6 @@
 // Package events owns the timeline an operator reads first after "what
-// happened?": the last health, override, reload, GeoIP and DNSSEC key
-// events of a running popdns, newest first, in bounded rings, one per
+// happened?": the last health, override, reload, GeoIP, DNSSEC key and
+// learned-latency ingest events of a running popdns, newest first, in bounded rings, one per
 // kind, with repeats folded into one event (Log). The
 // packages where things happen record into it (healthprobe through a
 // callback, internal/reload and cmd/popdns directly); the status page and
@@ -30,6 +30,10 @@ const (
 	GeoIP    Kind = "geoip"    // a GeoIP database replaced, failed or old
 	Keys     Kind = "keys"     // a DNSSEC key's timing event
 	Start    Kind = "start"    // the server started
+	// Learned is a learned-latency ingest with bad lines or refused
+	// whole (an inbox file): its own ring, so that a busy inbox cannot
+	// push the reloads out of theirs.
+	Learned Kind = "learned"
 )
 
 // Level is how much an event needs an operator.
@@ -172,7 +176,9 @@ func (l *Log) Record(e Event) {
 }
 
 // coalesces says whether repeats of kind are folded (see Record).
-func coalesces(kind Kind) bool { return kind == Health || kind == Reload || kind == GeoIP }
+func coalesces(kind Kind) bool {
+	return kind == Health || kind == Reload || kind == GeoIP || kind == Learned
+}
 
 // newestOf is the newest event of subject in r, nil if none.
 func (r *ring) newestOf(subject string) *Event {

@@ -48,6 +48,9 @@ const (
 	// fleetRetry is the pause between attempts to publish while NATS is
 	// away.
 	fleetRetry = time.Second
+	// fleetBudgetRetry is the pause before a peer's batch refused for
+	// the new-cell budget (learn.ErrNewBudget) is tried again.
+	fleetBudgetRetry = 5 * time.Second
 	// fleetFlush bounds the last attempt, at a clean stop, to publish
 	// what is still queued: a restart then loses nothing of it.
 	fleetFlush = 2 * time.Second
@@ -294,7 +297,20 @@ func (s *Service) publishQueued(ctx context.Context, wait bool) {
 // follow ingests the peers' batches from the stream until ctx ends.
 func (s *Service) follow(ctx context.Context) {
 	p := s.fleet
-	err := p.f.Follow(ctx, p.from, s.ingestPeer)
+	err := p.f.Follow(ctx, p.from, func(seq uint64, instance string, data []byte) {
+		// A batch refused for the new-cell budget waits for it, not
+		// taken meanwhile (its sequence not recorded), so that every
+		// instance ends with it; the stream stops here till then.
+		for s.ingestPeer(seq, instance, data) != nil {
+			t := time.NewTimer(fleetBudgetRetry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	})
 	if err != nil && ctx.Err() == nil {
 		s.log.Error().Err(err).Msg("learned latency: stopped following the fleet's stream")
 	}
@@ -303,20 +319,21 @@ func (s *Service) follow(ctx context.Context) {
 // ingestPeer takes one message of the stream: this instance's own are
 // skipped (they were learned when accepted), a peer's are parsed as
 // strictly as any batch and added. Either way its sequence is recorded,
-// under seqMu, with the table it changed.
-func (s *Service) ingestPeer(seq uint64, instance string, data []byte) {
+// under seqMu, with the table it changed, unless the aggregator refused
+// it for now (learn.ErrNewBudget, returned): then nothing is recorded.
+func (s *Service) ingestPeer(seq uint64, instance string, data []byte) error {
 	p := s.fleet
 	p.seqMu.Lock()
 	defer p.seqMu.Unlock()
 	if seq <= p.lastSeq {
-		return // a redelivery
+		return nil // a redelivery
 	}
-	p.lastSeq = seq
 	n := bytes.Count(data, []byte{'\n'}) - 1 // less the header
 	if instance == p.f.Instance() {
+		p.lastSeq = seq
 		s.fleetSkipped.Add(uint64(max(n, 0)))
 		p.metrics.WithLabelValues("skipped_own").Add(float64(max(n, 0)))
-		return
+		return nil
 	}
 	now := s.deps.Now()
 	// A measurement may wait in the stream as long as its retention
@@ -329,13 +346,20 @@ func (s *Service) ingestPeer(seq uint64, instance string, data []byte) {
 	b, err := learn.ParseBatch(data, learn.ParseOptions{Format: learn.FormatCSV, Now: now, MaxAge: 2 * maxAge,
 		KnownPoP: s.deps.KnownPoP, MaxBytes: fleetChunk * 4})
 	if err != nil {
+		p.lastSeq = seq
 		s.peerRejected(instance, seq, n, err)
-		return
+		return nil
 	}
 	res, err := s.agg.Ingest(b.Measurements, now, s.locate())
+	if errors.Is(err, learn.ErrNewBudget) {
+		s.log.Debug().Err(err).Str("instance", instance).Uint64("seq", seq).
+			Msg("learned latency: a peer's batch waits for the new-cell budget")
+		return err
+	}
+	p.lastSeq = seq
 	if err != nil {
 		s.peerRejected(instance, seq, n, err)
-		return
+		return nil
 	}
 	rejected := b.Rejected + res.Stale + res.Invalid
 	s.fleetReceived.Add(uint64(res.Applied))
@@ -354,6 +378,7 @@ func (s *Service) ingestPeer(seq uint64, instance string, data []byte) {
 	s.mu.Lock()
 	s.lastIngest = now
 	s.mu.Unlock()
+	return nil
 }
 
 func (s *Service) peerRejected(instance string, seq uint64, n int, err error) {

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/rs/zerolog"
 )
 
 // FuzzIngestPeer feeds a peer's message, which anyone with write access
 // to the stream can fill: it never panics, counts no more than its lines,
-// and leaves a table that saves. (Whether it also loads again is
-// learn's bounds' matter: ParseBatch takes an rtt_ms Load refuses, such
-// as 1e-300, until it has a lower bound.)
+// and leaves a table that saves and loads again (no NaN, nothing out
+// of range).
 func FuzzIngestPeer(f *testing.F) {
 	ts := t0.Add(-time.Minute).Format(time.RFC3339Nano)
 	f.Add([]byte(fleetCSVHeader + "192.0.2.0/24,fra,10," + ts + ",1,rum\n"))
@@ -28,8 +28,12 @@ func FuzzIngestPeer(f *testing.F) {
 		if i.Received > lines || i.Sequence != 1 {
 			t.Fatalf("%+v from %d lines", i, lines)
 		}
-		if err := s.agg.Save(t.TempDir(), t0); err != nil {
+		dir := t.TempDir()
+		if err := s.agg.Save(dir, t0); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := learn.Load(dir, learn.Config{}, t0); err != nil {
+			t.Fatalf("a peer's message left a table that does not load: %v", err)
 		}
 	})
 }

@@ -45,6 +45,16 @@ const (
 	// DefaultInboxPoll is how often the inbox is listed: files are
 	// renamed into place whole, so a poll sees each one once, complete.
 	DefaultInboxPoll = 2 * time.Second
+	// DefaultNewWindow is the window over which learn.Config's
+	// MaxNewPerIngest is also a budget (learn.Config.NewWindow): at most
+	// a tenth of the table's entries new per minute, whatever the number
+	// of batches, so that flushing the table takes ten minutes at least.
+	DefaultNewWindow = time.Minute
+	// MaxConcurrentIngests bounds the HTTP batches read and parsed at
+	// once: each may hold a body of learn.DefaultMaxBytes and its parsed
+	// measurements (some 20 MiB in all), and the aggregator takes one
+	// batch at a time anyway. More wait outside (503, Retry-After).
+	MaxConcurrentIngests = 4
 )
 
 // Config is a Service's configuration, validated by cmd/popdns.
@@ -114,10 +124,16 @@ type Service struct {
 	snap atomic.Pointer[learn.Snapshot]
 
 	measurements *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	// ingestSlots holds a token per HTTP batch being read (AdmitIngest).
+	ingestSlots chan struct{}
 	// unclaimable are the inbox files that could not be claimed (renamed
 	// out of the inbox's sight), so that each is logged once; only
 	// ReadInbox, on Run's goroutine, touches it.
 	unclaimable map[string]bool
+	// skipped are the inbox names (and types) skipped as not regular
+	// files, so that each is logged once; Run's goroutine only, too.
+	skipped map[string]bool
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -145,6 +161,9 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.InboxPoll <= 0 {
 		cfg.InboxPoll = DefaultInboxPoll
 	}
+	if cfg.Learn.NewWindow == 0 {
+		cfg.Learn.NewWindow = DefaultNewWindow
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -156,7 +175,15 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s := &Service{cfg: cfg, deps: deps, log: deps.Log.With().Str("component", "learned").Logger()}
 	if cfg.StateDir != "" {
-		agg, err := learn.Load(cfg.StateDir, cfg.Learn, deps.Now())
+		agg, rep, err := learn.LoadState(cfg.StateDir, cfg.Learn, deps.Now())
+		if rep.Future > 0 {
+			s.log.Warn().Int("entries", rep.Future).Str("file", filepath.Join(cfg.StateDir, learn.StateFile)).
+				Msg("learned latency: the state file has samples newer than the clock (not yet synced?); taken as measured now")
+		}
+		if err == nil && rep.Entries+rep.Stale > 0 {
+			s.log.Info().Int("entries", rep.Entries).Int("stale", rep.Stale).Int("evicted", rep.Evicted).
+				Msg("learned latency: state loaded")
+		}
 		if err != nil {
 			// Kept aside, not overwritten by the next save, so that the
 			// operator can see what was wrong with it.
@@ -172,9 +199,17 @@ func New(cfg Config, deps Deps) *Service {
 	} else {
 		s.agg = learn.NewAggregator(cfg.Learn)
 	}
+	s.ingestSlots = make(chan struct{}, MaxConcurrentIngests)
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "learned", Name: "batches_refused_total",
+		Help: "Measurement batches refused whole, by reason: busy (as many HTTP batches being read as MaxConcurrentIngests: 503), budget (the new-cell budget of the window spent: 429), size (too many lines, bytes or new cells at once: 413), format (a CSV header without usable columns: 400).",
+	}, []string{"reason"})
+	for _, r := range []string{refusedBusy, refusedBudget, refusedSize, refusedFormat} {
+		s.refused.WithLabelValues(r)
+	}
 	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
-		Help: "Latency measurements taken in, by source (http, inbox, fleet: peers') and result (accepted, rejected: a bad line, a stale time, a batch refused whole).",
+		Help: "Latency measurements (data lines: one measurement each) taken in, by source (http, inbox, fleet: peers') and result (accepted, rejected: a bad line, a stale time, the lines of a parsed batch refused whole; a batch not parsed counts in popdns_learned_batches_refused_total alone).",
 	}, []string{"source", "result"})
 	sources := []string{SourceHTTP, SourceInbox}
 	if deps.Fleet != nil {
@@ -186,7 +221,7 @@ func New(cfg Config, deps Deps) *Service {
 		}
 	}
 	if deps.Metrics != nil {
-		deps.Metrics.MustRegister(s.measurements,
+		deps.Metrics.MustRegister(s.measurements, s.refused,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "cells",
 				Help: "(cell, PoP) entries of the published learned-latency snapshot that may decide."},
 				func() float64 { return float64(s.snap.Load().Len()) }),
@@ -229,8 +264,10 @@ type LineError struct {
 	Error string `json:"error"`
 }
 
-// Report is what an ingest did: measurements accepted and rejected, and
-// the first learn.DefaultMaxErrors bad lines.
+// Report is what an ingest did: measurements accepted and rejected, in
+// data lines (a line is one measurement; Rejected counts bad lines and
+// good ones skipped as stale alike, as popdns_learned_measurements_total
+// does), and the first learn.DefaultMaxErrors bad lines.
 type Report struct {
 	Accepted int         `json:"accepted"`
 	Rejected int         `json:"rejected"`
@@ -239,8 +276,36 @@ type Report struct {
 
 // ErrRefused is wrapped by Ingest's error for a batch refused whole for
 // its size (too many lines or bytes, too many new cells): the endpoint's
-// 413. Any other error is the batch's format (a bad CSV header): 400.
-var ErrRefused = errors.New("batch refused")
+// 413. ErrBusy is wrapped for one refused for now (the new-cell budget
+// of the window spent: learn.ErrNewBudget), which may pass later: 429.
+// Any other error is the batch's format (a bad CSV header): 400.
+var (
+	ErrRefused = errors.New("batch refused")
+	ErrBusy    = errors.New("batch refused for now; try again later")
+)
+
+// Reasons of popdns_learned_batches_refused_total.
+const (
+	refusedBusy   = "busy"
+	refusedBudget = "budget"
+	refusedSize   = "size"
+	refusedFormat = "format"
+)
+
+// AdmitIngest takes one of MaxConcurrentIngests slots for an HTTP batch
+// about to be read, so that concurrent requests cannot each hold a
+// batch's worth of memory without bound; ok is false when all are taken
+// (counted; the endpoint answers 503 with Retry-After). The caller calls
+// release once, when the batch is ingested.
+func (s *Service) AdmitIngest() (release func(), ok bool) {
+	select {
+	case s.ingestSlots <- struct{}{}:
+		return func() { <-s.ingestSlots }, true
+	default:
+		s.refused.WithLabelValues(refusedBusy).Inc()
+		return nil, false
+	}
+}
 
 // Ingest parses data (format learn.FormatAuto detects it), locates each
 // measurement's client and adds the good ones to the table, counting
@@ -250,15 +315,23 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	now := s.deps.Now()
 	b, err := learn.ParseBatch(data, learn.ParseOptions{Format: format, Now: now, MaxAge: s.cfg.MaxAge, KnownPoP: s.deps.KnownPoP})
 	if err != nil {
-		s.measurements.WithLabelValues(source, "rejected").Inc()
+		// Not parsed, so no lines to count as measurements: the batch
+		// is counted, by reason.
 		if errors.Is(err, learn.ErrTooLarge) {
+			s.refused.WithLabelValues(refusedSize).Inc()
 			return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+		s.refused.WithLabelValues(refusedFormat).Inc()
 		return Report{}, err
 	}
 	res, err := s.agg.Ingest(b.Measurements, now, s.locate())
 	if err != nil {
 		s.measurements.WithLabelValues(source, "rejected").Add(float64(b.Lines))
+		if errors.Is(err, learn.ErrNewBudget) {
+			s.refused.WithLabelValues(refusedBudget).Inc()
+			return Report{}, fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		s.refused.WithLabelValues(refusedSize).Inc()
 		return Report{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	rep := Report{Accepted: res.Applied, Rejected: b.Rejected + res.Stale + res.Invalid, Errors: []LineError{}}
@@ -405,11 +478,27 @@ func InboxFile(name string) bool {
 	return slices.Contains(inboxExts, strings.ToLower(filepath.Ext(name)))
 }
 
-// ReadInbox ingests each complete file of the inbox, in name order, and
-// removes it. A file's bad lines are logged with file:line and put on
-// the timeline; a file that cannot be read stays, and is tried again at
-// the next poll. A file refused whole (too large) is renamed *.rejected,
-// so that it is not tried for ever.
+// Bounds of one inbox poll: the Run goroutine that reads the inbox also
+// publishes, so a backlog of thousands of files is taken a poll at a
+// time, and the snapshot keeps its publish interval. At the defaults a
+// poll takes at most 64 MiB, and the inbox drains 100 files per 2 s.
+const (
+	// maxInboxFile bounds a file read whole: ParseBatch refuses more.
+	maxInboxFile         = learn.DefaultMaxBytes
+	maxInboxFilesPerPoll = 100
+	maxInboxBytesPerPoll = 8 * maxInboxFile
+)
+
+// ReadInbox ingests the complete files of the inbox, in name order, and
+// removes them, up to maxInboxFilesPerPoll files or maxInboxBytesPerPoll
+// bytes a call; the rest wait for the next. A file's bad lines are
+// logged with file:line and put on the timeline; a file that cannot be
+// read stays, and is tried again at the next poll. A file refused whole
+// (too large) is renamed *.rejected, so that it is not tried for ever.
+// Only regular files are read: a symlink, FIFO, device or socket under
+// an inbox name is skipped and logged once, since opening a FIFO would
+// block the Run loop for ever and a symlink would read a file the writer
+// of the inbox may not be able to read itself.
 func (s *Service) ReadInbox() {
 	if s.cfg.Inbox == "" {
 		return
@@ -419,18 +508,49 @@ func (s *Service) ReadInbox() {
 		s.log.Warn().Err(err).Str("inbox", s.cfg.Inbox).Msg("learned latency: cannot list the inbox")
 		return
 	}
+	files, bytes := 0, int64(0)
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !InboxFile(e.Name()) {
+		if !InboxFile(e.Name()) {
 			continue
 		}
-		s.readInboxFile(filepath.Join(s.cfg.Inbox, e.Name()))
+		path := filepath.Join(s.cfg.Inbox, e.Name())
+		if !e.Type().IsRegular() {
+			s.reportOnce(path, e.Type(), nil)
+			continue
+		}
+		if files >= maxInboxFilesPerPoll || bytes >= maxInboxBytesPerPoll {
+			s.log.Debug().Int("files", files).Int64("bytes", bytes).Msg("learned latency: inbox poll full; the rest at the next")
+			return
+		}
+		files++
+		n, err := s.readInboxFile(path)
+		bytes += n
+		if err != nil {
+			return
+		}
 	}
 }
 
-// maxInboxFile bounds a file read whole: ParseBatch refuses more.
-const maxInboxFile = learn.DefaultMaxBytes
+// reportOnce logs a file the inbox skips, once per name and type.
+func (s *Service) reportOnce(path string, mode os.FileMode, err error) {
+	key := path + "\x00" + mode.Type().String()
+	if s.skipped[key] {
+		return
+	}
+	if s.skipped == nil {
+		s.skipped = map[string]bool{}
+	}
+	s.skipped[key] = true
+	ev := s.log.Error().Str("file", path).Str("type", mode.Type().String())
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	ev.Msg("learned latency: an inbox file that is not a regular file (symlink, FIFO, device); skipped")
+}
 
-func (s *Service) readInboxFile(path string) {
+// readInboxFile ingests one file and returns the bytes it read, and
+// errInboxBusy when the poll is to stop there.
+func (s *Service) readInboxFile(path string) (int64, error) {
 	format := learn.FormatAuto
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
@@ -451,25 +571,43 @@ func (s *Service) readInboxFile(path string) {
 			s.unclaimable[path] = true
 			s.log.Error().Err(err).Str("file", path).Msg("learned latency: cannot claim an inbox file (rename it); left alone, not ingested")
 		}
-		return
+		return 0, nil
 	}
 	delete(s.unclaimable, path)
-	data, err := readLimited(claimed, maxInboxFile+1)
+	data, mode, err := readRegular(claimed, maxInboxFile+1)
+	if errors.Is(err, errNotRegular) {
+		// Replaced by something else between the listing and the claim:
+		// back under its name, where the next listing skips it.
+		s.reportOnce(path, mode, nil)
+		if rerr := os.Rename(claimed, path); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put a skipped inbox file back")
+		}
+		return 0, nil
+	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: cannot read an inbox file; trying again later")
 		if rerr := os.Rename(claimed, path); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an unread inbox file back")
 		}
-		return
+		return 0, nil
 	}
 	rep, err := s.Ingest(data, format, SourceInbox)
+	if errors.Is(err, ErrBusy) {
+		// The same file may pass when the budget has refilled: back in
+		// the inbox, and the rest of this poll waits too.
+		s.log.Warn().Err(err).Str("file", path).Msg("learned latency: inbox file refused for now; tried again later")
+		if rerr := os.Rename(claimed, path); rerr != nil {
+			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot put an inbox file back")
+		}
+		return int64(len(data)), errInboxBusy
+	}
 	if err != nil {
 		s.log.Error().Err(err).Str("file", path).Msg("learned latency: inbox file refused whole; renamed *.rejected")
 		s.event(events.Error, path, "refused whole: "+err.Error())
 		if rerr := os.Rename(claimed, path+".rejected"); rerr != nil {
 			s.log.Error().Err(rerr).Str("file", claimed).Msg("learned latency: cannot rename a refused inbox file")
 		}
-		return
+		return int64(len(data)), nil
 	}
 	for _, le := range rep.Errors {
 		ev := s.log.Warn().Str("file", fmt.Sprintf("%s:%d", path, le.Line)).Str("error", le.Error)
@@ -491,20 +629,44 @@ func (s *Service) readInboxFile(path string) {
 	if err := os.Remove(claimed); err != nil {
 		s.log.Error().Err(err).Str("file", claimed).Msg("learned latency: cannot remove an ingested inbox file (it is not read again)")
 	}
+	return int64(len(data)), nil
 }
 
 func (s *Service) event(level events.Level, subject, msg string) {
 	if s.deps.Events != nil {
-		s.deps.Events.Add(events.Reload, level, subject, "learned latency: "+msg)
+		s.deps.Events.Add(events.Learned, level, subject, msg)
 	}
 }
 
-// readLimited reads up to limit bytes of a file.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+// errInboxBusy stops an inbox poll: the aggregator refused a file for
+// now (ErrBusy), and would refuse the next ones too.
+var errInboxBusy = errors.New("inbox busy")
+
+// errNotRegular is readRegular's error for a file that is not a regular
+// file.
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular reads up to limit bytes of a regular file. It opens
+// without following a symlink and without blocking (openInbox: a FIFO
+// with no writer would block open for ever), and checks the type of what
+// it opened, not of the name listed: the name may have been replaced
+// since.
+func readRegular(path string, limit int64) ([]byte, os.FileMode, error) {
+	f, err := openInbox(path)
+	if errors.Is(err, errNotRegular) {
+		return nil, os.ModeSymlink, err
+	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, st.Mode(), errNotRegular
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit))
+	return data, st.Mode(), err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,14 @@ import (
 
 var t0 = time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 
+// oneSample lets one line decide, so that the tests' few lines show.
+var oneSample = learn.Config{MinSamples: 0.5}
+
 func newTest(t *testing.T, cfg Config) (*Service, *prometheus.Registry, *events.Log) {
 	t.Helper()
+	if cfg.Learn.MinSamples == 0 {
+		cfg.Learn.MinSamples = oneSample.MinSamples
+	}
 	reg := prometheus.NewRegistry()
 	ev := events.New(events.DefaultSize, nil)
 	s := New(cfg, Deps{Log: zerolog.Nop(), Metrics: reg, Events: ev, Now: func() time.Time { return t0 },
@@ -99,8 +106,8 @@ func TestInbox(t *testing.T) {
 		t.Fatal("batch.csv was not ingested")
 	}
 	list := ev.List()
-	if len(list) != 1 || list[0].Level != events.Warn || !strings.Contains(list[0].Message, "batch.csv:3: ") {
-		t.Errorf("events %+v, want one warning naming batch.csv:3", list)
+	if len(list) != 1 || list[0].Level != events.Warn || list[0].Kind != events.Learned || !strings.Contains(list[0].Message, "batch.csv:3: ") {
+		t.Errorf("events %+v, want one learned warning naming batch.csv:3 (not a reload: review M6)", list)
 	}
 	if got := testutil.ToFloat64(s.measurements.WithLabelValues(SourceInbox, "rejected")); got != 1 {
 		t.Errorf("inbox rejected %v, want 1", got)
@@ -170,7 +177,7 @@ func TestInboxFile(t *testing.T) {
 func TestPersistence(t *testing.T) {
 	dir := t.TempDir()
 	var published []*learn.Snapshot
-	s := New(Config{StateDir: dir, PublishInterval: time.Hour, SaveInterval: time.Hour}, Deps{Log: zerolog.Nop(),
+	s := New(Config{Learn: oneSample, StateDir: dir, PublishInterval: time.Hour, SaveInterval: time.Hour}, Deps{Log: zerolog.Nop(),
 		Now: func() time.Time { return t0 }, Publish: func(p *learn.Snapshot) { published = append(published, p) }})
 	if _, err := s.Ingest([]byte(good), learn.FormatAuto, SourceHTTP); err != nil {
 		t.Fatal(err)
@@ -180,24 +187,34 @@ func TestPersistence(t *testing.T) {
 	if err := s.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(published) != 2 || published[1].Len() != 2 {
-		t.Fatalf("published %d snapshots, want the first and one at shutdown with 2 entries", len(published))
+	if len(published) != 2 || published[1].Len() != 3 {
+		t.Fatalf("published %d snapshots (last with %d entries), want the first and one at shutdown with 3 entries (no KnownPoP: lhr too)", len(published), published[len(published)-1].Len())
 	}
 	var before, after bytes.Buffer
 	_ = s.WriteTable(&before)
 	if s.Info().LastSave.IsZero() {
 		t.Error("Info: no last save after Run ended")
 	}
-	s2 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	s2 := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
 	_ = s2.WriteTable(&after)
-	if before.String() != after.String() || s2.Snapshot().Len() != 2 {
+	if before.String() != after.String() || s2.Snapshot().Len() != 3 {
 		t.Errorf("table after a restart:\n%s\nwant\n%s", after.String(), before.String())
+	}
+	// A restart whose clock is behind the saver's (NTP not yet synced)
+	// keeps the table and says so (review M1).
+	var logBuf bytes.Buffer
+	behind := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.New(&logBuf), Now: func() time.Time { return t0.Add(-time.Hour) }})
+	if behind.Snapshot().Len() != 3 || behind.Info().LoadError != "" {
+		t.Errorf("clock an hour behind: %d entries, load error %q; want the 3 saved", behind.Snapshot().Len(), behind.Info().LoadError)
+	}
+	if !strings.Contains(logBuf.String(), "newer than the clock") {
+		t.Errorf("clock behind: no log line says so:\n%s", logBuf.String())
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, learn.StateFile), []byte("{\"format\":\"x\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s3 := New(Config{StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
+	s3 := New(Config{Learn: oneSample, StateDir: dir}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 }})
 	if s3.Snapshot().Len() != 0 || !strings.Contains(s3.Info().LoadError, learn.StateFile+": line 1: ") {
 		t.Errorf("corrupt state: %d entries, load error %q; want empty and the file:line", s3.Snapshot().Len(), s3.Info().LoadError)
 	}
@@ -214,7 +231,7 @@ func TestRun(t *testing.T) {
 	ticks := map[time.Duration]chan time.Time{time.Second: make(chan time.Time), 2 * time.Second: make(chan time.Time),
 		3 * time.Second: make(chan time.Time)}
 	published := make(chan *learn.Snapshot, 10)
-	s := New(Config{StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
+	s := New(Config{Learn: oneSample, StateDir: state, Inbox: inbox, PublishInterval: 1 * time.Second, SaveInterval: 2 * time.Second,
 		InboxPoll: 3 * time.Second}, Deps{Log: zerolog.Nop(), Now: time.Now,
 		Publish:   func(p *learn.Snapshot) { published <- p },
 		NewTicker: func(d time.Duration) (<-chan time.Time, func()) { return ticks[d], func() {} }})
@@ -222,8 +239,9 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	// Written aside and renamed into place, as the inbox asks: Run reads
-	// the inbox once as it starts, and could find the file still empty.
+	// Written then renamed into place, as the inbox wants: Run's first
+	// read, at its start, may list the inbox while a plain write has
+	// made the file but not filled it (which made this test flaky).
 	if err := os.WriteFile(filepath.Join(inbox, ".a.csv.tmp"), []byte("addr,pop,rtt_ms,weight\n198.51.100.7,iad,80,5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +268,63 @@ func TestRun(t *testing.T) {
 	}
 	if p := <-published; p.Len() != 1 {
 		t.Errorf("published at the end %d entries, want 1", p.Len())
+	}
+}
+
+// TestInboxPollBounded: a backlog is taken maxInboxFilesPerPoll files a
+// poll, so that the Run loop, which also publishes, is not held by it
+// (review M7).
+func TestInboxPollBounded(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := newTest(t, Config{Inbox: dir})
+	const n = maxInboxFilesPerPoll + 50
+	for i := range n {
+		data := fmt.Sprintf("prefix,pop,rtt_ms\n192.0.%d.0/24,fra,20\n", i)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("b%03d.csv", i)), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	for _, want := range []int{n - maxInboxFilesPerPoll, 0} {
+		s.ReadInbox()
+		if got := left(); got != want {
+			t.Fatalf("%d files left after a poll, want %d", got, want)
+		}
+	}
+	if got := s.agg.Len(); got != n {
+		t.Errorf("%d entries, want %d", got, n)
+	}
+}
+
+// TestInboxBudget: an inbox file refused for now (the window's new-cell
+// budget spent) stays in the inbox for a later poll, rather than being
+// set aside as *.rejected (review M4).
+func TestInboxBudget(t *testing.T) {
+	dir := t.TempDir()
+	s, reg, _ := newTest(t, Config{Inbox: dir, Learn: learn.Config{MinSamples: 0.5, MaxNewPerIngest: 1}})
+	for i, name := range []string{"a.csv", "b.csv"} {
+		data := fmt.Sprintf("prefix,pop,rtt_ms\n192.0.%d.0/24,fra,20\n", i)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ReadInbox()
+	if _, err := os.Stat(filepath.Join(dir, "a.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a.csv: %v, want ingested", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.csv")); err != nil {
+		t.Errorf("b.csv: %v, want left for a later poll", err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "popdns_learned_batches_refused_total"); err != nil || n != 4 {
+		t.Errorf("refused series: %d, %v", n, err)
+	}
+	if got := testutil.ToFloat64(s.refused.WithLabelValues(refusedBudget)); got != 1 {
+		t.Errorf("refused for the budget: %v, want 1", got)
 	}
 }

@@ -20,7 +20,18 @@ type Learned interface {
 	WriteTable(w io.Writer) error
 	// Info is the table's state for /status.
 	Info() learned.Info
+	// AdmitIngest takes a slot for a batch about to be read; ok false
+	// when too many are being read (learned.Service.AdmitIngest).
+	AdmitIngest() (release func(), ok bool)
 }
+
+// Retry-After of a batch refused for now: busy (another batch will be
+// done within about a second) and the new-cell budget spent (it refills
+// over learned.DefaultNewWindow; a tenth of it is back in 6 s).
+const (
+	retryBusy   = "1"
+	retryBudget = "10"
+)
 
 // MaxIngestBody bounds a POST /v1/latency body: the largest batch
 // learn.ParseBatch takes, so that a batch over it is refused before it is
@@ -68,6 +79,15 @@ func (e learnedEndpoint) ingest(w http.ResponseWriter, r *http.Request) {
 			"Content-Type must be application/x-ndjson or application/json (JSON lines), or text/csv")
 		return
 	}
+	// Before the body is read: each batch being read holds up to
+	// MaxIngestBody, so concurrent requests are bounded, not their sum.
+	release, ok := e.l.AdmitIngest()
+	if !ok {
+		w.Header().Set("Retry-After", retryBusy)
+		jsonError(w, http.StatusServiceUnavailable, "too many batches being ingested at once; try again after Retry-After")
+		return
+	}
+	defer release()
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
@@ -79,6 +99,10 @@ func (e learnedEndpoint) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := e.l.Ingest(data, format, learned.SourceHTTP)
 	switch {
+	case errors.Is(err, learned.ErrBusy):
+		w.Header().Set("Retry-After", retryBudget)
+		jsonError(w, http.StatusTooManyRequests, err.Error())
+		return
 	case errors.Is(err, learned.ErrRefused):
 		jsonError(w, http.StatusRequestEntityTooLarge, err.Error())
 		return

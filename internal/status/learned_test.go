@@ -23,9 +23,14 @@ var _ Learned = (*learned.Service)(nil)
 // the admin API and a read token.
 func learnedHandler(t *testing.T, readNeedsToken bool) (http.Handler, *learned.Service) {
 	t.Helper()
+	return learnedHandlerWith(t, readNeedsToken, learned.Config{Learn: learn.Config{MinSamples: 0.5}}) // one line decides
+}
+
+func learnedHandlerWith(t *testing.T, readNeedsToken bool, cfg learned.Config) (http.Handler, *learned.Service) {
+	t.Helper()
 	srv := &fakeServer{snap: testSnapshot(t)}
 	srv.serving.Store(true)
-	l := learned.New(learned.Config{}, learned.Deps{Log: zerolog.Nop(),
+	l := learned.New(cfg, learned.Deps{Log: zerolog.Nop(),
 		KnownPoP: func(name string) bool { return name == "fra" || name == "iad" }})
 	rep := New(Deps{Server: srv, Health: fakeHealth{firstDone: make(chan struct{})}, Learned: l})
 	store, _ := overrides.OpenFile("", nil)
@@ -167,5 +172,52 @@ func TestLatencyIngestOff(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/status", nil))
 	if !strings.Contains(w.Body.String(), `"learned":{"enabled":false,`) {
 		t.Errorf("status without learned latency: %s", w.Body)
+	}
+}
+
+// TestLatencyIngestRefusedForNow: while MaxConcurrentIngests batches are
+// being read another is answered 503 before its body is read, and once
+// the window's new-cell budget is spent a batch with new cells is
+// answered 429, both with Retry-After; batches for cells held still pass
+// (review M4).
+func TestLatencyIngestRefusedForNow(t *testing.T) {
+	h, l := learnedHandlerWith(t, true, learned.Config{Learn: learn.Config{MaxNewPerIngest: 2}})
+	post := func(body string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/v1/latency", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testIngestToken)
+		req.Header.Set("Content-Type", "text/csv")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	var releases []func()
+	for range learned.MaxConcurrentIngests {
+		release, ok := l.AdmitIngest()
+		if !ok {
+			t.Fatal("a slot refused before all were taken")
+		}
+		releases = append(releases, release)
+	}
+	if w := post("prefix,pop,rtt_ms\n192.0.2.0/24,fra,10\n"); w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != retryBusy {
+		t.Errorf("all slots taken: %d %q %s, want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	releases[0]()
+	for _, tc := range []struct {
+		body  string
+		code  int
+		retry string
+	}{
+		{"prefix,pop,rtt_ms\n192.0.2.0/24,fra,10\n", 200, ""}, // 1 new of 2
+		{"prefix,pop,rtt_ms\n192.0.3.0/24,fra,10\n", 200, ""}, // 2 of 2
+		{"prefix,pop,rtt_ms\n192.0.4.0/24,fra,10\n", 429, retryBudget},
+		{"prefix,pop,rtt_ms\n192.0.2.0/24,fra,11\n", 200, ""}, // held: no budget needed
+	} {
+		if w := post(tc.body); w.Code != tc.code || w.Header().Get("Retry-After") != tc.retry {
+			t.Errorf("%q: %d %q %s, want %d with Retry-After %q", tc.body, w.Code, w.Header().Get("Retry-After"), w.Body, tc.code, tc.retry)
+		}
+	}
+	for _, release := range releases[1:] {
+		release()
 	}
 }

@@ -43,8 +43,10 @@ type Config struct {
 	CountHalfLife time.Duration
 	// StaleAfter evicts an entry whose newest sample is older.
 	StaleAfter time.Duration
-	// MinSamples is the decayed weight an entry needs to decide a lookup.
-	// It also arms outlier clipping: below it, a cell has no mean to clip to.
+	// MinSamples is the decayed count of measurements an entry needs to
+	// decide a lookup; each measurement counts at most 1 whatever its
+	// weight, so that one heavy line cannot decide alone. It also arms
+	// outlier clipping: below it, a cell has no mean to clip to.
 	MinSamples float64
 	// ClipFactor clips a sample to the entry's mean × or ÷ this factor, so
 	// that one wild RTT moves the mean by a bounded amount.
@@ -56,6 +58,12 @@ type Config struct {
 	// entries, so that one batch cannot flush more than this much of the
 	// table (default MaxEntries/10).
 	MaxNewPerIngest int
+	// NewWindow, when more than 0, makes MaxNewPerIngest a budget across
+	// ingests too: new entries may be created at most MaxNewPerIngest per
+	// NewWindow (a token bucket that holds at most MaxNewPerIngest), so
+	// that many small batches cannot flush the table either; an Ingest
+	// beyond it is refused with ErrNewBudget. Zero: per ingest only.
+	NewWindow time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +109,9 @@ type IngestResult struct {
 var (
 	ErrTooManyNew  = errors.New("too many new cells in one ingest")
 	ErrTooManyPoPs = errors.New("too many distinct PoP names")
+	// ErrNewBudget: the new-entry budget of Config.NewWindow is spent
+	// for now; the same batch may pass later.
+	ErrNewBudget = errors.New("new-cell budget spent for now")
 )
 
 // entryKey identifies an entry: a cell (Cell.key, 8 bytes where a Cell
@@ -112,8 +123,9 @@ type entryKey struct {
 
 // entry is the running state of one (cell, PoP): sum and weight are
 // Σ wᵢ·2^(−(last−tᵢ)/HalfLife)·ln(rttᵢ) and Σ wᵢ·2^(−(last−tᵢ)/HalfLife),
-// decayed to last, the newest sample time (Unix ns); n is the same weight
-// decayed by CountHalfLife instead, which MinSamples gates. seq orders
+// decayed to last, the newest sample time (Unix ns); n is the sample
+// count that MinSamples gates, Σ min(wᵢ, 1) decayed by CountHalfLife:
+// each measurement counts at most once, whatever its weight. seq orders
 // entries with equal last by their latest update, for a deterministic
 // eviction.
 type entry struct {
@@ -138,6 +150,10 @@ type Aggregator struct {
 	popIdx  map[string]uint16
 	seq     int64
 	gen     uint64 // snapshots built
+	// budget is the new entries Ingest may still create (NewWindow),
+	// as of budgetAt (Unix ns; 0: never spent, the bucket full).
+	budget   float64
+	budgetAt int64
 }
 
 // NewAggregator returns an empty aggregator with cfg's zero fields
@@ -164,7 +180,8 @@ func (a *Aggregator) Len() int {
 // locate gives (nil: prefix cells only). A measurement without a time
 // counts as taken at now; one after now counts as now. Ingest is all or
 // nothing: it refuses a batch that would create more than MaxNewPerIngest
-// entries (ErrTooManyNew) or name more than MaxPoPs PoPs in all.
+// entries (ErrTooManyNew), more than the budget of NewWindow has left
+// (ErrNewBudget), or name more than MaxPoPs PoPs in all.
 func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) (IngestResult, error) {
 	var res IngestResult
 	clients := make(map[netip.Prefix]Client)
@@ -223,6 +240,13 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	if newCount > a.cfg.MaxNewPerIngest {
 		return res, fmt.Errorf("learn: %w: %d, at most %d", ErrTooManyNew, newCount, a.cfg.MaxNewPerIngest)
 	}
+	if a.cfg.NewWindow > 0 && newCount > 0 {
+		budget := a.budgetLocked(now)
+		if float64(newCount) > budget {
+			return res, fmt.Errorf("learn: %w: %d new cells, %d left of %d per %s", ErrNewBudget, newCount, int(budget), a.cfg.MaxNewPerIngest, a.cfg.NewWindow)
+		}
+		a.budget, a.budgetAt = budget-float64(newCount), now.UnixNano()
+	}
 	staleBefore := now.Add(-a.cfg.StaleAfter)
 	for _, m := range ms {
 		if !m.valid() {
@@ -248,12 +272,24 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	return res, nil
 }
 
+// budgetLocked is the new-entry budget at now: refilled at
+// MaxNewPerIngest per NewWindow since it was last spent, up to
+// MaxNewPerIngest. A clock that went back refills nothing.
+func (a *Aggregator) budgetLocked(now time.Time) float64 {
+	full := float64(a.cfg.MaxNewPerIngest)
+	if a.budgetAt == 0 {
+		return full
+	}
+	elapsed := max(0, now.UnixNano()-a.budgetAt)
+	return min(full, a.budget+full*float64(elapsed)/float64(a.cfg.NewWindow))
+}
+
 // valid reports whether m keeps ParseBatch's rules, for measurements
 // that came another way (a fleet peer, a test): one NaN or negative RTT
 // would poison an entry's sums for good.
 func (m *Measurement) valid() bool {
 	return m.Prefix.IsValid() && CellOf(m.Prefix.Addr()) == m.Prefix && !m.Prefix.Addr().Is4In6() &&
-		m.RTTMS > 0 && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
+		m.RTTMS >= MinRTTMS && m.RTTMS <= MaxRTTMS && m.Weight > 0 && m.Weight <= MaxWeight && pops.ValidName(m.PoP)
 }
 
 func (a *Aggregator) internLocked(pop string) uint16 {
@@ -287,7 +323,10 @@ func (a *Aggregator) addLocked(k entryKey, t int64, w, x float64, res *IngestRes
 		}
 	}
 	e.seq = a.seq
-	wn := w
+	// The count that MinSamples gates counts measurements, not weight:
+	// one line of weight 1000 (one beacon claiming many page views)
+	// must not decide a client's PoP alone. Weight still weights the mean.
+	wn := min(w, 1)
 	if t > e.last {
 		f := a.decay(t - e.last)
 		e.sum *= f

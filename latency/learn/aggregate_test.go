@@ -2,6 +2,7 @@ package learn
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -56,14 +57,17 @@ type modelSample struct {
 	w, x float64
 }
 
-// sums is Σ w·2^(−(at−t)/H)·x and Σ w·2^(−(at−t)/H) over the samples.
-func (m *model) sums(e *modelEntry, at int64) (sum, wt float64) {
+// sums is Σ w·2^(−(at−t)/H)·x and Σ w·2^(−(at−t)/H) over the samples,
+// and n the count MinSamples gates: Σ min(w, 1)·2^(−(at−t)/H), each
+// measurement counting at most once whatever its weight.
+func (m *model) sums(e *modelEntry, at int64) (sum, wt, n float64) {
 	for _, s := range e.samples {
 		d := math.Exp2(-float64(at-s.t) / float64(m.cfg.HalfLife))
 		sum += s.w * d * s.x
 		wt += s.w * d
+		n += min(s.w, 1) * d
 	}
-	return sum, wt
+	return sum, wt, n
 }
 
 func (m *model) ingest(ms []Measurement, now time.Time) {
@@ -104,7 +108,7 @@ func (m *model) add(k modelKey, t int64, w, x float64) {
 	}
 	e.seq = m.seq
 	e.last = max(e.last, t)
-	if sum, wt := m.sums(e, e.last); wt >= m.cfg.MinSamples {
+	if sum, wt, n := m.sums(e, e.last); n >= m.cfg.MinSamples {
 		clip := math.Log(m.cfg.ClipFactor)
 		x = math.Min(math.Max(x, sum/wt-clip), sum/wt+clip)
 	}
@@ -117,11 +121,11 @@ func (m *model) want(k modelKey, now time.Time) (Estimate, bool) {
 	if e == nil || e.last < now.Add(-m.cfg.StaleAfter).UnixNano() {
 		return Estimate{}, false
 	}
-	sum, wt := m.sums(e, now.UnixNano())
-	if wt < m.cfg.MinSamples {
+	sum, wt, n := m.sums(e, now.UnixNano())
+	if n < m.cfg.MinSamples {
 		return Estimate{}, false
 	}
-	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: wt, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
+	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: n, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
@@ -237,11 +241,11 @@ func snapEntry(s *Snapshot, k modelKey) (Estimate, bool) {
 
 func TestDecay(t *testing.T) {
 	const h = 10 * time.Minute
-	agg := NewAggregator(Config{HalfLife: h, CountHalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 1, ClipFactor: 10})
+	agg := NewAggregator(Config{HalfLife: h, CountHalfLife: h, StaleAfter: 2 * time.Hour, MinSamples: 0.5, ClipFactor: 10})
 	c := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
 	ms := []Measurement{
 		{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 10, Weight: 2, Time: now},
-		{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 40, Weight: 2, Time: now.Add(-h)}, // counts 1 at now
+		{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 40, Weight: 2, Time: now.Add(-h)}, // weighs 1 at now
 	}
 	if _, err := agg.Ingest(ms, now, nil); err != nil {
 		t.Fatal(err)
@@ -252,10 +256,10 @@ func TestDecay(t *testing.T) {
 		samples float64
 		ok      bool
 	}{
-		{0, 3, true},
-		{h, 1.5, true},
-		{h + h/2, 3 / math.Sqrt(8), true},
-		{2 * h, 0.75, false},                  // below MinSamples: cannot decide
+		{0, 1.5, true}, // each line counts 1 whatever its weight, the older half
+		{h, 0.75, true},
+		{h + h/2, 1.5 / math.Sqrt(8), true},
+		{2 * h, 0.375, false},                 // below MinSamples: cannot decide
 		{2*time.Hour + time.Second, 0, false}, // stale: evicted
 	} {
 		got, ok := agg.Snapshot(now.Add(tt.at)).Lookup(c, "fra")
@@ -269,15 +273,15 @@ func TestDecay(t *testing.T) {
 }
 
 func TestClipping(t *testing.T) {
-	agg := NewAggregator(Config{MinSamples: 3, ClipFactor: 3})
+	agg := NewAggregator(Config{MinSamples: 2, ClipFactor: 3})
 	in := func(rtt, w float64) {
 		if _, err := agg.Ingest([]Measurement{{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: rtt, Weight: w}}, now, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	in(2000, 1) // not yet established: no mean to clip to
-	in(20, 2)   // weight 3: clipping armed from here
-	in(0.001, 1)
+	in(20, 2)   // two measurements: clipping armed from here
+	in(0.1, 1)
 	mean := (math.Log(2000) + 2*math.Log(20)) / 3
 	want := math.Exp((3*mean + (mean - math.Log(3))) / 4)
 	got, _ := agg.Snapshot(now).Lookup(ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0), "fra")
@@ -476,6 +480,7 @@ func TestIngestInvalid(t *testing.T) {
 		{"4in6", func(m *Measurement) { m.Prefix = pfx("::ffff:198.51.100.0/48") }},
 		{"NaN rtt", func(m *Measurement) { m.RTTMS = math.NaN() }},
 		{"negative rtt", func(m *Measurement) { m.RTTMS = -1 }},
+		{"tiny rtt", func(m *Measurement) { m.RTTMS = 1e-6 }},
 		{"huge rtt", func(m *Measurement) { m.RTTMS = 1e9 }},
 		{"zero weight", func(m *Measurement) { m.Weight = 0 }},
 		{"inf weight", func(m *Measurement) { m.Weight = math.Inf(1) }},
@@ -639,7 +644,10 @@ func TestCountHalfLife(t *testing.T) {
 // the estimate stays a number, and the table can still be saved and
 // loaded.
 func TestLongSilence(t *testing.T) {
-	a := NewAggregator(Config{HalfLife: 10 * time.Second})
+	// MinSamples so low that the count, decaying on its own half-life,
+	// still arms clipping after the mean's weight underflowed.
+	cfg := Config{HalfLife: 10 * time.Second, MinSamples: 0.01}
+	a := NewAggregator(cfg)
 	t0 := time.Unix(1_800_000_000, 0)
 	p := netip.MustParsePrefix("198.51.100.0/24")
 	for i := range 3 {
@@ -659,7 +667,96 @@ func TestLongSilence(t *testing.T) {
 	if err := a.Save(dir, t1); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	if _, err := Load(dir, Config{HalfLife: 10 * time.Second}, t1); err != nil {
+	if _, err := Load(dir, cfg, t1); err != nil {
 		t.Errorf("Load of what was saved: %v", err)
+	}
+}
+
+// TestWeightCountsOnce: MinSamples counts measurements, not weight, so
+// that one line of weight 1000 cannot decide a client's PoP alone, while
+// weight still weights the mean (review M2).
+func TestWeightCountsOnce(t *testing.T) {
+	client := ClientOf(netip.MustParseAddr("198.51.100.1"), netip.Prefix{}, 0)
+	m := func(rtt, w float64) Measurement {
+		return Measurement{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: rtt, Weight: w, Time: now}
+	}
+	tests := []struct {
+		name    string
+		ms      []Measurement
+		decides bool
+		rtt     float64 // geometric mean, weighted
+		samples float64
+	}{
+		{"one heavy line", []Measurement{m(10, MaxWeight)}, false, 0, 0},
+		{"two heavy lines", []Measurement{m(10, MaxWeight), m(10, MaxWeight)}, false, 0, 0},
+		{"three lines", []Measurement{m(10, 1), m(10, 1), m(10, 1)}, true, 10, 3},
+		{"weight weights the mean", []Measurement{m(10, 2), m(40, 1), m(40, 1)}, true, 20, 3},
+		{"light lines count less", []Measurement{m(10, 0.5), m(10, 1), m(10, 1)}, false, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			agg := NewAggregator(Config{MinSamples: 3, ClipFactor: 100})
+			if _, err := agg.Ingest(tt.ms, now, nil); err != nil {
+				t.Fatal(err)
+			}
+			e, ok := agg.Snapshot(now).Lookup(client, "fra")
+			if ok != tt.decides {
+				t.Fatalf("decides %v (%+v), want %v", ok, e, tt.decides)
+			}
+			if ok && (!near(e.RTTMS, tt.rtt) || !near(e.Samples, tt.samples)) {
+				t.Errorf("%.6g ms from %.6g samples, want %g from %g", e.RTTMS, e.Samples, tt.rtt, tt.samples)
+			}
+		})
+	}
+}
+
+// TestNewBudget: with NewWindow, MaxNewPerIngest holds across ingests
+// (refilled over the window), so that many small batches cannot flush
+// the table where one large one may not; samples for entries held always
+// pass (review M4).
+func TestNewBudget(t *testing.T) {
+	batch := func(from, n int) []Measurement {
+		var ms []Measurement
+		for i := from; i < from+n; i++ {
+			ms = append(ms, Measurement{Prefix: pfx(fmt.Sprintf("198.51.%d.0/24", i)), PoP: "fra", RTTMS: 10, Weight: 1})
+		}
+		return ms
+	}
+	type step struct {
+		at      time.Duration
+		from, n int
+		refused bool
+		entries int
+	}
+	for _, tt := range []struct {
+		name   string
+		window time.Duration
+		steps  []step
+	}{
+		{"per ingest only", 0, []step{{0, 0, 6, false, 6}, {0, 6, 6, false, 12}, {0, 12, 6, false, 18}, {0, 18, 11, true, 18}}},
+		{"per window", time.Minute, []step{
+			{0, 0, 6, false, 6},
+			{0, 6, 6, true, 6},                  // 4 left
+			{0, 0, 6, false, 6},                 // held entries: no budget needed
+			{30 * time.Second, 6, 6, false, 12}, // 4 + 5 refilled
+			{30 * time.Second, 12, 4, true, 12}, // 3 left
+			{30 * time.Second, 12, 3, false, 15},
+			{10 * time.Minute, 15, 10, false, 25}, // full again, never more
+			{10 * time.Minute, 25, 1, true, 25},
+			{5 * time.Minute, 25, 1, true, 25}, // a clock that went back refills nothing
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			agg := NewAggregator(Config{MaxNewPerIngest: 10, NewWindow: tt.window})
+			for i, st := range tt.steps {
+				_, err := agg.Ingest(batch(st.from, st.n), now.Add(st.at), nil)
+				if refused := err != nil; refused != st.refused || agg.Len() != st.entries {
+					t.Fatalf("step %d: %v, %d entries; want refused %v, %d entries", i, err, agg.Len(), st.refused, st.entries)
+				}
+				if err != nil && !errors.Is(err, ErrNewBudget) && !errors.Is(err, ErrTooManyNew) {
+					t.Errorf("step %d: %v", i, err)
+				}
+			}
+		})
 	}
 }

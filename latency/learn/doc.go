@@ -9,8 +9,9 @@
 //
 // It also holds the stabiliser (ShouldMove), which keeps a client on its
 // PoP unless another is better by a margin in ms and in percent, and the
-// aggregator's persistence (Save, Load: an atomic, versioned state file)
-// and export in the latency package's table format.
+// aggregator's persistence (Save, Load and LoadState: an atomic,
+// versioned state file, streamed on load) and export in the latency
+// package's table format.
 //
 // The package does no geo lookups and knows no inventory: callers pass the
 // GeoIP network and AS of a client, and a func that says whether a PoP

@@ -17,6 +17,7 @@ func Example() {
 {"addr": "85.214.0.99", "pop": "fra", "rtt_ms": 14}
 {"addr": "85.214.1.7", "pop": "iad", "rtt_ms": 95, "weight": 2}
 {"addr": "85.214.0.1", "pop": "fra", "rtt_ms": -3}
+{"addr": "85.214.1.9", "pop": "iad", "rtt_ms": 95}
 `)
 	b, err := learn.ParseBatch(batch, learn.ParseOptions{Now: now, KnownPoP: func(p string) bool { return p == "fra" || p == "iad" }})
 	if err != nil {
@@ -46,7 +47,7 @@ func Example() {
 	fmt.Println("move fra→iad:", learn.ShouldMove(13.2, 9, learn.Margin{MS: 5, Percent: 10}))
 	_ = snap.WriteTable(os.Stdout)
 	// Output:
-	// JSON lines: 4 lines, 3 good, 1 rejected: [line 4: rtt_ms: -3 is not a round-trip time (0 < rtt_ms <= 60000)]
+	// JSON lines: 5 lines, 4 good, 1 rejected: [line 4: rtt_ms: -3 is not a round-trip time (0.1 <= rtt_ms <= 60000)]
 	// fra: 13.2 ms from 85.214.0.0/24 (2 samples)
 	// iad: 95.0 ms from network 85.214.0.0/16 (2 samples)
 	// sin: no learned RTT; distance decides

@@ -27,6 +27,11 @@ type Measurement struct {
 
 // Bounds of a measurement's values.
 const (
+	// MinRTTMS is the smallest round-trip time accepted, in ms: below any
+	// real client-to-PoP path (a client in the PoP's own rack sees
+	// about 0.1 ms). The mean is taken in log space, where one 1e-6 would
+	// pull an entry down by orders of magnitude before clipping is armed.
+	MinRTTMS = 0.1
 	// MaxRTTMS is the largest round-trip time accepted, in ms: a minute.
 	MaxRTTMS = 60_000
 	// MaxWeight bounds a measurement's weight, so that one line cannot
@@ -100,8 +105,8 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 	default:
 		return bad("prefix", "missing: give the client's prefix or addr")
 	}
-	if a := m.Prefix.Addr(); a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return bad(map[bool]string{true: "prefix", false: "addr"}[r.hasPrefix], "%s is not a client network (loopback, link-local, multicast or unspecified)", m.Prefix)
+	if !clientNetwork(m.Prefix.Addr()) {
+		return bad(map[bool]string{true: "prefix", false: "addr"}[r.hasPrefix], "%s is not a client network (loopback, link-local, multicast, unspecified or reserved)", m.Prefix)
 	}
 	m.PoP = strings.TrimSpace(r.pop)
 	switch {
@@ -117,8 +122,8 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 		return bad("rtt_ms", "missing")
 	}
 	v, err := strconv.ParseFloat(rtt, 64)
-	if err != nil || !(v > 0 && v <= MaxRTTMS) {
-		return bad("rtt_ms", "%s is not a round-trip time (0 < rtt_ms <= %d)", quoteIfNeeded(rtt), MaxRTTMS)
+	if err != nil || !(v >= MinRTTMS && v <= MaxRTTMS) {
+		return bad("rtt_ms", "%s is not a round-trip time (%g <= rtt_ms <= %d)", quoteIfNeeded(rtt), MinRTTMS, MaxRTTMS)
 	}
 	m.RTTMS = v
 	m.Weight = 1
@@ -151,6 +156,31 @@ func (o *ParseOptions) check(r *raw) (Measurement, *fieldError) {
 		m.Source = s
 	}
 	return m, nil
+}
+
+// notClients are the IPv4 ranges no client sends from: "this network"
+// (0/8), loopback, link-local, multicast and the reserved 240/4 with the
+// broadcast address. Private and documentation ranges are clients of
+// internal deployments (and of the examples).
+var notClients = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("224.0.0.0/3"),
+}
+
+// clientNetwork reports whether a cell's address may be a client's: for
+// IPv6 global unicast (2000::/3) or unique local (fc00::/7), where the
+// rest is loopback, link-local, multicast, mapped or reserved space.
+func clientNetwork(a netip.Addr) bool {
+	if a.Is4() {
+		for _, p := range notClients {
+			if p.Contains(a) {
+				return false
+			}
+		}
+		return true
+	}
+	b := a.As16()
+	return b[0]&0xe0 == 0x20 || b[0]&0xfe == 0xfc
 }
 
 func sourceOK(c rune) bool {

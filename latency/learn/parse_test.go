@@ -63,18 +63,20 @@ func TestParseBatch(t *testing.T) {
 				`{"addr": "85.214.0.1", "pop": "iad"`,
 				`{"addr": "85.214.0.1", "pop": "iad", "rtt_ms": 3} {}`,
 				`{"addr": "85.214.0.1", "pop": "iad"}`,
+				`{"addr": "85.214.0.1", "pop": "iad", "rtt_ms": 0.000001}`,
+				`{"addr": "85.214.0.1", "pop": "iad", "rtt_ms": 0.0999}`,
 			}, "\n"),
 			format: FormatJSONLines,
 			errs: []string{
-				"line 1: rtt_ms: -3 is not a round-trip time (0 < rtt_ms <= 60000)",
+				"line 1: rtt_ms: -3 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
 				"line 2: prefix: 85.214.0.0/16 is wider than a client cell (/24); measure per /24 or finer",
 				"line 3: prefix: 85.214.0.1/24 has host bits set; the network is 85.214.0.0/24",
 				"line 4: addr: give prefix or addr, not both",
 				"line 5: prefix: missing: give the client's prefix or addr",
-				"line 6: addr: 127.0.0.0/24 is not a client network (loopback, link-local, multicast or unspecified)",
+				"line 6: addr: 127.0.0.0/24 is not a client network (loopback, link-local, multicast, unspecified or reserved)",
 				`line 7: pop: "IAD" is not a PoP name (lowercase letters, digits, - and _)`,
 				`line 8: pop: unknown PoP "lhr"`,
-				"line 9: rtt_ms: 60001 is not a round-trip time (0 < rtt_ms <= 60000)",
+				"line 9: rtt_ms: 60001 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
 				"line 10: weight: 0 is not a weight (0 < weight <= 1000)",
 				"line 11: time: 2026-12-02T01:10:00Z is in the future (more than 5m0s after 2026-12-02T01:00:00Z)",
 				"line 12: time: 1 is older than the maximum age 24h0m0s",
@@ -85,6 +87,8 @@ func TestParseBatch(t *testing.T) {
 				"line 17: invalid JSON: unexpected EOF",
 				"line 18: more than one JSON object on the line",
 				"line 19: rtt_ms: missing",
+				"line 20: rtt_ms: 0.000001 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
+				"line 21: rtt_ms: 0.0999 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
 			},
 		},
 		{
@@ -98,12 +102,12 @@ func TestParseBatch(t *testing.T) {
 		},
 		{
 			name:   "csv errors",
-			in:     "prefix,pop,rtt_ms\n198.51.100.0/24,fra\n198.51.100.0/24,fra,0\n198.51.100.0/24,\"fra,1\n198.51.100.0/24,fra,1.5\n",
+			in:     "prefix,pop,rtt_ms\n198.51.100.0/24,fra\n198.51.100.0/24,fra,0\n198.51.100.0/24,\"fra,1\n198.51.100.0/24,fra,1.5\n198.51.100.0/24,fra,0.1\n",
 			format: FormatCSV,
-			want:   []Measurement{{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 1.5, Weight: 1}},
+			want:   []Measurement{{Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 1.5, Weight: 1}, {Prefix: pfx("198.51.100.0/24"), PoP: "fra", RTTMS: 0.1, Weight: 1}},
 			errs: []string{
 				"line 2: 2 fields, the header names 3 (prefix,pop,rtt_ms)",
-				"line 3: rtt_ms: 0 is not a round-trip time (0 < rtt_ms <= 60000)",
+				"line 3: rtt_ms: 0 is not a round-trip time (0.1 <= rtt_ms <= 60000)",
 				`line 4: invalid CSV: extraneous or missing " in quoted-field`,
 			},
 		},
@@ -255,7 +259,7 @@ func validMeasurement(m Measurement) error {
 		return fmt.Errorf("prefix %s is not a cell", p)
 	case !known(m.PoP):
 		return fmt.Errorf("pop %q", m.PoP)
-	case !(m.RTTMS > 0 && m.RTTMS <= MaxRTTMS):
+	case !(m.RTTMS >= MinRTTMS && m.RTTMS <= MaxRTTMS):
 		return fmt.Errorf("rtt %v", m.RTTMS)
 	case !(m.Weight > 0 && m.Weight <= MaxWeight):
 		return fmt.Errorf("weight %v", m.Weight)
@@ -268,3 +272,24 @@ func validMeasurement(m Measurement) error {
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestClientNetwork: the ranges a measurement may come from, as the
+// documentation lists them (review, low: reserved and IPv6 non-unicast
+// space was accepted).
+func TestClientNetwork(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"85.214.0.1": true, "10.1.2.3": true, "192.168.1.1": true, "198.51.100.7": true, "100.64.0.1": true,
+		"2a00:1450::1": true, "2001:db8::1": true, "fd00::1": true,
+		"0.1.2.3": false, "127.0.0.1": false, "169.254.1.1": false, "224.0.0.1": false, "239.1.1.1": false,
+		"240.1.2.3": false, "255.255.255.255": false,
+		"::1": false, "::": false, "fe80::1": false, "ff02::1": false, "100::1": false, "64:ff9b::1": false, "3fff::1": true,
+	} {
+		b, err := ParseBatch([]byte(`{"addr": "`+addr+`", "pop": "fra", "rtt_ms": 3}`), opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(b.Measurements) == 1; got != want {
+			t.Errorf("%s accepted %v, want %v (%v)", addr, got, want, b.Errors)
+		}
+	}
+}

@@ -130,65 +130,132 @@ func compareInt(x, y int64) int {
 	return 0
 }
 
-// Load reads dir/StateFile into a new aggregator with cfg. A missing file
-// is an empty aggregator and no error. A corrupt or foreign file is an
-// error naming the file and line, with an empty aggregator beside it, so
-// that the caller logs it and learns afresh; it never panics. Entries
-// stale at now are skipped; beyond MaxEntries, the oldest are evicted.
-func Load(dir string, cfg Config, now time.Time) (*Aggregator, error) {
-	a := NewAggregator(cfg)
-	path := filepath.Join(dir, StateFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return a, nil
-	}
-	if err != nil {
-		return a, fmt.Errorf("learn: load state: %w", err)
-	}
-	if err := a.load(data, now); err != nil {
-		return NewAggregator(cfg), fmt.Errorf("learn: load state %s: %w (starting empty)", path, err)
-	}
-	return a, nil
+// Bounds of a state file read by Load. It is streamed, so memory is
+// bounded by MaxEntries, not by the file; a line is about 150 bytes, and
+// the size bound is a sanity check (a file that never ends), far above
+// what max_cells' largest table writes.
+const (
+	maxStateLine  = 4 << 10
+	maxStateBytes = 64 << 30
+)
+
+// LoadReport says what Load did with a state file.
+type LoadReport struct {
+	Entries int // entries loaded (after evictions)
+	Stale   int // entries stale at now, skipped
+	Evicted int // entries beyond MaxEntries, evicted oldest first
+	// Future counts entries whose newest sample lay after now, taken as
+	// measured now: the clock is behind the one that saved them (NTP
+	// not yet synced after boot, a restored VM).
+	Future int
 }
 
-func (a *Aggregator) load(data []byte, now time.Time) error {
+// Load reads dir/StateFile into a new aggregator with cfg (LoadState
+// without its report).
+func Load(dir string, cfg Config, now time.Time) (*Aggregator, error) {
+	a, _, err := LoadState(dir, cfg, now)
+	return a, err
+}
+
+// LoadState reads dir/StateFile into a new aggregator with cfg. A
+// missing file is an empty aggregator and no error. A corrupt or foreign
+// file is an error naming the file and line, with an empty aggregator
+// beside it, so that the caller logs it and learns afresh; it never
+// panics. Entries stale at now are skipped; beyond MaxEntries, the oldest
+// are evicted. An entry whose newest sample lies after now is kept, as
+// measured now, and counted in LoadReport.Future: a clock behind the
+// saver's must not cost the learned table.
+func LoadState(dir string, cfg Config, now time.Time) (*Aggregator, LoadReport, error) {
+	a := NewAggregator(cfg)
+	path := filepath.Join(dir, StateFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return a, LoadReport{}, nil
+	}
+	if err != nil {
+		return a, LoadReport{}, fmt.Errorf("learn: load state: %w", err)
+	}
+	defer f.Close()
+	rep, err := a.load(f, now)
+	if err != nil {
+		return NewAggregator(cfg), LoadReport{}, fmt.Errorf("learn: load state %s: %w (starting empty)", path, err)
+	}
+	return a, rep, nil
+}
+
+func (a *Aggregator) load(r io.Reader, now time.Time) (LoadReport, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	lines := bytes.Split(data, []byte{'\n'})
-	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
-		lines = lines[:len(lines)-1]
+	var rep LoadReport
+	lr := &io.LimitedReader{R: r, N: maxStateBytes + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 0, maxStateLine), maxStateLine)
+	lineNo := 0
+	next := func() ([]byte, error) {
+		if !sc.Scan() {
+			switch err := sc.Err(); {
+			case errors.Is(err, bufio.ErrTooLong):
+				return nil, fmt.Errorf("line %d: longer than %d bytes: not a state file", lineNo+1, maxStateLine)
+			case err != nil:
+				return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
+			case lr.N <= 0:
+				return nil, fmt.Errorf("line %d: the file is larger than %d bytes", lineNo, int64(maxStateBytes))
+			}
+			return nil, io.EOF
+		}
+		lineNo++
+		return sc.Bytes(), nil
 	}
-	if len(lines) == 0 {
-		return errors.New("line 1: empty file, want a header")
+	line, err := next()
+	if errors.Is(err, io.EOF) {
+		return rep, errors.New("line 1: empty file, want a header")
+	}
+	if err != nil {
+		return rep, err
 	}
 	var h stateHeader
-	if err := strictJSON(lines[0], &h); err != nil {
-		return fmt.Errorf("line 1: header: %w", err)
+	if err := strictJSON(line, &h); err != nil {
+		return rep, fmt.Errorf("line 1: header: %w", err)
 	}
 	if h.Format != stateFormat || h.Version != stateVersion {
-		return fmt.Errorf("line 1: header: format %q version %d, want %q version %d", h.Format, h.Version, stateFormat, stateVersion)
-	}
-	if h.Entries != len(lines)-1 {
-		return fmt.Errorf("line %d: the header counts %d entries, the file holds %d (truncated?)", len(lines), h.Entries, len(lines)-1)
+		return rep, fmt.Errorf("line 1: header: format %q version %d, want %q version %d", h.Format, h.Version, stateFormat, stateVersion)
 	}
 	staleBefore := now.Add(-a.cfg.StaleAfter).UnixNano()
-	for i, line := range lines[1:] {
+	nowNS := now.UnixNano()
+	n := 0
+	for {
+		line, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, err
+		}
+		n++
+		if n > h.Entries {
+			return rep, fmt.Errorf("line %d: the header counts %d entries, the file holds more", lineNo, h.Entries)
+		}
 		var se stateEntry
 		if err := strictJSON(line, &se); err != nil {
-			return fmt.Errorf("line %d: %w", i+2, err)
+			return rep, fmt.Errorf("line %d: %w", lineNo, err)
 		}
 		k, err := a.checkEntryLocked(&se)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", i+2, err)
-		}
-		if se.Last > now.Add(DefaultMaxSkew).UnixNano() {
-			return fmt.Errorf("line %d: last_ns: %s is in the future", i+2, time.Unix(0, se.Last).UTC().Format(time.RFC3339))
+			return rep, fmt.Errorf("line %d: %w", lineNo, err)
 		}
 		if se.Last < staleBefore {
+			rep.Stale++
 			continue
 		}
 		if a.entries[k] != nil {
-			return fmt.Errorf("line %d: %s to %s listed twice", i+2, cellOfKey(k.cell), se.PoP)
+			return rep, fmt.Errorf("line %d: %s to %s listed twice", lineNo, cellOfKey(k.cell), se.PoP)
+		}
+		if se.Last > nowNS {
+			// Saved by a clock ahead of ours, or ours is behind: its
+			// samples are as fresh as can be, so they count as now. The
+			// sums stay as saved (decayed to their newest sample).
+			se.Last = nowNS
+			rep.Future++
 		}
 		a.seq++
 		e := &entry{key: k, sum: se.Sum, wt: se.Weight, n: se.Count, last: se.Last, seq: a.seq}
@@ -199,9 +266,14 @@ func (a *Aggregator) load(data []byte, now time.Time) error {
 		heap.Push(&a.age, e)
 		if len(a.entries) > a.cfg.MaxEntries {
 			a.evictLocked(heap.Pop(&a.age).(*entry))
+			rep.Evicted++
 		}
 	}
-	return nil
+	if n != h.Entries {
+		return rep, fmt.Errorf("line %d: the header counts %d entries, the file holds %d (truncated?)", lineNo, h.Entries, n)
+	}
+	rep.Entries = len(a.entries)
+	return rep, nil
 }
 
 // checkEntryLocked validates one state entry and interns its PoP.

@@ -3,6 +3,7 @@ package learn
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -22,6 +23,11 @@ type Snapshot struct {
 	stats  []stat
 	popIdx map[string]uint16
 	pops   []string
+	// The prefix cells' addresses, sorted: the /24s (top 24 bits) and
+	// the /48s (top 48 bits). A decision's ECS scope must not contain a
+	// prefix cell other than its client's own (PrefixGap).
+	prefix4 []uint32
+	prefix6 []uint64
 }
 
 // span is a cell's stats: stats[lo:hi], sorted by PoP index.
@@ -88,6 +94,15 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		s.stats[i] = k.stat
 		if i == 0 || all[i-1].cell != k.cell {
 			s.keys = append(s.keys, k.cell)
+		}
+	}
+	for _, k := range s.keys {
+		if c := cellOfKey(k); c.Kind == CellPrefix {
+			if c.Prefix.Addr().Is4() {
+				s.prefix4 = append(s.prefix4, uint32(k&(1<<48-1)))
+			} else {
+				s.prefix6 = append(s.prefix6, k&(1<<48-1))
+			}
 		}
 	}
 	s.cells = make(map[uint64]span, len(s.keys))
@@ -200,4 +215,92 @@ func (f Found) in(i int, idx uint16) (Estimate, bool) {
 // Lookup is Find(c).Estimate(pop).
 func (s *Snapshot) Lookup(c Client, pop string) (Estimate, bool) {
 	return s.Find(c).Estimate(pop)
+}
+
+// HasNetworkCell reports whether the snapshot holds learned entries for
+// the GeoIP network p (a network cell): a decision for a client in p may
+// depend on them, so the networks around it cannot stand in for it.
+func (s *Snapshot) HasNetworkCell(p netip.Prefix) bool {
+	if s == nil || !p.IsValid() {
+		return false
+	}
+	c := Cell{Kind: CellNetwork, Prefix: p.Masked()}
+	_, ok := s.cells[c.key()]
+	return ok
+}
+
+// PrefixGap is the range of addresses around addr over which a lookup's
+// prefix cell cannot change: addr's own /24 or /48 when the snapshot
+// holds it, else the addresses between the nearest prefix cells below and
+// above it (the whole family's space when there are none). lo is invalid
+// when the snapshot holds no prefix cell of addr's family, so that the
+// prefix cells do not narrow a scope at all (latency.ScopeWithin takes it
+// so). It does not allocate.
+func (s *Snapshot) PrefixGap(addr netip.Addr) (lo, hi netip.Addr) {
+	if s == nil {
+		return
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		if len(s.prefix4) == 0 {
+			return
+		}
+		b := addr.As4()
+		top := uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
+		i, found := slices.BinarySearch(s.prefix4, top)
+		first, last := uint32(0), uint32(1<<24-1)
+		switch {
+		case found:
+			first, last = top, top
+		default:
+			if i > 0 {
+				first = s.prefix4[i-1] + 1
+			}
+			if i < len(s.prefix4) {
+				last = s.prefix4[i] - 1
+			}
+		}
+		return v4Addr(first << 8), v4Addr(last<<8 | 0xff)
+	}
+	if !addr.Is6() || len(s.prefix6) == 0 {
+		return
+	}
+	b := addr.As16()
+	var top uint64
+	for _, x := range b[:6] {
+		top = top<<8 | uint64(x)
+	}
+	i, found := slices.BinarySearch(s.prefix6, top)
+	first, last := uint64(0), uint64(1<<48-1)
+	switch {
+	case found:
+		first, last = top, top
+	default:
+		if i > 0 {
+			first = s.prefix6[i-1] + 1
+		}
+		if i < len(s.prefix6) {
+			last = s.prefix6[i] - 1
+		}
+	}
+	return v6Addr(first, false), v6Addr(last, true)
+}
+
+func v4Addr(a uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
+
+// v6Addr is the first (or, with ones, the last) address of the /48 whose
+// top 48 bits are top.
+func v6Addr(top uint64, ones bool) netip.Addr {
+	var b [16]byte
+	for i := range 6 {
+		b[i] = byte(top >> (40 - 8*i))
+	}
+	if ones {
+		for i := 6; i < 16; i++ {
+			b[i] = 0xff
+		}
+	}
+	return netip.AddrFrom16(b)
 }

@@ -54,6 +54,8 @@ func TestLookupAllocs(t *testing.T) {
 			}
 		}},
 		{"in one cell", func() { snap.Find(clients[0]).EstimateIn("ams", CellNetwork) }},
+		{"prefix gap", func() { snap.PrefixGap(netip.MustParseAddr("100.1.2.3")) }},
+		{"network cell", func() { snap.HasNetworkCell(netip.MustParsePrefix("100.1.0.0/16")) }},
 		{"client", func() { ClientOf(netip.MustParseAddr("100.1.2.3"), netip.MustParsePrefix("100.1.0.0/16"), 64501) }},
 	} {
 		if a := testing.AllocsPerRun(1000, tt.f); a != 0 {

@@ -40,6 +40,7 @@ type decisionMemo struct {
 	// decision stamped with another number is stale.
 	steering uint64
 	bucket   int64
+	learned  uint64
 	gradual  uint32
 }
 
@@ -61,8 +62,8 @@ func (m *decisionMemo) len() int { return m.v4.n + m.v6.n }
 // differs from the last one seen. An epoch that comes back gets a new
 // number, which costs its decisions a re-decision and nothing else.
 func (m *decisionMemo) gradualOf(ep steer.Epoch) uint32 {
-	if ep.Steering != m.steering || ep.Bucket != m.bucket {
-		m.steering, m.bucket = ep.Steering, ep.Bucket
+	if ep.Steering != m.steering || ep.Bucket != m.bucket || ep.Learned != m.learned {
+		m.steering, m.bucket, m.learned = ep.Steering, ep.Bucket, ep.Learned
 		m.gradual++
 	}
 	return m.gradual

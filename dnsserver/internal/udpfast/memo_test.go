@@ -98,6 +98,7 @@ func TestDecisionMemo(t *testing.T) {
 		{"IPv4-mapped IPv6 is not memoised", a, mapped, ep1, clientReply{}, false},
 		{"health moved", a, v4, ep2, clientReply{}, false},
 		{"penalties moved: found, stale", a, v4, soft, r1, true},
+		{"learned table published: found, stale", a, v4, steer.Epoch{Generation: 1, Learned: 3}, r1, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
