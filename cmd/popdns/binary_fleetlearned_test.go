@@ -126,30 +126,34 @@ cluster:
 		}
 	}
 
+	// Four measurements each: an entry decides, and is exported, with a
+	// decayed count of min_weight's 3 or more, which three fall below
+	// the moment after.
+	four := func(line string) string { return strings.Repeat(line+"\n", 4) }
 	start := time.Now()
-	post(ns1, `{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5, "weight": 5}`+"\n")
+	post(ns1, four(`{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}`))
 	table2 := waitExport(ns2, confs[1], "192.0.2.0/24,fra,12.500,")
 	t.Logf("POSTed to ns1, in ns2's export after %v", time.Since(start).Round(time.Millisecond))
 	if table1 := waitExport(ns1, confs[0], "192.0.2.0/24,fra,12.500,"); table1 != table2 {
 		t.Errorf("ns1's table:\n%s\nns2's:\n%s", table1, table2)
 	}
-	if st := status(ns1); st["published"] != 1.0 || st["skipped_own"] != 1.0 {
-		t.Errorf("ns1's /status learned.fleet: %v; want 1 published, 1 of its own skipped", st)
+	if st := status(ns1); st["published"] != 4.0 || st["skipped_own"] != 4.0 {
+		t.Errorf("ns1's /status learned.fleet: %v; want 4 published, 4 of its own skipped", st)
 	}
-	if st := status(ns2); st["received"] != 1.0 || st["instance"] != "ns2" {
-		t.Errorf("ns2's /status learned.fleet: %v; want 1 received", st)
+	if st := status(ns2); st["received"] != 4.0 || st["instance"] != "ns2" {
+		t.Errorf("ns2's /status learned.fleet: %v; want 4 received", st)
 	}
 
 	ns2.stop(t) // saves the table and the sequence beside it
-	post(ns1, `{"prefix": "198.51.100.0/24", "pop": "iad", "rtt_ms": 80, "weight": 5}`+"\n")
+	post(ns1, four(`{"prefix": "198.51.100.0/24", "pop": "iad", "rtt_ms": 80}`))
 	ns2 = startBinary(t, ctx, bin, confs[1])
 	table2 = waitExport(ns2, confs[1], "192.0.2.0/24,fra,12.500,", "198.51.100.0/24,iad,80.000,")
 	if table1 := export(ns1, confs[0]); table1 != table2 {
 		t.Errorf("after ns2's restart, ns1's table:\n%s\nns2's:\n%s", table1, table2)
 	}
 	// Only what it missed: the first batch is in its state file.
-	if st := status(ns2); st["received"] != 1.0 || st["resumed_from"] != 2.0 {
-		t.Errorf("restarted ns2's /status learned.fleet: %v; want 1 received, resumed from sequence 2", st)
+	if st := status(ns2); st["received"] != 4.0 || st["resumed_from"] != 2.0 {
+		t.Errorf("restarted ns2's /status learned.fleet: %v; want 4 received, resumed from sequence 2", st)
 	}
 	resp, err := http.Get("http://" + ns1.http + "/metrics")
 	if err != nil {
@@ -157,8 +161,8 @@ cluster:
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`popdns_learned_fleet_measurements_total{result="published"} 2`,
-		`popdns_learned_fleet_measurements_total{result="skipped_own"} 2`,
+	for _, want := range []string{`popdns_learned_fleet_measurements_total{result="published"} 8`,
+		`popdns_learned_fleet_measurements_total{result="skipped_own"} 8`,
 		`popdns_learned_fleet_measurements_total{result="dropped"} 0`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("ns1's /metrics has no %s", want)

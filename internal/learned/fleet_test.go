@@ -159,8 +159,12 @@ func sameTable(t *testing.T, a, b *member, cells []string, popNames []string) {
 	// Both at one instant: a sample count decays with the snapshot's
 	// time.
 	at := time.Now()
-	if ta, tb := a.table(t, at), b.table(t, at); ta != tb {
+	ta, tb := a.table(t, at), b.table(t, at)
+	if ta != tb {
 		t.Errorf("%s's table:\n%s\n%s's:\n%s", a.name, ta, b.name, tb)
+	}
+	if n := strings.Count(ta, "\n") - 1; n != 4 {
+		t.Errorf("%s's table has %d entries that decide, want all 4 (the comparison would prove little):\n%s", a.name, n, ta)
 	}
 	if la, lb := a.svc.agg.Len(), b.svc.agg.Len(); la != lb {
 		t.Errorf("%s holds %d entries, %s %d", a.name, la, b.name, lb)
