@@ -65,6 +65,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryLearned(t, bin)
 	})
+	t.Run("learned latency in a fleet", func(t *testing.T) {
+		t.Parallel()
+		testBinaryFleetLearned(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)

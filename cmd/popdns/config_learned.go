@@ -24,6 +24,11 @@ type learnedConfig struct {
 	IngestTokenFile string
 	MarginMS        *float64
 	MarginPct       *float64
+	// FleetBufferBytes and FleetStreamMaxBytes bound the sharing
+	// through a fleet: the batches kept while NATS is away, and the
+	// stream on the NATS servers.
+	FleetBufferBytes    int
+	FleetStreamMaxBytes int64
 }
 
 // The stabiliser's margins when unset: the simulation's (bench/steer),
@@ -47,7 +52,8 @@ func (lc learnedConfig) margin() learn.Margin {
 
 // learnedKeys are the keys of the learned_latency mapping.
 var learnedKeys = yamlx.Keys{Names: []string{"enabled", "half_life", "min_weight", "max_cells", "max_age",
-	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct"}}
+	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct",
+	"fleet_buffer_bytes", "fleet_stream_max_bytes"}}
 
 // learnedLatency decodes one key of the learned_latency mapping.
 func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
@@ -74,6 +80,10 @@ func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
 		d.decode(e, &lc.MarginMS, "a number of milliseconds, 0 or more")
 	case "margin_pct":
 		d.decode(e, &lc.MarginPct, "a percentage from 0 to 100")
+	case "fleet_buffer_bytes":
+		d.decode(e, &lc.FleetBufferBytes, "a number of bytes such as 16777216")
+	case "fleet_stream_max_bytes":
+		d.decode(e, &lc.FleetStreamMaxBytes, "a number of bytes such as 268435456")
 	}
 }
 
@@ -87,6 +97,12 @@ const (
 	learnedMaxMarginMS    = 10_000
 	learnedMaxMarginPct   = 100
 	learnedMaxHalfLifeDay = 7 * 24 * time.Hour
+	// The fleet's buffer holds at least one message; the stream at
+	// least a few.
+	learnedMinFleetBuffer = 1 << 20
+	learnedMaxFleetBuffer = 1 << 30
+	learnedMinStream      = 8 << 20
+	learnedMaxStream      = 1 << 40
 )
 
 // config validates the mapping: nil when learned latency is off (its
@@ -135,6 +151,13 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	}
 	if m := lc.margin(); m.Percent < 0 || m.Percent > learnedMaxMarginPct || m.Percent != m.Percent {
 		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", m.Percent)
+	}
+	out.FleetBuffer, out.FleetStreamMaxBytes = lc.FleetBufferBytes, lc.FleetStreamMaxBytes
+	if n := lc.FleetBufferBytes; n != 0 && (n < learnedMinFleetBuffer || n > learnedMaxFleetBuffer) {
+		bad("learned_latency.fleet_buffer_bytes", "%d: must be from %d (1 MiB) to %d (1 GiB)", n, learnedMinFleetBuffer, learnedMaxFleetBuffer)
+	}
+	if n := lc.FleetStreamMaxBytes; n != 0 && (n < learnedMinStream || n > learnedMaxStream) {
+		bad("learned_latency.fleet_stream_max_bytes", "%d: must be from %d (8 MiB) to %d (1 TiB)", n, learnedMinStream, int64(learnedMaxStream))
 	}
 	if !lc.Enabled {
 		// The values are checked all the same, so that turning it on

@@ -25,6 +25,9 @@ func TestLearnedConfigErrors(t *testing.T) {
 		{"save too often", ll + "  save_interval: 1ms\n", "popdns.yaml:6: learned_latency.save_interval"},
 		{"margin_pct", ll + "  margin_pct: 150\n", "popdns.yaml:6: learned_latency.margin_pct: 150: must be from 0 to 100"},
 		{"margin_ms", ll + "  margin_ms: -1\n", "popdns.yaml:6: learned_latency.margin_ms"},
+		{"fleet buffer tiny", ll + "  fleet_buffer_bytes: 1000\n", "popdns.yaml:6: learned_latency.fleet_buffer_bytes: 1000: must be from 1048576 (1 MiB)"},
+		{"fleet buffer not a number", ll + "  fleet_buffer_bytes: 16MiB\n", `popdns.yaml:6: learned_latency.fleet_buffer_bytes: must be a number of bytes such as 16777216, got "16MiB"`},
+		{"fleet stream tiny", ll + "  fleet_stream_max_bytes: 1024\n", "popdns.yaml:6: learned_latency.fleet_stream_max_bytes: 1024: must be from 8388608 (8 MiB)"},
 		{"inbox missing", ll + "  inbox: nowhere\n", "popdns.yaml:6: learned_latency.inbox:"},
 		{"token file missing", ll + "  ingest_token_file: none.token\n", "popdns.yaml:6: learned_latency.ingest_token_file:"},
 		{"token is the admin one", ll + "  ingest_token_file: admin.token\n", "popdns.yaml:6: learned_latency.ingest_token_file: holds the admin token"},
@@ -89,8 +92,13 @@ learned_latency:
   ingest_token_file: ingest.token
   margin_ms: 5
   margin_pct: 10
+  fleet_buffer_bytes: 2097152
+  fleet_stream_max_bytes: 1073741824
 `, func(t *testing.T, c *config) {
 			l := c.learned
+			if l == nil || l.FleetBuffer != 2<<20 || l.FleetStreamMaxBytes != 1<<30 {
+				t.Errorf("learned %+v: the fleet's bounds not taken", l)
+			}
 			if l == nil || l.Learn.HalfLife != 90*time.Second || l.Learn.MinSamples != 2.5 || l.Learn.MaxEntries != 5000 ||
 				l.MaxAge != time.Hour || l.Learn.StaleAfter != time.Hour || l.PublishInterval != 5*time.Second ||
 				l.SaveInterval != time.Minute || l.Inbox != filepath.Join(dir, "inbox") ||
