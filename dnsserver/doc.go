@@ -28,8 +28,9 @@
 // ECS scopes are widened off the query path (widen.go): a geo decision is
 // answered at once with steer.Rank's scope and handed, without waiting,
 // to a worker that runs steer.Widen under the same steer.Env and the
-// server's locator, at most WidenConfig.PerSecond a second (a full queue
-// drops the decision, which keeps its scope). The worker replaces the
+// server's locator, at most WidenConfig.PerSecond a second (each 256
+// network lookups counting as one; a full queue drops the decision,
+// which keeps its scope). The worker replaces the
 // client's decision in the shared cache with the widened one and keeps the
 // widened prefix, per record and query type, in a store valid for one
 // epoch and one GeoIP database generation (geo.Locator.Generation): any

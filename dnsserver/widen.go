@@ -31,15 +31,28 @@ type WidenConfig struct {
 	// narrowed by rules and latency spans) and widens nothing.
 	Off bool
 	// PerSecond caps the widenings run per second, so that a flood of
-	// new client networks costs at most that much CPU (each at most
-	// steer.DefaultWidenBudget network lookups); the rest are dropped and
-	// keep Rank's scope. Default DefaultWidenPerSecond.
+	// new client networks costs at most that much CPU; the rest are
+	// dropped and keep Rank's scope. A widening counts once for every
+	// widenUnit network lookups it made (at most widenBudget). Default
+	// DefaultWidenPerSecond.
 	PerSecond int
 }
 
-// DefaultWidenPerSecond is WidenConfig.PerSecond's default: at ~170 µs a
-// widening, at most about a tenth of one core.
+// DefaultWidenPerSecond is WidenConfig.PerSecond's default: at ~170 µs
+// per widenUnit lookups, at most about a tenth of one core.
 const DefaultWidenPerSecond = 500
+
+const (
+	// widenUnit is the network lookups that count as one widening of
+	// WidenConfig.PerSecond.
+	widenUnit = steer.DefaultWidenBudget
+	// widenBudget is the most network lookups one widening makes: merging
+	// a country's networks takes thousands (a German /24 widens to /14
+	// in GeoLite2 City), and with a budget of 256 a third of widenings
+	// stopped short. The pacer charges a widening for what it looked up,
+	// so the CPU bound is the same.
+	widenBudget = 16 * widenUnit
+)
 
 const (
 	// widenQueue is how many decisions may wait to be widened; more are
@@ -91,7 +104,7 @@ type widener struct {
 type dbGenerations interface{ Generation() uint64 }
 
 func newWidener(cfg WidenConfig, loc Locator, cache *decisionCache, m widenMetrics) *widener {
-	w := &widener{perSecond: cfg.PerSecond, budget: steer.DefaultWidenBudget, cache: cache, m: m,
+	w := &widener{perSecond: cfg.PerSecond, budget: widenBudget, cache: cache, m: m,
 		dbGen: func() uint64 { return 0 }}
 	if sl, ok := loc.(steer.Locator); ok && !cfg.Off {
 		w.loc = sl
@@ -132,8 +145,8 @@ func (w *widener) lookup(g *zones.Geo, qtype uint16, client netip.Addr, e steer.
 	return w.store.lookup(g, qtype, client, e, w.dbGen())
 }
 
-// run drains the queue until ctx is done, at most perSecond widenings a
-// second.
+// run drains the queue until ctx is done, at most perSecond widenings
+// (of widenUnit lookups) a second.
 func (w *widener) run(ctx context.Context) {
 	if w.loc == nil {
 		return
@@ -156,8 +169,8 @@ func (w *widener) run(ctx context.Context) {
 				case <-t.C:
 				}
 			}
-			if w.widen(&j, &cands) {
-				pace.ran()
+			if n := w.widen(&j, &cands); n > 0 {
+				pace.ran((n + widenUnit - 1) / widenUnit)
 			}
 			w.done.Add(1)
 		}
@@ -187,8 +200,8 @@ func (p *pacer) wait() time.Duration {
 	return p.tat.Sub(now) - p.burst
 }
 
-// ran counts a widening.
-func (p *pacer) ran() { p.tat = p.tat.Add(p.interval) }
+// ran counts units widenings.
+func (p *pacer) ran(units int) { p.tat = p.tat.Add(time.Duration(units) * p.interval) }
 
 // countingLocator counts Network lookups, to tell a widening that ran out
 // of budget.
@@ -204,20 +217,20 @@ func (c *countingLocator) Network(a netip.Addr) (netip.Prefix, geo.RecordID, boo
 
 // widen widens j's decision and publishes the result: the client's own
 // entry in the decision cache, and the prefix in the store when it is
-// wider than Rank's scope. It reports whether it ran steer.Widen (what the
-// rate counts).
-func (w *widener) widen(j *widenJob, cands *steer.Candidates) bool {
+// wider than Rank's scope. It returns how many networks steer.Widen
+// looked up (what the rate counts), 0 when it did not run.
+func (w *widener) widen(j *widenJob, cands *steer.Candidates) int {
 	e := j.env.Epoch
 	if j.db != w.dbGen() {
 		w.m.stale.Inc() // the database changed: the decision is no longer the locator's
 		w.settle(j, j.d.Scope)
-		return false
+		return 0
 	}
 	if cd := w.store.lookup(j.g, j.qtype, j.client, e, j.db); cd != nil {
 		// Another widening already covers this client.
 		w.m.covered.Inc()
 		w.settle(j, cd.Scope)
-		return false
+		return 0
 	}
 	// Widen proves the neighbours of the client's network, not the
 	// network itself: rank the client again in the database it now
@@ -226,14 +239,14 @@ func (w *widener) widen(j *widenJob, cands *steer.Candidates) bool {
 	if again := steer.Rank(j.g, j.qtype, j.client, loc, &j.env, cands); !sameDecision(&again, &j.d) {
 		w.m.stale.Inc()
 		w.settle(j, j.d.Scope)
-		return false
+		return 0
 	}
 	cl := countingLocator{Locator: w.loc}
 	s := steer.Widen(j.g, j.qtype, j.client, &j.d, &j.env, &cl, w.budget, cands)
 	if w.dbGen() != j.db {
 		w.m.stale.Inc()
 		w.settle(j, j.d.Scope)
-		return true
+		return max(cl.n, 1)
 	}
 	if cl.n >= w.budget {
 		w.m.budget.Inc()
@@ -245,7 +258,7 @@ func (w *widener) widen(j *widenJob, cands *steer.Candidates) bool {
 		p, _ := j.client.Prefix(s)
 		w.store.insert(widenKey{geo: j.g, qtype: j.qtype, p: p}, e, j.db, cd)
 	}
-	return true
+	return max(cl.n, 1)
 }
 
 // settle replaces the client's decision in the shared cache with one of

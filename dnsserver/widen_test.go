@@ -457,12 +457,16 @@ func BenchmarkFastPathWiden(b *testing.B) {
 func TestPacer(t *testing.T) {
 	for _, tc := range []struct {
 		perSecond, n int
+		units        int           // each widening's, 1 when 0
 		want         time.Duration // the fake time all n take
 	}{
-		{10, 30, 2900 * time.Millisecond},
-		{500, 50, 0},
-		{500, 550, time.Second},
-		{1, 3, 2 * time.Second},
+		{10, 30, 0, 2900 * time.Millisecond},
+		{500, 50, 0, 0},
+		{500, 550, 0, time.Second},
+		{1, 3, 0, 2 * time.Second},
+		// A widening that looked up 16 units' worth of networks costs
+		// as much as 16: the CPU bound holds whatever the budget.
+		{500, 40, 16, 1150 * time.Millisecond}, // (39×16 − 49 of burst) × 2 ms
 	} {
 		now := time.Unix(1e9, 0)
 		start := now
@@ -471,7 +475,7 @@ func TestPacer(t *testing.T) {
 			if d := p.wait(); d > 0 {
 				now = now.Add(d)
 			}
-			p.ran()
+			p.ran(max(tc.units, 1))
 		}
 		if got := now.Sub(start); got != tc.want {
 			t.Errorf("%d widenings at %d/s took %v, want %v", tc.n, tc.perSecond, got, tc.want)

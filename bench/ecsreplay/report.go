@@ -133,7 +133,8 @@ func (rep *report) markdown() string {
 		}
 		if r.Subnets != r.Ideal || r.Wrong != r.IdealWrong {
 			notes = append(notes, fmt.Sprintf("**Unbound differs from the perfect cache** (%d subnets asked, %d wrong): it evicted, expired or scoped "+
-				"differently, or queries in flight at once missed the same scope (-workers above 1)", r.Ideal, r.IdealWrong))
+				"differently (popdns widens scopes in the background, so a client's first answer may carry a narrower scope than "+
+				"the one asked directly after the replay), or queries in flight at once missed the same scope (-workers above 1)", r.Ideal, r.IdealWrong))
 		}
 		if len(notes) > 0 {
 			fmt.Fprintf(&b, "- %s: %s.\n", r.Backend, strings.Join(notes, "; "))
