@@ -45,6 +45,9 @@ const (
 	// DefaultInboxPoll is how often the inbox is listed: files are
 	// renamed into place whole, so a poll sees each one once, complete.
 	DefaultInboxPoll = 2 * time.Second
+	// DefaultSnapshotReuse is learn.Config.SnapshotReuse's here: what a
+	// publish of an unchanged table hands out again.
+	DefaultSnapshotReuse = time.Minute
 	// DefaultNewWindow is the window over which learn.Config's
 	// MaxNewPerIngest is also a budget (learn.Config.NewWindow): at most
 	// a tenth of the table's entries new per minute, whatever the number
@@ -163,6 +166,11 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if cfg.Learn.NewWindow == 0 {
 		cfg.Learn.NewWindow = DefaultNewWindow
+	}
+	if cfg.Learn.SnapshotReuse == 0 {
+		// An idle table keeps its generation, so the DNS server keeps its
+		// cached decisions and widened ECS scopes between publishes.
+		cfg.Learn.SnapshotReuse = DefaultSnapshotReuse
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now

@@ -43,6 +43,12 @@ type Config struct {
 	CountHalfLife time.Duration
 	// StaleAfter evicts an entry whose newest sample is older.
 	StaleAfter time.Duration
+	// SnapshotReuse is how long Snapshot may hand out its last snapshot
+	// again when nothing was measured or evicted since: an idle table
+	// then keeps its generation (and a server its cached decisions),
+	// while the ages its entries had, which decide what is fresh, are at
+	// most this old. 0 builds a new one every time.
+	SnapshotReuse time.Duration
 	// MinSamples is the decayed count of measurements an entry needs to
 	// decide a lookup; each measurement counts at most 1 whatever its
 	// weight, so that one heavy line cannot decide alone. It also arms
@@ -150,6 +156,9 @@ type Aggregator struct {
 	popIdx  map[string]uint16
 	seq     int64
 	gen     uint64 // snapshots built
+	// last is the last snapshot built, of the state at seq lastSeq.
+	last    *Snapshot
+	lastSeq int64
 	// budget is the new entries Ingest may still create (NewWindow),
 	// as of budgetAt (Unix ns; 0: never spent, the bucket full).
 	budget   float64

@@ -62,9 +62,17 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		stat
 	}
 	a.mu.Lock()
-	a.pruneLocked(now)
+	pruned := a.pruneLocked(now)
+	if last := a.last; last != nil && pruned == 0 && a.seq == a.lastSeq && !now.Before(last.at) && now.Sub(last.at) < a.cfg.SnapshotReuse {
+		// Nothing was measured or evicted since: the same snapshot, and
+		// its generation, so that the caches of decisions keyed on it
+		// keep them.
+		a.mu.Unlock()
+		return last
+	}
 	a.gen++
 	s := &Snapshot{at: now, gen: a.gen, pops: slices.Clone(a.pops)}
+	seq := a.seq
 	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
@@ -113,6 +121,11 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 			lo = i + 1
 		}
 	}
+	a.mu.Lock()
+	if a.last == nil || s.gen > a.last.gen { // of two built at once, the later
+		a.last, a.lastSeq = s, seq
+	}
+	a.mu.Unlock()
 	return s
 }
 

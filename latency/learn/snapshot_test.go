@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // bigSnapshot learns n /24s in 256 /16 networks and 64 ASes, each /24
@@ -127,4 +128,32 @@ func BenchmarkLookup(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestSnapshotReuse: with nothing measured or evicted since, Snapshot
+// hands out its last snapshot again, for at most Config.SnapshotReuse,
+// so that an idle table keeps its generation; a measurement makes a new
+// one.
+func TestSnapshotReuse(t *testing.T) {
+	const SnapshotReuse = time.Minute
+	agg := NewAggregator(Config{MinSamples: 1, SnapshotReuse: SnapshotReuse})
+	m := Measurement{Prefix: netip.MustParsePrefix("198.51.100.0/24"), PoP: "fra", RTTMS: 10, Weight: 1, Time: now}
+	if _, err := agg.Ingest([]Measurement{m}, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := agg.Snapshot(now)
+	if again := agg.Snapshot(now.Add(SnapshotReuse - time.Second)); again != first {
+		t.Errorf("idle: generation %d, want the last one, %d", again.Generation(), first.Generation())
+	}
+	later := agg.Snapshot(now.Add(SnapshotReuse))
+	if later == first || later.Generation() <= first.Generation() {
+		t.Errorf("after %s: generation %d, want a new one after %d", SnapshotReuse, later.Generation(), first.Generation())
+	}
+	m.Time = now.Add(SnapshotReuse)
+	if _, err := agg.Ingest([]Measurement{m}, m.Time, nil); err != nil {
+		t.Fatal(err)
+	}
+	if next := agg.Snapshot(m.Time); next == later || next.Generation() <= later.Generation() {
+		t.Errorf("after a measurement: generation %d, want a new one after %d", next.Generation(), later.Generation())
+	}
 }
