@@ -13,12 +13,34 @@ import (
 // it patches, and the gradual part of the epoch it was made in, as the
 // memo numbers those (decisionMemo.gradualOf).
 type clientReply struct {
-	r        *fastReply
-	scope    uint8
-	tailored bool
-	place    traffic.Place // the decision's (Decision.Place), for the catchment
-	gradual  uint32
+	r     *fastReply
+	scope uint8
+	// how packs, into what would be padding (the memo's slots stay 24 and
+	// 32 bytes): bit 0, the decision is tailored; bit 1, it has an
+	// exploration target (Decision.Explores); bits 2–7, that target
+	// (zones.MaxGeoTargets is 64).
+	how     uint8
+	place   traffic.Place // the decision's (Decision.Place), for the catchment
+	gradual uint32
 }
+
+// replyOf is the memoised form of decision cd, answered with r.
+func replyOf(r *fastReply, cd *Decision) clientReply {
+	cr := clientReply{r: r, scope: uint8(cd.Scope), place: cd.Place}
+	if !cd.Untailored {
+		cr.how |= 1
+	}
+	if cd.Explores() {
+		cr.how |= 2 | cd.Explore<<2
+	}
+	return cr
+}
+
+// tailored reports whether the decision depended on the client.
+func (cr clientReply) tailored() bool { return cr.how&1 != 0 }
+
+// explore is the decision's exploration target, if it has one.
+func (cr clientReply) explore() (uint8, bool) { return cr.how >> 2, cr.how&2 != 0 }
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
