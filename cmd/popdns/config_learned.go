@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/internal/learned"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/latency/learn"
@@ -24,6 +25,8 @@ type learnedConfig struct {
 	IngestTokenFile string
 	MarginMS        *float64
 	MarginPct       *float64
+	// ExploreShare is a percentage, as margin_pct is (0 when unset: off).
+	ExploreShare float64
 }
 
 // The stabiliser's margins when unset: the simulation's (bench/steer),
@@ -47,7 +50,7 @@ func (lc learnedConfig) margin() learn.Margin {
 
 // learnedKeys are the keys of the learned_latency mapping.
 var learnedKeys = yamlx.Keys{Names: []string{"enabled", "half_life", "min_weight", "max_cells", "max_age",
-	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct"}}
+	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct", "explore_share"}}
 
 // learnedLatency decodes one key of the learned_latency mapping.
 func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
@@ -74,6 +77,8 @@ func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
 		d.decode(e, &lc.MarginMS, "a number of milliseconds, 0 or more")
 	case "margin_pct":
 		d.decode(e, &lc.MarginPct, "a percentage from 0 to 100")
+	case "explore_share":
+		d.decode(e, &lc.ExploreShare, "a percentage from 0 to 50, such as 1")
 	}
 }
 
@@ -135,6 +140,9 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	}
 	if m := lc.margin(); m.Percent < 0 || m.Percent > learnedMaxMarginPct || m.Percent != m.Percent {
 		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", m.Percent)
+	}
+	if x := lc.ExploreShare; !(x >= 0 && x <= dnsserver.MaxExplorePct) {
+		bad("learned_latency.explore_share", "%v: must be a percentage from 0 to %d (1 explores 1 %% of answers)", x, dnsserver.MaxExplorePct)
 	}
 	if !lc.Enabled {
 		// The values are checked all the same, so that turning it on
