@@ -210,6 +210,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	usable := q.usableECS()
 	r := e.static
 	tailored, scope, explored := false, 0, false
+	var ranked string // the decision's answered targets, when a geo one
 	var place traffic.Place
 	if r == nil {
 		client := src
@@ -238,13 +239,18 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			} else {
 				f.decisionHitN++
 			}
-			if cr.r = e.variant(cd); cr.r == nil {
-				return nil, ToLearn
+			// Without the decision's own reply, an exploring answer
+			// may still have one: at a large share, the general path
+			// seldom answers the decision's own.
+			if cr = replyOf(e.variant(cd), cd); cr.r != nil {
+				f.memo.remember(e, client, epoch, cr)
+				ranked = cr.r.ranked
+			} else {
+				ranked = string(cd.Ranked)
 			}
-			cr = replyOf(cr.r, cd)
-			f.memo.remember(e, client, epoch, cr)
 		} else {
 			f.decisionMemoN++
+			ranked = cr.r.ranked
 		}
 		r, tailored, scope, place = cr.r, cr.tailored(), int(cr.scope), cr.place
 		if x, ok := cr.explore(); ok && f.cfg.Explore.On() {
@@ -252,11 +258,11 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			f.drawn = ExploreNever
 			if f.cfg.Explore.Draw() {
 				f.drawn = ExploreAlways
-				if r = e.explored(cr.r, x); r == nil {
-					return nil, ToLearn // the general path explores, and the reply is learnt
-				}
-				explored = true
+				r, explored = e.explored(ranked, x), true
 			}
+		}
+		if r == nil {
+			return nil, ToLearn // the general path answers as drawn, and the reply is learnt
 		}
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
@@ -475,13 +481,13 @@ func (e *fastEntry) variant(cd *Decision) *fastReply {
 	return nil
 }
 
-// explored is the entry's reply that explores x from the decision r
-// answers (ExploredOrder), or nil when none was learnt yet. An exploring
+// explored is the entry's reply that explores x from a decision that
+// answers ranked (ExploredOrder), or nil when none was learnt yet. An exploring
 // answer's bytes are those of any decision that answers its order, so
 // a reply learnt from either serves it.
-func (e *fastEntry) explored(r *fastReply, x uint8) *fastReply {
+func (e *fastEntry) explored(ranked string, x uint8) *fastReply {
 	var buf [zones.MaxGeoTargets]uint8
-	order := ExploredOrder(r.ranked, x, &buf)
+	order := ExploredOrder(ranked, x, &buf)
 	for _, v := range e.variants {
 		if v.ranked == string(order) && !v.nodata && !v.servfail && v.allDown == nil {
 			return v
