@@ -25,6 +25,10 @@ func TestLearnedConfigErrors(t *testing.T) {
 		{"save too often", ll + "  save_interval: 1ms\n", "popdns.yaml:6: learned_latency.save_interval"},
 		{"margin_pct", ll + "  margin_pct: 150\n", "popdns.yaml:6: learned_latency.margin_pct: 150: must be from 0 to 100"},
 		{"margin_ms", ll + "  margin_ms: -1\n", "popdns.yaml:6: learned_latency.margin_ms"},
+		{"explore_share over 50", ll + "  explore_share: 60\n", "popdns.yaml:6: learned_latency.explore_share: 60: must be a percentage from 0 to 50"},
+		{"explore_share negative", ll + "  explore_share: -1\n", "popdns.yaml:6: learned_latency.explore_share: -1: must be a percentage"},
+		{"explore_share a fraction's typo", ll + "  explore_share: 1%\n", "popdns.yaml:6: learned_latency.explore_share: must be a percentage from 0 to 50, such as 1"},
+		{"explore_share checked while off", "zones: zones\nlearned_latency:\n  enabled: false\n  explore_share: 51\n", "popdns.yaml:4: learned_latency.explore_share"},
 		{"inbox missing", ll + "  inbox: nowhere\n", "popdns.yaml:6: learned_latency.inbox:"},
 		{"token file missing", ll + "  ingest_token_file: none.token\n", "popdns.yaml:6: learned_latency.ingest_token_file:"},
 		{"token is the admin one", ll + "  ingest_token_file: admin.token\n", "popdns.yaml:6: learned_latency.ingest_token_file: holds the admin token"},
@@ -89,13 +93,21 @@ learned_latency:
   ingest_token_file: ingest.token
   margin_ms: 5
   margin_pct: 10
+  explore_share: 2.5
 `, func(t *testing.T, c *config) {
 			l := c.learned
 			if l == nil || l.Learn.HalfLife != 90*time.Second || l.Learn.MinSamples != 2.5 || l.Learn.MaxEntries != 5000 ||
 				l.MaxAge != time.Hour || l.Learn.StaleAfter != time.Hour || l.PublishInterval != 5*time.Second ||
 				l.SaveInterval != time.Minute || l.Inbox != filepath.Join(dir, "inbox") ||
-				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Margin.MS != 5 || l.Margin.Percent != 10 {
-				t.Errorf("learned %+v, token %q", l, c.ingestTokenFile)
+				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Margin.MS != 5 || l.Margin.Percent != 10 ||
+				c.dns.ExplorePct != 2.5 {
+				t.Errorf("learned %+v, token %q, explore %v %%", l, c.ingestTokenFile, c.dns.ExplorePct)
+			}
+		}},
+		// Exploring needs learned RTTs: off, the share is not handed on.
+		{"explore_share while off", "zones: zones\nlearned_latency: { enabled: false, explore_share: 5 }\n", func(t *testing.T, c *config) {
+			if c.learned != nil || c.dns.ExplorePct != 0 {
+				t.Errorf("learned %+v, explore %v %%", c.learned, c.dns.ExplorePct)
 			}
 		}},
 	} {
