@@ -52,22 +52,6 @@ type request struct {
 	order [zones.MaxGeoTargets]uint8
 }
 
-// exploring reports whether the answer from decision d explores: puts its
-// exploration target first. An explanation never does; it shows the
-// target instead.
-func (q *request) exploring(d *udpfast.Decision) bool {
-	if q.explain || !d.Explores() {
-		return false
-	}
-	switch q.explore {
-	case udpfast.ExploreNever:
-		return false
-	case udpfast.ExploreAlways:
-		return true
-	}
-	return q.s.explore.Draw()
-}
-
 func (q *request) location() geo.Location {
 	if !q.located {
 		q.located = true

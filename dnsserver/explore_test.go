@@ -208,6 +208,10 @@ func TestExploreShare(t *testing.T) {
 		if got := exploredTotal(t, reg)["iad"]; got != float64(explored) {
 			t.Errorf("counted %v, explored %d", got, explored)
 		}
+		if got := s.Explored(); got["iad"] != uint64(explored) || len(got) != 1 {
+			t.Errorf("Explored() %v, explored iad %d times", got, explored)
+		}
+		t.Logf("explored %d of %d", explored, n)
 	})
 	t.Run("fast", func(t *testing.T) {
 		s, reg := newExploringServer(t, pct, learnedOf(t))
@@ -226,6 +230,7 @@ func TestExploreShare(t *testing.T) {
 		if explored < lo || explored > hi {
 			t.Errorf("explored %d of %d, want %d to %d", explored, n, lo, hi)
 		}
+		t.Logf("explored %d of %d, %d answered by the fast path itself", explored, n, fast)
 		if fast < n-2 {
 			t.Errorf("the fast path answered %d of %d itself", fast, n)
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,6 +167,19 @@ learned_latency:
 	}
 	if strings.Contains(m, `popdns_learned_explored_total{pop="iad"}`) || strings.Contains(m, `popdns_learned_explored_total{pop="fra"}`) {
 		t.Errorf("explored another PoP than sin:\n%s", grepLines(m, "popdns_learned_explored_total"))
+	}
+	sreq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/status", nil)
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Learned struct{ Explored map[string]int }
+	}
+	err = json.NewDecoder(sresp.Body).Decode(&st)
+	sresp.Body.Close()
+	if err != nil || st.Learned.Explored["sin"] != explored || len(st.Learned.Explored) != 1 {
+		t.Errorf("/status learned.explored %v (%v), want sin %d", st.Learned.Explored, err, explored)
 	}
 	if memo := value(m, `popdns_geo_decision_cache_requests_total{result="memo"}`); memo <= 0 {
 		t.Errorf("the fast path's memo answered %d lookups: exploration was not tested on it", memo)

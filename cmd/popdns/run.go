@@ -764,5 +764,5 @@ func newLearned(cfg *config, built *server, log zerolog.Logger) *learned.Service
 			}
 			return inv != nil && inv.Get(name) != nil
 		},
-		Publish: srv.SetLearned, Events: built.events})
+		Publish: srv.SetLearned, Events: built.events, Explored: srv.Explored})
 }
