@@ -21,8 +21,9 @@ type rtt struct {
 	ms          float64
 }
 
-// learnedOf is a learned-latency table of rtts measured now, five samples
-// each, placed by testPlaces as the server's ingest places them.
+// learnedOf is a learned-latency table of rtts measured now, one
+// measurement each (weight 5), deciding from one, placed by testPlaces as
+// the server's ingest places them.
 func learnedOf(t testing.TB, rtts ...rtt) *learn.Snapshot {
 	t.Helper()
 	now := time.Now()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver"
 )
 
 // exploreZone has the Frankfurt client's second-best PoP, iad, drained:
@@ -75,7 +76,9 @@ learned_latency:
 	b := startBinary(t, ctx, bin, conf)
 
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+b.http+"/v1/latency",
-		strings.NewReader(`{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5, "weight": 5}`))
+		// Four lines: min_weight is 3, and the count decays from the start.
+		strings.NewReader(strings.Repeat(`{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}`+"\n", 4)))
+	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Authorization", "Bearer "+ingestToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -97,6 +100,21 @@ learned_latency:
 			t.Fatalf("the measurement was never published:\n%s", out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// explain says the /24 decided, fra measured, and sin to explore.
+	eresp, err := http.Get("http://" + b.http + "/explain?name=www.geo.test&client=192.0.2.0/26")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex dnsserver.Explanation
+	err = json.NewDecoder(eresp.Body).Decode(&ex)
+	eresp.Body.Close()
+	if err != nil || len(ex.Decisions) != 1 || ex.Decisions[0].Learned == nil {
+		t.Fatalf("explain: %v %+v", err, ex)
+	}
+	if l := ex.Decisions[0].Learned; l.Cell != "prefix" || l.Current != "fra" || l.Explore != "sin" {
+		t.Fatalf("explain's learned part: %+v, want the prefix cell, current fra, sin to explore", l)
 	}
 
 	q := new(dns.Msg)
