@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -303,5 +304,33 @@ func TestExploreConfig(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("ExplorePct %v: %v, want ok %v", tt.pct, err, tt.ok)
 		}
+	}
+}
+
+// BenchmarkFastPathExplore is a memoised geo answer with learning on, not
+// exploring (0), exploring one in a hundred (1) and every one (100): what
+// the draw and the exploring reply's lookup cost the fast path.
+func BenchmarkFastPathExplore(b *testing.B) {
+	for _, pct := range []float64{0, 1, 100} {
+		b.Run(fmt.Sprint(pct), func(b *testing.B) {
+			s, _ := newExploringServer(b, pct, learnedOf(b))
+			f := newFastPath(s)
+			pkt, err := query("www.geo.test.", dns.TypeA, withECS("81.2.69.0", 24)).Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range 400 { // learn the decision's reply and the exploring one
+				fastUDP(b, f, pkt, fastSrc)
+			}
+			out := make([]byte, 0, s.cfg.UDPSize)
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, res := f.Answer(pkt, fastSrc.Addr(), out); res != udpfast.Answered {
+					b.Fatal("not answered by the fast path")
+				}
+				f.Flush(now)
+			}
+		})
 	}
 }

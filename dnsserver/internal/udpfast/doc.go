@@ -65,6 +65,17 @@
 //     the general path calls. The client network is the ECS address when
 //     the option is usable, else the source address, as the general path
 //     decides.
+//   - Exploration (Config.Explore): a query whose decision has an
+//     exploration target (Decision.Explores) draws once, lock-free
+//     (Explorer); drawn, it gets the entry's reply for the exploring
+//     order (ExploredOrder: the target first, then the decision's others),
+//     which is byte for byte the reply of any decision answering that
+//     order, patched as usual with the decision's ECS scope. Without such
+//     a reply the query goes to the general path with its draw
+//     (Host.ServeTraced's Exploring), which answers it exploring; that
+//     reply (Trace.Explored) is kept as the variant of its order and never
+//     memoised for the client, whose memo keeps the decision itself, the
+//     target in the slot's spare byte: every query draws afresh.
 //   - What invalidates: a new zones snapshot drops every entry and the memo
 //     (entries belong to one snapshot), and so does a new generation of
 //     presigned signatures (Host.Signatures), so that re-signed RRsets
