@@ -116,6 +116,8 @@ func TestExplore(t *testing.T) {
 		// rest from Berlin, is explored.
 		{"measured", 100, measured, "www.geo.test.", []string{"192.0.2.6"}},
 		{"measured, off", 0, measured, "www.geo.test.", []string{"192.0.2.1"}},
+		// CNAME targets: the explored one's CNAME, followed in our zone.
+		{"alias", 100, learnedOf(t), "cdn.geo.test.", []string{"CNAME iad.geo.test.", "192.0.2.22"}},
 		// fra drained and iad down: sin alone is eligible, nothing to explore.
 		{"drained", 100, learnedOf(t), "states.geo.test.", []string{"192.0.2.3"}},
 		// Every target down: when_all_down decides, never exploration.
