@@ -7,7 +7,9 @@
 //     answers are correct.
 //   - Unbound with its subnetcache module, as a resolver in front of
 //     popdns: clients in different subnets get different PoPs through it,
-//     and its cache honours the ECS scopes popdns returns.
+//     and its cache honours the ECS scopes popdns returns, widened ones
+//     included: once popdns has widened a scope, Unbound answers the whole
+//     prefix from its cache, each client as popdns would.
 //   - DNS cookies (slow tests, -tags slow): dig and kdig send a client
 //     cookie, send back the server cookie they got, and popdns counts it
 //     valid; knotd with its cookies module under the same secret accepts

@@ -270,8 +270,11 @@ func TestGeoLiteNearestPoP(t *testing.T) {
 				if e == nil {
 					t.Fatalf("no ECS option in the reply:\n%s", m)
 				}
-				if int(e.SourceScope) != wantScope {
-					t.Errorf("ECS scope /%d, want /%d: the database network %s of %s", e.SourceScope, wantScope, res.Prefix(), subnet.Masked().Addr())
+				// The database network, or once the server widened it
+				// in the background (ecs_widen) a wider prefix around it;
+				// steer's brute-force tests prove the widening.
+				if int(e.SourceScope) > wantScope {
+					t.Errorf("ECS scope /%d, want /%d or wider: the database network %s of %s", e.SourceScope, wantScope, res.Prefix(), subnet.Masked().Addr())
 				}
 				if int(e.SourceNetmask) != subnet.Bits() || !net.IP(subnet.Masked().Addr().AsSlice()).Equal(e.Address) {
 					t.Errorf("ECS echoed as %s/%d, sent %s", e.Address, e.SourceNetmask, subnet.Masked())

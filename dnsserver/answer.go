@@ -273,12 +273,35 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 // keeps the outcome in the decision cache when keep is set (an explanation
 // does not: it decides afresh and leaves the cache alone). It is the one
 // place where either path makes a decision; cands receives the ranking.
+//
+// When keep is set, a client inside a prefix the widener has proven for
+// g under env gets that prefix's decision and scope without a ranking (the
+// steer.Decision returned is then the zero one); otherwise the new
+// decision is handed to the widener, and answered meanwhile with Rank's
+// scope.
 func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
 	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
+	if keep {
+		if wd := s.widen.lookup(g, qtype, client, env.Epoch); wd != nil {
+			cd := *wd
+			cd.Place = s.traffic.PlaceOf(loc.Country, loc.Continent)
+			s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, &cd)
+			return steer.Decision{}, &cd
+		}
+	}
+	db := s.widen.dbGen() // before the job is made: a swap since makes the widener drop it
 	d := steer.Rank(g, qtype, client, loc, env, cands)
 	cd := cached(&d, s.traffic.PlaceOf(loc.Country, loc.Continent))
 	if keep {
+		widen := s.widen.wants(g, &d)
+		cd.Widening = widen
 		s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+		if widen && !s.widen.enqueue(widenJob{g: g, qtype: qtype, client: client, env: *env, d: d, cd: cd, db: db}) {
+			settled := *cd
+			settled.Widening = false
+			cd = &settled
+			s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+		}
 	}
 	return d, cd
 }

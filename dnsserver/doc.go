@@ -25,6 +25,21 @@
 // snapshot, the decision epoch and cache, Server.decide (the one decision
 // function of both paths), and the general path returning its trace.
 //
+// ECS scopes are widened off the query path (widen.go): a geo decision is
+// answered at once with steer.Rank's scope and handed, without waiting,
+// to a worker that runs steer.Widen under the same steer.Env and the
+// server's locator, at most WidenConfig.PerSecond a second (a full queue
+// drops the decision, which keeps its scope). The worker replaces the
+// client's decision in the shared cache with the widened one and keeps the
+// widened prefix, per record and query type, in a store valid for one
+// epoch and one GeoIP database generation (geo.Locator.Generation): any
+// change of either drops every prefix, as the decision cache starts over,
+// so a wide scope never outlives the inputs it was proven under. Server.decide
+// asks the store before ranking: a client inside a widened prefix gets its
+// decision and scope without a ranking. A decision waiting to be widened
+// is marked (udpfast.Decision.Widening), so that a UDP reader's memo asks
+// the shared cache for it again once a widening has finished.
+//
 // Both paths rate-limit UDP replies (response rate limiting, package
 // internal/rrl; ratelimit.go) once the reply's class is known and before
 // it is fitted, packed or copied: one Limiter, shared by every reader and

@@ -31,6 +31,9 @@ func (h fastHost) Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch st
 	return h.s.cache.get(cacheKey{geo: g, qtype: qtype, client: client}, epoch)
 }
 
+// Widenings is how many decisions the widener has finished (widen.go).
+func (h fastHost) Widenings() uint64 { return h.s.widen.done.Load() }
+
 // Decide makes and caches the decision for client through Server.decide,
 // as the general path's decideCached does, but without decoding the query
 // into a dns.Msg and packing a reply: after a penalty step every client

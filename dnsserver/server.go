@@ -93,6 +93,8 @@ type Config struct {
 	// client could move to. 0, the default, is off; at most 50. Only
 	// decisions made with a learned-latency table (SetLearned) have one.
 	ExplorePct float64
+	// Widen configures ECS scope widening (widen.go); on by default.
+	Widen WidenConfig
 
 	// fileLimit is the file-descriptor limit the TCP defaults are sized
 	// by; 0 reads the process's, and a negative one is unknown. Tests set
@@ -168,6 +170,12 @@ func (cfg Config) Provision() (Config, error) {
 		if err := checkListenAddr(addr); err != nil {
 			bad("Listen", "%q: %v", addr, err)
 		}
+	}
+	if cfg.Widen.PerSecond == 0 {
+		cfg.Widen.PerSecond = DefaultWidenPerSecond
+	}
+	if cfg.Widen.PerSecond < 0 {
+		bad("Widen.PerSecond", "%d is negative", cfg.Widen.PerSecond)
 	}
 	if cfg.UDPSize == 0 {
 		cfg.UDPSize = DefaultUDPSize
@@ -362,6 +370,8 @@ type Server struct {
 	servedOnce     sync.Once         // closes served
 	signer         *signer           // the signatures of signed zones' answers
 	traffic        *traffic.Counters // what was answered, for /status and Prometheus
+	// widen grows decisions' ECS scopes off the query path (widen.go).
+	widen *widener
 	// learned is the learned-latency table (SetLearned); nil: none.
 	learned atomic.Pointer[learn.Snapshot]
 
@@ -434,6 +444,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 	}
 	s.signer = newSigner(time.Now, log, sm)
+	wm, err := newWidenMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
+	}
+	s.widen = newWidener(cfg.Widen, deps.Locator, &s.cache, wm)
 	if !cfg.Cookies.Off {
 		secrets := cfg.Cookies.Secrets
 		if secrets == nil {
@@ -687,10 +702,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer close(trafficDone)
 		s.traffic.Run(signCtx)
 	}()
+	widenDone := make(chan struct{})
+	go func() {
+		defer close(widenDone)
+		s.widen.run(signCtx)
+	}()
 	defer func() {
 		stopSigning()
 		<-signDone
 		<-trafficDone
+		<-widenDone
 	}()
 	go func() {
 		for _, sv := range udps {

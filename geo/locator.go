@@ -23,6 +23,8 @@ type Locator struct {
 	errLog zerolog.Logger
 
 	lookupErrors atomic.Uint64
+	// gens counts the databases put in place (dbRef.gen).
+	gens atomic.Uint64
 }
 
 // NewLocator returns a Locator that looks clients up in db, which may be
@@ -35,7 +37,9 @@ func NewLocator(db *DB, log zerolog.Logger) *Locator {
 		errLog: log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute}),
 	}
 	if db != nil {
-		l.cur.Store(newDBRef(db))
+		r := newDBRef(db)
+		r.gen = l.gens.Add(1)
+		l.cur.Store(r)
 	}
 	return l
 }
@@ -84,6 +88,18 @@ func (l *Locator) Network(addr netip.Addr) (netip.Prefix, RecordID, bool) {
 // database error since the Locator was made, for a metric.
 func (l *Locator) LookupErrors() uint64 { return l.lookupErrors.Load() }
 
+// Generation identifies the current database: it grows with every Swap
+// that puts one in place, and is 0 while there is none. A result derived
+// from many lookups (a widened ECS scope) holds only under the generation
+// read before and after them: when the two are equal, every lookup in
+// between read one database.
+func (l *Locator) Generation() uint64 {
+	if r := l.cur.Load(); r != nil {
+		return r.gen
+	}
+	return 0
+}
+
 // Swap makes db, which may be nil, the database for every later Locate. The
 // replaced DB is closed as soon as no Locate uses it any more: at once if
 // none does, otherwise by the last Locate to finish with it. The Locator
@@ -96,6 +112,7 @@ func (l *Locator) Swap(db *DB) {
 			return
 		}
 		next = newDBRef(db)
+		next.gen = l.gens.Add(1)
 	}
 	if old := l.cur.Swap(next); old != nil {
 		l.release(old)
@@ -116,6 +133,7 @@ func (l *Locator) Close() error {
 type dbRef struct {
 	db   *DB
 	refs atomic.Int64
+	gen  uint64 // Locator.Generation while it is current; set before it is
 }
 
 func newDBRef(db *DB) *dbRef {

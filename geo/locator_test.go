@@ -283,3 +283,31 @@ func TestLocatorNetwork(t *testing.T) {
 		t.Error("Network(zero Addr) reported a network")
 	}
 }
+
+// TestLocatorGeneration checks that Generation names the database in
+// place: it moves with each database Swap puts in, not with a Swap of the
+// current one, and is 0 without a database.
+func TestLocatorGeneration(t *testing.T) {
+	db1, db2 := newTestDB(t), newTestDB(t)
+	l := NewLocator(db1, zerolog.Nop())
+	g1 := l.Generation()
+	if g1 == 0 {
+		t.Fatal("generation 0 with a database")
+	}
+	l.Swap(db1)
+	if g := l.Generation(); g != g1 {
+		t.Errorf("Swap of the current database moved the generation from %d to %d", g1, g)
+	}
+	l.Swap(db2)
+	g2 := l.Generation()
+	if g2 <= g1 {
+		t.Errorf("generation %d after a Swap, %d before", g2, g1)
+	}
+	l.Close()
+	if g := l.Generation(); g != 0 {
+		t.Errorf("generation %d without a database", g)
+	}
+	if g := NewLocator(nil, zerolog.Nop()).Generation(); g != 0 {
+		t.Errorf("generation %d of a Locator without a database", g)
+	}
+}

@@ -63,5 +63,7 @@
 // because spread hashes the client network at the scope: a wider scope
 // would change the choice it stands for. Widening looks networks up, which
 // costs microseconds each, so it takes a budget of lookups; running out
-// leaves a scope that is correct, only not the widest.
+// leaves a scope that is correct, only not the widest. The DNS server
+// runs it in the background, never on the query path, and keeps what it
+// proves for one Epoch (package dnsserver, widen.go).
 package steer

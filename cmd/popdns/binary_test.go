@@ -69,6 +69,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryExplore(t, bin)
 	})
+	t.Run("learned latency in a fleet", func(t *testing.T) {
+		t.Parallel()
+		testBinaryFleetLearned(t, bin)
+	})
 	t.Run("SIGTERM with a slow HTTP client", func(t *testing.T) {
 		t.Parallel()
 		testBinaryStopsDespiteSlowHTTP(t, bin)

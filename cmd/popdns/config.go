@@ -81,6 +81,9 @@ type fileConfig struct {
 	// LearnedLatency is the learned_latency mapping.
 	LearnedLatency learnedConfig
 
+	// ECSWiden is the ecs_widen mapping.
+	ECSWiden ecsWidenConfig
+
 	lines map[string]int // field → the line of its value
 }
 
@@ -88,6 +91,13 @@ type fileConfig struct {
 type cookiesConfig struct {
 	Enabled    *bool // nil: not set (on)
 	SecretFile string
+}
+
+// ecsWidenConfig is the ecs_widen mapping: ECS scope widening
+// (dnsserver.WidenConfig).
+type ecsWidenConfig struct {
+	Enabled   *bool // nil: not set (on)
+	PerSecond int
 }
 
 // rateLimitConfig is the rate_limit mapping: response rate limiting of
@@ -201,6 +211,7 @@ var dnsKeyOf = map[string]string{
 	"Steering.LearnedMargin": "learned_latency.margin_ms",
 	"ExplorePct":             "learned_latency.explore_share",
 	"Cookies.Secrets":        "cookies.secret_file",
+	"Widen.PerSecond":        "ecs_widen.per_second",
 	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
 	// checked as they are read).
 	"RateLimit.ResponsesPerSecond": "rate_limit.responses_per_second",
@@ -291,6 +302,15 @@ func decodeConfig(file string, data []byte) (*fileConfig, error) {
 			d.decode(e, fc.ZoneMissingGrace, "a duration such as 5s")
 		case "zone_max_file_size":
 			d.decode(e, &fc.ZoneMaxFileSize, "a size such as 256MiB")
+		case "ecs_widen":
+			d.walk(e.Field(), e.Value, ecsWidenKeys, func(e yamlx.Entry) {
+				switch e.Key {
+				case "enabled":
+					d.decode(e, &fc.ECSWiden.Enabled, "true or false")
+				case "per_second":
+					d.decode(e, &fc.ECSWiden.PerSecond, "a number of widenings per second")
+				}
+			})
 		case "cookies":
 			d.walk(e.Field(), e.Value, cookiesKeys, func(e yamlx.Entry) {
 				switch e.Key {
@@ -348,7 +368,7 @@ var (
 		"http_limits", "cookies",
 		"tcp_max_connections", "tcp_max_connections_per_prefix", "tcp_prefix_v4", "tcp_prefix_v6", "tcp_read_timeout",
 		"shutdown_grace", "zone_max_file_size", "min_active", "cluster",
-		"reuse_port", "learned_latency"}}
+		"reuse_port", "learned_latency", "ecs_widen"}}
 	logKeys       = yamlx.Keys{Names: []string{"level", "format"}}
 	geoipKeys     = yamlx.Keys{Names: []string{"city", "asn"}}
 	probesKeys    = yamlx.Keys{Names: []string{"interval", "timeout", "jitter", "rise", "fall", "penalty_weight"}}
@@ -357,6 +377,9 @@ var (
 	httpLimitsKeys = yamlx.Keys{Names: []string{"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout",
 		"max_header_bytes", "max_body_bytes", "auth_failures_per_minute"}}
 )
+
+// ecsWidenKeys are the keys of the ecs_widen mapping.
+var ecsWidenKeys = yamlx.Keys{Names: []string{"enabled", "per_second"}}
 
 // cookiesKeys are the keys of the cookies mapping.
 var cookiesKeys = yamlx.Keys{Names: []string{"enabled", "secret_file"}}
@@ -580,6 +603,8 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	}
 	cfg.probes = fc.Probes.defaults(bad)
 	cfg.dns.Cookies.Off = fc.Cookies.Enabled != nil && !*fc.Cookies.Enabled
+	cfg.dns.Widen = dnsserver.WidenConfig{Off: fc.ECSWiden.Enabled != nil && !*fc.ECSWiden.Enabled,
+		PerSecond: fc.ECSWiden.PerSecond}
 	cfg.cookieSecretFile = fc.Cookies.SecretFile
 	if f := cfg.cookieSecretFile; f != "" && !filepath.IsAbs(f) && baseDir != "" {
 		cfg.cookieSecretFile = filepath.Join(baseDir, f)

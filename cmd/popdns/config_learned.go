@@ -27,6 +27,11 @@ type learnedConfig struct {
 	MarginPct       *float64
 	// ExploreShare is a percentage, as margin_pct is (0 when unset: off).
 	ExploreShare float64
+	// FleetBufferBytes and FleetStreamMaxBytes bound the sharing
+	// through a fleet: the batches kept while NATS is away, and the
+	// stream on the NATS servers.
+	FleetBufferBytes    int
+	FleetStreamMaxBytes int64
 }
 
 // The stabiliser's margins when unset: the simulation's (bench/steer),
@@ -50,7 +55,8 @@ func (lc learnedConfig) margin() learn.Margin {
 
 // learnedKeys are the keys of the learned_latency mapping.
 var learnedKeys = yamlx.Keys{Names: []string{"enabled", "half_life", "min_weight", "max_cells", "max_age",
-	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct", "explore_share"}}
+	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct", "explore_share",
+	"fleet_buffer_bytes", "fleet_stream_max_bytes"}}
 
 // learnedLatency decodes one key of the learned_latency mapping.
 func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
@@ -79,6 +85,10 @@ func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
 		d.decode(e, &lc.MarginPct, "a percentage from 0 to 100")
 	case "explore_share":
 		d.decode(e, &lc.ExploreShare, "a percentage from 0 to 50, such as 1")
+	case "fleet_buffer_bytes":
+		d.decode(e, &lc.FleetBufferBytes, "a number of bytes such as 16777216")
+	case "fleet_stream_max_bytes":
+		d.decode(e, &lc.FleetStreamMaxBytes, "a number of bytes such as 268435456")
 	}
 }
 
@@ -92,6 +102,12 @@ const (
 	learnedMaxMarginMS    = 10_000
 	learnedMaxMarginPct   = 100
 	learnedMaxHalfLifeDay = 7 * 24 * time.Hour
+	// The fleet's buffer holds at least one message; the stream at
+	// least a few.
+	learnedMinFleetBuffer = 1 << 20
+	learnedMaxFleetBuffer = 1 << 30
+	learnedMinStream      = 8 << 20
+	learnedMaxStream      = 1 << 40
 )
 
 // config validates the mapping: nil when learned latency is off (its
@@ -143,6 +159,13 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	}
 	if x := lc.ExploreShare; !(x >= 0 && x <= dnsserver.MaxExplorePct) {
 		bad("learned_latency.explore_share", "%v: must be a percentage from 0 to %d (1 explores 1 %% of answers)", x, dnsserver.MaxExplorePct)
+	}
+	out.FleetBuffer, out.FleetStreamMaxBytes = lc.FleetBufferBytes, lc.FleetStreamMaxBytes
+	if n := lc.FleetBufferBytes; n != 0 && (n < learnedMinFleetBuffer || n > learnedMaxFleetBuffer) {
+		bad("learned_latency.fleet_buffer_bytes", "%d: must be from %d (1 MiB) to %d (1 GiB)", n, learnedMinFleetBuffer, learnedMaxFleetBuffer)
+	}
+	if n := lc.FleetStreamMaxBytes; n != 0 && (n < learnedMinStream || n > learnedMaxStream) {
+		bad("learned_latency.fleet_stream_max_bytes", "%d: must be from %d (8 MiB) to %d (1 TiB)", n, learnedMinStream, int64(learnedMaxStream))
 	}
 	if !lc.Enabled {
 		// The values are checked all the same, so that turning it on

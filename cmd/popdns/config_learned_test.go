@@ -29,6 +29,9 @@ func TestLearnedConfigErrors(t *testing.T) {
 		{"explore_share negative", ll + "  explore_share: -1\n", "popdns.yaml:6: learned_latency.explore_share: -1: must be a percentage"},
 		{"explore_share a fraction's typo", ll + "  explore_share: 1%\n", "popdns.yaml:6: learned_latency.explore_share: must be a percentage from 0 to 50, such as 1"},
 		{"explore_share checked while off", "zones: zones\nlearned_latency:\n  enabled: false\n  explore_share: 51\n", "popdns.yaml:4: learned_latency.explore_share"},
+		{"fleet buffer tiny", ll + "  fleet_buffer_bytes: 1000\n", "popdns.yaml:6: learned_latency.fleet_buffer_bytes: 1000: must be from 1048576 (1 MiB)"},
+		{"fleet buffer not a number", ll + "  fleet_buffer_bytes: 16MiB\n", `popdns.yaml:6: learned_latency.fleet_buffer_bytes: must be a number of bytes such as 16777216, got "16MiB"`},
+		{"fleet stream tiny", ll + "  fleet_stream_max_bytes: 1024\n", "popdns.yaml:6: learned_latency.fleet_stream_max_bytes: 1024: must be from 8388608 (8 MiB)"},
 		{"inbox missing", ll + "  inbox: nowhere\n", "popdns.yaml:6: learned_latency.inbox:"},
 		{"token file missing", ll + "  ingest_token_file: none.token\n", "popdns.yaml:6: learned_latency.ingest_token_file:"},
 		{"token is the admin one", ll + "  ingest_token_file: admin.token\n", "popdns.yaml:6: learned_latency.ingest_token_file: holds the admin token"},
@@ -94,8 +97,13 @@ learned_latency:
   margin_ms: 5
   margin_pct: 10
   explore_share: 2.5
+  fleet_buffer_bytes: 2097152
+  fleet_stream_max_bytes: 1073741824
 `, func(t *testing.T, c *config) {
 			l := c.learned
+			if l == nil || l.FleetBuffer != 2<<20 || l.FleetStreamMaxBytes != 1<<30 {
+				t.Errorf("learned %+v: the fleet's bounds not taken", l)
+			}
 			if l == nil || l.Learn.HalfLife != 90*time.Second || l.Learn.MinSamples != 2.5 || l.Learn.MaxEntries != 5000 ||
 				l.MaxAge != time.Hour || l.Learn.StaleAfter != time.Hour || l.PublishInterval != 5*time.Second ||
 				l.SaveInterval != time.Minute || l.Inbox != filepath.Join(dir, "inbox") ||

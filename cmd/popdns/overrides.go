@@ -134,6 +134,9 @@ func (ap *overrideApplier) Run(ctx context.Context) error {
 			return nil
 		case err := <-watchDone:
 			stop()
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil // the end asked for, seen here first
+			}
 			return err
 		case <-ap.wake:
 			stop()

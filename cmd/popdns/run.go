@@ -397,7 +397,7 @@ func start(cfg *config, args []string, log zerolog.Logger, clock reload.Clock) (
 		return nil, err
 	}
 	if cfg.learned != nil {
-		a.learned = newLearned(cfg, built, log)
+		a.learned = newLearned(cfg, built, a.fleet, log)
 	}
 	files := &lateFiles{}
 	deps := status.Deps{Server: srv, Health: built.health, Files: files, Overrides: a.overrides,
@@ -751,10 +751,17 @@ func digHint(addr string, snap *zones.Snapshot) string {
 // newLearned starts the learned-latency table of cfg: its state loaded
 // from state_dir, its measurements located with built's GeoIP databases
 // and checked against the PoPs of the zones served, its snapshots handed
-// to the DNS server.
-func newLearned(cfg *config, built *server, log zerolog.Logger) *learned.Service {
+// to the DNS server; in a fleet, its measurements shared with every
+// instance through fl's stream.
+func newLearned(cfg *config, built *server, fl *fleet.Fleet, log zerolog.Logger) *learned.Service {
 	srv := built.dns
-	return learned.New(*cfg.learned, learned.Deps{Log: log, Metrics: built.metrics, Locator: built.locator,
+	var share learned.Fleet
+	if fl != nil {
+		// Every instance learns every instance's measurements; the
+		// stream keeps them as long as they count (max_age).
+		share = fl.LatencyStream(fleet.LatencyStreamConfig{MaxAge: cfg.learned.MaxAge, MaxBytes: cfg.learned.FleetStreamMaxBytes})
+	}
+	return learned.New(*cfg.learned, learned.Deps{Log: log, Metrics: built.metrics, Locator: built.locator, Fleet: share,
 		KnownPoP: func(name string) bool {
 			// The inventory of the zones served, which a reload may
 			// change; the configuration's before the first is loaded.

@@ -3,8 +3,10 @@
 // popdns_overrides, replicated, with history as the audit trail and
 // compare-and-set on the revision) and the health observations each
 // instance publishes per probe (bucket popdns_observations, every key
-// expiring by itself a few probe intervals after its last write). It
-// owns the connection to NATS (reconnecting forever, metrics and log
+// expiring by itself a few probe intervals after its last write), and
+// the learned-latency stream (popdns_learned, a subject per instance:
+// LatencyStream), which package learned publishes its measurements to
+// and follows from a sequence. It owns the connection to NATS (reconnecting forever, metrics and log
 // lines on every change) and, when configured, a NATS server embedded in
 // the process so that a small fleet needs no separate service.
 //

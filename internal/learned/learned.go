@@ -3,13 +3,19 @@
 // directory's files), locates their clients with the GeoIP databases at
 // ingest, never on the query path, pools them in a learn.Aggregator,
 // publishes an immutable learn.Snapshot every publish interval, and saves
-// the table in the state directory. It knows nothing of HTTP or DNS:
+// the table in the state directory. In a fleet (Deps.Fleet) it publishes
+// every batch it accepts to the fleet's stream and ingests every other
+// instance's, keeping beside the state file the stream sequence the
+// saved table includes, so that a restart counts nothing twice
+// (fleet.go; docs/learned-latency.md#in-a-fleet). It knows nothing of
+// HTTP, DNS or NATS:
 // internal/status serves its endpoints, and cmd/popdns hands its
 // snapshots to the DNS server.
 //
 // A Service is safe for concurrent use. Its Run goroutine is the only one
-// that publishes, saves and reads the inbox; Ingest may be called from
-// any goroutine.
+// that publishes, saves and reads the inbox (and starts the two that
+// publish to and follow the fleet's stream); Ingest may be called from
+// any goroutine, and never waits for NATS.
 package learned
 
 import (
@@ -17,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,6 +77,12 @@ type Config struct {
 	InboxPoll time.Duration
 	// Margin is the stabiliser's, kept for the selection.
 	Margin learn.Margin
+	// FleetBuffer bounds the bytes of batches kept for the fleet while
+	// NATS is away (0: DefaultFleetBuffer).
+	FleetBuffer int
+	// FleetStreamMaxBytes bounds the fleet's stream, which cmd/popdns
+	// makes (0: its default); the Service itself does not read it.
+	FleetStreamMaxBytes int64
 }
 
 // Deps is what a Service reads and reports to.
@@ -97,6 +108,8 @@ type Deps struct {
 	// NewTicker returns a channel that ticks every d and its stop func;
 	// nil: a time.Ticker. Tests tick by hand.
 	NewTicker func(d time.Duration) (<-chan time.Time, func())
+	// Fleet shares the measurements with the other instances; nil: none.
+	Fleet Fleet
 }
 
 // Sources of measurements, as the metrics label them.
@@ -131,6 +144,10 @@ type Service struct {
 	lastSave   time.Time
 	saveErr    string
 	loadErr    string
+
+	// fleet is nil outside a fleet; the counters are its status's.
+	fleet                                                                    *fleetPart
+	fleetPublished, fleetReceived, fleetSkipped, fleetDropped, fleetRejected atomic.Uint64
 }
 
 // New returns a Service with the state of cfg.StateDir loaded: a
@@ -195,9 +212,13 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	s.measurements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "popdns", Subsystem: "learned", Name: "measurements_total",
-		Help: "Latency measurements (data lines: one measurement each) taken in, by source (http, inbox) and result (accepted, rejected: a bad line, a stale time, the lines of a parsed batch refused whole; a batch not parsed counts in popdns_learned_batches_refused_total alone).",
+		Help: "Latency measurements (data lines: one measurement each) taken in, by source (http, inbox, fleet: peers') and result (accepted, rejected: a bad line, a stale time, the lines of a parsed batch refused whole; a batch not parsed counts in popdns_learned_batches_refused_total alone).",
 	}, []string{"source", "result"})
-	for _, src := range []string{SourceHTTP, SourceInbox} {
+	sources := []string{SourceHTTP, SourceInbox}
+	if deps.Fleet != nil {
+		sources = append(sources, SourceFleet)
+	}
+	for _, src := range sources {
 		for _, res := range []string{"accepted", "rejected"} {
 			s.measurements.WithLabelValues(src, res)
 		}
@@ -210,6 +231,12 @@ func New(cfg Config, deps Deps) *Service {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "popdns", Subsystem: "learned", Name: "snapshot_age_seconds",
 				Help: "Age of the published learned-latency snapshot; more than a few publish intervals means the publisher is stuck."},
 				func() float64 { return s.deps.Now().Sub(s.snap.Load().At()).Seconds() }))
+	}
+	if deps.Fleet != nil {
+		s.fleet = newFleetPart(deps.Fleet, cfg.FleetBuffer, deps.Metrics)
+		var why string
+		s.fleet.from, why = resumeFrom(cfg.StateDir, s.loadErr == "")
+		s.log.Info().Uint64("from", s.fleet.from).Str("instance", deps.Fleet.Instance()).Msg("learned latency: fleet stream: " + why)
 	}
 	s.Publish()
 	return s
@@ -300,17 +327,7 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 		s.refused.WithLabelValues(refusedFormat).Inc()
 		return Report{}, err
 	}
-	var locate learn.LocateFunc
-	if l := s.deps.Locator; l != nil {
-		locate = func(addr netip.Addr) (netip.Prefix, uint32) {
-			loc := l.Locate(addr)
-			if !loc.Found && loc.ASN == 0 {
-				return netip.Prefix{}, 0
-			}
-			return loc.Prefix, loc.ASN
-		}
-	}
-	res, err := s.agg.Ingest(b.Measurements, now, locate)
+	res, err := s.agg.Ingest(b.Measurements, now, s.locate())
 	if err != nil {
 		s.measurements.WithLabelValues(source, "rejected").Add(float64(b.Lines))
 		if errors.Is(err, learn.ErrNewBudget) {
@@ -326,6 +343,11 @@ func (s *Service) Ingest(data []byte, format learn.Format, source string) (Repor
 	}
 	s.measurements.WithLabelValues(source, "accepted").Add(float64(rep.Accepted))
 	s.measurements.WithLabelValues(source, "rejected").Add(float64(rep.Rejected))
+	if s.fleet != nil && len(b.Measurements) > 0 {
+		// Learned here already; the peers learn it from the stream, and
+		// this instance skips it when it comes back.
+		s.enqueue(encodeFleet(b.Measurements, now))
+	}
 	s.mu.Lock()
 	s.lastIngest = now
 	s.mu.Unlock()
@@ -353,6 +375,8 @@ type Info struct {
 	// Explored is how many answers explored each PoP since the start
 	// (learned_latency.explore_share); PoPs never explored are left out.
 	Explored map[string]uint64 `json:"explored,omitempty"`
+	// Fleet is the sharing through the fleet's stream; nil outside one.
+	Fleet *FleetInfo `json:"fleet,omitempty"`
 }
 
 // Info reports the table's state.
@@ -368,6 +392,7 @@ func (s *Service) Info() Info {
 	if s.deps.Explored != nil {
 		in.Explored = s.deps.Explored()
 	}
+	in.Fleet = s.fleetInfo()
 	return in
 }
 
@@ -378,7 +403,19 @@ func (s *Service) Save() error {
 		return nil
 	}
 	now := s.deps.Now()
-	err := s.agg.Save(s.cfg.StateDir, now)
+	var err error
+	if p := s.fleet; p != nil {
+		// The sequence with the table it matches, no peer's batch
+		// between: the cursor first, so that whichever state file a
+		// crash leaves has its cursor.
+		p.seqMu.Lock()
+		if err = saveCursor(s.cfg.StateDir, now, p.lastSeq); err == nil {
+			err = s.agg.Save(s.cfg.StateDir, now)
+		}
+		p.seqMu.Unlock()
+	} else {
+		err = s.agg.Save(s.cfg.StateDir, now)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -404,9 +441,22 @@ func (s *Service) Run(ctx context.Context) error {
 		defer stop()
 		s.ReadInbox()
 	}
+	stopFleet := func() {}
+	if s.fleet != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.publishLoop(fctx) }()
+		go func() { defer wg.Done(); s.follow(fctx) }()
+		stopFleet = func() { cancel(); wg.Wait() }
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			// Stopped first: the last save then has the last sequence
+			// taken in. What is still unpublished is lost with the
+			// process; this instance's table has it.
+			stopFleet()
 			s.Publish()
 			if err := s.Save(); err != nil {
 				s.log.Error().Err(err).Msg("learned latency: saving the table at shutdown")

@@ -52,19 +52,3 @@ func TestExplorer(t *testing.T) {
 		}
 	}
 }
-
-// TestMemoExploreBits: the exploration target rides in the memo slot's
-// spare byte, every index of a geo record.
-func TestMemoExploreBits(t *testing.T) {
-	for x := range uint8(zones.MaxGeoTargets) {
-		for _, untailored := range []bool{false, true} {
-			cr := replyOf(nil, &Decision{Ranked: []uint8{0}, Explore: x, HasExplore: true, Untailored: untailored, Scope: 24})
-			if got, ok := cr.explore(); !ok || got != x || cr.tailored() == untailored || cr.scope != 24 {
-				t.Errorf("target %d, untailored %v: explore %d %v, tailored %v", x, untailored, got, ok, cr.tailored())
-			}
-		}
-	}
-	if _, ok := replyOf(nil, &Decision{Ranked: []uint8{0}, Explore: 1, HasExplore: true, AllDown: true}).explore(); ok {
-		t.Error("an all-down decision explores")
-	}
-}

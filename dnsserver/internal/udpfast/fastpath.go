@@ -55,7 +55,11 @@ type Path struct {
 	refreshes int // stale memoised decisions re-decided in this batch
 	// drawn is what the query being answered drew for exploration, for
 	// the general path when it is handed on (Learn).
-	drawn  Exploring
+	drawn Exploring
+	// mark is widenMark of Host.Widenings as this batch first read it, 0
+	// before: a mark older than the count only costs a decision being
+	// widened one more look at the shared cache.
+	mark   uint8
 	cands  steer.Candidates
 	nextID uint32 // of the last entry made
 	// The cookie secrets and time read for this batch (Host.Cookies),
@@ -210,7 +214,6 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	usable := q.usableECS()
 	r := e.static
 	tailored, scope, explored := false, 0, false
-	var ranked string // the decision's answered targets, when a geo one
 	var place traffic.Place
 	if r == nil {
 		client := src
@@ -223,11 +226,18 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		}
 		epoch := f.epoch
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
-		if stale := found && !fresh; !found || stale && f.refreshes < RefreshesPerBatch {
+		var cd *Decision // the decision, when looked up rather than memoised
+		// A decision being widened asks the shared cache again once a
+		// widening finished, which may have been its own.
+		rewiden := found && cr.widening != 0 && cr.widening != f.widenMark()
+		if stale := found && !fresh; !found || rewiden || stale && f.refreshes < RefreshesPerBatch {
 			if stale {
 				f.refreshes++
 			}
-			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
+			// Read before the decision: a widening that finishes after it
+			// then moves the count past the mark.
+			mark := f.widenMark()
+			cd = f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
 				// the batch keeps to it, or a strict epoch that moved
@@ -242,23 +252,27 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			// Without the decision's own reply, an exploring answer
 			// may still have one: at a large share, the general path
 			// seldom answers the decision's own.
-			if cr = replyOf(e.variant(cd), cd); cr.r != nil {
+			if cr = replyOf(e.variant(cd), cd, mark); cr.r != nil {
 				f.memo.remember(e, client, epoch, cr)
-				ranked = cr.r.ranked
-			} else {
-				ranked = string(cd.Ranked)
 			}
 		} else {
 			f.decisionMemoN++
-			ranked = cr.r.ranked
 		}
-		r, tailored, scope, place = cr.r, cr.tailored(), int(cr.scope), cr.place
-		if x, ok := cr.explore(); ok && f.cfg.Explore.On() {
+		r, tailored, scope, place = cr.r, cr.tailored(), cr.scopeBits(), cr.place
+		if f.cfg.Explore.On() {
 			// One draw per query: a query handed on keeps it (Learn).
 			f.drawn = ExploreNever
 			if f.cfg.Explore.Draw() {
-				f.drawn = ExploreAlways
-				r, explored = e.explored(ranked, x), true
+				if cd == nil {
+					// The memo keeps no exploration target (its slots
+					// have no byte to spare); the shared cache has the
+					// decision. Not counted: the memo answered the lookup.
+					cd = f.host.Cached(e.geo, e.qtype, client, epoch)
+				}
+				if cd != nil && cd.Explores() {
+					f.drawn = ExploreAlways
+					r, explored = e.explored(cd.Ranked, cd.Explore), true
+				}
 			}
 		}
 		if r == nil {
@@ -389,6 +403,7 @@ func (f *Path) flushLimited() {
 func (f *Path) Flush(start time.Time) {
 	f.epochStale()
 	f.refreshes = 0
+	f.mark = 0
 	f.secrets = nil
 	f.nowOK = false
 	if f.limited {
@@ -485,7 +500,7 @@ func (e *fastEntry) variant(cd *Decision) *fastReply {
 // answers ranked (ExploredOrder), or nil when none was learnt yet. An exploring
 // answer's bytes are those of any decision that answers its order, so
 // a reply learnt from either serves it.
-func (e *fastEntry) explored(ranked string, x uint8) *fastReply {
+func (e *fastEntry) explored(ranked []uint8, x uint8) *fastReply {
 	var buf [zones.MaxGeoTargets]uint8
 	order := ExploredOrder(ranked, x, &buf)
 	for _, v := range e.variants {
@@ -604,7 +619,9 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	// exploring answer is not its decision's: the next query draws again.
 	if e = f.cache[key]; e != nil && !tr.Explored {
 		if v := e.variant(cd); v != nil {
-			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd))
+			// Marked for a recheck: the count may have moved past cd's
+			// widening already.
+			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd, recheckMark))
 		}
 	}
 }
@@ -617,6 +634,14 @@ func (e *fastEntry) variantOf(r *fastReply) *fastReply {
 		}
 	}
 	return nil
+}
+
+// widenMark is the batch's mark of Host.Widenings, read once per batch.
+func (f *Path) widenMark() uint8 {
+	if f.mark == 0 {
+		f.mark = widenMark(f.host.Widenings())
+	}
+	return f.mark
 }
 
 // Memoised reports how many IPv4 and IPv6 client networks the reader's

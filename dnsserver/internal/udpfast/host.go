@@ -35,6 +35,11 @@ type Host interface {
 	// keeps it in the shared cache, and reports the epoch it was made in.
 	// cands is the reader's scratch space for the ranking.
 	Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr, cands *steer.Candidates) (*Decision, steer.Epoch)
+	// Widenings counts the decisions the server has finished widening:
+	// a memoised decision that was Widening is looked up again in the
+	// shared cache once it moved. Called only for such decisions: it must
+	// not block.
+	Widenings() uint64
 	// ServeTraced answers req through the general path, writing the reply
 	// to w, and returns what the reply depended on. explore is what the
 	// fast path drew for it, if anything (one query, one draw).
@@ -121,6 +126,10 @@ type Decision struct {
 	// answer with such a decision counts.
 	AllDown bool
 	Scope   int // ECS scope of the decision
+	// Widening: the server is widening Scope in the background, and will
+	// replace this decision in the shared cache with one of the widened
+	// scope (Host.Widenings moves when it has).
+	Widening bool
 	// Place is where the client was located, which the catchment
 	// counts: a memoised decision answers without locating it again.
 	Place traffic.Place

@@ -13,34 +13,45 @@ import (
 // it patches, and the gradual part of the epoch it was made in, as the
 // memo numbers those (decisionMemo.gradualOf).
 type clientReply struct {
-	r     *fastReply
-	scope uint8
-	// how packs, into what would be padding (the memo's slots stay 24 and
-	// 32 bytes): bit 0, the decision is tailored; bit 1, it has an
-	// exploration target (Decision.Explores); bits 2–7, that target
-	// (zones.MaxGeoTargets is 64).
-	how     uint8
-	place   traffic.Place // the decision's (Decision.Place), for the catchment
+	r       *fastReply
 	gradual uint32
+	place   traffic.Place // the decision's (Decision.Place), for the catchment
+	// scope is the decision's ECS scope plus one, 0 when it is
+	// Untailored: one byte for both keeps a slot at 24 bytes.
+	scope uint8
+	// widening is 0, or the decision was Widening and this is
+	// widenMark of Host.Widenings before it was looked up: once that
+	// moves, the shared cache may hold the widened decision.
+	widening uint8
 }
 
-// replyOf is the memoised form of decision cd, answered with r.
-func replyOf(r *fastReply, cd *Decision) clientReply {
-	cr := clientReply{r: r, scope: uint8(cd.Scope), place: cd.Place}
+// replyOf is the memo's reply r for decision cd, whose widenings mark
+// (when it is Widening) is mark.
+func replyOf(r *fastReply, cd *Decision, mark uint8) clientReply {
+	cr := clientReply{r: r, place: cd.Place}
 	if !cd.Untailored {
-		cr.how |= 1
+		cr.scope = uint8(cd.Scope + 1)
 	}
-	if cd.Explores() {
-		cr.how |= 2 | cd.Explore<<2
+	if cd.Widening {
+		cr.widening = mark
 	}
 	return cr
 }
 
-// tailored reports whether the decision depended on the client.
-func (cr clientReply) tailored() bool { return cr.how&1 != 0 }
+// tailored reports whether the client's location shaped the decision.
+func (cr *clientReply) tailored() bool { return cr.scope != 0 }
 
-// explore is the decision's exploration target, if it has one.
-func (cr clientReply) explore() (uint8, bool) { return cr.how >> 2, cr.how&2 != 0 }
+// scopeBits is the decision's ECS scope.
+func (cr *clientReply) scopeBits() int { return max(int(cr.scope)-1, 0) }
+
+// widenMark is the mark of a widenings count n: never 0, which marks a
+// settled decision, nor recheckMark. Marks repeat every 254 widenings,
+// which at worst leaves a decision narrow until the next one.
+func widenMark(n uint64) uint8 { return uint8(n%254) + 2 }
+
+// recheckMark marks a decision being widened that asks the shared cache
+// again at its next query, whatever the count.
+const recheckMark = 1
 
 // decisionMemo is a reader's own memo of the shared decision cache: (fast
 // entry, client network) → the reply its decision selects, all valid in
