@@ -69,6 +69,9 @@ learned_latency:
   publish_interval: 1s
   ingest_token_file: ingest.token
   explore_share: 50
+# Off, so that every answer of the decision has one scope, which the
+# exploring ones must keep; widened, both would change scope alike.
+ecs_widen: { enabled: false }
 `} {
 		writeFile(t, dir, name, data)
 	}
