@@ -200,7 +200,9 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 		return nil, true
 	}
 	ranked := d.Ranked
-	if q.exploring(d) {
+	// A CNAME query of a record without CNAME targets is NODATA whatever
+	// the order: nobody is sent anywhere, so it does not explore.
+	if (q.qtype != dns.TypeCNAME || geoAliases(g)) && q.exploring(d) {
 		ranked = udpfast.ExploredOrder(d.Ranked, d.Explore, &q.order)
 		q.trace.Explored = true
 		q.s.metrics.explored.WithLabelValues(g.Targets[ranked[0]].PoP.Name).Inc()

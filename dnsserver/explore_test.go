@@ -158,6 +158,19 @@ func TestExplore(t *testing.T) {
 	}
 }
 
+// TestExploreOnlyWhereItSends: a CNAME query of a record whose targets
+// are addresses is NODATA whatever the order: it neither explores nor
+// counts, on either path.
+func TestExploreOnlyWhereItSends(t *testing.T) {
+	s, reg := newExploringServer(t, 100, learnedOf(t))
+	f := newFastPath(s)
+	vs := variants(t, query("www.geo.test.", dns.TypeCNAME, withECS("81.2.69.0", 24)))
+	checkSame(t, s, f, vs, fastSrc)
+	if got := exploredTotal(t, reg); len(got) != 0 {
+		t.Errorf("explored %v, want none", got)
+	}
+}
+
 // TestExploreNotCached: an exploring answer is never kept as the client's
 // decision: the shared cache holds the decision's own answer.
 func TestExploreNotCached(t *testing.T) {
