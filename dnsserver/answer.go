@@ -45,6 +45,11 @@ type request struct {
 	// explain: Server.Explain asks, which decides afresh and records each
 	// decision in outcome.explained.
 	explain bool
+	// explore is what the fast path drew for exploration, when it hands
+	// the query on; else the request draws (Server.explore).
+	explore udpfast.Exploring
+	// order holds an exploring answer's order (udpfast.ExploredOrder).
+	order [zones.MaxGeoTargets]uint8
 }
 
 func (q *request) location() geo.Location {
@@ -194,10 +199,18 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 		q.noData(zone, node, synthesize, name)
 		return nil, true
 	}
-	first := &g.Targets[d.Ranked[0]]
+	ranked := d.Ranked
+	// A CNAME query of a record without CNAME targets is NODATA whatever
+	// the order: nobody is sent anywhere, so it does not explore.
+	if (q.qtype != dns.TypeCNAME || geoAliases(g)) && q.exploring(d) {
+		ranked = udpfast.ExploredOrder(d.Ranked, d.Explore, &q.order)
+		q.trace.Explored = true
+		q.s.metrics.explored.WithLabelValues(g.Targets[ranked[0]].PoP.Name).Inc()
+	}
+	first := &g.Targets[ranked[0]]
 	if q.pop == "" {
 		q.pop = first.Name()
-		q.target, q.place = q.s.traffic.Target(g, int(d.Ranked[0])), d.Place
+		q.target, q.place = q.s.traffic.Target(g, int(ranked[0])), d.Place
 	}
 	if first.CNAME != nil {
 		return first.CNAME, false
@@ -209,7 +222,7 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 		q.noData(zone, node, synthesize, name)
 		return nil, true
 	}
-	for _, idx := range d.Ranked {
+	for _, idx := range ranked {
 		t := &g.Targets[idx]
 		rrs := t.A
 		if qtype == dns.TypeAAAA {
@@ -220,7 +233,7 @@ func (q *request) answerGeo(zone *zones.Zone, node *zones.Node, g *zones.Geo, sy
 		q.resp.Answer = appendAnswer(q.resp.Answer, rrs, synthesize, name)
 	}
 	if q.signs(zone) {
-		q.signGeo(zone, node, g, qtype, d.Ranked, synthesize, name)
+		q.signGeo(zone, node, g, qtype, ranked, synthesize, name)
 	}
 	return nil, true
 }
@@ -300,7 +313,7 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 func cached(d *steer.Decision, place traffic.Place) *udpfast.Decision {
 	return &udpfast.Decision{Ranked: slices.Clone(d.Answered()), Untailored: d.Untailored,
 		NoData: d.NoData, Servfail: d.Servfail, AllDown: d.AllDown, Scope: d.Scope,
-		Place: place}
+		Place: place, Explore: d.Explore, HasExplore: d.HasExplore}
 }
 
 // decisionEnv is what a geo decision made now from snap reads; its Epoch

@@ -62,7 +62,7 @@ func TestAllocBudget(t *testing.T) {
 	for _, q := range benchQueries {
 		t.Run(q.name, func(t *testing.T) {
 			got := testing.AllocsPerRun(200, func() {
-				resp, out := s.respondTo(q.req, parseEDNS(q.req), client, false, nil)
+				resp, out := s.respondTo(q.req, parseEDNS(q.req), client, false, udpfast.ExploreDraw, nil)
 				fit(resp, 512, out.cut)
 			})
 			t.Logf("%.0f allocations per query", got)

@@ -41,6 +41,13 @@
 // is marked (udpfast.Decision.Widening), so that a UDP reader's memo asks
 // the shared cache for it again once a widening has finished.
 //
+// With a learned-latency table, both paths explore (explore.go,
+// Config.ExplorePct): a share of the geo answers whose decision names an
+// exploration target put it first, drawn per answer without a lock, so
+// that measurements come to exist for the PoPs a client could move to;
+// such an answer is never cached as the client's decision and keeps its
+// ECS scope, and popdns_learned_explored_total counts it.
+//
 // Both paths rate-limit UDP replies (response rate limiting, package
 // internal/rrl; ratelimit.go) once the reply's class is known and before
 // it is fitted, packed or copied: one Limiter, shared by every reader and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnssec"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
 )
@@ -169,7 +170,7 @@ func (s *Server) Explain(r ExplainRequest) (*Explanation, error) {
 		return nil, errors.New("explain: no zones loaded")
 	}
 	ex := &Explanation{Query: dns.Fqdn(r.Name) + " " + dns.TypeToString[r.Type], Decisions: []GeoDecision{}}
-	resp, out := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, true, nil)
+	resp, out := s.respondTo(req, parseEDNS(req), &net.UDPAddr{IP: r.Source.AsSlice()}, true, udpfast.ExploreNever, nil)
 	ex.Client, ex.Via = out.client.String(), "source address"
 	if out.ecs == ecsUsed {
 		ex.Via = "ecs"

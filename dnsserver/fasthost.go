@@ -49,8 +49,8 @@ func (h fastHost) Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, clien
 
 // ServeTraced is ServeDNS with the trace the fast path learns from. Only
 // the fast path needs CaseSafe, so ServeDNS does not pay for it.
-func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg) udpfast.Trace {
-	resp, tr := h.s.serve(w, req)
+func (h fastHost) ServeTraced(w dns.ResponseWriter, req *dns.Msg, explore udpfast.Exploring) udpfast.Trace {
+	resp, tr := h.s.serve(w, req, explore)
 	if tr.Snap != nil {
 		tr.CaseSafe = caseSafe(resp)
 	}
@@ -83,6 +83,7 @@ func (s *Server) fastConfig() udpfast.Config {
 		QueryLog: s.cfg.QueryLog,
 		Cookies:  s.cookies.Load() != nil,
 		RRL:      s.limiter,
+		Explore:  s.explore,
 		Metrics: udpfast.Metrics{
 			Duration: m.durationUDP,
 			Scope:    m.scopeAll,
@@ -96,6 +97,7 @@ func (s *Server) fastConfig() udpfast.Config {
 			DecisionHit:  m.decisionHit,
 			DecisionMiss: m.decisionMiss,
 			DecisionMemo: m.decisionMemo,
+			Explored:     func(pop string) prometheus.Counter { return m.explored.WithLabelValues(pop) },
 		},
 	}
 }

@@ -68,13 +68,13 @@ func (e ecsScreen) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([
 // is safe for concurrent use. A panic while answering is contained: the
 // client gets SERVFAIL, the panic is counted and logged once, and the
 // process keeps serving.
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serve(w, req) }
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) { s.serve(w, req, udpfast.ExploreDraw) }
 
 // serve is ServeDNS, returning the reply and what it depended on, for the
 // UDP fast path's cache of packed replies (fastHost.ServeTraced). The
 // trace has no snapshot when nothing was answered from one: no reply, a
 // failed write, a panic.
-func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr udpfast.Trace) {
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg, explore udpfast.Exploring) (resp *dns.Msg, tr udpfast.Trace) {
 	start := time.Now()
 	tcp := isTCP(w)
 	written := false
@@ -89,7 +89,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) (resp *dns.Msg, tr ud
 	if s.limiter != nil && !tcp {
 		lim = &limitCheck{src: sourceAddr(w.RemoteAddr()), start: start}
 	}
-	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false, lim)
+	resp, out := s.respondTo(req, edns, w.RemoteAddr(), false, explore, lim)
 	if resp == nil {
 		return nil, tr
 	}
@@ -175,14 +175,15 @@ func caseSafe(resp *dns.Msg) bool {
 //
 // lim, when not nil, lets the answer consult rate limiting before it
 // signs what it must sign for this query alone (limitCheck).
-func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool, lim *limitCheck) (*dns.Msg, outcome) {
+func (s *Server) respondTo(req *dns.Msg, edns ednsRequest, src net.Addr, explain bool, explore udpfast.Exploring,
+	lim *limitCheck) (*dns.Msg, outcome) {
 	if req.Response {
 		return nil, outcome{}
 	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	ecs, ecsOK := parseECS(req)
-	q := &request{s: s, resp: resp, explain: explain, do: edns.do, co: edns.do && edns.co, lim: lim}
+	q := &request{s: s, resp: resp, explain: explain, explore: explore, do: edns.do, co: edns.do && edns.co, lim: lim}
 	q.client = sourceAddr(src)
 	// The cookie is the source address's, whatever the client subnet.
 	q.cookie = s.judgeCookie(edns, q.client)

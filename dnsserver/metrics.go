@@ -32,6 +32,9 @@ type metrics struct {
 	// label.
 	decisions                               *prometheus.CounterVec
 	decisionHit, decisionMiss, decisionMemo prometheus.Counter
+	// explored counts exploring answers by the PoP they put first
+	// (Config.ExplorePct): bounded by the inventory's PoP names.
+	explored *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, error) {
@@ -73,6 +76,10 @@ func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, erro
 	}, []string{"result"})
 	m.decisionHit, m.decisionMiss = m.decisions.WithLabelValues("hit"), m.decisions.WithLabelValues("miss")
 	m.decisionMemo = m.decisions.WithLabelValues("memo")
+	m.explored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "popdns", Subsystem: "learned", Name: "explored_total",
+		Help: "Geo answers that explored: put first the PoP, the label, whose RTT the client's learned-latency cell had not measured lately, instead of the best ranked (learned_latency.explore_share).",
+	}, []string{"pop"})
 	// At zero from the start, so that a rate or an alert over them has a
 	// series before the first event.
 	for _, p := range []zones.AllDownPolicy{zones.AllDownNearest, zones.AllDownAll, zones.AllDownFallback, zones.AllDownServfail} {
@@ -89,7 +96,7 @@ func newMetrics(reg prometheus.Registerer, tr *traffic.Counters) (*metrics, erro
 		"SCOPE PREFIX-LENGTH of replies carrying ECS: how wide a network each answer holds for.",
 		[]float64{0, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 128}, "")
 	m.scopeAll = series[0]
-	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.geo, m.ecs, m.scope, m.rrl, m.cookies, m.decisions} {
+	for _, c := range []prometheus.Collector{m.requests, m.panics, m.duration, m.allDown, m.geo, m.ecs, m.scope, m.rrl, m.cookies, m.decisions, m.explored} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -37,7 +37,7 @@ func TestRRLAccounts(t *testing.T) {
 	}
 	src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5300}
 	for _, tt := range tests {
-		resp, out := s.respondTo(tt.req, parseEDNS(tt.req), src, false, nil)
+		resp, out := s.respondTo(tt.req, parseEDNS(tt.req), src, false, udpfast.ExploreDraw, nil)
 		if got := rrlAccount(tt.req, resp, &out); got != tt.want {
 			t.Errorf("%v: account %+v, want %+v", tt.req.Question[0], got, tt.want)
 		}
@@ -116,7 +116,7 @@ func TestRRLBothPaths(t *testing.T) {
 				t.Errorf("a slipped reply of %d bytes amplifies a query of %d", len(slips[1]), len(p))
 			}
 			var acct rrl.Account
-			resp, out := s.respondTo(m, parseEDNS(m), net.UDPAddrFromAddrPort(fastSrc), false, nil)
+			resp, out := s.respondTo(m, parseEDNS(m), net.UDPAddrFromAddrPort(fastSrc), false, udpfast.ExploreDraw, nil)
 			acct = rrlAccount(m, resp, &out)
 			slipped := testutilCounter(t, s.metrics.rrlN[rrl.Slip][acct.Class])
 			dropped := testutilCounter(t, s.metrics.rrlN[rrl.Drop][acct.Class])

@@ -86,6 +86,13 @@ type Config struct {
 	// bind them while this one serves and take over without losing a
 	// query (package internal/reuseport; Listen, TakeOver).
 	ReusePortOff bool
+	// ExplorePct is the share of geo answers, in percent, that put their
+	// decision's exploration target first (steer.Decision.Explore: the
+	// best eligible alternative the client's learned-latency cell has no
+	// fresh RTT of), so that measurements come to exist for the PoPs a
+	// client could move to. 0, the default, is off; at most 50. Only
+	// decisions made with a learned-latency table (SetLearned) have one.
+	ExplorePct float64
 	// Widen configures ECS scope widening (widen.go); on by default.
 	Widen WidenConfig
 
@@ -142,6 +149,11 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return "dnsserver: " + e.Field + ": " + e.Problem }
 
+// MaxExplorePct bounds Config.ExplorePct: exploring sends a client to a
+// PoP ranked worse for it, and more than half its answers would make the
+// exploration its usual answer.
+const MaxExplorePct = 50
+
 // Provision returns cfg with its defaults applied and its steering options
 // provisioned (steer.Options.Provision) and, joined, a *ConfigError for
 // every field that is out of range. New calls it; a configuration loader calls it too, to report
@@ -189,6 +201,9 @@ func (cfg Config) Provision() (Config, error) {
 	}
 	if sec := cfg.Cookies.Secrets; sec != nil && sec.Current == (dnscookie.Secret{}) {
 		bad("Cookies.Secrets", "the secret is all zeros")
+	}
+	if !(cfg.ExplorePct >= 0 && cfg.ExplorePct <= MaxExplorePct) {
+		bad("ExplorePct", "%v: must be a percentage from 0 to %d", cfg.ExplorePct, MaxExplorePct)
 	}
 	steering, err := cfg.Steering.Provision()
 	for _, e := range unjoin(err) {
@@ -335,6 +350,7 @@ type Server struct {
 	log        zerolog.Logger
 	allDownLog zerolog.Logger // sampled: at most 5 lines per 10 s, for all names together
 	limiter    *rrl.Limiter   // nil: rate limiting off
+	explore    udpfast.Explorer
 	rrlLog     zerolog.Logger // sampled as allDownLog
 	metrics    *metrics
 	tcpMetrics *tcpMetrics
@@ -413,6 +429,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:        log,
 		allDownLog: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		limiter:    limiter,
+		explore:    udpfast.NewExplorer(cfg.ExplorePct),
 		rrlLog:     log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		metrics:    m,
 		locator:    deps.Locator,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/internal/dnstest"
 )
 
@@ -28,7 +29,7 @@ func TestTrafficCountingAllocs(t *testing.T) {
 			s.ServeDNS(dnstest.NewUDP("126.5.5.5"), tc.req) // the decision is cached
 			const runs = 200
 			got := testing.AllocsPerRun(runs, func() {
-				resp, out := s.respondTo(tc.req, parseEDNS(tc.req), client, false, nil)
+				resp, out := s.respondTo(tc.req, parseEDNS(tc.req), client, false, udpfast.ExploreDraw, nil)
 				s.observe(tc.req, resp, &out, false, time.Now())
 			})
 			if got > tc.budget {

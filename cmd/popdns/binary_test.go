@@ -65,6 +65,10 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		testBinaryLearned(t, bin)
 	})
+	t.Run("exploration", func(t *testing.T) {
+		t.Parallel()
+		testBinaryExplore(t, bin)
+	})
 	t.Run("learned latency in a fleet", func(t *testing.T) {
 		t.Parallel()
 		testBinaryFleetLearned(t, bin)

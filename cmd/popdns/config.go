@@ -209,6 +209,7 @@ var dnsKeyOf = map[string]string{
 	"Steering.LatencyMaxAge": "latency_max_age",
 	"Steering.PenaltyWeight": "probes.penalty_weight",
 	"Steering.LearnedMargin": "learned_latency.margin_ms",
+	"ExplorePct":             "learned_latency.explore_share",
 	"Cookies.Secrets":        "cookies.secret_file",
 	"Widen.PerSecond":        "ecs_widen.per_second",
 	// rate_limit's keys, as rrl.Config's fields (the exempt networks are
@@ -624,6 +625,9 @@ func (fc *fileConfig) validate(file, baseDir string) (*config, error) {
 	cfg.dns.Steering = steer.Options{PathInflation: fc.PathInflation, LatencyMaxAge: fc.LatencyMaxAge,
 		PenaltyWeight: fc.Probes.PenaltyWeight, LearnedMargin: fc.LearnedLatency.margin()}
 	cfg.dns.RateLimit = fc.RateLimit.config(bad, func(field string) bool { return fc.lines[field] != 0 })
+	if x := fc.LearnedLatency.ExploreShare; fc.LearnedLatency.Enabled && x >= 0 && x <= dnsserver.MaxExplorePct {
+		cfg.dns.ExplorePct = x // explores only with learned latency, checked in learnedConfig.config
+	}
 	dnsCfg, err := cfg.dns.Provision()
 	for _, e := range unjoin(err) {
 		var ce *dnsserver.ConfigError

@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/internal/learned"
 	"github.com/popdns/popdns/internal/yamlx"
 	"github.com/popdns/popdns/latency/learn"
@@ -24,6 +25,8 @@ type learnedConfig struct {
 	IngestTokenFile string
 	MarginMS        *float64
 	MarginPct       *float64
+	// ExploreShare is a percentage, as margin_pct is (0 when unset: off).
+	ExploreShare float64
 	// FleetBufferBytes and FleetStreamMaxBytes bound the sharing
 	// through a fleet: the batches kept while NATS is away, and the
 	// stream on the NATS servers.
@@ -52,7 +55,7 @@ func (lc learnedConfig) margin() learn.Margin {
 
 // learnedKeys are the keys of the learned_latency mapping.
 var learnedKeys = yamlx.Keys{Names: []string{"enabled", "half_life", "min_weight", "max_cells", "max_age",
-	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct",
+	"publish_interval", "save_interval", "inbox", "ingest_token_file", "margin_ms", "margin_pct", "explore_share",
 	"fleet_buffer_bytes", "fleet_stream_max_bytes"}}
 
 // learnedLatency decodes one key of the learned_latency mapping.
@@ -80,6 +83,8 @@ func (d *configDecoder) learnedLatency(e yamlx.Entry, lc *learnedConfig) {
 		d.decode(e, &lc.MarginMS, "a number of milliseconds, 0 or more")
 	case "margin_pct":
 		d.decode(e, &lc.MarginPct, "a percentage from 0 to 100")
+	case "explore_share":
+		d.decode(e, &lc.ExploreShare, "a percentage from 0 to 50, such as 1")
 	case "fleet_buffer_bytes":
 		d.decode(e, &lc.FleetBufferBytes, "a number of bytes such as 16777216")
 	case "fleet_stream_max_bytes":
@@ -151,6 +156,9 @@ func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func
 	}
 	if m := lc.margin(); m.Percent < 0 || m.Percent > learnedMaxMarginPct || m.Percent != m.Percent {
 		bad("learned_latency.margin_pct", "%v: must be from 0 to 100", m.Percent)
+	}
+	if x := lc.ExploreShare; !(x >= 0 && x <= dnsserver.MaxExplorePct) {
+		bad("learned_latency.explore_share", "%v: must be a percentage from 0 to %d (1 explores 1 %% of answers)", x, dnsserver.MaxExplorePct)
 	}
 	out.FleetBuffer, out.FleetStreamMaxBytes = lc.FleetBufferBytes, lc.FleetStreamMaxBytes
 	if n := lc.FleetBufferBytes; n != 0 && (n < learnedMinFleetBuffer || n > learnedMaxFleetBuffer) {

@@ -25,6 +25,10 @@ func TestLearnedConfigErrors(t *testing.T) {
 		{"save too often", ll + "  save_interval: 1ms\n", "popdns.yaml:6: learned_latency.save_interval"},
 		{"margin_pct", ll + "  margin_pct: 150\n", "popdns.yaml:6: learned_latency.margin_pct: 150: must be from 0 to 100"},
 		{"margin_ms", ll + "  margin_ms: -1\n", "popdns.yaml:6: learned_latency.margin_ms"},
+		{"explore_share over 50", ll + "  explore_share: 60\n", "popdns.yaml:6: learned_latency.explore_share: 60: must be a percentage from 0 to 50"},
+		{"explore_share negative", ll + "  explore_share: -1\n", "popdns.yaml:6: learned_latency.explore_share: -1: must be a percentage"},
+		{"explore_share a fraction's typo", ll + "  explore_share: 1%\n", "popdns.yaml:6: learned_latency.explore_share: must be a percentage from 0 to 50, such as 1"},
+		{"explore_share checked while off", "zones: zones\nlearned_latency:\n  enabled: false\n  explore_share: 51\n", "popdns.yaml:4: learned_latency.explore_share"},
 		{"fleet buffer tiny", ll + "  fleet_buffer_bytes: 1000\n", "popdns.yaml:6: learned_latency.fleet_buffer_bytes: 1000: must be from 1048576 (1 MiB)"},
 		{"fleet buffer not a number", ll + "  fleet_buffer_bytes: 16MiB\n", `popdns.yaml:6: learned_latency.fleet_buffer_bytes: must be a number of bytes such as 16777216, got "16MiB"`},
 		{"fleet stream tiny", ll + "  fleet_stream_max_bytes: 1024\n", "popdns.yaml:6: learned_latency.fleet_stream_max_bytes: 1024: must be from 8388608 (8 MiB)"},
@@ -92,6 +96,7 @@ learned_latency:
   ingest_token_file: ingest.token
   margin_ms: 5
   margin_pct: 10
+  explore_share: 2.5
   fleet_buffer_bytes: 2097152
   fleet_stream_max_bytes: 1073741824
 `, func(t *testing.T, c *config) {
@@ -102,8 +107,15 @@ learned_latency:
 			if l == nil || l.Learn.HalfLife != 90*time.Second || l.Learn.MinSamples != 2.5 || l.Learn.MaxEntries != 5000 ||
 				l.MaxAge != time.Hour || l.Learn.StaleAfter != time.Hour || l.PublishInterval != 5*time.Second ||
 				l.SaveInterval != time.Minute || l.Inbox != filepath.Join(dir, "inbox") ||
-				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Margin.MS != 5 || l.Margin.Percent != 10 {
-				t.Errorf("learned %+v, token %q", l, c.ingestTokenFile)
+				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Margin.MS != 5 || l.Margin.Percent != 10 ||
+				c.dns.ExplorePct != 2.5 {
+				t.Errorf("learned %+v, token %q, explore %v %%", l, c.ingestTokenFile, c.dns.ExplorePct)
+			}
+		}},
+		// Exploring needs learned RTTs: off, the share is not handed on.
+		{"explore_share while off", "zones: zones\nlearned_latency: { enabled: false, explore_share: 5 }\n", func(t *testing.T, c *config) {
+			if c.learned != nil || c.dns.ExplorePct != 0 {
+				t.Errorf("learned %+v, explore %v %%", c.learned, c.dns.ExplorePct)
 			}
 		}},
 	} {

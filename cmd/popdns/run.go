@@ -771,5 +771,5 @@ func newLearned(cfg *config, built *server, fl *fleet.Fleet, log zerolog.Logger)
 			}
 			return inv != nil && inv.Get(name) != nil
 		},
-		Publish: srv.SetLearned, Events: built.events})
+		Publish: srv.SetLearned, Events: built.events, Explored: srv.Explored})
 }

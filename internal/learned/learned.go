@@ -103,6 +103,9 @@ type Deps struct {
 	Publish func(*learn.Snapshot)
 	// Events gets an event for an inbox file with bad lines; nil: none.
 	Events *events.Log
+	// Explored counts the DNS server's exploring answers by PoP (its
+	// Explored), for Info; nil: none shown.
+	Explored func() map[string]uint64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// NewTicker returns a channel that ticks every d and its stop func;
@@ -377,6 +380,9 @@ type Info struct {
 	// load's problems; "" when none.
 	SaveError string `json:"save_error,omitempty"`
 	LoadError string `json:"load_error,omitempty"`
+	// Explored is how many answers explored each PoP since the start
+	// (learned_latency.explore_share); PoPs never explored are left out.
+	Explored map[string]uint64 `json:"explored,omitempty"`
 	// Fleet is the sharing through the fleet's stream; nil outside one.
 	Fleet *FleetInfo `json:"fleet,omitempty"`
 }
@@ -391,6 +397,9 @@ func (s *Service) Info() Info {
 	s.mu.Lock()
 	in.LastIngest, in.LastSave, in.SaveError, in.LoadError = s.lastIngest, s.lastSave, s.saveErr, s.loadErr
 	s.mu.Unlock()
+	if s.deps.Explored != nil {
+		in.Explored = s.deps.Explored()
+	}
 	in.Fleet = s.fleetInfo()
 	return in
 }

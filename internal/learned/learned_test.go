@@ -328,3 +328,17 @@ func TestInboxBudget(t *testing.T) {
 		t.Errorf("refused for the budget: %v, want 1", got)
 	}
 }
+
+// TestInfoExplored: Info shows the DNS server's exploring answers by PoP,
+// and none without a source.
+func TestInfoExplored(t *testing.T) {
+	s, _, _ := newTest(t, Config{})
+	if in := s.Info(); in.Explored != nil {
+		t.Errorf("without a source: explored %v", in.Explored)
+	}
+	s = New(Config{}, Deps{Log: zerolog.Nop(), Now: func() time.Time { return t0 },
+		Explored: func() map[string]uint64 { return map[string]uint64{"iad": 7} }})
+	if in := s.Info(); in.Explored["iad"] != 7 || len(in.Explored) != 1 {
+		t.Errorf("explored %v, want iad 7", in.Explored)
+	}
+}

@@ -31,7 +31,8 @@ func learnedHandlerWith(t *testing.T, readNeedsToken bool, cfg learned.Config) (
 	srv := &fakeServer{snap: testSnapshot(t)}
 	srv.serving.Store(true)
 	l := learned.New(cfg, learned.Deps{Log: zerolog.Nop(),
-		KnownPoP: func(name string) bool { return name == "fra" || name == "iad" }})
+		KnownPoP: func(name string) bool { return name == "fra" || name == "iad" },
+		Explored: func() map[string]uint64 { return map[string]uint64{"iad": 4} }})
 	rep := New(Deps{Server: srv, Health: fakeHealth{firstDone: make(chan struct{})}, Learned: l})
 	store, _ := overrides.OpenFile("", nil)
 	e := Endpoints{Metrics: prometheus.NewRegistry(), Log: zerolog.Nop(), Learned: l, IngestToken: testIngestToken,
@@ -142,7 +143,7 @@ func TestLatencyTable(t *testing.T) {
 		Learned *learned.Info `json:"learned"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || st.Learned == nil || !st.Learned.Enabled ||
-		st.Learned.Cells != 1 || st.Learned.LastIngest.IsZero() {
+		st.Learned.Cells != 1 || st.Learned.LastIngest.IsZero() || st.Learned.Explored["iad"] != 4 {
 		t.Errorf("status learned: %+v, %v", st.Learned, err)
 	}
 	req = httptest.NewRequest("GET", "/", nil)
@@ -151,6 +152,9 @@ func TestLatencyTable(t *testing.T) {
 	h.ServeHTTP(w, req)
 	if !strings.Contains(w.Body.String(), "learned latency: <b>1</b> deciding") {
 		t.Error("the status page has no learned-latency line")
+	}
+	if !strings.Contains(w.Body.String(), ", explored iad <b>4</b>") {
+		t.Error("the status page's learned-latency line does not say what was explored")
 	}
 }
 

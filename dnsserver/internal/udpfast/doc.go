@@ -69,6 +69,20 @@
 //     again once Host.Widenings has moved since it was memoised (a mark
 //     read before the lookup, so that a widening finishing in between is
 //     not missed): the memo then holds the widened scope.
+//   - Exploration (Config.Explore): a query whose decision has an
+//     exploration target (Decision.Explores) draws once, lock-free
+//     (Explorer); drawn, it gets the entry's reply for the exploring
+//     order (ExploredOrder: the target first, then the decision's others),
+//     which is byte for byte the reply of any decision answering that
+//     order, patched as usual with the decision's ECS scope. Without such
+//     a reply the query goes to the general path with its draw
+//     (Host.ServeTraced's Exploring), which answers it exploring; that
+//     reply (Trace.Explored) is kept as the variant of its order and never
+//     memoised for the client, whose memo keeps the decision itself: every
+//     query draws afresh. A memoised decision does not carry its target
+//     (the memo's slots have no byte to spare): a query answered from the
+//     memo that draws to explore looks its decision up in the shared cache
+//     (Host.Cached), and answers as memoised when it is not there.
 //   - What invalidates: a new zones snapshot drops every entry and the memo
 //     (entries belong to one snapshot), and so does a new generation of
 //     presigned signatures (Host.Signatures), so that re-signed RRsets

@@ -53,6 +53,9 @@ type Path struct {
 	epochSnap *zones.Snapshot
 	memo      decisionMemo
 	refreshes int // stale memoised decisions re-decided in this batch
+	// drawn is what the query being answered drew for exploration, for
+	// the general path when it is handed on (Learn).
+	drawn Exploring
 	// mark is widenMark of Host.Widenings as this batch first read it, 0
 	// before: a mark older than the count only costs a decision being
 	// widened one more look at the shared cache.
@@ -139,8 +142,14 @@ type fastReply struct {
 	target *traffic.Target
 	zone   *traffic.Counter
 	// count is how many times the reply was answered since the reader's
-	// last flush; a reply belongs to one reader.
-	count uint32
+	// last flush; a reply belongs to one reader. explored is how many of
+	// them were exploring answers (the same bytes answer one client's
+	// decision and explore another's), counted in exploredN, the series
+	// of pop, the PoP answered first.
+	count     uint32
+	explored  uint32
+	pop       string
+	exploredN prometheus.Counter
 }
 
 // Result is what the fast path did with a packet.
@@ -181,6 +190,7 @@ func (f *Path) judgeCookie(packet []byte, src netip.Addr) {
 // The reply's duration is observed by the next Flush.
 func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result) {
 	q := &f.q
+	f.drawn = ExploreDraw
 	if !parseWire(packet, q) {
 		return nil, HandOff
 	}
@@ -203,7 +213,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	}
 	usable := q.usableECS()
 	r := e.static
-	tailored, scope := false, 0
+	tailored, scope, explored := false, 0, false
 	var place traffic.Place
 	if r == nil {
 		client := src
@@ -216,6 +226,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 		}
 		epoch := f.epoch
 		cr, fresh, found := f.memo.lookup(e, client, epoch)
+		var cd *Decision // the decision, when looked up rather than memoised
 		// A decision being widened asks the shared cache again once a
 		// widening finished, which may have been its own.
 		rewiden := found && cr.widening != 0 && cr.widening != f.widenMark()
@@ -226,7 +237,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			// Read before the decision: a widening that finishes after it
 			// then moves the count past the mark.
 			mark := f.widenMark()
-			cd := f.host.Cached(e.geo, e.qtype, client, epoch)
+			cd = f.host.Cached(e.geo, e.qtype, client, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
 				// the batch keeps to it, or a strict epoch that moved
@@ -238,16 +249,35 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			} else {
 				f.decisionHitN++
 			}
-			v := e.variant(cd)
-			if v == nil {
-				return nil, ToLearn
+			// Without the decision's own reply, an exploring answer
+			// may still have one: at a large share, the general path
+			// seldom answers the decision's own.
+			if cr = replyOf(e.variant(cd), cd, mark); cr.r != nil {
+				f.memo.remember(e, client, epoch, cr)
 			}
-			cr = replyOf(v, cd, mark)
-			f.memo.remember(e, client, epoch, cr)
 		} else {
 			f.decisionMemoN++
 		}
 		r, tailored, scope, place = cr.r, cr.tailored(), cr.scopeBits(), cr.place
+		if f.cfg.Explore.On() {
+			// One draw per query: a query handed on keeps it (Learn).
+			f.drawn = ExploreNever
+			if f.cfg.Explore.Draw() {
+				if cd == nil {
+					// The memo keeps no exploration target (its slots
+					// have no byte to spare); the shared cache has the
+					// decision. Not counted: the memo answered the lookup.
+					cd = f.host.Cached(e.geo, e.qtype, client, epoch)
+				}
+				if cd != nil && cd.Explores() {
+					f.drawn = ExploreAlways
+					r, explored = e.explored(cd.Ranked, cd.Explore), true
+				}
+			}
+		}
+		if r == nil {
+			return nil, ToLearn // the general path answers as drawn, and the reply is learnt
+		}
 	}
 	if r.size > q.sizeLimit(f.cfg.UDPSize) {
 		return nil, ToLearn // the general path fits it to the client
@@ -298,6 +328,9 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	}
 	if r.target != nil {
 		r.target.PoP.Count(place) // the record's count is added per flush
+	}
+	if explored {
+		r.explored++
 	}
 	r.count++
 	f.answered++
@@ -394,7 +427,13 @@ func (f *Path) Flush(start time.Time) {
 			r.allDownN.Add(float64(r.count))
 			allDown = r
 		}
-		r.count = 0
+		if r.explored > 0 && m.Explored != nil {
+			if r.exploredN == nil {
+				r.exploredN = m.Explored(r.pop)
+			}
+			r.exploredN.Add(float64(r.explored))
+		}
+		r.count, r.explored = 0, 0
 	}
 	f.pending = f.pending[:0]
 	if allDown != nil {
@@ -457,6 +496,21 @@ func (e *fastEntry) variant(cd *Decision) *fastReply {
 	return nil
 }
 
+// explored is the entry's reply that explores x from a decision that
+// answers ranked (ExploredOrder), or nil when none was learnt yet. An exploring
+// answer's bytes are those of any decision that answers its order, so
+// a reply learnt from either serves it.
+func (e *fastEntry) explored(ranked []uint8, x uint8) *fastReply {
+	var buf [zones.MaxGeoTargets]uint8
+	order := ExploredOrder(ranked, x, &buf)
+	for _, v := range e.variants {
+		if v.ranked == string(order) && !v.nodata && !v.servfail && v.allDown == nil {
+			return v
+		}
+	}
+	return nil
+}
+
 // Learn answers a plain query that Answer returned ToLearn for through
 // the general path, and keeps the reply when it may serve the next query
 // of the same shape. It returns the reply (valid until the next call), or
@@ -470,7 +524,7 @@ func (f *Path) Learn(packet []byte, src netip.AddrPort, local net.Addr) ([]byte,
 		return nil, false
 	}
 	f.w = captureWriter{local: local, remote: net.UDPAddrFromAddrPort(src), wire: f.w.wire[:0]}
-	tr := f.host.ServeTraced(&f.w, req)
+	tr := f.host.ServeTraced(&f.w, req, f.drawn)
 	if !f.w.written {
 		return nil, true
 	}
@@ -541,7 +595,13 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 		return
 	}
 	cd := tr.Decision
-	r.ranked, r.nodata, r.servfail = string(cd.Ranked), cd.NoData, cd.Servfail
+	r.ranked, r.nodata, r.servfail, r.pop = string(cd.Ranked), cd.NoData, cd.Servfail, tr.PoP
+	if tr.Explored {
+		// The reply answers the exploring order: it is that order's
+		// variant, and no client's decision.
+		var buf [zones.MaxGeoTargets]uint8
+		r.ranked = string(ExploredOrder(cd.Ranked, cd.Explore, &buf))
+	}
 	if cd.AllDown {
 		r.allDown, r.allDownN = tr.Geo, m.AllDown.WithLabelValues(tr.Geo.WhenAllDown.String())
 	}
@@ -551,18 +611,29 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	case e.static != nil || e.geo != tr.Geo || e.qtype != tr.QType:
 		// The same shape answered differently: trust neither.
 		delete(f.cache, key)
-	case e.variant(cd) == nil && len(e.variants) < maxVariants:
+	case e.variantOf(r) == nil && len(e.variants) < maxVariants:
 		e.variants = append(e.variants, r)
 	}
 	// The client's next query finds the decision in the memo, rather than
-	// re-deciding it when the decision is a refresh of a stale one.
-	if e = f.cache[key]; e != nil {
+	// re-deciding it when the decision is a refresh of a stale one. An
+	// exploring answer is not its decision's: the next query draws again.
+	if e = f.cache[key]; e != nil && !tr.Explored {
 		if v := e.variant(cd); v != nil {
 			// Marked for a recheck: the count may have moved past cd's
 			// widening already.
 			f.memo.remember(e, tr.Client, tr.Epoch, replyOf(v, cd, recheckMark))
 		}
 	}
+}
+
+// variantOf is the entry's reply answering what r answers, or nil.
+func (e *fastEntry) variantOf(r *fastReply) *fastReply {
+	for _, v := range e.variants {
+		if v.ranked == r.ranked && v.nodata == r.nodata && v.servfail == r.servfail && (v.allDown != nil) == (r.allDown != nil) {
+			return v
+		}
+	}
+	return nil
 }
 
 // widenMark is the batch's mark of Host.Widenings, read once per batch.

@@ -41,8 +41,9 @@ type Host interface {
 	// not block.
 	Widenings() uint64
 	// ServeTraced answers req through the general path, writing the reply
-	// to w, and returns what the reply depended on.
-	ServeTraced(w dns.ResponseWriter, req *dns.Msg) Trace
+	// to w, and returns what the reply depended on. explore is what the
+	// fast path drew for it, if anything (one query, one draw).
+	ServeTraced(w dns.ResponseWriter, req *dns.Msg, explore Exploring) Trace
 	// LogAllDown logs, sampled, that when_all_down decided answers of g;
 	// the fast path counts them itself (Metrics.AllDown).
 	LogAllDown(g *zones.Geo, servfail bool)
@@ -72,7 +73,11 @@ type Config struct {
 	Cookies bool
 	// RRL limits the rate of replies, shared with the general path and
 	// every other reader; nil: off.
-	RRL     *rrl.Limiter
+	RRL *rrl.Limiter
+	// Explore draws the answers that put their decision's exploration
+	// target first (Decision.Explore), as the general path does; the
+	// zero value never explores.
+	Explore Explorer
 	Metrics Metrics
 }
 
@@ -97,6 +102,9 @@ type Metrics struct {
 	// afresh; DecisionMemo those the reader's memo answered, without
 	// asking the shared cache.
 	DecisionHit, DecisionMiss, DecisionMemo prometheus.Counter
+	// Explored is the counter of exploring answers whose first PoP is
+	// pop, resolved once per reply (at its first flush with one).
+	Explored func(pop string) prometheus.Counter
 }
 
 // Histogram takes n observations of one value at a time: the fast path
@@ -125,6 +133,17 @@ type Decision struct {
 	// Place is where the client was located, which the catchment
 	// counts: a memoised decision answers without locating it again.
 	Place traffic.Place
+	// Explore is the target an exploring answer puts first
+	// (steer.Decision.Explore), when HasExplore; the answer's order is
+	// ExploredOrder(Ranked, Explore). Never with NoData, Servfail or
+	// AllDown.
+	Explore    uint8
+	HasExplore bool
+}
+
+// Explores reports whether an exploring answer of d differs from its own.
+func (d *Decision) Explores() bool {
+	return d.HasExplore && len(d.Ranked) > 0 && !d.NoData && !d.Servfail && !d.AllDown
 }
 
 // Trace is what a reply of the general path depended on besides the
@@ -150,6 +169,9 @@ type Trace struct {
 	Decision  *Decision
 	Client    netip.Addr
 	Epoch     steer.Epoch
+	// Explored: the reply is the exploring answer of Decision (its order
+	// ExploredOrder), which no memo keeps for the client.
+	Explored bool
 	// Signatures is the generation of presigned signatures (Host.Signatures)
 	// when the reply was made.
 	Signatures uint64
