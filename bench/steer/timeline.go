@@ -9,7 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/latency/learn"
+	"github.com/popdns/popdns/zones"
 )
 
 // The learned modes' rows.
@@ -78,7 +80,6 @@ func DefaultTimeline() Timeline {
 		Learn: LearnOptions{
 			HalfLife: 2 * time.Minute, CountHalfLife: 30 * time.Minute, MinSamples: 3, PublishEvery: 30 * time.Second,
 			ExploreShare: 0.01, ExploreAge: 10 * time.Minute,
-			UnmeasuredInflation: 1.7, UnmeasuredLastMileMS: 8, NoECSRadiusKm: 500,
 		},
 		Event: RouteChange{Scope: "as", AddMS: 60},
 	}
@@ -304,7 +305,7 @@ type publisher interface {
 	Learner
 	Publish(now time.Time) bool
 	info(c *client) keyInfo
-	Choose(k *keyInfo, cur int) (choice, explore int)
+	Choose(k *keyInfo) (choice, explore int)
 }
 
 // runTimeline runs the fixed modes and each learned mode (falling back to
@@ -470,7 +471,10 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		case pub != nil:
 			if pub.Publish(now) {
 				for _, key := range keys {
-					c, x := pub.Choose(infos[key], keyChoice[key])
+					c, x := pub.Choose(infos[key])
+					if c < 0 {
+						c = keyChoice[key]
+					}
 					keyChoice[key], keyExplore[key] = c, x
 					for _, i := range members[key] {
 						learned[i] = c
@@ -592,23 +596,38 @@ func sortByValue(idx []int, v []float64) {
 	})
 }
 
-// timeline runs distance only (dist), the static table of spec (table)
-// and the learned mode over s's clients.
-func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int) (*timelineResult, error) {
+// timeline runs distance only (dist), the static table of spec (table,
+// from the zones snapshot snap) and the learned modes over s's clients,
+// the learned ones deciding with snap's latency table too, as a server
+// with both would.
+func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int, snap *zones.Snapshot) (*timelineResult, error) {
 	fixed := []fixedMode{{"distance only", dist}, {"static " + spec.String(), table}}
-	return runTimeline(s.clients, &s.model, tl, fixed, table, timelineLearners(s.clients, tl)...), nil
+	ls, err := timelineLearners(s.clients, tl, s.locator, snap)
+	if err != nil {
+		return nil, err
+	}
+	return runTimeline(s.clients, &s.model, tl, fixed, table, ls...), nil
 }
 
 // timelineLearners are the learned modes: the stand-in, for comparison,
-// then latency/learn.
-func timelineLearners(cs []client, tl Timeline) []namedLearner {
+// then popdns's selector over latency/learn, deciding with the geo record
+// of snap and locating keys with locator.
+func timelineLearners(cs []client, tl Timeline, locator dnsserver.Locator, snap *zones.Snapshot) ([]namedLearner, error) {
 	m := learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100}
+	a, err := newLearnAdapter(cs, tl.Learn, m, locator, snap)
+	if err != nil {
+		return nil, err
+	}
 	out := []namedLearner{
 		{standInName, newStandInLearner(tl.Alpha, tl.MaxAge), tl.BeaconOthers},
-		{learnName, newLearnAdapter(cs, tl.Learn, m), tl.BeaconOthers},
+		{learnName, a, tl.BeaconOthers},
 	}
 	if tl.CompareOthers != tl.BeaconOthers && tl.CompareOthers >= -1 {
-		out = append(out, namedLearner{fmt.Sprintf("%s, beacons of %s", learnName, beaconText(tl.CompareOthers)), newLearnAdapter(cs, tl.Learn, m), tl.CompareOthers})
+		b, err := newLearnAdapter(cs, tl.Learn, m, locator, snap)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedLearner{fmt.Sprintf("%s, beacons of %s", learnName, beaconText(tl.CompareOthers)), b, tl.CompareOthers})
 	}
-	return out
+	return out, nil
 }
