@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -38,11 +42,11 @@ type learnAdapter struct {
 	g        *zones.Geo
 	env      steer.Env
 	popIndex []int // target index → index into thePoPs
-	cands    steer.Candidates
 	// Ingest errors, which the simulation's inputs should never cause.
 	errs int
 	// last is each key's last decision, for diagnosis (diagnose).
-	last map[netip.Prefix]keyDecision
+	last  map[netip.Prefix]keyDecision
+	byKey map[netip.Prefix][]netip.Prefix
 }
 
 // keyDecision is what the selector said of a key at the last publish.
@@ -204,7 +208,38 @@ func (a *learnAdapter) Publish(now time.Time) bool {
 // Choose is key k's PoP as popdns's selector answers it from the published
 // snapshot, and the PoP an exploring answer puts first (-1: none).
 func (a *learnAdapter) Choose(k *keyInfo) (choice, explore int) {
-	d := steer.Rank(a.g, dns.TypeA, k.Addr, k.Loc, &a.env, &a.cands)
+	var cands steer.Candidates
+	var kd keyDecision
+	choice, explore, kd = a.choose(k, &cands)
+	a.last[k.Key] = kd
+	return choice, explore
+}
+
+// ChooseAll is Choose for every key of ks into choice and explore, the
+// keys split over the CPUs: the selector is pure and the snapshot
+// immutable, as on the server's query path.
+func (a *learnAdapter) ChooseAll(ks []*keyInfo, choice, explore []int) {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(ks)/512)
+	kds := make([]keyDecision, len(ks))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cands steer.Candidates
+			for i := w; i < len(ks); i += workers {
+				choice[i], explore[i], kds[i] = a.choose(ks[i], &cands)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, k := range ks {
+		a.last[k.Key] = kds[i]
+	}
+}
+
+func (a *learnAdapter) choose(k *keyInfo, cands *steer.Candidates) (choice, explore int, kd keyDecision) {
+	d := steer.Rank(a.g, dns.TypeA, k.Addr, k.Loc, &a.env, cands)
 	choice, explore = -1, -1
 	if d.N > 0 {
 		choice = a.popIndex[d.Ranked[0]]
@@ -212,13 +247,87 @@ func (a *learnAdapter) Choose(k *keyInfo) (choice, explore int) {
 	if d.HasExplore {
 		explore = a.popIndex[d.Explore]
 	}
-	kd := keyDecision{Level: d.Level, Held: d.Held}
-	for _, c := range a.cands[:d.Cands] {
+	kd = keyDecision{Level: d.Level, Held: d.Held}
+	for _, c := range cands[:d.Cands] {
 		if d.N > 0 && c.Index == d.Ranked[0] {
 			kd.Source, kd.Borrowed = c.Source, c.Borrowed != 0
 			break
 		}
 	}
-	a.last[k.Key] = kd
-	return choice, explore
+	return choice, explore, kd
+}
+
+// diagnose breaks the learned mode's misses down by what the selector
+// knew, over the clients cs with their RTTs rtt, choices and weights w:
+// for tuning and for README.md's account of where the learned mode falls
+// short, not for RESULTS.md.
+func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []float64, centroidKm float64) string {
+	type agg struct{ w, in float64 }
+	groups := map[string]*agg{}
+	var total float64
+	add := func(group string, wi float64, ok bool) {
+		g := groups[group]
+		if g == nil {
+			g = &agg{}
+			groups[group] = g
+		}
+		g.w += wi
+		if ok {
+			g.in += wi
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		key := c.seen().Masked()
+		kd := a.last[key]
+		best := bestPoP(rtt[i], nil)
+		ok := rtt[i][choice[i]] <= bestRTT(rtt[i], nil)*goodEnough
+		total += w[i]
+		via := c.Via
+		if via == "" {
+			via = viaECS
+		}
+		add("via "+via, w[i], ok)
+		add(fmt.Sprintf("centroid %v", centroidKm > 0 && c.AccuracyKm >= centroidKm), w[i], ok)
+		add(fmt.Sprintf("level %v", kd.Level), w[i], ok)
+		add(fmt.Sprintf("chosen source %v borrowed %v", kd.Source, kd.Borrowed), w[i], ok)
+		add(fmt.Sprintf("held %v", kd.Held), w[i], ok)
+		loc := a.locate(key.Addr())
+		f := a.snap.Find(steer.LearnedClient(key.Addr(), loc))
+		bestKnown := "best unmeasured"
+		if e, ok := f.EstimateIn(thePoPs[best].Name, kd.Level); ok && kd.Level != 0 {
+			bestKnown = "best measured in the cell"
+			if e.Age > a.cfg.ExploreAge {
+				bestKnown = "best measured, stale"
+			}
+		} else if _, ok := f.Estimate(thePoPs[best].Name); ok {
+			bestKnown = "best measured in a coarser cell"
+		}
+		add(bestKnown, w[i], ok)
+		add(fmt.Sprintf("key shared with other networks %v", len(a.keyNetworks(cs, key)) > 1), w[i], ok)
+	}
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("| group | share of weight | within 10 % | share of all weight missed |\n|---|--:|--:|--:|\n")
+	for _, n := range names {
+		g := groups[n]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", n, pct(g.w/total), pct(g.in/g.w), pct((g.w-g.in)/total))
+	}
+	return b.String()
+}
+
+// keyNetworks lists the networks of cs decided as key (memoised).
+func (a *learnAdapter) keyNetworks(cs []client, key netip.Prefix) []netip.Prefix {
+	if a.byKey == nil {
+		a.byKey = map[netip.Prefix][]netip.Prefix{}
+		for i := range cs {
+			k := cs[i].seen().Masked()
+			a.byKey[k] = append(a.byKey[k], cs[i].Network)
+		}
+	}
+	return a.byKey[key]
 }

@@ -95,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&tl.Learn.PublishEvery, "publish", tl.Learn.PublishEvery, "learned mode: how often a snapshot is published")
 	fs.Float64Var(&tl.Learn.ExploreShare, "explore", tl.Learn.ExploreShare, "learned mode: share of a key's answers sent to the best PoP without fresh data (0: off)")
 	fs.DurationVar(&tl.Learn.ExploreAge, "explore-age", tl.Learn.ExploreAge, "learned mode: age from which an estimate is stale for exploration")
+	fs.Float64Var(&tl.Diagnose, "diagnose", 0, "learned modes: print their misses by group just before the route change to stderr, records with an accuracy radius of at least this many km counted as centroids (0: off)")
 	fs.Float64Var(&tl.MarginMS, "margin-ms", tl.MarginMS, "learned modes: the stabiliser's margin in ms")
 	fs.Float64Var(&tl.MarginPct, "margin-share", tl.MarginPct, "learned modes: the stabiliser's margin as a share of the current RTT")
 	fs.StringVar(&tl.Event.Scope, "event", tl.Event.Scope, "timeline: route change scope: as, country or none")
@@ -207,6 +208,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Build = mmdb.Metadata.BuildTime()
+	for k, t := range rep.Timelines {
+		for _, ms := range t.Modes {
+			if ms.Diagnosis != "" {
+				fmt.Fprintf(stderr, "\n%s model, %s, just before the route change:\n\n%s", []string{"kind", "harder"}[min(k, 1)], ms.Name, ms.Diagnosis)
+			}
+		}
+	}
 	fmt.Fprintf(stderr, "steer: %d networks, took %s\n", len(smp.Clients), time.Since(start).Round(100*time.Millisecond))
 	md := rep.markdown()
 	if _, err := io.WriteString(stdout, md); err != nil {

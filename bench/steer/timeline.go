@@ -50,6 +50,10 @@ type Timeline struct {
 	// Learn tunes the learned mode over latency/learn (learnadapter.go).
 	Learn LearnOptions
 	Event RouteChange
+	// Diagnose, when above 0, has the learned modes break their misses
+	// down just before the event (clients whose accuracy radius is at
+	// least Diagnose are centroid-placed) into modeSeries.Diagnosis.
+	Diagnose float64
 }
 
 // RouteChange is the event at time 0: the path from every network of one
@@ -256,6 +260,8 @@ type modeSeries struct {
 	// Beacons counts the beacons of a learned mode, Explored those whose
 	// request was answered by an exploring choice.
 	Beacons, Explored int
+	// Diagnosis is the learned mode's misses by group (Timeline.Diagnose).
+	Diagnosis string
 }
 
 // at is the step at time t after the event (clamped to the run).
@@ -305,7 +311,9 @@ type publisher interface {
 	Learner
 	Publish(now time.Time) bool
 	info(c *client) keyInfo
-	Choose(k *keyInfo) (choice, explore int)
+	// ChooseAll decides every key of ks: its PoP (-1: none) into choice,
+	// the PoP an exploring answer puts first (-1: none) into explore.
+	ChooseAll(ks []*keyInfo, choice, explore []int)
 }
 
 // runTimeline runs the fixed modes and each learned mode (falling back to
@@ -412,11 +420,12 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		members[key] = append(members[key], i)
 	}
 	pub, _ := learner.(publisher)
-	infos := map[netip.Prefix]*keyInfo{}
+	var infoList []*keyInfo
+	choices, explores := make([]int, len(keys)), make([]int, len(keys))
 	if pub != nil {
 		for _, key := range keys {
 			k := pub.info(&cs[members[key][0]])
-			infos[key] = &k
+			infoList = append(infoList, &k)
 		}
 	}
 	dirty := map[netip.Prefix]bool{}
@@ -470,12 +479,13 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		switch {
 		case pub != nil:
 			if pub.Publish(now) {
-				for _, key := range keys {
-					c, x := pub.Choose(infos[key])
+				pub.ChooseAll(infoList, choices, explores)
+				for j, key := range keys {
+					c := choices[j]
 					if c < 0 {
 						c = keyChoice[key]
 					}
-					keyChoice[key], keyExplore[key] = c, x
+					keyChoice[key], keyExplore[key] = c, explores[j]
 					for _, i := range members[key] {
 						learned[i] = c
 					}
@@ -493,6 +503,9 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		}
 		clear(dirty)
 		sc.add(ms, s, learned, &prev)
+		if d, ok := learner.(*learnAdapter); ok && tl.Diagnose > 0 && t == 0 {
+			ms.Diagnosis = d.diagnose(cs, rtt, learned, sc.w, tl.Diagnose)
+		}
 	}
 	return ms
 }
