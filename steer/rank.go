@@ -175,7 +175,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		}
 	}
 	if env.Learned != nil {
-		d.Level, d.Current = applyLearned(found, g, cands[:n], env.Options.LearnedFreshAge)
+		d.Level, d.Current = applyLearned(found, g, cands[:n], env.Options.LearnedFreshAge, coarsestCell(loc))
 	}
 	calibrate(cands[:n], loc.AccuracyKm, env.Options.PathInflation)
 	for i := range cands[:n] {
@@ -246,10 +246,10 @@ func LearnedClient(addr netip.Addr, loc geo.Location) learn.Client {
 // (network, then AS), scaled by how the current PoP compares in the two;
 // without the current PoP there it has none. It returns the cell's kind
 // and the current target; 0 when the client has no learned RTTs.
-func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration) (learn.CellKind, uint8) {
+func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration, coarsest learn.CellKind) (learn.CellKind, uint8) {
 	cur, level := -1, learn.CellKind(0)
 	for _, needFresh := range [2]bool{true, false} {
-		for kind := learn.CellPrefix; kind <= finestPlaced && cur < 0; kind++ {
+		for kind := learn.CellPrefix; kind <= coarsest && cur < 0; kind++ {
 			most := 0.0
 			for i := range cs {
 				e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
@@ -277,7 +277,7 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 			c.RTTMS, c.Source, c.Learned = e.RTTMS, Learned, e
 			continue
 		}
-		for kind := level + 1; kind <= finestPlaced; kind++ {
+		for kind := level + 1; kind <= coarsest; kind++ {
 			e, ok := f.EstimateIn(pop, kind)
 			if !ok {
 				continue
@@ -292,16 +292,26 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 	return level, cs[cur].Index
 }
 
-// finestPlaced is the coarsest learned cell a decision reads: the GeoIP
-// network, whose clients the database places at one point. An AS spans a
-// country or a continent: its mean RTT to a PoP is its clients'
-// geographic mix, not one client's, and the ratio of one client's RTT to
-// its AS's differs from PoP to PoP as the client's place among its AS's
-// clients does, so neither compares nor borrows soundly. Deciding in AS
-// cells made clients flap between cells as their /24 or network data aged
-// (bench/steer, harder model, RUM beacons: 303 % of the weight moved per
-// hour, and 85.6 % within 10 % of the best against 88.5 % without).
-const finestPlaced = learn.CellNetwork
+// coarsestCell is the coarsest learned cell a decision for a client
+// located at loc reads. An AS spans a country or a continent: its mean RTT
+// to a PoP is its clients' geographic mix, and one client's ratio to it
+// differs from PoP to PoP as the client's place among them does, so for a
+// client the database places within a city or a region its AS's RTTs are
+// worse than its distance estimates, and deciding on them made clients
+// flap between cells as their own data aged. For a client placed no
+// better than a country (uncertainKm), the AS's mix is as much as is
+// known of where it is.
+func coarsestCell(loc geo.Location) learn.CellKind {
+	if !loc.HasPoint || loc.AccuracyKm >= uncertainKm {
+		return learn.CellAS
+	}
+	return learn.CellNetwork
+}
+
+// uncertainKm is the accuracy radius from which a location says no more
+// than a country does: GeoLite2 gives city-level records radii up to 200
+// km and country-level ones 500 or 1000.
+const uncertainKm = 250
 
 // recentSamples is how much of e's sample count is recent: the count
 // decayed once more by the time since e's newest sample, over
