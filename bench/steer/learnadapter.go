@@ -219,7 +219,7 @@ func (a *learnAdapter) Choose(k *keyInfo) (choice, explore int) {
 // keys split over the CPUs: the selector is pure and the snapshot
 // immutable, as on the server's query path.
 func (a *learnAdapter) ChooseAll(ks []*keyInfo, choice, explore []int) {
-	workers := min(runtime.GOMAXPROCS(0), 1+len(ks)/512)
+	workers := min(runtime.GOMAXPROCS(0), 1+len(ks)/64)
 	kds := make([]keyDecision, len(ks))
 	var wg sync.WaitGroup
 	for w := range workers {
