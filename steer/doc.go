@@ -11,12 +11,15 @@
 // With a learned-latency table ([Env.WithLearned]: RTTs measured from real
 // clients, latency/learn), a candidate's RTT comes from it before the
 // latency table and the distance estimate. The client's RTTs are compared
-// in one cell: the finest (its /24 or /48, its GeoIP network, its AS) in
-// which an eligible target's PoP has a fresh estimate, the PoP measured
-// most there standing for the one its clients are on now (with
+// in one cell: the finest (its /24 or /48, its GeoIP network, its AS
+// when the database places it no better than a country) in which an
+// eligible target's PoP has a fresh estimate, the PoP measured most
+// lately there standing for the one its clients are on now (with
 // measurements from real traffic, the PoP that has been answering them
-// gets the most). A PoP that cell lacks borrows its estimate from a
-// coarser cell, scaled by how the current PoP compares in both; a PoP
+// gets the samples). A PoP that cell lacks borrows its estimate from a
+// coarser one, scaled by how the current PoP compares in both. An AS's
+// clients are spread too widely for its RTTs to be those of a client
+// placed within a city or region. A PoP
 // nobody measured keeps its distance estimate, calibrated as today. The
 // stabiliser keeps the client on its current PoP unless the best one is
 // better by Options.LearnedMargin (learn.ShouldMove). Decision.Explore

@@ -175,7 +175,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		}
 	}
 	if env.Learned != nil {
-		d.Level, d.Current = applyLearned(found, g, cands[:n], env.Options.LearnedFreshAge)
+		d.Level, d.Current = applyLearned(found, g, cands[:n], env.Options.LearnedFreshAge, coarsestCell(loc))
 	}
 	calibrate(cands[:n], loc.AccuracyKm, env.Options.PathInflation)
 	for i := range cands[:n] {
@@ -241,19 +241,23 @@ func LearnedClient(addr netip.Addr, loc geo.Location) learn.Client {
 // there being the client's current one. Taking one cell per client rather
 // than the finest per PoP keeps the PoPs compared alike: after a route
 // change a /24's few old samples would otherwise outrank its AS's fresh
-// ones. A PoP the cell has no estimate of borrows one from a coarser cell
+// ones. The current target is the one with the most recent samples
+// (recentSamples). A PoP the cell has no estimate of borrows one from a coarser cell
 // (network, then AS), scaled by how the current PoP compares in the two;
 // without the current PoP there it has none. It returns the cell's kind
 // and the current target; 0 when the client has no learned RTTs.
-func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration) (learn.CellKind, uint8) {
+func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration, coarsest learn.CellKind) (learn.CellKind, uint8) {
 	cur, level := -1, learn.CellKind(0)
 	for _, needFresh := range [2]bool{true, false} {
-		for kind := learn.CellPrefix; kind <= learn.CellAS && cur < 0; kind++ {
+		for kind := learn.CellPrefix; kind <= coarsest && cur < 0; kind++ {
 			most := 0.0
 			for i := range cs {
 				e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
-				if ok && cs[i].Eligible && (!needFresh || e.Age <= fresh) && e.Samples > most {
-					most, cur, level = e.Samples, i, kind
+				if !ok || !cs[i].Eligible || needFresh && e.Age > fresh {
+					continue
+				}
+				if r := recentSamples(e); r > most {
+					most, cur, level = r, i, kind
 				}
 			}
 		}
@@ -273,7 +277,7 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 			c.RTTMS, c.Source, c.Learned = e.RTTMS, Learned, e
 			continue
 		}
-		for kind := level + 1; kind <= learn.CellAS; kind++ {
+		for kind := level + 1; kind <= coarsest; kind++ {
 			e, ok := f.EstimateIn(pop, kind)
 			if !ok {
 				continue
@@ -286,6 +290,40 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 		}
 	}
 	return level, cs[cur].Index
+}
+
+// coarsestCell is the coarsest learned cell a decision for a client
+// located at loc reads. An AS spans a country or a continent: its mean RTT
+// to a PoP is its clients' geographic mix, and one client's ratio to it
+// differs from PoP to PoP as the client's place among them does, so for a
+// client the database places within a city or a region its AS's RTTs are
+// worse than its distance estimates, and deciding on them made clients
+// flap between cells as their own data aged. For a client placed no
+// better than a country (uncertainKm), the AS's mix is as much as is
+// known of where it is.
+func coarsestCell(loc geo.Location) learn.CellKind {
+	if !loc.HasPoint || loc.AccuracyKm >= uncertainKm {
+		return learn.CellAS
+	}
+	return learn.CellNetwork
+}
+
+// uncertainKm is the accuracy radius from which a location says no more
+// than a country does: GeoLite2 gives city-level records radii up to 200
+// km and country-level ones 500 or 1000.
+const uncertainKm = 250
+
+// recentSamples is how much of e's sample count is recent: the count
+// decayed once more by the time since e's newest sample, over
+// learn.DefaultHalfLife. With measurements from real traffic the PoP
+// answering a client gets its samples continuously and the one it left
+// none, but the count decays over learn's count half-life (30 min), so
+// for that long after a move the PoP left would still have the most
+// samples: taken as current, the stabiliser's margin would protect it
+// against the PoP now answering, and the client would go back and forth
+// between two PoPs whenever their estimates' noise crossed.
+func recentSamples(e learn.Estimate) float64 {
+	return e.Samples * math.Exp2(-float64(e.Age)/float64(learn.DefaultHalfLife))
 }
 
 // stabilise keeps the client on its current target when the best ranked

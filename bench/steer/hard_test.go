@@ -432,7 +432,11 @@ func TestTimelineReport(t *testing.T) {
 	for _, m := range []Model{DefaultModel(1), HardModel(1)} {
 		cs := smp.remodel(&m)
 		dist := distanceChoice(smp, cs)
-		tls = append(tls, runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, timelineLearners(cs, tl)...))
+		ls, err := timelineLearners(cs, tl, newSynthLocator(smp), testSnapshot(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tls = append(tls, runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, ls...))
 	}
 	r := &report{Opt: o, Timelines: tls, HardPoPs: 6, HardVia: map[string]float64{viaECS: 1},
 		HardStatic: []*modeResult{{Name: "distance only", ByVia: map[string]float64{viaECS: 0.5, viaISP: 0.25, viaPublic: 1}}}}
@@ -461,7 +465,7 @@ func TestTimelineLearn(t *testing.T) {
 	cs := smp.remodel(&m)
 	dist := distanceChoice(smp, cs)
 	tl := learnTestTimeline()
-	a := newLearnAdapter(cs, tl.Learn, learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100})
+	a := testAdapter(t, smp, cs, tl)
 	start := time.Now()
 	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, namedLearner{learnName, a, tl.BeaconOthers})
 	if el := time.Since(start); el > 10*time.Second {
@@ -477,13 +481,15 @@ func TestTimelineLearn(t *testing.T) {
 	if l.Explored == 0 || l.Explored > l.Beacons/50 {
 		t.Errorf("%d of %d beacons from exploring answers, want some, at most 2 %%", l.Explored, l.Beacons)
 	}
-	for _, kinds := range [][2]learn.CellKind{{learn.CellPrefix, learn.CellPrefix}, {learn.CellNetwork, learn.CellNetwork}, {learn.CellNetwork, learn.CellAS}} {
-		if a.moves[kinds] == 0 {
-			t.Errorf("no move from a %v estimate to a %v one: %v", kinds[0], kinds[1], a.moves)
-		}
+	levels := map[learn.CellKind]int{}
+	for _, kd := range a.last {
+		levels[kd.Level]++
 	}
-	t.Logf("within 10 %%: distance %.3f, learned %.3f; converged %v; churn %.2f/h; explored %d of %d beacons; moves by cell kind %v",
-		d.at(0).All.Within10, l.at(0).All.Within10, l.Converged, l.ChurnBefore, l.Explored, l.Beacons, a.moves)
+	if levels[learn.CellPrefix] == 0 || levels[0] != 0 {
+		t.Errorf("keys by the cell they were decided in: %v, want some in their /24, none without learned RTTs", levels)
+	}
+	t.Logf("within 10 %%: distance %.3f, learned %.3f; converged %v; churn %.2f/h; explored %d of %d beacons; keys by cell kind %v",
+		d.at(0).All.Within10, l.at(0).All.Within10, l.Converged, l.ChurnBefore, l.Explored, l.Beacons, levels)
 }
 
 // learnTestTimeline is the timeline of the learned mode's tests: shorter

@@ -5,8 +5,6 @@ package main
 import (
 	"testing"
 	"time"
-
-	"github.com/popdns/popdns/latency/learn"
 )
 
 // TestTimelineLearnConverges: with beacons of every PoP, the learned mode
@@ -19,7 +17,7 @@ func TestTimelineLearnConverges(t *testing.T) {
 	cs := smp.remodel(&m)
 	dist := distanceChoice(smp, cs)
 	tl := learnTestTimeline()
-	a := newLearnAdapter(cs, tl.Learn, learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100})
+	a := testAdapter(t, smp, cs, tl)
 	res := runTimeline(cs, &m, tl, []fixedMode{{"distance only", dist}}, dist, namedLearner{learnName, a, -1})
 	d, l := res.Modes[0], res.Modes[1]
 	if lw, dw := l.at(0).All.Within10, d.at(0).All.Within10; lw < dw+0.15 {

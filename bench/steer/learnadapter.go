@@ -1,41 +1,60 @@
 package main
 
 import (
+	"fmt"
 	"hash/fnv"
-	"math"
 	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/latency/learn"
+	"github.com/popdns/popdns/steer"
+	"github.com/popdns/popdns/zones"
 )
 
-// learnAdapter drives the learned mode with the learned-latency package
-// (latency/learn), as the server will: beacons are buffered and ingested
-// into a learn.Aggregator, which publishes an immutable Snapshot every
-// PublishEvery; every key is then decided again from the snapshot (Choose:
-// its cells the /24, its GeoLite2 network and its AS) with learn's
-// stabiliser (ShouldMove).
+// learnAdapter runs the learned mode as the server does: beacons are
+// buffered and ingested into a learn.Aggregator, which publishes an
+// immutable Snapshot every PublishEvery; every key is then decided again
+// by popdns's selector (steer.Rank under an Env built WithLearned(the
+// snapshot)), whose Decision.Explore is what a share of the key's answers
+// put first. The adapter owns only what is simulation: the beacon stream
+// in, the publish clock, and the synthetic ASes (GeoLite2 City has none;
+// the server's ASN database would give them).
 type learnAdapter struct {
 	cfg     LearnOptions
-	margin  learn.Margin
 	agg     *learn.Aggregator
 	snap    *learn.Snapshot
 	next    time.Time
 	pending []learn.Measurement
-	// where locates a cell: the GeoLite2 network and AS of an ECS
-	// client's networks, the AS of an ISP resolver's /24.
-	where map[netip.Prefix]cellWhere
+	// asn maps the networks of the sample (a client's GeoLite2 network, an
+	// ISP resolver's /24) to their AS.
+	asn     map[netip.Prefix]uint32
+	locator dnsserver.Locator
+	locs    map[netip.Addr]geo.Location // per /24 looked up, memoised
+	// The selector's inputs besides the learned snapshot.
+	g        *zones.Geo
+	env      steer.Env
+	popIndex []int // target index → index into thePoPs
 	// Ingest errors, which the simulation's inputs should never cause.
 	errs int
-	// moves counts the moves by the cell kinds of the current PoP's
-	// estimate and the winner's, for tests and tuning.
-	moves map[[2]learn.CellKind]int
+	// last is each key's last decision, for diagnosis (diagnose).
+	last  map[netip.Prefix]keyDecision
+	byKey map[netip.Prefix][]netip.Prefix
 }
 
-type cellWhere struct {
-	network netip.Prefix // zero: none wider than the /24
-	asn     uint32
+// keyDecision is what the selector said of a key at the last publish.
+type keyDecision struct {
+	Level    learn.CellKind // cell compared in; 0: no learned RTTs
+	Source   steer.Source   // of the chosen candidate's RTT
+	Borrowed bool           // the chosen candidate's RTT borrowed from a coarser cell
+	Held     bool           // the stabiliser kept the current PoP
 }
 
 // LearnOptions tune the learned mode over latency/learn.
@@ -45,36 +64,22 @@ type LearnOptions struct {
 	CountHalfLife time.Duration
 	MinSamples    float64
 	// PublishEvery is how often a snapshot is built and published, as the
-	// server's ingest loop will.
+	// server's ingest loop does.
 	PublishEvery time.Duration
-	// ExploreShare of the answers of a key whose candidates lack fresh
-	// data goes to the best-ranked such candidate, so that the
-	// alternatives get measured (the server's option is off by default);
-	// ExploreAge is when an estimate stops being fresh.
+	// ExploreShare of a key's answers put the selector's Decision.Explore
+	// first, so that the alternatives get measured (the server's share is
+	// off by default); ExploreAge is steer.Options.LearnedFreshAge, when
+	// an estimate stops being fresh.
 	ExploreShare float64
 	ExploreAge   time.Duration
-	// UnmeasuredInflation and UnmeasuredLastMileMS turn a distance into
-	// the RTT estimate of a PoP without data: fibre × inflation + last
-	// mile, from the far edge of the location's accuracy circle (see
-	// rankKm).
-	UnmeasuredInflation  float64
-	UnmeasuredLastMileMS float64
-	// CoarseMargin multiplies the stabiliser's margins for a candidate
-	// calibrated from a coarser cell than the current PoP's estimate: an
-	// AS's average says less about one network than its own samples.
-	CoarseMargin float64
-	// NoECSRadiusKm is the location uncertainty of a key seen without ECS:
-	// its clients are anywhere the resolver serves.
-	NoECSRadiusKm float64
 }
 
-// keyInfo is what popdns knows of a key (the subnet it decides for): where
-// the database places it and how sure it is, its cells.
+// keyInfo is what popdns knows of a key (the subnet it decides for): the
+// address it is looked up by and its location, AccuracyKm included.
 type keyInfo struct {
-	Key      netip.Prefix
-	Point    geo.Point
-	RadiusKm float64
-	Client   learn.Client
+	Key  netip.Prefix
+	Addr netip.Addr
+	Loc  geo.Location
 }
 
 // asNumber maps a synthetic AS name to a stable number.
@@ -88,45 +93,86 @@ func asNumber(as string) uint32 {
 }
 
 // newLearnAdapter returns an adapter over a fresh aggregator for the
-// clients cs: their networks and ASes are what the server's GeoIP and ASN
-// databases would say of a beacon's /24.
-func newLearnAdapter(cs []client, o LearnOptions, m learn.Margin) *learnAdapter {
+// clients cs, deciding with the geo record of snap (its latency table, if
+// any, taking part as in the server) under margin m, its locations from
+// locator with the clients' synthetic ASes added.
+func newLearnAdapter(cs []client, o LearnOptions, m learn.Margin, locator dnsserver.Locator, snap *zones.Snapshot) (*learnAdapter, error) {
+	zone := snap.Match(qname)
+	if zone == nil {
+		return nil, fmt.Errorf("steer: no zone for %s", qname)
+	}
+	g := zone.Lookup(qname, dns.TypeA).Node.Geo()
+	if g == nil {
+		return nil, fmt.Errorf("steer: %s is not a geo record", qname)
+	}
+	opt, err := steer.Options{LearnedMargin: m, LearnedFreshAge: o.ExploreAge}.Provision()
+	if err != nil {
+		return nil, err
+	}
 	a := &learnAdapter{
-		cfg:    o,
-		margin: m,
-		agg:    learn.NewAggregator(learn.Config{HalfLife: o.HalfLife, CountHalfLife: o.CountHalfLife, MinSamples: o.MinSamples}),
-		where:  map[netip.Prefix]cellWhere{},
-		moves:  map[[2]learn.CellKind]int{},
+		cfg:     o,
+		agg:     learn.NewAggregator(learn.Config{HalfLife: o.HalfLife, CountHalfLife: o.CountHalfLife, MinSamples: o.MinSamples}),
+		asn:     map[netip.Prefix]uint32{},
+		locator: locator,
+		locs:    map[netip.Addr]geo.Location{},
+		g:       g,
+		env:     steer.NewEnv(opt, snap, nil, nil, time.Now),
+		last:    map[netip.Prefix]keyDecision{},
+	}
+	for i := range g.Targets {
+		p := popIndex(g.Targets[i].Name())
+		if p < 0 {
+			return nil, fmt.Errorf("steer: target %s is no PoP of the model", g.Targets[i].Name())
+		}
+		a.popIndex = append(a.popIndex, p)
 	}
 	for i := range cs {
 		c := &cs[i]
-		a.where[c.Network.Masked()] = cellWhere{network: c.Network.Masked(), asn: asNumber(c.AS)}
+		a.asn[c.Network.Masked()] = asNumber(c.AS)
 		if c.Via == viaISP {
-			a.where[c.Seen.Masked()] = cellWhere{asn: asNumber(c.AS)}
+			a.asn[c.Seen.Masked()] = asNumber(c.AS)
 		}
 	}
-	return a
+	return a, nil
 }
 
-// locate is the learn.LocateFunc: the longest known network holding addr.
-func (a *learnAdapter) locate(addr netip.Addr) (netip.Prefix, uint32) {
+// locate is where popdns places addr: the database's location (point,
+// accuracy radius, network), with the AS of the longest sampled network
+// holding it. One lookup per /24: every address of a /24 is placed alike
+// in the sample.
+func (a *learnAdapter) locate(addr netip.Addr) geo.Location {
+	p, _ := addr.Prefix(24)
+	if loc, ok := a.locs[p.Addr()]; ok {
+		return loc
+	}
+	loc := a.locator.Locate(p.Addr())
 	for bits := 32; bits >= 8; bits-- {
-		p, _ := addr.Prefix(bits)
-		if w, ok := a.where[p]; ok {
-			return w.network, w.asn
+		q, _ := addr.Prefix(bits)
+		if n, ok := a.asn[q]; ok {
+			loc.ASN = n
+			break
 		}
 	}
-	return netip.Prefix{}, 0
+	a.locs[p.Addr()] = loc
+	return loc
+}
+
+// ingestLocate is the learn.LocateFunc, as the server's ingest builds it
+// (internal/learned): the GeoIP network only when the database found the
+// address or its AS.
+func (a *learnAdapter) ingestLocate(addr netip.Addr) (netip.Prefix, uint32) {
+	loc := a.locate(addr)
+	if !loc.Found && loc.ASN == 0 {
+		return netip.Prefix{}, 0
+	}
+	return loc.Prefix, loc.ASN
 }
 
 // info is the keyInfo of client c's key.
 func (a *learnAdapter) info(c *client) keyInfo {
-	k := keyInfo{Key: c.seen().Masked(), Point: c.SeenAt, RadiusKm: c.AccuracyKm}
-	if c.Via != viaECS && c.Via != "" {
-		k.RadiusKm = max(k.RadiusKm, a.cfg.NoECSRadiusKm)
-	}
-	network, asn := a.locate(k.Key.Addr())
-	k.Client = learn.ClientOf(k.Key.Addr(), network, asn)
+	k := keyInfo{Key: c.seen().Masked()}
+	k.Addr = k.Key.Addr()
+	k.Loc = a.locate(k.Addr)
 	return k
 }
 
@@ -137,8 +183,7 @@ func (a *learnAdapter) Observe(key netip.Prefix, pop string, rttMS float64, at t
 
 // Estimate is the published snapshot's estimate, any cell.
 func (a *learnAdapter) Estimate(key netip.Prefix, pop string, _ time.Time) (float64, bool) {
-	network, asn := a.locate(key.Addr())
-	e, ok := a.snap.Lookup(learn.ClientOf(key.Addr(), network, asn), pop)
+	e, ok := a.snap.Lookup(steer.LearnedClient(key.Addr(), a.locate(key.Addr())), pop)
 	return e.RTTMS, ok
 }
 
@@ -149,126 +194,140 @@ func (a *learnAdapter) Publish(now time.Time) bool {
 		return false
 	}
 	if len(a.pending) > 0 {
-		if _, err := a.agg.Ingest(a.pending, now, a.locate); err != nil {
+		if _, err := a.agg.Ingest(a.pending, now, a.ingestLocate); err != nil {
 			a.errs++
 		}
 		a.pending = a.pending[:0]
 	}
 	a.snap = a.agg.Snapshot(now)
+	a.env = a.env.WithLearned(a.snap)
 	a.next = now.Add(a.cfg.PublishEvery)
 	return true
 }
 
-// rankKm is the distance a PoP without data is ranked by: from the far
-// edge of the accuracy circle, so that a client placed at a country's
-// centroid (a radius of hundreds of km) ranks by measured data first and a
-// client placed within a few km ranks an unmeasured nearby PoP almost as
-// its distance says.
-func rankKm(k *keyInfo, p geo.Point) float64 {
-	return geo.DistanceKm(k.Point, p) + k.RadiusKm
-}
-
-// Choose is key k's PoP given its current one, and the PoP a share of
-// its answers explores (-1: none).
-//
-// Measured data ranks first: k moves only to a PoP with a learned
-// estimate, and only when learn.ShouldMove says so against the current
-// PoP's estimate, which is its distance estimate (rankKm) while it has no
-// data: a client placed precisely stays on its nearest PoP until a
-// measured one is clearly better, and one placed at a country's centroid
-// moves to measured data at once.
-//
-// A candidate estimated only in a coarser cell than the current PoP (an
-// AS's average against the network's own measurement) is calibrated: its
-// estimate × the current PoP's own estimate ÷ the current PoP's in that
-// coarser cell, so that the two are compared as that cell sees them; a
-// candidate the coarser cell cannot calibrate does not win.
-//
-// A PoP without data gets traffic only by exploration: the best-ranked
-// other PoP whose data is missing or older than ExploreAge. With no data
-// at all, k keeps cur (popdns's answer without learning).
-func (a *learnAdapter) Choose(k *keyInfo, cur int) (choice, explore int) {
-	f := a.snap.Find(k.Client)
-	est := make([]float64, len(thePoPs))
-	kind := make([]learn.CellKind, len(thePoPs))
-	fresh := make([]bool, len(thePoPs))
-	from := a.level(f, thePoPs[cur].Name)
-	for p := range thePoPs {
-		if e, ok := estimate(f, thePoPs[p].Name, from); ok {
-			est[p], kind[p] = e.RTTMS, e.Cell.Kind
-			fresh[p] = e.Age <= a.cfg.ExploreAge
-			continue
-		}
-		est[p] = 2*rankKm(k, thePoPs[p].Point)/fibreKmPerMs*a.cfg.UnmeasuredInflation + a.cfg.UnmeasuredLastMileMS
-	}
-	best := -1
-	for p := range est {
-		e := est[p]
-		if kind[p] == 0 {
-			continue
-		}
-		if kind[cur] != 0 && kind[p] > kind[cur] {
-			ref, ok := f.EstimateIn(thePoPs[cur].Name, kind[p])
-			if !ok {
-				continue
-			}
-			e *= est[cur] / ref.RTTMS
-		}
-		if best < 0 || e < est[best] {
-			best = p
-			if p != cur {
-				est[p] = e
-			}
-		}
-	}
-	choice = cur
-	m := a.margin
-	if best >= 0 && kind[cur] != 0 && kind[best] > kind[cur] && a.cfg.CoarseMargin > 1 {
-		m.MS *= a.cfg.CoarseMargin
-		m.Percent *= a.cfg.CoarseMargin
-	}
-	if best >= 0 && best != cur && learn.ShouldMove(est[cur], est[best], m) {
-		choice = best
-		a.moves[[2]learn.CellKind{kind[cur], kind[best]}]++
-	}
-	explore = -1
-	if a.cfg.ExploreShare > 0 {
-		lo := math.Inf(1)
-		for p := range est {
-			if p != choice && !fresh[p] && est[p] < lo {
-				explore, lo = p, est[p]
-			}
-		}
-	}
+// Choose is key k's PoP as popdns's selector answers it from the published
+// snapshot, and the PoP an exploring answer puts first (-1: none).
+func (a *learnAdapter) Choose(k *keyInfo) (choice, explore int) {
+	var cands steer.Candidates
+	var kd keyDecision
+	choice, explore, kd = a.choose(k, &cands)
+	a.last[k.Key] = kd
 	return choice, explore
 }
 
-// level is the finest cell kind the key decides in: the finest in which
-// its current PoP has a sample at most ExploreAge old (the finest of all
-// when none has). With a count half-life longer than the mean's, a /24's
-// few old samples would otherwise outrank its network's fresh ones after
-// a route change, since a mean without new samples does not move; taking
-// the level per key rather than per PoP keeps the PoPs compared in the
-// same cells.
-func (a *learnAdapter) level(f learn.Found, cur string) learn.CellKind {
-	for _, kind := range []learn.CellKind{learn.CellPrefix, learn.CellNetwork, learn.CellAS} {
-		if e, ok := f.EstimateIn(cur, kind); ok && e.Age <= a.cfg.ExploreAge {
-			return kind
-		}
+// ChooseAll is Choose for every key of ks into choice and explore, the
+// keys split over the CPUs: the selector is pure and the snapshot
+// immutable, as on the server's query path.
+func (a *learnAdapter) ChooseAll(ks []*keyInfo, choice, explore []int) {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(ks)/64)
+	kds := make([]keyDecision, len(ks))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cands steer.Candidates
+			for i := w; i < len(ks); i += workers {
+				choice[i], explore[i], kds[i] = a.choose(ks[i], &cands)
+			}
+		}()
 	}
-	return learn.CellPrefix
+	wg.Wait()
+	for i, k := range ks {
+		a.last[k.Key] = kds[i]
+	}
 }
 
-// estimate is pop's estimate from the finest of the client's cells at
-// least as coarse as from.
-func estimate(f learn.Found, pop string, from learn.CellKind) (learn.Estimate, bool) {
-	for kind := from; kind <= learn.CellAS; kind++ {
-		if e, ok := f.EstimateIn(pop, kind); ok {
-			return e, true
+func (a *learnAdapter) choose(k *keyInfo, cands *steer.Candidates) (choice, explore int, kd keyDecision) {
+	d := steer.Rank(a.g, dns.TypeA, k.Addr, k.Loc, &a.env, cands)
+	choice, explore = -1, -1
+	if d.N > 0 {
+		choice = a.popIndex[d.Ranked[0]]
+	}
+	if d.HasExplore {
+		explore = a.popIndex[d.Explore]
+	}
+	kd = keyDecision{Level: d.Level, Held: d.Held}
+	for _, c := range cands[:d.Cands] {
+		if d.N > 0 && c.Index == d.Ranked[0] {
+			kd.Source, kd.Borrowed = c.Source, c.Borrowed != 0
+			break
 		}
 	}
-	return learn.Estimate{}, false
+	return choice, explore, kd
 }
 
-// fibreKmPerMs is light in fibre, as geo.FibreRTT takes it.
-const fibreKmPerMs = 200
+// diagnose breaks the learned mode's misses down by what the selector
+// knew, over the clients cs with their RTTs rtt, choices and weights w:
+// for tuning and for README.md's account of where the learned mode falls
+// short, not for RESULTS.md.
+func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []float64, centroidKm float64) string {
+	type agg struct{ w, in float64 }
+	groups := map[string]*agg{}
+	var total float64
+	add := func(group string, wi float64, ok bool) {
+		g := groups[group]
+		if g == nil {
+			g = &agg{}
+			groups[group] = g
+		}
+		g.w += wi
+		if ok {
+			g.in += wi
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		key := c.seen().Masked()
+		kd := a.last[key]
+		best := bestPoP(rtt[i], nil)
+		ok := rtt[i][choice[i]] <= bestRTT(rtt[i], nil)*goodEnough
+		total += w[i]
+		via := c.Via
+		if via == "" {
+			via = viaECS
+		}
+		add("via "+via, w[i], ok)
+		add(fmt.Sprintf("centroid %v", centroidKm > 0 && c.AccuracyKm >= centroidKm), w[i], ok)
+		add(fmt.Sprintf("level %v", kd.Level), w[i], ok)
+		add(fmt.Sprintf("chosen source %v borrowed %v", kd.Source, kd.Borrowed), w[i], ok)
+		add(fmt.Sprintf("held %v", kd.Held), w[i], ok)
+		loc := a.locate(key.Addr())
+		f := a.snap.Find(steer.LearnedClient(key.Addr(), loc))
+		bestKnown := "best unmeasured"
+		if e, ok := f.EstimateIn(thePoPs[best].Name, kd.Level); ok && kd.Level != 0 {
+			bestKnown = "best measured in the cell"
+			if e.Age > a.cfg.ExploreAge {
+				bestKnown = "best measured, stale"
+			}
+		} else if _, ok := f.Estimate(thePoPs[best].Name); ok {
+			bestKnown = "best measured in a coarser cell"
+		}
+		add(bestKnown, w[i], ok)
+		add(fmt.Sprintf("key shared with other networks %v", len(a.keyNetworks(cs, key)) > 1), w[i], ok)
+	}
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("| group | share of weight | within 10 % | share of all weight missed |\n|---|--:|--:|--:|\n")
+	for _, n := range names {
+		g := groups[n]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", n, pct(g.w/total), pct(g.in/g.w), pct((g.w-g.in)/total))
+	}
+	return b.String()
+}
+
+// keyNetworks lists the networks of cs decided as key (memoised).
+func (a *learnAdapter) keyNetworks(cs []client, key netip.Prefix) []netip.Prefix {
+	if a.byKey == nil {
+		a.byKey = map[netip.Prefix][]netip.Prefix{}
+		for i := range cs {
+			k := cs[i].seen().Masked()
+			a.byKey[k] = append(a.byKey[k], cs[i].Network)
+		}
+	}
+	return a.byKey[key]
+}

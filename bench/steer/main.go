@@ -91,14 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&tl.CompareOthers, "compare-others", tl.CompareOthers, "timeline: add a learned row whose beacons measure this many other PoPs (-1: all; -2: no row)")
 	fs.DurationVar(&tl.Learn.HalfLife, "half-life", tl.Learn.HalfLife, "learned mode: latency/learn's half-life")
 	fs.DurationVar(&tl.Learn.CountHalfLife, "count-half-life", tl.Learn.CountHalfLife, "learned mode: latency/learn's half-life of the sample count min-weight gates (0: the half-life)")
-	fs.Float64Var(&tl.Learn.CoarseMargin, "coarse-margin", tl.Learn.CoarseMargin, "learned mode: margin multiplier for a candidate estimated only in a coarser cell than the current PoP")
 	fs.Float64Var(&tl.Learn.MinSamples, "min-weight", tl.Learn.MinSamples, "learned mode: latency/learn's decayed weight an entry needs to decide")
 	fs.DurationVar(&tl.Learn.PublishEvery, "publish", tl.Learn.PublishEvery, "learned mode: how often a snapshot is published")
 	fs.Float64Var(&tl.Learn.ExploreShare, "explore", tl.Learn.ExploreShare, "learned mode: share of a key's answers sent to the best PoP without fresh data (0: off)")
 	fs.DurationVar(&tl.Learn.ExploreAge, "explore-age", tl.Learn.ExploreAge, "learned mode: age from which an estimate is stale for exploration")
+	fs.Float64Var(&tl.Diagnose, "diagnose", 0, "learned modes: print their misses by group just before the route change to stderr, records with an accuracy radius of at least this many km counted as centroids (0: off)")
 	fs.Float64Var(&tl.MarginMS, "margin-ms", tl.MarginMS, "learned modes: the stabiliser's margin in ms")
 	fs.Float64Var(&tl.MarginPct, "margin-share", tl.MarginPct, "learned modes: the stabiliser's margin as a share of the current RTT")
-	fs.Float64Var(&tl.Learn.NoECSRadiusKm, "no-ecs-radius-km", tl.Learn.NoECSRadiusKm, "learned mode: location uncertainty of a key seen without ECS, km")
 	fs.StringVar(&tl.Event.Scope, "event", tl.Event.Scope, "timeline: route change scope: as, country or none")
 	fs.StringVar(&tl.Event.Key, "event-key", "", "timeline: the AS or country of the route change (empty: the heaviest on one PoP)")
 	eventPoP := fs.String("event-pop", "", "timeline: the PoP of the route change, with -event-key")
@@ -209,6 +208,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Build = mmdb.Metadata.BuildTime()
+	for k, t := range rep.Timelines {
+		for _, ms := range t.Modes {
+			if ms.Diagnosis != "" {
+				fmt.Fprintf(stderr, "\n%s model, %s, just before the route change:\n\n%s", []string{"kind", "harder"}[min(k, 1)], ms.Name, ms.Diagnosis)
+			}
+		}
+	}
 	fmt.Fprintf(stderr, "steer: %d networks, took %s\n", len(smp.Clients), time.Since(start).Round(100*time.Millisecond))
 	md := rep.markdown()
 	if _, err := io.WriteString(stdout, md); err != nil {
@@ -286,7 +292,11 @@ func simulate(o *options, smp *sampleResult, locator *geo.Locator) (*report, err
 	}
 
 	if o.RunTimeline {
-		kind, err := s.timeline(o.Timeline, mainSpec, dist.Choice, rep.Main.Choice)
+		mainSrv, err := s.server(mainCSV, nil)
+		if err != nil {
+			return nil, err
+		}
+		kind, err := s.timeline(o.Timeline, mainSpec, dist.Choice, rep.Main.Choice, mainSrv.Zones())
 		if err != nil {
 			return nil, err
 		}
@@ -329,11 +339,11 @@ func runHard(o *options, smp *sampleResult, locator *geo.Locator, mainSpec table
 		return err
 	}
 	hcsv, _ := latencyCSV(hs.clients, &hs.model, mainSpec)
-	htable, _, err := hs.runStatic(mainSpec.String(), hcsv)
+	htable, hsrv, err := hs.runStatic(mainSpec.String(), hcsv)
 	if err != nil {
 		return err
 	}
-	hard, err := hs.timeline(o.Timeline, mainSpec, hdist.Choice, htable.Choice)
+	hard, err := hs.timeline(o.Timeline, mainSpec, hdist.Choice, htable.Choice, hsrv.Zones())
 	if err != nil {
 		return err
 	}

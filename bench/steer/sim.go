@@ -180,13 +180,9 @@ func newSim(cs []client, m Model, locator dnsserver.Locator) (*sim, error) {
 // server returns a popdns server answering example.test, with the latency
 // table csv when it is not nil and health when it is not nil.
 func (s *sim) server(csv []byte, health dnsserver.HealthSource) (*dnsserver.Server, error) {
-	fsys := fstest.MapFS{"example.test.yaml": {Data: zoneFile()}}
-	if csv != nil {
-		fsys["rum.csv"] = &fstest.MapFile{Data: csv}
-	}
-	snap, err := zones.Load(fsys, s.pops, nil)
+	snap, err := loadZones(s.pops, csv)
 	if err != nil {
-		return nil, fmt.Errorf("steer: load zones: %w", err)
+		return nil, err
 	}
 	deps := dnsserver.Deps{Log: zerolog.Nop(), Metrics: prometheus.NewRegistry(), Locator: s.locator}
 	if health != nil {
@@ -198,6 +194,20 @@ func (s *sim) server(csv []byte, health dnsserver.HealthSource) (*dnsserver.Serv
 	}
 	srv.SetZones(snap)
 	return srv, nil
+}
+
+// loadZones loads example.test over the PoPs inv, with the latency table
+// csv when it is not nil.
+func loadZones(inv *pops.Inventory, csv []byte) (*zones.Snapshot, error) {
+	fsys := fstest.MapFS{"example.test.yaml": {Data: zoneFile()}}
+	if csv != nil {
+		fsys["rum.csv"] = &fstest.MapFile{Data: csv}
+	}
+	snap, err := zones.Load(fsys, inv, nil)
+	if err != nil {
+		return nil, fmt.Errorf("steer: load zones: %w", err)
+	}
+	return snap, nil
 }
 
 // choose asks the selection package which PoP each client gets from the

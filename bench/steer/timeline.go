@@ -9,7 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/popdns/popdns/dnsserver"
 	"github.com/popdns/popdns/latency/learn"
+	"github.com/popdns/popdns/zones"
 )
 
 // The learned modes' rows.
@@ -48,6 +50,10 @@ type Timeline struct {
 	// Learn tunes the learned mode over latency/learn (learnadapter.go).
 	Learn LearnOptions
 	Event RouteChange
+	// Diagnose, when above 0, has the learned modes break their misses
+	// down just before the event (clients whose accuracy radius is at
+	// least Diagnose are centroid-placed) into modeSeries.Diagnosis.
+	Diagnose float64
 }
 
 // RouteChange is the event at time 0: the path from every network of one
@@ -78,7 +84,6 @@ func DefaultTimeline() Timeline {
 		Learn: LearnOptions{
 			HalfLife: 2 * time.Minute, CountHalfLife: 30 * time.Minute, MinSamples: 3, PublishEvery: 30 * time.Second,
 			ExploreShare: 0.01, ExploreAge: 10 * time.Minute,
-			UnmeasuredInflation: 1.7, UnmeasuredLastMileMS: 8, NoECSRadiusKm: 500,
 		},
 		Event: RouteChange{Scope: "as", AddMS: 60},
 	}
@@ -255,6 +260,8 @@ type modeSeries struct {
 	// Beacons counts the beacons of a learned mode, Explored those whose
 	// request was answered by an exploring choice.
 	Beacons, Explored int
+	// Diagnosis is the learned mode's misses by group (Timeline.Diagnose).
+	Diagnosis string
 }
 
 // at is the step at time t after the event (clamped to the run).
@@ -304,7 +311,9 @@ type publisher interface {
 	Learner
 	Publish(now time.Time) bool
 	info(c *client) keyInfo
-	Choose(k *keyInfo, cur int) (choice, explore int)
+	// ChooseAll decides every key of ks: its PoP (-1: none) into choice,
+	// the PoP an exploring answer puts first (-1: none) into explore.
+	ChooseAll(ks []*keyInfo, choice, explore []int)
 }
 
 // runTimeline runs the fixed modes and each learned mode (falling back to
@@ -411,11 +420,12 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		members[key] = append(members[key], i)
 	}
 	pub, _ := learner.(publisher)
-	infos := map[netip.Prefix]*keyInfo{}
+	var infoList []*keyInfo
+	choices, explores := make([]int, len(keys)), make([]int, len(keys))
 	if pub != nil {
 		for _, key := range keys {
 			k := pub.info(&cs[members[key][0]])
-			infos[key] = &k
+			infoList = append(infoList, &k)
 		}
 	}
 	dirty := map[netip.Prefix]bool{}
@@ -469,9 +479,13 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		switch {
 		case pub != nil:
 			if pub.Publish(now) {
-				for _, key := range keys {
-					c, x := pub.Choose(infos[key], keyChoice[key])
-					keyChoice[key], keyExplore[key] = c, x
+				pub.ChooseAll(infoList, choices, explores)
+				for j, key := range keys {
+					c := choices[j]
+					if c < 0 {
+						c = keyChoice[key]
+					}
+					keyChoice[key], keyExplore[key] = c, explores[j]
 					for _, i := range members[key] {
 						learned[i] = c
 					}
@@ -489,6 +503,9 @@ func runLearner(cs []client, m *Model, tl Timeline, fallback []int, nl namedLear
 		}
 		clear(dirty)
 		sc.add(ms, s, learned, &prev)
+		if d, ok := learner.(*learnAdapter); ok && tl.Diagnose > 0 && t == 0 {
+			ms.Diagnosis = d.diagnose(cs, rtt, learned, sc.w, tl.Diagnose)
+		}
 	}
 	return ms
 }
@@ -592,23 +609,38 @@ func sortByValue(idx []int, v []float64) {
 	})
 }
 
-// timeline runs distance only (dist), the static table of spec (table)
-// and the learned mode over s's clients.
-func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int) (*timelineResult, error) {
+// timeline runs distance only (dist), the static table of spec (table,
+// from the zones snapshot snap) and the learned modes over s's clients,
+// the learned ones deciding with snap's latency table too, as a server
+// with both would.
+func (s *sim) timeline(tl Timeline, spec tableSpec, dist, table []int, snap *zones.Snapshot) (*timelineResult, error) {
 	fixed := []fixedMode{{"distance only", dist}, {"static " + spec.String(), table}}
-	return runTimeline(s.clients, &s.model, tl, fixed, table, timelineLearners(s.clients, tl)...), nil
+	ls, err := timelineLearners(s.clients, tl, s.locator, snap)
+	if err != nil {
+		return nil, err
+	}
+	return runTimeline(s.clients, &s.model, tl, fixed, table, ls...), nil
 }
 
 // timelineLearners are the learned modes: the stand-in, for comparison,
-// then latency/learn.
-func timelineLearners(cs []client, tl Timeline) []namedLearner {
+// then popdns's selector over latency/learn, deciding with the geo record
+// of snap and locating keys with locator.
+func timelineLearners(cs []client, tl Timeline, locator dnsserver.Locator, snap *zones.Snapshot) ([]namedLearner, error) {
 	m := learn.Margin{MS: tl.MarginMS, Percent: tl.MarginPct * 100}
+	a, err := newLearnAdapter(cs, tl.Learn, m, locator, snap)
+	if err != nil {
+		return nil, err
+	}
 	out := []namedLearner{
 		{standInName, newStandInLearner(tl.Alpha, tl.MaxAge), tl.BeaconOthers},
-		{learnName, newLearnAdapter(cs, tl.Learn, m), tl.BeaconOthers},
+		{learnName, a, tl.BeaconOthers},
 	}
 	if tl.CompareOthers != tl.BeaconOthers && tl.CompareOthers >= -1 {
-		out = append(out, namedLearner{fmt.Sprintf("%s, beacons of %s", learnName, beaconText(tl.CompareOthers)), newLearnAdapter(cs, tl.Learn, m), tl.CompareOthers})
+		b, err := newLearnAdapter(cs, tl.Learn, m, locator, snap)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedLearner{fmt.Sprintf("%s, beacons of %s", learnName, beaconText(tl.CompareOthers)), b, tl.CompareOthers})
 	}
-	return out
+	return out, nil
 }
