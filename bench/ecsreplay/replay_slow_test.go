@@ -138,7 +138,13 @@ func TestReplayReal(t *testing.T) {
 			t.Errorf("%s: %d replayed, %d wrong, %d failed, %d failed directly, %d lost; want 400 and no errors",
 				r.Backend, r.Replayed, r.Wrong, r.Failed, r.TruthFailed, r.Lost)
 		}
-		if r.Subnets != r.Ideal || r.Subnets == 0 || r.Subnets > r.Replayed || r.Upstream < r.Subnets {
+		// gdnsd's scopes are what they are from the first answer on, so
+		// Unbound asks what the perfect cache would; popdns widens them
+		// in the background, so a first answer may carry a narrower
+		// scope than the same /24 asked after the replay, and Unbound
+		// may ask more than the perfect cache of those final scopes.
+		ideal := r.Subnets == r.Ideal || r.Backend == "popdns" && r.Subnets >= r.Ideal
+		if !ideal || r.Subnets == 0 || r.Subnets > r.Replayed || r.Upstream < r.Subnets {
 			t.Errorf("%s: %d upstream queries for %d subnets, the perfect cache %d", r.Backend, r.Upstream, r.Subnets, r.Ideal)
 		}
 		if r.ScopeP10 < 1 || r.ScopeP90 > 32 {
