@@ -14,6 +14,7 @@ import (
 	"github.com/popdns/popdns/dnsserver/internal/udpfast"
 	"github.com/popdns/popdns/geo"
 	"github.com/popdns/popdns/internal/traffic"
+	"github.com/popdns/popdns/latency/learn"
 	"github.com/popdns/popdns/pops"
 	"github.com/popdns/popdns/steer"
 	"github.com/popdns/popdns/zones"
@@ -699,5 +700,36 @@ func TestWidenSkips(t *testing.T) {
 				t.Errorf("widening %v, queued %v; want %v", cd.Widening, queued, tc.want)
 			}
 		})
+	}
+}
+
+// TestWidenedDecisionNotExplored: a client answered from a prefix widened
+// for another gets that one's answer and scope, but not its exploration
+// target, which was chosen by the other's ranking (a rule of its own
+// could exclude that PoP): only a client's own decision explores.
+func TestWidenedDecisionNotExplored(t *testing.T) {
+	s, _ := newWidenServer(t, WidenConfig{})
+	s.widen.running.Store(true)
+	s.SetLearned(learn.NewAggregator(learn.Config{}).Snapshot(time.Now())) // learning on, nothing learned
+	snap := s.Zones()
+	g := snap.Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo()
+	env := s.decisionEnv(snap)
+	var cands steer.Candidates
+	decide := func(a string) *udpfast.Decision {
+		client := netip.MustParseAddr(a)
+		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		return cd
+	}
+	x, inside := "198.18.1.0", "198.18.200.0"
+	own := decide(x)
+	if !own.HasExplore {
+		t.Fatalf("%s's own decision: %+v, want an exploration target (learning is on)", x, own)
+	}
+	for len(s.widen.jobs) > 0 {
+		j := <-s.widen.jobs
+		s.widen.widen(&j, &cands)
+	}
+	if cd := decide(inside); cd.Scope >= own.Scope || cd.HasExplore {
+		t.Errorf("%s from the prefix widened for %s: %+v, want a wider scope than /%d and no exploration target", inside, x, cd, own.Scope)
 	}
 }

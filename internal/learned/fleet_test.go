@@ -270,6 +270,23 @@ func TestFleetRestartNoDoubleCount(t *testing.T) {
 		t.Errorf("restarted ns2: %+v; want 8 received and none of its own read again", i)
 	}
 	sameTable(t, a, b2, cells, popNames)
+
+	// Restarted twice, with nothing new in between: the second start
+	// resumes where the first did, not from the stream's start (which
+	// would count every peer's batch twice).
+	b2.stop()
+	b3 := start(t, "ns2", b.fl, dirB, 0, nil)
+	b3.stop()
+	b4 := start(t, "ns2", b.fl, dirB, 0, nil)
+	if got, want := b4.info().ResumedFrom, b2.info().Sequence+1; got != want {
+		t.Errorf("started again with nothing new: resumes from %d, want %d", got, want)
+	}
+	a.ingest(t, batch(1, 12))
+	waitUntil(t, 10*time.Second, "the next after two restarts", func() bool { return b4.info().Received >= 1 })
+	if i := b4.info(); i.Received != 1 {
+		t.Errorf("after two restarts: %+v; want only the 1 new measurement received", i)
+	}
+	sameTable(t, a, b4, cells, popNames)
 }
 
 // Where a restart resumes, from the state directory's files.

@@ -244,6 +244,12 @@ func New(cfg Config, deps Deps) *Service {
 		s.fleet = newFleetPart(deps.Fleet, cfg.FleetBuffer, deps.Metrics)
 		var why string
 		s.fleet.from, why = resumeFrom(cfg.StateDir, s.loadErr == "")
+		if s.fleet.from > 0 {
+			// The table holds the stream up to there: a save before the
+			// next message must say so, or the start after it would read
+			// the stream again and count its peers' batches twice.
+			s.fleet.lastSeq = s.fleet.from - 1
+		}
 		s.log.Info().Uint64("from", s.fleet.from).Str("instance", deps.Fleet.Instance()).Msg("learned latency: fleet stream: " + why)
 	}
 	s.Publish()
@@ -417,7 +423,13 @@ func (s *Service) Save() error {
 		// between: the cursor first, so that whichever state file a
 		// crash leaves has its cursor.
 		p.seqMu.Lock()
-		if err = saveCursor(s.cfg.StateDir, now, p.lastSeq); err == nil {
+		if p.lastSeq > 0 {
+			err = saveCursor(s.cfg.StateDir, now, p.lastSeq)
+		}
+		// Without a position (following new messages only, none yet)
+		// the table is saved without a cursor of its own: the next start
+		// then reads new messages only again, rather than all of them.
+		if err == nil {
 			err = s.agg.Save(s.cfg.StateDir, now)
 		}
 		p.seqMu.Unlock()
