@@ -16,6 +16,7 @@ import (
 
 	"github.com/popdns/popdns/latency/learn"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 )
 
 // Fleet is the fleet's learned-latency stream as a Service uses it
@@ -48,9 +49,6 @@ const (
 	// fleetRetry is the pause between attempts to publish while NATS is
 	// away.
 	fleetRetry = time.Second
-	// fleetBudgetRetry is the pause before a peer's batch refused for
-	// the new-cell budget (learn.ErrNewBudget) is tried again.
-	fleetBudgetRetry = 5 * time.Second
 	// fleetFlush bounds the last attempt, at a clean stop, to publish
 	// what is still queued: a restart then loses nothing of it.
 	fleetFlush = 2 * time.Second
@@ -90,7 +88,9 @@ type fleetPart struct {
 	seqMu   sync.Mutex
 	lastSeq uint64
 	from    uint64 // where Follow starts (0: new messages only)
-
+	// refusedLog logs refused peer batches, a few a minute: a peer
+	// sending garbage must not flood the log (the metric counts all).
+	refusedLog zerolog.Logger
 }
 
 type outBatch struct {
@@ -297,20 +297,7 @@ func (s *Service) publishQueued(ctx context.Context, wait bool) {
 // follow ingests the peers' batches from the stream until ctx ends.
 func (s *Service) follow(ctx context.Context) {
 	p := s.fleet
-	err := p.f.Follow(ctx, p.from, func(seq uint64, instance string, data []byte) {
-		// A batch refused for the new-cell budget waits for it, not
-		// taken meanwhile (its sequence not recorded), so that every
-		// instance ends with it; the stream stops here till then.
-		for s.ingestPeer(seq, instance, data) != nil {
-			t := time.NewTimer(fleetBudgetRetry)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	})
+	err := p.f.Follow(ctx, p.from, s.ingestPeer)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error().Err(err).Msg("learned latency: stopped following the fleet's stream")
 	}
@@ -318,22 +305,22 @@ func (s *Service) follow(ctx context.Context) {
 
 // ingestPeer takes one message of the stream: this instance's own are
 // skipped (they were learned when accepted), a peer's are parsed as
-// strictly as any batch and added. Either way its sequence is recorded,
-// under seqMu, with the table it changed, unless the aggregator refused
-// it for now (learn.ErrNewBudget, returned): then nothing is recorded.
-func (s *Service) ingestPeer(seq uint64, instance string, data []byte) error {
+// strictly as any batch and added, not charged to the new-cell budget
+// (learn.Aggregator.IngestShared: the peer charged its own). Either way
+// its sequence is recorded, under seqMu, with the table it changed.
+func (s *Service) ingestPeer(seq uint64, instance string, data []byte) {
 	p := s.fleet
 	p.seqMu.Lock()
 	defer p.seqMu.Unlock()
 	if seq <= p.lastSeq {
-		return nil // a redelivery
+		return // a redelivery
 	}
 	n := bytes.Count(data, []byte{'\n'}) - 1 // less the header
 	if instance == p.f.Instance() {
 		p.lastSeq = seq
 		s.fleetSkipped.Add(uint64(max(n, 0)))
 		p.metrics.WithLabelValues("skipped_own").Add(float64(max(n, 0)))
-		return nil
+		return
 	}
 	now := s.deps.Now()
 	// A measurement may wait in the stream as long as its retention
@@ -348,18 +335,13 @@ func (s *Service) ingestPeer(seq uint64, instance string, data []byte) error {
 	if err != nil {
 		p.lastSeq = seq
 		s.peerRejected(instance, seq, n, err)
-		return nil
+		return
 	}
-	res, err := s.agg.Ingest(b.Measurements, now, s.locate())
-	if errors.Is(err, learn.ErrNewBudget) {
-		s.log.Debug().Err(err).Str("instance", instance).Uint64("seq", seq).
-			Msg("learned latency: a peer's batch waits for the new-cell budget")
-		return err
-	}
+	res, err := s.agg.IngestShared(b.Measurements, now, s.locate())
 	p.lastSeq = seq
 	if err != nil {
 		s.peerRejected(instance, seq, n, err)
-		return nil
+		return
 	}
 	rejected := b.Rejected + res.Stale + res.Invalid
 	s.fleetReceived.Add(uint64(res.Applied))
@@ -378,7 +360,6 @@ func (s *Service) ingestPeer(seq uint64, instance string, data []byte) error {
 	s.mu.Lock()
 	s.lastIngest = now
 	s.mu.Unlock()
-	return nil
 }
 
 func (s *Service) peerRejected(instance string, seq uint64, n int, err error) {
@@ -386,7 +367,7 @@ func (s *Service) peerRejected(instance string, seq uint64, n int, err error) {
 	s.fleetRejected.Add(uint64(n))
 	s.fleet.metrics.WithLabelValues("rejected").Add(float64(n))
 	s.measurements.WithLabelValues(SourceFleet, "rejected").Add(float64(n))
-	s.log.Warn().Err(err).Str("instance", instance).Uint64("seq", seq).
+	s.fleet.refusedLog.Warn().Err(err).Str("instance", instance).Uint64("seq", seq).
 		Msg("learned latency: a peer's batch refused whole")
 }
 

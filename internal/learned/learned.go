@@ -242,6 +242,7 @@ func New(cfg Config, deps Deps) *Service {
 	}
 	if deps.Fleet != nil {
 		s.fleet = newFleetPart(deps.Fleet, cfg.FleetBuffer, deps.Metrics)
+		s.fleet.refusedLog = s.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 		var why string
 		s.fleet.from, why = resumeFrom(cfg.StateDir, s.loadErr == "")
 		if s.fleet.from > 0 {

@@ -192,6 +192,19 @@ func (a *Aggregator) Len() int {
 // entries (ErrTooManyNew), more than the budget of NewWindow has left
 // (ErrNewBudget), or name more than MaxPoPs PoPs in all.
 func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) (IngestResult, error) {
+	return a.ingest(ms, now, locate, true)
+}
+
+// IngestShared is Ingest for measurements another instance of a fleet
+// accepted: they are not charged to the NewWindow budget, which their
+// origin charged already (a peer's batch would otherwise wait behind this
+// instance's own ingests, or the instances' tables would differ).
+// MaxEntries still bounds the table, and MaxNewPerIngest one batch.
+func (a *Aggregator) IngestShared(ms []Measurement, now time.Time, locate LocateFunc) (IngestResult, error) {
+	return a.ingest(ms, now, locate, false)
+}
+
+func (a *Aggregator) ingest(ms []Measurement, now time.Time, locate LocateFunc, budgeted bool) (IngestResult, error) {
 	var res IngestResult
 	clients := make(map[netip.Prefix]Client)
 	for _, m := range ms {
@@ -249,7 +262,7 @@ func (a *Aggregator) Ingest(ms []Measurement, now time.Time, locate LocateFunc) 
 	if newCount > a.cfg.MaxNewPerIngest {
 		return res, fmt.Errorf("learn: %w: %d, at most %d", ErrTooManyNew, newCount, a.cfg.MaxNewPerIngest)
 	}
-	if a.cfg.NewWindow > 0 && newCount > 0 {
+	if budgeted && a.cfg.NewWindow > 0 && newCount > 0 {
 		budget := a.budgetLocked(now)
 		if float64(newCount) > budget {
 			return res, fmt.Errorf("learn: %w: %d new cells, %d left of %d per %s", ErrNewBudget, newCount, int(budget), a.cfg.MaxNewPerIngest, a.cfg.NewWindow)

@@ -760,3 +760,29 @@ func TestNewBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestSharedBudget: a fleet peer's measurements are not charged to
+// the new-cell budget (their origin charged its own), so they neither
+// wait behind this instance's ingests nor spend its budget.
+func TestIngestSharedBudget(t *testing.T) {
+	agg := NewAggregator(Config{MaxEntries: 100, MaxNewPerIngest: 5, NewWindow: time.Minute, MinSamples: 1})
+	cells := func(from, n int) []Measurement {
+		var ms []Measurement
+		for i := from; i < from+n; i++ {
+			ms = append(ms, Measurement{Prefix: pfx(fmt.Sprintf("198.51.%d.0/24", i)), PoP: "fra", RTTMS: 10, Weight: 1})
+		}
+		return ms
+	}
+	if _, err := agg.Ingest(cells(0, 5), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agg.Ingest(cells(5, 1), now, nil); !errors.Is(err, ErrNewBudget) {
+		t.Fatalf("a 6th new cell at once: %v, want ErrNewBudget", err)
+	}
+	if res, err := agg.IngestShared(cells(5, 5), now, nil); err != nil || res.Applied != 5 {
+		t.Fatalf("a peer's 5 new cells: %+v, %v; want applied, budget or not", res, err)
+	}
+	if _, err := agg.IngestShared(cells(10, 6), now, nil); !errors.Is(err, ErrTooManyNew) {
+		t.Errorf("a peer's batch of 6 new cells: %v, want ErrTooManyNew (MaxNewPerIngest still holds)", err)
+	}
+}
