@@ -181,10 +181,14 @@ cluster:
 			ns2 := start("ns2", up.Addr().String(), peer)
 			ns3 := start("ns3", closed, peer)
 			begin := time.Now()
+			// The fleet's verdict waits on every instance's first
+			// probe rounds reaching NATS: on a loaded machine (-race,
+			// three servers and NATS on two cores) more than the 5 s a
+			// reload gets.
 			for _, r := range []*runningApp{ns1, ns2} {
-				r.eventually(t, "www.geo.test.", client, iad)
+				r.eventuallyWithin(t, 15*time.Second, "www.geo.test.", client, iad)
 			}
-			ns3.eventually(t, "www.geo.test.", client, tc.ns3Wants)
+			ns3.eventuallyWithin(t, 15*time.Second, "www.geo.test.", client, tc.ns3Wants)
 			// It must stay so once every instance has published: the
 			// fleet's verdict, not a moment before the first round.
 			deadline := time.Now().Add(4 * time.Second)
