@@ -79,7 +79,7 @@ ecs_widen: { enabled: false }
 	b := startBinary(t, ctx, bin, conf)
 
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+b.http+"/v1/latency",
-		// Four lines: min_weight is 3, and the count decays from the start.
+		// Four lines, over min_weight's 2.5 however long the test takes.
 		strings.NewReader(strings.Repeat(`{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}`+"\n", 4)))
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Authorization", "Bearer "+ingestToken)

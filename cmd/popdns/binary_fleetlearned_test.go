@@ -127,8 +127,8 @@ cluster:
 	}
 
 	// Four measurements each: an entry decides, and is exported, with a
-	// decayed count of min_weight's 3 or more, which three fall below
-	// the moment after.
+	// decayed count of min_weight's 2.5 or more, which four stay above
+	// for long after the test.
 	four := func(line string) string { return strings.Repeat(line+"\n", 4) }
 	start := time.Now()
 	post(ns1, four(`{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 12.5}`))

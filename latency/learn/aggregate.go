@@ -21,9 +21,13 @@ const (
 	DefaultHalfLife      = 2 * time.Minute
 	DefaultCountHalfLife = 30 * time.Minute
 	DefaultStaleAfter    = 6 * time.Hour
-	DefaultMinSamples    = 3
-	DefaultClipFactor    = 3
-	DefaultMaxEntries    = 1_000_000
+	// DefaultMinSamples is three measurements, less their decay: the
+	// count decays from the moment a measurement arrives, so three made
+	// within the last 8 minutes (the count half-life × log2(3/2.5))
+	// reach it, where a gate of exactly 3 would need a fourth.
+	DefaultMinSamples = 2.5
+	DefaultClipFactor = 3
+	DefaultMaxEntries = 1_000_000
 	// MaxPoPs bounds the distinct PoP names an aggregator holds, for
 	// callers that check names' syntax only.
 	MaxPoPs = 1024
