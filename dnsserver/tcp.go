@@ -144,8 +144,10 @@ func (t *tcpServer) serve(l net.Listener) error {
 		}
 		tc, refused := t.admit(c, backlog)
 		if tc == nil {
-			c.Close()
+			// Counted before the close, so that whoever sees the close
+			// (a client, a test) finds it counted.
 			t.m.refused.WithLabelValues(refused).Inc()
+			c.Close()
 			continue
 		}
 		t.m.accepted.Inc()
