@@ -2,6 +2,7 @@ package steer
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -165,7 +166,7 @@ func TestRankLearned(t *testing.T) {
 			if d.HasExplore {
 				explored = g.Targets[d.Explore].Name()
 			}
-			if !equal(got, tc.want) || !slicesEqual(src, tc.source) || d.Level != tc.level || current != tc.current ||
+			if !equal(got, tc.want) || !slices.Equal(src, tc.source) || d.Level != tc.level || current != tc.current ||
 				d.Held != tc.held || explored != tc.explore {
 				t.Errorf("ranked %v sources %v level %v current %q held %v explore %q;\n"+
 					"want %v %v %v %q %v %q", got, src, d.Level, current, d.Held, explored,
@@ -176,18 +177,6 @@ func TestRankLearned(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesEqual[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRankLearnedBorrowed: a PoP the client's /24 has not measured
@@ -202,7 +191,7 @@ func TestRankLearnedBorrowed(t *testing.T) {
 	env := NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now).WithLearned(ls)
 	var cands Candidates
 	d := Rank(g, dns.TypeA, client, learnedBerlin, &env, &cands)
-	f := ls.Find(LearnedClient(client, learnedBerlin))
+	f := ls.Find(learn.ClientAt(client, learnedBerlin))
 	own, _ := f.EstimateIn("fra", learn.CellPrefix)
 	netFra, _ := f.EstimateIn("fra", learn.CellNetwork)
 	netIad, ok := f.EstimateIn("iad", learn.CellNetwork)

@@ -117,7 +117,7 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 	d.Scope = scopeBits(g, client, loc)
 	var found learn.Found
 	if env.Learned != nil {
-		found = env.Learned.Find(LearnedClient(client, loc))
+		found = env.Learned.Find(learn.ClientAt(client, loc))
 		// Inside the scope, every client must find the same prefix cell:
 		// its own, or none.
 		lo, hi := env.Learned.PrefixGap(client)
@@ -221,18 +221,6 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 		d.Explore, d.HasExplore = explore(cands[:n], pool[0], env.Options.LearnedFreshAge)
 	}
 	return d
-}
-
-// LearnedClient is the learned-latency client that addr, located at loc,
-// looks its RTTs up as: its /24 or /48, its GeoIP network and its AS. The
-// network counts only when the database found the address or its AS,
-// as at ingest (internal/learned), so that both build the same cells.
-func LearnedClient(addr netip.Addr, loc geo.Location) learn.Client {
-	network := loc.Prefix
-	if !loc.Found && loc.ASN == 0 {
-		network = netip.Prefix{}
-	}
-	return learn.ClientOf(addr, network, loc.ASN)
 }
 
 // applyLearned gives the candidates learned RTTs where the client has

@@ -200,13 +200,7 @@ func newWidenWorld(t testing.TB, rng *rand.Rand) *widenWorld {
 		// network and AS cells. A /24 measured less than MinSamples is
 		// no cell, while its network, pooling several, may be one.
 		agg := learn.NewAggregator(learn.Config{MinSamples: 3, HalfLife: time.Hour, CountHalfLife: time.Hour})
-		locate := func(a netip.Addr) (netip.Prefix, uint32) {
-			l := w.loc.Locate(a)
-			if !l.Found && l.ASN == 0 {
-				return netip.Prefix{}, 0
-			}
-			return l.Prefix, l.ASN
-		}
+		locate := func(a netip.Addr) (netip.Prefix, uint32) { return learn.Located(w.loc.Locate(a)) }
 		var ms []learn.Measurement
 		for range 1 + rng.IntN(12) {
 			p := netip.PrefixFrom(randomAddr(rng, widenBase), 24).Masked()

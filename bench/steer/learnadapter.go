@@ -161,11 +161,7 @@ func (a *learnAdapter) locate(addr netip.Addr) geo.Location {
 // (internal/learned): the GeoIP network only when the database found the
 // address or its AS.
 func (a *learnAdapter) ingestLocate(addr netip.Addr) (netip.Prefix, uint32) {
-	loc := a.locate(addr)
-	if !loc.Found && loc.ASN == 0 {
-		return netip.Prefix{}, 0
-	}
-	return loc.Prefix, loc.ASN
+	return learn.Located(a.locate(addr))
 }
 
 // info is the keyInfo of client c's key.
@@ -183,7 +179,7 @@ func (a *learnAdapter) Observe(key netip.Prefix, pop string, rttMS float64, at t
 
 // Estimate is the published snapshot's estimate, any cell.
 func (a *learnAdapter) Estimate(key netip.Prefix, pop string, _ time.Time) (float64, bool) {
-	e, ok := a.snap.Lookup(steer.LearnedClient(key.Addr(), a.locate(key.Addr())), pop)
+	e, ok := a.snap.Lookup(learn.ClientAt(key.Addr(), a.locate(key.Addr())), pop)
 	return e.RTTMS, ok
 }
 
@@ -293,7 +289,7 @@ func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []
 		add(fmt.Sprintf("chosen source %v borrowed %v", kd.Source, kd.Borrowed), w[i], ok)
 		add(fmt.Sprintf("held %v", kd.Held), w[i], ok)
 		loc := a.locate(key.Addr())
-		f := a.snap.Find(steer.LearnedClient(key.Addr(), loc))
+		f := a.snap.Find(learn.ClientAt(key.Addr(), loc))
 		bestKnown := "best unmeasured"
 		if e, ok := f.EstimateIn(thePoPs[best].Name, kd.Level); ok && kd.Level != 0 {
 			bestKnown = "best measured in the cell"

@@ -505,11 +505,5 @@ func (s *Service) locate() learn.LocateFunc {
 	if l == nil {
 		return nil
 	}
-	return func(addr netip.Addr) (netip.Prefix, uint32) {
-		loc := l.Locate(addr)
-		if !loc.Found && loc.ASN == 0 {
-			return netip.Prefix{}, 0
-		}
-		return loc.Prefix, loc.ASN
-	}
+	return func(addr netip.Addr) (netip.Prefix, uint32) { return learn.Located(l.Locate(addr)) }
 }

@@ -3,6 +3,8 @@ package learn
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/popdns/popdns/geo"
 )
 
 // CellKind is the granularity of a cell, finest first: the order in
@@ -140,6 +142,25 @@ func ClientOf(addr netip.Addr, network netip.Prefix, asn uint32) Client {
 		c.keys[i] = cell.key()
 	}
 	return c
+}
+
+// Located is the GeoIP network and AS that ClientOf takes for a client
+// the databases placed at loc: the network only when the database found
+// the address or its AS (an address in no network has just the empty
+// network around it, which names no place). Ingest (a LocateFunc) and
+// lookup (ClientAt) both take it from here, so they build the same cells.
+func Located(loc geo.Location) (network netip.Prefix, asn uint32) {
+	if !loc.Found && loc.ASN == 0 {
+		return netip.Prefix{}, 0
+	}
+	return loc.Prefix, loc.ASN
+}
+
+// ClientAt is ClientOf for a client at addr that the databases placed at
+// loc.
+func ClientAt(addr netip.Addr, loc geo.Location) Client {
+	network, asn := Located(loc)
+	return ClientOf(addr, network, asn)
 }
 
 // Cells lists the client's cells, finest first, skipping those it does
