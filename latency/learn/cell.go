@@ -96,13 +96,9 @@ func cellOfKey(k uint64) Cell {
 	case CellPrefix, CellNetwork:
 		bits, top := int(k>>48&0x7f), k&(1<<48-1)
 		if k>>61&1 == 0 {
-			return Cell{Kind: kind, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(top >> 16), byte(top >> 8), byte(top)}), bits)}
+			return Cell{Kind: kind, Prefix: netip.PrefixFrom(v4Addr(uint32(top)<<8), bits)}
 		}
-		var b [16]byte
-		for i := range 6 {
-			b[i] = byte(top >> (40 - 8*i))
-		}
-		return Cell{Kind: kind, Prefix: netip.PrefixFrom(netip.AddrFrom16(b), bits)}
+		return Cell{Kind: kind, Prefix: netip.PrefixFrom(v6Addr(top, false), bits)}
 	}
 	return Cell{}
 }
