@@ -287,11 +287,6 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 		if wd := s.widen.lookup(g, qtype, client, env.Epoch); wd != nil {
 			cd := *wd
 			cd.Place = s.traffic.PlaceOf(loc.Country, loc.Continent)
-			// The answer holds over the prefix, the exploration target
-			// need not: it is the widened client's alternative, which
-			// this client's rules may exclude. Only a client's own
-			// decision explores.
-			cd.Explore, cd.HasExplore = 0, false
 			s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, &cd)
 			return steer.Decision{}, &cd
 		}

@@ -255,8 +255,13 @@ func (w *widener) widen(j *widenJob, cands *steer.Candidates) int {
 	w.m.bits.Observe(float64(s))
 	cd := w.settle(j, s)
 	if s < j.d.Scope {
+		// The answer holds over the prefix, the exploration target need
+		// not: it is this client's alternative, which another client's
+		// rules may exclude. Only a client's own decision explores.
+		shared := *cd
+		shared.Explore, shared.HasExplore = 0, false
 		p, _ := j.client.Prefix(s)
-		w.store.insert(widenKey{geo: j.g, qtype: j.qtype, p: p}, e, j.db, cd)
+		w.store.insert(widenKey{geo: j.g, qtype: j.qtype, p: p}, e, j.db, &shared)
 	}
 	return max(cl.n, 1)
 }
