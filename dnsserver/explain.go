@@ -78,8 +78,8 @@ type ExplainedLearning struct {
 	// Cell is the kind of the client's cell the RTTs were compared in
 	// (prefix, network or as); "" when it has no learned RTTs.
 	Cell string `json:"cell,omitempty"`
-	// Current is the PoP that cell measured most, which its clients are
-	// taken to be on; Held says the stabiliser kept them there although
+	// Current is that cell's leader (learn.Found.LeaderIn), which its
+	// clients are taken to be on; Held says the stabiliser kept them there although
 	// another ranked better, by less than the margin.
 	Current string `json:"current,omitempty"`
 	Held    bool   `json:"held"`

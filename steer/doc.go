@@ -13,10 +13,14 @@
 // latency table and the distance estimate. The client's RTTs are compared
 // in one cell: the finest (its /24 or /48, its GeoIP network, its AS
 // when the database places it no better than a country) in which an
-// eligible target's PoP has a fresh estimate, the PoP measured most
-// lately there standing for the one its clients are on now (with
-// measurements from real traffic, the PoP that has been answering them
-// gets the samples). A PoP that cell lacks borrows its estimate from a
+// eligible target's PoP has a fresh estimate resting on at least
+// CellWeight measurements, else the finest with a fresh estimate: a
+// /24's RTTs from a beacon every few minutes are each one noisy sample,
+// while its network's include them and many more. The cell's leader
+// (learn.Found.LeaderIn), which the aggregator keeps from snapshot to
+// snapshot until another PoP is better by the margin, stands for the PoP
+// its clients are on now; when it is no eligible target of the record,
+// the PoP measured most lately does. A PoP that cell lacks borrows its estimate from a
 // coarser one, scaled by how the current PoP compares in both. An AS's
 // clients are spread too widely for its RTTs to be those of a client
 // placed within a city or region. A PoP

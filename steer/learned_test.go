@@ -39,23 +39,36 @@ var learnedBerlin = func() geo.Location {
 // in learnedBerlin's network and AS.
 func learnedSnapshot(t testing.TB, samples ...sample) *learn.Snapshot {
 	t.Helper()
-	agg := learn.NewAggregator(learn.Config{MinSamples: 1, HalfLife: time.Hour, CountHalfLife: time.Hour})
+	return learnedHistory(t, learn.Margin{}, nil, samples)
+}
+
+// learnedHistory learns before and publishes a snapshot, so that the
+// cells' leaders are set under margin, then learns after and returns the
+// next snapshot.
+func learnedHistory(t testing.TB, margin learn.Margin, before, after []sample) *learn.Snapshot {
+	t.Helper()
+	agg := learn.NewAggregator(learn.Config{MinSamples: 1, HalfLife: time.Hour, CountHalfLife: time.Hour, Margin: margin})
 	locate := func(a netip.Addr) (netip.Prefix, uint32) {
 		if netip.MustParsePrefix("81.2.64.0/20").Contains(a) {
 			return learnedBerlin.Prefix, learnedBerlin.ASN
 		}
 		return netip.Prefix{}, 64500
 	}
-	for _, s := range samples {
-		// A measurement counts at most once towards MinSamples: weight
-		// samples are weight measurements.
-		var ms []learn.Measurement
-		for range int(s.weight) {
-			ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(s.prefix), PoP: s.pop, RTTMS: s.rtt,
-				Weight: 1, Time: learnNow.Add(-s.age)})
+	for i, stage := range [][]sample{before, after} {
+		for _, s := range stage {
+			// A measurement counts at most once towards MinSamples: weight
+			// samples are weight measurements.
+			var ms []learn.Measurement
+			for range int(s.weight) {
+				ms = append(ms, learn.Measurement{Prefix: netip.MustParsePrefix(s.prefix), PoP: s.pop, RTTMS: s.rtt,
+					Weight: 1, Time: learnNow.Add(-s.age)})
+			}
+			if res, err := agg.Ingest(ms, learnNow, locate); err != nil || res.Applied != len(ms) {
+				t.Fatalf("ingest %+v: %+v, %v", s, res, err)
+			}
 		}
-		if res, err := agg.Ingest(ms, learnNow, locate); err != nil || res.Applied != len(ms) {
-			t.Fatalf("ingest %+v: %+v, %v", s, res, err)
+		if i == 0 && before != nil {
+			agg.Snapshot(learnNow)
 		}
 	}
 	return agg.Snapshot(learnNow)
@@ -69,6 +82,7 @@ func TestRankLearned(t *testing.T) {
 	uncertain.AccuracyKm = 2000
 	tests := []struct {
 		name      string
+		before    []sample // learned and published first, setting the cells' leaders
 		samples   []sample
 		loc       geo.Location
 		margin    learn.Margin
@@ -85,15 +99,22 @@ func TestRankLearned(t *testing.T) {
 		{name: "learned beats distance",
 			samples: []sample{{"81.2.69.0/24", "fra", 40, 5, 0}, {"81.2.69.0/24", "iad", 20, 1, 0}},
 			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
-			level: learn.CellPrefix, current: "fra", explore: "sin"},
-		{name: "stabiliser holds within the margin", margin: learn.Margin{MS: 5, Percent: 10},
-			samples: []sample{{"81.2.69.0/24", "fra", 20, 5, 0}, {"81.2.69.0/24", "iad", 17, 1, 0}},
+			level: learn.CellPrefix, current: "iad", explore: "sin"},
+		{name: "stabiliser holds the leader within the margin", margin: learn.Margin{MS: 5, Percent: 10},
+			before:  []sample{{"81.2.69.0/24", "fra", 20, 5, 0}},
+			samples: []sample{{"81.2.69.0/24", "iad", 17, 1, 0}},
 			want:    []string{"fra", "iad", "sin"}, source: []Source{Learned, Learned, Distance},
 			level: learn.CellPrefix, current: "fra", held: true, explore: "sin"},
-		{name: "stabiliser moves past the margin", margin: learn.Margin{MS: 5, Percent: 10},
-			samples: []sample{{"81.2.69.0/24", "fra", 20, 5, 0}, {"81.2.69.0/24", "iad", 12, 1, 0}},
+		{name: "the leader moves past the margin", margin: learn.Margin{MS: 5, Percent: 10},
+			before:  []sample{{"81.2.69.0/24", "fra", 20, 5, 0}},
+			samples: []sample{{"81.2.69.0/24", "iad", 12, 1, 0}},
 			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
-			level: learn.CellPrefix, current: "fra", explore: "sin"},
+			level: learn.CellPrefix, current: "iad", explore: "sin"},
+		{name: "the leader stays while both PoPs are measured alike", margin: learn.Margin{MS: 3, Percent: 10},
+			before:  []sample{{"81.2.69.0/24", "fra", 20, 5, 0}, {"81.2.69.0/24", "iad", 21, 5, 0}},
+			samples: []sample{{"81.2.69.0/24", "fra", 22, 5, 0}, {"81.2.69.0/24", "iad", 19.5, 5, 0}},
+			want:    []string{"fra", "iad", "sin"}, source: []Source{Learned, Learned, Distance},
+			level: learn.CellPrefix, current: "fra", held: true, explore: "sin"},
 		{name: "the current PoP drained: no holding", margin: learn.Margin{MS: 100},
 			overrides: map[string]pops.AdminState{"fra": pops.Drain},
 			samples:   []sample{{"81.2.69.0/24", "fra", 20, 5, 0}, {"81.2.69.0/24", "iad", 30, 1, 0}},
@@ -116,9 +137,10 @@ func TestRankLearned(t *testing.T) {
 		{name: "only stale estimates still decide",
 			samples: []sample{{"81.2.69.0/24", "fra", 30, 5, 20 * time.Minute}, {"81.2.69.0/24", "iad", 25, 2, 20 * time.Minute}},
 			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
-			level: learn.CellPrefix, current: "fra", explore: "fra"},
-		{name: "the PoP measured lately is current, not the one measured most", margin: learn.Margin{MS: 5, Percent: 10},
-			samples: []sample{{"81.2.69.0/24", "fra", 20, 20, 8 * time.Minute}, {"81.2.69.0/24", "iad", 21, 5, 0}},
+			level: learn.CellPrefix, current: "iad", explore: "fra"},
+		{name: "the leader is current, not the PoP measured most", margin: learn.Margin{MS: 5, Percent: 10},
+			before:  []sample{{"81.2.69.0/24", "iad", 21, 5, 0}},
+			samples: []sample{{"81.2.69.0/24", "fra", 20, 20, 8 * time.Minute}},
 			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
 			level: learn.CellPrefix, current: "iad", held: true, explore: "sin"},
 		{name: "an AS's RTTs do not decide: its clients are elsewhere",
@@ -132,12 +154,26 @@ func TestRankLearned(t *testing.T) {
 			loc:     uncertain,
 			samples: []sample{{"81.2.1.0/24", "iad", 20, 5, 0}, {"81.2.1.0/24", "fra", 90, 5, 0}},
 			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
-			level: learn.CellAS, current: "fra", explore: "sin"},
+			level: learn.CellAS, current: "iad", explore: "sin"},
+		{name: "a thin /24 defers to its network",
+			samples: []sample{{"81.2.69.0/24", "fra", 40, 1, 0}, {"81.2.69.0/24", "iad", 20, 1, 0},
+				{"81.2.70.0/24", "fra", 20, 5, 0}, {"81.2.70.0/24", "iad", 40, 5, 0}},
+			want: []string{"fra", "iad", "sin"}, source: []Source{Learned, Learned, Distance},
+			level: learn.CellNetwork, current: "fra", explore: "sin"},
+		{name: "a /24 with CellWeight measurements decides",
+			samples: []sample{{"81.2.69.0/24", "fra", 40, CellWeight, 0}, {"81.2.69.0/24", "iad", 20, 1, 0},
+				{"81.2.70.0/24", "fra", 20, 5, 0}, {"81.2.70.0/24", "iad", 40, 5, 0}},
+			want: []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
+			level: learn.CellPrefix, current: "iad", explore: "sin"},
+		{name: "every cell thin: the finest decides",
+			samples: []sample{{"81.2.69.0/24", "fra", 40, 1, 0}, {"81.2.69.0/24", "iad", 20, 1, 0}},
+			want:    []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
+			level: learn.CellPrefix, current: "iad", explore: "sin"},
 		{name: "a fresh network cell outranks a stale /24",
 			samples: []sample{{"81.2.69.0/24", "fra", 25, 5, 30 * time.Minute},
 				{"81.2.70.0/24", "fra", 50, 5, 0}, {"81.2.70.0/24", "iad", 20, 1, 0}},
 			want: []string{"iad", "fra", "sin"}, source: []Source{Learned, Learned, Distance},
-			level: learn.CellNetwork, current: "fra", explore: "sin"},
+			level: learn.CellNetwork, current: "iad", explore: "sin"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +186,7 @@ func TestRankLearned(t *testing.T) {
 				loc = learnedBerlin
 			}
 			env := NewEnv(provisioned(t, Options{LearnedMargin: tc.margin}), snap, nil, ov, time.Now).
-				WithLearned(learnedSnapshot(t, tc.samples...))
+				WithLearned(learnedHistory(t, tc.margin, tc.before, tc.samples))
 			var cands Candidates
 			d := Rank(g, dns.TypeA, client, loc, &env, &cands)
 			var got []string

@@ -225,28 +225,35 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 
 // applyLearned gives the candidates learned RTTs where the client has
 // them, compared in one cell: the finest in which an eligible target's PoP
-// has a fresh estimate (else any estimate), the target measured most
-// there being the client's current one. Taking one cell per client rather
+// has a fresh estimate (else any estimate), the target of the cell's
+// leader being the client's current one. Taking one cell per client rather
 // than the finest per PoP keeps the PoPs compared alike: after a route
 // change a /24's few old samples would otherwise outrank its AS's fresh
-// ones. The current target is the one with the most recent samples
-// (recentSamples). A PoP the cell has no estimate of borrows one from a coarser cell
+// ones. The cell's leader (learn.Found.LeaderIn) is kept from snapshot
+// to snapshot under the stabiliser's margin; when it is not an eligible
+// target of this record, the current target is the one with the most
+// recent samples (recentSamples). A PoP the cell has no estimate of borrows one from a coarser cell
 // (network, then AS), scaled by how the current PoP compares in the two;
 // without the current PoP there it has none. It returns the cell's kind
 // and the current target; 0 when the client has no learned RTTs.
 func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration, coarsest learn.CellKind) (learn.CellKind, uint8) {
 	cur, level := -1, learn.CellKind(0)
-	for _, needFresh := range [2]bool{true, false} {
+	for _, pass := range [3]struct{ fresh, weighty bool }{{true, true}, {true, false}, {false, false}} {
 		for kind := learn.CellPrefix; kind <= coarsest && cur < 0; kind++ {
-			most := 0.0
+			most, weight := 0.0, 0.0
+			at := -1
 			for i := range cs {
 				e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
-				if !ok || !cs[i].Eligible || needFresh && e.Age > fresh {
+				if !ok || !cs[i].Eligible || pass.fresh && e.Age > fresh {
 					continue
 				}
+				weight = max(weight, e.Weight)
 				if r := recentSamples(e); r > most {
-					most, cur, level = r, i, kind
+					most, at = r, i
 				}
+			}
+			if at >= 0 && (!pass.weighty || weight >= CellWeight && kind <= learn.CellNetwork) {
+				cur, level = at, kind
 			}
 		}
 		if cur >= 0 {
@@ -255,6 +262,14 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 	}
 	if cur < 0 {
 		return 0, 0
+	}
+	if name, ok := f.LeaderIn(level); ok {
+		for i := range cs {
+			if cs[i].Eligible && g.Targets[cs[i].Index].PoP.Name == name {
+				cur = i
+				break
+			}
+		}
 	}
 	curPoP := g.Targets[cs[cur].Index].PoP.Name
 	own, _ := f.EstimateIn(curPoP, level)
@@ -279,6 +294,15 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 	}
 	return level, cs[cur].Index
 }
+
+// CellWeight is the weight (learn.Estimate.Weight) a cell's RTT to some
+// eligible PoP must have for the cell to decide for its clients while a
+// coarser cell holding them also could: a /24 with a sample every few
+// minutes has RTTs that are each one noisy measurement, while its
+// network's, which include the /24's own, rest on many. A client whose
+// cells all fall short is decided in the finest with a fresh estimate,
+// as before.
+const CellWeight = 2
 
 // coarsestCell is the coarsest learned cell a decision for a client
 // located at loc reads. An AS spans a country or a continent: its mean RTT

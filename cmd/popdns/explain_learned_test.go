@@ -72,7 +72,7 @@ learned_latency:
 		t.Fatalf("explain: %v (%s)", err, errOut.String())
 	}
 	for _, want := range []string{
-		"learned   compared in its prefix cell; current PoP fra",
+		"learned   compared in its prefix cell; current PoP iad", // a loaded table's first leader is its best PoP
 		"learned in 192.0.2.0/24: 8.0 ms, 5.0 samples",
 		"answer    www.geo.test. 30 IN A 192.0.2.20",
 	} {

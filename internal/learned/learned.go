@@ -78,7 +78,7 @@ type Config struct {
 	Inbox string
 	// InboxPoll is how often the inbox is listed (0: DefaultInboxPoll).
 	InboxPoll time.Duration
-	// Margin is the stabiliser's, kept for the selection.
+	// Margin is the stabiliser's, for the cells' leaders and the selection.
 	Margin learn.Margin
 	// FleetBuffer bounds the bytes of batches kept for the fleet while
 	// NATS is away (0: DefaultFleetBuffer).
@@ -175,6 +175,9 @@ func New(cfg Config, deps Deps) *Service {
 		// cached decisions and widened ECS scopes between publishes.
 		cfg.Learn.SnapshotReuse = DefaultSnapshotReuse
 	}
+	// One margin for the cells' leaders and for the selection that holds
+	// a client on its cell's leader.
+	cfg.Learn.Margin = cfg.Margin
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}

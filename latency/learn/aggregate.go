@@ -74,6 +74,10 @@ type Config struct {
 	// that many small batches cannot flush the table either; an Ingest
 	// beyond it is refused with ErrNewBudget. Zero: per ingest only.
 	NewWindow time.Duration
+	// Margin is the stabiliser's, for each cell's leader (Found.LeaderIn):
+	// a cell's leader changes only to a PoP better than it by Margin
+	// (ShouldMove). The zero Margin makes the best PoP the leader.
+	Margin Margin
 }
 
 func (c Config) withDefaults() Config {
@@ -163,6 +167,10 @@ type Aggregator struct {
 	// last is the last snapshot built, of the state at seq lastSeq.
 	last    *Snapshot
 	lastSeq int64
+	// leaders is each cell's leader in last (cell key → PoP index): the
+	// stabiliser's state from one snapshot to the next. Replaced, never
+	// changed.
+	leaders map[uint64]uint16
 	// budget is the new entries Ingest may still create (NewWindow),
 	// as of budgetAt (Unix ns; 0: never spent, the bucket full).
 	budget   float64

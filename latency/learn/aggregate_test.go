@@ -125,13 +125,13 @@ func (m *model) want(k modelKey, now time.Time) (Estimate, bool) {
 	if n < m.cfg.MinSamples {
 		return Estimate{}, false
 	}
-	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: n, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
+	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: n, Weight: wt, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
 
 func sameEstimate(got, want Estimate) bool {
-	return near(got.RTTMS, want.RTTMS) && near(got.Samples, want.Samples) && got.Cell == want.Cell && got.Updated.Equal(want.Updated) && got.Age == want.Age
+	return near(got.RTTMS, want.RTTMS) && near(got.Samples, want.Samples) && near(got.Weight, want.Weight) && got.Cell == want.Cell && got.Updated.Equal(want.Updated) && got.Age == want.Age
 }
 
 // TestAggregatorMatchesModel feeds random measurement streams to the

@@ -30,24 +30,34 @@ type Snapshot struct {
 	prefix6 []uint64
 }
 
-// span is a cell's stats: stats[lo:hi], sorted by PoP index.
-type span struct{ lo, hi int32 }
+// span is a cell's stats: stats[lo:hi], sorted by PoP index, and its
+// leader's PoP index.
+type span struct {
+	lo, hi int32
+	leader uint16
+}
 
 type stat struct {
 	pop     uint16
 	rtt     float64
 	samples float64
+	weight  float64
 	updated int64 // Unix ns
 }
 
 // Estimate is what a lookup found for one PoP: the smoothed RTT, the
-// cell it was learned in, its sample weight (decayed to the snapshot's
-// time), the time of its newest sample and its age at the snapshot's
-// time: what explain shows as "which cell and how many samples decided".
+// cell it was learned in, its sample count (decayed to the snapshot's
+// time over CountHalfLife), the time of its newest sample and its age at
+// the snapshot's time: what explain shows as "which cell and how many
+// samples decided". Weight is the RTT's own weight at the snapshot's
+// time, its samples' weights decayed over HalfLife: how many
+// measurements the RTT rests on now, where Samples says how many the
+// entry has seen lately.
 type Estimate struct {
 	RTTMS   float64
 	Cell    Cell
 	Samples float64
+	Weight  float64
 	Updated time.Time
 	Age     time.Duration
 }
@@ -72,7 +82,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	}
 	a.gen++
 	s := &Snapshot{at: now, gen: a.gen, pops: slices.Clone(a.pops)}
-	seq := a.seq
+	seq, prevLeaders := a.seq, a.leaders
 	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
@@ -83,7 +93,11 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		if w < a.cfg.MinSamples || e.wt <= 0 {
 			continue // too few samples, or a mean whose weight underflowed: unknown
 		}
-		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, updated: e.last}})
+		wt := e.wt
+		if e.last < nowNS {
+			wt *= a.decay(nowNS - e.last)
+		}
+		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, weight: wt, updated: e.last}})
 	}
 	a.mu.Unlock()
 
@@ -114,19 +128,50 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		}
 	}
 	s.cells = make(map[uint64]span, len(s.keys))
+	leaders := make(map[uint64]uint16, len(s.keys))
 	lo := 0
 	for i := range all {
 		if i+1 == len(all) || all[i+1].cell != all[i].cell {
-			s.cells[all[i].cell] = span{lo: int32(lo), hi: int32(i + 1)}
+			sp := span{lo: int32(lo), hi: int32(i + 1)}
+			prev, had := prevLeaders[all[i].cell]
+			sp.leader = s.leader(sp, prev, had, a.cfg.Margin)
+			s.cells[all[i].cell], leaders[all[i].cell] = sp, sp.leader
 			lo = i + 1
 		}
 	}
 	a.mu.Lock()
 	if a.last == nil || s.gen > a.last.gen { // of two built at once, the later
-		a.last, a.lastSeq = s, seq
+		a.last, a.lastSeq, a.leaders = s, seq, leaders
 	}
 	a.mu.Unlock()
 	return s
+}
+
+// leader is the PoP index of the cell sp's leader: the one it had in the
+// last snapshot (prev, when had) while it is still in the cell and no
+// other is better than it by m, else the one with the lowest RTT. It is
+// the stabiliser's state: a decision that compared the cell's estimates
+// afresh each time could not tell which PoP its clients are on when
+// beacons measure several PoPs alike, and would follow the noise
+// between two close ones.
+func (s *Snapshot) leader(sp span, prev uint16, had bool, m Margin) uint16 {
+	best := sp.lo
+	for j := sp.lo + 1; j < sp.hi; j++ {
+		if s.stats[j].rtt < s.stats[best].rtt {
+			best = j
+		}
+	}
+	if had {
+		for j := sp.lo; j < sp.hi; j++ {
+			if st := &s.stats[j]; st.pop == prev {
+				if !ShouldMove(st.rtt, s.stats[best].rtt, m) {
+					return prev
+				}
+				break
+			}
+		}
+	}
+	return s.stats[best].pop
 }
 
 // At is the time the snapshot was built at.
@@ -216,13 +261,29 @@ func (f Found) in(i int, idx uint16) (Estimate, bool) {
 	for j := sp.lo; j < sp.hi; j++ {
 		st := &f.s.stats[j]
 		if st.pop == idx {
-			return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
+			return Estimate{RTTMS: st.rtt, Cell: f.cells[i], Samples: st.samples, Weight: st.weight, Updated: time.Unix(0, st.updated), Age: time.Duration(f.s.at.UnixNano() - st.updated)}, true
 		}
 		if st.pop > idx {
 			break
 		}
 	}
 	return Estimate{}, false
+}
+
+// LeaderIn is the PoP that leads the client's cell of kind: the one with
+// the lowest RTT there when the cell was first published with entries,
+// kept from snapshot to snapshot until another is better by
+// Config.Margin. False when the cell has no entries. It does not
+// allocate.
+func (f Found) LeaderIn(kind CellKind) (string, bool) {
+	if f.s == nil || kind < CellPrefix || kind > CellAS {
+		return "", false
+	}
+	sp := f.spans[kind-CellPrefix]
+	if sp.hi <= sp.lo {
+		return "", false
+	}
+	return f.s.pops[sp.leader], true
 }
 
 // Lookup is Find(c).Estimate(pop).

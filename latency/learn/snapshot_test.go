@@ -55,6 +55,7 @@ func TestLookupAllocs(t *testing.T) {
 			}
 		}},
 		{"in one cell", func() { snap.Find(clients[0]).EstimateIn("ams", CellNetwork) }},
+		{"leader", func() { snap.Find(clients[0]).LeaderIn(CellNetwork) }},
 		{"prefix gap", func() { snap.PrefixGap(netip.MustParseAddr("100.1.2.3")) }},
 		{"network cell", func() { snap.HasNetworkCell(netip.MustParsePrefix("100.1.0.0/16")) }},
 		{"client", func() { ClientOf(netip.MustParseAddr("100.1.2.3"), netip.MustParsePrefix("100.1.0.0/16"), 64501) }},

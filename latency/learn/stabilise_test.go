@@ -2,7 +2,9 @@ package learn
 
 import (
 	"math"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestShouldMove(t *testing.T) {
@@ -36,6 +38,64 @@ func TestShouldMove(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := ShouldMove(tt.current, tt.candidate, tt.m); got != tt.want {
 				t.Errorf("ShouldMove(%v, %v, %+v) = %v, want %v", tt.current, tt.candidate, tt.m, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLeader publishes one cell's RTTs snapshot after snapshot and checks
+// its leader against the rule worked by hand: kept until another PoP is
+// better by the margin, the best when the cell is new or its leader left.
+func TestLeader(t *testing.T) {
+	type step map[string]float64 // PoP → its RTT from this snapshot on; 0: no longer measured
+	m := Margin{MS: 3, Percent: 10}
+	tests := []struct {
+		name   string
+		margin Margin
+		steps  []step
+		want   []string
+	}{
+		{"first the best", m, []step{{"fra": 20, "iad": 18}}, []string{"iad"}},
+		{"kept within the margin", m, []step{{"fra": 20, "iad": 21}, {"fra": 22, "iad": 20}, {"fra": 22.9, "iad": 20}},
+			[]string{"fra", "fra", "fra"}},
+		{"moved beyond both parts", m, []step{{"fra": 20, "iad": 21}, {"fra": 40, "iad": 21}, {"fra": 20, "iad": 21}},
+			[]string{"fra", "iad", "iad"}},
+		{"3 ms but not 10 %", m, []step{{"fra": 60, "iad": 70}, {"fra": 60, "iad": 56}}, []string{"fra", "fra"}},
+		{"a new PoP must beat it too", m, []step{{"fra": 20}, {"fra": 20, "iad": 18}, {"fra": 20, "iad": 16.5}},
+			[]string{"fra", "fra", "iad"}},
+		{"the leader gone", m, []step{{"fra": 20, "iad": 21, "lhr": 22}, {"fra": 0, "iad": 21, "lhr": 20.5}},
+			[]string{"fra", "lhr"}},
+		{"no margin: the best", Margin{}, []step{{"fra": 20, "iad": 21}, {"fra": 20.5, "iad": 20.4}}, []string{"fra", "iad"}},
+	}
+	cell := netip.MustParsePrefix("192.0.2.0/24")
+	client := ClientOf(cell.Addr(), netip.Prefix{}, 0)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A half-life of a nanosecond makes each mean its newest
+			// sample; the count lasts, so an entry no longer measured
+			// is evicted by StaleAfter only.
+			agg := NewAggregator(Config{HalfLife: time.Nanosecond, CountHalfLife: time.Hour, MinSamples: 1,
+				StaleAfter: 90 * time.Second, Margin: tt.margin})
+			at := now
+			for i, st := range tt.steps {
+				at = at.Add(time.Minute)
+				var ms []Measurement
+				for pop, rtt := range st {
+					if rtt > 0 {
+						ms = append(ms, Measurement{Prefix: cell, PoP: pop, RTTMS: rtt, Weight: 1, Time: at})
+					}
+				}
+				if _, err := agg.Ingest(ms, at, nil); err != nil {
+					t.Fatal(err)
+				}
+				snap := agg.Snapshot(at)
+				got, ok := snap.Find(client).LeaderIn(CellPrefix)
+				if !ok || got != tt.want[i] {
+					t.Errorf("snapshot %d: leader %q (%v), want %q", i+1, got, ok, tt.want[i])
+				}
+				if _, ok := snap.Find(client).LeaderIn(CellNetwork); ok {
+					t.Errorf("snapshot %d: a leader for a cell without entries", i+1)
+				}
 			}
 		})
 	}
