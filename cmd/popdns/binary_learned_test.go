@@ -146,8 +146,8 @@ learned_latency:
 	// The table steers: the Frankfurt client's /24 has measured fra
 	// (12.5 ms) and is answered fra; once it measures iad at 2 ms,
 	// better by more than the default margin (3 ms and 10 %), it is
-	// answered iad, over UDP and TCP, and explain says why. fra, measured
-	// three times to iad's once, stays the cell's current PoP.
+	// answered iad, over UDP and TCP, and explain says why: iad now
+	// leads the cell.
 	if got := b.answer(t); got != "192.0.2.10" {
 		t.Fatalf("before iad is measured: answered %s, want fra's 192.0.2.10", got)
 	}
@@ -166,26 +166,64 @@ learned_latency:
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.20" {
 		t.Fatalf("over TCP: %v %v, want iad's 192.0.2.20", r, err)
 	}
-	ereq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/explain?name=www.geo.test&client=192.0.2.0/26", nil)
-	ereq.Header.Set("Authorization", "Bearer "+readToken)
-	eresp, err := http.DefaultClient.Do(ereq)
-	if err != nil {
-		t.Fatal(err)
+	explain := func() dnsserver.GeoDecision {
+		t.Helper()
+		ereq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/explain?name=www.geo.test&client=192.0.2.0/26", nil)
+		ereq.Header.Set("Authorization", "Bearer "+readToken)
+		eresp, err := http.DefaultClient.Do(ereq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ex dnsserver.Explanation
+		err = json.NewDecoder(eresp.Body).Decode(&ex)
+		eresp.Body.Close()
+		if err != nil || len(ex.Decisions) != 1 {
+			t.Fatalf("explain: %v %+v", err, ex)
+		}
+		return ex.Decisions[0]
 	}
-	var ex dnsserver.Explanation
-	err = json.NewDecoder(eresp.Body).Decode(&ex)
-	eresp.Body.Close()
-	if err != nil || len(ex.Decisions) != 1 {
-		t.Fatalf("explain: %v %+v", err, ex)
-	}
-	gd := ex.Decisions[0]
-	if gd.Learned == nil || gd.Learned.Cell != "prefix" || gd.Learned.Current != "fra" || gd.Learned.Held {
-		t.Errorf("explain's learned part: %+v, want compared in the prefix cell, current fra, not held", gd.Learned)
+	gd := explain()
+	if gd.Learned == nil || gd.Learned.Cell != "prefix" || gd.Learned.Current != "iad" || gd.Learned.Held {
+		t.Errorf("explain's learned part: %+v, want compared in the prefix cell, current iad, not held", gd.Learned)
 	}
 	for _, c := range gd.Candidates {
 		if c.Source != "learned" || c.Learned == nil || c.Learned.Cell != "192.0.2.0/24" || c.Chosen != (c.PoP == "iad") {
 			t.Errorf("explain: candidate %+v (learned %+v), want learned in 192.0.2.0/24, iad chosen", c, c.Learned)
 		}
+	}
+
+	// fra, measured again, now looks 1 ms faster than iad: less than the
+	// margin, so the cell's leader holds and iad answers, publish after
+	// publish; the PoP measured most lately is no longer taken as current.
+	// Each line is clipped to a third of the mean before it, hence four.
+	line := `{"prefix": "192.0.2.0/24", "pop": "fra", "rtt_ms": 1, "weight": 1000}` + "\n"
+	if code, body := post(ingestToken, strings.Repeat(line, 4)); code != 200 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		gd = explain()
+		var fra, iad float64
+		for _, c := range gd.Candidates {
+			if c.Learned != nil && c.PoP == "fra" {
+				fra = c.Learned.RTTMS
+			}
+			if c.Learned != nil && c.PoP == "iad" {
+				iad = c.Learned.RTTMS
+			}
+		}
+		if fra > 0 && fra < iad {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fra's learned RTT never fell below iad's: fra %.2f ms, iad %.2f ms", fra, iad)
+		}
+	}
+	if gd.Learned == nil || gd.Learned.Current != "iad" || !gd.Learned.Held {
+		t.Errorf("explain's learned part with fra 1 ms ahead: %+v, want current iad, held", gd.Learned)
+	}
+	time.Sleep(1500 * time.Millisecond) // another publish
+	if got := b.answer(t); got != "192.0.2.20" {
+		t.Errorf("with fra 1 ms ahead, within the margin: answered %s, want iad's 192.0.2.20", got)
 	}
 	table = export() // with iad's entry, for the restart's comparison
 
