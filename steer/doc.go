@@ -20,8 +20,9 @@
 // (learn.Found.LeaderIn), which the aggregator keeps from snapshot to
 // snapshot until another PoP is better by the margin, stands for the PoP
 // its clients are on now; when it is no eligible target of the record,
-// the PoP measured most lately does. A PoP that cell lacks borrows its estimate from a
-// coarser one, scaled by how the current PoP compares in both. An AS's
+// the PoP measured most lately does. A PoP that cell lacks borrows its
+// estimate from a coarser one, scaled up by how much slower the current
+// PoP is in the client's cell than in the coarser one, never down. An AS's
 // clients are spread too widely for its RTTs to be those of a client
 // placed within a city or region. A PoP
 // nobody measured keeps its distance estimate, calibrated as today. The

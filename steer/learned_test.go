@@ -217,40 +217,57 @@ func TestRankLearned(t *testing.T) {
 
 // TestRankLearnedBorrowed: a PoP the client's /24 has not measured
 // borrows its network's estimate, scaled by how the current PoP compares
-// in the /24 and in the network.
+// in the /24 and in the network when the /24 is the slower; a /24 faster
+// than its network borrows the network's estimate as it is.
 func TestRankLearnedBorrowed(t *testing.T) {
 	snap := loadTest(t)
 	g := geoOf(t, snap, "www.steer.test.")
 	client := netip.MustParseAddr("81.2.69.10")
-	ls := learnedSnapshot(t, sample{"81.2.69.0/24", "fra", 20, 5, 0},
-		sample{"81.2.70.0/24", "fra", 40, 5, 0}, sample{"81.2.70.0/24", "iad", 30, 5, 0})
-	env := NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now).WithLearned(ls)
-	var cands Candidates
-	d := Rank(g, dns.TypeA, client, learnedBerlin, &env, &cands)
-	f := ls.Find(learn.ClientAt(client, learnedBerlin))
-	own, _ := f.EstimateIn("fra", learn.CellPrefix)
-	netFra, _ := f.EstimateIn("fra", learn.CellNetwork)
-	netIad, ok := f.EstimateIn("iad", learn.CellNetwork)
-	if !ok {
-		t.Fatal("no network estimate of iad")
-	}
-	scale := own.RTTMS / netFra.RTTMS
-	var iad *Candidate
-	for i := range cands[:d.Cands] {
-		if g.Targets[cands[i].Index].Name() == "iad" {
-			iad = &cands[i]
-		}
-	}
-	if iad.Source != Learned || iad.Borrowed != scale || iad.RTTMS != netIad.RTTMS*scale || iad.Learned.Cell.Kind != learn.CellNetwork {
-		t.Errorf("iad: source %v borrowed %v rtt %v cell %v; want learned, %v, %v, the network", iad.Source, iad.Borrowed,
-			iad.RTTMS, iad.Learned.Cell, scale, netIad.RTTMS*scale)
-	}
-	if want := "iad"; iad.RTTMS < own.RTTMS && g.Targets[d.Ranked[0]].Name() != want {
-		t.Errorf("answered %s, want %s", g.Targets[d.Ranked[0]].Name(), want)
-	}
-	// The explore target is the borrowed one: the /24 has not measured it.
-	if !d.HasExplore || g.Targets[d.Explore].Name() == g.Targets[d.Ranked[0]].Name() {
-		t.Errorf("explore %v %d, want a target other than the first", d.HasExplore, d.Explore)
+	for _, tc := range []struct {
+		name   string
+		ownFra float64 // the client's /24's RTT to fra; its neighbour's is 40, to iad 30
+		scaled bool
+		first  string
+	}{
+		{"the /24 slower than its network: scaled", 60, true, "iad"},
+		{"the /24 faster than its network: not scaled", 20, false, "fra"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := learnedSnapshot(t, sample{"81.2.69.0/24", "fra", tc.ownFra, 5, 0},
+				sample{"81.2.70.0/24", "fra", 40, 5, 0}, sample{"81.2.70.0/24", "iad", 30, 5, 0})
+			env := NewEnv(provisioned(t, Options{}), snap, nil, nil, time.Now).WithLearned(ls)
+			var cands Candidates
+			d := Rank(g, dns.TypeA, client, learnedBerlin, &env, &cands)
+			f := ls.Find(learn.ClientAt(client, learnedBerlin))
+			own, _ := f.EstimateIn("fra", learn.CellPrefix)
+			netFra, _ := f.EstimateIn("fra", learn.CellNetwork)
+			netIad, ok := f.EstimateIn("iad", learn.CellNetwork)
+			if !ok {
+				t.Fatal("no network estimate of iad")
+			}
+			scale := 1.0
+			if tc.scaled {
+				scale = own.RTTMS / netFra.RTTMS
+			}
+			var iad *Candidate
+			for i := range cands[:d.Cands] {
+				if g.Targets[cands[i].Index].Name() == "iad" {
+					iad = &cands[i]
+				}
+			}
+			if iad.Source != Learned || iad.Borrowed != scale || iad.RTTMS != netIad.RTTMS*scale || iad.Learned.Cell.Kind != learn.CellNetwork {
+				t.Errorf("iad: source %v borrowed %v rtt %v cell %v; want learned, %v, %v, the network", iad.Source, iad.Borrowed,
+					iad.RTTMS, iad.Learned.Cell, scale, netIad.RTTMS*scale)
+			}
+			if got := g.Targets[d.Ranked[0]].Name(); got != tc.first {
+				t.Errorf("answered %s, want %s", got, tc.first)
+			}
+			// The explore target is another one: the /24 has not measured
+			// iad, nor sin.
+			if !d.HasExplore || g.Targets[d.Explore].Name() == g.Targets[d.Ranked[0]].Name() {
+				t.Errorf("explore %v %d, want a target other than the first", d.HasExplore, d.Explore)
+			}
+		})
 	}
 }
 

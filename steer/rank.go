@@ -64,7 +64,8 @@ type Candidate struct {
 	Learned learn.Estimate
 	// Borrowed is the factor Learned's RTT was scaled by to compare it
 	// in the client's cell (Decision.Level): the client's current PoP's
-	// RTT there over its RTT in Learned's coarser cell. 0: not borrowed.
+	// RTT there over its RTT in Learned's coarser cell, at least 1.
+	// 0: not borrowed.
 	Borrowed float64
 }
 
@@ -232,9 +233,14 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 // ones. The cell's leader (learn.Found.LeaderIn) is kept from snapshot
 // to snapshot under the stabiliser's margin; when it is not an eligible
 // target of this record, the current target is the one with the most
-// recent samples (recentSamples). A PoP the cell has no estimate of borrows one from a coarser cell
-// (network, then AS), scaled by how the current PoP compares in the two;
-// without the current PoP there it has none. It returns the cell's kind
+// recent samples (recentSamples). A PoP the cell has no estimate of
+// borrows one from a coarser cell (network, then AS), scaled by how the
+// current PoP compares in the two when the client's cell is the slower
+// (its access adds to every path alike), as it is when the faster: a
+// client faster than its AS's average to its current PoP is so mostly by
+// where it is, which makes it no faster to the others, and taking it so
+// sent clients to a PoP their cell had not measured and back; without
+// the current PoP there it has none. It returns the cell's kind
 // and the current target; 0 when the client has no learned RTTs.
 func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration, coarsest learn.CellKind) (learn.CellKind, uint8) {
 	cur, level := -1, learn.CellKind(0)
@@ -286,7 +292,7 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 				continue
 			}
 			if base, ok := f.EstimateIn(curPoP, kind); ok {
-				scale := own.RTTMS / base.RTTMS
+				scale := max(own.RTTMS/base.RTTMS, 1)
 				c.RTTMS, c.Source, c.Learned, c.Borrowed = e.RTTMS*scale, Learned, e, scale
 			}
 			break

@@ -47,7 +47,15 @@ type learnAdapter struct {
 	// last is each key's last decision, for diagnosis (diagnose).
 	last  map[netip.Prefix]keyDecision
 	byKey map[netip.Prefix][]netip.Prefix
+	// For diagnosis too: each key's last choice, and how often it moved
+	// and moved with a change of cell level, from 30 minutes after the
+	// first publish on.
+	first      time.Time
+	lastChoice map[netip.Prefix]int
+	moves      map[netip.Prefix]moveCount
 }
+
+type moveCount struct{ moves, levelMoves int }
 
 // keyDecision is what the selector said of a key at the last publish.
 type keyDecision struct {
@@ -111,13 +119,16 @@ func newLearnAdapter(cs []client, o LearnOptions, m learn.Margin, locator dnsser
 	}
 	a := &learnAdapter{
 		cfg:     o,
-		agg:     learn.NewAggregator(learn.Config{HalfLife: o.HalfLife, CountHalfLife: o.CountHalfLife, MinSamples: o.MinSamples}),
+		agg:     learn.NewAggregator(learn.Config{HalfLife: o.HalfLife, CountHalfLife: o.CountHalfLife, MinSamples: o.MinSamples, Margin: m}),
 		asn:     map[netip.Prefix]uint32{},
 		locator: locator,
 		locs:    map[netip.Addr]geo.Location{},
 		g:       g,
 		env:     steer.NewEnv(opt, snap, nil, nil, time.Now),
 		last:    map[netip.Prefix]keyDecision{},
+
+		lastChoice: map[netip.Prefix]int{},
+		moves:      map[netip.Prefix]moveCount{},
 	}
 	for i := range g.Targets {
 		p := popIndex(g.Targets[i].Name())
@@ -195,6 +206,9 @@ func (a *learnAdapter) Publish(now time.Time) bool {
 		}
 		a.pending = a.pending[:0]
 	}
+	if a.first.IsZero() {
+		a.first = now
+	}
 	a.snap = a.agg.Snapshot(now)
 	a.env = a.env.WithLearned(a.snap)
 	a.next = now.Add(a.cfg.PublishEvery)
@@ -229,7 +243,17 @@ func (a *learnAdapter) ChooseAll(ks []*keyInfo, choice, explore []int) {
 		}()
 	}
 	wg.Wait()
+	counting := a.snap.At().Sub(a.first) >= 30*time.Minute
 	for i, k := range ks {
+		if prev, ok := a.lastChoice[k.Key]; ok && counting && prev != choice[i] {
+			mc := a.moves[k.Key]
+			mc.moves++
+			if a.last[k.Key].Level != kds[i].Level {
+				mc.levelMoves++
+			}
+			a.moves[k.Key] = mc
+		}
+		a.lastChoice[k.Key] = choice[i]
 		a.last[k.Key] = kds[i]
 	}
 }
@@ -258,9 +282,10 @@ func (a *learnAdapter) choose(k *keyInfo, cands *steer.Candidates) (choice, expl
 // for tuning and for README.md's account of where the learned mode falls
 // short, not for RESULTS.md.
 func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []float64, centroidKm float64) string {
-	type agg struct{ w, in float64 }
+	type agg struct{ w, in, moved, levelMoved float64 }
 	groups := map[string]*agg{}
 	var total float64
+	var mc moveCount
 	add := func(group string, wi float64, ok bool) {
 		g := groups[group]
 		if g == nil {
@@ -271,11 +296,14 @@ func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []
 		if ok {
 			g.in += wi
 		}
+		g.moved += wi * float64(mc.moves)
+		g.levelMoved += wi * float64(mc.levelMoves)
 	}
 	for i := range cs {
 		c := &cs[i]
 		key := c.seen().Masked()
 		kd := a.last[key]
+		mc = a.moves[key]
 		best := bestPoP(rtt[i], nil)
 		ok := rtt[i][choice[i]] <= bestRTT(rtt[i], nil)*goodEnough
 		total += w[i]
@@ -308,10 +336,11 @@ func (a *learnAdapter) diagnose(cs []client, rtt [][]float64, choice []int, w []
 	}
 	slices.Sort(names)
 	var b strings.Builder
-	b.WriteString("| group | share of weight | within 10 % | share of all weight missed |\n|---|--:|--:|--:|\n")
+	b.WriteString("| group | share of weight | within 10 % | share of all weight missed | moved, share of all weight | of which the cell level changed |\n|---|--:|--:|--:|--:|--:|\n")
 	for _, n := range names {
 		g := groups[n]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", n, pct(g.w/total), pct(g.in/g.w), pct((g.w-g.in)/total))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", n, pct(g.w/total), pct(g.in/g.w), pct((g.w-g.in)/total),
+			pct(g.moved/total), pct(g.levelMoved/total))
 	}
 	return b.String()
 }
