@@ -52,13 +52,22 @@ type request struct {
 	order [zones.MaxGeoTargets]uint8
 }
 
+// location is where the query's client is placed: for a query without
+// a usable ECS option, the resolver, its location taken as uncertain.
 func (q *request) location() geo.Location {
 	if !q.located {
 		q.located = true
 		q.loc = q.s.locate(q.client)
+		if q.resolver() {
+			q.loc = steer.ForResolver(q.loc)
+		}
 	}
 	return q.loc
 }
+
+// resolver reports whether the query's client is its source, a resolver,
+// rather than the network its ECS option named.
+func (q *request) resolver() bool { return q.ecs != ecsUsed }
 
 // locate places client; without a database, or for no client, nowhere.
 func (s *Server) locate(client netip.Addr) geo.Location {
@@ -245,7 +254,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	env := q.s.decisionEnv(q.snap)
 	var cd *udpfast.Decision
 	if !q.explain {
-		cd = q.s.cache.get(cacheKey{geo: g, qtype: qtype, client: q.client}, env.Epoch)
+		cd = q.s.cache.get(cacheKey{geo: g, qtype: qtype, client: q.client, resolver: q.resolver()}, env.Epoch)
 		if cd != nil {
 			q.s.metrics.decisionHit.Inc()
 		} else {
@@ -254,7 +263,7 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 	}
 	if cd == nil {
 		var d steer.Decision
-		d, cd = q.s.decide(&env, g, qtype, q.client, q.location(), &q.cands, !q.explain)
+		d, cd = q.s.decide(&env, g, qtype, q.client, q.resolver(), q.location(), &q.cands, !q.explain)
 		if q.explain {
 			q.explainDecision(g, &d, &env)
 		}
@@ -275,19 +284,23 @@ func (q *request) decideCached(g *zones.Geo, qtype uint16) *udpfast.Decision {
 // keeps the outcome in the decision cache when keep is set (an explanation
 // does not: it decides afresh and leaves the cache alone). It is the one
 // place where either path makes a decision; cands receives the ranking.
+// resolver says client is a resolver's own address (no usable ECS) and
+// loc is steer.ForResolver's.
 //
 // When keep is set, a client inside a prefix the widener has proven for
 // g under env gets that prefix's decision and scope without a ranking (the
 // steer.Decision returned is then the zero one); otherwise the new
 // decision is handed to the widener, and answered meanwhile with Rank's
-// scope.
-func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location,
+// scope. A resolver's decision is neither: its reply has no ECS scope to
+// widen, and a prefix's widened decision is for ECS clients.
+func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip.Addr, resolver bool, loc geo.Location,
 	cands *steer.Candidates, keep bool) (steer.Decision, *udpfast.Decision) {
-	if keep {
+	key := cacheKey{geo: g, qtype: qtype, client: client, resolver: resolver}
+	if keep && !resolver {
 		if wd := s.widen.lookup(g, qtype, client, env.Epoch); wd != nil {
 			cd := *wd
 			cd.Place = s.traffic.PlaceOf(loc.Country, loc.Continent)
-			s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, &cd)
+			s.cache.put(key, env.Epoch, &cd)
 			return steer.Decision{}, &cd
 		}
 	}
@@ -295,14 +308,14 @@ func (s *Server) decide(env *steer.Env, g *zones.Geo, qtype uint16, client netip
 	d := steer.Rank(g, qtype, client, loc, env, cands)
 	cd := cached(&d, s.traffic.PlaceOf(loc.Country, loc.Continent))
 	if keep {
-		widen := s.widen.wants(g, &d)
+		widen := !resolver && s.widen.wants(g, &d)
 		cd.Widening = widen
-		s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+		s.cache.put(key, env.Epoch, cd)
 		if widen && !s.widen.enqueue(widenJob{g: g, qtype: qtype, client: client, env: *env, d: d, cd: cd, db: db}) {
 			settled := *cd
 			settled.Widening = false
 			cd = &settled
-			s.cache.put(cacheKey{geo: g, qtype: qtype, client: client}, env.Epoch, cd)
+			s.cache.put(key, env.Epoch, cd)
 		}
 	}
 	return d, cd

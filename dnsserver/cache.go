@@ -40,6 +40,10 @@ type cacheKey struct {
 	geo    *zones.Geo
 	qtype  uint16
 	client netip.Addr
+	// resolver: decided for a resolver's own address (no usable ECS),
+	// whose location counts as uncertain (steer.ForResolver); an ECS
+	// client network with the same address is decided apart.
+	resolver bool
 }
 
 func (c *decisionCache) shard(k cacheKey) *cacheShard {

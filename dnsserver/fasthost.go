@@ -27,8 +27,8 @@ func (h fastHost) Signatures() uint64 { return h.s.signer.generation() }
 
 func (h fastHost) Epoch(snap *zones.Snapshot) steer.Epoch { return h.s.decisionEnv(snap).Epoch }
 
-func (h fastHost) Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch steer.Epoch) *udpfast.Decision {
-	return h.s.cache.get(cacheKey{geo: g, qtype: qtype, client: client}, epoch)
+func (h fastHost) Cached(g *zones.Geo, qtype uint16, client netip.Addr, resolver bool, epoch steer.Epoch) *udpfast.Decision {
+	return h.s.cache.get(cacheKey{geo: g, qtype: qtype, client: client, resolver: resolver}, epoch)
 }
 
 // Widenings is how many decisions the widener has finished (widen.go).
@@ -39,11 +39,15 @@ func (h fastHost) Widenings() uint64 { return h.s.widen.done.Load() }
 // into a dns.Msg and packing a reply: after a penalty step every client
 // is re-decided, and through the general path each left kilobytes of
 // garbage, whose collection then shared the CPU with the reader.
-func (h fastHost) Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr,
+func (h fastHost) Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr, resolver bool,
 	cands *steer.Candidates) (*udpfast.Decision, steer.Epoch) {
 	s := h.s
 	env := s.decisionEnv(snap)
-	_, cd := s.decide(&env, g, qtype, client, s.locate(client), cands, true)
+	loc := s.locate(client)
+	if resolver {
+		loc = steer.ForResolver(loc)
+	}
+	_, cd := s.decide(&env, g, qtype, client, resolver, loc, cands, true)
 	return cd, env.Epoch
 }
 

@@ -499,7 +499,7 @@ func TestWidenFlood(t *testing.T) {
 	waiting := 0
 	for i := range n {
 		client := netip.AddrFrom4([4]byte{198, 18 + byte(i>>8&1), byte(i), 0})
-		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		_, cd := s.decide(&env, g, dns.TypeA, client, false, s.locate(client), &cands, true)
 		if cd.Widening {
 			waiting++
 		}
@@ -534,7 +534,7 @@ func TestWidenDropsOnGeoIPSwap(t *testing.T) {
 	var cands steer.Candidates
 	decide := func(a string) *udpfast.Decision {
 		client := netip.MustParseAddr(a)
-		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		_, cd := s.decide(&env, g, dns.TypeA, client, false, s.locate(client), &cands, true)
 		return cd
 	}
 	drain := func() {
@@ -695,7 +695,7 @@ func TestWidenSkips(t *testing.T) {
 			g := snap.Match(tc.record).Lookup(tc.record, tc.qtype).Node.Geo()
 			env := s.decisionEnv(snap)
 			var cands steer.Candidates
-			_, cd := s.decide(&env, g, tc.qtype, client, s.locate(client), &cands, true)
+			_, cd := s.decide(&env, g, tc.qtype, client, false, s.locate(client), &cands, true)
 			if queued := len(s.widen.jobs) == 1; cd.Widening != tc.want || queued != tc.want {
 				t.Errorf("widening %v, queued %v; want %v", cd.Widening, queued, tc.want)
 			}
@@ -717,7 +717,7 @@ func TestWidenedDecisionNotExplored(t *testing.T) {
 	var cands steer.Candidates
 	decide := func(a string) *udpfast.Decision {
 		client := netip.MustParseAddr(a)
-		_, cd := s.decide(&env, g, dns.TypeA, client, s.locate(client), &cands, true)
+		_, cd := s.decide(&env, g, dns.TypeA, client, false, s.locate(client), &cands, true)
 		return cd
 	}
 	x, inside := "198.18.1.0", "198.18.200.0"

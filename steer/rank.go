@@ -317,19 +317,32 @@ const CellWeight = 2
 // client the database places within a city or a region its AS's RTTs are
 // worse than its distance estimates, and deciding on them made clients
 // flap between cells as their own data aged. For a client placed no
-// better than a country (uncertainKm), the AS's mix is as much as is
+// better than a country (UncertainKm), the AS's mix is as much as is
 // known of where it is.
 func coarsestCell(loc geo.Location) learn.CellKind {
-	if !loc.HasPoint || loc.AccuracyKm >= uncertainKm {
+	if !loc.HasPoint || loc.AccuracyKm >= UncertainKm {
 		return learn.CellAS
 	}
 	return learn.CellNetwork
 }
 
-// uncertainKm is the accuracy radius from which a location says no more
+// UncertainKm is the accuracy radius from which a location says no more
 // than a country does: GeoLite2 gives city-level records radii up to 200
 // km and country-level ones 500 or 1000.
-const uncertainKm = 250
+const UncertainKm = 250
+
+// ForResolver is loc as a decision for a resolver's own address reads it:
+// a query without a usable ECS option is decided for the resolver, whose
+// users may be anywhere around it (an ISP's resolver serves a country
+// from a few cities), so the location is taken to say no more than a
+// country does: distance estimates lose to measurements, and the AS's
+// learned RTTs, the mix of its clients, may decide. In bench/steer's
+// harder model this took clients behind ISP resolvers without ECS from
+// 57 % to 83 % within 10 % of their best with RUM beacons.
+func ForResolver(loc geo.Location) geo.Location {
+	loc.AccuracyKm = max(loc.AccuracyKm, UncertainKm)
+	return loc
+}
 
 // recentSamples is how much of e's sample count is recent: the count
 // decayed once more by the time since e's newest sample, over

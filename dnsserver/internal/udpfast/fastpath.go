@@ -216,7 +216,14 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	tailored, scope, explored := false, 0, false
 	var place traffic.Place
 	if r == nil {
-		client := src
+		if q.ecs && !usable && q.ecsSource != 0 {
+			// An ECS option naming a network nobody routes: decided for
+			// the resolver, in an entry whose other queries' ECS networks
+			// are usable, so the memo, keyed by address, cannot tell them
+			// apart. Rare; the general path answers.
+			return nil, ToLearn
+		}
+		client, resolver := src, !usable
 		if usable {
 			client = q.ecsAddr
 		}
@@ -237,13 +244,13 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 			// Read before the decision: a widening that finishes after it
 			// then moves the count past the mark.
 			mark := f.widenMark()
-			cd = f.host.Cached(e.geo, e.qtype, client, epoch)
+			cd = f.host.Cached(e.geo, e.qtype, client, resolver, epoch)
 			if cd == nil {
 				// A decision made now reads the epoch afresh; the rest of
 				// the batch keeps to it, or a strict epoch that moved
 				// meanwhile would start the memo over at every switch
 				// between the two.
-				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, &f.cands)
+				cd, epoch = f.host.Decide(snap, e.geo, e.qtype, client, resolver, &f.cands)
 				f.epoch = epoch
 				f.decisionMissN++
 			} else {
@@ -267,7 +274,7 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 					// The memo keeps no exploration target (its slots
 					// have no byte to spare); the shared cache has the
 					// decision. Not counted: the memo answered the lookup.
-					cd = f.host.Cached(e.geo, e.qtype, client, epoch)
+					cd = f.host.Cached(e.geo, e.qtype, client, resolver, epoch)
 				}
 				if cd != nil && cd.Explores() {
 					f.drawn = ExploreAlways

@@ -29,12 +29,14 @@ type Host interface {
 	// from snap. Called once per batch with a geo answer.
 	Epoch(snap *zones.Snapshot) steer.Epoch
 	// Cached is the shared decision cache's decision for client in
-	// epoch, or nil.
-	Cached(g *zones.Geo, qtype uint16, client netip.Addr, epoch steer.Epoch) *Decision
+	// epoch, or nil; resolver says client is the query's source, a
+	// resolver's own address, rather than its ECS network, which is
+	// decided apart (steer.ForResolver).
+	Cached(g *zones.Geo, qtype uint16, client netip.Addr, resolver bool, epoch steer.Epoch) *Decision
 	// Decide makes the decision for client as the general path would,
 	// keeps it in the shared cache, and reports the epoch it was made in.
 	// cands is the reader's scratch space for the ranking.
-	Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr, cands *steer.Candidates) (*Decision, steer.Epoch)
+	Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, client netip.Addr, resolver bool, cands *steer.Candidates) (*Decision, steer.Epoch)
 	// Widenings counts the decisions the server has finished widening:
 	// a memoised decision that was Widening is looked up again in the
 	// shared cache once it moved. Called only for such decisions: it must
