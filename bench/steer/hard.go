@@ -167,3 +167,7 @@ func (c *client) seen() netip.Prefix {
 	}
 	return c.Subnet
 }
+
+// viaResolver reports whether c's queries reach popdns without ECS, so
+// that popdns decides for the resolver's address.
+func (c *client) viaResolver() bool { return c.Via == viaISP || c.Via == viaPublic }

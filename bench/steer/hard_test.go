@@ -445,7 +445,7 @@ func TestTimelineReport(t *testing.T) {
 	md := b.String()
 	for _, want := range []string{
 		"### Over time", "| kind | distance only |", "| harder | " + standInName + " |", "| harder | " + learnName + " |",
-		"Issue 17's goal", "| distance only | 50.0 % | 25.0 % | 100.0 % |", "converged within 5 min (10s: met)",
+		"Issue 17's goal", "| distance only | 50.0 % | 25.0 % | 100.0 % |", "converged within 5 min (10s: met; over 5-minute means",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the timeline section lacks %q:\n%s", want, md)

@@ -175,11 +175,15 @@ func (a *learnAdapter) ingestLocate(addr netip.Addr) (netip.Prefix, uint32) {
 	return learn.Located(a.locate(addr))
 }
 
-// info is the keyInfo of client c's key.
+// info is the keyInfo of client c's key: a resolver's key (no ECS) is
+// located as the server locates a resolver (steer.ForResolver).
 func (a *learnAdapter) info(c *client) keyInfo {
 	k := keyInfo{Key: c.seen().Masked()}
 	k.Addr = k.Key.Addr()
 	k.Loc = a.locate(k.Addr)
+	if c.viaResolver() {
+		k.Loc = steer.ForResolver(k.Loc)
+	}
 	return k
 }
 

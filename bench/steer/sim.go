@@ -240,7 +240,11 @@ func (s *sim) choose(srv *dnsserver.Server, health dnsserver.HealthSource) ([]in
 	var cands steer.Candidates
 	for i, c := range s.clients {
 		client := c.seen().Masked().Addr()
-		d := steer.Rank(g, dns.TypeA, client, s.locator.Locate(client), &env, &cands)
+		loc := s.locator.Locate(client)
+		if c.viaResolver() {
+			loc = steer.ForResolver(loc) // as the server decides a query without ECS
+		}
+		d := steer.Rank(g, dns.TypeA, client, loc, &env, &cands)
 		if d.N == 0 {
 			return nil, fmt.Errorf("steer: no answer for %s (%+v)", c.Subnet, d)
 		}

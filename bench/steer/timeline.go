@@ -253,6 +253,14 @@ type modeSeries struct {
 	// clients stay within 2 points of their share within 10 % just before
 	// it; -1: not within the run.
 	Converged time.Duration
+	// ConvergedMean is the same over means: the time after the event
+	// from which the mean share of the event's clients over every 5
+	// minutes is within 2 points of their mean over the 30 minutes before
+	// it; -1: not within the run. The event's clients are a few heavy
+	// networks, so one of them crossing the 10 % line moves their share
+	// by points from one step to the next, before the event as after it,
+	// which Converged takes for a lack of convergence.
+	ConvergedMean time.Duration
 	// MovedAfter is the weight moved after the event (summed over steps),
 	// ChurnBefore the weight moved in the last half hour before it, per
 	// hour; both shares of all weight.
@@ -519,6 +527,26 @@ func (ms *modeSeries) summarise(tl Timeline) {
 			break
 		}
 		ms.Converged = ms.Steps[i].T
+	}
+	ms.ConvergedMean = -1
+	var base float64
+	var n int
+	for _, s := range ms.Steps {
+		if s.T > -30*time.Minute && s.T <= 0 {
+			base, n = base+s.Affected, n+1
+		}
+	}
+	base /= float64(max(n, 1))
+	win := int(5 * time.Minute / tl.Step)
+	for i := len(ms.Steps) - win; i >= 0 && ms.Steps[i].T > 0; i-- {
+		var sum float64
+		for _, s := range ms.Steps[i : i+win] {
+			sum += s.Affected
+		}
+		if sum/float64(win) < base-0.02 {
+			break
+		}
+		ms.ConvergedMean = ms.Steps[i].T
 	}
 	for _, s := range ms.Steps {
 		switch {
