@@ -29,22 +29,26 @@ func TestResolverDecidedApart(t *testing.T) {
 	}
 	learned := learnedOf(t, rtt{"81.2.69.0/24", "iad", (asClient + asResolver) / 2})
 	const fra, iad = "192.0.2.1", "192.0.2.2"
-	src := netip.MustParseAddrPort("81.2.69.53:5300")
-	ecs := query("www.geo.test.", dns.TypeA, withECS("81.2.69.53", 32))
-	plain := query("www.geo.test.", dns.TypeA, withEDNS(1232, false))
+	resolver, other := netip.MustParseAddrPort("81.2.69.53:5300"), netip.MustParseAddrPort("9.9.9.9:5300")
 	type ask struct {
 		name string
 		m    *dns.Msg
+		src  netip.AddrPort
 		want string
 	}
-	for _, order := range [][2]ask{
-		{{"ECS", ecs, fra}, {"no ECS", plain, iad}},
-		{{"no ECS", plain, iad}, {"ECS", ecs, fra}},
-	} {
+	asks := []ask{
+		{"ECS", query("www.geo.test.", dns.TypeA, withECS("81.2.69.53", 32)), resolver, fra},
+		{"no ECS", query("www.geo.test.", dns.TypeA, withEDNS(1232, false)), resolver, iad},
+		// A private network says nothing of the client: the source
+		// decides, in the fast path's entry of usable /32s.
+		{"private ECS", query("www.geo.test.", dns.TypeA, withECS("10.1.2.3", 32)), resolver, iad},
+		{"ECS from elsewhere", query("www.geo.test.", dns.TypeA, withECS("81.2.69.53", 32)), other, fra},
+	}
+	for _, order := range [][]ask{asks, {asks[3], asks[2], asks[1], asks[0]}, {asks[2], asks[3], asks[1], asks[0]}} {
 		t.Run(order[0].name+" first", func(t *testing.T) {
 			s, _ := newExploringServer(t, 0, learned)
 			f := newFastPath(s)
-			for round := range 3 { // the first learns the reply, the others are the fast path's
+			for round := range 3 { // the first learns the replies, the others are the fast path's
 				for _, a := range order {
 					p, err := a.m.Pack()
 					if err != nil {
@@ -54,8 +58,8 @@ func TestResolverDecidedApart(t *testing.T) {
 						name  string
 						reply []byte
 					}{
-						{"general", generalUDP(s, p, src)},
-						{"fast", func() []byte { b, _, _ := fastUDP(t, f, p, src); return b }()},
+						{"general", generalUDP(s, p, a.src)},
+						{"fast", func() []byte { b, _, _ := fastUDP(t, f, p, a.src); return b }()},
 					} {
 						var r dns.Msg
 						if err := r.Unpack(path.reply); err != nil {
@@ -68,5 +72,25 @@ func TestResolverDecidedApart(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResolverNotWidened: a resolver's decision is never widened, nor
+// answered from a prefix widened for ECS clients: its reply has no scope.
+func TestResolverNotWidened(t *testing.T) {
+	s, _ := newWidenServer(t, WidenConfig{})
+	s.widen.running.Store(true) // and not draining: the jobs stay queued
+	snap := s.Zones()
+	env := s.decisionEnv(snap)
+	g := snap.Match("www.geo.test.").Lookup("www.geo.test.", dns.TypeA).Node.Geo()
+	client := netip.MustParseAddr("198.18.0.0")
+	var cands steer.Candidates
+	_, asClient := s.decide(&env, g, dns.TypeA, client, false, s.locate(client), &cands, true)
+	_, asResolver := s.decide(&env, g, dns.TypeA, client, true, steer.ForResolver(s.locate(client)), &cands, true)
+	if !asClient.Widening {
+		t.Fatal("the ECS client's decision is not being widened: nothing to compare with")
+	}
+	if asResolver.Widening {
+		t.Error("the resolver's decision is being widened")
 	}
 }

@@ -64,7 +64,12 @@
 //     past that, a new decision (Host.Decide), made by the same function
 //     the general path calls. The client network is the ECS address when
 //     the option is usable, else the source address, as the general path
-//     decides. A memoised decision that was Widening (the server widens
+//     decides; a source address is a resolver's, decided apart from an
+//     ECS network at the same address (the resolver argument of Cached
+//     and Decide, steer.ForResolver). The key tells a query without ECS
+//     or with SOURCE 0 from one with a usable network, but not one whose
+//     network nobody routes: the general path answers those, and their
+//     decisions are not memoised. A memoised decision that was Widening (the server widens
 //     its ECS scope in the background) is looked up in the shared cache
 //     again once Host.Widenings has moved since it was memoised (a mark
 //     read before the lookup, so that a widening finishing in between is

@@ -216,12 +216,8 @@ func (f *Path) Answer(packet []byte, src netip.Addr, out []byte) ([]byte, Result
 	tailored, scope, explored := false, 0, false
 	var place traffic.Place
 	if r == nil {
-		if q.ecs && !usable && q.ecsSource != 0 {
-			// An ECS option naming a network nobody routes: decided for
-			// the resolver, in an entry whose other queries' ECS networks
-			// are usable, so the memo, keyed by address, cannot tell them
-			// apart. Rare; the general path answers.
-			return nil, ToLearn
+		if q.unroutableECS() {
+			return nil, ToLearn // rare; the general path answers, and Learn does not memoise it
 		}
 		client, resolver := src, !usable
 		if usable {
@@ -624,7 +620,9 @@ func (f *Path) remember(tr *Trace, wire []byte) {
 	// The client's next query finds the decision in the memo, rather than
 	// re-deciding it when the decision is a refresh of a stale one. An
 	// exploring answer is not its decision's: the next query draws again.
-	if e = f.cache[key]; e != nil && !tr.Explored {
+	// A resolver's decision for an unroutable ECS network is not the
+	// decision of a usable network at the same address.
+	if e = f.cache[key]; e != nil && !tr.Explored && !q.unroutableECS() {
 		if v := e.variant(cd); v != nil {
 			// Marked for a recheck: the count may have moved past cd's
 			// widening already.

@@ -288,6 +288,14 @@ func (q *wireQuery) usableECS() bool {
 	return q.ecs && q.ecsSource != 0 && PublicAddr(q.ecsAddr)
 }
 
+// unroutableECS reports whether the query's ECS option names a network
+// nobody routes (a private one, say): it is decided for its source, a
+// resolver, while the entry its key finds also serves usable networks,
+// so the memo, keyed by address, must not hold its decision.
+func (q *wireQuery) unroutableECS() bool {
+	return q.ecs && q.ecsSource != 0 && !PublicAddr(q.ecsAddr)
+}
+
 // sizeLimit is Server.sizeLimit for a parsed query over UDP.
 func (q *wireQuery) sizeLimit(ours uint16) int {
 	if !q.edns {
