@@ -102,7 +102,8 @@ type ExplainedLocation struct {
 	Continent string  `json:"continent,omitempty"`
 	ASN       uint32  `json:"asn,omitempty"`
 	// AccuracyKm is the database's accuracy radius, which distance
-	// estimates are taken from the far edge of.
+	// estimates are taken from the far edge of; for a query without a
+	// usable ECS option, at least steer.UncertainKm (steer.ForResolver).
 	AccuracyKm uint16 `json:"accuracy_km,omitempty"`
 }
 

@@ -27,9 +27,11 @@ type Options struct {
 	// estimated RTT. nil means 1; 0 ignores penalties.
 	PenaltyWeight *float64
 	// LearnedMargin is the stabiliser's: a client whose decision rests
-	// on learned latency moves from the PoP its cell measured most to
-	// another only when that one is better by both of its parts
-	// (learn.ShouldMove). The zero Margin moves to anything better.
+	// on learned latency moves from its cell's leader to another PoP
+	// only when that one is better by both of its parts
+	// (learn.ShouldMove). The zero Margin moves to anything better. The
+	// aggregator keeps the leaders under its own margin
+	// (learn.Config.Margin), which the server sets to this one.
 	LearnedMargin learn.Margin
 	// LearnedFreshAge is how old a learned estimate may be and still
 	// stand for a client's current PoP, or spare a candidate from

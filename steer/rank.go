@@ -83,8 +83,9 @@ type Decision struct {
 
 	// Level is the kind of cell the client's learned estimates were
 	// compared in; 0 when learned latency did not take part. Current is
-	// the target whose PoP that cell measured most: the one its clients
-	// are taken to be on. Held says the stabiliser kept them there
+	// the target of that cell's leader (learn.Found.LeaderIn), else the
+	// one it measured most lately: the one its clients are taken to be
+	// on. Held says the stabiliser kept them there
 	// although another ranked better, by less than the margin.
 	Level   learn.CellKind
 	Current uint8

@@ -49,8 +49,6 @@ func TestSummarise(t *testing.T) {
 		overMeans time.Duration
 	}{
 		{"back at once", series(flat(0.95), func(time.Duration) float64 { return 0.95 }), 10 * time.Second, 10 * time.Second},
-		// Back to 0.95 at +2 min: the first 5-minute window whose mean is
-		// at least 0.93 starts when at most 1 of its 5 minutes is at 0.35.
 		// Back to 0.95 at +2 min, after 11 steps at 0.35: a 5-minute
 		// window's mean is within 2 points with at most one of them.
 		{"a dip of 2 min", series(flat(0.95), dipThen(2*time.Minute, 0.35, func(time.Duration) float64 { return 0.95 })),

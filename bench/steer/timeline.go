@@ -537,7 +537,7 @@ func (ms *modeSeries) summarise(tl Timeline) {
 		}
 	}
 	base /= float64(max(n, 1))
-	win := int(5 * time.Minute / tl.Step)
+	win := max(int(5*time.Minute/tl.Step), 1)
 	for i := len(ms.Steps) - win; i >= 0 && ms.Steps[i].T > 0; i-- {
 		var sum float64
 		for _, s := range ms.Steps[i : i+win] {

@@ -164,13 +164,10 @@ type Aggregator struct {
 	popIdx  map[string]uint16
 	seq     int64
 	gen     uint64 // snapshots built
-	// last is the last snapshot built, of the state at seq lastSeq.
+	// last is the last snapshot built, of the state at seq lastSeq; its
+	// cells' leaders are the stabiliser's state for the next.
 	last    *Snapshot
 	lastSeq int64
-	// leaders is each cell's leader in last (cell key → PoP index): the
-	// stabiliser's state from one snapshot to the next. Replaced, never
-	// changed.
-	leaders map[uint64]uint16
 	// budget is the new entries Ingest may still create (NewWindow),
 	// as of budgetAt (Unix ns; 0: never spent, the bucket full).
 	budget   float64

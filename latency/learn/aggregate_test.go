@@ -125,7 +125,7 @@ func (m *model) want(k modelKey, now time.Time) (Estimate, bool) {
 	if n < m.cfg.MinSamples {
 		return Estimate{}, false
 	}
-	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: n, Weight: wt, Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
+	return Estimate{RTTMS: math.Exp(sum / wt), Cell: k.cell, Samples: n, Weight: math.Min(wt, n), Updated: time.Unix(0, e.last), Age: now.Sub(time.Unix(0, e.last))}, true
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }

@@ -52,7 +52,8 @@ type stat struct {
 // samples decided". Weight is the RTT's own weight at the snapshot's
 // time, its samples' weights decayed over HalfLife: how many
 // measurements the RTT rests on now, where Samples says how many the
-// entry has seen lately.
+// entry has seen lately; at most Samples, so that one line of a heavy
+// weight is still one measurement.
 type Estimate struct {
 	RTTMS   float64
 	Cell    Cell
@@ -82,7 +83,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	}
 	a.gen++
 	s := &Snapshot{at: now, gen: a.gen, pops: slices.Clone(a.pops)}
-	seq, prevLeaders := a.seq, a.leaders
+	seq, prev := a.seq, a.last
 	all := make([]keyed, 0, len(a.entries))
 	nowNS := now.UnixNano()
 	for k, e := range a.entries {
@@ -97,6 +98,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		if e.last < nowNS {
 			wt *= a.decay(nowNS - e.last)
 		}
+		wt = min(wt, w) // a line counts at most once here too
 		all = append(all, keyed{k.cell, stat{pop: k.pop, rtt: math.Exp(e.sum / e.wt), samples: w, weight: wt, updated: e.last}})
 	}
 	a.mu.Unlock()
@@ -128,20 +130,25 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		}
 	}
 	s.cells = make(map[uint64]span, len(s.keys))
-	leaders := make(map[uint64]uint16, len(s.keys))
 	lo := 0
 	for i := range all {
 		if i+1 == len(all) || all[i+1].cell != all[i].cell {
 			sp := span{lo: int32(lo), hi: int32(i + 1)}
-			prev, had := prevLeaders[all[i].cell]
-			sp.leader = s.leader(sp, prev, had, a.cfg.Margin)
-			s.cells[all[i].cell], leaders[all[i].cell] = sp, sp.leader
+			var was span
+			had := false
+			if prev != nil {
+				was, had = prev.cells[all[i].cell]
+			}
+			// The previous leader's PoP index is the same here: PoPs are
+			// interned for good.
+			sp.leader = s.leader(sp, was.leader, had, a.cfg.Margin)
+			s.cells[all[i].cell] = sp
 			lo = i + 1
 		}
 	}
 	a.mu.Lock()
 	if a.last == nil || s.gen > a.last.gen { // of two built at once, the later
-		a.last, a.lastSeq, a.leaders = s, seq, leaders
+		a.last, a.lastSeq = s, seq
 	}
 	a.mu.Unlock()
 	return s

@@ -72,10 +72,10 @@ func TestLeader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A half-life of a nanosecond makes each mean its newest
-			// sample; the count lasts, so an entry no longer measured
-			// is evicted by StaleAfter only.
-			agg := NewAggregator(Config{HalfLife: time.Nanosecond, CountHalfLife: time.Hour, MinSamples: 1,
-				StaleAfter: 90 * time.Second, Margin: tt.margin})
+			// sample. Each PoP is measured once a step, so one that is
+			// no longer measured drops out at the next: its count,
+			// decaying over an hour, falls below MinSamples (1).
+			agg := NewAggregator(Config{HalfLife: time.Nanosecond, CountHalfLife: time.Hour, MinSamples: 1, Margin: tt.margin})
 			at := now
 			for i, st := range tt.steps {
 				at = at.Add(time.Minute)
@@ -96,6 +96,40 @@ func TestLeader(t *testing.T) {
 				if _, ok := snap.Find(client).LeaderIn(CellNetwork); ok {
 					t.Errorf("snapshot %d: a leader for a cell without entries", i+1)
 				}
+			}
+		})
+	}
+}
+
+// TestWeightCountsLines: an estimate's Weight, which decides whether a
+// cell may decide alone (steer.CellWeight), counts a line at most once
+// whatever its weight, as Samples does, and decays over HalfLife.
+func TestWeightCountsLines(t *testing.T) {
+	cell := netip.MustParsePrefix("192.0.2.0/24")
+	client := ClientOf(cell.Addr(), netip.Prefix{}, 0)
+	for _, tc := range []struct {
+		name    string
+		weights []float64
+		age     time.Duration
+		want    float64
+	}{
+		{"one heavy line", []float64{MaxWeight}, 0, 1},
+		{"two light lines", []float64{0.5, 0.5}, 0, 1},
+		{"two lines", []float64{1, 1}, 0, 2},
+		{"two lines a half-life ago", []float64{1, 1}, DefaultHalfLife, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agg := NewAggregator(Config{MinSamples: 0.1})
+			var ms []Measurement
+			for _, w := range tc.weights {
+				ms = append(ms, Measurement{Prefix: cell, PoP: "fra", RTTMS: 20, Weight: w, Time: now.Add(-tc.age)})
+			}
+			if _, err := agg.Ingest(ms, now, nil); err != nil {
+				t.Fatal(err)
+			}
+			e, ok := agg.Snapshot(now).Find(client).EstimateIn("fra", CellPrefix)
+			if !ok || math.Abs(e.Weight-tc.want) > 1e-9 {
+				t.Errorf("weight %v (%v), want %v", e.Weight, ok, tc.want)
 			}
 		})
 	}
