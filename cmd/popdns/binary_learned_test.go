@@ -16,6 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/popdns/popdns/dnsserver"
+	"github.com/popdns/popdns/steer"
 )
 
 // testBinaryLearned: a batch POSTed over real HTTP is in the table that
@@ -166,9 +167,9 @@ learned_latency:
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.20" {
 		t.Fatalf("over TCP: %v %v, want iad's 192.0.2.20", r, err)
 	}
-	explain := func() dnsserver.GeoDecision {
+	explainFor := func(client string) dnsserver.GeoDecision {
 		t.Helper()
-		ereq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/explain?name=www.geo.test&client=192.0.2.0/26", nil)
+		ereq, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.http+"/explain?name=www.geo.test&client="+client, nil)
 		ereq.Header.Set("Authorization", "Bearer "+readToken)
 		eresp, err := http.DefaultClient.Do(ereq)
 		if err != nil {
@@ -182,6 +183,7 @@ learned_latency:
 		}
 		return ex.Decisions[0]
 	}
+	explain := func() dnsserver.GeoDecision { t.Helper(); return explainFor("192.0.2.0/26") }
 	gd := explain()
 	if gd.Learned == nil || gd.Learned.Cell != "prefix" || gd.Learned.Current != "iad" || gd.Learned.Held {
 		t.Errorf("explain's learned part: %+v, want compared in the prefix cell, current iad, not held", gd.Learned)
@@ -245,6 +247,12 @@ learned_latency:
 			t.Fatalf("POST: %d %s", code, body)
 		}
 		gd = waitFra(func(fra, iad float64) bool { return fra > 0 && fra < iad && fra != before })
+	}
+	// The same client's resolver, asking without ECS, is placed as
+	// uncertain: its users may be anywhere around it.
+	if asClient, asResolver := explain().Location.AccuracyKm, explainFor("192.0.2.53").Location.AccuracyKm; asClient >= steer.UncertainKm ||
+		asResolver != steer.UncertainKm {
+		t.Errorf("accuracy radius %d km with ECS, %d km without; want below %d, and %d", asClient, asResolver, steer.UncertainKm, steer.UncertainKm)
 	}
 	table = export() // with iad's entry, for the restart's comparison
 
