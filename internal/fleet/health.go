@@ -150,7 +150,14 @@ func (h *Health) recombine(now time.Time) {
 	if st == nil {
 		return
 	}
-	st.Follow(h.current.Load())
+	prev := h.current.Load()
+	if prev == nil {
+		// Until now Status handed out the local status, and caches keyed
+		// their decisions on its numbers: the first combination follows
+		// it, so that a verdict the fleet overturns moves them on.
+		prev = local
+	}
+	st.Follow(prev)
 	h.current.Store(st)
 	h.divergent.Set(float64(len(div)))
 	for id, r := range st.Results {
