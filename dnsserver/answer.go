@@ -57,10 +57,7 @@ type request struct {
 func (q *request) location() geo.Location {
 	if !q.located {
 		q.located = true
-		q.loc = q.s.locate(q.client)
-		if q.resolver() {
-			q.loc = steer.ForResolver(q.loc)
-		}
+		q.loc = q.s.locateFor(q.client, q.resolver())
 	}
 	return q.loc
 }
@@ -68,6 +65,16 @@ func (q *request) location() geo.Location {
 // resolver reports whether the query's client is its source, a resolver,
 // rather than the network its ECS option named.
 func (q *request) resolver() bool { return q.ecs != ecsUsed }
+
+// locateFor places client as a decision for it reads it: when resolver
+// (no usable ECS), the address is a resolver's, taken as uncertain
+// (steer.ForResolver).
+func (s *Server) locateFor(client netip.Addr, resolver bool) geo.Location {
+	if resolver {
+		return steer.ForResolver(s.locate(client))
+	}
+	return s.locate(client)
+}
 
 // locate places client; without a database, or for no client, nowhere.
 func (s *Server) locate(client netip.Addr) geo.Location {

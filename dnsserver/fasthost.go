@@ -43,11 +43,7 @@ func (h fastHost) Decide(snap *zones.Snapshot, g *zones.Geo, qtype uint16, clien
 	cands *steer.Candidates) (*udpfast.Decision, steer.Epoch) {
 	s := h.s
 	env := s.decisionEnv(snap)
-	loc := s.locate(client)
-	if resolver {
-		loc = steer.ForResolver(loc)
-	}
-	_, cd := s.decide(&env, g, qtype, client, resolver, loc, cands, true)
+	_, cd := s.decide(&env, g, qtype, client, resolver, s.locateFor(client, resolver), cands, true)
 	return cd, env.Epoch
 }
 

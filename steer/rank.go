@@ -244,37 +244,41 @@ func Rank(g *zones.Geo, qtype uint16, client netip.Addr, loc geo.Location, env *
 // the current PoP there it has none. It returns the cell's kind
 // and the current target; 0 when the client has no learned RTTs.
 func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Duration, coarsest learn.CellKind) (learn.CellKind, uint8) {
-	cur, level := -1, learn.CellKind(0)
+	level, freshOnly := learn.CellKind(0), false
+passes:
 	for _, pass := range [3]struct{ fresh, weighty bool }{{true, true}, {true, false}, {false, false}} {
-		for kind := learn.CellPrefix; kind <= coarsest && cur < 0; kind++ {
-			most, weight := 0.0, 0.0
-			at := -1
-			for i := range cs {
-				e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
-				if !ok || !cs[i].Eligible || pass.fresh && e.Age > fresh {
-					continue
-				}
-				weight = max(weight, e.Weight)
-				if r := recentSamples(e); r > most {
-					most, at = r, i
-				}
-			}
-			if at >= 0 && (!pass.weighty || weight >= CellWeight && kind <= learn.CellNetwork) {
-				cur, level = at, kind
-			}
+		last := coarsest
+		if pass.weighty {
+			last = min(coarsest, learn.CellNetwork) // an AS is a mix: never preferred for its weight
 		}
-		if cur >= 0 {
-			break
+		for kind := learn.CellPrefix; kind <= last; kind++ {
+			if has, weight := learnedIn(f, g, cs, kind, pass.fresh, fresh); has && (!pass.weighty || weight >= CellWeight) {
+				level, freshOnly = kind, pass.fresh
+				break passes
+			}
 		}
 	}
-	if cur < 0 {
+	if level == 0 {
 		return 0, 0
 	}
+	cur := -1
 	if name, ok := f.LeaderIn(level); ok {
 		for i := range cs {
 			if cs[i].Eligible && g.Targets[cs[i].Index].PoP.Name == name {
 				cur = i
 				break
+			}
+		}
+	}
+	if cur < 0 {
+		most := -1.0
+		for i := range cs {
+			e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, level)
+			if !ok || !cs[i].Eligible || freshOnly && e.Age > fresh {
+				continue
+			}
+			if r := recentSamples(e); r > most {
+				most, cur = r, i
 			}
 		}
 	}
@@ -300,6 +304,19 @@ func applyLearned(f learn.Found, g *zones.Geo, cs []Candidate, fresh time.Durati
 		}
 	}
 	return level, cs[cur].Index
+}
+
+// learnedIn reports whether an eligible candidate has an estimate in the
+// client's cell of kind (at most fresh old when freshOnly), and the
+// largest weight of those estimates.
+func learnedIn(f learn.Found, g *zones.Geo, cs []Candidate, kind learn.CellKind, freshOnly bool, fresh time.Duration) (has bool, weight float64) {
+	for i := range cs {
+		e, ok := f.EstimateIn(g.Targets[cs[i].Index].PoP.Name, kind)
+		if ok && cs[i].Eligible && (!freshOnly || e.Age <= fresh) {
+			has, weight = true, max(weight, e.Weight)
+		}
+	}
+	return has, weight
 }
 
 // CellWeight is the weight (learn.Estimate.Weight) a cell's RTT to some

@@ -118,8 +118,10 @@ const (
 func (lc learnedConfig) config(cfg *config, baseDir, adminToken string, bad func(field, format string, args ...any),
 	resolve func(string) string) (*learned.Config, string) {
 	out := &learned.Config{StateDir: cfg.stateDir, Inbox: resolve(lc.Inbox),
-		PublishInterval: lc.PublishInterval, SaveInterval: lc.SaveInterval, MaxAge: lc.MaxAge,
-		Margin: lc.margin()}
+		PublishInterval: lc.PublishInterval, SaveInterval: lc.SaveInterval, MaxAge: lc.MaxAge}
+	// The cells' leaders are kept under the margin the selection holds
+	// clients on them with (steer.Options.LearnedMargin).
+	out.Learn.Margin = lc.margin()
 	if lc.HalfLife < 0 || lc.HalfLife > learnedMaxHalfLifeDay {
 		bad("learned_latency.half_life", "%s: must be more than 0 and at most 168h", lc.HalfLife)
 	}

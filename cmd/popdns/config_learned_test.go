@@ -107,7 +107,7 @@ learned_latency:
 			if l == nil || l.Learn.HalfLife != 90*time.Second || l.Learn.MinSamples != 2.5 || l.Learn.MaxEntries != 5000 ||
 				l.MaxAge != time.Hour || l.Learn.StaleAfter != time.Hour || l.PublishInterval != 5*time.Second ||
 				l.SaveInterval != time.Minute || l.Inbox != filepath.Join(dir, "inbox") ||
-				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Margin.MS != 5 || l.Margin.Percent != 10 ||
+				c.ingestTokenFile != filepath.Join(dir, "ingest.token") || l.Learn.Margin.MS != 5 || l.Learn.Margin.Percent != 10 ||
 				c.dns.ExplorePct != 2.5 {
 				t.Errorf("learned %+v, token %q, explore %v %%", l, c.ingestTokenFile, c.dns.ExplorePct)
 			}

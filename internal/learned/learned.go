@@ -78,8 +78,6 @@ type Config struct {
 	Inbox string
 	// InboxPoll is how often the inbox is listed (0: DefaultInboxPoll).
 	InboxPoll time.Duration
-	// Margin is the stabiliser's, for the cells' leaders and the selection.
-	Margin learn.Margin
 	// FleetBuffer bounds the bytes of batches kept for the fleet while
 	// NATS is away (0: DefaultFleetBuffer).
 	FleetBuffer int
@@ -175,9 +173,6 @@ func New(cfg Config, deps Deps) *Service {
 		// cached decisions and widened ECS scopes between publishes.
 		cfg.Learn.SnapshotReuse = DefaultSnapshotReuse
 	}
-	// One margin for the cells' leaders and for the selection that holds
-	// a client on its cell's leader.
-	cfg.Learn.Margin = cfg.Margin
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -263,9 +258,6 @@ func New(cfg Config, deps Deps) *Service {
 // Snapshot is the latest published snapshot; never nil after New.
 // Lock-free, for the query path.
 func (s *Service) Snapshot() *learn.Snapshot { return s.snap.Load() }
-
-// Margin is the stabiliser's margin from the configuration.
-func (s *Service) Margin() learn.Margin { return s.cfg.Margin }
 
 // Publish builds a snapshot of the table now, stores it and hands it to
 // Deps.Publish.

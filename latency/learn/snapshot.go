@@ -162,21 +162,17 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 // beacons measure several PoPs alike, and would follow the noise
 // between two close ones.
 func (s *Snapshot) leader(sp span, prev uint16, had bool, m Margin) uint16 {
-	best := sp.lo
-	for j := sp.lo + 1; j < sp.hi; j++ {
+	best, kept := sp.lo, int32(-1)
+	for j := sp.lo; j < sp.hi; j++ {
 		if s.stats[j].rtt < s.stats[best].rtt {
 			best = j
 		}
-	}
-	if had {
-		for j := sp.lo; j < sp.hi; j++ {
-			if st := &s.stats[j]; st.pop == prev {
-				if !ShouldMove(st.rtt, s.stats[best].rtt, m) {
-					return prev
-				}
-				break
-			}
+		if had && s.stats[j].pop == prev {
+			kept = j
 		}
+	}
+	if kept >= 0 && !ShouldMove(s.stats[kept].rtt, s.stats[best].rtt, m) {
+		return prev
 	}
 	return s.stats[best].pop
 }
@@ -278,8 +274,8 @@ func (f Found) in(i int, idx uint16) (Estimate, bool) {
 }
 
 // LeaderIn is the PoP that leads the client's cell of kind: the one with
-// the lowest RTT there when the cell was first published with entries,
-// kept from snapshot to snapshot until another is better by
+// the lowest RTT there when it last took the lead, kept from snapshot to
+// snapshot while it is in the cell and no other is better by
 // Config.Margin. False when the cell has no entries. It does not
 // allocate.
 func (f Found) LeaderIn(kind CellKind) (string, bool) {
